@@ -1,0 +1,36 @@
+# The two commands of the README. Both set up .venv on a fresh machine first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+SUITE  := $(VENV)/bin/suite
+STAMP  := $(VENV)/.installed
+# torch first, pinned: on this machine 2.13.0 is a CPU build on local disk, where a plain
+# requirement would pull a multi-GB CUDA build.
+TORCH  ?= torch==2.13.0
+RESULTS ?= results
+
+.PHONY: run test setup clean bench
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check '$(TORCH)'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The default benchmark: DLRM-RMC1 (small scale) on torch-cpu, Offline then Server, on generated data.
+run: setup
+	$(SUITE) run --model dlrm-rmc1 --backend torch-cpu --scenario offline --output $(RESULTS) --overwrite
+	$(SUITE) run --model dlrm-rmc1 --backend torch-cpu --scenario server --output $(RESULTS) --overwrite
+	$(SUITE) summary $(RESULTS)
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/offline_efficiency.py
+	$(PY) benchmarks/harness_ceiling.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,38 @@
+"""Backends: one literal registry from CLI name to ``module:Class``, imported only when chosen.
+
+``suite --help`` therefore imports neither torch nor onnxruntime.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from suite.backends.base import Backend, BackendConfig, BackendInfo
+from suite.errors import BackendUnavailableError, UnknownNameError
+
+REGISTRY: dict[str, str] = {
+    "null": "suite.backends.null:NullBackend",
+    "torch-cpu": "suite.backends.torch_cpu:TorchCPUBackend",
+}
+
+__all__ = ["REGISTRY", "Backend", "BackendConfig", "BackendInfo", "get_backend"]
+
+
+def get_backend(name: str) -> type[Backend]:
+    """The backend class registered as ``name``.
+
+    Raises:
+        UnknownNameError: ``name`` is not in :data:`REGISTRY`.
+        BackendUnavailableError: its framework is not installed here.
+    """
+    try:
+        target = REGISTRY[name]
+    except KeyError:
+        raise UnknownNameError("backend", name, REGISTRY) from None
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BackendUnavailableError(f"backend {name!r} is not available here: {exc}") from None
+    cls: type[Backend] = getattr(module, class_name)
+    return cls

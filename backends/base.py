@@ -1,0 +1,119 @@
+"""The backend contract: load a model, predict scores for a batch, describe itself, close.
+
+Backends exchange numpy arrays with the harness, so neither the harness nor the CLI import torch
+or onnxruntime; each backend module imports its framework at the top and is itself imported only
+when chosen (see ``suite.backends.REGISTRY``).
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, ClassVar
+
+import numpy as np
+
+from suite.datasets.batch import Batch
+from suite.errors import ConfigError
+from suite.models import ModelSpec
+
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackendConfig:
+    """What a backend is asked to run.
+
+    Attributes:
+        model: the architecture, scale and weight seed; equal specs give identical weights.
+        threads: intra-op threads; 0 means one per available core.
+        precision: arithmetic of embeddings and MLPs (sigmoid and AUC stay fp32).
+        options: backend-specific settings as (key, value) string pairs, validated by the backend.
+    """
+
+    model: ModelSpec
+    threads: int = 0
+    precision: str = "fp32"
+    options: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.threads < 0:
+            raise ConfigError(f"'threads' must be >= 0 (got {self.threads!r})")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"'precision' must be one of {list(PRECISIONS)} (got {self.precision!r})")
+
+    @property
+    def resolved_threads(self) -> int:
+        """``threads``, with 0 replaced by the number of cores this process may use."""
+        return self.threads or len(os.sched_getaffinity(0))
+
+    def option(self, key: str, default: str) -> str:
+        """The value of backend option ``key``."""
+        return dict(self.options).get(key, default)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackendInfo:
+    """What ran, for the result: backend name, framework version, device and settings."""
+
+    name: str
+    version: str
+    device: str
+    precision: str = "fp32"
+    threads: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "device": self.device,
+            "precision": self.precision,
+            "threads": self.threads,
+            **self.extra,
+        }
+
+
+class Backend(abc.ABC):
+    """A model runner behind one contract.
+
+    ``predict`` takes a :class:`~suite.datasets.batch.Batch` of N items and returns float32 click
+    probabilities: shape (N,) for one task, (N, tasks) for multi-task models. It may be called from
+    several threads only if the backend says so (``thread_safe``).
+    """
+
+    name: ClassVar[str]
+    #: True when ``predict`` may run concurrently from several harness workers.
+    thread_safe: ClassVar[bool] = False
+
+    def __init__(self, config: BackendConfig) -> None:
+        self.config = config
+
+    @abc.abstractmethod
+    def load(self) -> None:
+        """Build or load the model and make it ready to predict (weights resident, warmed up)."""
+
+    @abc.abstractmethod
+    def predict(self, batch: Batch) -> np.ndarray:
+        """Scores in [0, 1] for every item of ``batch``, float32."""
+
+    @abc.abstractmethod
+    def info(self) -> BackendInfo:
+        """Describe what runs: framework version, device, precision, threads."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the model and any worker, device or file it holds."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,49 @@
+"""PyTorch on the CPU: the fp32 reference every other backend is compared with."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from suite.backends.base import Backend, BackendInfo
+from suite.datasets.batch import Batch
+from suite.errors import BackendUnavailableError
+from suite.models import build
+
+
+class TorchCPUBackend(Backend):
+    """Eager PyTorch in inference mode, with ``threads`` intra-op threads.
+
+    Only fp32 and bf16 are offered: fp16 matmuls on CPU are emulated and tf32 does not exist there.
+    """
+
+    name = "torch-cpu"
+    thread_safe = True
+
+    def load(self) -> None:
+        if self.config.precision not in ("fp32", "bf16"):
+            raise BackendUnavailableError(
+                f"'precision' must be one of ['bf16', 'fp32'] on torch-cpu (got {self.config.precision!r})"
+            )
+        torch.set_num_threads(self.config.resolved_threads)
+        self._dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float32
+        self._model = build(self.config.model).to(self._dtype)
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        with torch.inference_mode():
+            dense = torch.from_numpy(batch.dense).to(self._dtype)
+            sparse = [torch.from_numpy(ids) for ids in batch.sparse]
+            logits = self._model(dense, sparse)
+            return torch.sigmoid(logits.float()).numpy()
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(
+            name=self.name,
+            version=torch.__version__,
+            device="cpu",
+            precision=self.config.precision,
+            threads=torch.get_num_threads(),
+        )
+
+    def close(self) -> None:
+        self._model = None  # type: ignore[assignment]

@@ -1,0 +1,92 @@
+"""The query-sample library: LoadGen's samples are user queries, each a run of k items."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from suite.datasets.batch import Batch
+from suite.datasets.store import Dataset
+
+
+class QueryLibrary:
+    """Queries laid over a dataset's items: query i is items ``[offsets[i], offsets[i + 1])``.
+
+    ``gather`` builds the batch for a list of queries, with zero copies when they are one query or
+    consecutive ones.
+    """
+
+    def __init__(self, dataset: Dataset, offsets: np.ndarray) -> None:
+        if offsets[0] != 0 or offsets[-1] != len(dataset) or np.any(np.diff(offsets) <= 0):
+            raise ValueError("offsets must rise strictly from 0 to the dataset's length")
+        self.dataset = dataset
+        self.offsets = offsets.astype(np.int64)
+        self.starts = self.offsets[:-1]
+        self.sizes = np.diff(self.offsets)
+        #: Python ints, for the harness's per-query bookkeeping without numpy scalars.
+        self.size_list: list[int] = self.sizes.tolist()
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    @property
+    def items(self) -> Batch:
+        return self.dataset.items
+
+    def rows(self, indices: np.ndarray) -> np.ndarray:
+        """Item rows of the queries ``indices``, concatenated in order."""
+        sizes = self.sizes[indices]
+        starts = self.starts[indices]
+        ends = np.cumsum(sizes)
+        shift = np.repeat(starts - (ends - sizes), sizes)
+        return np.arange(int(ends[-1]), dtype=np.int64) + shift
+
+    def gather(self, indices: list[int] | np.ndarray, staging: Staging | None = None) -> Batch:
+        """The items of the queries ``indices``, concatenated in that order.
+
+        One query, or consecutive ones, come back as views without a copy. Otherwise the rows are
+        copied, one memcpy per query and array (ten times faster than ``np.take`` over a row
+        index), into ``staging``'s reused buffers when given, which spares the page faults of a
+        fresh multi-megabyte allocation per batch.
+        """
+        items = self.dataset.items
+        first, last = int(indices[0]), int(indices[-1])
+        if len(indices) == 1 or (last - first == len(indices) - 1 and np.all(np.diff(indices) == 1)):
+            lo, hi = int(self.offsets[first]), int(self.offsets[last + 1])
+            return Batch(dense=items.dense[lo:hi], sparse=tuple(s[lo:hi] for s in items.sparse))
+        offsets = self.offsets
+        spans = [(int(offsets[i]), int(offsets[i + 1])) for i in indices]
+        n = sum(hi - lo for lo, hi in spans)
+        out = staging.take(items, n) if staging is not None else None
+        dense = np.concatenate([items.dense[lo:hi] for lo, hi in spans], out=None if out is None else out.dense)
+        sparse = tuple(
+            np.concatenate([s[lo:hi] for lo, hi in spans], out=None if out is None else out.sparse[t])
+            for t, s in enumerate(items.sparse)
+        )
+        return Batch(dense=dense, sparse=sparse)
+
+    def labels(self, index: int) -> np.ndarray:
+        lo, hi = int(self.offsets[index]), int(self.offsets[index + 1])
+        return np.asarray(self.dataset.labels[lo:hi])
+
+
+class Staging:
+    """Reusable buffers for gathered batches, grown on demand; one per harness worker.
+
+    A batch built in them is valid until the next ``take``, which is enough for the synchronous
+    ``Backend.predict`` contract.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: Batch | None = None
+
+    def take(self, like: Batch, n: int) -> Batch:
+        """Buffers for ``n`` rows shaped like ``like``'s arrays."""
+        buf = self._buffers
+        if buf is None or len(buf) < n:
+            capacity = max(n, 2 * len(buf) if buf is not None else n)
+            buf = Batch(
+                dense=np.empty((capacity, *like.dense.shape[1:]), dtype=like.dense.dtype),
+                sparse=tuple(np.empty((capacity, *s.shape[1:]), dtype=s.dtype) for s in like.sparse),
+            )
+            self._buffers = buf
+        return Batch(dense=buf.dense[:n], sparse=tuple(s[:n] for s in buf.sparse))

@@ -1,0 +1,105 @@
+"""Query sizes: each LoadGen sample is one user query of k candidate items.
+
+Specs (``--query-size``), each clipped to [1, 1024] items:
+
+* ``mlperf``: MLPerf DLRM's ``dist_quantile.txt`` (an inverse CDF in 5% steps; mean 270).
+* ``lognormal:MU,SIGMA``: ``exp(N(MU, SIGMA))``, DeepRecSys's scripts use ``lognormal:5.1,0.2``.
+* ``normal:MEAN,STD``: DeepRecSys's ``normal(165, 16)``.
+* ``fixed:N``.
+* ``file:PATH``: a quantile file in MLPerf's form (comma- or newline-separated sizes, each equally
+  likely: an inverse CDF).
+
+Queries are laid over the dataset's items in order, as MLPerf's ``multihot_criteo.py`` does: query
+i covers items ``[offsets[i], offsets[i + 1])`` and the last one is truncated at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from suite.errors import ConfigError
+
+MAX_QUERY_ITEMS = 1024
+
+#: ``recommendation/dlrm_v2/pytorch/tools/dist_quantile.txt`` of mlcommons/inference.
+MLPERF_QUANTILES = (100, 100, 200, 200, 200, 200, 200, 200, 200, 200,
+                    200, 200, 200, 200, 300, 300, 400, 500, 600, 700)  # fmt: skip
+
+KINDS = ("file", "fixed", "lognormal", "mlperf", "normal")
+
+
+@dataclass(frozen=True)
+class QuerySizes:
+    """A parsed ``--query-size`` spec that draws query sizes."""
+
+    spec: str
+    kind: str
+    params: tuple[float, ...]
+    quantiles: tuple[int, ...] = ()
+
+    @classmethod
+    def parse(cls, spec: str) -> QuerySizes:
+        kind, _, arg = spec.partition(":")
+        if kind not in KINDS:
+            raise ConfigError(f"'query-size' must start with one of {list(KINDS)} (got {spec!r})")
+        if kind == "mlperf":
+            if arg:
+                raise ConfigError(f"'query-size' mlperf takes no argument (got {spec!r})")
+            return cls(spec, "file", (), MLPERF_QUANTILES)
+        if kind == "file":
+            return cls(spec, "file", (), _read_quantiles(Path(arg)))
+        try:
+            params = tuple(float(p) for p in arg.split(","))
+        except ValueError:
+            raise ConfigError(f"'query-size' {kind} needs numbers (got {spec!r})") from None
+        want = {"fixed": 1, "lognormal": 2, "normal": 2}[kind]
+        if len(params) != want:
+            raise ConfigError(f"'query-size' {kind} needs {want} number(s) (got {spec!r})")
+        if kind == "fixed" and not (1 <= params[0] <= MAX_QUERY_ITEMS and params[0].is_integer()):
+            raise ConfigError(f"'query-size' fixed must be an integer in [1, {MAX_QUERY_ITEMS}] (got {spec!r})")
+        if kind in ("lognormal", "normal") and params[1] < 0:
+            raise ConfigError(f"'query-size' {kind} needs a non-negative spread (got {spec!r})")
+        return cls(spec, kind, params)
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` query sizes as int64, clipped to [1, 1024]."""
+        if self.kind == "file":
+            sizes = np.asarray(self.quantiles, dtype=np.float64)[rng.integers(0, len(self.quantiles), n)]
+        elif self.kind == "fixed":
+            sizes = np.full(n, self.params[0])
+        elif self.kind == "lognormal":
+            sizes = rng.lognormal(self.params[0], self.params[1], n)
+        else:
+            sizes = rng.normal(self.params[0], self.params[1], n)
+        return np.clip(np.rint(sizes), 1, MAX_QUERY_ITEMS).astype(np.int64)
+
+    def offsets(self, items: int, seed: int) -> np.ndarray:
+        """Query boundaries over ``items`` items: int64 array of length queries + 1."""
+        rng = np.random.default_rng(seed)
+        sizes: list[np.ndarray] = []
+        total = 0
+        while total < items:
+            draw = self.draw(rng, max(1024, (items - total) // 100))
+            sizes.append(draw)
+            total += int(draw.sum())
+        cum = np.cumsum(np.concatenate(sizes)) if sizes else np.zeros(0, dtype=np.int64)
+        cut = int(np.searchsorted(cum, items))
+        bounds = np.concatenate([[0], cum[:cut], [items]]).astype(np.int64)
+        return np.unique(bounds)
+
+
+def _read_quantiles(path: Path) -> tuple[int, ...]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"'query-size' file {str(path)!r} cannot be read: {exc.strerror}") from None
+    try:
+        values = tuple(int(v) for v in text.replace("\n", ",").split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"'query-size' file {str(path)!r} must hold comma-separated integers") from None
+    if not values or any(v < 1 for v in values):
+        raise ConfigError(f"'query-size' file {str(path)!r} must hold positive sizes")
+    return values

@@ -1,0 +1,274 @@
+"""The ``suite`` command: a thin shell that parses options, builds a frozen config, calls one
+function and maps :class:`~suite.errors.SuiteError` to a one-line message and an exit code.
+
+Nothing here imports torch, onnxruntime or mlperf_loadgen at import time, so ``suite --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from suite.errors import ConfigError, SuiteError
+
+
+class SuiteGroup(click.Group):
+    """A click group whose commands' :class:`SuiteError` become ``Error: <message>`` and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SuiteError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=SuiteGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="recsuite")
+def cli(verbose: int) -> None:
+    """recsuite: MLPerf-style benchmarks for neural recommendation inference.
+
+    \b
+    suite run --model dlrm-rmc1 --backend torch-cpu --scenario offline
+    suite models | suite backends | suite data generate | suite data import | suite summary
+    """
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+
+
+def _parse_options(pairs: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"'option' must look like KEY=VALUE (got {pair!r})")
+        out.append((key, value))
+    return tuple(out)
+
+
+@cli.command()
+@click.option("--model", required=True, help="Model name (see `suite models`).")
+@click.option("--backend", required=True, help="Backend name (see `suite backends`).")
+@click.option("--scenario", required=True, help="offline, server, singlestream or multistream.")
+@click.option("--mode", default="performance", show_default=True, help="performance or accuracy.")
+@click.option("--profile", default="short", show_default=True, help="smoke (seconds), short (60 s) or official.")
+@click.option("--target-qps", type=float, help="Server target / Offline expected queries per second.")
+@click.option("--scale", default="small", show_default=True, help="tiny, small, full or a row cap per table.")
+@click.option("--query-size", help="mlperf | lognormal:MU,SIGMA | normal:MEAN,STD | fixed:N | file:PATH.")
+@click.option("--output", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@click.option("--system", help="System name in the results tree [default: <hostname>-<backend>].")
+@click.option("--user-conf", type=click.Path(path_type=Path), help="LoadGen user.conf overriding the rules.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
+@click.option("--dataset", type=click.Path(path_type=Path), help="A dataset folder from `suite data import`.")
+@click.option("--rows", type=int, help="Items in the generated dataset [default: by scale].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights and the data.")
+@click.option("--threads", type=int, default=0, show_default=True, help="Backend threads (0: all cores).")
+@click.option("--precision", default="fp32", show_default=True, help="fp32, tf32, bf16 or fp16.")
+@click.option("--max-batch-items", type=int, help="Largest batch the harness forms, in items.")
+@click.option("--batch-timeout-us", type=int, help="How long a batch may wait to fill (0: never).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Harness threads calling the backend.")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Backend-specific option.")
+@click.option("--rules", help="Rule set [default: the one listing the model].")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data].")
+@click.option("--progress/--no-progress", default=True, help="Live progress line on stderr.")
+def run(**kw: Any) -> None:
+    """Run LoadGen against a backend and write a result folder."""
+    from suite.config import Mode, RunConfig, Scenario
+    from suite.errors import one_of
+    from suite.models import ModelSpec
+
+    one_of("mode", kw["mode"], [m.value for m in Mode])
+    config = RunConfig(
+        model=ModelSpec(name=kw["model"], scale=kw["scale"], seed=kw["seed"]),
+        backend=_known_backend(kw["backend"]),
+        scenario=Scenario.parse(kw["scenario"]),
+        mode=Mode(kw["mode"]),
+        profile=kw["profile"],
+        target_qps=kw["target_qps"],
+        query_size=kw["query_size"],
+        rows=kw["rows"],
+        dataset=kw["dataset"],
+        output=kw["output"],
+        system=kw["system"],
+        user_conf=kw["user_conf"],
+        threads=kw["threads"],
+        precision=kw["precision"],
+        max_batch_items=kw["max_batch_items"],
+        batch_timeout_us=kw["batch_timeout_us"],
+        workers=kw["workers"],
+        backend_options=_parse_options(kw["options"]),
+        rules=kw["rules"],
+        data_dir=kw["data_dir"],
+        overwrite=kw["overwrite"],
+        progress=kw["progress"],
+    )
+    from suite.runner import run as run_suite
+
+    result = run_suite(config)
+    click.echo(_one_line(result.data, result.path))
+
+
+def _known_backend(name: str) -> str:
+    from suite.backends import REGISTRY
+    from suite.errors import one_of
+
+    one_of("backend", name, REGISTRY)
+    return name
+
+
+def _one_line(data: dict[str, Any], path: Path) -> str:
+    cfg = data["config"]
+    head = f"{cfg['model']['name']} {cfg['backend']} {cfg['scenario']} {cfg['mode']}"
+    if "accuracy" in data:
+        acc = data["accuracy"]
+        ref = f" (reference {100 * sum(acc['reference_auc']) / len(acc['reference_auc']):.2f}%)" if acc["reference_auc"] else ""
+        body = f"AUC {100 * acc['auc']:.2f}%{ref}, {'PASS' if acc['passed'] else 'FAIL'}"
+    else:
+        perf = data.get("performance", {})
+        metric = perf.get("metric", {})
+        items = data.get("harness", {}).get("items_per_second", 0.0)
+        value = metric.get("value")
+        shown = f"{value:,.1f} {metric.get('units')}" if isinstance(value, (int, float)) else "no metric"
+        body = f"{shown} ({items:,.0f} items/s), {perf.get('validity')}{_why_invalid(perf)}"
+    return f"{head}: {body} -> {path}"
+
+
+def _why_invalid(perf: dict[str, Any]) -> str:
+    reasons = [
+        text
+        for key, text in (
+            ("perf_constraints_met", "latency constraint not met"),
+            ("min_duration_met", "min duration not met"),
+            ("min_queries_met", "min queries not met"),
+            ("early_stopping_met", "early stopping not met"),
+        )
+        if perf.get(key) is False
+    ]
+    return f" ({', '.join(reasons)})" if reasons else ""
+
+
+@cli.command()
+@click.option("--scale", default="small", show_default=True, help="Scale the sizes are shown for.")
+def models(scale: str) -> None:
+    """List the models with their size at a scale."""
+    from suite.models import MODELS, parse_scale
+
+    row_cap = parse_scale(scale)
+    click.echo(f"{'model':<12} {'tables':>6} {'dense':>6} {'lookups/item':>12} {'embedding rows':>15}")
+    for name, config in MODELS.items():
+        schema = config.schema(row_cap)
+        rows = sum(t.rows for t in schema.tables)
+        lookups = sum(t.lookups for t in schema.tables)
+        click.echo(f"{name:<12} {len(schema.tables):>6} {schema.dense:>6} {lookups:>12} {rows:>15,}")
+
+
+@cli.command()
+def backends() -> None:
+    """List the backends and whether each can run here."""
+    from suite.backends import REGISTRY, get_backend
+
+    for name, target in REGISTRY.items():
+        try:
+            get_backend(name)
+            status = "available"
+        except SuiteError as exc:
+            status = f"unavailable ({exc})"
+        click.echo(f"{name:<14} {target:<45} {status}")
+
+
+@cli.group()
+def data() -> None:
+    """Generate or import Criteo-format data."""
+
+
+@data.command("generate")
+@click.option("--model", required=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the TSV and meta.json.")
+@click.option("--scale", default="small", show_default=True)
+@click.option("--rows", type=int, help="Items to generate [default: by scale].")
+@click.option("--seed", type=int, default=0, show_default=True)
+def data_generate(model: str, out: Path, scale: str, rows: int | None, seed: int) -> None:
+    """Write synthetic Criteo TSV (with teacher labels) that a person can inspect."""
+    from suite.datasets import criteo, synthetic
+    from suite.models import ModelSpec, default_rows
+    from suite.results import write_json
+
+    spec = ModelSpec(name=model, scale=scale, seed=seed)
+    n = rows or default_rows(scale)
+    if n < 1:
+        raise ConfigError(f"'rows' must be >= 1 (got {n!r})")
+    generated = synthetic.generate(spec, n)
+    out.mkdir(parents=True, exist_ok=True)
+    tsv = out / f"{spec.key()}-n{n}.tsv"
+    criteo.write(tsv, [generated.raw])
+    write_json(out / f"{spec.key()}-n{n}.meta.json", generated.meta)
+    ref = generated.meta["reference_auc"]
+    click.echo(f"wrote {n} rows to {tsv} (reference AUC {sum(ref) / len(ref):.4f}, click rate {generated.meta['click_rate'][0]:.3f})")
+
+
+@data.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--model", required=True)
+@click.option("--scale", default="small", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), help="Dataset folder [default: in the data cache].")
+@click.option("--limit", type=int, help="Read at most this many lines.")
+@click.option("--data-dir", type=click.Path(path_type=Path))
+def data_import(file: Path, model: str, scale: str, out: Path | None, limit: int | None, data_dir: Path | None) -> None:
+    """Convert a real Criteo file (plain or .gz) into a dataset `suite run --dataset` reads."""
+    from suite.datasets.importer import import_file
+    from suite.models import ModelSpec
+
+    spec = ModelSpec(name=model, scale=scale)
+    path = import_file(file, spec, out=out, limit=limit, data_dir=data_dir, progress=True)
+    click.echo(f"imported {file} -> {path} (use: suite run --dataset {path} --model {model} --scale {scale} ...)")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def summary(paths: tuple[Path, ...]) -> None:
+    """Print a table of the results under PATHS (default: results/)."""
+    rows = []
+    for root in paths or (Path("results"),):
+        for result in sorted(root.rglob("result.json")):
+            try:
+                data = json.loads(result.read_text())
+            except (OSError, json.JSONDecodeError):
+                rows.append((str(result.parent), "", "", "", "", "unreadable"))
+                continue
+            cfg = data.get("config", {})
+            if "accuracy" in data:
+                value = f"AUC {100 * data['accuracy']['auc']:.2f}%"
+            else:
+                metric = data.get("performance", {}).get("metric", {})
+                v = metric.get("value")
+                value = f"{v:,.1f} {metric.get('units')}" if isinstance(v, (int, float)) else "-"
+            items = data.get("harness", {}).get("items_per_second")
+            rows.append((
+                cfg.get("system", ""),
+                cfg.get("model", {}).get("name", ""),
+                f"{cfg.get('scenario', '')}/{cfg.get('mode', '')}",
+                value,
+                f"{items:,.0f}" if items else "-",
+                data.get("status", ""),
+            ))
+    if not rows:
+        raise ConfigError(f"no result.json under {', '.join(str(p) for p in paths or (Path('results'),))}")
+    header = ("system", "model", "scenario/mode", "metric", "items/s", "status")
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="suite")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Run configuration: frozen dataclasses with units in their names.
+
+``__post_init__`` only validates; variants come from ``dataclasses.replace``. :func:`resolve`
+combines a :class:`RunConfig` with its rule table into the :class:`Settings` the harness runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from suite.errors import ConfigError, one_of
+from suite.models import ModelSpec, default_rows
+from suite.rules import RuleSet, for_model
+
+
+class Scenario(enum.StrEnum):
+    """LoadGen's scenarios, valued by LoadGen's own names."""
+
+    OFFLINE = "Offline"
+    SERVER = "Server"
+    SINGLE_STREAM = "SingleStream"
+    MULTI_STREAM = "MultiStream"
+
+    @classmethod
+    def parse(cls, text: str) -> Scenario:
+        """From the CLI spelling (``offline``, ``server``, ``singlestream``, ``multistream``)."""
+        by_cli = {s.value.lower(): s for s in cls}
+        one_of("scenario", text, by_cli)
+        return by_cli[text]
+
+
+class Mode(enum.StrEnum):
+    PERFORMANCE = "performance"
+    ACCURACY = "accuracy"
+
+
+PROFILES = ("smoke", "short", "official")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """Everything ``suite run`` was asked to do.
+
+    Attributes:
+        model: the model's weights (architecture, scale, seed).
+        backend: a name from ``suite.backends.REGISTRY``.
+        scenario, mode, profile: what LoadGen runs and under which durations.
+        target_qps: Server target or Offline expected QPS; None takes the rule table's.
+        query_size: a ``--query-size`` spec; None takes the rule table's.
+        rows: items in the generated dataset; None takes the scale's default.
+        dataset: a dataset folder (from ``suite data import``) instead of generated data.
+        output: root of the results tree; the run lands in ``output/system/model/Scenario/...``.
+        system: the system name; defaults to ``<hostname>-<backend>``.
+        user_conf: a LoadGen ``user.conf`` whose settings override the rule table's.
+        threads: backend intra-op threads (0: one per core).
+        precision: backend arithmetic.
+        max_batch_items, batch_timeout_us: the batcher (None: the rule table's).
+        workers: harness threads that call the backend concurrently.
+        backend_options: backend-specific (key, value) pairs.
+        rules: rule set name; None picks the one that lists the model.
+        data_dir: dataset cache root; None uses ``$RECSUITE_DATA_DIR`` or ``~/.cache/recsuite``.
+        overwrite: replace an existing run folder.
+        progress: print a live progress line on stderr.
+    """
+
+    model: ModelSpec
+    backend: str
+    scenario: Scenario
+    mode: Mode = Mode.PERFORMANCE
+    profile: str = "short"
+    target_qps: float | None = None
+    query_size: str | None = None
+    rows: int | None = None
+    dataset: Path | None = None
+    output: Path = Path("results")
+    system: str | None = None
+    user_conf: Path | None = None
+    threads: int = 0
+    precision: str = "fp32"
+    max_batch_items: int | None = None
+    batch_timeout_us: int | None = None
+    workers: int = 1
+    backend_options: tuple[tuple[str, str], ...] = ()
+    rules: str | None = None
+    data_dir: Path | None = None
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        one_of("profile", self.profile, PROFILES)
+        if self.target_qps is not None and not self.target_qps > 0:
+            raise ConfigError(f"'target-qps' must be > 0 (got {self.target_qps!r})")
+        if self.rows is not None and self.rows < 1:
+            raise ConfigError(f"'rows' must be >= 1 (got {self.rows!r})")
+        if self.max_batch_items is not None and self.max_batch_items < 1:
+            raise ConfigError(f"'max-batch-items' must be >= 1 (got {self.max_batch_items!r})")
+        if self.batch_timeout_us is not None and self.batch_timeout_us < 0:
+            raise ConfigError(f"'batch-timeout-us' must be >= 0 (got {self.batch_timeout_us!r})")
+        if self.workers < 1:
+            raise ConfigError(f"'workers' must be >= 1 (got {self.workers!r})")
+        if self.system is not None and not _safe_name(self.system):
+            raise ConfigError(f"'system' must be letters, digits, '.', '_' or '-' (got {self.system!r})")
+        if self.user_conf is not None and not self.user_conf.is_file():
+            raise ConfigError(f"'user-conf' file {str(self.user_conf)!r} does not exist")
+
+    @property
+    def system_name(self) -> str:
+        return self.system or f"{socket.gethostname().split('.')[0]}-{self.backend}"
+
+    @property
+    def rule_set(self) -> str:
+        return self.rules or for_model(self.model.name)
+
+    @property
+    def dataset_rows(self) -> int:
+        return self.rows or default_rows(self.model.scale)
+
+    def run_dir(self) -> Path:
+        """``output/system/model/Scenario/performance/run_1`` or ``.../accuracy``."""
+        base = self.output / self.system_name / self.model.name / self.scenario.value
+        return base / ("performance/run_1" if self.mode is Mode.PERFORMANCE else "accuracy")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, ModelSpec):
+                value = value.to_dict()
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, enum.Enum):
+                value = value.value
+            elif isinstance(value, tuple):
+                value = [list(v) for v in value]
+            out[f.name] = value
+        out["system"] = self.system_name
+        out["rules"] = self.rule_set
+        out["rows"] = self.dataset_rows
+        return out
+
+
+def _safe_name(name: str) -> bool:
+    return bool(name) and all(c.isalnum() or c in "._-" for c in name)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """The resolved settings of one run, from the rule table, the profile and the CLI.
+
+    ``user.conf`` is applied on top of these by LoadGen itself (see ``suite.harness``).
+    """
+
+    rules: str
+    loadgen_model: str
+    scenario: Scenario
+    mode: Mode
+    target_qps: float
+    target_latency_ns: int
+    target_latency_percentile: float
+    min_duration_ms: int
+    min_query_count: int
+    performance_sample_count: int
+    samples_per_query: int
+    query_size: str
+    max_batch_items: int
+    batch_timeout_us: int
+    accuracy_target: float
+    seeds: tuple[int, int, int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["scenario"] = self.scenario.value
+        out["mode"] = self.mode.value
+        return out
+
+
+def resolve(config: RunConfig) -> Settings:
+    """The :class:`Settings` for ``config`` under its rule set and profile."""
+    rules = RuleSet.load(config.rule_set)
+    rules.check_profile(config.profile)
+    model, scen, prof = config.model.name, config.scenario.value, config.profile
+
+    def get(key: str, default: Any = None) -> Any:
+        return rules.get(model, scen, key, prof, default)
+
+    seeds = get("qsl_rng_seed")
+    return Settings(
+        rules=rules.name,
+        loadgen_model=rules.loadgen_model(model),
+        scenario=config.scenario,
+        mode=config.mode,
+        target_qps=float(config.target_qps or get("target_qps", 1.0)),
+        target_latency_ns=int(float(get("target_latency_ms", 100)) * 1_000_000),
+        target_latency_percentile=float(get("target_latency_percentile", 99)) / 100.0,
+        min_duration_ms=int(get("min_duration_ms", 600_000)),
+        min_query_count=int(get("min_query_count", 100)),
+        performance_sample_count=int(get("performance_sample_count", 0)),
+        samples_per_query=int(get("samples_per_query", 8)),
+        query_size=config.query_size or str(get("query_size", "mlperf")),
+        max_batch_items=int(config.max_batch_items or get("max_batch_items", 2048)),
+        batch_timeout_us=int(
+            config.batch_timeout_us if config.batch_timeout_us is not None else get("batch_timeout_us", 0)
+        ),
+        accuracy_target=float(get("accuracy_target", 0.99)),
+        seeds=None
+        if seeds is None
+        else (int(seeds), int(get("sample_index_rng_seed")), int(get("schedule_rng_seed"))),
+    )

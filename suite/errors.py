@@ -1,0 +1,77 @@
+"""The one error tree of recsuite.
+
+Every failure a user can cause or meet is a :class:`SuiteError`; only ``suite.cli`` turns one into a
+one-line message and an exit code::
+
+    SuiteError                      exit 1   a run or command failed
+    ├── ConfigError                 exit 2   bad option, bad value, unknown name
+    │   ├── UnknownNameError                 a model, backend, scenario... that does not exist
+    │   └── ResultExistsError                the run folder exists and --overwrite was not given
+    ├── DatasetError                exit 2   malformed or missing input data
+    ├── BackendUnavailableError     exit 2   the backend cannot run here (no CUDA, missing package)
+    ├── BackendError                exit 1   a backend failed while loading or predicting
+    ├── HarnessError                exit 1   LoadGen refused settings or the harness broke
+    └── RunFailedError              exit 1   the run finished but is invalid (errors recorded)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+
+class SuiteError(Exception):
+    """Base of every error recsuite raises on purpose."""
+
+    exit_code: ClassVar[int] = 1
+
+
+class ConfigError(SuiteError):
+    """An option or configuration value is wrong."""
+
+    exit_code = 2
+
+
+class UnknownNameError(ConfigError):
+    """A name (model, backend, scenario, profile...) that is not one of the known choices."""
+
+    def __init__(self, what: str, got: object, choices: Iterable[str]) -> None:
+        self.what = what
+        self.got = got
+        self.choices = sorted(choices)
+        super().__init__(f"{what!r} must be one of {self.choices} (got {got!r})")
+
+
+class ResultExistsError(ConfigError):
+    """The run folder already holds a result and ``--overwrite`` was not given."""
+
+
+class DatasetError(SuiteError):
+    """Input data is malformed, missing or does not fit the model."""
+
+    exit_code = 2
+
+
+class BackendUnavailableError(SuiteError):
+    """The requested backend cannot run on this machine."""
+
+    exit_code = 2
+
+
+class BackendError(SuiteError):
+    """A backend failed while loading or predicting."""
+
+
+class HarnessError(SuiteError):
+    """LoadGen refused the settings, or the harness itself failed."""
+
+
+class RunFailedError(SuiteError):
+    """The run completed but is invalid; LoadGen's logs were kept and marked invalid."""
+
+
+def one_of(what: str, got: object, choices: Iterable[str]) -> None:
+    """Raise :class:`UnknownNameError` unless ``got`` is in ``choices``."""
+    choices = list(choices)
+    if got not in choices:
+        raise UnknownNameError(what, got, choices)

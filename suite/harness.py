@@ -1,0 +1,348 @@
+"""The LoadGen harness: the only module that imports ``mlperf_loadgen``.
+
+LoadGen issues queries (each a sample = one user query of k items) through a fast SUT; the
+:class:`Batcher` queues them and its worker threads cut them into batches of at most
+``max_batch_items`` items, waiting at most ``batch_timeout_us`` for a batch to fill. One loop serves
+every scenario: Offline's single huge query is cut into large batches, Server's Poisson arrivals
+are batched dynamically, SingleStream and MultiStream are answered as they come.
+
+A backend that raises never hangs LoadGen: the samples of the failed batch are completed with empty
+responses, the error is recorded and the run is reported invalid.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import mlperf_loadgen as lg
+import numpy as np
+
+from suite.backends.base import Backend
+from suite.config import Mode, Scenario, Settings
+from suite.datasets.library import QueryLibrary, Staging
+from suite.errors import HarnessError
+
+log = logging.getLogger(__name__)
+
+MAX_RECORDED_ERRORS = 10
+
+_SCENARIOS = {
+    Scenario.OFFLINE: lg.TestScenario.Offline,
+    Scenario.SERVER: lg.TestScenario.Server,
+    Scenario.SINGLE_STREAM: lg.TestScenario.SingleStream,
+    Scenario.MULTI_STREAM: lg.TestScenario.MultiStream,
+}
+
+
+def loadgen_version() -> str:
+    from importlib.metadata import version
+
+    return version("mlcommons-loadgen")
+
+
+@dataclass
+class Outcome:
+    """What the harness saw during a run, beside LoadGen's own logs."""
+
+    completed_queries: int = 0
+    completed_items: int = 0
+    batches: int = 0
+    error_count: int = 0
+    errors: list[str] = field(default_factory=list)
+    started: float = 0.0
+    finished: float = 0.0
+
+    @property
+    def duration_s(self) -> float:
+        return self.finished - self.started
+
+    def record_error(self, message: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_RECORDED_ERRORS:
+            self.errors.append(message)
+
+
+class Batcher:
+    """Queues LoadGen's samples and answers them in batches from ``workers`` threads.
+
+    Args:
+        library: the queries and their items.
+        backend: a loaded backend.
+        max_batch_items: a batch stops growing once it holds this many items (a single query larger
+            than this is still answered whole).
+        batch_timeout_us: how long a worker waits for a batch to fill once it holds one query; 0
+            takes whatever is queued and never waits.
+        workers: threads calling ``backend.predict`` concurrently (1 unless the backend is
+            thread-safe).
+    """
+
+    def __init__(
+        self,
+        library: QueryLibrary,
+        backend: Backend,
+        *,
+        max_batch_items: int,
+        batch_timeout_us: int = 0,
+        workers: int = 1,
+    ) -> None:
+        self.library = library
+        self.backend = backend
+        self.max_items = max_batch_items
+        self.timeout_s = batch_timeout_us / 1e6
+        self.outcome = Outcome()
+        self._sizes = library.size_list
+        self._pending: collections.deque[tuple[list[int], list[int]]] = collections.deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"recsuite-worker-{i}", daemon=True) for i in range(workers)
+        ]
+
+    def start(self) -> None:
+        self.outcome.started = time.perf_counter()
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join()
+        self.outcome.finished = time.perf_counter()
+
+    # LoadGen's callbacks -------------------------------------------------------------------
+    def issue(self, ids: list[int], indices: list[int]) -> None:
+        with self._cond:
+            self._pending.append((ids, indices))
+            self._cond.notify()
+
+    def flush(self) -> None:
+        pass
+
+    # The one batching loop ------------------------------------------------------------------
+    def _take(self, ids: list[int], idx: list[int], items: int) -> int:
+        """Move queued samples into (ids, idx) until ``max_items``; returns the new item count."""
+        sizes = self._sizes
+        pending = self._pending
+        while pending and items < self.max_items:
+            chunk_ids, chunk_idx = pending[0]
+            n = 0
+            for i in chunk_idx:
+                if items >= self.max_items and (n or ids):
+                    break
+                items += sizes[i]
+                n += 1
+            if n == len(chunk_idx):
+                pending.popleft()
+                ids.extend(chunk_ids)
+                idx.extend(chunk_idx)
+            else:
+                ids.extend(chunk_ids[:n])
+                idx.extend(chunk_idx[:n])
+                pending[0] = (chunk_ids[n:], chunk_idx[n:])
+        return items
+
+    def _work(self) -> None:
+        cond = self._cond
+        staging = Staging()
+        while True:
+            ids: list[int] = []
+            idx: list[int] = []
+            with cond:
+                while not self._pending and not self._stopping:
+                    cond.wait()
+                if not self._pending:
+                    return
+                items = self._take(ids, idx, 0)
+                if self.timeout_s and items < self.max_items:
+                    deadline = time.perf_counter() + self.timeout_s
+                    while items < self.max_items and not self._stopping:
+                        left = deadline - time.perf_counter()
+                        if left <= 0:
+                            break
+                        cond.wait(left)
+                        items = self._take(ids, idx, items)
+                if self._pending:
+                    cond.notify()
+            self._answer(ids, idx, staging)
+
+    def _answer(self, ids: list[int], idx: list[int], staging: Staging) -> None:
+        try:
+            batch = self.library.gather(idx, staging)
+            scores = self.backend.predict(batch)
+            n = len(batch)
+            if not isinstance(scores, np.ndarray) or scores.dtype != np.float32 or scores.shape[:1] != (n,):
+                got = getattr(scores, "shape", type(scores).__name__)
+                dtype = getattr(scores, "dtype", "")
+                raise TypeError(f"backend returned {got} {dtype} for {n} items (want float32 of length {n})")
+            scores = np.ascontiguousarray(scores)
+        except Exception as exc:  # noqa: BLE001 - any backend failure must still complete the samples
+            self.outcome.record_error(f"{type(exc).__name__}: {exc}")
+            lg.QuerySamplesComplete([lg.QuerySampleResponse(i, 0, 0) for i in ids])
+            self.outcome.completed_queries += len(ids)
+            return
+        row_bytes = scores.strides[0]
+        base = scores.__array_interface__["data"][0]
+        sizes = self._sizes
+        responses = []
+        offset = 0
+        for sample_id, i in zip(ids, idx):
+            size = sizes[i]
+            responses.append(lg.QuerySampleResponse(sample_id, base + offset * row_bytes, size * row_bytes))
+            offset += size
+        lg.QuerySamplesComplete(responses)
+        out = self.outcome
+        out.completed_queries += len(ids)
+        out.completed_items += offset
+        out.batches += 1
+
+
+class Progress:
+    """A live progress line on stderr: completed queries, elapsed time, expected end."""
+
+    def __init__(self, outcome: Outcome, expected_s: float, total_queries: int | None, stream: TextIO = sys.stderr) -> None:
+        self.outcome = outcome
+        self.expected_s = expected_s
+        self.total = total_queries
+        self.stream = stream
+        self._stop = threading.Event()
+        self._tty = stream.isatty()
+        self._thread = threading.Thread(target=self._run, name="recsuite-progress", daemon=True)
+
+    def __enter__(self) -> Progress:
+        self._started = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _line(self) -> str:
+        elapsed = time.perf_counter() - self._started
+        done = self.outcome.completed_queries
+        of = f"/{self.total}" if self.total else ""
+        return (
+            f"  {done}{of} queries, {self.outcome.completed_items} items, {elapsed:.1f} s elapsed, "
+            f"expected end in about {max(self.expected_s - elapsed, 0.0):.0f} s"
+        )
+
+    def _run(self) -> None:
+        interval = 0.5 if self._tty else 10.0
+        while not self._stop.wait(interval):
+            if self._tty:
+                self.stream.write("\r" + self._line().ljust(100))
+            else:
+                self.stream.write(self._line() + "\n")
+            self.stream.flush()
+
+
+def test_settings(settings: Settings, total_queries: int, user_conf: Path | None) -> lg.TestSettings:
+    """LoadGen's TestSettings: the built-in mlperf.conf (seeds), then the rule table, then user.conf.
+
+    ``FromConfig`` is called with conf_type 0 and then 2, never twice with 1, which LoadGen logs as
+    an error ("Multiple conf files are used").
+    """
+    scen = settings.scenario.value
+    ts = lg.TestSettings()
+    if ts.FromConfig("", settings.loadgen_model, scen, 0) != 0:
+        raise HarnessError(f"LoadGen refused its built-in config for {settings.loadgen_model} {scen}")
+    ts.scenario = _SCENARIOS[settings.scenario]
+    ts.mode = lg.TestMode.AccuracyOnly if settings.mode is Mode.ACCURACY else lg.TestMode.PerformanceOnly
+    ts.min_duration_ms = settings.min_duration_ms
+    ts.min_query_count = settings.min_query_count
+    psc = settings.performance_sample_count or total_queries
+    ts.performance_sample_count_override = min(psc, total_queries)
+    if settings.scenario is Scenario.SERVER:
+        ts.server_target_qps = settings.target_qps
+        ts.server_target_latency_ns = settings.target_latency_ns
+        ts.server_target_latency_percentile = settings.target_latency_percentile
+    elif settings.scenario is Scenario.OFFLINE:
+        ts.offline_expected_qps = settings.target_qps
+    elif settings.scenario is Scenario.SINGLE_STREAM:
+        ts.single_stream_expected_latency_ns = settings.target_latency_ns
+        ts.single_stream_target_latency_percentile = settings.target_latency_percentile
+    else:
+        ts.multi_stream_expected_latency_ns = settings.target_latency_ns
+        ts.multi_stream_target_latency_percentile = settings.target_latency_percentile
+        ts.multi_stream_samples_per_query = settings.samples_per_query
+    if settings.seeds is not None:
+        ts.qsl_rng_seed, ts.sample_index_rng_seed, ts.schedule_rng_seed = settings.seeds
+    if user_conf is not None and ts.FromConfig(str(user_conf), settings.loadgen_model, scen, 2) != 0:
+        raise HarnessError(f"LoadGen could not read user.conf {str(user_conf)!r}")
+    return ts
+
+
+def expected_duration_s(settings: Settings, total_queries: int) -> float:
+    """A rough guess of how long the run takes, for the progress line."""
+    if settings.mode is Mode.ACCURACY:
+        return total_queries / settings.target_qps if settings.scenario is Scenario.SERVER else 0.0
+    floor = settings.min_duration_ms / 1000
+    if settings.scenario is Scenario.SERVER:
+        return max(floor, settings.min_query_count / settings.target_qps)
+    return floor
+
+
+def run(
+    library: QueryLibrary,
+    backend: Backend,
+    settings: Settings,
+    outdir: Path,
+    *,
+    user_conf: Path | None = None,
+    audit_config: Path | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> Outcome:
+    """Run LoadGen against ``backend`` and write its ``mlperf_log_*`` files into ``outdir``.
+
+    Args:
+        audit_config: a compliance audit's ``audit.config``; without one LoadGen is pointed at a
+            path that does not exist, so a stray ``audit.config`` in the working directory is never
+            picked up.
+    """
+    total = len(library)
+    ts = test_settings(settings, total, user_conf)
+    log_settings = lg.LogSettings()
+    log_settings.log_output.outdir = str(outdir)
+    log_settings.log_output.copy_summary_to_stdout = False
+    log_settings.enable_trace = False
+    audit = str(audit_config) if audit_config else str(outdir / "no-audit.config")
+
+    batcher = Batcher(
+        library,
+        backend,
+        max_batch_items=settings.max_batch_items,
+        batch_timeout_us=settings.batch_timeout_us,
+        workers=workers if backend.thread_safe else 1,
+    )
+    sut = lg.ConstructFastSUT(batcher.issue, batcher.flush)
+    qsl = lg.ConstructQSL(total, min(settings.performance_sample_count or total, total), _noop, _noop)
+    batcher.start()
+    try:
+        if progress:
+            total_shown = total if settings.mode is Mode.ACCURACY else None
+            with Progress(batcher.outcome, expected_duration_s(settings, total), total_shown):
+                lg.StartTestWithLogSettings(sut, qsl, ts, log_settings, audit)
+        else:
+            lg.StartTestWithLogSettings(sut, qsl, ts, log_settings, audit)
+    finally:
+        batcher.stop()
+        lg.DestroyQSL(qsl)
+        lg.DestroyFastSUT(sut)
+    return batcher.outcome
+
+
+def _noop(_samples: list[int]) -> None:
+    pass

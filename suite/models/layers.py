@@ -1,0 +1,43 @@
+"""Building blocks shared by the models, with DLRM's deterministic initialisation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from suite.models.base import TableSpec
+
+
+def mlp(widths: Sequence[int], generator: torch.Generator, *, final_activation: bool) -> nn.Sequential:
+    """Linear layers ``widths[0] -> widths[1] -> ...`` with ReLU between them.
+
+    Weights follow DLRM's initialisation (normal with std sqrt(2 / (fan_in + fan_out)), bias std
+    sqrt(1 / fan_out)), drawn from ``generator`` so a seed fixes every weight.
+    """
+    layers: list[nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+        linear = nn.Linear(fan_in, fan_out)
+        with torch.no_grad():
+            linear.weight.normal_(0.0, math.sqrt(2.0 / (fan_in + fan_out)), generator=generator)
+            linear.bias.normal_(0.0, math.sqrt(1.0 / fan_out), generator=generator)
+        layers.append(linear)
+        if i < len(widths) - 2 or final_activation:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def embedding_bag(table: TableSpec, generator: torch.Generator) -> nn.EmbeddingBag:
+    """A sum-pooled table whose pooled output has roughly unit variance per component.
+
+    DLRM's own U(+-sqrt(1/rows)) init makes large tables nearly silent, so a teacher model built
+    with it would ignore its embeddings and a corrupted table would go unnoticed by the accuracy
+    gate. Normal with std 1/sqrt(lookups) keeps the pooled vectors on the scale of the MLP
+    activations.
+    """
+    bag = nn.EmbeddingBag(table.rows, table.dim, mode="sum")
+    with torch.no_grad():
+        bag.weight.normal_(0.0, 1.0 / math.sqrt(table.lookups), generator=generator)
+    return bag

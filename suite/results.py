@@ -1,0 +1,228 @@
+"""Result files: LoadGen's logs read back, ``result.json`` and ``accuracy.txt`` written beside them.
+
+Layout (MLPerf's)::
+
+    <output>/<system>/<model>/<Scenario>/performance/run_1/  mlperf_log_{summary,detail}.txt,
+                                                             mlperf_log_accuracy.json, config.json,
+                                                             result.json
+    <output>/<system>/<model>/<Scenario>/accuracy/           the same, plus accuracy.txt
+
+``config.json`` is written before LoadGen starts and ``result.json`` after it ends, both atomically,
+so a folder never holds half a file; a run that failed keeps LoadGen's logs and a ``result.json``
+whose ``valid`` is false and whose ``errors`` say why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from suite.config import Scenario
+from suite.metrics import auc
+
+MLLOG_PREFIX = ":::MLLOG "
+DETAIL = "mlperf_log_detail.txt"
+SUMMARY = "mlperf_log_summary.txt"
+ACCURACY_LOG = "mlperf_log_accuracy.json"
+PERCENTILES = ("50.00", "90.00", "95.00", "97.00", "99.00", "99.90")
+
+
+@dataclass
+class DetailLog:
+    """``mlperf_log_detail.txt`` parsed: the first value of each key, and error/warning lines."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    unparsed_lines: int = 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+
+def read_detail(path: Path) -> DetailLog:
+    """Parse LoadGen's detail log; lines that are not ``:::MLLOG {json}`` are counted, not fatal."""
+    out = DetailLog()
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if not line.startswith(MLLOG_PREFIX):
+                out.unparsed_lines += 1
+                continue
+            try:
+                entry = json.loads(line[len(MLLOG_PREFIX):])
+                key = entry["key"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                out.unparsed_lines += 1
+                continue
+            meta = entry.get("metadata") or {}
+            if meta.get("is_error"):
+                out.errors.append(f"{key}: {entry.get('value')}")
+            elif meta.get("is_warning"):
+                out.warnings.append(f"{key}: {entry.get('value')}")
+            out.values.setdefault(key, entry.get("value"))
+    return out
+
+
+def performance(detail: DetailLog, scenario: Scenario) -> dict[str, Any]:
+    """The scenario's metric and latency statistics, as LoadGen reported them."""
+    get = detail.get
+    if scenario is Scenario.OFFLINE:
+        metric = {"name": "samples_per_second", "value": get("result_samples_per_second"), "units": "queries/s"}
+    elif scenario is Scenario.SERVER:
+        metric = {"name": "completed_samples_per_sec", "value": get("result_completed_samples_per_sec"), "units": "queries/s"}
+    elif scenario is Scenario.SINGLE_STREAM:
+        metric = {"name": "90.00_percentile_latency_ns", "value": get("result_90.00_percentile_latency_ns"), "units": "ns"}
+    else:
+        metric = {
+            "name": "99.00_percentile_per_query_latency_ns",
+            "value": get("result_99.00_percentile_per_query_latency_ns"),
+            "units": "ns",
+        }
+    latency = {p: get(f"result_{p}_percentile_latency_ns") for p in PERCENTILES}
+    return {
+        "metric": metric,
+        "validity": get("result_validity"),
+        "invalid_reason": get("result_invalid_reason"),
+        "early_stopping_met": get("early_stopping_met"),
+        "perf_constraints_met": get("result_perf_constraints_met"),
+        "min_duration_met": get("result_min_duration_met"),
+        "min_queries_met": get("result_min_queries_met"),
+        "scheduled_samples_per_sec": get("result_scheduled_samples_per_sec"),
+        "latency_ns": {
+            "min": get("result_min_latency_ns"),
+            "mean": get("result_mean_latency_ns"),
+            "max": get("result_max_latency_ns"),
+            **latency,
+        },
+        "target_latency_ns": get("effective_target_latency_ns"),
+        "target_latency_percentile": get("effective_target_latency_percentile"),
+        "query_count": get("result_query_count"),
+    }
+
+
+def read_accuracy_log(path: Path) -> dict[int, np.ndarray]:
+    """``mlperf_log_accuracy.json`` as {qsl_idx: float32 scores}, de-duplicated by qsl_idx."""
+    entries = json.loads(path.read_text())
+    out: dict[int, np.ndarray] = {}
+    for entry in entries:
+        idx = int(entry["qsl_idx"])
+        if idx not in out:
+            out[idx] = np.frombuffer(bytes.fromhex(entry["data"]), dtype=np.float32)
+    return out
+
+
+@dataclass(frozen=True)
+class AccuracyReport:
+    """AUC per task of a run's responses against the dataset's labels."""
+
+    auc: list[float]
+    reference_auc: list[float] | None
+    target: float
+    items: int
+    queries: int
+    total_queries: int
+    accuracy: float
+
+    @property
+    def mean_auc(self) -> float:
+        return float(np.mean(self.auc))
+
+    @property
+    def threshold(self) -> float | None:
+        if self.reference_auc is None:
+            return None
+        return self.target * float(np.mean(self.reference_auc))
+
+    @property
+    def passed(self) -> bool:
+        complete = self.queries == self.total_queries
+        threshold = self.threshold
+        return complete and (threshold is None or self.mean_auc >= threshold)
+
+    def text(self) -> str:
+        """``accuracy.txt``: MLPerf's first line (``AUC=...%``), then our reference and gate."""
+        lines = [
+            f"AUC={100 * self.mean_auc:.3f}%, accuracy={100 * self.accuracy:.3f}%, "
+            f"good={round(self.accuracy * self.items)}, total={self.items}, queries={self.queries}"
+        ]
+        if len(self.auc) > 1:
+            lines.append("task_AUC=" + ",".join(f"{100 * a:.3f}%" for a in self.auc))
+        if self.reference_auc is not None:
+            lines.append(f"reference_AUC={100 * float(np.mean(self.reference_auc)):.3f}% (synthetic data, teacher model)")
+            lines.append(f"target={100 * (self.threshold or 0.0):.3f}% ({100 * self.target:g}% of reference)")
+        lines.append(f"result={'PASS' if self.passed else 'FAIL'}")
+        return "\n".join(lines) + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "auc": self.mean_auc,
+            "task_auc": self.auc,
+            "reference_auc": self.reference_auc,
+            "target_fraction": self.target,
+            "threshold": self.threshold,
+            "accuracy": self.accuracy,
+            "items": self.items,
+            "queries": self.queries,
+            "total_queries": self.total_queries,
+            "passed": self.passed,
+        }
+
+
+def score_accuracy(
+    responses: Mapping[int, np.ndarray],
+    offsets: np.ndarray,
+    labels: np.ndarray,
+    reference_auc: list[float] | None,
+    target: float,
+) -> AccuracyReport:
+    """Join responses to labels by query and compute AUC per task.
+
+    Raises:
+        ValueError: a response does not hold one score per item (and task) of its query.
+    """
+    tasks = labels.shape[1] if labels.ndim == 2 else 1
+    got_scores: list[np.ndarray] = []
+    got_labels: list[np.ndarray] = []
+    for idx in sorted(responses):
+        lo, hi = int(offsets[idx]), int(offsets[idx + 1])
+        scores = responses[idx]
+        if scores.size != (hi - lo) * tasks:
+            raise ValueError(f"query {idx}: {scores.size} scores for {hi - lo} items x {tasks} tasks")
+        got_scores.append(scores.reshape(hi - lo, tasks))
+        got_labels.append(np.asarray(labels[lo:hi]).reshape(hi - lo, tasks))
+    scores = np.concatenate(got_scores) if got_scores else np.zeros((0, tasks), np.float32)
+    truth = np.concatenate(got_labels) if got_labels else np.zeros((0, tasks), np.int8)
+    per_task = [auc(truth[:, k], scores[:, k]) for k in range(tasks)]
+    accuracy = float(np.mean((scores >= 0.5) == (truth == 1))) if len(truth) else 0.0
+    return AccuracyReport(
+        auc=per_task,
+        reference_auc=reference_auc,
+        target=target,
+        items=int(len(truth)),
+        queries=len(responses),
+        total_queries=len(offsets) - 1,
+        accuracy=accuracy,
+    )
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write JSON atomically (temporary file, then rename)."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

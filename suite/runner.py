@@ -1,0 +1,253 @@
+"""``suite run`` as a function: config in, result folder out."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import platform
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from suite.backends import Backend, BackendConfig, get_backend
+from suite.config import Mode, RunConfig, Settings, resolve
+from suite.datasets import synthetic
+from suite.datasets.library import QueryLibrary
+from suite.datasets.queries import QuerySizes
+from suite.datasets.store import Dataset
+from suite.errors import BackendError, DatasetError, ResultExistsError, RunFailedError, SuiteError
+from suite.results import (
+    ACCURACY_LOG,
+    DETAIL,
+    AccuracyReport,
+    performance,
+    read_accuracy_log,
+    read_detail,
+    score_accuracy,
+    write_json,
+    write_text,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of ``suite run``, as written to ``result.json``."""
+
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def valid(self) -> bool:
+        return bool(self.data["valid"])
+
+
+def environment() -> dict[str, Any]:
+    """The machine and software a result came from."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for dist in ("mlcommons-loadgen", "torch", "numpy", "onnxruntime", "recsuite"):
+        try:
+            versions[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "cores_available": len(os.sched_getaffinity(0)),
+        "versions": versions,
+    }
+
+
+def load_dataset(config: RunConfig) -> Dataset:
+    """The dataset of the run: ``--dataset`` if given, else the cached synthetic one (made if absent)."""
+    if config.dataset is not None:
+        dataset = Dataset.load(config.dataset)
+        made_for = dataset.meta.get("model", {})
+        if made_for.get("name") != config.model.name or made_for.get("scale") != config.model.scale:
+            raise DatasetError(
+                f"{config.dataset} was imported for {made_for.get('name')} at scale {made_for.get('scale')}, "
+                f"not {config.model.name} at scale {config.model.scale}"
+            )
+        return dataset
+    return Dataset.load(synthetic.ensure(config.model, config.dataset_rows, config.data_dir))
+
+
+def prepare_run_dir(path: Path, overwrite: bool) -> None:
+    """Create the run folder; refuse an existing one unless ``overwrite``."""
+    if path.exists() and any(path.iterdir()):
+        if not overwrite:
+            raise ResultExistsError(f"{path} already holds a result (use --overwrite to replace it)")
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def run(config: RunConfig, *, backend: Backend | None = None) -> RunResult:
+    """Run one LoadGen test as ``config`` says and write its result folder.
+
+    Args:
+        backend: an unloaded backend to use instead of the registry's (tests inject failing ones).
+
+    Raises:
+        RunFailedError: the run finished with errors; the folder holds LoadGen's logs and a
+            ``result.json`` marked invalid.
+    """
+    from suite import harness
+
+    settings = resolve(config)
+    queries = QuerySizes.parse(settings.query_size)
+    if backend is None:
+        backend_cls = get_backend(config.backend)
+        backend = backend_cls(
+            BackendConfig(
+                model=config.model,
+                threads=config.threads,
+                precision=config.precision,
+                options=config.backend_options,
+            )
+        )
+    dataset = load_dataset(config)
+    offsets = queries.offsets(len(dataset), seed=config.model.seed)
+    library = QueryLibrary(dataset, offsets)
+
+    run_dir = config.run_dir()
+    prepare_run_dir(run_dir, config.overwrite)
+    started = dt.datetime.now(dt.timezone.utc)
+    base: dict[str, Any] = {
+        "config": config.to_dict(),
+        "settings": settings.to_dict(),
+        "dataset": {
+            "path": str(dataset.path),
+            "items": len(dataset),
+            "queries": len(library),
+            "mean_query_items": float(library.sizes.mean()),
+            **{k: dataset.meta.get(k) for k in ("source", "model", "reference_auc", "click_rate", "zipf_exponent")},
+        },
+        "environment": environment(),
+        "started": started.isoformat(),
+    }
+    write_json(run_dir / "config.json", base)
+
+    errors: list[str] = []
+    outcome = None
+    info: dict[str, Any] = {"name": config.backend}
+    try:
+        try:
+            backend.load()
+            info = backend.info().to_dict()
+        except SuiteError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a backend's own failure becomes one clear error
+            raise BackendError(f"backend {config.backend!r} failed to load: {type(exc).__name__}: {exc}") from exc
+        outcome = harness.run(
+            library,
+            backend,
+            settings,
+            run_dir,
+            user_conf=config.user_conf,
+            workers=config.workers,
+            progress=config.progress,
+        )
+        errors = [f"backend raised {outcome.error_count} time(s); first: {e}" for e in outcome.errors[:1]]
+    except SuiteError as exc:
+        errors.append(str(exc))
+        _finish(run_dir, base, settings, config, library, info, outcome, errors, started)
+        raise
+    finally:
+        backend.close()
+    result = _finish(run_dir, base, settings, config, library, info, outcome, errors, started)
+    if errors:
+        raise RunFailedError(f"run invalid: {errors[0]} (logs kept in {run_dir})")
+    return result
+
+
+def _finish(
+    run_dir: Path,
+    base: dict[str, Any],
+    settings: Settings,
+    config: RunConfig,
+    library: QueryLibrary,
+    info: dict[str, Any],
+    outcome: Any,
+    errors: list[str],
+    started: dt.datetime,
+) -> RunResult:
+    data = dict(base)
+    data["backend"] = info
+    data["finished"] = dt.datetime.now(dt.timezone.utc).isoformat()
+    data["loadgen_version"] = _loadgen_version()
+    perf: dict[str, Any] = {}
+    loadgen_errors: list[str] = []
+    detail_path = run_dir / DETAIL
+    if detail_path.is_file():
+        detail = read_detail(detail_path)
+        loadgen_errors = detail.errors
+        if config.mode is Mode.PERFORMANCE:
+            perf = performance(detail, config.scenario)
+    if outcome is not None:
+        duration = outcome.duration_s
+        data["harness"] = {
+            "completed_queries": outcome.completed_queries,
+            "completed_items": outcome.completed_items,
+            "batches": outcome.batches,
+            "mean_batch_items": outcome.completed_items / outcome.batches if outcome.batches else 0.0,
+            "duration_s": duration,
+            "items_per_second": outcome.completed_items / duration if duration > 0 else 0.0,
+            "backend_errors": outcome.error_count,
+        }
+    accuracy: AccuracyReport | None = None
+    if config.mode is Mode.ACCURACY and not errors and (run_dir / ACCURACY_LOG).is_file():
+        try:
+            accuracy = score_accuracy(
+                read_accuracy_log(run_dir / ACCURACY_LOG),
+                library.offsets,
+                np.asarray(library.dataset.labels),
+                library.dataset.reference_auc,
+                settings.accuracy_target,
+            )
+        except ValueError as exc:
+            errors.append(f"accuracy log does not match the dataset: {exc}")
+        else:
+            write_text(run_dir / "accuracy.txt", accuracy.text())
+            data["accuracy"] = accuracy.to_dict()
+    data["performance"] = perf
+    data["loadgen_errors"] = loadgen_errors
+    data["errors"] = list(errors)
+    if config.mode is Mode.PERFORMANCE:
+        valid = perf.get("validity") == "VALID"
+    else:
+        valid = accuracy is not None and accuracy.passed
+    data["valid"] = bool(valid and not errors and not loadgen_errors)
+    data["status"] = "failed" if errors else ("valid" if data["valid"] else "invalid")
+    write_json(run_dir / "result.json", data)
+    return RunResult(path=run_dir, data=data)
+
+
+def _loadgen_version() -> str:
+    from suite.harness import loadgen_version
+
+    return loadgen_version()
+
+
+def replace(config: RunConfig, **changes: Any) -> RunConfig:
+    """A variant of ``config`` (``dataclasses.replace``, re-validated)."""
+    return dataclasses.replace(config, **changes)

@@ -1,0 +1,189 @@
+"""The real LoadGen, driven in every scenario and mode, and what happens when a backend breaks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import smoke_config
+from suite.backends import get_backend
+from suite.backends.base import BackendConfig
+from suite.backends.null import NullBackend
+from suite.config import Mode, Scenario
+from suite.datasets.batch import Batch
+from suite.errors import BackendError, ResultExistsError, RunFailedError
+from suite.models import ModelSpec
+from suite.results import read_accuracy_log, read_detail
+from suite.runner import run
+
+LOADGEN_FILES = {"mlperf_log_summary.txt", "mlperf_log_detail.txt", "mlperf_log_accuracy.json"}
+# Targets that keep every smoke run VALID on a 2-core machine.
+NULL_QPS = {Scenario.OFFLINE: 40_000.0, Scenario.SERVER: 2_000.0}
+CPU_QPS = {Scenario.OFFLINE: 3_000.0, Scenario.SERVER: 100.0}
+
+
+def files(path: Path) -> set[str]:
+    return {p.name for p in path.iterdir()}
+
+
+@pytest.mark.parametrize("scenario", list(Scenario))
+@pytest.mark.parametrize("mode", list(Mode))
+def test_null_backend_every_scenario_and_mode(results: Path, data_dir: Path, scenario: Scenario, mode: Mode) -> None:
+    config = smoke_config(results, scenario=scenario, mode=mode, target_qps=NULL_QPS.get(scenario))
+    result = run(config)
+    assert result.path == results / "testsys" / "dlrm-rmc1" / scenario.value / (
+        "performance/run_1" if mode is Mode.PERFORMANCE else "accuracy"
+    )
+    assert LOADGEN_FILES | {"config.json", "result.json"} <= files(result.path)
+    data = json.loads((result.path / "result.json").read_text())
+    assert data["errors"] == [] and data["loadgen_errors"] == []
+    detail = read_detail(result.path / "mlperf_log_detail.txt")
+    assert detail.get("effective_scenario") == scenario.value
+    if mode is Mode.PERFORMANCE:
+        assert data["performance"]["validity"] == "VALID"
+        assert data["valid"] is True
+        assert data["performance"]["metric"]["value"] > 0
+    else:
+        # Zeros for every item: the AUC of a constant is 0.5 and the gate must fail it.
+        assert data["accuracy"]["auc"] == pytest.approx(0.5)
+        assert data["accuracy"]["queries"] == data["dataset"]["queries"]
+        assert data["valid"] is False
+        assert (result.path / "accuracy.txt").read_text().splitlines()[-1] == "result=FAIL"
+
+
+@pytest.mark.parametrize("scenario", [Scenario.OFFLINE, Scenario.SERVER, Scenario.SINGLE_STREAM])
+def test_torch_cpu_accuracy_passes_the_gate(results: Path, data_dir: Path, scenario: Scenario) -> None:
+    config = smoke_config(results, backend="torch-cpu", scenario=scenario, mode=Mode.ACCURACY, target_qps=CPU_QPS.get(scenario))
+    result = run(config)
+    acc = result.data["accuracy"]
+    assert acc["passed"] and result.valid
+    assert acc["auc"] >= 0.99 * acc["reference_auc"][0]
+    assert acc["auc"] == pytest.approx(acc["reference_auc"][0], abs=1e-4)
+    text = (result.path / "accuracy.txt").read_text()
+    assert text.startswith(f"AUC={100 * acc['auc']:.3f}%")
+    responses = read_accuracy_log(result.path / "mlperf_log_accuracy.json")
+    assert len(responses) == acc["total_queries"]
+
+
+@pytest.mark.parametrize("scenario", [Scenario.OFFLINE, Scenario.SERVER])
+def test_torch_cpu_performance_is_valid(results: Path, data_dir: Path, scenario: Scenario) -> None:
+    result = run(smoke_config(results, backend="torch-cpu", scenario=scenario, target_qps=CPU_QPS[scenario]))
+    assert result.data["performance"]["validity"] == "VALID"
+    assert result.data["harness"]["completed_items"] > 0
+    assert result.data["backend"]["name"] == "torch-cpu"
+
+
+class FailingBackend(NullBackend):
+    """Raises on every ``fail_every``-th batch."""
+
+    def __init__(self, config: BackendConfig, fail_every: int = 3) -> None:
+        super().__init__(config)
+        self.calls = 0
+        self.fail_every = fail_every
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        self.calls += 1
+        if self.calls % self.fail_every == 0:
+            raise RuntimeError("device lost")
+        return super().predict(batch)
+
+
+@pytest.mark.parametrize("scenario", [Scenario.OFFLINE, Scenario.SERVER, Scenario.SINGLE_STREAM])
+def test_backend_raising_mid_run_completes_every_sample_and_fails_the_run(
+    results: Path, data_dir: Path, scenario: Scenario
+) -> None:
+    config = smoke_config(results, scenario=scenario, mode=Mode.ACCURACY, target_qps=NULL_QPS.get(scenario),
+                          max_batch_items=300)
+    backend = FailingBackend(BackendConfig(model=config.model))
+    with pytest.raises(RunFailedError) as info:
+        run(config, backend=backend)
+    run_dir = config.run_dir()
+    assert str(info.value).startswith("run invalid: backend raised ")
+    assert "RuntimeError: device lost" in str(info.value)
+    data = json.loads((run_dir / "result.json").read_text())
+    assert data["valid"] is False and data["status"] == "failed"
+    assert data["harness"]["backend_errors"] >= 1
+    # LoadGen got an answer for every query, so it finished and wrote its logs.
+    assert data["harness"]["completed_queries"] == data["dataset"]["queries"]
+    assert LOADGEN_FILES <= files(run_dir)
+    assert len(json.loads((run_dir / "mlperf_log_accuracy.json").read_text())) == data["dataset"]["queries"]
+
+
+def test_backend_returning_wrong_shape_is_an_error(results: Path, data_dir: Path) -> None:
+    class Short(NullBackend):
+        def predict(self, batch: Batch) -> np.ndarray:
+            return np.zeros(len(batch) - 1, dtype=np.float32)
+
+    config = smoke_config(results, target_qps=NULL_QPS[Scenario.OFFLINE])
+    with pytest.raises(RunFailedError, match=r"TypeError: backend returned \(\d+,\) float32 for \d+ items"):
+        run(config, backend=Short(BackendConfig(model=config.model)))
+
+
+def test_backend_failing_to_load_is_recorded(results: Path, data_dir: Path) -> None:
+    class Broken(NullBackend):
+        def load(self) -> None:
+            raise MemoryError("no room for the tables")
+
+    config = smoke_config(results)
+    with pytest.raises(BackendError, match="backend 'null' failed to load: MemoryError: no room for the tables"):
+        run(config, backend=Broken(BackendConfig(model=config.model)))
+    data = json.loads((config.run_dir() / "result.json").read_text())
+    assert data["status"] == "failed" and "no room for the tables" in data["errors"][0]
+
+
+def test_existing_run_folder_is_refused_then_overwritten(results: Path, data_dir: Path) -> None:
+    config = smoke_config(results, target_qps=NULL_QPS[Scenario.OFFLINE])
+    first = run(config)
+    stale = first.path / "stale.txt"
+    stale.write_text("old")
+    with pytest.raises(ResultExistsError, match="already holds a result"):
+        run(config)
+    assert stale.exists()
+    from dataclasses import replace
+
+    run(replace(config, overwrite=True))
+    assert not stale.exists()
+
+
+def test_user_conf_overrides_the_rule_table(results: Path, data_dir: Path, tmp_path: Path) -> None:
+    user_conf = tmp_path / "user.conf"
+    user_conf.write_text("dlrm-rmc1.Server.target_qps = 1234\n*.Server.min_query_count = 150\n")
+    result = run(smoke_config(results, scenario=Scenario.SERVER, user_conf=user_conf))
+    detail = read_detail(result.path / "mlperf_log_detail.txt")
+    assert detail.get("effective_target_qps") == 1234
+    assert detail.get("effective_min_query_count") == 150
+    assert detail.errors == []
+
+
+def test_logs_go_to_the_run_folder_and_stray_audit_config_is_ignored(
+    results: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    (cwd / "audit.config").write_text("*.*.mode = 2\n*.*.accuracy_log_sampling_target = 10\n")
+    monkeypatch.chdir(cwd)
+    result = run(smoke_config(results, target_qps=NULL_QPS[Scenario.OFFLINE]))
+    assert files(cwd) == {"audit.config"}
+    assert result.data["performance"]["validity"] == "VALID"
+    assert read_detail(result.path / "mlperf_log_detail.txt").get("effective_test_mode") == "PerformanceOnly"
+
+
+def test_registry_backends_satisfy_the_contract(data_dir: Path) -> None:
+    from suite.backends import REGISTRY
+    from suite.datasets import synthetic
+    from suite.datasets.store import Dataset
+
+    spec = ModelSpec(name="dlrm-rmc1", scale="tiny")
+    data = Dataset.load(synthetic.ensure(spec, 16_384))
+    batch = Batch(dense=data.items.dense[:64], sparse=tuple(s[:64] for s in data.items.sparse))
+    for name in REGISTRY:
+        with get_backend(name)(BackendConfig(model=spec, threads=1)) as backend:
+            backend.load()
+            scores = backend.predict(batch)
+            assert scores.dtype == np.float32 and scores.shape == (64,)
+            assert np.all((scores >= 0) & (scores <= 1))
+            assert np.array_equal(scores, backend.predict(batch))
+            assert backend.info().name == name
