@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import mlperf_loadgen as lg
 import numpy as np
@@ -55,6 +55,9 @@ class Outcome:
     completed_items: int = 0
     batches: int = 0
     error_count: int = 0
+    #: Seconds spent gathering batches and inside ``backend.predict``, summed over workers.
+    gather_s: float = 0.0
+    predict_s: float = 0.0
     errors: list[str] = field(default_factory=list)
     started: float = 0.0
     finished: float = 0.0
@@ -98,19 +101,29 @@ class Batcher:
         self.timeout_s = batch_timeout_us / 1e6
         self.outcome = Outcome()
         self._sizes = library.size_list
-        self._pending: collections.deque[tuple[list[int], list[int]]] = collections.deque()
+        # Each entry is [ids, indices, cursor]: one issued chunk and how far it has been taken.
+        self._pending: collections.deque[list[Any]] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
+        # Worker 0 is the thread that calls serve(): the one that loaded the backend. An OpenMP
+        # runtime (torch's) keeps one thread team per calling thread, and a second team beside the
+        # loader's spinning one cost 20% of throughput on 2 cores.
         self._threads = [
-            threading.Thread(target=self._work, name=f"recsuite-worker-{i}", daemon=True) for i in range(workers)
+            threading.Thread(target=self._work, name=f"recsuite-worker-{i}", daemon=True) for i in range(1, workers)
         ]
 
     def start(self) -> None:
+        """Start the extra workers; the caller becomes worker 0 with :meth:`serve`."""
         self.outcome.started = time.perf_counter()
         for t in self._threads:
             t.start()
 
+    def serve(self) -> None:
+        """Answer queries in the calling thread until :meth:`stop` is called and the queue is empty."""
+        self._work()
+
     def stop(self) -> None:
+        """Let the workers finish what is queued and return; joins the extra workers."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -120,8 +133,10 @@ class Batcher:
 
     # LoadGen's callbacks -------------------------------------------------------------------
     def issue(self, ids: list[int], indices: list[int]) -> None:
+        if len(indices) > 1:
+            ids, indices = sweep_order(ids, indices)
         with self._cond:
-            self._pending.append((ids, indices))
+            self._pending.append([ids, indices, 0])
             self._cond.notify()
 
     def flush(self) -> None:
@@ -129,25 +144,34 @@ class Batcher:
 
     # The one batching loop ------------------------------------------------------------------
     def _take(self, ids: list[int], idx: list[int], items: int) -> int:
-        """Move queued samples into (ids, idx) until ``max_items``; returns the new item count."""
+        """Move queued samples into (ids, idx) until ``max_items``; returns the new item count.
+
+        Whole queries only: a batch stops before the query that would overflow it, unless it is
+        still empty. A partly taken chunk keeps a cursor instead of being re-sliced, so Offline's
+        one huge query costs O(batch) per batch, not O(query).
+        """
         sizes = self._sizes
         pending = self._pending
-        while pending and items < self.max_items:
-            chunk_ids, chunk_idx = pending[0]
-            n = 0
-            for i in chunk_idx:
-                if items >= self.max_items and (n or ids):
+        limit = self.max_items
+        while pending and items < limit:
+            chunk = pending[0]
+            chunk_ids, chunk_idx, start = chunk
+            end = start
+            stop = len(chunk_idx)
+            while end < stop:
+                size = sizes[chunk_idx[end]]
+                if items + size > limit and (end > start or ids):
                     break
-                items += sizes[i]
-                n += 1
-            if n == len(chunk_idx):
+                items += size
+                end += 1
+            if end == start:
+                break
+            ids.extend(chunk_ids[start:end])
+            idx.extend(chunk_idx[start:end])
+            if end == stop:
                 pending.popleft()
-                ids.extend(chunk_ids)
-                idx.extend(chunk_idx)
             else:
-                ids.extend(chunk_ids[:n])
-                idx.extend(chunk_idx[:n])
-                pending[0] = (chunk_ids[n:], chunk_idx[n:])
+                chunk[2] = end
         return items
 
     def _work(self) -> None:
@@ -175,9 +199,14 @@ class Batcher:
             self._answer(ids, idx, staging)
 
     def _answer(self, ids: list[int], idx: list[int], staging: Staging) -> None:
+        out = self.outcome
         try:
+            t0 = time.perf_counter()
             batch = self.library.gather(idx, staging)
+            t1 = time.perf_counter()
             scores = self.backend.predict(batch)
+            out.predict_s += time.perf_counter() - t1
+            out.gather_s += t1 - t0
             n = len(batch)
             if not isinstance(scores, np.ndarray) or scores.dtype != np.float32 or scores.shape[:1] != (n,):
                 got = getattr(scores, "shape", type(scores).__name__)
@@ -199,16 +228,45 @@ class Batcher:
             responses.append(lg.QuerySampleResponse(sample_id, base + offset * row_bytes, size * row_bytes))
             offset += size
         lg.QuerySamplesComplete(responses)
-        out = self.outcome
         out.completed_queries += len(ids)
         out.completed_items += offset
         out.batches += 1
 
 
+def sweep_order(ids: list[int], indices: list[int]) -> tuple[list[int], list[int]]:
+    """Reorder a many-sample query into sweeps over its distinct indices in ascending order.
+
+    LoadGen's Offline query lists samples in random order with repeats; answered in that order,
+    every batch would gather scattered queries' rows. In sweeps (each index once, ascending, then
+    again), consecutive samples are mostly consecutive queries, whose items are one contiguous
+    slice that reaches the backend without a copy. The SUT may answer an Offline query's samples in
+    any order; every sample is still answered, and no answer is reused.
+    """
+    idx = np.asarray(indices, dtype=np.int64)
+    by_index = np.argsort(idx, kind="stable")
+    sorted_idx = idx[by_index]
+    first = np.flatnonzero(np.r_[True, sorted_idx[1:] != sorted_idx[:-1]])
+    group_start = np.repeat(first, np.diff(np.r_[first, len(idx)]))
+    occurrence = np.empty_like(idx)
+    occurrence[by_index] = np.arange(len(idx)) - group_start
+    order = np.lexsort((idx, occurrence))
+    ids_arr = np.asarray(ids, dtype=np.uint64)
+    return ids_arr[order].tolist(), idx[order].tolist()
+
+
 class Progress:
     """A live progress line on stderr: completed queries, elapsed time, expected end."""
 
-    def __init__(self, outcome: Outcome, expected_s: float, total_queries: int | None, stream: TextIO = sys.stderr) -> None:
+    def __init__(
+        self,
+        outcome: Outcome,
+        expected_s: float,
+        total_queries: int | None,
+        stream: TextIO = sys.stderr,
+        *,
+        enabled: bool = True,
+    ) -> None:
+        self.enabled = enabled
         self.outcome = outcome
         self.expected_s = expected_s
         self.total = total_queries
@@ -219,10 +277,13 @@ class Progress:
 
     def __enter__(self) -> Progress:
         self._started = time.perf_counter()
-        self._thread.start()
+        if self.enabled:
+            self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if not self.enabled:
+            return
         self._stop.set()
         self._thread.join()
         if self._tty:
@@ -329,18 +390,29 @@ def run(
     )
     sut = lg.ConstructFastSUT(batcher.issue, batcher.flush)
     qsl = lg.ConstructQSL(total, min(settings.performance_sample_count or total, total), _noop, _noop)
-    batcher.start()
-    try:
-        if progress:
-            total_shown = total if settings.mode is Mode.ACCURACY else None
-            with Progress(batcher.outcome, expected_duration_s(settings, total), total_shown):
-                lg.StartTestWithLogSettings(sut, qsl, ts, log_settings, audit)
-        else:
+    failure: list[BaseException] = []
+
+    def loadgen() -> None:
+        try:
             lg.StartTestWithLogSettings(sut, qsl, ts, log_settings, audit)
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread below
+            failure.append(exc)
+        finally:
+            batcher.stop()
+
+    driver = threading.Thread(target=loadgen, name="recsuite-loadgen", daemon=True)
+    batcher.start()
+    total_shown = total if settings.mode is Mode.ACCURACY else None
+    try:
+        with Progress(batcher.outcome, expected_duration_s(settings, total), total_shown, enabled=progress):
+            driver.start()
+            batcher.serve()
+            driver.join()
     finally:
-        batcher.stop()
         lg.DestroyQSL(qsl)
         lg.DestroyFastSUT(sut)
+    if failure:
+        raise HarnessError(f"LoadGen failed: {failure[0]}")
     return batcher.outcome
 
 

@@ -213,6 +213,8 @@ def _finish(
             "duration_s": duration,
             "items_per_second": outcome.completed_items / duration if duration > 0 else 0.0,
             "backend_errors": outcome.error_count,
+            "gather_s": outcome.gather_s,
+            "predict_s": outcome.predict_s,
         }
     accuracy: AccuracyReport | None = None
     if config.mode is Mode.ACCURACY and not errors and (run_dir / ACCURACY_LOG).is_file():
