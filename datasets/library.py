@@ -43,10 +43,10 @@ class QueryLibrary:
     def gather(self, indices: list[int] | np.ndarray, staging: Staging | None = None) -> Batch:
         """The items of the queries ``indices``, concatenated in that order.
 
-        One query, or consecutive ones, come back as views without a copy. Otherwise the rows are
-        copied, one memcpy per run of consecutive queries and array (ten times faster than
-        ``np.take`` over a row index), into ``staging``'s reused buffers when given, which spares the page faults of a
-        fresh multi-megabyte allocation per batch.
+        One query, or consecutive ones, come back as views without a copy. Otherwise the batch is
+        gathered lazily (see :class:`Batch`): the rows are copied only if the backend reads them,
+        into ``staging``'s reused buffers when given, which spares the page faults of a fresh
+        multi-megabyte allocation per batch.
         """
         items = self.dataset.items
         offsets = self.offsets
@@ -61,14 +61,7 @@ class QueryLibrary:
         if len(spans) == 1:
             lo, hi = spans[0]
             return Batch(dense=items.dense[lo:hi], sparse=tuple(s[lo:hi] for s in items.sparse))
-        n = sum(hi - lo for lo, hi in spans)
-        out = staging.take(items, n) if staging is not None else None
-        dense = np.concatenate([items.dense[lo:hi] for lo, hi in spans], out=None if out is None else out.dense)
-        sparse = tuple(
-            np.concatenate([s[lo:hi] for lo, hi in spans], out=None if out is None else out.sparse[t])
-            for t, s in enumerate(items.sparse)
-        )
-        return Batch(dense=dense, sparse=sparse)
+        return Batch.gathered(items, spans, staging)
 
 class Staging:
     """Reusable buffers for gathered batches, grown on demand; one per harness worker.

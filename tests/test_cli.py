@@ -72,7 +72,7 @@ def test_run_then_existing_folder_is_refused(runner: CliRunner, results: Path) -
 
 
 def test_summary_lists_runs(runner: CliRunner, results: Path) -> None:
-    invoke(runner, "run", *SMOKE, "--backend", "null", "--scenario", "offline", "--target-qps", "400000", "--output", str(results))
+    invoke(runner, "run", *SMOKE, "--backend", "null", "--scenario", "offline", "--target-qps", "2000000", "--output", str(results))
     code, out, _ = invoke(runner, "summary", str(results))
     assert code == 0
     header, row = out.splitlines()
