@@ -101,7 +101,31 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def info(self) -> BackendInfo:
-        """Describe what runs: framework version, device, precision, threads."""
+        """Describe what runs: framework version, device, precision, threads.
+
+        The runner asks once after ``load`` and again after the run, so a backend may report what
+        it did (a scheduler's routing counts, say).
+        """
+
+    def queries_in_flight(self) -> int:
+        """How many queries the backend wants at once when it schedules queries itself; 0 if not.
+
+        0 (the default): the harness batches queries for the backend. Above 0: the harness hands
+        ``predict`` exactly one whole query per call, never merged with another (LoadGen measures
+        latency per query, so a scheduler must see each one), from this many threads at once; the
+        backend splits, queues and parallelises the work itself. Such a backend must be
+        ``thread_safe``.
+        """
+        return 0
+
+    def attach_items(self, items: Batch) -> None:
+        """Called by the harness before the first ``predict`` with the dataset's items.
+
+        Every batch the harness passes is cut from ``items`` and says where (``Batch.source`` is
+        ``items``, ``Batch.spans`` its rows), so a backend running in other processes can share the
+        arrays once and then send row ranges instead of arrays. Called again, with the same object,
+        for every run of a loaded backend. The default does nothing.
+        """
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -22,7 +22,9 @@ class Batch:
     A batch the harness forms from several queries that are not adjacent is *gathered lazily*: it
     knows its ``source`` arrays and the ``spans`` of rows it covers, and copies them into
     contiguous arrays only when ``dense`` or ``sparse`` is first read. A backend that can read the
-    spans itself (straight into a pinned staging buffer, say, or not at all) skips that copy.
+    spans itself (straight into a pinned staging buffer, say, or not at all) skips that copy. A
+    batch that is a view of one span of a dataset also names its ``source`` and ``spans``, so a
+    backend that shares the dataset with worker processes can send row ranges instead of arrays.
     """
 
     __slots__ = ("_dense", "_sparse", "_n", "source", "spans", "_staging")

@@ -60,8 +60,12 @@ class QueryLibrary:
                 spans.append((lo, hi))
         if len(spans) == 1:
             lo, hi = spans[0]
-            return Batch(dense=items.dense[lo:hi], sparse=tuple(s[lo:hi] for s in items.sparse))
+            batch = Batch(dense=items.dense[lo:hi], sparse=tuple(s[lo:hi] for s in items.sparse))
+            batch.source = items
+            batch.spans = spans
+            return batch
         return Batch.gathered(items, spans, staging)
+
 
 class Staging:
     """Reusable buffers for gathered batches, grown on demand; one per harness worker.

@@ -6,6 +6,10 @@ LoadGen issues queries (each a sample = one user query of k items) through a fas
 every scenario: Offline's single huge query is cut into large batches, Server's Poisson arrivals
 are batched dynamically, SingleStream and MultiStream are answered as they come.
 
+A backend that schedules queries itself (``Backend.queries_in_flight() > 0``, DeepRecSched) gets
+the same loop with a batch limit of one item, so every batch is exactly one whole query, and as
+many workers as it wants queries in flight.
+
 A backend that raises never hangs LoadGen: the samples of the failed batch are completed with empty
 responses, the error is recorded and the run is reported invalid.
 """
@@ -59,6 +63,9 @@ class Outcome:
     gather_s: float = 0.0
     predict_s: float = 0.0
     errors: list[str] = field(default_factory=list)
+    #: How the batcher ran: its threads and batch limit (one item: one query per batch).
+    workers: int = 1
+    max_batch_items: int = 0
     started: float = 0.0
     finished: float = 0.0
 
@@ -99,7 +106,7 @@ class Batcher:
         self.backend = backend
         self.max_items = max_batch_items
         self.timeout_s = batch_timeout_us / 1e6
-        self.outcome = Outcome()
+        self.outcome = Outcome(workers=workers, max_batch_items=max_batch_items)
         self._sizes = library.size_list
         # Each entry is [ids, indices, cursor]: one issued chunk and how far it has been taken.
         self._pending: collections.deque[list[Any]] = collections.deque()
@@ -381,13 +388,20 @@ def run(
     log_settings.enable_trace = False
     audit = str(audit_config) if audit_config else str(outdir / "no-audit.config")
 
-    batcher = Batcher(
-        library,
-        backend,
-        max_batch_items=settings.max_batch_items,
-        batch_timeout_us=settings.batch_timeout_us,
-        workers=workers if backend.thread_safe else 1,
-    )
+    backend.attach_items(library.items)
+    in_flight = backend.queries_in_flight()
+    if in_flight:
+        # The backend schedules each query itself: a limit of one item makes every batch exactly
+        # one whole query (a batch takes its first query whatever its size, then stops).
+        batcher = Batcher(library, backend, max_batch_items=1, batch_timeout_us=0, workers=max(workers, in_flight))
+    else:
+        batcher = Batcher(
+            library,
+            backend,
+            max_batch_items=settings.max_batch_items,
+            batch_timeout_us=settings.batch_timeout_us,
+            workers=workers if backend.thread_safe else 1,
+        )
     sut = lg.ConstructFastSUT(batcher.issue, batcher.flush)
     qsl = lg.ConstructQSL(total, min(settings.performance_sample_count or total, total), _noop, _noop)
     failure: list[BaseException] = []

@@ -92,6 +92,13 @@ def load_dataset(config: RunConfig) -> Dataset:
     return Dataset.load(synthetic.ensure(config.model, config.dataset_rows, config.data_dir))
 
 
+def load_library(config: RunConfig, settings: Settings) -> QueryLibrary:
+    """The run's dataset, cut into queries of the sizes ``settings`` draw (seeded by the model's seed)."""
+    dataset = load_dataset(config)
+    offsets = QuerySizes.parse(settings.query_size).offsets(len(dataset), seed=config.model.seed)
+    return QueryLibrary(dataset, offsets)
+
+
 def prepare_run_dir(path: Path, overwrite: bool) -> None:
     """Create the run folder; refuse an existing one unless ``overwrite``."""
     if path.exists() and any(path.iterdir()):
@@ -114,7 +121,7 @@ def run(config: RunConfig, *, backend: Backend | None = None) -> RunResult:
     from suite import harness
 
     settings = resolve(config)
-    queries = QuerySizes.parse(settings.query_size)
+    QuerySizes.parse(settings.query_size)
     if backend is None:
         backend_cls = get_backend(config.backend)
         backend = backend_cls(
@@ -125,9 +132,8 @@ def run(config: RunConfig, *, backend: Backend | None = None) -> RunResult:
                 options=config.backend_options,
             )
         )
-    dataset = load_dataset(config)
-    offsets = queries.offsets(len(dataset), seed=config.model.seed)
-    library = QueryLibrary(dataset, offsets)
+    library = load_library(config, settings)
+    dataset = library.dataset
 
     run_dir = config.run_dir()
     prepare_run_dir(run_dir, config.overwrite)
@@ -167,6 +173,7 @@ def run(config: RunConfig, *, backend: Backend | None = None) -> RunResult:
             workers=config.workers,
             progress=config.progress,
         )
+        info = backend.info().to_dict()
         errors = [f"backend raised {outcome.error_count} time(s); first: {e}" for e in outcome.errors[:1]]
     except SuiteError as exc:
         errors.append(str(exc))
@@ -209,6 +216,8 @@ def _finish(
             "completed_queries": outcome.completed_queries,
             "completed_items": outcome.completed_items,
             "batches": outcome.batches,
+            "workers": outcome.workers,
+            "max_batch_items": outcome.max_batch_items,
             "mean_batch_items": outcome.completed_items / outcome.batches if outcome.batches else 0.0,
             "duration_s": duration,
             "items_per_second": outcome.completed_items / duration if duration > 0 else 0.0,
