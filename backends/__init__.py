@@ -13,6 +13,8 @@ from suite.errors import BackendUnavailableError, UnknownNameError
 REGISTRY: dict[str, str] = {
     "null": "suite.backends.null:NullBackend",
     "torch-cpu": "suite.backends.torch_cpu:TorchCPUBackend",
+    # A scheduler over the others: CPU workers and an optional accelerator, by their names here.
+    "deeprecsched": "suite.backends.deeprecsched:DeepRecSchedBackend",
 }
 
 __all__ = ["REGISTRY", "Backend", "BackendConfig", "BackendInfo", "get_backend"]
