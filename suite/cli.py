@@ -36,6 +36,7 @@ def cli(verbose: int) -> None:
 
     \b
     suite run --model dlrm-rmc1 --backend torch-cpu --scenario offline
+    suite tune --model dlrm-rmc1 --backend deeprecsched --sla-ms 100
     suite models | suite backends | suite data generate | suite data import | suite summary
     """
     level = logging.WARNING - 10 * verbose
@@ -74,6 +75,7 @@ def _parse_options(pairs: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 @click.option("--batch-timeout-us", type=int, help="How long a batch may wait to fill (0: never).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Harness threads calling the backend.")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Backend-specific option.")
+@click.option("--tuned", type=click.Path(path_type=Path), help="A tuned.json from `suite tune` (its options and workers).")
 @click.option("--rules", help="Rule set [default: the one listing the model].")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data].")
 @click.option("--progress/--no-progress", default=True, help="Live progress line on stderr.")
@@ -108,6 +110,10 @@ def run(**kw: Any) -> None:
         overwrite=kw["overwrite"],
         progress=kw["progress"],
     )
+    if kw["tuned"] is not None:
+        from suite.tune import load_tuned
+
+        config = load_tuned(kw["tuned"]).apply(config)
     from suite.runner import run as run_suite
 
     result = run_suite(config)
@@ -151,6 +157,90 @@ def _why_invalid(perf: dict[str, Any]) -> str:
         if perf.get(key) is False
     ]
     return f" ({', '.join(reasons)})" if reasons else ""
+
+
+def _int_list(what: str, text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"'{what}' must be comma-separated integers (got {text!r})") from None
+
+
+@cli.command()
+@click.option("--model", required=True, help="Model name (see `suite models`).")
+@click.option("--backend", default="deeprecsched", show_default=True, help="The backend to tune (deeprecsched).")
+@click.option("--sla-ms", type=float, help="Tail-latency bound in ms [default: the rule table's Server target].")
+@click.option("--percentile", type=click.Choice(["95", "99"]), help="Tail percentile [default: the rule table's].")
+@click.option("--profile", default="short", show_default=True,
+              help="smoke, short or official: search runs of 1, 4 or 10 s; confirming runs of the profile's length.")
+@click.option("--scale", default="small", show_default=True, help="tiny, small, full or a row cap per table.")
+@click.option("--output", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+              help="Results root; the tune lands in OUTPUT/<system>/<model>/tune.")
+@click.option("--system", help="System name in the results tree [default: <hostname>-<backend>].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing tune folder.")
+@click.option("--threads", type=int, default=0, show_default=True, help="CPU workers (0: one per core).")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Fixed scheduler option: cpu_backend, accelerator, pool, pin.")
+@click.option("--batch-sizes", default=",".join(map(str, (32, 64, 128, 256, 512, 1024))), show_default=True,
+              help="Per-request batch sizes B, walked in order (phase 1).")
+@click.option("--thresholds", default=",".join(map(str, (512, 384, 256, 192, 128, 96, 64, 32, 1))), show_default=True,
+              help="Offload thresholds Q, walked in order (phase 2, with an accelerator).")
+@click.option("--search-seconds", type=float, help="Length of each search run [default: by profile].")
+@click.option("--confirm-seconds", type=float, help="Length of each confirming run [default: the profile's].")
+@click.option("--start-qps", type=float, help="First target QPS [default: estimated closed-loop].")
+@click.option("--query-size", help="Query-size spec [default: the rule table's].")
+@click.option("--rows", type=int, help="Items in the generated dataset [default: by scale].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights and the data.")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data].")
+@click.option("--progress/--no-progress", default=True, help="One line per LoadGen run on stderr.")
+def tune(**kw: Any) -> None:
+    """Find DeepRecSched's best B (and Q) under a tail-latency SLA with LoadGen Server runs."""
+    from suite.models import ModelSpec
+    from suite.tune import Point, TuneConfig
+    from suite.tune import tune as run_tune
+
+    config = TuneConfig(
+        model=ModelSpec(name=kw["model"], scale=kw["scale"], seed=kw["seed"]),
+        backend=kw["backend"],
+        sla_ms=kw["sla_ms"],
+        percentile=float(kw["percentile"]) if kw["percentile"] else None,
+        profile=kw["profile"],
+        threads=kw["threads"],
+        backend_options=_parse_options(kw["options"]),
+        batch_sizes=_int_list("batch-sizes", kw["batch_sizes"]),
+        thresholds=_int_list("thresholds", kw["thresholds"]),
+        search_ms=None if kw["search_seconds"] is None else round(kw["search_seconds"] * 1000),
+        confirm_ms=None if kw["confirm_seconds"] is None else round(kw["confirm_seconds"] * 1000),
+        start_qps=kw["start_qps"],
+        query_size=kw["query_size"],
+        rows=kw["rows"],
+        data_dir=kw["data_dir"],
+        output=kw["output"],
+        system=kw["system"],
+        overwrite=kw["overwrite"],
+    )
+
+    def report(p: Point) -> None:
+        verdict = "ok" if p.passed else "FAIL"
+        click.echo(
+            f"  run {p.run:3d} {p.phase:<14} B={p.batch_items:<5} Q={p.offload_items:<5} "
+            f"{p.target_qps:10,.1f} qps: p-tail {p.tail_latency_ms:8.2f} ms {verdict}",
+            err=True,
+        )
+
+    result = run_tune(config, report=report if kw["progress"] else None)
+    d = result.data
+    t, c, s = d["tuned"], d["cpu_only"], d["static"]
+    click.echo(
+        f"{kw['model']} deeprecsched p{d['percentile']:g} <= {d['sla_ms']:g} ms on {d['threads']} CPU workers: "
+        f"tuned B={t['batch_items']} Q={t['offload_items']} {t['qps']:,.1f} qps, "
+        + (f"CPU only B={c['batch_items']} {c['qps']:,.1f} qps, " if d["tuned"] != d["cpu_only"] else "")
+        + f"static {s['qps']:,.1f} qps ({_ratio(d['speedup_vs_static'])}) -> {result.path}"
+    )
+
+
+def _ratio(value: float | None) -> str:
+    return "no static baseline" if value is None else f"{value:.2f}x static"
 
 
 @cli.command()

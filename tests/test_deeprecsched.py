@@ -1,0 +1,209 @@
+"""DeepRecSched: the split and offload rules, a worker killed mid-run, and `suite tune` end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from suite.backends import REGISTRY, get_backend
+from suite.backends.base import Backend, BackendConfig, BackendInfo
+from suite.backends.deeprecsched import DeepRecSchedBackend, SchedConfig, cut_spans, split
+from suite.cli import cli
+from suite.datasets import synthetic
+from suite.datasets.batch import Batch
+from suite.datasets.store import Dataset
+from suite.models import ModelSpec
+
+TINY = ModelSpec(name="dlrm-rmc1", scale="tiny")
+SMOKE = ["--model", "dlrm-rmc1", "--scale", "tiny", "--profile", "smoke", "--no-progress"]
+
+
+class StubAccelerator(Backend):
+    """An accelerator that records the size of every query it gets and answers 0.5 (this test only)."""
+
+    name = "stub-accel"
+    sizes: ClassVar[list[int]] = []
+
+    def load(self) -> None:
+        pass
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        self.sizes.append(len(batch))
+        return np.full(len(batch), 0.5, dtype=np.float32)
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(name=self.name, version="0", device="stub")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("items", "batch_items", "requests"),
+    [
+        (100, 32, [(0, 32), (32, 64), (64, 96), (96, 100)]),
+        (64, 32, [(0, 32), (32, 64)]),
+        (10, 16, [(0, 10)]),
+        (700, 0, [(0, 700)]),
+        (1, 1, [(0, 1)]),
+    ],
+)
+def test_a_query_of_k_items_is_cut_into_ceil_k_over_b_requests(
+    items: int, batch_items: int, requests: list[tuple[int, int]]
+) -> None:
+    assert split(items, batch_items) == requests
+
+
+def test_requests_of_a_gathered_query_cross_its_spans() -> None:
+    assert cut_spans([(10, 15), (30, 33)], 3) == [[(10, 13)], [(13, 15), (30, 31)], [(31, 33)]]
+    assert cut_spans([(10, 15)], 0) == [[(10, 15)]]
+
+
+def test_offload_rule_q_minus_one_stays_on_cpu_and_q_goes_to_the_accelerator(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(REGISTRY, "stub-accel", f"{__name__}:StubAccelerator")
+    monkeypatch.setattr(StubAccelerator, "sizes", [])
+    q, b = 100, 32
+    items = Dataset.load(synthetic.ensure(TINY, 16_384)).items
+    options = (("accelerator", "stub-accel"), ("offload_items", str(q)), ("batch_items", str(b)), ("pool", "thread"))
+    reference = get_backend("torch-cpu")(BackendConfig(model=TINY, threads=1))
+    reference.load()
+    with DeepRecSchedBackend(BackendConfig(model=TINY, threads=2, options=options)) as sched:
+        sched.load()
+        sched.attach_items(items)
+        below = Batch(dense=items.dense[:q - 1], sparse=tuple(s[:q - 1] for s in items.sparse))
+        below.source, below.spans = items, [(0, q - 1)]
+        scores = sched.predict(below)
+        assert StubAccelerator.sizes == []
+        assert sched.stats == {"cpu_queries": 1, "cpu_requests": 4, "accelerator_queries": 0}  # ceil(99 / 32)
+        np.testing.assert_allclose(scores, reference.predict(below), rtol=1e-5, atol=1e-6)
+
+        at = Batch(dense=items.dense[:q], sparse=tuple(s[:q] for s in items.sparse))
+        assert np.all(sched.predict(at) == 0.5)
+        assert StubAccelerator.sizes == [q]
+        assert sched.stats == {"cpu_queries": 1, "cpu_requests": 4, "accelerator_queries": 1}
+        assert sched.info().to_dict()["accelerator"]["name"] == "stub-accel"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["batch_items=x"], "Error: 'batch_items' must be an integer (got 'x')"),
+        (["batch_items=-4"], "Error: 'batch_items' must be >= 0 (got -4)"),
+        (["offload_items=128"], "Error: 'offload_items' needs an accelerator (got 128 with accelerator 'none')"),
+        (["colour=red"], "Error: 'option' must be one of "
+                         "['accelerator', 'batch_items', 'cpu_backend', 'offload_items', 'pin', 'pool'] (got 'colour')"),
+        (["pool=fibers"], "Error: 'pool' must be one of ['process', 'thread'] (got 'fibers')"),
+        (["cpu_backend=deeprecsched"],
+         f"Error: 'cpu_backend' must be one of {sorted(set(REGISTRY) - {'deeprecsched'})} (got 'deeprecsched')"),
+    ],
+)
+def test_bad_scheduler_options_are_refused(runner: CliRunner, tmp_path: Path, options: list[str], message: str) -> None:
+    args = [a for o in options for a in ("--option", o)]
+    result = runner.invoke(cli, ["run", *SMOKE, "--backend", "deeprecsched", "--scenario", "server",
+                                 "--output", str(tmp_path), *args])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == message
+
+
+def test_tune_refuses_a_backend_it_cannot_tune(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["tune", *SMOKE, "--backend", "torch-cpu", "--output", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "Error: 'backend' must be one of ['deeprecsched'] (got 'torch-cpu')"
+
+
+def test_a_worker_killed_mid_run_fails_its_queries_and_the_run(runner: CliRunner, tmp_path: Path) -> None:
+    run_dir = tmp_path / "killtest" / "dlrm-rmc1" / "Server" / "performance" / "run_1"
+    killed: list[int] = []
+
+    def kill_one_worker_once_loadgen_runs() -> None:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "mlperf_log_detail.txt").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)
+        for p in multiprocessing.active_children():
+            if p.name == "recsuite-cpu-worker-0" and p.pid is not None:
+                os.kill(p.pid, signal.SIGKILL)
+                killed.append(p.pid)
+
+    killer = threading.Thread(target=kill_one_worker_once_loadgen_runs, daemon=True)
+    killer.start()
+    result = runner.invoke(cli, ["run", *SMOKE, "--backend", "deeprecsched", "--scenario", "server", "--threads", "2",
+                                 "--target-qps", "150", "--option", "batch_items=32", "--system", "killtest",
+                                 "--output", str(tmp_path)])
+    killer.join()
+    assert killed, "no worker to kill"
+    assert result.exit_code == 1
+    error = result.stderr.strip()
+    assert error.startswith("Error: run invalid: backend raised ")
+    assert f"BackendError: CPU worker 0 (pid {killed[0]}) died (killed by SIGKILL) with " in error
+    data = json.loads((run_dir / "result.json").read_text())
+    assert data["status"] == "failed" and data["valid"] is False
+    assert data["backend"]["dead_workers"] == [error[error.index("CPU worker 0"):error.index(" (logs kept")]]
+    # Queries before the death were answered, the rest failed fast; LoadGen got every query back.
+    assert 1 <= data["harness"]["backend_errors"] < data["harness"]["completed_queries"]
+    assert data["harness"]["completed_queries"] == data["performance"]["query_count"]
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    out = tmp_path_factory.mktemp("tune")
+    result = CliRunner().invoke(cli, ["tune", *SMOKE, "--sla-ms", "50", "--threads", "2", "--batch-sizes", "32,256",
+                                      "--search-seconds", "0.5", "--confirm-seconds", "1", "--system", "tunetest",
+                                      "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("dlrm-rmc1 deeprecsched p95 <= 50 ms on 2 CPU workers: tuned B=")
+    return out / "tunetest" / "dlrm-rmc1" / "tune"
+
+
+def test_tune_returns_a_setting_a_trace_and_a_plot(tuned: Path) -> None:
+    data = json.loads((tuned / "tuned.json").read_text())
+    assert data["backend"] == "deeprecsched" and data["threads"] == 2
+    assert data["options"]["batch_items"] in ("32", "256") and data["options"]["offload_items"] == "0"
+    assert data["sla_ms"] == 50 and data["percentile"] == 95
+    assert data["tuned"]["qps"] > 0 and data["static"]["qps"] > 0
+    assert [c["batch_items"] for c in data["climb"]["batch"]] in ([32], [32, 256])
+    with (tuned / "trace.csv").open() as fh:
+        trace = list(csv.DictReader(fh))
+    assert len(trace) == data["runs"]
+    assert {r["phase"] for r in trace} >= {"static", "batch", "confirm-static", "confirm-cpu"}
+    assert all(r["passed"] in ("True", "False") and float(r["tail_latency_ms"]) > 0 for r in trace)
+    # Every search bracket has a passing and a failing run, unless the search ran off its end.
+    assert any(r["passed"] == "True" for r in trace) and any(r["passed"] == "False" for r in trace)
+    assert (tuned / "qps.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(list((tuned / "runs").iterdir())) == len(trace)
+
+
+def test_the_tuned_file_round_trips_into_suite_run(tuned: Path, runner: CliRunner, tmp_path: Path) -> None:
+    setting = json.loads((tuned / "tuned.json").read_text())
+    result = runner.invoke(cli, ["run", *SMOKE, "--backend", "deeprecsched", "--tuned", str(tuned / "tuned.json"),
+                                 "--scenario", "server", "--mode", "accuracy", "--target-qps", "100",
+                                 "--system", "roundtrip", "--output", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "roundtrip/dlrm-rmc1/Server/accuracy/result.json").read_text())
+    sched = data["backend"]["scheduler"]
+    assert sched == {**SchedConfig(cpu_workers=2).to_dict(), "batch_items": int(setting["options"]["batch_items"])}
+    # Requests cut from the shared-memory dataset score exactly like the reference model.
+    assert data["accuracy"]["passed"] and data["accuracy"]["auc"] == pytest.approx(data["accuracy"]["reference_auc"][0], abs=1e-4)
+    assert data["harness"]["max_batch_items"] == 1 and data["harness"]["workers"] == 4
+
+
+def test_a_tuned_file_for_another_model_is_refused(tuned: Path, runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["run", "--model", "dlrm-rmc3", "--scale", "tiny", "--backend", "deeprecsched",
+                                 "--tuned", str(tuned / "tuned.json"), "--scenario", "server", "--output", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"Error: 'tuned' file {str(tuned / 'tuned.json')!r} was tuned for dlrm-rmc1 (got --model dlrm-rmc3)"
+    )
