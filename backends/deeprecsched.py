@@ -60,10 +60,14 @@ NO_OFFLOAD = 0
 #: Seconds a worker may take to start (import its framework, build the model).
 START_TIMEOUT_S = 600.0
 
-# Messages between the parent and a worker: one op byte, then a fixed header, then a payload.
-_REQ = struct.Struct("<qI")  # request id, number of (lo, hi) spans that follow as int64 pairs
+# Messages between the parent and a worker start with one op byte. A job (b"J") is the requests of
+# one query that went to one worker, pickled as (job id, [request, ...]) where a request is a list of
+# (lo, hi) dataset row spans, or (dense, sparse) arrays for a batch not cut from the shared dataset.
+# The worker runs each request as its own predict call, in order, and replies once (b"R": job id,
+# tasks, then every request's float32 scores back to back): the query waits for its last request
+# anyway, so one reply per job loses nothing and saves the parent a wake-up per request.
+_OK = struct.Struct("<qI")  # job id, tasks (0: scores are 1-D)
 _ID = struct.Struct("<q")
-_OK = struct.Struct("<qI")  # request id, tasks (0: scores are 1-D)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,11 +181,13 @@ def rows_of(items: Batch, spans: Sequence[tuple[int, int]]) -> Batch:
 class _Call:
     """One ``predict`` call waiting for its requests."""
 
-    __slots__ = ("parts", "remaining", "error", "done")
+    __slots__ = ("parts", "sizes", "remaining", "error", "done")
 
-    def __init__(self, requests: int) -> None:
-        self.parts: list[np.ndarray | None] = [None] * requests
-        self.remaining = requests
+    def __init__(self, sizes: list[int]) -> None:
+        self.parts: list[np.ndarray | None] = [None] * len(sizes)
+        #: Items of each request, in order.
+        self.sizes = sizes
+        self.remaining = len(sizes)
         self.error: str | None = None
         self.done = threading.Event()
 
@@ -298,7 +304,7 @@ class _ProcessPool(_Pool):
         ctx = mp.get_context("spawn")
         cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         self._lock = threading.Lock()
-        self._owner: dict[int, tuple[_Call, int, _Worker]] = {}
+        self._owner: dict[int, tuple[_Call, list[int], _Worker]] = {}
         self._next_id = 0
         self._shm: SharedMemory | None = None
         self._items: Batch | None = None
@@ -373,17 +379,18 @@ class _ProcessPool(_Pool):
             if self._broken:
                 call.fail(self._broken)
                 return
-            for slot, what in pieces:
+            jobs: dict[int, list[_Piece]] = {}
+            for piece in pieces:
                 w = min(self._workers, key=lambda w: w.outstanding)
-                req = self._next_id
-                self._next_id += 1
-                if isinstance(what, Batch):
-                    message = b"B" + _ID.pack(req) + pickle.dumps((what.dense, what.sparse), protocol=5)
-                else:
-                    message = b"R" + _REQ.pack(req, len(what)) + np.asarray(what, dtype=np.int64).tobytes()
-                self._owner[req] = (call, slot, w)
                 w.outstanding += 1
-                self._send(w, message)
+                jobs.setdefault(w.index, []).append(piece)
+            for index, job in jobs.items():
+                w = self._workers[index]
+                job_id = self._next_id
+                self._next_id += 1
+                requests = [(what.dense, what.sparse) if isinstance(what, Batch) else what for _, what in job]
+                self._owner[job_id] = (call, [slot for slot, _ in job], w)
+                self._send(w, b"J" + pickle.dumps((job_id, requests), protocol=5))
             self.requests += len(pieces)
 
     def _send(self, w: _Worker, message: bytes) -> None:
@@ -416,19 +423,21 @@ class _ProcessPool(_Pool):
     def _reply(self, w: _Worker, msg: bytes) -> None:
         op = msg[:1]
         if op == b"R":
-            req, tasks = _OK.unpack_from(msg, 1)
+            job_id, tasks = _OK.unpack_from(msg, 1)
             scores = np.frombuffer(msg, dtype=np.float32, offset=1 + _OK.size)
             if tasks:
                 scores = scores.reshape(-1, tasks)
             with self._lock:
-                call, slot, _ = self._owner.pop(req)
-                w.outstanding -= 1
-            call.finish(slot, scores)
+                call, slots, _ = self._owner.pop(job_id)
+                w.outstanding -= len(slots)
+            ends = np.cumsum([0, *(call.sizes[slot] for slot in slots)])
+            for slot, lo, hi in zip(slots, ends[:-1], ends[1:]):
+                call.finish(slot, scores[lo:hi])
         elif op == b"E":
-            (req,) = _ID.unpack_from(msg, 1)
+            (job_id,) = _ID.unpack_from(msg, 1)
             with self._lock:
-                call, slot, _ = self._owner.pop(req)
-                w.outstanding -= 1
+                call, slots, _ = self._owner.pop(job_id)
+                w.outstanding -= len(slots)
             call.fail(f"CPU request failed in worker {w.index}: {msg[1 + _ID.size:].decode()}")
 
     def _bury(self, w: _Worker) -> None:
@@ -440,7 +449,7 @@ class _ProcessPool(_Pool):
             held = [(req, own) for req, own in self._owner.items() if own[2] is w]
             w.death = (
                 f"CPU worker {w.index} (pid {w.process.pid}) died ({_exit_text(w.process.exitcode)}) "
-                f"with {len(held)} request(s) in flight"
+                f"with {sum(len(own[1]) for _, own in held)} request(s) in flight"
             )
             for req, _ in held:
                 del self._owner[req]
@@ -448,7 +457,7 @@ class _ProcessPool(_Pool):
             self._broken = self._broken or w.death
         if self._open:
             log.error("%s", w.death)
-        for _, (call, _slot, _w) in held:
+        for _, (call, _slots, _w) in held:
             call.fail(w.death)
 
     def pids(self) -> list[int]:
@@ -467,7 +476,7 @@ class _ProcessPool(_Pool):
         self._wake_w.send_bytes(b"")
         self._collector.join()
         with self._lock:
-            for call, _slot, _w in self._owner.values():
+            for call, _slots, _w in self._owner.values():
                 call.fail("the scheduler was closed")
             self._owner.clear()
         if self._shm is not None:
@@ -540,21 +549,20 @@ def _worker_main(index: int, cpu_backend: str, model: dict[str, Any], precision:
             arrays = [np.ndarray(shape, np.dtype(dtype), buffer=shm.buf, offset=off) for off, shape, dtype in layout]
             items = Batch(dense=arrays[0], sparse=tuple(arrays[1:]))
             continue
-        if op == b"R":
-            req, n = _REQ.unpack_from(msg, 1)
-            spans = np.frombuffer(msg, dtype=np.int64, count=2 * n, offset=1 + _REQ.size).reshape(n, 2).tolist()
-            assert items is not None
-            batch = rows_of(items, spans)
-        else:
-            (req,) = _ID.unpack_from(msg, 1)
-            dense, sparse = pickle.loads(msg[1 + _ID.size:])
-            batch = Batch(dense=dense, sparse=sparse)
+        job_id, requests = pickle.loads(msg[1:])
         try:
-            scores = np.ascontiguousarray(backend.predict(batch), dtype=np.float32)
-            tasks = scores.shape[1] if scores.ndim == 2 else 0
-            conn.send_bytes(b"R" + _OK.pack(req, tasks) + scores.tobytes())
-        except Exception as exc:  # noqa: BLE001 - the request fails, the worker lives on
-            conn.send_bytes(b"E" + _ID.pack(req) + f"{type(exc).__name__}: {exc}".encode())
+            parts = []
+            for request in requests:
+                if isinstance(request, list):
+                    assert items is not None, "a job before the dataset was attached"
+                    batch = rows_of(items, request)
+                else:
+                    batch = Batch(dense=request[0], sparse=request[1])
+                parts.append(np.ascontiguousarray(backend.predict(batch), dtype=np.float32))
+            tasks = parts[0].shape[1] if parts[0].ndim == 2 else 0
+            conn.send_bytes(b"".join([b"R", _OK.pack(job_id, tasks), *(p.tobytes() for p in parts)]))
+        except Exception as exc:  # noqa: BLE001 - the job fails, the worker lives on
+            conn.send_bytes(b"E" + _ID.pack(job_id) + f"{type(exc).__name__}: {exc}".encode())
     backend.close()
     items = batch = None  # drop the last views before closing the mapping
     if shm is not None:
@@ -637,7 +645,7 @@ class DeepRecSchedBackend(Backend):
         else:
             # Not cut from the shared dataset (a direct call): the rows travel with the request.
             pieces = [(i, rows_of(batch, [(lo, hi)])) for i, (lo, hi) in enumerate(split(k, s.batch_items))]
-        call = _Call(len(pieces))
+        call = _Call([len(p) if isinstance(p, Batch) else sum(hi - lo for lo, hi in p) for _, p in pieces])
         pool.submit(call, pieces)
         call.done.wait()
         with self._stats_lock:
