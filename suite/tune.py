@@ -52,6 +52,11 @@ SEARCH_MS = {"smoke": 1000, "short": 4000, "official": 10000}
 SEARCH_QUERIES = 100
 #: A search gives up after this many growing (or shrinking) steps without a bracket.
 MAX_BRACKET_STEPS = 12
+#: A search stops lowering the target once a run would last longer than this many search lengths
+#: (it needs its minimum query count), or once lowering it no longer lowers the tail latency by
+#: this fraction: the SLA is then out of reach of the setting at any load, and its capacity is 0.
+MAX_RUN_LENGTHS = 8
+MIN_TAIL_GAIN = 0.1
 TUNED_FORMAT = 1
 
 
@@ -256,8 +261,8 @@ def tune(config: TuneConfig, *, report: Callable[[Point], None] | None = None) -
     try:
         backend.load()
         has_accelerator = backend.sched.accelerator != "none"
-        start = config.start_qps or 0.8 * tuner.closed_loop_qps(seconds=min(2.0, search.min_duration_ms / 1000))
-        static = tuner.capacity("static", 0, 0, start, factor=2.0)
+        tuner.start_qps = config.start_qps or 0.8 * tuner.closed_loop_qps(seconds=min(2.0, search.min_duration_ms / 1000))
+        static = tuner.capacity("static", 0, 0, tuner.start_qps, factor=2.0)
         # Phase 1: B with offload off.
         phase1 = tuner.climb("batch", [(b, 0) for b in config.batch_sizes], static.qps)
         cpu_best = phase1
@@ -366,6 +371,8 @@ class _Tuner:
         self.tolerance = tolerance
         self.report = report
         self.points: list[Point] = []
+        #: The first target of a search with no neighbour to start from.
+        self.start_qps = 1.0
         #: Every searched setting with its phase, in order.
         self.settled: list[tuple[str, Capacity]] = []
 
@@ -417,6 +424,8 @@ class _Tuner:
         def passes(q: float) -> bool:
             return self.run(phase, batch_items, offload_items, q, self.search).passed
 
+        search = self.search
+        floor = search.min_query_count / (MAX_RUN_LENGTHS * search.min_duration_ms / 1000)
         lo, hi = 0.0, math.inf
         if passes(start):
             lo = start
@@ -427,11 +436,17 @@ class _Tuner:
                 lo *= factor
         else:
             hi = start
+            tail = self.points[-1].tail_latency_ms
             for _ in range(MAX_BRACKET_STEPS):
+                if hi / factor < floor:
+                    break
                 if passes(hi / factor):
                     lo = hi / factor
                     break
                 hi /= factor
+                previous, tail = tail, self.points[-1].tail_latency_ms
+                if tail > (1 - MIN_TAIL_GAIN) * previous:
+                    break
         while lo and hi != math.inf and hi / lo > 1 + self.tolerance:
             mid = math.sqrt(lo * hi)
             if self.run(phase, batch_items, offload_items, mid, self.search).passed:
@@ -453,7 +468,7 @@ class _Tuner:
         tried: list[Capacity] = [first] if first is not None else []
         prior = prior_qps
         for b, q in settings:
-            found = self.capacity(phase, b, q, start=prior or 1.0, factor=1.25 if prior else 2.0)
+            found = self.capacity(phase, b, q, start=prior or self.start_qps, factor=1.25 if prior else 2.0)
             if tried and found.qps < tried[-1].qps:
                 return tried[-1]
             tried.append(found)
