@@ -32,6 +32,7 @@ from suite.errors import HarnessError
 log = logging.getLogger(__name__)
 
 MAX_RECORDED_ERRORS = 10
+GIL_SWITCH_INTERVAL_S = 0.0002
 
 _SCENARIOS = {
     Scenario.OFFLINE: lg.TestScenario.Offline,
@@ -221,11 +222,13 @@ class Batcher:
         row_bytes = scores.strides[0]
         base = scores.__array_interface__["data"][0]
         sizes = self._sizes
+        response = lg.QuerySampleResponse
         responses = []
+        append = responses.append
         offset = 0
         for sample_id, i in zip(ids, idx):
             size = sizes[i]
-            responses.append(lg.QuerySampleResponse(sample_id, base + offset * row_bytes, size * row_bytes))
+            append(response(sample_id, base + offset * row_bytes, size * row_bytes))
             offset += size
         lg.QuerySamplesComplete(responses)
         out.completed_queries += len(ids)
@@ -403,12 +406,17 @@ def run(
     driver = threading.Thread(target=loadgen, name="recsuite-loadgen", daemon=True)
     batcher.start()
     total_shown = total if settings.mode is Mode.ACCURACY else None
+    # LoadGen's issue thread needs the GIL for every query; with CPython's default 5 ms switch
+    # interval it can wait that long behind a worker building responses, which shows up in p99.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
         with Progress(batcher.outcome, expected_duration_s(settings, total), total_shown, enabled=progress):
             driver.start()
             batcher.serve()
             driver.join()
     finally:
+        sys.setswitchinterval(switch_interval)
         lg.DestroyQSL(qsl)
         lg.DestroyFastSUT(sut)
     if failure:
