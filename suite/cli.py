@@ -72,7 +72,7 @@ def _parse_options(pairs: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 @click.option("--precision", default="fp32", show_default=True, help="fp32, tf32, bf16 or fp16.")
 @click.option("--max-batch-items", type=int, help="Largest batch the harness forms, in items.")
 @click.option("--batch-timeout-us", type=int, help="How long a batch may wait to fill (0: never).")
-@click.option("--workers", type=int, default=1, show_default=True, help="Harness threads calling the backend.")
+@click.option("--workers", type=int, help="Harness threads calling the backend [default: the backend's].")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Backend-specific option.")
 @click.option("--rules", help="Rule set [default: the one listing the model].")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data].")
@@ -175,8 +175,8 @@ def backends() -> None:
 
     for name, target in REGISTRY.items():
         try:
-            get_backend(name)
-            status = "available"
+            reason = get_backend(name).unavailable_reason()
+            status = "available" if reason is None else f"unavailable ({reason})"
         except SuiteError as exc:
             status = f"unavailable ({exc})"
         click.echo(f"{name:<14} {target:<45} {status}")

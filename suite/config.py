@@ -60,7 +60,7 @@ class RunConfig:
         threads: backend intra-op threads (0: one per core).
         precision: backend arithmetic.
         max_batch_items, batch_timeout_us: the batcher (None: the rule table's).
-        workers: harness threads that call the backend concurrently.
+        workers: harness threads that call the backend concurrently (None: the backend's default).
         backend_options: backend-specific (key, value) pairs.
         rules: rule set name; None picks the one that lists the model.
         data_dir: dataset cache root; None uses ``$RECSUITE_DATA_DIR`` or ``~/.cache/recsuite``.
@@ -84,7 +84,7 @@ class RunConfig:
     precision: str = "fp32"
     max_batch_items: int | None = None
     batch_timeout_us: int | None = None
-    workers: int = 1
+    workers: int | None = None
     backend_options: tuple[tuple[str, str], ...] = ()
     rules: str | None = None
     data_dir: Path | None = None
@@ -101,7 +101,7 @@ class RunConfig:
             raise ConfigError(f"'max-batch-items' must be >= 1 (got {self.max_batch_items!r})")
         if self.batch_timeout_us is not None and self.batch_timeout_us < 0:
             raise ConfigError(f"'batch-timeout-us' must be >= 0 (got {self.batch_timeout_us!r})")
-        if self.workers < 1:
+        if self.workers is not None and self.workers < 1:
             raise ConfigError(f"'workers' must be >= 1 (got {self.workers!r})")
         if self.system is not None and not _safe_name(self.system):
             raise ConfigError(f"'system' must be letters, digits, '.', '_' or '-' (got {self.system!r})")

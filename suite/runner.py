@@ -164,7 +164,7 @@ def run(config: RunConfig, *, backend: Backend | None = None) -> RunResult:
             settings,
             run_dir,
             user_conf=config.user_conf,
-            workers=config.workers,
+            workers=config.workers or backend.default_workers,
             progress=config.progress,
         )
         errors = [f"backend raised {outcome.error_count} time(s); first: {e}" for e in outcome.errors[:1]]

@@ -24,7 +24,7 @@ def invoke(runner: CliRunner, *args: str) -> tuple[int, str, str]:
         (["--backend", "null", "--scenario", "sevrer"],
          "Error: 'scenario' must be one of ['multistream', 'offline', 'server', 'singlestream'] (got 'sevrer')"),
         (["--backend", "tensorflow", "--scenario", "offline"],
-         "Error: 'backend' must be one of ['null', 'torch-cpu'] (got 'tensorflow')"),
+         "Error: 'backend' must be one of ['null', 'onnxruntime', 'torch-cpu', 'torch-cuda'] (got 'tensorflow')"),
         (["--backend", "null", "--scenario", "offline", "--mode", "speed"],
          "Error: 'mode' must be one of ['accuracy', 'performance'] (got 'speed')"),
         (["--backend", "null", "--scenario", "offline", "--profile", "quick"],
@@ -93,8 +93,14 @@ def test_models_and_backends_list_the_registries(runner: CliRunner) -> None:
     assert rmc1.split()[1:] == ["8", "128", "640", "32,000,000"]
     code, out, _ = invoke(runner, "backends")
     assert code == 0
-    assert [line.split()[0] for line in out.splitlines()] == ["null", "torch-cpu"]
-    assert all(line.endswith("available") for line in out.splitlines())
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert list(lines) == ["null", "torch-cpu", "torch-cuda", "onnxruntime"]
+    assert lines["torch-cpu"].endswith(" available")
+    assert lines["onnxruntime"].endswith(" available")
+    import torch
+
+    if not torch.cuda.is_available():
+        assert lines["torch-cuda"].endswith(f"unavailable (no CUDA GPU visible to torch {torch.__version__})")
 
 
 def test_data_generate_writes_inspectable_tsv(runner: CliRunner, tmp_path: Path) -> None:
