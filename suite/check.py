@@ -170,15 +170,13 @@ def _run_kind(path: Path) -> Mode | None:
     return None
 
 
-def _is_audit(path: Path) -> bool:
-    return any(AUDIT_RE.match(part) for part in path.parts)
-
-
 def _run_folder(path: Path) -> RunFolder | None:
     mode = _run_kind(path)
-    if mode is None or _is_audit(path):
+    if mode is None:
         return None
     scen_dir = path.parent.parent if mode is Mode.PERFORMANCE else path.parent
+    if AUDIT_RE.match(scen_dir.name):
+        return None  # an audit's runs: checked with their scenario (check_compliance)
     bench_dir = scen_dir.parent
     system_dir = bench_dir.parent
     submission = system_dir.parent.name == "results" and system_dir.parent.parent.parent.name in (
