@@ -36,6 +36,7 @@ def cli(verbose: int) -> None:
 
     \b
     suite run --model dlrm-rmc1 --backend torch-cpu --scenario offline
+    suite check results/ | suite audit TEST01 --model ... --backend ... --scenario ...
     suite models | suite backends | suite data generate | suite data import | suite summary
     """
     level = logging.WARNING - 10 * verbose
@@ -52,43 +53,57 @@ def _parse_options(pairs: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-@cli.command()
-@click.option("--model", required=True, help="Model name (see `suite models`).")
-@click.option("--backend", required=True, help="Backend name (see `suite backends`).")
-@click.option("--scenario", required=True, help="offline, server, singlestream or multistream.")
-@click.option("--mode", default="performance", show_default=True, help="performance or accuracy.")
-@click.option("--profile", default="short", show_default=True, help="smoke (seconds), short (60 s) or official.")
-@click.option("--target-qps", type=float, help="Server target / Offline expected queries per second.")
-@click.option("--scale", default="small", show_default=True, help="tiny, small, full or a row cap per table.")
-@click.option("--query-size", help="mlperf | lognormal:MU,SIGMA | normal:MEAN,STD | fixed:N | file:PATH.")
-@click.option("--output", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
-@click.option("--system", help="System name in the results tree [default: <hostname>-<backend>].")
-@click.option("--user-conf", type=click.Path(path_type=Path), help="LoadGen user.conf overriding the rules.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
-@click.option("--dataset", type=click.Path(path_type=Path), help="A dataset folder from `suite data import`.")
-@click.option("--rows", type=int, help="Items in the generated dataset [default: by scale].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights and the data.")
-@click.option("--threads", type=int, default=0, show_default=True, help="Backend threads (0: all cores).")
-@click.option("--precision", default="fp32", show_default=True, help="fp32, tf32, bf16 or fp16.")
-@click.option("--max-batch-items", type=int, help="Largest batch the harness forms, in items.")
-@click.option("--batch-timeout-us", type=int, help="How long a batch may wait to fill (0: never).")
-@click.option("--workers", type=int, help="Harness threads calling the backend [default: the backend's].")
-@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Backend-specific option.")
-@click.option("--rules", help="Rule set [default: the one listing the model].")
-@click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data].")
-@click.option("--progress/--no-progress", default=True, help="Live progress line on stderr.")
-def run(**kw: Any) -> None:
-    """Run LoadGen against a backend and write a result folder."""
+_RUN_OPTIONS = [
+    click.option("--model", required=True, help="Model name (see `suite models`)."),
+    click.option("--backend", required=True, help="Backend name (see `suite backends`)."),
+    click.option("--scenario", required=True, help="offline, server, singlestream or multistream."),
+    click.option("--profile", default="short", show_default=True, help="smoke (seconds), short (60 s) or official."),
+    click.option(
+        "--variant",
+        help="The rule set's named target: 99 | 99.9 (mlperf-v5.1: dlrm-v2-99 / dlrm-v2-99.9), "
+        "low | medium | high (deeprecsys SLA) [default: the rule set's].",
+    ),
+    click.option("--target-qps", type=float, help="Server target / Offline expected queries per second."),
+    click.option("--scale", default="small", show_default=True, help="tiny, small, full or a row cap per table."),
+    click.option("--query-size", help="mlperf | lognormal:MU,SIGMA | normal:MEAN,STD | fixed:N | file:PATH."),
+    click.option("--output", type=click.Path(path_type=Path), default=Path("results"), show_default=True),
+    click.option("--system", help="System name in the results tree [default: <hostname>-<backend>]."),
+    click.option("--user-conf", type=click.Path(path_type=Path), help="LoadGen user.conf overriding the rules."),
+    click.option("--overwrite", is_flag=True, help="Replace an existing run folder."),
+    click.option("--dataset", type=click.Path(path_type=Path), help="A dataset folder from `suite data import`."),
+    click.option("--rows", type=int, help="Items in the generated dataset [default: by scale]."),
+    click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights and the data."),
+    click.option("--threads", type=int, default=0, show_default=True, help="Backend threads (0: all cores)."),
+    click.option("--precision", default="fp32", show_default=True, help="fp32, tf32, bf16 or fp16."),
+    click.option("--max-batch-items", type=int, help="Largest batch the harness forms, in items."),
+    click.option("--batch-timeout-us", type=int, help="How long a batch may wait to fill (0: never)."),
+    click.option("--workers", type=int, help="Harness threads calling the backend [default: the backend's]."),
+    click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Backend-specific option."),
+    click.option("--rules", help="Rule set [default: the one listing the model]."),
+    click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data]."),
+    click.option("--progress/--no-progress", default=True, help="Live progress line on stderr."),
+]
+
+
+def _run_options(func: Any) -> Any:
+    for option in reversed(_RUN_OPTIONS):
+        func = option(func)
+    return func
+
+
+def _run_config(kw: dict[str, Any], mode: str) -> Any:
+    """The frozen RunConfig of ``suite run`` / ``suite audit`` options."""
     from suite.config import Mode, RunConfig, Scenario
     from suite.errors import one_of
     from suite.models import ModelSpec
+    from suite.rules import RuleSet
 
-    one_of("mode", kw["mode"], [m.value for m in Mode])
+    one_of("mode", mode, [m.value for m in Mode])
     config = RunConfig(
         model=ModelSpec(name=kw["model"], scale=kw["scale"], seed=kw["seed"]),
         backend=_known_backend(kw["backend"]),
         scenario=Scenario.parse(kw["scenario"]),
-        mode=Mode(kw["mode"]),
+        mode=Mode(mode),
         profile=kw["profile"],
         target_qps=kw["target_qps"],
         query_size=kw["query_size"],
@@ -104,14 +119,79 @@ def run(**kw: Any) -> None:
         workers=kw["workers"],
         backend_options=_parse_options(kw["options"]),
         rules=kw["rules"],
+        variant=kw["variant"],
         data_dir=kw["data_dir"],
         overwrite=kw["overwrite"],
         progress=kw["progress"],
     )
+    RuleSet.load(config.rule_set).variant(config.variant)  # an unknown variant is a usage error
+    return config
+
+
+@cli.command()
+@_run_options
+@click.option("--mode", default="performance", show_default=True, help="performance or accuracy.")
+def run(**kw: Any) -> None:
+    """Run LoadGen against a backend and write a result folder."""
+    config = _run_config(kw, kw["mode"])
     from suite.runner import run as run_suite
 
     result = run_suite(config)
     click.echo(_one_line(result.data, result.path))
+
+
+@cli.command()
+@click.argument("test", metavar="TEST01|TEST04|TEST05")
+@_run_options
+def audit(test: str, **kw: Any) -> None:
+    """Run a compliance audit (MLPerf's TEST01, TEST04 or TEST05) and verify it.
+
+    The scenario's performance run (and for TEST01 its accuracy run) must exist: the audit is
+    compared with them. Writes <Scenario>/<TEST>/ with verify_accuracy.txt / verify_performance.txt.
+    Exit 0 when every verification says TEST PASS, 1 otherwise.
+    """
+    from suite.audit import run_audit
+    from suite.config import AUDITS
+    from suite.errors import one_of
+
+    one_of("test", test, AUDITS)
+    result = run_audit(test, _run_config(kw, "performance"))
+    parts = ", ".join(f"{what} {'TEST PASS' if v.passed else 'TEST FAIL'}" for what, v in result.verdicts.items())
+    click.echo(f"{test} {kw['model']} {kw['backend']} {kw['scenario']}: {parts} -> {result.path}")
+    if not result.passed:
+        click.get_current_context().exit(1)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--rules", help="Judge by this rule set [default: the one each run records].")
+@click.option("--profile", help="Judge by this profile [default: the run's; official without a config.json].")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def check(paths: tuple[Path, ...], rules: str | None, profile: str | None, as_json: bool) -> None:
+    """Check run folders, results trees or submission trees against the rules.
+
+    Exit 0 when no finding is an error, 1 otherwise, 2 for bad options.
+    """
+    from suite.check import check as check_paths
+    from suite.check import table
+    from suite.rules import RuleSet
+
+    for path in paths:
+        if not path.exists():
+            raise ConfigError(f"'path' {str(path)!r} does not exist")
+    if rules is not None:
+        rule_set = RuleSet.load(rules)
+        if profile is not None:
+            rule_set.check_profile(profile)
+    elif profile is not None:
+        from suite.config import PROFILES
+        from suite.errors import one_of
+
+        one_of("profile", profile, PROFILES)
+    report = check_paths(paths, rules=rules, profile=profile)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else table(report))
+    if not report.passed:
+        click.get_current_context().exit(1)
 
 
 def _known_backend(name: str) -> str:

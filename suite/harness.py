@@ -343,6 +343,11 @@ def test_settings(settings: Settings, total_queries: int, user_conf: Path | None
         ts.multi_stream_samples_per_query = settings.samples_per_query
     if settings.seeds is not None:
         ts.qsl_rng_seed, ts.sample_index_rng_seed, ts.schedule_rng_seed = settings.seeds
+    if settings.audit == "TEST05":
+        # LoadGen reads ``test05`` only from its built-in mlperf.conf (conf_type 0), never from an
+        # audit.config (conf_type 2), so TEST05's audit.config line alone changes nothing. Setting
+        # the flag makes LoadGen swap in the built-in test05_* seeds, as TEST05 intends.
+        ts.test05 = True
     if user_conf is not None and ts.FromConfig(str(user_conf), settings.loadgen_model, scen, 2) != 0:
         raise HarnessError(f"LoadGen could not read user.conf {str(user_conf)!r}")
     return ts
