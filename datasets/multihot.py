@@ -11,8 +11,6 @@ and, at full scale, MLPerf's own; at a capped scale it is the same procedure ove
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-
 import numpy as np
 
 from suite.datasets.batch import Batch
@@ -52,4 +50,4 @@ def expand(ids: np.ndarray, table: np.ndarray) -> np.ndarray:
     return table[ids[:, 0]]
 
 
-__all__: Sequence[str] = ("expand", "model_inputs", "tables")
+__all__ = ["expand", "model_inputs", "tables"]
