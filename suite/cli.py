@@ -73,6 +73,7 @@ _RUN_OPTIONS = [
     click.option("--dataset", type=click.Path(path_type=Path), help="A dataset folder from `suite data import`."),
     click.option("--rows", type=int, help="Items in the generated dataset [default: by scale]."),
     click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights and the data."),
+    click.option("--tasks", type=int, help="Tasks of a multi-task model (mtwnd) [default: 3]."),
     click.option("--threads", type=int, default=0, show_default=True, help="Backend threads (0: all cores)."),
     click.option("--precision", default="fp32", show_default=True, help="fp32, tf32, bf16 or fp16."),
     click.option("--max-batch-items", type=int, help="Largest batch the harness forms, in items."),
@@ -100,7 +101,7 @@ def _run_config(kw: dict[str, Any], mode: str) -> Any:
 
     one_of("mode", mode, [m.value for m in Mode])
     config = RunConfig(
-        model=ModelSpec(name=kw["model"], scale=kw["scale"], seed=kw["seed"]),
+        model=ModelSpec(name=kw["model"], scale=kw["scale"], seed=kw["seed"], tasks=kw["tasks"]),
         backend=_known_backend(kw["backend"]),
         scenario=Scenario.parse(kw["scenario"]),
         mode=Mode(mode),
@@ -236,16 +237,29 @@ def _why_invalid(perf: dict[str, Any]) -> str:
 @cli.command()
 @click.option("--scale", default="small", show_default=True, help="Scale the sizes are shown for.")
 def models(scale: str) -> None:
-    """List the models with their size at a scale."""
+    """List the models with their size and per-item cost at a scale.
+
+    \b
+    parameters: embedding rows x dim plus every dense weight and bias, at the scale
+    emb KB/item: fp32 embedding rows gathered per item (every lookup), in kB of 1000 bytes
+    MFLOP/item:  dense FLOPs per item (2 per multiply-accumulate; MLPs, attention and RNN cells)
+    dominated by: the larger of embedding gathers (10 FLOP per byte) and dense FLOPs (MLP, attention)
+    """
     from suite.models import MODELS, parse_scale
 
     row_cap = parse_scale(scale)
-    click.echo(f"{'model':<12} {'tables':>6} {'dense':>6} {'lookups/item':>12} {'embedding rows':>15}")
+    click.echo(
+        f"{'model':<10} {'tables':>6} {'dense':>5} {'lookups/item':>12} {'parameters':>15} "
+        f"{'emb KB/item':>11} {'MFLOP/item':>10}  dominated by"
+    )
     for name, config in MODELS.items():
         schema = config.schema(row_cap)
-        rows = sum(t.rows for t in schema.tables)
+        size = config.size(row_cap)
         lookups = sum(t.lookups for t in schema.tables)
-        click.echo(f"{name:<12} {len(schema.tables):>6} {schema.dense:>6} {lookups:>12} {rows:>15,}")
+        click.echo(
+            f"{name:<10} {size.tables:>6} {schema.dense:>5} {lookups:>12} {size.parameters:>15,} "
+            f"{size.embedding_bytes_per_item / 1000:>11.1f} {size.dense_flops_per_item / 1e6:>10.2f}  {size.dominated_by}"
+        )
 
 
 @cli.command()
@@ -273,13 +287,14 @@ def data() -> None:
 @click.option("--scale", default="small", show_default=True)
 @click.option("--rows", type=int, help="Items to generate [default: by scale].")
 @click.option("--seed", type=int, default=0, show_default=True)
-def data_generate(model: str, out: Path, scale: str, rows: int | None, seed: int) -> None:
+@click.option("--tasks", type=int, help="Tasks of a multi-task model (mtwnd) [default: 3].")
+def data_generate(model: str, out: Path, scale: str, rows: int | None, seed: int, tasks: int | None) -> None:
     """Write synthetic Criteo TSV (with teacher labels) that a person can inspect."""
     from suite.datasets import criteo, synthetic
     from suite.models import ModelSpec, default_rows
     from suite.results import write_json
 
-    spec = ModelSpec(name=model, scale=scale, seed=seed)
+    spec = ModelSpec(name=model, scale=scale, seed=seed, tasks=tasks)
     n = rows or default_rows(scale)
     if n < 1:
         raise ConfigError(f"'rows' must be >= 1 (got {n!r})")
@@ -299,12 +314,19 @@ def data_generate(model: str, out: Path, scale: str, rows: int | None, seed: int
 @click.option("--out", type=click.Path(path_type=Path), help="Dataset folder [default: in the data cache].")
 @click.option("--limit", type=int, help="Read at most this many lines.")
 @click.option("--data-dir", type=click.Path(path_type=Path))
-def data_import(file: Path, model: str, scale: str, out: Path | None, limit: int | None, data_dir: Path | None) -> None:
-    """Convert a real Criteo file (plain or .gz) into a dataset `suite run --dataset` reads."""
+@click.option("--tasks", type=int, help="Tasks of a multi-task model (mtwnd) [default: 3].")
+def data_import(
+    file: Path, model: str, scale: str, out: Path | None, limit: int | None, data_dir: Path | None, tasks: int | None
+) -> None:
+    """Convert a real Criteo file (plain or .gz) into a dataset `suite run --dataset` reads.
+
+    The columns follow the model's schema; DLRM-v2 reads Criteo's own layout (13 integers, 26 single
+    ids) and expands each id to its multi-hot size as MLPerf does.
+    """
     from suite.datasets.importer import import_file
     from suite.models import ModelSpec
 
-    spec = ModelSpec(name=model, scale=scale)
+    spec = ModelSpec(name=model, scale=scale, tasks=tasks)
     path = import_file(file, spec, out=out, limit=limit, data_dir=data_dir, progress=True)
     click.echo(f"imported {file} -> {path} (use: suite run --dataset {path} --model {model} --scale {scale} ...)")
 

@@ -88,6 +88,9 @@ def load_dataset(config: RunConfig) -> Dataset:
                 f"{config.dataset} was imported for {made_for.get('name')} at scale {made_for.get('scale')}, "
                 f"not {config.model.name} at scale {config.model.scale}"
             )
+        tasks = config.model.schema.tasks
+        if int(dataset.meta.get("tasks", 1)) != tasks:
+            raise DatasetError(f"{config.dataset} holds {dataset.meta.get('tasks')} task label(s), not {tasks}")
         return dataset
     return Dataset.load(synthetic.ensure(config.model, config.dataset_rows, config.data_dir))
 

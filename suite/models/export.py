@@ -37,6 +37,7 @@ class GatherSum(nn.Module):
     def __init__(self, weight: torch.Tensor, lowering: str) -> None:
         super().__init__()
         self.weight = nn.Parameter(weight.detach(), requires_grad=False)
+        self.num_embeddings, self.embedding_dim = weight.shape
         self.bag_major = lowering == "bag-major"
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
