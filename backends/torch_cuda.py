@@ -152,7 +152,9 @@ class TorchCUDABackend(Backend):
                     self._forward(dense, sparse)
             lane.compute.synchronize()
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, stream=lane.compute):
+            # thread_local: another worker's CUDA calls (a pinned allocation, its own replays)
+            # must not invalidate this thread's capture.
+            with torch.cuda.graph(graph, stream=lane.compute, capture_error_mode="thread_local"):
                 out = self._forward(dense, sparse)
             found = (graph, out)
             lane.graphs[size] = found
