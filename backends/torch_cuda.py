@@ -101,8 +101,10 @@ class TorchCUDABackend(Backend):
             capacity = max(n, 2 * lane.capacity, GRAPH_BUCKETS[0])
             if self._graphs:
                 capacity = self._bucket(capacity)
-            lane.host_dense = torch.empty((capacity, self._schema.dense), dtype=torch.float32, pin_memory=True)
-            lane.host_sparse = [torch.empty((capacity, t.lookups), dtype=torch.int32, pin_memory=True) for t in self._schema.tables]
+            # Zeroed, not empty: a CUDA graph reads the padding rows past the batch, and garbage
+            # ids there would index outside the tables.
+            lane.host_dense = torch.zeros((capacity, self._schema.dense), dtype=torch.float32, pin_memory=True)
+            lane.host_sparse = [torch.zeros((capacity, t.lookups), dtype=torch.int32, pin_memory=True) for t in self._schema.tables]
             out_shape = (capacity,) if self._tasks == 1 else (capacity, self._tasks)
             lane.host_out = torch.empty(out_shape, dtype=torch.float32, pin_memory=True)
             lane.dev_dense = torch.zeros((capacity, self._schema.dense), dtype=torch.float32, device=self._device)
