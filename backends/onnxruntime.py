@@ -45,7 +45,7 @@ class OnnxRuntimeBackend(Backend):
             raise BackendUnavailableError(f"'precision' must be fp32 on onnxruntime (got {cfg.precision!r})")
         self._provider = cfg.option("provider", "cpu")
         opt = cfg.option("opt_level", "all")
-        self._lowering = cfg.option("lowering", "bag-major")
+        self._lowering = cfg.option("lowering", "item-major")
         for key, value, choices in (
             ("provider", self._provider, PROVIDERS),
             ("opt_level", opt, OPT_LEVELS),
