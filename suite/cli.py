@@ -82,6 +82,11 @@ _RUN_OPTIONS = [
     click.option("--rules", help="Rule set [default: the one listing the model]."),
     click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data]."),
     click.option("--progress/--no-progress", default=True, help="Live progress line on stderr."),
+    click.option(
+        "--power",
+        is_flag=True,
+        help="Sample GPU board power (NVML) and CPU package energy (RAPL) over LoadGen's timed window; writes power.json.",
+    ),
 ]
 
 
@@ -123,6 +128,7 @@ def _run_config(kw: dict[str, Any], mode: str) -> Any:
         data_dir=kw["data_dir"],
         overwrite=kw["overwrite"],
         progress=kw["progress"],
+        power=kw["power"],
     )
     RuleSet.load(config.rule_set).variant(config.variant)  # an unknown variant is a usage error
     return config
@@ -216,7 +222,17 @@ def _one_line(data: dict[str, Any], path: Path) -> str:
         value = metric.get("value")
         shown = f"{value:,.1f} {metric.get('units')}" if isinstance(value, (int, float)) else "no metric"
         body = f"{shown} ({items:,.0f} items/s), {perf.get('validity')}{_why_invalid(perf)}"
+    if "power" in data:
+        body += f"; power: {_power_words(data['power'])}"
     return f"{head}: {body} -> {path}"
+
+
+def _power_words(power: dict[str, Any]) -> str:
+    if power.get("average_w") is None:
+        return str(power.get("measured"))
+    per_j = power.get("samples_per_j")
+    tail = f", {per_j:,.2f} samples/J" if isinstance(per_j, (int, float)) else ""
+    return f"{power['average_w']:,.1f} W average, {power['energy_j']:,.1f} J ({power['measured']}){tail}"
 
 
 def _why_invalid(perf: dict[str, Any]) -> str:
