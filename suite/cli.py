@@ -24,6 +24,9 @@ class SuiteGroup(click.Group):
         try:
             return super().invoke(ctx)
         except SuiteError as exc:
+            details = getattr(exc, "details", "")
+            if details:
+                click.echo(details, err=True)
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
 
@@ -198,6 +201,37 @@ def check(paths: tuple[Path, ...], rules: str | None, profile: str | None, as_js
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else table(report))
     if not report.passed:
         click.get_current_context().exit(1)
+
+
+@cli.command()
+@click.option("--results", type=click.Path(path_type=Path), required=True, help="A results tree of `suite run`.")
+@click.option("--org", required=True, help="Submitter name (closed/<ORG>/...): no spaces or path separators.")
+@click.option("--division", type=click.Choice(["closed", "open"]), default="closed", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The submission root to create (must not exist).")
+@click.option(
+    "--system-json",
+    type=click.Path(path_type=Path),
+    help="Systems fields the machine cannot tell (status, cooling, networking...): one JSON object, or objects keyed by system.",
+)
+def submit(results: Path, org: str, division: str, out: Path, system_json: Path | None) -> None:
+    """Build an MLPerf inference v5.1 submission tree from a results tree.
+
+    Writes OUT/<division>/<ORG>/{code,documentation,systems,results,measurements,compliance},
+    OUT-summary.csv (the checker's summary) and OUT-accuracy-logs/ (the full accuracy logs the tree
+    holds truncated). Refuses, writing nothing, when the results or the built tree fail `suite check`.
+    """
+    from suite.check import table
+    from suite.submit import SubmitRequest
+    from suite.submit import submit as build
+
+    if system_json is not None and not system_json.is_file():
+        raise ConfigError(f"'system-json' file {str(system_json)!r} does not exist")
+    done = build(SubmitRequest(results=results, org=org, division=division, out=out, system_json=system_json))
+    click.echo(table(done.report))
+    note = "" if done.profile == "official" else f" (profile {done.profile}: check it with `suite check --profile {done.profile}`)"
+    click.echo(f"submission: {done.rows} result(s) -> {done.path}{note}")
+    click.echo(f"summary: {done.summary_csv}")
+    click.echo(f"full accuracy logs: {done.backup}")
 
 
 def _known_backend(name: str) -> str:
