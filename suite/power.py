@@ -253,6 +253,7 @@ class PowerMeter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._t0 = self._t1 = 0.0
+        self._closing = False
         self._start_energy: list[float | None] = []
         self._end_energy: list[float | None] = []
         self._integrated = [0.0] * len(self.sources)
@@ -278,15 +279,17 @@ class PowerMeter:
     def on_end(self) -> None:
         """``StartTest`` returned: the window closes."""
         with self._lock:
-            if self._t1:
+            if self._t1 or self._closing:
                 return
-            self._t1 = time.perf_counter()
+            self._closing = True
             thread, self._thread = self._thread, None
         if thread is not None:
             self._stop.set()
-            thread.join()
+            thread.join()  # the thread wakes at once: this costs one reading at most
             self._sample()
             self._end_energy = [self._energy(s) for s in self.sources]
+        # The window closes after the last reading, so every reading lies inside it.
+        self._t1 = time.perf_counter()
 
     # Sampling ----------------------------------------------------------------------------
     @staticmethod
