@@ -40,6 +40,7 @@ def cli(verbose: int) -> None:
     \b
     suite run --model dlrm-rmc1 --backend torch-cpu --scenario offline
     suite check results/ | suite audit TEST01 --model ... --backend ... --scenario ...
+    suite submit --results results/ --org ORG --out sub/ | suite compare results/ other/ sub/
     suite models | suite backends | suite data generate | suite data import | suite summary
     """
     level = logging.WARNING - 10 * verbose
@@ -232,6 +233,23 @@ def submit(results: Path, org: str, division: str, out: Path, system_json: Path 
     click.echo(f"submission: {done.rows} result(s) -> {done.path}{note}")
     click.echo(f"summary: {done.summary_csv}")
     click.echo(f"full accuracy logs: {done.backup}")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--baseline", help="System the speedups are over [default: the first system].")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("comparison"), show_default=True)
+def compare(paths: tuple[Path, ...], baseline: str | None, out: Path) -> None:
+    """Compare results trees and submission trees: CSV, a Markdown table, an HTML report with plots.
+
+    Every performance run is a row (invalid ones marked, never dropped). Writes OUT/comparison.csv,
+    OUT/report.html and its PNGs.
+    """
+    from suite.compare import compare as build
+
+    done = build(list(paths), baseline=baseline, out=out)
+    click.echo(done.markdown)
+    click.echo(f"\nbaseline {done.baseline}; wrote {done.csv}, {done.html}, " + ", ".join(p.name for p in done.plots))
 
 
 def _known_backend(name: str) -> str:
