@@ -76,6 +76,14 @@ RULES: dict[str, str] = {
     "consistency.result": "result.json disagrees with the logs or config.json",
     "compliance.missing": "a compliance audit the rule set requires is missing",
     "compliance.failed": "a compliance audit failed, or its verify file says PASS where the logs do not",
+    "submission.layout": "a submission tree lacks a folder MLPerf requires (code/, calibration.md...) or holds extra files",
+    "submission.file-set": "a submission folder does not hold exactly MLPerf's file set",
+    "submission.system": "systems/<system>.json lacks a required field, leaves one empty, or disagrees with the tree",
+    "submission.measurements": "measurements/.../<Scenario>/ lacks user.conf, README.md or a complete measurements JSON",
+    "submission.name": "a file or folder name has whitespace, a path separator or a leading '.'",
+    "submission.size": "a file is over 50 MB, or an accuracy log over 10 KiB",
+    "submission.symlink": "a submission tree holds a symlink",
+    "submission.empty-dir": "a submission tree holds an empty folder",
 }
 
 PERFORMANCE_FILES = (DETAIL, SUMMARY)
@@ -635,6 +643,12 @@ def check_accuracy(ctx: RunContext, expected: Settings) -> list[Finding]:
         return findings
     if digest is not None and hashlib.sha256(raw).hexdigest() != digest:
         findings.append(error("accuracy.hash", "the accuracy log's sha256 is not accuracy.txt's hash=", log_path))
+    if run.submission and ctx.config is None:
+        # A submission holds MLPerf's files only: no config.json names the dataset to score against.
+        findings.append(
+            Finding("accuracy.not-recomputed", Severity.INFO, "a submission run names no dataset; AUC taken from accuracy.txt", str(log_path))
+        )
+        return [*findings, *_gate(reported, ctx, expected, report_path)]
     labels = _labels(ctx)
     if isinstance(labels, Finding):
         return [*findings, labels]
@@ -838,7 +852,8 @@ def check(paths: Iterable[Path], *, rules: str | None = None, profile: str | Non
     """Check every run folder at or under ``paths``.
 
     A PATH that is itself a run folder gets the run's checks; a tree also gets the scenario and
-    benchmark checks (both runs per scenario, required scenarios, compliance audits).
+    benchmark checks (both runs per scenario, required scenarios, compliance audits), and a
+    submission tree MLPerf's tree rules (``suite.submission``: file sets, systems JSON...).
     """
     report = CheckReport()
     for root in paths:
@@ -851,6 +866,10 @@ def check(paths: Iterable[Path], *, rules: str | None = None, profile: str | Non
             report.findings += check_run(run, rules, profile)
         if _run_folder(root) is None:
             report.findings += check_scenarios(runs, rules, profile)
+            from suite.submission import check_tree, org_dirs
+
+            for org in org_dirs(root):
+                report.findings += check_tree(org)
     return report
 
 

@@ -24,6 +24,9 @@ class SuiteGroup(click.Group):
         try:
             return super().invoke(ctx)
         except SuiteError as exc:
+            details = getattr(exc, "details", "")
+            if details:
+                click.echo(details, err=True)
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
 
@@ -37,6 +40,7 @@ def cli(verbose: int) -> None:
     \b
     suite run --model dlrm-rmc1 --backend torch-cpu --scenario offline
     suite check results/ | suite audit TEST01 --model ... --backend ... --scenario ...
+    suite submit --results results/ --org ORG --out sub/ | suite compare results/ other/ sub/
     suite models | suite backends | suite data generate | suite data import | suite summary
     """
     level = logging.WARNING - 10 * verbose
@@ -83,6 +87,11 @@ _RUN_OPTIONS = [
     click.option("--rules", help="Rule set [default: the one listing the model]."),
     click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data]."),
     click.option("--progress/--no-progress", default=True, help="Live progress line on stderr."),
+    click.option(
+        "--power",
+        is_flag=True,
+        help="Sample GPU board power (NVML) and CPU package energy (RAPL) over LoadGen's timed window; writes power.json.",
+    ),
 ]
 
 
@@ -124,6 +133,7 @@ def _run_config(kw: dict[str, Any], mode: str) -> Any:
         data_dir=kw["data_dir"],
         overwrite=kw["overwrite"],
         progress=kw["progress"],
+        power=kw["power"],
     )
     RuleSet.load(config.rule_set).variant(config.variant)  # an unknown variant is a usage error
     return config
@@ -195,6 +205,54 @@ def check(paths: tuple[Path, ...], rules: str | None, profile: str | None, as_js
         click.get_current_context().exit(1)
 
 
+@cli.command()
+@click.option("--results", type=click.Path(path_type=Path), required=True, help="A results tree of `suite run`.")
+@click.option("--org", required=True, help="Submitter name (closed/<ORG>/...): no spaces or path separators.")
+@click.option("--division", type=click.Choice(["closed", "open"]), default="closed", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The submission root to create (must not exist).")
+@click.option(
+    "--system-json",
+    type=click.Path(path_type=Path),
+    help="Systems fields the machine cannot tell (status, cooling, networking...): one JSON object, or objects keyed by system.",
+)
+def submit(results: Path, org: str, division: str, out: Path, system_json: Path | None) -> None:
+    """Build an MLPerf inference v5.1 submission tree from a results tree.
+
+    Writes OUT/<division>/<ORG>/{code,documentation,systems,results,measurements,compliance},
+    OUT-summary.csv (the checker's summary) and OUT-accuracy-logs/ (the full accuracy logs the tree
+    holds truncated). Refuses, writing nothing, when the results or the built tree fail `suite check`.
+    """
+    from suite.check import table
+    from suite.submit import SubmitRequest
+    from suite.submit import submit as build
+
+    if system_json is not None and not system_json.is_file():
+        raise ConfigError(f"'system-json' file {str(system_json)!r} does not exist")
+    done = build(SubmitRequest(results=results, org=org, division=division, out=out, system_json=system_json))
+    click.echo(table(done.report))
+    note = "" if done.profile == "official" else f" (profile {done.profile}: check it with `suite check --profile {done.profile}`)"
+    click.echo(f"submission: {done.rows} result(s) -> {done.path}{note}")
+    click.echo(f"summary: {done.summary_csv}")
+    click.echo(f"full accuracy logs: {done.backup}")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--baseline", help="System the speedups are over [default: the first system].")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("comparison"), show_default=True)
+def compare(paths: tuple[Path, ...], baseline: str | None, out: Path) -> None:
+    """Compare results trees and submission trees: CSV, a Markdown table, an HTML report with plots.
+
+    Every performance run is a row (invalid ones marked, never dropped). Writes OUT/comparison.csv,
+    OUT/report.html and its PNGs.
+    """
+    from suite.compare import compare as build
+
+    done = build(list(paths), baseline=baseline, out=out)
+    click.echo(done.markdown)
+    click.echo(f"\nbaseline {done.baseline}; wrote {done.csv}, {done.html}, " + ", ".join(p.name for p in done.plots))
+
+
 def _known_backend(name: str) -> str:
     from suite.backends import REGISTRY
     from suite.errors import one_of
@@ -217,7 +275,17 @@ def _one_line(data: dict[str, Any], path: Path) -> str:
         value = metric.get("value")
         shown = f"{value:,.1f} {metric.get('units')}" if isinstance(value, (int, float)) else "no metric"
         body = f"{shown} ({items:,.0f} items/s), {perf.get('validity')}{_why_invalid(perf)}"
+    if "power" in data:
+        body += f"; power: {_power_words(data['power'])}"
     return f"{head}: {body} -> {path}"
+
+
+def _power_words(power: dict[str, Any]) -> str:
+    if power.get("average_w") is None:
+        return str(power.get("measured"))
+    per_j = power.get("samples_per_j")
+    tail = f", {per_j:,.2f} samples/J" if isinstance(per_j, (int, float)) else ""
+    return f"{power['average_w']:,.1f} W average, {power['energy_j']:,.1f} J ({power['measured']}){tail}"
 
 
 def _why_invalid(perf: dict[str, Any]) -> str:

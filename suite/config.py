@@ -72,6 +72,8 @@ class RunConfig:
         data_dir: dataset cache root; None uses ``$RECSUITE_DATA_DIR`` or ``~/.cache/recsuite``.
         overwrite: replace an existing run folder.
         progress: print a live progress line on stderr.
+        power: sample GPU board power (NVML) and CPU package energy (RAPL) over LoadGen's timed
+            window and write ``power.json`` beside the logs.
     """
 
     model: ModelSpec
@@ -98,6 +100,7 @@ class RunConfig:
     data_dir: Path | None = None
     overwrite: bool = False
     progress: bool = True
+    power: bool = False
 
     def __post_init__(self) -> None:
         one_of("profile", self.profile, PROFILES)

@@ -17,9 +17,10 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import mlperf_loadgen as lg
 import numpy as np
@@ -73,6 +74,18 @@ class Outcome:
             self.errors.append(message)
 
 
+class Observer(Protocol):
+    """Hooks around LoadGen's timed window (e.g. ``suite.power.PowerMeter``).
+
+    ``on_first_issue`` runs on LoadGen's issue thread when the first query arrives and must return
+    quickly; ``on_end`` runs on the LoadGen driver thread when ``StartTest`` returns.
+    """
+
+    def on_first_issue(self) -> None: ...
+
+    def on_end(self) -> None: ...
+
+
 class Batcher:
     """Queues LoadGen's samples and answers them in batches from ``workers`` threads.
 
@@ -85,6 +98,7 @@ class Batcher:
             takes whatever is queued and never waits.
         workers: threads calling ``backend.predict`` concurrently (1 unless the backend is
             thread-safe).
+        on_first_issue: called once, when LoadGen issues its first query.
     """
 
     def __init__(
@@ -95,8 +109,10 @@ class Batcher:
         max_batch_items: int,
         batch_timeout_us: int = 0,
         workers: int = 1,
+        on_first_issue: Callable[[], None] | None = None,
     ) -> None:
         self.library = library
+        self._on_first_issue = on_first_issue
         self.backend = backend
         self.max_items = max_batch_items
         self.timeout_s = batch_timeout_us / 1e6
@@ -134,6 +150,9 @@ class Batcher:
 
     # LoadGen's callbacks -------------------------------------------------------------------
     def issue(self, ids: list[int], indices: list[int]) -> None:
+        if self._on_first_issue is not None:
+            hook, self._on_first_issue = self._on_first_issue, None
+            hook()
         if len(indices) > 1:
             ids, indices = sweep_order(ids, indices)
         with self._cond:
@@ -373,6 +392,7 @@ def run(
     audit_config: Path | None = None,
     workers: int = 1,
     progress: bool = True,
+    observer: Observer | None = None,
 ) -> Outcome:
     """Run LoadGen against ``backend`` and write its ``mlperf_log_*`` files into ``outdir``.
 
@@ -380,6 +400,8 @@ def run(
         audit_config: a compliance audit's ``audit.config``; without one LoadGen is pointed at a
             path that does not exist, so a stray ``audit.config`` in the working directory is never
             picked up.
+        observer: told when LoadGen issues its first query and when ``StartTest`` returns: the
+            timed window (a power meter samples only inside it).
     """
     total = len(library)
     ts = test_settings(settings, total, user_conf)
@@ -395,6 +417,7 @@ def run(
         max_batch_items=settings.max_batch_items,
         batch_timeout_us=settings.batch_timeout_us,
         workers=workers if backend.thread_safe else 1,
+        on_first_issue=observer.on_first_issue if observer is not None else None,
     )
     sut = lg.ConstructFastSUT(batcher.issue, batcher.flush)
     qsl = lg.ConstructQSL(total, min(settings.performance_sample_count or total, total), _noop, _noop)
@@ -406,7 +429,11 @@ def run(
         except BaseException as exc:  # noqa: BLE001 - handed to the calling thread below
             failure.append(exc)
         finally:
-            batcher.stop()
+            try:
+                if observer is not None:
+                    observer.on_end()
+            finally:
+                batcher.stop()
 
     driver = threading.Thread(target=loadgen, name="recsuite-loadgen", daemon=True)
     batcher.start()

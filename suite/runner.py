@@ -155,6 +155,11 @@ def run(config: RunConfig, *, backend: Backend | None = None, audit_config: Path
 
     errors: list[str] = []
     outcome = None
+    meter = None
+    if config.power:
+        from suite.power import PowerMeter
+
+        meter = PowerMeter()
     info: dict[str, Any] = {"name": config.backend}
     try:
         try:
@@ -173,15 +178,16 @@ def run(config: RunConfig, *, backend: Backend | None = None, audit_config: Path
             audit_config=audit_config,
             workers=config.workers or backend.default_workers,
             progress=config.progress,
+            observer=meter,
         )
         errors = [f"backend raised {outcome.error_count} time(s); first: {e}" for e in outcome.errors[:1]]
     except SuiteError as exc:
         errors.append(str(exc))
-        _finish(run_dir, base, settings, config, library, info, outcome, errors, started)
+        _finish(run_dir, base, settings, config, library, info, outcome, errors, started, meter)
         raise
     finally:
         backend.close()
-    result = _finish(run_dir, base, settings, config, library, info, outcome, errors, started)
+    result = _finish(run_dir, base, settings, config, library, info, outcome, errors, started, meter)
     if errors:
         raise RunFailedError(f"run invalid: {errors[0]} (logs kept in {run_dir})")
     return result
@@ -197,6 +203,7 @@ def _finish(
     outcome: Any,
     errors: list[str],
     started: dt.datetime,
+    meter: Any = None,
 ) -> RunResult:
     data = dict(base)
     data["backend"] = info
@@ -246,6 +253,13 @@ def _finish(
                     "the teacher model's AUC on its own labels)"
                 )
     data["performance"] = perf
+    if meter is not None:
+        # samples/J from LoadGen's own throughput (its metric) over the meter's average power.
+        metric = perf.get("metric") or {}
+        value = metric.get("value") if metric.get("units") == "queries/s" else None
+        report = meter.report().with_throughput(float(value) if isinstance(value, (int, float)) else None)
+        write_json(run_dir / "power.json", report.to_dict())
+        data["power"] = report.to_dict()
     data["loadgen_errors"] = loadgen_errors
     data["errors"] = list(errors)
     if config.mode is Mode.PERFORMANCE:
