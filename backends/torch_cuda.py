@@ -83,6 +83,9 @@ class TorchCUDABackend(Backend):
         schema = cfg.model.schema
         self._schema = schema
         model = build(cfg.model).to(device=self._device, dtype=self._dtype)
+        for module in model.modules():
+            if isinstance(module, torch.nn.RNNBase):
+                module.flatten_parameters()
         self._model: Any = torch.compile(model, dynamic=True) if self._compile else model
         self._local = threading.local()
         self._lock = threading.Lock()
