@@ -13,6 +13,8 @@ from suite.errors import BackendUnavailableError, UnknownNameError
 REGISTRY: dict[str, str] = {
     "null": "suite.backends.null:NullBackend",
     "torch-cpu": "suite.backends.torch_cpu:TorchCPUBackend",
+    "torch-cuda": "suite.backends.torch_cuda:TorchCUDABackend",
+    "onnxruntime": "suite.backends.onnxruntime:OnnxRuntimeBackend",
     # A scheduler over the others: CPU workers and an optional accelerator, by their names here.
     "deeprecsched": "suite.backends.deeprecsched:DeepRecSchedBackend",
 }

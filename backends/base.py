@@ -87,9 +87,16 @@ class Backend(abc.ABC):
     name: ClassVar[str]
     #: True when ``predict`` may run concurrently from several harness workers.
     thread_safe: ClassVar[bool] = False
+    #: Harness workers when ``--workers`` is not given.
+    default_workers: ClassVar[int] = 1
 
     def __init__(self, config: BackendConfig) -> None:
         self.config = config
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why this backend cannot run on this machine, or None when it can."""
+        return None
 
     @abc.abstractmethod
     def load(self) -> None:

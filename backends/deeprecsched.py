@@ -312,13 +312,12 @@ class _ProcessPool(_Pool):
         self._open = True
         #: The first death, once a worker has died: every later query fails with it.
         self._broken = ""
-        spec = self.model.to_dict()
         for i in range(self.sched.cpu_workers):
             core = cores[i % len(cores)] if self.sched.pin and cores else None
             parent, child = ctx.Pipe(duplex=True)
             process = ctx.Process(
                 target=_worker_main,
-                args=(i, self.sched.cpu_backend, spec, self.precision, child, core),
+                args=(i, self.sched.cpu_backend, self.model, self.precision, child, core),
                 name=f"recsuite-cpu-worker-{i}",
                 daemon=True,
             )
@@ -511,7 +510,7 @@ def _exit_text(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def _worker_main(index: int, cpu_backend: str, model: dict[str, Any], precision: str,
+def _worker_main(index: int, cpu_backend: str, model: ModelSpec, precision: str,
                  conn: connection.Connection, core: int | None) -> None:
     """A CPU worker process: load one single-threaded CPU backend, then answer requests until told to quit."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and closes the pool
@@ -521,7 +520,7 @@ def _worker_main(index: int, cpu_backend: str, model: dict[str, Any], precision:
         except OSError:
             pass
     try:
-        backend = get_backend(cpu_backend)(BackendConfig(model=ModelSpec(**model), threads=1, precision=precision))
+        backend = get_backend(cpu_backend)(BackendConfig(model=model, threads=1, precision=precision))
         backend.load()
         info = backend.info().to_dict()
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises BackendError

@@ -7,6 +7,9 @@ own files have D = 13 and T = 26. Two documented extensions keep the format for 
 * a categorical field holding a bag of several ids writes them comma-separated (``0a1b2c3d,00ff0012``);
 * a multi-task label writes one 0/1 per task, comma-separated.
 
+A multi-hot table (DLRM-v2's) keeps Criteo's one id per field in the file; the reader expands it to
+the table's hotness as MLPerf's multi-hot Criteo does (:func:`layout_for`, ``suite.datasets.multihot``).
+
 Reading follows dlrm's conventions: a missing integer is 0, negatives are clipped to 0 and the model
 sees ``log1p``; a missing categorical id is 0; ids are hashed into a table with ``id % rows``
 (dlrm's ``--max-ind-range``). Plain text and ``.gz`` (as the Terabyte days ship) are both read.
@@ -25,6 +28,7 @@ import numpy as np
 
 from suite.datasets.batch import Batch
 from suite.errors import DatasetError
+from suite.models.base import ModelSchema
 
 INT_FEATURE_COUNT = 13
 CAT_FEATURE_COUNT = 26
@@ -49,6 +53,12 @@ class Layout:
 CRITEO = Layout()
 
 
+def layout_for(schema: ModelSchema) -> Layout:
+    """The file layout of ``schema``'s data: one column per table, holding the ids the file
+    carries (a single id for a multi-hot table, which the reader expands)."""
+    return Layout(dense=schema.dense, lookups=schema.file_lookups, tasks=schema.tasks)
+
+
 @dataclass(frozen=True)
 class RawBlock:
     """Rows as the file holds them, before any transformation.
@@ -70,13 +80,17 @@ class RawBlock:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def to_batch(self, table_rows: Sequence[int]) -> Batch:
-        """Transform into model inputs: ``log1p(max(x, 0))`` and ``id % rows``."""
+    def to_batch(self, table_rows: Sequence[int], *, expand: Sequence[np.ndarray | None] | None = None) -> Batch:
+        """Transform into model inputs: ``log1p(max(x, 0))`` and ``id % rows``; where ``expand``
+        gives a (rows, k) table for a column, its single id becomes that table's row of k ids
+        (MLPerf's multi-hot expansion, see ``suite.datasets.multihot``)."""
         dense = np.log1p(np.clip(self.dense, 0, None)).astype(np.float32)
-        sparse = tuple(
-            (c % np.uint64(rows)).astype(np.int32) for c, rows in zip(self.cats, table_rows, strict=True)
-        )
-        return Batch(dense=dense, sparse=sparse)
+        sparse = []
+        for t, (c, rows) in enumerate(zip(self.cats, table_rows, strict=True)):
+            ids = (c % np.uint64(rows)).astype(np.int32)
+            table = expand[t] if expand is not None else None
+            sparse.append(ids if table is None else table[ids[:, 0]])
+        return Batch(dense=dense, sparse=tuple(sparse))
 
 
 def open_text(path: Path) -> IO[str]:

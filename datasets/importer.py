@@ -10,6 +10,7 @@ import numpy as np
 
 from suite.datasets import criteo, store
 from suite.datasets.batch import Batch
+from suite.datasets.multihot import model_inputs
 from suite.errors import DatasetError
 from suite.models import ModelSpec
 
@@ -25,11 +26,15 @@ def import_file(
 ) -> Path:
     """Parse ``path`` for ``spec``'s schema (ids hashed with ``% rows``) and save it as a dataset.
 
+    The file's layout comes from the schema: one column per table holding the ids a file carries,
+    which is one id for a multi-hot table (DLRM-v2 reads real Criteo files, one id per feature, and
+    expands each as MLPerf's multi-hot Criteo does).
+
     Raises:
         DatasetError: the file is unreadable, malformed (with the line), or empty.
     """
     schema = spec.schema
-    layout = criteo.Layout(dense=schema.dense, lookups=schema.lookups, tasks=schema.tasks)
+    layout = criteo.layout_for(schema)
     table_rows = [t.rows for t in schema.tables]
     target = out or store.data_root(data_dir) / "imported" / f"{path.name.split('.')[0]}-{spec.key()}"
     if (target / "meta.json").is_file():
@@ -41,7 +46,7 @@ def import_file(
     rows = 0
     started = time.perf_counter()
     for block in criteo.read(path, layout, limit=limit):
-        batch = block.to_batch(table_rows)
+        batch = model_inputs(block, schema)
         dense.append(batch.dense)
         for t, ids in enumerate(batch.sparse):
             sparse[t].append(ids)
@@ -63,6 +68,7 @@ def import_file(
         "model": spec.to_dict(),
         "dense": schema.dense,
         "lookups": list(schema.lookups),
+        "file_lookups": list(schema.file_lookups),
         "table_rows": table_rows,
         "tasks": schema.tasks,
         "labels": "file",

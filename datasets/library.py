@@ -24,6 +24,7 @@ class QueryLibrary:
         self.sizes = np.diff(self.offsets)
         #: Python ints, for the harness's per-query bookkeeping without numpy scalars.
         self.size_list: list[int] = self.sizes.tolist()
+        self.offset_list: list[int] = self.offsets.tolist()
 
     def __len__(self) -> int:
         return len(self.sizes)
@@ -49,15 +50,18 @@ class QueryLibrary:
         multi-megabyte allocation per batch.
         """
         items = self.dataset.items
-        offsets = self.offsets
+        offsets = self.offset_list
         # Consecutive queries are one contiguous span; only the gaps between runs cost a copy.
         spans: list[tuple[int, int]] = []
+        end = -1
         for i in indices:
-            lo, hi = int(offsets[i]), int(offsets[i + 1])
-            if spans and spans[-1][1] == lo:
-                spans[-1] = (spans[-1][0], hi)
+            lo = offsets[i]
+            if lo == end:
+                end = offsets[i + 1]
+                spans[-1] = (spans[-1][0], end)
             else:
-                spans.append((lo, hi))
+                end = offsets[i + 1]
+                spans.append((lo, end))
         if len(spans) == 1:
             lo, hi = spans[0]
             batch = Batch(dense=items.dense[lo:hi], sparse=tuple(s[lo:hi] for s in items.sparse))

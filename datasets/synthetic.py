@@ -7,7 +7,16 @@ Features are drawn from the model's schema alone:
 * categorical ids: Zipf-skewed per table with exponent :data:`ZIPF_EXPONENT` (1.05, a continuous
   power-law approximation over the table's rows: rank r has probability about r^-1.05), the ranks
   scattered over the table by a per-table affine bijection ``(a * rank + c) % rows`` so hot rows are
-  not all at the front; a bag of L ids per item for pooled tables with L lookups.
+  not all at the front; a bag of L ids per item for pooled tables with L lookups (one id for a
+  multi-hot table, which the reader expands as MLPerf does). NCF's user and item ids are such
+  power-law ids, read by two tables each (``TableSpec.ids_from``);
+* behaviour sequences (``TableSpec.interest`` > 0): every item (a user and a candidate) has
+  :data:`INTERESTS` interest clusters, each :data:`CLUSTER_ROWS` consecutive ranks of the item table,
+  chosen by Zipf popularity over the clusters. A step is drawn from one of the user's clusters with
+  probability ``interest`` (1 for the behaviours, 0.5 for DIN's and DIEN's candidate ad) and from the
+  table's Zipf popularity otherwise, so a candidate often shares rows with some behaviours and not
+  with others: the structure an attention unit is built to find. Tables that share rows
+  (``TableSpec.shares``) share the scatter, so a cluster is the same rows for both.
 
 Labels come from the seeded fp32 reference model itself (the teacher). Its logits are
 standardised over the data, z = (logit - mean) / std, and ``label ~ Bernoulli(sigmoid(z / T + b))``
@@ -31,12 +40,15 @@ import numpy as np
 from suite.datasets import store
 from suite.datasets.batch import Batch
 from suite.datasets.criteo import RawBlock
+from suite.datasets.multihot import model_inputs
 from suite.metrics import auc, expected_auc
-from suite.models import ModelSchema, ModelSpec, build
+from suite.models import ModelSchema, ModelSpec, TableSpec, build
 
 log = logging.getLogger(__name__)
 
 ZIPF_EXPONENT = 1.05
+INTERESTS = 3
+CLUSTER_ROWS = 16
 TARGET_AUC = 0.80
 TARGET_CLICK_RATE = 0.26
 TEACHER_BATCH = 8192
@@ -77,18 +89,47 @@ def features(schema: ModelSchema, rows: int, rng: np.random.Generator) -> RawBlo
     dense = np.floor(rng.lognormal(mu, 1.0, (rows, schema.dense))).astype(np.int64)
     dense_missing = rng.random((rows, schema.dense)) < p_missing
     dense[dense_missing] = 0
-    cats = []
+    scatter: dict[str, tuple[int, int]] = {}
+    interests: dict[str, np.ndarray] = {}
+    cats: dict[str, np.ndarray] = {}
     for table in schema.tables:
-        a, c = _scatter(rng, table.rows)
-        ranks = zipf_ranks(rng, table.rows, (rows, table.lookups))
-        cats.append(((ranks * a + c) % table.rows).astype(np.uint64))
+        if table.ids_from is not None:
+            continue
+        space = table.shares or table.name
+        if space not in scatter:
+            scatter[space] = _scatter(rng, table.rows)
+        a, c = scatter[space]
+        shape = (rows, table.file_lookups)
+        ranks = zipf_ranks(rng, table.rows, shape)
+        if table.interest > 0.0:
+            if space not in interests:
+                clusters = max(1, table.rows // CLUSTER_ROWS)
+                interests[space] = zipf_ranks(rng, clusters, (rows, INTERESTS))
+            ranks = _interest_ranks(rng, ranks, interests[space], table)
+        cats[table.name] = ((ranks * a + c) % table.rows).astype(np.uint64)
+    for table in schema.tables:
+        if table.ids_from is not None:
+            cats[table.name] = cats[table.ids_from].copy()
     return RawBlock(
         labels=np.zeros((rows, schema.tasks), dtype=np.int8),
         dense=dense,
         dense_missing=dense_missing,
-        cats=tuple(cats),
+        cats=tuple(cats[t.name] for t in schema.tables),
         cat_missing=np.zeros((rows, len(schema.tables)), dtype=bool),
     )
+
+
+def _interest_ranks(rng: np.random.Generator, ranks: np.ndarray, clusters: np.ndarray, table: TableSpec) -> np.ndarray:
+    """Replace a share ``table.interest`` of the steps of ``ranks`` (N, steps x step) by ranks from
+    one of each item's interest ``clusters`` (N, INTERESTS), all ids of a step from one cluster."""
+    n = ranks.shape[0]
+    steps = ranks.shape[1] // table.step
+    chosen = clusters[np.arange(n)[:, None], rng.integers(0, clusters.shape[1], (n, steps))]
+    within = rng.integers(0, CLUSTER_ROWS, (n, steps, table.step))
+    drawn = (chosen[:, :, None] * CLUSTER_ROWS + within) % table.rows
+    use = rng.random((n, steps)) < table.interest
+    stepped = ranks.reshape(n, steps, table.step)
+    return np.where(use[:, :, None], drawn, stepped).reshape(n, -1)
 
 
 def teacher_logits(spec: ModelSpec, items: Batch) -> np.ndarray:
@@ -142,7 +183,7 @@ def generate(spec: ModelSpec, rows: int) -> Synthetic:
     schema = spec.schema
     rng = np.random.default_rng([spec.seed, rows])
     raw = features(schema, rows, rng)
-    items = raw.to_batch([t.rows for t in schema.tables])
+    items = model_inputs(raw, schema)
     logits = teacher_logits(spec, items)
     labels = np.zeros((rows, logits.shape[1]), dtype=np.int8)
     teacher: list[dict[str, float]] = []
@@ -160,10 +201,12 @@ def generate(spec: ModelSpec, rows: int) -> Synthetic:
         "model": spec.to_dict(),
         "dense": schema.dense,
         "lookups": list(schema.lookups),
+        "file_lookups": list(schema.file_lookups),
         "table_rows": [t.rows for t in schema.tables],
         "tasks": int(labels.shape[1]),
         "labels": "teacher",
         "zipf_exponent": ZIPF_EXPONENT,
+        "interest_clusters": {"per_item": INTERESTS, "rows": CLUSTER_ROWS},
         "target_auc": TARGET_AUC,
         "teacher": teacher,
         "reference_auc": reference,

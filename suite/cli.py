@@ -24,6 +24,9 @@ class SuiteGroup(click.Group):
         try:
             return super().invoke(ctx)
         except SuiteError as exc:
+            details = getattr(exc, "details", "")
+            if details:
+                click.echo(details, err=True)
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
 
@@ -37,6 +40,8 @@ def cli(verbose: int) -> None:
     \b
     suite run --model dlrm-rmc1 --backend torch-cpu --scenario offline
     suite tune --model dlrm-rmc1 --backend deeprecsched --sla-ms 100
+    suite check results/ | suite audit TEST01 --model ... --backend ... --scenario ...
+    suite submit --results results/ --org ORG --out sub/ | suite compare results/ other/ sub/
     suite models | suite backends | suite data generate | suite data import | suite summary
     """
     level = logging.WARNING - 10 * verbose
@@ -53,44 +58,63 @@ def _parse_options(pairs: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-@cli.command()
-@click.option("--model", required=True, help="Model name (see `suite models`).")
-@click.option("--backend", required=True, help="Backend name (see `suite backends`).")
-@click.option("--scenario", required=True, help="offline, server, singlestream or multistream.")
-@click.option("--mode", default="performance", show_default=True, help="performance or accuracy.")
-@click.option("--profile", default="short", show_default=True, help="smoke (seconds), short (60 s) or official.")
-@click.option("--target-qps", type=float, help="Server target / Offline expected queries per second.")
-@click.option("--scale", default="small", show_default=True, help="tiny, small, full or a row cap per table.")
-@click.option("--query-size", help="mlperf | lognormal:MU,SIGMA | normal:MEAN,STD | fixed:N | file:PATH.")
-@click.option("--output", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
-@click.option("--system", help="System name in the results tree [default: <hostname>-<backend>].")
-@click.option("--user-conf", type=click.Path(path_type=Path), help="LoadGen user.conf overriding the rules.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
-@click.option("--dataset", type=click.Path(path_type=Path), help="A dataset folder from `suite data import`.")
-@click.option("--rows", type=int, help="Items in the generated dataset [default: by scale].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights and the data.")
-@click.option("--threads", type=int, default=0, show_default=True, help="Backend threads (0: all cores).")
-@click.option("--precision", default="fp32", show_default=True, help="fp32, tf32, bf16 or fp16.")
-@click.option("--max-batch-items", type=int, help="Largest batch the harness forms, in items.")
-@click.option("--batch-timeout-us", type=int, help="How long a batch may wait to fill (0: never).")
-@click.option("--workers", type=int, default=1, show_default=True, help="Harness threads calling the backend.")
-@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Backend-specific option.")
-@click.option("--tuned", type=click.Path(path_type=Path), help="A tuned.json from `suite tune` (its options and workers).")
-@click.option("--rules", help="Rule set [default: the one listing the model].")
-@click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data].")
-@click.option("--progress/--no-progress", default=True, help="Live progress line on stderr.")
-def run(**kw: Any) -> None:
-    """Run LoadGen against a backend and write a result folder."""
+_RUN_OPTIONS = [
+    click.option("--model", required=True, help="Model name (see `suite models`)."),
+    click.option("--backend", required=True, help="Backend name (see `suite backends`)."),
+    click.option("--scenario", required=True, help="offline, server, singlestream or multistream."),
+    click.option("--profile", default="short", show_default=True, help="smoke (seconds), short (60 s) or official."),
+    click.option(
+        "--variant",
+        help="The rule set's named target: 99 | 99.9 (mlperf-v5.1: dlrm-v2-99 / dlrm-v2-99.9), "
+        "low | medium | high (deeprecsys SLA) [default: the rule set's].",
+    ),
+    click.option("--target-qps", type=float, help="Server target / Offline expected queries per second."),
+    click.option("--scale", default="small", show_default=True, help="tiny, small, full or a row cap per table."),
+    click.option("--query-size", help="mlperf | lognormal:MU,SIGMA | normal:MEAN,STD | fixed:N | file:PATH."),
+    click.option("--output", type=click.Path(path_type=Path), default=Path("results"), show_default=True),
+    click.option("--system", help="System name in the results tree [default: <hostname>-<backend>]."),
+    click.option("--user-conf", type=click.Path(path_type=Path), help="LoadGen user.conf overriding the rules."),
+    click.option("--overwrite", is_flag=True, help="Replace an existing run folder."),
+    click.option("--dataset", type=click.Path(path_type=Path), help="A dataset folder from `suite data import`."),
+    click.option("--rows", type=int, help="Items in the generated dataset [default: by scale]."),
+    click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights and the data."),
+    click.option("--tasks", type=int, help="Tasks of a multi-task model (mtwnd) [default: 3]."),
+    click.option("--threads", type=int, default=0, show_default=True, help="Backend threads (0: all cores)."),
+    click.option("--precision", default="fp32", show_default=True, help="fp32, tf32, bf16 or fp16."),
+    click.option("--max-batch-items", type=int, help="Largest batch the harness forms, in items."),
+    click.option("--batch-timeout-us", type=int, help="How long a batch may wait to fill (0: never)."),
+    click.option("--workers", type=int, help="Harness threads calling the backend [default: the backend's]."),
+    click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Backend-specific option."),
+    click.option("--rules", help="Rule set [default: the one listing the model]."),
+    click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data]."),
+    click.option("--progress/--no-progress", default=True, help="Live progress line on stderr."),
+    click.option(
+        "--power",
+        is_flag=True,
+        help="Sample GPU board power (NVML) and CPU package energy (RAPL) over LoadGen's timed window; writes power.json.",
+    ),
+]
+
+
+def _run_options(func: Any) -> Any:
+    for option in reversed(_RUN_OPTIONS):
+        func = option(func)
+    return func
+
+
+def _run_config(kw: dict[str, Any], mode: str) -> Any:
+    """The frozen RunConfig of ``suite run`` / ``suite audit`` options."""
     from suite.config import Mode, RunConfig, Scenario
     from suite.errors import one_of
     from suite.models import ModelSpec
+    from suite.rules import RuleSet
 
-    one_of("mode", kw["mode"], [m.value for m in Mode])
+    one_of("mode", mode, [m.value for m in Mode])
     config = RunConfig(
-        model=ModelSpec(name=kw["model"], scale=kw["scale"], seed=kw["seed"]),
+        model=ModelSpec(name=kw["model"], scale=kw["scale"], seed=kw["seed"], tasks=kw["tasks"]),
         backend=_known_backend(kw["backend"]),
         scenario=Scenario.parse(kw["scenario"]),
-        mode=Mode(kw["mode"]),
+        mode=Mode(mode),
         profile=kw["profile"],
         target_qps=kw["target_qps"],
         query_size=kw["query_size"],
@@ -106,10 +130,23 @@ def run(**kw: Any) -> None:
         workers=kw["workers"],
         backend_options=_parse_options(kw["options"]),
         rules=kw["rules"],
+        variant=kw["variant"],
         data_dir=kw["data_dir"],
         overwrite=kw["overwrite"],
         progress=kw["progress"],
+        power=kw["power"],
     )
+    RuleSet.load(config.rule_set).variant(config.variant)  # an unknown variant is a usage error
+    return config
+
+
+@cli.command()
+@_run_options
+@click.option("--mode", default="performance", show_default=True, help="performance or accuracy.")
+@click.option("--tuned", type=click.Path(path_type=Path), help="A tuned.json from `suite tune` (its options and workers).")
+def run(**kw: Any) -> None:
+    """Run LoadGen against a backend and write a result folder."""
+    config = _run_config(kw, kw["mode"])
     if kw["tuned"] is not None:
         from suite.tune import load_tuned
 
@@ -118,6 +155,108 @@ def run(**kw: Any) -> None:
 
     result = run_suite(config)
     click.echo(_one_line(result.data, result.path))
+
+
+@cli.command()
+@click.argument("test", metavar="TEST01|TEST04|TEST05")
+@_run_options
+def audit(test: str, **kw: Any) -> None:
+    """Run a compliance audit (MLPerf's TEST01, TEST04 or TEST05) and verify it.
+
+    The scenario's performance run (and for TEST01 its accuracy run) must exist: the audit is
+    compared with them. Writes <Scenario>/<TEST>/ with verify_accuracy.txt / verify_performance.txt.
+    Exit 0 when every verification says TEST PASS, 1 otherwise.
+    """
+    from suite.audit import run_audit
+    from suite.config import AUDITS
+    from suite.errors import one_of
+
+    one_of("test", test, AUDITS)
+    result = run_audit(test, _run_config(kw, "performance"))
+    parts = ", ".join(f"{what} {'TEST PASS' if v.passed else 'TEST FAIL'}" for what, v in result.verdicts.items())
+    click.echo(f"{test} {kw['model']} {kw['backend']} {kw['scenario']}: {parts} -> {result.path}")
+    if not result.passed:
+        click.get_current_context().exit(1)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--rules", help="Judge by this rule set [default: the one each run records].")
+@click.option("--profile", help="Judge by this profile [default: the run's; official without a config.json].")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def check(paths: tuple[Path, ...], rules: str | None, profile: str | None, as_json: bool) -> None:
+    """Check run folders, results trees or submission trees against the rules.
+
+    Exit 0 when no finding is an error, 1 otherwise, 2 for bad options.
+    """
+    from suite.check import check as check_paths
+    from suite.check import table
+    from suite.rules import RuleSet
+
+    for path in paths:
+        if not path.exists():
+            raise ConfigError(f"'path' {str(path)!r} does not exist")
+    if rules is not None:
+        rule_set = RuleSet.load(rules)
+        if profile is not None:
+            rule_set.check_profile(profile)
+    elif profile is not None:
+        from suite.config import PROFILES
+        from suite.errors import one_of
+
+        one_of("profile", profile, PROFILES)
+    report = check_paths(paths, rules=rules, profile=profile)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else table(report))
+    if not report.passed:
+        click.get_current_context().exit(1)
+
+
+@cli.command()
+@click.option("--results", type=click.Path(path_type=Path), required=True, help="A results tree of `suite run`.")
+@click.option("--org", required=True, help="Submitter name (closed/<ORG>/...): no spaces or path separators.")
+@click.option("--division", type=click.Choice(["closed", "open"]), default="closed", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The submission root to create (must not exist).")
+@click.option(
+    "--system-json",
+    type=click.Path(path_type=Path),
+    help="Systems fields the machine cannot tell (status, cooling, networking...): one JSON object, or objects keyed by system.",
+)
+def submit(results: Path, org: str, division: str, out: Path, system_json: Path | None) -> None:
+    """Build an MLPerf inference v5.1 submission tree from a results tree.
+
+    Writes OUT/<division>/<ORG>/{code,documentation,systems,results,measurements,compliance},
+    OUT-summary.csv (the checker's summary) and OUT-accuracy-logs/ (the full accuracy logs the tree
+    holds truncated). Refuses, writing nothing, when the results or the built tree fail `suite check`.
+    """
+    from suite.check import table
+    from suite.submit import SubmitRequest
+    from suite.submit import submit as build
+
+    if system_json is not None and not system_json.is_file():
+        raise ConfigError(f"'system-json' file {str(system_json)!r} does not exist")
+    done = build(SubmitRequest(results=results, org=org, division=division, out=out, system_json=system_json))
+    click.echo(table(done.report))
+    note = "" if done.profile == "official" else f" (profile {done.profile}: check it with `suite check --profile {done.profile}`)"
+    click.echo(f"submission: {done.rows} result(s) -> {done.path}{note}")
+    click.echo(f"summary: {done.summary_csv}")
+    click.echo(f"full accuracy logs: {done.backup}")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--baseline", help="System the speedups are over [default: the first system].")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("comparison"), show_default=True)
+def compare(paths: tuple[Path, ...], baseline: str | None, out: Path) -> None:
+    """Compare results trees and submission trees: CSV, a Markdown table, an HTML report with plots.
+
+    Every performance run is a row (invalid ones marked, never dropped). Writes OUT/comparison.csv,
+    OUT/report.html and its PNGs.
+    """
+    from suite.compare import compare as build
+
+    done = build(list(paths), baseline=baseline, out=out)
+    click.echo(done.markdown)
+    click.echo(f"\nbaseline {done.baseline}; wrote {done.csv}, {done.html}, " + ", ".join(p.name for p in done.plots))
 
 
 def _known_backend(name: str) -> str:
@@ -142,7 +281,17 @@ def _one_line(data: dict[str, Any], path: Path) -> str:
         value = metric.get("value")
         shown = f"{value:,.1f} {metric.get('units')}" if isinstance(value, (int, float)) else "no metric"
         body = f"{shown} ({items:,.0f} items/s), {perf.get('validity')}{_why_invalid(perf)}"
+    if "power" in data:
+        body += f"; power: {_power_words(data['power'])}"
     return f"{head}: {body} -> {path}"
+
+
+def _power_words(power: dict[str, Any]) -> str:
+    if power.get("average_w") is None:
+        return str(power.get("measured"))
+    per_j = power.get("samples_per_j")
+    tail = f", {per_j:,.2f} samples/J" if isinstance(per_j, (int, float)) else ""
+    return f"{power['average_w']:,.1f} W average, {power['energy_j']:,.1f} J ({power['measured']}){tail}"
 
 
 def _why_invalid(perf: dict[str, Any]) -> str:
@@ -246,16 +395,29 @@ def _ratio(value: float | None) -> str:
 @cli.command()
 @click.option("--scale", default="small", show_default=True, help="Scale the sizes are shown for.")
 def models(scale: str) -> None:
-    """List the models with their size at a scale."""
+    """List the models with their size and per-item cost at a scale.
+
+    \b
+    parameters: embedding rows x dim plus every dense weight and bias, at the scale
+    emb KB/item: fp32 embedding rows gathered per item (every lookup), in kB of 1000 bytes
+    MFLOP/item:  dense FLOPs per item (2 per multiply-accumulate; MLPs, attention and RNN cells)
+    dominated by: the larger of embedding gathers (10 FLOP per byte) and dense FLOPs (MLP, attention)
+    """
     from suite.models import MODELS, parse_scale
 
     row_cap = parse_scale(scale)
-    click.echo(f"{'model':<12} {'tables':>6} {'dense':>6} {'lookups/item':>12} {'embedding rows':>15}")
+    click.echo(
+        f"{'model':<10} {'tables':>6} {'dense':>5} {'lookups/item':>12} {'parameters':>15} "
+        f"{'emb KB/item':>11} {'MFLOP/item':>10}  dominated by"
+    )
     for name, config in MODELS.items():
         schema = config.schema(row_cap)
-        rows = sum(t.rows for t in schema.tables)
+        size = config.size(row_cap)
         lookups = sum(t.lookups for t in schema.tables)
-        click.echo(f"{name:<12} {len(schema.tables):>6} {schema.dense:>6} {lookups:>12} {rows:>15,}")
+        click.echo(
+            f"{name:<10} {size.tables:>6} {schema.dense:>5} {lookups:>12} {size.parameters:>15,} "
+            f"{size.embedding_bytes_per_item / 1000:>11.1f} {size.dense_flops_per_item / 1e6:>10.2f}  {size.dominated_by}"
+        )
 
 
 @cli.command()
@@ -265,8 +427,8 @@ def backends() -> None:
 
     for name, target in REGISTRY.items():
         try:
-            get_backend(name)
-            status = "available"
+            reason = get_backend(name).unavailable_reason()
+            status = "available" if reason is None else f"unavailable ({reason})"
         except SuiteError as exc:
             status = f"unavailable ({exc})"
         click.echo(f"{name:<14} {target:<45} {status}")
@@ -283,13 +445,14 @@ def data() -> None:
 @click.option("--scale", default="small", show_default=True)
 @click.option("--rows", type=int, help="Items to generate [default: by scale].")
 @click.option("--seed", type=int, default=0, show_default=True)
-def data_generate(model: str, out: Path, scale: str, rows: int | None, seed: int) -> None:
+@click.option("--tasks", type=int, help="Tasks of a multi-task model (mtwnd) [default: 3].")
+def data_generate(model: str, out: Path, scale: str, rows: int | None, seed: int, tasks: int | None) -> None:
     """Write synthetic Criteo TSV (with teacher labels) that a person can inspect."""
     from suite.datasets import criteo, synthetic
     from suite.models import ModelSpec, default_rows
     from suite.results import write_json
 
-    spec = ModelSpec(name=model, scale=scale, seed=seed)
+    spec = ModelSpec(name=model, scale=scale, seed=seed, tasks=tasks)
     n = rows or default_rows(scale)
     if n < 1:
         raise ConfigError(f"'rows' must be >= 1 (got {n!r})")
@@ -309,12 +472,19 @@ def data_generate(model: str, out: Path, scale: str, rows: int | None, seed: int
 @click.option("--out", type=click.Path(path_type=Path), help="Dataset folder [default: in the data cache].")
 @click.option("--limit", type=int, help="Read at most this many lines.")
 @click.option("--data-dir", type=click.Path(path_type=Path))
-def data_import(file: Path, model: str, scale: str, out: Path | None, limit: int | None, data_dir: Path | None) -> None:
-    """Convert a real Criteo file (plain or .gz) into a dataset `suite run --dataset` reads."""
+@click.option("--tasks", type=int, help="Tasks of a multi-task model (mtwnd) [default: 3].")
+def data_import(
+    file: Path, model: str, scale: str, out: Path | None, limit: int | None, data_dir: Path | None, tasks: int | None
+) -> None:
+    """Convert a real Criteo file (plain or .gz) into a dataset `suite run --dataset` reads.
+
+    The columns follow the model's schema; DLRM-v2 reads Criteo's own layout (13 integers, 26 single
+    ids) and expands each id to its multi-hot size as MLPerf does.
+    """
     from suite.datasets.importer import import_file
     from suite.models import ModelSpec
 
-    spec = ModelSpec(name=model, scale=scale)
+    spec = ModelSpec(name=model, scale=scale, tasks=tasks)
     path = import_file(file, spec, out=out, limit=limit, data_dir=data_dir, progress=True)
     click.echo(f"imported {file} -> {path} (use: suite run --dataset {path} --model {model} --scale {scale} ...)")
 

@@ -40,6 +40,8 @@ class Mode(enum.StrEnum):
 
 
 PROFILES = ("smoke", "short", "official")
+#: Compliance audits ``suite audit`` runs (MLPerf's compliance/TEST0x).
+AUDITS = ("TEST01", "TEST04", "TEST05")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,12 +62,18 @@ class RunConfig:
         threads: backend intra-op threads (0: one per core).
         precision: backend arithmetic.
         max_batch_items, batch_timeout_us: the batcher (None: the rule table's).
-        workers: harness threads that call the backend concurrently.
+        workers: harness threads that call the backend concurrently (None: the backend's default).
         backend_options: backend-specific (key, value) pairs.
         rules: rule set name; None picks the one that lists the model.
+        variant: the rule set's named target (``99``/``99.9`` under mlperf-v5.1, ``low``/``medium``/
+            ``high`` SLA under deeprecsys); None takes the rule set's default.
+        audit: a compliance audit (``TEST01``...) this run performs; its folder is then
+            ``.../<Scenario>/<audit>/performance/run_1``.
         data_dir: dataset cache root; None uses ``$RECSUITE_DATA_DIR`` or ``~/.cache/recsuite``.
         overwrite: replace an existing run folder.
         progress: print a live progress line on stderr.
+        power: sample GPU board power (NVML) and CPU package energy (RAPL) over LoadGen's timed
+            window and write ``power.json`` beside the logs.
     """
 
     model: ModelSpec
@@ -84,15 +92,22 @@ class RunConfig:
     precision: str = "fp32"
     max_batch_items: int | None = None
     batch_timeout_us: int | None = None
-    workers: int = 1
+    workers: int | None = None
     backend_options: tuple[tuple[str, str], ...] = ()
     rules: str | None = None
+    variant: str | None = None
+    audit: str | None = None
     data_dir: Path | None = None
     overwrite: bool = False
     progress: bool = True
+    power: bool = False
 
     def __post_init__(self) -> None:
         one_of("profile", self.profile, PROFILES)
+        if self.audit is not None:
+            one_of("audit", self.audit, AUDITS)
+            if self.mode is not Mode.PERFORMANCE:
+                raise ConfigError(f"'audit' runs are performance runs (got mode {self.mode.value!r})")
         if self.target_qps is not None and not self.target_qps > 0:
             raise ConfigError(f"'target-qps' must be > 0 (got {self.target_qps!r})")
         if self.rows is not None and self.rows < 1:
@@ -101,7 +116,7 @@ class RunConfig:
             raise ConfigError(f"'max-batch-items' must be >= 1 (got {self.max_batch_items!r})")
         if self.batch_timeout_us is not None and self.batch_timeout_us < 0:
             raise ConfigError(f"'batch-timeout-us' must be >= 0 (got {self.batch_timeout_us!r})")
-        if self.workers < 1:
+        if self.workers is not None and self.workers < 1:
             raise ConfigError(f"'workers' must be >= 1 (got {self.workers!r})")
         if self.system is not None and not _safe_name(self.system):
             raise ConfigError(f"'system' must be letters, digits, '.', '_' or '-' (got {self.system!r})")
@@ -121,9 +136,19 @@ class RunConfig:
         return self.rows or default_rows(self.model.scale)
 
     def run_dir(self) -> Path:
-        """``output/system/model/Scenario/performance/run_1`` or ``.../accuracy``."""
-        base = self.output / self.system_name / self.model.name / self.scenario.value
+        """``output/system/model/Scenario/performance/run_1`` or ``.../accuracy``.
+
+        An audit run lands in ``output/system/model/Scenario/<audit>/performance/run_1``: the
+        layout of MLPerf's ``compliance/<system>/<benchmark>/<Scenario>/<audit>/``.
+        """
+        base = self.scenario_dir()
+        if self.audit is not None:
+            return base / self.audit / "performance/run_1"
         return base / ("performance/run_1" if self.mode is Mode.PERFORMANCE else "accuracy")
+
+    def scenario_dir(self) -> Path:
+        """``output/system/model/Scenario``: the folder of a scenario's runs and audits."""
+        return self.output / self.system_name / self.model.name / self.scenario.value
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -156,6 +181,11 @@ class Settings:
     """
 
     rules: str
+    #: The rule set's variant (``99``, ``99.9``, ``low``, ``medium``, ``high``) and the benchmark
+    #: name it makes (``dlrm-v2-99.9`` under mlperf-v5.1; the model under deeprecsys).
+    variant: str | None
+    benchmark: str
+    profile: str
     loadgen_model: str
     scenario: Scenario
     mode: Mode
@@ -171,6 +201,8 @@ class Settings:
     batch_timeout_us: int
     accuracy_target: float
     seeds: tuple[int, int, int] | None = None
+    #: A compliance audit (``TEST01``...) this run performs, or None.
+    audit: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -180,32 +212,65 @@ class Settings:
 
 
 def resolve(config: RunConfig) -> Settings:
-    """The :class:`Settings` for ``config`` under its rule set and profile."""
-    rules = RuleSet.load(config.rule_set)
-    rules.check_profile(config.profile)
-    model, scen, prof = config.model.name, config.scenario.value, config.profile
+    """The :class:`Settings` for ``config`` under its rule set, variant and profile."""
+    return rule_settings(
+        RuleSet.load(config.rule_set),
+        config.model.name,
+        config.scenario,
+        config.mode,
+        profile=config.profile,
+        variant=config.variant,
+        target_qps=config.target_qps,
+        query_size=config.query_size,
+        max_batch_items=config.max_batch_items,
+        batch_timeout_us=config.batch_timeout_us,
+        audit=config.audit,
+    )
+
+
+def rule_settings(
+    rules: RuleSet,
+    model: str,
+    scenario: Scenario,
+    mode: Mode,
+    *,
+    profile: str,
+    variant: str | None = None,
+    target_qps: float | None = None,
+    query_size: str | None = None,
+    max_batch_items: int | None = None,
+    batch_timeout_us: int | None = None,
+    audit: str | None = None,
+) -> Settings:
+    """The :class:`Settings` a rule table gives ``model`` in ``scenario``: what the harness runs
+    and what ``suite check`` expects to find in LoadGen's ``effective_*`` keys."""
+    rules.check_profile(profile)
+    variant = rules.variant(variant)
+    scen, prof = scenario.value, profile
 
     def get(key: str, default: Any = None) -> Any:
-        return rules.get(model, scen, key, prof, default)
+        return rules.get(model, scen, key, prof, default, variant=variant)
 
     seeds = get("qsl_rng_seed")
     return Settings(
         rules=rules.name,
+        variant=variant,
+        benchmark=rules.benchmark(model, variant),
+        profile=profile,
+        audit=audit,
         loadgen_model=rules.loadgen_model(model),
-        scenario=config.scenario,
-        mode=config.mode,
-        target_qps=float(config.target_qps or get("target_qps", 1.0)),
+        scenario=scenario,
+        mode=mode,
+        target_qps=float(target_qps or get("target_qps", 1.0)),
         target_latency_ns=int(float(get("target_latency_ms", 100)) * 1_000_000),
         target_latency_percentile=float(get("target_latency_percentile", 99)) / 100.0,
         min_duration_ms=int(get("min_duration_ms", 600_000)),
         min_query_count=int(get("min_query_count", 100)),
         performance_sample_count=int(get("performance_sample_count", 0)),
         samples_per_query=int(get("samples_per_query", 8)),
-        query_size=config.query_size or str(get("query_size", "mlperf")),
-        max_batch_items=int(config.max_batch_items or get("max_batch_items", 2048)),
-        batch_timeout_us=int(
-            config.batch_timeout_us if config.batch_timeout_us is not None else get("batch_timeout_us", 0)
-        ),
+        query_size=query_size or str(get("query_size", "mlperf")),
+        max_batch_items=int(max_batch_items or get("max_batch_items", 2048)),
+        batch_timeout_us=int(batch_timeout_us if batch_timeout_us is not None else get("batch_timeout_us", 0)),
         accuracy_target=float(get("accuracy_target", 0.99)),
         seeds=None
         if seeds is None

@@ -11,7 +11,8 @@ one-line message and an exit code::
     ├── BackendUnavailableError     exit 2   the backend cannot run here (no CUDA, missing package)
     ├── BackendError                exit 1   a backend failed while loading or predicting
     ├── HarnessError                exit 1   LoadGen refused settings or the harness broke
-    └── RunFailedError              exit 1   the run finished but is invalid (errors recorded)
+    ├── RunFailedError              exit 1   the run finished but is invalid (errors recorded)
+    └── RefusedError                exit 1   a command refused to write its output (findings in details)
 """
 
 from __future__ import annotations
@@ -68,6 +69,15 @@ class HarnessError(SuiteError):
 
 class RunFailedError(SuiteError):
     """The run completed but is invalid; LoadGen's logs were kept and marked invalid."""
+
+
+class RefusedError(SuiteError):
+    """A command refused to write its output and wrote nothing; ``details`` says why at length
+    (e.g. the findings table of ``suite check``), printed before the one-line message."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
 
 
 def one_of(what: str, got: object, choices: Iterable[str]) -> None:

@@ -21,9 +21,10 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import mlperf_loadgen as lg
 import numpy as np
@@ -36,6 +37,7 @@ from suite.errors import HarnessError
 log = logging.getLogger(__name__)
 
 MAX_RECORDED_ERRORS = 10
+GIL_SWITCH_INTERVAL_S = 0.0002
 
 _SCENARIOS = {
     Scenario.OFFLINE: lg.TestScenario.Offline,
@@ -79,6 +81,18 @@ class Outcome:
             self.errors.append(message)
 
 
+class Observer(Protocol):
+    """Hooks around LoadGen's timed window (e.g. ``suite.power.PowerMeter``).
+
+    ``on_first_issue`` runs on LoadGen's issue thread when the first query arrives and must return
+    quickly; ``on_end`` runs on the LoadGen driver thread when ``StartTest`` returns.
+    """
+
+    def on_first_issue(self) -> None: ...
+
+    def on_end(self) -> None: ...
+
+
 class Batcher:
     """Queues LoadGen's samples and answers them in batches from ``workers`` threads.
 
@@ -91,6 +105,7 @@ class Batcher:
             takes whatever is queued and never waits.
         workers: threads calling ``backend.predict`` concurrently (1 unless the backend is
             thread-safe).
+        on_first_issue: called once, when LoadGen issues its first query.
     """
 
     def __init__(
@@ -101,8 +116,10 @@ class Batcher:
         max_batch_items: int,
         batch_timeout_us: int = 0,
         workers: int = 1,
+        on_first_issue: Callable[[], None] | None = None,
     ) -> None:
         self.library = library
+        self._on_first_issue = on_first_issue
         self.backend = backend
         self.max_items = max_batch_items
         self.timeout_s = batch_timeout_us / 1e6
@@ -140,6 +157,9 @@ class Batcher:
 
     # LoadGen's callbacks -------------------------------------------------------------------
     def issue(self, ids: list[int], indices: list[int]) -> None:
+        if self._on_first_issue is not None:
+            hook, self._on_first_issue = self._on_first_issue, None
+            hook()
         if len(indices) > 1:
             ids, indices = sweep_order(ids, indices)
         with self._cond:
@@ -228,11 +248,13 @@ class Batcher:
         row_bytes = scores.strides[0]
         base = scores.__array_interface__["data"][0]
         sizes = self._sizes
+        response = lg.QuerySampleResponse
         responses = []
+        append = responses.append
         offset = 0
         for sample_id, i in zip(ids, idx):
             size = sizes[i]
-            responses.append(lg.QuerySampleResponse(sample_id, base + offset * row_bytes, size * row_bytes))
+            append(response(sample_id, base + offset * row_bytes, size * row_bytes))
             offset += size
         lg.QuerySamplesComplete(responses)
         out.completed_queries += len(ids)
@@ -347,6 +369,11 @@ def test_settings(settings: Settings, total_queries: int, user_conf: Path | None
         ts.multi_stream_samples_per_query = settings.samples_per_query
     if settings.seeds is not None:
         ts.qsl_rng_seed, ts.sample_index_rng_seed, ts.schedule_rng_seed = settings.seeds
+    if settings.audit == "TEST05":
+        # LoadGen reads ``test05`` only from its built-in mlperf.conf (conf_type 0), never from an
+        # audit.config (conf_type 2), so TEST05's audit.config line alone changes nothing. Setting
+        # the flag makes LoadGen swap in the built-in test05_* seeds, as TEST05 intends.
+        ts.test05 = True
     if user_conf is not None and ts.FromConfig(str(user_conf), settings.loadgen_model, scen, 2) != 0:
         raise HarnessError(f"LoadGen could not read user.conf {str(user_conf)!r}")
     return ts
@@ -372,6 +399,7 @@ def run(
     audit_config: Path | None = None,
     workers: int = 1,
     progress: bool = True,
+    observer: Observer | None = None,
 ) -> Outcome:
     """Run LoadGen against ``backend`` and write its ``mlperf_log_*`` files into ``outdir``.
 
@@ -379,6 +407,8 @@ def run(
         audit_config: a compliance audit's ``audit.config``; without one LoadGen is pointed at a
             path that does not exist, so a stray ``audit.config`` in the working directory is never
             picked up.
+        observer: told when LoadGen issues its first query and when ``StartTest`` returns: the
+            timed window (a power meter samples only inside it).
     """
     total = len(library)
     ts = test_settings(settings, total, user_conf)
@@ -390,18 +420,16 @@ def run(
 
     backend.attach_items(library.items)
     in_flight = backend.queries_in_flight()
-    if in_flight:
-        # The backend schedules each query itself: a limit of one item makes every batch exactly
-        # one whole query (a batch takes its first query whatever its size, then stops).
-        batcher = Batcher(library, backend, max_batch_items=1, batch_timeout_us=0, workers=max(workers, in_flight))
-    else:
-        batcher = Batcher(
-            library,
-            backend,
-            max_batch_items=settings.max_batch_items,
-            batch_timeout_us=settings.batch_timeout_us,
-            workers=workers if backend.thread_safe else 1,
-        )
+    # A backend that schedules each query itself gets a limit of one item, which makes every batch
+    # exactly one whole query (a batch takes its first query whatever its size, then stops).
+    batcher = Batcher(
+        library,
+        backend,
+        max_batch_items=1 if in_flight else settings.max_batch_items,
+        batch_timeout_us=0 if in_flight else settings.batch_timeout_us,
+        workers=max(workers, in_flight) if in_flight else (workers if backend.thread_safe else 1),
+        on_first_issue=observer.on_first_issue if observer is not None else None,
+    )
     sut = lg.ConstructFastSUT(batcher.issue, batcher.flush)
     qsl = lg.ConstructQSL(total, min(settings.performance_sample_count or total, total), _noop, _noop)
     failure: list[BaseException] = []
@@ -412,17 +440,26 @@ def run(
         except BaseException as exc:  # noqa: BLE001 - handed to the calling thread below
             failure.append(exc)
         finally:
-            batcher.stop()
+            try:
+                if observer is not None:
+                    observer.on_end()
+            finally:
+                batcher.stop()
 
     driver = threading.Thread(target=loadgen, name="recsuite-loadgen", daemon=True)
     batcher.start()
     total_shown = total if settings.mode is Mode.ACCURACY else None
+    # LoadGen's issue thread needs the GIL for every query; with CPython's default 5 ms switch
+    # interval it can wait that long behind a worker building responses, which shows up in p99.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
         with Progress(batcher.outcome, expected_duration_s(settings, total), total_shown, enabled=progress):
             driver.start()
             batcher.serve()
             driver.join()
     finally:
+        sys.setswitchinterval(switch_interval)
         lg.DestroyQSL(qsl)
         lg.DestroyFastSUT(sut)
     if failure:

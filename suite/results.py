@@ -70,6 +70,31 @@ def read_detail(path: Path) -> DetailLog:
     return out
 
 
+def read_summary(path: Path) -> dict[str, str]:
+    """``mlperf_log_summary.txt`` as {label: value} for its ``label : value`` lines.
+
+    Labels keep LoadGen's words (``Scenario``, ``Result is``, ``Completed samples per second``,
+    ``99.00 percentile latency (ns)``...); the error and warning count lines are kept under
+    ``errors`` and ``warnings`` (``0`` for "No errors encountered during test.").
+    """
+    out: dict[str, str] = {}
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for raw in handle:
+            line = raw.strip()
+            if line.startswith("No errors encountered"):
+                out.setdefault("errors", "0")
+            elif line.startswith("No warnings encountered"):
+                out.setdefault("warnings", "0")
+            elif " ERROR" in line and line.split(" ", 1)[0].isdigit():
+                out.setdefault("errors", line.split(" ", 1)[0])
+            elif " warning" in line and line.split(" ", 1)[0].isdigit():
+                out.setdefault("warnings", line.split(" ", 1)[0])
+            elif ":" in line:
+                label, _, value = line.partition(":")
+                out.setdefault(label.strip(), value.strip())
+    return out
+
+
 def performance(detail: DetailLog, scenario: Scenario) -> dict[str, Any]:
     """The scenario's metric and latency statistics, as LoadGen reported them."""
     get = detail.get

@@ -24,7 +24,7 @@ def invoke(runner: CliRunner, *args: str) -> tuple[int, str, str]:
         (["--backend", "null", "--scenario", "sevrer"],
          "Error: 'scenario' must be one of ['multistream', 'offline', 'server', 'singlestream'] (got 'sevrer')"),
         (["--backend", "tensorflow", "--scenario", "offline"],
-         "Error: 'backend' must be one of ['deeprecsched', 'null', 'torch-cpu'] (got 'tensorflow')"),
+         "Error: 'backend' must be one of ['deeprecsched', 'null', 'onnxruntime', 'torch-cpu', 'torch-cuda'] (got 'tensorflow')"),
         (["--backend", "null", "--scenario", "offline", "--mode", "speed"],
          "Error: 'mode' must be one of ['accuracy', 'performance'] (got 'speed')"),
         (["--backend", "null", "--scenario", "offline", "--profile", "quick"],
@@ -53,8 +53,8 @@ def test_bad_options_exit_2_with_one_line(runner: CliRunner, results: Path, args
 def test_unknown_model(runner: CliRunner, results: Path) -> None:
     code, _, err = invoke(runner, "run", "--model", "gpt", "--backend", "null", "--scenario", "offline")
     assert code == 2
-    assert err.startswith("Error: 'model' must be one of ['dlrm-rmc1', 'dlrm-rmc2', 'dlrm-rmc3'")
-    assert err.endswith("(got 'gpt')\n")
+    assert err == ("Error: 'model' must be one of ['dien', 'din', 'dlrm-rmc1', 'dlrm-rmc2', 'dlrm-rmc3', 'dlrm-v2', "
+                   "'mtwnd', 'ncf', 'wnd'] (got 'gpt')\n")
 
 
 def test_run_then_existing_folder_is_refused(runner: CliRunner, results: Path) -> None:
@@ -89,12 +89,30 @@ def test_summary_of_nothing_is_an_error(runner: CliRunner, tmp_path: Path) -> No
 def test_models_and_backends_list_the_registries(runner: CliRunner) -> None:
     code, out, _ = invoke(runner, "models", "--scale", "full")
     assert code == 0
-    rmc1 = next(line for line in out.splitlines() if line.startswith("dlrm-rmc1"))
-    assert rmc1.split()[1:] == ["8", "128", "640", "32,000,000"]
+    header, *lines = out.splitlines()
+    assert header.split() == ["model", "tables", "dense", "lookups/item", "parameters", "emb", "KB/item", "MFLOP/item",
+                              "dominated", "by"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines}
+    assert list(rows) == ["dlrm-rmc1", "dlrm-rmc2", "dlrm-rmc3", "ncf", "wnd", "mtwnd", "din", "dien", "dlrm-v2"]
+    # deeprecsys.md 1c: RMC1 82 KB and 0.20 MFLOP, RMC2 983 KB and 0.64 MFLOP, RMC3 26 KB and 6.4 MFLOP.
+    assert rows["dlrm-rmc1"] == ["8", "128", "640", "1,024,100,833", "81.9", "0.20", "embedding"]
+    assert rows["dlrm-rmc2"] == ["32", "256", "3840", "1,024,319,937", "983.0", "0.64", "embedding"]
+    assert rows["dlrm-rmc3"] == ["10", "2560", "200", "643,205,409", "25.6", "6.41", "MLP"]
+    assert rows["din"][-1] == "attention+embedding" and rows["dien"][-1] == "attention"
+    assert rows["dlrm-v2"][:4] == ["26", "13", "214", "26,151,671,809"]
+    code, out, _ = invoke(runner, "models", "--scale", "tiny")
+    assert next(line for line in out.splitlines() if line.startswith("dlrm-rmc1")).split()[4] == "356,833"
     code, out, _ = invoke(runner, "backends")
     assert code == 0
-    assert [line.split()[0] for line in out.splitlines()] == ["null", "torch-cpu", "deeprecsched"]
-    assert all(line.endswith("available") for line in out.splitlines())
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert list(lines) == ["null", "torch-cpu", "torch-cuda", "onnxruntime", "deeprecsched"]
+    assert lines["torch-cpu"].endswith(" available")
+    assert lines["onnxruntime"].endswith(" available")
+    import torch
+
+    if not torch.cuda.is_available():
+        assert lines["torch-cuda"].endswith(f"unavailable (no CUDA GPU visible to torch {torch.__version__})")
+    assert lines["deeprecsched"].endswith(" available")
 
 
 def test_data_generate_writes_inspectable_tsv(runner: CliRunner, tmp_path: Path) -> None:
@@ -144,3 +162,25 @@ def test_malformed_import_names_the_line(runner: CliRunner, tmp_path: Path) -> N
     code, _, err = invoke(runner, "data", "import", str(bad), "--model", "dlrm-rmc1", "--out", str(tmp_path / "x"))
     assert code == 2
     assert err == f"Error: {bad}:1: expected 137 tab-separated fields, found 40\n"
+
+
+def test_dlrm_v2_imports_real_criteo_and_runs_on_it(runner: CliRunner, results: Path, tmp_path: Path, kaggle_sample: Path) -> None:
+    # Criteo's own layout (13 integers, 26 single ids) is DLRM-v2's file layout; each id is expanded
+    # to its multi-hot size on import, as MLPerf's multi-hot Criteo does.
+    code, out, err = invoke(runner, "data", "import", str(kaggle_sample), "--model", "dlrm-v2", "--scale", "tiny",
+                            "--out", str(tmp_path / "ds"))
+    assert code == 0, err
+    meta = json.loads((tmp_path / "ds" / "meta.json").read_text())
+    assert meta["items"] == 100 and meta["file_lookups"] == [1] * 26 and sum(meta["lookups"]) == 214
+    code, out, err = invoke(runner, "run", "--model", "dlrm-v2", "--scale", "tiny", "--profile", "smoke", "--system", "clitest",
+                            "--no-progress", "--backend", "torch-cpu", "--scenario", "offline", "--mode", "accuracy",
+                            "--query-size", "fixed:10", "--dataset", str(tmp_path / "ds"), "--output", str(results))
+    assert code == 0, err
+    data = json.loads(next(results.rglob("result.json")).read_text())
+    assert data["dataset"]["source"] == "criteo" and data["accuracy"]["items"] == 100
+
+
+def test_tasks_option_reaches_the_result(runner: CliRunner, results: Path) -> None:
+    code, _, err = invoke(runner, "run", "--model", "ncf", "--tasks", "2", "--backend", "null", "--scenario", "offline")
+    assert code == 2
+    assert err == "Error: 'tasks' applies only to the multi-task models ['mtwnd'] (got 2 for 'ncf')\n"

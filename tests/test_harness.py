@@ -22,7 +22,7 @@ from suite.runner import run
 LOADGEN_FILES = {"mlperf_log_summary.txt", "mlperf_log_detail.txt", "mlperf_log_accuracy.json"}
 # Targets that keep every smoke run VALID on a 2-core machine.
 NULL_QPS = {Scenario.OFFLINE: 2_000_000.0, Scenario.SERVER: 2_000.0}
-CPU_QPS = {Scenario.OFFLINE: 3_000.0, Scenario.SERVER: 100.0}
+CPU_QPS = {Scenario.OFFLINE: 3_000.0, Scenario.SERVER: 50.0}
 
 
 def files(path: Path) -> set[str]:
@@ -70,7 +70,8 @@ def test_torch_cpu_accuracy_passes_the_gate(results: Path, data_dir: Path, scena
 
 @pytest.mark.parametrize("scenario", [Scenario.OFFLINE, Scenario.SERVER])
 def test_torch_cpu_performance_is_valid(results: Path, data_dir: Path, scenario: Scenario) -> None:
-    result = run(smoke_config(results, backend="torch-cpu", scenario=scenario, target_qps=CPU_QPS[scenario]))
+    # One thread: two OpenMP threads on two busy cores spin against each other and miss the SLA.
+    result = run(smoke_config(results, backend="torch-cpu", scenario=scenario, target_qps=CPU_QPS[scenario], threads=1))
     assert result.data["performance"]["validity"] == "VALID"
     assert result.data["harness"]["completed_items"] > 0
     assert result.data["backend"]["name"] == "torch-cpu"
@@ -180,7 +181,10 @@ def test_registry_backends_satisfy_the_contract(data_dir: Path) -> None:
     data = Dataset.load(synthetic.ensure(spec, 16_384))
     batch = Batch(dense=data.items.dense[:64], sparse=tuple(s[:64] for s in data.items.sparse))
     for name in REGISTRY:
-        with get_backend(name)(BackendConfig(model=spec, threads=1)) as backend:
+        cls = get_backend(name)
+        if cls.unavailable_reason() is not None:
+            continue
+        with cls(BackendConfig(model=spec, threads=1)) as backend:
             backend.load()
             scores = backend.predict(batch)
             assert scores.dtype == np.float32 and scores.shape == (64,)

@@ -5,27 +5,29 @@ Importing this package does not import torch; :func:`build` does.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from suite.errors import UnknownNameError
+from suite.errors import ConfigError, UnknownNameError
 from suite.models.base import (
     DEFAULT_ROWS,
     SCALES,
     ModelConfig,
     ModelSchema,
+    ModelSize,
     TableSpec,
     default_rows,
     parse_scale,
 )
-from suite.models.configs import RMC1, RMC2, RMC3
+from suite.models.configs import DIEN, DIN, DLRM_V2, MTWND, NCF, RMC1, RMC2, RMC3, WND
 
 if TYPE_CHECKING:
     import torch
 
 #: Every model the suite knows, by the name the CLI spells.
-MODELS: dict[str, ModelConfig] = {c.name: c for c in (RMC1, RMC2, RMC3)}
+MODELS: dict[str, ModelConfig] = {c.name: c for c in (RMC1, RMC2, RMC3, NCF, WND, MTWND, DIN, DIEN, DLRM_V2)}
 
 __all__ = [
     "DEFAULT_ROWS",
@@ -33,6 +35,7 @@ __all__ = [
     "SCALES",
     "ModelConfig",
     "ModelSchema",
+    "ModelSize",
     "ModelSpec",
     "TableSpec",
     "build",
@@ -52,7 +55,8 @@ def get_config(name: str) -> ModelConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class ModelSpec:
-    """What fixes a model's weights: architecture, scale (row cap) and the weight seed.
+    """What fixes a model's weights: architecture, scale (row cap), the weight seed and, for a
+    multi-task model, the number of tasks (None: the config's default).
 
     Two backends given equal specs hold bit-identical fp32 weights, which is what lets the data
     generator's reference model (the teacher) and every backend agree.
@@ -61,25 +65,41 @@ class ModelSpec:
     name: str
     scale: str = "small"
     seed: int = 0
+    tasks: int | None = None
 
     def __post_init__(self) -> None:
-        get_config(self.name)
+        config = get_config(self.name)
         parse_scale(self.scale)
+        if self.tasks is not None:
+            if not hasattr(config, "tasks"):
+                multi = sorted(n for n, c in MODELS.items() if hasattr(c, "tasks"))
+                raise ConfigError(f"'tasks' applies only to the multi-task models {multi} (got {self.tasks!r} for {self.name!r})")
+            if self.tasks < 1:
+                raise ConfigError(f"'tasks' must be >= 1 (got {self.tasks!r})")
 
     @property
     def config(self) -> ModelConfig:
-        return get_config(self.name)
+        """The registered architecture, with this spec's task count applied."""
+        config = get_config(self.name)
+        if self.tasks is not None:
+            config = dataclasses.replace(config, tasks=self.tasks)  # type: ignore[call-arg]
+        return config
 
     @property
     def schema(self) -> ModelSchema:
         return self.config.schema(parse_scale(self.scale))
 
+    @property
+    def multi_task(self) -> bool:
+        return hasattr(get_config(self.name), "tasks")
+
     def key(self) -> str:
         """A short name that identifies the weights, for cache folders."""
-        return f"{self.name}-{self.scale}-s{self.seed}"
+        tasks = f"-t{self.schema.tasks}" if self.multi_task else ""
+        return f"{self.name}-{self.scale}-s{self.seed}{tasks}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "scale": self.scale, "seed": self.seed}
+        return {"name": self.name, "scale": self.scale, "seed": self.seed, "tasks": self.schema.tasks}
 
 
 def build(spec: ModelSpec) -> torch.nn.Module:

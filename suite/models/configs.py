@@ -1,10 +1,17 @@
-"""The architectures, as DeepRecSys and MLPerf configure them (``shared/reference/deeprecsys.md`` 1b)."""
+"""The architectures, as DeepRecSys and MLPerf configure them.
+
+Sources: ``shared/reference/deeprecsys.md`` section 1b (what the DeepRecSys code builds) for the
+eight DeepRecSys models, ``mlperf.md`` and deeprecsys.md section 6 for MLPerf's DLRM-v2. Each
+config is one frozen dataclass; ``schema`` says what the model reads and ``dense_cost`` what its
+layers cost, both without torch, so ``suite models`` stays light.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from suite.models.base import ModelConfig, ModelSchema, TableSpec, cap
+from suite.errors import ConfigError
+from suite.models.base import DenseCost, ModelConfig, ModelSchema, TableSpec, add, cap, mlp_cost
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +40,245 @@ class DLRMConfig(ModelConfig):
             ),
         )
 
+    def dense_cost(self, schema: ModelSchema) -> DenseCost:
+        return add(mlp_cost(self.bottom), mlp_cost(((self.tables + 1) * self.dim, *self.top)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class NCFConfig(ModelConfig):
+    """Neural collaborative filtering as DeepRecSys builds it: a user and an item id, each looked
+    up in a matrix-factorisation table (``mf_rows``) and an MLP-path table (``mlp_rows``).
+
+    ``tower`` is the MLP path (input: the two MLP embeddings concatenated); ``predictor`` lists
+    the output widths after concatenating the GMF vector with the tower's output.
+    """
+
+    mf_rows: int = 140_000
+    mlp_rows: int = 28_000
+    dim: int = 64
+    tower: tuple[int, ...] = (128, 256, 256, 128, 64)
+    predictor: tuple[int, ...] = (64, 1)
+
+    def __post_init__(self) -> None:
+        if self.tower[0] != 2 * self.dim:
+            raise ConfigError(f"{self.name}: 'tower' must start at 2 x dim = {2 * self.dim} (got {self.tower[0]})")
+
+    def schema(self, row_cap: int | None) -> ModelSchema:
+        mf, mlp = cap(self.mf_rows, row_cap), cap(self.mlp_rows, row_cap)
+        return ModelSchema(
+            model=self.name,
+            dense=0,
+            tables=(
+                TableSpec(name="user_mf", rows=mf, dim=self.dim),
+                TableSpec(name="item_mf", rows=mf, dim=self.dim),
+                TableSpec(name="user_mlp", rows=mlp, dim=self.dim, ids_from="user_mf"),
+                TableSpec(name="item_mlp", rows=mlp, dim=self.dim, ids_from="item_mf"),
+            ),
+        )
+
+    def dense_cost(self, schema: ModelSchema) -> DenseCost:
+        return add(mlp_cost(self.tower), mlp_cost((self.dim + self.tower[-1], *self.predictor)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class WnDConfig(ModelConfig):
+    """Wide and Deep as DeepRecSys builds it: ``dense`` features passed straight through,
+    concatenated with ``tables`` pooled single-id embeddings, into the ``top`` MLP."""
+
+    dense: int = 512
+    tables: int = 27
+    rows: int = 1_000_000
+    dim: int = 32
+    top: tuple[int, ...] = (1024, 512, 256, 1)
+
+    def schema(self, row_cap: int | None) -> ModelSchema:
+        return ModelSchema(
+            model=self.name,
+            dense=self.dense,
+            tables=tuple(
+                TableSpec(name=f"t{i}", rows=cap(self.rows, row_cap), dim=self.dim) for i in range(self.tables)
+            ),
+        )
+
+    def dense_cost(self, schema: ModelSchema) -> DenseCost:
+        return mlp_cost((self.dense + self.tables * self.dim, *self.top))
+
+
+@dataclass(frozen=True, kw_only=True)
+class MTWnDConfig(ModelConfig):
+    """Multi-task Wide and Deep: WnD's input into a ``shared`` MLP, then one ``head`` per task.
+
+    ``rows`` lists every table's rows (DeepRecSys: 41 x 500k and 2 x 5M). ``tasks`` defaults to 3
+    (DeepRecSys's own default of 1 is not multi-task); ``suite run --tasks N`` changes it and the
+    weights, data and cache key follow.
+    """
+
+    dense: int = 512
+    rows: tuple[int, ...] = (500_000,) * 41 + (5_000_000,) * 2
+    dim: int = 32
+    shared: tuple[int, ...] = (1024, 512)
+    head: tuple[int, ...] = (256, 128, 1)
+    tasks: int = 3
+
+    def __post_init__(self) -> None:
+        if self.tasks < 1:
+            raise ConfigError(f"'tasks' must be >= 1 (got {self.tasks!r})")
+
+    def schema(self, row_cap: int | None) -> ModelSchema:
+        return ModelSchema(
+            model=self.name,
+            dense=self.dense,
+            tables=tuple(
+                TableSpec(name=f"t{i}", rows=cap(rows, row_cap), dim=self.dim) for i, rows in enumerate(self.rows)
+            ),
+            tasks=self.tasks,
+        )
+
+    def dense_cost(self, schema: ModelSchema) -> DenseCost:
+        shared = mlp_cost((self.dense + len(self.rows) * self.dim, *self.shared))
+        return add(shared, *[mlp_cost((self.shared[-1], *self.head))] * self.tasks)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DINConfig(ModelConfig):
+    """Deep Interest Network: user profile, a sequence of ``behaviours``, the candidate ad and the
+    context, each a sum of ``ids_per_step`` ids (DeepRecSys's 3 lookups per table).
+
+    The behaviours and the candidate ad index one item table, as in the DIN paper, so the local
+    activation unit compares vectors of one space. ``attention`` lists the activation unit's hidden
+    widths over [behaviour, ad, behaviour * ad]; ``predictor`` the output widths over
+    [profile, attention-pooled behaviours, ad, context]. ``ad_interest`` is the share of candidate
+    ads the generator draws from the user's own interests.
+    """
+
+    user_rows: int = 1_000_000
+    item_rows: int = 10_000_000
+    context_rows: int = 10_000_000
+    dim: int = 32
+    ids_per_step: int = 3
+    behaviours: int = 251
+    attention: tuple[int, ...] = (36,)
+    predictor: tuple[int, ...] = (200, 80, 2)
+    ad_interest: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.behaviours < 1:
+            raise ConfigError(f"'behaviours' must be >= 1 (got {self.behaviours!r})")
+
+    def schema(self, row_cap: int | None) -> ModelSchema:
+        k, items = self.ids_per_step, cap(self.item_rows, row_cap)
+        return ModelSchema(
+            model=self.name,
+            dense=0,
+            tables=(
+                TableSpec(name="user", rows=cap(self.user_rows, row_cap), dim=self.dim, lookups=k),
+                TableSpec(name="behaviours", rows=items, dim=self.dim, lookups=self.behaviours * k, pooled=False,
+                          step=k, interest=1.0),
+                TableSpec(name="ad", rows=items, dim=self.dim, lookups=k, shares="behaviours", interest=self.ad_interest),
+                TableSpec(name="context", rows=cap(self.context_rows, row_cap), dim=self.dim, lookups=k),
+            ),
+        )
+
+    def dense_cost(self, schema: ModelSchema) -> DenseCost:
+        unit = mlp_cost((3 * self.dim, *self.attention, 1))
+        return add(
+            DenseCost(parameters=unit.parameters, mlp_macs=0, attention_macs=self.behaviours * unit.mlp_macs),
+            mlp_cost((4 * self.dim, *self.predictor)),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class DIENConfig(ModelConfig):
+    """Deep Interest Evolution Network: a ``sequence`` of behaviours through a GRU interest
+    extractor, then a GRU with attentional update gate (AUGRU) steered by the candidate ad, and
+    a ``predictor`` over [final interest, profile, ad, context].
+
+    Tables as DeepRecSys sizes them (500k profile, 5M ad, 5M context), except that the behaviour
+    steps and the candidate ad index one item table, as in the DIEN paper.
+    """
+
+    user_rows: int = 500_000
+    item_rows: int = 5_000_000
+    context_rows: int = 5_000_000
+    dim: int = 32
+    sequence: int = 40
+    hidden: int = 64
+    predictor: tuple[int, ...] = (200, 80, 2)
+    ad_interest: float = 0.5
+
+    def schema(self, row_cap: int | None) -> ModelSchema:
+        items = cap(self.item_rows, row_cap)
+        return ModelSchema(
+            model=self.name,
+            dense=0,
+            tables=(
+                TableSpec(name="user", rows=cap(self.user_rows, row_cap), dim=self.dim),
+                TableSpec(name="behaviours", rows=items, dim=self.dim, lookups=self.sequence, pooled=False, interest=1.0),
+                TableSpec(name="ad", rows=items, dim=self.dim, shares="behaviours", interest=self.ad_interest),
+                TableSpec(name="context", rows=cap(self.context_rows, row_cap), dim=self.dim),
+            ),
+        )
+
+    def dense_cost(self, schema: ModelSchema) -> DenseCost:
+        e, h, t = self.dim, self.hidden, self.sequence
+        # The extractor GRU reads the E-wide behaviours, the AUGRU the H-wide interest states; the
+        # attention h_t W e_ad computes W e_ad once, then one dot per step.
+        extractor = 3 * h * (e + h)
+        evolution = 3 * h * (h + h)
+        rnn = DenseCost(
+            parameters=extractor + evolution + 2 * 6 * h + h * e,
+            mlp_macs=0,
+            attention_macs=t * (extractor + evolution) + h * e + t * h,
+        )
+        return add(rnn, mlp_cost((h + 3 * e, *self.predictor)))
+
+
+#: MLPerf DLRM-v2's tables (torchrec's Criteo 1TB preprocessing, 40M cap) and multi-hot sizes.
+DLRM_V2_ROWS = (40000000, 39060, 17295, 7424, 20265, 3, 7122, 1543, 63, 40000000, 3067956, 405282, 10,
+                2209, 11938, 155, 4, 976, 14, 40000000, 40000000, 40000000, 590152, 12973, 108, 36)
+DLRM_V2_HOTNESS = (3, 2, 1, 2, 6, 1, 1, 1, 1, 7, 3, 8, 1, 6, 9, 5, 1, 1, 1, 12, 100, 27, 10, 3, 1, 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DLRMv2Config(ModelConfig):
+    """MLPerf's DLRM-DCNv2: a ``bottom`` MLP over 13 dense features, 26 multi-hot sum-pooled
+    tables, a low-rank DCNv2 cross network over the 27 concatenated vectors, then the ``top`` MLP.
+
+    Each Criteo id is expanded to its table's ``hotness`` ids by MLPerf's multi-hot table
+    (``suite.datasets.multihot``), so the Criteo files stay one id per field.
+    """
+
+    rows: tuple[int, ...] = DLRM_V2_ROWS
+    hotness: tuple[int, ...] = DLRM_V2_HOTNESS
+    dim: int = 128
+    bottom: tuple[int, ...] = (13, 512, 256, 128)
+    cross_layers: int = 3
+    low_rank: int = 512
+    top: tuple[int, ...] = (1024, 1024, 512, 256, 1)
+
+    def __post_init__(self) -> None:
+        if len(self.rows) != len(self.hotness):
+            raise ConfigError(f"{self.name}: 'rows' and 'hotness' must be equally long")
+
+    def schema(self, row_cap: int | None) -> ModelSchema:
+        return ModelSchema(
+            model=self.name,
+            dense=self.bottom[0],
+            tables=tuple(
+                TableSpec(name=f"t{i}", rows=cap(rows, row_cap), dim=self.dim, lookups=hot, multi_hot=True)
+                for i, (rows, hot) in enumerate(zip(self.rows, self.hotness))
+            ),
+        )
+
+    @property
+    def interaction_width(self) -> int:
+        return (len(self.rows) + 1) * self.dim
+
+    def dense_cost(self, schema: ModelSchema) -> DenseCost:
+        w, r = self.interaction_width, self.low_rank
+        cross = DenseCost(parameters=self.cross_layers * (2 * w * r + w), mlp_macs=self.cross_layers * 2 * w * r)
+        return add(mlp_cost(self.bottom), cross, mlp_cost((w, *self.top)))
+
 
 _DLRM = "suite.models.dlrm:DLRM"
 
@@ -42,3 +288,9 @@ RMC2 = DLRMConfig(name="dlrm-rmc2", module=_DLRM, bottom=(256, 128, 64), top=(12
                   tables=32, rows=500_000, dim=64, lookups=120)
 RMC3 = DLRMConfig(name="dlrm-rmc3", module=_DLRM, bottom=(2560, 1024, 256, 32), top=(512, 256, 1),
                   tables=10, rows=2_000_000, dim=32, lookups=20)
+NCF = NCFConfig(name="ncf", module="suite.models.ncf:NCF")
+WND = WnDConfig(name="wnd", module="suite.models.wnd:WideAndDeep")
+MTWND = MTWnDConfig(name="mtwnd", module="suite.models.wnd:MultiTaskWideAndDeep")
+DIN = DINConfig(name="din", module="suite.models.din:DIN")
+DIEN = DIENConfig(name="dien", module="suite.models.dien:DIEN")
+DLRM_V2 = DLRMv2Config(name="dlrm-v2", module="suite.models.dlrm_v2:DLRMv2")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -17,6 +19,8 @@ class DLRM(nn.Module):
     interaction is DeepRecSys's ``cat``: the bottom MLP's output concatenated with the T pooled
     embeddings, (T + 1) x E wide, fed to the top MLP.
     """
+
+    PARTS: ClassVar[dict[str, str]] = {"bottom": "mlp", "embeddings": "embedding", "top": "mlp"}
 
     def __init__(self, config: DLRMConfig, schema: ModelSchema, generator: torch.Generator) -> None:
         super().__init__()

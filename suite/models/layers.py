@@ -30,14 +30,33 @@ def mlp(widths: Sequence[int], generator: torch.Generator, *, final_activation: 
 
 
 def embedding_bag(table: TableSpec, generator: torch.Generator) -> nn.EmbeddingBag:
-    """A sum-pooled table whose pooled output has roughly unit variance per component.
+    """A sum-pooled table whose pooled output (or sequence step) has roughly unit variance per
+    component.
 
     DLRM's own U(+-sqrt(1/rows)) init makes large tables nearly silent, so a teacher model built
     with it would ignore its embeddings and a corrupted table would go unnoticed by the accuracy
-    gate. Normal with std 1/sqrt(lookups) keeps the pooled vectors on the scale of the MLP
-    activations.
+    gate. Normal with std 1/sqrt(ids summed per vector) keeps the pooled vectors on the scale of
+    the MLP activations.
     """
     bag = nn.EmbeddingBag(table.rows, table.dim, mode="sum")
+    per_vector = table.lookups if table.pooled else table.step
     with torch.no_grad():
-        bag.weight.normal_(0.0, 1.0 / math.sqrt(table.lookups), generator=generator)
+        bag.weight.normal_(0.0, 1.0 / math.sqrt(per_vector), generator=generator)
     return bag
+
+
+def sequence(bag: nn.EmbeddingBag, ids: torch.Tensor, step: int) -> torch.Tensor:
+    """Look up a sequence table: ids (N, S x step) become (N, S, E), each step the sum of its ids."""
+    n = ids.shape[0]
+    return bag(ids.reshape(-1, step)).reshape(n, -1, bag.embedding_dim)
+
+
+def normal_(tensor: torch.Tensor, std: float, generator: torch.Generator) -> None:
+    """Fill ``tensor`` in place from N(0, std^2) drawn from ``generator``."""
+    with torch.no_grad():
+        tensor.normal_(0.0, std, generator=generator)
+
+
+def two_class_logit(logits: torch.Tensor) -> torch.Tensor:
+    """l1 - l0 of a 2-class predictor's (N, 2) output, so that sigmoid gives softmax's class 1."""
+    return logits[:, 1] - logits[:, 0]

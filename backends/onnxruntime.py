@@ -1,0 +1,108 @@
+"""ONNX Runtime, on a model exported from the suite's torch model and cached on disk."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from suite.backends.base import Backend, BackendInfo
+from suite.datasets.batch import Batch
+from suite.datasets.store import data_root
+from suite.errors import BackendUnavailableError, ConfigError
+
+log = logging.getLogger(__name__)
+
+OPT_LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+class OnnxRuntimeBackend(Backend):
+    """The model exported once with torch's dynamo ONNX exporter, then run by an InferenceSession.
+
+    Options (``--option KEY=VALUE``): ``provider`` cpu|cuda (cuda needs onnxruntime-gpu),
+    ``opt_level`` disable|basic|extended|all, ``inter_op_threads`` N, ``lowering``
+    bag-major|item-major (how pooled lookups become ONNX ops). ``--threads`` sets intra-op threads.
+    The export is cached under the data directory, keyed by model config and weights hash, and is
+    never redone while the key matches.
+    """
+
+    name = "onnxruntime"
+    thread_safe = True
+
+    def load(self) -> None:
+        from suite.models.export import LOWERINGS
+
+        cfg = self.config
+        if cfg.precision != "fp32":
+            raise BackendUnavailableError(f"'precision' must be fp32 on onnxruntime (got {cfg.precision!r})")
+        self._provider = cfg.option("provider", "cpu")
+        opt = cfg.option("opt_level", "all")
+        self._lowering = cfg.option("lowering", "item-major")
+        for key, value, choices in (
+            ("provider", self._provider, PROVIDERS),
+            ("opt_level", opt, OPT_LEVELS),
+            ("lowering", self._lowering, LOWERINGS),
+        ):
+            if value not in choices:
+                raise ConfigError(f"'{key}' must be one of {sorted(choices)} (got {value!r})")
+        provider = PROVIDERS[self._provider]
+        if provider not in ort.get_available_providers():
+            raise BackendUnavailableError(
+                f"onnxruntime here has no {provider} (available: {ort.get_available_providers()}); "
+                "install onnxruntime-gpu for provider=cuda"
+            )
+        self.model_path = self._exported()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = cfg.resolved_threads
+        options.inter_op_num_threads = int(cfg.option("inter_op_threads", "1"))
+        options.graph_optimization_level = OPT_LEVELS[opt]
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self._session = ort.InferenceSession(str(self.model_path), options, providers=[provider])
+        self._inputs = [i.name for i in self._session.get_inputs()]
+        self._opt = opt
+
+    def _exported(self) -> Path:
+        import torch
+
+        from suite.models import build
+        from suite.models.export import OPSET, export, weights_hash
+
+        spec = self.config.model
+        model = build(spec)
+        digest = weights_hash(model)
+        path = data_root() / "onnx" / f"{spec.key()}-{digest[:16]}-{self._lowering}-opset{OPSET}.onnx"
+        if path.is_file():
+            return path
+        log.info("exporting %s to %s", spec.key(), path)
+        schema = spec.schema
+        dense = torch.zeros(2, schema.dense, dtype=torch.float32)
+        sparse = [torch.zeros(2, t.lookups, dtype=torch.int32) for t in schema.tables]
+        return export(model, dense, sparse, path, self._lowering)
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        feed = {"dense": batch.dense}
+        for name, ids in zip(self._inputs[1:], batch.sparse):
+            feed[name] = ids
+        scores: np.ndarray = self._session.run(None, feed)[0]
+        return scores
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(
+            name=self.name,
+            version=ort.__version__,
+            device=self._provider,
+            precision="fp32",
+            threads=self.config.resolved_threads,
+            extra={"opt_level": self._opt, "lowering": self._lowering, "model_path": str(self.model_path)},
+        )
+
+    def close(self) -> None:
+        self._session = None  # type: ignore[assignment]
