@@ -140,20 +140,26 @@ def measure(args, spec, size, base, library, precision, options, peak, name, gen
         print(f"    server {model} {precision} {qps:10,.0f} qps: p{100 * pct:.0f} {lat / 1e6:8.2f} ms {'ok' if ok else 'FAIL'}", flush=True)
         return ok, lat
 
+    # Bracket: from 0.8x the Offline rate, halve until a run meets the SLA (at most 6 times), then
+    # bisect twice between the last pass and the first failure above it.
     lo, hi = 0.0, 0.8 * offline_qps
-    ok, _ = server_ok(hi)
-    if ok:
+    if server_ok(hi)[0]:
         lo, hi = hi, 1.1 * offline_qps
         if server_ok(hi)[0]:
             lo = hi
-    for _ in range(3 if lo < hi else 0):
-        mid = (lo + hi) / 2 if lo else hi / 2
+    else:
+        for _ in range(6):
+            probe = hi / 2
+            if server_ok(probe)[0]:
+                lo = probe
+                break
+            hi = probe
+    for _ in range(2 if lo and hi > lo * 1.15 else 0):
+        mid = (lo + hi) / 2
         if server_ok(mid)[0]:
             lo = mid
         else:
             hi = mid
-        if lo and hi / lo < 1.15:
-            break
     width = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2}[precision]
     emb_gbs = offline_items * size.embedding_bytes_per_item * width / 4 / 1e9
     tflops = offline_items * size.dense_flops_per_item / 1e12
