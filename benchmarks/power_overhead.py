@@ -43,7 +43,8 @@ def main() -> int:
     parser.add_argument("--scale", default="small")
     parser.add_argument("--seconds", type=float, default=10.0, help="LoadGen min_duration of each run")
     parser.add_argument("--repeats", type=int, default=5, help="runs per arm")
-    parser.add_argument("--target-qps", type=float, default=200_000.0, help="Offline expected QPS (sizes the one query)")
+    parser.add_argument("--target-qps", type=float, default=5_000.0,
+                        help="Offline expected QPS (sizes the one query: set it near the backend's real rate, or a run takes far longer than --seconds)")
     args = parser.parse_args()
 
     sources = power.discover()
