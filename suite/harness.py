@@ -16,7 +16,7 @@ responses, the error is recorded and the run is reported invalid.
 
 from __future__ import annotations
 
-import collections
+import queue
 import logging
 import sys
 import threading
@@ -125,10 +125,10 @@ class Batcher:
         self.timeout_s = batch_timeout_us / 1e6
         self.outcome = Outcome(workers=workers, max_batch_items=max_batch_items)
         self._sizes = library.size_list
-        # Each entry is [ids, indices, cursor]: one issued chunk and how far it has been taken.
-        self._pending: collections.deque[list[Any]] = collections.deque()
-        self._cond = threading.Condition()
-        self._stopping = False
+        # Chunks of at most max_batch_items items (or one query), as LoadGen issued them. A C-level
+        # SimpleQueue keeps LoadGen's issue callback to one put: no Python lock, no notify.
+        self._queue: queue.SimpleQueue[tuple[list[int], list[int], int] | None] = queue.SimpleQueue()
+        self._workers = workers
         # Worker 0 is the thread that calls serve(): the one that loaded the backend. An OpenMP
         # runtime (torch's) keeps one thread team per calling thread, and a second team beside the
         # loader's spinning one cost 20% of throughput on 2 cores.
@@ -148,9 +148,8 @@ class Batcher:
 
     def stop(self) -> None:
         """Let the workers finish what is queued and return; joins the extra workers."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
+        for _ in range(self._workers):
+            self._queue.put(None)
         for t in self._threads:
             t.join()
         self.outcome.finished = time.perf_counter()
@@ -160,70 +159,74 @@ class Batcher:
         if self._on_first_issue is not None:
             hook, self._on_first_issue = self._on_first_issue, None
             hook()
-        if len(indices) > 1:
-            ids, indices = sweep_order(ids, indices)
-        with self._cond:
-            self._pending.append([ids, indices, 0])
-            self._cond.notify()
+        if len(indices) == 1:
+            self._queue.put((ids, indices, self._sizes[indices[0]]))
+            return
+        ids, indices = sweep_order(ids, indices)
+        for chunk in self._chunks(ids, indices):
+            self._queue.put(chunk)
 
     def flush(self) -> None:
         pass
 
     # The one batching loop ------------------------------------------------------------------
-    def _take(self, ids: list[int], idx: list[int], items: int) -> int:
-        """Move queued samples into (ids, idx) until ``max_items``; returns the new item count.
-
-        Whole queries only: a batch stops before the query that would overflow it, unless it is
-        still empty. A partly taken chunk keeps a cursor instead of being re-sliced, so Offline's
-        one huge query costs O(batch) per batch, not O(query).
-        """
+    def _chunks(self, ids: list[int], indices: list[int]) -> list[tuple[list[int], list[int], int]]:
+        """Cut a many-sample query into chunks of whole queries of at most ``max_items`` items
+        (a query larger than that is a chunk of its own)."""
         sizes = self._sizes
-        pending = self._pending
         limit = self.max_items
-        while pending and items < limit:
-            chunk = pending[0]
-            chunk_ids, chunk_idx, start = chunk
-            end = start
-            stop = len(chunk_idx)
-            while end < stop:
-                size = sizes[chunk_idx[end]]
-                if items + size > limit and (end > start or ids):
-                    break
-                items += size
-                end += 1
-            if end == start:
-                break
-            ids.extend(chunk_ids[start:end])
-            idx.extend(chunk_idx[start:end])
-            if end == stop:
-                pending.popleft()
-            else:
-                chunk[2] = end
-        return items
+        chunks = []
+        start = 0
+        items = 0
+        for end, i in enumerate(indices):
+            size = sizes[i]
+            if items and items + size > limit:
+                chunks.append((ids[start:end], indices[start:end], items))
+                start, items = end, 0
+            items += size
+        chunks.append((ids[start:], indices[start:], items))
+        return chunks
 
     def _work(self) -> None:
-        cond = self._cond
+        """Take a chunk (waiting for one), add queued chunks while the batch has room (waiting up to
+        ``batch_timeout_us`` for more), answer, repeat; a chunk that would overflow the batch opens
+        the worker's next one."""
+        get = self._queue.get
+        limit = self.max_items
+        timeout = self.timeout_s
         staging = Staging()
-        while True:
-            ids: list[int] = []
-            idx: list[int] = []
-            with cond:
-                while not self._pending and not self._stopping:
-                    cond.wait()
-                if not self._pending:
-                    return
-                items = self._take(ids, idx, 0)
-                if self.timeout_s and items < self.max_items:
-                    deadline = time.perf_counter() + self.timeout_s
-                    while items < self.max_items and not self._stopping:
+        carry: tuple[list[int], list[int], int] | None = None
+        stopping = False
+        while not stopping:
+            chunk = carry if carry is not None else get()
+            carry = None
+            if chunk is None:
+                return
+            ids, idx, items = list(chunk[0]), list(chunk[1]), chunk[2]
+            deadline = time.perf_counter() + timeout if timeout else 0.0
+            while items < limit:
+                try:
+                    if timeout:
                         left = deadline - time.perf_counter()
                         if left <= 0:
                             break
-                        cond.wait(left)
-                        items = self._take(ids, idx, items)
-                if self._pending:
-                    cond.notify()
+                        more = get(timeout=left)
+                    else:
+                        more = get(block=False)
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                if items + more[2] > limit:
+                    carry = more
+                    break
+                ids.extend(more[0])
+                idx.extend(more[1])
+                items += more[2]
             self._answer(ids, idx, staging)
+        if carry is not None:
+            self._answer(list(carry[0]), list(carry[1]), staging)
 
     def _answer(self, ids: list[int], idx: list[int], staging: Staging) -> None:
         out = self.outcome
