@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+import time
 from pathlib import Path
 
 from suite.config import RunConfig, Scenario, Settings, resolve
 from suite.datasets import synthetic
+from suite.datasets.batch import Batch
 from suite.datasets.library import QueryLibrary
 from suite.datasets.queries import QuerySizes
 from suite.datasets.store import Dataset
@@ -29,3 +31,18 @@ def scratch() -> Path:
 
 def with_settings(settings: Settings, **changes: object) -> Settings:
     return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
+
+
+def raw_items_per_s(backend, items: Batch, batch_items: int, seconds: float) -> float:  # type: ignore[no-untyped-def]
+    """``backend.predict`` back to back on consecutive ``batch_items``-item slices of ``items``."""
+    n = len(items)
+    starts = list(range(0, n - batch_items + 1, batch_items))
+    batches = [Batch(dense=items.dense[s:s + batch_items], sparse=tuple(x[s:s + batch_items] for x in items.sparse)) for s in starts]
+    backend.predict(batches[0])
+    done = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for b in batches:
+            backend.predict(b)
+            done += len(b)
+    return done / (time.perf_counter() - t0)

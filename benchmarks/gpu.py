@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common import raw_items_per_s
 from suite import harness
 from suite.backends import BackendConfig, get_backend
 from suite.config import Mode, RunConfig, Scenario, resolve
 from suite.datasets import multihot, synthetic
-from suite.datasets.batch import Batch
 from suite.datasets.library import QueryLibrary
 from suite.datasets.queries import QuerySizes
 from suite.datasets.store import Dataset
@@ -50,18 +50,6 @@ def features_only(spec: ModelSpec, rows: int, query_size: str) -> QueryLibrary:
     items = multihot.model_inputs(raw, schema)
     data = Dataset(path=Path("/nonexistent"), meta={}, items=items, labels=np.zeros((rows, schema.tasks), np.int8))
     return QueryLibrary(data, QuerySizes.parse(query_size).offsets(rows, seed=spec.seed))
-
-
-def raw_items_per_s(backend, library: QueryLibrary, batch_items: int, seconds: float = 1.0) -> float:  # type: ignore[no-untyped-def]
-    items = library.items
-    n = min(batch_items, len(library.dataset))
-    batch = Batch(dense=items.dense[:n], sparse=tuple(s[:n] for s in items.sparse))
-    backend.predict(batch)
-    done, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        backend.predict(batch)
-        done += n
-    return done / (time.perf_counter() - t0)
 
 
 def loadgen(library, backend, settings, workers: int) -> dict:  # type: ignore[no-untyped-def]
@@ -119,7 +107,7 @@ def measure(args, spec, size, base, library, precision, options, peak, name, gen
     t0 = time.perf_counter()
     backend.load()
     load_s = time.perf_counter() - t0
-    raw = raw_items_per_s(backend, library, args.offline_batch)
+    raw = raw_items_per_s(backend, library.items, min(args.offline_batch, len(library.dataset)), 1.0)
     q_items = float(library.sizes.mean())
     common = dict(min_duration_ms=int(args.seconds * 1000), performance_sample_count=0, mode=Mode.PERFORMANCE)
     off = dataclasses.replace(base, scenario=Scenario.OFFLINE, target_qps=1.2 * raw / q_items, min_query_count=1,

@@ -12,30 +12,14 @@ harness formed (whole queries up to ``--batch-items``), so both see the same bat
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
-from common import library_for, scratch, with_settings
+from common import library_for, raw_items_per_s, scratch, with_settings
 from suite import harness
 from suite.backends import BackendConfig, get_backend
-from suite.datasets.batch import Batch
 from suite.models import ModelSpec
 from suite.results import read_detail
-
-
-def raw_items_per_s(backend, items: Batch, batch_items: int, seconds: float) -> float:  # type: ignore[no-untyped-def]
-    n = len(items)
-    starts = list(range(0, n - batch_items + 1, batch_items))
-    batches = [Batch(dense=items.dense[s:s + batch_items], sparse=tuple(x[s:s + batch_items] for x in items.sparse)) for s in starts]
-    backend.predict(batches[0])
-    done = 0
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        for b in batches:
-            backend.predict(b)
-            done += len(b)
-    return done / (time.perf_counter() - t0)
 
 
 def main() -> None:
