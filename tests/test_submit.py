@@ -135,7 +135,7 @@ def test_submit_names_the_empty_system_fields(mlperf_results: Path, tmp_path: Pa
 
 
 def test_a_failing_run_makes_submit_refuse_and_leave_nothing(runner: CliRunner, tmp_path: Path, system_json: Path) -> None:
-    """A real failing run: DLRM-RMC1 Offline on the null backend at the rule's 1200 QPS is over in
+    """A real failing run: DLRM-RMC1 Offline on the null backend at the rule's 2000 QPS is over in
     well under the smoke profile's 1 s (INVALID), and its 50% AUC fails DeepRecSys's gate."""
     results = tmp_path / "results"
     for mode in ("performance", "accuracy"):
