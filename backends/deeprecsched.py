@@ -167,17 +167,6 @@ def cut_spans(spans: Sequence[tuple[int, int]], batch_items: int) -> list[list[t
     return pieces
 
 
-def rows_of(items: Batch, spans: Sequence[tuple[int, int]]) -> Batch:
-    """The rows ``spans`` of ``items``: views for one span, a copy for several."""
-    if len(spans) == 1:
-        lo, hi = spans[0]
-        return Batch(dense=items.dense[lo:hi], sparse=tuple(s[lo:hi] for s in items.sparse))
-    return Batch(
-        dense=np.concatenate([items.dense[lo:hi] for lo, hi in spans]),
-        sparse=tuple(np.concatenate([s[lo:hi] for lo, hi in spans]) for s in items.sparse),
-    )
-
-
 class _Call:
     """One ``predict`` call waiting for its requests."""
 
@@ -264,7 +253,7 @@ class _ThreadPool(_Pool):
                 batch = what
             else:
                 assert self._items is not None
-                batch = rows_of(self._items, what)
+                batch = Batch.of_spans(self._items, what)
             self._queue.put((call, slot, batch))
         self.requests += len(pieces)
 
@@ -554,7 +543,7 @@ def _worker_main(index: int, cpu_backend: str, model: ModelSpec, precision: str,
             for request in requests:
                 if isinstance(request, list):
                     assert items is not None, "a job before the dataset was attached"
-                    batch = rows_of(items, request)
+                    batch = Batch.of_spans(items, request)
                 else:
                     batch = Batch(dense=request[0], sparse=request[1])
                 parts.append(np.ascontiguousarray(backend.predict(batch), dtype=np.float32))
@@ -643,7 +632,7 @@ class DeepRecSchedBackend(Backend):
             pieces = list(enumerate(cut_spans(batch.spans, s.batch_items)))
         else:
             # Not cut from the shared dataset (a direct call): the rows travel with the request.
-            pieces = [(i, rows_of(batch, [(lo, hi)])) for i, (lo, hi) in enumerate(split(k, s.batch_items))]
+            pieces = [(i, Batch.of_spans(batch, [(lo, hi)])) for i, (lo, hi) in enumerate(split(k, s.batch_items))]
         call = _Call([len(p) if isinstance(p, Batch) else sum(hi - lo for lo, hi in p) for _, p in pieces])
         pool.submit(call, pieces)
         call.done.wait()

@@ -49,6 +49,17 @@ class Batch:
         batch._staging = staging
         return batch
 
+    @classmethod
+    def of_spans(cls, source: Batch, spans: Sequence[tuple[int, int]], staging: _Buffers | None = None) -> Batch:
+        """The rows ``spans`` of ``source``: views for one span, a lazily gathered batch for several."""
+        if len(spans) == 1:
+            lo, hi = spans[0]
+            batch = cls(dense=source.dense[lo:hi], sparse=tuple(s[lo:hi] for s in source.sparse))
+            batch.source = source
+            batch.spans = spans
+            return batch
+        return cls.gathered(source, spans, staging)
+
     def __len__(self) -> int:
         return self._n
 

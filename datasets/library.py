@@ -33,14 +33,6 @@ class QueryLibrary:
     def items(self) -> Batch:
         return self.dataset.items
 
-    def rows(self, indices: np.ndarray) -> np.ndarray:
-        """Item rows of the queries ``indices``, concatenated in order."""
-        sizes = self.sizes[indices]
-        starts = self.starts[indices]
-        ends = np.cumsum(sizes)
-        shift = np.repeat(starts - (ends - sizes), sizes)
-        return np.arange(int(ends[-1]), dtype=np.int64) + shift
-
     def gather(self, indices: list[int] | np.ndarray, staging: Staging | None = None) -> Batch:
         """The items of the queries ``indices``, concatenated in that order.
 
@@ -62,13 +54,7 @@ class QueryLibrary:
             else:
                 end = offsets[i + 1]
                 spans.append((lo, end))
-        if len(spans) == 1:
-            lo, hi = spans[0]
-            batch = Batch(dense=items.dense[lo:hi], sparse=tuple(s[lo:hi] for s in items.sparse))
-            batch.source = items
-            batch.spans = spans
-            return batch
-        return Batch.gathered(items, spans, staging)
+        return Batch.of_spans(items, spans, staging)
 
 
 class Staging:
