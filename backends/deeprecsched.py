@@ -140,6 +140,15 @@ class SchedConfig:
         """Whether a query of ``items`` items goes whole to the accelerator (k >= Q)."""
         return self.offload_items != NO_OFFLOAD and items >= self.offload_items
 
+    def route(self, items: int) -> tuple[int, ...]:
+        """Where a query of ``items`` items goes: ``()`` for the accelerator, else its CPU request sizes.
+
+        Two settings with the same route for every query size of a run are the same schedule.
+        """
+        if self.offloads(items):
+            return ()
+        return tuple(hi - lo for lo, hi in split(items, self.batch_items))
+
 
 def split(items: int, batch_items: int) -> list[tuple[int, int]]:
     """The ceil(k / B) requests of a k-item query as (start, stop) item ranges; the last holds the rest.

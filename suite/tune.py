@@ -10,6 +10,8 @@ The climb is the one DeepRecSys runs (``shared/reference/deeprecsys.md`` 3): pha
 per-request batch sizes B with offload off and stops at the first B that sustains less than the one
 before it (else takes the best of the list); phase 2, with an accelerator, walks the offload
 thresholds Q with that B, starting from the phase-1 winner (no offload), and stops the same way.
+"Less" means by more than the search's resolution, and a setting that schedules every query of the
+run as an already searched one does is not searched again (see ``_Tuner.climb``).
 The static baseline (each query as one request, no offload) is measured in the same run on the same
 worker pool.
 
@@ -174,6 +176,8 @@ class Capacity:
     offload_items: int
     qps: float
     confirmed: bool | None = None  # None: search only
+    #: (B, Q) of the searched setting whose schedule this one repeats, so its capacity is that one's.
+    same_as: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -355,7 +359,10 @@ def closed_loop_qps(backend: Backend, library: QueryLibrary, seconds: float) -> 
 
 
 def _capacity_dict(c: Capacity) -> dict[str, Any]:
-    return {"batch_items": c.batch_items, "offload_items": c.offload_items, "qps": c.qps, "confirmed": c.confirmed}
+    d = {"batch_items": c.batch_items, "offload_items": c.offload_items, "qps": c.qps, "confirmed": c.confirmed}
+    if c.same_as is not None:
+        d["same_as"] = list(c.same_as)
+    return d
 
 
 class _Tuner:
@@ -373,8 +380,11 @@ class _Tuner:
         self.points: list[Point] = []
         #: The first target of a search with no neighbour to start from.
         self.start_qps = 1.0
-        #: Every searched setting with its phase, in order.
+        #: Every setting of the climb with its phase, in order.
         self.settled: list[tuple[str, Capacity]] = []
+        #: The first searched capacity of each distinct schedule (see ``schedule``).
+        self.searched: dict[tuple[tuple[int, ...], ...], Capacity] = {}
+        self.sizes = sorted(set(library.size_list))
 
     def closed_loop_qps(self, seconds: float) -> float:
         """The static setting's closed-loop QPS: only a starting point for the search, which keeps
@@ -420,6 +430,14 @@ class _Tuner:
         return point
 
     def capacity(self, phase: str, batch_items: int, offload_items: int, start: float, factor: float) -> Capacity:
+        """Search a setting's capacity and remember it (``settled``, and ``searched`` by schedule)."""
+        found = Capacity(batch_items=batch_items, offload_items=offload_items,
+                         qps=self.search_qps(phase, batch_items, offload_items, start, factor))
+        self.settled.append((phase, found))
+        self.searched.setdefault(self.schedule(batch_items, offload_items), found)
+        return found
+
+    def search_qps(self, phase: str, batch_items: int, offload_items: int, start: float, factor: float) -> float:
         """The highest passing target: bracket from ``start`` by ``factor``, then bisect to ``tolerance``."""
         def passes(q: float) -> bool:
             return self.run(phase, batch_items, offload_items, q, self.search).passed
@@ -453,27 +471,41 @@ class _Tuner:
                 lo = mid
             else:
                 hi = mid
-        found = Capacity(batch_items=batch_items, offload_items=offload_items, qps=lo)
-        self.settled.append((phase, found))
-        return found
+        return lo
 
     def climb(self, phase: str, settings: list[tuple[int, int]], prior_qps: float,
               first: Capacity | None = None) -> Capacity:
         """DeepRecSys's outer loop: walk ``settings`` in order, stop at the first that does worse than
-        the one before it and keep that one before; after the whole list, the best.
+        the one before it and keep the best so far; after the whole list, the best.
 
+        "Worse" means lower by more than the search's resolution (``tolerance``): two searches of one
+        setting can differ by that much, and a stop on such a difference ends the walk on noise.
+        A setting that schedules every query of the run as an already searched one does (B and Q
+        beyond the largest query, say) is not searched again: it takes that one's capacity.
         ``first`` is an already measured setting the walk starts from (phase 2 starts from phase 1's
         winner, so offloading is kept only where it helps).
         """
         tried: list[Capacity] = [first] if first is not None else []
         prior = prior_qps
         for b, q in settings:
-            found = self.capacity(phase, b, q, start=prior or self.start_qps, factor=1.25 if prior else 2.0)
-            if tried and found.qps < tried[-1].qps:
-                return tried[-1]
+            same = self.searched.get(self.schedule(b, q))
+            if same is not None:
+                found = dataclasses.replace(same, batch_items=b, offload_items=q, same_as=(same.batch_items,
+                                                                                           same.offload_items))
+                self.settled.append((phase, found))
+            else:
+                found = self.capacity(phase, b, q, start=prior or self.start_qps, factor=1.25 if prior else 2.0)
+            if tried and found.qps * (1 + self.tolerance) < tried[-1].qps:
+                break
             tried.append(found)
             prior = found.qps
+        # The first of equals: a setting reused from an earlier one is not preferred over it.
         return max(tried, key=lambda c: c.qps)
+
+    def schedule(self, batch_items: int, offload_items: int) -> tuple[tuple[int, ...], ...]:
+        """How (B, Q) routes each query size of the run: equal schedules are one setting."""
+        sched = dataclasses.replace(self.backend.sched, batch_items=batch_items, offload_items=offload_items)
+        return tuple(sched.route(k) for k in self.sizes)
 
     def confirm(self, phase: str, found: Capacity, attempts: int = 4) -> Capacity:
         """One run of the confirming length at the found QPS; 10% lower on failure, up to ``attempts`` runs."""

@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import ClassVar
 
 import numpy as np
@@ -24,6 +25,7 @@ from suite.datasets import synthetic
 from suite.datasets.batch import Batch
 from suite.datasets.store import Dataset
 from suite.models import ModelSpec
+from suite.tune import _Tuner
 
 TINY = ModelSpec(name="dlrm-rmc1", scale="tiny")
 SMOKE = ["--model", "dlrm-rmc1", "--scale", "tiny", "--profile", "smoke", "--no-progress"]
@@ -207,3 +209,46 @@ def test_a_tuned_file_for_another_model_is_refused(tuned: Path, runner: CliRunne
     assert result.stderr.strip() == (
         f"Error: 'tuned' file {str(tuned / 'tuned.json')!r} was tuned for dlrm-rmc1 (got --model dlrm-rmc3)"
     )
+
+
+class TableTuner(_Tuner):
+    """The climb's decisions alone: each setting's capacity comes from a table instead of LoadGen runs."""
+
+    def __init__(self, sizes: list[int], table: dict[tuple[int, int], float]) -> None:
+        library = SimpleNamespace(size_list=sizes)
+        backend = SimpleNamespace(sched=SchedConfig(cpu_workers=2, accelerator="torch-cuda"))
+        super().__init__(library, backend, search=None, confirm=None, out=Path("."), tolerance=0.1,  # type: ignore[arg-type]
+                         report=None)
+        self.table = table
+        self.searches: list[tuple[int, int]] = []
+
+    def search_qps(self, phase: str, batch_items: int, offload_items: int, start: float, factor: float) -> float:
+        self.searches.append((batch_items, offload_items))
+        return self.table[batch_items, offload_items]
+
+
+SIZES = [90, 150, 170, 230, 300]  # the largest query has 300 items
+
+
+def test_the_climb_stops_at_the_first_setting_worse_beyond_the_search_resolution() -> None:
+    t = TableTuner(SIZES, {(0, 0): 100, (32, 0): 80, (64, 0): 120, (128, 0): 110, (256, 0): 90, (512, 0): 500})
+    t.capacity("static", 0, 0, 1, 2)
+    best = t.climb("batch", [(b, 0) for b in (32, 64, 128, 256, 512)], 100)
+    # 110 after 120 is within 10%: not worse, the walk goes on; 90 after 110 is worse: stop, keep the best.
+    assert t.searches == [(0, 0), (32, 0), (64, 0), (128, 0), (256, 0)]
+    assert (best.batch_items, best.qps) == (64, 120)
+
+
+def test_the_climb_reuses_a_setting_that_schedules_every_query_the_same() -> None:
+    t = TableTuner(SIZES, {(0, 0): 100, (256, 0): 130, (64, 256): 140, (64, 128): 200, (64, 1): 150, (64, 0): 135})
+    t.capacity("static", 0, 0, 1, 2)
+    # B = 512 keeps every query (<= 300 items) whole: the static setting, not searched again, and
+    # worse than B = 256, so the walk stops before B = 1024.
+    phase1 = t.climb("batch", [(256, 0), (512, 0), (1024, 0)], 100)
+    assert t.searches == [(0, 0), (256, 0)] and (phase1.batch_items, phase1.qps) == (256, 130)
+    assert [(c.batch_items, c.qps, c.same_as) for _, c in t.settled[2:]] == [(512, 100, (0, 0))]
+    first = t.capacity("batch", 64, 0, 1, 2)
+    # Q = 512 and 400 offload no query: the phase-1 setting again; 300 and 231 offload the same one query.
+    phase2 = t.climb("offload", [(64, q) for q in (512, 400, 256, 231, 128, 1)], first.qps, first=first)
+    assert t.searches[3:] == [(64, 256), (64, 128), (64, 1)]
+    assert (phase2.offload_items, phase2.qps) == (128, 200)
