@@ -37,6 +37,7 @@ import signal
 import struct
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import connection
 from multiprocessing.shared_memory import SharedMemory
@@ -48,6 +49,7 @@ from suite import __version__
 from suite.backends import REGISTRY, get_backend
 from suite.backends.base import Backend, BackendConfig, BackendInfo
 from suite.datasets.batch import Batch
+from suite.datasets.queries import MAX_QUERY_ITEMS
 from suite.errors import BackendError, ConfigError, UnknownNameError, one_of
 from suite.models import ModelSpec
 
@@ -589,7 +591,8 @@ class DeepRecSchedBackend(Backend):
         self.sched = SchedConfig.from_backend_config(config)
         self._pool: _Pool | None = None
         self._accel: Backend | None = None
-        self._accel_lock = threading.Lock()
+        self._accel_threads: ThreadPoolExecutor | None = None
+        self._accel_workers = 0
         self._items: Batch | None = None
         self._stats_lock = threading.Lock()
         self.stats = {"cpu_queries": 0, "cpu_requests": 0, "accelerator_queries": 0}
@@ -605,6 +608,11 @@ class DeepRecSchedBackend(Backend):
                 BackendConfig(model=self.config.model, precision=self.config.precision)
             )
             self._accel.load()
+            # Offloaded queries run on the backend's own threads, which live as long as it does: an
+            # accelerator keeps per-thread state (torch-cuda: streams, pinned buffers, library
+            # handles), and the harness's threads are new in every LoadGen run (suite tune runs dozens).
+            self._accel_workers = self._accel.default_workers if self._accel.thread_safe else 1
+            self._accel_threads = ThreadPoolExecutor(self._accel_workers, thread_name_prefix="recsuite-accel")
 
     def queries_in_flight(self) -> int:
         # Enough queries in flight to keep every worker busy when each query is one request (B=0),
@@ -615,6 +623,24 @@ class DeepRecSchedBackend(Backend):
         assert self._pool is not None, "load() first"
         self._pool.attach(items)
         self._items = items
+        if self._accel_threads is not None:
+            self._warm_accelerator(items)
+
+    def _warm_accelerator(self, items: Batch) -> None:
+        """Run a largest query once on every accelerator thread, so no timed query pays for the
+        thread's first call (buffers sized, handles made)."""
+        assert self._accel is not None and self._accel_threads is not None
+        n = self._accel_workers
+        largest = Batch.of_spans(items, [(0, min(len(items), MAX_QUERY_ITEMS))])
+        barrier = threading.Barrier(n)
+
+        def warm() -> None:
+            barrier.wait()  # one call per thread: all n threads are started and busy at once
+            assert self._accel is not None
+            self._accel.predict(largest)
+
+        for f in [self._accel_threads.submit(warm) for _ in range(n)]:
+            f.result()
 
     def retune(self, *, batch_items: int, offload_items: int) -> None:
         """Change B and Q between runs (``suite tune``); the worker pool stays up."""
@@ -632,10 +658,8 @@ class DeepRecSchedBackend(Backend):
         if self._accel is not None and s.offloads(k):
             with self._stats_lock:
                 self.stats["accelerator_queries"] += 1
-            if self._accel.thread_safe:
-                return self._accel.predict(batch)
-            with self._accel_lock:
-                return self._accel.predict(batch)
+            assert self._accel_threads is not None
+            return self._accel_threads.submit(self._accel.predict, batch).result()
         pieces: list[_Piece]
         if batch.source is not None and batch.source is self._items and batch.spans:
             pieces = list(enumerate(cut_spans(batch.spans, s.batch_items)))
@@ -678,6 +702,9 @@ class DeepRecSchedBackend(Backend):
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+        if self._accel_threads is not None:
+            self._accel_threads.shutdown(wait=True)
+            self._accel_threads = None
         if self._accel is not None:
             self._accel.close()
             self._accel = None

@@ -8,7 +8,7 @@ of the profile's length, stepping down 10% if it fails.
 
 The climb is the one DeepRecSys runs (``shared/reference/deeprecsys.md`` 3): phase 1 walks the
 per-request batch sizes B with offload off and stops at the first B that sustains less than the one
-before it (else takes the best of the list); phase 2, with an accelerator, walks the offload
+before it (else takes the best of the list), then keeps the static setting if that did better; phase 2, with an accelerator, walks the offload
 thresholds Q with that B, starting from the phase-1 winner (no offload), and stops the same way.
 "Less" means by more than the search's resolution, and a setting that schedules every query of the
 run as an already searched one does is not searched again (see ``_Tuner.climb``).
@@ -269,7 +269,8 @@ def tune(config: TuneConfig, *, report: Callable[[Point], None] | None = None) -
         static = tuner.capacity("static", 0, 0, tuner.start_qps, factor=2.0)
         # Phase 1: B with offload off.
         phase1 = tuner.climb("batch", [(b, 0) for b in config.batch_sizes], static.qps)
-        cpu_best = phase1
+        # The whole query (B = 0) is a setting too: the tune never settles below the baseline it measured.
+        cpu_best = phase1 if phase1.qps >= static.qps else static
         # Phase 2: Q with the best B, from the phase-1 winner (no offload).
         if has_accelerator:
             final = tuner.climb("offload", [(cpu_best.batch_items, q) for q in config.thresholds], cpu_best.qps,
@@ -277,7 +278,7 @@ def tune(config: TuneConfig, *, report: Callable[[Point], None] | None = None) -
         else:
             final = cpu_best
         static_c = tuner.confirm("confirm-static", static)
-        cpu_c = tuner.confirm("confirm-cpu", cpu_best)
+        cpu_c = static_c if cpu_best is static else tuner.confirm("confirm-cpu", cpu_best)
         final_c = tuner.confirm("confirm-tuned", final) if final != cpu_best else cpu_c
         backend.retune(batch_items=final.batch_items, offload_items=final.offload_items)
         info = backend.info().to_dict()

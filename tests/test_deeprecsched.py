@@ -36,12 +36,14 @@ class StubAccelerator(Backend):
 
     name = "stub-accel"
     sizes: ClassVar[list[int]] = []
+    threads: ClassVar[list[str]] = []
 
     def load(self) -> None:
         pass
 
     def predict(self, batch: Batch) -> np.ndarray:
         self.sizes.append(len(batch))
+        self.threads.append(threading.current_thread().name)
         return np.full(len(batch), 0.5, dtype=np.float32)
 
     def info(self) -> BackendInfo:
@@ -77,6 +79,7 @@ def test_offload_rule_q_minus_one_stays_on_cpu_and_q_goes_to_the_accelerator(
 ) -> None:
     monkeypatch.setitem(REGISTRY, "stub-accel", f"{__name__}:StubAccelerator")
     monkeypatch.setattr(StubAccelerator, "sizes", [])
+    monkeypatch.setattr(StubAccelerator, "threads", [])
     q, b = 100, 32
     items = Dataset.load(synthetic.ensure(TINY, 16_384)).items
     options = (("accelerator", "stub-accel"), ("offload_items", str(q)), ("batch_items", str(b)), ("pool", "thread"))
@@ -85,6 +88,9 @@ def test_offload_rule_q_minus_one_stays_on_cpu_and_q_goes_to_the_accelerator(
     with DeepRecSchedBackend(BackendConfig(model=TINY, threads=2, options=options)) as sched:
         sched.load()
         sched.attach_items(items)
+        # Attaching warms the accelerator's one thread (the stub is not thread-safe) with a largest query.
+        assert StubAccelerator.sizes == [1024]
+        StubAccelerator.sizes.clear()
         below = Batch(dense=items.dense[:q - 1], sparse=tuple(s[:q - 1] for s in items.sparse))
         below.source, below.spans = items, [(0, q - 1)]
         scores = sched.predict(below)
@@ -95,6 +101,8 @@ def test_offload_rule_q_minus_one_stays_on_cpu_and_q_goes_to_the_accelerator(
         at = Batch(dense=items.dense[:q], sparse=tuple(s[:q] for s in items.sparse))
         assert np.all(sched.predict(at) == 0.5)
         assert StubAccelerator.sizes == [q]
+        # Offloaded queries run on the scheduler's own long-lived thread, not the caller's.
+        assert set(StubAccelerator.threads) == {"recsuite-accel_0"}
         assert sched.stats == {"cpu_queries": 1, "cpu_requests": 4, "accelerator_queries": 1}
         assert sched.info().to_dict()["accelerator"]["name"] == "stub-accel"
 
@@ -173,7 +181,7 @@ def tuned(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
 def test_tune_returns_a_setting_a_trace_and_a_plot(tuned: Path) -> None:
     data = json.loads((tuned / "tuned.json").read_text())
     assert data["backend"] == "deeprecsched" and data["threads"] == 2
-    assert data["options"]["batch_items"] in ("32", "256") and data["options"]["offload_items"] == "0"
+    assert data["options"]["batch_items"] in ("0", "32", "256") and data["options"]["offload_items"] == "0"
     assert data["sla_ms"] == 50 and data["percentile"] == 95
     assert data["tuned"]["qps"] > 0 and data["static"]["qps"] > 0
     assert [c["batch_items"] for c in data["climb"]["batch"]] in ([32], [32, 256])
