@@ -36,8 +36,8 @@ import queue
 import signal
 import struct
 import threading
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from multiprocessing import connection
 from multiprocessing.shared_memory import SharedMemory
@@ -61,6 +61,9 @@ WHOLE_QUERY = 0
 NO_OFFLOAD = 0
 #: Seconds a worker may take to start (import its framework, build the model).
 START_TIMEOUT_S = 600.0
+#: An accelerator thread takes the offloaded queries waiting for it as one batch until it holds this
+#: many items: one query per call would leave the accelerator to the host's per-call overhead.
+ACCEL_BATCH_ITEMS = 2048
 
 # Messages between the parent and a worker start with one op byte. A job (b"J") is the requests of
 # one query that went to one worker, pickled as (job id, [request, ...]) where a request is a list of
@@ -575,6 +578,30 @@ def _close_quietly(shm: SharedMemory) -> None:
         pass  # a view is still alive somewhere; the mapping goes with the process
 
 
+class _Warm:
+    """A warm-up call queued to the accelerator threads (not a query)."""
+
+    __slots__ = ("run",)
+
+    def __init__(self, run: Callable[[], None]) -> None:
+        self.run = run
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _answer(jobs: list[tuple[Any, Future[np.ndarray]]], compute: Callable[[], list[np.ndarray]]) -> None:
+    """Resolve each job's future with its part of ``compute()``, or all with its exception."""
+    try:
+        parts = compute()
+    except BaseException as exc:  # noqa: BLE001 - handed to the waiting callers, re-raised there
+        for _, f in jobs:
+            f.set_exception(exc)
+        return
+    for (_, f), part in zip(jobs, parts):
+        f.set_result(part)
+
+
 class DeepRecSchedBackend(Backend):
     """The DeepRecSched scheduler over a CPU backend and an optional accelerator backend.
 
@@ -591,8 +618,8 @@ class DeepRecSchedBackend(Backend):
         self.sched = SchedConfig.from_backend_config(config)
         self._pool: _Pool | None = None
         self._accel: Backend | None = None
-        self._accel_threads: ThreadPoolExecutor | None = None
-        self._accel_workers = 0
+        self._accel_threads: list[threading.Thread] = []
+        self._accel_queue: queue.SimpleQueue[tuple[Batch, Future[np.ndarray]] | None] = queue.SimpleQueue()
         self._items: Batch | None = None
         self._stats_lock = threading.Lock()
         self.stats = {"cpu_queries": 0, "cpu_requests": 0, "accelerator_queries": 0}
@@ -611,8 +638,12 @@ class DeepRecSchedBackend(Backend):
             # Offloaded queries run on the backend's own threads, which live as long as it does: an
             # accelerator keeps per-thread state (torch-cuda: streams, pinned buffers, library
             # handles), and the harness's threads are new in every LoadGen run (suite tune runs dozens).
-            self._accel_workers = self._accel.default_workers if self._accel.thread_safe else 1
-            self._accel_threads = ThreadPoolExecutor(self._accel_workers, thread_name_prefix="recsuite-accel")
+            workers = self._accel.default_workers if self._accel.thread_safe else 1
+            self._accel_threads = [
+                threading.Thread(target=self._accel_loop, name=f"recsuite-accel-{i}", daemon=True) for i in range(workers)
+            ]
+            for t in self._accel_threads:
+                t.start()
 
     def queries_in_flight(self) -> int:
         # Enough queries in flight to keep every worker busy when each query is one request (B=0),
@@ -623,24 +654,66 @@ class DeepRecSchedBackend(Backend):
         assert self._pool is not None, "load() first"
         self._pool.attach(items)
         self._items = items
-        if self._accel_threads is not None:
+        if self._accel_threads:
             self._warm_accelerator(items)
 
     def _warm_accelerator(self, items: Batch) -> None:
-        """Run a largest query once on every accelerator thread, so no timed query pays for the
+        """Run a largest batch once on every accelerator thread, so no timed query pays for a
         thread's first call (buffers sized, handles made)."""
-        assert self._accel is not None and self._accel_threads is not None
-        n = self._accel_workers
-        largest = Batch.of_spans(items, [(0, min(len(items), MAX_QUERY_ITEMS))])
+        assert self._accel is not None
+        n = len(self._accel_threads)
+        largest = Batch.of_spans(items, [(0, min(len(items), ACCEL_BATCH_ITEMS + MAX_QUERY_ITEMS))])
         barrier = threading.Barrier(n)
+        accel = self._accel
 
         def warm() -> None:
-            barrier.wait()  # one call per thread: all n threads are started and busy at once
-            assert self._accel is not None
-            self._accel.predict(largest)
+            barrier.wait(START_TIMEOUT_S)  # every thread holds one of the n calls at once: each runs one
+            accel.predict(largest)
 
-        for f in [self._accel_threads.submit(warm) for _ in range(n)]:
+        futures = []
+        for _ in range(n):
+            done: Future[np.ndarray] = Future()
+            self._accel_queue.put((_Warm(warm), done))
+            futures.append(done)
+        for f in futures:
             f.result()
+
+    def _accel_loop(self) -> None:
+        """One accelerator thread: take the offloaded queries waiting (up to ``ACCEL_BATCH_ITEMS``
+        items) as one batch, and answer each its own scores."""
+        q = self._accel_queue
+        while True:
+            job = q.get()
+            if job is None:
+                return
+            if isinstance(job[0], _Warm):
+                _answer([job], lambda: [job[0].run()])  # type: ignore[func-returns-value]
+                continue
+            jobs = [job]
+            items = len(job[0])
+            while items < ACCEL_BATCH_ITEMS:
+                try:
+                    more = q.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None or isinstance(more[0], _Warm):
+                    q.put(more)  # for the next get: a stop, or another thread's warm-up
+                    break
+                jobs.append(more)
+                items += len(more[0])
+            _answer(jobs, lambda: self._accel_predict([b for b, _ in jobs]))
+
+    def _accel_predict(self, batches: list[Batch]) -> list[np.ndarray]:
+        assert self._accel is not None
+        if len(batches) == 1:
+            return [self._accel.predict(batches[0])]
+        if all(b.source is not None and b.source is self._items and b.spans for b in batches):
+            merged = Batch.of_spans(self._items, [span for b in batches for span in b.spans])  # type: ignore[arg-type]
+        else:
+            merged = Batch(dense=np.concatenate([b.dense for b in batches]),
+                           sparse=tuple(np.concatenate(t) for t in zip(*(b.sparse for b in batches))))
+        scores = self._accel.predict(merged)
+        return np.split(scores, np.cumsum([len(b) for b in batches[:-1]]))
 
     def retune(self, *, batch_items: int, offload_items: int) -> None:
         """Change B and Q between runs (``suite tune``); the worker pool stays up."""
@@ -658,8 +731,9 @@ class DeepRecSchedBackend(Backend):
         if self._accel is not None and s.offloads(k):
             with self._stats_lock:
                 self.stats["accelerator_queries"] += 1
-            assert self._accel_threads is not None
-            return self._accel_threads.submit(self._accel.predict, batch).result()
+            done: Future[np.ndarray] = Future()
+            self._accel_queue.put((batch, done))
+            return done.result()
         pieces: list[_Piece]
         if batch.source is not None and batch.source is self._items and batch.spans:
             pieces = list(enumerate(cut_spans(batch.spans, s.batch_items)))
@@ -702,9 +776,11 @@ class DeepRecSchedBackend(Backend):
         if self._pool is not None:
             self._pool.close()
             self._pool = None
-        if self._accel_threads is not None:
-            self._accel_threads.shutdown(wait=True)
-            self._accel_threads = None
+        for _ in self._accel_threads:
+            self._accel_queue.put(None)
+        for t in self._accel_threads:
+            t.join()
+        self._accel_threads = []
         if self._accel is not None:
             self._accel.close()
             self._accel = None

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from suite.backends import REGISTRY, get_backend
 from suite.backends.base import Backend, BackendConfig, BackendInfo
-from suite.backends.deeprecsched import DeepRecSchedBackend, SchedConfig, cut_spans, split
+from suite.backends.deeprecsched import ACCEL_BATCH_ITEMS, DeepRecSchedBackend, SchedConfig, cut_spans, split
 from suite.cli import cli
 from suite.datasets import synthetic
 from suite.datasets.batch import Batch
@@ -41,10 +41,17 @@ class StubAccelerator(Backend):
     def load(self) -> None:
         pass
 
+    #: When set, a call says it has started (``entered``) and waits for ``gate``.
+    gate: ClassVar[threading.Event | None] = None
+    entered: ClassVar[threading.Event] = threading.Event()
+
     def predict(self, batch: Batch) -> np.ndarray:
+        if self.gate is not None:
+            self.entered.set()
+            self.gate.wait(10)
         self.sizes.append(len(batch))
         self.threads.append(threading.current_thread().name)
-        return np.full(len(batch), 0.5, dtype=np.float32)
+        return batch.dense[:, 0].astype(np.float32)  # its own answer per item, to check who gets what
 
     def info(self) -> BackendInfo:
         return BackendInfo(name=self.name, version="0", device="stub")
@@ -88,8 +95,8 @@ def test_offload_rule_q_minus_one_stays_on_cpu_and_q_goes_to_the_accelerator(
     with DeepRecSchedBackend(BackendConfig(model=TINY, threads=2, options=options)) as sched:
         sched.load()
         sched.attach_items(items)
-        # Attaching warms the accelerator's one thread (the stub is not thread-safe) with a largest query.
-        assert StubAccelerator.sizes == [1024]
+        # Attaching warms the accelerator's one thread (the stub is not thread-safe) with a largest batch.
+        assert StubAccelerator.sizes == [ACCEL_BATCH_ITEMS + 1024]
         StubAccelerator.sizes.clear()
         below = Batch(dense=items.dense[:q - 1], sparse=tuple(s[:q - 1] for s in items.sparse))
         below.source, below.spans = items, [(0, q - 1)]
@@ -99,12 +106,50 @@ def test_offload_rule_q_minus_one_stays_on_cpu_and_q_goes_to_the_accelerator(
         np.testing.assert_allclose(scores, reference.predict(below), rtol=1e-5, atol=1e-6)
 
         at = Batch(dense=items.dense[:q], sparse=tuple(s[:q] for s in items.sparse))
-        assert np.all(sched.predict(at) == 0.5)
+        np.testing.assert_array_equal(sched.predict(at), items.dense[:q, 0])
         assert StubAccelerator.sizes == [q]
         # Offloaded queries run on the scheduler's own long-lived thread, not the caller's.
-        assert set(StubAccelerator.threads) == {"recsuite-accel_0"}
+        assert set(StubAccelerator.threads) == {"recsuite-accel-0"}
         assert sched.stats == {"cpu_queries": 1, "cpu_requests": 4, "accelerator_queries": 1}
         assert sched.info().to_dict()["accelerator"]["name"] == "stub-accel"
+
+
+def test_offloaded_queries_waiting_together_run_as_one_accelerator_batch(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(REGISTRY, "stub-accel", f"{__name__}:StubAccelerator")
+    monkeypatch.setattr(StubAccelerator, "sizes", [])
+    monkeypatch.setattr(StubAccelerator, "threads", [])
+    items = Dataset.load(synthetic.ensure(TINY, 16_384)).items
+    options = (("accelerator", "stub-accel"), ("offload_items", "1"), ("pool", "thread"))
+    spans = [(0, 300), (1000, 1500), (3000, 3100), (5000, 5700)]
+    with DeepRecSchedBackend(BackendConfig(model=TINY, threads=1, options=options)) as sched:
+        sched.load()
+        sched.attach_items(items)
+        StubAccelerator.sizes.clear()
+        gate, entered = threading.Event(), threading.Event()
+        monkeypatch.setattr(StubAccelerator, "gate", gate)
+        monkeypatch.setattr(StubAccelerator, "entered", entered)
+        answers: dict[int, np.ndarray] = {}
+
+        def ask(i: int) -> None:
+            answers[i] = sched.predict(Batch.of_spans(items, [spans[i]]))
+
+        callers = [threading.Thread(target=ask, args=(i,)) for i in range(len(spans))]
+        callers[0].start()
+        assert entered.wait(10)  # the first query is at the accelerator, held there
+        for c in callers[1:]:
+            c.start()
+        time.sleep(0.2)  # the other three wait in the accelerator's queue
+        gate.set()
+        for c in callers:
+            c.join(10)
+    # The first query alone, then the three that waited (500 + 100 + 700 items) as one batch; each
+    # caller got the scores of its own rows.
+    assert StubAccelerator.sizes == [300, 1300]
+    for i, (lo, hi) in enumerate(spans):
+        np.testing.assert_array_equal(answers[i], items.dense[lo:hi, 0])
+    assert sched.stats["accelerator_queries"] == 4
 
 
 @pytest.mark.parametrize(
