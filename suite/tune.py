@@ -269,8 +269,9 @@ def tune(config: TuneConfig, *, report: Callable[[Point], None] | None = None) -
         static = tuner.capacity("static", 0, 0, tuner.start_qps, factor=2.0)
         # Phase 1: B with offload off.
         phase1 = tuner.climb("batch", [(b, 0) for b in config.batch_sizes], static.qps)
-        # The whole query (B = 0) is a setting too: the tune never settles below the baseline it measured.
-        cpu_best = phase1 if phase1.qps >= static.qps else static
+        # The whole query (B = 0) is a setting too: the tune never settles below the baseline it
+        # measured, and takes it on a tie (the walk's best may be B beyond every query: static again).
+        cpu_best = phase1 if phase1.qps > static.qps else static
         # Phase 2: Q with the best B, from the phase-1 winner (no offload).
         if has_accelerator:
             final = tuner.climb("offload", [(cpu_best.batch_items, q) for q in config.thresholds], cpu_best.qps,
