@@ -306,3 +306,29 @@ def test_the_climb_reuses_a_setting_that_schedules_every_query_the_same() -> Non
     phase2 = t.climb("offload", [(64, q) for q in (512, 400, 256, 231, 128, 1)], first.qps, first=first)
     assert t.searches[3:] == [(64, 256), (64, 128), (64, 1)]
     assert (phase2.offload_items, phase2.qps) == (128, 200)
+
+
+@pytest.mark.cuda
+def test_queries_offloaded_to_torch_cuda_score_like_the_cpu_reference(data_dir: Path) -> None:
+    items = Dataset.load(synthetic.ensure(TINY, 16_384)).items
+    options = (("accelerator", "torch-cuda"), ("offload_items", "50"), ("batch_items", "32"))
+    reference = get_backend("torch-cpu")(BackendConfig(model=TINY, threads=1))
+    reference.load()
+    spans = [(i * 997 % 15_000, i * 997 % 15_000 + size) for i, size in enumerate([49, 50, 300, 1024, 7, 600] * 8)]
+    with DeepRecSchedBackend(BackendConfig(model=TINY, threads=2, options=options)) as sched:
+        sched.load()
+        sched.attach_items(items)
+        answers: dict[int, np.ndarray] = {}
+
+        def ask(i: int) -> None:
+            answers[i] = sched.predict(Batch.of_spans(items, [spans[i]]))
+
+        # Many callers at once, so offloaded queries meet in the accelerator's queue and run merged.
+        callers = [threading.Thread(target=ask, args=(i,)) for i in range(len(spans))]
+        for c in callers:
+            c.start()
+        for c in callers:
+            c.join(60)
+        assert sched.stats["accelerator_queries"] == 32 and sched.stats["cpu_queries"] == 16
+    for i, span in enumerate(spans):
+        np.testing.assert_allclose(answers[i], reference.predict(Batch.of_spans(items, [span])), rtol=1e-4, atol=1e-5)
