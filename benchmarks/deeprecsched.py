@@ -40,6 +40,7 @@ def tune_one(args: argparse.Namespace, model: str, options: tuple[tuple[str, str
         model=ModelSpec(name=model, scale=args.scale),
         sla_ms=args.sla_ms,
         profile=args.profile,
+        query_size=args.query_size,
         threads=args.threads,
         backend_options=options,
         batch_sizes=batch_sizes,
@@ -59,14 +60,20 @@ def tune_one(args: argparse.Namespace, model: str, options: tuple[tuple[str, str
 def row(data: dict, accelerator: str) -> str:
     s, c, t = data["static"], data["cpu_only"], data["tuned"]
     mark = lambda d: "" if d["confirmed"] else "*"  # noqa: E731
+    batch = lambda d: f"B={d['batch_items']}" if d["batch_items"] else "whole query"  # noqa: E731
     cells = [
         data["model"]["name"], f"p{data['percentile']:g} <= {data['sla_ms']:g} ms", str(data["threads"]),
-        f"{s['qps']:,.1f}{mark(s)}", f"{c['qps']:,.1f}{mark(c)} (B={c['batch_items']})",
+        f"{s['qps']:,.1f}{mark(s)}", f"{c['qps']:,.1f}{mark(c)} ({batch(c)})",
         f"{c['qps'] / s['qps']:.2f}x" if s["qps"] else "-",
     ]
     if accelerator != "none":
-        cells += [f"{t['qps']:,.1f}{mark(t)} (B={t['batch_items']}, Q={t['offload_items'] or 'off'})",
+        cells += [f"{t['qps']:,.1f}{mark(t)} ({batch(t)}, Q={t['offload_items'] or 'off'})",
                   f"{t['qps'] / s['qps']:.2f}x" if s["qps"] else "-"]
+    climb = data["climb"]
+    cells.append(", ".join(f"{p['batch_items']}: {p['qps']:,.0f}{'=' if p.get('same_as') else ''}" for p in climb["batch"]))
+    if accelerator != "none":
+        cells.append(", ".join(f"{p['offload_items']}: {p['qps']:,.0f}{'=' if p.get('same_as') else ''}"
+                               for p in climb["offload"]))
     cells.append(f"{data['elapsed_s']:.0f} s")
     return "| " + " | ".join(cells) + " |"
 
@@ -121,6 +128,7 @@ def main() -> None:
     ap.add_argument("--cpu-backend", default="torch-cpu")
     ap.add_argument("--sla-ms", type=float, help="override every model's rule-table SLA")
     ap.add_argument("--profile", default="short")
+    ap.add_argument("--query-size", help="override the rule table's query sizes (suite run's --query-size)")
     ap.add_argument("--search-seconds", type=float, default=2.0)
     ap.add_argument("--confirm-seconds", type=float, default=10.0)
     ap.add_argument("--batch-sizes", default=",".join(map(str, BATCH_SIZES)))
@@ -142,7 +150,8 @@ def main() -> None:
         sys.exit(f"unknown accelerator {args.accelerator!r}; the registry has {sorted(REGISTRY)}")
     cores = len(os.sched_getaffinity(0))
     print(f"{cores} cores available, {args.threads or cores} CPU workers, search runs {args.search_seconds:g} s, "
-          f"confirming runs {args.confirm_seconds:g} s, profile {args.profile}", flush=True)
+          f"confirming runs {args.confirm_seconds:g} s, profile {args.profile}, query sizes "
+          f"{args.query_size or 'from the rule table'}", flush=True)
 
     if args.compare_pools:
         compare_pools(args, models, cores)
@@ -151,6 +160,9 @@ def main() -> None:
     head = ["model", "SLA", "CPU workers", "static QPS", "tuned CPU QPS", "CPU / static"]
     if args.accelerator != "none":
         head += [f"tuned +{args.accelerator} QPS", "offload / static"]
+    head.append("B climb (search QPS)")
+    if args.accelerator != "none":
+        head.append("Q climb")
     head.append("wall")
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     print("\n".join(lines), flush=True)
@@ -172,7 +184,7 @@ def main() -> None:
     tail = f"mean tuned/static: CPU only {mean_cpu:.2f}x" + (
         f", with {args.accelerator} offload {mean_all:.2f}x" if args.accelerator != "none" else "")
     tail += ("   (* = the confirming run did not pass; the number is the last one tried; static 0: the SLA is not met "
-             "at any load, left out of the mean)")
+             "at any load, left out of the mean; = in a climb: the same schedule as a setting searched before)")
     print(tail)
     with (args.out / "summary.md").open("a") as fh:
         fh.write(f"{cores} cores, {args.threads or cores} workers, search {args.search_seconds:g} s, "
