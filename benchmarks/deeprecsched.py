@@ -181,8 +181,10 @@ def main() -> None:
             fh.write(json.dumps({k: v for k, v in data.items() if k != "environment"}) + "\n")
     mean_cpu = sum(r[0] for r in ratios) / len(ratios) if ratios else float("nan")
     mean_all = sum(r[1] for r in ratios) / len(ratios) if ratios else float("nan")
-    tail = f"mean tuned/static: CPU only {mean_cpu:.2f}x" + (
+    tail = f"mean tuned/static over {len(ratios)} model(s): CPU only {mean_cpu:.2f}x" + (
         f", with {args.accelerator} offload {mean_all:.2f}x" if args.accelerator != "none" else "")
+    if not ratios:
+        tail = "no mean: no model's static setting met the SLA at any load"
     tail += ("   (* = the confirming run did not pass; the number is the last one tried; static 0: the SLA is not met "
              "at any load, left out of the mean; = in a climb: the same schedule as a setting searched before)")
     print(tail)
