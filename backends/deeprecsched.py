@@ -586,9 +586,6 @@ class _Warm:
     def __init__(self, run: Callable[[], None]) -> None:
         self.run = run
 
-    def __len__(self) -> int:
-        return 0
-
 
 def _answer(jobs: list[tuple[Any, Future[np.ndarray]]], compute: Callable[[], list[np.ndarray]]) -> None:
     """Resolve each job's future with its part of ``compute()``, or all with its exception."""

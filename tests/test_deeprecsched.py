@@ -81,14 +81,25 @@ def test_requests_of_a_gathered_query_cross_its_spans() -> None:
     assert cut_spans([(10, 15)], 0) == [[(10, 15)]]
 
 
-def test_offload_rule_q_minus_one_stays_on_cpu_and_q_goes_to_the_accelerator(
-    data_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def stub_accel(monkeypatch: pytest.MonkeyPatch) -> type[StubAccelerator]:
+    """The stub accelerator in the registry as ``stub-accel``, with empty records."""
     monkeypatch.setitem(REGISTRY, "stub-accel", f"{__name__}:StubAccelerator")
     monkeypatch.setattr(StubAccelerator, "sizes", [])
     monkeypatch.setattr(StubAccelerator, "threads", [])
+    return StubAccelerator
+
+
+@pytest.fixture
+def tiny_items(data_dir: Path) -> Batch:
+    return Dataset.load(synthetic.ensure(TINY, 16_384)).items
+
+
+def test_offload_rule_q_minus_one_stays_on_cpu_and_q_goes_to_the_accelerator(
+    stub_accel: type[StubAccelerator], tiny_items: Batch
+) -> None:
     q, b = 100, 32
-    items = Dataset.load(synthetic.ensure(TINY, 16_384)).items
+    items = tiny_items
     options = (("accelerator", "stub-accel"), ("offload_items", str(q)), ("batch_items", str(b)), ("pool", "thread"))
     reference = get_backend("torch-cpu")(BackendConfig(model=TINY, threads=1))
     reference.load()
@@ -115,12 +126,9 @@ def test_offload_rule_q_minus_one_stays_on_cpu_and_q_goes_to_the_accelerator(
 
 
 def test_offloaded_queries_waiting_together_run_as_one_accelerator_batch(
-    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    stub_accel: type[StubAccelerator], tiny_items: Batch, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(REGISTRY, "stub-accel", f"{__name__}:StubAccelerator")
-    monkeypatch.setattr(StubAccelerator, "sizes", [])
-    monkeypatch.setattr(StubAccelerator, "threads", [])
-    items = Dataset.load(synthetic.ensure(TINY, 16_384)).items
+    items = tiny_items
     options = (("accelerator", "stub-accel"), ("offload_items", "1"), ("pool", "thread"))
     spans = [(0, 300), (1000, 1500), (3000, 3100), (5000, 5700)]
     with DeepRecSchedBackend(BackendConfig(model=TINY, threads=1, options=options)) as sched:
@@ -309,8 +317,8 @@ def test_the_climb_reuses_a_setting_that_schedules_every_query_the_same() -> Non
 
 
 @pytest.mark.cuda
-def test_queries_offloaded_to_torch_cuda_score_like_the_cpu_reference(data_dir: Path) -> None:
-    items = Dataset.load(synthetic.ensure(TINY, 16_384)).items
+def test_queries_offloaded_to_torch_cuda_score_like_the_cpu_reference(tiny_items: Batch) -> None:
+    items = tiny_items
     options = (("accelerator", "torch-cuda"), ("offload_items", "50"), ("batch_items", "32"))
     reference = get_backend("torch-cpu")(BackendConfig(model=TINY, threads=1))
     reference.load()
