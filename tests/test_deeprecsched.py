@@ -45,7 +45,12 @@ class StubAccelerator(Backend):
     gate: ClassVar[threading.Event | None] = None
     entered: ClassVar[threading.Event] = threading.Event()
 
+    #: When set, a call raises this.
+    fail: ClassVar[Exception | None] = None
+
     def predict(self, batch: Batch) -> np.ndarray:
+        if self.fail is not None:
+            raise self.fail
         if self.gate is not None:
             self.entered.set()
             self.gate.wait(10)
@@ -158,6 +163,20 @@ def test_offloaded_queries_waiting_together_run_as_one_accelerator_batch(
     for i, (lo, hi) in enumerate(spans):
         np.testing.assert_array_equal(answers[i], items.dense[lo:hi, 0])
     assert sched.stats["accelerator_queries"] == 4
+
+
+def test_an_accelerator_error_reaches_the_query_and_the_next_query_runs(
+    stub_accel: type[StubAccelerator], tiny_items: Batch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = (("accelerator", "stub-accel"), ("offload_items", "1"), ("pool", "thread"))
+    with DeepRecSchedBackend(BackendConfig(model=TINY, threads=1, options=options)) as sched:
+        sched.load()
+        sched.attach_items(tiny_items)
+        monkeypatch.setattr(StubAccelerator, "fail", RuntimeError("device lost"))
+        with pytest.raises(RuntimeError, match="^device lost$"):
+            sched.predict(Batch.of_spans(tiny_items, [(0, 10)]))
+        monkeypatch.setattr(StubAccelerator, "fail", None)
+        np.testing.assert_array_equal(sched.predict(Batch.of_spans(tiny_items, [(0, 10)])), tiny_items.dense[:10, 0])
 
 
 @pytest.mark.parametrize(
