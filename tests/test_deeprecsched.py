@@ -165,6 +165,22 @@ def test_offloaded_queries_waiting_together_run_as_one_accelerator_batch(
     assert sched.stats["accelerator_queries"] == 4
 
 
+@pytest.mark.parametrize("cpu_backend", ["torch-cpu", "onnxruntime"])
+def test_worker_processes_running_each_cpu_backend_score_like_the_reference(cpu_backend: str, tiny_items: Batch) -> None:
+    options = (("cpu_backend", cpu_backend), ("batch_items", "32"))
+    reference = get_backend("torch-cpu")(BackendConfig(model=TINY, threads=1))
+    reference.load()
+    spans = [(0, 100), (500, 501), (2000, 2333)]
+    with DeepRecSchedBackend(BackendConfig(model=TINY, threads=2, options=options)) as sched:
+        sched.load()
+        sched.attach_items(tiny_items)
+        assert sched.info().to_dict()["cpu_worker"]["name"] == cpu_backend
+        for span in spans:
+            query = Batch.of_spans(tiny_items, [span])
+            np.testing.assert_allclose(sched.predict(query), reference.predict(query), rtol=1e-4, atol=1e-5)
+        assert sched.stats["cpu_requests"] == 4 + 1 + 11
+
+
 def test_an_accelerator_error_reaches_the_query_and_the_next_query_runs(
     stub_accel: type[StubAccelerator], tiny_items: Batch, monkeypatch: pytest.MonkeyPatch
 ) -> None:
