@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import argparse
 
-from common import library_for, scratch, with_settings
-from suite import harness
+from common import library_for, loadgen_run, with_settings
 from suite.backends import BackendConfig, get_backend
 from suite.models import MODELS, ModelSpec
-from suite.results import read_detail
 
 
 def offline(library, settings, name: str, spec: ModelSpec, options: tuple = ()) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     backend = get_backend(name)(BackendConfig(model=spec, options=options))
     backend.load()
-    out = scratch()
-    outcome = harness.run(library, backend, settings, out, progress=False)
+    outcome, detail = loadgen_run(library, backend, settings)
     backend.close()
-    qps = float(read_detail(out / "mlperf_log_detail.txt").get("result_samples_per_second") or 0)
+    qps = float(detail.get("result_samples_per_second") or 0)
     return qps, qps * outcome.completed_items / max(outcome.completed_queries, 1)
 
 

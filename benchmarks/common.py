@@ -7,13 +7,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from suite import harness
 from suite.config import RunConfig, Scenario, Settings, resolve
 from suite.datasets import synthetic
 from suite.datasets.batch import Batch
 from suite.datasets.library import QueryLibrary
 from suite.datasets.queries import QuerySizes
 from suite.datasets.store import Dataset
+from suite.harness import Outcome
 from suite.models import ModelSpec
+from suite.results import DetailLog, read_detail
 
 
 def library_for(spec: ModelSpec, rows: int | None = None, query_size: str | None = None) -> tuple[QueryLibrary, Settings]:
@@ -27,6 +30,15 @@ def library_for(spec: ModelSpec, rows: int | None = None, query_size: str | None
 
 def scratch() -> Path:
     return Path(tempfile.mkdtemp(prefix="recsuite-bench-"))
+
+
+def loadgen_run(library: QueryLibrary, backend, settings: Settings, out: Path | None = None,  # type: ignore[no-untyped-def]
+                **harness_options: object) -> tuple[Outcome, DetailLog]:
+    """One real LoadGen run through the harness into ``out`` (a fresh scratch folder by default):
+    the harness's outcome and LoadGen's detail log."""
+    out = out if out is not None else scratch()
+    outcome = harness.run(library, backend, settings, out, progress=False, **harness_options)  # type: ignore[arg-type]
+    return outcome, read_detail(out / "mlperf_log_detail.txt")
 
 
 def with_settings(settings: Settings, **changes: object) -> Settings:

@@ -69,11 +69,12 @@ def row(data: dict, accelerator: str) -> str:
     if accelerator != "none":
         cells += [f"{t['qps']:,.1f}{mark(t)} ({batch(t)}, Q={t['offload_items'] or 'off'})",
                   f"{t['qps'] / s['qps']:.2f}x" if s["qps"] else "-"]
-    climb = data["climb"]
-    cells.append(", ".join(f"{p['batch_items']}: {p['qps']:,.0f}{'=' if p.get('same_as') else ''}" for p in climb["batch"]))
+    def walk(phase: str, knob: str) -> str:
+        return ", ".join(f"{p[knob]}: {p['qps']:,.0f}{'=' if p.get('same_as') else ''}" for p in data["climb"][phase])
+
+    cells.append(walk("batch", "batch_items"))
     if accelerator != "none":
-        cells.append(", ".join(f"{p['offload_items']}: {p['qps']:,.0f}{'=' if p.get('same_as') else ''}"
-                               for p in climb["offload"]))
+        cells.append(walk("offload", "offload_items"))
     cells.append(f"{data['elapsed_s']:.0f} s")
     return "| " + " | ".join(cells) + " |"
 

@@ -17,15 +17,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from common import raw_items_per_s
-from suite import harness
+from common import loadgen_run, raw_items_per_s
 from suite.backends import BackendConfig, get_backend
 from suite.config import Mode, RunConfig, Scenario, resolve
 from suite.datasets import multihot, synthetic
@@ -33,7 +31,6 @@ from suite.datasets.library import QueryLibrary
 from suite.datasets.queries import QuerySizes
 from suite.datasets.store import Dataset
 from suite.models import MODELS, ModelSpec, parse_scale
-from suite.results import read_detail
 
 #: Peak figures from NVIDIA's datasheets (SXM parts): HBM bandwidth GB/s, dense TFLOP/s.
 PEAKS = {
@@ -53,9 +50,7 @@ def features_only(spec: ModelSpec, rows: int, query_size: str) -> QueryLibrary:
 
 
 def loadgen(library, backend, settings, workers: int) -> dict:  # type: ignore[no-untyped-def]
-    out = Path(tempfile.mkdtemp(prefix="gpu-bench-"))
-    outcome = harness.run(library, backend, settings, out, workers=workers, progress=False)
-    d = read_detail(out / "mlperf_log_detail.txt")
+    outcome, d = loadgen_run(library, backend, settings, workers=workers)
     items_per_query = outcome.completed_items / max(outcome.completed_queries, 1)
     return {"detail": d, "items_per_query": items_per_query, "errors": outcome.errors}
 

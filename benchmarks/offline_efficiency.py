@@ -15,11 +15,9 @@ import argparse
 
 import numpy as np
 
-from common import library_for, raw_items_per_s, scratch, with_settings
-from suite import harness
+from common import library_for, loadgen_run, raw_items_per_s, with_settings
 from suite.backends import BackendConfig, get_backend
 from suite.models import ModelSpec
-from suite.results import read_detail
 
 
 def main() -> None:
@@ -48,9 +46,7 @@ def main() -> None:
         target_qps=1.3 * raw_before / mean_q,
         max_batch_items=args.batch_items,
     )
-    out = scratch()
-    outcome = harness.run(library, backend, settings, out, progress=False)
-    detail = read_detail(out / "mlperf_log_detail.txt")
+    outcome, detail = loadgen_run(library, backend, settings)
     qps = float(detail.get("result_samples_per_second"))
     loadgen_items = qps * outcome.completed_items / outcome.completed_queries
     mean_batch = round(outcome.completed_items / outcome.batches)

@@ -19,18 +19,16 @@ import statistics
 import sys
 from pathlib import Path
 
-from common import library_for, scratch, with_settings
-from suite import harness, power
+from common import library_for, loadgen_run, scratch, with_settings
+from suite import power
 from suite.backends import BackendConfig, get_backend
 from suite.models import ModelSpec
-from suite.results import read_detail
 
 
 def one_run(library, backend, settings, out: Path, with_power: bool) -> tuple[float, power.PowerReport | None]:  # type: ignore[no-untyped-def]
     out.mkdir(parents=True, exist_ok=True)
     meter = power.PowerMeter() if with_power else None
-    harness.run(library, backend, settings, out, progress=False, observer=meter)
-    detail = read_detail(out / "mlperf_log_detail.txt")
+    _, detail = loadgen_run(library, backend, settings, out, observer=meter)
     qps = float(detail.get("result_samples_per_second"))
     report = meter.report().with_throughput(qps) if meter is not None else None
     return qps, report
