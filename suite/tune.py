@@ -8,8 +8,9 @@ of the profile's length, stepping down 10% if it fails.
 
 The climb is the one DeepRecSys runs (``shared/reference/deeprecsys.md`` 3): phase 1 walks the
 per-request batch sizes B with offload off and stops at the first B that sustains less than the one
-before it (else takes the best of the list), then keeps the static setting if that did better; phase 2, with an accelerator, walks the offload
-thresholds Q with that B, starting from the phase-1 winner (no offload), and stops the same way.
+before it (else takes the best of the list), then keeps the static setting if that did better;
+phase 2, with an accelerator, walks the offload thresholds Q with that B, starting from the
+phase-1 winner (no offload), and stops the same way.
 "Less" means by more than the search's resolution, and a setting that schedules every query of the
 run as an already searched one does is not searched again (see ``_Tuner.climb``).
 The static baseline (each query as one request, no offload) is measured in the same run on the same
@@ -501,8 +502,7 @@ class _Tuner:
                 break
             tried.append(found)
             prior = found.qps
-        # The first of equals: a setting reused from an earlier one is not preferred over it.
-        return max(tried, key=lambda c: c.qps)
+        return max(tried, key=lambda c: c.qps)  # the first of equals
 
     def schedule(self, batch_items: int, offload_items: int) -> tuple[tuple[int, ...], ...]:
         """How (B, Q) routes each query size of the run: equal schedules are one setting."""
