@@ -29,8 +29,11 @@ import numpy as np
 
 from suite.config import Mode, Scenario, Settings, rule_settings
 from suite.errors import SuiteError
-from suite.results import ACCURACY_LOG, DETAIL, MLLOG_PREFIX, SUMMARY, DetailLog, read_detail, read_summary
+from suite.results import (
+    ACCURACY_LOG, DETAIL, MLLOG_PREFIX, SUMMARY, DetailLog, parse_accuracy_log, read_detail, read_summary,
+)
 from suite.rules import RuleSet, available, for_benchmark
+from suite.submission import TRUNCATION_MARK
 
 
 class Severity(enum.StrEnum):
@@ -94,8 +97,6 @@ AUDIT_RE = re.compile(r"^TEST\d\d$")
 AUC_RE = re.compile(r"^AUC=([\d.]+)%?")
 HASH_RE = re.compile(r"^hash=([0-9a-fA-F]+)$")
 SEED_KEYS = ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed")
-#: MLPerf's truncate_accuracy_log.py joins the first and last 4 KiB with this.
-TRUNCATION_MARK = "\n\n...\n\n"
 
 
 @dataclass(frozen=True)
@@ -616,14 +617,7 @@ def check_accuracy(ctx: RunContext, expected: Settings) -> list[Finding]:
         findings.append(error("accuracy.report", "accuracy.txt does not start with MLPerf's 'AUC=<percent>%' line", report_path))
     raw = log_path.read_bytes()
     try:
-        entries = json.loads(raw.decode("utf-8"))
-        if not isinstance(entries, list):
-            raise ValueError("not a JSON list")
-        responses = {}
-        for entry in entries:
-            idx = int(entry["qsl_idx"])
-            if idx not in responses:
-                responses[idx] = np.frombuffer(bytes.fromhex(entry["data"]), dtype=np.float32)
+        responses = parse_accuracy_log(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
         truncated = TRUNCATION_MARK.encode() in raw
         if digest is not None and truncated:

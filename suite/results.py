@@ -134,7 +134,19 @@ def performance(detail: DetailLog, scenario: Scenario) -> dict[str, Any]:
 
 def read_accuracy_log(path: Path) -> dict[int, np.ndarray]:
     """``mlperf_log_accuracy.json`` as {qsl_idx: float32 scores}, de-duplicated by qsl_idx."""
-    entries = json.loads(path.read_text())
+    return parse_accuracy_log(path.read_text())
+
+
+def parse_accuracy_log(text: str) -> dict[int, np.ndarray]:
+    """The text of an accuracy log as :func:`read_accuracy_log` returns it.
+
+    Raises:
+        ValueError: not a JSON list (``json.JSONDecodeError`` for bad JSON); KeyError or TypeError
+            for an entry without ``qsl_idx`` and hex ``data``.
+    """
+    entries = json.loads(text)
+    if not isinstance(entries, list):
+        raise ValueError("not a JSON list")
     out: dict[int, np.ndarray] = {}
     for entry in entries:
         idx = int(entry["qsl_idx"])

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from suite.results import ACCURACY_LOG, DETAIL, SUMMARY
+
 if TYPE_CHECKING:
     from suite.check import Finding
 
@@ -52,9 +54,6 @@ MEASUREMENT_FIELDS = (
 )  # fmt: skip
 MEASUREMENT_FILES = ("user.conf", "README.md")
 
-DETAIL = "mlperf_log_detail.txt"
-SUMMARY = "mlperf_log_summary.txt"
-ACCURACY_LOG = "mlperf_log_accuracy.json"
 PERFORMANCE_SET = frozenset({DETAIL, SUMMARY})
 PERFORMANCE_OPTIONAL = frozenset({ACCURACY_LOG})
 ACCURACY_SET = frozenset({DETAIL, SUMMARY, "accuracy.txt", ACCURACY_LOG})
@@ -76,6 +75,7 @@ FILE_SIZE_LIMIT_BYTES = 50 * 1024 * 1024
 MAX_ACCURACY_LOG_BYTES = 10 * 1024
 #: truncate_accuracy_log.py keeps this much of each end.
 VIEWABLE_BYTES = 4096
+#: MLPerf's truncate_accuracy_log.py joins the two ends with this.
 TRUNCATION_MARK = "\n\n...\n\n"
 
 

@@ -20,6 +20,7 @@ temporary folder beside ``<out>`` and renamed into place at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from suite.audit import RESULT_FIELD
 from suite.check import CheckReport, RunFolder, check, discover, table
 from suite.config import Mode
 from suite.errors import ConfigError, RefusedError, ResultExistsError
@@ -196,7 +198,7 @@ def _refuse_escapes(root: Path) -> None:
                 target = path.resolve()
                 if target != top and top not in target.parents:
                     escapes.append(f"{path} -> {os.readlink(path)}")
-            if name not in ("config.json", "result.json") and any(c.isspace() for c in name):
+            if any(c.isspace() for c in name):
                 bad.append(str(path))
     if escapes:
         raise RefusedError(f"symlinks lead out of {root}: {', '.join(escapes)}; no submission written")
@@ -219,10 +221,9 @@ def _scenarios(runs: list[RunFolder]) -> list[ScenarioRuns]:
     out = []
     for scen_dir, by_mode in sorted(groups.items()):
         perf, acc = by_mode[Mode.PERFORMANCE], by_mode[Mode.ACCURACY]  # check() required both
-        for run in (perf, acc):
-            for name in (run.system, run.benchmark, run.scenario):
-                if why := bad_name(name):
-                    raise ConfigError(f"{name!r} {why} ({run.path})")
+        for name in (perf.system, perf.benchmark, perf.scenario):  # the accuracy run's are the same folders
+            if why := bad_name(name):
+                raise ConfigError(f"{name!r} {why} ({perf.path})")
         pconf, aconf = _json(perf.path / "config.json"), _json(acc.path / "config.json")
         presult, aresult = _json(perf.path / "result.json"), _json(acc.path / "result.json")
         keys = ("benchmark", "rules", "variant", "profile")
@@ -472,16 +473,18 @@ def _write_shared(org: Path, scenarios: list[ScenarioRuns], systems: dict[str, d
 # The summary CSV ----------------------------------------------------------------------------
 
 
+#: The latency a stream scenario's row falls back to without early stopping.
+LATENCY_FALLBACK = {
+    "SingleStream": "result_90.00_percentile_latency_ns",
+    "MultiStream": "result_99.00_percentile_per_query_latency_ns",
+}
+
+
 def _csv_row(s: ScenarioRuns, system: dict[str, Any], request: SubmitRequest, res: Path) -> dict[str, Any]:
     detail = read_detail(s.source / "performance/run_1" / DETAIL)
-    if s.scenario == "Offline":
-        result = detail.get("result_samples_per_second")
-    elif s.scenario == "Server":
-        result = detail.get("result_completed_samples_per_sec")
-    elif s.scenario == "SingleStream":
-        result = (detail.get("early_stopping_latency_ss") or detail.get("result_90.00_percentile_latency_ns") or 0) / 1e6
-    else:
-        result = (detail.get("early_stopping_latency_ms") or detail.get("result_99.00_percentile_per_query_latency_ns") or 0) / 1e6
+    result = detail.get(RESULT_FIELD[s.scenario])
+    if s.scenario in LATENCY_FALLBACK:  # a latency in ns, shown in ms
+        result = (result or detail.get(LATENCY_FALLBACK[s.scenario]) or 0) / 1e6
     notes = str(system.get("hw_notes", ""))
     if system.get("sw_notes"):
         notes = (notes + ". " if notes else "") + str(system["sw_notes"])
@@ -541,7 +544,5 @@ def _relocate(report: CheckReport, old: Path, new: Path) -> CheckReport:
         return p.replace(str(old), str(new), 1)
 
     out = CheckReport(runs=[Path(move(str(p))) for p in report.runs])
-    from suite.check import Finding
-
-    out.findings = [Finding(f.rule, f.severity, f.message, move(f.path)) for f in report.findings]
+    out.findings = [dataclasses.replace(f, path=move(f.path)) for f in report.findings]
     return out
