@@ -11,7 +11,7 @@ import onnxruntime as ort
 from suite.backends.base import Backend, BackendInfo
 from suite.datasets.batch import Batch
 from suite.datasets.store import data_root
-from suite.errors import BackendUnavailableError, ConfigError
+from suite.errors import BackendUnavailableError, one_of
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,9 @@ class OnnxRuntimeBackend(Backend):
         self._provider = cfg.option("provider", "cpu")
         opt = cfg.option("opt_level", "all")
         self._lowering = cfg.option("lowering", "item-major")
-        for key, value, choices in (
-            ("provider", self._provider, PROVIDERS),
-            ("opt_level", opt, OPT_LEVELS),
-            ("lowering", self._lowering, LOWERINGS),
-        ):
-            if value not in choices:
-                raise ConfigError(f"'{key}' must be one of {sorted(choices)} (got {value!r})")
+        one_of("provider", self._provider, PROVIDERS)
+        one_of("opt_level", opt, OPT_LEVELS)
+        one_of("lowering", self._lowering, LOWERINGS)
         provider = PROVIDERS[self._provider]
         if provider not in ort.get_available_providers():
             raise BackendUnavailableError(

@@ -20,7 +20,6 @@ class QueryLibrary:
             raise ValueError("offsets must rise strictly from 0 to the dataset's length")
         self.dataset = dataset
         self.offsets = offsets.astype(np.int64)
-        self.starts = self.offsets[:-1]
         self.sizes = np.diff(self.offsets)
         #: Python ints, for the harness's per-query bookkeeping without numpy scalars.
         self.size_list: list[int] = self.sizes.tolist()

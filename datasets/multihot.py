@@ -45,9 +45,4 @@ def model_inputs(block: RawBlock, schema: ModelSchema) -> Batch:
     return block.to_batch([t.rows for t in schema.tables], expand=tables(schema))
 
 
-def expand(ids: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Single ids (N, 1) in [0, rows) to their multi-hot rows (N, k)."""
-    return table[ids[:, 0]]
-
-
-__all__ = ["expand", "model_inputs", "tables"]
+__all__ = ["model_inputs", "tables"]

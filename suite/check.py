@@ -30,7 +30,7 @@ import numpy as np
 from suite.config import Mode, Scenario, Settings, rule_settings
 from suite.errors import SuiteError
 from suite.results import (
-    ACCURACY_LOG, DETAIL, MLLOG_PREFIX, SUMMARY, DetailLog, parse_accuracy_log, read_detail, read_summary,
+    ACCURACY_LOG, DETAIL, MLLOG_PREFIX, SUMMARY, DetailLog, number, parse_accuracy_log, read_detail, read_summary,
 )
 from suite.rules import RuleSet, available, for_benchmark
 from suite.submission import TRUNCATION_MARK
@@ -136,11 +136,15 @@ class RunFolder:
     def scenario_dir(self) -> Path:
         return self.path.parent.parent if self.mode is Mode.PERFORMANCE else self.path.parent
 
+    @property
+    def org_dir(self) -> Path:
+        """A submission run's ``<division>/<org>`` (``<org>/results/<system>/<benchmark>/<Scenario>``)."""
+        return self.scenario_dir.parent.parent.parent.parent
+
     def compliance_dir(self, test: str) -> Path:
         """Where the scenario's audit lives: beside the runs, or under ``compliance/`` in a submission."""
         if self.submission:
-            org = self.scenario_dir.parent.parent.parent.parent
-            return org / "compliance" / self.system / self.benchmark / self.scenario / test
+            return self.org_dir / "compliance" / self.system / self.benchmark / self.scenario / test
         return self.scenario_dir / test
 
 
@@ -390,10 +394,6 @@ def check_loadgen(ctx: RunContext) -> list[Finding]:
     return findings
 
 
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
 def check_settings(ctx: RunContext, expected: Settings) -> list[Finding]:
     """The ``effective_*`` settings of the detail log against the rule table."""
     detail, run = ctx.detail, ctx.run
@@ -418,7 +418,7 @@ def check_settings(ctx: RunContext, expected: Settings) -> list[Finding]:
         return findings
 
     def at_least(rule: str, key: str, want: float, unit: str = "") -> None:
-        got = _num(get(key))
+        got = number(get(key))
         if got is None or got < want:
             findings.append(error(rule, f"{key} is {get(key)!r}{unit}, the rule requires at least {want:g}{unit}", path))
 
@@ -437,7 +437,7 @@ def check_settings(ctx: RunContext, expected: Settings) -> list[Finding]:
             )
         )
     if scenario is Scenario.SERVER:
-        latency = _num(get("effective_target_latency_ns"))
+        latency = number(get("effective_target_latency_ns"))
         if latency is None or latency > expected.target_latency_ns:
             findings.append(
                 error(
@@ -447,7 +447,7 @@ def check_settings(ctx: RunContext, expected: Settings) -> list[Finding]:
                 )
             )
     if scenario is not Scenario.OFFLINE:
-        pct = _num(get("effective_target_latency_percentile"))
+        pct = number(get("effective_target_latency_percentile"))
         if pct is None or pct + 1e-9 < expected.target_latency_percentile:
             findings.append(
                 error(
@@ -457,7 +457,7 @@ def check_settings(ctx: RunContext, expected: Settings) -> list[Finding]:
                     path,
                 )
             )
-    total = _num(get("qsl_reported_total_count")) or 0
+    total = number(get("qsl_reported_total_count")) or 0
     want_psc = min(expected.performance_sample_count or total, total) if total else expected.performance_sample_count
     at_least("settings.performance-sample-count", "effective_performance_sample_count", want_psc)
     return findings
@@ -469,7 +469,7 @@ def check_sla(ctx: RunContext, expected: Settings) -> list[Finding]:
     if detail is None or run.mode is not Mode.PERFORMANCE or expected.scenario is not Scenario.SERVER:
         return []
     key = f"result_{100 * expected.target_latency_percentile:.2f}_percentile_latency_ns"
-    got = _num(detail.get(key))
+    got = number(detail.get(key))
     path = run.path / DETAIL
     if got is None:
         return [error("sla.latency", f"{key} is not in the detail log", path)]
@@ -533,7 +533,7 @@ def check_summary(ctx: RunContext) -> list[Finding]:
         except ValueError:
             differ(label, summary[label], get(key))
             continue
-        want = _num(get(key))
+        want = number(get(key))
         if want is None:
             continue
         exact = key.endswith("_ns") or key.endswith("seed") or key.startswith("effective_")
@@ -588,7 +588,7 @@ def check_config(ctx: RunContext, expected: Settings) -> list[Finding]:
     return findings
 
 
-def _accuracy_report(path: Path) -> tuple[float | None, str | None]:
+def read_accuracy_txt(path: Path) -> tuple[float | None, str | None]:
     text = path.read_text(encoding="utf-8", errors="replace")
     lines = text.splitlines()
     auc = None
@@ -612,7 +612,7 @@ def check_accuracy(ctx: RunContext, expected: Settings) -> list[Finding]:
     findings: list[Finding] = []
     if _looks_binary(report_path):
         return [error("structure.unreadable", "accuracy.txt is binary", report_path)]
-    reported, digest = _accuracy_report(report_path)
+    reported, digest = read_accuracy_txt(report_path)
     if reported is None:
         findings.append(error("accuracy.report", "accuracy.txt does not start with MLPerf's 'AUC=<percent>%' line", report_path))
     raw = log_path.read_bytes()
@@ -797,8 +797,8 @@ def _test01_fallback_ok(base: Path, accuracy_target: float) -> bool:
     from suite.audit import auc_delta_ok
 
     try:
-        baseline, _ = _accuracy_report(base / "accuracy" / "baseline_accuracy.txt")
-        compliance, _ = _accuracy_report(base / "accuracy" / "compliance_accuracy.txt")
+        baseline, _ = read_accuracy_txt(base / "accuracy" / "baseline_accuracy.txt")
+        compliance, _ = read_accuracy_txt(base / "accuracy" / "compliance_accuracy.txt")
     except OSError:
         return False
     return baseline is not None and compliance is not None and auc_delta_ok(baseline, compliance, accuracy_target)

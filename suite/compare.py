@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from suite.check import RunFolder, discover
+from suite.check import RunFolder, discover, read_accuracy_txt
 from suite.config import Mode
 from suite.errors import ConfigError, UnknownNameError
-from suite.results import DETAIL, read_detail
+from suite.results import DETAIL, number, read_detail
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,27 +58,14 @@ def _json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _auc_from_text(path: Path) -> float | None:
-    try:
-        first = path.read_text(encoding="utf-8", errors="replace").splitlines()[0]
-    except (OSError, IndexError):
-        return None
-    if first.startswith("AUC="):
-        try:
-            return float(first[4:].split("%")[0].split(",")[0])
-        except ValueError:
-            return None
-    return None
+def _reported_auc(path: Path) -> float | None:
+    """The AUC of accuracy.txt's first line, MLPerf's ``AUC=<percent>%``; None without one."""
+    return read_accuracy_txt(path)[0] if path.is_file() else None
 
 
 def _system_json(run: RunFolder) -> dict[str, Any]:
     """A submission run's ``systems/<system>.json`` (``results/<sys>/...`` -> ``<org>/systems``)."""
-    org = run.scenario_dir.parent.parent.parent.parent
-    return _json(org / "systems" / f"{run.system}.json")
+    return _json(run.org_dir / "systems" / f"{run.system}.json")
 
 
 def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
@@ -88,13 +75,13 @@ def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
     get = detail.get if detail is not None else (lambda key, default=None: default)
     scenario = run.scenario
     if scenario == "Offline":
-        throughput, units = _num(get("result_samples_per_second")), "samples/s"
+        throughput, units = number(get("result_samples_per_second")), "samples/s"
     elif scenario == "Server":
-        throughput, units = _num(get("result_completed_samples_per_sec")), "queries/s"
+        throughput, units = number(get("result_completed_samples_per_sec")), "queries/s"
     else:
-        latency = _num(get("result_90.00_percentile_latency_ns" if scenario == "SingleStream" else "result_99.00_percentile_latency_ns"))
+        latency = number(get("result_90.00_percentile_latency_ns" if scenario == "SingleStream" else "result_99.00_percentile_latency_ns"))
         throughput, units = (1e9 / latency if latency else None), "queries/s (1/latency)"
-    p99 = _num(get("result_99.00_percentile_latency_ns"))
+    p99 = number(get("result_99.00_percentile_latency_ns"))
     backend = result.get("backend") or {}
     cfg = result.get("config") or config.get("config") or {}
     env = result.get("environment") or config.get("environment") or {}
@@ -103,10 +90,10 @@ def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
         accel = str(system.get("accelerator_model_name") or "N/A")
         cpu = str(system.get("host_processor_model_name") or "")
         accelerator = cpu if accel in ("N/A", "", "0") else accel
-        org = run.scenario_dir.parent.parent.parent.parent.name
+        org = run.org_dir.name
         backend_name = str(system.get("framework") or "")
         precision = ""
-        measurements = run.scenario_dir.parent.parent.parent.parent / "measurements" / run.system / run.benchmark / scenario
+        measurements = run.org_dir / "measurements" / run.system / run.benchmark / scenario
         for path in sorted(measurements.glob("*.json")):
             precision = str(_json(path).get("weight_data_types") or "")
         vendor = vendor_of(accelerator)
@@ -124,8 +111,8 @@ def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
     auc = None
     if accuracy is not None:
         acc_result = _json(accuracy.path / "result.json")
-        auc = _num((acc_result.get("accuracy") or {}).get("auc"))
-        auc = 100 * auc if auc is not None else _auc_from_text(accuracy.path / "accuracy.txt")
+        auc = number((acc_result.get("accuracy") or {}).get("auc"))
+        auc = 100 * auc if auc is not None else _reported_auc(accuracy.path / "accuracy.txt")
     power = _json(run.path / "power.json") or (result.get("power") or {})
     validity = get("result_validity")
     errors = list(result.get("errors") or []) + (detail.errors if detail is not None else [])
@@ -145,13 +132,13 @@ def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
         "units": units,
         "p99_latency_ms": p99 / 1e6 if p99 is not None else None,
         "accuracy_auc": auc,
-        "power_w": _num(power.get("average_w")),
+        "power_w": number(power.get("average_w")),
         "power_source": power.get("measured", "not measured" if not power else None) or "not measured",
-        "samples_per_j": _num(power.get("samples_per_j")),
+        "samples_per_j": number(power.get("samples_per_j")),
         "valid": bool(valid),
         "status": status,
         "source": str(run.path),
-        "_target_qps": _num(get("effective_target_qps")),
+        "_target_qps": number(get("effective_target_qps")),
     }
 
 

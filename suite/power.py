@@ -16,10 +16,11 @@ with MLPerf power results measured at the wall.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -201,17 +202,7 @@ class PowerReport:
     def with_throughput(self, samples_per_s: float | None) -> PowerReport:
         """This report with samples/J from LoadGen's throughput (None if either is unknown)."""
         per_j = samples_per_s / self.average_w if samples_per_s is not None and self.average_w else None
-        return PowerReport(
-            measured=self.measured,
-            window_s=self.window_s,
-            energy_j=self.energy_j,
-            average_w=self.average_w,
-            samples_per_j=per_j,
-            sample_count=self.sample_count,
-            sample_hz=self.sample_hz,
-            sources=self.sources,
-            throughput_samples_per_s=samples_per_s,
-        )
+        return dataclasses.replace(self, samples_per_j=per_j, throughput_samples_per_s=samples_per_s)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -258,7 +249,6 @@ class PowerMeter:
         self._end_energy: list[float | None] = []
         self._integrated = [0.0] * len(self.sources)
         self._last_power: list[tuple[float, float] | None] = [None] * len(self.sources)
-        self._power_sum = [0.0] * len(self.sources)
         self._power_n = [0] * len(self.sources)
         self.sample_count = 0
 
@@ -319,7 +309,6 @@ class PowerMeter:
             if last is not None:
                 self._integrated[i] += 0.5 * (watts + last[1]) * (now - last[0])
             self._last_power[i] = (now, watts)
-            self._power_sum[i] += watts
             self._power_n[i] += 1
 
     def _run(self) -> None:
@@ -370,13 +359,3 @@ class PowerMeter:
             sources=tuple(readings),
         )
 
-
-def measure(work: Callable[[], None], sources: Sequence[Source] | None = None) -> PowerReport:
-    """Measure power around ``work()`` (for benchmarks and tests; runs use the harness hooks)."""
-    meter = PowerMeter(sources)
-    meter.on_first_issue()
-    try:
-        work()
-    finally:
-        meter.on_end()
-    return meter.report()

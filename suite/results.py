@@ -132,6 +132,11 @@ def performance(detail: DetailLog, scenario: Scenario) -> dict[str, Any]:
     }
 
 
+def number(value: Any) -> float | None:
+    """A JSON or detail-log value as a float, or None if it is not a number (booleans are not)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def read_accuracy_log(path: Path) -> dict[int, np.ndarray]:
     """``mlperf_log_accuracy.json`` as {qsl_idx: float32 scores}, de-duplicated by qsl_idx."""
     return parse_accuracy_log(path.read_text())

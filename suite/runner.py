@@ -267,8 +267,8 @@ def _finish(
         metric = perf.get("metric") or {}
         value = metric.get("value") if metric.get("units") == "queries/s" else None
         report = meter.report().with_throughput(float(value) if isinstance(value, (int, float)) else None)
-        write_json(run_dir / "power.json", report.to_dict())
         data["power"] = report.to_dict()
+        write_json(run_dir / "power.json", data["power"])
     data["loadgen_errors"] = loadgen_errors
     data["errors"] = list(errors)
     if config.mode is Mode.PERFORMANCE:
