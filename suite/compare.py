@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from suite.check import RunFolder, discover, read_accuracy_txt
-from suite.config import Mode
+from suite.config import Mode, Scenario
 from suite.errors import ConfigError, UnknownNameError
-from suite.results import DETAIL, number, read_detail
+from suite.results import DETAIL, number, performance, read_detail
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,13 +74,14 @@ def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
     detail = read_detail(run.path / DETAIL) if (run.path / DETAIL).is_file() else None
     get = detail.get if detail is not None else (lambda key, default=None: default)
     scenario = run.scenario
-    if scenario == "Offline":
-        throughput, units = number(get("result_samples_per_second")), "samples/s"
-    elif scenario == "Server":
-        throughput, units = number(get("result_completed_samples_per_sec")), "queries/s"
+    # The scenario's LoadGen metric, as result.json records it; a stream scenario's is a latency.
+    known = detail is not None and scenario in {s.value for s in Scenario}
+    metric = performance(detail, Scenario(scenario))["metric"] if known else {}  # type: ignore[arg-type]
+    value = number(metric.get("value"))
+    if metric.get("units") == "ns":
+        throughput, units = (1e9 / value if value else None), "queries/s (1/latency)"
     else:
-        latency = number(get("result_90.00_percentile_latency_ns" if scenario == "SingleStream" else "result_99.00_percentile_latency_ns"))
-        throughput, units = (1e9 / latency if latency else None), "queries/s (1/latency)"
+        throughput, units = value, "samples/s" if scenario == "Offline" else "queries/s"
     p99 = number(get("result_99.00_percentile_latency_ns"))
     backend = result.get("backend") or {}
     cfg = result.get("config") or config.get("config") or {}

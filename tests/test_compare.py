@@ -118,3 +118,17 @@ def test_compare_refuses_an_unknown_baseline(one_run: Path, tmp_path: Path) -> N
 )
 def test_vendor_of(name: str, vendor: str) -> None:
     assert vendor_of(name) == vendor
+
+
+def test_a_multistream_row_is_the_inverse_of_loadgens_per_query_p99(data_dir: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["run", *SMOKE, "--scenario", "multistream", "--system", "ms", "--output", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    perf = tmp_path / "r/ms/dlrm-rmc1/MultiStream/performance/run_1"
+    # Distinct per-query and per-sample p99s, so the row shows which one it took.
+    set_detail(perf / "mlperf_log_detail.txt", **{"result_99.00_percentile_per_query_latency_ns": 4_000_000,
+                                                  "result_99.00_percentile_latency_ns": 2_000_000})  # fmt: skip
+    result = runner.invoke(cli, ["compare", str(tmp_path / "r"), "--out", str(tmp_path / "cmp")])
+    assert result.exit_code == 0, result.output
+    row = pd.read_csv(tmp_path / "cmp/comparison.csv").iloc[0]
+    assert (row["scenario"], row["throughput"], row["units"]) == ("MultiStream", 250.0, "queries/s (1/latency)")
