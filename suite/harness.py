@@ -159,8 +159,10 @@ class Batcher:
         if self._on_first_issue is not None:
             hook, self._on_first_issue = self._on_first_issue, None
             hook()
-        if len(indices) == 1:
-            self._queue.put((ids, indices, self._sizes[indices[0]]))
+        sizes = self._sizes
+        items = sizes[indices[0]] if len(indices) == 1 else sum(map(sizes.__getitem__, indices))
+        if items <= self.max_items or len(indices) == 1:
+            self._queue.put((ids, indices, items))  # one batch: the order within it does not matter
             return
         ids, indices = sweep_order(ids, indices)
         for chunk in self._chunks(ids, indices):
