@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from suite.sysinfo import read_text
+
 log = logging.getLogger(__name__)
 
 #: Samples per second of the background thread.
@@ -58,8 +60,8 @@ class RaplZone:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.name = f"RAPL {_read(path / 'name') or path.name} ({path.name})"
-        self._max_uj = int(_read(path / "max_energy_range_uj") or 0)
+        self.name = f"RAPL {read_text(path / 'name') or path.name} ({path.name})"
+        self._max_uj = int(read_text(path / "max_energy_range_uj") or 0)
         self._last_uj: int | None = None
         self._total_uj = 0
 
@@ -103,13 +105,6 @@ class NvmlGpu:
 
     def power_w(self) -> float:
         return float(self._nvml.nvmlDeviceGetPowerUsage(self._handle)) / 1e3  # mW
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return None
 
 
 def rapl_sources(root: Path | None = None) -> list[Source]:

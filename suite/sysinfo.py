@@ -31,7 +31,8 @@ NO_ACCELERATOR: dict[str, Any] = {
 }
 
 
-def _read(path: Path) -> str | None:
+def read_text(path: Path) -> str | None:
+    """A kernel or config file's text, stripped; None if it cannot be read."""
     try:
         return path.read_text().strip()
     except OSError:
@@ -45,7 +46,7 @@ def _gb(n_bytes: float) -> str:
 def cpu() -> dict[str, Any]:
     """Processor model, sockets, cores per socket, frequency and caches."""
     out: dict[str, Any] = {}
-    text = _read(Path("/proc/cpuinfo")) or ""
+    text = read_text(Path("/proc/cpuinfo")) or ""
     sockets, cores_per_socket, model = set(), None, None
     for line in text.splitlines():
         key, _, value = line.partition(":")
@@ -60,12 +61,12 @@ def cpu() -> dict[str, Any]:
         out["host_processor_model_name"] = model
     out["host_processors_per_node"] = max(len(sockets), 1)
     out["host_processor_core_count"] = cores_per_socket or os.cpu_count() or 1
-    max_khz = _read(Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"))
+    max_khz = read_text(Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"))
     if max_khz and max_khz.isdigit():
         out["host_processor_frequency"] = f"{int(max_khz) / 1e6:.2f} GHz"
     caches = []
     for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
-        level, kind, size = (_read(index / n) for n in ("level", "type", "size"))
+        level, kind, size = (read_text(index / n) for n in ("level", "type", "size"))
         if level and size:
             suffix = {"Data": "d", "Instruction": "i"}.get(kind or "", "")
             caches.append(f"L{level}{suffix} {size}")
@@ -75,7 +76,7 @@ def cpu() -> dict[str, Any]:
 
 
 def memory() -> dict[str, Any]:
-    for line in (_read(Path("/proc/meminfo")) or "").splitlines():
+    for line in (read_text(Path("/proc/meminfo")) or "").splitlines():
         if line.startswith("MemTotal:"):
             return {"host_memory_capacity": _gb(int(line.split()[1]) * 1024)}
     return {}
@@ -87,7 +88,7 @@ def storage() -> dict[str, Any]:
     for dev in sorted(Path("/sys/block").glob("*")):
         if dev.name.startswith(("loop", "ram", "zram", "dm-", "sr")):
             continue
-        rotational = _read(dev / "queue/rotational")
+        rotational = read_text(dev / "queue/rotational")
         kinds.add("NVMe SSD" if dev.name.startswith("nvme") else "HDD" if rotational == "1" else "SSD")
     if kinds:
         out["host_storage_type"] = ", ".join(sorted(kinds))
@@ -96,7 +97,7 @@ def storage() -> dict[str, Any]:
 
 def operating_system() -> dict[str, Any]:
     name = None
-    for line in (_read(Path("/etc/os-release")) or "").splitlines():
+    for line in (read_text(Path("/etc/os-release")) or "").splitlines():
         if line.startswith("PRETTY_NAME="):
             name = line.split("=", 1)[1].strip('"')
     name = name or platform.system()
