@@ -728,6 +728,11 @@ def _labels(ctx: RunContext) -> tuple[np.ndarray, np.ndarray, list[float] | None
 
 def check_run(run: RunFolder, rules: str | None = None, profile: str | None = None) -> list[Finding]:
     """Every check of one run folder."""
+    return _check_run(run, rules, profile)[0]
+
+
+def _check_run(run: RunFolder, rules: str | None, profile: str | None) -> tuple[list[Finding], Judge | None]:
+    """:func:`check_run`'s findings, and the judge the run was held to (kept for the tree checks)."""
     findings = check_structure(run)
     ctx = read_run(run, findings)
     judge, problems = judge_for(ctx, rules, profile)
@@ -735,20 +740,20 @@ def check_run(run: RunFolder, rules: str | None = None, profile: str | None = No
     findings += check_loadgen(ctx)
     findings += check_summary(ctx)
     if judge is None:
-        return findings
+        return findings, judge
     try:
         scenario = Scenario(run.scenario)
     except ValueError:
-        return [*findings, error("settings.scenario", f"folder {run.scenario!r} is not a LoadGen scenario", run.path)]
+        return [*findings, error("settings.scenario", f"folder {run.scenario!r} is not a LoadGen scenario", run.path)], judge
     try:
         expected = expected_settings(judge, scenario, run.mode)
     except SuiteError as exc:
-        return [*findings, error("rules.unknown", str(exc), run.path)]
+        return [*findings, error("rules.unknown", str(exc), run.path)], judge
     findings += check_settings(ctx, expected)
     findings += check_sla(ctx, expected)
     findings += check_config(ctx, expected)
     findings += check_accuracy(ctx, expected)
-    return findings
+    return findings, judge
 
 
 # Scenario and tree level --------------------------------------------------------------------
@@ -804,8 +809,11 @@ def _test01_fallback_ok(base: Path, accuracy_target: float) -> bool:
     return baseline is not None and compliance is not None and auc_delta_ok(baseline, compliance, accuracy_target)
 
 
-def check_scenarios(runs: list[RunFolder], rules: str | None, profile: str | None) -> list[Finding]:
-    """Per scenario: both runs present, the required audits; per benchmark: the required scenarios."""
+def check_scenarios(runs: list[RunFolder], judges: Mapping[Path, Judge | None]) -> list[Finding]:
+    """Per scenario: both runs present, the required audits; per benchmark: the required scenarios.
+
+    ``judges`` holds the judge each run was checked by (by run path), from :func:`_check_run`.
+    """
     findings: list[Finding] = []
     by_scenario: dict[Path, list[RunFolder]] = {}
     for run in runs:
@@ -819,8 +827,7 @@ def check_scenarios(runs: list[RunFolder], rules: str | None, profile: str | Non
                 findings.append(error("structure.missing-run", f"the {mode.value} run of {scen_dir.name} is missing", missing))
         by_benchmark.setdefault(scen_dir.parent, set()).add(scen_dir.name)
         first = scen_runs[0]
-        ctx = read_run(first, [])
-        judge, _ = judge_for(ctx, rules, profile)
+        judge = judges[first.path]
         if judge is None:
             continue
         try:
@@ -831,7 +838,7 @@ def check_scenarios(runs: list[RunFolder], rules: str | None, profile: str | Non
             findings += check_compliance(first, test, target)
     for bench_dir, scenarios in sorted(by_benchmark.items()):
         run = next(r for r in runs if r.scenario_dir.parent == bench_dir)
-        judge, _ = judge_for(read_run(run, []), rules, profile)
+        judge = judges[run.path]
         if judge is None:
             continue
         for scen in judge.rules.required_scenarios:
@@ -855,11 +862,13 @@ def check(paths: Iterable[Path], *, rules: str | None = None, profile: str | Non
         if not runs:
             report.findings.append(error("structure.not-a-result", "no run folder (<Scenario>/performance/run_N or <Scenario>/accuracy) here", root))
             continue
+        judges: dict[Path, Judge | None] = {}
         for run in runs:
             report.runs.append(run.path)
-            report.findings += check_run(run, rules, profile)
+            findings, judges[run.path] = _check_run(run, rules, profile)
+            report.findings += findings
         if _run_folder(root) is None:
-            report.findings += check_scenarios(runs, rules, profile)
+            report.findings += check_scenarios(runs, judges)
             from suite.submission import check_tree, org_dirs
 
             for org in org_dirs(root):
