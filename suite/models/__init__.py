@@ -68,14 +68,13 @@ class ModelSpec:
     tasks: int | None = None
 
     def __post_init__(self) -> None:
-        config = get_config(self.name)
+        get_config(self.name)
         parse_scale(self.scale)
         if self.tasks is not None:
-            if not hasattr(config, "tasks"):
+            if not self.multi_task:
                 multi = sorted(n for n, c in MODELS.items() if hasattr(c, "tasks"))
                 raise ConfigError(f"'tasks' applies only to the multi-task models {multi} (got {self.tasks!r} for {self.name!r})")
-            if self.tasks < 1:
-                raise ConfigError(f"'tasks' must be >= 1 (got {self.tasks!r})")
+            _ = self.config  # building it runs the config's own check of the task count
 
     @property
     def config(self) -> ModelConfig:
@@ -93,13 +92,18 @@ class ModelSpec:
     def multi_task(self) -> bool:
         return hasattr(get_config(self.name), "tasks")
 
+    @property
+    def task_count(self) -> int:
+        """The model's outputs per item: the multi-task models' ``tasks``, else 1."""
+        return int(getattr(self.config, "tasks", 1))
+
     def key(self) -> str:
         """A short name that identifies the weights, for cache folders."""
-        tasks = f"-t{self.schema.tasks}" if self.multi_task else ""
+        tasks = f"-t{self.task_count}" if self.multi_task else ""
         return f"{self.name}-{self.scale}-s{self.seed}{tasks}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "scale": self.scale, "seed": self.seed, "tasks": self.schema.tasks}
+        return {"name": self.name, "scale": self.scale, "seed": self.seed, "tasks": self.task_count}
 
 
 def build(spec: ModelSpec) -> torch.nn.Module:
