@@ -41,6 +41,9 @@ class _Lane:
     capacity: int = 0
     host_dense: torch.Tensor | None = None
     host_sparse: list[torch.Tensor] = field(default_factory=list)
+    #: numpy views of the pinned buffers above, where a batch is staged.
+    stage_dense: np.ndarray | None = None
+    stage_sparse: list[np.ndarray] = field(default_factory=list)
     host_out: torch.Tensor | None = None
     dev_dense: torch.Tensor | None = None
     dev_sparse: list[torch.Tensor] = field(default_factory=list)
@@ -88,9 +91,6 @@ class TorchCUDABackend(Backend):
                 module.flatten_parameters()
         self._model: Any = torch.compile(model, dynamic=True) if self._compile else model
         self._local = threading.local()
-        self._lock = threading.Lock()
-        self._lanes: list[_Lane] = []
-        self._tasks = schema.tasks
 
     def _lane(self, n: int) -> _Lane:
         lane: _Lane | None = getattr(self._local, "lane", None)
@@ -98,8 +98,6 @@ class TorchCUDABackend(Backend):
             with torch.cuda.device(self._device):
                 lane = _Lane(copy=torch.cuda.Stream(), compute=torch.cuda.Stream())
             self._local.lane = lane
-            with self._lock:
-                self._lanes.append(lane)
         if lane.capacity < n:
             capacity = max(n, 2 * lane.capacity, GRAPH_BUCKETS[0])
             if self._graphs:
@@ -108,7 +106,10 @@ class TorchCUDABackend(Backend):
             # ids there would index outside the tables.
             lane.host_dense = torch.zeros((capacity, self._schema.dense), dtype=torch.float32, pin_memory=True)
             lane.host_sparse = [torch.zeros((capacity, t.lookups), dtype=torch.int32, pin_memory=True) for t in self._schema.tables]
-            out_shape = (capacity,) if self._tasks == 1 else (capacity, self._tasks)
+            lane.stage_dense = lane.host_dense.numpy()
+            lane.stage_sparse = [h.numpy() for h in lane.host_sparse]
+            tasks = self._schema.tasks
+            out_shape = (capacity,) if tasks == 1 else (capacity, tasks)
             lane.host_out = torch.empty(out_shape, dtype=torch.float32, pin_memory=True)
             lane.dev_dense = torch.zeros((capacity, self._schema.dense), dtype=torch.float32, device=self._device)
             lane.dev_sparse = [torch.zeros((capacity, t.lookups), dtype=torch.int32, device=self._device) for t in self._schema.tables]
@@ -125,22 +126,8 @@ class TorchCUDABackend(Backend):
 
     def _stage(self, batch: Batch, lane: _Lane) -> None:
         """Copy the batch's rows into the lane's pinned buffers, once."""
-        assert lane.host_dense is not None
-        n = len(batch)
-        dense = lane.host_dense.numpy()
-        sparse = [h.numpy() for h in lane.host_sparse]
-        if batch.source is not None:
-            src = batch.source
-            at = 0
-            for lo, hi in batch.spans:
-                dense[at:at + hi - lo] = src.dense[lo:hi]
-                for t, s in enumerate(src.sparse):
-                    sparse[t][at:at + hi - lo] = s[lo:hi]
-                at += hi - lo
-        else:
-            dense[:n] = batch.dense
-            for t, s in enumerate(batch.sparse):
-                sparse[t][:n] = s
+        assert lane.stage_dense is not None
+        batch.copy_into(lane.stage_dense, lane.stage_sparse)
 
     def _forward(self, dense: torch.Tensor, sparse: list[torch.Tensor]) -> torch.Tensor:
         logits = self._model(dense.to(self._dtype), sparse)
@@ -200,7 +187,7 @@ class TorchCUDABackend(Backend):
         )
 
     def close(self) -> None:
-        self._lanes.clear()
+        self._local = threading.local()  # this thread's lane; the others' go with their threads
         self._model = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -77,14 +77,29 @@ class Batch:
         assert self._sparse is not None
         return self._sparse
 
+    def copy_into(self, dense: np.ndarray, sparse: Sequence[np.ndarray]) -> None:
+        """Write the batch's rows into the first ``len(self)`` rows of ``dense`` and ``sparse``
+        (a lazily gathered batch straight from its source's spans, without gathering first)."""
+        n = self._n
+        if self._dense is None:
+            src = self.source
+            assert src is not None
+            # One memcpy per span and array: ten times faster than np.take over a row index.
+            np.concatenate([src.dense[lo:hi] for lo, hi in self.spans], out=dense[:n])
+            for t, s in enumerate(src.sparse):
+                np.concatenate([s[lo:hi] for lo, hi in self.spans], out=sparse[t][:n])
+        else:
+            dense[:n] = self._dense
+            for t, s in enumerate(self.sparse):
+                sparse[t][:n] = s
+
     def _materialize(self) -> None:
         src = self.source
         assert src is not None
-        spans = self.spans
-        # One memcpy per span and array: ten times faster than np.take over a row index.
-        out = self._staging.take(src, self._n) if self._staging is not None else None
-        self._dense = np.concatenate([src.dense[lo:hi] for lo, hi in spans], out=None if out is None else out.dense)
-        self._sparse = tuple(
-            np.concatenate([s[lo:hi] for lo, hi in spans], out=None if out is None else out.sparse[t])
-            for t, s in enumerate(src.sparse)
+        n = self._n
+        out = self._staging.take(src, n) if self._staging is not None else Batch(
+            dense=np.empty((n, *src.dense.shape[1:]), dtype=src.dense.dtype),
+            sparse=tuple(np.empty((n, *s.shape[1:]), dtype=s.dtype) for s in src.sparse),
         )
+        self.copy_into(out.dense, out.sparse)
+        self._dense, self._sparse = out.dense, out.sparse
