@@ -40,8 +40,13 @@ class DLRMConfig(ModelConfig):
             ),
         )
 
+    @property
+    def top_width(self) -> int:
+        """The top MLP's input: the bottom MLP's output beside the pooled tables."""
+        return (self.tables + 1) * self.dim
+
     def dense_cost(self, schema: ModelSchema) -> DenseCost:
-        return add(mlp_cost(self.bottom), mlp_cost(((self.tables + 1) * self.dim, *self.top)))
+        return add(mlp_cost(self.bottom), mlp_cost((self.top_width, *self.top)))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,8 +105,13 @@ class WnDConfig(ModelConfig):
             ),
         )
 
+    @property
+    def top_width(self) -> int:
+        """The top MLP's input: the dense features beside the pooled tables."""
+        return self.dense + self.tables * self.dim
+
     def dense_cost(self, schema: ModelSchema) -> DenseCost:
-        return mlp_cost((self.dense + self.tables * self.dim, *self.top))
+        return mlp_cost((self.top_width, *self.top))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,8 +144,13 @@ class MTWnDConfig(ModelConfig):
             tasks=self.tasks,
         )
 
+    @property
+    def shared_width(self) -> int:
+        """The shared MLP's input: the dense features beside the pooled tables."""
+        return self.dense + len(self.rows) * self.dim
+
     def dense_cost(self, schema: ModelSchema) -> DenseCost:
-        shared = mlp_cost((self.dense + len(self.rows) * self.dim, *self.shared))
+        shared = mlp_cost((self.shared_width, *self.shared))
         return add(shared, *[mlp_cost((self.shared[-1], *self.head))] * self.tasks)
 
 

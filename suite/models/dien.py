@@ -11,12 +11,7 @@ from torch.nn import functional as F
 
 from suite.models.base import ModelSchema
 from suite.models.configs import DIENConfig
-from suite.models.layers import embedding_bag, mlp, normal_, sequence, two_class_logit
-
-
-def _uniform_(tensor: torch.Tensor, bound: float, generator: torch.Generator) -> None:
-    with torch.no_grad():
-        tensor.uniform_(-bound, bound, generator=generator)
+from suite.models.layers import embedding_bag, mlp, normal_, sequence, two_class_logit, uniform_
 
 
 class AUGRU(nn.Module):
@@ -30,7 +25,7 @@ class AUGRU(nn.Module):
         self.recurrent = nn.Linear(hidden, 3 * hidden)
         bound = 1.0 / math.sqrt(hidden)
         for p in (*self.input.parameters(), *self.recurrent.parameters()):
-            _uniform_(p, bound, generator)
+            uniform_(p, bound, generator)
         self.hidden = hidden
 
     def forward(self, x: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
@@ -78,7 +73,7 @@ class DIEN(nn.Module):
         self.context = embedding_bag(schema.table("context"), generator)
         self.extractor = nn.GRU(e, h, batch_first=True)
         for p in self.extractor.parameters():
-            _uniform_(p, 1.0 / math.sqrt(h), generator)
+            uniform_(p, 1.0 / math.sqrt(h), generator)
         self.attention = nn.Linear(e, h, bias=False)
         # std 1/sqrt(E): attention scores spread over a few units, so the softmax picks steps out.
         normal_(self.attention.weight, 1.0 / math.sqrt(e), generator)

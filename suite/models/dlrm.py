@@ -9,7 +9,7 @@ from torch import nn
 
 from suite.models.base import ModelSchema
 from suite.models.configs import DLRMConfig
-from suite.models.layers import embedding_bag, mlp
+from suite.models.layers import embedding_bags, mlp
 
 
 class DLRM(nn.Module):
@@ -25,9 +25,8 @@ class DLRM(nn.Module):
     def __init__(self, config: DLRMConfig, schema: ModelSchema, generator: torch.Generator) -> None:
         super().__init__()
         self.bottom = mlp(config.bottom, generator, final_activation=True)
-        self.embeddings = nn.ModuleList(embedding_bag(t, generator) for t in schema.tables)
-        width = (len(schema.tables) + 1) * config.dim
-        self.top = mlp((width, *config.top), generator, final_activation=False)
+        self.embeddings = embedding_bags(schema, generator)
+        self.top = mlp((config.top_width, *config.top), generator, final_activation=False)
 
     def forward(self, dense: torch.Tensor, sparse: list[torch.Tensor]) -> torch.Tensor:
         pooled = [bag(ids) for bag, ids in zip(self.embeddings, sparse)]

@@ -10,7 +10,7 @@ from torch import nn
 
 from suite.models.base import ModelSchema
 from suite.models.configs import DLRMv2Config
-from suite.models.layers import embedding_bag, mlp, normal_
+from suite.models.layers import embedding_bags, mlp, normal_
 
 
 class LowRankCrossNet(nn.Module):
@@ -47,7 +47,7 @@ class DLRMv2(nn.Module):
     def __init__(self, config: DLRMv2Config, schema: ModelSchema, generator: torch.Generator) -> None:
         super().__init__()
         self.bottom = mlp(config.bottom, generator, final_activation=True)
-        self.embeddings = nn.ModuleList(embedding_bag(t, generator) for t in schema.tables)
+        self.embeddings = embedding_bags(schema, generator)
         width = config.interaction_width
         self.cross = LowRankCrossNet(width, config.cross_layers, config.low_rank, generator)
         self.top = mlp((width, *config.top), generator, final_activation=False)

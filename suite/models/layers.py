@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from suite.models.base import TableSpec
+from suite.models.base import ModelSchema, TableSpec
 
 
 def mlp(widths: Sequence[int], generator: torch.Generator, *, final_activation: bool) -> nn.Sequential:
@@ -51,10 +51,21 @@ def sequence(bag: nn.EmbeddingBag, ids: torch.Tensor, step: int) -> torch.Tensor
     return bag(ids.reshape(-1, step)).reshape(n, -1, bag.embedding_dim)
 
 
+def embedding_bags(schema: ModelSchema, generator: torch.Generator) -> nn.ModuleList:
+    """:func:`embedding_bag` for every table of ``schema``, in order."""
+    return nn.ModuleList(embedding_bag(t, generator) for t in schema.tables)
+
+
 def normal_(tensor: torch.Tensor, std: float, generator: torch.Generator) -> None:
     """Fill ``tensor`` in place from N(0, std^2) drawn from ``generator``."""
     with torch.no_grad():
         tensor.normal_(0.0, std, generator=generator)
+
+
+def uniform_(tensor: torch.Tensor, bound: float, generator: torch.Generator) -> None:
+    """Fill ``tensor`` in place from U(-bound, bound) drawn from ``generator``."""
+    with torch.no_grad():
+        tensor.uniform_(-bound, bound, generator=generator)
 
 
 def two_class_logit(logits: torch.Tensor) -> torch.Tensor:

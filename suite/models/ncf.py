@@ -9,7 +9,7 @@ from torch import nn
 
 from suite.models.base import ModelSchema
 from suite.models.configs import NCFConfig
-from suite.models.layers import embedding_bag, mlp
+from suite.models.layers import embedding_bags, mlp
 
 
 class NCF(nn.Module):
@@ -27,7 +27,7 @@ class NCF(nn.Module):
 
     def __init__(self, config: NCFConfig, schema: ModelSchema, generator: torch.Generator) -> None:
         super().__init__()
-        self.embeddings = nn.ModuleList(embedding_bag(t, generator) for t in schema.tables)
+        self.embeddings = embedding_bags(schema, generator)
         self.tower = mlp(config.tower, generator, final_activation=True)
         self.predictor = mlp((config.dim + config.tower[-1], *config.predictor), generator, final_activation=False)
 

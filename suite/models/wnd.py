@@ -9,7 +9,7 @@ from torch import nn
 
 from suite.models.base import ModelSchema
 from suite.models.configs import MTWnDConfig, WnDConfig
-from suite.models.layers import embedding_bag, mlp
+from suite.models.layers import embedding_bags, mlp
 
 
 class WideAndDeep(nn.Module):
@@ -23,8 +23,8 @@ class WideAndDeep(nn.Module):
 
     def __init__(self, config: WnDConfig, schema: ModelSchema, generator: torch.Generator) -> None:
         super().__init__()
-        self.embeddings = nn.ModuleList(embedding_bag(t, generator) for t in schema.tables)
-        self.top = mlp((config.dense + config.tables * config.dim, *config.top), generator, final_activation=False)
+        self.embeddings = embedding_bags(schema, generator)
+        self.top = mlp((config.top_width, *config.top), generator, final_activation=False)
 
     def forward(self, dense: torch.Tensor, sparse: list[torch.Tensor]) -> torch.Tensor:
         x = torch.cat([dense, *(bag(ids) for bag, ids in zip(self.embeddings, sparse))], dim=1)
@@ -41,9 +41,8 @@ class MultiTaskWideAndDeep(nn.Module):
 
     def __init__(self, config: MTWnDConfig, schema: ModelSchema, generator: torch.Generator) -> None:
         super().__init__()
-        self.embeddings = nn.ModuleList(embedding_bag(t, generator) for t in schema.tables)
-        width = config.dense + len(config.rows) * config.dim
-        self.shared = mlp((width, *config.shared), generator, final_activation=True)
+        self.embeddings = embedding_bags(schema, generator)
+        self.shared = mlp((config.shared_width, *config.shared), generator, final_activation=True)
         self.heads = nn.ModuleList(
             mlp((config.shared[-1], *config.head), generator, final_activation=False) for _ in range(config.tasks)
         )
