@@ -2,28 +2,55 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from suite import __version__
 from suite.backends.base import Backend, BackendInfo
 from suite.datasets.batch import Batch
+from suite.errors import ConfigError
+
+#: Longest latency floor the null backend accepts (one second).
+MAX_LATENCY_US = 1_000_000
 
 
 class NullBackend(Backend):
-    """Returns 0.0 for every item without touching the inputs (LoadGen's null SUT, as a backend)."""
+    """Returns 0.0 for every item without touching the inputs (LoadGen's null SUT, as a backend).
+
+    Option ``latency_us`` (default 0) makes every ``predict`` take at least that long. LoadGen
+    generates SingleStream and MultiStream queries for twice the minimum duration at the expected
+    latency; a SUT faster than that runs out of queries ("Ending early") on a fast machine. A floor
+    above the expected latency makes such runs end naturally on any machine.
+    """
 
     name = "null"
     thread_safe = True
 
     def load(self) -> None:
+        known = {"latency_us"}
+        for key, _ in self.config.options:
+            if key not in known:
+                raise ConfigError(f"'option' must be one of {sorted(known)} for backend 'null' (got {key!r})")
+        text = self.config.option("latency_us", "0")
+        try:
+            latency_us = int(text)
+        except ValueError:
+            latency_us = -1
+        if not 0 <= latency_us <= MAX_LATENCY_US:
+            raise ConfigError(f"'latency_us' must be an integer in [0, {MAX_LATENCY_US}] (got {text!r})")
+        self._latency_s = latency_us / 1e6
         self._tasks = self.config.model.schema.tasks
 
     def predict(self, batch: Batch) -> np.ndarray:
+        if self._latency_s:
+            time.sleep(self._latency_s)
         shape = (len(batch),) if self._tasks == 1 else (len(batch), self._tasks)
         return np.zeros(shape, dtype=np.float32)
 
     def info(self) -> BackendInfo:
-        return BackendInfo(name=self.name, version=__version__, device="none", precision=self.config.precision)
+        extra = {"latency_us": round(self._latency_s * 1e6)} if self._latency_s else {}
+        return BackendInfo(name=self.name, version=__version__, device="none", precision=self.config.precision, extra=extra)
 
     def close(self) -> None:
         pass

@@ -14,7 +14,7 @@ from suite.backends.base import BackendConfig
 from suite.backends.null import NullBackend
 from suite.config import Mode, Scenario
 from suite.datasets.batch import Batch
-from suite.errors import BackendError, ResultExistsError, RunFailedError
+from suite.errors import BackendError, ConfigError, ResultExistsError, RunFailedError
 from suite.models import ModelSpec
 from suite.results import read_accuracy_log, read_detail
 from suite.runner import run
@@ -22,6 +22,10 @@ from suite.runner import run
 LOADGEN_FILES = {"mlperf_log_summary.txt", "mlperf_log_detail.txt", "mlperf_log_accuracy.json"}
 # Targets that keep every smoke run VALID on a 2-core machine.
 NULL_QPS = {Scenario.OFFLINE: 2_000_000.0, Scenario.SERVER: 2_000.0}
+# SingleStream and MultiStream generate queries for twice the minimum duration at the smoke profile's
+# expected latency (10 and 50 us); a null SUT faster than that runs out of queries on a fast machine.
+# A 100-us floor keeps every machine slower than the expectation.
+NULL_FLOOR = {Scenario.SINGLE_STREAM: (("latency_us", "100"),), Scenario.MULTI_STREAM: (("latency_us", "100"),)}
 CPU_QPS = {Scenario.OFFLINE: 3_000.0, Scenario.SERVER: 50.0}
 
 
@@ -32,7 +36,8 @@ def files(path: Path) -> set[str]:
 @pytest.mark.parametrize("scenario", list(Scenario))
 @pytest.mark.parametrize("mode", list(Mode))
 def test_null_backend_every_scenario_and_mode(results: Path, data_dir: Path, scenario: Scenario, mode: Mode) -> None:
-    config = smoke_config(results, scenario=scenario, mode=mode, target_qps=NULL_QPS.get(scenario))
+    config = smoke_config(results, scenario=scenario, mode=mode, target_qps=NULL_QPS.get(scenario),
+                          backend_options=NULL_FLOOR.get(scenario, ()))
     result = run(config)
     assert result.path == results / "testsys" / "dlrm-rmc1" / scenario.value / (
         "performance/run_1" if mode is Mode.PERFORMANCE else "accuracy"
@@ -191,3 +196,35 @@ def test_registry_backends_satisfy_the_contract(data_dir: Path) -> None:
             assert np.all((scores >= 0) & (scores <= 1))
             assert np.array_equal(scores, backend.predict(batch))
             assert backend.info().name == name
+
+
+@pytest.mark.parametrize(("latency_us", "ends_naturally"), [(0, False), (20_000, True)])
+def test_a_latency_floor_above_the_expected_latency_keeps_multistream_from_running_out(
+    results: Path, data_dir: Path, tmp_path: Path, latency_us: int, ends_naturally: bool
+) -> None:
+    # LoadGen generates MultiStream queries for twice the minimum duration at the expected latency
+    # (here 10 ms: 200 queries for the smoke profile's 1 s). A SUT faster than that issues them all
+    # before the second is up and LoadGen ends early; one slower than that never can.
+    conf = tmp_path / "user.conf"
+    conf.write_text("*.MultiStream.target_latency = 10\n")
+    config = smoke_config(results, scenario=Scenario.MULTI_STREAM, user_conf=conf,
+                          backend_options=(("latency_us", str(latency_us)),))
+    result = run(config)
+    errors = " ".join(result.data["loadgen_errors"])
+    detail = (result.path / "mlperf_log_detail.txt").read_text()
+    if ends_naturally:
+        assert errors == "" and "Ending naturally" in detail
+    else:
+        assert "Ran out of generated queries" in errors and not result.valid
+
+
+def test_null_backend_refuses_unknown_options_and_bad_floors() -> None:
+    model = ModelSpec(name="dlrm-rmc1", scale="tiny")
+    for options, message in [
+        ((("latncy_us", "5"),), "'option' must be one of ['latency_us'] for backend 'null' (got 'latncy_us')"),
+        ((("latency_us", "-1"),), "'latency_us' must be an integer in [0, 1000000] (got '-1')"),
+        ((("latency_us", "1e3"),), "'latency_us' must be an integer in [0, 1000000] (got '1e3')"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            NullBackend(BackendConfig(model=model, options=options)).load()
+        assert str(info.value) == message
