@@ -12,7 +12,8 @@ one-line message and an exit code::
     ├── BackendError                exit 1   a backend failed while loading or predicting
     ├── HarnessError                exit 1   LoadGen refused settings or the harness broke
     ├── RunFailedError              exit 1   the run finished but is invalid (errors recorded)
-    └── RefusedError                exit 1   a command refused to write its output (findings in details)
+    ├── RefusedError                exit 1   a command refused to write its output (findings in details)
+    └── RecordError                 exit 2   a result file is not a regular file, too large, or breaks the record format
 """
 
 from __future__ import annotations
@@ -85,3 +86,17 @@ def one_of(what: str, got: object, choices: Iterable[str]) -> None:
     choices = list(choices)
     if got not in choices:
         raise UnknownNameError(what, got, choices)
+
+
+class RecordError(SuiteError):
+    """A result folder's file cannot be read safely, or its record breaks the format (``suite.record``).
+
+    ``problems`` holds one ``(field path, problem)`` per fault; the field path ``""`` means the file
+    itself (not a regular file, over its size cap, not JSON, nested too deep).
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, problems: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems or (("", message),)

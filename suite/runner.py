@@ -22,6 +22,7 @@ from suite.datasets.library import QueryLibrary
 from suite.datasets.queries import QuerySizes
 from suite.datasets.store import Dataset
 from suite.errors import BackendError, DatasetError, ResultExistsError, RunFailedError, SuiteError
+from suite.record import SCHEMA_VERSION
 from suite.results import (
     ACCURACY_LOG,
     DETAIL,
@@ -143,6 +144,7 @@ def run(config: RunConfig, *, backend: Backend | None = None, audit_config: Path
     prepare_run_dir(run_dir, config.overwrite)
     started = dt.datetime.now(dt.timezone.utc)
     base: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
         "config": config.to_dict(),
         # The benchmark name (dlrm-v2-99 / dlrm-v2-99.9 under mlperf-v5.1) a submission files it under.
         "benchmark": settings.benchmark,
