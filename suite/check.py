@@ -19,7 +19,9 @@ import enum
 import hashlib
 import json
 import math
+import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from suite import record
 from suite.config import Mode, Scenario, Settings, rule_settings
-from suite.errors import SuiteError
+from suite.errors import RecordError, SuiteError
+from suite.record import ConfigRecord, ResultRecord
 from suite.results import (
-    ACCURACY_LOG, DETAIL, MLLOG_PREFIX, SUMMARY, DetailLog, number, parse_accuracy_log, read_detail, read_summary,
+    ACCURACY_LOG, DETAIL, MLLOG_PREFIX, SUMMARY, DetailLog, number, parse_accuracy_log, parse_detail, parse_summary, read_detail,
 )
 from suite.rules import RuleSet, available, for_benchmark
 from suite.submission import TRUNCATION_MARK
@@ -47,7 +51,8 @@ RULES: dict[str, str] = {
     "structure.not-a-result": "the path holds no run folder",
     "structure.missing-file": "a file the run folder must hold is missing",
     "structure.empty-file": "a file the run folder must hold is empty",
-    "structure.unreadable": "a log or JSON file cannot be parsed (binary, truncated, not JSON)",
+    "structure.unreadable": "a file cannot be read safely or parsed (not a regular file, over its size cap, binary, truncated, not JSON, nested too deep)",
+    "record.invalid": "config.json or result.json breaks the record format (a field's type, range, finiteness or length; a newer schema_version)",
     "structure.missing-run": "a scenario lacks its performance or accuracy run",
     "structure.missing-scenario": "a benchmark lacks a scenario the rule set requires",
     "rules.unknown": "no rule set, variant or profile fits the run",
@@ -135,6 +140,11 @@ class RunFolder:
     @property
     def scenario_dir(self) -> Path:
         return self.path.parent.parent if self.mode is Mode.PERFORMANCE else self.path.parent
+
+    @property
+    def tree_root(self) -> Path:
+        """The results tree (or a submission's ``results/``) the run sits in: where a symlink may lead."""
+        return self.scenario_dir.parent.parent.parent
 
     @property
     def org_dir(self) -> Path:
@@ -230,23 +240,21 @@ class RunContext:
     run: RunFolder
     detail: DetailLog | None = None
     summary: dict[str, str] | None = None
-    config: dict[str, Any] | None = None
-    result: dict[str, Any] | None = None
+    config: ConfigRecord | None = None
+    result: ResultRecord | None = None
 
 
-def _read_json(path: Path, findings: list[Finding]) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        findings.append(error("structure.unreadable", f"{path.name} is not JSON ({exc})", path))
-    except OSError as exc:
-        findings.append(error("structure.unreadable", f"{path.name} cannot be read ({exc.strerror})", path))
-    return None
+def record_findings(exc: RecordError, path: Path) -> list[Finding]:
+    """A damaged file as findings: the file itself ``structure.unreadable``, a field ``record.invalid``
+    (one per field, with its path)."""
+    return [
+        error("record.invalid" if where else "structure.unreadable", f"{path.name}: {where}: {problem}" if where else f"{path.name} {problem}", path)
+        for where, problem in exc.problems
+    ]
 
 
-def _looks_binary(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        head = handle.read(4096)
+def _binary(head: bytes) -> bool:
+    """Whether a file's first 4 KiB are not text."""
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -255,34 +263,34 @@ def _looks_binary(path: Path) -> bool:
     return b"\0" in head
 
 
-def _read_detail(path: Path, findings: list[Finding]) -> DetailLog | None:
+def _read_detail(path: Path, findings: list[Finding], root: Path | None = None) -> DetailLog | None:
     try:
-        if _looks_binary(path):
-            findings.append(error("structure.unreadable", f"{path.name} is binary, not LoadGen's :::MLLOG lines", path))
-            return None
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            first = handle.readline()
-        if not first.startswith(MLLOG_PREFIX):
-            findings.append(error("structure.unreadable", f"{path.name} does not start with ':::MLLOG'", path))
-            return None
-        detail = read_detail(path)
-    except OSError as exc:
-        findings.append(error("structure.unreadable", f"{path.name} cannot be read ({exc.strerror})", path))
+        raw = record.read_bytes(path, record.DETAIL_CAP_BYTES, root=root)
+    except RecordError as exc:
+        findings += record_findings(exc, path)
         return None
+    if _binary(raw[:4096]):
+        findings.append(error("structure.unreadable", f"{path.name} is binary, not LoadGen's :::MLLOG lines", path))
+        return None
+    if not raw.startswith(MLLOG_PREFIX.encode()):
+        findings.append(error("structure.unreadable", f"{path.name} does not start with ':::MLLOG'", path))
+        return None
+    detail = parse_detail(raw.decode("utf-8", errors="replace"))
     if detail.unparsed_lines:
         findings.append(error("structure.unreadable", f"{path.name} has {detail.unparsed_lines} line(s) that are not :::MLLOG JSON", path))
     return detail
 
 
-def _read_summary(path: Path, findings: list[Finding]) -> dict[str, str] | None:
+def _read_summary(path: Path, findings: list[Finding], root: Path | None = None) -> dict[str, str] | None:
     try:
-        if _looks_binary(path):
-            findings.append(error("structure.unreadable", f"{path.name} is binary, not LoadGen's summary", path))
-            return None
-        return read_summary(path)
-    except OSError as exc:
-        findings.append(error("structure.unreadable", f"{path.name} cannot be read ({exc.strerror})", path))
+        raw = record.read_bytes(path, record.TEXT_CAP_BYTES, root=root)
+    except RecordError as exc:
+        findings += record_findings(exc, path)
         return None
+    if _binary(raw[:4096]):
+        findings.append(error("structure.unreadable", f"{path.name} is binary, not LoadGen's summary", path))
+        return None
+    return parse_summary(raw.decode("utf-8", errors="replace"))
 
 
 def check_structure(run: RunFolder) -> list[Finding]:
@@ -293,32 +301,45 @@ def check_structure(run: RunFolder) -> list[Finding]:
     findings = []
     for name in required:
         path = run.path / name
-        if not path.is_file():
+        if not os.path.lexists(path):
             findings.append(error("structure.missing-file", f"{name} is missing", path))
-        elif path.stat().st_size == 0:
+        elif _empty(path):
             findings.append(error("structure.empty-file", f"{name} is empty", path))
     return findings
+
+
+def _empty(path: Path) -> bool:
+    """A regular file of 0 bytes (anything else that is there is judged when read)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size == 0
 
 
 def read_run(run: RunFolder, findings: list[Finding]) -> RunContext:
     """Read a run folder's files, reporting the unreadable ones."""
     ctx = RunContext(run=run)
+    root = run.tree_root
 
     def present(name: str) -> Path | None:
         path = run.path / name
-        return path if path.is_file() and path.stat().st_size > 0 else None
+        return path if os.path.lexists(path) and not _empty(path) else None
 
     if path := present(DETAIL):
-        ctx.detail = _read_detail(path, findings)
+        ctx.detail = _read_detail(path, findings, root)
     if path := present(SUMMARY):
-        ctx.summary = _read_summary(path, findings)
-    for name in RECSUITE_FILES:
-        if path := present(name):
-            data = _read_json(path, findings)
-            if data is not None and not isinstance(data, dict):
-                findings.append(error("structure.unreadable", f"{name} is not a JSON object", path))
-                data = None
-            setattr(ctx, name.split(".")[0], data)
+        ctx.summary = _read_summary(path, findings, root)
+    if path := present("config.json"):
+        try:
+            ctx.config = record.read_config(path, root=root)
+        except RecordError as exc:
+            findings += record_findings(exc, path)
+    if path := present("result.json"):
+        try:
+            ctx.result = record.read_result(path, root=root)
+        except RecordError as exc:
+            findings += record_findings(exc, path)
     return ctx
 
 
@@ -338,17 +359,17 @@ class Judge:
 def judge_for(ctx: RunContext, rules_name: str | None, profile: str | None) -> tuple[Judge | None, list[Finding]]:
     """Pick the rule set, model, variant and profile for a run; a finding when none fits."""
     run = ctx.run
-    recorded = (ctx.config or {}).get("settings") or {}
-    cfg = (ctx.config or {}).get("config") or {}
-    name = rules_name or recorded.get("rules") or for_benchmark(run.benchmark)
+    recorded = ctx.config.settings if ctx.config is not None else None
+    cfg = ctx.config.config if ctx.config is not None else None
+    name = rules_name or (recorded.rules if recorded else None) or for_benchmark(run.benchmark)
     if name not in available():
         return None, [error("rules.unknown", f"rule set {name!r} does not exist (have {available()})", run.path)]
     try:
         rules = RuleSet.load(name)
     except SuiteError as exc:
         return None, [error("rules.unknown", str(exc), run.path)]
-    model = (cfg.get("model") or {}).get("name") if isinstance(cfg.get("model"), dict) else None
-    variant = recorded.get("variant")
+    model = cfg.model.name if cfg is not None else None
+    variant = recorded.variant if recorded is not None else None
     if model is None or variant not in rules.variants:
         try:
             parsed_model, parsed_variant = rules.parse_benchmark(run.benchmark)
@@ -357,7 +378,7 @@ def judge_for(ctx: RunContext, rules_name: str | None, profile: str | None) -> t
         model = model or parsed_model
         if variant not in rules.variants:
             variant = parsed_variant if parsed_variant in rules.variants else rules.default_variant
-    prof = profile or recorded.get("profile") or cfg.get("profile") or "official"
+    prof = profile or (recorded.profile if recorded else None) or (cfg.profile if cfg else None) or "official"
     if prof not in rules.profiles:
         return None, [error("rules.unknown", f"profile {prof!r} is not in rule set {name!r} (have {sorted(rules.profiles)})", run.path)]
     return Judge(rules=rules, model=str(model), variant=variant, profile=str(prof)), []
@@ -548,19 +569,19 @@ def check_config(ctx: RunContext, expected: Settings) -> list[Finding]:
     findings = []
     if config is not None:
         path = run.path / "config.json"
-        cfg = config.get("config") or {}
-        model = (cfg.get("model") or {}).get("name") if isinstance(cfg.get("model"), dict) else None
-        if model is None or run.benchmark not in (model, config.get("benchmark"), expected.benchmark):
+        cfg = config.config
+        model = cfg.model.name
+        if run.benchmark not in (model, config.benchmark, expected.benchmark):
             findings.append(error("consistency.config", f"config.json's model {model!r} is not the folder's {run.benchmark!r}", path))
-        if cfg.get("scenario") != run.scenario:
-            findings.append(error("consistency.config", f"config.json's scenario {cfg.get('scenario')!r} is not the folder's {run.scenario!r}", path))
-        if cfg.get("mode") != run.mode.value:
-            findings.append(error("consistency.config", f"config.json's mode {cfg.get('mode')!r} is not the folder's {run.mode.value!r}", path))
-        if cfg.get("system") not in (None, run.system):
-            findings.append(error("consistency.config", f"config.json's system {cfg.get('system')!r} is not the folder's {run.system!r}", path))
-        if cfg.get("audit"):
-            findings.append(error("consistency.config", f"config.json records a {cfg.get('audit')} audit run outside its audit folder", path))
-        queries = (config.get("dataset") or {}).get("queries")
+        if cfg.scenario != run.scenario:
+            findings.append(error("consistency.config", f"config.json's scenario {cfg.scenario!r} is not the folder's {run.scenario!r}", path))
+        if cfg.mode != run.mode.value:
+            findings.append(error("consistency.config", f"config.json's mode {cfg.mode!r} is not the folder's {run.mode.value!r}", path))
+        if cfg.system not in (None, run.system):
+            findings.append(error("consistency.config", f"config.json's system {cfg.system!r} is not the folder's {run.system!r}", path))
+        if cfg.audit:
+            findings.append(error("consistency.config", f"config.json records a {cfg.audit} audit run outside its audit folder", path))
+        queries = config.dataset.queries if config.dataset is not None else None
         if detail is not None and queries is not None and detail.get("qsl_reported_total_count") != queries:
             findings.append(
                 error(
@@ -571,25 +592,30 @@ def check_config(ctx: RunContext, expected: Settings) -> list[Finding]:
             )
     if result is not None:
         path = run.path / "result.json"
-        if config is not None and result.get("config") != config.get("config"):
+        if config is not None and result.config != config.config:
             findings.append(error("consistency.result", "result.json's config is not config.json's", path))
-        backend = (result.get("backend") or {}).get("name") if isinstance(result.get("backend"), dict) else None
-        wanted = ((config or {}).get("config") or {}).get("backend")
+        backend = result.backend.name if result.backend is not None else None
+        wanted = config.config.backend if config is not None else None
         if wanted is not None and backend not in (None, wanted):
             findings.append(error("consistency.result", f"result.json's backend {backend!r} is not config.json's {wanted!r}", path))
         if detail is not None and run.mode is Mode.PERFORMANCE:
-            claimed = (result.get("performance") or {}).get("validity")
+            claimed = result.performance.validity if result.performance is not None else None
             if claimed is not None and claimed != detail.get("result_validity"):
                 findings.append(
                     error("consistency.result", f"result.json says {claimed!r}, the detail log {detail.get('result_validity')!r}", path)
                 )
-        if result.get("errors"):
-            findings.append(error("consistency.result", f"result.json records run errors: {result['errors'][0]}", path))
+        if result.errors:
+            findings.append(error("consistency.result", f"result.json records run errors: {result.errors[0]}", path))
     return findings
 
 
 def read_accuracy_txt(path: Path) -> tuple[float | None, str | None]:
-    text = path.read_text(encoding="utf-8", errors="replace")
+    """accuracy.txt's AUC (percent) and ``hash=``, read bounded.
+
+    Raises:
+        RecordError: not a regular file, or over its cap.
+    """
+    text = record.read_text(path, record.TEXT_CAP_BYTES)
     lines = text.splitlines()
     auc = None
     if lines and (m := AUC_RE.match(lines[0])):
@@ -607,15 +633,21 @@ def check_accuracy(ctx: RunContext, expected: Settings) -> list[Finding]:
     if run.mode is not Mode.ACCURACY:
         return []
     report_path, log_path = run.path / "accuracy.txt", run.path / ACCURACY_LOG
-    if not report_path.is_file() or not log_path.is_file() or log_path.stat().st_size == 0:
+    if not os.path.lexists(report_path) or not os.path.lexists(log_path) or _empty(log_path):
         return []
     findings: list[Finding] = []
-    if _looks_binary(report_path):
-        return [error("structure.unreadable", "accuracy.txt is binary", report_path)]
-    reported, digest = read_accuracy_txt(report_path)
+    try:
+        if _binary(record.read_bytes(report_path, record.TEXT_CAP_BYTES, root=run.tree_root)[:4096]):
+            return [error("structure.unreadable", "accuracy.txt is binary", report_path)]
+        reported, digest = read_accuracy_txt(report_path)
+    except RecordError as exc:
+        return record_findings(exc, report_path)
     if reported is None:
         findings.append(error("accuracy.report", "accuracy.txt does not start with MLPerf's 'AUC=<percent>%' line", report_path))
-    raw = log_path.read_bytes()
+    try:
+        raw = record.read_bytes(log_path, record.ACCURACY_LOG_CAP_BYTES, root=run.tree_root)
+    except RecordError as exc:
+        return [*findings, *record_findings(exc, log_path)]
     try:
         responses = parse_accuracy_log(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
@@ -676,8 +708,9 @@ def check_accuracy(ctx: RunContext, expected: Settings) -> list[Finding]:
 
 
 def _reference(ctx: RunContext) -> list[float] | None:
-    ref = ((ctx.config or {}).get("dataset") or {}).get("reference_auc")
-    return [float(v) for v in ref] if isinstance(ref, list) and ref else None
+    dataset = ctx.config.dataset if ctx.config is not None else None
+    ref = dataset.reference_auc if dataset is not None else None
+    return list(ref) if ref else None
 
 
 def _gate(
@@ -708,14 +741,21 @@ def _labels(ctx: RunContext) -> tuple[np.ndarray, np.ndarray, list[float] | None
     where = ctx.run.path / "config.json"
     if config is None:
         return error("accuracy.labels", "no config.json names the dataset; the AUC cannot be recomputed", where)
+    data_path = config.dataset.path if config.dataset is not None else None
+    query_size = config.settings.query_size if config.settings is not None else None
+    seed = config.config.model.seed
+    if data_path is None or query_size is None:
+        missing = "dataset.path" if data_path is None else "settings.query_size"
+        return error("accuracy.labels", f"config.json lacks the dataset's path, query size or seed ({missing})", where)
+    # The record checked the spec's numbers; a quantile file it names is read only if it is a small regular file.
+    kind, _, quantiles = query_size.partition(":")
+    if kind == "file":
+        try:
+            record.read_bytes(Path(quantiles), record.TEXT_CAP_BYTES)
+        except RecordError as exc:
+            return error("accuracy.labels", f"the query-size file of config.json: {exc}", where)
     try:
-        data_path = Path(config["dataset"]["path"])
-        query_size = str(config["settings"]["query_size"])
-        seed = int(config["config"]["model"]["seed"])
-    except (KeyError, TypeError, ValueError) as exc:
-        return error("accuracy.labels", f"config.json lacks the dataset's path, query size or seed ({exc})", where)
-    try:
-        dataset = Dataset.load(data_path, in_memory=False)
+        dataset = Dataset.load(Path(data_path), in_memory=False)
         offsets = QuerySizes.parse(query_size).offsets(len(dataset), seed=seed)
     except SuiteError as exc:
         return error("accuracy.labels", f"the dataset is not available: {exc}", where)
@@ -775,23 +815,30 @@ def check_compliance(run: RunFolder, test: str, accuracy_target: float) -> list[
             findings.append(error("structure.missing-file", f"{test}/{name} is missing", base / name))
     if findings:
         return findings
-    for name in [f for f in files if f.startswith("verify_")]:
-        text = (base / name).read_text(encoding="utf-8", errors="replace")
+    try:
+        texts = {name: record.read_text(base / name, record.TEXT_CAP_BYTES) for name in files if name.startswith("verify_")}
+        audited = read_detail(base / "performance" / "run_1" / DETAIL).values
+    except RecordError as exc:
+        return [error("structure.unreadable", f"{test}: {exc}", base)]
+    for name, text in texts.items():
         if audit.PASS not in text.splitlines() and not (name == "verify_accuracy.txt" and _test01_fallback_ok(base, accuracy_target)):
             findings.append(error("compliance.failed", f"{test} {name} does not say TEST PASS", base / name))
     # Re-verify from the logs: a hand-written "TEST PASS" is not enough.
     scen = run.scenario_dir
-    audited = read_detail(base / "performance" / "run_1" / DETAIL).values
     ref_path = scen / "performance" / "run_1" / DETAIL
-    if ref_path.is_file():
-        verdict = audit.verify_performance(test, read_detail(ref_path).values, audited, ref_path, base / "performance/run_1" / DETAIL)
+    try:
+        reference = read_detail(ref_path).values if ref_path.is_file() else None
+    except RecordError:
+        reference = None  # the run's own check reports it
+    if reference is not None:
+        verdict = audit.verify_performance(test, reference, audited, ref_path, base / "performance/run_1" / DETAIL)
         if not verdict.passed and not findings:
             findings.append(error("compliance.failed", f"{test} performance re-verified from the logs: {verdict.lines[-1]}", base))
     acc_ref = scen / "accuracy" / ACCURACY_LOG
     if test == "TEST01" and acc_ref.is_file():
         try:
             verdict = audit.verify_accuracy(audit.accuracy_entries(acc_ref), audit.accuracy_entries(base / "accuracy" / ACCURACY_LOG))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecordError):
             verdict = None  # a truncated (submission) accuracy log: the verify file stands
         if verdict is not None and not verdict.passed and not _test01_fallback_ok(base, accuracy_target) and not findings:
             findings.append(error("compliance.failed", "TEST01 accuracy re-verified from the logs: TEST FAIL", base))
@@ -804,7 +851,7 @@ def _test01_fallback_ok(base: Path, accuracy_target: float) -> bool:
     try:
         baseline, _ = read_accuracy_txt(base / "accuracy" / "baseline_accuracy.txt")
         compliance, _ = read_accuracy_txt(base / "accuracy" / "compliance_accuracy.txt")
-    except OSError:
+    except (OSError, RecordError):
         return False
     return baseline is not None and compliance is not None and auc_delta_ok(baseline, compliance, accuracy_target)
 

@@ -361,7 +361,7 @@ class _Record:
     """Base of every record section: unknown keys kept in ``extra``, known keys present in ``keys``."""
 
     #: Keys the source held that this section does not declare (a newer writer's), generically bounded.
-    extra: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
     #: The declared keys the source held, in its order (``to_dict`` writes these back); None: all.
     keys: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
 

@@ -15,6 +15,7 @@ whose ``valid`` is false and whose ``errors`` say why.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from suite import record
 from suite.config import Scenario
 from suite.metrics import auc
 
@@ -48,25 +50,37 @@ class DetailLog:
 
 
 def read_detail(path: Path) -> DetailLog:
-    """Parse LoadGen's detail log; lines that are not ``:::MLLOG {json}`` are counted, not fatal."""
+    """Parse LoadGen's detail log (read bounded: a regular file of at most ``DETAIL_CAP_BYTES``).
+
+    Raises:
+        RecordError: not a regular file, or over the cap.
+    """
+    return parse_detail(record.read_text(path, record.DETAIL_CAP_BYTES))
+
+
+def parse_detail(text: str) -> DetailLog:
+    """The detail log's text parsed; lines that are not ``:::MLLOG {json object with a "key"}`` are
+    counted, not fatal (a hostile line, nested deep or of the wrong shape, included)."""
     out = DetailLog()
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            if not line.startswith(MLLOG_PREFIX):
-                out.unparsed_lines += 1
-                continue
-            try:
-                entry = json.loads(line[len(MLLOG_PREFIX):])
-                key = entry["key"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                out.unparsed_lines += 1
-                continue
-            meta = entry.get("metadata") or {}
-            if meta.get("is_error"):
-                out.errors.append(f"{key}: {entry.get('value')}")
-            elif meta.get("is_warning"):
-                out.warnings.append(f"{key}: {entry.get('value')}")
-            out.values.setdefault(key, entry.get("value"))
+    for line in text.splitlines():
+        if not line.startswith(MLLOG_PREFIX):
+            out.unparsed_lines += 1
+            continue
+        try:
+            entry = json.loads(line[len(MLLOG_PREFIX):])
+        except (ValueError, RecursionError):
+            entry = None
+        key = entry.get("key") if isinstance(entry, dict) else None
+        if not isinstance(key, str):
+            out.unparsed_lines += 1
+            continue
+        meta = entry.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
+        if meta.get("is_error"):
+            out.errors.append(f"{key}: {entry.get('value')}")
+        elif meta.get("is_warning"):
+            out.warnings.append(f"{key}: {entry.get('value')}")
+        out.values.setdefault(key, entry.get("value"))
     return out
 
 
@@ -77,21 +91,25 @@ def read_summary(path: Path) -> dict[str, str]:
     ``99.00 percentile latency (ns)``...); the error and warning count lines are kept under
     ``errors`` and ``warnings`` (``0`` for "No errors encountered during test.").
     """
+    return parse_summary(record.read_text(path, record.TEXT_CAP_BYTES))
+
+
+def parse_summary(text: str) -> dict[str, str]:
+    """The summary log's text as :func:`read_summary` returns it."""
     out: dict[str, str] = {}
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for raw in handle:
-            line = raw.strip()
-            if line.startswith("No errors encountered"):
-                out.setdefault("errors", "0")
-            elif line.startswith("No warnings encountered"):
-                out.setdefault("warnings", "0")
-            elif " ERROR" in line and line.split(" ", 1)[0].isdigit():
-                out.setdefault("errors", line.split(" ", 1)[0])
-            elif " warning" in line and line.split(" ", 1)[0].isdigit():
-                out.setdefault("warnings", line.split(" ", 1)[0])
-            elif ":" in line:
-                label, _, value = line.partition(":")
-                out.setdefault(label.strip(), value.strip())
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("No errors encountered"):
+            out.setdefault("errors", "0")
+        elif line.startswith("No warnings encountered"):
+            out.setdefault("warnings", "0")
+        elif " ERROR" in line and line.split(" ", 1)[0].isdigit():
+            out.setdefault("errors", line.split(" ", 1)[0])
+        elif " warning" in line and line.split(" ", 1)[0].isdigit():
+            out.setdefault("warnings", line.split(" ", 1)[0])
+        elif ":" in line:
+            label, _, value = line.partition(":")
+            out.setdefault(label.strip(), value.strip())
     return out
 
 
@@ -133,28 +151,41 @@ def performance(detail: DetailLog, scenario: Scenario) -> dict[str, Any]:
 
 
 def number(value: Any) -> float | None:
-    """A JSON or detail-log value as a float, or None if it is not a number (booleans are not)."""
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A JSON or detail-log value as a float, or None if it is not a finite number (booleans are not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        out = float(value)
+    except OverflowError:  # an integer beyond float's range
+        return None
+    return out if math.isfinite(out) else None
 
 
 def read_accuracy_log(path: Path) -> dict[int, np.ndarray]:
-    """``mlperf_log_accuracy.json`` as {qsl_idx: float32 scores}, de-duplicated by qsl_idx."""
-    return parse_accuracy_log(path.read_text())
+    """``mlperf_log_accuracy.json`` as {qsl_idx: float32 scores}, de-duplicated by qsl_idx (read bounded)."""
+    return parse_accuracy_log(record.read_text(path, record.ACCURACY_LOG_CAP_BYTES))
 
 
 def parse_accuracy_log(text: str) -> dict[int, np.ndarray]:
     """The text of an accuracy log as :func:`read_accuracy_log` returns it.
 
     Raises:
-        ValueError: not a JSON list (``json.JSONDecodeError`` for bad JSON); KeyError or TypeError
-            for an entry without ``qsl_idx`` and hex ``data``.
+        ValueError: not a JSON list (``json.JSONDecodeError`` for bad JSON), nested too deep, or a
+            ``qsl_idx`` that is not a non-negative integer; KeyError or TypeError for an entry
+            without ``qsl_idx`` and hex ``data``.
     """
-    entries = json.loads(text)
+    try:
+        entries = json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deep") from None
     if not isinstance(entries, list):
         raise ValueError("not a JSON list")
     out: dict[int, np.ndarray] = {}
     for entry in entries:
-        idx = int(entry["qsl_idx"])
+        qsl_idx = entry["qsl_idx"]
+        if not isinstance(qsl_idx, int) or isinstance(qsl_idx, bool) or qsl_idx < 0:
+            raise ValueError(f"qsl_idx {str(qsl_idx)[:40]!r} is not a sample index")
+        idx = qsl_idx
         if idx not in out:
             out[idx] = np.frombuffer(bytes.fromhex(entry["data"]), dtype=np.float32)
     return out
