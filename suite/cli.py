@@ -492,30 +492,38 @@ def data_import(
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def summary(paths: tuple[Path, ...]) -> None:
-    """Print a table of the results under PATHS (default: results/)."""
+    """Print a table of the results under PATHS (default: results/).
+
+    A result.json that cannot be read safely or breaks the record format is a row with status
+    ``damaged`` and one warning line on stderr naming the problem (``suite check`` lists them all).
+    """
+    from suite import record
+    from suite.errors import RecordError
+
     rows = []
     for root in paths or (Path("results"),):
-        for result in sorted(root.rglob("result.json")):
+        for path in sorted(root.rglob("result.json")):
             try:
-                data = json.loads(result.read_text())
-            except (OSError, json.JSONDecodeError):
-                rows.append((str(result.parent), "", "", "", "", "unreadable"))
+                data = record.read_result(path, root=root)
+            except RecordError as exc:
+                click.echo(f"warning: {path}: {record.describe(exc, path.name)[0]}", err=True)
+                rows.append((str(path.parent), "", "", "-", "-", "damaged"))
                 continue
-            cfg = data.get("config", {})
-            if "accuracy" in data:
-                value = f"AUC {100 * data['accuracy']['auc']:.2f}%"
+            cfg = data.config
+            if data.accuracy is not None and data.accuracy.auc is not None:
+                value = f"AUC {100 * data.accuracy.auc:.2f}%"
             else:
-                metric = data.get("performance", {}).get("metric", {})
-                v = metric.get("value")
-                value = f"{v:,.1f} {metric.get('units')}" if isinstance(v, (int, float)) else "-"
-            items = data.get("harness", {}).get("items_per_second")
+                metric = data.performance.metric if data.performance is not None else None
+                v = metric.value if metric is not None else None
+                value = f"{v:,.1f} {metric.units}" if metric is not None and v is not None else "-"
+            items = data.harness.items_per_second if data.harness is not None else None
             rows.append((
-                cfg.get("system", ""),
-                cfg.get("model", {}).get("name", ""),
-                f"{cfg.get('scenario', '')}/{cfg.get('mode', '')}",
+                cfg.system or "",
+                cfg.model.name,
+                f"{cfg.scenario}/{cfg.mode}",
                 value,
                 f"{items:,.0f}" if items else "-",
-                data.get("status", ""),
+                data.status or "",
             ))
     if not rows:
         raise ConfigError(f"no result.json under {', '.join(str(p) for p in paths or (Path('results'),))}")

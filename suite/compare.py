@@ -12,17 +12,19 @@ where a system has several Server runs of a model); the Markdown table is return
 from __future__ import annotations
 
 import html
-import json
 import math
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from suite import record
 from suite.check import RunFolder, discover, read_accuracy_txt
 from suite.config import Mode, Scenario
-from suite.errors import ConfigError, UnknownNameError
-from suite.results import DETAIL, number, performance, read_detail
+from suite.errors import ConfigError, RecordError, UnknownNameError
+from suite.record import ConfigRecord, PowerRecord, ResultRecord
+from suite.results import DETAIL, number, parse_detail, performance
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,16 +53,33 @@ def vendor_of(name: str) -> str:
 
 
 def _json(path: Path) -> dict[str, Any]:
+    """A submission's own JSON (systems, measurements), read bounded; {} when absent or unreadable."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return record.read_object(path) if os.path.lexists(path) else {}
+    except RecordError:
         return {}
-    return data if isinstance(data, dict) else {}
+
+
+_R = TypeVar("_R", ConfigRecord, ResultRecord, PowerRecord)
+
+
+def _read(kind: type[_R], path: Path, root: Path, damage: list[str]) -> _R | None:
+    """``path`` as a record; None when absent; a damaged file adds its first problem to ``damage``."""
+    if not os.path.lexists(path):
+        return None
+    try:
+        return kind.read(path, root=root)
+    except RecordError as exc:
+        damage.append(record.describe(exc, path.name)[0])
+        return None
 
 
 def _reported_auc(path: Path) -> float | None:
-    """The AUC of accuracy.txt's first line, MLPerf's ``AUC=<percent>%``; None without one."""
-    return read_accuracy_txt(path)[0] if path.is_file() else None
+    """The AUC of accuracy.txt's first line, MLPerf's ``AUC=<percent>%``; None without one or unreadable."""
+    try:
+        return read_accuracy_txt(path)[0] if os.path.lexists(path) else None
+    except RecordError:
+        return None
 
 
 def _system_json(run: RunFolder) -> dict[str, Any]:
@@ -69,9 +88,17 @@ def _system_json(run: RunFolder) -> dict[str, Any]:
 
 
 def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
-    result = _json(run.path / "result.json")
-    config = _json(run.path / "config.json")
-    detail = read_detail(run.path / DETAIL) if (run.path / DETAIL).is_file() else None
+    """One performance run as a row; a damaged record or log makes a DAMAGED row, never an exception."""
+    damage: list[str] = []
+    root = run.tree_root
+    result = _read(ResultRecord, run.path / "result.json", root, damage)
+    config = _read(ConfigRecord, run.path / "config.json", root, damage)
+    detail = None
+    if os.path.lexists(run.path / DETAIL):
+        try:
+            detail = parse_detail(record.read_text(run.path / DETAIL, record.DETAIL_CAP_BYTES, root=root))
+        except RecordError as exc:
+            damage.append(record.describe(exc, DETAIL)[0])
     get = detail.get if detail is not None else (lambda key, default=None: default)
     scenario = run.scenario
     # The scenario's LoadGen metric, as result.json records it; a stream scenario's is a latency.
@@ -83,9 +110,9 @@ def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
     else:
         throughput, units = value, "samples/s" if scenario == "Offline" else "queries/s"
     p99 = number(get("result_99.00_percentile_latency_ns"))
-    backend = result.get("backend") or {}
-    cfg = result.get("config") or config.get("config") or {}
-    env = result.get("environment") or config.get("environment") or {}
+    backend = result.backend if result is not None else None
+    cfg = result.config if result is not None else config.config if config is not None else None
+    env = (result.environment if result is not None else None) or (config.environment if config is not None else None)
     if run.submission:
         system = _system_json(run)
         accel = str(system.get("accelerator_model_name") or "N/A")
@@ -101,24 +128,27 @@ def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
         model = run.benchmark
         source = f"submission ({org})"
     else:
-        device = str(backend.get("device") or "")
+        device = (backend.device if backend is not None else None) or ""
         on_cpu = device.lower() in ("", "cpu", "none") or device.lower().startswith("cpu")
-        accelerator = str(env.get("cpu") or "CPU") if on_cpu else device
-        backend_name = str(backend.get("name") or cfg.get("backend") or "")
-        precision = str(backend.get("precision") or cfg.get("precision") or "")
+        accelerator = ((env.cpu if env is not None else None) or "CPU") if on_cpu else device
+        backend_name = (backend.name if backend is not None else None) or (cfg.backend if cfg is not None else None) or ""
+        precision = (backend.precision if backend is not None else None) or (cfg.precision if cfg is not None else None) or ""
         vendor = vendor_of(accelerator)
-        model = str(result.get("benchmark") or config.get("benchmark") or run.benchmark)
+        model = (result.benchmark if result is not None else None) or (config.benchmark if config is not None else None) or run.benchmark
         source = "results"
     auc = None
     if accuracy is not None:
-        acc_result = _json(accuracy.path / "result.json")
-        auc = number((acc_result.get("accuracy") or {}).get("auc"))
+        acc_result = _read(ResultRecord, accuracy.path / "result.json", accuracy.tree_root, [])
+        auc = acc_result.accuracy.auc if acc_result is not None and acc_result.accuracy is not None else None
         auc = 100 * auc if auc is not None else _reported_auc(accuracy.path / "accuracy.txt")
-    power = _json(run.path / "power.json") or (result.get("power") or {})
+    power = _read(PowerRecord, run.path / "power.json", root, damage) or (result.power if result is not None else None)
     validity = get("result_validity")
-    errors = list(result.get("errors") or []) + (detail.errors if detail is not None else [])
-    valid = validity == "VALID" and not errors
-    status = "VALID" if valid else f"INVALID{': ' + errors[0] if errors else ''}"
+    errors = list(result.errors if result is not None else ()) + (detail.errors if detail is not None else [])
+    valid = validity == "VALID" and not errors and not damage
+    if damage:
+        status, throughput = f"DAMAGED: {damage[0]}", None
+    else:
+        status = "VALID" if valid else f"INVALID{': ' + errors[0] if errors else ''}"
     if accuracy is None:
         status += " (no accuracy run)"
     return {
@@ -133,9 +163,9 @@ def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
         "units": units,
         "p99_latency_ms": p99 / 1e6 if p99 is not None else None,
         "accuracy_auc": auc,
-        "power_w": number(power.get("average_w")),
-        "power_source": power.get("measured", "not measured" if not power else None) or "not measured",
-        "samples_per_j": number(power.get("samples_per_j")),
+        "power_w": power.average_w if power is not None else None,
+        "power_source": (power.measured if power is not None else None) or "not measured",
+        "samples_per_j": power.samples_per_j if power is not None else None,
         "valid": bool(valid),
         "status": status,
         "source": str(run.path),
