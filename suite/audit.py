@@ -85,10 +85,15 @@ def accuracy_entries(path: Path) -> list[dict[str, Any]]:
     Raises:
         ValueError: the file is not a JSON list of ``{"qsl_idx", "data"}`` objects.
     """
+    from suite import record
+    from suite.errors import RecordError
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"not text: {exc}") from None
+        data = json.loads(record.read_text(path, record.ACCURACY_LOG_CAP_BYTES))
+    except RecordError as exc:
+        raise ValueError(str(exc)) from None
+    except RecursionError:
+        raise ValueError("nested too deep") from None
     if not isinstance(data, list) or not all(isinstance(e, dict) and "qsl_idx" in e and "data" in e for e in data):
         raise ValueError("not a list of {qsl_idx, data} entries")
     return data

@@ -12,12 +12,13 @@ These checks are pure: a tree in, findings out (see ``suite.check``).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from suite import record
+from suite.errors import RecordError
 from suite.results import ACCURACY_LOG, DETAIL, SUMMARY
 
 if TYPE_CHECKING:
@@ -200,8 +201,8 @@ def _check_system(org: Path, system: str, division: str, submitter: str) -> list
     if not path.is_file():
         return [error("submission.system", f"systems/{system}.json is missing", path)]
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = record.read_json(path)
+    except RecordError as exc:
         return [error("submission.system", f"systems/{system}.json is not JSON ({exc})", path)]
     if not isinstance(data, dict):
         return [error("submission.system", f"systems/{system}.json is not a JSON object", path)]
@@ -254,8 +255,8 @@ def _check_scenario(org: Path, system: str, bench: str, scen_dir: Path) -> list[
             findings.append(error("submission.measurements", f"no {system}.json measurements file", measured))
         for path in jsons:
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                data = record.read_json(path)
+            except RecordError as exc:
                 findings.append(error("submission.measurements", f"{path.name} is not JSON ({exc})", path))
                 continue
             for problem in measurement_problems(data if isinstance(data, dict) else {}):

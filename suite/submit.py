@@ -31,12 +31,17 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from suite.audit import RESULT_FIELD
 from suite.check import CheckReport, RunFolder, check, discover, table
 from suite.config import Mode
-from suite.errors import ConfigError, RefusedError, ResultExistsError
+from suite import record
+from suite.errors import ConfigError, RecordError, RefusedError, ResultExistsError
+from suite.record import (
+    AccuracyRecord, BackendRecord, ConfigRecord, EnvironmentRecord, MetricRecord, PerformanceRecord, ResultRecord, RunConfigRecord,
+    SettingsRecord,
+)  # fmt: skip
 from suite.results import ACCURACY_LOG, DETAIL, SUMMARY, read_detail
 from suite.submission import (
     AUDIT_OPTIONAL,
@@ -109,12 +114,12 @@ class ScenarioRuns:
     benchmark: str
     rules: str
     profile: str
-    config: dict[str, Any]
-    settings: dict[str, Any]
-    backend: dict[str, Any]
-    environment: dict[str, Any]
-    accuracy: dict[str, Any]
-    performance: dict[str, Any]
+    config: RunConfigRecord
+    settings: SettingsRecord
+    backend: BackendRecord
+    environment: EnvironmentRecord
+    accuracy: AccuracyRecord
+    performance: PerformanceRecord
     audits: list[str] = field(default_factory=list)
 
 
@@ -206,12 +211,15 @@ def _refuse_escapes(root: Path) -> None:
         raise RefusedError(f"names with whitespace under {root}: {', '.join(bad)}; no submission written")
 
 
-def _json(path: Path) -> dict[str, Any]:
+_R = TypeVar("_R", ConfigRecord, ResultRecord)
+
+
+def _record(kind: type[_R], path: Path) -> _R:
+    """A run's record, bounded and validated (``suite check`` passed it; this guards a change since)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RefusedError(f"{path} cannot be read ({exc}); no submission written") from None
-    return data if isinstance(data, dict) else {}
+        return kind.read(path)
+    except RecordError as exc:
+        raise RefusedError(f"{path}: {record.describe(exc, path.name)[0]}; no submission written") from None
 
 
 def _scenarios(runs: list[RunFolder]) -> list[ScenarioRuns]:
@@ -224,17 +232,20 @@ def _scenarios(runs: list[RunFolder]) -> list[ScenarioRuns]:
         for name in (perf.system, perf.benchmark, perf.scenario):  # the accuracy run's are the same folders
             if why := bad_name(name):
                 raise ConfigError(f"{name!r} {why} ({perf.path})")
-        pconf, aconf = _json(perf.path / "config.json"), _json(acc.path / "config.json")
-        presult, aresult = _json(perf.path / "result.json"), _json(acc.path / "result.json")
-        keys = ("benchmark", "rules", "variant", "profile")
-        pset = {k: pconf.get(k, (pconf.get("settings") or {}).get(k)) for k in keys}
-        aset = {k: aconf.get(k, (aconf.get("settings") or {}).get(k)) for k in keys}
+        pconf, aconf = _record(ConfigRecord, perf.path / "config.json"), _record(ConfigRecord, acc.path / "config.json")
+        presult, aresult = _record(ResultRecord, perf.path / "result.json"), _record(ResultRecord, acc.path / "result.json")
+
+        def recorded(conf: ConfigRecord) -> dict[str, str | None]:
+            st = conf.settings or SettingsRecord()
+            return {"benchmark": conf.benchmark or st.benchmark, "rules": st.rules, "variant": st.variant, "profile": st.profile}
+
+        pset, aset = recorded(pconf), recorded(aconf)
         if pset != aset:
             raise RefusedError(f"{scen_dir}: the performance and accuracy runs differ in {pset} vs {aset}")
         benchmark = str(pset["benchmark"] or perf.benchmark)
         if why := bad_name(benchmark):
             raise ConfigError(f"benchmark {benchmark!r} {why}")
-        settings = pconf.get("settings") or {}
+        settings = pconf.settings or SettingsRecord()
         out.append(
             ScenarioRuns(
                 system=perf.system,
@@ -242,14 +253,14 @@ def _scenarios(runs: list[RunFolder]) -> list[ScenarioRuns]:
                 scenario=perf.scenario,
                 source=scen_dir,
                 benchmark=benchmark,
-                rules=str(settings.get("rules")),
-                profile=str(settings.get("profile")),
-                config=pconf.get("config") or {},
+                rules=str(settings.rules),
+                profile=str(settings.profile),
+                config=pconf.config,
                 settings=settings,
-                backend=presult.get("backend") or {},
-                environment=presult.get("environment") or {},
-                accuracy=aresult.get("accuracy") or {},
-                performance=presult.get("performance") or {},
+                backend=presult.backend or BackendRecord(),
+                environment=presult.environment or EnvironmentRecord(),
+                accuracy=aresult.accuracy or AccuracyRecord(),
+                performance=presult.performance or PerformanceRecord(),
                 audits=sorted(t for t in AUDIT_SETS if (scen_dir / t).is_dir()),
             )
         )
@@ -263,8 +274,8 @@ def _user_systems(path: Path | None, system: str) -> dict[str, Any]:
     if path is None:
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        data = record.read_json(path)
+    except RecordError as exc:
         raise ConfigError(f"'system-json' {str(path)!r} is not readable JSON ({exc})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"'system-json' {str(path)!r} must hold a JSON object")
@@ -281,7 +292,7 @@ def _system_json(request: SubmitRequest, scenarios: list[ScenarioRuns]) -> dict[
     first = scenarios[0]
     system = first.system
     env = first.environment
-    devices = {str(s.backend.get("device", "cpu")) for s in scenarios}
+    devices = {s.backend.device or "cpu" for s in scenarios}
     accelerated = sorted(d for d in devices if _accelerator(d))
     auto: dict[str, Any] = {}
     for device in accelerated[:1]:
@@ -289,15 +300,15 @@ def _system_json(request: SubmitRequest, scenarios: list[ScenarioRuns]) -> dict[
         m = re.fullmatch(r"(.+) \((\d+) GiB\)", device)
         if m:
             auto.update(accelerator_model_name=m.group(1), accelerator_memory_capacity=f"{m.group(2)} GB")
-    if env.get("hostname") == socket.gethostname():
+    if env.hostname == socket.gethostname():
         auto.update(sysinfo.probe(with_accelerators=bool(accelerated)))
-    elif env.get("cpu"):
-        auto["host_processor_model_name"] = env["cpu"]
+    elif env.cpu:
+        auto["host_processor_model_name"] = env.cpu
     if not accelerated:
         auto.update(sysinfo.NO_ACCELERATOR)
-    versions = env.get("versions") or {}
+    versions = env.versions
     frameworks = sorted({_framework(s.backend) for s in scenarios})
-    stack = [f"Python {env['python']}"] if env.get("python") else []
+    stack = [f"Python {env.python}"] if env.python else []
     stack += [f"{name} {versions[name]}" for name in ("mlcommons-loadgen", "numpy", "recsuite") if name in versions]
     auto.update(
         {
@@ -308,7 +319,7 @@ def _system_json(request: SubmitRequest, scenarios: list[ScenarioRuns]) -> dict[
             "framework": ", ".join(frameworks),
             "other_software_stack": ", ".join(stack),
             "sw_notes": f"recsuite {versions.get('recsuite', '')}, backend(s) "
-            + ", ".join(sorted({f"{s.backend.get('name')} ({s.backend.get('device')}, {s.backend.get('precision')})" for s in scenarios})),
+            + ", ".join(sorted({f"{s.backend.name} ({s.backend.device}, {s.backend.precision})" for s in scenarios})),
         }
     )
     data = {k: "" for k in SYSTEM_FIELDS}
@@ -326,10 +337,10 @@ def _accelerator(device: str) -> bool:
     return not (d in ("", "none", "null") or d.startswith("cpu"))
 
 
-def _framework(backend: Mapping[str, Any]) -> str:
-    name = str(backend.get("name", ""))
+def _framework(backend: BackendRecord) -> str:
+    name = backend.name or ""
     label = FRAMEWORKS.get(name, name)
-    version = backend.get("version")
+    version = backend.version
     return f"{label} {version}" if version and name != "null" else label
 
 
@@ -365,12 +376,12 @@ def _build(org: Path, backup: Path, s: ScenarioRuns, system: dict[str, Any], req
 
 
 def _measurements(s: ScenarioRuns) -> dict[str, Any]:
-    precision = str(s.backend.get("precision") or s.config.get("precision") or "fp32")
-    model = s.config.get("model") or {}
+    precision = s.backend.precision or s.config.precision or "fp32"
+    model = s.config.model
     return {
         "input_data_types": "fp32 (dense features), int64 (sparse indices)",
         "retraining": "No",
-        "starting_weights_filename": f"{model.get('name')} generated by recsuite (scale {model.get('scale')}, seed {model.get('seed')}); "
+        "starting_weights_filename": f"{model.name} generated by recsuite (scale {model.scale}, seed {model.seed}); "
         "no checkpoint file",
         "weight_data_types": precision,
         "weight_transformations": "none" if precision == "fp32" else f"fp32 weights cast to {precision} at load",
@@ -379,22 +390,26 @@ def _measurements(s: ScenarioRuns) -> dict[str, Any]:
 
 def _user_conf(s: ScenarioRuns) -> str:
     """The settings the run gave LoadGen beyond its built-in mlperf.conf, as user.conf lines."""
-    st, key = s.settings, f"{s.settings.get('loadgen_model')}.{s.scenario}"
+    st, key = s.settings, f"{s.settings.loadgen_model}.{s.scenario}"
     lines = [f"# The LoadGen settings of {s.benchmark} {s.scenario} (recsuite rules {s.rules!r}, profile {s.profile!r})."]
     if s.scenario in ("Server", "Offline"):
-        lines.append(f"{key}.target_qps = {st.get('target_qps')}")
+        lines.append(f"{key}.target_qps = {st.target_qps}")
     if s.scenario == "Server":
-        lines.append(f"{key}.target_latency = {int(st.get('target_latency_ns', 0)) / 1e6:g}")
+        lines.append(f"{key}.target_latency = {(st.target_latency_ns or 0) / 1e6:g}")
     if s.scenario != "Offline":
-        lines.append(f"{key}.target_latency_percentile = {100 * float(st.get('target_latency_percentile', 0.99)):g}")
-    lines.append(f"{key}.min_duration = {st.get('min_duration_ms')}")
-    lines.append(f"{key}.min_query_count = {st.get('min_query_count')}")
-    if st.get("performance_sample_count"):
-        lines.append(f"{key}.performance_sample_count_override = {st.get('performance_sample_count')}")
-    user_conf = s.config.get("user_conf")
+        pct = st.target_latency_percentile if st.target_latency_percentile is not None else 0.99
+        lines.append(f"{key}.target_latency_percentile = {100 * pct:g}")
+    lines.append(f"{key}.min_duration = {st.min_duration_ms}")
+    lines.append(f"{key}.min_query_count = {st.min_query_count}")
+    if st.performance_sample_count:
+        lines.append(f"{key}.performance_sample_count_override = {st.performance_sample_count}")
+    user_conf = s.config.user_conf
     if user_conf and Path(user_conf).is_file():
         lines.append(f"# The run's own user.conf ({Path(user_conf).name}), applied on top:")
-        lines += Path(user_conf).read_text().splitlines()
+        try:
+            lines += record.read_text(Path(user_conf), record.TEXT_CAP_BYTES).splitlines()
+        except RecordError as exc:
+            raise RefusedError(f"the run's user.conf: {exc}; no submission written") from None
     return "\n".join(lines) + "\n"
 
 
@@ -426,20 +441,26 @@ def run_command(config: Mapping[str, Any], mode: str, audit: str | None = None) 
 
 
 def _commands(s: ScenarioRuns) -> list[str]:
-    cmds = [run_command(s.config, "performance"), run_command(s.config, "accuracy")]
-    cmds += [run_command(s.config, "performance", audit=t) for t in s.audits]
+    config = s.config.to_dict()
+    cmds = [run_command(config, "performance"), run_command(config, "accuracy")]
+    cmds += [run_command(config, "performance", audit=t) for t in s.audits]
     return cmds
 
 
+def _value(value: float | None) -> str:
+    """A metric as result.json wrote it (LoadGen's integers stay integers)."""
+    return str(int(value)) if value is not None and value.is_integer() else str(value)
+
+
 def _scenario_readme(s: ScenarioRuns, request: SubmitRequest) -> str:
-    metric = (s.performance.get("metric") or {})
+    metric = s.performance.metric or MetricRecord()
     return (
         f"# {s.benchmark} {s.scenario} on {s.system}\n\n"
-        f"Made with recsuite (rules `{s.rules}`, variant `{s.settings.get('variant')}`, profile `{s.profile}`), "
-        f"backend `{s.backend.get('name')}` {s.backend.get('version', '')} on `{s.backend.get('device')}`, "
-        f"precision `{s.backend.get('precision')}`.\n\n"
-        f"Result: {metric.get('value')} {metric.get('units')}; accuracy AUC {100 * float(s.accuracy.get('auc', 0.0)):.3f}% "
-        f"(reference: {s.accuracy.get('reference_source', 'the dataset')}).\n\n"
+        f"Made with recsuite (rules `{s.rules}`, variant `{s.settings.variant}`, profile `{s.profile}`), "
+        f"backend `{s.backend.name}` {s.backend.version or ''} on `{s.backend.device}`, "
+        f"precision `{s.backend.precision}`.\n\n"
+        f"Result: {_value(metric.value)} {metric.units}; accuracy AUC {100 * (s.accuracy.auc or 0.0):.3f}% "
+        f"(reference: {s.accuracy.reference_source or 'the dataset'}).\n\n"
         "## Reproduce\n\n```sh\n" + "\n".join(_commands(s)) + "\n"
         f"suite submit --results results --org {shlex.quote(request.org)} --division {request.division} "
         f"--out {shlex.quote(request.out.name)}\n```\n"
@@ -457,13 +478,13 @@ def _write_shared(org: Path, scenarios: list[ScenarioRuns], systems: dict[str, d
         path = org / "code" / bench / "README.md"
         path.parent.mkdir(parents=True, exist_ok=True)
         body = [f"# {bench}: recsuite\n", "The benchmark runs on recsuite (`pip install recsuite`), driven by MLPerf's LoadGen "
-                f"{(mine[0].environment.get('versions') or {}).get('mlcommons-loadgen', '')}.\n", "## Reproduce\n"]  # fmt: skip
+                f"{mine[0].environment.versions.get('mlcommons-loadgen', '')}.\n", "## Reproduce\n"]  # fmt: skip
         for s in mine:
             body.append(f"### {s.system} {s.scenario}\n\n```sh\n" + "\n".join(_commands(s)) + "\n```\n")
         path.write_text("\n".join(body))
     doc = org / "documentation" / "calibration.md"
     doc.parent.mkdir(parents=True, exist_ok=True)
-    precisions = sorted({str(s.backend.get("precision", "fp32")) for s in scenarios})
+    precisions = sorted({s.backend.precision or "fp32" for s in scenarios})
     doc.write_text(
         "# Calibration\n\nNo calibration or quantization: the weights are recsuite's generated fp32 weights, "
         f"run at {', '.join(precisions)}; no calibration data set was used.\n"
@@ -500,7 +521,7 @@ def _csv_row(s: ScenarioRuns, system: dict[str, Any], request: SubmitRequest, re
         "MlperfModel": s.benchmark,
         "Scenario": s.scenario,
         "Result": result,
-        "Accuracy": f"AUC: {100 * float(s.accuracy.get('auc', 0.0)):.3f}",
+        "Accuracy": f"AUC: {100 * (s.accuracy.auc or 0.0):.3f}",
         "number_of_nodes": system.get("number_of_nodes"),
         "host_processor_model_name": system.get("host_processor_model_name"),
         "host_processors_per_node": system.get("host_processors_per_node"),

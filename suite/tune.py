@@ -26,7 +26,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
-import json
 import math
 import threading
 import time
@@ -213,8 +212,11 @@ class TunedSetting:
 
 def load_tuned(path: Path) -> TunedSetting:
     """Read a ``tuned.json`` written by :func:`tune`."""
+    from suite import record
+    from suite.errors import RecordError
+
     try:
-        data = json.loads(path.read_text())
+        data = record.read_object(path)
         return TunedSetting(
             path=path,
             model=str(data["model"]["name"]),
@@ -222,8 +224,8 @@ def load_tuned(path: Path) -> TunedSetting:
             threads=int(data["threads"]),
             options=tuple((str(k), str(v)) for k, v in data["options"].items()),
         )
-    except OSError as exc:
-        raise ConfigError(f"'tuned' file {str(path)!r} cannot be read ({exc.strerror})") from None
+    except RecordError as exc:
+        raise ConfigError(f"'tuned' file {str(path)!r} cannot be read ({exc})") from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"'tuned' file {str(path)!r} is not a tuned setting ({type(exc).__name__}: {exc})") from None
 
