@@ -242,6 +242,8 @@ class RunContext:
     summary: dict[str, str] | None = None
     config: ConfigRecord | None = None
     result: ResultRecord | None = None
+    #: Files that are there but were refused (reported already): not "missing" to later checks.
+    damaged: set[str] = field(default_factory=set)
 
 
 def record_findings(exc: RecordError, path: Path) -> list[Finding]:
@@ -335,11 +337,13 @@ def read_run(run: RunFolder, findings: list[Finding]) -> RunContext:
             ctx.config = record.read_config(path, root=root)
         except RecordError as exc:
             findings += record_findings(exc, path)
+            ctx.damaged.add(path.name)
     if path := present("result.json"):
         try:
             ctx.result = record.read_result(path, root=root)
         except RecordError as exc:
             findings += record_findings(exc, path)
+            ctx.damaged.add(path.name)
     return ctx
 
 
@@ -740,7 +744,8 @@ def _labels(ctx: RunContext) -> tuple[np.ndarray, np.ndarray, list[float] | None
     config = ctx.config
     where = ctx.run.path / "config.json"
     if config is None:
-        return error("accuracy.labels", "no config.json names the dataset; the AUC cannot be recomputed", where)
+        why = "config.json is damaged (see its findings)" if where.name in ctx.damaged else "no config.json names the dataset"
+        return error("accuracy.labels", f"{why}; the AUC cannot be recomputed", where)
     data_path = config.dataset.path if config.dataset is not None else None
     query_size = config.settings.query_size if config.settings is not None else None
     seed = config.config.model.seed
