@@ -225,7 +225,7 @@ def load_tuned(path: Path) -> TunedSetting:
             options=tuple((str(k), str(v)) for k, v in data["options"].items()),
         )
     except RecordError as exc:
-        raise ConfigError(f"'tuned' file {str(path)!r} cannot be read ({exc})") from None
+        raise ConfigError(f"'tuned' file {str(path)!r} {exc.problems[0][1]}") from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"'tuned' file {str(path)!r} is not a tuned setting ({type(exc).__name__}: {exc})") from None
 

@@ -372,3 +372,17 @@ def test_unknown_keys_are_kept_and_bounded(tree: Path) -> None:
     _edit(tree / PERF / "result.json", lambda d: d.update(interrupted_at={"queries": math.nan}))
     with pytest.raises(RecordError, match=r"interrupted_at\.queries: must be a finite number \(got nan\)"):
         record.read_result(tree / PERF / "result.json")
+
+
+def test_a_fifo_or_deep_tuned_file_is_one_line_error(tmp_path: Path) -> None:
+    from suite.errors import ConfigError
+    from suite.tune import load_tuned
+
+    fifo = tmp_path / "tuned.json"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match=r"^'tuned' file '.*tuned\.json' is not a regular file \(a FIFO\)$"):
+        load_tuned(fifo)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100 + "]" * 100)
+    with pytest.raises(ConfigError, match=r"^'tuned' file '.*deep\.json' is nested deeper than 32 levels$"):
+        load_tuned(deep)
