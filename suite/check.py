@@ -759,6 +759,8 @@ def _labels(ctx: RunContext) -> tuple[np.ndarray, np.ndarray, list[float] | None
             record.read_bytes(Path(quantiles), record.TEXT_CAP_BYTES)
         except RecordError as exc:
             return error("accuracy.labels", f"the query-size file of config.json: {exc}", where)
+    if (problem := _dataset_files_problem(Path(data_path))) is not None:
+        return error("accuracy.labels", f"the dataset is not available: {problem}", where)
     try:
         dataset = Dataset.load(Path(data_path), in_memory=False)
         offsets = QuerySizes.parse(query_size).offsets(len(dataset), seed=seed)
@@ -769,6 +771,28 @@ def _labels(ctx: RunContext) -> tuple[np.ndarray, np.ndarray, list[float] | None
     if recorded is not None and reference is not None and not np.allclose(recorded, reference):
         return error("consistency.config", f"config.json's reference AUC {recorded} is not the dataset's {reference}", where)
     return offsets, np.asarray(dataset.labels), reference
+
+
+def _dataset_files_problem(path: Path) -> str | None:
+    """Why the dataset folder a record names cannot be opened without blocking, or None.
+
+    The folder may come with a received results tree: its ``meta.json`` must be a small regular
+    file and its arrays regular files (a FIFO would block ``np.load``); what they hold is
+    ``Dataset.load``'s to judge.
+    """
+    try:
+        entries = [e for e in os.scandir(path) if e.name == "meta.json" or e.name.endswith(".npy")]
+    except OSError:
+        return None  # no folder there: Dataset.load says so
+    for entry in entries:
+        try:
+            if entry.name == "meta.json":
+                record.read_bytes(Path(entry.path), record.JSON_CAP_BYTES)
+            elif not stat.S_ISREG(os.stat(entry.path).st_mode):
+                return f"{entry.path} is not a regular file"
+        except (OSError, RecordError) as exc:
+            return f"{entry.path}: {exc}"
+    return None
 
 
 def check_run(run: RunFolder, rules: str | None = None, profile: str | None = None) -> list[Finding]:

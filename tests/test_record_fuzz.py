@@ -386,3 +386,15 @@ def test_a_fifo_or_deep_tuned_file_is_one_line_error(tmp_path: Path) -> None:
     deep.write_text("[" * 100 + "]" * 100)
     with pytest.raises(ConfigError, match=r"^'tuned' file '.*deep\.json' is nested deeper than 32 levels$"):
         load_tuned(deep)
+
+
+def test_a_dataset_folder_with_a_fifo_is_a_finding_not_a_hang(tree: Path, tmp_path: Path, data_dir: Path) -> None:
+    """A received folder may name a dataset it ships: check opens no FIFO among its files."""
+    conf = json.loads((tree / ACC / "config.json").read_text())
+    shipped = Path(shutil.copytree(conf["dataset"]["path"], tmp_path / "shipped"))
+    (shipped / "labels.npy").unlink()
+    os.mkfifo(shipped / "labels.npy")
+    _edit(tree / ACC / "config.json", lambda d: d["dataset"].update(path=str(shipped)))
+    assert ("accuracy.labels", f"the dataset is not available: {shipped / 'labels.npy'} is not a regular file") in _findings(
+        tree, ACC / "config.json"
+    )
