@@ -62,7 +62,7 @@ RULES: dict[str, str] = {
     "settings.samples-per-query": "effective_samples_per_query breaks the rule",
     "settings.target-latency": "effective_target_latency_ns is above the rule",
     "settings.latency-percentile": "effective_target_latency_percentile is below the rule",
-    "settings.performance-sample-count": "effective_performance_sample_count is below the rule",
+    "settings.performance-sample-count": "effective_performance_sample_count is below the rule (mlperf-v5.1: 204800, however small the dataset)",
     "settings.seed": "an effective RNG seed is not the rule's",
     "sla.latency": "the latency percentile the rule names is over its target",
     "accuracy.report": "accuracy.txt lacks MLPerf's AUC= line",
@@ -70,7 +70,7 @@ RULES: dict[str, str] = {
     "accuracy.labels": "the dataset's labels are not available to recompute the AUC",
     "accuracy.mismatch": "the AUC recomputed from the accuracy log differs from accuracy.txt",
     "accuracy.gate": "the AUC is below the rule's fraction of the reference AUC",
-    "accuracy.coverage": "the accuracy run did not cover the whole dataset",
+    "accuracy.coverage": "the accuracy run did not cover the whole dataset (the rule's dataset size under mlperf-v5.1)",
     "accuracy.truncated": "the accuracy log is truncated and accuracy.txt has no hash= line",
     "accuracy.hash": "the accuracy log's sha256 is not accuracy.txt's hash=",
     "accuracy.not-recomputed": "the accuracy log is truncated (with a hash); the AUC was not recomputed",
@@ -458,8 +458,32 @@ def check_settings(ctx: RunContext, expected: Settings) -> list[Finding]:
                 )
             )
     total = number(get("qsl_reported_total_count")) or 0
-    want_psc = min(expected.performance_sample_count or total, total) if total else expected.performance_sample_count
+    if expected.dataset_size:
+        # MLPerf's rule: at least the rule's count, however few samples the dataset holds.
+        want_psc = expected.performance_sample_count
+    else:
+        want_psc = min(expected.performance_sample_count or total, total) if total else expected.performance_sample_count
     at_least("settings.performance-sample-count", "effective_performance_sample_count", want_psc)
+    return findings
+
+
+def check_dataset_size(ctx: RunContext, expected: Settings) -> list[Finding]:
+    """An accuracy run covers the rule's whole dataset (MLPerf's dataset-size: LoadGen's QSL, and
+    its accuracy sample count, are exactly that many samples)."""
+    detail, run = ctx.detail, ctx.run
+    if detail is None or run.mode is not Mode.ACCURACY or not expected.dataset_size:
+        return []
+    findings = []
+    for key in ("qsl_reported_total_count", "effective_accuracy_sample_count"):
+        got = detail.get(key)
+        if got is not None and got != expected.dataset_size:
+            findings.append(
+                error(
+                    "accuracy.coverage",
+                    f"accuracy run does not cover all dataset: {key} is {got!r}, dataset size {expected.dataset_size}",
+                    run.path / DETAIL,
+                )
+            )
     return findings
 
 
@@ -751,6 +775,7 @@ def _check_run(run: RunFolder, rules: str | None, profile: str | None) -> tuple[
         return [*findings, error("rules.unknown", str(exc), run.path)], judge
     findings += check_settings(ctx, expected)
     findings += check_sla(ctx, expected)
+    findings += check_dataset_size(ctx, expected)
     findings += check_config(ctx, expected)
     findings += check_accuracy(ctx, expected)
     return findings, judge

@@ -200,6 +200,10 @@ class Settings:
     max_batch_items: int
     batch_timeout_us: int
     accuracy_target: float
+    #: LoadGen samples (queries) an accuracy run must cover, and the floor that makes
+    #: ``performance_sample_count`` a minimum rather than min(rule, dataset): MLPerf's dataset-size
+    #: (330067 for dlrm-v2). 0: the dataset's own size.
+    dataset_size: int = 0
     seeds: tuple[int, int, int] | None = None
     #: A compliance audit (``TEST01``...) this run performs, or None.
     audit: str | None = None
@@ -272,6 +276,7 @@ def rule_settings(
         max_batch_items=int(max_batch_items or get("max_batch_items", 2048)),
         batch_timeout_us=int(batch_timeout_us if batch_timeout_us is not None else get("batch_timeout_us", 0)),
         accuracy_target=float(get("accuracy_target", 0.99)),
+        dataset_size=int(get("dataset_size", 0)),
         seeds=None
         if seeds is None
         else (int(seeds), int(get("sample_index_rng_seed")), int(get("schedule_rng_seed"))),

@@ -97,7 +97,9 @@ def test_submission_passes_check_and_has_mlperf_file_sets(mlperf_results: Path, 
     # suite check passes the tree (the smoke profile's durations); official rules fail it, as they should.
     checked = CliRunner().invoke(cli, ["check", str(sub), "--profile", "smoke"])
     assert checked.exit_code == 0, checked.output
-    assert {f.rule for f in check([sub]).errors} == {"settings.min-duration", "settings.min-query-count"}
+    assert {f.rule for f in check([sub]).errors} == {
+        "settings.min-duration", "settings.min-query-count", "settings.performance-sample-count", "accuracy.coverage",
+    }
     # Truncated as MLPerf does: first and last 4 KiB, the full log's sha256 appended as hash=.
     acc = sub / BENCH.format(kind="results") / "accuracy"
     full = tmp_path / "sub-accuracy-logs" / BENCH.format(kind="results") / "accuracy/mlperf_log_accuracy.json"

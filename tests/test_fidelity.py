@@ -1,0 +1,95 @@
+"""MLPerf fidelity: ``suite check`` rejects what MLPerf's v5.1.1 checker rejects for dlrm-v2.
+
+Each rule is shown by a tree that breaks it, built from real smoke runs of dlrm-rmc1 standing in
+for dlrm-v2 (the mlperf-v5.1 table copied with "dlrm-v2" renamed, as in test_audit), judged by the
+official profile where the rule is MLPerf's.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import smoke_config
+from suite import rules
+from suite.check import check
+from suite.config import Mode, Scenario
+from suite.runner import run
+
+SCEN = Path("fidsys/dlrm-rmc1/Server")
+PERF = SCEN / "performance/run_1"
+ACC = SCEN / "accuracy"
+
+
+@pytest.fixture(scope="module")
+def standin_rules(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The rule tables with mlperf-v5.1's dlrm-v2 entries applying to dlrm-rmc1."""
+    base = tmp_path_factory.mktemp("fidelity-rules")
+    rules_dir = Path(shutil.copytree(rules.rules_dir(), base / "rules"))
+    table = rules_dir / "mlperf-v5.1.toml"
+    table.write_text(table.read_text().replace('"dlrm-v2"', '"dlrm-rmc1"').replace('"dlrm-v2.', '"dlrm-rmc1.'))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RECSUITE_RULES_DIR", str(rules_dir))
+        yield rules_dir
+
+
+@pytest.fixture(scope="module")
+def standin_tree(standin_rules: Path, tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """Server, performance (null backend) and accuracy (torch-cpu) smoke runs under mlperf-v5.1."""
+    root = tmp_path_factory.mktemp("fidelity") / "results"
+    common = {"rules": "mlperf-v5.1", "system": "fidsys", "scenario": Scenario.SERVER}
+    run(smoke_config(root, backend="torch-cpu", mode=Mode.ACCURACY, target_qps=200.0, **common))
+    run(smoke_config(root, target_qps=1000.0, **common))
+    return root
+
+
+@pytest.fixture
+def tree(standin_tree: Path, standin_rules: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the stand-in tree, judged with the stand-in rules."""
+    monkeypatch.setenv("RECSUITE_RULES_DIR", str(standin_rules))
+    return Path(shutil.copytree(standin_tree, tmp_path / "results"))
+
+
+def errors(root: Path, profile: str | None = None) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for finding in check([root], profile=profile).errors:
+        out.setdefault(finding.rule, []).append(finding.message)
+    return out
+
+
+def test_smoke_runs_pass_their_own_profile(tree: Path) -> None:
+    assert errors(tree / PERF) == {} and errors(tree / ACC) == {}
+
+
+def test_performance_sample_count_is_204800_however_small_the_dataset(tree: Path) -> None:
+    """MLPerf: 'performance_sample_count, found N, needs to be >= 204800' (not min(204800, rows))."""
+    found = errors(tree / PERF, profile="official")
+    assert any("the rule requires at least 204800" in m for m in found["settings.performance-sample-count"])
+
+
+def test_accuracy_run_must_cover_mlperfs_dataset(tree: Path) -> None:
+    """MLPerf: 'accuracy run does not cover all dataset, accuracy samples: N, dataset size: 330067'."""
+    total = json.loads((tree / ACC / "config.json").read_text())["dataset"]["queries"]
+    found = errors(tree / ACC, profile="official")
+    assert f"accuracy run does not cover all dataset: qsl_reported_total_count is {total}, dataset size 330067" in found["accuracy.coverage"]
+
+
+def test_submit_refuses_an_official_tree_that_fails_them(tree: Path, tmp_path: Path) -> None:
+    """Runs that record the official profile (doctored here: a real one lasts 10 minutes) are refused."""
+    from click.testing import CliRunner
+
+    from suite.cli import cli
+
+    for run_dir in (tree / PERF, tree / ACC):
+        for name in ("config.json", "result.json"):
+            data = json.loads((run_dir / name).read_text())
+            data["settings"]["profile"] = data["config"]["profile"] = "official"
+            (run_dir / name).write_text(json.dumps(data))
+    result = CliRunner().invoke(cli, ["submit", "--results", str(tree), "--org", "Acme", "--out", str(tmp_path / "sub")])
+    assert result.exit_code == 1
+    assert "settings.performance-sample-count" in result.stderr and "accuracy.coverage" in result.stderr
+    assert not (tmp_path / "sub").exists()
