@@ -30,7 +30,7 @@ import numpy as np
 from suite.config import Mode, Scenario, Settings, rule_settings
 from suite.errors import SuiteError
 from suite.results import (
-    ACCURACY_LOG, DETAIL, MLLOG_PREFIX, SUMMARY, DetailLog, number, parse_accuracy_log, read_detail, read_summary,
+    ACCURACY_LOG, DETAIL, MLLOG_PREFIX, SUMMARY, DetailLog, meets, number, parse_accuracy_log, read_detail, read_summary,
 )
 from suite.rules import RuleSet, available, for_benchmark
 from suite.submission import TRUNCATION_MARK
@@ -69,7 +69,7 @@ RULES: dict[str, str] = {
     "accuracy.log": "the accuracy log does not fit the dataset",
     "accuracy.labels": "the dataset's labels are not available to recompute the AUC",
     "accuracy.mismatch": "the AUC recomputed from the accuracy log differs from accuracy.txt",
-    "accuracy.gate": "the AUC is below the rule's fraction of the reference AUC",
+    "accuracy.gate": "the AUC (as accuracy.txt prints it) is below the rule's fraction of the reference AUC (mlperf-v5.1: MLPerf's 80.31%)",
     "accuracy.coverage": "the accuracy run did not cover the whole dataset (the rule's dataset size under mlperf-v5.1)",
     "accuracy.truncated": "the accuracy log is truncated and accuracy.txt has no hash= line",
     "accuracy.hash": "the accuracy log's sha256 is not accuracy.txt's hash=",
@@ -707,15 +707,17 @@ def _reference(ctx: RunContext) -> list[float] | None:
 def _gate(
     auc_percent: float | None, ctx: RunContext, expected: Settings, path: Path, reference: list[float] | None = None
 ) -> list[Finding]:
+    if expected.reference_auc_percent:
+        reference = [expected.reference_auc_percent / 100]
     reference = reference if reference is not None else _reference(ctx)
     if auc_percent is None or reference is None:
         return []
     threshold = 100 * expected.accuracy_target * float(np.mean(reference))
-    if auc_percent < threshold:
+    if not meets(auc_percent, threshold):
         return [
             error(
                 "accuracy.gate",
-                f"AUC {auc_percent:.3f}% is below {threshold:.3f}% ({100 * expected.accuracy_target:g}% of the reference "
+                f"AUC {auc_percent:.3f}% is below {threshold:.5f}% ({100 * expected.accuracy_target:g}% of the reference "
                 f"{100 * float(np.mean(reference)):.3f}%)",
                 path,
             )
