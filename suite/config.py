@@ -210,6 +210,9 @@ class Settings:
     seeds: tuple[int, int, int] | None = None
     #: A compliance audit (``TEST01``...) this run performs, or None.
     audit: str | None = None
+    #: The run length is judged by LoadGen's early stopping, not ``min_query_count`` (MLPerf's
+    #: Server, SingleStream and MultiStream); ``min_query_count`` is still what LoadGen runs.
+    early_stopping: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -280,6 +283,7 @@ def rule_settings(
         batch_timeout_us=int(batch_timeout_us if batch_timeout_us is not None else get("batch_timeout_us", 0)),
         accuracy_target=float(get("accuracy_target", 0.99)),
         dataset_size=int(get("dataset_size", 0)),
+        early_stopping=scen in rules.early_stopping,
         reference_auc_percent=float(get("reference_auc_percent", 0.0)),
         seeds=None
         if seeds is None

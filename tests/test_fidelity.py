@@ -127,3 +127,30 @@ def test_99_9_gate_is_mlperfs_not_a_fraction_of_the_datasets_reference(tree: Pat
         path.write_text(json.dumps(data))
     found = errors(tree / ACC)
     assert [m.split(" is below ")[1] for m in found["accuracy.gate"]] == ["80.22969% (99.9% of the reference 80.310%)"]
+
+
+@pytest.mark.parametrize("scenario", [Scenario.SERVER, Scenario.OFFLINE])
+def test_counts_are_loadgen_6017s_own(scenario: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table's min_query_count is what LoadGen's built-in mlperf.conf gives dlrm-v2 (Server: none
+    set, LoadGen's default 100; Offline: 24576), not the checker's unread 270336."""
+    import mlperf_loadgen as lg
+
+    from suite.config import rule_settings
+
+    monkeypatch.delenv("RECSUITE_RULES_DIR", raising=False)
+    ts = lg.TestSettings()
+    assert ts.FromConfig("", "dlrm-v2", scenario.value, 0) == 0
+    ours = rule_settings(rules.RuleSet.load("mlperf-v5.1"), "dlrm-v2", scenario, Mode.PERFORMANCE, profile="official")
+    assert ours.min_query_count == ts.min_query_count
+    assert ours.min_duration_ms == ts.min_duration_ms and ours.performance_sample_count == ts.performance_sample_count_override
+
+
+def test_server_length_is_judged_by_early_stopping_not_a_count(tree: Path) -> None:
+    """As MLPerf's checker: no minimum query count for Server; early stopping unmet is the finding."""
+    from test_check import set_detail
+
+    detail = tree / PERF / "mlperf_log_detail.txt"
+    set_detail(detail, "effective_min_query_count", 10)
+    assert "settings.min-query-count" not in errors(tree / PERF, profile="official")
+    set_detail(detail, "early_stopping_met", False)
+    assert "loadgen.early-stopping" in errors(tree / PERF)
