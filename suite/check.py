@@ -64,6 +64,7 @@ RULES: dict[str, str] = {
     "settings.latency-percentile": "effective_target_latency_percentile is below the rule",
     "settings.performance-sample-count": "effective_performance_sample_count is below the rule (mlperf-v5.1: 204800, however small the dataset)",
     "settings.seed": "an effective RNG seed is not the rule's",
+    "settings.query-size": "(warning) the run's query sizes are not the closed division's (mlperf-v5.1: MLPerf's quantiles): open division only",
     "sla.latency": "the latency percentile the rule names is over its target",
     "accuracy.report": "accuracy.txt lacks MLPerf's AUC= line",
     "accuracy.log": "the accuracy log does not fit the dataset",
@@ -468,6 +469,24 @@ def check_settings(ctx: RunContext, expected: Settings) -> list[Finding]:
     return findings
 
 
+def check_division(ctx: RunContext, judge: Judge) -> list[Finding]:
+    """A run whose query sizes are not the rule set's closed-division ones is open division only
+    (a warning: ``submit --division closed`` refuses it)."""
+    closed = judge.rules.closed_query_size
+    recorded = ((ctx.config or {}).get("settings") or {}).get("query_size")
+    if closed is None or recorded is None or recorded == closed:
+        return []
+    return [
+        Finding(
+            "settings.query-size",
+            Severity.WARNING,
+            f"query sizes {recorded!r} are not {judge.rules.name}'s closed-division {closed!r} (MLPerf's quantile "
+            "distribution): this result is open division",
+            str(ctx.run.path / "config.json"),
+        )
+    ]
+
+
 def check_dataset_size(ctx: RunContext, expected: Settings) -> list[Finding]:
     """An accuracy run covers the rule's whole dataset (MLPerf's dataset-size: LoadGen's QSL, and
     its accuracy sample count, are exactly that many samples)."""
@@ -779,6 +798,7 @@ def _check_run(run: RunFolder, rules: str | None, profile: str | None) -> tuple[
     findings += check_settings(ctx, expected)
     findings += check_sla(ctx, expected)
     findings += check_dataset_size(ctx, expected)
+    findings += check_division(ctx, judge)
     findings += check_config(ctx, expected)
     findings += check_accuracy(ctx, expected)
     return findings, judge

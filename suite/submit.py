@@ -150,6 +150,13 @@ def submit(request: SubmitRequest) -> Submission:
     source = check([results])
     if not source.passed:
         raise RefusedError(f"{results} fails `suite check`; no submission written", table(source))
+    open_only = [f for f in source.findings if f.rule == "settings.query-size"]
+    if request.division == "closed" and open_only:
+        raise RefusedError(
+            f"{len(open_only)} run(s) under {results} are open division only (their query sizes are not the closed "
+            "division's); no submission written (use --division open)",
+            table(CheckReport(runs=source.runs, findings=open_only)),
+        )
     scenarios = _scenarios(runs)
     profiles = sorted({s.profile for s in scenarios})
     rule_sets = sorted({s.rules for s in scenarios})

@@ -210,3 +210,27 @@ def test_check_reports_mlperf_tree_rules(mlperf_results: Path, tmp_path: Path, s
         ("submission.name", "'empty dir' contains whitespace"),
         ("submission.empty-dir", "an empty folder"),
     }
+
+
+def test_closed_submit_refuses_runs_of_other_query_sizes(mlperf_results: Path, system_json: Path, tmp_path: Path) -> None:
+    """Closed division runs MLPerf's quantile sizes; a run recorded with fixed:1 is open division:
+    `suite check` says so (a warning) and `submit --division closed` refuses it."""
+    results = Path(shutil.copytree(mlperf_results, tmp_path / "results"))
+    perf = results / "sys1/dlrm-rmc1/Server/performance/run_1"
+    for name in ("config.json", "result.json"):
+        data = json.loads((perf / name).read_text())
+        data["settings"]["query_size"] = "fixed:1"
+        (perf / name).write_text(json.dumps(data))
+    report = check([results])
+    assert report.passed and [(f.rule, f.severity.value) for f in report.findings] == [("settings.query-size", "warning")]
+    assert report.findings[0].message == (
+        "query sizes 'fixed:1' are not mlperf-v5.1's closed-division 'mlperf' (MLPerf's quantile distribution): "
+        "this result is open division"
+    )
+    args = ["submit", "--results", str(results), "--org", "Acme", "--system-json", str(system_json)]
+    closed = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "closed")])
+    assert closed.exit_code == 1 and "are open division only" in closed.stderr and "settings.query-size" in closed.stderr
+    assert not (tmp_path / "closed").exists()
+    opened = CliRunner().invoke(cli, [*args, "--division", "open", "--out", str(tmp_path / "open")])
+    assert opened.exit_code == 0, opened.output
+    assert (tmp_path / "open/open/Acme/results").is_dir()
