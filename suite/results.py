@@ -235,8 +235,11 @@ def score_accuracy(
 ) -> AccuracyReport:
     """Join responses to labels by query and compute AUC per task.
 
+    A response is either one score per item (and task), or MLPerf's (prediction, label) pairs per
+    item (and task); the labels in pairs must be the dataset's.
+
     Raises:
-        ValueError: a response does not hold one score per item (and task) of its query.
+        ValueError: a response holds neither, or pairs whose labels are not the dataset's.
     """
     tasks = labels.shape[1] if labels.ndim == 2 else 1
     got_scores: list[np.ndarray] = []
@@ -244,14 +247,23 @@ def score_accuracy(
     for idx in sorted(responses):
         lo, hi = int(offsets[idx]), int(offsets[idx + 1])
         scores = responses[idx]
-        if scores.size != (hi - lo) * tasks:
-            raise ValueError(f"query {idx}: {scores.size} scores for {hi - lo} items x {tasks} tasks")
+        truth = np.asarray(labels[lo:hi]).reshape(hi - lo, tasks)
+        if scores.size == 2 * (hi - lo) * tasks:
+            pairs = scores.reshape(hi - lo, tasks, 2)
+            if not np.array_equal(pairs[:, :, 1], truth):
+                raise ValueError(f"query {idx}: the labels in the accuracy log are not the dataset's")
+            scores = pairs[:, :, 0]
+        elif scores.size != (hi - lo) * tasks:
+            raise ValueError(
+                f"query {idx}: {scores.size} scores for {hi - lo} items x {tasks} tasks (want one per item and task, or pairs)"
+            )
         got_scores.append(scores.reshape(hi - lo, tasks))
-        got_labels.append(np.asarray(labels[lo:hi]).reshape(hi - lo, tasks))
+        got_labels.append(truth)
     scores = np.concatenate(got_scores) if got_scores else np.zeros((0, tasks), np.float32)
     truth = np.concatenate(got_labels) if got_labels else np.zeros((0, tasks), np.int8)
     per_task = [auc(truth[:, k], scores[:, k]) for k in range(tasks)]
-    accuracy = float(np.mean((scores >= 0.5) == (truth == 1))) if len(truth) else 0.0
+    # accuracy-dlrm.py's: a prediction rounded (half to even, as numpy does) equals its label.
+    accuracy = float(np.mean(np.round(scores) == truth)) if len(truth) else 0.0
     return AccuracyReport(
         auc=per_task,
         reference_auc=reference_auc,

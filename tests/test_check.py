@@ -89,8 +89,9 @@ def random_scores(root: Path) -> None:
     entries = json.loads(path.read_text())
     rng = np.random.default_rng(0)
     for entry in entries:
-        n = len(bytes.fromhex(entry["data"])) // 4
-        entry["data"] = rng.random(n, dtype=np.float32).tobytes().hex().upper()
+        pairs = np.frombuffer(bytes.fromhex(entry["data"]), np.float32).reshape(-1, 2).copy()  # (prediction, label)
+        pairs[:, 0] = rng.random(len(pairs), dtype=np.float32)
+        entry["data"] = pairs.tobytes().hex().upper()
     path.write_text(json.dumps(entries))
 
 

@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import smoke_config
@@ -154,3 +155,45 @@ def test_server_length_is_judged_by_early_stopping_not_a_count(tree: Path) -> No
     assert "settings.min-query-count" not in errors(tree / PERF, profile="official")
     set_detail(detail, "early_stopping_met", False)
     assert "loadgen.early-stopping" in errors(tree / PERF)
+
+
+def read_as_accuracy_dlrm_documents(path: Path) -> str:
+    """An independent reader of MLPerf's accuracy-dlrm.py's documented input: a JSON list of
+    {qsl_idx, data}, duplicates of a qsl_idx ignored, data the hex of float32 (prediction, label)
+    pairs; AUC as P(positive scores above negative) + half the ties; accuracy as round(prediction)
+    == label. Returns its output line."""
+    seen: set[int] = set()
+    preds: list[np.ndarray] = []
+    truth: list[np.ndarray] = []
+    for entry in json.loads(path.read_text()):
+        if entry["qsl_idx"] in seen:
+            continue
+        seen.add(entry["qsl_idx"])
+        pairs = np.frombuffer(bytes.fromhex(entry["data"]), np.float32).reshape(-1, 2)
+        preds.append(pairs[:, 0])
+        truth.append(pairs[:, 1])
+    p, t = np.concatenate(preds).astype(np.float64), np.concatenate(truth)
+    negatives = np.sort(p[t == 0])
+    below = np.searchsorted(negatives, p[t == 1], side="left")
+    not_above = np.searchsorted(negatives, p[t == 1], side="right")
+    auc = (below.sum() + 0.5 * (not_above - below).sum()) / (len(negatives) * int((t == 1).sum()))
+    good = int((np.round(p) == t).sum())
+    return f"AUC={100 * auc:.3f}%, accuracy={100 * good / len(t):.3f}%, good={good}, total={len(t)}, queries={len(seen)}"
+
+
+def test_accuracy_log_is_read_as_accuracy_dlrm_documents(tree: Path) -> None:
+    """The log holds (prediction, label) pairs per item: the script's documented mode recomputes
+    exactly accuracy.txt's line."""
+    line = read_as_accuracy_dlrm_documents(tree / ACC / "mlperf_log_accuracy.json")
+    assert line == (tree / ACC / "accuracy.txt").read_text().splitlines()[0]
+    assert line.startswith("AUC=80.0")
+
+
+def test_a_label_edited_in_the_log_is_caught(tree: Path) -> None:
+    path = tree / ACC / "mlperf_log_accuracy.json"
+    entries = json.loads(path.read_text())
+    pairs = np.frombuffer(bytes.fromhex(entries[0]["data"]), np.float32).reshape(-1, 2).copy()
+    pairs[0, 1] = 1.0 - pairs[0, 1]
+    entries[0]["data"] = pairs.tobytes().hex().upper()
+    path.write_text(json.dumps(entries))
+    assert any("the labels in the accuracy log are not the dataset's" in m for m in errors(tree / ACC)["accuracy.log"])
