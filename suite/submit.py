@@ -116,6 +116,10 @@ class ScenarioRuns:
     accuracy: dict[str, Any]
     performance: dict[str, Any]
     audits: list[str] = field(default_factory=list)
+    #: The accuracy run's and each audit's own run configuration (their commands differ from the
+    #: performance run's: target QPS, threads...).
+    accuracy_config: dict[str, Any] = field(default_factory=dict)
+    audit_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -257,7 +261,10 @@ def _scenarios(runs: list[RunFolder]) -> list[ScenarioRuns]:
                 environment=presult.get("environment") or {},
                 accuracy=aresult.get("accuracy") or {},
                 performance=presult.get("performance") or {},
-                audits=sorted(t for t in AUDIT_SETS if (scen_dir / t).is_dir()),
+                audits=(audits := sorted(t for t in AUDIT_SETS if (scen_dir / t).is_dir())),
+                accuracy_config=aconf.get("config") or {},
+                audit_configs={t: _json(path).get("config") or {} for t in audits
+                               if (path := scen_dir / t / "performance/run_1/config.json").is_file()},
             )
         )
     return out
@@ -396,8 +403,11 @@ def _user_conf(s: ScenarioRuns) -> str:
         lines.append(f"{key}.target_latency_percentile = {100 * float(st.get('target_latency_percentile', 0.99)):g}")
     lines.append(f"{key}.min_duration = {st.get('min_duration_ms')}")
     lines.append(f"{key}.min_query_count = {st.get('min_query_count')}")
-    if st.get("performance_sample_count"):
-        lines.append(f"{key}.performance_sample_count_override = {st.get('performance_sample_count')}")
+    # What LoadGen ran with (the rule's count capped by a smaller dataset), not the rule's number.
+    detail = s.source / "performance/run_1" / DETAIL
+    effective = read_detail(detail).get("effective_performance_sample_count") if detail.is_file() else None
+    if effective or st.get("performance_sample_count"):
+        lines.append(f"{key}.performance_sample_count_override = {effective or st.get('performance_sample_count')}")
     user_conf = s.config.get("user_conf")
     if user_conf and Path(user_conf).is_file():
         lines.append(f"# The run's own user.conf ({Path(user_conf).name}), applied on top:")
@@ -433,8 +443,10 @@ def run_command(config: Mapping[str, Any], mode: str, audit: str | None = None) 
 
 
 def _commands(s: ScenarioRuns) -> list[str]:
-    cmds = [run_command(s.config, "performance"), run_command(s.config, "accuracy")]
-    cmds += [run_command(s.config, "performance", audit=t) for t in s.audits]
+    """Each run's command from its own record (the accuracy run and audits may differ from the
+    performance run in target QPS, threads...)."""
+    cmds = [run_command(s.config, "performance"), run_command(s.accuracy_config or s.config, "accuracy")]
+    cmds += [run_command(s.audit_configs.get(t) or s.config, "performance", audit=t) for t in s.audits]
     return cmds
 
 

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from suite import rules
 from suite.check import check
+from suite.results import read_detail
 from suite.cli import cli
 from suite.submit import CSV_COLUMNS
 
@@ -234,3 +235,26 @@ def test_closed_submit_refuses_runs_of_other_query_sizes(mlperf_results: Path, s
     opened = CliRunner().invoke(cli, [*args, "--division", "open", "--out", str(tmp_path / "open")])
     assert opened.exit_code == 0, opened.output
     assert (tmp_path / "open/open/Acme/results").is_dir()
+
+
+def test_reproduce_commands_come_from_each_runs_own_record(mlperf_results: Path, system_json: Path, tmp_path: Path) -> None:
+    """The accuracy run's command carries its own settings, not the performance run's; user.conf
+    states the performance sample count LoadGen used."""
+    results = Path(shutil.copytree(mlperf_results, tmp_path / "results"))
+    acc = results / "sys1/dlrm-rmc1/Server/accuracy"
+    for name in ("config.json", "result.json"):
+        data = json.loads((acc / name).read_text())
+        data["config"]["target_qps"], data["config"]["threads"] = 5000.0, 2
+        (acc / name).write_text(json.dumps(data))
+    sub = tmp_path / "sub"
+    result = CliRunner().invoke(cli, ["submit", "--results", str(results), "--org", "Acme", "--out", str(sub),
+                                      "--system-json", str(system_json)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    commands = [line for line in (sub / "closed/Acme/code/dlrm-rmc1-99/README.md").read_text().splitlines() if line.startswith("suite ")]
+    assert len(commands) == 3
+    assert "--target-qps 1000.0" in commands[0] and "--threads" not in commands[0] and commands[0].endswith("--mode performance")
+    assert "--target-qps 5000.0" in commands[1] and "--threads 2" in commands[1] and commands[1].endswith("--mode accuracy")
+    assert commands[2].startswith("suite audit TEST01") and "--target-qps 1000.0" in commands[2]
+    detail = read_detail(results / "sys1/dlrm-rmc1/Server/performance/run_1/mlperf_log_detail.txt")
+    conf = (sub / BENCH.format(kind="measurements") / "user.conf").read_text()
+    assert f"dlrm-rmc1.Server.performance_sample_count_override = {detail.get('effective_performance_sample_count')}\n" in conf
