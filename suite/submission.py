@@ -273,7 +273,8 @@ def _check_scenario(org: Path, system: str, bench: str, scen_dir: Path) -> list[
 def truncate_accuracy_log(log: Path, report: Path, backup: Path) -> str:
     """MLPerf's ``truncate_accuracy_log.py`` on one accuracy folder; returns the full log's sha256.
 
-    Appends ``hash=<sha256 of the full log>`` to ``report`` (accuracy.txt), copies the full log to
+    Appends ``"\\nhash=<sha256 of the full log>\\n"`` to ``report`` (accuracy.txt, created if absent, as
+    for a TEST01 audit), as the script does (a blank line before ``hash=``), copies the full log to
     ``backup``, then keeps the log's first and last 4 KiB joined by ``"\\n\\n...\\n\\n"``. A log of
     8 KiB or less is kept whole (there is nothing to cut; MLPerf's script would fail on it).
     """
@@ -287,8 +288,8 @@ def truncate_accuracy_log(log: Path, report: Path, backup: Path) -> str:
     value = digest.hexdigest()
     backup.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(log, backup)
-    text = report.read_text(encoding="utf-8")
-    report.write_text(text + ("" if text.endswith("\n") or not text else "\n") + f"hash={value}\n", encoding="utf-8")
+    text = report.read_text(encoding="utf-8") if report.is_file() else ""
+    report.write_text(text + f"\nhash={value}\n", encoding="utf-8")
     size = log.stat().st_size
     if size > 2 * VIEWABLE_BYTES:
         with open(log, "rb") as handle:

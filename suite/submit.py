@@ -370,6 +370,10 @@ def _build(org: Path, backup: Path, s: ScenarioRuns, system: dict[str, Any], req
         for name in sorted(AUDIT_SETS[test] | AUDIT_OPTIONAL):
             if (src / name).is_file():
                 _copy(src / name, dst / name)
+        if (dst / "accuracy" / ACCURACY_LOG).is_file():
+            # truncate_accuracy_log.py treats TEST01's accuracy log as the accuracy run's.
+            audit_rel = Path(request.division) / request.org / "compliance" / rel / test / "accuracy" / ACCURACY_LOG
+            truncate_accuracy_log(dst / "accuracy" / ACCURACY_LOG, dst / "accuracy/accuracy.txt", backup / audit_rel)
     meas = org / "measurements" / rel
     meas.mkdir(parents=True, exist_ok=True)
     (meas / f"{s.system}.json").write_text(json.dumps(_measurements(s), indent=2) + "\n")

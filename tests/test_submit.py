@@ -258,3 +258,22 @@ def test_reproduce_commands_come_from_each_runs_own_record(mlperf_results: Path,
     detail = read_detail(results / "sys1/dlrm-rmc1/Server/performance/run_1/mlperf_log_detail.txt")
     conf = (sub / BENCH.format(kind="measurements") / "user.conf").read_text()
     assert f"dlrm-rmc1.Server.performance_sample_count_override = {detail.get('effective_performance_sample_count')}\n" in conf
+
+
+def test_accuracy_txt_and_test01_logs_as_truncate_accuracy_log_leaves_them(mlperf_results: Path, system_json: Path, tmp_path: Path) -> None:
+    """A blank line before hash=; TEST01's accuracy log truncated and hashed like the accuracy
+    run's; TEST01's accuracy.txt holds only the accuracy script's AUC line."""
+    sub = tmp_path / "sub"
+    result = CliRunner().invoke(cli, ["submit", "--results", str(mlperf_results), "--org", "Acme", "--out", str(sub),
+                                      "--system-json", str(system_json)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = (sub / BENCH.format(kind="results") / "accuracy/accuracy.txt").read_text().splitlines()
+    assert lines[-2] == "" and lines[-1].startswith("hash=")
+    test01 = sub / BENCH.format(kind="compliance") / "TEST01/accuracy"
+    full = tmp_path / "sub-accuracy-logs" / BENCH.format(kind="compliance") / "TEST01/accuracy/mlperf_log_accuracy.json"
+    raw = (mlperf_results / "sys1/dlrm-rmc1/Server/TEST01/accuracy/mlperf_log_accuracy.json").read_bytes()
+    assert full.read_bytes() == raw
+    expected = raw if len(raw) <= 8192 else raw[:4096] + b"\n\n...\n\n" + raw[-4096:]
+    assert (test01 / "mlperf_log_accuracy.json").read_bytes() == expected
+    auc_line, blank, digest = (test01 / "accuracy.txt").read_text().splitlines()
+    assert auc_line.startswith("AUC=") and blank == "" and digest == f"hash={hashlib.sha256(raw).hexdigest()}"
