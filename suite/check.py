@@ -33,7 +33,7 @@ from suite.results import (
     ACCURACY_LOG, DETAIL, MLLOG_PREFIX, SUMMARY, DetailLog, meets, number, parse_accuracy_log, read_detail, read_summary,
 )
 from suite.rules import RuleSet, available, for_benchmark
-from suite.submission import TRUNCATION_MARK
+from suite.submission import TRUNCATION_MARK, VIEWABLE_BYTES
 
 
 class Severity(enum.StrEnum):
@@ -75,6 +75,7 @@ RULES: dict[str, str] = {
     "accuracy.truncated": "the accuracy log is truncated and accuracy.txt has no hash= line",
     "accuracy.hash": "the accuracy log's sha256 is not accuracy.txt's hash=",
     "accuracy.not-recomputed": "the accuracy log is truncated (with a hash); the AUC was not recomputed",
+    "accuracy.backup": "the truncated accuracy log is not the head and tail of the full log kept beside the submission",
     "consistency.summary-detail": "mlperf_log_summary.txt disagrees with mlperf_log_detail.txt",
     "consistency.config": "config.json disagrees with the logs or the folder",
     "consistency.result": "result.json disagrees with the logs or config.json",
@@ -664,6 +665,9 @@ def check_accuracy(ctx: RunContext, expected: Settings) -> list[Finding]:
         responses = parse_accuracy_log(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
         truncated = TRUNCATION_MARK.encode() in raw
+        full = _full_log(run)
+        if digest is not None and truncated and full is not None:
+            return [*findings, *_check_full_log(raw, digest, full, reported, ctx, expected, report_path, log_path)]
         if digest is not None and truncated:
             findings.append(
                 Finding(
@@ -717,6 +721,51 @@ def check_accuracy(ctx: RunContext, expected: Settings) -> list[Finding]:
         )
     findings += _gate(recomputed, ctx, expected, log_path, reference)
     return findings
+
+
+def _full_log(run: RunFolder) -> Path | None:
+    """The full accuracy log ``suite submit`` kept beside a submission (``<sub>-accuracy-logs/``)."""
+    if not run.submission:
+        return None
+    root = run.org_dir.parent.parent
+    full = root.with_name(root.name + "-accuracy-logs") / run.path.relative_to(root) / ACCURACY_LOG
+    return full if full.is_file() else None
+
+
+def _check_full_log(
+    raw: bytes, digest: str, full: Path, reported: float | None, ctx: RunContext, expected: Settings, report_path: Path, log_path: Path
+) -> list[Finding]:
+    """A truncated accuracy log against the full one beside the submission: hash, head and tail,
+    and the AUC recomputed from its (prediction, label) pairs as MLPerf's accuracy script does."""
+    from suite.metrics import auc
+
+    whole = full.read_bytes()
+    findings = []
+    if hashlib.sha256(whole).hexdigest() != digest:
+        findings.append(error("accuracy.hash", f"the full accuracy log {full} is not accuracy.txt's hash=", full))
+    cut = whole if len(whole) <= 2 * VIEWABLE_BYTES else whole[:VIEWABLE_BYTES] + TRUNCATION_MARK.encode() + whole[-VIEWABLE_BYTES:]
+    if cut != raw:
+        findings.append(error("accuracy.backup", f"the truncated log is not the first and last 4 KiB of {full}", log_path))
+    try:
+        responses = parse_accuracy_log(whole.decode("utf-8"))
+        pairs = np.concatenate([r.reshape(-1, 2) for r in responses.values()])
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        return [*findings, error("accuracy.log", f"the full accuracy log holds no (prediction, label) pairs ({exc})", full)]
+    report_text = report_path.read_text(encoding="utf-8", errors="replace")
+    if not np.isin(pairs[:, 1], (0.0, 1.0)).all():
+        # An older log of bare predictions: nothing in it says the labels.
+        findings.append(Finding("accuracy.not-recomputed", Severity.INFO, "the full log holds no labels; AUC taken from accuracy.txt", str(full)))
+        return [*findings, *_gate(reported, ctx, expected, report_path)]
+    if "task_AUC=" in report_text:
+        # A multi-task AUC is a mean over tasks; pooled pairs cannot give it.
+        findings.append(Finding("accuracy.not-recomputed", Severity.INFO, "a multi-task AUC; taken from accuracy.txt", str(full)))
+        return [*findings, *_gate(reported, ctx, expected, report_path)]
+    recomputed = 100 * auc(pairs[:, 1], pairs[:, 0])
+    if reported is not None and not abs(recomputed - reported) <= 0.0011:
+        findings.append(
+            error("accuracy.mismatch", f"accuracy.txt says AUC={reported:.3f}%, the full accuracy log gives {recomputed:.3f}%", report_path)
+        )
+    return [*findings, *_gate(recomputed, ctx, expected, log_path)]
 
 
 def _reference(ctx: RunContext) -> list[float] | None:

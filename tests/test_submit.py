@@ -277,3 +277,29 @@ def test_accuracy_txt_and_test01_logs_as_truncate_accuracy_log_leaves_them(mlper
     assert (test01 / "mlperf_log_accuracy.json").read_bytes() == expected
     auc_line, blank, digest = (test01 / "accuracy.txt").read_text().splitlines()
     assert auc_line.startswith("AUC=") and blank == "" and digest == f"hash={hashlib.sha256(raw).hexdigest()}"
+
+
+def test_check_verifies_a_submission_against_its_full_accuracy_logs(mlperf_results: Path, system_json: Path, tmp_path: Path) -> None:
+    """Beside the submission, <out>-accuracy-logs/ holds the full logs: check verifies hash, head
+    and tail, and recomputes the AUC from the (prediction, label) pairs."""
+    sub = tmp_path / "sub"
+    result = CliRunner().invoke(cli, ["submit", "--results", str(mlperf_results), "--org", "Acme", "--out", str(sub),
+                                      "--system-json", str(system_json)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    acc = sub / BENCH.format(kind="results") / "accuracy"
+    full = tmp_path / "sub-accuracy-logs" / BENCH.format(kind="results") / "accuracy/mlperf_log_accuracy.json"
+
+    def rules() -> set[str]:
+        return {f.rule for f in check([sub], profile="smoke").findings}
+
+    assert rules() == set()  # recomputed, not taken from accuracy.txt
+    text = (acc / "accuracy.txt").read_text()
+    (acc / "accuracy.txt").write_text("AUC=81.000%" + text[text.index(","):])
+    assert "accuracy.mismatch" in rules()
+    (acc / "accuracy.txt").write_text(text)
+    truncated = (acc / "mlperf_log_accuracy.json").read_bytes()
+    (acc / "mlperf_log_accuracy.json").write_bytes(truncated[:100] + (b"1" if truncated[100:101] != b"1" else b"2") + truncated[101:])
+    assert "accuracy.backup" in rules()
+    (acc / "mlperf_log_accuracy.json").write_bytes(truncated)
+    full.write_bytes(full.read_bytes().replace(b"]", b" ]"))
+    assert "accuracy.hash" in rules()
