@@ -73,7 +73,7 @@ RULES: dict[str, str] = {
     "accuracy.gate": "the AUC (as accuracy.txt prints it) is below the rule's fraction of the reference AUC (mlperf-v5.1: MLPerf's 80.31%)",
     "accuracy.coverage": "the accuracy run did not cover the whole dataset (the rule's dataset size under mlperf-v5.1)",
     "accuracy.truncated": "the accuracy log is truncated and accuracy.txt has no hash= line",
-    "accuracy.hash": "the accuracy log's sha256 is not accuracy.txt's hash=",
+    "accuracy.hash": "the accuracy log's sha256 is not accuracy.txt's hash=, or a submission's accuracy.txt has none",
     "accuracy.not-recomputed": "the accuracy log is truncated (with a hash); the AUC was not recomputed",
     "accuracy.backup": "the truncated accuracy log is not the head and tail of the full log kept beside the submission",
     "consistency.summary-detail": "mlperf_log_summary.txt disagrees with mlperf_log_detail.txt",
@@ -685,6 +685,9 @@ def check_accuracy(ctx: RunContext, expected: Settings) -> list[Finding]:
         return findings
     if digest is not None and hashlib.sha256(raw).hexdigest() != digest:
         findings.append(error("accuracy.hash", "the accuracy log's sha256 is not accuracy.txt's hash=", log_path))
+    if digest is None and run.submission:
+        # MLPerf's checker: "not hash value for mlperf_log_accuracy.json".
+        findings.append(error("accuracy.hash", "accuracy.txt has no hash= line (truncate_accuracy_log.py writes one)", report_path))
     if run.submission and ctx.config is None:
         # A submission holds MLPerf's files only: no config.json names the dataset to score against.
         findings.append(
