@@ -34,10 +34,10 @@ def main() -> None:
     for name, idx in cases.items():
         n = int(library.sizes[idx].sum())
         scores = rng.random(n, dtype=np.float32)
-        batcher._pairs(scores, idx)
+        batcher._pairs(scores, idx, labels)
         t0 = time.perf_counter()
         for _ in range(args.repeats):
-            batcher._pairs(scores, idx)
+            batcher._pairs(scores, idx, labels)
         per = (time.perf_counter() - t0) / args.repeats
         print(f"{name:36s} {len(idx)} queries, {n:5d} items: {per * 1e6:6.2f} us per batch ({per * 1e9 / n:.1f} ns per item)")
 

@@ -255,7 +255,7 @@ class Batcher:
                 raise TypeError(f"backend returned {got} {dtype} for {n} items (want float32 of length {n})")
             scores = np.ascontiguousarray(scores)
             if self._labels is not None:
-                scores = self._pairs(scores, idx)
+                scores = self._pairs(scores, idx, self._labels)
         except Exception as exc:  # noqa: BLE001 - any backend failure must still complete the samples
             self.outcome.record_error(f"{type(exc).__name__}: {exc}")
             lg.QuerySamplesComplete([lg.QuerySampleResponse(i, 0, 0) for i in ids])
@@ -277,11 +277,8 @@ class Batcher:
         out.completed_items += offset
         out.batches += 1
 
-
-    def _pairs(self, scores: np.ndarray, idx: list[int]) -> np.ndarray:
+    def _pairs(self, scores: np.ndarray, idx: list[int], labels: np.ndarray) -> np.ndarray:
         """(items, tasks, 2) float32: each score beside its item's label, in the batch's order."""
-        labels = self._labels
-        assert labels is not None
         n = len(scores)
         if len(idx) == 1:
             lo = self.library.offset_list[idx[0]]
