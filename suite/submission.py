@@ -182,8 +182,13 @@ def check_tree(org: Path) -> list[Finding]:
             bench = bench_dir.name
             if not (org / "code" / bench).is_dir():
                 findings.append(error("submission.layout", f"code/{bench} is missing", org / "code" / bench))
+            findings += _check_system_type(org, system, bench)
             for scen_dir in sorted(p for p in bench_dir.iterdir() if p.is_dir()):
                 findings += _check_scenario(org, system, bench, scen_dir)
+    systems = org / "systems"
+    for path in sorted(systems.glob("*.json")) if systems.is_dir() else []:
+        if not (results / path.stem).is_dir():
+            findings.append(error("submission.layout", f"systems/{path.name} has no results/{path.stem}", path))
     for kind in ("measurements", "compliance"):
         base = org / kind
         for scen_dir in sorted(base.glob("*/*/*")) if base.is_dir() else []:
@@ -206,6 +211,24 @@ def _check_system(org: Path, system: str, division: str, submitter: str) -> list
     if not isinstance(data, dict):
         return [error("submission.system", f"systems/{system}.json is not a JSON object", path)]
     return [error("submission.system", f"systems/{system}.json: {p}", path) for p in system_problems(data, division, submitter)]
+
+
+def _check_system_type(org: Path, system: str, bench: str) -> list[Finding]:
+    """A benchmark its rule set admits only for some system types (dlrm-v2: datacenter) under
+    another one (MLPerf's checker: 'has an invalid model for system_type')."""
+    from suite.check import error
+    from suite.rules import RuleSet, for_benchmark
+
+    allowed = [str(t) for t in RuleSet.load(for_benchmark(bench)).meta.get("system_types", [])]
+    path = org / "systems" / f"{system}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return []  # _check_system reports it
+    system_type = data.get("system_type") if isinstance(data, dict) else None
+    if not allowed or system_type is None or system_type in allowed:
+        return []
+    return [error("submission.system", f"systems/{system}.json: {bench} needs a system_type in {allowed} (got {system_type!r})", path)]
 
 
 def _file_set(folder: Path, want: frozenset[str], optional: frozenset[str] = frozenset()) -> list[Finding]:

@@ -307,3 +307,21 @@ def test_check_verifies_a_submission_against_its_full_accuracy_logs(mlperf_resul
     shutil.copyfile(full, acc / "mlperf_log_accuracy.json")
     (acc / "accuracy.txt").write_text(text.split("\nhash=")[0] + "\n")
     assert "accuracy.hash" in rules()
+
+
+def test_check_rejects_a_datacenter_benchmark_on_an_edge_system_and_orphan_systems(
+    mlperf_results: Path, system_json: Path, tmp_path: Path
+) -> None:
+    """MLPerf's checker: 'has an invalid model ... system_type=edge' for dlrm-v2, and 'systems has
+    the following files with no results'."""
+    sub = tmp_path / "sub"
+    result = CliRunner().invoke(cli, ["submit", "--results", str(mlperf_results), "--org", "Acme", "--out", str(sub),
+                                      "--system-json", str(system_json)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    systems = sub / "closed/Acme/systems"
+    data = json.loads((systems / "sys1.json").read_text())
+    (systems / "sys1.json").write_text(json.dumps({**data, "system_type": "edge"}))
+    shutil.copyfile(systems / "sys1.json", systems / "sys2.json")
+    messages = [f.message for f in check([sub], profile="smoke").errors]
+    assert "systems/sys1.json: dlrm-rmc1-99 needs a system_type in ['datacenter', 'datacenter,edge'] (got 'edge')" in messages
+    assert "systems/sys2.json has no results/sys2" in messages
