@@ -111,6 +111,9 @@ def system_problems(data: Mapping[str, Any], division: str | None = None, submit
         problems.append(f"'division' is {data.get('division')!r}, the tree's is {division!r}")
     if submitter is not None and data.get("submitter") not in (None, "", submitter):
         problems.append(f"'submitter' is {data.get('submitter')!r}, the tree's is {submitter!r}")
+    if division == "closed" and str(data.get("is_network", "")).lower() == "true":
+        # MLPerf's checker: a system over the network belongs to the network division.
+        problems.append("'is_network' is true, which the closed division does not allow")
     return problems
 
 

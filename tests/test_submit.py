@@ -320,8 +320,9 @@ def test_check_rejects_a_datacenter_benchmark_on_an_edge_system_and_orphan_syste
     assert result.exit_code == 0, result.output
     systems = sub / "closed/Acme/systems"
     data = json.loads((systems / "sys1.json").read_text())
-    (systems / "sys1.json").write_text(json.dumps({**data, "system_type": "edge"}))
+    (systems / "sys1.json").write_text(json.dumps({**data, "system_type": "edge", "is_network": "true"}))
     shutil.copyfile(systems / "sys1.json", systems / "sys2.json")
     messages = [f.message for f in check([sub], profile="smoke").errors]
     assert "systems/sys1.json: dlrm-rmc1-99 needs a system_type in ['datacenter', 'datacenter,edge'] (got 'edge')" in messages
     assert "systems/sys2.json has no results/sys2" in messages
+    assert "systems/sys1.json: 'is_network' is true, which the closed division does not allow" in messages
