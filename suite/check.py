@@ -34,10 +34,10 @@ from suite.config import Mode, Scenario, Settings, rule_settings
 from suite.errors import RecordError, SuiteError
 from suite.record import ConfigRecord, ResultRecord
 from suite.results import (
-    ACCURACY_LOG, DETAIL, MLLOG_PREFIX, SUMMARY, DetailLog, number, parse_accuracy_log, parse_detail, parse_summary, read_detail,
+    ACCURACY_LOG, DETAIL, MLLOG_PREFIX, SUMMARY, DetailLog, meets, number, parse_accuracy_log, parse_detail, parse_summary, read_detail,
 )
 from suite.rules import RuleSet, available, for_benchmark
-from suite.submission import TRUNCATION_MARK
+from suite.submission import TRUNCATION_MARK, VIEWABLE_BYTES
 
 
 class Severity(enum.StrEnum):
@@ -67,18 +67,20 @@ RULES: dict[str, str] = {
     "settings.samples-per-query": "effective_samples_per_query breaks the rule",
     "settings.target-latency": "effective_target_latency_ns is above the rule",
     "settings.latency-percentile": "effective_target_latency_percentile is below the rule",
-    "settings.performance-sample-count": "effective_performance_sample_count is below the rule",
+    "settings.performance-sample-count": "effective_performance_sample_count is below the rule (mlperf-v5.1: 204800, however small the dataset)",
     "settings.seed": "an effective RNG seed is not the rule's",
+    "settings.query-size": "(warning) the run's query sizes are not the closed division's (mlperf-v5.1: MLPerf's quantiles): open division only",
     "sla.latency": "the latency percentile the rule names is over its target",
     "accuracy.report": "accuracy.txt lacks MLPerf's AUC= line",
     "accuracy.log": "the accuracy log does not fit the dataset",
     "accuracy.labels": "the dataset's labels are not available to recompute the AUC",
     "accuracy.mismatch": "the AUC recomputed from the accuracy log differs from accuracy.txt",
-    "accuracy.gate": "the AUC is below the rule's fraction of the reference AUC",
-    "accuracy.coverage": "the accuracy run did not cover the whole dataset",
+    "accuracy.gate": "the AUC (as accuracy.txt prints it) is below the rule's fraction of the reference AUC (mlperf-v5.1: MLPerf's 80.31%)",
+    "accuracy.coverage": "the accuracy run did not cover the whole dataset (the rule's dataset size under mlperf-v5.1)",
     "accuracy.truncated": "the accuracy log is truncated and accuracy.txt has no hash= line",
-    "accuracy.hash": "the accuracy log's sha256 is not accuracy.txt's hash=",
+    "accuracy.hash": "the accuracy log's sha256 is not accuracy.txt's hash=, or a submission's accuracy.txt has none",
     "accuracy.not-recomputed": "the accuracy log is truncated (with a hash); the AUC was not recomputed",
+    "accuracy.backup": "the truncated accuracy log is not the head and tail of the full log kept beside the submission",
     "consistency.summary-detail": "mlperf_log_summary.txt disagrees with mlperf_log_detail.txt",
     "consistency.config": "config.json disagrees with the logs or the folder",
     "consistency.result": "result.json disagrees with the logs or config.json",
@@ -451,7 +453,8 @@ def check_settings(ctx: RunContext, expected: Settings) -> list[Finding]:
     scenario = expected.scenario
     if scenario is Scenario.OFFLINE:
         at_least("settings.samples-per-query", "effective_samples_per_query", expected.min_query_count)
-    else:
+    elif not expected.early_stopping:
+        # MLPerf's checker reads no query count where early stopping judges the run's length.
         at_least("settings.min-query-count", "effective_min_query_count", expected.min_query_count)
     if scenario is Scenario.MULTI_STREAM and get("effective_samples_per_query") != expected.samples_per_query:
         findings.append(
@@ -483,8 +486,51 @@ def check_settings(ctx: RunContext, expected: Settings) -> list[Finding]:
                 )
             )
     total = number(get("qsl_reported_total_count")) or 0
-    want_psc = min(expected.performance_sample_count or total, total) if total else expected.performance_sample_count
+    if expected.dataset_size:
+        # MLPerf's rule: at least the rule's count, however few samples the dataset holds.
+        want_psc = expected.performance_sample_count
+    else:
+        want_psc = min(expected.performance_sample_count or total, total) if total else expected.performance_sample_count
     at_least("settings.performance-sample-count", "effective_performance_sample_count", want_psc)
+    return findings
+
+
+def check_division(ctx: RunContext, judge: Judge) -> list[Finding]:
+    """A run whose query sizes are not the rule set's closed-division ones is open division only
+    (a warning: ``submit --division closed`` refuses it)."""
+    closed = judge.rules.closed_query_size
+    settings = ctx.config.settings if ctx.config is not None else None
+    recorded = settings.query_size if settings is not None else None
+    if closed is None or recorded is None or recorded == closed:
+        return []
+    return [
+        Finding(
+            "settings.query-size",
+            Severity.WARNING,
+            f"query sizes {recorded!r} are not {judge.rules.name}'s closed-division {closed!r} (MLPerf's quantile "
+            "distribution): this result is open division",
+            str(ctx.run.path / "config.json"),
+        )
+    ]
+
+
+def check_dataset_size(ctx: RunContext, expected: Settings) -> list[Finding]:
+    """An accuracy run covers the rule's whole dataset (MLPerf's dataset-size: LoadGen's QSL, and
+    its accuracy sample count, are exactly that many samples)."""
+    detail, run = ctx.detail, ctx.run
+    if detail is None or run.mode is not Mode.ACCURACY or not expected.dataset_size:
+        return []
+    findings = []
+    for key in ("qsl_reported_total_count", "effective_accuracy_sample_count"):
+        got = detail.get(key)
+        if got is not None and got != expected.dataset_size:
+            findings.append(
+                error(
+                    "accuracy.coverage",
+                    f"accuracy run does not cover all dataset: {key} is {got!r}, dataset size {expected.dataset_size}",
+                    run.path / DETAIL,
+                )
+            )
     return findings
 
 
@@ -656,6 +702,9 @@ def check_accuracy(ctx: RunContext, expected: Settings) -> list[Finding]:
         responses = parse_accuracy_log(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
         truncated = TRUNCATION_MARK.encode() in raw
+        full = _full_log(run)
+        if digest is not None and truncated and full is not None:
+            return [*findings, *_check_full_log(raw, digest, full, reported, ctx, expected, report_path, log_path)]
         if digest is not None and truncated:
             findings.append(
                 Finding(
@@ -673,6 +722,9 @@ def check_accuracy(ctx: RunContext, expected: Settings) -> list[Finding]:
         return findings
     if digest is not None and hashlib.sha256(raw).hexdigest() != digest:
         findings.append(error("accuracy.hash", "the accuracy log's sha256 is not accuracy.txt's hash=", log_path))
+    if digest is None and run.submission:
+        # MLPerf's checker: "not hash value for mlperf_log_accuracy.json".
+        findings.append(error("accuracy.hash", "accuracy.txt has no hash= line (truncate_accuracy_log.py writes one)", report_path))
     if run.submission and ctx.config is None:
         # A submission holds MLPerf's files only: no config.json names the dataset to score against.
         findings.append(
@@ -711,6 +763,54 @@ def check_accuracy(ctx: RunContext, expected: Settings) -> list[Finding]:
     return findings
 
 
+def _full_log(run: RunFolder) -> Path | None:
+    """The full accuracy log ``suite submit`` kept beside a submission (``<sub>-accuracy-logs/``)."""
+    if not run.submission:
+        return None
+    root = run.org_dir.parent.parent
+    full = root.with_name(root.name + "-accuracy-logs") / run.path.relative_to(root) / ACCURACY_LOG
+    return full if full.is_file() else None
+
+
+def _check_full_log(
+    raw: bytes, digest: str, full: Path, reported: float | None, ctx: RunContext, expected: Settings, report_path: Path, log_path: Path
+) -> list[Finding]:
+    """A truncated accuracy log against the full one beside the submission: hash, head and tail,
+    and the AUC recomputed from its (prediction, label) pairs as MLPerf's accuracy script does."""
+    from suite.metrics import auc
+
+    try:
+        whole = record.read_bytes(full, record.ACCURACY_LOG_CAP_BYTES)
+        report_text = record.read_text(report_path, record.TEXT_CAP_BYTES)
+    except RecordError as exc:
+        return [error("structure.unreadable", str(exc), full)]
+    findings = []
+    if hashlib.sha256(whole).hexdigest() != digest:
+        findings.append(error("accuracy.hash", f"the full accuracy log {full} is not accuracy.txt's hash=", full))
+    cut = whole if len(whole) <= 2 * VIEWABLE_BYTES else whole[:VIEWABLE_BYTES] + TRUNCATION_MARK.encode() + whole[-VIEWABLE_BYTES:]
+    if cut != raw:
+        findings.append(error("accuracy.backup", f"the truncated log is not the first and last 4 KiB of {full}", log_path))
+    try:
+        responses = parse_accuracy_log(whole.decode("utf-8"))
+        pairs = np.concatenate([r.reshape(-1, 2) for r in responses.values()])
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        return [*findings, error("accuracy.log", f"the full accuracy log holds no (prediction, label) pairs ({exc})", full)]
+    if not np.isin(pairs[:, 1], (0.0, 1.0)).all():
+        # An older log of bare predictions: nothing in it says the labels.
+        findings.append(Finding("accuracy.not-recomputed", Severity.INFO, "the full log holds no labels; AUC taken from accuracy.txt", str(full)))
+        return [*findings, *_gate(reported, ctx, expected, report_path)]
+    if "task_AUC=" in report_text:
+        # A multi-task AUC is a mean over tasks; pooled pairs cannot give it.
+        findings.append(Finding("accuracy.not-recomputed", Severity.INFO, "a multi-task AUC; taken from accuracy.txt", str(full)))
+        return [*findings, *_gate(reported, ctx, expected, report_path)]
+    recomputed = 100 * auc(pairs[:, 1], pairs[:, 0])
+    if reported is not None and not abs(recomputed - reported) <= 0.0011:
+        findings.append(
+            error("accuracy.mismatch", f"accuracy.txt says AUC={reported:.3f}%, the full accuracy log gives {recomputed:.3f}%", report_path)
+        )
+    return [*findings, *_gate(recomputed, ctx, expected, log_path)]
+
+
 def _reference(ctx: RunContext) -> list[float] | None:
     dataset = ctx.config.dataset if ctx.config is not None else None
     ref = dataset.reference_auc if dataset is not None else None
@@ -720,15 +820,17 @@ def _reference(ctx: RunContext) -> list[float] | None:
 def _gate(
     auc_percent: float | None, ctx: RunContext, expected: Settings, path: Path, reference: list[float] | None = None
 ) -> list[Finding]:
+    if expected.reference_auc_percent:
+        reference = [expected.reference_auc_percent / 100]
     reference = reference if reference is not None else _reference(ctx)
     if auc_percent is None or reference is None:
         return []
     threshold = 100 * expected.accuracy_target * float(np.mean(reference))
-    if auc_percent < threshold:
+    if not meets(auc_percent, threshold):
         return [
             error(
                 "accuracy.gate",
-                f"AUC {auc_percent:.3f}% is below {threshold:.3f}% ({100 * expected.accuracy_target:g}% of the reference "
+                f"AUC {auc_percent:.3f}% is below {threshold:.5f}% ({100 * expected.accuracy_target:g}% of the reference "
                 f"{100 * float(np.mean(reference)):.3f}%)",
                 path,
             )
@@ -820,6 +922,8 @@ def _check_run(run: RunFolder, rules: str | None, profile: str | None) -> tuple[
         return [*findings, error("rules.unknown", str(exc), run.path)], judge
     findings += check_settings(ctx, expected)
     findings += check_sla(ctx, expected)
+    findings += check_dataset_size(ctx, expected)
+    findings += check_division(ctx, judge)
     findings += check_config(ctx, expected)
     findings += check_accuracy(ctx, expected)
     return findings, judge

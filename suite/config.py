@@ -200,9 +200,19 @@ class Settings:
     max_batch_items: int
     batch_timeout_us: int
     accuracy_target: float
+    #: A fixed reference AUC (percent) the gate is ``accuracy_target`` of: MLPerf's 80.31 for
+    #: dlrm-v2. 0: the dataset's recorded reference (generated data: its teacher model's AUC).
+    reference_auc_percent: float = 0.0
+    #: LoadGen samples (queries) an accuracy run must cover, and the floor that makes
+    #: ``performance_sample_count`` a minimum rather than min(rule, dataset): MLPerf's dataset-size
+    #: (330067 for dlrm-v2). 0: the dataset's own size.
+    dataset_size: int = 0
     seeds: tuple[int, int, int] | None = None
     #: A compliance audit (``TEST01``...) this run performs, or None.
     audit: str | None = None
+    #: The run length is judged by LoadGen's early stopping, not ``min_query_count`` (MLPerf's
+    #: Server, SingleStream and MultiStream); ``min_query_count`` is still what LoadGen runs.
+    early_stopping: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -272,6 +282,9 @@ def rule_settings(
         max_batch_items=int(max_batch_items or get("max_batch_items", 2048)),
         batch_timeout_us=int(batch_timeout_us if batch_timeout_us is not None else get("batch_timeout_us", 0)),
         accuracy_target=float(get("accuracy_target", 0.99)),
+        dataset_size=int(get("dataset_size", 0)),
+        early_stopping=scen in rules.early_stopping,
+        reference_auc_percent=float(get("reference_auc_percent", 0.0)),
         seeds=None
         if seeds is None
         else (int(seeds), int(get("sample_index_rng_seed")), int(get("schedule_rng_seed"))),

@@ -12,6 +12,11 @@ many workers as it wants queries in flight.
 
 A backend that raises never hangs LoadGen: the samples of the failed batch are completed with empty
 responses, the error is recorded and the run is reported invalid.
+
+In accuracy runs and compliance audits each sample's response is float32 ``(prediction, label)``
+pairs, one per item (and task), as MLPerf's reference SUT writes them, so MLPerf's
+``accuracy-dlrm.py`` reads the accuracy log in its documented mode; performance runs answer the
+bare predictions (LoadGen logs no response data there).
 """
 
 from __future__ import annotations
@@ -106,6 +111,8 @@ class Batcher:
         workers: threads calling ``backend.predict`` concurrently (1 unless the backend is
             thread-safe).
         on_first_issue: called once, when LoadGen issues its first query.
+        labels: the items' labels as float32 (items, tasks); given, every response is
+            (prediction, label) pairs instead of bare predictions.
     """
 
     def __init__(
@@ -117,8 +124,10 @@ class Batcher:
         batch_timeout_us: int = 0,
         workers: int = 1,
         on_first_issue: Callable[[], None] | None = None,
+        labels: np.ndarray | None = None,
     ) -> None:
         self.library = library
+        self._labels = labels
         self._on_first_issue = on_first_issue
         self.backend = backend
         self.max_items = max_batch_items
@@ -245,6 +254,8 @@ class Batcher:
                 dtype = getattr(scores, "dtype", "")
                 raise TypeError(f"backend returned {got} {dtype} for {n} items (want float32 of length {n})")
             scores = np.ascontiguousarray(scores)
+            if self._labels is not None:
+                scores = self._pairs(scores, idx, self._labels)
         except Exception as exc:  # noqa: BLE001 - any backend failure must still complete the samples
             self.outcome.record_error(f"{type(exc).__name__}: {exc}")
             lg.QuerySamplesComplete([lg.QuerySampleResponse(i, 0, 0) for i in ids])
@@ -265,6 +276,23 @@ class Batcher:
         out.completed_queries += len(ids)
         out.completed_items += offset
         out.batches += 1
+
+    def _pairs(self, scores: np.ndarray, idx: list[int], labels: np.ndarray) -> np.ndarray:
+        """(items, tasks, 2) float32: each score beside its item's label, in the batch's order."""
+        n = len(scores)
+        if len(idx) == 1:
+            lo = self.library.offset_list[idx[0]]
+            rows: slice | np.ndarray = slice(lo, lo + n)
+        else:
+            # The batch is the queries' item ranges one after another: item j of the batch is row
+            # j + (start of its query - items before its query in the batch).
+            sizes = self.library.sizes[idx]
+            shift = self.library.offsets[idx] - (np.cumsum(sizes) - sizes)
+            rows = np.arange(n) + np.repeat(shift, sizes)
+        pairs = np.empty((n, labels.shape[1], 2), dtype=np.float32)
+        pairs[:, :, 0] = scores.reshape(n, -1)
+        pairs[:, :, 1] = labels[rows]
+        return pairs
 
 
 def sweep_order(ids: list[int], indices: list[int]) -> tuple[list[int], list[int]]:
@@ -425,6 +453,10 @@ def run(
 
     backend.attach_items(library.items)
     in_flight = backend.queries_in_flight()
+    labels = None
+    if settings.mode is Mode.ACCURACY or settings.audit is not None:
+        raw = np.asarray(library.dataset.labels)
+        labels = raw.reshape(len(raw), -1).astype(np.float32)
     # A backend that schedules each query itself gets a limit of one item, which makes every batch
     # exactly one whole query (a batch takes its first query whatever its size, then stops).
     batcher = Batcher(
@@ -434,6 +466,7 @@ def run(
         batch_timeout_us=0 if in_flight else settings.batch_timeout_us,
         workers=max(workers, in_flight) if in_flight else (workers if backend.thread_safe else 1),
         on_first_issue=observer.on_first_issue if observer is not None else None,
+        labels=labels,
     )
     sut = lg.ConstructFastSUT(batcher.issue, batcher.flush)
     qsl = lg.ConstructQSL(total, min(settings.performance_sample_count or total, total), _noop, _noop)

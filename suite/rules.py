@@ -96,6 +96,17 @@ class RuleSet:
         """Compliance audits (``TEST01``...) every scenario of a result needs."""
         return [str(t) for t in self.meta.get("compliance", [])]
 
+    @property
+    def early_stopping(self) -> list[str]:
+        """Scenarios judged by LoadGen's early stopping instead of a minimum query count."""
+        return [str(s) for s in self.meta.get("early_stopping", [])]
+
+    @property
+    def closed_query_size(self) -> str | None:
+        """The ``--query-size`` a closed-division result must use (None: the rule set names none)."""
+        value = self.meta.get("closed_query_size")
+        return None if value is None else str(value)
+
     def variant(self, variant: str | None) -> str | None:
         """``variant`` checked against the rule set's, or its default when None."""
         if variant is None:

@@ -112,6 +112,9 @@ def system_problems(data: Mapping[str, Any], division: str | None = None, submit
         problems.append(f"'division' is {data.get('division')!r}, the tree's is {division!r}")
     if submitter is not None and data.get("submitter") not in (None, "", submitter):
         problems.append(f"'submitter' is {data.get('submitter')!r}, the tree's is {submitter!r}")
+    if division == "closed" and str(data.get("is_network", "")).lower() == "true":
+        # MLPerf's checker: a system over the network belongs to the network division.
+        problems.append("'is_network' is true, which the closed division does not allow")
     return problems
 
 
@@ -183,8 +186,13 @@ def check_tree(org: Path) -> list[Finding]:
             bench = bench_dir.name
             if not (org / "code" / bench).is_dir():
                 findings.append(error("submission.layout", f"code/{bench} is missing", org / "code" / bench))
+            findings += _check_system_type(org, system, bench)
             for scen_dir in sorted(p for p in bench_dir.iterdir() if p.is_dir()):
                 findings += _check_scenario(org, system, bench, scen_dir)
+    systems = org / "systems"
+    for path in sorted(systems.glob("*.json")) if systems.is_dir() else []:
+        if not (results / path.stem).is_dir():
+            findings.append(error("submission.layout", f"systems/{path.name} has no results/{path.stem}", path))
     for kind in ("measurements", "compliance"):
         base = org / kind
         for scen_dir in sorted(base.glob("*/*/*")) if base.is_dir() else []:
@@ -207,6 +215,24 @@ def _check_system(org: Path, system: str, division: str, submitter: str) -> list
     if not isinstance(data, dict):
         return [error("submission.system", f"systems/{system}.json is not a JSON object", path)]
     return [error("submission.system", f"systems/{system}.json: {p}", path) for p in system_problems(data, division, submitter)]
+
+
+def _check_system_type(org: Path, system: str, bench: str) -> list[Finding]:
+    """A benchmark its rule set admits only for some system types (dlrm-v2: datacenter) under
+    another one (MLPerf's checker: 'has an invalid model for system_type')."""
+    from suite.check import error
+    from suite.rules import RuleSet, for_benchmark
+
+    allowed = [str(t) for t in RuleSet.load(for_benchmark(bench)).meta.get("system_types", [])]
+    path = org / "systems" / f"{system}.json"
+    try:
+        data = record.read_json(path)
+    except RecordError:
+        return []  # _check_system reports it
+    system_type = data.get("system_type") if isinstance(data, dict) else None
+    if not allowed or system_type is None or system_type in allowed:
+        return []
+    return [error("submission.system", f"systems/{system}.json: {bench} needs a system_type in {allowed} (got {system_type!r})", path)]
 
 
 def _file_set(folder: Path, want: frozenset[str], optional: frozenset[str] = frozenset()) -> list[Finding]:
@@ -274,7 +300,8 @@ def _check_scenario(org: Path, system: str, bench: str, scen_dir: Path) -> list[
 def truncate_accuracy_log(log: Path, report: Path, backup: Path) -> str:
     """MLPerf's ``truncate_accuracy_log.py`` on one accuracy folder; returns the full log's sha256.
 
-    Appends ``hash=<sha256 of the full log>`` to ``report`` (accuracy.txt), copies the full log to
+    Appends ``"\\nhash=<sha256 of the full log>\\n"`` to ``report`` (accuracy.txt, created if absent, as
+    for a TEST01 audit), as the script does (a blank line before ``hash=``), copies the full log to
     ``backup``, then keeps the log's first and last 4 KiB joined by ``"\\n\\n...\\n\\n"``. A log of
     8 KiB or less is kept whole (there is nothing to cut; MLPerf's script would fail on it).
     """
@@ -288,8 +315,8 @@ def truncate_accuracy_log(log: Path, report: Path, backup: Path) -> str:
     value = digest.hexdigest()
     backup.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(log, backup)
-    text = report.read_text(encoding="utf-8")
-    report.write_text(text + ("" if text.endswith("\n") or not text else "\n") + f"hash={value}\n", encoding="utf-8")
+    text = report.read_text(encoding="utf-8") if report.is_file() else ""
+    report.write_text(text + f"\nhash={value}\n", encoding="utf-8")
     size = log.stat().st_size
     if size > 2 * VIEWABLE_BYTES:
         with open(log, "rb") as handle:

@@ -121,6 +121,10 @@ class ScenarioRuns:
     accuracy: AccuracyRecord
     performance: PerformanceRecord
     audits: list[str] = field(default_factory=list)
+    #: The accuracy run's and each audit's own run configuration (their commands differ from the
+    #: performance run's: target QPS, threads...).
+    accuracy_config: RunConfigRecord | None = None
+    audit_configs: dict[str, RunConfigRecord] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,13 @@ def submit(request: SubmitRequest) -> Submission:
     source = check([results])
     if not source.passed:
         raise RefusedError(f"{results} fails `suite check`; no submission written", table(source))
+    open_only = [f for f in source.findings if f.rule == "settings.query-size"]
+    if request.division == "closed" and open_only:
+        raise RefusedError(
+            f"{len(open_only)} run(s) under {results} are open division only (their query sizes are not the closed "
+            "division's); no submission written (use --division open)",
+            table(CheckReport(runs=source.runs, findings=open_only)),
+        )
     scenarios = _scenarios(runs)
     profiles = sorted({s.profile for s in scenarios})
     rule_sets = sorted({s.rules for s in scenarios})
@@ -261,7 +272,10 @@ def _scenarios(runs: list[RunFolder]) -> list[ScenarioRuns]:
                 environment=presult.environment or EnvironmentRecord(),
                 accuracy=aresult.accuracy or AccuracyRecord(),
                 performance=presult.performance or PerformanceRecord(),
-                audits=sorted(t for t in AUDIT_SETS if (scen_dir / t).is_dir()),
+                audits=(audits := sorted(t for t in AUDIT_SETS if (scen_dir / t).is_dir())),
+                accuracy_config=aconf.config,
+                audit_configs={t: _record(ConfigRecord, path).config for t in audits
+                               if (path := scen_dir / t / "performance/run_1/config.json").is_file()},
             )
         )
     return out
@@ -367,6 +381,10 @@ def _build(org: Path, backup: Path, s: ScenarioRuns, system: dict[str, Any], req
         for name in sorted(AUDIT_SETS[test] | AUDIT_OPTIONAL):
             if (src / name).is_file():
                 _copy(src / name, dst / name)
+        if (dst / "accuracy" / ACCURACY_LOG).is_file():
+            # truncate_accuracy_log.py treats TEST01's accuracy log as the accuracy run's.
+            audit_rel = Path(request.division) / request.org / "compliance" / rel / test / "accuracy" / ACCURACY_LOG
+            truncate_accuracy_log(dst / "accuracy" / ACCURACY_LOG, dst / "accuracy/accuracy.txt", backup / audit_rel)
     meas = org / "measurements" / rel
     meas.mkdir(parents=True, exist_ok=True)
     (meas / f"{s.system}.json").write_text(json.dumps(_measurements(s), indent=2) + "\n")
@@ -401,8 +419,11 @@ def _user_conf(s: ScenarioRuns) -> str:
         lines.append(f"{key}.target_latency_percentile = {100 * pct:g}")
     lines.append(f"{key}.min_duration = {st.min_duration_ms}")
     lines.append(f"{key}.min_query_count = {st.min_query_count}")
-    if st.performance_sample_count:
-        lines.append(f"{key}.performance_sample_count_override = {st.performance_sample_count}")
+    # What LoadGen ran with (the rule's count capped by a smaller dataset), not the rule's number.
+    detail = s.source / "performance/run_1" / DETAIL
+    effective = read_detail(detail).get("effective_performance_sample_count") if detail.is_file() else None
+    if effective or st.performance_sample_count:
+        lines.append(f"{key}.performance_sample_count_override = {effective or st.performance_sample_count}")
     user_conf = s.config.user_conf
     if user_conf and Path(user_conf).is_file():
         lines.append(f"# The run's own user.conf ({Path(user_conf).name}), applied on top:")
@@ -441,9 +462,10 @@ def run_command(config: Mapping[str, Any], mode: str, audit: str | None = None) 
 
 
 def _commands(s: ScenarioRuns) -> list[str]:
-    config = s.config.to_dict()
-    cmds = [run_command(config, "performance"), run_command(config, "accuracy")]
-    cmds += [run_command(config, "performance", audit=t) for t in s.audits]
+    """Each run's command from its own record (the accuracy run and audits may differ from the
+    performance run in target QPS, threads...)."""
+    cmds = [run_command(s.config.to_dict(), "performance"), run_command((s.accuracy_config or s.config).to_dict(), "accuracy")]
+    cmds += [run_command((s.audit_configs.get(t) or s.config).to_dict(), "performance", audit=t) for t in s.audits]
     return cmds
 
 

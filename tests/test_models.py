@@ -102,7 +102,8 @@ def test_smoke_run_reaches_the_reference_auc(results: Path, data_dir: Path, name
     assert result.valid and acc["passed"]
     assert len(acc["task_auc"]) == len(acc["reference_auc"]) == config.model.schema.tasks
     assert acc["auc"] >= 0.99 * float(np.mean(acc["reference_auc"]))
-    for got, ref in zip(acc["task_auc"], acc["reference_auc"]):
+    # The gate's reference is MLPerf's fixed 80.31% for dlrm-v2; the data's own is its teacher's AUC.
+    for got, ref in zip(acc["task_auc"], result.data["dataset"]["reference_auc"]):
         assert ref == pytest.approx(0.80, abs=0.03)
         assert got == pytest.approx(ref, abs=1e-4)
     assert result.data["config"]["model"]["tasks"] == config.model.schema.tasks

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from suite import rules
 from suite.check import check
+from suite.results import read_detail
 from suite.cli import cli
 from suite.submit import CSV_COLUMNS
 
@@ -97,7 +98,9 @@ def test_submission_passes_check_and_has_mlperf_file_sets(mlperf_results: Path, 
     # suite check passes the tree (the smoke profile's durations); official rules fail it, as they should.
     checked = CliRunner().invoke(cli, ["check", str(sub), "--profile", "smoke"])
     assert checked.exit_code == 0, checked.output
-    assert {f.rule for f in check([sub]).errors} == {"settings.min-duration", "settings.min-query-count"}
+    assert {f.rule for f in check([sub]).errors} == {
+        "settings.min-duration", "settings.performance-sample-count", "accuracy.coverage",
+    }
     # Truncated as MLPerf does: first and last 4 KiB, the full log's sha256 appended as hash=.
     acc = sub / BENCH.format(kind="results") / "accuracy"
     full = tmp_path / "sub-accuracy-logs" / BENCH.format(kind="results") / "accuracy/mlperf_log_accuracy.json"
@@ -208,3 +211,118 @@ def test_check_reports_mlperf_tree_rules(mlperf_results: Path, tmp_path: Path, s
         ("submission.name", "'empty dir' contains whitespace"),
         ("submission.empty-dir", "an empty folder"),
     }
+
+
+def test_closed_submit_refuses_runs_of_other_query_sizes(mlperf_results: Path, system_json: Path, tmp_path: Path) -> None:
+    """Closed division runs MLPerf's quantile sizes; a run recorded with fixed:1 is open division:
+    `suite check` says so (a warning) and `submit --division closed` refuses it."""
+    results = Path(shutil.copytree(mlperf_results, tmp_path / "results"))
+    perf = results / "sys1/dlrm-rmc1/Server/performance/run_1"
+    for name in ("config.json", "result.json"):
+        data = json.loads((perf / name).read_text())
+        data["settings"]["query_size"] = "fixed:1"
+        (perf / name).write_text(json.dumps(data))
+    report = check([results])
+    assert report.passed and [(f.rule, f.severity.value) for f in report.findings] == [("settings.query-size", "warning")]
+    assert report.findings[0].message == (
+        "query sizes 'fixed:1' are not mlperf-v5.1's closed-division 'mlperf' (MLPerf's quantile distribution): "
+        "this result is open division"
+    )
+    args = ["submit", "--results", str(results), "--org", "Acme", "--system-json", str(system_json)]
+    closed = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "closed")])
+    assert closed.exit_code == 1 and "are open division only" in closed.stderr and "settings.query-size" in closed.stderr
+    assert not (tmp_path / "closed").exists()
+    opened = CliRunner().invoke(cli, [*args, "--division", "open", "--out", str(tmp_path / "open")])
+    assert opened.exit_code == 0, opened.output
+    assert (tmp_path / "open/open/Acme/results").is_dir()
+
+
+def test_reproduce_commands_come_from_each_runs_own_record(mlperf_results: Path, system_json: Path, tmp_path: Path) -> None:
+    """The accuracy run's command carries its own settings, not the performance run's; user.conf
+    states the performance sample count LoadGen used."""
+    results = Path(shutil.copytree(mlperf_results, tmp_path / "results"))
+    acc = results / "sys1/dlrm-rmc1/Server/accuracy"
+    for name in ("config.json", "result.json"):
+        data = json.loads((acc / name).read_text())
+        data["config"]["target_qps"], data["config"]["threads"] = 5000.0, 2
+        (acc / name).write_text(json.dumps(data))
+    sub = tmp_path / "sub"
+    result = CliRunner().invoke(cli, ["submit", "--results", str(results), "--org", "Acme", "--out", str(sub),
+                                      "--system-json", str(system_json)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    commands = [line for line in (sub / "closed/Acme/code/dlrm-rmc1-99/README.md").read_text().splitlines() if line.startswith("suite ")]
+    assert len(commands) == 3
+    assert "--target-qps 1000.0" in commands[0] and "--threads" not in commands[0] and commands[0].endswith("--mode performance")
+    assert "--target-qps 5000.0" in commands[1] and "--threads 2" in commands[1] and commands[1].endswith("--mode accuracy")
+    assert commands[2].startswith("suite audit TEST01") and "--target-qps 1000.0" in commands[2]
+    detail = read_detail(results / "sys1/dlrm-rmc1/Server/performance/run_1/mlperf_log_detail.txt")
+    conf = (sub / BENCH.format(kind="measurements") / "user.conf").read_text()
+    assert f"dlrm-rmc1.Server.performance_sample_count_override = {detail.get('effective_performance_sample_count')}\n" in conf
+
+
+def test_accuracy_txt_and_test01_logs_as_truncate_accuracy_log_leaves_them(mlperf_results: Path, system_json: Path, tmp_path: Path) -> None:
+    """A blank line before hash=; TEST01's accuracy log truncated and hashed like the accuracy
+    run's; TEST01's accuracy.txt holds only the accuracy script's AUC line."""
+    sub = tmp_path / "sub"
+    result = CliRunner().invoke(cli, ["submit", "--results", str(mlperf_results), "--org", "Acme", "--out", str(sub),
+                                      "--system-json", str(system_json)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = (sub / BENCH.format(kind="results") / "accuracy/accuracy.txt").read_text().splitlines()
+    assert lines[-2] == "" and lines[-1].startswith("hash=")
+    test01 = sub / BENCH.format(kind="compliance") / "TEST01/accuracy"
+    full = tmp_path / "sub-accuracy-logs" / BENCH.format(kind="compliance") / "TEST01/accuracy/mlperf_log_accuracy.json"
+    raw = (mlperf_results / "sys1/dlrm-rmc1/Server/TEST01/accuracy/mlperf_log_accuracy.json").read_bytes()
+    assert full.read_bytes() == raw
+    expected = raw if len(raw) <= 8192 else raw[:4096] + b"\n\n...\n\n" + raw[-4096:]
+    assert (test01 / "mlperf_log_accuracy.json").read_bytes() == expected
+    auc_line, blank, digest = (test01 / "accuracy.txt").read_text().splitlines()
+    assert auc_line.startswith("AUC=") and blank == "" and digest == f"hash={hashlib.sha256(raw).hexdigest()}"
+
+
+def test_check_verifies_a_submission_against_its_full_accuracy_logs(mlperf_results: Path, system_json: Path, tmp_path: Path) -> None:
+    """Beside the submission, <out>-accuracy-logs/ holds the full logs: check verifies hash, head
+    and tail, and recomputes the AUC from the (prediction, label) pairs."""
+    sub = tmp_path / "sub"
+    result = CliRunner().invoke(cli, ["submit", "--results", str(mlperf_results), "--org", "Acme", "--out", str(sub),
+                                      "--system-json", str(system_json)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    acc = sub / BENCH.format(kind="results") / "accuracy"
+    full = tmp_path / "sub-accuracy-logs" / BENCH.format(kind="results") / "accuracy/mlperf_log_accuracy.json"
+
+    def rules() -> set[str]:
+        return {f.rule for f in check([sub], profile="smoke").findings}
+
+    assert rules() == set()  # recomputed, not taken from accuracy.txt
+    text = (acc / "accuracy.txt").read_text()
+    (acc / "accuracy.txt").write_text("AUC=81.000%" + text[text.index(","):])
+    assert "accuracy.mismatch" in rules()
+    (acc / "accuracy.txt").write_text(text)
+    truncated = (acc / "mlperf_log_accuracy.json").read_bytes()
+    (acc / "mlperf_log_accuracy.json").write_bytes(truncated[:100] + (b"1" if truncated[100:101] != b"1" else b"2") + truncated[101:])
+    assert "accuracy.backup" in rules()
+    (acc / "mlperf_log_accuracy.json").write_bytes(truncated)
+    full.write_bytes(full.read_bytes().replace(b"]", b" ]"))
+    assert "accuracy.hash" in rules()
+    # MLPerf: "not hash value for mlperf_log_accuracy.json", also for a log left whole.
+    shutil.copyfile(full, acc / "mlperf_log_accuracy.json")
+    (acc / "accuracy.txt").write_text(text.split("\nhash=")[0] + "\n")
+    assert "accuracy.hash" in rules()
+
+
+def test_check_rejects_a_datacenter_benchmark_on_an_edge_system_and_orphan_systems(
+    mlperf_results: Path, system_json: Path, tmp_path: Path
+) -> None:
+    """MLPerf's checker: 'has an invalid model ... system_type=edge' for dlrm-v2, and 'systems has
+    the following files with no results'."""
+    sub = tmp_path / "sub"
+    result = CliRunner().invoke(cli, ["submit", "--results", str(mlperf_results), "--org", "Acme", "--out", str(sub),
+                                      "--system-json", str(system_json)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    systems = sub / "closed/Acme/systems"
+    data = json.loads((systems / "sys1.json").read_text())
+    (systems / "sys1.json").write_text(json.dumps({**data, "system_type": "edge", "is_network": "true"}))
+    shutil.copyfile(systems / "sys1.json", systems / "sys2.json")
+    messages = [f.message for f in check([sub], profile="smoke").errors]
+    assert "systems/sys1.json: dlrm-rmc1-99 needs a system_type in ['datacenter', 'datacenter,edge'] (got 'edge')" in messages
+    assert "systems/sys2.json has no results/sys2" in messages
+    assert "systems/sys1.json: 'is_network' is true, which the closed division does not allow" in messages
