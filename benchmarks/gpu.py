@@ -186,9 +186,6 @@ def measure(args, spec, size, base, library, precision, options, peak, name, gen
     return row
 
 
-if __name__ == "__main__":
-    main()
-
 
 # --- kernels and DLRM-v2 at full scale (``--sections kernels,dlrm-v2``) ------------------------------------
 
@@ -247,7 +244,7 @@ def kernels_section(out: list[dict]) -> None:
     for row_type in ("bf16", "fp16", "fp8", "int8"):
         packed = lookup.pack(weights, hot, row_type)
         best = None
-        for bn, bl, warps in ((16, 4, 4), (32, 4, 4), (16, 8, 4), (8, 8, 2), (32, 8, 8)):
+        for bn, bl, warps in ((16, 4, 4), (32, 4, 4), (16, 8, 4), (8, 8, 4)):
             x = torch.empty((n, (len(hot) + 1) * dim), dtype=torch.bfloat16, device="cuda")
             ms = timed_ms(lambda: lookup.pooled(packed, ids, x, dim, block_n=bn, block_l=bl, num_warps=warps))
             if best is None or ms < best[0]:
@@ -338,7 +335,7 @@ def dlrm_v2_section(out: list[dict], items: int, batch: int) -> None:
     logits = chunks(teacher).cpu().numpy().astype(np.float64)
     z = (logits - logits.mean()) / (logits.std() or 1.0)
     temp, b = synthetic.calibrate(z)
-    labels = np.random.default_rng(1).random(items) < 1 / (1 + np.exp(-(z / temp + b)))
+    labels = (np.random.default_rng(1).random(items) < 1 / (1 + np.exp(-(z / temp + b)))).astype(np.int8)
     ref_auc = auc(labels, logits)
     print(f"  teacher (bf16 rows, fp32 dense) AUC {ref_auc:.5f} on {items} items", flush=True)
     for mod in dense32.values():
@@ -372,7 +369,15 @@ def dlrm_v2_section(out: list[dict], items: int, batch: int) -> None:
     for label, rows, dense_mode in (("fused bf16 rows, bf16 dense", "bf16", "bf16"),
                                     ("fused int8 rows, fp8 dense", "int8", "fp8"),
                                     ("fused fp8 rows, fp8 dense", "fp8", "fp8")):
-        f = fused.fuse(model, schema, rows=rows, dense=dense_mode, release=False)
-        measure(label, f, 0.999 if dense_mode == "bf16" else 0.99)
-        del f
+        try:
+            f = fused.fuse(model, schema, rows=rows, dense=dense_mode, release=False)
+            measure(label, f, 0.999 if dense_mode == "bf16" else 0.99)
+            del f
+        except Exception as exc:  # noqa: BLE001 - report and go on to the next variant
+            print(f"  {label}: FAILED {type(exc).__name__}: {exc}", flush=True)
+            out.append({"section": "dlrm-v2", "how": label, "error": f"{type(exc).__name__}: {exc}"})
         torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()

@@ -105,7 +105,7 @@ def test_linear_relu_epilogue_and_fp8_operands() -> None:
     bias = torch.linspace(-1, 1, down.shape[0], device=DEVICE)
     want = torch.relu(torch.nn.functional.linear(xl, down, bias))
     got, _ = dk.linear(xl, down, bias, relu=True, out_dtype=torch.float32, tiles=SMALL)
-    torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-2)  # fp32 dots are TF32 on the GPU
     a_scale = xl.abs().max().item() / lookup.FP8_MAX
     wq, ws = dk.quantize_weight(down)
     got8, _ = dk.linear(dk.quantize(xl, a_scale), wq, bias, relu=True, a_scale=a_scale, w_scale=ws,
