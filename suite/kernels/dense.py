@@ -13,6 +13,7 @@ and for the bf16 path when cuBLAS's GEMM is the faster one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import triton
@@ -126,6 +127,48 @@ class Tiles:
 
 #: Tiles by operand type, chosen for Hopper (fp8 reads twice the K per byte).
 TILES = {"bf16": Tiles(), "fp8": Tiles(block_k=128, num_stages=4)}
+#: What :func:`tune` tries, by operand type.
+CANDIDATES = {
+    "bf16": (Tiles(), Tiles(block_n=256, num_stages=3), Tiles(num_warps=4, num_stages=4), Tiles(block_m=64, block_n=256, num_warps=4, num_stages=4)),
+    "fp8": (Tiles(block_k=128, num_stages=4), Tiles(block_n=256, block_k=128, num_stages=3),
+            Tiles(block_k=128, num_warps=4, num_stages=4), Tiles(block_m=64, block_n=256, block_k=128, num_warps=4, num_stages=4)),
+}
+#: Tiles :func:`tune` found fastest, by (operand type, N, K); :data:`TILES` where a shape has none.
+TUNED: dict[tuple[str, int, int], Tiles] = {}
+
+
+def tiles_for(fp8: bool, n: int, k: int) -> Tiles:
+    """The tiles :func:`linear` uses for an (N, K) weight."""
+    kind = "fp8" if fp8 else "bf16"
+    return TUNED.get((kind, n, k), TILES[kind])
+
+
+def tune(m: int, n: int, k: int, *, fp8: bool, iters: int = 10, **epilogue: Any) -> list[tuple[Tiles, float]]:
+    """Time every candidate tile shape on an (m, k) x (n, k) product with ``epilogue`` (the
+    keywords of :func:`linear` besides the operands), keep the fastest in :data:`TUNED`, and
+    return (tiles, ms) for each. CUDA only."""
+    device = torch.device("cuda")
+    a = torch.randn(m, k, device=device).to(torch.float8_e4m3fn if fp8 else torch.bfloat16)
+    w = torch.randn(n, k, device=device).to(a.dtype)
+    scale = torch.ones(n, device=device) if fp8 else None
+    timings = []
+    for tiles in CANDIDATES["fp8" if fp8 else "bf16"]:
+        def call() -> None:
+            linear(a, w, w_scale=scale, tiles=tiles, **epilogue)
+        try:
+            call()
+        except Exception:  # noqa: BLE001 - a tile shape this GPU cannot hold (shared memory) is skipped
+            continue
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(iters):
+            call()
+        end.record()
+        end.synchronize()
+        timings.append((tiles, start.elapsed_time(end) / iters))
+    TUNED[("fp8" if fp8 else "bf16", n, k)] = min(timings, key=lambda x: x[1])[0]
+    return timings
 
 
 def quantize(x: torch.Tensor, scale: float) -> torch.Tensor:
@@ -153,7 +196,7 @@ def linear(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None, *
     if w.shape[1] != k or a.stride(1) != 1 or w.stride(1) != 1:
         raise ValueError(f"a (M, K) and w (N, K) need unit stride along K (got {tuple(a.shape)}, {tuple(w.shape)})")
     fp8 = a.dtype == torch.float8_e4m3fn
-    t = tiles or TILES["fp8" if fp8 else "bf16"]
+    t = tiles or tiles_for(fp8, n, k)
     out = torch.empty((m, n), dtype=out_dtype, device=a.device) if out_dtype is not None else None
     q = torch.empty((m, n), dtype=torch.float8_e4m3fn, device=a.device) if q_scale is not None else None
     cross = x0 is not None

@@ -78,6 +78,8 @@ class FusedDLRM(nn.Module):
         self.dtype = dtype
         self.x0_scale = x0_scale
         self.calibration = calibration
+        #: Best ms per matmul when :meth:`tune` ran at load.
+        self.tuned: dict[str, float] = {}
 
     def describe(self) -> dict[str, Any]:
         """The settings a result records."""
@@ -85,7 +87,32 @@ class FusedDLRM(nn.Module):
                                "row_bytes": self.tables.row_bytes}
         if self.calibration is not None:
             out["calibration"] = self.calibration.to_dict()
+        if self.tuned:
+            out["tuned_ms"] = {k: round(v, 4) for k, v in self.tuned.items()}
         return out
+
+    def tune(self, m: int) -> dict[str, float]:
+        """Pick the fastest tiles (:func:`suite.kernels.dense.tune`) for every Triton matmul of
+        this model at batch size ``m``, with its own epilogue; returns the best ms per layer."""
+        fp8 = self.dense_mode == "fp8"
+        if self.gemm != "triton":
+            return {}
+        device = self.tables.rows.device
+        width = self.dim * (1 + len(self.tables.lookups))
+        x = torch.randn(m, width, device=device).to(self.dtype)
+        q = 1.0 if fp8 else None
+        layers: list[tuple[str, _Linear, dict[str, Any]]] = []
+        for i, (down, up) in enumerate(self.cross or []):
+            layers.append((f"cross{i}.down", down, {"out_dtype": None if fp8 else self.dtype, "q_scale": q}))
+            layers.append((f"cross{i}.up", up, {"bias": up.bias, "x0": x, "xl": x, "q_scale": q}))
+        for i, (layer, relu) in enumerate(zip(self.top, self.relu_top)):
+            layers.append((f"top{i}", layer, {"bias": layer.bias, "relu": relu, "q_scale": q}))
+        best = {}
+        for name, layer, epilogue in layers:
+            n, k = layer.weight.shape
+            timings = dk.tune(m, n, k, fp8=fp8, **epilogue)
+            best[name] = min(ms for _, ms in timings) if timings else float("nan")
+        return best
 
     def interaction(self, dense: torch.Tensor, sparse: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
         """The (N, (tables + 1) x dim) matrix the cross network or top MLP reads."""
@@ -252,7 +279,8 @@ DEFAULT_ROWS = {"fp8": "int8", "bf16": "bf16", "fp16": "fp16"}
 
 def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, str]) -> FusedDLRM:
     """torch-cuda's hook: :func:`fuse` with the backend's ``--precision`` and its options ``rows``
-    (bf16|fp16|fp8|int8) and ``gemm`` (triton|cublas, bf16/fp16 only), checked here."""
+    (bf16|fp16|fp8|int8), ``gemm`` (triton|cublas, bf16/fp16 only) and ``tune`` (0|1: time the
+    candidate tiles of every matmul at 16,384 items during load), checked here."""
     from suite.errors import BackendUnavailableError, ConfigError, one_of
 
     if spec.name not in FUSABLE:
@@ -264,4 +292,9 @@ def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, 
     gemm = options.get("gemm", "triton")
     one_of("rows", rows, ROW_CHOICES)
     one_of("gemm", gemm, GEMMS)
-    return fuse(model, spec.schema, rows=rows, dense="fp8" if precision == "fp8" else "bf16", gemm=gemm, seed=spec.seed)
+    tune = options.get("tune", "0")
+    one_of("tune", tune, ("0", "1"))
+    out = fuse(model, spec.schema, rows=rows, dense="fp8" if precision == "fp8" else "bf16", gemm=gemm, seed=spec.seed)
+    if tune == "1":
+        out.tuned = out.tune(16384)
+    return out

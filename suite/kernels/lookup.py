@@ -34,6 +34,10 @@ ROW_TYPES = {"fp32": 0, "bf16": 0, "fp16": 0, "fp8": 1, "int8": 2}
 #: Bytes after a row's values: the fp32 scale (fp8) or scale and bias (int8).
 TRAILER_BYTES = {"fp32": 0, "bf16": 0, "fp16": 0, "fp8": 4, "int8": 8}
 FP8_MAX = 448.0
+#: (BLOCK_N items, BLOCK_L ids, warps) a program takes, by row type, where the caller names none;
+#: ``benchmarks/gpu.py --sections kernels`` times the candidates and records its pick here.
+BLOCKS: dict[str, tuple[int, int, int]] = {}
+DEFAULT_BLOCK = (16, 4, 4)
 #: Rows quantized at once when packing, to bound the temporary fp32 copy.
 PACK_CHUNK_ROWS = 1 << 20
 
@@ -182,7 +186,8 @@ def interpreted() -> bool:
 
 
 def pooled(tables: PackedTables, ids: torch.Tensor, out: torch.Tensor | None = None, col0: int = 0, *,
-           block_n: int = 16, block_l: int = 4, num_warps: int = 4, out_dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+           block_n: int | None = None, block_l: int | None = None, num_warps: int | None = None,
+           out_dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
     """Sum-pool every table in one launch.
 
     ``ids`` is (N, sum of lookups) int32 or int64, the tables' ids side by side in table order.
@@ -201,6 +206,8 @@ def pooled(tables: PackedTables, ids: torch.Tensor, out: torch.Tensor | None = N
         raise ValueError(f"out must be (N, >= {col0 + t * tables.dim}) with unit column stride")
     if n == 0:
         return out
+    default = BLOCKS.get(tables.row_type, DEFAULT_BLOCK)
+    block_n, block_l, num_warps = block_n or default[0], block_l or default[1], num_warps or default[2]
     values, aux, row_stride, aux_stride = tables._views()
     grid = (triton.cdiv(n, block_n), t)
     _pooled_kernel[grid](ids, ids.stride(0), values, aux, tables.meta, out, out.stride(0), col0, n,
