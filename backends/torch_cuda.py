@@ -60,7 +60,8 @@ class TorchCUDABackend(Backend):
     (``torch.compile``), ``fused`` 0|1 (DLRM models on ``suite.kernels``: one Triton launch for all
     tables, matmuls with fused epilogues; ``--precision fp8`` implies it), ``rows``
     bf16|fp16|fp8|int8 (how fused tables are stored; fp8's default int8), ``gemm`` triton|cublas
-    (fused bf16/fp16 matmuls). All are recorded in the result.
+    (fused bf16/fp16 matmuls), ``tune`` 0|1 (time tile shapes at load). All are recorded in the
+    result.
     """
 
     name = "torch-cuda"

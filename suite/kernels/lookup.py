@@ -217,10 +217,11 @@ def pooled(tables: PackedTables, ids: torch.Tensor, out: torch.Tensor | None = N
 
 
 def pooled_reference(tables: PackedTables, ids: torch.Tensor) -> torch.Tensor:
-    """What :func:`pooled` computes, in fp32 with torch's ``embedding_bag`` on the dequantized rows."""
-    rows = dequantize_rows(tables.rows, tables.row_type, tables.dim)
-    meta = tables.meta.tolist()
+    """What :func:`pooled` computes, in fp32 with torch ops: the rows ``ids`` name, dequantized
+    (only those, so a full-scale check needs no fp32 copy of the tables) and summed per bag."""
     outs = []
-    for col, lk, base in meta:
-        outs.append(torch.nn.functional.embedding_bag(ids[:, col:col + lk].long() + base, rows, mode="sum"))
+    for col, lk, base in tables.meta.tolist():
+        rows = ids[:, col:col + lk].long() + base
+        stored = tables.rows[rows.reshape(-1)]
+        outs.append(dequantize_rows(stored, tables.row_type, tables.dim).reshape(rows.shape[0], lk, tables.dim).sum(dim=1))
     return torch.cat(outs, dim=1)
