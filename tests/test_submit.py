@@ -208,3 +208,15 @@ def test_check_reports_mlperf_tree_rules(mlperf_results: Path, tmp_path: Path, s
         ("submission.name", "'empty dir' contains whitespace"),
         ("submission.empty-dir", "an empty folder"),
     }
+
+
+def test_weight_transformations_say_what_the_fused_kernels_did() -> None:
+    from suite.submit import weight_transformations
+
+    assert weight_transformations("fp32", {}) == "none"
+    assert weight_transformations("bf16", {"fused": None}) == "fp32 weights cast to bf16 at load"
+    fp8 = {"fused": {"rows": "int8", "dense": "fp8", "calibration": {"items": 4096, "margin": 2.0, "amax": {}}}}
+    text = weight_transformations("fp8", fp8)
+    assert text.startswith("fp32 weights converted at load: embedding rows to int8 with a per-row fp32 scale and bias; ")
+    assert "fp8 e4m3 with one scale per output channel" in text and "calibrated on 4096 generated items" in text
+    assert weight_transformations("bf16", {"fused": {"rows": "bf16", "dense": "bf16"}}).endswith("; dense layers cast to bf16")
