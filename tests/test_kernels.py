@@ -8,6 +8,7 @@ whole-model numerics and the AUC gate through the real harness.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -46,10 +47,11 @@ def eager_pooled(weights: list[torch.Tensor], lookups: list[int], ids: torch.Ten
                       for w, lk, c in zip(weights, lookups, cols)], dim=1)
 
 
-@pytest.mark.parametrize("row_type", sorted(lookup.ROW_TYPES))
-def test_pooled_lookup_matches_embedding_bag(row_type: str) -> None:
+@pytest.mark.parametrize(("row_type", "split"), [(t, False) for t in sorted(lookup.ROW_TYPES)] + [("fp8", True), ("int8", True)])
+def test_pooled_lookup_matches_embedding_bag(row_type: str, split: bool) -> None:
     weights, lookups, ids = tables()
-    packed = lookup.pack(weights, lookups, row_type)
+    packed = lookup.pack(weights, lookups, row_type, split_scales=split)
+    assert packed.row_bytes == 32 * {"fp32": 4, "bf16": 2, "fp16": 2}.get(row_type, 1) + lookup.TRAILER_BYTES[row_type]
     got = lookup.pooled(packed, ids, out_dtype=torch.float32)
     # Exactly the stored rows, summed in fp32 ...
     torch.testing.assert_close(got, lookup.pooled_reference(packed, ids), rtol=1e-5, atol=1e-5)
@@ -85,13 +87,15 @@ def cross_inputs(m: int = 40, width: int = 96, rank: int = 32) -> tuple[torch.Te
 SMALL = dk.Tiles(block_m=32, block_n=32, block_k=32, group_m=2, num_warps=4, num_stages=2)
 
 
-def test_cross_layer_in_one_matmul_epilogue_matches_eager() -> None:
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_cross_layer_in_one_matmul_epilogue_matches_eager(prefetch: bool) -> None:
     x0, xl, down, up, bias = cross_inputs()
     want = dk.cross_reference(x0, xl, down, up, bias)
     dt = torch.bfloat16
     h, _ = dk.linear(xl.to(dt), down.to(dt), out_dtype=dt, tiles=SMALL)
     assert h is not None
-    got, _ = dk.linear(h, up.to(dt), bias, x0=x0.to(dt), xl=xl.to(dt), out_dtype=torch.float32, tiles=SMALL)
+    tiles = dataclasses.replace(SMALL, prefetch=prefetch)
+    got, _ = dk.linear(h, up.to(dt), bias, x0=x0.to(dt), xl=xl.to(dt), out_dtype=torch.float32, tiles=tiles)
     assert got is not None
     assert (got - want).abs().max().item() <= 0.02 * want.abs().max().item()
     # The same step as one elementwise kernel after a plain GEMM.
@@ -196,8 +200,6 @@ def test_dlrm_v2_forward_within_distance_of_fp32(precision: str, options: dict[s
 @pytest.mark.parametrize(("precision", "options", "gate"), [("fp8", (), 0.99), ("bf16", (("fused", "1"),), 0.999)])
 def test_fused_backend_passes_the_auc_gate(data_dir: Path, results: Path, precision: str, options: tuple, gate: float) -> None:
     """Accuracy mode through LoadGen and the harness: AUC >= gate x the teacher's."""
-    import dataclasses
-
     from conftest import smoke_config
     from suite.config import Mode, Scenario
     from suite.runner import run

@@ -38,7 +38,8 @@ def _linear_kernel(a_ptr, w_ptr, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_pt
                    M, N, K, stride_am, stride_wn, stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv,
                    HAS_BIAS: tl.constexpr, W_SCALE: tl.constexpr, RELU: tl.constexpr, CROSS: tl.constexpr,
                    WRITE_OUT: tl.constexpr, WRITE_Q: tl.constexpr, FP8: tl.constexpr, UPCAST: tl.constexpr,
-                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
+                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+                   PREFETCH: tl.constexpr):
     pid = tl.program_id(0)
     grid_m = tl.cdiv(M, BLOCK_M)
     grid_n = tl.cdiv(N, BLOCK_N)
@@ -56,6 +57,11 @@ def _linear_kernel(a_ptr, w_ptr, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_pt
     n_ok = rn < N
     a_ptrs = a_ptr + rm.to(tl.int64)[:, None] * stride_am + rk[None, :]
     w_ptrs = w_ptr + rn.to(tl.int64)[None, :] * stride_wn + rk[:, None]
+    ok = m_ok[:, None] & n_ok[None, :]
+    rows = rm.to(tl.int64)[:, None]
+    if CROSS and PREFETCH:  # issue the epilogue's reads first, so they travel while the MMAs run
+        x0 = tl.load(x0_ptr + rows * stride_x0 + rn[None, :], mask=ok, other=0.0)
+        xl = tl.load(xl_ptr + rows * stride_xl + rn[None, :], mask=ok, other=0.0)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         k_ok = (k0 + rk) < K
@@ -78,12 +84,11 @@ def _linear_kernel(a_ptr, w_ptr, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_pt
         acc = acc + tl.load(bias_ptr + rn, mask=n_ok, other=0.0)[None, :]
     if RELU:
         acc = tl.maximum(acc, 0.0)
-    ok = m_ok[:, None] & n_ok[None, :]
-    rows = rm.to(tl.int64)[:, None]
+    if CROSS and not PREFETCH:
+        x0 = tl.load(x0_ptr + rows * stride_x0 + rn[None, :], mask=ok, other=0.0)
+        xl = tl.load(xl_ptr + rows * stride_xl + rn[None, :], mask=ok, other=0.0)
     if CROSS:
-        x0 = tl.load(x0_ptr + rows * stride_x0 + rn[None, :], mask=ok, other=0.0).to(tl.float32)
-        xl = tl.load(xl_ptr + rows * stride_xl + rn[None, :], mask=ok, other=0.0).to(tl.float32)
-        acc = x0 * acc + xl
+        acc = x0.to(tl.float32) * acc + xl.to(tl.float32)
     if WRITE_OUT:
         tl.store(out_ptr + rows * stride_out + rn[None, :], acc.to(out_ptr.dtype.element_ty), mask=ok)
     if WRITE_Q:
@@ -123,6 +128,8 @@ class Tiles:
     group_m: int = 8
     num_warps: int = 8
     num_stages: int = 3
+    #: Load the cross step's x0 and x_l tiles before the K loop instead of after it.
+    prefetch: bool = False
 
 
 #: Tiles by operand type, chosen for Hopper (fp8 reads twice the K per byte).
@@ -132,6 +139,11 @@ CANDIDATES = {
     "bf16": (Tiles(), Tiles(block_n=256, num_stages=3), Tiles(num_warps=4, num_stages=4), Tiles(block_m=64, block_n=256, num_warps=4, num_stages=4)),
     "fp8": (Tiles(block_k=128, num_stages=4), Tiles(block_n=256, block_k=128, num_stages=3),
             Tiles(block_k=128, num_warps=4, num_stages=4), Tiles(block_m=64, block_n=256, block_k=128, num_warps=4, num_stages=4)),
+}
+#: Tried besides :data:`CANDIDATES` where the epilogue has the cross step (see ``Tiles.prefetch``).
+CROSS_CANDIDATES = {
+    "bf16": (Tiles(prefetch=True), Tiles(block_m=64, block_n=128, num_warps=4, num_stages=3, prefetch=True)),
+    "fp8": (Tiles(block_k=128, num_stages=3, prefetch=True), Tiles(block_m=64, block_n=128, block_k=128, num_warps=4, num_stages=3, prefetch=True)),
 }
 #: Tiles :func:`tune` found fastest, by (operand type, N, K); :data:`TILES` where a shape has none.
 TUNED: dict[tuple[str, int, int], Tiles] = {}
@@ -152,7 +164,9 @@ def tune(m: int, n: int, k: int, *, fp8: bool, iters: int = 10, **epilogue: Any)
     w = torch.randn(n, k, device=device).to(a.dtype)
     scale = torch.ones(n, device=device) if fp8 else None
     timings = []
-    for tiles in CANDIDATES["fp8" if fp8 else "bf16"]:
+    kind = "fp8" if fp8 else "bf16"
+    candidates = CANDIDATES[kind] + (CROSS_CANDIDATES[kind] if epilogue.get("x0") is not None else ())
+    for tiles in candidates:
         def call() -> None:
             linear(a, w, w_scale=scale, tiles=tiles, **epilogue)
         try:
@@ -167,7 +181,8 @@ def tune(m: int, n: int, k: int, *, fp8: bool, iters: int = 10, **epilogue: Any)
         end.record()
         end.synchronize()
         timings.append((tiles, start.elapsed_time(end) / iters))
-    TUNED[("fp8" if fp8 else "bf16", n, k)] = min(timings, key=lambda x: x[1])[0]
+    if timings:
+        TUNED[(kind, n, k)] = min(timings, key=lambda x: x[1])[0]
     return timings
 
 
@@ -214,7 +229,7 @@ def linear(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None, *
         float(a_scale), 1.0 / q_scale if q_scale is not None else 1.0,
         HAS_BIAS=bias is not None, W_SCALE=w_scale is not None, RELU=relu, CROSS=cross,
         WRITE_OUT=out is not None, WRITE_Q=q is not None, FP8=fp8, UPCAST=interpreted(),
-        BLOCK_M=t.block_m, BLOCK_N=t.block_n, BLOCK_K=t.block_k, GROUP_M=t.group_m,
+        BLOCK_M=t.block_m, BLOCK_N=t.block_n, BLOCK_K=t.block_k, GROUP_M=t.group_m, PREFETCH=t.prefetch,
         num_warps=t.num_warps, num_stages=t.num_stages,
     )
     return out, q

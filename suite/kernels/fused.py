@@ -84,7 +84,8 @@ class FusedDLRM(nn.Module):
     def describe(self) -> dict[str, Any]:
         """The settings a result records."""
         out: dict[str, Any] = {"rows": self.tables.row_type, "dense": self.dense_mode, "gemm": self.gemm,
-                               "row_bytes": self.tables.row_bytes}
+                               "row_bytes": self.tables.row_bytes,
+                               "row_scales": "apart" if self.tables.scales is not None else "inline"}
         if self.calibration is not None:
             out["calibration"] = self.calibration.to_dict()
         if self.tuned:
@@ -226,11 +227,12 @@ def _calibrate(model: nn.Module, schema: ModelSchema, seed: int, items: int) -> 
 
 
 def fuse(model: nn.Module, schema: ModelSchema, *, rows: str, dense: str, gemm: str = "triton", seed: int = 0,
-         release: bool = True) -> FusedDLRM:
+         release: bool = True, split_scales: bool = False) -> FusedDLRM:
     """A :class:`FusedDLRM` computing ``model`` (a built DLRM or DLRM-v2 of ``schema``, on a CUDA
     device, in bf16 or fp16; ``seed`` seeds the fp8 calibration batch). With ``release`` the
     model's tables are freed as they are packed (it is spent afterwards), so a full-scale model
-    never holds two copies of more than one table."""
+    never holds two copies of more than one table. ``split_scales`` keeps 8-bit rows' scales apart
+    from the rows (:func:`suite.kernels.lookup.pack`)."""
     if dense not in DENSE_MODES:
         raise ValueError(f"'dense' must be one of {list(DENSE_MODES)} (got {dense!r})")
     if gemm not in GEMMS:
@@ -263,7 +265,8 @@ def fuse(model: nn.Module, schema: ModelSchema, *, rows: str, dense: str, gemm: 
     top = [convert(lin, f"top{i}.x") for i, lin in enumerate(top_linears)]
     x0_name = "cross0.x" if cross is not None else "top0.x"
     with torch.no_grad():  # the parameters themselves, so that release frees their storage
-        tables = pack([b.weight for b in bags], [int(lk) for lk in schema.lookups], rows, release=release)
+        tables = pack([b.weight for b in bags], [int(lk) for lk in schema.lookups], rows, release=release,
+                      split_scales=split_scales)
     calibration = Calibration(items=CALIBRATION_ITEMS, margin=CALIBRATION_MARGIN, amax=amax) if fp8 else None
     return FusedDLRM(model.bottom, tables, cross_layers, top, top_relus, last,  # type: ignore[arg-type]
                      dim=dim, dense_mode=dense, gemm="triton" if fp8 else gemm, dtype=dtype,
@@ -279,8 +282,9 @@ DEFAULT_ROWS = {"fp8": "int8", "bf16": "bf16", "fp16": "fp16"}
 
 def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, str]) -> FusedDLRM:
     """torch-cuda's hook: :func:`fuse` with the backend's ``--precision`` and its options ``rows``
-    (bf16|fp16|fp8|int8), ``gemm`` (triton|cublas, bf16/fp16 only) and ``tune`` (0|1: time the
-    candidate tiles of every matmul at 16,384 items during load), checked here."""
+    (bf16|fp16|fp8|int8), ``row_scales`` (inline|apart: where 8-bit rows keep their scales),
+    ``gemm`` (triton|cublas, bf16/fp16 only) and ``tune`` (0|1: time the candidate tiles of every
+    matmul at 16,384 items during load), checked here."""
     from suite.errors import BackendUnavailableError, ConfigError, one_of
 
     if spec.name not in FUSABLE:
@@ -293,8 +297,11 @@ def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, 
     one_of("rows", rows, ROW_CHOICES)
     one_of("gemm", gemm, GEMMS)
     tune = options.get("tune", "0")
+    row_scales = options.get("row_scales", "inline")
     one_of("tune", tune, ("0", "1"))
-    out = fuse(model, spec.schema, rows=rows, dense="fp8" if precision == "fp8" else "bf16", gemm=gemm, seed=spec.seed)
+    one_of("row_scales", row_scales, ("inline", "apart"))
+    out = fuse(model, spec.schema, rows=rows, dense="fp8" if precision == "fp8" else "bf16", gemm=gemm, seed=spec.seed,
+               split_scales=row_scales == "apart")
     if tune == "1":
         out.tuned = out.tune(16384)
     return out

@@ -44,7 +44,7 @@ PACK_CHUNK_ROWS = 1 << 20
 
 @triton.jit
 def _pooled_kernel(ids_ptr, ids_stride, rows_ptr, aux_ptr, meta_ptr, out_ptr, out_stride, out_col0, n_items,
-                   D: tl.constexpr, ROW_STRIDE: tl.constexpr, AUX_STRIDE: tl.constexpr, KIND: tl.constexpr,
+                   D: tl.constexpr, ROW_STRIDE: tl.constexpr, AUX_STRIDE: tl.constexpr, AUX_OFF: tl.constexpr, KIND: tl.constexpr,
                    BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr):
     pid = tl.program_id(0)
     t = tl.program_id(1)
@@ -65,11 +65,11 @@ def _pooled_kernel(ids_ptr, ids_stride, rows_ptr, aux_ptr, meta_ptr, out_ptr, ou
         if KIND == 0:
             acc += tl.sum(vals.to(tl.float32), axis=1)
         elif KIND == 1:
-            scale = tl.load(aux_ptr + rows * AUX_STRIDE + D // 4, mask=ok, other=0.0)
+            scale = tl.load(aux_ptr + rows * AUX_STRIDE + AUX_OFF, mask=ok, other=0.0)
             acc += tl.sum(vals.to(tl.float8e4nv, bitcast=True).to(tl.float32) * scale[:, :, None], axis=1)
         else:
-            scale = tl.load(aux_ptr + rows * AUX_STRIDE + D // 4, mask=ok, other=0.0)
-            bias = tl.load(aux_ptr + rows * AUX_STRIDE + D // 4 + 1, mask=ok, other=0.0)
+            scale = tl.load(aux_ptr + rows * AUX_STRIDE + AUX_OFF, mask=ok, other=0.0)
+            bias = tl.load(aux_ptr + rows * AUX_STRIDE + AUX_OFF + 1, mask=ok, other=0.0)
             acc += tl.sum(vals.to(tl.float32) * scale[:, :, None], axis=1) + tl.sum(bias, axis=1)[:, None]
     out = out_ptr + items.to(tl.int64)[:, None] * out_stride + out_col0 + t * D + ds[None, :]
     tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=item_ok[:, None])
@@ -86,6 +86,9 @@ class PackedTables:
         dim: embedding width (a multiple of 4, at most a power of two for Triton's tiles).
         row_type: a key of :data:`ROW_TYPES`.
         lookups: ids per item of each table, in order.
+        scales: for fp8/int8 packed with ``split_scales``: the (total rows, 1 or 2) fp32 scales
+            (and biases) apart from ``rows``, which then holds the ``dim`` values alone, so a row
+            is 128 aligned bytes and its scale a second, small read.
     """
 
     rows: torch.Tensor
@@ -93,6 +96,7 @@ class PackedTables:
     dim: int
     row_type: str
     lookups: tuple[int, ...]
+    scales: torch.Tensor | None = None
 
     @property
     def id_columns(self) -> int:
@@ -100,16 +104,26 @@ class PackedTables:
 
     @property
     def row_bytes(self) -> int:
-        """Bytes one stored row takes, trailer included."""
-        return int(self.rows.shape[1] * self.rows.element_size())
+        """Bytes one stored row takes, its scale (and bias) included."""
+        apart = 0 if self.scales is None else self.scales.shape[1] * 4
+        return int(self.rows.shape[1] * self.rows.element_size()) + apart
 
-    def _views(self) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-        """(values view, float32 view for the trailer, values per row, floats per row)."""
+    def stored(self, index: torch.Tensor) -> torch.Tensor:
+        """Rows ``index`` in the interleaved format of :func:`quantize_rows`, whatever the layout."""
+        if self.scales is None:
+            return self.rows[index]
+        return torch.cat([self.rows[index], self.scales[index].view(torch.uint8)], dim=1)
+
+    def _views(self) -> tuple[torch.Tensor, torch.Tensor, int, int, int]:
+        """(values view, float32 view holding the scales, values per row, floats per row, offset
+        of a row's scale in floats)."""
         if self.row_type in ("fp32", "bf16", "fp16"):
-            return self.rows, self.rows, self.rows.shape[1], 0
+            return self.rows, self.rows, self.rows.shape[1], 0, 0
         # fp8 rows are read as bytes and bitcast in the kernel: a masked load needs a zero of its type.
         values = self.rows if self.row_type == "fp8" else self.rows.view(torch.int8)
-        return values, self.rows.view(torch.float32), self.rows.shape[1], self.rows.shape[1] // 4
+        if self.scales is not None:
+            return values, self.scales, self.rows.shape[1], self.scales.shape[1], 0
+        return values, self.rows.view(torch.float32), self.rows.shape[1], self.rows.shape[1] // 4, self.dim // 4
 
 
 def quantize_rows(weight: torch.Tensor, row_type: str) -> torch.Tensor:
@@ -148,10 +162,12 @@ def dequantize_rows(stored: torch.Tensor, row_type: str, dim: int) -> torch.Tens
     return stored[:, :dim].contiguous().view(torch.int8).float() * trailer[:, :1] + trailer[:, 1:2]
 
 
-def pack(weights: Sequence[torch.Tensor], lookups: Sequence[int], row_type: str, *, release: bool = False) -> PackedTables:
+def pack(weights: Sequence[torch.Tensor], lookups: Sequence[int], row_type: str, *, release: bool = False,
+         split_scales: bool = False) -> PackedTables:
     """Quantize and concatenate ``weights`` (one (rows, dim) tensor per table, on one device) for
     :func:`pooled`. With ``release``, each source tensor's storage is freed once it is packed, so
-    a full-scale model never holds both copies of more than one table."""
+    a full-scale model never holds both copies of more than one table. ``split_scales`` keeps an
+    8-bit format's scales apart from its rows (see :class:`PackedTables`)."""
     dims = {w.shape[1] for w in weights}
     if len(dims) != 1:
         raise ValueError(f"tables must share one dim (got {sorted(dims)})")
@@ -162,22 +178,31 @@ def pack(weights: Sequence[torch.Tensor], lookups: Sequence[int], row_type: str,
         raise ValueError("one lookups count per table")
     total = sum(w.shape[0] for w in weights)
     device = weights[0].device
-    width = dim + TRAILER_BYTES[row_type]
+    trailer = TRAILER_BYTES[row_type]
+    split = split_scales and trailer > 0
+    width = dim if split else dim + trailer
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}.get(row_type, torch.uint8)
     rows = torch.empty((total, width), dtype=dtype, device=device)
+    scales = torch.empty((total, trailer // 4), dtype=torch.float32, device=device) if split else None
     meta = []
     start, col = 0, 0
     for w, lk in zip(weights, lookups):
         n = w.shape[0]
         for s in range(0, n, PACK_CHUNK_ROWS):
-            rows[start + s:start + min(n, s + PACK_CHUNK_ROWS)] = quantize_rows(w[s:s + PACK_CHUNK_ROWS], row_type)
+            block = quantize_rows(w[s:s + PACK_CHUNK_ROWS], row_type)
+            at = slice(start + s, start + min(n, s + PACK_CHUNK_ROWS))
+            if scales is not None:
+                rows[at] = block[:, :dim]
+                scales[at] = block[:, dim:].contiguous().view(torch.float32)
+            else:
+                rows[at] = block
         meta.append((col, lk, start))
         if release:
             w.data = torch.empty(0, dtype=w.dtype, device=w.device)
         start += n
         col += lk
     return PackedTables(rows=rows, meta=torch.tensor(meta, dtype=torch.int64, device=device), dim=dim,
-                        row_type=row_type, lookups=tuple(int(x) for x in lookups))
+                        row_type=row_type, lookups=tuple(int(x) for x in lookups), scales=scales)
 
 
 def interpreted() -> bool:
@@ -208,10 +233,10 @@ def pooled(tables: PackedTables, ids: torch.Tensor, out: torch.Tensor | None = N
         return out
     default = BLOCKS.get(tables.row_type, DEFAULT_BLOCK)
     block_n, block_l, num_warps = block_n or default[0], block_l or default[1], num_warps or default[2]
-    values, aux, row_stride, aux_stride = tables._views()
+    values, aux, row_stride, aux_stride, aux_off = tables._views()
     grid = (triton.cdiv(n, block_n), t)
     _pooled_kernel[grid](ids, ids.stride(0), values, aux, tables.meta, out, out.stride(0), col0, n,
-                         D=tables.dim, ROW_STRIDE=row_stride, AUX_STRIDE=aux_stride, KIND=ROW_TYPES[tables.row_type],
+                         D=tables.dim, ROW_STRIDE=row_stride, AUX_STRIDE=aux_stride, AUX_OFF=aux_off, KIND=ROW_TYPES[tables.row_type],
                          BLOCK_N=block_n, BLOCK_L=block_l, num_warps=num_warps)
     return out
 
@@ -222,6 +247,6 @@ def pooled_reference(tables: PackedTables, ids: torch.Tensor) -> torch.Tensor:
     outs = []
     for col, lk, base in tables.meta.tolist():
         rows = ids[:, col:col + lk].long() + base
-        stored = tables.rows[rows.reshape(-1)]
+        stored = tables.stored(rows.reshape(-1))
         outs.append(dequantize_rows(stored, tables.row_type, tables.dim).reshape(rows.shape[0], lk, tables.dim).sum(dim=1))
     return torch.cat(outs, dim=1)
