@@ -59,7 +59,8 @@ class TorchCUDABackend(Backend):
     ``cuda_graphs`` 0|1 (capture one graph per padded batch size), ``compile`` 0|1
     (``torch.compile``), ``fused`` 0|1 (DLRM models on ``suite.kernels``: one Triton launch for all
     tables, matmuls with fused epilogues; ``--precision fp8`` implies it), ``rows``
-    bf16|fp16|fp8|int8 (how fused tables are stored; fp8's default int8), ``gemm`` triton|cublas
+    bf16|fp16|fp8|int8 (how fused tables are stored; fp8's default int8), ``row_scales``
+    inline|apart (where 8-bit rows keep their scales), ``gemm`` triton|cublas
     (fused bf16/fp16 matmuls), ``tune`` 0|1 (time tile shapes at load). All are recorded in the
     result.
     """
