@@ -19,7 +19,7 @@ from suite.datasets.batch import Batch
 from suite.errors import ConfigError
 from suite.models import ModelSpec
 
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,7 +21,8 @@ from suite.datasets.batch import Batch
 from suite.errors import BackendUnavailableError, ConfigError
 from suite.models import build
 
-DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: fp8's storage dtype is bf16: the fused kernels (suite.backends.kernels) quantize what runs in fp8.
+DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp8": torch.bfloat16}
 #: Batch sizes CUDA graphs are captured for; a batch is padded up to the next one.
 GRAPH_BUCKETS = (16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 
@@ -56,7 +57,12 @@ class TorchCUDABackend(Backend):
     ``--precision`` fp32 | tf32 (fp32 storage, TF32 matmuls) | bf16 | fp16 (embeddings and MLPs in
     that type; the sigmoid and the returned scores are fp32). Options: ``device`` (cuda:N),
     ``cuda_graphs`` 0|1 (capture one graph per padded batch size), ``compile`` 0|1
-    (``torch.compile``). All are recorded in the result.
+    (``torch.compile``), ``fused`` 0|1 (DLRM models on ``suite.backends.kernels``: one Triton launch for all
+    tables, matmuls with fused epilogues; ``--precision fp8`` implies it), ``rows``
+    bf16|fp16|fp8|int8 (how fused tables are stored; fp8's default int8), ``row_scales``
+    inline|apart (where 8-bit rows keep their scales), ``gemm`` triton|cublas
+    (fused bf16/fp16 matmuls), ``tune`` 0|1 (time tile shapes at load). All are recorded in the
+    result.
     """
 
     name = "torch-cuda"
@@ -86,6 +92,12 @@ class TorchCUDABackend(Backend):
         schema = cfg.model.schema
         self._schema = schema
         model = build(cfg.model).to(device=self._device, dtype=self._dtype)
+        self._fused: dict[str, Any] | None = None
+        if cfg.precision == "fp8" or _flag(cfg.option("fused", "0"), "fused"):
+            from suite.backends.kernels.fused import for_backend
+
+            model = for_backend(model, cfg.model, cfg.precision, dict(cfg.options))
+            self._fused = model.describe()
         for module in model.modules():
             if isinstance(module, torch.nn.RNNBase):
                 module.flatten_parameters()
@@ -183,7 +195,7 @@ class TorchCUDABackend(Backend):
             device=f"{props.name} ({props.total_memory / 2**30:.0f} GiB)",
             precision=self.config.precision,
             threads=1,
-            extra={"cuda": torch.version.cuda, "cuda_graphs": self._graphs, "compile": self._compile},
+            extra={"cuda": torch.version.cuda, "cuda_graphs": self._graphs, "compile": self._compile, "fused": self._fused},
         )
 
     def close(self) -> None:

@@ -10,6 +10,13 @@ Datasets here are features only (no teacher labels): this measures speed, and th
 every backend and precision is what ``tests/test_backends.py`` checks.
 
     python3 benchmarks/gpu.py [--models all] [--scale full] [--seconds 3] [--out DIR]
+    python3 benchmarks/gpu.py --sections kernels,dlrm-v2 [--dlrm-items 65536] [--dlrm-batch 16384]
+
+``--sections kernels`` measures suite.backends.kernels alone: the fused pooled lookup against torch's
+embedding_bag and the device copy rate, the fused cross layer against eager and the matmul rate.
+``--sections dlrm-v2`` runs MLPerf's DLRM-v2 with its full 26 tables on the GPU: a plain PyTorch
+loop next to the fused model per precision, items/s per batch and the AUC against labels drawn
+from the model itself (bf16 rows, fp32 dense layers), as the suite's teacher does.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from suite.datasets import multihot, synthetic
 from suite.datasets.library import QueryLibrary
 from suite.datasets.queries import QuerySizes
 from suite.datasets.store import Dataset
-from suite.models import MODELS, ModelSpec, parse_scale
+from suite.models import MODELS, ModelSpec, build, parse_scale
 
 #: Peak figures from NVIDIA's datasheets (SXM parts): HBM bandwidth GB/s, dense TFLOP/s.
 PEAKS = {
@@ -67,7 +74,26 @@ def main() -> None:
     ap.add_argument("--server-batch", type=int, default=4096)
     ap.add_argument("--options", default="", help="torch-cuda options, e.g. cuda_graphs=1")
     ap.add_argument("--out", type=Path, default=Path("."))
+    ap.add_argument("--sections", default="sweep", help="any of sweep, kernels, dlrm-v2 (comma-separated)")
+    ap.add_argument("--dlrm-items", type=int, default=65536)
+    ap.add_argument("--dlrm-batch", type=int, default=16384)
     args = ap.parse_args()
+    sections = args.sections.split(",")
+    extra: list[dict] = []
+    for section, fn in (("kernels", lambda: kernels_section(extra)),
+                        ("dlrm-v2", lambda: dlrm_v2_section(extra, args.dlrm_items, args.dlrm_batch))):
+        if section in sections:
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - keep what was measured
+                import traceback
+
+                traceback.print_exc()
+                extra.append({"section": section, "error": f"{type(exc).__name__}: {exc}"})
+            (args.out / "kernels.json").write_text(json.dumps(extra, indent=1, default=str))
+            torch.cuda.empty_cache()
+    if "sweep" not in sections:
+        return
 
     name = torch.cuda.get_device_name(0)
     peak = next((v for k, v in PEAKS.items() if k in name), PEAKS["H100"])
@@ -158,6 +184,227 @@ def measure(args, spec, size, base, library, precision, options, peak, name, gen
           f"{tflops:7.2f} TFLOP/s ({100 * tflops / peak[precision]:.1f}% of peak)", flush=True)
     backend.close()
     return row
+
+
+
+# --- kernels and DLRM-v2 at full scale (``--sections kernels,dlrm-v2``) ------------------------------------
+
+#: MLPerf DLRM-v2: items per sample (the Criteo 1TB day-23 mean), for samples/s.
+ITEMS_PER_SAMPLE = 270
+
+
+def timed_ms(fn, iters: int = 20) -> float:  # type: ignore[no-untyped-def]
+    """Mean GPU time of ``fn()`` in ms (CUDA events, after two warm-up calls)."""
+    fn()
+    fn()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(iters):
+        fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / iters
+
+
+def copy_rate_gbs() -> float:
+    """Device-to-device copy rate (read + write bytes), 4 GiB each way."""
+    a = torch.empty(1 << 32, dtype=torch.uint8, device="cuda")
+    b = torch.empty_like(a)
+    ms = timed_ms(lambda: b.copy_(a), 10)
+    del a, b
+    return 2 * (1 << 32) / ms / 1e6
+
+
+def kernels_section(out: list[dict]) -> None:
+    """Fused lookup vs torch's embedding_bag; cross layer fused vs unfused vs the matmul rate."""
+    from suite.backends.kernels import dense as dk
+    from suite.backends.kernels import lookup
+    from suite.models.configs import DLRM_V2_HOTNESS
+
+    copy = copy_rate_gbs()
+    print(f"kernels: device copy {copy:,.0f} GB/s", flush=True)
+    n, rows, dim = 16384, 4_000_000, 128
+    hot = list(DLRM_V2_HOTNESS)
+    g = torch.Generator(device="cuda").manual_seed(0)
+    weights = [torch.randn(rows, dim, device="cuda", dtype=torch.bfloat16, generator=g) * 0.1 for _ in hot]
+    ids = torch.randint(0, rows, (n, sum(hot)), device="cuda", dtype=torch.int32, generator=g)
+    cols = np.cumsum([0, *hot])
+    per = [ids[:, c:c + h].contiguous() for c, h in zip(cols, hot)]
+    looked = n * sum(hot)
+
+    def torch_loop() -> None:
+        torch.cat([torch.nn.functional.embedding_bag(p, w, mode="sum") for p, w in zip(per, weights)], dim=1)
+
+    ms = timed_ms(torch_loop)
+    row = {"kernel": "lookup", "how": "torch embedding_bag x26 bf16", "ms": ms, "grows_s": looked / ms / 1e6,
+           "gbs": looked * dim * 2 / ms / 1e6}
+    out.append(row)
+    print(f"  lookup torch x26 bf16: {ms:.3f} ms {row['grows_s']:.2f} G rows/s {row['gbs']:.0f} GB/s", flush=True)
+    for row_type, split in (("bf16", False), ("fp16", False), ("fp8", False), ("int8", False), ("fp8", True), ("int8", True)):
+        packed = lookup.pack(weights, hot, row_type, split_scales=split)
+        best = None
+        for bn, bl, warps in ((16, 4, 4), (32, 4, 4), (16, 8, 4), (8, 8, 4)):
+            x = torch.empty((n, (len(hot) + 1) * dim), dtype=torch.bfloat16, device="cuda")
+            ms = timed_ms(lambda: lookup.pooled(packed, ids, x, dim, block_n=bn, block_l=bl, num_warps=warps))
+            if best is None or ms < best[0]:
+                best = (ms, bn, bl, warps)
+        ms, bn, bl, warps = best
+        if not split:
+            lookup.BLOCKS[row_type] = (bn, bl, warps)  # what the dlrm-v2 section's fused models then use
+        got = lookup.pooled(packed, ids[:256], out_dtype=torch.float32)
+        err = (got - lookup.pooled_reference(packed, ids[:256])).abs().max().item()
+        gbs = looked * packed.row_bytes / ms / 1e6
+        name = f"{row_type}{' (scales apart)' if split else ''}"
+        row = {"kernel": "lookup", "how": f"fused {name}", "ms": ms, "grows_s": looked / ms / 1e6, "gbs": gbs,
+               "copy_frac": gbs / copy, "block": [bn, bl, warps], "max_err_vs_ref": err}
+        out.append(row)
+        print(f"  lookup fused {name:<20}: {ms:.3f} ms {row['grows_s']:.2f} G rows/s {gbs:.0f} GB/s "
+              f"({100 * gbs / copy:.0f}% of copy) block {bn}x{bl} w{warps} err {err:.1e}", flush=True)
+        del packed
+    del weights
+    torch.cuda.empty_cache()
+
+    m, w, r = 16384, 3456, 512
+    flop = 2 * m * w * r * 2
+    x0 = torch.randn(m, w, device="cuda", dtype=torch.bfloat16)
+    xl = torch.randn(m, w, device="cuda", dtype=torch.bfloat16)
+    down = torch.randn(r, w, device="cuda", dtype=torch.bfloat16) / w**0.5
+    up = torch.randn(w, r, device="cuda", dtype=torch.bfloat16) / r**0.5
+    bias = torch.randn(w, device="cuda")
+    bias16 = bias.bfloat16()
+    h = torch.mm(xl, down.t())
+    variants = {
+        "matmuls alone (cuBLAS bf16)": lambda: torch.mm(torch.mm(xl, down.t()), up.t()),
+        "eager unfused bf16": lambda: x0 * torch.nn.functional.linear(torch.nn.functional.linear(xl, down), up, bias16) + xl,
+        "cuBLAS + 1 epilogue kernel bf16": lambda: dk.epilogue(torch.mm(torch.mm(xl, down.t()), up.t()), bias, x0=x0, xl=xl),
+        "Triton fused epilogue bf16": lambda: dk.linear(dk.linear(xl, down)[0], up, bias, x0=x0, xl=xl),
+        "Triton fused epilogue bf16, x0/x_l prefetched": lambda: dk.linear(
+            dk.linear(xl, down)[0], up, bias, x0=x0, xl=xl, tiles=dk.CROSS_CANDIDATES["bf16"][0]),
+    }
+    sx = float(xl.float().abs().max()) / 448
+    sh = float(h.float().abs().max()) / 448
+    xq = dk.quantize(xl, sx)
+    dq, ds = dk.quantize_weight(down)
+    uq, us = dk.quantize_weight(up)
+    variants["Triton fused epilogue fp8 (+fp8 copy out)"] = lambda: dk.linear(
+        dk.linear(xq, dq, a_scale=sx, w_scale=ds, out_dtype=None, q_scale=sh)[1], uq, bias, a_scale=sh, w_scale=us,
+        x0=x0, xl=xl, q_scale=4.0)
+    one = torch.ones((), device="cuda")
+    variants["matmuls alone (cuBLAS fp8 _scaled_mm)"] = lambda: torch._scaled_mm(
+        torch._scaled_mm(xq, dq.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16).to(torch.float8_e4m3fn),
+        uq.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
+    for name, fn in variants.items():
+        try:
+            ms = timed_ms(fn)
+        except Exception as exc:  # noqa: BLE001 - report and go on
+            print(f"  cross {name}: FAILED {type(exc).__name__}: {exc}", flush=True)
+            continue
+        out.append({"kernel": "cross", "how": name, "ms": ms, "tflops": flop / ms / 1e9})
+        print(f"  cross {name:<42}: {ms:.3f} ms {flop / ms / 1e9:6.0f} TFLOP/s", flush=True)
+
+
+def dlrm_v2_section(out: list[dict], items: int, batch: int) -> None:
+    """DLRM-v2 with MLPerf's full 26 tables (204 M rows) on the GPU: items/s and AUC of a plain
+    PyTorch loop (eager bf16) and of the fused model per precision, labels from the model itself."""
+    from suite.datasets import synthetic
+    from suite.backends.kernels import fused
+    from suite.metrics import auc
+
+    spec = ModelSpec(name="dlrm-v2", scale="full")
+    schema = spec.schema
+    t0 = time.perf_counter()
+    model = build(ModelSpec(name="dlrm-v2", scale="tiny")).cuda()
+    g = torch.Generator(device="cuda").manual_seed(0)
+    with torch.no_grad():
+        for bag, table in zip(model.embeddings, schema.tables):
+            weight = torch.empty((table.rows, table.dim), device="cuda", dtype=torch.bfloat16)
+            for s in range(0, table.rows, 1 << 24):
+                weight[s:s + (1 << 24)].normal_(0.0, 1.0 / table.lookups ** 0.5, generator=g)
+            bag.weight = torch.nn.Parameter(weight, requires_grad=False)
+            bag.num_embeddings = table.rows
+    dense32 = {k: v for k, v in model.named_children() if k != "embeddings"}
+    dense_np, sparse_np = fused.calibration_batch(schema, items, seed=1)  # Zipf ids, as the generator's
+    dense = torch.from_numpy(dense_np).cuda()
+    sparse = [torch.from_numpy(s).cuda() for s in sparse_np]
+    print(f"dlrm-v2 full: built in {time.perf_counter() - t0:.0f} s, {torch.cuda.memory_allocated() / 2**30:.0f} GiB", flush=True)
+
+    def chunks(fn) -> torch.Tensor:  # type: ignore[no-untyped-def]
+        with torch.inference_mode():
+            return torch.cat([fn(dense[s:s + batch], [x[s:s + batch] for x in sparse]).float() for s in range(0, items, batch)])
+
+    def teacher(d: torch.Tensor, s: list[torch.Tensor]) -> torch.Tensor:
+        x = torch.cat([dense32["bottom"](d), *(bag(ids).float() for bag, ids in zip(model.embeddings, s))], dim=1)
+        return dense32["top"](dense32["cross"](x)).squeeze(1)
+
+    logits = chunks(teacher).cpu().numpy().astype(np.float64)
+    z = (logits - logits.mean()) / (logits.std() or 1.0)
+    temp, b = synthetic.calibrate(z)
+    labels = (np.random.default_rng(1).random(items) < 1 / (1 + np.exp(-(z / temp + b)))).astype(np.int8)
+    ref_auc = auc(labels, logits)
+    print(f"  teacher (bf16 rows, fp32 dense) AUC {ref_auc:.5f} on {items} items", flush=True)
+    for mod in dense32.values():
+        mod.to(torch.bfloat16)
+
+    looked = batch * sum(schema.lookups)
+
+    def measure(name: str, fwd, gate: float) -> None:  # type: ignore[no-untyped-def]
+        scores = chunks(fwd).cpu().numpy()
+        a = auc(labels, scores)
+        d, s = dense[:batch].to(torch.bfloat16), [x[:batch] for x in sparse]
+        extra: dict = {}
+        with torch.inference_mode():
+            if isinstance(fwd, fused.FusedDLRM):  # the bottom MLP and the lookups alone
+                ids = torch.cat(s, dim=1)
+                lookup_ms = timed_ms(lambda: fwd.interaction(d, ids), 10)
+                extra = {"interaction_ms": lookup_ms, "lookup_grows_s": looked / lookup_ms / 1e6,
+                         "lookup_gbs": looked * fwd.tables.row_bytes / lookup_ms / 1e6}
+            eager_ms = timed_ms(lambda: fwd(d, s), 10)
+            graph = torch.cuda.CUDAGraph()
+            stream = torch.cuda.Stream()
+            with torch.cuda.stream(stream):
+                fwd(d, s)
+            torch.cuda.synchronize()
+            with torch.cuda.graph(graph, stream=stream):
+                fwd(d, s)
+            graph_ms = timed_ms(graph.replay, 10)
+        best = min(eager_ms, graph_ms)
+        row = {"section": "dlrm-v2", "how": name, "batch": batch, "eager_ms": eager_ms, "graph_ms": graph_ms,
+               "items_per_s": batch / best * 1e3, "samples_per_s": batch / best * 1e3 / ITEMS_PER_SAMPLE,
+               "auc": a, "reference_auc": ref_auc, "auc_ratio": a / ref_auc, "gate": gate, "passed": a >= gate * ref_auc,
+               **extra}
+        out.append(row)
+        if extra:
+            print(f"    bottom + lookups {extra['interaction_ms']:.3f} ms: {extra['lookup_grows_s']:.2f} G rows/s, "
+                  f"{extra['lookup_gbs']:.0f} GB/s of rows", flush=True)
+        print(f"  {name:<42} {batch} items: eager {eager_ms:.3f} ms, graph {graph_ms:.3f} ms -> "
+              f"{row['samples_per_s']:9,.0f} samples/s; AUC {a:.5f} = {100 * a / ref_auc:.2f}% of teacher "
+              f"({'pass' if row['passed'] else 'FAIL'} {100 * gate:.1f}%)", flush=True)
+        del graph
+
+    measure("plain PyTorch loop, bf16", lambda d, s: model(d.to(torch.bfloat16), s), 0.999)
+    tuned: set[str] = set()
+    for label, rows, dense_mode, split in (("fused bf16 rows, bf16 dense", "bf16", "bf16", False),
+                                           ("fused int8 rows, bf16 dense", "int8", "bf16", False),
+                                           ("fused int8 rows, fp8 dense", "int8", "fp8", False),
+                                           ("fused int8 rows (scales apart), fp8 dense", "int8", "fp8", True),
+                                           ("fused fp8 rows, fp8 dense", "fp8", "fp8", False)):
+        try:
+            t1 = time.perf_counter()
+            f = fused.fuse(model, schema, rows=rows, dense=dense_mode, release=False, split_scales=split)
+            print(f"  {label}: fused in {time.perf_counter() - t1:.1f} s", flush=True)
+            if dense_mode not in tuned:
+                t1 = time.perf_counter()
+                best = f.tune(batch)
+                tuned.add(dense_mode)
+                print(f"    tuned {dense_mode} tiles in {time.perf_counter() - t1:.1f} s: "
+                      + ", ".join(f"{k} {v:.3f}" for k, v in best.items()) + " ms", flush=True)
+            measure(label, f, 0.999 if dense_mode == "bf16" else 0.99)
+            del f
+        except Exception as exc:  # noqa: BLE001 - report and go on to the next variant
+            print(f"  {label}: FAILED {type(exc).__name__}: {exc}", flush=True)
+            out.append({"section": "dlrm-v2", "how": label, "error": f"{type(exc).__name__}: {exc}"})
+        torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

@@ -80,7 +80,7 @@ _RUN_OPTIONS = [
     click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights and the data."),
     click.option("--tasks", type=int, help="Tasks of a multi-task model (mtwnd) [default: 3]."),
     click.option("--threads", type=int, default=0, show_default=True, help="Backend threads (0: all cores)."),
-    click.option("--precision", default="fp32", show_default=True, help="fp32, tf32, bf16 or fp16."),
+    click.option("--precision", default="fp32", show_default=True, help="fp32, tf32, bf16, fp16 or fp8 (torch-cuda, DLRM models: fp8 matmuls, int8 rows)."),
     click.option("--max-batch-items", type=int, help="Largest batch the harness forms, in items."),
     click.option("--batch-timeout-us", type=int, help="How long a batch may wait to fill (0: never)."),
     click.option("--workers", type=int, help="Harness threads calling the backend [default: the backend's]."),

@@ -96,6 +96,17 @@ def test_torch_cuda_without_a_gpu_says_so(data_dir: Path) -> None:
         backend.load()
 
 
+@pytest.mark.parametrize(("backend", "message"), [
+    ("torch-cpu", "'precision' must be one of ['bf16', 'fp32'] on torch-cpu (got 'fp8')"),
+    ("onnxruntime", "'precision' must be fp32 on onnxruntime (got 'fp8')"),
+])
+def test_cpu_backends_refuse_fp8(data_dir: Path, backend: str, message: str) -> None:
+    spec = ModelSpec(name="dlrm-rmc1", scale="tiny")
+    with pytest.raises(BackendUnavailableError) as info:
+        get_backend(backend)(BackendConfig(model=spec, precision="fp8")).load()
+    assert str(info.value) == message
+
+
 def test_onnxruntime_options_are_validated(data_dir: Path) -> None:
     spec = ModelSpec(name="dlrm-rmc1", scale="tiny")
     bad = get_backend("onnxruntime")(BackendConfig(model=spec, options=(("opt_level", "max"),)))

@@ -326,3 +326,15 @@ def test_check_rejects_a_datacenter_benchmark_on_an_edge_system_and_orphan_syste
     assert "systems/sys1.json: dlrm-rmc1-99 needs a system_type in ['datacenter', 'datacenter,edge'] (got 'edge')" in messages
     assert "systems/sys2.json has no results/sys2" in messages
     assert "systems/sys1.json: 'is_network' is true, which the closed division does not allow" in messages
+
+
+def test_weight_transformations_say_what_the_fused_kernels_did() -> None:
+    from suite.submit import weight_transformations
+
+    assert weight_transformations("fp32", {}) == "none"
+    assert weight_transformations("bf16", {"fused": None}) == "fp32 weights cast to bf16 at load"
+    fp8 = {"fused": {"rows": "int8", "dense": "fp8", "calibration": {"items": 4096, "margin": 2.0, "amax": {}}}}
+    text = weight_transformations("fp8", fp8)
+    assert text.startswith("fp32 weights converted at load: embedding rows to int8 with a per-row fp32 scale and bias; ")
+    assert "fp8 e4m3 with one scale per output channel" in text and "calibrated on 4096 generated items" in text
+    assert weight_transformations("bf16", {"fused": {"rows": "bf16", "dense": "bf16"}}).endswith("; dense layers cast to bf16")

@@ -1,0 +1,261 @@
+"""Dense layers with their elementwise work in the matmul's epilogue.
+
+:func:`linear` computes ``y = (a @ w.T) * a_scale * w_scale[n] + bias``, then optionally ReLU,
+then optionally DCNv2's cross step ``y = x0 * y + xl``, and writes ``y`` in the output dtype and,
+when asked, also ``y / q_scale`` as fp8 e4m3 (saturated at +-448) for the next fp8 matmul. The
+operands are bf16/fp16, or fp8 e4m3 with a per-tensor scale for ``a`` (static, calibrated) and a
+per-output-channel scale for ``w``.
+
+:func:`epilogue` is the same elementwise work as one kernel after a cuBLAS GEMM, for comparison
+and for the bf16 path when cuBLAS's GEMM is the faster one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import triton
+import triton.language as tl
+
+from suite.backends.kernels.lookup import FP8_MAX, interpreted
+
+
+@triton.jit
+def _to_fp8(x, ROUND: tl.constexpr):
+    """x (fp32, already within +-448) as fp8 e4m3. ``ROUND`` first rounds to e4m3's grid in fp32:
+    Triton's CPU interpreter rounds wrongly where rounding carries into the exponent."""
+    if ROUND:
+        e = tl.maximum(tl.floor(tl.log2(tl.abs(x) + 1e-30)), -6.0)
+        step = tl.exp2(e - 3.0)
+        x = tl.floor(x / step + 0.5) * step
+    return x.to(tl.float8e4nv)
+
+
+@triton.jit
+def _linear_kernel(a_ptr, w_ptr, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr,
+                   M, N, K, stride_am, stride_wn, stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv,
+                   HAS_BIAS: tl.constexpr, W_SCALE: tl.constexpr, RELU: tl.constexpr, CROSS: tl.constexpr,
+                   WRITE_OUT: tl.constexpr, WRITE_Q: tl.constexpr, FP8: tl.constexpr, UPCAST: tl.constexpr,
+                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+                   PREFETCH: tl.constexpr):
+    pid = tl.program_id(0)
+    grid_m = tl.cdiv(M, BLOCK_M)
+    grid_n = tl.cdiv(N, BLOCK_N)
+    # Grouped order: GROUP_M row blocks share their weight columns while those are in L2.
+    width = GROUP_M * grid_n
+    group = pid // width
+    first_m = group * GROUP_M
+    size_m = min(grid_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % width) % size_m
+    pid_n = (pid % width) // size_m
+    rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    rk = tl.arange(0, BLOCK_K)
+    m_ok = rm < M
+    n_ok = rn < N
+    a_ptrs = a_ptr + rm.to(tl.int64)[:, None] * stride_am + rk[None, :]
+    w_ptrs = w_ptr + rn.to(tl.int64)[None, :] * stride_wn + rk[:, None]
+    ok = m_ok[:, None] & n_ok[None, :]
+    rows = rm.to(tl.int64)[:, None]
+    if CROSS and PREFETCH:  # issue the epilogue's reads first, so they travel while the MMAs run
+        x0 = tl.load(x0_ptr + rows * stride_x0 + rn[None, :], mask=ok, other=0.0)
+        xl = tl.load(xl_ptr + rows * stride_xl + rn[None, :], mask=ok, other=0.0)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        k_ok = (k0 + rk) < K
+        a = tl.load(a_ptrs, mask=m_ok[:, None] & k_ok[None, :], other=0.0)
+        w = tl.load(w_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0.0)
+        if FP8:  # read as bytes (a masked load needs a zero of its type), bitcast for free
+            a = a.to(tl.float8e4nv, bitcast=True)
+            w = w.to(tl.float8e4nv, bitcast=True)
+        if UPCAST:  # Triton's CPU interpreter multiplies bf16 wrongly; fp32 there is exact enough (and
+            # the interpreter's only meaning of UPCAST: it also rounds the fp8 copy by hand)
+            a = a.to(tl.float32)
+            w = w.to(tl.float32)
+        acc = tl.dot(a, w, acc)
+        a_ptrs += BLOCK_K
+        w_ptrs += BLOCK_K
+    acc = acc * a_scale
+    if W_SCALE:
+        acc = acc * tl.load(ws_ptr + rn, mask=n_ok, other=0.0)[None, :]
+    if HAS_BIAS:
+        acc = acc + tl.load(bias_ptr + rn, mask=n_ok, other=0.0)[None, :]
+    if RELU:
+        acc = tl.maximum(acc, 0.0)
+    if CROSS and not PREFETCH:
+        x0 = tl.load(x0_ptr + rows * stride_x0 + rn[None, :], mask=ok, other=0.0)
+        xl = tl.load(xl_ptr + rows * stride_xl + rn[None, :], mask=ok, other=0.0)
+    if CROSS:
+        acc = x0.to(tl.float32) * acc + xl.to(tl.float32)
+    if WRITE_OUT:
+        tl.store(out_ptr + rows * stride_out + rn[None, :], acc.to(out_ptr.dtype.element_ty), mask=ok)
+    if WRITE_Q:
+        q = tl.minimum(tl.maximum(acc * q_inv, -448.0), 448.0)
+        tl.store(q_ptr + rows * stride_q + rn[None, :], _to_fp8(q, UPCAST), mask=ok)
+
+
+@triton.jit
+def _epilogue_kernel(y_ptr, bias_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N, q_inv,
+                     HAS_BIAS: tl.constexpr, RELU: tl.constexpr, CROSS: tl.constexpr, WRITE_OUT: tl.constexpr,
+                     WRITE_Q: tl.constexpr, ROUND: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    ok = (rm < M)[:, None] & (rn < N)[None, :]
+    at = rm.to(tl.int64)[:, None] * N + rn[None, :]
+    y = tl.load(y_ptr + at, mask=ok, other=0.0).to(tl.float32)
+    if HAS_BIAS:
+        y = y + tl.load(bias_ptr + rn, mask=rn < N, other=0.0)[None, :]
+    if RELU:
+        y = tl.maximum(y, 0.0)
+    if CROSS:
+        y = tl.load(x0_ptr + at, mask=ok, other=0.0).to(tl.float32) * y + tl.load(xl_ptr + at, mask=ok, other=0.0).to(tl.float32)
+    if WRITE_OUT:
+        tl.store(out_ptr + at, y.to(out_ptr.dtype.element_ty), mask=ok)
+    if WRITE_Q:
+        q = tl.minimum(tl.maximum(y * q_inv, -448.0), 448.0)
+        tl.store(q_ptr + at, _to_fp8(q, ROUND), mask=ok)
+
+
+@dataclass(frozen=True)
+class Tiles:
+    """A matmul tile configuration."""
+
+    block_m: int = 128
+    block_n: int = 128
+    block_k: int = 64
+    group_m: int = 8
+    num_warps: int = 8
+    num_stages: int = 3
+    #: Load the cross step's x0 and x_l tiles before the K loop instead of after it.
+    prefetch: bool = False
+
+
+#: Tiles by operand type, chosen for Hopper (fp8 reads twice the K per byte).
+TILES = {"bf16": Tiles(), "fp8": Tiles(block_k=128, num_stages=4)}
+#: What :func:`tune` tries, by operand type.
+CANDIDATES = {
+    "bf16": (Tiles(), Tiles(block_n=256, num_stages=3), Tiles(num_warps=4, num_stages=4), Tiles(block_m=64, block_n=256, num_warps=4, num_stages=4)),
+    "fp8": (Tiles(block_k=128, num_stages=4), Tiles(block_n=256, block_k=128, num_stages=3),
+            Tiles(block_k=128, num_warps=4, num_stages=4), Tiles(block_m=64, block_n=256, block_k=128, num_warps=4, num_stages=4)),
+}
+#: Tried besides :data:`CANDIDATES` where the epilogue has the cross step (see ``Tiles.prefetch``).
+CROSS_CANDIDATES = {
+    "bf16": (Tiles(prefetch=True), Tiles(block_m=64, block_n=128, num_warps=4, num_stages=3, prefetch=True)),
+    "fp8": (Tiles(block_k=128, num_stages=3, prefetch=True), Tiles(block_m=64, block_n=128, block_k=128, num_warps=4, num_stages=3, prefetch=True)),
+}
+#: Tiles :func:`tune` found fastest, by (operand type, N, K); :data:`TILES` where a shape has none.
+TUNED: dict[tuple[str, int, int], Tiles] = {}
+
+
+def tiles_for(fp8: bool, n: int, k: int) -> Tiles:
+    """The tiles :func:`linear` uses for an (N, K) weight."""
+    kind = "fp8" if fp8 else "bf16"
+    return TUNED.get((kind, n, k), TILES[kind])
+
+
+def tune(m: int, n: int, k: int, *, fp8: bool, iters: int = 10, **epilogue: Any) -> list[tuple[Tiles, float]]:
+    """Time every candidate tile shape on an (m, k) x (n, k) product with ``epilogue`` (the
+    keywords of :func:`linear` besides the operands), keep the fastest in :data:`TUNED`, and
+    return (tiles, ms) for each. CUDA only."""
+    device = torch.device("cuda")
+    a = torch.randn(m, k, device=device).to(torch.float8_e4m3fn if fp8 else torch.bfloat16)
+    w = torch.randn(n, k, device=device).to(a.dtype)
+    scale = torch.ones(n, device=device) if fp8 else None
+    timings = []
+    kind = "fp8" if fp8 else "bf16"
+    candidates = CANDIDATES[kind] + (CROSS_CANDIDATES[kind] if epilogue.get("x0") is not None else ())
+    for tiles in candidates:
+        def call() -> None:
+            linear(a, w, w_scale=scale, tiles=tiles, **epilogue)
+        try:
+            call()
+        except Exception:  # noqa: BLE001 - a tile shape this GPU cannot hold (shared memory) is skipped
+            continue
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(iters):
+            call()
+        end.record()
+        end.synchronize()
+        timings.append((tiles, start.elapsed_time(end) / iters))
+    if timings:
+        TUNED[(kind, n, k)] = min(timings, key=lambda x: x[1])[0]
+    return timings
+
+
+def quantize(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """``x / scale`` as fp8 e4m3, saturated (a per-tensor static scale)."""
+    return (x.float() / scale).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn)
+
+
+def quantize_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(out, in) weights as fp8 e4m3 with one fp32 scale per output channel (max|row| / 448)."""
+    scale = (w.float().abs().amax(dim=1) / FP8_MAX).clamp_min(1e-30)
+    return (w.float() / scale[:, None]).to(torch.float8_e4m3fn).contiguous(), scale.contiguous()
+
+
+def linear(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None, *, relu: bool = False,
+           a_scale: float = 1.0, w_scale: torch.Tensor | None = None, x0: torch.Tensor | None = None,
+           xl: torch.Tensor | None = None, out_dtype: torch.dtype | None = torch.bfloat16,
+           q_scale: float | None = None, tiles: Tiles | None = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """One Triton matmul with its epilogue: returns (out in ``out_dtype`` or None, fp8 copy or None).
+
+    ``a`` (M, K) and ``w`` (N, K), both with unit stride along K; ``bias`` and ``w_scale`` (N,)
+    fp32; ``x0`` and ``xl`` (M, N) for the cross step; ``q_scale`` asks for the fp8 copy.
+    """
+    m, k = a.shape
+    n = w.shape[0]
+    if w.shape[1] != k or a.stride(1) != 1 or w.stride(1) != 1:
+        raise ValueError(f"a (M, K) and w (N, K) need unit stride along K (got {tuple(a.shape)}, {tuple(w.shape)})")
+    fp8 = a.dtype == torch.float8_e4m3fn
+    t = tiles or tiles_for(fp8, n, k)
+    out = torch.empty((m, n), dtype=out_dtype, device=a.device) if out_dtype is not None else None
+    q = torch.empty((m, n), dtype=torch.float8_e4m3fn, device=a.device) if q_scale is not None else None
+    cross = x0 is not None
+    if cross and (xl is None or x0.stride(1) != 1 or xl.stride(1) != 1):
+        raise ValueError("the cross step needs x0 and xl with unit column stride")
+    dummy = out if out is not None else q
+    grid = (triton.cdiv(m, t.block_m) * triton.cdiv(n, t.block_n),)
+    if fp8:
+        a, w = a.view(torch.uint8), w.view(torch.uint8)
+    _linear_kernel[grid](
+        a, w, bias if bias is not None else dummy, w_scale if w_scale is not None else dummy,
+        x0 if cross else dummy, xl if cross else dummy, out if out is not None else dummy, q if q is not None else dummy,
+        m, n, k, a.stride(0), w.stride(0), x0.stride(0) if cross else 0, xl.stride(0) if cross else 0,
+        out.stride(0) if out is not None else 0, q.stride(0) if q is not None else 0,
+        float(a_scale), 1.0 / q_scale if q_scale is not None else 1.0,
+        HAS_BIAS=bias is not None, W_SCALE=w_scale is not None, RELU=relu, CROSS=cross,
+        WRITE_OUT=out is not None, WRITE_Q=q is not None, FP8=fp8, UPCAST=interpreted(),
+        BLOCK_M=t.block_m, BLOCK_N=t.block_n, BLOCK_K=t.block_k, GROUP_M=t.group_m, PREFETCH=t.prefetch,
+        num_warps=t.num_warps, num_stages=t.num_stages,
+    )
+    return out, q
+
+
+def epilogue(y: torch.Tensor, bias: torch.Tensor | None = None, *, relu: bool = False, x0: torch.Tensor | None = None,
+             xl: torch.Tensor | None = None, q_scale: float | None = None,
+             write_out: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Bias, ReLU, the cross step and the fp8 copy as one elementwise kernel over a GEMM's ``y``
+    (all (M, N) contiguous): returns (out or None, fp8 copy or None). With no other work it is
+    the quantizer of ``y``."""
+    m, n = y.shape
+    if y.stride(1) != 1 or y.stride(0) != n:
+        raise ValueError("y must be contiguous")
+    out = torch.empty_like(y) if write_out else None
+    q = torch.empty((m, n), dtype=torch.float8_e4m3fn, device=y.device) if q_scale is not None else None
+    cross = x0 is not None
+    grid = (triton.cdiv(m, 32), triton.cdiv(n, 128))
+    _epilogue_kernel[grid](y, bias if bias is not None else y, x0 if cross else y, xl if cross else y,
+                           out if out is not None else y, q if q is not None else y, m, n,
+                           1.0 / q_scale if q_scale is not None else 1.0, HAS_BIAS=bias is not None, RELU=relu,
+                           CROSS=cross, WRITE_OUT=out is not None, WRITE_Q=q is not None, ROUND=interpreted(),
+                           BLOCK_M=32, BLOCK_N=128, num_warps=4)
+    return out, q
+
+
+def cross_reference(x0: torch.Tensor, xl: torch.Tensor, down: torch.Tensor, up: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """One low-rank DCNv2 step as the eager model computes it: ``x0 * (up (down xl) + bias) + xl``."""
+    return x0 * torch.nn.functional.linear(torch.nn.functional.linear(xl, down), up, bias) + xl

@@ -1,0 +1,307 @@
+"""DLRM and DLRM-v2 on the fused kernels: one lookup launch, matmuls with their epilogues.
+
+:func:`fuse` takes a built model on a CUDA device (its weights in bf16 or fp16) and returns a
+:class:`FusedDLRM` with the same ``forward(dense, sparse)``:
+
+* the bottom MLP stays torch (13 inputs: nothing to gain), its output written into the front of
+  the interaction matrix;
+* every table pooled by :func:`suite.backends.kernels.lookup.pooled` in one launch, rows stored as
+  ``rows`` says (bf16, fp16, fp8 with a per-row scale, int8 with a per-row scale and bias);
+* with ``dense="fp8"`` the cross network and the top MLP (all but its 1-wide last layer) run as
+  fp8 e4m3 matmuls: weights with a per-output-channel scale, activations with one static scale
+  per tensor calibrated at load on a batch drawn by the suite's synthetic generator for this
+  model (amax x :data:`CALIBRATION_MARGIN`, saturating beyond it); each matmul's epilogue writes
+  the fp8 input of the next one;
+* with ``dense="bf16"`` the same matmuls run in the model's dtype, on Triton (``gemm="triton"``)
+  or on cuBLAS followed by one elementwise kernel for the cross step (``gemm="cublas"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from suite.backends.kernels import dense as dk
+from suite.backends.kernels.lookup import FP8_MAX, PackedTables, pack, pooled
+from suite.models.base import ModelSchema
+
+#: Calibrated activation amax is multiplied by this before it becomes the fp8 scale, so a batch
+#: reaching twice the calibration batch's largest value still does not saturate.
+CALIBRATION_MARGIN = 2.0
+CALIBRATION_ITEMS = 4096
+DENSE_MODES = ("fp8", "bf16")
+GEMMS = ("triton", "cublas")
+
+
+@dataclass
+class _Linear:
+    """One dense layer as the fused forward runs it."""
+
+    weight: torch.Tensor  # (out, in): fp8 e4m3 or the model dtype
+    bias: torch.Tensor | None  # fp32
+    w_scale: torch.Tensor | None  # (out,) fp32, fp8 only
+    in_scale: float = 1.0  # static scale of the fp8 input
+
+
+@dataclass
+class Calibration:
+    """What the fp8 activation scales were computed from, for the result."""
+
+    items: int
+    margin: float
+    amax: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"items": self.items, "margin": self.margin, "amax": {k: round(v, 6) for k, v in self.amax.items()}}
+
+
+class FusedDLRM(nn.Module):
+    """A DLRM (``cross is None``) or DLRM-v2 forward over the fused kernels; see the module."""
+
+    def __init__(self, bottom: nn.Module, tables: PackedTables, cross: list[tuple[_Linear, _Linear]] | None,
+                 top: list[_Linear], relu_top: list[bool], last: nn.Linear | None, *, dim: int, dense_mode: str,
+                 gemm: str, dtype: torch.dtype, x0_scale: float, calibration: Calibration | None) -> None:
+        super().__init__()
+        self.bottom = bottom
+        self.tables = tables
+        self.cross = cross
+        self.top = top
+        self.relu_top = relu_top
+        self.last = last
+        self.dim = dim
+        self.dense_mode = dense_mode
+        self.gemm = gemm
+        self.dtype = dtype
+        self.x0_scale = x0_scale
+        self.calibration = calibration
+        #: Best ms per matmul when :meth:`tune` ran at load.
+        self.tuned: dict[str, float] = {}
+
+    def describe(self) -> dict[str, Any]:
+        """The settings a result records."""
+        out: dict[str, Any] = {"rows": self.tables.row_type, "dense": self.dense_mode, "gemm": self.gemm,
+                               "row_bytes": self.tables.row_bytes,
+                               "row_scales": "apart" if self.tables.scales is not None else "inline"}
+        if self.calibration is not None:
+            out["calibration"] = self.calibration.to_dict()
+        if self.tuned:
+            out["tuned_ms"] = {k: round(v, 4) for k, v in self.tuned.items()}
+        return out
+
+    def tune(self, m: int) -> dict[str, float]:
+        """Pick the fastest tiles (:func:`suite.backends.kernels.dense.tune`) for every Triton matmul of
+        this model at batch size ``m``, with its own epilogue; returns the best ms per layer."""
+        fp8 = self.dense_mode == "fp8"
+        if self.gemm != "triton":
+            return {}
+        device = self.tables.rows.device
+        width = self.dim * (1 + len(self.tables.lookups))
+        x = torch.randn(m, width, device=device).to(self.dtype)
+        q = 1.0 if fp8 else None
+        layers: list[tuple[str, _Linear, dict[str, Any]]] = []
+        for i, (down, up) in enumerate(self.cross or []):
+            layers.append((f"cross{i}.down", down, {"out_dtype": None if fp8 else self.dtype, "q_scale": q}))
+            layers.append((f"cross{i}.up", up, {"bias": up.bias, "x0": x, "xl": x, "q_scale": q}))
+        for i, (layer, relu) in enumerate(zip(self.top, self.relu_top)):
+            layers.append((f"top{i}", layer, {"bias": layer.bias, "relu": relu, "q_scale": q}))
+        best = {}
+        for name, layer, epilogue in layers:
+            n, k = layer.weight.shape
+            timings = dk.tune(m, n, k, fp8=fp8, **epilogue)
+            best[name] = min(ms for _, ms in timings) if timings else float("nan")
+        return best
+
+    def interaction(self, dense: torch.Tensor, sparse: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        """The (N, (tables + 1) x dim) matrix the cross network or top MLP reads."""
+        n = dense.shape[0]
+        ids = sparse if isinstance(sparse, torch.Tensor) else torch.cat(list(sparse), dim=1)
+        x = torch.empty((n, self.dim * (1 + len(self.tables.lookups))), dtype=self.dtype, device=dense.device)
+        x[:, :self.dim] = self.bottom(dense.to(self.dtype))
+        pooled(self.tables, ids, x, self.dim)
+        return x
+
+    def forward(self, dense: torch.Tensor, sparse: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        x0 = self.interaction(dense, sparse)
+        fp8 = self.dense_mode == "fp8"
+        x, xq = x0, (dk.epilogue(x0, q_scale=self.x0_scale, write_out=False)[1] if fp8 else None)
+        for i, (down, up) in enumerate(self.cross or []):
+            last_cross = i == len(self.cross or []) - 1
+            if fp8:
+                assert xq is not None
+                next_scale = self.top[0].in_scale if last_cross else self.cross[i + 1][0].in_scale  # type: ignore[index]
+                _, hq = dk.linear(xq, down.weight, a_scale=down.in_scale, w_scale=down.w_scale, out_dtype=None,
+                                  q_scale=up.in_scale)
+                assert hq is not None
+                out, xq = dk.linear(hq, up.weight, up.bias, a_scale=up.in_scale, w_scale=up.w_scale, x0=x0, xl=x,
+                                    out_dtype=None if last_cross else self.dtype, q_scale=next_scale)
+                x = out if out is not None else x
+            elif self.gemm == "triton":
+                h, _ = dk.linear(x, down.weight, out_dtype=self.dtype)
+                assert h is not None
+                out, _ = dk.linear(h, up.weight, up.bias, x0=x0, xl=x, out_dtype=self.dtype)
+                assert out is not None
+                x = out
+            else:
+                y = torch.mm(torch.mm(x, down.weight.t()), up.weight.t())
+                x = dk.epilogue(y, up.bias, x0=x0, xl=x)[0]
+        h = x
+        for i, (layer, relu) in enumerate(zip(self.top, self.relu_top)):
+            last_fp8 = i == len(self.top) - 1
+            if fp8:
+                assert xq is not None
+                q_scale = None if last_fp8 else self.top[i + 1].in_scale
+                h_out, xq = dk.linear(xq, layer.weight, layer.bias, relu=relu, a_scale=layer.in_scale,
+                                      w_scale=layer.w_scale, out_dtype=self.dtype if last_fp8 else None, q_scale=q_scale)
+                if h_out is not None:
+                    h = h_out
+            elif self.gemm == "triton":
+                h_out, _ = dk.linear(h, layer.weight, layer.bias, relu=relu, out_dtype=self.dtype)
+                assert h_out is not None
+                h = h_out
+            else:
+                h = torch.nn.functional.linear(h, layer.weight, layer.bias.to(self.dtype) if layer.bias is not None else None)
+                h = torch.relu(h) if relu else h
+        if self.last is not None:
+            h = self.last(h)
+        return h.squeeze(1)
+
+
+def _linears(seq: nn.Sequential) -> tuple[list[nn.Linear], list[bool]]:
+    mods = list(seq)
+    linears = [m for m in mods if isinstance(m, nn.Linear)]
+    relus = [i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU) for i, m in enumerate(mods) if isinstance(m, nn.Linear)]
+    return linears, relus
+
+
+def calibration_batch(schema: ModelSchema, items: int, seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Dense inputs and ids drawn as the suite's synthetic generator draws them: Zipf-popular rows
+    scattered over each table, every id of a multi-hot bag drawn on its own (MLPerf's expansion
+    table would cost gigabytes at full scale, and calibration needs only representative values)."""
+    from suite.datasets import synthetic
+
+    rng = np.random.default_rng([seed, items, 8])
+    raw = synthetic.features(schema, items, rng)
+    dense = np.log1p(np.clip(raw.dense, 0, None)).astype(np.float32)
+    sparse = []
+    for t in schema.tables:
+        a = int(rng.integers(1, max(t.rows, 2))) | 1
+        ranks = synthetic.zipf_ranks(rng, t.rows, (items, t.lookups))
+        sparse.append(((ranks * a + int(rng.integers(0, t.rows))) % t.rows).astype(np.int32))
+    return dense, sparse
+
+
+def _calibrate(model: nn.Module, schema: ModelSchema, seed: int, items: int) -> dict[str, float]:
+    """amax of every fp8 matmul's input, from the eager model on :func:`calibration_batch`."""
+    dense_np, sparse_np = calibration_batch(schema, items, seed)
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    dense = torch.from_numpy(dense_np).to(device=device, dtype=dtype)
+    sparse = [torch.from_numpy(s).to(device) for s in sparse_np]
+    amax: dict[str, float] = {}
+    hooks = []
+
+    def record(name: str, which: str) -> Any:
+        def hook(_mod: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+            t = args[0] if which == "in" else out
+            amax[name] = max(amax.get(name, 0.0), float(t.detach().float().abs().max()))
+        return hook
+
+    cross = getattr(model, "cross", None)
+    if cross is not None:
+        for i, (down, up) in enumerate(zip(cross.down, cross.up)):
+            hooks.append(down.register_forward_hook(record(f"cross{i}.x", "in")))
+            hooks.append(up.register_forward_hook(record(f"cross{i}.h", "in")))
+    for i, lin in enumerate(_linears(model.top)[0]):
+        hooks.append(lin.register_forward_hook(record(f"top{i}.x", "in")))
+    try:
+        with torch.inference_mode():
+            model(dense, sparse)
+    finally:
+        for h in hooks:
+            h.remove()
+    return amax
+
+
+def fuse(model: nn.Module, schema: ModelSchema, *, rows: str, dense: str, gemm: str = "triton", seed: int = 0,
+         release: bool = True, split_scales: bool = False) -> FusedDLRM:
+    """A :class:`FusedDLRM` computing ``model`` (a built DLRM or DLRM-v2 of ``schema``, on a CUDA
+    device, in bf16 or fp16; ``seed`` seeds the fp8 calibration batch). With ``release`` the
+    model's tables are freed as they are packed (it is spent afterwards), so a full-scale model
+    never holds two copies of more than one table. ``split_scales`` keeps 8-bit rows' scales apart
+    from the rows (:func:`suite.backends.kernels.lookup.pack`)."""
+    if dense not in DENSE_MODES:
+        raise ValueError(f"'dense' must be one of {list(DENSE_MODES)} (got {dense!r})")
+    if gemm not in GEMMS:
+        raise ValueError(f"'gemm' must be one of {list(GEMMS)} (got {gemm!r})")
+    bags = list(model.embeddings)  # type: ignore[attr-defined, arg-type]
+    dtype = bags[0].weight.dtype
+    dim = bags[0].embedding_dim
+    fp8 = dense == "fp8"
+    amax = _calibrate(model, schema, seed, CALIBRATION_ITEMS) if fp8 else {}
+
+    def scale(name: str) -> float:
+        return max(amax.get(name, 1.0), 1e-6) * CALIBRATION_MARGIN / FP8_MAX
+
+    def convert(lin: nn.Linear, in_name: str) -> _Linear:
+        bias = lin.bias.detach().float().contiguous() if lin.bias is not None else None
+        if not fp8:
+            return _Linear(weight=lin.weight.detach().contiguous(), bias=bias, w_scale=None)
+        wq, ws = dk.quantize_weight(lin.weight.detach())
+        return _Linear(weight=wq, bias=bias, w_scale=ws, in_scale=scale(in_name))
+
+    cross_layers: list[tuple[_Linear, _Linear]] | None = None
+    cross = getattr(model, "cross", None)
+    if cross is not None:
+        cross_layers = [(convert(d, f"cross{i}.x"), convert(u, f"cross{i}.h")) for i, (d, u) in enumerate(zip(cross.down, cross.up))]
+    top_linears, top_relus = _linears(model.top)  # type: ignore[arg-type]
+    last: nn.Linear | None = None
+    if top_linears[-1].out_features == 1:  # a 1-wide output: no matmul to speak of
+        last = top_linears.pop()
+        top_relus.pop()
+    top = [convert(lin, f"top{i}.x") for i, lin in enumerate(top_linears)]
+    x0_name = "cross0.x" if cross is not None else "top0.x"
+    with torch.no_grad():  # the parameters themselves, so that release frees their storage
+        tables = pack([b.weight for b in bags], [int(lk) for lk in schema.lookups], rows, release=release,
+                      split_scales=split_scales)
+    calibration = Calibration(items=CALIBRATION_ITEMS, margin=CALIBRATION_MARGIN, amax=amax) if fp8 else None
+    return FusedDLRM(model.bottom, tables, cross_layers, top, top_relus, last,  # type: ignore[arg-type]
+                     dim=dim, dense_mode=dense, gemm="triton" if fp8 else gemm, dtype=dtype,
+                     x0_scale=scale(x0_name), calibration=calibration)
+
+
+#: Models :func:`fuse` knows: their bags are plain fixed-size sum pools feeding a concatenation.
+FUSABLE = ("dlrm-rmc1", "dlrm-rmc2", "dlrm-rmc3", "dlrm-v2")
+#: Row formats offered, and each precision's default.
+ROW_CHOICES = ("bf16", "fp16", "fp8", "int8")
+DEFAULT_ROWS = {"fp8": "int8", "bf16": "bf16", "fp16": "fp16"}
+
+
+def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, str]) -> FusedDLRM:
+    """torch-cuda's hook: :func:`fuse` with the backend's ``--precision`` and its options ``rows``
+    (bf16|fp16|fp8|int8), ``row_scales`` (inline|apart: where 8-bit rows keep their scales),
+    ``gemm`` (triton|cublas, bf16/fp16 only) and ``tune`` (0|1: time the candidate tiles of every
+    matmul at 16,384 items during load), checked here."""
+    from suite.errors import BackendUnavailableError, ConfigError, one_of
+
+    if spec.name not in FUSABLE:
+        raise BackendUnavailableError(
+            f"torch-cuda's fused kernels ('--precision fp8', 'fused=1') run {list(FUSABLE)} only (got {spec.name!r})")
+    if precision not in DEFAULT_ROWS:
+        raise ConfigError(f"'fused=1' needs 'precision' one of {sorted(DEFAULT_ROWS)} (got {precision!r})")
+    rows = options.get("rows", DEFAULT_ROWS[precision])
+    gemm = options.get("gemm", "triton")
+    one_of("rows", rows, ROW_CHOICES)
+    one_of("gemm", gemm, GEMMS)
+    tune = options.get("tune", "0")
+    row_scales = options.get("row_scales", "inline")
+    one_of("tune", tune, ("0", "1"))
+    one_of("row_scales", row_scales, ("inline", "apart"))
+    out = fuse(model, spec.schema, rows=rows, dense="fp8" if precision == "fp8" else "bf16", gemm=gemm, seed=spec.seed,
+               split_scales=row_scales == "apart")
+    if tune == "1":
+        out.tuned = out.tune(16384)
+    return out

@@ -1,0 +1,213 @@
+"""suite.backends.kernels against the eager reference.
+
+On a CUDA machine the kernels compile and run on the GPU; elsewhere they run under Triton's CPU
+interpreter (``TRITON_INTERPRET=1``, set here before the kernels are imported) at small sizes.
+Without Triton the module is skipped (CI installs none). Tests marked ``cuda`` need the GPU:
+whole-model numerics and the AUC gate through the real harness.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+CUDA = torch.cuda.is_available()
+if not CUDA:  # before Triton is imported: it reads the switch once
+    os.environ["TRITON_INTERPRET"] = "1"
+pytest.importorskip("triton")
+
+from suite.backends.kernels import dense as dk  # noqa: E402
+from suite.backends.kernels import fused, lookup  # noqa: E402
+from suite.models import ModelSpec, build  # noqa: E402
+from suite.models.base import ModelSchema, TableSpec  # noqa: E402
+from suite.models.configs import DLRMv2Config  # noqa: E402
+from suite.models.dlrm_v2 import DLRMv2  # noqa: E402
+
+DEVICE = "cuda" if CUDA else "cpu"
+#: Max |fused - embedding_bag on the original fp32 rows| relative to the pooled vectors' scale.
+ROW_TOLERANCE = {"fp32": 1e-5, "bf16": 1e-2, "fp16": 2e-3, "fp8": 8e-2, "int8": 2e-2}
+
+
+def tables(seed: int = 0, rows: tuple[int, ...] = (50, 7, 100, 3), lookups: tuple[int, ...] = (3, 1, 7, 2), dim: int = 32,
+           n: int = 37) -> tuple[list[torch.Tensor], list[int], torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    weights = [torch.randn(r, dim, generator=g).to(DEVICE) for r in rows]
+    ids = torch.cat([torch.randint(0, r, (n, lk), generator=g, dtype=torch.int32) for r, lk in zip(rows, lookups)], dim=1)
+    return weights, list(lookups), ids.to(DEVICE)
+
+
+def eager_pooled(weights: list[torch.Tensor], lookups: list[int], ids: torch.Tensor) -> torch.Tensor:
+    cols = np.cumsum([0, *lookups])
+    return torch.cat([torch.nn.functional.embedding_bag(ids[:, c:c + lk].long(), w, mode="sum")
+                      for w, lk, c in zip(weights, lookups, cols)], dim=1)
+
+
+@pytest.mark.parametrize(("row_type", "split"), [(t, False) for t in sorted(lookup.ROW_TYPES)] + [("fp8", True), ("int8", True)])
+def test_pooled_lookup_matches_embedding_bag(row_type: str, split: bool) -> None:
+    weights, lookups, ids = tables()
+    packed = lookup.pack(weights, lookups, row_type, split_scales=split)
+    assert packed.row_bytes == 32 * {"fp32": 4, "bf16": 2, "fp16": 2}.get(row_type, 1) + lookup.TRAILER_BYTES[row_type]
+    got = lookup.pooled(packed, ids, out_dtype=torch.float32)
+    # Exactly the stored rows, summed in fp32 ...
+    torch.testing.assert_close(got, lookup.pooled_reference(packed, ids), rtol=1e-5, atol=1e-5)
+    # ... and within the format's rounding of the original rows.
+    want = eager_pooled(weights, lookups, ids)
+    assert (got - want).abs().max().item() <= ROW_TOLERANCE[row_type] * want.abs().max().item()
+
+
+def test_pooled_lookup_writes_behind_col0_in_the_dense_dtype() -> None:
+    weights, lookups, ids = tables(n=20)
+    packed = lookup.pack(weights, lookups, "int8")
+    out = torch.full((20, 16 + 4 * 32), 7.0, dtype=torch.bfloat16, device=DEVICE)
+    lookup.pooled(packed, ids, out, col0=16, block_n=8, block_l=2)
+    assert torch.equal(out[:, :16], torch.full((20, 16), 7.0, dtype=torch.bfloat16, device=DEVICE))
+    torch.testing.assert_close(out[:, 16:].float(), lookup.pooled_reference(packed, ids), rtol=1e-2, atol=2e-2)
+
+
+def test_pack_refuses_tables_of_different_dims() -> None:
+    with pytest.raises(ValueError, match=r"^tables must share one dim \(got \[8, 16\]\)$"):
+        lookup.pack([torch.zeros(4, 8), torch.zeros(4, 16)], [1, 1], "bf16")
+
+
+def cross_inputs(m: int = 40, width: int = 96, rank: int = 32) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.randn(m, width, generator=g)
+    xl = torch.randn(m, width, generator=g)
+    down = torch.randn(rank, width, generator=g) / width**0.5
+    up = torch.randn(width, rank, generator=g) / rank**0.5
+    bias = torch.randn(width, generator=g) / 10
+    return tuple(t.to(DEVICE) for t in (x0, xl, down, up, bias))
+
+
+SMALL = dk.Tiles(block_m=32, block_n=32, block_k=32, group_m=2, num_warps=4, num_stages=2)
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_cross_layer_in_one_matmul_epilogue_matches_eager(prefetch: bool) -> None:
+    x0, xl, down, up, bias = cross_inputs()
+    want = dk.cross_reference(x0, xl, down, up, bias)
+    dt = torch.bfloat16
+    h, _ = dk.linear(xl.to(dt), down.to(dt), out_dtype=dt, tiles=SMALL)
+    assert h is not None
+    tiles = dataclasses.replace(SMALL, prefetch=prefetch)
+    got, _ = dk.linear(h, up.to(dt), bias, x0=x0.to(dt), xl=xl.to(dt), out_dtype=torch.float32, tiles=tiles)
+    assert got is not None
+    assert (got - want).abs().max().item() <= 0.02 * want.abs().max().item()
+    # The same step as one elementwise kernel after a plain GEMM.
+    y = torch.nn.functional.linear(torch.nn.functional.linear(xl, down), up)
+    epi, _ = dk.epilogue(y, bias, x0=x0, xl=xl)
+    torch.testing.assert_close(epi, want, rtol=1e-4, atol=1e-4)
+
+
+def test_linear_relu_epilogue_and_fp8_operands() -> None:
+    _, xl, down, _, _ = cross_inputs()
+    bias = torch.linspace(-1, 1, down.shape[0], device=DEVICE)
+    want = torch.relu(torch.nn.functional.linear(xl, down, bias))
+    got, _ = dk.linear(xl, down, bias, relu=True, out_dtype=torch.float32, tiles=SMALL)
+    torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-2)  # fp32 dots are TF32 on the GPU
+    a_scale = xl.abs().max().item() / lookup.FP8_MAX
+    wq, ws = dk.quantize_weight(down)
+    got8, _ = dk.linear(dk.quantize(xl, a_scale), wq, bias, relu=True, a_scale=a_scale, w_scale=ws,
+                        out_dtype=torch.float32, tiles=SMALL)
+    assert got8 is not None
+    assert ((got8 - want).norm() / want.norm()).item() < 0.06
+
+
+def small_dlrm_v2() -> tuple[torch.nn.Module, ModelSchema, torch.Tensor, list[torch.Tensor]]:
+    """A narrow DLRM-v2 (same structure as MLPerf's, small widths) and a batch for it."""
+    config = DLRMv2Config(name="dlrm-v2", module="suite.models.dlrm_v2:DLRMv2", rows=(40, 9, 300), hotness=(3, 1, 10),
+                          dim=16, bottom=(13, 32, 16), cross_layers=2, low_rank=16, top=(32, 16, 1))
+    schema = ModelSchema(model="dlrm-v2", dense=13, tables=tuple(
+        TableSpec(name=f"t{i}", rows=r, dim=16, lookups=h, multi_hot=True) for i, (r, h) in enumerate(zip(config.rows, config.hotness))))
+    model = DLRMv2(config, schema, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(4)
+    dense = torch.rand(48, 13, generator=g) * 3
+    sparse = [torch.randint(0, t.rows, (48, t.lookups), generator=g, dtype=torch.int32) for t in schema.tables]
+    return model, schema, dense, sparse
+
+
+@pytest.mark.parametrize(("dense", "rows", "gemm", "tolerance"), [
+    ("bf16", "bf16", "triton", 0.03),
+    ("bf16", "int8", "cublas", 0.04),
+    ("fp8", "int8", "triton", 0.3),
+])
+def test_fused_dlrm_v2_forward_matches_eager(dense: str, rows: str, gemm: str, tolerance: float) -> None:
+    model, schema, x, ids = small_dlrm_v2()
+    with torch.inference_mode():
+        want = model(x, ids)
+    bf = model.to(device=DEVICE, dtype=torch.bfloat16)
+    f = fused.fuse(bf, schema, rows=rows, dense=dense, gemm=gemm)
+    assert f.describe()["rows"] == rows and ("calibration" in f.describe()) == (dense == "fp8")
+    with torch.inference_mode():
+        got = f(x.to(DEVICE, torch.bfloat16), [i.to(DEVICE) for i in ids]).float().cpu()
+    # Root mean square distance relative to the logits' spread: how far a precision may move them.
+    rms = (got - want).pow(2).mean().sqrt().item() / want.std().item()
+    print(f"small dlrm-v2 {dense} {rows} {gemm}: rms {rms:.4f} std, max {(got - want).abs().max().item() / want.std().item():.4f}")
+    assert rms <= tolerance
+
+
+def test_fuse_refuses_what_it_cannot_run() -> None:
+    from suite.errors import BackendUnavailableError, UnknownNameError
+
+    spec = ModelSpec(name="ncf", scale="tiny")
+    with pytest.raises(BackendUnavailableError, match=r"run \['dlrm-rmc1', 'dlrm-rmc2', 'dlrm-rmc3', 'dlrm-v2'\] only \(got 'ncf'\)$"):
+        fused.for_backend(build(spec), spec, "fp8", {})
+    spec = ModelSpec(name="dlrm-rmc1", scale="tiny")
+    with pytest.raises(UnknownNameError) as info:
+        fused.for_backend(build(spec), spec, "fp8", {"rows": "int4"})
+    assert str(info.value) == "'rows' must be one of ['bf16', 'fp16', 'fp8', 'int8'] (got 'int4')"
+
+
+# --- on the GPU only -------------------------------------------------------------------------------------
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize(("precision", "options", "bound"), [
+    ("fp8", {}, 0.25),
+    ("fp8", {"rows": "fp8"}, 0.3),
+    ("bf16", {"fused": "1"}, 0.05),
+    ("bf16", {"fused": "1", "rows": "int8", "gemm": "cublas"}, 0.06),
+])
+def test_dlrm_v2_forward_within_distance_of_fp32(precision: str, options: dict[str, str], bound: float) -> None:
+    """MLPerf's DLRM-v2 (tiny scale): the fused forward's logits within ``bound`` x their std of
+    fp32's, as a root mean square over 2048 items (fp8's measured figure is about 0.15: an e4m3
+    value carries 3 mantissa bits, and seven matmuls in a row each round their input)."""
+    from suite.datasets import multihot, synthetic
+
+    spec = ModelSpec(name="dlrm-v2", scale="tiny")
+    raw = synthetic.features(spec.schema, 2048, np.random.default_rng(5))
+    batch = multihot.model_inputs(raw, spec.schema)
+    dense = torch.from_numpy(batch.dense).cuda()
+    sparse = [torch.from_numpy(np.ascontiguousarray(s)).cuda() for s in batch.sparse]
+    ref = build(spec).cuda()
+    with torch.inference_mode():
+        want = ref(dense, sparse).float()
+    f = fused.for_backend(build(spec).cuda().to(torch.bfloat16), spec, precision, options)
+    with torch.inference_mode():
+        got = f(dense.to(torch.bfloat16), sparse).float()
+    rms = ((got - want).pow(2).mean().sqrt() / want.std()).item()
+    corr = float(np.corrcoef(got.cpu().numpy(), want.cpu().numpy())[0, 1])
+    print(f"dlrm-v2 {precision} {options}: rms {rms:.4f} std, corr {corr:.5f}")
+    assert rms <= bound
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize(("precision", "options", "gate"), [("fp8", (), 0.99), ("bf16", (("fused", "1"),), 0.999)])
+def test_fused_backend_passes_the_auc_gate(data_dir: Path, results: Path, precision: str, options: tuple, gate: float) -> None:
+    """Accuracy mode through LoadGen and the harness: AUC >= gate x the teacher's."""
+    from conftest import smoke_config
+    from suite.config import Mode, Scenario
+    from suite.runner import run
+
+    for model in ("dlrm-v2", "dlrm-rmc1"):
+        config = smoke_config(results / f"{model}-{precision}", model=ModelSpec(name=model, scale="tiny"), backend="torch-cuda",
+                              scenario=Scenario.OFFLINE, mode=Mode.ACCURACY, rows=4096)
+        config = dataclasses.replace(config, precision=precision, backend_options=options)
+        acc = run(config).data["accuracy"]
+        print(f"{model} {precision} {options}: AUC {acc['auc']:.5f} reference {acc['reference_auc']}")
+        assert acc["auc"] >= gate * float(np.mean(acc["reference_auc"])), acc
