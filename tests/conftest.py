@@ -75,3 +75,19 @@ def smoke_config(results: Path, **changes: object) -> RunConfig:
     }
     base.update(changes)
     return RunConfig(**base)  # type: ignore[arg-type]
+
+
+def package_dirs() -> dict[str, Path]:
+    """setup.cfg's packages and the folder each lives in (``suite.backends`` -> ``backends/``)."""
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    mapped = {
+        name.strip(): folder.strip()
+        for name, _, folder in (line.partition("=") for line in cfg["options"]["package_dir"].splitlines())
+        if name.strip()
+    }
+    return {
+        package: REPO / mapped.get(package, package.replace(".", "/")) for package in cfg["options"]["packages"].split()
+    }

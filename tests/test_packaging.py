@@ -9,7 +9,6 @@ from a temporary folder outside the repository.
 
 from __future__ import annotations
 
-import configparser
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, package_dirs
 from suite.rules import RuleSet
 
 # What a build reads besides the package folders: the metadata and the README (long_description).
@@ -48,14 +47,7 @@ class Installed:
 
 def _source_folders() -> set[str]:
     """The top-level folders that hold setup.cfg's packages (``suite``, ``backends``, ``rules``, ...)."""
-    cfg = configparser.ConfigParser()
-    cfg.read(REPO / "setup.cfg")
-    packages = cfg["options"]["packages"].split()
-    mapping = dict(
-        (name.strip(), folder.strip())
-        for name, _, folder in (line.partition("=") for line in cfg["options"]["package_dir"].splitlines() if line.strip())
-    )
-    return {mapping.get(package, package.replace(".", "/")).split("/")[0] for package in packages}
+    return {folder.relative_to(REPO).parts[0] for folder in package_dirs().values()}
 
 
 @pytest.fixture(scope="module")
