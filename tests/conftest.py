@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,8 +80,6 @@ def smoke_config(results: Path, **changes: object) -> RunConfig:
 
 def package_dirs() -> dict[str, Path]:
     """setup.cfg's packages and the folder each lives in (``suite.backends`` -> ``backends/``)."""
-    import configparser
-
     cfg = configparser.ConfigParser()
     cfg.read(REPO / "setup.cfg")
     mapped = {
