@@ -32,8 +32,6 @@ from suite.models.base import ModelSchema
 
 INT_FEATURE_COUNT = 13
 CAT_FEATURE_COUNT = 26
-DEFAULT_INT_NAMES = tuple(f"I{i}" for i in range(1, INT_FEATURE_COUNT + 1))
-DEFAULT_CAT_NAMES = tuple(f"C{i}" for i in range(1, CAT_FEATURE_COUNT + 1))
 
 
 @dataclass(frozen=True, kw_only=True)

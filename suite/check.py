@@ -897,13 +897,8 @@ def _dataset_files_problem(path: Path) -> str | None:
     return None
 
 
-def check_run(run: RunFolder, rules: str | None = None, profile: str | None = None) -> list[Finding]:
-    """Every check of one run folder."""
-    return _check_run(run, rules, profile)[0]
-
-
 def _check_run(run: RunFolder, rules: str | None, profile: str | None) -> tuple[list[Finding], Judge | None]:
-    """:func:`check_run`'s findings, and the judge the run was held to (kept for the tree checks)."""
+    """Every check of one run folder, and the judge the run was held to (kept for the tree checks)."""
     findings = check_structure(run)
     ctx = read_run(run, findings)
     judge, problems = judge_for(ctx, rules, profile)
@@ -1069,8 +1064,3 @@ def table(report: CheckReport) -> str:
     verdict = "PASS" if report.passed else "FAIL"
     lines.append(f"{verdict}: {len(report.runs)} run folder(s) checked, {n_err} error(s), {len(report.findings) - n_err} other finding(s)")
     return "\n".join(lines)
-
-
-def rule_ids() -> Mapping[str, str]:
-    """The documented rule ids and their meaning."""
-    return dict(RULES)

@@ -1,5 +1,9 @@
 """Rule tables as data: ``rules/<name>.toml`` read with the standard library.
 
+The repository's ``rules/`` folder installs as the package ``suite.rule_tables`` (setup.cfg's
+``package_dir``, like ``backends/`` and ``datasets/``), so a wheel or ``pip install .`` ships the
+tables and :func:`rules_dir` finds them with :mod:`importlib.resources` wherever the suite is installed.
+
 A rule set maps ``model.Scenario.key`` to a value, like LoadGen's ``mlperf.conf``, and looks keys
 up in LoadGen's order: ``model.Scenario``, ``*.Scenario``, ``model.*``, ``*.*``. Two kinds of
 overlay tables of the same form sit on top of the base settings:
@@ -19,6 +23,8 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +33,18 @@ from suite.errors import ConfigError, UnknownNameError
 _MISSING = object()
 
 
-def rules_dir() -> Path:
-    """The folder of rule tables: ``$RECSUITE_RULES_DIR`` or the repository's ``rules/``."""
+def rules_dir() -> Traversable:
+    """The folder of rule tables: ``$RECSUITE_RULES_DIR`` or the installed package ``suite.rule_tables``."""
     env = os.environ.get("RECSUITE_RULES_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "rules"
+    return Path(env) if env else files("suite.rule_tables")
 
 
 def available() -> list[str]:
     """Names of the rule sets on disk."""
-    return sorted(p.stem for p in rules_dir().glob("*.toml"))
+    folder = rules_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml") and p.is_file())
 
 
 @dataclass(frozen=True)
@@ -50,7 +59,7 @@ class RuleSet:
 
     @classmethod
     def load(cls, name: str) -> RuleSet:
-        path = rules_dir() / f"{name}.toml"
+        path = rules_dir().joinpath(f"{name}.toml")
         if not path.is_file():
             raise UnknownNameError("rules", name, available())
         try:

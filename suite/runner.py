@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import os
@@ -15,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from suite import sysinfo
 from suite.backends import Backend, BackendConfig, get_backend
 from suite.config import Mode, RunConfig, Settings, resolve
 from suite.datasets import synthetic
@@ -60,19 +60,11 @@ def environment() -> dict[str, Any]:
             versions[dist] = version(dist)
         except PackageNotFoundError:
             pass
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "cpu": cpu,
+        "cpu": sysinfo.cpu_model() or platform.processor(),
         "cores": os.cpu_count(),
         "cores_available": len(os.sched_getaffinity(0)),
         "versions": versions,
@@ -291,8 +283,3 @@ def _loadgen_version() -> str:
     from suite.harness import loadgen_version
 
     return loadgen_version()
-
-
-def replace(config: RunConfig, **changes: Any) -> RunConfig:
-    """A variant of ``config`` (``dataclasses.replace``, re-validated)."""
-    return dataclasses.replace(config, **changes)

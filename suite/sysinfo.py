@@ -43,17 +43,26 @@ def _gb(n_bytes: float) -> str:
     return f"{round(n_bytes / 1024**3)} GB"
 
 
+def _cpuinfo() -> list[tuple[str, str]]:
+    """``/proc/cpuinfo`` as (key, value) pairs in file order; empty where it cannot be read."""
+    pairs = []
+    for line in (read_text(Path("/proc/cpuinfo")) or "").splitlines():
+        key, _, value = line.partition(":")
+        pairs.append((key.strip(), value.strip()))
+    return pairs
+
+
+def cpu_model() -> str | None:
+    """The processor's model name (``/proc/cpuinfo``'s first ``model name``), None where it has none."""
+    return next((value for key, value in _cpuinfo() if key == "model name" and value), None)
+
+
 def cpu() -> dict[str, Any]:
     """Processor model, sockets, cores per socket, frequency and caches."""
     out: dict[str, Any] = {}
-    text = read_text(Path("/proc/cpuinfo")) or ""
-    sockets, cores_per_socket, model = set(), None, None
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key, value = key.strip(), value.strip()
-        if key == "model name" and model is None:
-            model = value
-        elif key == "physical id":
+    sockets, cores_per_socket, model = set(), None, cpu_model()
+    for key, value in _cpuinfo():
+        if key == "physical id":
             sockets.add(value)
         elif key == "cpu cores" and cores_per_socket is None and value.isdigit():
             cores_per_socket = int(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,3 +76,17 @@ def smoke_config(results: Path, **changes: object) -> RunConfig:
     }
     base.update(changes)
     return RunConfig(**base)  # type: ignore[arg-type]
+
+
+def package_dirs() -> dict[str, Path]:
+    """setup.cfg's packages and the folder each lives in (``suite.backends`` -> ``backends/``)."""
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    mapped = {
+        name.strip(): folder.strip()
+        for name, _, folder in (line.partition("=") for line in cfg["options"]["package_dir"].splitlines())
+        if name.strip()
+    }
+    return {
+        package: REPO / mapped.get(package, package.replace(".", "/")) for package in cfg["options"]["packages"].split()
+    }
