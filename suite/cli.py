@@ -78,6 +78,18 @@ _RUN_OPTIONS = [
     click.option("--dataset", type=click.Path(path_type=Path), help="A dataset folder from `suite data import`."),
     click.option("--rows", type=int, help="Items in the generated dataset [default: by scale]."),
     click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights and the data."),
+    click.option(
+        "--weights",
+        type=click.Path(path_type=Path),
+        help="Trained weights (safetensors, or a torch.save'd state_dict) loaded over the seeded ones; "
+        "every key and shape is checked, the SHA-256 recorded.",
+    ),
+    click.option(
+        "--reference-auc",
+        type=float,
+        help="The reference AUC (a fraction, e.g. 0.8031) the accuracy gate is a fraction of, for data "
+        "without a teacher (imported Criteo) [default: the dataset's recorded one; none: not gated].",
+    ),
     click.option("--tasks", type=int, help="Tasks of a multi-task model (mtwnd) [default: 3]."),
     click.option("--threads", type=int, default=0, show_default=True, help="Backend threads (0: all cores)."),
     click.option("--precision", default="fp32", show_default=True, help="fp32, tf32, bf16 or fp16."),
@@ -111,7 +123,7 @@ def _run_config(kw: dict[str, Any], mode: str) -> Any:
 
     one_of("mode", mode, [m.value for m in Mode])
     config = RunConfig(
-        model=ModelSpec(name=kw["model"], scale=kw["scale"], seed=kw["seed"], tasks=kw["tasks"]),
+        model=ModelSpec(name=kw["model"], scale=kw["scale"], seed=kw["seed"], tasks=kw["tasks"], weights=_weights(kw["weights"])),
         backend=_known_backend(kw["backend"]),
         scenario=Scenario.parse(kw["scenario"]),
         mode=Mode(mode),
@@ -135,6 +147,7 @@ def _run_config(kw: dict[str, Any], mode: str) -> Any:
         overwrite=kw["overwrite"],
         progress=kw["progress"],
         power=kw["power"],
+        reference_auc=kw["reference_auc"],
     )
     RuleSet.load(config.rule_set).variant(config.variant)  # an unknown variant is a usage error
     return config
@@ -259,6 +272,13 @@ def compare(paths: tuple[Path, ...], baseline: str | None, out: Path) -> None:
     click.echo(f"\nbaseline {done.baseline}; wrote {done.csv}, {done.html}, " + ", ".join(p.name for p in done.plots))
 
 
+def _weights(path: Path | None) -> Any:
+    """``--weights``: the file with its SHA-256 (None without the option)."""
+    from suite.models import WeightsFile
+
+    return None if path is None else WeightsFile.of(path)
+
+
 def _known_backend(name: str) -> str:
     from suite.backends import REGISTRY
     from suite.errors import one_of
@@ -340,6 +360,7 @@ def _int_list(what: str, text: str) -> tuple[int, ...]:
 @click.option("--query-size", help="Query-size spec [default: the rule table's].")
 @click.option("--rows", type=int, help="Items in the generated dataset [default: by scale].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights and the data.")
+@click.option("--weights", type=click.Path(path_type=Path), help="Trained weights loaded over the seeded ones (see `suite run --help`).")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data].")
 @click.option("--progress/--no-progress", default=True, help="One line per LoadGen run on stderr.")
 def tune(**kw: Any) -> None:
@@ -349,7 +370,7 @@ def tune(**kw: Any) -> None:
     from suite.tune import tune as run_tune
 
     config = TuneConfig(
-        model=ModelSpec(name=kw["model"], scale=kw["scale"], seed=kw["seed"]),
+        model=ModelSpec(name=kw["model"], scale=kw["scale"], seed=kw["seed"], weights=_weights(kw["weights"])),
         backend=kw["backend"],
         sla_ms=kw["sla_ms"],
         percentile=float(kw["percentile"]) if kw["percentile"] else None,

@@ -22,6 +22,7 @@ from suite.datasets.library import QueryLibrary
 from suite.datasets.queries import QuerySizes
 from suite.datasets.store import Dataset
 from suite.errors import BackendError, DatasetError, ResultExistsError, RunFailedError, SuiteError
+from suite.models.weights import verify as verify_weights
 from suite.results import (
     ACCURACY_LOG,
     DETAIL,
@@ -92,7 +93,9 @@ def load_dataset(config: RunConfig) -> Dataset:
         if int(dataset.meta.get("tasks", 1)) != tasks:
             raise DatasetError(f"{config.dataset} holds {dataset.meta.get('tasks')} task label(s), not {tasks}")
         return dataset
-    return Dataset.load(synthetic.ensure(config.model, config.dataset_rows, config.data_dir))
+    # Generated data are labelled by the seeded teacher, whatever weights the run serves.
+    teacher = dataclasses.replace(config.model, weights=None)
+    return Dataset.load(synthetic.ensure(teacher, config.dataset_rows, config.data_dir))
 
 
 def load_library(config: RunConfig, settings: Settings) -> QueryLibrary:
@@ -126,6 +129,7 @@ def run(config: RunConfig, *, backend: Backend | None = None, audit_config: Path
 
     settings = resolve(config)
     QuerySizes.parse(settings.query_size)
+    verify_weights(config.model)
     if backend is None:
         backend_cls = get_backend(config.backend)
         backend = backend_cls(

@@ -240,6 +240,9 @@ def tune(config: TuneConfig, *, report: Callable[[Point], None] | None = None) -
     from suite.backends import BackendConfig, get_backend
     from suite.runner import environment, load_library, prepare_run_dir
 
+    from suite.models.weights import verify as verify_weights
+
+    verify_weights(config.model)
     run_config = config.run_config()
     base = resolve(run_config)
     sla_ms = config.sla_ms if config.sla_ms is not None else base.target_latency_ns / 1e6
