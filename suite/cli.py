@@ -293,7 +293,8 @@ def _one_line(data: dict[str, Any], path: Path) -> str:
     if "accuracy" in data:
         acc = data["accuracy"]
         ref = f" (reference {100 * sum(acc['reference_auc']) / len(acc['reference_auc']):.2f}%)" if acc["reference_auc"] else ""
-        body = f"AUC {100 * acc['auc']:.2f}%{ref}, {'PASS' if acc['passed'] else 'FAIL'}"
+        shown = f"AUC {100 * acc['auc']:.2f}%" if isinstance(acc["auc"], float) else "AUC undefined"
+        body = f"{shown}{ref}, {_gate_words(acc)}"
     else:
         perf = data.get("performance", {})
         metric = perf.get("metric", {})
@@ -304,6 +305,16 @@ def _one_line(data: dict[str, Any], path: Path) -> str:
     if "power" in data:
         body += f"; power: {_power_words(data['power'])}"
     return f"{head}: {body} -> {path}"
+
+
+def _gate_words(acc: dict[str, Any]) -> str:
+    """PASS, FAIL (why) or "not gated (why)", as accuracy.txt's result line says."""
+    status = acc["status"]
+    if acc.get("problem"):
+        return f"{status} (AUC undefined: {acc['problem']})"
+    if status == "not gated":
+        return "not gated (no reference AUC: give --reference-auc)"
+    return str(status)
 
 
 def _power_words(power: dict[str, Any]) -> str:
@@ -524,7 +535,8 @@ def summary(paths: tuple[Path, ...]) -> None:
                 continue
             cfg = data.get("config", {})
             if "accuracy" in data:
-                value = f"AUC {100 * data['accuracy']['auc']:.2f}%"
+                auc = data["accuracy"].get("auc")
+                value = f"AUC {100 * auc:.2f}%" if isinstance(auc, (int, float)) else "AUC undefined"
             else:
                 metric = data.get("performance", {}).get("metric", {})
                 v = metric.get("value")

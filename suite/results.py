@@ -15,6 +15,7 @@ whose ``valid`` is false and whose ``errors`` say why.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Mapping
@@ -160,9 +161,19 @@ def parse_accuracy_log(text: str) -> dict[int, np.ndarray]:
     return out
 
 
+#: What an accuracy run's gate says: the AUC passed or failed it, or there was no reference AUC to
+#: gate against (imported data without ``--reference-auc``), which is never a pass.
+PASS, FAIL, NOT_GATED = "PASS", "FAIL", "not gated"
+
+
 @dataclass(frozen=True)
 class AccuracyReport:
-    """AUC per task of a run's responses against the dataset's labels."""
+    """AUC per task of a run's responses against the dataset's labels.
+
+    ``reference_source`` says where ``reference_auc`` came from (the teacher of generated data, or
+    ``--reference-auc``); ``problem`` says why the AUC is undefined (labels of one class, scores
+    that are not finite), which fails the run whatever the reference.
+    """
 
     auc: list[float]
     reference_auc: list[float] | None
@@ -171,6 +182,8 @@ class AccuracyReport:
     queries: int
     total_queries: int
     accuracy: float
+    reference_source: str | None = None
+    problem: str | None = None
 
     @property
     def mean_auc(self) -> float:
@@ -183,10 +196,34 @@ class AccuracyReport:
         return self.target * float(np.mean(self.reference_auc))
 
     @property
-    def passed(self) -> bool:
-        complete = self.queries == self.total_queries
+    def complete(self) -> bool:
+        return self.queries == self.total_queries
+
+    @property
+    def status(self) -> str:
+        """PASS, FAIL or ``not gated`` (no reference AUC: never a pass)."""
+        if self.problem is not None or not self.complete or not math.isfinite(self.mean_auc):
+            return FAIL
         threshold = self.threshold
-        return complete and (threshold is None or self.mean_auc >= threshold)
+        if threshold is None:
+            return NOT_GATED
+        return PASS if self.mean_auc >= threshold else FAIL
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASS
+
+    @property
+    def why(self) -> str:
+        """The status in words, for ``accuracy.txt`` and the CLI."""
+        status = self.status
+        if self.problem is not None:
+            return f"{status} (AUC undefined: {self.problem})"
+        if not self.complete:
+            return f"{status} (answered {self.queries} of {self.total_queries} queries)"
+        if status == NOT_GATED:
+            return f"{status} (no reference AUC: the dataset records none; give --reference-auc)"
+        return status
 
     def text(self) -> str:
         """``accuracy.txt``: MLPerf's first line (``AUC=...%``), then our reference and gate."""
@@ -197,24 +234,47 @@ class AccuracyReport:
         if len(self.auc) > 1:
             lines.append("task_AUC=" + ",".join(f"{100 * a:.3f}%" for a in self.auc))
         if self.reference_auc is not None:
-            lines.append(f"reference_AUC={100 * float(np.mean(self.reference_auc)):.3f}% (synthetic data, teacher model)")
+            source = self.reference_source or "the dataset's"
+            lines.append(f"reference_AUC={100 * float(np.mean(self.reference_auc)):.3f}% ({source})")
             lines.append(f"target={100 * (self.threshold or 0.0):.3f}% ({100 * self.target:g}% of reference)")
-        lines.append(f"result={'PASS' if self.passed else 'FAIL'}")
+        lines.append(f"result={self.why}")
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
+        finite = math.isfinite(self.mean_auc)
         return {
-            "auc": self.mean_auc,
-            "task_auc": self.auc,
+            # An undefined AUC is null (JSON has no NaN); ``problem`` says why.
+            "auc": self.mean_auc if finite else None,
+            "task_auc": [a if math.isfinite(a) else None for a in self.auc],
             "reference_auc": self.reference_auc,
+            "reference_source": self.reference_source,
             "target_fraction": self.target,
             "threshold": self.threshold,
             "accuracy": self.accuracy,
             "items": self.items,
             "queries": self.queries,
             "total_queries": self.total_queries,
+            "status": self.status,
+            "problem": self.problem,
             "passed": self.passed,
         }
+
+
+def undefined_auc(truth: np.ndarray, scores: np.ndarray) -> str | None:
+    """Why the AUC of ``scores`` (items x tasks) against ``truth`` is undefined, or None: MLPerf's
+    checker would print ``AUC=nan%`` and, with NaN below no threshold, let it pass."""
+    if len(truth) == 0:
+        return "no responses to score"
+    tasks = truth.shape[1]
+    for k in range(tasks):
+        task = f"task {k}'s labels" if tasks > 1 else "the labels"
+        values = np.unique(truth[:, k])
+        if len(values) < 2:
+            return f"{task} are all {values[0]!s} (one class)"
+    if not np.all(np.isfinite(scores)):
+        bad = int(np.count_nonzero(~np.isfinite(scores)))
+        return f"{bad} score(s) are not finite (NaN or inf)"
+    return None
 
 
 def score_accuracy(
@@ -223,6 +283,7 @@ def score_accuracy(
     labels: np.ndarray,
     reference_auc: list[float] | None,
     target: float,
+    reference_source: str | None = None,
 ) -> AccuracyReport:
     """Join responses to labels by query and compute AUC per task.
 
@@ -241,7 +302,8 @@ def score_accuracy(
         got_labels.append(np.asarray(labels[lo:hi]).reshape(hi - lo, tasks))
     scores = np.concatenate(got_scores) if got_scores else np.zeros((0, tasks), np.float32)
     truth = np.concatenate(got_labels) if got_labels else np.zeros((0, tasks), np.int8)
-    per_task = [auc(truth[:, k], scores[:, k]) for k in range(tasks)]
+    problem = undefined_auc(truth, scores)
+    per_task = [float("nan") if problem else auc(truth[:, k], scores[:, k]) for k in range(tasks)]
     accuracy = float(np.mean((scores >= 0.5) == (truth == 1))) if len(truth) else 0.0
     return AccuracyReport(
         auc=per_task,
@@ -251,6 +313,8 @@ def score_accuracy(
         queries=len(responses),
         total_queries=len(offsets) - 1,
         accuracy=accuracy,
+        reference_source=reference_source,
+        problem=problem,
     )
 
 
