@@ -160,13 +160,18 @@ def _run_config(kw: dict[str, Any], mode: str) -> Any:
 def run(**kw: Any) -> None:
     """Run LoadGen against a backend and write a result folder."""
     config = _run_config(kw, kw["mode"])
+    tuned = None
     if kw["tuned"] is not None:
         from suite.tune import load_tuned
 
-        config = load_tuned(kw["tuned"]).apply(config)
+        tuned = load_tuned(kw["tuned"])
+        config = tuned.apply(config)
+        warning = tuned.warning(config)
+        if warning is not None:
+            click.echo(f"warning: {warning}", err=True)
     from suite.runner import run as run_suite
 
-    result = run_suite(config)
+    result = run_suite(config, tuned=tuned)
     click.echo(_one_line(result.data, result.path))
 
 

@@ -11,7 +11,7 @@ import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from suite.results import (
     write_json,
     write_text,
 )
+
+if TYPE_CHECKING:
+    from suite.tune import TunedSetting
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +130,15 @@ def prepare_run_dir(path: Path, overwrite: bool) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
-def run(config: RunConfig, *, backend: Backend | None = None, audit_config: Path | None = None) -> RunResult:
+def run(
+    config: RunConfig, *, backend: Backend | None = None, audit_config: Path | None = None, tuned: TunedSetting | None = None
+) -> RunResult:
     """Run one LoadGen test as ``config`` says and write its result folder.
 
     Args:
         backend: an unloaded backend to use instead of the registry's (tests inject failing ones).
         audit_config: a compliance audit's ``audit.config`` for LoadGen (see ``suite.audit``).
+        tuned: the ``tuned.json`` applied to ``config`` (``--tuned``), recorded with its warning.
 
     Raises:
         RunFailedError: the run finished with errors; the folder holds LoadGen's logs and a
@@ -174,6 +180,8 @@ def run(config: RunConfig, *, backend: Backend | None = None, audit_config: Path
         "environment": environment(),
         "started": started.isoformat(),
     }
+    if tuned is not None:
+        base["tuned"] = tuned.to_dict(config)
     write_json(run_dir / "config.json", base)
 
     errors: list[str] = []
