@@ -133,6 +133,25 @@ def performance(detail: DetailLog, scenario: Scenario) -> dict[str, Any]:
     }
 
 
+#: LoadGen's validity checks (keys of :func:`performance`) in words, when they failed.
+VALIDITY_CHECKS = (
+    ("perf_constraints_met", "latency constraint not met"),
+    ("min_duration_met", "min duration not met"),
+    ("min_queries_met", "min queries not met"),
+    ("early_stopping_met", "early stopping not met"),
+)
+
+
+def invalid_reasons(perf: Mapping[str, Any]) -> list[str]:
+    """Why LoadGen called a run INVALID: each of its validity checks that failed, then its own
+    recommendation (``result_invalid_reason``, e.g. "Reduce target QPS to improve latency.")."""
+    reasons = [text for key, text in VALIDITY_CHECKS if perf.get(key) is False]
+    advice = perf.get("invalid_reason")
+    if isinstance(advice, str) and advice.strip():
+        reasons.append(f"LoadGen: {advice.strip()}")
+    return reasons
+
+
 def number(value: Any) -> float | None:
     """A JSON or detail-log value as a float, or None if it is not a number (booleans are not)."""
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
