@@ -10,11 +10,14 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from suite.errors import ConfigError, SuiteError
+
+if TYPE_CHECKING:
+    from suite.models import WeightsFile
 
 
 class SuiteGroup(click.Group):
@@ -277,7 +280,7 @@ def compare(paths: tuple[Path, ...], baseline: str | None, out: Path) -> None:
     click.echo(f"\nbaseline {done.baseline}; wrote {done.csv}, {done.html}, " + ", ".join(p.name for p in done.plots))
 
 
-def _weights(path: Path | None) -> Any:
+def _weights(path: Path | None) -> WeightsFile | None:
     """``--weights``: the file with its SHA-256 (None without the option)."""
     from suite.models import WeightsFile
 
