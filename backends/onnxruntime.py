@@ -74,7 +74,10 @@ class OnnxRuntimeBackend(Backend):
         spec = self.config.model
         model = build(spec)
         digest = weights_hash(model)
-        path = data_root() / "onnx" / f"{spec.key()}-{digest[:16]}-{self._lowering}-opset{OPSET}.onnx"
+        # The digest is of the built weights (seeded, or --weights loaded over them); a weights
+        # file's own SHA-256 names it too, so two files never share an export.
+        trained = "" if spec.weights is None else f"-w{spec.weights.sha256[:16]}"
+        path = data_root() / "onnx" / f"{spec.key()}{trained}-{digest[:16]}-{self._lowering}-opset{OPSET}.onnx"
         if path.is_file():
             return path
         log.info("exporting %s to %s", spec.key(), path)

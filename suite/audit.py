@@ -231,7 +231,10 @@ def run_audit(test: str, config: Any) -> AuditResult:
     from suite.results import read_detail
     from suite.runner import run
 
+    from suite.models.weights import verify as verify_weights
+
     one_of("test", test, AUDITS)
+    verify_weights(config.model)  # before the stale files below are removed
     scenario_dir = config.scenario_dir()
     perf_ref = scenario_dir / "performance" / "run_1"
     acc_ref = scenario_dir / "accuracy"

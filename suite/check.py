@@ -76,6 +76,8 @@ RULES: dict[str, str] = {
     "accuracy.labels": "the dataset's labels are not available to recompute the AUC",
     "accuracy.mismatch": "the AUC recomputed from the accuracy log differs from accuracy.txt",
     "accuracy.gate": "the AUC (as accuracy.txt prints it) is below the rule's fraction of the reference AUC (mlperf-v5.1: MLPerf's 80.31%)",
+    "accuracy.undefined": "the AUC is undefined (NaN): labels of one class, or scores that are not finite",
+    "accuracy.not-gated": "no reference AUC (imported data without --reference-auc): the AUC was not gated",
     "accuracy.coverage": "the accuracy run did not cover the whole dataset (the rule's dataset size under mlperf-v5.1)",
     "accuracy.truncated": "the accuracy log is truncated and accuracy.txt has no hash= line",
     "accuracy.hash": "the accuracy log's sha256 is not accuracy.txt's hash=, or a submission's accuracy.txt has none",
@@ -101,7 +103,7 @@ ACCURACY_FILES = (DETAIL, SUMMARY, ACCURACY_LOG, "accuracy.txt")
 #: Our own results also carry these; a submission tree may not.
 RECSUITE_FILES = ("config.json", "result.json")
 AUDIT_RE = re.compile(r"^TEST\d\d$")
-AUC_RE = re.compile(r"^AUC=([\d.]+)%?")
+AUC_RE = re.compile(r"^AUC=([\d.]+|nan)%?")
 HASH_RE = re.compile(r"^hash=([0-9a-fA-F]+)$")
 SEED_KEYS = ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed")
 
@@ -735,6 +737,7 @@ def check_accuracy(ctx: RunContext, expected: Settings) -> list[Finding]:
     if isinstance(labels, Finding):
         return [*findings, labels]
     offsets, truth, reference = labels
+    reference = _given_reference(ctx) or reference
     from suite.results import score_accuracy
 
     try:
@@ -742,6 +745,8 @@ def check_accuracy(ctx: RunContext, expected: Settings) -> list[Finding]:
     except (ValueError, IndexError) as exc:
         return [*findings, error("accuracy.log", f"the accuracy log does not fit the dataset: {exc}", log_path)]
     recomputed = 100 * report.mean_auc
+    if report.problem is not None:
+        return [*findings, error("accuracy.undefined", f"the AUC is undefined: {report.problem}", log_path)]
     if reported is not None and not abs(recomputed - reported) <= 0.0011:
         findings.append(
             error("accuracy.mismatch", f"accuracy.txt says AUC={reported:.3f}%, the accuracy log gives {recomputed:.3f}%", report_path)
@@ -812,9 +817,19 @@ def _check_full_log(
 
 
 def _reference(ctx: RunContext) -> list[float] | None:
+    return _given_reference(ctx) or _dataset_reference(ctx)
+
+
+def _dataset_reference(ctx: RunContext) -> list[float] | None:
     dataset = ctx.config.dataset if ctx.config is not None else None
     ref = dataset.reference_auc if dataset is not None else None
     return list(ref) if ref else None
+
+
+def _given_reference(ctx: RunContext) -> list[float] | None:
+    """The run's ``--reference-auc``, which gates it in place of the dataset's."""
+    given = ctx.config.config.reference_auc if ctx.config is not None else None
+    return [given] if given is not None else None
 
 
 def _gate(
@@ -823,8 +838,19 @@ def _gate(
     if expected.reference_auc_percent:
         reference = [expected.reference_auc_percent / 100]
     reference = reference if reference is not None else _reference(ctx)
-    if auc_percent is None or reference is None:
-        return []
+    if auc_percent is not None and not math.isfinite(auc_percent):
+        return [error("accuracy.undefined", "accuracy.txt says AUC=nan%: the AUC is undefined", path)]
+    if auc_percent is None or (reference is None and ctx.config is None):
+        return []  # a submission run: its results tree was gated before submit built it
+    if reference is None:
+        return [
+            Finding(
+                "accuracy.not-gated",
+                Severity.WARNING,
+                f"AUC {auc_percent:.3f}% was not gated: the dataset records no reference AUC and the run gave no --reference-auc",
+                str(path),
+            )
+        ]
     threshold = 100 * expected.accuracy_target * float(np.mean(reference))
     if not meets(auc_percent, threshold):
         return [
@@ -868,7 +894,7 @@ def _labels(ctx: RunContext) -> tuple[np.ndarray, np.ndarray, list[float] | None
         offsets = QuerySizes.parse(query_size).offsets(len(dataset), seed=seed)
     except SuiteError as exc:
         return error("accuracy.labels", f"the dataset is not available: {exc}", where)
-    recorded = _reference(ctx)
+    recorded = _dataset_reference(ctx)
     reference = dataset.reference_auc
     if recorded is not None and reference is not None and not np.allclose(recorded, reference):
         return error("consistency.config", f"config.json's reference AUC {recorded} is not the dataset's {reference}", where)

@@ -10,11 +10,14 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from suite.errors import ConfigError, SuiteError
+
+if TYPE_CHECKING:
+    from suite.models import WeightsFile
 
 
 class SuiteGroup(click.Group):
@@ -78,6 +81,18 @@ _RUN_OPTIONS = [
     click.option("--dataset", type=click.Path(path_type=Path), help="A dataset folder from `suite data import`."),
     click.option("--rows", type=int, help="Items in the generated dataset [default: by scale]."),
     click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights and the data."),
+    click.option(
+        "--weights",
+        type=click.Path(path_type=Path),
+        help="Trained weights (safetensors, or a torch.save'd state_dict) loaded over the seeded ones; "
+        "every key and shape is checked, the SHA-256 recorded.",
+    ),
+    click.option(
+        "--reference-auc",
+        type=float,
+        help="The reference AUC (a fraction, e.g. 0.8031) the accuracy gate is a fraction of, for data "
+        "without a teacher (imported Criteo) [default: the dataset's recorded one; none: not gated].",
+    ),
     click.option("--tasks", type=int, help="Tasks of a multi-task model (mtwnd) [default: 3]."),
     click.option("--threads", type=int, default=0, show_default=True, help="Backend threads (0: all cores)."),
     click.option("--precision", default="fp32", show_default=True, help="fp32, tf32, bf16, fp16 or fp8 (torch-cuda, DLRM models: fp8 matmuls, int8 rows)."),
@@ -111,7 +126,7 @@ def _run_config(kw: dict[str, Any], mode: str) -> Any:
 
     one_of("mode", mode, [m.value for m in Mode])
     config = RunConfig(
-        model=ModelSpec(name=kw["model"], scale=kw["scale"], seed=kw["seed"], tasks=kw["tasks"]),
+        model=ModelSpec(name=kw["model"], scale=kw["scale"], seed=kw["seed"], tasks=kw["tasks"], weights=_weights(kw["weights"])),
         backend=_known_backend(kw["backend"]),
         scenario=Scenario.parse(kw["scenario"]),
         mode=Mode(mode),
@@ -135,6 +150,7 @@ def _run_config(kw: dict[str, Any], mode: str) -> Any:
         overwrite=kw["overwrite"],
         progress=kw["progress"],
         power=kw["power"],
+        reference_auc=kw["reference_auc"],
     )
     RuleSet.load(config.rule_set).variant(config.variant)  # an unknown variant is a usage error
     return config
@@ -147,13 +163,18 @@ def _run_config(kw: dict[str, Any], mode: str) -> Any:
 def run(**kw: Any) -> None:
     """Run LoadGen against a backend and write a result folder."""
     config = _run_config(kw, kw["mode"])
+    tuned = None
     if kw["tuned"] is not None:
         from suite.tune import load_tuned
 
-        config = load_tuned(kw["tuned"]).apply(config)
+        tuned = load_tuned(kw["tuned"])
+        config = tuned.apply(config)
+        warning = tuned.warning(config)
+        if warning is not None:
+            click.echo(f"warning: {warning}", err=True)
     from suite.runner import run as run_suite
 
-    result = run_suite(config)
+    result = run_suite(config, tuned=tuned)
     click.echo(_one_line(result.data, result.path))
 
 
@@ -259,6 +280,13 @@ def compare(paths: tuple[Path, ...], baseline: str | None, out: Path) -> None:
     click.echo(f"\nbaseline {done.baseline}; wrote {done.csv}, {done.html}, " + ", ".join(p.name for p in done.plots))
 
 
+def _weights(path: Path | None) -> WeightsFile | None:
+    """``--weights``: the file with its SHA-256 (None without the option)."""
+    from suite.models import WeightsFile
+
+    return None if path is None else WeightsFile.of(path)
+
+
 def _known_backend(name: str) -> str:
     from suite.backends import REGISTRY
     from suite.errors import one_of
@@ -273,7 +301,8 @@ def _one_line(data: dict[str, Any], path: Path) -> str:
     if "accuracy" in data:
         acc = data["accuracy"]
         ref = f" (reference {100 * sum(acc['reference_auc']) / len(acc['reference_auc']):.2f}%)" if acc["reference_auc"] else ""
-        body = f"AUC {100 * acc['auc']:.2f}%{ref}, {'PASS' if acc['passed'] else 'FAIL'}"
+        shown = f"AUC {100 * acc['auc']:.2f}%" if isinstance(acc["auc"], float) else "AUC undefined"
+        body = f"{shown}{ref}, {_gate_words(acc)}"
     else:
         perf = data.get("performance", {})
         metric = perf.get("metric", {})
@@ -284,6 +313,16 @@ def _one_line(data: dict[str, Any], path: Path) -> str:
     if "power" in data:
         body += f"; power: {_power_words(data['power'])}"
     return f"{head}: {body} -> {path}"
+
+
+def _gate_words(acc: dict[str, Any]) -> str:
+    """PASS, FAIL (why) or "not gated (why)", as accuracy.txt's result line says."""
+    status = acc["status"]
+    if acc.get("problem"):
+        return f"{status} (AUC undefined: {acc['problem']})"
+    if status == "not gated":
+        return "not gated (no reference AUC: give --reference-auc)"
+    return str(status)
 
 
 def _power_words(power: dict[str, Any]) -> str:
@@ -340,6 +379,7 @@ def _int_list(what: str, text: str) -> tuple[int, ...]:
 @click.option("--query-size", help="Query-size spec [default: the rule table's].")
 @click.option("--rows", type=int, help="Items in the generated dataset [default: by scale].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights and the data.")
+@click.option("--weights", type=click.Path(path_type=Path), help="Trained weights loaded over the seeded ones (see `suite run --help`).")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data].")
 @click.option("--progress/--no-progress", default=True, help="One line per LoadGen run on stderr.")
 def tune(**kw: Any) -> None:
@@ -349,7 +389,7 @@ def tune(**kw: Any) -> None:
     from suite.tune import tune as run_tune
 
     config = TuneConfig(
-        model=ModelSpec(name=kw["model"], scale=kw["scale"], seed=kw["seed"]),
+        model=ModelSpec(name=kw["model"], scale=kw["scale"], seed=kw["seed"], weights=_weights(kw["weights"])),
         backend=kw["backend"],
         sla_ms=kw["sla_ms"],
         percentile=float(kw["percentile"]) if kw["percentile"] else None,
@@ -510,8 +550,9 @@ def summary(paths: tuple[Path, ...]) -> None:
                 rows.append((str(path.parent), "", "", "-", "-", "damaged"))
                 continue
             cfg = data.config
-            if data.accuracy is not None and data.accuracy.auc is not None:
-                value = f"AUC {100 * data.accuracy.auc:.2f}%"
+            if data.accuracy is not None:
+                auc = data.accuracy.auc
+                value = f"AUC {100 * auc:.2f}%" if auc is not None else "AUC undefined"
             else:
                 metric = data.performance.metric if data.performance is not None else None
                 v = metric.value if metric is not None else None

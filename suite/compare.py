@@ -2,7 +2,9 @@
 
 Every performance run under the PATHs becomes one row of a pandas DataFrame (:data:`COLUMNS`),
 joined with its scenario's accuracy run and, where measured, its ``power.json``. Invalid results
-stay in the table, marked, and are drawn hatched in the plots: nothing is dropped.
+stay in the table, marked with LoadGen's reasons, and are drawn hatched in the plots: nothing is
+dropped. Speedups are taken only between like runs (:data:`LIKE`: same model, scenario, scale,
+profile, precision and rule set); a row without a like baseline run says why in ``note``.
 
 Outputs (in ``--out``): ``comparison.csv``, ``report.html`` and its PNGs (throughput per model per
 system on a log scale, speedup over the baseline system, samples per joule, latency against load
@@ -14,25 +16,35 @@ from __future__ import annotations
 import html
 import math
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
 
 from suite import record
 from suite.check import RunFolder, discover, read_accuracy_txt
 from suite.config import Mode, Scenario
 from suite.errors import ConfigError, RecordError, UnknownNameError
 from suite.record import ConfigRecord, PowerRecord, ResultRecord
-from suite.results import DETAIL, number, parse_detail, performance
+from suite.results import DETAIL, invalid_reasons, number, parse_detail, performance
 
 if TYPE_CHECKING:
     import pandas as pd
 
 COLUMNS = (
-    "system", "vendor", "accelerator", "backend", "precision", "model", "scenario", "throughput", "units",
-    "p99_latency_ms", "accuracy_auc", "power_w", "power_source", "samples_per_j", "valid", "status", "source",
+    "system", "vendor", "accelerator", "backend", "precision", "scale", "profile", "rules", "model", "scenario",
+    "throughput", "units", "p99_latency_ms", "accuracy_auc", "power_w", "power_source", "samples_per_j", "valid",
+    "status", "source",
 )  # fmt: skip
+#: The columns two runs must share for one's throughput to be a speedup over the other's: the same
+#: work (model, scale, scenario), measured the same way (profile, rule set) in the same arithmetic.
+LIKE = ("model", "scenario", "scale", "profile", "precision", "rules")
+#: Where a submission's measurements README (written by ``suite submit``) names the rule set and profile.
+_SUBMITTED_RULES = re.compile(r"Made with recsuite \(rules `([^`]*)`, variant `([^`]*)`, profile `([^`]*)`\)")
+_SUBMITTED_SCALE = re.compile(r"\(scale ([^,)]+),")
 #: Words in a processor or accelerator name that give away its vendor (first match wins).
 VENDORS = (
     ("NVIDIA", ("nvidia", "geforce", "tesla", "quadro", "h100", "h200", "a100", "l40", "gh200", "grace")),
@@ -127,6 +139,7 @@ def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
         vendor = vendor_of(accelerator)
         model = run.benchmark
         source = f"submission ({org})"
+        scale, profile, rules = _submitted_like(run, measurements)
     else:
         device = (backend.device if backend is not None else None) or ""
         on_cpu = device.lower() in ("", "cpu", "none") or device.lower().startswith("cpu")
@@ -136,6 +149,13 @@ def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
         vendor = vendor_of(accelerator)
         model = (result.benchmark if result is not None else None) or (config.benchmark if config is not None else None) or run.benchmark
         source = "results"
+        settings = (result.settings if result is not None else None) or (config.settings if config is not None else None)
+        scale = (cfg.model.scale if cfg is not None else None) or ""
+        profile = (settings.profile if settings is not None else None) or (cfg.profile if cfg is not None else None) or ""
+        rules = _rules(
+            (settings.rules if settings is not None else None) or (cfg.rules if cfg is not None else None),
+            (settings.variant if settings is not None else None) or (cfg.variant if cfg is not None else None),
+        )
     auc = None
     if accuracy is not None:
         acc_result = _read(ResultRecord, accuracy.path / "result.json", accuracy.tree_root, [])
@@ -148,15 +168,18 @@ def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
     if damage:
         status, throughput = f"DAMAGED: {damage[0]}", None
     else:
-        status = "VALID" if valid else f"INVALID{': ' + errors[0] if errors else ''}"
-    if accuracy is None:
-        status += " (no accuracy run)"
+        # LoadGen's own reasons first (its validity checks and recommendation), then the run's errors.
+        reasons = (invalid_reasons(performance(detail, Scenario(scenario))) if known and validity != "VALID" else []) + errors[:1]  # type: ignore[arg-type]
+        status = "VALID" if valid else "INVALID" + (f": {'; '.join(reasons)}" if reasons else "")
     return {
         "system": run.system,
         "vendor": vendor,
         "accelerator": accelerator,
         "backend": backend_name,
         "precision": precision,
+        "scale": scale,
+        "profile": profile,
+        "rules": rules,
         "model": model,
         "scenario": scenario,
         "throughput": throughput,
@@ -170,7 +193,31 @@ def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
         "status": status,
         "source": str(run.path),
         "_target_qps": number(get("effective_target_qps")),
+        "_no_accuracy": accuracy is None,
     }
+
+
+def _rules(name: Any, variant: Any) -> str:
+    """``rule set/variant`` (``deeprecsys/medium``), the rule set alone without a variant."""
+    return "" if not name else f"{name}/{variant}" if variant else str(name)
+
+
+def _submitted_like(run: RunFolder, measurements: Path) -> tuple[str, str, str]:
+    """(scale, profile, rule set) of a submission run, from what ``suite submit`` wrote into its
+    measurements folder; empty where the tree does not say (another tool made it)."""
+    scale = profile = rules = ""
+    readme = measurements / "README.md"
+    try:
+        text = record.read_text(readme, record.TEXT_CAP_BYTES)[:4096] if readme.is_file() else ""
+    except RecordError:
+        text = ""
+    if text:
+        if m := _SUBMITTED_RULES.search(text):
+            rules, profile = _rules(m.group(1), None if m.group(2) == "None" else m.group(2)), m.group(3)
+    system = _json(measurements / f"{run.system}.json")
+    if m := _SUBMITTED_SCALE.search(str(system.get("starting_weights_filename") or "")):
+        scale = m.group(1)
+    return scale, profile, rules
 
 
 def load(paths: Iterable[Path]) -> pd.DataFrame:
@@ -188,15 +235,16 @@ def load(paths: Iterable[Path]) -> pd.DataFrame:
         for run in runs:
             if run.mode is Mode.PERFORMANCE:
                 rows.append(_row(run, accuracy.get(run.scenario_dir)))
-    frame = pd.DataFrame(rows, columns=[*COLUMNS, "_target_qps"])
+    frame = pd.DataFrame(rows, columns=[*COLUMNS, "_target_qps", "_no_accuracy"])
     return frame.sort_values(["model", "scenario", "system"], kind="stable").reset_index(drop=True)
 
 
 def with_speedup(frame: pd.DataFrame, baseline: str | None) -> tuple[pd.DataFrame, str]:
-    """``frame`` with ``speedup`` over ``baseline`` (default: the first system) per model and scenario.
+    """``frame`` with ``speedup`` over ``baseline`` (default: the first system) and a ``note``.
 
-    The baseline's figure is its best valid run (its best run if none is valid); a model the
-    baseline did not run gets no speedup.
+    A speedup is taken only over a baseline run like the row's in every :data:`LIKE` column (model,
+    scenario, scale, profile, precision, rule set): the baseline's best valid such run (its best
+    run if none is valid). A row without one gets no speedup and a note that says what differs.
     """
     systems = list(dict.fromkeys(frame["system"]))
     if not systems:
@@ -206,14 +254,32 @@ def with_speedup(frame: pd.DataFrame, baseline: str | None) -> tuple[pd.DataFram
     elif baseline not in systems:
         raise UnknownNameError("baseline", baseline, systems)
     best = _best(frame[frame["system"] == baseline])
-    ref = {(r.model, r.scenario): r.throughput for r in best.itertuples()}
+    ref = {tuple(getattr(r, c) for c in LIKE): r.throughput for r in best.itertuples()}
+    speedups: list[float | None] = []
+    notes: list[str] = []
+    for row in frame.to_dict("records"):
+        base = ref.get(tuple(row[c] for c in LIKE))
+        note = [] if base is not None else [_unlike(row, best, baseline)]
+        if row["_no_accuracy"]:
+            note.append("no accuracy run")
+        ok = base is not None and base > 0 and not _nan(base) and not _nan(row["throughput"])
+        speedups.append(row["throughput"] / base if ok else None)
+        notes.append("; ".join(note))
     out = frame.copy()
-    out["speedup"] = [
-        (row.throughput / ref[(row.model, row.scenario)]) if ref.get((row.model, row.scenario)) and row.throughput is not None
-        and not _nan(row.throughput) else None
-        for row in frame.itertuples()
-    ]  # fmt: skip
+    out["speedup"] = speedups
+    out["note"] = notes
     return out, baseline
+
+
+def _unlike(row: dict[str, Any], best: pd.DataFrame, baseline: str) -> str:
+    """Why ``row`` has no speedup: the baseline ran no such model and scenario, or in what its
+    nearest run of them differs."""
+    same = best[(best["model"] == row["model"]) & (best["scenario"] == row["scenario"])]
+    if same.empty:
+        return f"no speedup: {baseline} has no {row['model']} {row['scenario']} run"
+    other = same.iloc[0]
+    differ = [f"{c} {other[c] or '?'} vs {row[c] or '?'}" for c in LIKE[2:] if other[c] != row[c]]
+    return f"no speedup: unlike {baseline}'s run ({', '.join(differ)})"
 
 
 def _nan(value: Any) -> bool:
@@ -225,13 +291,14 @@ def _best(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return frame
     ranked = frame.assign(_t=frame["throughput"].fillna(-1.0)).sort_values(["valid", "_t"], ascending=[False, False], kind="stable")
-    return ranked.drop_duplicates(["system", "model", "scenario"]).drop(columns="_t").sort_values(["model", "scenario", "system"])
+    return ranked.drop_duplicates(["system", *LIKE]).drop(columns="_t").sort_values(["model", "scenario", "system"])
 
 
 def markdown(frame: pd.DataFrame) -> str:
     """A Markdown table of the comparison (written here: pandas' to_markdown needs tabulate)."""
-    cols = ["system", "vendor", "accelerator", "backend", "precision", "model", "scenario", "throughput", "units",
-            "p99_latency_ms", "accuracy_auc", "power_w", "samples_per_j", "speedup", "status"]  # fmt: skip
+    cols = ["system", "vendor", "accelerator", "backend", "precision", "scale", "profile", "rules", "model", "scenario",
+            "throughput", "units", "p99_latency_ms", "accuracy_auc", "power_w", "samples_per_j", "speedup", "status",
+            "note"]  # fmt: skip
     cols = [c for c in cols if c in frame.columns]
 
     def cell(value: Any, col: str) -> str:
@@ -263,7 +330,7 @@ def compare(paths: Sequence[Path], *, baseline: str | None = None, out: Path = P
     """Load ``paths``, write ``comparison.csv``, the plots and ``report.html`` into ``out``."""
     frame, baseline = with_speedup(load(paths), baseline)
     out.mkdir(parents=True, exist_ok=True)
-    public = frame.drop(columns="_target_qps")
+    public = frame.drop(columns=["_target_qps", "_no_accuracy"])
     csv = out / "comparison.csv"
     public.to_csv(csv, index=False)
     plots = _plots(frame, baseline, out)
@@ -276,21 +343,45 @@ def compare(paths: Sequence[Path], *, baseline: str | None = None, out: Path = P
 # Plots ----------------------------------------------------------------------------------------
 
 
-def _bars(ax: Any, best: pd.DataFrame, value: str, systems: list[str], log: bool, colors: dict[str, str]) -> None:
-    groups = list(dict.fromkeys(zip(best["model"], best["scenario"])))
+def _decades(values: Iterable[Any]) -> bool:
+    """Whether the positive values span more than a decade (a plot of them wants a log axis)."""
+    vals = [float(v) for v in values if not _nan(v) and float(v) > 0]
+    return bool(vals) and max(vals) / min(vals) > 10
+
+
+def _groups(best: pd.DataFrame) -> tuple[list[tuple[Any, ...]], list[str]]:
+    """The bar groups (one per :data:`LIKE` key) and their labels: model and scenario, plus the
+    like-columns that differ between groups (so a tiny smoke run never stands beside a small one
+    unlabelled)."""
+    groups = list(dict.fromkeys(tuple(r[c] for c in LIKE) for r in best.to_dict("records")))
+    varying = [i for i in range(2, len(LIKE)) if len({g[i] for g in groups}) > 1]
+    labels = []
+    for g in groups:
+        parts = [str(g[0]), str(g[1])]
+        if varying:
+            parts.append(" ".join(str(g[i]) or "?" for i in varying))
+        labels.append("\n".join(parts))
+    return groups, labels
+
+
+def _bars(ax: Any, best: pd.DataFrame, value: str, systems: list[str], colors: dict[str, str]) -> bool:
+    """Bars of ``value`` per group and system; a log axis when the values span more than a decade.
+    Returns whether the axis is logarithmic."""
+    groups, labels = _groups(best)
+    log = _decades(best[value])
     width = 0.8 / max(len(systems), 1)
     for i, system in enumerate(systems):
         mine = best[best["system"] == system]
-        for row in mine.itertuples():
-            y = getattr(row, value)
+        for row in mine.to_dict("records"):
+            y = row[value]
             if _nan(y) or (log and y <= 0):
                 continue
-            x = groups.index((row.model, row.scenario)) + (i - (len(systems) - 1) / 2) * width
-            ax.bar(x, y, width, color=colors[system], hatch=None if row.valid else "//", edgecolor="black" if not row.valid else colors[system],
-                   alpha=1.0 if row.valid else 0.55)  # fmt: skip
-            if not row.valid:
+            x = groups.index(tuple(row[c] for c in LIKE)) + (i - (len(systems) - 1) / 2) * width
+            ax.bar(x, y, width, color=colors[system], hatch=None if row["valid"] else "//",
+                   edgecolor="black" if not row["valid"] else colors[system], alpha=1.0 if row["valid"] else 0.55)  # fmt: skip
+            if not row["valid"]:
                 ax.text(x, y, "INVALID", rotation=90, ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(range(len(groups)), [f"{m}\n{s}" for m, s in groups])
+    ax.set_xticks(range(len(groups)), labels)
     if log:
         ax.set_yscale("log")
     from matplotlib.patches import Patch
@@ -299,6 +390,7 @@ def _bars(ax: Any, best: pd.DataFrame, value: str, systems: list[str], log: bool
     handles.append(Patch(facecolor="white", edgecolor="black", hatch="//", label="invalid"))
     ax.legend(handles=handles, fontsize=8)
     ax.grid(axis="y", alpha=0.3, which="both")
+    return log
 
 
 def _plots(frame: pd.DataFrame, baseline: str, out: Path) -> list[Path]:
@@ -313,41 +405,46 @@ def _plots(frame: pd.DataFrame, baseline: str, out: Path) -> list[Path]:
     plots = []
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    _bars(ax, best, "throughput", systems, log=True, colors=colors)
-    ax.set_ylabel("throughput (LoadGen samples/s, log scale)")
+    log = _bars(ax, best, "throughput", systems, colors=colors)
+    ax.set_ylabel("throughput (LoadGen samples/s" + (", log scale)" if log else ")"))
     ax.set_title("Throughput per model per system")
     plots.append(_save(fig, out / "throughput.png"))
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    _bars(ax, best, "speedup", systems, log=False, colors=colors)
+    log = _bars(ax, best, "speedup", systems, colors=colors)
     ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_ylabel(f"speedup over {baseline} (x)")
-    ax.set_title(f"Speedup over the baseline system {baseline}")
+    ax.set_ylabel(f"speedup over {baseline} (x" + (", log scale)" if log else ")"))
+    ax.set_title(f"Speedup over the baseline system {baseline} (like runs only)")
     plots.append(_save(fig, out / "speedup.png"))
 
     powered = best[best["samples_per_j"].notna()]
     if not powered.empty:
         fig, ax = plt.subplots(figsize=(8, 4.5))
-        _bars(ax, powered, "samples_per_j", [s for s in systems if s in set(powered["system"])], log=False, colors=colors)
-        ax.set_ylabel("samples per joule (measured component power)")
+        log = _bars(ax, powered, "samples_per_j", [s for s in systems if s in set(powered["system"])], colors=colors)
+        ax.set_ylabel("samples per joule (measured component power" + (", log scale)" if log else ")"))
         ax.set_title("Energy efficiency: samples/J (" + ", ".join(sorted(set(powered["power_source"]))) + ")")
         plots.append(_save(fig, out / "samples_per_joule.png"))
 
     server = frame[(frame["scenario"] == "Server") & frame["p99_latency_ms"].notna() & frame["throughput"].notna()]
-    sweeps = [key for key, grp in server.groupby(["system", "model"]) if grp["_target_qps"].nunique() >= 2]
+    sweeps = [key for key, grp in server.groupby(["system", *LIKE]) if grp["_target_qps"].nunique() >= 2]
     if sweeps:
         fig, ax = plt.subplots(figsize=(8, 4.5))
-        for i, (system, model) in enumerate(sweeps):
-            grp = server[(server["system"] == system) & (server["model"] == model)].sort_values("throughput")
-            ax.plot(grp["throughput"], grp["p99_latency_ms"], marker="o", color=f"C{i % 10}", label=f"{system} {model}")
+        for i, key in enumerate(sweeps):
+            mask = np.logical_and.reduce([server[c] == v for c, v in zip(["system", *LIKE], key)])
+            grp = server[mask].sort_values("throughput")
+            ax.plot(grp["throughput"], grp["p99_latency_ms"], marker="o", color=f"C{i % 10}", label=f"{key[0]} {key[1]}")
             bad = grp[~grp["valid"]]
             ax.scatter(bad["throughput"], bad["p99_latency_ms"], marker="x", s=80, color="red", zorder=3)
         ax.scatter([], [], marker="x", color="red", label="invalid")
+        if _decades(server["throughput"]):
+            ax.set_xscale("log")
+        if _decades(server["p99_latency_ms"]):
+            ax.set_yscale("log")
         ax.set_xlabel("completed queries/s")
         ax.set_ylabel("p99 latency (ms)")
         ax.set_title("Server: p99 latency against load")
         ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
+        ax.grid(alpha=0.3, which="both")
         plots.append(_save(fig, out / "latency_vs_load.png"))
     return plots
 
@@ -376,7 +473,8 @@ def _html(frame: pd.DataFrame, baseline: str, plots: list[Path]) -> str:
 <style>body{{font-family:sans-serif}} table{{border-collapse:collapse;font-size:12px}} td,th{{border:1px solid #ccc;padding:2px 6px}}
 tr.invalid{{background:#fde2e2}}</style></head><body>
 <h1>recsuite comparison</h1>
-<p>Baseline system: <b>{html.escape(baseline)}</b>. Rows shaded red are INVALID (kept, never dropped). Power is component power
+<p>Baseline system: <b>{html.escape(baseline)}</b>; a speedup is over its run of the same model, scenario, scale, profile,
+precision and rule set only (else the note says what differs). Rows shaded red are INVALID (kept, never dropped). Power is component power
 from software counters (GPU board via NVML, CPU package via RAPL), not wall power: not comparable with MLPerf power results.</p>
 {note}
 <table><tr>{head}</tr>

@@ -74,6 +74,8 @@ class RunConfig:
         progress: print a live progress line on stderr.
         power: sample GPU board power (NVML) and CPU package energy (RAPL) over LoadGen's timed
             window and write ``power.json`` beside the logs.
+        reference_auc: the AUC the accuracy gate is a fraction of (``--reference-auc``), for data
+            without a recorded one; None takes the dataset's, and without one the run is not gated.
     """
 
     model: ModelSpec
@@ -101,9 +103,12 @@ class RunConfig:
     overwrite: bool = False
     progress: bool = True
     power: bool = False
+    reference_auc: float | None = None
 
     def __post_init__(self) -> None:
         one_of("profile", self.profile, PROFILES)
+        if self.reference_auc is not None and not 0.5 < self.reference_auc <= 1.0:
+            raise ConfigError(f"'reference-auc' must be an AUC in (0.5, 1] as a fraction, e.g. 0.8031 (got {self.reference_auc!r})")
         if self.audit is not None:
             one_of("audit", self.audit, AUDITS)
             if self.mode is not Mode.PERFORMANCE:

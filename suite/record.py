@@ -51,7 +51,7 @@ MAX_TEXT = 64 * 1024
 MAX_ITEMS = 10_000
 MAX_NUMBER = 1e18
 #: The values ``status`` takes ("interrupted": a run stopped by SIGINT/SIGTERM).
-STATUSES = ("valid", "invalid", "failed", "interrupted")
+STATUSES = ("valid", "invalid", "failed", "interrupted", "not gated")
 SCENARIOS = ("Offline", "Server", "SingleStream", "MultiStream")
 MODES = ("performance", "accuracy")
 
@@ -469,6 +469,8 @@ class RunConfigRecord(_Record):
     overwrite: bool | None = None
     progress: bool | None = None
     power: bool | None = None
+    #: ``--reference-auc``: the AUC the gate is a fraction of, for data without a teacher.
+    reference_auc: float | None = _field(lo=0.0, hi=1.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -628,7 +630,7 @@ class ResultRecord(ConfigRecord):
     loadgen_errors: tuple[str, ...] = _field((), max_len=MAX_TEXT)
     errors: tuple[str, ...] = _field((), max_len=MAX_TEXT)
     valid: bool | None = None
-    status: Literal["valid", "invalid", "failed", "interrupted"] | None = None
+    status: Literal["valid", "invalid", "failed", "interrupted", "not gated"] | None = None
 
 
 def read_config(path: Path, *, root: Path | None = None) -> ConfigRecord:

@@ -150,6 +150,25 @@ def performance(detail: DetailLog, scenario: Scenario) -> dict[str, Any]:
     }
 
 
+#: LoadGen's validity checks (keys of :func:`performance`) in words, when they failed.
+VALIDITY_CHECKS = (
+    ("perf_constraints_met", "latency constraint not met"),
+    ("min_duration_met", "min duration not met"),
+    ("min_queries_met", "min queries not met"),
+    ("early_stopping_met", "early stopping not met"),
+)
+
+
+def invalid_reasons(perf: Mapping[str, Any]) -> list[str]:
+    """Why LoadGen called a run INVALID: each of its validity checks that failed, then its own
+    recommendation (``result_invalid_reason``, e.g. "Reduce target QPS to improve latency.")."""
+    reasons = [text for key, text in VALIDITY_CHECKS if perf.get(key) is False]
+    advice = perf.get("invalid_reason")
+    if isinstance(advice, str) and advice.strip():
+        reasons.append(f"LoadGen: {advice.strip()}")
+    return reasons
+
+
 def number(value: Any) -> float | None:
     """A JSON or detail-log value as a float, or None if it is not a finite number (booleans are not)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -197,9 +216,19 @@ def meets(auc_percent: float, threshold_percent: float) -> bool:
     return float(f"{auc_percent:.3f}") >= threshold_percent - 1e-9
 
 
+#: What an accuracy run's gate says: the AUC passed or failed it, or there was no reference AUC to
+#: gate against (imported data without ``--reference-auc``), which is never a pass.
+PASS, FAIL, NOT_GATED = "PASS", "FAIL", "not gated"
+
+
 @dataclass(frozen=True)
 class AccuracyReport:
-    """AUC per task of a run's responses against the dataset's labels."""
+    """AUC per task of a run's responses against the dataset's labels.
+
+    ``reference_source`` says where ``reference_auc`` came from (the teacher of generated data, or
+    ``--reference-auc``); ``problem`` says why the AUC is undefined (labels of one class, scores
+    that are not finite), which fails the run whatever the reference.
+    """
 
     auc: list[float]
     reference_auc: list[float] | None
@@ -208,8 +237,9 @@ class AccuracyReport:
     queries: int
     total_queries: int
     accuracy: float
-    #: Where ``reference_auc`` comes from, for accuracy.txt.
-    reference_note: str = "synthetic data, teacher model"
+    #: Where ``reference_auc`` comes from, for accuracy.txt and result.json.
+    reference_source: str | None = None
+    problem: str | None = None
 
     @property
     def mean_auc(self) -> float:
@@ -222,10 +252,34 @@ class AccuracyReport:
         return self.target * float(np.mean(self.reference_auc))
 
     @property
-    def passed(self) -> bool:
-        complete = self.queries == self.total_queries
+    def complete(self) -> bool:
+        return self.queries == self.total_queries
+
+    @property
+    def status(self) -> str:
+        """PASS, FAIL or ``not gated`` (no reference AUC: never a pass)."""
+        if self.problem is not None or not self.complete or not math.isfinite(self.mean_auc):
+            return FAIL
         threshold = self.threshold
-        return complete and (threshold is None or meets(100 * self.mean_auc, 100 * threshold))
+        if threshold is None:
+            return NOT_GATED
+        return PASS if meets(100 * self.mean_auc, 100 * threshold) else FAIL
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASS
+
+    @property
+    def why(self) -> str:
+        """The status in words, for ``accuracy.txt`` and the CLI."""
+        status = self.status
+        if self.problem is not None:
+            return f"{status} (AUC undefined: {self.problem})"
+        if not self.complete:
+            return f"{status} (answered {self.queries} of {self.total_queries} queries)"
+        if status == NOT_GATED:
+            return f"{status} (no reference AUC: the dataset records none; give --reference-auc)"
+        return status
 
     def text(self) -> str:
         """``accuracy.txt``: MLPerf's first line (``AUC=...%``), then our reference and gate."""
@@ -236,24 +290,47 @@ class AccuracyReport:
         if len(self.auc) > 1:
             lines.append("task_AUC=" + ",".join(f"{100 * a:.3f}%" for a in self.auc))
         if self.reference_auc is not None:
-            lines.append(f"reference_AUC={100 * float(np.mean(self.reference_auc)):.3f}% ({self.reference_note})")
+            source = self.reference_source or "the dataset's"
+            lines.append(f"reference_AUC={100 * float(np.mean(self.reference_auc)):.3f}% ({source})")
             lines.append(f"target={100 * (self.threshold or 0.0):.4f}% ({100 * self.target:g}% of reference)")
-        lines.append(f"result={'PASS' if self.passed else 'FAIL'}")
+        lines.append(f"result={self.why}")
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
+        finite = math.isfinite(self.mean_auc)
         return {
-            "auc": self.mean_auc,
-            "task_auc": self.auc,
+            # An undefined AUC is null (JSON has no NaN); ``problem`` says why.
+            "auc": self.mean_auc if finite else None,
+            "task_auc": [a if math.isfinite(a) else None for a in self.auc],
             "reference_auc": self.reference_auc,
+            "reference_source": self.reference_source,
             "target_fraction": self.target,
             "threshold": self.threshold,
             "accuracy": self.accuracy,
             "items": self.items,
             "queries": self.queries,
             "total_queries": self.total_queries,
+            "status": self.status,
+            "problem": self.problem,
             "passed": self.passed,
         }
+
+
+def undefined_auc(truth: np.ndarray, scores: np.ndarray) -> str | None:
+    """Why the AUC of ``scores`` (items x tasks) against ``truth`` is undefined, or None: MLPerf's
+    checker would print ``AUC=nan%`` and, with NaN below no threshold, let it pass."""
+    if len(truth) == 0:
+        return "no responses to score"
+    tasks = truth.shape[1]
+    for k in range(tasks):
+        task = f"task {k}'s labels" if tasks > 1 else "the labels"
+        values = np.unique(truth[:, k])
+        if len(values) < 2:
+            return f"{task} are all {values[0]!s} (one class)"
+    if not np.all(np.isfinite(scores)):
+        bad = int(np.count_nonzero(~np.isfinite(scores)))
+        return f"{bad} score(s) are not finite (NaN or inf)"
+    return None
 
 
 def score_accuracy(
@@ -262,7 +339,7 @@ def score_accuracy(
     labels: np.ndarray,
     reference_auc: list[float] | None,
     target: float,
-    reference_note: str = "synthetic data, teacher model",
+    reference_source: str | None = None,
 ) -> AccuracyReport:
     """Join responses to labels by query and compute AUC per task.
 
@@ -292,7 +369,8 @@ def score_accuracy(
         got_labels.append(truth)
     scores = np.concatenate(got_scores) if got_scores else np.zeros((0, tasks), np.float32)
     truth = np.concatenate(got_labels) if got_labels else np.zeros((0, tasks), np.int8)
-    per_task = [auc(truth[:, k], scores[:, k]) for k in range(tasks)]
+    problem = undefined_auc(truth, scores)
+    per_task = [float("nan") if problem else auc(truth[:, k], scores[:, k]) for k in range(tasks)]
     # accuracy-dlrm.py's: a prediction rounded (half to even, as numpy does) equals its label.
     accuracy = float(np.mean(np.round(scores) == truth)) if len(truth) else 0.0
     return AccuracyReport(
@@ -303,7 +381,8 @@ def score_accuracy(
         queries=len(responses),
         total_queries=len(offsets) - 1,
         accuracy=accuracy,
-        reference_note=reference_note,
+        reference_source=reference_source,
+        problem=problem,
     )
 
 

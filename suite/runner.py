@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -10,7 +11,7 @@ import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,10 +23,12 @@ from suite.datasets.library import QueryLibrary
 from suite.datasets.queries import QuerySizes
 from suite.datasets.store import Dataset
 from suite.errors import BackendError, DatasetError, ResultExistsError, RunFailedError, SuiteError
+from suite.models.weights import verify as verify_weights
 from suite.record import SCHEMA_VERSION
 from suite.results import (
     ACCURACY_LOG,
     DETAIL,
+    NOT_GATED,
     AccuracyReport,
     performance,
     read_accuracy_log,
@@ -34,6 +37,9 @@ from suite.results import (
     write_json,
     write_text,
 )
+
+if TYPE_CHECKING:
+    from suite.tune import TunedSetting
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +91,9 @@ def load_dataset(config: RunConfig) -> Dataset:
         if int(dataset.meta.get("tasks", 1)) != tasks:
             raise DatasetError(f"{config.dataset} holds {dataset.meta.get('tasks')} task label(s), not {tasks}")
         return dataset
-    return Dataset.load(synthetic.ensure(config.model, config.dataset_rows, config.data_dir))
+    # Generated data are labelled by the seeded teacher, whatever weights the run serves.
+    teacher = dataclasses.replace(config.model, weights=None)
+    return Dataset.load(synthetic.ensure(teacher, config.dataset_rows, config.data_dir))
 
 
 def load_library(config: RunConfig, settings: Settings) -> QueryLibrary:
@@ -93,6 +101,21 @@ def load_library(config: RunConfig, settings: Settings) -> QueryLibrary:
     dataset = load_dataset(config)
     offsets = QuerySizes.parse(settings.query_size).offsets(len(dataset), seed=config.model.seed)
     return QueryLibrary(dataset, offsets)
+
+
+def reference_auc(config: RunConfig, dataset: Dataset, settings: Settings) -> tuple[list[float] | None, str | None]:
+    """The reference AUC (per task) the accuracy gate is a fraction of, and where it came from: the
+    rule set's fixed one (MLPerf's, whatever data the run used), else ``--reference-auc``, else the
+    dataset's recorded one (generated data: the teacher's), else none."""
+    tasks = config.model.task_count
+    if settings.reference_auc_percent:
+        return [settings.reference_auc_percent / 100] * tasks, "MLPerf's reference, Criteo day 23"
+    if config.reference_auc is not None:
+        return [config.reference_auc] * tasks, "given by --reference-auc"
+    if dataset.reference_auc is not None:
+        kind = dataset.meta.get("source", "synthetic")
+        return list(dataset.reference_auc), f"the dataset's recorded reference: {kind} data, the teacher model's AUC on its own labels"
+    return None, None
 
 
 def prepare_run_dir(path: Path, overwrite: bool) -> None:
@@ -104,12 +127,15 @@ def prepare_run_dir(path: Path, overwrite: bool) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
-def run(config: RunConfig, *, backend: Backend | None = None, audit_config: Path | None = None) -> RunResult:
+def run(
+    config: RunConfig, *, backend: Backend | None = None, audit_config: Path | None = None, tuned: TunedSetting | None = None
+) -> RunResult:
     """Run one LoadGen test as ``config`` says and write its result folder.
 
     Args:
         backend: an unloaded backend to use instead of the registry's (tests inject failing ones).
         audit_config: a compliance audit's ``audit.config`` for LoadGen (see ``suite.audit``).
+        tuned: the ``tuned.json`` applied to ``config`` (``--tuned``), recorded with its warning.
 
     Raises:
         RunFailedError: the run finished with errors; the folder holds LoadGen's logs and a
@@ -119,6 +145,7 @@ def run(config: RunConfig, *, backend: Backend | None = None, audit_config: Path
 
     settings = resolve(config)
     QuerySizes.parse(settings.query_size)
+    verify_weights(config.model)
     if backend is None:
         backend_cls = get_backend(config.backend)
         backend = backend_cls(
@@ -151,6 +178,8 @@ def run(config: RunConfig, *, backend: Backend | None = None, audit_config: Path
         "environment": environment(),
         "started": started.isoformat(),
     }
+    if tuned is not None:
+        base["tuned"] = tuned.to_dict(config)
     write_json(run_dir / "config.json", base)
 
     errors: list[str] = []
@@ -235,14 +264,7 @@ def _finish(
         }
     accuracy: AccuracyReport | None = None
     if config.mode is Mode.ACCURACY and not errors and (run_dir / ACCURACY_LOG).is_file():
-        reference, note, source = library.dataset.reference_auc, "synthetic data, teacher model", (
-            f"the dataset's recorded reference AUC ({library.dataset.meta.get('source', 'synthetic')} data: "
-            "the teacher model's AUC on its own labels)"
-        )
-        if settings.reference_auc_percent:
-            # MLPerf's gate is a fraction of its own reference AUC, whatever data the run used.
-            reference, note = [settings.reference_auc_percent / 100], "MLPerf's reference, Criteo day 23"
-            source = f"the rule set's fixed reference AUC ({settings.rules}: {settings.reference_auc_percent:g}%)"
+        reference, source = reference_auc(config, library.dataset, settings)
         try:
             accuracy = score_accuracy(
                 read_accuracy_log(run_dir / ACCURACY_LOG),
@@ -250,15 +272,15 @@ def _finish(
                 np.asarray(library.dataset.labels),
                 reference,
                 settings.accuracy_target,
-                note,
+                reference_source=source,
             )
         except ValueError as exc:
             errors.append(f"accuracy log does not match the dataset: {exc}")
         else:
             write_text(run_dir / "accuracy.txt", accuracy.text())
             data["accuracy"] = accuracy.to_dict()
-            if accuracy.reference_auc is not None:
-                data["accuracy"]["reference_source"] = source
+            if accuracy.problem is not None:
+                errors.append(f"AUC undefined: {accuracy.problem}")
     data["performance"] = perf
     if meter is not None:
         # samples/J from LoadGen's own throughput (its metric) over the meter's average power.
@@ -274,7 +296,12 @@ def _finish(
     else:
         valid = accuracy is not None and accuracy.passed
     data["valid"] = bool(valid and not errors and not loadgen_errors)
-    data["status"] = "failed" if errors else ("valid" if data["valid"] else "invalid")
+    if errors:
+        data["status"] = "failed"
+    elif accuracy is not None and accuracy.status == NOT_GATED:
+        data["status"] = NOT_GATED  # no reference AUC: neither valid nor a failure of the gate
+    else:
+        data["status"] = "valid" if data["valid"] else "invalid"
     write_json(run_dir / "result.json", data)
     return RunResult(path=run_dir, data=data)
 

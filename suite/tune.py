@@ -191,13 +191,25 @@ class TuneResult:
 
 @dataclass(frozen=True, kw_only=True)
 class TunedSetting:
-    """A ``tuned.json`` read back for ``suite run --tuned``."""
+    """A ``tuned.json`` read back for ``suite run --tuned``.
+
+    What a mismatch with the run does, per field: another backend or model is refused (exit 2: the
+    scheduler's B and Q are sizes of that model's queries on that backend, meaningless elsewhere);
+    another scale, task count or precision warns (one line on stderr, recorded in ``config.json``
+    and ``result.json`` under ``tuned``): the setting still runs, but was measured on other tables
+    or arithmetic, so it may not be the best here. Seed and weights do not change a run's speed and
+    are not compared.
+    """
 
     path: Path
     model: str
     backend: str
     threads: int
     options: tuple[tuple[str, str], ...]
+    scale: str | None = None
+    tasks: int | None = None
+    #: None for a tuned.json written before the precision was recorded.
+    precision: str | None = None
 
     def apply(self, config: RunConfig) -> RunConfig:
         """``config`` with this setting's options and workers; options given explicitly win."""
@@ -209,6 +221,27 @@ class TunedSetting:
         merged = tuple((k, explicit.pop(k, v)) for k, v in self.options) + tuple(explicit.items())
         return dataclasses.replace(config, backend_options=merged, threads=config.threads or self.threads)
 
+    def warning(self, config: RunConfig) -> str | None:
+        """One line naming every field the run differs in (scale, tasks, precision), or None."""
+        differ = [
+            f"{what} {tuned} (this run: {ours})"
+            for what, tuned, ours in (
+                ("scale", self.scale, config.model.scale),
+                ("tasks", self.tasks, config.model.task_count),
+                ("precision", self.precision, config.precision),
+            )
+            if tuned is not None and tuned != ours
+        ]
+        if not differ:
+            return None
+        return f"'tuned' file {str(self.path)!r} was tuned at {', '.join(differ)}: its setting may not be the best here"
+
+    def to_dict(self, config: RunConfig) -> dict[str, Any]:
+        """What a run records of the file it applied."""
+        return {"path": str(self.path), "options": dict(self.options), "threads": self.threads,
+                "scale": self.scale, "tasks": self.tasks, "precision": self.precision,
+                "warning": self.warning(config)}  # fmt: skip
+
 
 def load_tuned(path: Path) -> TunedSetting:
     """Read a ``tuned.json`` written by :func:`tune`."""
@@ -217,12 +250,16 @@ def load_tuned(path: Path) -> TunedSetting:
 
     try:
         data = record.read_object(path)
+        model = data["model"]
         return TunedSetting(
             path=path,
-            model=str(data["model"]["name"]),
+            model=str(model["name"]),
             backend=str(data["backend"]),
             threads=int(data["threads"]),
             options=tuple((str(k), str(v)) for k, v in data["options"].items()),
+            scale=str(model["scale"]),
+            tasks=int(model["tasks"]),
+            precision=str(data["precision"]) if "precision" in data else None,
         )
     except RecordError as exc:
         raise ConfigError(f"'tuned' file {str(path)!r} {exc.problems[0][1]}") from None
@@ -242,6 +279,9 @@ def tune(config: TuneConfig, *, report: Callable[[Point], None] | None = None) -
     from suite.backends import BackendConfig, get_backend
     from suite.runner import environment, load_library, prepare_run_dir
 
+    from suite.models.weights import verify as verify_weights
+
+    verify_weights(config.model)
     run_config = config.run_config()
     base = resolve(run_config)
     sla_ms = config.sla_ms if config.sla_ms is not None else base.target_latency_ns / 1e6
@@ -284,7 +324,8 @@ def tune(config: TuneConfig, *, report: Callable[[Point], None] | None = None) -
         static_c = tuner.confirm("confirm-static", static)
         cpu_c = static_c if cpu_best is static else tuner.confirm("confirm-cpu", cpu_best)
         final_c = tuner.confirm("confirm-tuned", final) if final != cpu_best else cpu_c
-        backend.retune(batch_items=final.batch_items, offload_items=final.offload_items)
+        cpu_c, final_c, rejected = never_below(static_c, cpu_c, final_c)
+        backend.retune(batch_items=final_c.batch_items, offload_items=final_c.offload_items)
         info = backend.info().to_dict()
     except SuiteError:
         tuner.write_trace()
@@ -296,6 +337,7 @@ def tune(config: TuneConfig, *, report: Callable[[Point], None] | None = None) -
         "format": TUNED_FORMAT,
         "model": config.model.to_dict(),
         "backend": config.backend,
+        "precision": config.precision,
         "threads": sched.cpu_workers,
         "options": dict(sched.options()),
         "sla_ms": sla_ms,
@@ -307,6 +349,9 @@ def tune(config: TuneConfig, *, report: Callable[[Point], None] | None = None) -
         "tuned": _capacity_dict(final_c),
         "cpu_only": _capacity_dict(cpu_c),
         "static": _capacity_dict(static_c),
+        # Settings the search preferred whose confirming runs held less than the one they would
+        # replace (static, or the CPU-only winner): reported, never chosen.
+        "rejected": [_capacity_dict(c) for c in rejected],
         "speedup_vs_static": final_c.qps / static_c.qps if static_c.qps else None,
         "cpu_speedup_vs_static": cpu_c.qps / static_c.qps if static_c.qps else None,
         "climb": {
@@ -325,6 +370,22 @@ def tune(config: TuneConfig, *, report: Callable[[Point], None] | None = None) -
     tuner.write_trace()
     plot(out / "qps.png", data, config.model.name)
     return TuneResult(path=out, data=data, points=tuple(tuner.points))
+
+
+def never_below(static: Capacity, cpu: Capacity, final: Capacity) -> tuple[Capacity, Capacity, list[Capacity]]:
+    """The confirmed (CPU-only, tuned) settings, each replaced by the one it was meant to beat when
+    its confirming runs held less: the search (short runs) can prefer a setting that the confirming
+    runs (the profile's length) then find slower, and a tune must never recommend a setting below
+    the static baseline it measured. Returns (cpu, final, the rejected settings)."""
+    rejected = []
+    if cpu.qps < static.qps:
+        rejected.append(cpu)
+        cpu = static
+    if final is not cpu and final.qps < cpu.qps:
+        if final not in rejected:
+            rejected.append(final)
+        final = cpu
+    return cpu, final, rejected
 
 
 def closed_loop_qps(backend: Backend, library: QueryLibrary, seconds: float) -> float:

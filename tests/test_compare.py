@@ -85,7 +85,7 @@ def test_compare_three_systems_csv_html_and_plots(one_run: Path, tmp_path: Path)
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(out / "comparison.csv", keep_default_na=False, na_values=[""])
-    assert list(frame.columns) == [*COLUMNS, "speedup"]
+    assert list(frame.columns) == [*COLUMNS, "speedup", "note"]
     assert sorted(frame["system"]) == ["epyc-box", "epyc-sub", "h100-box", "h100-box", "xeon-box"]
     by = {(r.system, r.throughput): r for r in frame.itertuples()}
     h100 = by[("h100-box", 40_000.0)]
@@ -98,7 +98,7 @@ def test_compare_three_systems_csv_html_and_plots(one_run: Path, tmp_path: Path)
     assert frame["accuracy_auc"].round(3).tolist() == [50.0] * 5
     table = result.stdout.splitlines()
     assert table[0].startswith("| system | vendor | accelerator | backend |") and len([t for t in table if t.startswith("| ")]) == 7
-    assert any("| epyc-box | AMD |" in t and t.endswith("| INVALID |") for t in table)
+    assert any("| epyc-box | AMD |" in t and t.endswith("| INVALID |  |") for t in table)
     plots = ["throughput.png", "speedup.png", "samples_per_joule.png", "latency_vs_load.png"]
     assert table[-1] == f"baseline xeon-box; wrote {out / 'comparison.csv'}, {out / 'report.html'}, " + ", ".join(plots)
     page = (out / "report.html").read_text()
@@ -133,3 +133,52 @@ def test_a_multistream_row_is_the_inverse_of_loadgens_per_query_p99(data_dir: Pa
     assert result.exit_code == 0, result.output
     row = pd.read_csv(tmp_path / "cmp/comparison.csv").iloc[0]
     assert (row["scenario"], row["throughput"], row["units"]) == ("MultiStream", 250.0, "queries/s (1/latency)")
+
+
+def test_speedups_only_between_like_runs_and_invalid_rows_give_loadgens_reason(one_run: Path, tmp_path: Path) -> None:
+    base = make_system(one_run, tmp_path / "a", "box", qps=2_000.0, p99_ms=5.0, device="cpu", cpu="Intel(R) Xeon(R)")
+    # The same system at another scale and profile: 7x the baseline's number, but not a speedup.
+    small = make_system(one_run, tmp_path / "b", "box-small", qps=14_000.0, p99_ms=5.0, device="cpu", cpu="Intel(R) Xeon(R)")
+    perf = small / "box-small/dlrm-rmc1/Server/performance/run_1"
+    edit_json(perf / "result.json", {"config.model.scale": "small", "settings.profile": "short"})
+    slow = make_system(one_run, tmp_path / "c", "box-slow", qps=1_000.0, p99_ms=500.0, device="cpu", cpu="Intel(R) Xeon(R)",
+                       valid=False)  # fmt: skip
+    detail = slow / "box-slow/dlrm-rmc1/Server/performance/run_1/mlperf_log_detail.txt"
+    set_detail(detail, result_perf_constraints_met=False)
+    # LoadGen writes its recommendation only into an INVALID run's log, as this line.
+    entry = {"key": "result_invalid_reason", "value": "Reduce target QPS to improve latency. ", "time_ms": 1.0,
+             "namespace": "mlperf::logging", "event_type": "POINT_IN_TIME", "metadata": {"is_error": False, "is_warning": False}}
+    with detail.open("a") as fh:
+        fh.write(":::MLLOG " + json.dumps(entry) + "\n")
+    shutil.rmtree(slow / "box-slow/dlrm-rmc1/Server/accuracy")
+    out = tmp_path / "report"
+    result = CliRunner().invoke(cli, ["compare", str(base), str(small), str(slow), "--baseline", "box", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out / "comparison.csv", keep_default_na=False, na_values=[""])
+    rows = {r.system: r for r in frame.itertuples()}
+    assert (rows["box"].scale, rows["box"].profile, rows["box"].rules, rows["box"].precision) == ("tiny", "smoke", "deeprecsys/medium", "fp32")
+    assert rows["box"].speedup == 1.0
+    assert (rows["box-small"].scale, rows["box-small"].profile) == ("small", "short")
+    assert pd.isna(rows["box-small"].speedup)
+    assert rows["box-small"].note == "no speedup: unlike box's run (scale tiny vs small, profile smoke vs short)"
+    assert rows["box-slow"].speedup == 0.5  # like the baseline's run: a speedup, however invalid
+    assert rows["box-slow"].status == "INVALID: latency constraint not met; LoadGen: Reduce target QPS to improve latency."
+    assert rows["box-slow"].note == "no accuracy run"
+
+
+def test_plots_use_a_log_axis_only_where_values_span_more_than_a_decade() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from suite.compare import _bars, _decades
+
+    assert _decades([1.0, 10.5]) and not _decades([1.0, 10.0]) and not _decades([float("nan"), 3.0, 0.0])
+    for values, scale in (([100.0, 900.0], "linear"), ([100.0, 40_000.0], "log")):
+        best = pd.DataFrame({"system": ["a", "b"], "model": "m", "scenario": "Server", "scale": "tiny", "profile": "smoke",
+                             "precision": "fp32", "rules": "r", "throughput": values, "valid": True})  # fmt: skip
+        fig, ax = plt.subplots()
+        assert _bars(ax, best, "throughput", ["a", "b"], {"a": "C0", "b": "C1"}) == (scale == "log")
+        assert ax.get_yscale() == scale
+        plt.close(fig)

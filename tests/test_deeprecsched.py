@@ -272,6 +272,9 @@ def test_tune_returns_a_setting_a_trace_and_a_plot(tuned: Path) -> None:
     assert data["options"]["batch_items"] in ("0", "32", "256") and data["options"]["offload_items"] == "0"
     assert data["sla_ms"] == 50 and data["percentile"] == 95
     assert data["tuned"]["qps"] > 0 and data["static"]["qps"] > 0
+    # Never below the static baseline it measured; what the confirming runs turned down is listed.
+    assert data["tuned"]["qps"] >= data["cpu_only"]["qps"] >= data["static"]["qps"]
+    assert isinstance(data["rejected"], list) and data["precision"] == "fp32"
     assert [c["batch_items"] for c in data["climb"]["batch"]] in ([32], [32, 256])
     with (tuned / "trace.csv").open() as fh:
         trace = list(csv.DictReader(fh))
@@ -306,6 +309,52 @@ def test_a_tuned_file_for_another_model_is_refused(tuned: Path, runner: CliRunne
     assert result.stderr.strip() == (
         f"Error: 'tuned' file {str(tuned / 'tuned.json')!r} was tuned for dlrm-rmc1 (got --model dlrm-rmc3)"
     )
+
+
+def test_a_tuned_file_for_another_scale_or_precision_warns_and_is_recorded(
+    tuned: Path, runner: CliRunner, tmp_path: Path
+) -> None:
+    setting = json.loads((tuned / "tuned.json").read_text())
+    assert (setting["model"]["scale"], setting["precision"]) == ("tiny", "fp32")
+    other = tmp_path / "tuned-small.json"
+    other.write_text(json.dumps({**setting, "model": {**setting["model"], "scale": "small"}, "precision": "bf16"}))
+    result = runner.invoke(cli, ["run", *SMOKE, "--backend", "deeprecsched", "--tuned", str(other), "--scenario", "offline",
+                                 "--system", "warned", "--output", str(tmp_path)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    line = (f"'tuned' file {str(other)!r} was tuned at scale small (this run: tiny), precision bf16 (this run: fp32): "
+            "its setting may not be the best here")  # fmt: skip
+    assert result.stderr.splitlines() == [f"warning: {line}"]
+    for name in ("config.json", "result.json"):
+        recorded = json.loads((tmp_path / "warned/dlrm-rmc1/Offline/performance/run_1" / name).read_text())["tuned"]
+        assert recorded["warning"] == line and recorded["scale"] == "small" and recorded["path"] == str(other)
+
+
+@pytest.mark.parametrize(
+    ("static", "cpu", "final", "chosen", "rejected"),
+    [
+        # The search preferred B=128, its confirming runs held 0.95x static: static is recommended.
+        (100.0, (128, 0, 95.0), None, ((0, 0), (0, 0)), [(128, 0)]),
+        (100.0, (128, 0, 110.0), None, ((128, 0), (128, 0)), []),
+        # Offload confirmed below the CPU-only winner: the CPU-only winner is recommended.
+        (100.0, (128, 0, 110.0), (128, 64, 105.0), ((128, 0), (128, 0)), [(128, 64)]),
+        # Both below static: static for both.
+        (100.0, (128, 0, 90.0), (128, 64, 99.0), ((0, 0), (0, 0)), [(128, 0), (128, 64)]),
+        (100.0, (128, 0, 110.0), (128, 64, 150.0), ((128, 0), (128, 64)), []),
+    ],
+)
+def test_tune_never_recommends_a_setting_below_what_it_replaces(
+    static: float, cpu: tuple[int, int, float], final: tuple[int, int, float] | None,
+    chosen: tuple[tuple[int, int], tuple[int, int]], rejected: list[tuple[int, int]],
+) -> None:
+    from suite.tune import Capacity, never_below
+
+    s = Capacity(batch_items=0, offload_items=0, qps=static, confirmed=True)
+    c = Capacity(batch_items=cpu[0], offload_items=cpu[1], qps=cpu[2], confirmed=True)
+    f = c if final is None else Capacity(batch_items=final[0], offload_items=final[1], qps=final[2], confirmed=True)
+    got_cpu, got_final, got_rejected = never_below(s, c, f)
+    assert ((got_cpu.batch_items, got_cpu.offload_items), (got_final.batch_items, got_final.offload_items)) == chosen
+    assert [(r.batch_items, r.offload_items) for r in got_rejected] == rejected
+    assert got_final.qps >= got_cpu.qps >= static
 
 
 class TableTuner(_Tuner):

@@ -22,6 +22,7 @@ from suite.models.base import (
     parse_scale,
 )
 from suite.models.configs import DIEN, DIN, DLRM_V2, MTWND, NCF, RMC1, RMC2, RMC3, WND
+from suite.models.weights import WeightsFile
 
 if TYPE_CHECKING:
     import torch
@@ -38,6 +39,7 @@ __all__ = [
     "ModelSize",
     "ModelSpec",
     "TableSpec",
+    "WeightsFile",
     "build",
     "default_rows",
     "get_config",
@@ -56,7 +58,8 @@ def get_config(name: str) -> ModelConfig:
 @dataclass(frozen=True, kw_only=True)
 class ModelSpec:
     """What fixes a model's weights: architecture, scale (row cap), the weight seed and, for a
-    multi-task model, the number of tasks (None: the config's default).
+    multi-task model, the number of tasks (None: the config's default); ``weights``, a trained
+    weights file that :func:`build` loads over the seeded ones (``--weights``).
 
     Two backends given equal specs hold bit-identical fp32 weights, which is what lets the data
     generator's reference model (the teacher) and every backend agree.
@@ -66,6 +69,7 @@ class ModelSpec:
     scale: str = "small"
     seed: int = 0
     tasks: int | None = None
+    weights: WeightsFile | None = None
 
     def __post_init__(self) -> None:
         get_config(self.name)
@@ -103,11 +107,13 @@ class ModelSpec:
         return f"{self.name}-{self.scale}-s{self.seed}{tasks}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "scale": self.scale, "seed": self.seed, "tasks": self.task_count}
+        weights = None if self.weights is None else self.weights.to_dict()
+        return {"name": self.name, "scale": self.scale, "seed": self.seed, "tasks": self.task_count, "weights": weights}
 
 
 def build(spec: ModelSpec) -> torch.nn.Module:
-    """Build the seeded fp32 model for ``spec`` on the CPU, in eval mode."""
+    """Build the seeded fp32 model for ``spec`` on the CPU, in eval mode, with ``spec.weights``
+    loaded over the seeded initialisation when given."""
     import torch
 
     config = spec.config
@@ -115,4 +121,8 @@ def build(spec: ModelSpec) -> torch.nn.Module:
     cls = getattr(importlib.import_module(module_name), class_name)
     generator = torch.Generator().manual_seed(spec.seed)
     model: torch.nn.Module = cls(config, spec.schema, generator)
+    if spec.weights is not None:
+        from suite.models.weights import load_into
+
+        load_into(model, spec.weights, spec)
     return model.eval()
