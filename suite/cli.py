@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from suite.errors import ConfigError, SuiteError
+from suite.errors import ConfigError, RunInterrupted, SuiteError
 
 
 class SuiteGroup(click.Group):
-    """A click group whose commands' :class:`SuiteError` become ``Error: <message>`` and its exit code."""
+    """A click group whose commands' :class:`SuiteError` become ``Error: <message>`` and its exit code.
+
+    Ctrl-C outside a run (no handler of ``suite.interrupts`` installed) exits 130 as well.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -28,7 +32,17 @@ class SuiteGroup(click.Group):
             if details:
                 click.echo(details, err=True)
             click.echo(f"Error: {exc}", err=True)
+            if isinstance(exc, RunInterrupted) and exc.loadgen_running:
+                # LoadGen's threads still run and call into Python: the interpreter's shutdown (or
+                # destroying LoadGen's objects) would crash under them. Everything is written.
+                sys.stdout.flush()
+                sys.stderr.flush()
+                logging.shutdown()
+                os._exit(exc.exit_code)
             ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Error: interrupted by SIGINT", err=True)
+            ctx.exit(130)
 
 
 @click.group(cls=SuiteGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -12,6 +12,13 @@ many workers as it wants queries in flight.
 
 A backend that raises never hangs LoadGen: the samples of the failed batch are completed with empty
 responses, the error is recorded and the run is reported invalid.
+
+SIGINT and SIGTERM (``suite.interrupts``) never tear LoadGen down under itself: the batcher stops
+calling the backend and answers every queued and later-issued sample at once with an empty
+response. LoadGen then often ends by itself (Offline always: its logs are complete); if it has not
+within ``INTERRUPT_GRACE_S`` (or a second signal comes), :func:`run` leaves it running, undestroyed,
+and raises :class:`~suite.errors.RunInterrupted` saying so: the process must then exit with
+``os._exit``.
 """
 
 from __future__ import annotations
@@ -32,12 +39,17 @@ import numpy as np
 from suite.backends.base import Backend
 from suite.config import Mode, Scenario, Settings
 from suite.datasets.library import QueryLibrary, Staging
-from suite.errors import HarnessError
+from suite.errors import HarnessError, RunInterrupted
+from suite.interrupts import StopSignals, signal_name, stop_signals
 
 log = logging.getLogger(__name__)
 
 MAX_RECORDED_ERRORS = 10
 GIL_SWITCH_INTERVAL_S = 0.0002
+#: After a stop signal, how long LoadGen may take to end by itself before the harness gives up on it.
+INTERRUPT_GRACE_S = 1.0
+#: How often the serving thread looks up from an empty queue to see whether it should give up.
+POLL_S = 0.05
 
 _SCENARIOS = {
     Scenario.OFFLINE: lg.TestScenario.Offline,
@@ -59,6 +71,8 @@ class Outcome:
 
     completed_queries: int = 0
     completed_items: int = 0
+    #: Queries answered with empty responses after a stop signal, without calling the backend.
+    discarded_queries: int = 0
     batches: int = 0
     error_count: int = 0
     #: Seconds spent gathering batches and inside ``backend.predict``, summed over workers.
@@ -70,6 +84,8 @@ class Outcome:
     max_batch_items: int = 0
     started: float = 0.0
     finished: float = 0.0
+    #: ``time.perf_counter()`` when a stop signal reached the batcher (0: never).
+    interrupted_at: float = 0.0
 
     @property
     def duration_s(self) -> float:
@@ -129,6 +145,8 @@ class Batcher:
         # SimpleQueue keeps LoadGen's issue callback to one put: no Python lock, no notify.
         self._queue: queue.SimpleQueue[tuple[list[int], list[int], int] | None] = queue.SimpleQueue()
         self._workers = workers
+        self._stopping = False
+        self._abandoned = False
         # Worker 0 is the thread that calls serve(): the one that loaded the backend. An OpenMP
         # runtime (torch's) keeps one thread team per calling thread, and a second team beside the
         # loader's spinning one cost 20% of throughput on 2 cores.
@@ -142,9 +160,25 @@ class Batcher:
         for t in self._threads:
             t.start()
 
-    def serve(self) -> None:
-        """Answer queries in the calling thread until :meth:`stop` is called and the queue is empty."""
-        self._work()
+    def serve(self, give_up: Callable[[], bool] = lambda: False) -> None:
+        """Answer queries in the calling thread until :meth:`stop` is called and the queue is empty.
+
+        After :meth:`interrupt`, also return once nothing is queued and ``give_up()`` is true
+        (asked every ``POLL_S`` while the queue is empty).
+        """
+        self._work(POLL_S, give_up)
+
+    def interrupt(self, _signum: int = 0) -> None:
+        """Stop calling the backend: every queued and later-issued sample is answered at once with
+        an empty response. Safe inside a signal handler (it only sets flags)."""
+        if not self._stopping:
+            self.outcome.interrupted_at = time.perf_counter()
+            self._stopping = True
+
+    def abandon(self) -> None:
+        """After :meth:`interrupt`, once LoadGen is given up on: leave what it issues unanswered, so
+        a stream scenario stops issuing instead of spinning against the empty answers."""
+        self._abandoned = True
 
     def stop(self) -> None:
         """Let the workers finish what is queued and return; joins the extra workers."""
@@ -159,6 +193,10 @@ class Batcher:
         if self._on_first_issue is not None:
             hook, self._on_first_issue = self._on_first_issue, None
             hook()
+        if self._stopping:
+            if not self._abandoned:
+                self._discard(ids)
+            return
         sizes = self._sizes
         items = sizes[indices[0]] if len(indices) == 1 else sum(map(sizes.__getitem__, indices))
         if items <= self.max_items or len(indices) == 1:
@@ -189,10 +227,11 @@ class Batcher:
         chunks.append((ids[start:], indices[start:], items))
         return chunks
 
-    def _work(self) -> None:
+    def _work(self, poll_s: float = 0.0, give_up: Callable[[], bool] = lambda: False) -> None:
         """Take a chunk (waiting for one), add queued chunks while the batch has room (waiting up to
         ``batch_timeout_us`` for more), answer, repeat; a chunk that would overflow the batch opens
-        the worker's next one."""
+        the worker's next one. With ``poll_s``, an empty queue is looked up from that often, to
+        return once interrupted and ``give_up()``."""
         get = self._queue.get
         limit = self.max_items
         timeout = self.timeout_s
@@ -200,8 +239,17 @@ class Batcher:
         carry: tuple[list[int], list[int], int] | None = None
         stopping = False
         while not stopping:
-            chunk = carry if carry is not None else get()
-            carry = None
+            if carry is not None:
+                chunk, carry = carry, None
+            elif poll_s:
+                try:
+                    chunk = get(timeout=poll_s)
+                except queue.Empty:
+                    if self._stopping and give_up():
+                        return
+                    continue
+            else:
+                chunk = get()
             if chunk is None:
                 return
             ids, idx, items = list(chunk[0]), list(chunk[1]), chunk[2]
@@ -230,8 +278,15 @@ class Batcher:
         if carry is not None:
             self._answer(list(carry[0]), list(carry[1]), staging)
 
+    def _discard(self, ids: list[int]) -> None:
+        lg.QuerySamplesComplete([lg.QuerySampleResponse(i, 0, 0) for i in ids])
+        self.outcome.discarded_queries += len(ids)
+
     def _answer(self, ids: list[int], idx: list[int], staging: Staging) -> None:
         out = self.outcome
+        if self._stopping:
+            self._discard(ids)
+            return
         try:
             t0 = time.perf_counter()
             batch = self.library.gather(idx, staging)
@@ -246,6 +301,9 @@ class Batcher:
                 raise TypeError(f"backend returned {got} {dtype} for {n} items (want float32 of length {n})")
             scores = np.ascontiguousarray(scores)
         except Exception as exc:  # noqa: BLE001 - any backend failure must still complete the samples
+            if self._stopping:  # e.g. a scheduler closed under a call that was already waiting
+                self._discard(ids)
+                return
             self.outcome.record_error(f"{type(exc).__name__}: {exc}")
             lg.QuerySamplesComplete([lg.QuerySampleResponse(i, 0, 0) for i in ids])
             self.outcome.completed_queries += len(ids)
@@ -414,7 +472,30 @@ def run(
             picked up.
         observer: told when LoadGen issues its first query and when ``StartTest`` returns: the
             timed window (a power meter samples only inside it).
+
+    Raises:
+        RunInterrupted: SIGINT or SIGTERM came (the handlers are installed here if no caller did);
+            its ``outcome`` is what completed, its ``loadgen_running`` whether LoadGen was left
+            running.
     """
+    with stop_signals() as stop:
+        return _run(library, backend, settings, outdir, user_conf=user_conf, audit_config=audit_config,
+                    workers=workers, progress=progress, observer=observer, stop=stop)
+
+
+def _run(
+    library: QueryLibrary,
+    backend: Backend,
+    settings: Settings,
+    outdir: Path,
+    *,
+    user_conf: Path | None,
+    audit_config: Path | None,
+    workers: int,
+    progress: bool,
+    observer: Observer | None,
+    stop: StopSignals,
+) -> Outcome:
     total = len(library)
     ts = test_settings(settings, total, user_conf)
     log_settings = lg.LogSettings()
@@ -452,24 +533,53 @@ def run(
                 batcher.stop()
 
     driver = threading.Thread(target=loadgen, name="recsuite-loadgen", daemon=True)
-    batcher.start()
+    outcome = batcher.outcome
+
+    def give_up() -> bool:
+        return stop.repeated.is_set() or time.perf_counter() >= outcome.interrupted_at + INTERRUPT_GRACE_S
+
     total_shown = total if settings.mode is Mode.ACCURACY else None
     # LoadGen's issue thread needs the GIL for every query; with CPython's default 5 ms switch
     # interval it can wait that long behind a worker building responses, which shows up in p99.
     switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    loadgen_running = False
     try:
-        with Progress(batcher.outcome, expected_duration_s(settings, total), total_shown, enabled=progress):
+        stop.raise_if_stopped(" before LoadGen started")
+        batcher.start()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        with stop.on_stop(batcher.interrupt), Progress(
+            outcome, expected_duration_s(settings, total), total_shown, enabled=progress
+        ):
             driver.start()
-            batcher.serve()
-            driver.join()
+            batcher.serve(give_up)
+            if outcome.interrupted_at:
+                driver.join(max(0.0, outcome.interrupted_at + INTERRUPT_GRACE_S - time.perf_counter()))
+                loadgen_running = driver.is_alive()
+                if loadgen_running:
+                    batcher.abandon()
+            else:
+                driver.join()
     finally:
         sys.setswitchinterval(switch_interval)
-        lg.DestroyQSL(qsl)
-        lg.DestroyFastSUT(sut)
+        if not loadgen_running:  # destroying them under a running test crashes LoadGen
+            lg.DestroyQSL(qsl)
+            lg.DestroyFastSUT(sut)
+    if outcome.interrupted_at:
+        assert stop.signum is not None
+        if loadgen_running:
+            outcome.finished = time.perf_counter()
+        after = outcome.interrupted_at - outcome.started
+        raise RunInterrupted(
+            f"interrupted by {signal_name(stop.signum)} after {after:.1f} s of LoadGen "
+            f"({outcome.completed_queries:,} queries answered, {outcome.discarded_queries:,} discarded; "
+            + ("LoadGen was left running, its logs cut short)" if loadgen_running else "LoadGen ended, its logs are complete)"),
+            signum=stop.signum,
+            loadgen_running=loadgen_running,
+            outcome=outcome,
+        )
     if failure:
         raise HarnessError(f"LoadGen failed: {failure[0]}")
-    return batcher.outcome
+    return outcome
 
 
 def _noop(_samples: list[int]) -> None:

@@ -21,7 +21,8 @@ from suite.datasets import synthetic
 from suite.datasets.library import QueryLibrary
 from suite.datasets.queries import QuerySizes
 from suite.datasets.store import Dataset
-from suite.errors import BackendError, DatasetError, ResultExistsError, RunFailedError, SuiteError
+from suite.errors import BackendError, DatasetError, ResultExistsError, RunFailedError, RunInterrupted, SuiteError
+from suite.interrupts import stop_signals
 from suite.results import (
     ACCURACY_LOG,
     DETAIL,
@@ -121,6 +122,9 @@ def run(config: RunConfig, *, backend: Backend | None = None, audit_config: Path
     Raises:
         RunFailedError: the run finished with errors; the folder holds LoadGen's logs and a
             ``result.json`` marked invalid.
+        RunInterrupted: SIGINT or SIGTERM came once the run folder was made; ``result.json`` says
+            ``interrupted`` and what completed. When its ``loadgen_running`` is true, LoadGen was
+            left running and the process must leave with ``os._exit`` (see ``suite.harness``).
     """
     from suite import harness
 
@@ -167,34 +171,50 @@ def run(config: RunConfig, *, backend: Backend | None = None, audit_config: Path
 
         meter = PowerMeter()
     info: dict[str, Any] = {"name": config.backend}
-    try:
+    interrupted: RunInterrupted | None = None
+    # A signal stops the run where that is safe (see suite.interrupts): at once while the backend
+    # loads, through the harness while LoadGen runs, and after the result is written otherwise.
+    with stop_signals() as stop:
         try:
-            backend.load()
+            with stop.raising():
+                try:
+                    backend.load()
+                    info = backend.info().to_dict()
+                except SuiteError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a backend's own failure becomes one clear error
+                    raise BackendError(f"backend {config.backend!r} failed to load: {type(exc).__name__}: {exc}") from exc
+            outcome = harness.run(
+                library,
+                backend,
+                settings,
+                run_dir,
+                user_conf=config.user_conf,
+                audit_config=audit_config,
+                workers=config.workers or backend.default_workers,
+                progress=config.progress,
+                observer=meter,
+            )
             info = backend.info().to_dict()
-        except SuiteError:
+            errors = [f"backend raised {outcome.error_count} time(s); first: {e}" for e in outcome.errors[:1]]
+        except RunInterrupted as exc:
+            interrupted, outcome = exc, exc.outcome
+        except SuiteError as exc:
+            errors.append(str(exc))
+            _finish(run_dir, base, settings, config, library, info, outcome, errors, started, meter)
             raise
-        except Exception as exc:  # noqa: BLE001 - a backend's own failure becomes one clear error
-            raise BackendError(f"backend {config.backend!r} failed to load: {type(exc).__name__}: {exc}") from exc
-        outcome = harness.run(
-            library,
-            backend,
-            settings,
-            run_dir,
-            user_conf=config.user_conf,
-            audit_config=audit_config,
-            workers=config.workers or backend.default_workers,
-            progress=config.progress,
-            observer=meter,
+        finally:
+            backend.close()
+        if interrupted is None and stop.signum is not None:  # came after LoadGen ended
+            interrupted = RunInterrupted(f"interrupted by {stop.name} after LoadGen ended", signum=stop.signum, outcome=outcome)
+        result = _finish(run_dir, base, settings, config, library, info, outcome, errors, started, meter, interrupted)
+    if interrupted is not None:
+        raise RunInterrupted(
+            f"{interrupted}; result.json marked interrupted in {run_dir}",
+            signum=interrupted.signum,
+            loadgen_running=interrupted.loadgen_running,
+            outcome=outcome,
         )
-        info = backend.info().to_dict()
-        errors = [f"backend raised {outcome.error_count} time(s); first: {e}" for e in outcome.errors[:1]]
-    except SuiteError as exc:
-        errors.append(str(exc))
-        _finish(run_dir, base, settings, config, library, info, outcome, errors, started, meter)
-        raise
-    finally:
-        backend.close()
-    result = _finish(run_dir, base, settings, config, library, info, outcome, errors, started, meter)
     if errors:
         raise RunFailedError(f"run invalid: {errors[0]} (logs kept in {run_dir})")
     return result
@@ -211,6 +231,7 @@ def _finish(
     errors: list[str],
     started: dt.datetime,
     meter: Any = None,
+    interrupted: RunInterrupted | None = None,
 ) -> RunResult:
     data = dict(base)
     data["backend"] = info
@@ -239,8 +260,10 @@ def _finish(
             "gather_s": outcome.gather_s,
             "predict_s": outcome.predict_s,
         }
+    if interrupted is not None:
+        data["interrupted"] = _interruption(interrupted, outcome)
     accuracy: AccuracyReport | None = None
-    if config.mode is Mode.ACCURACY and not errors and (run_dir / ACCURACY_LOG).is_file():
+    if config.mode is Mode.ACCURACY and not errors and interrupted is None and (run_dir / ACCURACY_LOG).is_file():
         try:
             accuracy = score_accuracy(
                 read_accuracy_log(run_dir / ACCURACY_LOG),
@@ -275,10 +298,27 @@ def _finish(
         valid = perf.get("validity") == "VALID"
     else:
         valid = accuracy is not None and accuracy.passed
-    data["valid"] = bool(valid and not errors and not loadgen_errors)
-    data["status"] = "failed" if errors else ("valid" if data["valid"] else "invalid")
+    data["valid"] = bool(valid and not errors and not loadgen_errors and interrupted is None)
+    data["status"] = "interrupted" if interrupted else "failed" if errors else ("valid" if data["valid"] else "invalid")
     write_json(run_dir / "result.json", data)
     return RunResult(path=run_dir, data=data)
+
+
+def _interruption(exc: RunInterrupted, outcome: Any) -> dict[str, Any]:
+    """``result.json``'s ``interrupted``: the signal, how far LoadGen got, and what was answered."""
+    from suite.interrupts import signal_name
+
+    stopped_at = outcome.interrupted_at if outcome is not None else 0.0
+    return {
+        "signal": signal_name(exc.signum),
+        # Seconds of LoadGen's test before the signal (null: it had not started).
+        "loadgen_s": ((stopped_at or outcome.finished) - outcome.started) if outcome is not None else None,
+        # False: LoadGen was left running and its logs end where the process did.
+        "loadgen_ended": not exc.loadgen_running,
+        "completed_queries": outcome.completed_queries if outcome is not None else 0,
+        "completed_items": outcome.completed_items if outcome is not None else 0,
+        "discarded_queries": outcome.discarded_queries if outcome is not None else 0,
+    }
 
 
 def _loadgen_version() -> str:
