@@ -391,7 +391,12 @@ def tune(**kw: Any) -> None:
             err=True,
         )
 
-    result = run_tune(config, report=report if kw["progress"] else None)
+    from suite.interrupts import stop_signals
+
+    # A signal stops the tune where it is (the backend closed, the trace kept), or through the
+    # harness inside a LoadGen run.
+    with stop_signals() as stop, stop.raising():
+        result = run_tune(config, report=report if kw["progress"] else None)
     d = result.data
     t, c, s = d["tuned"], d["cpu_only"], d["static"]
     click.echo(
@@ -516,6 +521,11 @@ def summary(paths: tuple[Path, ...]) -> None:
                 rows.append((str(result.parent), "", "", "", "", "unreadable"))
                 continue
             cfg = data.get("config", {})
+            if data.get("status") == "interrupted":
+                rows.append((cfg.get("system", ""), cfg.get("model", {}).get("name", ""),
+                             f"{cfg.get('scenario', '')}/{cfg.get('mode', '')}", "-", "-",
+                             f"interrupted ({data.get('interrupted', {}).get('signal', 'signal')})"))
+                continue
             if "accuracy" in data:
                 value = f"AUC {100 * data['accuracy']['auc']:.2f}%"
             else:

@@ -119,7 +119,12 @@ def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
     errors = list(result.get("errors") or []) + (detail.errors if detail is not None else [])
     valid = validity == "VALID" and not errors
     status = "VALID" if valid else f"INVALID{': ' + errors[0] if errors else ''}"
-    if accuracy is None:
+    if result.get("status") == "interrupted":
+        # What LoadGen computed over the empty answers after the signal is no measurement.
+        valid, throughput, p99 = False, None, None
+        stop = result.get("interrupted") if isinstance(result.get("interrupted"), dict) else {}
+        status = f"INTERRUPTED ({stop.get('signal', 'signal')})"
+    elif accuracy is None:
         status += " (no accuracy run)"
     return {
         "system": run.system,

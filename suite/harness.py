@@ -478,7 +478,7 @@ def run(
             its ``outcome`` is what completed, its ``loadgen_running`` whether LoadGen was left
             running.
     """
-    with stop_signals() as stop:
+    with stop_signals() as stop, stop.held():
         return _run(library, backend, settings, outdir, user_conf=user_conf, audit_config=audit_config,
                     workers=workers, progress=progress, observer=observer, stop=stop)
 

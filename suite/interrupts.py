@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -46,8 +45,6 @@ class StopSignals:
     def __init__(self) -> None:
         #: The first signal received, or None.
         self.signum: int | None = None
-        #: ``time.perf_counter()`` when it came.
-        self.received_at = 0.0
         #: Set by every signal after the first: stop waiting for LoadGen.
         self.repeated = threading.Event()
         self._on_stop: Callable[[int], None] | None = None
@@ -67,7 +64,6 @@ class StopSignals:
             self.repeated.set()
             return
         self.signum = signum
-        self.received_at = time.perf_counter()
         if self._on_stop is not None:
             self._on_stop(signum)
         elif self._raising:
@@ -100,6 +96,19 @@ class StopSignals:
             yield
         finally:
             self._raising -= 1
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Within this block no signal raises, even inside a :meth:`raising` block: for code that
+        must not be cut anywhere, such as LoadGen's set-up and tear-down. Inside a raising block,
+        a signal the block held back raises when it ends."""
+        saved, self._raising = self._raising, 0
+        try:
+            yield
+        finally:
+            self._raising = saved
+        if saved:
+            self.raise_if_stopped()
 
     def raise_if_stopped(self, what: str = "") -> None:
         """Raise :class:`RunInterrupted` if a signal has come."""

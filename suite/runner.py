@@ -209,8 +209,9 @@ def run(config: RunConfig, *, backend: Backend | None = None, audit_config: Path
             interrupted = RunInterrupted(f"interrupted by {stop.name} after LoadGen ended", signum=stop.signum, outcome=outcome)
         result = _finish(run_dir, base, settings, config, library, info, outcome, errors, started, meter, interrupted)
     if interrupted is not None:
+        what = str(interrupted) if outcome is not None else f"interrupted by {stop.name} before LoadGen started"
         raise RunInterrupted(
-            f"{interrupted}; result.json marked interrupted in {run_dir}",
+            f"{what}; result.json marked interrupted in {run_dir}",
             signum=interrupted.signum,
             loadgen_running=interrupted.loadgen_running,
             outcome=outcome,
@@ -308,13 +309,17 @@ def _interruption(exc: RunInterrupted, outcome: Any) -> dict[str, Any]:
     """``result.json``'s ``interrupted``: the signal, how far LoadGen got, and what was answered."""
     from suite.interrupts import signal_name
 
-    stopped_at = outcome.interrupted_at if outcome is not None else 0.0
+    if outcome is None:
+        loadgen, seconds = "not started", None
+    else:
+        # "left running": LoadGen had not ended when the process left; its logs end there.
+        loadgen = "left running" if exc.loadgen_running else "ended"
+        seconds = (outcome.interrupted_at or outcome.finished) - outcome.started
     return {
         "signal": signal_name(exc.signum),
+        "loadgen": loadgen,
         # Seconds of LoadGen's test before the signal (null: it had not started).
-        "loadgen_s": ((stopped_at or outcome.finished) - outcome.started) if outcome is not None else None,
-        # False: LoadGen was left running and its logs end where the process did.
-        "loadgen_ended": not exc.loadgen_running,
+        "loadgen_s": seconds,
         "completed_queries": outcome.completed_queries if outcome is not None else 0,
         "completed_items": outcome.completed_items if outcome is not None else 0,
         "discarded_queries": outcome.discarded_queries if outcome is not None else 0,
