@@ -48,7 +48,7 @@ MAX_RECORDED_ERRORS = 10
 GIL_SWITCH_INTERVAL_S = 0.0002
 #: After a stop signal, how long LoadGen may take to end by itself before the harness gives up on it.
 INTERRUPT_GRACE_S = 1.0
-#: How often the serving thread looks up from an empty queue to see whether it should give up.
+#: How often the watchdog looks whether LoadGen has ended or a second signal came.
 POLL_S = 0.05
 
 _SCENARIOS = {
@@ -146,7 +146,8 @@ class Batcher:
         self._queue: queue.SimpleQueue[tuple[list[int], list[int], int] | None] = queue.SimpleQueue()
         self._workers = workers
         self._stopping = False
-        self._abandoned = False
+        #: True once :meth:`abandon` was called.
+        self.abandoned = False
         # Worker 0 is the thread that calls serve(): the one that loaded the backend. An OpenMP
         # runtime (torch's) keeps one thread team per calling thread, and a second team beside the
         # loader's spinning one cost 20% of throughput on 2 cores.
@@ -160,15 +161,12 @@ class Batcher:
         for t in self._threads:
             t.start()
 
-    def serve(self, give_up: Callable[[], bool] = lambda: False) -> None:
-        """Answer queries in the calling thread until :meth:`stop` is called and the queue is empty.
+    def serve(self) -> None:
+        """Answer queries in the calling thread until :meth:`stop` (or :meth:`abandon`) is called
+        and the queue is empty."""
+        self._work()
 
-        After :meth:`interrupt`, also return once nothing is queued and ``give_up()`` is true
-        (asked every ``POLL_S`` while the queue is empty).
-        """
-        self._work(POLL_S, give_up)
-
-    def interrupt(self, _signum: int = 0) -> None:
+    def interrupt(self) -> None:
         """Stop calling the backend: every queued and later-issued sample is answered at once with
         an empty response. Safe inside a signal handler (it only sets flags)."""
         if not self._stopping:
@@ -176,17 +174,22 @@ class Batcher:
             self._stopping = True
 
     def abandon(self) -> None:
-        """After :meth:`interrupt`, once LoadGen is given up on: leave what it issues unanswered, so
-        a stream scenario stops issuing instead of spinning against the empty answers."""
-        self._abandoned = True
+        """After :meth:`interrupt`, once LoadGen is given up on: leave what it issues unanswered (a
+        stream scenario then stops issuing instead of spinning against empty answers) and let
+        every worker return, :meth:`serve` included, without waiting for LoadGen."""
+        self.abandoned = True
+        self._release_workers()
 
     def stop(self) -> None:
         """Let the workers finish what is queued and return; joins the extra workers."""
-        for _ in range(self._workers):
-            self._queue.put(None)
+        self._release_workers()
         for t in self._threads:
             t.join()
         self.outcome.finished = time.perf_counter()
+
+    def _release_workers(self) -> None:
+        for _ in range(self._workers):
+            self._queue.put(None)
 
     # LoadGen's callbacks -------------------------------------------------------------------
     def issue(self, ids: list[int], indices: list[int]) -> None:
@@ -194,7 +197,7 @@ class Batcher:
             hook, self._on_first_issue = self._on_first_issue, None
             hook()
         if self._stopping:
-            if not self._abandoned:
+            if not self.abandoned:
                 self._discard(ids)
             return
         sizes = self._sizes
@@ -227,11 +230,10 @@ class Batcher:
         chunks.append((ids[start:], indices[start:], items))
         return chunks
 
-    def _work(self, poll_s: float = 0.0, give_up: Callable[[], bool] = lambda: False) -> None:
+    def _work(self) -> None:
         """Take a chunk (waiting for one), add queued chunks while the batch has room (waiting up to
         ``batch_timeout_us`` for more), answer, repeat; a chunk that would overflow the batch opens
-        the worker's next one. With ``poll_s``, an empty queue is looked up from that often, to
-        return once interrupted and ``give_up()``."""
+        the worker's next one."""
         get = self._queue.get
         limit = self.max_items
         timeout = self.timeout_s
@@ -239,17 +241,8 @@ class Batcher:
         carry: tuple[list[int], list[int], int] | None = None
         stopping = False
         while not stopping:
-            if carry is not None:
-                chunk, carry = carry, None
-            elif poll_s:
-                try:
-                    chunk = get(timeout=poll_s)
-                except queue.Empty:
-                    if self._stopping and give_up():
-                        return
-                    continue
-            else:
-                chunk = get()
+            chunk = carry if carry is not None else get()
+            carry = None
             if chunk is None:
                 return
             ids, idx, items = list(chunk[0]), list(chunk[1]), chunk[2]
@@ -534,9 +527,27 @@ def _run(
 
     driver = threading.Thread(target=loadgen, name="recsuite-loadgen", daemon=True)
     outcome = batcher.outcome
+    # Wakes the watchdog: True from the signal handler, False when serving ended. SimpleQueue.put is
+    # reentrant, so safe in a handler (an Event's lock could deadlock against the interrupted code).
+    wake: queue.SimpleQueue[bool] = queue.SimpleQueue()
 
-    def give_up() -> bool:
-        return stop.repeated.is_set() or time.perf_counter() >= outcome.interrupted_at + INTERRUPT_GRACE_S
+    def on_signal(_signum: int) -> None:
+        batcher.interrupt()
+        wake.put(True)
+
+    def watchdog() -> None:
+        """After a signal: wait for LoadGen to end by itself, at most the grace (less on a second
+        signal), then release the workers without it. Not the serving thread's job: a wait of
+        CPython 3.11's SimpleQueue.get that a signal interrupts can outlive its timeout."""
+        if not wake.get():
+            return  # the run ended without a signal
+        deadline = outcome.interrupted_at + INTERRUPT_GRACE_S
+        while driver.is_alive() and not stop.repeated and (left := deadline - time.perf_counter()) > 0:
+            driver.join(min(left, POLL_S))
+        if driver.is_alive():
+            batcher.abandon()
+
+    guard = threading.Thread(target=watchdog, name="recsuite-interrupt-watchdog", daemon=True)
 
     total_shown = total if settings.mode is Mode.ACCURACY else None
     # LoadGen's issue thread needs the GIL for every query; with CPython's default 5 ms switch
@@ -546,18 +557,19 @@ def _run(
     try:
         stop.raise_if_stopped(" before LoadGen started")
         batcher.start()
+        guard.start()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-        with stop.on_stop(batcher.interrupt), Progress(
+        with stop.on_stop(on_signal), Progress(
             outcome, expected_duration_s(settings, total), total_shown, enabled=progress
         ):
             driver.start()
-            batcher.serve(give_up)
-            if outcome.interrupted_at:
-                driver.join(max(0.0, outcome.interrupted_at + INTERRUPT_GRACE_S - time.perf_counter()))
+            batcher.serve()
+            wake.put(False)
+            guard.join()
+            if batcher.abandoned:  # the watchdog gave up on LoadGen (unless it ended just then)
+                driver.join(POLL_S)
                 loadgen_running = driver.is_alive()
-                if loadgen_running:
-                    batcher.abandon()
-            else:
+            else:  # LoadGen's test returned; its driver joins the workers
                 driver.join()
     finally:
         sys.setswitchinterval(switch_interval)

@@ -45,8 +45,9 @@ class StopSignals:
     def __init__(self) -> None:
         #: The first signal received, or None.
         self.signum: int | None = None
-        #: Set by every signal after the first: stop waiting for LoadGen.
-        self.repeated = threading.Event()
+        #: True once a second signal came: stop waiting for LoadGen. (A plain flag: a handler that
+        #: took a lock could deadlock against the code it interrupted.)
+        self.repeated = False
         self._on_stop: Callable[[int], None] | None = None
         self._raising = 0
 
@@ -61,7 +62,7 @@ class StopSignals:
     def handle(self, signum: int, _frame: FrameType | None = None) -> None:
         """The signal handler (runs in the main thread, between two bytecodes)."""
         if self.signum is not None:
-            self.repeated.set()
+            self.repeated = True
             return
         self.signum = signum
         if self._on_stop is not None:
