@@ -32,9 +32,10 @@ class SuiteGroup(click.Group):
             if details:
                 click.echo(details, err=True)
             click.echo(f"Error: {exc}", err=True)
-            if isinstance(exc, RunInterrupted) and exc.loadgen_running:
-                # LoadGen's threads still run and call into Python: the interpreter's shutdown (or
-                # destroying LoadGen's objects) would crash under them. Everything is written.
+            if isinstance(exc, RunInterrupted):
+                # Everything is written and closed. Leave now: with LoadGen left running, its threads
+                # still call into Python and the interpreter's shutdown would crash under them; and
+                # with torch loaded that shutdown alone took 1.4 s on 2 busy cores.
                 sys.stdout.flush()
                 sys.stderr.flush()
                 logging.shutdown()
@@ -541,6 +542,16 @@ def summary(paths: tuple[Path, ...]) -> None:
                 f"{items:,.0f}" if items else "-",
                 data.get("status", ""),
             ))
+        # A run folder without result.json: killed (SIGKILL, power loss) or still running.
+        for config in sorted(root.rglob("config.json")):
+            if (config.parent / "result.json").exists():
+                continue
+            try:
+                cfg = json.loads(config.read_text()).get("config", {})
+            except (OSError, json.JSONDecodeError, AttributeError):
+                cfg = {}
+            rows.append((cfg.get("system", str(config.parent)), cfg.get("model", {}).get("name", ""),
+                         f"{cfg.get('scenario', '')}/{cfg.get('mode', '')}", "-", "-", "no result.json (killed or running)"))
     if not rows:
         raise ConfigError(f"no result.json under {', '.join(str(p) for p in paths or (Path('results'),))}")
     header = ("system", "model", "scenario/mode", "metric", "items/s", "status")

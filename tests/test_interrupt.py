@@ -9,7 +9,7 @@ stderr, LoadGen's detail log and a result.json that says ``interrupted`` and wha
 from __future__ import annotations
 
 import json
-import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -201,3 +201,14 @@ def test_summary_check_and_compare_show_interrupted_runs(sigint_runs: tuple[Path
     assert compare.exit_code == 0, compare.output
     table = [line for line in compare.stdout.splitlines() if line.startswith("| intr-")]
     assert len(table) == 4 and all(line.endswith("| INTERRUPTED (SIGINT) |") for line in table)
+
+
+def test_summary_lists_a_killed_run(sigint_runs: tuple[Path, dict[str, Stopped]], tmp_path: Path) -> None:
+    """SIGKILL cannot be caught: the folder has config.json and no result.json, and is still listed."""
+    killed = tmp_path / "killed"
+    shutil.copytree(sigint_runs[1]["server"].run_dir, killed / "run_1")
+    (killed / "run_1" / "result.json").unlink()
+    summary = CliRunner().invoke(cli, ["summary", str(killed)])
+    assert summary.exit_code == 0, summary.output
+    assert summary.stdout.splitlines()[1].split() == [
+        "intr-server", "dlrm-rmc1", "Server/performance", "-", "-", "no", "result.json", "(killed", "or", "running)"]
