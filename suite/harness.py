@@ -537,8 +537,9 @@ def _run(
 
     def watchdog() -> None:
         """After a signal: wait for LoadGen to end by itself, at most the grace (less on a second
-        signal), then release the workers without it. Not the serving thread's job: a wait of
-        CPython 3.11's SimpleQueue.get that a signal interrupts can outlive its timeout."""
+        signal), then release the workers without it. Not the serving thread's job: it waits in
+        SimpleQueue.get, and on CPython 3.11 such a wait that a signal interrupted has outlived its
+        timeout (one double Ctrl-C in four sat there 29.6 s, until LoadGen ended)."""
         if not wake.get():
             return  # the run ended without a signal
         deadline = outcome.interrupted_at + INTERRUPT_GRACE_S
@@ -572,6 +573,7 @@ def _run(
             else:  # LoadGen's test returned; its driver joins the workers
                 driver.join()
     finally:
+        wake.put(False)  # the watchdog returns whatever ended the run
         sys.setswitchinterval(switch_interval)
         if not loadgen_running:  # destroying them under a running test crashes LoadGen
             lg.DestroyQSL(qsl)

@@ -112,8 +112,11 @@ def run_and_signal(out: Path, scenario: str, signals: tuple[signal.Signals, ...]
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    print(f"{scenario} {' '.join(s.name for s in signals)} {' '.join(extra)}: exit {proc.returncode} {stop_s:.2f} s after the signal")
-    return Stopped(proc.returncode, stop_s, stderr, run_dir, children, shm)
+    stopped = Stopped(proc.returncode, stop_s, stderr, run_dir, children, shm)
+    loadgen = stopped.result.get("interrupted", {}).get("loadgen") if (run_dir / "result.json").is_file() else None
+    print(f"{scenario} {' '.join(s.name for s in signals)} {' '.join(extra)}: exit {proc.returncode} "
+          f"{stop_s:.2f} s after the signal, LoadGen {loadgen}")
+    return stopped
 
 
 def assert_stopped_cleanly(stopped: Stopped, sig: signal.Signals) -> dict:
