@@ -494,7 +494,7 @@ class _ProcessPool(_Pool):
         for w in self._workers:
             w.process.join(grace_s)
             if w.process.is_alive():
-                w.process.terminate()
+                w.process.kill()  # it ignores SIGTERM
                 w.process.join(5)
 
 
@@ -520,7 +520,10 @@ def _exit_text(code: int | None) -> str:
 def _worker_main(index: int, cpu_backend: str, model: ModelSpec, precision: str,
                  conn: connection.Connection, core: int | None) -> None:
     """A CPU worker process: load one single-threaded CPU backend, then answer requests until told to quit."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and closes the pool
+    # The parent handles Ctrl-C and SIGTERM (a terminal or a service manager signals the whole
+    # process group) and closes the pool; a worker whose parent is gone leaves on EOF.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if core is not None:
         try:
             os.sched_setaffinity(0, {core})

@@ -9,6 +9,7 @@ stderr, LoadGen's detail log and a result.json that says ``interrupted`` and wha
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -79,8 +80,11 @@ def _shm_mapped(pid: int) -> list[Path]:
     return sorted({Path(line.split(None, 5)[5]) for line in maps.splitlines() if "/dev/shm/" in line})
 
 
-def run_and_signal(out: Path, scenario: str, signals: tuple[signal.Signals, ...], *extra: str) -> Stopped:
-    """Start ``suite run``, wait (bounded) until LoadGen issues queries, send ``signals``, wait for the exit."""
+def run_and_signal(out: Path, scenario: str, signals: tuple[signal.Signals, ...], *extra: str, group: bool = False) -> Stopped:
+    """Start ``suite run``, wait (bounded) until LoadGen issues queries, send ``signals``, wait for the exit.
+
+    ``group``: signal the run's whole process group, as a terminal's Ctrl-C or a service manager does.
+    """
     conf = out / "user.conf"
     out.mkdir(parents=True, exist_ok=True)
     conf.write_text(USER_CONF)
@@ -89,7 +93,7 @@ def run_and_signal(out: Path, scenario: str, signals: tuple[signal.Signals, ...]
            "--scenario", scenario, "--output", str(out), "--system", system, "--no-progress", "--user-conf", str(conf),
            *(extra or ("--backend", "null", "--option", "latency_us=2000"))]
     run_dir = out / system / "dlrm-rmc1" / SCENARIOS[scenario] / "performance" / "run_1"
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=group)
     try:
         detail = run_dir / DETAIL
         deadline = time.monotonic() + 120
@@ -105,7 +109,10 @@ def run_and_signal(out: Path, scenario: str, signals: tuple[signal.Signals, ...]
         for i, sig in enumerate(signals):
             if i:
                 time.sleep(0.2)
-            proc.send_signal(sig)
+            if group:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=60)
         stop_s = time.monotonic() - sent
     finally:
@@ -114,7 +121,7 @@ def run_and_signal(out: Path, scenario: str, signals: tuple[signal.Signals, ...]
             proc.communicate()
     stopped = Stopped(proc.returncode, stop_s, stderr, run_dir, children, shm)
     loadgen = stopped.result.get("interrupted", {}).get("loadgen") if (run_dir / "result.json").is_file() else None
-    print(f"{scenario} {' '.join(s.name for s in signals)} {' '.join(extra)}: exit {proc.returncode} "
+    print(f"{scenario} {' '.join(s.name for s in signals)}{' to the group' if group else ''} {' '.join(extra)}: exit {proc.returncode} "
           f"{stop_s:.2f} s after the signal, LoadGen {loadgen}")
     return stopped
 
@@ -168,9 +175,11 @@ def test_a_second_ctrl_c_raises_nothing(data_dir: Path, tmp_path: Path) -> None:
     assert_stopped_cleanly(stopped, signal.SIGINT)
 
 
-def test_deeprecsched_workers_and_shared_memory_are_released(data_dir: Path, tmp_path: Path) -> None:
-    stopped = run_and_signal(tmp_path, "server", (signal.SIGINT,), "--backend", "deeprecsched", "--threads", "2")
-    assert_stopped_cleanly(stopped, signal.SIGINT)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_deeprecsched_workers_and_shared_memory_are_released(data_dir: Path, tmp_path: Path, sig: signal.Signals) -> None:
+    """The whole process group gets the signal; the workers leave it to the parent, which closes them."""
+    stopped = run_and_signal(tmp_path, "server", (sig,), "--backend", "deeprecsched", "--threads", "2", group=True)
+    assert_stopped_cleanly(stopped, sig)
     assert len(stopped.children) >= 2 and stopped.shm, "no worker processes or shared memory seen"
     deadline = time.monotonic() + 5
     while any(map(_alive, stopped.children)) and time.monotonic() < deadline:
