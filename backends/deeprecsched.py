@@ -35,6 +35,7 @@ import pickle
 import queue
 import signal
 import struct
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -332,6 +333,8 @@ class _ProcessPool(_Pool):
                 self.worker_info = self._wait_ready(w)
         except BaseException:
             self._stop_processes(grace_s=0)
+            for w in self._workers:
+                w.conn.close()
             raise
         self._wake_r, self._wake_w = mp.Pipe(duplex=False)
         self._collector = threading.Thread(target=self._collect, name="recsuite-collector", daemon=True)
@@ -477,6 +480,8 @@ class _ProcessPool(_Pool):
         self._stop_processes(grace_s=5)
         self._wake_w.send_bytes(b"")
         self._collector.join()
+        for w in self._workers:  # after the collector is gone: it waits on them
+            w.conn.close()
         with self._lock:
             for call, _slots, _w in self._owner.values():
                 call.fail("the scheduler was closed")
@@ -489,9 +494,8 @@ class _ProcessPool(_Pool):
         for w in self._workers:
             w.process.join(grace_s)
             if w.process.is_alive():
-                w.process.terminate()
+                w.process.kill()  # it ignores SIGTERM
                 w.process.join(5)
-            w.conn.close()
 
 
 def _release(shm: SharedMemory) -> None:
@@ -516,7 +520,10 @@ def _exit_text(code: int | None) -> str:
 def _worker_main(index: int, cpu_backend: str, model: ModelSpec, precision: str,
                  conn: connection.Connection, core: int | None) -> None:
     """A CPU worker process: load one single-threaded CPU backend, then answer requests until told to quit."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and closes the pool
+    # The parent handles Ctrl-C and SIGTERM (a terminal or a service manager signals the whole
+    # process group) and closes the pool; a worker whose parent is gone leaves on EOF.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if core is not None:
         try:
             os.sched_setaffinity(0, {core})
@@ -569,6 +576,11 @@ def _worker_main(index: int, cpu_backend: str, model: ModelSpec, precision: str,
     items = batch = None  # drop the last views before closing the mapping
     if shm is not None:
         _close_quietly(shm)
+    # Nothing is left to write, and the interpreter's shutdown with torch loaded takes seconds on a
+    # busy machine (4 s measured on 2 shared cores): the pool's close, and so a stop on Ctrl-C, would wait.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _close_quietly(shm: SharedMemory) -> None:

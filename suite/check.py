@@ -56,6 +56,7 @@ RULES: dict[str, str] = {
     "structure.missing-run": "a scenario lacks its performance or accuracy run",
     "structure.missing-scenario": "a benchmark lacks a scenario the rule set requires",
     "rules.unknown": "no rule set, variant or profile fits the run",
+    "run.interrupted": "SIGINT or SIGTERM stopped the run (result.json's status is 'interrupted')",
     "loadgen.invalid": "LoadGen's verdict (result_validity) is not VALID",
     "loadgen.early-stopping": "LoadGen's early-stopping criterion was not met",
     "loadgen.error": "the detail log holds a LoadGen error (e.g. 'Ending early')",
@@ -421,6 +422,21 @@ def check_loadgen(ctx: RunContext) -> list[Finding]:
         if "audit.config" in warning.lower() or "audit config" in warning.lower():
             findings.append(error("settings.audit-config", f"LoadGen applied an audit.config to this run: {warning}", path))
     return findings
+
+
+def check_interrupted(ctx: RunContext) -> list[Finding]:
+    """A run that a signal stopped: its logs, if any, are not a measurement of the asked run."""
+    result = ctx.result
+    if result is None or result.status != "interrupted":
+        return []
+    info = result.extra.get("interrupted")
+    info = info if isinstance(info, dict) else {}
+    seconds = number(info.get("loadgen_s"))
+    loadgen = info.get("loadgen")
+    when = f" after {seconds:.1f} s of LoadGen" if seconds is not None else ""
+    logs = {"left running": "; LoadGen was left running, its logs are cut short",
+            "not started": "; LoadGen never started"}.get(loadgen, "") if isinstance(loadgen, str) else ""
+    return [error("run.interrupted", f"interrupted by {info.get('signal', 'a signal')}{when}{logs}", ctx.run.path / "result.json")]
 
 
 def check_settings(ctx: RunContext, expected: Settings) -> list[Finding]:
@@ -929,6 +945,7 @@ def _check_run(run: RunFolder, rules: str | None, profile: str | None) -> tuple[
     ctx = read_run(run, findings)
     judge, problems = judge_for(ctx, rules, profile)
     findings += problems
+    findings += check_interrupted(ctx)
     findings += check_loadgen(ctx)
     findings += check_summary(ctx)
     if judge is None:

@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from suite.errors import ConfigError, SuiteError
+from suite.errors import ConfigError, RunInterrupted, SuiteError
 
 if TYPE_CHECKING:
     from suite.models import WeightsFile
 
 
 class SuiteGroup(click.Group):
-    """A click group whose commands' :class:`SuiteError` become ``Error: <message>`` and its exit code."""
+    """A click group whose commands' :class:`SuiteError` become ``Error: <message>`` and its exit code.
+
+    Ctrl-C outside a run (no handler of ``suite.interrupts`` installed) exits 130 as well.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -31,7 +35,18 @@ class SuiteGroup(click.Group):
             if details:
                 click.echo(details, err=True)
             click.echo(f"Error: {exc}", err=True)
+            if isinstance(exc, RunInterrupted):
+                # Everything is written and closed. Leave now: with LoadGen left running, its threads
+                # still call into Python and the interpreter's shutdown would crash under them; and
+                # with torch loaded that shutdown alone took 1.4 s on 2 busy cores.
+                sys.stdout.flush()
+                sys.stderr.flush()
+                logging.shutdown()
+                os._exit(exc.exit_code)
             ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Error: interrupted by SIGINT", err=True)
+            ctx.exit(130)
 
 
 @click.group(cls=SuiteGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -417,7 +432,12 @@ def tune(**kw: Any) -> None:
             err=True,
         )
 
-    result = run_tune(config, report=report if kw["progress"] else None)
+    from suite.interrupts import stop_signals
+
+    # A signal stops the tune where it is (the backend closed, the trace kept), or through the
+    # harness inside a LoadGen run.
+    with stop_signals() as stop, stop.raising():
+        result = run_tune(config, report=report if kw["progress"] else None)
     d = result.data
     t, c, s = d["tuned"], d["cpu_only"], d["static"]
     click.echo(
@@ -550,6 +570,11 @@ def summary(paths: tuple[Path, ...]) -> None:
                 rows.append((str(path.parent), "", "", "-", "-", "damaged"))
                 continue
             cfg = data.config
+            if data.status == "interrupted":
+                stop = data.extra.get("interrupted")
+                signal_name = stop.get("signal", "signal") if isinstance(stop, dict) else "signal"
+                rows.append((cfg.system or "", cfg.model.name, f"{cfg.scenario}/{cfg.mode}", "-", "-", f"interrupted ({signal_name})"))
+                continue
             if data.accuracy is not None:
                 auc = data.accuracy.auc
                 value = f"AUC {100 * auc:.2f}%" if auc is not None else "AUC undefined"
@@ -566,6 +591,16 @@ def summary(paths: tuple[Path, ...]) -> None:
                 f"{items:,.0f}" if items else "-",
                 data.status or "",
             ))
+        # A run folder without result.json: killed (SIGKILL, power loss) or still running.
+        for config in sorted(root.rglob("config.json")):
+            if (config.parent / "result.json").exists():
+                continue
+            try:
+                cfg = json.loads(config.read_text()).get("config", {})
+            except (OSError, json.JSONDecodeError, AttributeError):
+                cfg = {}
+            rows.append((cfg.get("system", str(config.parent)), cfg.get("model", {}).get("name", ""),
+                         f"{cfg.get('scenario', '')}/{cfg.get('mode', '')}", "-", "-", "no result.json (killed or running)"))
     if not rows:
         raise ConfigError(f"no result.json under {', '.join(str(p) for p in paths or (Path('results'),))}")
     header = ("system", "model", "scenario/mode", "metric", "items/s", "status")

@@ -12,6 +12,7 @@ one-line message and an exit code::
     ├── BackendError                exit 1   a backend failed while loading or predicting
     ├── HarnessError                exit 1   LoadGen refused settings or the harness broke
     ├── RunFailedError              exit 1   the run finished but is invalid (errors recorded)
+    ├── RunInterrupted              exit 130 SIGINT stopped the run (143: SIGTERM; 128 + the signal)
     ├── RefusedError                exit 1   a command refused to write its output (findings in details)
     └── RecordError                 exit 2   a result file is not a regular file, too large, or breaks the record format
 """
@@ -19,7 +20,7 @@ one-line message and an exit code::
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class SuiteError(Exception):
@@ -70,6 +71,29 @@ class HarnessError(SuiteError):
 
 class RunFailedError(SuiteError):
     """The run completed but is invalid; LoadGen's logs were kept and marked invalid."""
+
+
+class RunInterrupted(SuiteError):
+    """SIGINT or SIGTERM stopped a run; the exit code is 128 + the signal (130, 143), as a shell's.
+
+    Attributes:
+        signum: the signal.
+        loadgen_running: LoadGen's test had not ended when the harness gave up waiting for it. Its
+            threads still call into Python and its SUT and QSL must not be destroyed, so the
+            process has to leave with ``os._exit`` (the CLI does) instead of returning to the
+            interpreter's shutdown.
+        outcome: what the harness completed (``suite.harness.Outcome``), when it got that far.
+    """
+
+    def __init__(self, message: str, *, signum: int, loadgen_running: bool = False, outcome: Any = None) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.loadgen_running = loadgen_running
+        self.outcome = outcome
+
+    @property  # type: ignore[override]
+    def exit_code(self) -> int:
+        return 128 + self.signum
 
 
 class RefusedError(SuiteError):

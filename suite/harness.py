@@ -17,6 +17,13 @@ In accuracy runs and compliance audits each sample's response is float32 ``(pred
 pairs, one per item (and task), as MLPerf's reference SUT writes them, so MLPerf's
 ``accuracy-dlrm.py`` reads the accuracy log in its documented mode; performance runs answer the
 bare predictions (LoadGen logs no response data there).
+
+SIGINT and SIGTERM (``suite.interrupts``) never tear LoadGen down under itself: the batcher stops
+calling the backend and answers every queued and later-issued sample at once with an empty
+response. LoadGen then often ends by itself (Offline always: its logs are complete); if it has not
+within ``INTERRUPT_GRACE_S`` (or a second signal comes), :func:`run` leaves it running, undestroyed,
+and raises :class:`~suite.errors.RunInterrupted` saying so: the process must then exit with
+``os._exit``.
 """
 
 from __future__ import annotations
@@ -37,12 +44,17 @@ import numpy as np
 from suite.backends.base import Backend
 from suite.config import Mode, Scenario, Settings
 from suite.datasets.library import QueryLibrary, Staging
-from suite.errors import HarnessError
+from suite.errors import HarnessError, RunInterrupted
+from suite.interrupts import StopSignals, signal_name, stop_signals
 
 log = logging.getLogger(__name__)
 
 MAX_RECORDED_ERRORS = 10
 GIL_SWITCH_INTERVAL_S = 0.0002
+#: After a stop signal, how long LoadGen may take to end by itself before the harness gives up on it.
+INTERRUPT_GRACE_S = 1.0
+#: How often the watchdog looks whether LoadGen has ended or a second signal came.
+POLL_S = 0.05
 
 _SCENARIOS = {
     Scenario.OFFLINE: lg.TestScenario.Offline,
@@ -64,6 +76,8 @@ class Outcome:
 
     completed_queries: int = 0
     completed_items: int = 0
+    #: Queries answered with empty responses after a stop signal, without calling the backend.
+    discarded_queries: int = 0
     batches: int = 0
     error_count: int = 0
     #: Seconds spent gathering batches and inside ``backend.predict``, summed over workers.
@@ -75,6 +89,8 @@ class Outcome:
     max_batch_items: int = 0
     started: float = 0.0
     finished: float = 0.0
+    #: ``time.perf_counter()`` when a stop signal reached the batcher (0: never).
+    interrupted_at: float = 0.0
 
     @property
     def duration_s(self) -> float:
@@ -138,6 +154,9 @@ class Batcher:
         # SimpleQueue keeps LoadGen's issue callback to one put: no Python lock, no notify.
         self._queue: queue.SimpleQueue[tuple[list[int], list[int], int] | None] = queue.SimpleQueue()
         self._workers = workers
+        self._stopping = False
+        #: True once :meth:`abandon` was called.
+        self.abandoned = False
         # Worker 0 is the thread that calls serve(): the one that loaded the backend. An OpenMP
         # runtime (torch's) keeps one thread team per calling thread, and a second team beside the
         # loader's spinning one cost 20% of throughput on 2 cores.
@@ -152,22 +171,44 @@ class Batcher:
             t.start()
 
     def serve(self) -> None:
-        """Answer queries in the calling thread until :meth:`stop` is called and the queue is empty."""
+        """Answer queries in the calling thread until :meth:`stop` (or :meth:`abandon`) is called
+        and the queue is empty."""
         self._work()
+
+    def interrupt(self) -> None:
+        """Stop calling the backend: every queued and later-issued sample is answered at once with
+        an empty response. Safe inside a signal handler (it only sets flags)."""
+        if not self._stopping:
+            self.outcome.interrupted_at = time.perf_counter()
+            self._stopping = True
+
+    def abandon(self) -> None:
+        """After :meth:`interrupt`, once LoadGen is given up on: leave what it issues unanswered (a
+        stream scenario then stops issuing instead of spinning against empty answers) and let
+        every worker return, :meth:`serve` included, without waiting for LoadGen."""
+        self.abandoned = True
+        self._release_workers()
 
     def stop(self) -> None:
         """Let the workers finish what is queued and return; joins the extra workers."""
-        for _ in range(self._workers):
-            self._queue.put(None)
+        self._release_workers()
         for t in self._threads:
             t.join()
         self.outcome.finished = time.perf_counter()
+
+    def _release_workers(self) -> None:
+        for _ in range(self._workers):
+            self._queue.put(None)
 
     # LoadGen's callbacks -------------------------------------------------------------------
     def issue(self, ids: list[int], indices: list[int]) -> None:
         if self._on_first_issue is not None:
             hook, self._on_first_issue = self._on_first_issue, None
             hook()
+        if self._stopping:
+            if not self.abandoned:
+                self._discard(ids)
+            return
         sizes = self._sizes
         items = sizes[indices[0]] if len(indices) == 1 else sum(map(sizes.__getitem__, indices))
         if items <= self.max_items or len(indices) == 1:
@@ -239,8 +280,15 @@ class Batcher:
         if carry is not None:
             self._answer(list(carry[0]), list(carry[1]), staging)
 
+    def _discard(self, ids: list[int]) -> None:
+        lg.QuerySamplesComplete([lg.QuerySampleResponse(i, 0, 0) for i in ids])
+        self.outcome.discarded_queries += len(ids)
+
     def _answer(self, ids: list[int], idx: list[int], staging: Staging) -> None:
         out = self.outcome
+        if self._stopping:
+            self._discard(ids)
+            return
         try:
             t0 = time.perf_counter()
             batch = self.library.gather(idx, staging)
@@ -257,6 +305,9 @@ class Batcher:
             if self._labels is not None:
                 scores = self._pairs(scores, idx, self._labels)
         except Exception as exc:  # noqa: BLE001 - any backend failure must still complete the samples
+            if self._stopping:  # e.g. a scheduler closed under a call that was already waiting
+                self._discard(ids)
+                return
             self.outcome.record_error(f"{type(exc).__name__}: {exc}")
             lg.QuerySamplesComplete([lg.QuerySampleResponse(i, 0, 0) for i in ids])
             self.outcome.completed_queries += len(ids)
@@ -442,7 +493,30 @@ def run(
             picked up.
         observer: told when LoadGen issues its first query and when ``StartTest`` returns: the
             timed window (a power meter samples only inside it).
+
+    Raises:
+        RunInterrupted: SIGINT or SIGTERM came (the handlers are installed here if no caller did);
+            its ``outcome`` is what completed, its ``loadgen_running`` whether LoadGen was left
+            running.
     """
+    with stop_signals() as stop, stop.held():
+        return _run(library, backend, settings, outdir, user_conf=user_conf, audit_config=audit_config,
+                    workers=workers, progress=progress, observer=observer, stop=stop)
+
+
+def _run(
+    library: QueryLibrary,
+    backend: Backend,
+    settings: Settings,
+    outdir: Path,
+    *,
+    user_conf: Path | None,
+    audit_config: Path | None,
+    workers: int,
+    progress: bool,
+    observer: Observer | None,
+    stop: StopSignals,
+) -> Outcome:
     total = len(library)
     ts = test_settings(settings, total, user_conf)
     log_settings = lg.LogSettings()
@@ -485,24 +559,74 @@ def run(
                 batcher.stop()
 
     driver = threading.Thread(target=loadgen, name="recsuite-loadgen", daemon=True)
-    batcher.start()
+    outcome = batcher.outcome
+    # Wakes the watchdog: True from the signal handler, False when serving ended. SimpleQueue.put is
+    # reentrant, so safe in a handler (an Event's lock could deadlock against the interrupted code).
+    wake: queue.SimpleQueue[bool] = queue.SimpleQueue()
+
+    def on_signal(_signum: int) -> None:
+        batcher.interrupt()
+        wake.put(True)
+
+    def watchdog() -> None:
+        """After a signal: wait for LoadGen to end by itself, at most the grace (less on a second
+        signal), then release the workers without it. Not the serving thread's job: it waits in
+        SimpleQueue.get, and on CPython 3.11 such a wait that a signal interrupted has outlived its
+        timeout (one double Ctrl-C in four sat there 29.6 s, until LoadGen ended)."""
+        if not wake.get():
+            return  # the run ended without a signal
+        deadline = outcome.interrupted_at + INTERRUPT_GRACE_S
+        while driver.is_alive() and not stop.repeated and (left := deadline - time.perf_counter()) > 0:
+            driver.join(min(left, POLL_S))
+        if driver.is_alive():
+            batcher.abandon()
+
+    guard = threading.Thread(target=watchdog, name="recsuite-interrupt-watchdog", daemon=True)
+
     total_shown = total if settings.mode is Mode.ACCURACY else None
     # LoadGen's issue thread needs the GIL for every query; with CPython's default 5 ms switch
     # interval it can wait that long behind a worker building responses, which shows up in p99.
     switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    loadgen_running = False
     try:
-        with Progress(batcher.outcome, expected_duration_s(settings, total), total_shown, enabled=progress):
+        stop.raise_if_stopped(" before LoadGen started")
+        batcher.start()
+        guard.start()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        with stop.on_stop(on_signal), Progress(
+            outcome, expected_duration_s(settings, total), total_shown, enabled=progress
+        ):
             driver.start()
             batcher.serve()
-            driver.join()
+            wake.put(False)
+            guard.join()
+            if batcher.abandoned:  # the watchdog gave up on LoadGen (unless it ended just then)
+                driver.join(POLL_S)
+                loadgen_running = driver.is_alive()
+            else:  # LoadGen's test returned; its driver joins the workers
+                driver.join()
     finally:
+        wake.put(False)  # the watchdog returns whatever ended the run
         sys.setswitchinterval(switch_interval)
-        lg.DestroyQSL(qsl)
-        lg.DestroyFastSUT(sut)
+        if not loadgen_running:  # destroying them under a running test crashes LoadGen
+            lg.DestroyQSL(qsl)
+            lg.DestroyFastSUT(sut)
+    if outcome.interrupted_at:
+        assert stop.signum is not None
+        if loadgen_running:
+            outcome.finished = time.perf_counter()
+        after = outcome.interrupted_at - outcome.started
+        raise RunInterrupted(
+            f"interrupted by {signal_name(stop.signum)} after {after:.1f} s of LoadGen "
+            f"({outcome.completed_queries:,} queries answered, {outcome.discarded_queries:,} discarded; "
+            + ("LoadGen was left running, its logs cut short)" if loadgen_running else "LoadGen ended, its logs are complete)"),
+            signum=stop.signum,
+            loadgen_running=loadgen_running,
+            outcome=outcome,
+        )
     if failure:
         raise HarnessError(f"LoadGen failed: {failure[0]}")
-    return batcher.outcome
+    return outcome
 
 
 def _noop(_samples: list[int]) -> None:

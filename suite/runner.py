@@ -22,7 +22,8 @@ from suite.datasets import synthetic
 from suite.datasets.library import QueryLibrary
 from suite.datasets.queries import QuerySizes
 from suite.datasets.store import Dataset
-from suite.errors import BackendError, DatasetError, ResultExistsError, RunFailedError, SuiteError
+from suite.errors import BackendError, DatasetError, ResultExistsError, RunFailedError, RunInterrupted, SuiteError
+from suite.interrupts import stop_signals
 from suite.models.weights import verify as verify_weights
 from suite.record import SCHEMA_VERSION
 from suite.results import (
@@ -140,6 +141,9 @@ def run(
     Raises:
         RunFailedError: the run finished with errors; the folder holds LoadGen's logs and a
             ``result.json`` marked invalid.
+        RunInterrupted: SIGINT or SIGTERM came once the run folder was made; ``result.json`` says
+            ``interrupted`` and what completed. When its ``loadgen_running`` is true, LoadGen was
+            left running and the process must leave with ``os._exit`` (see ``suite.harness``).
     """
     from suite import harness
 
@@ -190,34 +194,51 @@ def run(
 
         meter = PowerMeter()
     info: dict[str, Any] = {"name": config.backend}
-    try:
+    interrupted: RunInterrupted | None = None
+    # A signal stops the run where that is safe (see suite.interrupts): at once while the backend
+    # loads, through the harness while LoadGen runs, and after the result is written otherwise.
+    with stop_signals() as stop:
         try:
-            backend.load()
+            with stop.raising():
+                try:
+                    backend.load()
+                    info = backend.info().to_dict()
+                except SuiteError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a backend's own failure becomes one clear error
+                    raise BackendError(f"backend {config.backend!r} failed to load: {type(exc).__name__}: {exc}") from exc
+            outcome = harness.run(
+                library,
+                backend,
+                settings,
+                run_dir,
+                user_conf=config.user_conf,
+                audit_config=audit_config,
+                workers=config.workers or backend.default_workers,
+                progress=config.progress,
+                observer=meter,
+            )
             info = backend.info().to_dict()
-        except SuiteError:
+            errors = [f"backend raised {outcome.error_count} time(s); first: {e}" for e in outcome.errors[:1]]
+        except RunInterrupted as exc:
+            interrupted, outcome = exc, exc.outcome
+        except SuiteError as exc:
+            errors.append(str(exc))
+            _finish(run_dir, base, settings, config, library, info, outcome, errors, started, meter)
             raise
-        except Exception as exc:  # noqa: BLE001 - a backend's own failure becomes one clear error
-            raise BackendError(f"backend {config.backend!r} failed to load: {type(exc).__name__}: {exc}") from exc
-        outcome = harness.run(
-            library,
-            backend,
-            settings,
-            run_dir,
-            user_conf=config.user_conf,
-            audit_config=audit_config,
-            workers=config.workers or backend.default_workers,
-            progress=config.progress,
-            observer=meter,
+        finally:
+            backend.close()
+        if interrupted is None and stop.signum is not None:  # came after LoadGen ended
+            interrupted = RunInterrupted(f"interrupted by {stop.name} after LoadGen ended", signum=stop.signum, outcome=outcome)
+        result = _finish(run_dir, base, settings, config, library, info, outcome, errors, started, meter, interrupted)
+    if interrupted is not None:
+        what = str(interrupted) if outcome is not None else f"interrupted by {stop.name} before LoadGen started"
+        raise RunInterrupted(
+            f"{what}; result.json marked interrupted in {run_dir}",
+            signum=interrupted.signum,
+            loadgen_running=interrupted.loadgen_running,
+            outcome=outcome,
         )
-        info = backend.info().to_dict()
-        errors = [f"backend raised {outcome.error_count} time(s); first: {e}" for e in outcome.errors[:1]]
-    except SuiteError as exc:
-        errors.append(str(exc))
-        _finish(run_dir, base, settings, config, library, info, outcome, errors, started, meter)
-        raise
-    finally:
-        backend.close()
-    result = _finish(run_dir, base, settings, config, library, info, outcome, errors, started, meter)
     if errors:
         raise RunFailedError(f"run invalid: {errors[0]} (logs kept in {run_dir})")
     return result
@@ -234,6 +255,7 @@ def _finish(
     errors: list[str],
     started: dt.datetime,
     meter: Any = None,
+    interrupted: RunInterrupted | None = None,
 ) -> RunResult:
     data = dict(base)
     data["backend"] = info
@@ -262,8 +284,10 @@ def _finish(
             "gather_s": outcome.gather_s,
             "predict_s": outcome.predict_s,
         }
+    if interrupted is not None:
+        data["interrupted"] = _interruption(interrupted, outcome)
     accuracy: AccuracyReport | None = None
-    if config.mode is Mode.ACCURACY and not errors and (run_dir / ACCURACY_LOG).is_file():
+    if config.mode is Mode.ACCURACY and not errors and interrupted is None and (run_dir / ACCURACY_LOG).is_file():
         reference, source = reference_auc(config, library.dataset, settings)
         try:
             accuracy = score_accuracy(
@@ -295,8 +319,10 @@ def _finish(
         valid = perf.get("validity") == "VALID"
     else:
         valid = accuracy is not None and accuracy.passed
-    data["valid"] = bool(valid and not errors and not loadgen_errors)
-    if errors:
+    data["valid"] = bool(valid and not errors and not loadgen_errors and interrupted is None)
+    if interrupted:
+        data["status"] = "interrupted"
+    elif errors:
         data["status"] = "failed"
     elif accuracy is not None and accuracy.status == NOT_GATED:
         data["status"] = NOT_GATED  # no reference AUC: neither valid nor a failure of the gate
@@ -304,6 +330,27 @@ def _finish(
         data["status"] = "valid" if data["valid"] else "invalid"
     write_json(run_dir / "result.json", data)
     return RunResult(path=run_dir, data=data)
+
+
+def _interruption(exc: RunInterrupted, outcome: Any) -> dict[str, Any]:
+    """``result.json``'s ``interrupted``: the signal, how far LoadGen got, and what was answered."""
+    from suite.interrupts import signal_name
+
+    if outcome is None:
+        loadgen, seconds = "not started", None
+    else:
+        # "left running": LoadGen had not ended when the process left; its logs end there.
+        loadgen = "left running" if exc.loadgen_running else "ended"
+        seconds = (outcome.interrupted_at or outcome.finished) - outcome.started
+    return {
+        "signal": signal_name(exc.signum),
+        "loadgen": loadgen,
+        # Seconds of LoadGen's test before the signal (null: it had not started).
+        "loadgen_s": seconds,
+        "completed_queries": outcome.completed_queries if outcome is not None else 0,
+        "completed_items": outcome.completed_items if outcome is not None else 0,
+        "discarded_queries": outcome.discarded_queries if outcome is not None else 0,
+    }
 
 
 def _loadgen_version() -> str:

@@ -251,7 +251,7 @@ def test_missing_dataset_is_a_finding(tree: Path) -> None:
 def test_finding_rule_ids_are_documented() -> None:
     with pytest.raises(ValueError, match="'rule' must be one of the documented ids"):
         Finding("made.up", Severity.ERROR, "x", "y")
-    assert all(rule.split(".")[0] in {"structure", "record", "rules", "loadgen", "settings", "sla", "accuracy", "consistency", "compliance",
+    assert all(rule.split(".")[0] in {"structure", "record", "rules", "loadgen", "settings", "sla", "accuracy", "consistency", "compliance", "run",
                                       "submission"}
                for rule in RULES)
 
