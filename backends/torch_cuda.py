@@ -85,7 +85,7 @@ class TorchCUDABackend(Backend):
         torch.set_num_threads(1)
         schema = cfg.model.schema
         self._schema = schema
-        model = build(cfg.model).to(device=self._device, dtype=self._dtype)
+        model = build(cfg.model, device=self._device, dtype=self._dtype)
         for module in model.modules():
             if isinstance(module, torch.nn.RNNBase):
                 module.flatten_parameters()
