@@ -171,6 +171,15 @@ def run(config: RunConfig, *, backend: Backend | None = None, audit_config: Path
         try:
             backend.load()
             info = backend.info().to_dict()
+            declared = backend.batch_defaults(config.scenario.value, settings.target_latency_ns)
+            if declared is not None:
+                settings = dataclasses.replace(
+                    settings,
+                    max_batch_items=config.max_batch_items or declared.max_batch_items,
+                    batch_timeout_us=declared.batch_timeout_us if config.batch_timeout_us is None else config.batch_timeout_us,
+                )
+                base["settings"] = settings.to_dict()
+                write_json(run_dir / "config.json", base)
         except SuiteError:
             raise
         except Exception as exc:  # noqa: BLE001 - a backend's own failure becomes one clear error
@@ -182,7 +191,7 @@ def run(config: RunConfig, *, backend: Backend | None = None, audit_config: Path
             run_dir,
             user_conf=config.user_conf,
             audit_config=audit_config,
-            workers=config.workers or backend.default_workers,
+            workers=config.workers or (declared.workers if declared is not None else backend.default_workers),
             progress=config.progress,
             observer=meter,
         )
