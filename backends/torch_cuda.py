@@ -119,14 +119,16 @@ class TorchCUDABackend(Backend):
     ``cuda_graphs`` 0|1 (default 1: one graph per batch bucket and lane, captured at load; 0 runs
     eagerly; a model torch cannot capture falls back to eager unless 1 was asked for, and the
     result says why), ``compile`` 0|1 (``torch.compile``; graphs then default to 0), ``lanes`` (streams and
-    buffers for that many concurrent batches; default: the harness's workers, 2),
+    buffers for that many concurrent batches; default 4, the harness's default workers),
     ``start_from_device`` 0|1 (the query library's rows kept in device memory, as MLPerf's
     ``start_from_device``; recorded, and ``suite check`` reports it). All are recorded in the result.
     """
 
     name = "torch-cuda"
     thread_safe = True
-    default_workers = 2
+    #: Lanes and harness workers: on the H200, DLRM-v2 Offline gave 11.1k samples/s with one lane,
+    #: 20.8k with two and 24.4k with four (benchmarks/results/cuda_host_h200_4m.txt).
+    default_workers = 4
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
