@@ -15,10 +15,10 @@ with a hash of ``(seed, name, k)``, so:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -103,22 +103,14 @@ def fill_(
         for start in chunks:
             work(start)
         return
-    device_ctx: Callable[[], object] = (lambda: torch.cuda.device(flat.device)) if pin else (lambda: _Null())
 
     def run(start: int) -> None:
-        with device_ctx():  # type: ignore[attr-defined]
+        # A pool thread's CUDA calls go to the tensor's device, not to the default one.
+        with torch.cuda.device(flat.device) if pin else contextlib.nullcontext():
             work(start)
 
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(run, chunks))
-
-
-class _Null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *args: object) -> None:
-        return None
 
 
 def materialize(
@@ -141,6 +133,7 @@ def materialize(
     model = model.to(dtype=dtype).to_empty(device=device)
     for name, param in model.named_parameters():
         fill_(param, draws[name], seed, name, threads=threads)
-    for name, buf in model.named_buffers():
-        raise AssertionError(f"buffer {name!r} would be left uninitialised")
+    buffers = [name for name, _ in model.named_buffers()]
+    if buffers:
+        raise AssertionError(f"buffers {buffers} would be left uninitialised")
     return model
