@@ -42,7 +42,6 @@ class Severity(enum.StrEnum):
     INFO = "info"
 
 
-#: Every rule id ``suite check`` reports, with what it means.
 #: What ``suite check`` says about a run whose inputs started in device memory.
 START_FROM_DEVICE = (
     "inputs started in accelerator memory (start_from_device): no host-to-device copy was timed; MLPerf "
@@ -50,6 +49,7 @@ START_FROM_DEVICE = (
     "host CPU, at the measured samples/s times the input bytes per sample (inference rules, ingress bandwidth)"
 )
 
+#: Every rule id ``suite check`` reports, with what it means.
 RULES: dict[str, str] = {
     "structure.not-a-result": "the path holds no run folder",
     "structure.missing-file": "a file the run folder must hold is missing",
