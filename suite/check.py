@@ -84,7 +84,7 @@ RULES: dict[str, str] = {
     "consistency.summary-detail": "mlperf_log_summary.txt disagrees with mlperf_log_detail.txt",
     "consistency.config": "config.json disagrees with the logs or the folder",
     "consistency.result": "result.json disagrees with the logs or config.json",
-    "data.start-from-device": "the backend kept the query library in accelerator memory (MLPerf's start_from_device)",
+    "settings.start-from-device": "the backend kept the query library in accelerator memory (MLPerf's start_from_device)",
     "compliance.missing": "a compliance audit the rule set requires is missing",
     "compliance.failed": "a compliance audit failed, or its verify file says PASS where the logs do not",
     "submission.layout": "a submission tree lacks a folder MLPerf requires (code/, calibration.md...) or holds extra files",
@@ -594,7 +594,7 @@ def check_config(ctx: RunContext, expected: Settings) -> list[Finding]:
         if result.get("errors"):
             findings.append(error("consistency.result", f"result.json records run errors: {result['errors'][0]}", path))
         if isinstance(result.get("backend"), dict) and result["backend"].get("start_from_device") is True:
-            findings.append(Finding("data.start-from-device", Severity.INFO, START_FROM_DEVICE, str(path)))
+            findings.append(Finding("settings.start-from-device", Severity.INFO, START_FROM_DEVICE, str(path)))
     return findings
 
 

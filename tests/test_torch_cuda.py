@@ -75,7 +75,7 @@ def test_a_backends_declared_batcher_is_used_unless_the_user_sets_one(results: P
     result = run(mine, backend=_Declaring(BackendConfig(model=mine.model)))
     assert result.data["settings"]["max_batch_items"] == 32 and result.data["settings"]["batch_timeout_us"] == 0
     assert result.data["harness"]["workers"] == 1
-    found = [f for f in check([results]).findings if f.rule == "data.start-from-device"]
+    found = [f for f in check([results]).findings if f.rule == "settings.start-from-device"]
     assert found and found[0].severity is Severity.INFO and "ingress" in found[0].message
 
 
