@@ -76,6 +76,16 @@ class BackendInfo:
         }
 
 
+@dataclass(frozen=True, kw_only=True)
+class BatchDefaults:
+    """The batcher a loaded backend asks for when the user sets none: items per batch, the wait for
+    a batch to fill, and harness workers. They replace the rule table's generic values."""
+
+    max_batch_items: int
+    batch_timeout_us: int
+    workers: int
+
+
 class Backend(abc.ABC):
     """A model runner behind one contract.
 
@@ -113,6 +123,12 @@ class Backend(abc.ABC):
         The runner asks once after ``load`` and again after the run, so a backend may report what
         it did (a scheduler's routing counts, say).
         """
+
+    def batch_defaults(self, scenario: str, target_latency_ns: int) -> BatchDefaults | None:
+        """Batcher settings measured or chosen for this backend and model, asked after ``load``
+        (``scenario`` is LoadGen's name, ``Offline``, ``Server``...; ``target_latency_ns`` the latency bound).
+        None (the default): the rule table's values and ``default_workers``."""
+        return None
 
     def queries_in_flight(self) -> int:
         """How many queries the backend wants at once when it schedules queries itself; 0 if not.

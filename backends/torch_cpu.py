@@ -27,7 +27,7 @@ class TorchCPUBackend(Backend):
             )
         torch.set_num_threads(self.config.resolved_threads)
         self._dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float32
-        self._model = build(self.config.model).to(self._dtype)
+        self._model = build(self.config.model, dtype=self._dtype)
 
     def predict(self, batch: Batch) -> np.ndarray:
         with torch.inference_mode():

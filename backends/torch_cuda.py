@@ -1,30 +1,40 @@
 """PyTorch on an NVIDIA GPU: tables and weights resident in device memory.
 
-Each harness worker thread gets its own CUDA streams and pinned host buffers: a batch is staged
-into pinned memory (straight from the dataset's rows when the harness hands over a lazily gathered
-batch, so the items are copied once), sent on a copy stream, and computed on a compute stream that
-waits for that copy. With two workers (the default for this backend) one batch's host-to-device
-copy overlaps the other's compute.
+Everything a run needs is made at load, before LoadGen's clock: the weights (drawn chunk by chunk
+straight into device memory in the serving dtype), a pool of *lanes* and, on every lane, one CUDA
+graph per batch bucket. A lane is a copy stream, a compute stream, a pinned host buffer and a
+device buffer of packed items, and its graphs; whichever harness thread calls ``predict`` takes a
+free lane from the pool and gives it back when the batch is answered, so no CUDA object is made or
+captured while LoadGen runs.
+
+An item is packed as one row of int32 words: its dense features (float32 bits), then every table's
+ids. The dataset is packed once (:meth:`TorchCUDABackend.attach_items`), a batch is staged with one
+memcpy per span of rows into the lane's pinned buffer and sent with one host-to-device copy; the
+model reads column views of the device buffer. With ``start_from_device=1`` the packed dataset
+lives in device memory and a batch sends only its row numbers.
 """
 
 from __future__ import annotations
 
-import threading
+import queue
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from suite.backends.base import Backend, BackendInfo
+from suite.backends.base import Backend, BackendInfo, BatchDefaults
 from suite.datasets.batch import Batch
-from suite.errors import BackendUnavailableError, ConfigError
-from suite.models import build
+from suite.errors import BackendError, BackendUnavailableError, ConfigError
+from suite.models import ModelSchema, build
 
 #: fp8's storage dtype is bf16: the fused kernels (suite.backends.kernels) quantize what runs in fp8.
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp8": torch.bfloat16}
-#: Batch sizes CUDA graphs are captured for; a batch is padded up to the next one.
+#: Batch sizes CUDA graphs are captured for; a batch is padded up to the next one, and one larger
+#: than the last runs eagerly.
 GRAPH_BUCKETS = (16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+OPTIONS = ("device", "cuda_graphs", "compile", "lanes", "start_from_device", "fused", "rows", "row_scales", "gemm", "tune")
 
 
 def _flag(value: str, key: str) -> bool:
@@ -33,41 +43,98 @@ def _flag(value: str, key: str) -> bool:
     return value in ("1", "true", "yes")
 
 
+def bucket(n: int, buckets: tuple[int, ...] = GRAPH_BUCKETS) -> int:
+    """The smallest bucket holding ``n`` items, or ``n`` itself when it exceeds every bucket."""
+    for size in buckets:
+        if n <= size:
+            return size
+    return n
+
+
+@dataclass(frozen=True)
+class PackedLayout:
+    """Where an item's features sit in its packed row of int32 words: the dense features (float32
+    bits) in words ``[0, dense)``, table t's ids in ``[offsets[t], offsets[t] + lookups[t])``."""
+
+    dense: int
+    offsets: tuple[int, ...]
+    lookups: tuple[int, ...]
+
+    @classmethod
+    def of(cls, schema: ModelSchema) -> PackedLayout:
+        offsets, at = [], schema.dense
+        for lookups in schema.lookups:
+            offsets.append(at)
+            at += lookups
+        return cls(dense=schema.dense, offsets=tuple(offsets), lookups=schema.lookups)
+
+    @property
+    def words(self) -> int:
+        return self.dense + sum(self.lookups)
+
+    def pack(self, dense: np.ndarray, sparse: tuple[np.ndarray, ...] | list[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
+        """Items as packed rows (N, words) int32, written into ``out`` when given."""
+        n = dense.shape[0]
+        rows = np.empty((n, self.words), dtype=np.int32) if out is None else out[:n]
+        rows[:, : self.dense] = np.ascontiguousarray(dense, dtype=np.float32).view(np.int32)
+        for off, lookups, ids in zip(self.offsets, self.lookups, sparse):
+            rows[:, off : off + lookups] = ids
+        return rows
+
+    def unpack(self, rows: Any) -> tuple[Any, list[Any]]:
+        """Views of packed rows (a torch tensor or numpy array): dense float32 (N, D) and each
+        table's ids (N, L_t) int32."""
+        if isinstance(rows, np.ndarray):
+            dense = rows[:, : self.dense].view(np.float32)
+        else:
+            dense = rows[:, : self.dense].view(torch.float32)
+        return dense, [rows[:, off : off + k] for off, k in zip(self.offsets, self.lookups)]
+
+
 @dataclass
 class _Lane:
-    """One worker thread's streams, pinned staging buffers and captured graphs."""
+    """One lane: streams, packed staging buffers and the graphs captured on them."""
 
     copy: torch.cuda.Stream
     compute: torch.cuda.Stream
-    capacity: int = 0
-    host_dense: torch.Tensor | None = None
-    host_sparse: list[torch.Tensor] = field(default_factory=list)
-    #: numpy views of the pinned buffers above, where a batch is staged.
-    stage_dense: np.ndarray | None = None
-    stage_sparse: list[np.ndarray] = field(default_factory=list)
-    host_out: torch.Tensor | None = None
-    dev_dense: torch.Tensor | None = None
-    dev_sparse: list[torch.Tensor] = field(default_factory=list)
+    capacity: int
+    host: torch.Tensor  # pinned (capacity, words) int32
+    stage: np.ndarray  # numpy view of ``host``
+    dev: torch.Tensor  # (capacity, words) int32 on the device
+    host_out: torch.Tensor  # pinned scores
+    host_rows: torch.Tensor  # pinned int64 row numbers (start_from_device)
+    stage_rows: np.ndarray
+    dev_rows: torch.Tensor
     graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = field(default_factory=dict)
+    #: Buffers for batches above ``capacity`` (eager only), made on first need and kept.
+    overflow: _Lane | None = None
+    host_s: float = 0.0
+    batches: int = 0
 
 
 class TorchCUDABackend(Backend):
-    """Eager (optionally compiled, optionally CUDA-graphed) PyTorch on ``cuda:0``.
+    """Eager or CUDA-graphed (optionally compiled) PyTorch on one GPU.
 
     ``--precision`` fp32 | tf32 (fp32 storage, TF32 matmuls) | bf16 | fp16 (embeddings and MLPs in
     that type; the sigmoid and the returned scores are fp32). Options: ``device`` (cuda:N),
-    ``cuda_graphs`` 0|1 (capture one graph per padded batch size), ``compile`` 0|1
-    (``torch.compile``), ``fused`` 0|1 (DLRM models on ``suite.backends.kernels``: one Triton launch for all
-    tables, matmuls with fused epilogues; ``--precision fp8`` implies it), ``rows``
-    bf16|fp16|fp8|int8 (how fused tables are stored; fp8's default int8), ``row_scales``
-    inline|apart (where 8-bit rows keep their scales), ``gemm`` triton|cublas
-    (fused bf16/fp16 matmuls), ``tune`` 0|1 (time tile shapes at load). All are recorded in the
-    result.
+    ``cuda_graphs`` 0|1 (default 1: one graph per batch bucket and lane, captured at load; 0 runs
+    eagerly; a model torch cannot capture falls back to eager unless 1 was asked for, and the
+    result says why), ``compile`` 0|1 (``torch.compile``; graphs then default to 0), ``lanes`` (streams and
+    buffers for that many concurrent batches; default 4, the harness's default workers),
+    ``start_from_device`` 0|1 (the query library's rows kept in device memory, as MLPerf's
+    ``start_from_device``; recorded, and ``suite check`` reports it), ``fused`` 0|1 (DLRM models on
+    ``suite.backends.kernels``: one Triton launch for all tables, matmuls with fused epilogues;
+    ``--precision fp8`` implies it), ``rows`` bf16|fp16|fp8|int8 (how fused tables are stored;
+    fp8's default int8), ``row_scales`` inline|apart (where 8-bit rows keep their scales), ``gemm``
+    triton|cublas (fused bf16/fp16 matmuls), ``tune`` 0|1 (time tile shapes at load). All are
+    recorded in the result.
     """
 
     name = "torch-cuda"
     thread_safe = True
-    default_workers = 2
+    #: Lanes and harness workers: on the H200, DLRM-v2 Offline gave 11.1k samples/s with one lane,
+    #: 20.8k with two and 24.4k with four (benchmarks/results/cuda_host_h200_4m.txt).
+    default_workers = 4
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -75,23 +142,37 @@ class TorchCUDABackend(Backend):
             return f"no CUDA GPU visible to torch {torch.__version__}"
         return None
 
+    def _options(self) -> None:
+        cfg = self.config
+        unknown = sorted(k for k, _ in cfg.options if k not in OPTIONS)
+        if unknown:
+            raise ConfigError(f"unknown torch-cuda option {unknown[0]!r} (known: {list(OPTIONS)})")
+        self._compile = _flag(cfg.option("compile", "0"), "compile")
+        self._graphs = _flag(cfg.option("cuda_graphs", "0" if self._compile else "1"), "cuda_graphs")
+        self._from_device = _flag(cfg.option("start_from_device", "0"), "start_from_device")
+        lanes = cfg.option("lanes", str(self.default_workers))
+        if not lanes.isdigit() or int(lanes) < 1:
+            raise ConfigError(f"'lanes' must be a positive integer (got {lanes!r})")
+        self._lane_count = int(lanes)
+
     def load(self) -> None:
         cfg = self.config
+        self._options()
         if not torch.cuda.is_available():
             raise BackendUnavailableError(
                 f"torch-cuda needs a CUDA GPU, and torch {torch.__version__} sees none here "
                 f"(built with CUDA {torch.version.cuda})"
             )
+        started = time.perf_counter()
         self._device = torch.device(cfg.option("device", "cuda:0"))
-        self._graphs = _flag(cfg.option("cuda_graphs", "0"), "cuda_graphs")
-        self._compile = _flag(cfg.option("compile", "0"), "compile")
         self._dtype = DTYPES[cfg.precision]
         torch.backends.cuda.matmul.allow_tf32 = cfg.precision == "tf32"
         torch.backends.cudnn.allow_tf32 = cfg.precision == "tf32"
         torch.set_num_threads(1)
-        schema = cfg.model.schema
-        self._schema = schema
-        model = build(cfg.model).to(device=self._device, dtype=self._dtype)
+        self._schema = cfg.model.schema
+        self._layout = PackedLayout.of(self._schema)
+        self._tasks = self._schema.tasks
+        model = build(cfg.model, device=self._device, dtype=self._dtype)
         self._fused: dict[str, Any] | None = None
         if cfg.precision == "fp8" or _flag(cfg.option("fused", "0"), "fused"):
             from suite.backends.kernels.fused import for_backend
@@ -102,104 +183,200 @@ class TorchCUDABackend(Backend):
             if isinstance(module, torch.nn.RNNBase):
                 module.flatten_parameters()
         self._model: Any = torch.compile(model, dynamic=True) if self._compile else model
-        self._local = threading.local()
+        self._packed_source: Batch | None = None
+        self._packed: np.ndarray | None = None
+        self._dev_packed: torch.Tensor | None = None
+        self._load_s = time.perf_counter() - started
+        started = time.perf_counter()
+        self._pool: queue.SimpleQueue[_Lane] = queue.SimpleQueue()
+        self._lanes = [self._new_lane(GRAPH_BUCKETS[-1]) for _ in range(self._lane_count)]
+        self._bucket_ms: dict[int, float] = {}
+        self._graph_error: str | None = None
+        torch.cuda.synchronize(self._device)
+        if self._graphs:
+            try:
+                for lane in self._lanes:
+                    self._capture(lane)
+            except Exception as exc:  # noqa: BLE001 - a model torch cannot capture runs eagerly
+                if "cuda_graphs" in dict(cfg.options):
+                    raise BackendError(f"torch-cuda could not capture a CUDA graph of {cfg.model.name}: {exc}") from exc
+                self._graphs, self._graph_error = False, f"{type(exc).__name__}: {exc}"
+                torch.cuda.synchronize(self._device)
+                self._lanes = [self._new_lane(GRAPH_BUCKETS[-1]) for _ in range(self._lane_count)]
+            else:
+                self._time_buckets(self._lanes[0])
+        for lane in self._lanes:
+            self._pool.put(lane)
+        self._capture_s = time.perf_counter() - started
 
-    def _lane(self, n: int) -> _Lane:
-        lane: _Lane | None = getattr(self._local, "lane", None)
-        if lane is None:
-            with torch.cuda.device(self._device):
-                lane = _Lane(copy=torch.cuda.Stream(), compute=torch.cuda.Stream())
-            self._local.lane = lane
-        if lane.capacity < n:
-            capacity = max(n, 2 * lane.capacity, GRAPH_BUCKETS[0])
-            if self._graphs:
-                capacity = self._bucket(capacity)
-            # Zeroed, not empty: a CUDA graph reads the padding rows past the batch, and garbage
-            # ids there would index outside the tables.
-            lane.host_dense = torch.zeros((capacity, self._schema.dense), dtype=torch.float32, pin_memory=True)
-            lane.host_sparse = [torch.zeros((capacity, t.lookups), dtype=torch.int32, pin_memory=True) for t in self._schema.tables]
-            lane.stage_dense = lane.host_dense.numpy()
-            lane.stage_sparse = [h.numpy() for h in lane.host_sparse]
-            tasks = self._schema.tasks
-            out_shape = (capacity,) if tasks == 1 else (capacity, tasks)
-            lane.host_out = torch.empty(out_shape, dtype=torch.float32, pin_memory=True)
-            lane.dev_dense = torch.zeros((capacity, self._schema.dense), dtype=torch.float32, device=self._device)
-            lane.dev_sparse = [torch.zeros((capacity, t.lookups), dtype=torch.int32, device=self._device) for t in self._schema.tables]
-            lane.capacity = capacity
-            lane.graphs.clear()
-        return lane
+    def _new_lane(self, capacity: int) -> _Lane:
+        words = self._layout.words
+        out_shape = (capacity,) if self._tasks == 1 else (capacity, self._tasks)
+        with torch.cuda.device(self._device):
+            # Zeroed, not empty: a graph reads the padding rows past the batch, and garbage ids
+            # there would index outside the tables. Later padding rows hold earlier items: valid.
+            host = torch.zeros((capacity, words), dtype=torch.int32, pin_memory=True)
+            host_rows = torch.zeros(capacity, dtype=torch.int64, pin_memory=True)
+            return _Lane(
+                copy=torch.cuda.Stream(),
+                compute=torch.cuda.Stream(),
+                capacity=capacity,
+                host=host,
+                stage=host.numpy(),
+                dev=torch.zeros((capacity, words), dtype=torch.int32, device=self._device),
+                host_out=torch.empty(out_shape, dtype=torch.float32, pin_memory=True),
+                host_rows=host_rows,
+                stage_rows=host_rows.numpy(),
+                dev_rows=torch.zeros(capacity, dtype=torch.int64, device=self._device),
+            )
 
-    @staticmethod
-    def _bucket(n: int) -> int:
-        for size in GRAPH_BUCKETS:
-            if n <= size:
-                return size
-        return n
-
-    def _stage(self, batch: Batch, lane: _Lane) -> None:
-        """Copy the batch's rows into the lane's pinned buffers, once."""
-        assert lane.stage_dense is not None
-        batch.copy_into(lane.stage_dense, lane.stage_sparse)
-
-    def _forward(self, dense: torch.Tensor, sparse: list[torch.Tensor]) -> torch.Tensor:
-        logits = self._model(dense.to(self._dtype), sparse)
+    def _forward(self, rows: torch.Tensor) -> torch.Tensor:
+        dense, sparse = self._layout.unpack(rows)
+        # The fused lookup reads every table's ids as one (N, sum L) matrix: in a packed row they
+        # already are one, so it gets that view instead of a concatenation.
+        ids = rows[:, self._layout.dense :] if self._fused is not None else sparse
+        logits = self._model(dense.to(self._dtype), ids)
         return torch.sigmoid(logits.float())
 
-    def _graph(self, lane: _Lane, size: int) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
-        found = lane.graphs.get(size)
-        if found is None:
-            assert lane.dev_dense is not None
-            dense = lane.dev_dense[:size]
-            sparse = [s[:size] for s in lane.dev_sparse]
-            with torch.cuda.stream(lane.compute):
-                for _ in range(2):
-                    self._forward(dense, sparse)
-            lane.compute.synchronize()
-            graph = torch.cuda.CUDAGraph()
-            # thread_local: another worker's CUDA calls (a pinned allocation, its own replays)
-            # must not invalidate this thread's capture.
-            with torch.cuda.graph(graph, stream=lane.compute, capture_error_mode="thread_local"):
-                out = self._forward(dense, sparse)
-            found = (graph, out)
-            lane.graphs[size] = found
-        return found
+    def _capture(self, lane: _Lane) -> None:
+        """One graph per bucket on ``lane``, largest first, sharing one memory pool (a lane
+        replays one graph at a time)."""
+        pool = torch.cuda.graph_pool_handle()
+        with torch.inference_mode():
+            for size in sorted(GRAPH_BUCKETS, reverse=True):
+                rows = lane.dev[:size]
+                with torch.cuda.stream(lane.compute):
+                    for _ in range(2):
+                        self._forward(rows)
+                lane.compute.synchronize()
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph, pool=pool, stream=lane.compute, capture_error_mode="thread_local"):
+                    out = self._forward(rows)
+                lane.graphs[size] = (graph, out)
+        torch.cuda.synchronize(self._device)
+
+    def _time_buckets(self, lane: _Lane, repeats: int = 5) -> None:
+        """GPU milliseconds of one replay per bucket: what batch_defaults sizes a Server batch by."""
+        with torch.cuda.stream(lane.compute):
+            for size, (graph, _) in sorted(lane.graphs.items()):
+                graph.replay()
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                for _ in range(repeats):
+                    graph.replay()
+                end.record()
+                end.synchronize()
+                self._bucket_ms[size] = start.elapsed_time(end) / repeats
+
+    def batch_defaults(self, scenario: str, target_latency_ns: int) -> BatchDefaults:
+        """Offline: the largest graphed bucket, no wait, two lanes. Server: the largest bucket whose
+        measured replay takes at most an eighth of the latency bound (a query may wait for the batch
+        in service, its own batch to form, and its own batch), no wait (batches grow with the queue
+        under load); without graphs, 2048 items."""
+        workers = self._lane_count
+        if scenario.lower() == "offline":
+            return BatchDefaults(max_batch_items=GRAPH_BUCKETS[-1], batch_timeout_us=0, workers=workers)
+        if not self._bucket_ms:
+            return BatchDefaults(max_batch_items=2048, batch_timeout_us=0, workers=workers)
+        budget_ms = target_latency_ns / 1e6 / 8
+        fits = [size for size, ms in self._bucket_ms.items() if ms <= budget_ms]
+        return BatchDefaults(max_batch_items=max(fits, default=GRAPH_BUCKETS[0]), batch_timeout_us=0, workers=workers)
+
+    def attach_items(self, items: Batch) -> None:
+        """Pack the dataset's items once (and, with ``start_from_device``, put them on the GPU)."""
+        if items is self._packed_source:
+            return
+        self._packed = self._layout.pack(items.dense, items.sparse)
+        self._dev_packed = None
+        for lane in self._lanes:
+            lane.stage_rows[:] = 0  # padding rows must index this dataset
+        if self._from_device:
+            self._dev_packed = torch.from_numpy(self._packed).to(self._device)
+            torch.cuda.synchronize(self._device)
+        self._packed_source = items
+
+    def _stage(self, batch: Batch, lane: _Lane, n: int, size: int) -> None:
+        """Put the batch's packed rows into ``lane.dev[:size]`` (on the copy stream)."""
+        packed = self._packed
+        whole = batch.source is not None and batch.source is self._packed_source and packed is not None
+        if whole and self._dev_packed is not None:
+            if len(batch.spans) == 1:
+                lo, hi = batch.spans[0]
+                lane.stage_rows[:n] = np.arange(lo, hi)
+            else:
+                np.concatenate([np.arange(lo, hi) for lo, hi in batch.spans], out=lane.stage_rows[:n])
+            with torch.cuda.stream(lane.copy):
+                lane.dev_rows[:size].copy_(lane.host_rows[:size], non_blocking=True)
+                torch.index_select(self._dev_packed, 0, lane.dev_rows[:size], out=lane.dev[:size])
+            return
+        if whole:
+            assert packed is not None
+            np.concatenate([packed[lo:hi] for lo, hi in batch.spans], out=lane.stage[:n])
+        else:
+            self._layout.pack(batch.dense, batch.sparse, out=lane.stage)
+        with torch.cuda.stream(lane.copy):
+            lane.dev[:size].copy_(lane.host[:size], non_blocking=True)
 
     def predict(self, batch: Batch) -> np.ndarray:
         n = len(batch)
-        lane = self._lane(n)
-        assert lane.host_dense is not None and lane.dev_dense is not None and lane.host_out is not None
-        self._stage(batch, lane)
-        size = self._bucket(n) if self._graphs else n
-        with torch.inference_mode():
-            with torch.cuda.stream(lane.copy):
-                lane.dev_dense[:size].copy_(lane.host_dense[:size], non_blocking=True)
-                for dev, host in zip(lane.dev_sparse, lane.host_sparse):
-                    dev[:size].copy_(host[:size], non_blocking=True)
-            lane.compute.wait_stream(lane.copy)
-            with torch.cuda.stream(lane.compute):
-                if self._graphs:
-                    graph, out = self._graph(lane, size)
-                    graph.replay()
-                else:
-                    out = self._forward(lane.dev_dense[:n], [s[:n] for s in lane.dev_sparse])
-                lane.host_out[:n].copy_(out[:n], non_blocking=True)
-            lane.copy.wait_stream(lane.compute)
-            lane.compute.synchronize()
-        return lane.host_out[:n].numpy().copy()
+        lane = self._pool.get()
+        try:
+            t0 = time.perf_counter()
+            graphed = self._graphs and n <= GRAPH_BUCKETS[-1]
+            size = bucket(n) if graphed else n
+            work = lane
+            if lane.capacity < size:
+                if lane.overflow is None or lane.overflow.capacity < size:
+                    lane.overflow = self._new_lane(max(size, 2 * lane.capacity))
+                work = lane.overflow
+            self._stage(batch, work, n, size)
+            with torch.inference_mode():
+                work.compute.wait_stream(work.copy)
+                with torch.cuda.stream(work.compute):
+                    if graphed:
+                        graph, out = work.graphs[size]
+                        graph.replay()
+                    else:
+                        out = self._forward(work.dev[:n])
+                    work.host_out[:n].copy_(out[:n], non_blocking=True)
+                work.copy.wait_stream(work.compute)
+                lane.host_s += time.perf_counter() - t0
+                lane.batches += 1
+                work.compute.synchronize()
+            return work.host_out[:n].numpy().copy()
+        finally:
+            self._pool.put(lane)
 
     def info(self) -> BackendInfo:
         props = torch.cuda.get_device_properties(self._device)
+        batches = sum(lane.batches for lane in self._lanes)
+        host_s = sum(lane.host_s for lane in self._lanes)
         return BackendInfo(
             name=self.name,
             version=torch.__version__,
             device=f"{props.name} ({props.total_memory / 2**30:.0f} GiB)",
             precision=self.config.precision,
             threads=1,
-            extra={"cuda": torch.version.cuda, "cuda_graphs": self._graphs, "compile": self._compile, "fused": self._fused},
+            extra={
+                "cuda": torch.version.cuda,
+                "cuda_graphs": self._graphs,
+                **({"graph_error": self._graph_error} if self._graph_error else {}),
+                "graph_buckets": list(GRAPH_BUCKETS) if self._graphs else [],
+                "compile": self._compile,
+                "fused": self._fused,
+                "lanes": self._lane_count,
+                "start_from_device": self._from_device,
+                "load_s": round(self._load_s, 3),
+                "capture_s": round(self._capture_s, 3),
+                "bucket_ms": {str(k): round(v, 4) for k, v in sorted(self._bucket_ms.items())},
+                "host_us_per_batch": round(1e6 * host_s / batches, 1) if batches else None,
+            },
         )
 
     def close(self) -> None:
-        self._local = threading.local()  # this thread's lane; the others' go with their threads
+        self._lanes = []
+        self._pool = queue.SimpleQueue()
         self._model = None
+        self._dev_packed = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -39,10 +39,54 @@ def tables(schema: ModelSchema) -> tuple[np.ndarray | None, ...]:
     return tuple(b if t.multi_hot else None for b, t in zip(built, schema.tables))
 
 
+#: Expansion ids (rows x (hotness - 1) over all tables) above which the tables are not built whole
+#: (DLRM-v2 at full scale: 6 G ids, 24 GB as int32, twice that while drawn): the random stream is
+#: replayed in chunks of :data:`CHUNK_ROWS` rows instead, keeping only the rows a block uses. The
+#: draws are the same either way (``randint`` in chunks continues one stream).
+WHOLE_LIMIT = 1 << 28
+CHUNK_ROWS = 1 << 18
+
+
+class _Picked:
+    """Some rows of an expansion table: ``rows[i]`` is the expansion of id ``ids[i]`` (sorted)."""
+
+    def __init__(self, ids: np.ndarray, rows: np.ndarray) -> None:
+        self.ids, self.rows = ids, rows
+
+    def __getitem__(self, wanted: np.ndarray) -> np.ndarray:
+        return self.rows[np.searchsorted(self.ids, wanted)]
+
+
+def _streamed(rows: tuple[int, ...], hotness: tuple[int, ...], used: list[np.ndarray | None]) -> list[_Picked]:
+    """The rows ``used`` of every table, drawn as :func:`_tables` draws them, chunk by chunk."""
+    rng = np.random.RandomState(0)
+    out = []
+    for n, k, ids in zip(rows, hotness, used, strict=True):
+        want = np.unique(ids) if ids is not None else np.empty(0, dtype=np.int64)
+        picked = np.empty((len(want), k), dtype=np.int32)
+        picked[:, 0] = want
+        for a in range(0, n, CHUNK_ROWS):
+            b = min(a + CHUNK_ROWS, n)
+            extra = rng.randint(0, n, size=(b - a, k - 1))
+            lo, hi = np.searchsorted(want, [a, b])
+            if hi > lo:
+                picked[lo:hi, 1:] = extra[want[lo:hi] - a]
+        out.append(_Picked(want, picked))
+    return out
+
+
 def model_inputs(block: RawBlock, schema: ModelSchema) -> Batch:
     """A block of Criteo rows as ``schema``'s model inputs: dense ``log1p``, ids ``% rows``, and
     each multi-hot table's single id expanded to its hotness."""
-    return block.to_batch([t.rows for t in schema.tables], expand=tables(schema))
+    table_rows = [t.rows for t in schema.tables]
+    hotness = tuple(t.lookups for t in schema.tables)
+    if not any(t.multi_hot for t in schema.tables) or sum(n * (k - 1) for n, k in zip(table_rows, hotness)) <= WHOLE_LIMIT:
+        return block.to_batch(table_rows, expand=tables(schema))
+    used = [(c[:, 0] % np.uint64(n)).astype(np.int64) if t.multi_hot else None
+            for c, n, t in zip(block.cats, table_rows, schema.tables, strict=True)]
+    picked = _streamed(tuple(table_rows), hotness, used)
+    expand = [p if t.multi_hot else None for p, t in zip(picked, schema.tables)]
+    return block.to_batch(table_rows, expand=expand)  # type: ignore[arg-type]
 
 
 __all__ = ["model_inputs", "tables"]

@@ -18,7 +18,8 @@ Features are drawn from the model's schema alone:
   with others: the structure an attention unit is built to find. Tables that share rows
   (``TableSpec.shares``) share the scatter, so a cluster is the same rows for both.
 
-Labels come from the seeded fp32 reference model itself (the teacher). Its logits are
+Labels come from the seeded fp32 reference model itself (the teacher), built on the GPU where one
+is present. Its logits are
 standardised over the data, z = (logit - mean) / std, and ``label = u < sigmoid(z / T + b)`` for
 one uniform draw u per item, with b chosen so the click rate is :data:`TARGET_CLICK_RATE` (0.26,
 Criteo Kaggle's) and T so the teacher's AUC on the labels actually drawn (u held fixed while T is
@@ -27,8 +28,9 @@ dlrm-v2 (:data:`TARGET_AUC_BY_MODEL`), so MLPerf's fixed thresholds (79.5069% / 
 faithful backend's score agree. Solving on the drawn labels rather than in expectation removes
 the sampling noise of the AUC (about 0.08 percentage points at 330,067 items, as large as the
 99.9% margin); what is left is the step one label flip makes. A broken backend scores about 0.5.
-The teacher runs in float64 so labels do not depend on the number of threads; the same seed gives
-the same bytes.
+The teacher pools its fp32 rows and runs its dense layers in float64 (never a float64 copy of the
+tables), so labels do not depend on the device or the number of threads; the same seed gives the
+same bytes.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from suite.datasets.batch import Batch
 from suite.datasets.criteo import RawBlock
 from suite.datasets.multihot import model_inputs
 from suite.metrics import auc
-from suite.models import ModelSchema, ModelSpec, TableSpec, build
+from suite.models import WEIGHTS_VERSION, ModelSchema, ModelSpec, TableSpec, build
 
 log = logging.getLogger(__name__)
 
@@ -144,19 +146,57 @@ def _interest_ranks(rng: np.random.Generator, ranks: np.ndarray, clusters: np.nd
     return np.where(use[:, :, None], drawn, stepped).reshape(n, -1)
 
 
-def teacher_logits(spec: ModelSpec, items: Batch) -> np.ndarray:
-    """The reference model's logits, (N, tasks) float64."""
+def teacher_logits(spec: ModelSpec, items: Batch, device: str | None = None) -> np.ndarray:
+    """The reference model's logits, (N, tasks) float64.
+
+    The model is built in fp32 on ``device`` (the GPU where torch sees one, else the CPU), chunk by
+    chunk and never in host memory when a GPU runs it. Its embedding tables stay fp32 (the values
+    every backend starts from); each lookup's fp32 rows are pooled in float64 and everything after
+    the pooling runs in float64, so the labels do not depend on the device or the number of threads.
+    """
     import torch
 
-    model = build(spec).double()
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = build(spec, device=dev)
+    _pool_in_float64(model)
+    model.double()
     out = []
-    with torch.inference_mode():
-        for start in range(0, len(items), TEACHER_BATCH):
-            end = start + TEACHER_BATCH
-            dense = torch.from_numpy(np.ascontiguousarray(items.dense[start:end], dtype=np.float64))
-            sparse = [torch.from_numpy(np.ascontiguousarray(s[start:end])) for s in items.sparse]
-            out.append(model(dense, sparse).reshape(len(dense), -1).numpy())
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(items), TEACHER_BATCH):
+                end = start + TEACHER_BATCH
+                dense = torch.from_numpy(np.ascontiguousarray(items.dense[start:end], dtype=np.float64)).to(dev)
+                sparse = [torch.from_numpy(np.ascontiguousarray(s[start:end])).to(dev) for s in items.sparse]
+                out.append(model(dense, sparse).reshape(len(dense), -1).cpu().numpy())
+    finally:
+        del model
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
     return np.concatenate(out).astype(np.float64)
+
+
+def _pool_in_float64(model: Any) -> None:
+    """Swap every ``EmbeddingBag`` of ``model`` for a float64 sum over its fp32 rows."""
+    import torch
+    from torch import nn
+
+    class Float64Bag(nn.Module):
+        """Sum-pooling in float64 over an fp32 table held as a plain attribute (so ``.double()``
+        leaves it fp32: no float64 copy of a table is ever made)."""
+
+        def __init__(self, weight: torch.Tensor) -> None:
+            super().__init__()
+            self.weight32 = weight.detach()
+            self.embedding_dim = int(weight.shape[1])
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return torch.sum(self.weight32[ids.long()], dim=1, dtype=torch.float64)
+
+    bags = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.EmbeddingBag)]
+    for name, bag in bags:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, Float64Bag(bag.weight))
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -244,6 +284,7 @@ def generate(spec: ModelSpec, rows: int) -> Synthetic:
         "table_rows": [t.rows for t in schema.tables],
         "tasks": int(labels.shape[1]),
         "labels": "teacher",
+        "weights_version": WEIGHTS_VERSION,
         "zipf_exponent": ZIPF_EXPONENT,
         "interest_clusters": {"per_item": INTERESTS, "rows": CLUSTER_ROWS},
         "target_auc": target_auc(spec.name),
@@ -256,8 +297,8 @@ def generate(spec: ModelSpec, rows: int) -> Synthetic:
 
 
 def cache_path(spec: ModelSpec, rows: int, root: Path | None = None) -> Path:
-    """The cache folder of the dataset keyed by (model, scale, seed, rows, labels version)."""
-    return store.data_root(root) / f"{spec.key()}-n{rows}-l{LABELS_VERSION}"
+    """The cache folder of the dataset keyed by (model, scale, seed, weight scheme, rows, labels version)."""
+    return store.data_root(root) / f"{spec.key()}-w{WEIGHTS_VERSION}-n{rows}-l{LABELS_VERSION}"
 
 
 def ensure(spec: ModelSpec, rows: int, root: Path | None = None) -> Path:

@@ -46,6 +46,13 @@ class Severity(enum.StrEnum):
     INFO = "info"
 
 
+#: What ``suite check`` says about a run whose inputs started in device memory.
+START_FROM_DEVICE = (
+    "inputs started in accelerator memory (start_from_device): no host-to-device copy was timed; MLPerf "
+    "accepts this only when the submission documents network ingress into the accelerator, bypassing the "
+    "host CPU, at the measured samples/s times the input bytes per sample (inference rules, ingress bandwidth)"
+)
+
 #: Every rule id ``suite check`` reports, with what it means.
 RULES: dict[str, str] = {
     "structure.not-a-result": "the path holds no run folder",
@@ -87,6 +94,7 @@ RULES: dict[str, str] = {
     "consistency.summary-detail": "mlperf_log_summary.txt disagrees with mlperf_log_detail.txt",
     "consistency.config": "config.json disagrees with the logs or the folder",
     "consistency.result": "result.json disagrees with the logs or config.json",
+    "settings.start-from-device": "the backend kept the query library in accelerator memory (MLPerf's start_from_device)",
     "compliance.missing": "a compliance audit the rule set requires is missing",
     "compliance.failed": "a compliance audit failed, or its verify file says PASS where the logs do not",
     "submission.layout": "a submission tree lacks a folder MLPerf requires (code/, calibration.md...) or holds extra files",
@@ -674,6 +682,9 @@ def check_config(ctx: RunContext, expected: Settings) -> list[Finding]:
                 )
         if result.errors:
             findings.append(error("consistency.result", f"result.json records run errors: {result.errors[0]}", path))
+        backend_extra = result.backend.extra if result.backend is not None else {}
+        if backend_extra.get("start_from_device") is True:
+            findings.append(Finding("settings.start-from-device", Severity.INFO, START_FROM_DEVICE, str(path)))
     return findings
 
 

@@ -199,14 +199,25 @@ def run(
     # loads, through the harness while LoadGen runs, and after the result is written otherwise.
     with stop_signals() as stop:
         try:
+            declared = None
             with stop.raising():
                 try:
                     backend.load()
                     info = backend.info().to_dict()
+                    declared = backend.batch_defaults(config.scenario.value, settings.target_latency_ns)
                 except SuiteError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - a backend's own failure becomes one clear error
                     raise BackendError(f"backend {config.backend!r} failed to load: {type(exc).__name__}: {exc}") from exc
+            if declared is not None:
+                # What the backend measured at load, unless the user set it.
+                settings = dataclasses.replace(
+                    settings,
+                    max_batch_items=config.max_batch_items or declared.max_batch_items,
+                    batch_timeout_us=declared.batch_timeout_us if config.batch_timeout_us is None else config.batch_timeout_us,
+                )
+                base["settings"] = settings.to_dict()
+                write_json(run_dir / "config.json", base)
             outcome = harness.run(
                 library,
                 backend,
@@ -214,7 +225,7 @@ def run(
                 run_dir,
                 user_conf=config.user_conf,
                 audit_config=audit_config,
-                workers=config.workers or backend.default_workers,
+                workers=config.workers or (declared.workers if declared is not None else backend.default_workers),
                 progress=config.progress,
                 observer=meter,
             )

@@ -104,3 +104,19 @@ def test_bag_of_wrong_size_is_refused() -> None:
 def test_missing_file_is_a_dataset_error(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="cannot read"):
         list(criteo.read(tmp_path / "nope.tsv"))
+
+
+def test_a_streamed_multi_hot_expansion_equals_the_whole_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above WHOLE_LIMIT the expansion replays MLPerf's random stream in chunks (full-scale DLRM-v2
+    would need 24 GB of tables): the ids are the same as from the whole tables."""
+    from suite.datasets import multihot, synthetic
+    from suite.models import ModelSpec
+
+    schema = ModelSpec(name="dlrm-v2", scale="3000").schema
+    raw = synthetic.features(schema, 500, np.random.default_rng(0))
+    whole = multihot.model_inputs(raw, schema)
+    monkeypatch.setattr(multihot, "WHOLE_LIMIT", 0)
+    monkeypatch.setattr(multihot, "CHUNK_ROWS", 700)
+    streamed = multihot.model_inputs(raw, schema)
+    assert all(np.array_equal(a, b) for a, b in zip(whole.sparse, streamed.sparse))
+    assert np.array_equal(whole.dense, streamed.dense)

@@ -186,7 +186,8 @@ def test_accuracy_log_is_read_as_accuracy_dlrm_documents(tree: Path) -> None:
     exactly accuracy.txt's line."""
     line = read_as_accuracy_dlrm_documents(tree / ACC / "mlperf_log_accuracy.json")
     assert line == (tree / ACC / "accuracy.txt").read_text().splitlines()[0]
-    assert line.startswith("AUC=80.0")
+    # Generated labels are calibrated to the teacher's AUC 0.80 on the labels drawn (a flip's step).
+    assert abs(float(line.split("%")[0].removeprefix("AUC=")) - 80.0) < 0.01
 
 
 def test_a_label_edited_in_the_log_is_caught(tree: Path) -> None:

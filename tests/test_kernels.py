@@ -24,6 +24,7 @@ pytest.importorskip("triton")
 from suite.backends.kernels import dense as dk  # noqa: E402
 from suite.backends.kernels import fused, lookup  # noqa: E402
 from suite.models import ModelSpec, build  # noqa: E402
+from suite.models.init import Init, materialize  # noqa: E402
 from suite.models.base import ModelSchema, TableSpec  # noqa: E402
 from suite.models.configs import DLRMv2Config  # noqa: E402
 from suite.models.dlrm_v2 import DLRMv2  # noqa: E402
@@ -124,7 +125,10 @@ def small_dlrm_v2() -> tuple[torch.nn.Module, ModelSchema, torch.Tensor, list[to
                           dim=16, bottom=(13, 32, 16), cross_layers=2, low_rank=16, top=(32, 16, 1))
     schema = ModelSchema(model="dlrm-v2", dense=13, tables=tuple(
         TableSpec(name=f"t{i}", rows=r, dim=16, lookups=h, multi_hot=True) for i, (r, h) in enumerate(zip(config.rows, config.hotness))))
-    model = DLRMv2(config, schema, torch.Generator().manual_seed(3))
+    init = Init()
+    with torch.device("meta"):
+        model = DLRMv2(config, schema, init)
+    model = materialize(model, init, 3)
     g = torch.Generator().manual_seed(4)
     dense = torch.rand(48, 13, generator=g) * 3
     sparse = [torch.randint(0, t.rows, (48, t.lookups), generator=g, dtype=torch.int32) for t in schema.tables]

@@ -10,7 +10,7 @@ import pytest
 from suite.datasets import criteo, synthetic
 from suite.datasets.store import Dataset
 from suite.metrics import auc
-from suite.models import ModelSpec
+from suite.models import WEIGHTS_VERSION, ModelSpec
 
 SPEC = ModelSpec(name="dlrm-rmc1", scale="tiny")
 ROWS = 16_384
@@ -57,7 +57,7 @@ def test_calibration_hits_the_target_on_the_drawn_labels() -> None:
 
 def test_cache_key_carries_the_labels_version(tmp_path: Path) -> None:
     """Labels changed with version 2 (dlrm-v2 at 80.31%): no cache of older labels is reused."""
-    assert synthetic.cache_path(SPEC, ROWS, tmp_path).name == f"{SPEC.key()}-n{ROWS}-l{synthetic.LABELS_VERSION}"
+    assert synthetic.cache_path(SPEC, ROWS, tmp_path).name == f"{SPEC.key()}-w{WEIGHTS_VERSION}-n{ROWS}-l{synthetic.LABELS_VERSION}"
     assert synthetic.LABELS_VERSION == 2
 
 
@@ -105,3 +105,20 @@ def test_tsv_written_by_generate_reads_back(generated: synthetic.Synthetic, tmp_
     first = path.read_text().split("\n", 1)[0].split("\t")
     assert len(first) == 1 + 128 + 8
     assert len(first[-1].split(",")) == 80 and all(len(x) == 8 for x in first[-1].split(","))
+
+
+@pytest.mark.parametrize("name", ["dlrm-v2", "din", "dien"])
+def test_teacher_pools_fp32_rows_in_float64_like_a_float64_model(name: str) -> None:
+    """The teacher never copies a table to float64, yet scores as the whole model in float64 does."""
+    import torch
+
+    from suite.models import build
+
+    spec = ModelSpec(name=name, scale="tiny")
+    data = synthetic.generate(spec, 300)
+    got = synthetic.teacher_logits(spec, data.items, device="cpu")
+    model = build(spec).double()
+    with torch.inference_mode():
+        dense = torch.from_numpy(data.items.dense.astype(np.float64))
+        want = model(dense, [torch.from_numpy(s) for s in data.items.sparse]).reshape(len(dense), -1).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)

@@ -27,6 +27,10 @@ from suite.models.weights import WeightsFile
 if TYPE_CHECKING:
     import torch
 
+#: Version of the weight initialisation scheme; datasets labelled by a model's teacher carry it in
+#: their cache key, so labels made with other weights are never reused.
+WEIGHTS_VERSION = 2
+
 #: Every model the suite knows, by the name the CLI spells.
 MODELS: dict[str, ModelConfig] = {c.name: c for c in (RMC1, RMC2, RMC3, NCF, WND, MTWND, DIN, DIEN, DLRM_V2)}
 
@@ -38,6 +42,7 @@ __all__ = [
     "ModelSchema",
     "ModelSize",
     "ModelSpec",
+    "WEIGHTS_VERSION",
     "TableSpec",
     "WeightsFile",
     "build",
@@ -61,7 +66,7 @@ class ModelSpec:
     multi-task model, the number of tasks (None: the config's default); ``weights``, a trained
     weights file that :func:`build` loads over the seeded ones (``--weights``).
 
-    Two backends given equal specs hold bit-identical fp32 weights, which is what lets the data
+    Two backends given equal specs hold bit-identical fp32 weights (on any device), which is what lets the data
     generator's reference model (the teacher) and every backend agree.
     """
 
@@ -111,16 +116,26 @@ class ModelSpec:
         return {"name": self.name, "scale": self.scale, "seed": self.seed, "tasks": self.task_count, "weights": weights}
 
 
-def build(spec: ModelSpec) -> torch.nn.Module:
-    """Build the seeded fp32 model for ``spec`` on the CPU, in eval mode, with ``spec.weights``
-    loaded over the seeded initialisation when given."""
+def build(spec: ModelSpec, *, device: torch.device | str = "cpu", dtype: torch.dtype | None = None,
+          threads: int = 0) -> torch.nn.Module:
+    """Build the seeded model for ``spec`` in eval mode, its parameters made in ``dtype`` (fp32 when
+    None) straight on ``device``, chunk by chunk (:mod:`suite.models.init`), with ``spec.weights``
+    loaded over the seeded initialisation when given.
+
+    The weights are the same on every device and machine for a given spec: no full fp32 copy of a
+    model is made in host memory, so a model larger than the host's memory loads onto a GPU.
+    """
     import torch
+
+    from suite.models.init import Init, materialize
 
     config = spec.config
     module_name, _, class_name = config.module.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    generator = torch.Generator().manual_seed(spec.seed)
-    model: torch.nn.Module = cls(config, spec.schema, generator)
+    init = Init()
+    with torch.device("meta"):
+        model: torch.nn.Module = cls(config, spec.schema, init)
+    model = materialize(model, init, spec.seed, device=device, dtype=dtype or torch.float32, threads=threads)
     if spec.weights is not None:
         from suite.models.weights import load_into
 

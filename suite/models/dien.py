@@ -11,6 +11,7 @@ from torch.nn import functional as F
 
 from suite.models.base import ModelSchema
 from suite.models.configs import DIENConfig
+from suite.models.init import Init
 from suite.models.layers import embedding_bag, mlp, normal_, sequence, two_class_logit, uniform_
 
 
@@ -19,13 +20,13 @@ class AUGRU(nn.Module):
     attention score a_t, u'_t = a_t * u_t, and h_t = (1 - u'_t) * h_{t-1} + u'_t * h~_t, so steps
     unrelated to the candidate ad barely move the interest state."""
 
-    def __init__(self, input_size: int, hidden: int, generator: torch.Generator) -> None:
+    def __init__(self, input_size: int, hidden: int, init: Init) -> None:
         super().__init__()
         self.input = nn.Linear(input_size, 3 * hidden)
         self.recurrent = nn.Linear(hidden, 3 * hidden)
         bound = 1.0 / math.sqrt(hidden)
         for p in (*self.input.parameters(), *self.recurrent.parameters()):
-            uniform_(p, bound, generator)
+            uniform_(p, bound, init)
         self.hidden = hidden
 
     def forward(self, x: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
@@ -65,20 +66,20 @@ class DIEN(nn.Module):
         "extractor": "attention", "attention": "attention", "evolution": "attention", "predictor": "mlp",
     }
 
-    def __init__(self, config: DIENConfig, schema: ModelSchema, generator: torch.Generator) -> None:
+    def __init__(self, config: DIENConfig, schema: ModelSchema, init: Init) -> None:
         super().__init__()
         e, h = config.dim, config.hidden
-        self.user = embedding_bag(schema.table("user"), generator)
-        self.items = embedding_bag(schema.table("behaviours"), generator)
-        self.context = embedding_bag(schema.table("context"), generator)
+        self.user = embedding_bag(schema.table("user"), init)
+        self.items = embedding_bag(schema.table("behaviours"), init)
+        self.context = embedding_bag(schema.table("context"), init)
         self.extractor = nn.GRU(e, h, batch_first=True)
         for p in self.extractor.parameters():
-            uniform_(p, 1.0 / math.sqrt(h), generator)
+            uniform_(p, 1.0 / math.sqrt(h), init)
         self.attention = nn.Linear(e, h, bias=False)
         # std 1/sqrt(E): attention scores spread over a few units, so the softmax picks steps out.
-        normal_(self.attention.weight, 1.0 / math.sqrt(e), generator)
-        self.evolution = AUGRU(h, h, generator)
-        self.predictor = mlp((h + 3 * e, *config.predictor), generator, final_activation=False)
+        normal_(self.attention.weight, 1.0 / math.sqrt(e), init)
+        self.evolution = AUGRU(h, h, init)
+        self.predictor = mlp((h + 3 * e, *config.predictor), init, final_activation=False)
         self.hidden = h
 
     def forward(self, dense: torch.Tensor, sparse: list[torch.Tensor]) -> torch.Tensor:

@@ -11,6 +11,7 @@ from torch.nn import functional as F
 
 from suite.models.base import ModelSchema
 from suite.models.configs import DINConfig
+from suite.models.init import Init
 from suite.models.layers import embedding_bag, mlp, sequence, two_class_logit
 
 
@@ -19,9 +20,9 @@ class LocalActivationUnit(nn.Module):
     ad a, and the weighted sum of the behaviours. No softmax, as in the paper, so the weights keep
     the intensity of a user's interest."""
 
-    def __init__(self, dim: int, hidden: tuple[int, ...], generator: torch.Generator) -> None:
+    def __init__(self, dim: int, hidden: tuple[int, ...], init: Init) -> None:
         super().__init__()
-        self.mlp = mlp((3 * dim, *hidden, 1), generator, final_activation=False)
+        self.mlp = mlp((3 * dim, *hidden, 1), init, final_activation=False)
 
     def forward(self, behaviours: torch.Tensor, ad: torch.Tensor) -> torch.Tensor:
         """behaviours (N, B, E), ad (N, E) -> (N, E)."""
@@ -52,13 +53,13 @@ class DIN(nn.Module):
         "attention": "attention", "predictor": "mlp",
     }
 
-    def __init__(self, config: DINConfig, schema: ModelSchema, generator: torch.Generator) -> None:
+    def __init__(self, config: DINConfig, schema: ModelSchema, init: Init) -> None:
         super().__init__()
-        self.user = embedding_bag(schema.table("user"), generator)
-        self.items = embedding_bag(schema.table("behaviours"), generator)
-        self.context = embedding_bag(schema.table("context"), generator)
-        self.attention = LocalActivationUnit(config.dim, config.attention, generator)
-        self.predictor = mlp((4 * config.dim, *config.predictor), generator, final_activation=False)
+        self.user = embedding_bag(schema.table("user"), init)
+        self.items = embedding_bag(schema.table("behaviours"), init)
+        self.context = embedding_bag(schema.table("context"), init)
+        self.attention = LocalActivationUnit(config.dim, config.attention, init)
+        self.predictor = mlp((4 * config.dim, *config.predictor), init, final_activation=False)
         self.step = config.ids_per_step
         self.scale = 1.0 / math.sqrt(config.behaviours)
 

@@ -9,6 +9,7 @@ from torch import nn
 
 from suite.models.base import ModelSchema
 from suite.models.configs import DLRMConfig
+from suite.models.init import Init
 from suite.models.layers import embedding_bags, mlp
 
 
@@ -22,11 +23,11 @@ class DLRM(nn.Module):
 
     PARTS: ClassVar[dict[str, str]] = {"bottom": "mlp", "embeddings": "embedding", "top": "mlp"}
 
-    def __init__(self, config: DLRMConfig, schema: ModelSchema, generator: torch.Generator) -> None:
+    def __init__(self, config: DLRMConfig, schema: ModelSchema, init: Init) -> None:
         super().__init__()
-        self.bottom = mlp(config.bottom, generator, final_activation=True)
-        self.embeddings = embedding_bags(schema, generator)
-        self.top = mlp((config.top_width, *config.top), generator, final_activation=False)
+        self.bottom = mlp(config.bottom, init, final_activation=True)
+        self.embeddings = embedding_bags(schema, init)
+        self.top = mlp((config.top_width, *config.top), init, final_activation=False)
 
     def forward(self, dense: torch.Tensor, sparse: list[torch.Tensor]) -> torch.Tensor:
         pooled = [bag(ids) for bag, ids in zip(self.embeddings, sparse)]

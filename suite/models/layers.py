@@ -1,4 +1,4 @@
-"""Building blocks shared by the models, with DLRM's deterministic initialisation."""
+"""Building blocks shared by the models, with DLRM's initialisation (drawn by :mod:`suite.models.init`)."""
 
 from __future__ import annotations
 
@@ -9,27 +9,27 @@ import torch
 from torch import nn
 
 from suite.models.base import ModelSchema, TableSpec
+from suite.models.init import Init
 
 
-def mlp(widths: Sequence[int], generator: torch.Generator, *, final_activation: bool) -> nn.Sequential:
+def mlp(widths: Sequence[int], init: Init, *, final_activation: bool) -> nn.Sequential:
     """Linear layers ``widths[0] -> widths[1] -> ...`` with ReLU between them.
 
     Weights follow DLRM's initialisation (normal with std sqrt(2 / (fan_in + fan_out)), bias std
-    sqrt(1 / fan_out)), drawn from ``generator`` so a seed fixes every weight.
+    sqrt(1 / fan_out)), recorded in ``init`` so a seed fixes every weight.
     """
     layers: list[nn.Module] = []
     for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
         linear = nn.Linear(fan_in, fan_out)
-        with torch.no_grad():
-            linear.weight.normal_(0.0, math.sqrt(2.0 / (fan_in + fan_out)), generator=generator)
-            linear.bias.normal_(0.0, math.sqrt(1.0 / fan_out), generator=generator)
+        init.normal(linear.weight, math.sqrt(2.0 / (fan_in + fan_out)))
+        init.normal(linear.bias, math.sqrt(1.0 / fan_out))
         layers.append(linear)
         if i < len(widths) - 2 or final_activation:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
 
 
-def embedding_bag(table: TableSpec, generator: torch.Generator) -> nn.EmbeddingBag:
+def embedding_bag(table: TableSpec, init: Init) -> nn.EmbeddingBag:
     """A sum-pooled table whose pooled output (or sequence step) has roughly unit variance per
     component.
 
@@ -40,8 +40,7 @@ def embedding_bag(table: TableSpec, generator: torch.Generator) -> nn.EmbeddingB
     """
     bag = nn.EmbeddingBag(table.rows, table.dim, mode="sum")
     per_vector = table.lookups if table.pooled else table.step
-    with torch.no_grad():
-        bag.weight.normal_(0.0, 1.0 / math.sqrt(per_vector), generator=generator)
+    init.normal(bag.weight, 1.0 / math.sqrt(per_vector))
     return bag
 
 
@@ -51,21 +50,19 @@ def sequence(bag: nn.EmbeddingBag, ids: torch.Tensor, step: int) -> torch.Tensor
     return bag(ids.reshape(-1, step)).reshape(n, -1, bag.embedding_dim)
 
 
-def embedding_bags(schema: ModelSchema, generator: torch.Generator) -> nn.ModuleList:
+def embedding_bags(schema: ModelSchema, init: Init) -> nn.ModuleList:
     """:func:`embedding_bag` for every table of ``schema``, in order."""
-    return nn.ModuleList(embedding_bag(t, generator) for t in schema.tables)
+    return nn.ModuleList(embedding_bag(t, init) for t in schema.tables)
 
 
-def normal_(tensor: torch.Tensor, std: float, generator: torch.Generator) -> None:
-    """Fill ``tensor`` in place from N(0, std^2) drawn from ``generator``."""
-    with torch.no_grad():
-        tensor.normal_(0.0, std, generator=generator)
+def normal_(tensor: torch.Tensor, std: float, init: Init) -> None:
+    """Have ``tensor`` drawn from N(0, std^2) (see :mod:`suite.models.init`)."""
+    init.normal(tensor, std)
 
 
-def uniform_(tensor: torch.Tensor, bound: float, generator: torch.Generator) -> None:
-    """Fill ``tensor`` in place from U(-bound, bound) drawn from ``generator``."""
-    with torch.no_grad():
-        tensor.uniform_(-bound, bound, generator=generator)
+def uniform_(tensor: torch.Tensor, bound: float, init: Init) -> None:
+    """Have ``tensor`` drawn from U(-bound, bound) (see :mod:`suite.models.init`)."""
+    init.uniform(tensor, bound)
 
 
 def two_class_logit(logits: torch.Tensor) -> torch.Tensor:

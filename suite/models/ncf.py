@@ -9,6 +9,7 @@ from torch import nn
 
 from suite.models.base import ModelSchema
 from suite.models.configs import NCFConfig
+from suite.models.init import Init
 from suite.models.layers import embedding_bags, mlp
 
 
@@ -25,11 +26,11 @@ class NCF(nn.Module):
 
     PARTS: ClassVar[dict[str, str]] = {"embeddings": "embedding", "tower": "mlp", "predictor": "mlp"}
 
-    def __init__(self, config: NCFConfig, schema: ModelSchema, generator: torch.Generator) -> None:
+    def __init__(self, config: NCFConfig, schema: ModelSchema, init: Init) -> None:
         super().__init__()
-        self.embeddings = embedding_bags(schema, generator)
-        self.tower = mlp(config.tower, generator, final_activation=True)
-        self.predictor = mlp((config.dim + config.tower[-1], *config.predictor), generator, final_activation=False)
+        self.embeddings = embedding_bags(schema, init)
+        self.tower = mlp(config.tower, init, final_activation=True)
+        self.predictor = mlp((config.dim + config.tower[-1], *config.predictor), init, final_activation=False)
 
     def forward(self, dense: torch.Tensor, sparse: list[torch.Tensor]) -> torch.Tensor:
         user_mf, item_mf, user_mlp, item_mlp = (bag(ids) for bag, ids in zip(self.embeddings, sparse))

@@ -173,11 +173,13 @@ def expected_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
 
     import torch
 
+    from suite.models.init import Init
+
     config = spec.config
     module_name, _, class_name = config.module.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     with torch.device("meta"):
-        model = cls(config, spec.schema, torch.Generator().manual_seed(spec.seed))
+        model = cls(config, spec.schema, Init())
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 

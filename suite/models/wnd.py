@@ -9,6 +9,7 @@ from torch import nn
 
 from suite.models.base import ModelSchema
 from suite.models.configs import MTWnDConfig, WnDConfig
+from suite.models.init import Init
 from suite.models.layers import embedding_bags, mlp
 
 
@@ -21,10 +22,10 @@ class WideAndDeep(nn.Module):
 
     PARTS: ClassVar[dict[str, str]] = {"embeddings": "embedding", "top": "mlp"}
 
-    def __init__(self, config: WnDConfig, schema: ModelSchema, generator: torch.Generator) -> None:
+    def __init__(self, config: WnDConfig, schema: ModelSchema, init: Init) -> None:
         super().__init__()
-        self.embeddings = embedding_bags(schema, generator)
-        self.top = mlp((config.top_width, *config.top), generator, final_activation=False)
+        self.embeddings = embedding_bags(schema, init)
+        self.top = mlp((config.top_width, *config.top), init, final_activation=False)
 
     def forward(self, dense: torch.Tensor, sparse: list[torch.Tensor]) -> torch.Tensor:
         x = torch.cat([dense, *(bag(ids) for bag, ids in zip(self.embeddings, sparse))], dim=1)
@@ -39,12 +40,12 @@ class MultiTaskWideAndDeep(nn.Module):
 
     PARTS: ClassVar[dict[str, str]] = {"embeddings": "embedding", "shared": "mlp", "heads": "mlp"}
 
-    def __init__(self, config: MTWnDConfig, schema: ModelSchema, generator: torch.Generator) -> None:
+    def __init__(self, config: MTWnDConfig, schema: ModelSchema, init: Init) -> None:
         super().__init__()
-        self.embeddings = embedding_bags(schema, generator)
-        self.shared = mlp((config.shared_width, *config.shared), generator, final_activation=True)
+        self.embeddings = embedding_bags(schema, init)
+        self.shared = mlp((config.shared_width, *config.shared), init, final_activation=True)
         self.heads = nn.ModuleList(
-            mlp((config.shared[-1], *config.head), generator, final_activation=False) for _ in range(config.tasks)
+            mlp((config.shared[-1], *config.head), init, final_activation=False) for _ in range(config.tasks)
         )
 
     def forward(self, dense: torch.Tensor, sparse: list[torch.Tensor]) -> torch.Tensor:

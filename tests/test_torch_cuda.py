@@ -1,0 +1,156 @@
+"""torch-cuda's host path: bucket choice, the packed item layout, the lane pool and CUDA graphs made
+at load, ``start_from_device``, and the batcher defaults a backend declares. The CPU parts run on
+CI; the GPU parts are marked ``cuda``."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import smoke_config
+from suite.backends.base import BackendConfig, BackendInfo, BatchDefaults
+from suite.backends.null import NullBackend
+from suite.backends.torch_cuda import GRAPH_BUCKETS, PackedLayout, bucket
+from suite.check import Severity, check
+from suite.config import Scenario
+from suite.datasets import synthetic
+from suite.datasets.batch import Batch
+from suite.datasets.store import Dataset
+from suite.models import ModelSpec
+from suite.runner import run
+
+
+def test_a_batch_is_padded_to_the_next_bucket_and_a_larger_one_is_not() -> None:
+    assert [bucket(n) for n in (1, 16, 17, 2048, 2049, 16384)] == [16, 16, 64, 2048, 4096, 16384]
+    assert bucket(GRAPH_BUCKETS[-1] + 1) == GRAPH_BUCKETS[-1] + 1
+
+
+def test_packed_rows_hold_dense_bits_then_every_tables_ids() -> None:
+    spec = ModelSpec(name="dlrm-v2", scale="tiny")
+    layout = PackedLayout.of(spec.schema)
+    assert layout.words == 13 + sum(spec.schema.lookups) and layout.offsets[0] == 13
+    rng = np.random.default_rng(0)
+    dense = rng.standard_normal((5, 13)).astype(np.float32)
+    sparse = tuple(rng.integers(0, t.rows, (5, t.lookups)).astype(np.int32) for t in spec.schema.tables)
+    rows = layout.pack(dense, sparse)
+    assert rows.dtype == np.int32 and rows.shape == (5, layout.words) and rows.flags.c_contiguous
+    got_dense, got_sparse = layout.unpack(rows)
+    assert np.array_equal(got_dense, dense)
+    assert all(np.array_equal(g, s) for g, s in zip(got_sparse, sparse))
+    out = np.zeros((8, layout.words), dtype=np.int32)
+    layout.pack(dense, sparse, out=out)
+    assert np.array_equal(out[:5], rows) and not out[5:].any()
+
+
+def test_packing_a_model_without_dense_features() -> None:
+    spec = ModelSpec(name="din", scale="tiny")
+    layout = PackedLayout.of(spec.schema)
+    sparse = tuple(np.full((3, t.lookups), i, dtype=np.int32) for i, t in enumerate(spec.schema.tables))
+    rows = layout.pack(np.zeros((3, 0), dtype=np.float32), sparse)
+    assert layout.unpack(rows)[0].shape == (3, 0)
+    assert [int(s[0, 0]) for s in layout.unpack(rows)[1]] == list(range(len(sparse)))
+
+
+class _Declaring(NullBackend):
+    """The null backend declaring batcher defaults and reporting start_from_device."""
+
+    def batch_defaults(self, scenario: str, target_latency_ns: int) -> BatchDefaults:
+        assert scenario == "Offline" and target_latency_ns > 0
+        return BatchDefaults(max_batch_items=64, batch_timeout_us=7, workers=3)
+
+    def info(self) -> BackendInfo:
+        info = super().info()
+        return BackendInfo(name=info.name, version=info.version, device=info.device, extra={"start_from_device": True})
+
+
+def test_a_backends_declared_batcher_is_used_unless_the_user_sets_one(results: Path, data_dir: Path) -> None:
+    config = smoke_config(results)
+    result = run(config, backend=_Declaring(BackendConfig(model=config.model)))
+    assert result.data["settings"]["max_batch_items"] == 64 and result.data["settings"]["batch_timeout_us"] == 7
+    assert result.data["harness"]["workers"] == 3 and result.data["harness"]["max_batch_items"] == 64
+    mine = smoke_config(results / "mine", max_batch_items=32, batch_timeout_us=0, workers=1)
+    result = run(mine, backend=_Declaring(BackendConfig(model=mine.model)))
+    assert result.data["settings"]["max_batch_items"] == 32 and result.data["settings"]["batch_timeout_us"] == 0
+    assert result.data["harness"]["workers"] == 1
+    found = [f for f in check([results]).findings if f.rule == "settings.start-from-device"]
+    assert found and found[0].severity is Severity.INFO and "ingress" in found[0].message
+
+
+# On a GPU -------------------------------------------------------------------------------------
+
+
+def _backend(spec: ModelSpec, **options: str):  # type: ignore[no-untyped-def]
+    from suite.backends.torch_cuda import TorchCUDABackend
+
+    backend = TorchCUDABackend(BackendConfig(model=spec, precision="fp32", options=tuple(options.items())))
+    backend.load()
+    return backend
+
+
+@pytest.fixture(scope="module")
+def items(data_dir: Path) -> Batch:
+    return Dataset.load(synthetic.ensure(ModelSpec(name="dlrm-v2", scale="tiny"), 4096, data_dir)).items
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", ["dlrm-v2", "dien"])
+def test_graphs_are_captured_at_load_and_equal_eager(name: str, data_dir: Path) -> None:
+    """Graph replays give the eager forward's scores on the same padded batch, bit for bit."""
+    import torch
+
+    spec = ModelSpec(name=name, scale="tiny")
+    data = Dataset.load(synthetic.ensure(spec, 2048, data_dir)).items
+    graphed, eager = _backend(spec), _backend(spec, cuda_graphs="0")
+    assert all(len(lane.graphs) == len(GRAPH_BUCKETS) for lane in graphed._lanes)
+    graphed.attach_items(data)
+    eager.attach_items(data)
+    for n in (1, 100, 1000, 2048):
+        batch = Batch.of_spans(data, [(0, n)])
+        got = graphed.predict(batch)
+        size = bucket(n)
+        with torch.inference_mode():
+            padded = Batch.of_spans(data, [(0, size)])
+            want = eager.predict(padded)[:n]
+        assert np.array_equal(got, want), n
+        np.testing.assert_allclose(got, eager.predict(batch), atol=1e-5)
+    assert graphed.info().extra["cuda_graphs"] is True and graphed.info().extra["host_us_per_batch"] > 0
+
+
+@pytest.mark.cuda
+def test_lanes_serve_concurrent_threads_and_start_from_device_gives_the_same_scores(items: Batch) -> None:
+    spec = ModelSpec(name="dlrm-v2", scale="tiny")
+    host, device = _backend(spec, lanes="2"), _backend(spec, lanes="2", start_from_device="1")
+    host.attach_items(items)
+    device.attach_items(items)
+    spans = [[(i * 37 % 3000, i * 37 % 3000 + 50 + i), (4000, 4010)] for i in range(48)]
+    want = [host.predict(Batch.of_spans(items, s)) for s in spans]
+    got: dict[int, np.ndarray] = {}
+
+    def worker(k: int) -> None:
+        for i in range(k, len(spans), 6):
+            got[i] = device.predict(Batch.of_spans(items, spans[i]))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(np.array_equal(got[i], want[i]) for i in range(len(spans)))
+    assert device.info().extra["start_from_device"] is True
+    unattached = Batch(dense=items.dense[:20].copy(), sparse=tuple(s[:20].copy() for s in items.sparse))
+    assert np.array_equal(device.predict(unattached), host.predict(unattached))
+
+
+@pytest.mark.cuda
+def test_server_runs_with_graphs_at_a_realistic_rate(results: Path, data_dir: Path) -> None:
+    """Graphs made at load: a Server run never captures (the old lazy capture failed with
+    'operation not permitted when stream is capturing')."""
+    config = smoke_config(results, model=ModelSpec(name="dlrm-v2", scale="tiny"), backend="torch-cuda",
+                          scenario=Scenario.SERVER, target_qps=2000.0)
+    result = run(config)
+    assert result.valid and result.data["backend"]["cuda_graphs"] is True
+    assert result.data["harness"]["backend_errors"] == 0
+    assert result.data["settings"]["max_batch_items"] in GRAPH_BUCKETS
