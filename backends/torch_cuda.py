@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from suite.backends.base import Backend, BackendInfo
+from suite.backends.base import Backend, BackendInfo, Option
 from suite.datasets.batch import Batch
 from suite.errors import BackendUnavailableError, ConfigError
 from suite.models import build
@@ -26,8 +26,11 @@ DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, 
 GRAPH_BUCKETS = (16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 
 
+FLAGS = ("0", "1", "false", "true", "no", "yes")
+
+
 def _flag(value: str, key: str) -> bool:
-    if value not in ("0", "1", "false", "true", "no", "yes"):
+    if value not in FLAGS:
         raise ConfigError(f"'{key}' must be 0 or 1 (got {value!r})")
     return value in ("1", "true", "yes")
 
@@ -62,6 +65,11 @@ class TorchCUDABackend(Backend):
     name = "torch-cuda"
     thread_safe = True
     default_workers = 2
+    options = {
+        "device": Option("the GPU", pattern=r"cuda(:[0-9]{1,3})?", form="cuda:N"),
+        "cuda_graphs": Option("capture one CUDA graph per padded batch size", choices=FLAGS),
+        "compile": Option("torch.compile the model", choices=FLAGS),
+    }
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -76,6 +84,7 @@ class TorchCUDABackend(Backend):
                 f"torch-cuda needs a CUDA GPU, and torch {torch.__version__} sees none here "
                 f"(built with CUDA {torch.version.cuda})"
             )
+        self.check_options(cfg.options)
         self._device = torch.device(cfg.option("device", "cuda:0"))
         self._graphs = _flag(cfg.option("cuda_graphs", "0"), "cuda_graphs")
         self._compile = _flag(cfg.option("compile", "0"), "compile")

@@ -14,7 +14,9 @@ from typing import Any
 
 import click
 
+from suite import inputs
 from suite.errors import ConfigError, SuiteError
+from suite.inputs import FloatRange, IntRange
 
 
 class SuiteGroup(click.Group):
@@ -68,7 +70,7 @@ _RUN_OPTIONS = [
         help="The rule set's named target: 99 | 99.9 (mlperf-v5.1: dlrm-v2-99 / dlrm-v2-99.9), "
         "low | medium | high (deeprecsys SLA) [default: the rule set's].",
     ),
-    click.option("--target-qps", type=float, help="Server target / Offline expected queries per second."),
+    click.option("--target-qps", type=FloatRange("target-qps", 0, inputs.MAX_TARGET_QPS, lo_open=True), help="Server target / Offline expected queries per second."),
     click.option("--scale", default="small", show_default=True, help="tiny, small, full or a row cap per table."),
     click.option("--query-size", help="mlperf | lognormal:MU,SIGMA | normal:MEAN,STD | fixed:N | file:PATH."),
     click.option("--output", type=click.Path(path_type=Path), default=Path("results"), show_default=True),
@@ -76,14 +78,14 @@ _RUN_OPTIONS = [
     click.option("--user-conf", type=click.Path(path_type=Path), help="LoadGen user.conf overriding the rules."),
     click.option("--overwrite", is_flag=True, help="Replace an existing run folder."),
     click.option("--dataset", type=click.Path(path_type=Path), help="A dataset folder from `suite data import`."),
-    click.option("--rows", type=int, help="Items in the generated dataset [default: by scale]."),
-    click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights and the data."),
-    click.option("--tasks", type=int, help="Tasks of a multi-task model (mtwnd) [default: 3]."),
-    click.option("--threads", type=int, default=0, show_default=True, help="Backend threads (0: all cores)."),
+    click.option("--rows", type=IntRange("rows", 1, inputs.MAX_ROWS), help="Items in the generated dataset [default: by scale]."),
+    click.option("--seed", type=IntRange("seed", 0, inputs.MAX_SEED), default=0, show_default=True, help="Seed of the weights and the data."),
+    click.option("--tasks", type=IntRange("tasks", 1, inputs.MAX_TASKS), help="Tasks of a multi-task model (mtwnd) [default: 3]."),
+    click.option("--threads", type=IntRange("threads", 0, inputs.MAX_THREADS), default=0, show_default=True, help="Backend threads (0: all cores)."),
     click.option("--precision", default="fp32", show_default=True, help="fp32, tf32, bf16 or fp16."),
-    click.option("--max-batch-items", type=int, help="Largest batch the harness forms, in items."),
-    click.option("--batch-timeout-us", type=int, help="How long a batch may wait to fill (0: never)."),
-    click.option("--workers", type=int, help="Harness threads calling the backend [default: the backend's]."),
+    click.option("--max-batch-items", type=IntRange("max-batch-items", 1, inputs.MAX_BATCH_ITEMS), help="Largest batch the harness forms, in items."),
+    click.option("--batch-timeout-us", type=IntRange("batch-timeout-us", 0, inputs.MAX_BATCH_TIMEOUT_US), help="How long a batch may wait to fill (0: never)."),
+    click.option("--workers", type=IntRange("workers", 1, inputs.MAX_WORKERS), help="Harness threads calling the backend [default: the backend's]."),
     click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Backend-specific option."),
     click.option("--rules", help="Rule set [default: the one listing the model]."),
     click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data]."),
@@ -309,16 +311,16 @@ def _why_invalid(perf: dict[str, Any]) -> str:
 
 
 def _int_list(what: str, text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise ConfigError(f"'{what}' must be comma-separated integers (got {text!r})") from None
+    parts = text.split(",")
+    if len(parts) > 64 or not all(v.strip().isascii() and v.strip().isdigit() for v in parts):
+        raise ConfigError(f"'{what}' must be at most 64 comma-separated integers (got {text!r})")
+    return tuple(inputs.parse_int(what, v, 0, inputs.MAX_BATCH_ITEMS) for v in parts)
 
 
 @cli.command()
 @click.option("--model", required=True, help="Model name (see `suite models`).")
 @click.option("--backend", default="deeprecsched", show_default=True, help="The backend to tune (deeprecsched).")
-@click.option("--sla-ms", type=float, help="Tail-latency bound in ms [default: the rule table's Server target].")
+@click.option("--sla-ms", type=FloatRange("sla-ms", 0, 3_600_000, lo_open=True), help="Tail-latency bound in ms [default: the rule table's Server target].")
 @click.option("--percentile", type=click.Choice(["95", "99"]), help="Tail percentile [default: the rule table's].")
 @click.option("--profile", default="short", show_default=True,
               help="smoke, short or official: search runs of 1, 4 or 10 s; confirming runs of the profile's length.")
@@ -327,19 +329,19 @@ def _int_list(what: str, text: str) -> tuple[int, ...]:
               help="Results root; the tune lands in OUTPUT/<system>/<model>/tune.")
 @click.option("--system", help="System name in the results tree [default: <hostname>-<backend>].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing tune folder.")
-@click.option("--threads", type=int, default=0, show_default=True, help="CPU workers (0: one per core).")
+@click.option("--threads", type=IntRange("threads", 0, inputs.MAX_THREADS), default=0, show_default=True, help="CPU workers (0: one per core).")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Fixed scheduler option: cpu_backend, accelerator, pool, pin.")
 @click.option("--batch-sizes", default=",".join(map(str, (32, 64, 128, 256, 512, 1024))), show_default=True,
               help="Per-request batch sizes B, walked in order (phase 1).")
 @click.option("--thresholds", default=",".join(map(str, (512, 384, 256, 192, 128, 96, 64, 32, 1))), show_default=True,
               help="Offload thresholds Q, walked in order (phase 2, with an accelerator).")
-@click.option("--search-seconds", type=float, help="Length of each search run [default: by profile].")
-@click.option("--confirm-seconds", type=float, help="Length of each confirming run [default: the profile's].")
-@click.option("--start-qps", type=float, help="First target QPS [default: estimated closed-loop].")
+@click.option("--search-seconds", type=FloatRange("search-seconds", 0, inputs.MAX_SECONDS, lo_open=True), help="Length of each search run [default: by profile].")
+@click.option("--confirm-seconds", type=FloatRange("confirm-seconds", 0, inputs.MAX_SECONDS, lo_open=True), help="Length of each confirming run [default: the profile's].")
+@click.option("--start-qps", type=FloatRange("start-qps", 0, inputs.MAX_TARGET_QPS, lo_open=True), help="First target QPS [default: estimated closed-loop].")
 @click.option("--query-size", help="Query-size spec [default: the rule table's].")
-@click.option("--rows", type=int, help="Items in the generated dataset [default: by scale].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights and the data.")
+@click.option("--rows", type=IntRange("rows", 1, inputs.MAX_ROWS), help="Items in the generated dataset [default: by scale].")
+@click.option("--seed", type=IntRange("seed", 0, inputs.MAX_SEED), default=0, show_default=True, help="Seed of the weights and the data.")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data].")
 @click.option("--progress/--no-progress", default=True, help="One line per LoadGen run on stderr.")
 def tune(**kw: Any) -> None:
@@ -443,9 +445,9 @@ def data() -> None:
 @click.option("--model", required=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the TSV and meta.json.")
 @click.option("--scale", default="small", show_default=True)
-@click.option("--rows", type=int, help="Items to generate [default: by scale].")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--tasks", type=int, help="Tasks of a multi-task model (mtwnd) [default: 3].")
+@click.option("--rows", type=IntRange("rows", 1, inputs.MAX_ROWS), help="Items to generate [default: by scale].")
+@click.option("--seed", type=IntRange("seed", 0, inputs.MAX_SEED), default=0, show_default=True)
+@click.option("--tasks", type=IntRange("tasks", 1, inputs.MAX_TASKS), help="Tasks of a multi-task model (mtwnd) [default: 3].")
 def data_generate(model: str, out: Path, scale: str, rows: int | None, seed: int, tasks: int | None) -> None:
     """Write synthetic Criteo TSV (with teacher labels) that a person can inspect."""
     from suite.datasets import criteo, synthetic
@@ -470,9 +472,9 @@ def data_generate(model: str, out: Path, scale: str, rows: int | None, seed: int
 @click.option("--model", required=True)
 @click.option("--scale", default="small", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="Dataset folder [default: in the data cache].")
-@click.option("--limit", type=int, help="Read at most this many lines.")
+@click.option("--limit", type=IntRange("limit", 1), help="Read at most this many lines.")
 @click.option("--data-dir", type=click.Path(path_type=Path))
-@click.option("--tasks", type=int, help="Tasks of a multi-task model (mtwnd) [default: 3].")
+@click.option("--tasks", type=IntRange("tasks", 1, inputs.MAX_TASKS), help="Tasks of a multi-task model (mtwnd) [default: 3].")
 def data_import(
     file: Path, model: str, scale: str, out: Path | None, limit: int | None, data_dir: Path | None, tasks: int | None
 ) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from suite import userconf
 from suite.backends import Backend, BackendConfig, get_backend
 from suite.config import Mode, RunConfig, Settings, resolve
 from suite.datasets import synthetic
@@ -22,6 +23,7 @@ from suite.datasets.library import QueryLibrary
 from suite.datasets.queries import QuerySizes
 from suite.datasets.store import Dataset
 from suite.errors import BackendError, DatasetError, ResultExistsError, RunFailedError, SuiteError
+from suite.inputs import check_writable_dir
 from suite.results import (
     ACCURACY_LOG,
     DETAIL,
@@ -124,10 +126,15 @@ def run(config: RunConfig, *, backend: Backend | None = None, audit_config: Path
     """
     from suite import harness
 
+    # Every input is checked before the dataset loads or the run folder is made.
     settings = resolve(config)
     QuerySizes.parse(settings.query_size)
+    if config.user_conf is not None:
+        userconf.parse(config.user_conf)
+    check_writable_dir("output", config.output)
     if backend is None:
         backend_cls = get_backend(config.backend)
+        backend_cls.check_options(config.backend_options)
         backend = backend_cls(
             BackendConfig(
                 model=config.model,
