@@ -25,6 +25,13 @@ class SuiteGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            # click's own usage errors (a missing value, an unknown flag) in one line too.
+            where = exc.ctx.command_path if exc.ctx is not None and exc.ctx is not ctx else ctx.command_path
+            if where == ctx.command_path and ctx.invoked_subcommand:
+                where += f" {ctx.invoked_subcommand}"
+            click.echo(f"Error: {exc.format_message()} (see '{where} --help')", err=True)
+            ctx.exit(exc.exit_code)
         except SuiteError as exc:
             details = getattr(exc, "details", "")
             if details:
@@ -424,19 +431,24 @@ def models(scale: str) -> None:
 
 @cli.command()
 def backends() -> None:
-    """List the backends and whether each can run here."""
+    """List the backends, whether each can run here, and the --option keys each accepts."""
     from suite.backends import REGISTRY, get_backend
 
     for name, target in REGISTRY.items():
+        options = {}
         try:
-            reason = get_backend(name).unavailable_reason()
+            cls = get_backend(name)
+            options = dict(cls.options)
+            reason = cls.unavailable_reason()
             status = "available" if reason is None else f"unavailable ({reason})"
         except SuiteError as exc:
             status = f"unavailable ({exc})"
         click.echo(f"{name:<14} {target:<45} {status}")
+        for key, option in options.items():
+            click.echo(f"    --option {key}={option.describe()}")
 
 
-@cli.group()
+@cli.group(cls=SuiteGroup)
 def data() -> None:
     """Generate or import Criteo-format data."""
 
@@ -489,6 +501,39 @@ def data_import(
     spec = ModelSpec(name=model, scale=scale, tasks=tasks)
     path = import_file(file, spec, out=out, limit=limit, data_dir=data_dir, progress=True)
     click.echo(f"imported {file} -> {path} (use: suite run --dataset {path} --model {model} --scale {scale} ...)")
+
+
+@data.command("verify")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data].")
+def data_verify(paths: tuple[Path, ...], data_dir: Path | None) -> None:
+    """Check datasets against the sizes, shapes, dtypes and SHA-256 their meta.json records.
+
+    PATHS are dataset folders [default: every dataset in the cache]. Every run checks sizes,
+    shapes and dtypes; this reads every byte. Exit 0 when all match, 1 otherwise.
+    """
+    from suite.datasets import store
+
+    root = store.data_root(data_dir)
+    found = list(paths) or sorted(
+        p.parent for p in [*root.glob("*/meta.json"), *root.glob("imported/*/meta.json")] if not p.parent.name.startswith(".")
+    )
+    if not found:
+        raise ConfigError(f"no dataset under {root}")
+    failed = 0
+    for path in found:
+        problem = store.verify(path)
+        if problem is None:
+            click.echo(f"ok         {path}")
+            continue
+        failed += 1
+        if problem == store.UNCHECKED:
+            click.echo(f"UNCHECKED  {path}: {problem}")
+        else:
+            hint = "; remove it and the next run rebuilds it" if path.parent == root else ""
+            click.echo(f"DAMAGED    {path}: {problem}{hint}")
+    if failed:
+        click.get_current_context().exit(1)
 
 
 @cli.command()
