@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar
@@ -29,8 +29,9 @@ PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 class Option:
     """One ``--option KEY=VALUE`` a backend accepts: a line of help and the form of its value.
 
-    The value is one of ``choices`` when they are given, else an integer in [``lo``, ``hi``], or,
-    with ``pattern``, a string matching it (``form`` says what it looks like, for the message).
+    The value is one of ``choices`` when they are given (``choices_of()`` when they change at run
+    time, as the registry's names do), else an integer in [``lo``, ``hi``], or, with ``pattern``, a
+    string matching it (``form`` says what it looks like, for the message).
     """
 
     help: str
@@ -39,11 +40,16 @@ class Option:
     hi: int | None = None
     pattern: str | None = None
     form: str = ""
+    choices_of: Callable[[], tuple[str, ...]] | None = None
+
+    def values(self) -> tuple[str, ...]:
+        """The accepted values of a choice option (empty for the others)."""
+        return self.choices_of() if self.choices_of is not None else self.choices
 
     def check(self, key: str, text: str) -> None:
         """Raise :class:`ConfigError` unless ``text`` is a valid value of option ``key``."""
-        if self.choices:
-            one_of(key, text, self.choices)
+        if self.values():
+            one_of(key, text, self.values())
         elif self.pattern is not None:
             if not (text.isascii() and re.fullmatch(self.pattern, text)):
                 raise ConfigError(f"{key!r} must look like {self.form} (got {text!r})")
@@ -52,8 +58,8 @@ class Option:
 
     def describe(self) -> str:
         """The value's form and the help, for ``suite backends``."""
-        if self.choices:
-            form = "|".join(self.choices)
+        if self.values():
+            form = "|".join(self.values())
         elif self.pattern is not None:
             form = self.form
         else:

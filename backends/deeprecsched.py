@@ -598,6 +598,11 @@ def _answer(jobs: list[tuple[Any, Future[np.ndarray]]], compute: Callable[[], li
         f.set_result(part)
 
 
+def _inner() -> tuple[str, ...]:
+    """The backends the scheduler can run: every registered one but itself (tests add stubs)."""
+    return tuple(sorted(set(REGISTRY) - {"deeprecsched"}))
+
+
 class DeepRecSchedBackend(Backend):
     """The DeepRecSched scheduler over a CPU backend and an optional accelerator backend.
 
@@ -608,11 +613,10 @@ class DeepRecSchedBackend(Backend):
 
     name = "deeprecsched"
     thread_safe = True
-    _inner = tuple(sorted(set(REGISTRY) - {"deeprecsched"}))
     options = {
-        "accelerator": Option("the backend that takes offloaded queries whole", choices=("none", *_inner)),
+        "accelerator": Option("the backend that takes offloaded queries whole", choices_of=lambda: ("none", *_inner())),
         "batch_items": Option("B: items per CPU request (0: the whole query)", lo=0, hi=MAX_QUERY_ITEMS),
-        "cpu_backend": Option("the backend each CPU worker runs, one thread each", choices=_inner),
+        "cpu_backend": Option("the backend each CPU worker runs, one thread each", choices_of=lambda: _inner()),
         "offload_items": Option("Q: queries of at least this many items go to the accelerator (0: never)",
                                 lo=0, hi=MAX_QUERY_ITEMS),
         "pin": Option("pin each worker process to one core", choices=("0", "1", "false", "true")),

@@ -386,6 +386,10 @@ def tune(**kw: Any) -> None:
             err=True,
         )
 
+    from suite.backends import get_backend
+
+    get_backend(config.backend).check_options(config.backend_options)
+    inputs.check_writable_dir("output", config.output)
     result = run_tune(config, report=report if kw["progress"] else None)
     d = result.data
     t, c, s = d["tuned"], d["cpu_only"], d["static"]
