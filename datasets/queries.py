@@ -16,15 +16,14 @@ i covers items ``[offsets[i], offsets[i + 1])`` and the last one is truncated at
 from __future__ import annotations
 
 import math
-import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from suite.errors import ConfigError
+from suite.inputs import read_small_file
 
 MAX_QUERY_ITEMS = 1024
 
@@ -121,15 +120,7 @@ class QuerySizes:
 
 def _read_quantiles(path: Path) -> tuple[int, ...]:
     """The sizes of a quantile file: a regular file of at most 1 MiB, sizes in [1, 1024]."""
-    try:
-        with path.open("rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise ConfigError(f"'query-size' file {str(path)!r} is not a regular file")
-            data = f.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"'query-size' file {str(path)!r} cannot be read: {exc.strerror}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ConfigError(f"'query-size' file {str(path)!r} is larger than {MAX_FILE_BYTES} bytes")
+    data = read_small_file("'query-size' file", path, MAX_FILE_BYTES)
     words = [v.strip() for v in data.decode("ascii", errors="replace").replace("\n", ",").split(",") if v.strip()]
     if not all(w.isascii() and w.isdigit() for w in words):
         raise ConfigError(f"'query-size' file {str(path)!r} must hold comma-separated integers")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,27 @@ class FloatRange(click.ParamType):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         return parse_float(self.what, value, self.lo, self.hi, lo_open=self.lo_open)
+
+
+def read_small_file(what: str, path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``, or a one-line :class:`ConfigError`.
+
+    Opened without blocking, so a FIFO or a device named by the user is refused instead of waited on.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ConfigError(f"{what} {str(path)!r} cannot be read: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(f"{what} {str(path)!r} is not a regular file")
+        try:
+            data = f.read(max_bytes + 1)
+        except OSError as exc:
+            raise ConfigError(f"{what} {str(path)!r} cannot be read: {exc.strerror}") from None
+    if len(data) > max_bytes:
+        raise ConfigError(f"{what} {str(path)!r} is larger than {max_bytes} bytes")
+    return data
 
 
 def check_writable_dir(what: str, path: Path) -> None:

@@ -12,15 +12,13 @@ The grammar is LoadGen's: ``model.Scenario.key = value`` with spaces around ``=`
 from __future__ import annotations
 
 import math
-import os
 import re
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from suite.errors import ConfigError
-from suite.inputs import MAX_TARGET_QPS
+from suite.inputs import MAX_TARGET_QPS, read_small_file
 
 SCENARIOS = ("*", "MultiStream", "Offline", "Server", "SingleStream")
 MAX_BYTES = 1 << 20
@@ -104,15 +102,7 @@ class UserConf:
 
 def parse(path: Path) -> UserConf:
     """Read and check ``path``; raise :class:`ConfigError` naming ``path:line`` at the first bad line."""
-    try:
-        with path.open("rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise ConfigError(f"'user-conf' {str(path)!r} is not a regular file")
-            data = f.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"'user-conf' file {str(path)!r} cannot be read: {exc.strerror}") from None
-    if len(data) > MAX_BYTES:
-        raise ConfigError(f"'user-conf' file {str(path)!r} is larger than {MAX_BYTES} bytes")
+    data = read_small_file("'user-conf' file", path, MAX_BYTES)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
