@@ -131,10 +131,11 @@ def run(config: RunConfig, *, backend: Backend | None = None, audit_config: Path
     QuerySizes.parse(settings.query_size)
     if config.user_conf is not None:
         userconf.parse(config.user_conf)
+    backend_cls = get_backend(config.backend)
+    if backend is None:
+        backend_cls.check_options(config.backend_options)
     check_writable_dir("output", config.output)
     if backend is None:
-        backend_cls = get_backend(config.backend)
-        backend_cls.check_options(config.backend_options)
         backend = backend_cls(
             BackendConfig(
                 model=config.model,
