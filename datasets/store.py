@@ -217,9 +217,15 @@ def save(path: Path, items: Batch, labels: np.ndarray, meta: Mapping[str, Any], 
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``path``'s cache entry (a ``.<name>.lock`` beside it), so two runs
-    that need the same dataset build it once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / f".{path.name}.lock", "a+b") as f:
+    that need the same dataset build it once. A cache we may only read (a shared, read-only one)
+    is used without the lock: nobody can build in it anyway."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path.parent / f".{path.name}.lock", "a+b")  # noqa: SIM115 - closed below
+    except OSError:
+        yield
+        return
+    with f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield

@@ -42,6 +42,7 @@ from suite.datasets.batch import Batch
 from suite.datasets.criteo import RawBlock
 from suite.datasets.multihot import model_inputs
 from suite.errors import DatasetError
+from suite.inputs import check_writable_dir
 from suite.metrics import auc, expected_auc
 from suite.models import ModelSchema, ModelSpec, TableSpec, build
 
@@ -233,12 +234,16 @@ def ensure(spec: ModelSpec, rows: int, root: Path | None = None) -> Path:
         problem = _damage(path)
         if problem is None:
             return path
+        check_writable_dir("data-dir", path.parent)  # before minutes of generating, not after
         if path.exists():
             log.warning("dataset cache %s is damaged (%s); rebuilding it", path, problem)
         started = time.perf_counter()
         log.info("generating %s items for %s into %s", rows, spec.key(), path)
         data = generate(spec, rows)
-        store.save(path, data.items, data.labels, data.meta, replace=True)
+        try:
+            store.save(path, data.items, data.labels, data.meta, replace=True)
+        except OSError as exc:
+            raise DatasetError(f"cannot write the dataset cache {path}: {exc.strerror or exc}") from None
         log.info("generated in %.1f s", time.perf_counter() - started)
     return path
 

@@ -15,6 +15,7 @@ import math
 import os
 import re
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,8 @@ def check_writable_dir(what: str, path: Path) -> None:
     """Refuse ``path`` unless it is a folder we can write in, or one we can create.
 
     Walks up to the nearest existing ancestor: every existing part must be a folder, and the
-    nearest one writable. Nothing is created.
+    nearest one writable. Permission bits say nothing for root or a read-only or virtual file
+    system, so a file is made there and removed at once; nothing is left behind.
     """
     probe = path
     while True:
@@ -152,5 +154,12 @@ def check_writable_dir(what: str, path: Path) -> None:
         probe = probe.parent
     if not probe.is_dir():
         raise ConfigError(f"{what!r} folder {str(path)!r} cannot be created: {str(probe)!r} is not a folder")
+    refused = ConfigError(f"{what!r} folder {str(path)!r} is not writable ({str(probe)!r} refuses writes)")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"{what!r} folder {str(path)!r} is not writable ({str(probe)!r} refuses writes)")
+        raise refused
+    try:
+        fd, name = tempfile.mkstemp(prefix=".recsuite-probe-", dir=probe)
+    except OSError:
+        raise refused from None
+    os.close(fd)
+    os.unlink(name)

@@ -194,6 +194,17 @@ def test_output_that_cannot_be_a_folder_exits_2_before_loading(runner: CliRunner
     refuse(runner, tmp_path, ["--output", str(afile)], f"'output' folder {str(afile)!r} cannot be created: {str(afile)!r} is not a folder")
 
 
+def test_output_or_data_dir_nobody_can_write_exits_2_before_loading(runner: CliRunner, tmp_path: Path) -> None:
+    # /proc refuses new files even to root, for whom permission bits say nothing.
+    refuse(runner, tmp_path, ["--output", "/proc/recsuite/results"],
+           "'output' folder '/proc/recsuite/results' is not writable ('/proc' refuses writes)")
+    result = runner.invoke(cli, ["run", *SMOKE, "--backend", "null", "--scenario", "offline",
+                                 "--data-dir", "/proc/recsuite", "--output", str(tmp_path / "results")])
+    assert result.exit_code == 2
+    assert result.stderr == "Error: 'data-dir' folder '/proc/recsuite' is not writable ('/proc' refuses writes)\n"
+    assert not (tmp_path / "results").exists()
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
 def test_read_only_output_exits_2_before_loading(runner: CliRunner, tmp_path: Path) -> None:
     ro = tmp_path / "ro"
