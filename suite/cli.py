@@ -51,7 +51,7 @@ def cli(verbose: int) -> None:
     suite tune --model dlrm-rmc1 --backend deeprecsched --sla-ms 100
     suite check results/ | suite audit TEST01 --model ... --backend ... --scenario ...
     suite submit --results results/ --org ORG --out sub/ | suite compare results/ other/ sub/
-    suite models | suite backends | suite data generate | suite data import | suite summary
+    suite models | suite backends | suite data generate | import | verify | suite summary
     """
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
@@ -321,7 +321,9 @@ def _int_list(what: str, text: str) -> tuple[int, ...]:
     parts = text.split(",")
     if len(parts) > 64 or not all(v.strip().isascii() and v.strip().isdigit() for v in parts):
         raise ConfigError(f"'{what}' must be at most 64 comma-separated integers (got {text!r})")
-    return tuple(inputs.parse_int(what, v, 0, inputs.MAX_BATCH_ITEMS) for v in parts)
+    from suite.datasets.queries import MAX_QUERY_ITEMS  # B or Q beyond the largest query means nothing
+
+    return tuple(inputs.parse_int(what, v, 0, MAX_QUERY_ITEMS) for v in parts)
 
 
 @cli.command()

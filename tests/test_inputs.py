@@ -265,3 +265,22 @@ def test_click_usage_errors_are_one_line(runner: CliRunner) -> None:
     result = runner.invoke(cli, ["data", "generate", "--model", "dlrm-rmc1", "--out", "x", "--zzz"], prog_name="suite")
     assert result.exit_code == 2
     assert result.stderr == "Error: No such option '--zzz'. (see 'suite data generate --help')\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sla-ms", "nan"], "'sla-ms' must be a finite number in (0, 3600000] (got 'nan')"),
+        (["--search-seconds", "inf"], "'search-seconds' must be a finite number in (0, 86400] (got 'inf')"),
+        (["--start-qps", "-3"], "'start-qps' must be a finite number in (0, 100000000] (got '-3')"),
+        (["--batch-sizes", "32,2048"], "'batch-sizes' must be an integer in [0, 1024] (got '2048')"),
+        (["--thresholds", "64,٣"], "'thresholds' must be at most 64 comma-separated integers (got '64,٣')"),
+        (["--option", "pool=fork"], "'pool' must be one of ['process', 'thread'] (got 'fork')"),
+    ],
+)
+def test_tune_refuses_bad_inputs_before_any_run(runner: CliRunner, tmp_path: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(cli, ["tune", "--model", "dlrm-rmc1", "--scale", "tiny", "--profile", "smoke",
+                                 "--data-dir", str(tmp_path / "data"), "--output", str(tmp_path / "results"), *args])
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {message}\n"
+    assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()
