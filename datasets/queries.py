@@ -66,6 +66,8 @@ class QuerySizes:
                 raise ConfigError(f"'query-size' mlperf takes no argument (got {spec!r})")
             return cls(spec, "file", (), MLPERF_QUANTILES)
         if kind == "file":
+            if not arg:
+                raise ConfigError(f"'query-size' file needs a path (got {spec!r})")
             return cls(spec, "file", (), _read_quantiles(Path(arg)))
         texts = arg.split(",")
         if not all(t.strip().isascii() and _NUMBER.fullmatch(t.strip()) for t in texts):

@@ -143,11 +143,11 @@ def _value(fail: Callable[[str], ConfigError], key: str, spec: Key, text: str) -
     left = "(" if spec.lo_open else "["
     bounds = f"{left}{spec.lo:.0f}, {spec.hi:.0f}]" if spec.hi < U64 else f"{left}{spec.lo:.0f}, 2**64)"
     if spec.integer:
-        if not text.isascii() or not (_DECIMAL.fullmatch(text) or _HEX.fullmatch(text)):
+        if len(text) > 40 or not text.isascii() or not (_DECIMAL.fullmatch(text) or _HEX.fullmatch(text)):
             raise fail(f"{key!r} must be an integer in {bounds} (got {text!r})")
         value: float = int(text, 0)
     else:
-        if not text.isascii() or not _FLOAT.fullmatch(text):
+        if len(text) > 40 or not text.isascii() or not _FLOAT.fullmatch(text):
             raise fail(f"{key!r} must be a finite number in {bounds} (got {text!r})")
         value = float(text)
     low_ok = value > spec.lo if spec.lo_open else value >= spec.lo

@@ -37,7 +37,7 @@ NUMBERS = {
 }
 HOSTILE = [
     "nan", "NaN", "-nan", "inf", "-inf", "Infinity", "-1", "0", "-0", "1e309", "1e-309", "²", "٣", "１２", "1_000",
-    "", " ", "0x10", "1e3", "9" * 40, "+5", "1.5", "\x00", "--", "ℵ", "٣.٥", "5 ", "1,2", "0b1", "1e", ".", "-",
+    "", " ", "0x10", "1e3", "9" * 40, "9" * 5000, "+5", "1.5", "\x00", "--", "ℵ", "٣.٥", "5 ", "1,2", "0b1", "1e", ".", "-",
     "18446744073709551617", "4294967296", "2147483648", "१२३",
 ]  # fmt: skip
 NAMES = {"--scenario": "offline", "--profile": "smoke", "--precision": "fp32", "--mode": "performance",
@@ -58,7 +58,8 @@ def _mutate(rng: random.Random, args: dict[str, str], extra: list[str], conf_dir
         args["--query-size"] = spec.format(*(rng.choice(HOSTILE + ["5.1", "0.2", "165", "/dev/zero"]) for _ in range(2)))
     elif kind == 2:
         backend = args["--backend"]
-        keys = [*get_backend(backend).options, "foo", "", "latency_us", "batch_items"]
+        declared = list(get_backend(backend).options) if backend in REGISTRY else []
+        keys = [*declared, "foo", "", "latency_us", "batch_items"]
         key = rng.choice(keys)
         value = rng.choice(HOSTILE + ["1", "thread", "cuda", "none"])
         extra += ["--option", rng.choice([f"{key}={value}", key, f"={value}", f"{key}=={value}"])]

@@ -60,6 +60,7 @@ def refuse(runner: CliRunner, tmp_path: Path, args: list[str], message: str, bac
         (["--rows", "1e3"], "'rows' must be an integer in [1, 100000000] (got '1e3')"),
         (["--rows", "٣"], "'rows' must be an integer in [1, 100000000] (got '٣')"),
         (["--rows", "10000000000"], "'rows' must be an integer in [1, 100000000] (got '10000000000')"),
+        (["--seed", "9" * 5000], f"'seed' must be an integer in [0, 4294967295] (got '{'9' * 5000}')"),
         (["--seed", "-1"], "'seed' must be an integer in [0, 4294967295] (got '-1')"),
         (["--seed", "4294967296"], "'seed' must be an integer in [0, 4294967295] (got '4294967296')"),
         (["--threads", "-1"], "'threads' must be an integer in [0, 1024] (got '-1')"),
@@ -113,6 +114,12 @@ def test_query_size_file_must_be_a_regular_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         parse(fifo)
     assert str(info.value) == f"'user-conf' file {str(fifo)!r} is not a regular file"
+    with pytest.raises(ConfigError) as info:
+        QuerySizes.parse(f"file:{tmp_path}")
+    assert str(info.value) == f"'query-size' file {str(tmp_path)!r} is not a regular file"
+    with pytest.raises(ConfigError) as info:
+        QuerySizes.parse("file:")
+    assert str(info.value) == "'query-size' file needs a path (got 'file:')"
 
 
 # user.conf: LoadGen's grammar, every line checked, the error naming file:line.
@@ -128,6 +135,7 @@ def test_query_size_file_must_be_a_regular_file(tmp_path: Path) -> None:
         ("*.*.min_duration = 1e5", "'min_duration' must be an integer in [0, 86400000] (got '1e5')"),
         ("*.*.min_duration = -1", "'min_duration' must be an integer in [0, 86400000] (got '-1')"),
         ("*.*.min_duration = 010", "'min_duration' must be an integer in [0, 86400000] (got '010')"),
+        ("*.*.min_duration = " + "9" * 5000, "'min_duration' must be an integer in [0, 86400000] (got '999"),
         ("*.Server.target_latency_percentile = 101", "'target_latency_percentile' must be a finite number in (0, 100] (got '101')"),
         ("*.*.min_query_count = 1000000000000", "'min_query_count' must be an integer in [0, 100000000] (got '1000000000000')"),
         ("*.*.target_qps=5", "expected 'model.Scenario.key = value' with spaces around '=' (got '*.*.target_qps=5')"),
