@@ -474,8 +474,7 @@ def data_generate(model: str, out: Path, scale: str, rows: int | None, seed: int
 
     spec = ModelSpec(name=model, scale=scale, seed=seed, tasks=tasks)
     n = rows or default_rows(scale)
-    if n < 1:
-        raise ConfigError(f"'rows' must be >= 1 (got {n!r})")
+    inputs.check_writable_dir("out", out)
     generated = synthetic.generate(spec, n)
     out.mkdir(parents=True, exist_ok=True)
     tsv = out / f"{spec.key()}-n{n}.tsv"

@@ -292,3 +292,15 @@ def test_tune_refuses_bad_inputs_before_any_run(runner: CliRunner, tmp_path: Pat
     assert result.exit_code == 2
     assert result.stderr == f"Error: {message}\n"
     assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()
+
+
+def test_data_commands_refuse_an_unwritable_out_before_working(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["data", "generate", "--model", "dlrm-rmc1", "--scale", "tiny", "--rows", "10",
+                                 "--out", "/proc/recsuite"])
+    assert result.exit_code == 2
+    assert result.stderr == "Error: 'out' folder '/proc/recsuite' is not writable ('/proc' refuses writes)\n"
+    source = tmp_path / "day.tsv"
+    source.write_text("")
+    result = runner.invoke(cli, ["data", "import", str(source), "--model", "dlrm-rmc1", "--out", "/proc/recsuite/ds"])
+    assert result.exit_code == 2
+    assert result.stderr == "Error: 'out' folder '/proc/recsuite' is not writable ('/proc' refuses writes)\n"
