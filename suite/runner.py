@@ -17,13 +17,13 @@ import numpy as np
 
 from suite import userconf
 from suite.backends import Backend, BackendConfig, get_backend
-from suite.config import Mode, RunConfig, Settings, resolve
+from suite.config import Mode, RunConfig, Scenario, Settings, resolve
 from suite.datasets import synthetic
 from suite.datasets.library import QueryLibrary
 from suite.datasets.queries import QuerySizes
 from suite.datasets.store import Dataset
-from suite.errors import BackendError, DatasetError, ResultExistsError, RunFailedError, SuiteError
-from suite.inputs import check_writable_dir
+from suite.errors import BackendError, ConfigError, DatasetError, ResultExistsError, RunFailedError, SuiteError
+from suite.inputs import MAX_LOADGEN_QUERIES, check_writable_dir
 from suite.results import (
     ACCURACY_LOG,
     DETAIL,
@@ -104,6 +104,24 @@ def load_library(config: RunConfig, settings: Settings) -> QueryLibrary:
     return QueryLibrary(dataset, offsets)
 
 
+def check_loadgen_work(settings: Settings, conf: userconf.UserConf | None) -> None:
+    """Refuse a target QPS and minimum duration (user.conf's where it sets them) that would make
+    LoadGen generate more than ``MAX_LOADGEN_QUERIES`` queries up front (Offline, Server)."""
+    if settings.scenario not in (Scenario.OFFLINE, Scenario.SERVER):
+        return
+    qps, duration_ms = settings.target_qps, float(settings.min_duration_ms)
+    if conf is not None:
+        qps = conf.value(settings.loadgen_model, settings.scenario.value, "target_qps") or qps
+        found = conf.value(settings.loadgen_model, settings.scenario.value, "min_duration")
+        duration_ms = duration_ms if found is None else found
+    queries = qps * duration_ms / 1000 * (1.1 if settings.scenario is Scenario.OFFLINE else 1.0)
+    if queries > MAX_LOADGEN_QUERIES:
+        raise ConfigError(
+            f"'target-qps' {qps:g} over a minimum duration of {duration_ms / 1000:g} s asks LoadGen for "
+            f"{queries:.3g} queries (at most {MAX_LOADGEN_QUERIES:.0e}, about 200 bytes each)"
+        )
+
+
 def prepare_run_dir(path: Path, overwrite: bool) -> None:
     """Create the run folder; refuse an existing one unless ``overwrite``."""
     if path.exists() and any(path.iterdir()):
@@ -129,8 +147,8 @@ def run(config: RunConfig, *, backend: Backend | None = None, audit_config: Path
     # Every input is checked before the dataset loads or the run folder is made.
     settings = resolve(config)
     QuerySizes.parse(settings.query_size)
-    if config.user_conf is not None:
-        userconf.parse(config.user_conf)
+    conf = userconf.parse(config.user_conf) if config.user_conf is not None else None
+    check_loadgen_work(settings, conf)
     backend_cls = get_backend(config.backend)
     if backend is None:
         backend_cls.check_options(config.backend_options)

@@ -99,6 +99,15 @@ class UserConf:
     path: Path
     settings: tuple[Setting, ...]
 
+    def value(self, model: str, scenario: str, key: str) -> float | None:
+        """The value LoadGen takes for ``key`` (its lookup order: ``model.scenario``, ``*.scenario``,
+        ``model.*``, ``*.*``; the last line wins among equal keys), or None when no line sets it."""
+        found: dict[tuple[str, str], float] = {(s.model, s.scenario): s.value for s in self.settings if s.key == key}
+        for where in ((model, scenario), ("*", scenario), (model, "*"), ("*", "*")):
+            if where in found:
+                return found[where]
+        return None
+
 
 def parse(path: Path) -> UserConf:
     """Read and check ``path``; raise :class:`ConfigError` naming ``path:line`` at the first bad line."""

@@ -304,3 +304,28 @@ def test_data_commands_refuse_an_unwritable_out_before_working(runner: CliRunner
     result = runner.invoke(cli, ["data", "import", str(source), "--model", "dlrm-rmc1", "--out", "/proc/recsuite/ds"])
     assert result.exit_code == 2
     assert result.stderr == "Error: 'out' folder '/proc/recsuite' is not writable ('/proc' refuses writes)\n"
+
+
+def test_loadgen_work_is_bounded_by_qps_times_duration(runner: CliRunner, tmp_path: Path) -> None:
+    # Each value is in range alone; together they would have LoadGen generate 6.6e8 queries up
+    # front (about 200 bytes each: a null Offline run of 11M queries took 2.7 GB).
+    refuse(runner, tmp_path, ["--target-qps", "1000000", "--profile", "official"],
+           "'target-qps' 1e+06 over a minimum duration of 600 s asks LoadGen for 6.6e+08 queries "
+           "(at most 5e+07, about 200 bytes each)")
+    conf = tmp_path / "user.conf"
+    conf.write_text("*.Offline.min_duration = 80000000\nother-model.*.target_qps = 5\n")  # another model: not applied
+    refuse(runner, tmp_path, ["--user-conf", str(conf)],
+           "'target-qps' 2000 over a minimum duration of 80000 s asks LoadGen for 1.76e+08 queries "
+           "(at most 5e+07, about 200 bytes each)")
+
+
+def test_user_conf_value_follows_loadgens_lookup_order(tmp_path: Path) -> None:
+    path = tmp_path / "user.conf"
+    path.write_text("*.*.min_duration = 1\ndlrm.*.min_duration = 2\n*.Server.min_duration = 3\n"
+                    "dlrm.Server.min_duration = 4\ndlrm.Server.min_duration = 5\n")
+    conf = parse(path)
+    assert conf.value("dlrm", "Server", "min_duration") == 5  # exact, the last line of it
+    assert conf.value("other", "Server", "min_duration") == 3  # *.Server before other.*
+    assert conf.value("dlrm", "Offline", "min_duration") == 2
+    assert conf.value("other", "Offline", "min_duration") == 1
+    assert conf.value("dlrm", "Server", "target_qps") is None
