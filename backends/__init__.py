@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-from suite.backends.base import Backend, BackendConfig, BackendInfo
+from suite.backends.base import Backend, BackendConfig, BackendInfo, Option
 from suite.errors import BackendUnavailableError, UnknownNameError
 
 REGISTRY: dict[str, str] = {
@@ -19,7 +19,7 @@ REGISTRY: dict[str, str] = {
     "deeprecsched": "suite.backends.deeprecsched:DeepRecSchedBackend",
 }
 
-__all__ = ["REGISTRY", "Backend", "BackendConfig", "BackendInfo", "get_backend"]
+__all__ = ["REGISTRY", "Backend", "BackendConfig", "BackendInfo", "Option", "get_backend"]
 
 
 def get_backend(name: str) -> type[Backend]:

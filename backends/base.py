@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import abc
 import os
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar
@@ -16,10 +18,53 @@ from typing import Any, ClassVar
 import numpy as np
 
 from suite.datasets.batch import Batch
-from suite.errors import ConfigError
+from suite.errors import ConfigError, one_of
+from suite.inputs import MAX_THREADS, parse_int
 from suite.models import ModelSpec
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One ``--option KEY=VALUE`` a backend accepts: a line of help and the form of its value.
+
+    The value is one of ``choices`` when they are given (``choices_of()`` when they change at run
+    time, as the registry's names do), else an integer in [``lo``, ``hi``], or, with ``pattern``, a
+    string matching it (``form`` says what it looks like, for the message).
+    """
+
+    help: str
+    choices: tuple[str, ...] = ()
+    lo: int | None = None
+    hi: int | None = None
+    pattern: str | None = None
+    form: str = ""
+    choices_of: Callable[[], tuple[str, ...]] | None = None
+
+    def values(self) -> tuple[str, ...]:
+        """The accepted values of a choice option (empty for the others)."""
+        return self.choices_of() if self.choices_of is not None else self.choices
+
+    def check(self, key: str, text: str) -> None:
+        """Raise :class:`ConfigError` unless ``text`` is a valid value of option ``key``."""
+        if self.values():
+            one_of(key, text, self.values())
+        elif self.pattern is not None:
+            if not (text.isascii() and re.fullmatch(self.pattern, text)):
+                raise ConfigError(f"{key!r} must look like {self.form} (got {text!r})")
+        else:
+            parse_int(key, text, self.lo, self.hi)
+
+    def describe(self) -> str:
+        """The value's form and the help, for ``suite backends``."""
+        if self.values():
+            form = "|".join(self.values())
+        elif self.pattern is not None:
+            form = self.form
+        else:
+            form = f"integer in [{self.lo}, {self.hi}]"
+        return f"{form}: {self.help}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,8 +84,7 @@ class BackendConfig:
     options: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.threads < 0:
-            raise ConfigError(f"'threads' must be >= 0 (got {self.threads!r})")
+        parse_int("threads", self.threads, 0, MAX_THREADS)
         if self.precision not in PRECISIONS:
             raise ConfigError(f"'precision' must be one of {list(PRECISIONS)} (got {self.precision!r})")
 
@@ -99,9 +143,25 @@ class Backend(abc.ABC):
     thread_safe: ClassVar[bool] = False
     #: Harness workers when ``--workers`` is not given.
     default_workers: ClassVar[int] = 1
+    #: The ``--option`` keys this backend accepts; any other key is refused before anything loads.
+    options: ClassVar[Mapping[str, Option]] = {}
 
     def __init__(self, config: BackendConfig) -> None:
         self.config = config
+
+    @classmethod
+    def check_options(cls, pairs: Sequence[tuple[str, str]]) -> None:
+        """Refuse an unknown, repeated or malformed ``--option`` (called before the dataset loads)."""
+        seen: set[str] = set()
+        for key, text in pairs:
+            if key not in cls.options:
+                if not cls.options:
+                    raise ConfigError(f"backend {cls.name!r} takes no --option (got {key!r})")
+                raise ConfigError(f"'option' must be one of {sorted(cls.options)} for backend {cls.name!r} (got {key!r})")
+            if key in seen:
+                raise ConfigError(f"'option' {key!r} is given twice for backend {cls.name!r}")
+            seen.add(key)
+            cls.options[key].check(key, text)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

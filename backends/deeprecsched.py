@@ -48,10 +48,10 @@ import numpy as np
 
 from suite import __version__
 from suite.backends import REGISTRY, get_backend
-from suite.backends.base import Backend, BackendConfig, BackendInfo
+from suite.backends.base import Backend, BackendConfig, BackendInfo, Option
 from suite.datasets.batch import Batch
 from suite.datasets.queries import MAX_QUERY_ITEMS
-from suite.errors import BackendError, ConfigError, UnknownNameError, one_of
+from suite.errors import BackendError, ConfigError, one_of
 from suite.models import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -118,10 +118,9 @@ class SchedConfig:
     @classmethod
     def from_backend_config(cls, config: BackendConfig) -> SchedConfig:
         """Parse ``config.options``; ``config.threads`` is the number of CPU workers (0: one per core)."""
+        DeepRecSchedBackend.check_options(config.options)
         values: dict[str, Any] = {}
         for key, text in config.options:
-            if key not in cls.OPTIONS:
-                raise UnknownNameError("option", key, cls.OPTIONS)
             if key in ("batch_items", "offload_items"):
                 try:
                     values[key] = int(text)
@@ -611,6 +610,11 @@ def _answer(jobs: list[tuple[Any, Future[np.ndarray]]], compute: Callable[[], li
         f.set_result(part)
 
 
+def _inner() -> tuple[str, ...]:
+    """The backends the scheduler can run: every registered one but itself (tests add stubs)."""
+    return tuple(sorted(set(REGISTRY) - {"deeprecsched"}))
+
+
 class DeepRecSchedBackend(Backend):
     """The DeepRecSched scheduler over a CPU backend and an optional accelerator backend.
 
@@ -621,6 +625,15 @@ class DeepRecSchedBackend(Backend):
 
     name = "deeprecsched"
     thread_safe = True
+    options = {
+        "accelerator": Option("the backend that takes offloaded queries whole", choices_of=lambda: ("none", *_inner())),
+        "batch_items": Option("B: items per CPU request (0: the whole query)", lo=0, hi=MAX_QUERY_ITEMS),
+        "cpu_backend": Option("the backend each CPU worker runs, one thread each", choices_of=lambda: _inner()),
+        "offload_items": Option("Q: queries of at least this many items go to the accelerator (0: never)",
+                                lo=0, hi=MAX_QUERY_ITEMS),
+        "pin": Option("pin each worker process to one core", choices=("0", "1", "false", "true")),
+        "pool": Option("spawned worker processes (shared memory) or threads of this process", choices=POOLS),
+    }
 
     def __init__(self, config: BackendConfig) -> None:
         super().__init__(config)

@@ -7,9 +7,8 @@ import time
 import numpy as np
 
 from suite import __version__
-from suite.backends.base import Backend, BackendInfo
+from suite.backends.base import Backend, BackendInfo, Option
 from suite.datasets.batch import Batch
-from suite.errors import ConfigError
 
 #: Longest latency floor the null backend accepts (one second).
 MAX_LATENCY_US = 1_000_000
@@ -26,20 +25,11 @@ class NullBackend(Backend):
 
     name = "null"
     thread_safe = True
+    options = {"latency_us": Option("every predict takes at least this long, in microseconds", lo=0, hi=MAX_LATENCY_US)}
 
     def load(self) -> None:
-        known = {"latency_us"}
-        for key, _ in self.config.options:
-            if key not in known:
-                raise ConfigError(f"'option' must be one of {sorted(known)} for backend 'null' (got {key!r})")
-        text = self.config.option("latency_us", "0")
-        try:
-            latency_us = int(text)
-        except ValueError:
-            latency_us = -1
-        if not 0 <= latency_us <= MAX_LATENCY_US:
-            raise ConfigError(f"'latency_us' must be an integer in [0, {MAX_LATENCY_US}] (got {text!r})")
-        self._latency_s = latency_us / 1e6
+        self.check_options(self.config.options)
+        self._latency_s = int(self.config.option("latency_us", "0")) / 1e6
         self._tasks = self.config.model.schema.tasks
 
     def predict(self, batch: Batch) -> np.ndarray:

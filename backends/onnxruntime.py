@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from suite.backends.base import Backend, BackendInfo
+from suite.backends.base import Backend, BackendInfo, Option
 from suite.datasets.batch import Batch
 from suite.datasets.store import data_root
-from suite.errors import BackendUnavailableError, one_of
+from suite.errors import BackendUnavailableError
+from suite.inputs import MAX_THREADS
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +37,22 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
     thread_safe = True
+    options = {
+        "provider": Option("execution provider (cuda needs onnxruntime-gpu)", choices=tuple(PROVIDERS)),
+        "opt_level": Option("graph optimisation level", choices=tuple(OPT_LEVELS)),
+        "inter_op_threads": Option("threads across independent graph nodes", lo=1, hi=MAX_THREADS),
+        # suite.models.export.LOWERINGS, written out: that module imports torch.
+        "lowering": Option("how pooled lookups become ONNX ops", choices=("bag-major", "item-major")),
+    }
 
     def load(self) -> None:
-        from suite.models.export import LOWERINGS
-
         cfg = self.config
         if cfg.precision != "fp32":
             raise BackendUnavailableError(f"'precision' must be fp32 on onnxruntime (got {cfg.precision!r})")
         self._provider = cfg.option("provider", "cpu")
         opt = cfg.option("opt_level", "all")
         self._lowering = cfg.option("lowering", "item-major")
-        one_of("provider", self._provider, PROVIDERS)
-        one_of("opt_level", opt, OPT_LEVELS)
-        one_of("lowering", self._lowering, LOWERINGS)
+        self.check_options(cfg.options)
         provider = PROVIDERS[self._provider]
         if provider not in ort.get_available_providers():
             raise BackendUnavailableError(

@@ -19,6 +19,7 @@ class TorchCPUBackend(Backend):
 
     name = "torch-cpu"
     thread_safe = True
+    options = {}  # none: --threads and --precision say everything
 
     def load(self) -> None:
         if self.config.precision not in ("fp32", "bf16"):

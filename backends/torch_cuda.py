@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from suite.backends.base import Backend, BackendInfo, BatchDefaults
+from suite.backends.base import Backend, BackendInfo, BatchDefaults, Option
 from suite.datasets.batch import Batch
 from suite.errors import BackendError, BackendUnavailableError, ConfigError
 from suite.models import ModelSchema, build
@@ -34,11 +34,13 @@ DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, 
 #: Batch sizes CUDA graphs are captured for; a batch is padded up to the next one, and one larger
 #: than the last runs eagerly.
 GRAPH_BUCKETS = (16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
-OPTIONS = ("device", "cuda_graphs", "compile", "lanes", "start_from_device", "fused", "rows", "row_scales", "gemm", "tune")
+
+
+FLAGS = ("0", "1", "false", "true", "no", "yes")
 
 
 def _flag(value: str, key: str) -> bool:
-    if value not in ("0", "1", "false", "true", "no", "yes"):
+    if value not in FLAGS:
         raise ConfigError(f"'{key}' must be 0 or 1 (got {value!r})")
     return value in ("1", "true", "yes")
 
@@ -135,6 +137,18 @@ class TorchCUDABackend(Backend):
     #: Lanes and harness workers: on the H200, DLRM-v2 Offline gave 11.1k samples/s with one lane,
     #: 20.8k with two and 24.4k with four (benchmarks/results/cuda_host_h200_4m.txt).
     default_workers = 4
+    options = {
+        "device": Option("the GPU", pattern=r"cuda(:[0-9]{1,3})?", form="cuda:N"),
+        "cuda_graphs": Option("CUDA graphs for every batch bucket, captured at load (default 1)", choices=FLAGS),
+        "compile": Option("torch.compile the model (graphs then default to 0)", choices=FLAGS),
+        "lanes": Option("concurrent batches: streams and pinned buffers (default 4)", lo=1, hi=64),
+        "start_from_device": Option("keep the query library's rows in device memory (MLPerf's start_from_device)", choices=FLAGS),
+        "fused": Option("DLRM models on the fused Triton kernels (--precision fp8 implies it)", choices=FLAGS),
+        "rows": Option("how fused tables store rows (fp8's default int8)", choices=("bf16", "fp16", "fp8", "int8")),
+        "row_scales": Option("where fused 8-bit rows keep their scales", choices=("inline", "apart")),
+        "gemm": Option("fused bf16/fp16 matmuls", choices=("triton", "cublas")),
+        "tune": Option("time the fused matmuls' tile shapes at load", choices=("0", "1")),
+    }
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -144,16 +158,11 @@ class TorchCUDABackend(Backend):
 
     def _options(self) -> None:
         cfg = self.config
-        unknown = sorted(k for k, _ in cfg.options if k not in OPTIONS)
-        if unknown:
-            raise ConfigError(f"unknown torch-cuda option {unknown[0]!r} (known: {list(OPTIONS)})")
+        self.check_options(cfg.options)
         self._compile = _flag(cfg.option("compile", "0"), "compile")
         self._graphs = _flag(cfg.option("cuda_graphs", "0" if self._compile else "1"), "cuda_graphs")
         self._from_device = _flag(cfg.option("start_from_device", "0"), "start_from_device")
-        lanes = cfg.option("lanes", str(self.default_workers))
-        if not lanes.isdigit() or int(lanes) < 1:
-            raise ConfigError(f"'lanes' must be a positive integer (got {lanes!r})")
-        self._lane_count = int(lanes)
+        self._lane_count = int(cfg.option("lanes", str(self.default_workers)))
 
     def load(self) -> None:
         cfg = self.config

@@ -12,6 +12,7 @@ from suite.datasets import criteo, store
 from suite.datasets.batch import Batch
 from suite.datasets.multihot import model_inputs
 from suite.errors import DatasetError
+from suite.inputs import check_writable_dir
 from suite.models import ModelSpec
 
 
@@ -39,6 +40,7 @@ def import_file(
     target = out or store.data_root(data_dir) / "imported" / f"{path.name.split('.')[0]}-{spec.key()}"
     if (target / "meta.json").is_file():
         raise DatasetError(f"{target} already exists; remove it or pass another --out")
+    check_writable_dir("out", target.parent)  # before reading the file, not after
     total = path.stat().st_size if path.exists() else 0
     dense: list[np.ndarray] = []
     sparse: list[list[np.ndarray]] = [[] for _ in table_rows]

@@ -15,12 +15,15 @@ i covers items ``[offsets[i], offsets[i + 1])`` and the last one is truncated at
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from suite.errors import ConfigError
+from suite.inputs import read_small_file
 
 MAX_QUERY_ITEMS = 1024
 
@@ -29,6 +32,19 @@ MLPERF_QUANTILES = (100, 100, 200, 200, 200, 200, 200, 200, 200, 200,
                     200, 200, 200, 200, 300, 300, 400, 500, 600, 700)  # fmt: skip
 
 KINDS = ("file", "fixed", "lognormal", "mlperf", "normal")
+
+#: Parameter ranges of the distributions, ((centre lo, hi), (spread lo, hi)): the median query lies in
+#: [1, 1024] items and the spread is positive and finite. Outside them every draw clips to one bound.
+BOUNDS = {
+    "lognormal": ((0.0, round(math.log(MAX_QUERY_ITEMS), 3)), (0.0, 3.0)),
+    "normal": ((1.0, float(MAX_QUERY_ITEMS)), (0.0, 4.0 * MAX_QUERY_ITEMS)),
+}
+#: A quantile file is read only up to this size, and holds at most this many sizes.
+MAX_FILE_BYTES = 1 << 20
+MAX_QUANTILES = 100_000
+
+# ASCII decimal numbers only: float() also takes 'nan', 'inf', '1_0' and other scripts' digits.
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -50,18 +66,31 @@ class QuerySizes:
                 raise ConfigError(f"'query-size' mlperf takes no argument (got {spec!r})")
             return cls(spec, "file", (), MLPERF_QUANTILES)
         if kind == "file":
+            if not arg:
+                raise ConfigError(f"'query-size' file needs a path (got {spec!r})")
             return cls(spec, "file", (), _read_quantiles(Path(arg)))
-        try:
-            params = tuple(float(p) for p in arg.split(","))
-        except ValueError:
-            raise ConfigError(f"'query-size' {kind} needs numbers (got {spec!r})") from None
+        texts = arg.split(",")
+        if not all(t.strip().isascii() and _NUMBER.fullmatch(t.strip()) for t in texts):
+            raise ConfigError(f"'query-size' {kind} needs finite numbers (got {spec!r})")
+        params = tuple(float(t) for t in texts)
         want = {"fixed": 1, "lognormal": 2, "normal": 2}[kind]
         if len(params) != want:
             raise ConfigError(f"'query-size' {kind} needs {want} number(s) (got {spec!r})")
         if kind == "fixed" and not (1 <= params[0] <= MAX_QUERY_ITEMS and params[0].is_integer()):
             raise ConfigError(f"'query-size' fixed must be an integer in [1, {MAX_QUERY_ITEMS}] (got {spec!r})")
-        if kind in ("lognormal", "normal") and params[1] < 0:
-            raise ConfigError(f"'query-size' {kind} needs a non-negative spread (got {spec!r})")
+        if kind in ("lognormal", "normal"):
+            (lo, hi), (_, top) = BOUNDS[kind]
+            centre, spread = params
+            if not lo <= centre <= hi:
+                raise ConfigError(
+                    f"'query-size' {kind} needs {'MU' if kind == 'lognormal' else 'MEAN'} in [{lo:g}, {hi:g}] "
+                    f"(a median query in [1, {MAX_QUERY_ITEMS}] items) (got {spec!r})"
+                )
+            if not 0 < spread <= top:
+                raise ConfigError(
+                    f"'query-size' {kind} needs {'SIGMA' if kind == 'lognormal' else 'STD'} in (0, {top:g}] "
+                    f"(fixed:N for one size) (got {spec!r})"
+                )
         return cls(spec, kind, params)
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -92,14 +121,14 @@ class QuerySizes:
 
 
 def _read_quantiles(path: Path) -> tuple[int, ...]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"'query-size' file {str(path)!r} cannot be read: {exc.strerror}") from None
-    try:
-        values = tuple(int(v) for v in text.replace("\n", ",").split(",") if v.strip())
-    except ValueError:
-        raise ConfigError(f"'query-size' file {str(path)!r} must hold comma-separated integers") from None
-    if not values or any(v < 1 for v in values):
-        raise ConfigError(f"'query-size' file {str(path)!r} must hold positive sizes")
+    """The sizes of a quantile file: a regular file of at most 1 MiB, sizes in [1, 1024]."""
+    data = read_small_file("'query-size' file", path, MAX_FILE_BYTES)
+    words = [v.strip() for v in data.decode("ascii", errors="replace").replace("\n", ",").split(",") if v.strip()]
+    if not all(w.isascii() and w.isdigit() for w in words):
+        raise ConfigError(f"'query-size' file {str(path)!r} must hold comma-separated integers")
+    values = tuple(int(w) for w in words)
+    if not values or len(values) > MAX_QUANTILES or any(not 1 <= v <= MAX_QUERY_ITEMS for v in values):
+        raise ConfigError(
+            f"'query-size' file {str(path)!r} must hold 1 to {MAX_QUANTILES} sizes in [1, {MAX_QUERY_ITEMS}]"
+        )
     return values

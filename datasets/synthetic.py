@@ -48,6 +48,8 @@ from suite.datasets import store
 from suite.datasets.batch import Batch
 from suite.datasets.criteo import RawBlock
 from suite.datasets.multihot import model_inputs
+from suite.errors import DatasetError
+from suite.inputs import check_writable_dir
 from suite.metrics import auc
 from suite.models import WEIGHTS_VERSION, ModelSchema, ModelSpec, TableSpec, build
 
@@ -302,13 +304,39 @@ def cache_path(spec: ModelSpec, rows: int, root: Path | None = None) -> Path:
 
 
 def ensure(spec: ModelSpec, rows: int, root: Path | None = None) -> Path:
-    """The cached dataset for (spec, rows), generated first if absent."""
+    """The cached dataset for (spec, rows), generated first if absent and rebuilt if damaged.
+
+    Damaged means what every load checks (see ``store.check_arrays``): a missing or unreadable
+    ``meta.json``, a missing file, a size, shape or dtype other than ``meta.json`` records. A cache
+    from before checksums were recorded is rebuilt too. One warning line says why.
+    """
     path = cache_path(spec, rows, root)
-    if (path / "meta.json").is_file():
-        return path
-    started = time.perf_counter()
-    log.info("generating %s items for %s into %s", rows, spec.key(), path)
-    data = generate(spec, rows)
-    store.save(path, data.items, data.labels, data.meta)
-    log.info("generated in %.1f s", time.perf_counter() - started)
+    with store.locked(path):
+        problem = _damage(path)
+        if problem is None:
+            return path
+        check_writable_dir("data-dir", path.parent)  # before minutes of generating, not after
+        if path.exists():
+            log.warning("dataset cache %s is damaged (%s); rebuilding it", path, problem)
+        started = time.perf_counter()
+        log.info("generating %s items for %s into %s", rows, spec.key(), path)
+        data = generate(spec, rows)
+        try:
+            store.save(path, data.items, data.labels, data.meta, replace=True)
+        except OSError as exc:
+            raise DatasetError(f"cannot write the dataset cache {path}: {exc.strerror or exc}") from None
+        log.info("generated in %.1f s", time.perf_counter() - started)
     return path
+
+
+def _damage(path: Path) -> str | None:
+    """Why the cache folder ``path`` cannot be used as it is, or None."""
+    if not path.exists():
+        return "absent"
+    try:
+        meta = store.read_meta(path)
+    except DatasetError:
+        return "meta.json is unreadable" if (path / "meta.json").exists() else "meta.json is missing"
+    if meta.get("format") != store.FORMAT_VERSION or meta.get("arrays") is None:
+        return f"format {meta.get('format')!r} without checksums, written by an older recsuite"
+    return store.check_arrays(path, meta)

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from suite import inputs
 from suite.errors import ConfigError, RunInterrupted, SuiteError
+from suite.inputs import FloatRange, IntRange
 
 if TYPE_CHECKING:
     from suite.models import WeightsFile
@@ -30,6 +32,13 @@ class SuiteGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            # click's own usage errors (a missing value, an unknown flag) in one line too.
+            where = exc.ctx.command_path if exc.ctx is not None and exc.ctx is not ctx else ctx.command_path
+            if where == ctx.command_path and ctx.invoked_subcommand:
+                where += f" {ctx.invoked_subcommand}"
+            click.echo(f"Error: {exc.format_message()} (see '{where} --help')", err=True)
+            ctx.exit(exc.exit_code)
         except SuiteError as exc:
             details = getattr(exc, "details", "")
             if details:
@@ -60,7 +69,7 @@ def cli(verbose: int) -> None:
     suite tune --model dlrm-rmc1 --backend deeprecsched --sla-ms 100
     suite check results/ | suite audit TEST01 --model ... --backend ... --scenario ...
     suite submit --results results/ --org ORG --out sub/ | suite compare results/ other/ sub/
-    suite models | suite backends | suite data generate | suite data import | suite summary
+    suite models | suite backends | suite data generate | import | verify | suite summary
     """
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
@@ -86,7 +95,7 @@ _RUN_OPTIONS = [
         help="The rule set's named target: 99 | 99.9 (mlperf-v5.1: dlrm-v2-99 / dlrm-v2-99.9), "
         "low | medium | high (deeprecsys SLA) [default: the rule set's].",
     ),
-    click.option("--target-qps", type=float, help="Server target / Offline expected queries per second."),
+    click.option("--target-qps", type=FloatRange("target-qps", 0, inputs.MAX_TARGET_QPS, lo_open=True), help="Server target / Offline expected queries per second."),
     click.option("--scale", default="small", show_default=True, help="tiny, small, full or a row cap per table."),
     click.option("--query-size", help="mlperf | lognormal:MU,SIGMA | normal:MEAN,STD | fixed:N | file:PATH."),
     click.option("--output", type=click.Path(path_type=Path), default=Path("results"), show_default=True),
@@ -94,8 +103,8 @@ _RUN_OPTIONS = [
     click.option("--user-conf", type=click.Path(path_type=Path), help="LoadGen user.conf overriding the rules."),
     click.option("--overwrite", is_flag=True, help="Replace an existing run folder."),
     click.option("--dataset", type=click.Path(path_type=Path), help="A dataset folder from `suite data import`."),
-    click.option("--rows", type=int, help="Items in the generated dataset [default: by scale]."),
-    click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights and the data."),
+    click.option("--rows", type=IntRange("rows", 1, inputs.MAX_ROWS), help="Items in the generated dataset [default: by scale]."),
+    click.option("--seed", type=IntRange("seed", 0, inputs.MAX_SEED), default=0, show_default=True, help="Seed of the weights and the data."),
     click.option(
         "--weights",
         type=click.Path(path_type=Path),
@@ -108,12 +117,12 @@ _RUN_OPTIONS = [
         help="The reference AUC (a fraction, e.g. 0.8031) the accuracy gate is a fraction of, for data "
         "without a teacher (imported Criteo) [default: the dataset's recorded one; none: not gated].",
     ),
-    click.option("--tasks", type=int, help="Tasks of a multi-task model (mtwnd) [default: 3]."),
-    click.option("--threads", type=int, default=0, show_default=True, help="Backend threads (0: all cores)."),
+    click.option("--tasks", type=IntRange("tasks", 1, inputs.MAX_TASKS), help="Tasks of a multi-task model (mtwnd) [default: 3]."),
+    click.option("--threads", type=IntRange("threads", 0, inputs.MAX_THREADS), default=0, show_default=True, help="Backend threads (0: all cores)."),
     click.option("--precision", default="fp32", show_default=True, help="fp32, tf32, bf16, fp16 or fp8 (torch-cuda, DLRM models: fp8 matmuls, int8 rows)."),
-    click.option("--max-batch-items", type=int, help="Largest batch the harness forms, in items."),
-    click.option("--batch-timeout-us", type=int, help="How long a batch may wait to fill (0: never)."),
-    click.option("--workers", type=int, help="Harness threads calling the backend [default: the backend's]."),
+    click.option("--max-batch-items", type=IntRange("max-batch-items", 1, inputs.MAX_BATCH_ITEMS), help="Largest batch the harness forms, in items."),
+    click.option("--batch-timeout-us", type=IntRange("batch-timeout-us", 0, inputs.MAX_BATCH_TIMEOUT_US), help="How long a batch may wait to fill (0: never)."),
+    click.option("--workers", type=IntRange("workers", 1, inputs.MAX_WORKERS), help="Harness threads calling the backend [default: the backend's]."),
     click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Backend-specific option."),
     click.option("--rules", help="Rule set [default: the one listing the model]."),
     click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data]."),
@@ -363,16 +372,18 @@ def _why_invalid(perf: dict[str, Any]) -> str:
 
 
 def _int_list(what: str, text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise ConfigError(f"'{what}' must be comma-separated integers (got {text!r})") from None
+    parts = text.split(",")
+    if len(parts) > 64 or not all(v.strip().isascii() and v.strip().isdigit() for v in parts):
+        raise ConfigError(f"'{what}' must be at most 64 comma-separated integers (got {text!r})")
+    from suite.datasets.queries import MAX_QUERY_ITEMS  # B or Q beyond the largest query means nothing
+
+    return tuple(inputs.parse_int(what, v, 0, MAX_QUERY_ITEMS) for v in parts)
 
 
 @cli.command()
 @click.option("--model", required=True, help="Model name (see `suite models`).")
 @click.option("--backend", default="deeprecsched", show_default=True, help="The backend to tune (deeprecsched).")
-@click.option("--sla-ms", type=float, help="Tail-latency bound in ms [default: the rule table's Server target].")
+@click.option("--sla-ms", type=FloatRange("sla-ms", 0, 3_600_000, lo_open=True), help="Tail-latency bound in ms [default: the rule table's Server target].")
 @click.option("--percentile", type=click.Choice(["95", "99"]), help="Tail percentile [default: the rule table's].")
 @click.option("--profile", default="short", show_default=True,
               help="smoke, short or official: search runs of 1, 4 or 10 s; confirming runs of the profile's length.")
@@ -381,19 +392,19 @@ def _int_list(what: str, text: str) -> tuple[int, ...]:
               help="Results root; the tune lands in OUTPUT/<system>/<model>/tune.")
 @click.option("--system", help="System name in the results tree [default: <hostname>-<backend>].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing tune folder.")
-@click.option("--threads", type=int, default=0, show_default=True, help="CPU workers (0: one per core).")
+@click.option("--threads", type=IntRange("threads", 0, inputs.MAX_THREADS), default=0, show_default=True, help="CPU workers (0: one per core).")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Fixed scheduler option: cpu_backend, accelerator, pool, pin.")
 @click.option("--batch-sizes", default=",".join(map(str, (32, 64, 128, 256, 512, 1024))), show_default=True,
               help="Per-request batch sizes B, walked in order (phase 1).")
 @click.option("--thresholds", default=",".join(map(str, (512, 384, 256, 192, 128, 96, 64, 32, 1))), show_default=True,
               help="Offload thresholds Q, walked in order (phase 2, with an accelerator).")
-@click.option("--search-seconds", type=float, help="Length of each search run [default: by profile].")
-@click.option("--confirm-seconds", type=float, help="Length of each confirming run [default: the profile's].")
-@click.option("--start-qps", type=float, help="First target QPS [default: estimated closed-loop].")
+@click.option("--search-seconds", type=FloatRange("search-seconds", 0, inputs.MAX_SECONDS, lo_open=True), help="Length of each search run [default: by profile].")
+@click.option("--confirm-seconds", type=FloatRange("confirm-seconds", 0, inputs.MAX_SECONDS, lo_open=True), help="Length of each confirming run [default: the profile's].")
+@click.option("--start-qps", type=FloatRange("start-qps", 0, inputs.MAX_TARGET_QPS, lo_open=True), help="First target QPS [default: estimated closed-loop].")
 @click.option("--query-size", help="Query-size spec [default: the rule table's].")
-@click.option("--rows", type=int, help="Items in the generated dataset [default: by scale].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights and the data.")
+@click.option("--rows", type=IntRange("rows", 1, inputs.MAX_ROWS), help="Items in the generated dataset [default: by scale].")
+@click.option("--seed", type=IntRange("seed", 0, inputs.MAX_SEED), default=0, show_default=True, help="Seed of the weights and the data.")
 @click.option("--weights", type=click.Path(path_type=Path), help="Trained weights loaded over the seeded ones (see `suite run --help`).")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data].")
 @click.option("--progress/--no-progress", default=True, help="One line per LoadGen run on stderr.")
@@ -432,8 +443,11 @@ def tune(**kw: Any) -> None:
             err=True,
         )
 
+    from suite.backends import get_backend
     from suite.interrupts import stop_signals
 
+    get_backend(config.backend).check_options(config.backend_options)
+    inputs.check_writable_dir("output", config.output)
     # A signal stops the tune where it is (the backend closed, the trace kept), or through the
     # harness inside a LoadGen run.
     with stop_signals() as stop, stop.raising():
@@ -482,19 +496,24 @@ def models(scale: str) -> None:
 
 @cli.command()
 def backends() -> None:
-    """List the backends and whether each can run here."""
+    """List the backends, whether each can run here, and the --option keys each accepts."""
     from suite.backends import REGISTRY, get_backend
 
     for name, target in REGISTRY.items():
+        options = {}
         try:
-            reason = get_backend(name).unavailable_reason()
+            cls = get_backend(name)
+            options = dict(cls.options)
+            reason = cls.unavailable_reason()
             status = "available" if reason is None else f"unavailable ({reason})"
         except SuiteError as exc:
             status = f"unavailable ({exc})"
         click.echo(f"{name:<14} {target:<45} {status}")
+        for key, option in options.items():
+            click.echo(f"    --option {key}={option.describe()}")
 
 
-@cli.group()
+@cli.group(cls=SuiteGroup)
 def data() -> None:
     """Generate or import Criteo-format data."""
 
@@ -503,9 +522,9 @@ def data() -> None:
 @click.option("--model", required=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the TSV and meta.json.")
 @click.option("--scale", default="small", show_default=True)
-@click.option("--rows", type=int, help="Items to generate [default: by scale].")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--tasks", type=int, help="Tasks of a multi-task model (mtwnd) [default: 3].")
+@click.option("--rows", type=IntRange("rows", 1, inputs.MAX_ROWS), help="Items to generate [default: by scale].")
+@click.option("--seed", type=IntRange("seed", 0, inputs.MAX_SEED), default=0, show_default=True)
+@click.option("--tasks", type=IntRange("tasks", 1, inputs.MAX_TASKS), help="Tasks of a multi-task model (mtwnd) [default: 3].")
 def data_generate(model: str, out: Path, scale: str, rows: int | None, seed: int, tasks: int | None) -> None:
     """Write synthetic Criteo TSV (with teacher labels) that a person can inspect."""
     from suite.datasets import criteo, synthetic
@@ -514,8 +533,7 @@ def data_generate(model: str, out: Path, scale: str, rows: int | None, seed: int
 
     spec = ModelSpec(name=model, scale=scale, seed=seed, tasks=tasks)
     n = rows or default_rows(scale)
-    if n < 1:
-        raise ConfigError(f"'rows' must be >= 1 (got {n!r})")
+    inputs.check_writable_dir("out", out)
     generated = synthetic.generate(spec, n)
     out.mkdir(parents=True, exist_ok=True)
     tsv = out / f"{spec.key()}-n{n}.tsv"
@@ -530,9 +548,9 @@ def data_generate(model: str, out: Path, scale: str, rows: int | None, seed: int
 @click.option("--model", required=True)
 @click.option("--scale", default="small", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="Dataset folder [default: in the data cache].")
-@click.option("--limit", type=int, help="Read at most this many lines.")
+@click.option("--limit", type=IntRange("limit", 1), help="Read at most this many lines.")
 @click.option("--data-dir", type=click.Path(path_type=Path))
-@click.option("--tasks", type=int, help="Tasks of a multi-task model (mtwnd) [default: 3].")
+@click.option("--tasks", type=IntRange("tasks", 1, inputs.MAX_TASKS), help="Tasks of a multi-task model (mtwnd) [default: 3].")
 def data_import(
     file: Path, model: str, scale: str, out: Path | None, limit: int | None, data_dir: Path | None, tasks: int | None
 ) -> None:
@@ -547,6 +565,39 @@ def data_import(
     spec = ModelSpec(name=model, scale=scale, tasks=tasks)
     path = import_file(file, spec, out=out, limit=limit, data_dir=data_dir, progress=True)
     click.echo(f"imported {file} -> {path} (use: suite run --dataset {path} --model {model} --scale {scale} ...)")
+
+
+@data.command("verify")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data].")
+def data_verify(paths: tuple[Path, ...], data_dir: Path | None) -> None:
+    """Check datasets against the sizes, shapes, dtypes and SHA-256 their meta.json records.
+
+    PATHS are dataset folders [default: every dataset in the cache]. Every run checks sizes,
+    shapes and dtypes; this reads every byte. Exit 0 when all match, 1 otherwise.
+    """
+    from suite.datasets import store
+
+    root = store.data_root(data_dir)
+    found = list(paths) or sorted(
+        p.parent for p in [*root.glob("*/meta.json"), *root.glob("imported/*/meta.json")] if not p.parent.name.startswith(".")
+    )
+    if not found:
+        raise ConfigError(f"no dataset under {root}")
+    failed = 0
+    for path in found:
+        problem = store.verify(path)
+        if problem is None:
+            click.echo(f"ok         {path}")
+            continue
+        failed += 1
+        if problem == store.UNCHECKED:
+            click.echo(f"UNCHECKED  {path}: {problem}")
+        else:
+            hint = "; remove it and the next run rebuilds it" if path.parent == root else ""
+            click.echo(f"DAMAGED    {path}: {problem}{hint}")
+    if failed:
+        click.get_current_context().exit(1)
 
 
 @cli.command()

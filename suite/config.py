@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from suite import inputs
 from suite.errors import ConfigError, one_of
 from suite.models import ModelSpec, default_rows
 from suite.rules import RuleSet, for_model
@@ -113,16 +114,18 @@ class RunConfig:
             one_of("audit", self.audit, AUDITS)
             if self.mode is not Mode.PERFORMANCE:
                 raise ConfigError(f"'audit' runs are performance runs (got mode {self.mode.value!r})")
-        if self.target_qps is not None and not self.target_qps > 0:
-            raise ConfigError(f"'target-qps' must be > 0 (got {self.target_qps!r})")
-        if self.rows is not None and self.rows < 1:
-            raise ConfigError(f"'rows' must be >= 1 (got {self.rows!r})")
-        if self.max_batch_items is not None and self.max_batch_items < 1:
-            raise ConfigError(f"'max-batch-items' must be >= 1 (got {self.max_batch_items!r})")
-        if self.batch_timeout_us is not None and self.batch_timeout_us < 0:
-            raise ConfigError(f"'batch-timeout-us' must be >= 0 (got {self.batch_timeout_us!r})")
-        if self.workers is not None and self.workers < 1:
-            raise ConfigError(f"'workers' must be >= 1 (got {self.workers!r})")
+        # The CLI's types check these already; a config built in code gets the same bounds.
+        if self.target_qps is not None:
+            inputs.parse_float("target-qps", self.target_qps, 0, inputs.MAX_TARGET_QPS, lo_open=True)
+        if self.rows is not None:
+            inputs.parse_int("rows", self.rows, 1, inputs.MAX_ROWS)
+        inputs.parse_int("threads", self.threads, 0, inputs.MAX_THREADS)
+        if self.max_batch_items is not None:
+            inputs.parse_int("max-batch-items", self.max_batch_items, 1, inputs.MAX_BATCH_ITEMS)
+        if self.batch_timeout_us is not None:
+            inputs.parse_int("batch-timeout-us", self.batch_timeout_us, 0, inputs.MAX_BATCH_TIMEOUT_US)
+        if self.workers is not None:
+            inputs.parse_int("workers", self.workers, 1, inputs.MAX_WORKERS)
         if self.system is not None and not _safe_name(self.system):
             raise ConfigError(f"'system' must be letters, digits, '.', '_' or '-' (got {self.system!r})")
         if self.user_conf is not None and not self.user_conf.is_file():

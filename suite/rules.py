@@ -59,9 +59,9 @@ class RuleSet:
 
     @classmethod
     def load(cls, name: str) -> RuleSet:
-        path = rules_dir().joinpath(f"{name}.toml")
-        if not path.is_file():
+        if name not in available():  # a name, never a path ('../x' would read any .toml)
             raise UnknownNameError("rules", name, available())
+        path = rules_dir() / f"{name}.toml"
         try:
             data = tomllib.loads(path.read_text())
         except (tomllib.TOMLDecodeError, OSError) as exc:

@@ -15,14 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from suite import sysinfo
+from suite import sysinfo, userconf
 from suite.backends import Backend, BackendConfig, get_backend
-from suite.config import Mode, RunConfig, Settings, resolve
+from suite.config import Mode, RunConfig, Scenario, Settings, resolve
 from suite.datasets import synthetic
 from suite.datasets.library import QueryLibrary
 from suite.datasets.queries import QuerySizes
 from suite.datasets.store import Dataset
-from suite.errors import BackendError, DatasetError, ResultExistsError, RunFailedError, RunInterrupted, SuiteError
+from suite.errors import BackendError, ConfigError, DatasetError, ResultExistsError, RunFailedError, RunInterrupted, SuiteError
+from suite.inputs import MAX_LOADGEN_QUERIES, check_writable_dir
 from suite.interrupts import stop_signals
 from suite.models.weights import verify as verify_weights
 from suite.record import SCHEMA_VERSION
@@ -119,6 +120,24 @@ def reference_auc(config: RunConfig, dataset: Dataset, settings: Settings) -> tu
     return None, None
 
 
+def check_loadgen_work(settings: Settings, conf: userconf.UserConf | None) -> None:
+    """Refuse a target QPS and minimum duration (user.conf's where it sets them) that would make
+    LoadGen generate more than ``MAX_LOADGEN_QUERIES`` queries up front (Offline, Server)."""
+    if settings.scenario not in (Scenario.OFFLINE, Scenario.SERVER):
+        return
+    qps, duration_ms = settings.target_qps, float(settings.min_duration_ms)
+    if conf is not None:
+        qps = conf.value(settings.loadgen_model, settings.scenario.value, "target_qps") or qps
+        found = conf.value(settings.loadgen_model, settings.scenario.value, "min_duration")
+        duration_ms = duration_ms if found is None else found
+    queries = qps * duration_ms / 1000 * (1.1 if settings.scenario is Scenario.OFFLINE else 1.0)
+    if queries > MAX_LOADGEN_QUERIES:
+        raise ConfigError(
+            f"'target-qps' {qps:g} over a minimum duration of {duration_ms / 1000:g} s asks LoadGen for "
+            f"{queries:.3g} queries (at most {MAX_LOADGEN_QUERIES:.0e}, about 200 bytes each)"
+        )
+
+
 def prepare_run_dir(path: Path, overwrite: bool) -> None:
     """Create the run folder; refuse an existing one unless ``overwrite``."""
     if path.exists() and any(path.iterdir()):
@@ -147,11 +166,17 @@ def run(
     """
     from suite import harness
 
+    # Every input is checked before the dataset loads or the run folder is made.
     settings = resolve(config)
     QuerySizes.parse(settings.query_size)
     verify_weights(config.model)
+    conf = userconf.parse(config.user_conf) if config.user_conf is not None else None
+    check_loadgen_work(settings, conf)
+    backend_cls = get_backend(config.backend)
     if backend is None:
-        backend_cls = get_backend(config.backend)
+        backend_cls.check_options(config.backend_options)
+    check_writable_dir("output", config.output)
+    if backend is None:
         backend = backend_cls(
             BackendConfig(
                 model=config.model,

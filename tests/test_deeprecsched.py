@@ -198,11 +198,12 @@ def test_an_accelerator_error_reaches_the_query_and_the_next_query_runs(
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["batch_items=x"], "Error: 'batch_items' must be an integer (got 'x')"),
-        (["batch_items=-4"], "Error: 'batch_items' must be >= 0 (got -4)"),
+        (["batch_items=x"], "Error: 'batch_items' must be an integer in [0, 1024] (got 'x')"),
+        (["batch_items=-4"], "Error: 'batch_items' must be an integer in [0, 1024] (got '-4')"),
         (["offload_items=128"], "Error: 'offload_items' needs an accelerator (got 128 with accelerator 'none')"),
         (["colour=red"], "Error: 'option' must be one of "
-                         "['accelerator', 'batch_items', 'cpu_backend', 'offload_items', 'pin', 'pool'] (got 'colour')"),
+                         "['accelerator', 'batch_items', 'cpu_backend', 'offload_items', 'pin', 'pool'] "
+                         "for backend 'deeprecsched' (got 'colour')"),
         (["pool=fibers"], "Error: 'pool' must be one of ['process', 'thread'] (got 'fibers')"),
         (["cpu_backend=deeprecsched"],
          f"Error: 'cpu_backend' must be one of {sorted(set(REGISTRY) - {'deeprecsched'})} (got 'deeprecsched')"),

@@ -51,7 +51,7 @@ def test_offsets_cover_the_items_exactly() -> None:
         ("poisson:3", "'query-size' must start with one of ['file', 'fixed', 'lognormal', 'mlperf', 'normal'] (got 'poisson:3')"),
         ("lognormal:5.1", "'query-size' lognormal needs 2 number(s) (got 'lognormal:5.1')"),
         ("fixed:0", "'query-size' fixed must be an integer in [1, 1024] (got 'fixed:0')"),
-        ("normal:a,b", "'query-size' normal needs numbers (got 'normal:a,b')"),
+        ("normal:a,b", "'query-size' normal needs finite numbers (got 'normal:a,b')"),
         ("file:/nonexistent/q.txt", "'query-size' file '/nonexistent/q.txt' cannot be read: No such file or directory"),
     ],
 )

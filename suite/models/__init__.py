@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from suite.errors import ConfigError, UnknownNameError
+from suite.inputs import MAX_SEED, parse_int
 from suite.models.base import (
     DEFAULT_ROWS,
     SCALES,
@@ -79,6 +80,7 @@ class ModelSpec:
     def __post_init__(self) -> None:
         get_config(self.name)
         parse_scale(self.scale)
+        parse_int("seed", self.seed, 0, MAX_SEED)
         if self.tasks is not None:
             if not self.multi_task:
                 multi = sorted(n for n, c in MODELS.items() if hasattr(c, "tasks"))

@@ -26,10 +26,11 @@ def parse_scale(scale: str) -> int | None:
     """Return the row cap for ``scale``: a name in :data:`SCALES` or a positive integer."""
     if scale in SCALES:
         return SCALES[scale]
-    if scale.isdigit() and int(scale) > 0:
+    # ASCII digits only: str.isdigit() accepts '²' and int() reads '٣' as 3. Ids are int32.
+    if isinstance(scale, str) and scale.isascii() and scale.isdigit() and len(scale) <= 10 and 0 < int(scale) < 2**31:
         return int(scale)
     raise ConfigError(
-        f"'scale' must be one of {sorted(SCALES)} or a positive row cap (got {scale!r})"
+        f"'scale' must be one of {sorted(SCALES)} or a positive row cap below 2**31 (got {scale!r})"
     )
 
 
