@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from suite.backends.base import Backend, BackendInfo
+from suite.backends.base import Backend, BackendInfo, cpu_parallelism
+from suite.config import Scenario
 from suite.datasets.batch import Batch
 from suite.datasets.store import data_root
 from suite.errors import BackendUnavailableError, one_of
@@ -29,13 +30,18 @@ class OnnxRuntimeBackend(Backend):
 
     Options (``--option KEY=VALUE``): ``provider`` cpu|cuda (cuda needs onnxruntime-gpu),
     ``opt_level`` disable|basic|extended|all, ``inter_op_threads`` N, ``lowering``
-    bag-major|item-major (how pooled lookups become ONNX ops). ``--threads`` sets intra-op threads.
+    bag-major|item-major (how pooled lookups become ONNX ops), ``allow_spinning`` 0|1 (whether idle
+    intra-op threads spin). ``--threads`` sets intra-op threads.
     The export is cached under the data directory, keyed by model config and weights hash, and is
     never redone while the key matches.
     """
 
     name = "onnxruntime"
     thread_safe = True
+
+    @classmethod
+    def parallelism(cls, scenario: Scenario, cores: int, threads: int) -> tuple[int, int]:
+        return cpu_parallelism(scenario, cores, threads)
 
     def load(self) -> None:
         from suite.models.export import LOWERINGS
@@ -61,6 +67,10 @@ class OnnxRuntimeBackend(Backend):
         options.inter_op_num_threads = int(cfg.option("inter_op_threads", "1"))
         options.graph_optimization_level = OPT_LEVELS[opt]
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # ORT's intra-op pool spins between ops by default (like OpenMP's active waiting).
+        self._spinning = cfg.option("allow_spinning", "1")
+        one_of("allow_spinning", self._spinning, ("0", "1"))
+        options.add_session_config_entry("session.intra_op.allow_spinning", self._spinning)
         self._session = ort.InferenceSession(str(self.model_path), options, providers=[provider])
         self._inputs = [i.name for i in self._session.get_inputs()]
         self._opt = opt
@@ -97,7 +107,7 @@ class OnnxRuntimeBackend(Backend):
             device=self._provider,
             precision="fp32",
             threads=self.config.resolved_threads,
-            extra={"opt_level": self._opt, "lowering": self._lowering, "model_path": str(self.model_path)},
+            extra={"allow_spinning": self._spinning, "opt_level": self._opt, "lowering": self._lowering, "model_path": str(self.model_path)},
         )
 
     def close(self) -> None:

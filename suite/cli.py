@@ -58,6 +58,18 @@ def _parse_options(pairs: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _target_qps(text: str | None) -> float | str | None:
+    """``--target-qps``: None, ``auto`` or a number."""
+    from suite.config import AUTO
+
+    if text is None or text == AUTO:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"'target-qps' must be a number > 0 or {AUTO!r} (got {text!r})") from None
+
+
 _RUN_OPTIONS = [
     click.option("--model", required=True, help="Model name (see `suite models`)."),
     click.option("--backend", required=True, help="Backend name (see `suite backends`)."),
@@ -68,7 +80,11 @@ _RUN_OPTIONS = [
         help="The rule set's named target: 99 | 99.9 (mlperf-v5.1: dlrm-v2-99 / dlrm-v2-99.9), "
         "low | medium | high (deeprecsys SLA) [default: the rule set's].",
     ),
-    click.option("--target-qps", type=float, help="Server target / Offline expected queries per second."),
+    click.option(
+        "--target-qps",
+        help="Server target / Offline expected queries per second, or 'auto' (an untimed probe before "
+        "LoadGen starts) [default: auto for Offline; for Server the rule table's number for the model, else auto].",
+    ),
     click.option("--scale", default="small", show_default=True, help="tiny, small, full or a row cap per table."),
     click.option("--query-size", help="mlperf | lognormal:MU,SIGMA | normal:MEAN,STD | fixed:N | file:PATH."),
     click.option("--output", type=click.Path(path_type=Path), default=Path("results"), show_default=True),
@@ -116,7 +132,7 @@ def _run_config(kw: dict[str, Any], mode: str) -> Any:
         scenario=Scenario.parse(kw["scenario"]),
         mode=Mode(mode),
         profile=kw["profile"],
-        target_qps=kw["target_qps"],
+        target_qps=_target_qps(kw["target_qps"]),
         query_size=kw["query_size"],
         rows=kw["rows"],
         dataset=kw["dataset"],
