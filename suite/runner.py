@@ -9,6 +9,7 @@ import os
 import platform
 import shutil
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -169,7 +170,7 @@ def warm_up(backend: Backend, library: QueryLibrary, settings: Settings, workers
     """Warm ``backend`` on the run's own batches from ``workers`` threads, timing the last ``probe_s``
     seconds (0: no probe). The calling thread is worker 0, as in the harness. A failing call is
     counted, not raised: the run then shows the failure where LoadGen records it."""
-    from suite.harness import batcher_shape
+    from suite.harness import GIL_SWITCH_INTERVAL_S, batcher_shape
 
     threads, limit = batcher_shape(backend, settings.max_batch_items, workers)
     n = len(library)
@@ -231,11 +232,18 @@ def warm_up(backend: Backend, library: QueryLibrary, settings: Settings, workers
 
     t0 = time.perf_counter()
     pool = [threading.Thread(target=work, args=(k,), name=f"recsuite-warmup-{k}", daemon=True) for k in range(1, threads)]
-    for t in pool:
-        t.start()
-    work(0)
-    for t in pool:
-        t.join()
+    # The GIL hand-off of the run: with CPython's 5-ms default, workers that release the GIL in every
+    # op wait that long to get it back, and the probe would measure that, not the backend.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    try:
+        for t in pool:
+            t.start()
+        work(0)
+        for t in pool:
+            t.join()
+    finally:
+        sys.setswitchinterval(switch_interval)
     seconds = time.perf_counter() - t0
     probed = window[1] - window[0] if probe_s else 0.0
     return Warmup(
