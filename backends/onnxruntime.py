@@ -31,7 +31,7 @@ class OnnxRuntimeBackend(Backend):
     Options (``--option KEY=VALUE``): ``provider`` cpu|cuda (cuda needs onnxruntime-gpu),
     ``opt_level`` disable|basic|extended|all, ``inter_op_threads`` N, ``lowering``
     bag-major|item-major (how pooled lookups become ONNX ops), ``allow_spinning`` 0|1 (whether idle
-    intra-op threads spin). ``--threads`` sets intra-op threads.
+    intra-op threads spin; default 0). ``--threads`` sets intra-op threads.
     The export is cached under the data directory, keyed by model config and weights hash, and is
     never redone while the key matches.
     """
@@ -41,7 +41,9 @@ class OnnxRuntimeBackend(Backend):
 
     @classmethod
     def parallelism(cls, scenario: Scenario, cores: int, threads: int) -> tuple[int, int]:
-        return cpu_parallelism(scenario, cores, threads)
+        # One thread per worker in every scenario: ORT's intra-op pool split dlrm-rmc1's batches
+        # worse than two single-threaded workers did, Offline included (threads_policy.py).
+        return cpu_parallelism(Scenario.SERVER, cores, threads)
 
     def load(self) -> None:
         from suite.models.export import LOWERINGS
@@ -67,8 +69,9 @@ class OnnxRuntimeBackend(Backend):
         options.inter_op_num_threads = int(cfg.option("inter_op_threads", "1"))
         options.graph_optimization_level = OPT_LEVELS[opt]
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # ORT's intra-op pool spins between ops by default (like OpenMP's active waiting).
-        self._spinning = cfg.option("allow_spinning", "1")
+        # ORT's intra-op pool spins between ops by default, like OpenMP's active waiting; on a
+        # shared machine that costs more than it saves (threads_policy.py), so it is off by default.
+        self._spinning = cfg.option("allow_spinning", "0")
         one_of("allow_spinning", self._spinning, ("0", "1"))
         options.add_session_config_entry("session.intra_op.allow_spinning", self._spinning)
         self._session = ort.InferenceSession(str(self.model_path), options, providers=[provider])

@@ -64,8 +64,8 @@ def child(spec: dict[str, object]) -> None:
     conf.parent.mkdir(parents=True, exist_ok=True)
     conf.write_text(f"*.*.min_duration = {int(float(str(spec['seconds'])) * 1000)}\n")
     options: tuple[tuple[str, str], ...] = ()
-    if spec["backend"] == "onnxruntime" and spec["wait"] == "PASSIVE":
-        options = (("allow_spinning", "0"),)
+    if spec["backend"] == "onnxruntime":
+        options = (("allow_spinning", "0" if spec["wait"] == "PASSIVE" else "1"),)
     config = RunConfig(
         model=ModelSpec(name=str(spec["model"]), scale=str(spec["scale"])),
         backend=str(spec["backend"]),

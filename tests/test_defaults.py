@@ -29,16 +29,21 @@ CORES = len(os.sched_getaffinity(0))
 
 
 @pytest.mark.parametrize("backend", ["torch-cpu", "onnxruntime"])
-def test_cpu_backends_use_every_core_offline_and_one_thread_per_worker_elsewhere(backend: str) -> None:
+def test_cpu_backends_run_one_thread_per_worker_and_a_worker_per_core_outside_offline(backend: str) -> None:
     cls = get_backend(backend)
-    assert cls.parallelism(Scenario.OFFLINE, 2, 0) == (2, 1)
     assert cls.parallelism(Scenario.SERVER, 2, 0) == (1, 2)
-    assert cls.parallelism(Scenario.OFFLINE, 16, 0) == (16, 1)
     assert cls.parallelism(Scenario.SERVER, 16, 0) == (1, 16)
     assert cls.parallelism(Scenario.SINGLE_STREAM, 16, 0) == (1, 16)
     # --threads given: workers fill the remaining cores, never oversubscribing them.
     assert cls.parallelism(Scenario.SERVER, 16, 4) == (4, 4)
     assert cls.parallelism(Scenario.OFFLINE, 2, 8) == (8, 1)
+
+
+def test_offline_torch_cpu_uses_a_team_of_every_core_and_onnxruntime_a_worker_per_core() -> None:
+    assert get_backend("torch-cpu").parallelism(Scenario.OFFLINE, 2, 0) == (2, 1)
+    assert get_backend("torch-cpu").parallelism(Scenario.OFFLINE, 16, 0) == (16, 1)
+    assert get_backend("onnxruntime").parallelism(Scenario.OFFLINE, 2, 0) == (1, 2)
+    assert get_backend("onnxruntime").parallelism(Scenario.OFFLINE, 16, 0) == (1, 16)
 
 
 def test_other_backends_keep_a_thread_per_core_and_their_own_workers() -> None:
@@ -102,15 +107,19 @@ def test_offline_auto_on_the_null_backend_is_valid_and_recorded(results: Path, d
     cal = data["calibration"]
     assert cal["target_qps_source"] == AUTO and cal["factor"] == OFFLINE_PROBE_FACTOR
     assert cal["probe_s"] > 0 and cal["probe_items_per_s"] > 0
-    per_query_s = cal["mean_query_items"] / cal["probe_items_per_s"] + HARNESS_QUERY_S
+    assert cal["probe_peak_items_per_s"] > 0
+    per_query_s = cal["mean_query_items"] / cal["probe_peak_items_per_s"] + HARNESS_QUERY_S
     assert cal["target_qps"] == data["settings"]["target_qps"] == pytest.approx(OFFLINE_PROBE_FACTOR / per_query_s, rel=1e-3)
     assert data["warmup"]["probe_batches"] > 0
     config_json = json.loads((result.path / "config.json").read_text())
     assert config_json["calibration"] == cal and config_json["settings"]["target_qps"] == cal["target_qps"]
-    # LoadGen was told the calibrated number, and the run's own rate is within a small factor of it.
+    # LoadGen was told the calibrated number, and the run's own rate is within a factor of it. The
+    # null backend costs nothing, so its run's rate is LoadGen's and the harness's alone, which the
+    # probe counts only as a floor of HARNESS_QUERY_S a query (6 to 26 us a query on a loaded 2-core
+    # machine): the expected QPS overshoots, which makes the run longer, never INVALID.
     assert read_detail(result.path / "mlperf_log_detail.txt").get("effective_target_qps") == pytest.approx(cal["target_qps"])
     measured = data["performance"]["metric"]["value"]
-    assert 1 / 5 < cal["target_qps"] / measured < 5
+    assert 1 / 2 < cal["target_qps"] / measured < 12
 
 
 def test_cli_target_qps_accepts_auto_and_refuses_words(runner, results: Path) -> None:  # type: ignore[no-untyped-def]
