@@ -197,7 +197,7 @@ def warm_up(backend: Backend, library: QueryLibrary, settings: Settings, workers
     totals = {"batches": 0, "items": 0, "probe_batches": 0, "probe_items": 0, "probe_queries": 0, "errors": 0}
     errors: list[str] = []
     window: list[float] = [0.0, 0.0]  # probe start, latest probe end
-    rates: list[float] = []  # items/s of every probe call
+    rates: list[float] = []  # items/s over each span of probe calls
 
     def call(indices: list[int], staging: Staging) -> int:
         try:
@@ -308,7 +308,8 @@ def calibrated(settings: Settings, warmup: Warmup, mean_query_items: float) -> t
         factor=factor,
     )
     if warmup.errors or not rate > 0:
-        record.update(target_qps=settings.target_qps, fallback=f"the probe failed ({warmup.first_error}); kept the rule table's number")
+        why = f"the probe failed ({warmup.first_error})" if warmup.errors else "the probe measured nothing"
+        record.update(target_qps=settings.target_qps, fallback=f"{why}; kept the rule table's number")
         return settings, record
     target = float(f"{rate * factor:.4g}")  # four significant digits: readable in the logs
     record["target_qps"] = target

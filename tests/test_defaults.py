@@ -20,6 +20,7 @@ from suite.backends.null import NullBackend
 from suite.cli import cli
 from suite.config import AUTO, Mode, RunConfig, Scenario, resolve
 from suite.datasets.batch import Batch
+from suite.errors import RunFailedError
 from suite.harness import Outcome, Progress, eta_text, expected_queries
 from suite.models import ModelSpec
 from suite.results import read_detail
@@ -186,3 +187,23 @@ def test_progress_line_shows_the_total_and_an_eta_from_the_rate() -> None:
     outcome = Outcome(completed_queries=44_000, completed_items=7_300_000)
     line = Progress(outcome, 66.0, 132_000, enabled=False).line(elapsed=200.0)
     assert line == "  44,000/132,000 queries, 7,300,000 items, 200 s elapsed, about 7 min left"
+
+
+class AlwaysFailing(NullBackend):
+    """Raises on every call (this test only)."""
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        raise RuntimeError("device lost")
+
+
+def test_a_backend_failing_in_the_warm_up_still_meets_loadgen_and_keeps_the_table_target(results: Path, data_dir: Path) -> None:
+    config = smoke_config(results)  # Offline: auto
+    with pytest.raises(RunFailedError, match="RuntimeError: device lost"):
+        run(config, backend=AlwaysFailing(BackendConfig(model=config.model)))
+    data = json.loads((config.run_dir() / "result.json").read_text())
+    assert data["warmup"]["errors"] == data["warmup"]["batches"] > 0
+    assert data["warmup"]["first_error"] == "RuntimeError: device lost"
+    cal = data["calibration"]
+    assert cal["fallback"] == "the probe failed (RuntimeError: device lost); kept the rule table's number"
+    assert cal["target_qps"] == data["settings"]["target_qps"] == 2000.0
+    assert (config.run_dir() / "mlperf_log_detail.txt").is_file()  # LoadGen ran and kept its logs
