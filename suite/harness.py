@@ -268,6 +268,19 @@ class Batcher:
         out.batches += 1
 
 
+def rehearse_responses(scores: np.ndarray, sizes: list[int]) -> None:
+    """Build, and drop, the responses the harness would send LoadGen for a batch of queries of
+    ``sizes`` items: the warm-up's probe pays the per-query cost of answering as the run does."""
+    row_bytes = scores.strides[0] if scores.ndim else 4
+    base = scores.__array_interface__["data"][0]
+    response = lg.QuerySampleResponse
+    offset = 0
+    responses = []
+    for i, size in enumerate(sizes):
+        responses.append(response(i, base + offset * row_bytes, size * row_bytes))
+        offset += size
+
+
 def sweep_order(ids: list[int], indices: list[int]) -> tuple[list[int], list[int]]:
     """Reorder a many-sample query into sweeps over its distinct indices in ascending order.
 

@@ -51,11 +51,12 @@ OFFLINE_PROBE_FACTOR = 1.1
 #: adding up to at least PROBE_SPAN_S.
 OFFLINE_PROBE_PERCENTILE = 90
 PROBE_SPAN_S = 0.02
-#: A floor on what LoadGen and the harness spend per query beside ``predict``, added to the probe's
-#: time per query: LoadGen's own no-op SUT peaks at 3.3 us a query on the 2-core machine and the
-#: suite with the null backend at about 6 us (README, "Benchmarks"). It matters only for a backend
-#: as fast as the null one; a floor, because too high a cost makes Offline miss its minimum duration.
-HARNESS_QUERY_S = 2e-6
+#: What LoadGen spends per query beyond what the probe does (the probe gathers, predicts and builds
+#: the responses as the harness does), added to the probe's time per query. The whole path with the
+#: null backend took 2.0 us a query Offline on the 2-core machine when it was quiet (26 us when
+#: it was not), the probe 1.2 us of them. It matters only for a backend as fast as the null one,
+#: and it is a floor, because too high a cost makes an Offline run end before its minimum duration.
+HARNESS_QUERY_S = 0.5e-6
 #: Server's target is the probe's rate, one query per batch from the run's workers, times this;
 #: measured on dlrm-rmc1 (README, "Defaults on a shared machine").
 SERVER_PROBE_FACTOR = 0.5
@@ -142,7 +143,7 @@ class Warmup:
     batch of the run and one of its usual size; then, when the target QPS is ``auto``, all of them
     predict batches of the run's usual size for ``probe_s`` seconds: Offline's full batches, one
     query per batch in every other scenario. Each call gathers its rows from the run's own queries
-    as the harness does.
+    and builds LoadGen's responses as the harness does.
     """
 
     batches: int
@@ -178,7 +179,7 @@ def warm_up(backend: Backend, library: QueryLibrary, settings: Settings, workers
     """Warm ``backend`` on the run's own batches from ``workers`` threads, timing the last ``probe_s``
     seconds (0: no probe). The calling thread is worker 0, as in the harness. A failing call is
     counted, not raised: the run then shows the failure where LoadGen records it."""
-    from suite.harness import GIL_SWITCH_INTERVAL_S, batcher_shape
+    from suite.harness import GIL_SWITCH_INTERVAL_S, batcher_shape, rehearse_responses
 
     threads, limit = batcher_shape(backend, settings.max_batch_items, workers)
     n = len(library)
@@ -199,10 +200,14 @@ def warm_up(backend: Backend, library: QueryLibrary, settings: Settings, workers
     window: list[float] = [0.0, 0.0]  # probe start, latest probe end
     rates: list[float] = []  # items/s over each span of probe calls
 
+    sizes = library.sizes.tolist()
+
     def call(indices: list[int], staging: Staging) -> int:
         try:
             batch = library.gather(indices, staging)
-            backend.predict(batch)
+            scores = backend.predict(batch)
+            if isinstance(scores, np.ndarray) and scores.ndim:
+                rehearse_responses(scores, [sizes[i] for i in indices])
         except Exception as exc:  # noqa: BLE001 - recorded; the harness meets it again in the run
             with lock:
                 totals["errors"] += 1
