@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -17,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from suite.config import Scenario
 from suite.datasets.batch import Batch
 from suite.errors import ConfigError, one_of
 from suite.inputs import MAX_THREADS, parse_int
@@ -65,6 +67,42 @@ class Option:
         else:
             form = f"integer in [{self.lo}, {self.hi}]"
         return f"{form}: {self.help}"
+
+#: OpenMP's wait policy when the user sets neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT. libgomp's
+#: own default spins 300,000 times before sleeping; on a machine whose cores other processes
+#: share, a spinning team burns the core its partner needs (benchmarks/threads_policy.py).
+OMP_WAIT_DEFAULT = "PASSIVE"
+
+
+def default_omp_wait_policy() -> None:
+    """Set ``OMP_WAIT_POLICY`` to :data:`OMP_WAIT_DEFAULT` unless the user chose a wait policy.
+
+    libgomp reads the variable once, when it is loaded (by ``import torch``), so a backend module
+    calls this before importing torch; once torch is loaded it changes nothing.
+    """
+    if "torch" in sys.modules or "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return
+    os.environ["OMP_WAIT_POLICY"] = OMP_WAIT_DEFAULT
+
+
+def omp_wait_policy() -> str:
+    """The wait policy OpenMP was given, for the result: the variables, or libgomp's default."""
+    told = [f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ]
+    return " ".join(told) or "libgomp default (spin, then sleep)"
+
+
+def cpu_parallelism(scenario: Scenario, cores: int, threads: int) -> tuple[int, int]:
+    """(intra-op threads, harness workers) of a thread-parallel CPU backend.
+
+    Offline: one worker whose calls use every core (big batches split well across a team). Every
+    other scenario: one intra-op thread per call and a worker per core, so no call ever waits at a
+    team barrier for a thread another process has descheduled, which is what collapsed Server's
+    tail on a shared 2-core machine (measured in benchmarks/threads_policy.py). A ``threads`` given
+    by the user is kept, with workers filling the remaining cores.
+    """
+    if not threads:
+        threads = cores if scenario is Scenario.OFFLINE else 1
+    return threads, max(1, cores // threads)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,6 +200,15 @@ class Backend(abc.ABC):
                 raise ConfigError(f"'option' {key!r} is given twice for backend {cls.name!r}")
             seen.add(key)
             cls.options[key].check(key, text)
+
+    @classmethod
+    def parallelism(cls, scenario: Scenario, cores: int, threads: int) -> tuple[int, int]:
+        """(intra-op threads, harness workers) for a run of ``scenario`` on ``cores`` cores.
+
+        ``threads`` is the user's ``--threads`` (0: not given); ``--workers``, when given, replaces
+        the workers returned here. The default: a thread per core and :attr:`default_workers`.
+        """
+        return threads or cores, cls.default_workers
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

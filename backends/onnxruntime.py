@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from suite.backends.base import Backend, BackendInfo, Option
+from suite.backends.base import Backend, BackendInfo, Option, cpu_parallelism
+from suite.config import Scenario
 from suite.datasets.batch import Batch
 from suite.datasets.store import data_root
 from suite.errors import BackendUnavailableError
@@ -30,7 +31,8 @@ class OnnxRuntimeBackend(Backend):
 
     Options (``--option KEY=VALUE``): ``provider`` cpu|cuda (cuda needs onnxruntime-gpu),
     ``opt_level`` disable|basic|extended|all, ``inter_op_threads`` N, ``lowering``
-    bag-major|item-major (how pooled lookups become ONNX ops). ``--threads`` sets intra-op threads.
+    bag-major|item-major (how pooled lookups become ONNX ops), ``allow_spinning`` 0|1 (whether idle
+    intra-op threads spin; default 0). ``--threads`` sets intra-op threads.
     The export is cached under the data directory, keyed by model config and weights hash, and is
     never redone while the key matches.
     """
@@ -43,7 +45,14 @@ class OnnxRuntimeBackend(Backend):
         "inter_op_threads": Option("threads across independent graph nodes", lo=1, hi=MAX_THREADS),
         # suite.models.export.LOWERINGS, written out: that module imports torch.
         "lowering": Option("how pooled lookups become ONNX ops", choices=("bag-major", "item-major")),
+        "allow_spinning": Option("whether idle intra-op threads spin (default 0)", choices=("0", "1")),
     }
+
+    @classmethod
+    def parallelism(cls, scenario: Scenario, cores: int, threads: int) -> tuple[int, int]:
+        # One thread per worker in every scenario: ORT's intra-op pool split dlrm-rmc1's batches
+        # worse than two single-threaded workers did, Offline included (threads_policy.py).
+        return cpu_parallelism(Scenario.SERVER, cores, threads)
 
     def load(self) -> None:
         cfg = self.config
@@ -65,6 +74,10 @@ class OnnxRuntimeBackend(Backend):
         options.inter_op_num_threads = int(cfg.option("inter_op_threads", "1"))
         options.graph_optimization_level = OPT_LEVELS[opt]
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # ORT's intra-op pool spins between ops by default, like OpenMP's active waiting; on a
+        # shared machine that costs more than it saves (threads_policy.py), so it is off by default.
+        self._spinning = cfg.option("allow_spinning", "0")
+        options.add_session_config_entry("session.intra_op.allow_spinning", self._spinning)
         self._session = ort.InferenceSession(str(self.model_path), options, providers=[provider])
         self._inputs = [i.name for i in self._session.get_inputs()]
         self._opt = opt
@@ -104,7 +117,7 @@ class OnnxRuntimeBackend(Backend):
             device=self._provider,
             precision="fp32",
             threads=self.config.resolved_threads,
-            extra={"opt_level": self._opt, "lowering": self._lowering, "model_path": str(self.model_path)},
+            extra={"allow_spinning": self._spinning, "opt_level": self._opt, "lowering": self._lowering, "model_path": str(self.model_path)},
         )
 
     def close(self) -> None:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+from suite.backends.base import default_omp_wait_policy
 
-from suite.backends.base import Backend, BackendInfo
-from suite.datasets.batch import Batch
-from suite.errors import BackendUnavailableError
-from suite.models import build
+default_omp_wait_policy()  # before libgomp is loaded by torch
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from suite.backends.base import Backend, BackendInfo, cpu_parallelism, omp_wait_policy  # noqa: E402
+from suite.config import Scenario  # noqa: E402
+from suite.datasets.batch import Batch  # noqa: E402
+from suite.errors import BackendUnavailableError  # noqa: E402
+from suite.models import build  # noqa: E402
 
 
 class TorchCPUBackend(Backend):
@@ -20,6 +25,10 @@ class TorchCPUBackend(Backend):
     name = "torch-cpu"
     thread_safe = True
     options = {}  # none: --threads and --precision say everything
+
+    @classmethod
+    def parallelism(cls, scenario: Scenario, cores: int, threads: int) -> tuple[int, int]:
+        return cpu_parallelism(scenario, cores, threads)
 
     def load(self) -> None:
         if self.config.precision not in ("fp32", "bf16"):
@@ -44,6 +53,7 @@ class TorchCPUBackend(Backend):
             device="cpu",
             precision=self.config.precision,
             threads=torch.get_num_threads(),
+            extra={"omp_wait_policy": omp_wait_policy()},
         )
 
     def close(self) -> None:

@@ -85,6 +85,18 @@ def _parse_options(pairs: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _target_qps(text: str | None) -> float | str | None:
+    """``--target-qps``: None, ``auto`` or a number."""
+    from suite.config import AUTO
+
+    if text is None or text == AUTO:
+        return text
+    try:
+        return inputs.parse_float("target-qps", text, 0, inputs.MAX_TARGET_QPS, lo_open=True)
+    except ConfigError:
+        raise ConfigError(f"'target-qps' must be a finite number in (0, {inputs.MAX_TARGET_QPS:.0f}] or {AUTO!r} (got {text!r})") from None
+
+
 _RUN_OPTIONS = [
     click.option("--model", required=True, help="Model name (see `suite models`)."),
     click.option("--backend", required=True, help="Backend name (see `suite backends`)."),
@@ -95,7 +107,11 @@ _RUN_OPTIONS = [
         help="The rule set's named target: 99 | 99.9 (mlperf-v5.1: dlrm-v2-99 / dlrm-v2-99.9), "
         "low | medium | high (deeprecsys SLA) [default: the rule set's].",
     ),
-    click.option("--target-qps", type=FloatRange("target-qps", 0, inputs.MAX_TARGET_QPS, lo_open=True), help="Server target / Offline expected queries per second."),
+    click.option(
+        "--target-qps",
+        help="Server target / Offline expected queries per second, or 'auto' (an untimed probe before "
+        "LoadGen starts) [default: auto for Offline; for Server the rule table's number for the model, else auto].",
+    ),
     click.option("--scale", default="small", show_default=True, help="tiny, small, full or a row cap per table."),
     click.option("--query-size", help="mlperf | lognormal:MU,SIGMA | normal:MEAN,STD | fixed:N | file:PATH."),
     click.option("--output", type=click.Path(path_type=Path), default=Path("results"), show_default=True),
@@ -118,11 +134,21 @@ _RUN_OPTIONS = [
         "without a teacher (imported Criteo) [default: the dataset's recorded one; none: not gated].",
     ),
     click.option("--tasks", type=IntRange("tasks", 1, inputs.MAX_TASKS), help="Tasks of a multi-task model (mtwnd) [default: 3]."),
-    click.option("--threads", type=IntRange("threads", 0, inputs.MAX_THREADS), default=0, show_default=True, help="Backend threads (0: all cores)."),
+    click.option(
+        "--threads",
+        type=IntRange("threads", 0, inputs.MAX_THREADS),
+        default=0,
+        show_default=True,
+        help="Backend intra-op threads (0: the backend's policy; torch-cpu and onnxruntime: every core Offline, one per worker otherwise).",
+    ),
     click.option("--precision", default="fp32", show_default=True, help="fp32, tf32, bf16, fp16 or fp8 (torch-cuda, DLRM models: fp8 matmuls, int8 rows)."),
     click.option("--max-batch-items", type=IntRange("max-batch-items", 1, inputs.MAX_BATCH_ITEMS), help="Largest batch the harness forms, in items."),
     click.option("--batch-timeout-us", type=IntRange("batch-timeout-us", 0, inputs.MAX_BATCH_TIMEOUT_US), help="How long a batch may wait to fill (0: never)."),
-    click.option("--workers", type=IntRange("workers", 1, inputs.MAX_WORKERS), help="Harness threads calling the backend [default: the backend's]."),
+    click.option(
+        "--workers",
+        type=IntRange("workers", 1, inputs.MAX_WORKERS),
+        help="Harness threads calling the backend [default: the backend's policy; CPU backends: cores / threads].",
+    ),
     click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Backend-specific option."),
     click.option("--rules", help="Rule set [default: the one listing the model]."),
     click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data]."),
@@ -155,7 +181,7 @@ def _run_config(kw: dict[str, Any], mode: str) -> Any:
         scenario=Scenario.parse(kw["scenario"]),
         mode=Mode(mode),
         profile=kw["profile"],
-        target_qps=kw["target_qps"],
+        target_qps=_target_qps(kw["target_qps"]),
         query_size=kw["query_size"],
         rows=kw["rows"],
         dataset=kw["dataset"],

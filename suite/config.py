@@ -41,6 +41,8 @@ class Mode(enum.StrEnum):
 
 
 PROFILES = ("smoke", "short", "official")
+#: ``--target-qps auto``: the target comes from an untimed probe of the backend before LoadGen starts.
+AUTO = "auto"
 #: Compliance audits ``suite audit`` runs (MLPerf's compliance/TEST0x).
 AUDITS = ("TEST01", "TEST04", "TEST05")
 
@@ -53,7 +55,9 @@ class RunConfig:
         model: the model's weights (architecture, scale, seed).
         backend: a name from ``suite.backends.REGISTRY``.
         scenario, mode, profile: what LoadGen runs and under which durations.
-        target_qps: Server target or Offline expected QPS; None takes the rule table's.
+        target_qps: Server target or Offline expected QPS, or ``"auto"`` (calibrated by an untimed
+            probe); None: auto for Offline, and for Server unless the rule table pins a number
+            for this model (see :func:`rule_settings`).
         query_size: a ``--query-size`` spec; None takes the rule table's.
         rows: items in the generated dataset; None takes the scale's default.
         dataset: a dataset folder (from ``suite data import``) instead of generated data.
@@ -84,7 +88,7 @@ class RunConfig:
     scenario: Scenario
     mode: Mode = Mode.PERFORMANCE
     profile: str = "short"
-    target_qps: float | None = None
+    target_qps: float | str | None = None
     query_size: str | None = None
     rows: int | None = None
     dataset: Path | None = None
@@ -115,7 +119,10 @@ class RunConfig:
             if self.mode is not Mode.PERFORMANCE:
                 raise ConfigError(f"'audit' runs are performance runs (got mode {self.mode.value!r})")
         # The CLI's types check these already; a config built in code gets the same bounds.
-        if self.target_qps is not None:
+        if isinstance(self.target_qps, str):
+            if self.target_qps != AUTO:
+                raise ConfigError(f"'target-qps' must be a number > 0 or {AUTO!r} (got {self.target_qps!r})")
+        elif self.target_qps is not None:
             inputs.parse_float("target-qps", self.target_qps, 0, inputs.MAX_TARGET_QPS, lo_open=True)
         if self.rows is not None:
             inputs.parse_int("rows", self.rows, 1, inputs.MAX_ROWS)
@@ -216,6 +223,9 @@ class Settings:
     #: (330067 for dlrm-v2). 0: the dataset's own size.
     dataset_size: int = 0
     seeds: tuple[int, int, int] | None = None
+    #: Where ``target_qps`` came from: ``cli``, ``rules`` or ``auto``. Until the runner's probe
+    #: replaces it, an ``auto`` target holds the rule table's number.
+    target_qps_source: str = "rules"
     #: A compliance audit (``TEST01``...) this run performs, or None.
     audit: str | None = None
     #: The run length is judged by LoadGen's early stopping, not ``min_query_count`` (MLPerf's
@@ -254,14 +264,20 @@ def rule_settings(
     *,
     profile: str,
     variant: str | None = None,
-    target_qps: float | None = None,
+    target_qps: float | str | None = None,
     query_size: str | None = None,
     max_batch_items: int | None = None,
     batch_timeout_us: int | None = None,
     audit: str | None = None,
 ) -> Settings:
     """The :class:`Settings` a rule table gives ``model`` in ``scenario``: what the harness runs
-    and what ``suite check`` expects to find in LoadGen's ``effective_*`` keys."""
+    and what ``suite check`` expects to find in LoadGen's ``effective_*`` keys.
+
+    Without ``target_qps``, Offline's expected QPS is always ``auto`` (it only sizes the run:
+    LoadGen issues expected QPS x min duration x 1.1 samples, so a constant makes a slow machine
+    run for many minutes and a fast one miss the minimum duration); Server's target is the rule
+    table's when the table names this model for it (``model.Server`` or ``model.*``), else ``auto``.
+    """
     rules.check_profile(profile)
     variant = rules.variant(variant)
     scen, prof = scenario.value, profile
@@ -270,6 +286,21 @@ def rule_settings(
         return rules.get(model, scen, key, prof, default, variant=variant)
 
     seeds = get("qsl_rng_seed")
+    table_qps = float(get("target_qps", 1.0))
+    if target_qps == AUTO:
+        source = AUTO
+    elif target_qps is not None:
+        source = "cli"
+    elif scenario is Scenario.OFFLINE or (
+        scenario is Scenario.SERVER and rules.get_for_model(model, scen, "target_qps", prof, variant=variant) is None
+    ):
+        source = AUTO
+    else:
+        source = "rules"
+    if source == AUTO and (scenario not in (Scenario.OFFLINE, Scenario.SERVER) or (
+        scenario is Scenario.OFFLINE and mode is Mode.ACCURACY
+    )):
+        source = "rules"  # unused: SingleStream and MultiStream have none; Offline accuracy issues every query once
     return Settings(
         rules=rules.name,
         variant=variant,
@@ -279,7 +310,8 @@ def rule_settings(
         loadgen_model=rules.loadgen_model(model),
         scenario=scenario,
         mode=mode,
-        target_qps=float(target_qps or get("target_qps", 1.0)),
+        target_qps=float(target_qps) if source == "cli" else table_qps,
+        target_qps_source=source,
         target_latency_ns=int(float(get("target_latency_ms", 100)) * 1_000_000),
         target_latency_percentile=float(get("target_latency_percentile", 99)) / 100.0,
         min_duration_ms=int(get("min_duration_ms", 600_000)),

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import queue
 import logging
+import math
 import sys
 import threading
 import time
@@ -346,6 +347,19 @@ class Batcher:
         return pairs
 
 
+def rehearse_responses(scores: np.ndarray, sizes: list[int]) -> None:
+    """Build, and drop, the responses the harness would send LoadGen for a batch of queries of
+    ``sizes`` items: the warm-up's probe pays the per-query cost of answering as the run does."""
+    row_bytes = scores.strides[0] if scores.ndim else 4
+    base = scores.__array_interface__["data"][0]
+    response = lg.QuerySampleResponse
+    offset = 0
+    responses = []
+    for i, size in enumerate(sizes):
+        responses.append(response(i, base + offset * row_bytes, size * row_bytes))
+        offset += size
+
+
 def sweep_order(ids: list[int], indices: list[int]) -> tuple[list[int], list[int]]:
     """Reorder a many-sample query into sweeps over its distinct indices in ascending order.
 
@@ -368,7 +382,8 @@ def sweep_order(ids: list[int], indices: list[int]) -> tuple[list[int], list[int
 
 
 class Progress:
-    """A live progress line on stderr: completed queries, elapsed time, expected end."""
+    """A live progress line on stderr: completed queries of the expected total, elapsed time, and
+    an ETA from the rate measured so far (from the settings' estimate until a rate is known)."""
 
     def __init__(
         self,
@@ -387,6 +402,7 @@ class Progress:
         self._stop = threading.Event()
         self._tty = stream.isatty()
         self._thread = threading.Thread(target=self._run, name="recsuite-progress", daemon=True)
+        self._started = time.perf_counter()
 
     def __enter__(self) -> Progress:
         self._started = time.perf_counter()
@@ -403,23 +419,47 @@ class Progress:
             self.stream.write("\n")
             self.stream.flush()
 
-    def _line(self) -> str:
-        elapsed = time.perf_counter() - self._started
+    def line(self, elapsed: float | None = None) -> str:
+        """The progress line ``elapsed`` seconds into the run (now, if None)."""
+        if elapsed is None:
+            elapsed = time.perf_counter() - self._started
         done = self.outcome.completed_queries
-        of = f"/{self.total}" if self.total else ""
+        of = f"/{self.total:,}" if self.total else ""
         return (
-            f"  {done}{of} queries, {self.outcome.completed_items} items, {elapsed:.1f} s elapsed, "
-            f"expected end in about {max(self.expected_s - elapsed, 0.0):.0f} s"
+            f"  {done:,}{of} queries, {self.outcome.completed_items:,} items, {elapsed:.0f} s elapsed, "
+            f"{eta_text(done, self.total, elapsed, self.expected_s)}"
         )
 
     def _run(self) -> None:
         interval = 0.5 if self._tty else 10.0
         while not self._stop.wait(interval):
             if self._tty:
-                self.stream.write("\r" + self._line().ljust(100))
+                self.stream.write("\r" + self.line().ljust(100))
             else:
-                self.stream.write(self._line() + "\n")
+                self.stream.write(self.line() + "\n")
             self.stream.flush()
+
+
+def eta_text(done: int, total: int | None, elapsed: float, expected_s: float) -> str:
+    """How long the run has left, as the progress line says it.
+
+    With a total and some queries done, the rest at the rate so far (a run slower than its
+    settings assumed shows it); before that, the settings' estimate; past the estimate with no
+    total, LoadGen is still waiting for its minimums and no honest figure exists.
+    """
+    if total and done and elapsed >= 1.0:
+        if done >= total:
+            return "finishing"
+        left = (total - done) * elapsed / done
+        return f"about {_seconds(left)} left"
+    left = expected_s - elapsed
+    if left > 0:
+        return f"about {_seconds(left)} left (estimated from the settings)"
+    return "past the settings' estimate, waiting for LoadGen"
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min"
 
 
 def test_settings(settings: Settings, total_queries: int, user_conf: Path | None) -> lg.TestSettings:
@@ -463,14 +503,44 @@ def test_settings(settings: Settings, total_queries: int, user_conf: Path | None
     return ts
 
 
+def expected_queries(settings: Settings, total_queries: int) -> int | None:
+    """How many queries (samples) LoadGen will issue, from the settings (a user.conf may change it).
+
+    Offline: one query of max(min query count, expected QPS x min duration x 1.1) samples.
+    Server: queries arrive at the target until both minimums are met. Accuracy runs issue every
+    query once. SingleStream and MultiStream run as fast as the SUT answers: unknown.
+    """
+    if settings.mode is Mode.ACCURACY:
+        return total_queries
+    seconds = settings.min_duration_ms / 1000
+    if settings.scenario is Scenario.OFFLINE:
+        return max(settings.min_query_count, math.ceil(settings.target_qps * seconds * 1.1))
+    if settings.scenario is Scenario.SERVER:
+        return max(settings.min_query_count, math.ceil(settings.target_qps * seconds))
+    return None
+
+
 def expected_duration_s(settings: Settings, total_queries: int) -> float:
-    """A rough guess of how long the run takes, for the progress line."""
+    """How long the run should take if the SUT keeps up with the settings, for the progress line."""
     if settings.mode is Mode.ACCURACY:
         return total_queries / settings.target_qps if settings.scenario is Scenario.SERVER else 0.0
     floor = settings.min_duration_ms / 1000
-    if settings.scenario is Scenario.SERVER:
-        return max(floor, settings.min_query_count / settings.target_qps)
+    if settings.scenario in (Scenario.SERVER, Scenario.OFFLINE):
+        return max(floor, (expected_queries(settings, total_queries) or 0) / settings.target_qps)
     return floor
+
+
+def batcher_shape(backend: Backend, max_batch_items: int, workers: int) -> tuple[int, int]:
+    """(threads calling ``predict``, batch limit in items) for ``backend``.
+
+    A backend that schedules each query itself gets a limit of one item, which makes every batch
+    exactly one whole query (a batch takes its first query whatever its size, then stops), and as
+    many threads as it wants queries in flight; a backend that is not thread-safe gets one thread.
+    """
+    in_flight = backend.queries_in_flight()
+    if in_flight:
+        return max(workers, in_flight), 1
+    return (workers if backend.thread_safe else 1), max_batch_items
 
 
 def run(
@@ -531,14 +601,13 @@ def _run(
     if settings.mode is Mode.ACCURACY or settings.audit is not None:
         raw = np.asarray(library.dataset.labels)
         labels = raw.reshape(len(raw), -1).astype(np.float32)
-    # A backend that schedules each query itself gets a limit of one item, which makes every batch
-    # exactly one whole query (a batch takes its first query whatever its size, then stops).
+    threads, max_batch_items = batcher_shape(backend, settings.max_batch_items, workers)
     batcher = Batcher(
         library,
         backend,
-        max_batch_items=1 if in_flight else settings.max_batch_items,
+        max_batch_items=max_batch_items,
         batch_timeout_us=0 if in_flight else settings.batch_timeout_us,
-        workers=max(workers, in_flight) if in_flight else (workers if backend.thread_safe else 1),
+        workers=threads,
         on_first_issue=observer.on_first_issue if observer is not None else None,
         labels=labels,
     )
@@ -583,7 +652,7 @@ def _run(
 
     guard = threading.Thread(target=watchdog, name="recsuite-interrupt-watchdog", daemon=True)
 
-    total_shown = total if settings.mode is Mode.ACCURACY else None
+    total_shown = expected_queries(settings, total)
     # LoadGen's issue thread needs the GIL for every query; with CPython's default 5 ms switch
     # interval it can wait that long behind a worker building responses, which shows up in p99.
     switch_interval = sys.getswitchinterval()

@@ -175,6 +175,22 @@ class RuleSet:
         return default
 
 
+    def get_for_model(
+        self, model: str, scenario: str, key: str, profile: str | None = None, *, variant: str | None = None
+    ) -> Any:
+        """The value of ``key`` set for ``model`` itself (``model.Scenario`` or ``model.*``), or None
+        when only wildcard entries (``*.Scenario``, ``*.*``) give one."""
+        variant = self.variant(variant)
+        tables = ([self.profiles[profile]] if profile else []) + (
+            [self.variant_table(variant)] if variant is not None else []
+        ) + [self.settings]
+        for table in tables:
+            for pattern in (f"{model}.{scenario}", f"{model}.*"):
+                if f"{pattern}.{key}" in table:
+                    return table[f"{pattern}.{key}"]
+        return None
+
+
 def for_model(model: str) -> str:
     """The rule set a model is judged by when ``--rules`` is not given."""
     for name in available():

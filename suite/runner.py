@@ -9,6 +9,9 @@ import os
 import platform
 import shutil
 import socket
+import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,9 +20,9 @@ import numpy as np
 
 from suite import sysinfo, userconf
 from suite.backends import Backend, BackendConfig, get_backend
-from suite.config import Mode, RunConfig, Scenario, Settings, resolve
+from suite.config import AUTO, Mode, RunConfig, Scenario, Settings, resolve
 from suite.datasets import synthetic
-from suite.datasets.library import QueryLibrary
+from suite.datasets.library import QueryLibrary, Staging
 from suite.datasets.queries import QuerySizes
 from suite.datasets.store import Dataset
 from suite.errors import BackendError, ConfigError, DatasetError, ResultExistsError, RunFailedError, RunInterrupted, SuiteError
@@ -45,6 +48,32 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Most seconds of timed ``predict`` calls behind a ``--target-qps auto``.
+PROBE_S = 2.0
+#: Offline's expected QPS is the probe's peak rate (its calls' 90th-percentile speed) times this.
+#: LoadGen issues expected QPS x min duration x 1.1 samples, so at the peak rate the run lasts about
+#: 1.2x its minimum. A run faster than its expected QPS ends before its minimum duration and is
+#: INVALID, a slower one only runs longer; on a shared machine the probe's mean caught a busy
+#: moment often enough to do that, its peak seldom (README, "Defaults on a shared machine").
+OFFLINE_PROBE_FACTOR = 1.1
+#: Offline's factor behind a probe shorter than ``STEADY_PROBE_S`` (the smoke profile's 0.1 s): a few
+#: spans of calls catch a busy moment as their peak too, and a 1-s run that outruns its expected QPS
+#: is INVALID (seen about once in a full test suite), so a short probe sizes the run for twice its peak.
+SHORT_PROBE_OFFLINE_FACTOR = 2.0
+STEADY_PROBE_S = 1.0
+#: The percentile of the probe's speeds Offline sizes its run by, each speed measured over calls
+#: adding up to at least PROBE_SPAN_S.
+OFFLINE_PROBE_PERCENTILE = 90
+PROBE_SPAN_S = 0.02
+#: What LoadGen spends per query beyond what the probe does (the probe gathers, predicts and builds
+#: the responses as the harness does), added to the probe's time per query. The whole path with the
+#: null backend took 2.0 us a query Offline on the 2-core machine when it was quiet (26 us when
+#: it was not), the probe 1.2 us of them. It matters only for a backend as fast as the null one,
+#: and it is a floor, because too high a cost makes an Offline run end before its minimum duration.
+HARNESS_QUERY_S = 0.5e-6
+#: Server's target is the probe's rate, one query per batch from the run's workers, times this;
+#: measured on dlrm-rmc1 (README, "Defaults on a shared machine").
+SERVER_PROBE_FACTOR = 0.5
 
 @dataclass(frozen=True)
 class RunResult:
@@ -147,10 +176,201 @@ def prepare_run_dir(path: Path, overwrite: bool) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
+@dataclass(frozen=True)
+class Warmup:
+    """Untimed ``predict`` calls made before LoadGen's clock starts, and the probe timed among them.
+
+    Every worker thread the harness will use (or a thread in its place) first predicts the largest
+    batch of the run and one of its usual size; then, when the target QPS is ``auto``, all of them
+    predict batches of the run's usual size for ``probe_s`` seconds: Offline's full batches, one
+    query per batch in every other scenario. Each call gathers its rows from the run's own queries
+    and builds LoadGen's responses as the harness does.
+    """
+
+    batches: int
+    items: int
+    seconds: float
+    workers: int
+    largest_batch_items: int
+    probe_s: float = 0.0
+    probe_batches: int = 0
+    probe_items_per_s: float = 0.0
+    probe_queries_per_s: float = 0.0
+    #: Workers x the 90th percentile of the probe's items/s over 20-ms spans of calls: what the
+    #: backend does when the machine lets it.
+    probe_peak_items_per_s: float = 0.0
+    errors: int = 0
+    first_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _consecutive(library: QueryLibrary, start: int, limit: int) -> list[int]:
+    """Queries from ``start`` on, as many as fit in ``limit`` items (at least one)."""
+    sizes = library.sizes
+    end, items = start, 0
+    while end < len(library) and (end == start or items + sizes[end] <= limit):
+        items += int(sizes[end])
+        end += 1
+    return list(range(start, end))
+
+
+def warm_up(backend: Backend, library: QueryLibrary, settings: Settings, workers: int, *, probe_s: float = 0.0) -> Warmup:
+    """Warm ``backend`` on the run's own batches from ``workers`` threads, timing the last ``probe_s``
+    seconds (0: no probe). The calling thread is worker 0, as in the harness. A failing call is
+    counted, not raised: the run then shows the failure where LoadGen records it."""
+    from suite.harness import GIL_SWITCH_INTERVAL_S, batcher_shape, rehearse_responses
+
+    threads, limit = batcher_shape(backend, settings.max_batch_items, workers)
+    n = len(library)
+    if limit > 1:
+        largest = _consecutive(library, 0, limit)
+    else:
+        largest = [int(np.argmax(library.sizes))]
+    if settings.scenario is Scenario.OFFLINE and limit > 1:
+        usual = [largest]
+        while len(usual) < 64 and usual[-1][-1] + 1 < n:
+            usual.append(_consecutive(library, usual[-1][-1] + 1, limit))
+    else:
+        usual = [[i] for i in range(min(n, 256))]
+    barrier = threading.Barrier(threads)
+    lock = threading.Lock()
+    totals = {"batches": 0, "items": 0, "probe_batches": 0, "probe_items": 0, "probe_queries": 0, "errors": 0}
+    errors: list[str] = []
+    window: list[float] = [0.0, 0.0]  # probe start, latest probe end
+    rates: list[float] = []  # items/s over each span of probe calls
+
+    sizes = library.sizes.tolist()
+
+    def call(indices: list[int], staging: Staging) -> int:
+        try:
+            batch = library.gather(indices, staging)
+            scores = backend.predict(batch)
+            if isinstance(scores, np.ndarray) and scores.ndim:
+                rehearse_responses(scores, [sizes[i] for i in indices])
+        except Exception as exc:  # noqa: BLE001 - recorded; the harness meets it again in the run
+            with lock:
+                totals["errors"] += 1
+                if not errors:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+            return 0
+        return len(batch)
+
+    def work(k: int) -> None:
+        staging = Staging()
+        done = [call(idx, staging) for idx in (largest, usual[k % len(usual)])]
+        with lock:
+            totals["batches"] += 2
+            totals["items"] += sum(done)
+        if not probe_s:
+            return
+        if barrier.wait() == 0:
+            window[0] = time.perf_counter()
+        barrier.wait()
+        deadline = window[0] + probe_s
+        batches = items = queries = 0
+        speeds = []
+        i = k
+        span_start, span_items = time.perf_counter(), 0
+        while True:
+            idx = usual[i % len(usual)]
+            got = call(idx, staging)
+            now = time.perf_counter()
+            span_items += got
+            if now - span_start >= PROBE_SPAN_S:  # speeds over spans, not single calls: timer noise
+                speeds.append(span_items / (now - span_start))
+                span_start, span_items = now, 0
+            items += got
+            queries += len(idx)
+            batches += 1
+            i += threads
+            if now >= deadline:
+                break
+        with lock:
+            rates.extend(speeds)
+            window[1] = max(window[1], time.perf_counter())
+            totals["probe_batches"] += batches
+            totals["probe_items"] += items
+            totals["probe_queries"] += queries
+
+    t0 = time.perf_counter()
+    pool = [threading.Thread(target=work, args=(k,), name=f"recsuite-warmup-{k}", daemon=True) for k in range(1, threads)]
+    # The GIL hand-off of the run: with CPython's 5-ms default, workers that release the GIL in every
+    # op wait that long to get it back, and the probe would measure that, not the backend.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    try:
+        for t in pool:
+            t.start()
+        work(0)
+        for t in pool:
+            t.join()
+    finally:
+        sys.setswitchinterval(switch_interval)
+    seconds = time.perf_counter() - t0
+    probed = window[1] - window[0] if probe_s else 0.0
+    return Warmup(
+        batches=totals["batches"] + totals["probe_batches"],
+        items=totals["items"] + totals["probe_items"],
+        seconds=seconds,
+        workers=threads,
+        largest_batch_items=int(library.sizes[largest].sum()),
+        probe_s=probed,
+        probe_batches=totals["probe_batches"],
+        probe_items_per_s=totals["probe_items"] / probed if probed > 0 else 0.0,
+        probe_queries_per_s=totals["probe_queries"] / probed if probed > 0 else 0.0,
+        probe_peak_items_per_s=threads * float(np.percentile(rates, OFFLINE_PROBE_PERCENTILE)) if rates
+        else (totals["probe_items"] / probed if probed > 0 else 0.0),
+        errors=totals["errors"],
+        first_error=errors[0] if errors else None,
+    )
+
+
+def calibrated(settings: Settings, warmup: Warmup, mean_query_items: float) -> tuple[Settings, dict[str, Any]]:
+    """``settings`` with an ``auto`` target replaced from the probe, and the record of how.
+
+    Offline: the probe's peak items/s over the mean query size, times :data:`OFFLINE_PROBE_FACTOR`
+    (:data:`SHORT_PROBE_OFFLINE_FACTOR` behind a probe shorter than :data:`STEADY_PROBE_S`).
+    Server: the probe's queries/s (one query per batch), times :data:`SERVER_PROBE_FACTOR`. Both
+    add :data:`HARNESS_QUERY_S` to the probe's time per query. A
+    probe that failed or measured nothing keeps the rule table's number, and says so.
+    """
+    record: dict[str, Any] = {"target_qps_source": settings.target_qps_source}
+    if settings.target_qps_source != AUTO:
+        return settings, record
+    if settings.scenario is Scenario.OFFLINE:
+        factor = OFFLINE_PROBE_FACTOR if warmup.probe_s >= STEADY_PROBE_S else SHORT_PROBE_OFFLINE_FACTOR
+        rate = warmup.probe_peak_items_per_s / max(mean_query_items, 1e-9)
+    else:
+        factor, rate = SERVER_PROBE_FACTOR, warmup.probe_queries_per_s
+    if rate > 0:
+        rate = 1 / (1 / rate + HARNESS_QUERY_S)
+    record.update(
+        probe_s=warmup.probe_s,
+        probe_items_per_s=warmup.probe_items_per_s,
+        probe_queries_per_s=warmup.probe_queries_per_s,
+        probe_peak_items_per_s=warmup.probe_peak_items_per_s,
+        mean_query_items=mean_query_items,
+        harness_query_s=HARNESS_QUERY_S,
+        factor=factor,
+    )
+    if warmup.errors or not rate > 0:
+        why = f"the probe failed ({warmup.first_error})" if warmup.errors else "the probe measured nothing"
+        record.update(target_qps=settings.target_qps, fallback=f"{why}; kept the rule table's number")
+        return settings, record
+    target = float(f"{rate * factor:.4g}")  # four significant digits: readable in the logs
+    record["target_qps"] = target
+    return dataclasses.replace(settings, target_qps=target), record
+
+
 def run(
     config: RunConfig, *, backend: Backend | None = None, audit_config: Path | None = None, tuned: TunedSetting | None = None
 ) -> RunResult:
     """Run one LoadGen test as ``config`` says and write its result folder.
+
+    Before LoadGen starts, the loaded backend is warmed up (:func:`warm_up`), and an ``auto``
+    target QPS is calibrated from the same calls (:func:`calibrated`); both are recorded.
 
     Args:
         backend: an unloaded backend to use instead of the registry's (tests inject failing ones).
@@ -176,15 +396,24 @@ def run(
     if backend is None:
         backend_cls.check_options(config.backend_options)
     check_writable_dir("output", config.output)
+    cores = len(os.sched_getaffinity(0))
     if backend is None:
+        threads, workers = backend_cls.parallelism(config.scenario, cores, config.threads)
         backend = backend_cls(
             BackendConfig(
                 model=config.model,
-                threads=config.threads,
+                threads=threads,
                 precision=config.precision,
                 options=config.backend_options,
             )
         )
+    else:
+        threads, workers = type(backend).parallelism(config.scenario, cores, backend.config.threads)
+    workers = config.workers or workers
+    parallelism = {
+        "workers": workers,
+        "parallelism": "default policy" if not (config.threads or config.workers) else "set by --threads/--workers",
+    }
     library = load_library(config, settings)
     dataset = library.dataset
 
@@ -228,7 +457,7 @@ def run(
             with stop.raising():
                 try:
                     backend.load()
-                    info = backend.info().to_dict()
+                    info = {**backend.info().to_dict(), **parallelism}
                     declared = backend.batch_defaults(config.scenario.value, settings.target_latency_ns)
                 except SuiteError:
                     raise
@@ -241,8 +470,23 @@ def run(
                     max_batch_items=config.max_batch_items or declared.max_batch_items,
                     batch_timeout_us=declared.batch_timeout_us if config.batch_timeout_us is None else config.batch_timeout_us,
                 )
-                base["settings"] = settings.to_dict()
-                write_json(run_dir / "config.json", base)
+                if not config.workers:
+                    workers = declared.workers
+                    parallelism["workers"] = workers
+            with stop.raising():
+                backend.attach_items(library.items)
+                auto = settings.target_qps_source == AUTO
+                # A tenth of the run's minimum duration, at most PROBE_S: 2 s for the short profile.
+                probe_s = min(PROBE_S, settings.min_duration_ms / 10_000) if auto else 0.0
+                warmup = warm_up(backend, library, settings, workers, probe_s=probe_s)
+            settings, calibration = calibrated(settings, warmup, float(library.sizes.mean()))
+            base["settings"] = settings.to_dict()
+            base["calibration"] = calibration
+            base["warmup"] = warmup.to_dict()
+            write_json(run_dir / "config.json", base)
+            if auto:
+                log.info("target QPS %s from a %.1f-s probe (%.0f items/s)", settings.target_qps, warmup.probe_s,
+                         warmup.probe_items_per_s)
             outcome = harness.run(
                 library,
                 backend,
@@ -250,11 +494,11 @@ def run(
                 run_dir,
                 user_conf=config.user_conf,
                 audit_config=audit_config,
-                workers=config.workers or (declared.workers if declared is not None else backend.default_workers),
+                workers=workers,
                 progress=config.progress,
                 observer=meter,
             )
-            info = backend.info().to_dict()
+            info = {**backend.info().to_dict(), **parallelism}
             errors = [f"backend raised {outcome.error_count} time(s); first: {e}" for e in outcome.errors[:1]]
         except RunInterrupted as exc:
             interrupted, outcome = exc, exc.outcome

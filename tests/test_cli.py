@@ -30,7 +30,7 @@ def invoke(runner: CliRunner, *args: str) -> tuple[int, str, str]:
         (["--backend", "null", "--scenario", "offline", "--profile", "quick"],
          "Error: 'profile' must be one of ['official', 'short', 'smoke'] (got 'quick')"),
         (["--backend", "null", "--scenario", "offline", "--target-qps", "-5"],
-         "Error: 'target-qps' must be a finite number in (0, 100000000] (got '-5')"),
+         "Error: 'target-qps' must be a finite number in (0, 100000000] or 'auto' (got '-5')"),
         (["--backend", "null", "--scenario", "offline", "--scale", "huge"],
          "Error: 'scale' must be one of ['full', 'small', 'tiny'] or a positive row cap below 2**31 (got 'huge')"),
         (["--backend", "null", "--scenario", "offline", "--query-size", "fixed:2000"],

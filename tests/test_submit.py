@@ -138,12 +138,13 @@ def test_submit_names_the_empty_system_fields(mlperf_results: Path, tmp_path: Pa
 
 
 def test_a_failing_run_makes_submit_refuse_and_leave_nothing(runner: CliRunner, tmp_path: Path, system_json: Path) -> None:
-    """A real failing run: DLRM-RMC1 Offline on the null backend at the rule's 2000 QPS is over in
-    well under the smoke profile's 1 s (INVALID), and its 50% AUC fails DeepRecSys's gate."""
+    """A real failing run: DLRM-RMC1 Offline on the null backend at an expected 2000 QPS (the rule
+    table's number; the default is now calibrated) is over in well under the smoke profile's 1 s
+    (INVALID), and its 50% AUC fails DeepRecSys's gate."""
     results = tmp_path / "results"
     for mode in ("performance", "accuracy"):
         result = runner.invoke(cli, ["run", *SMOKE, "--backend", "null", "--scenario", "offline", "--system", "sys2",
-                                     "--output", str(results), "--mode", mode])  # fmt: skip
+                                     "--target-qps", "2000", "--output", str(results), "--mode", mode])  # fmt: skip
         assert result.exit_code == 0, result.output
     out = tmp_path / "pub" / "sub"
     result = runner.invoke(cli, ["submit", "--results", str(results), "--org", "Acme", "--out", str(out), "--system-json", str(system_json)])

@@ -1,0 +1,210 @@
+"""Defaults that hold on a shared machine: the threads policy, ``--target-qps auto``, the warm-up
+before LoadGen's clock, and the progress line's total and ETA."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import smoke_config
+from suite.backends import get_backend
+from suite.backends.base import BackendConfig
+from suite.backends.null import NullBackend
+from suite.cli import cli
+from suite.config import AUTO, Mode, RunConfig, Scenario, resolve
+from suite.datasets.batch import Batch
+from suite.errors import RunFailedError
+from suite.harness import Outcome, Progress, eta_text, expected_queries
+from suite.models import ModelSpec
+from suite.results import read_detail
+from suite.runner import HARNESS_QUERY_S, SHORT_PROBE_OFFLINE_FACTOR, run
+
+CORES = len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("backend", ["torch-cpu", "onnxruntime"])
+def test_cpu_backends_run_one_thread_per_worker_and_a_worker_per_core_outside_offline(backend: str) -> None:
+    cls = get_backend(backend)
+    assert cls.parallelism(Scenario.SERVER, 2, 0) == (1, 2)
+    assert cls.parallelism(Scenario.SERVER, 16, 0) == (1, 16)
+    assert cls.parallelism(Scenario.SINGLE_STREAM, 16, 0) == (1, 16)
+    # --threads given: workers fill the remaining cores, never oversubscribing them.
+    assert cls.parallelism(Scenario.SERVER, 16, 4) == (4, 4)
+    assert cls.parallelism(Scenario.OFFLINE, 2, 8) == (8, 1)
+
+
+def test_offline_torch_cpu_uses_a_team_of_every_core_and_onnxruntime_a_worker_per_core() -> None:
+    assert get_backend("torch-cpu").parallelism(Scenario.OFFLINE, 2, 0) == (2, 1)
+    assert get_backend("torch-cpu").parallelism(Scenario.OFFLINE, 16, 0) == (16, 1)
+    assert get_backend("onnxruntime").parallelism(Scenario.OFFLINE, 2, 0) == (1, 2)
+    assert get_backend("onnxruntime").parallelism(Scenario.OFFLINE, 16, 0) == (1, 16)
+
+
+def test_other_backends_keep_a_thread_per_core_and_their_own_workers() -> None:
+    assert NullBackend.parallelism(Scenario.SERVER, 8, 0) == (8, 1)
+    sched = get_backend("deeprecsched")
+    # DeepRecSched's --threads is its CPU worker processes (one core each): one per core by default.
+    assert sched.parallelism(Scenario.SERVER, 8, 0) == (8, sched.default_workers)
+    assert sched.parallelism(Scenario.SERVER, 8, 3) == (3, sched.default_workers)
+
+
+def test_torch_cpu_server_run_records_its_policy(results: Path, data_dir: Path) -> None:
+    result = run(smoke_config(results, backend="torch-cpu", scenario=Scenario.SERVER, target_qps=20.0))
+    backend = result.data["backend"]
+    assert backend["threads"] == 1 and backend["workers"] == CORES
+    assert backend["parallelism"] == "default policy"
+    assert backend["omp_wait_policy"]
+    assert result.data["harness"]["workers"] == CORES
+    explicit = run(smoke_config(results, backend="torch-cpu", scenario=Scenario.SERVER, target_qps=20.0, threads=2,
+                                workers=1, overwrite=True))
+    assert explicit.data["backend"]["threads"] == 2 and explicit.data["backend"]["workers"] == 1
+    assert explicit.data["backend"]["parallelism"] == "set by --threads/--workers"
+
+
+def _policy_after_import(env: dict[str, str]) -> str:
+    code = "import os, suite.backends.torch_cpu; print(os.environ.get('OMP_WAIT_POLICY', '-'))"
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_torch_cpu_sets_passive_waiting_unless_the_user_chose() -> None:
+    assert _policy_after_import({}) == "PASSIVE"
+    assert _policy_after_import({"OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
+    assert _policy_after_import({"GOMP_SPINCOUNT": "10000"}) == "-"
+
+
+def _settings(model: str, scenario: Scenario, **changes: object):  # type: ignore[no-untyped-def]
+    config = RunConfig(model=ModelSpec(name=model, scale="tiny"), backend="null", scenario=scenario, **changes)  # type: ignore[arg-type]
+    return resolve(config)
+
+
+def test_target_qps_source_by_scenario_and_rule_table() -> None:
+    # Offline: always calibrated unless given; the table's number stays as the placeholder.
+    offline = _settings("dlrm-rmc1", Scenario.OFFLINE)
+    assert (offline.target_qps_source, offline.target_qps) == (AUTO, 2000.0)
+    # Server: the table names dlrm-rmc1's target; dlrm-v2 has only mlperf.conf's placeholder of 1.
+    assert (_settings("dlrm-rmc1", Scenario.SERVER).target_qps_source, _settings("dlrm-rmc1", Scenario.SERVER).target_qps) == ("rules", 300.0)
+    assert _settings("dlrm-v2", Scenario.SERVER).target_qps_source == AUTO
+    assert _settings("dlrm-rmc1", Scenario.SERVER, target_qps=AUTO).target_qps_source == AUTO
+    given = _settings("dlrm-v2", Scenario.SERVER, target_qps=42.0)
+    assert (given.target_qps_source, given.target_qps) == ("cli", 42.0)
+    # Nothing to calibrate: an Offline accuracy run issues every query once; SingleStream has no QPS.
+    assert _settings("dlrm-rmc1", Scenario.OFFLINE, mode=Mode.ACCURACY).target_qps_source == "rules"
+    assert _settings("dlrm-rmc1", Scenario.SINGLE_STREAM, target_qps=AUTO).target_qps_source == "rules"
+
+
+def test_offline_auto_on_the_null_backend_is_valid_and_recorded(results: Path, data_dir: Path) -> None:
+    result = run(smoke_config(results))  # Offline, no --target-qps: auto
+    data = result.data
+    assert data["valid"] is True
+    cal = data["calibration"]
+    # The smoke profile's probe is 0.1 s: short, so the run is sized for twice its peak.
+    assert cal["target_qps_source"] == AUTO and cal["factor"] == SHORT_PROBE_OFFLINE_FACTOR
+    assert cal["probe_s"] > 0 and cal["probe_items_per_s"] > 0
+    assert cal["probe_peak_items_per_s"] > 0
+    per_query_s = cal["mean_query_items"] / cal["probe_peak_items_per_s"] + HARNESS_QUERY_S
+    assert cal["target_qps"] == data["settings"]["target_qps"] == pytest.approx(SHORT_PROBE_OFFLINE_FACTOR / per_query_s, rel=1e-3)
+    assert data["warmup"]["probe_batches"] > 0
+    config_json = json.loads((result.path / "config.json").read_text())
+    assert config_json["calibration"] == cal and config_json["settings"]["target_qps"] == cal["target_qps"]
+    # LoadGen was told the calibrated number, and the run's own rate is within a factor of it. The
+    # null backend costs nothing, so its run's rate is LoadGen's alone, which the probe counts only
+    # as a floor of HARNESS_QUERY_S a query (2 to 26 us a query in all on a 2-core machine, quiet
+    # or loaded): the expected QPS overshoots, which makes the run longer, never INVALID.
+    assert read_detail(result.path / "mlperf_log_detail.txt").get("effective_target_qps") == pytest.approx(cal["target_qps"])
+    measured = data["performance"]["metric"]["value"]
+    assert 1 / 2 < cal["target_qps"] / measured < 24
+
+
+def test_cli_target_qps_accepts_auto_and_refuses_words(runner, results: Path) -> None:  # type: ignore[no-untyped-def]
+    args = ["run", "--model", "dlrm-rmc1", "--scale", "tiny", "--backend", "null", "--scenario", "server",
+            "--profile", "smoke", "--no-progress", "--output", str(results)]
+    bad = runner.invoke(cli, [*args, "--target-qps", "fast"])
+    assert bad.exit_code == 2
+    assert bad.stderr.strip() == "Error: 'target-qps' must be a finite number in (0, 100000000] or 'auto' (got 'fast')"
+    good = runner.invoke(cli, [*args, "--target-qps", "auto"])
+    assert good.exit_code == 0, good.output
+    data = json.loads(next(results.rglob("result.json")).read_text())
+    assert data["calibration"]["target_qps_source"] == AUTO and data["settings"]["target_qps_source"] == AUTO
+
+
+class RecordingBackend(NullBackend):
+    """The null backend, noting the thread and size of every call (this test only)."""
+
+    def load(self) -> None:
+        super().load()
+        self.calls: list[tuple[str, int]] = []
+        self._lock = threading.Lock()
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        with self._lock:
+            self.calls.append((threading.current_thread().name, len(batch)))
+        return super().predict(batch)
+
+
+def test_warm_up_runs_the_largest_batch_on_every_worker_before_loadgen(results: Path, data_dir: Path) -> None:
+    config = smoke_config(results, scenario=Scenario.SERVER, target_qps=500.0, workers=2, max_batch_items=600)
+    backend = RecordingBackend(BackendConfig(model=config.model))
+    result = run(config, backend=backend)
+    warm = result.data["warmup"]
+    assert warm["workers"] == 2 and warm["batches"] == 4 and warm["probe_batches"] == 0
+    assert warm["seconds"] >= 0 and warm["items"] > 0
+    assert result.data["calibration"] == {"target_qps_source": "cli"}
+    first = backend.calls[: warm["batches"]]
+    # Worker 0 is the calling thread, as in the harness; the largest batch is the harness's limit.
+    assert {name for name, _ in first} == {threading.current_thread().name, "recsuite-warmup-1"}
+    assert max(n for _, n in first) == warm["largest_batch_items"]
+    assert warm["largest_batch_items"] <= 600
+    assert sum(n for _, n in first) == warm["items"]
+    # The run's own calls follow: the harness answered every query after the warm-up.
+    assert len(backend.calls) == warm["batches"] + result.data["harness"]["batches"]
+
+
+def test_expected_queries_follow_loadgen() -> None:
+    offline = _settings("dlrm-rmc1", Scenario.OFFLINE, profile="short")
+    assert expected_queries(offline, 1000) == 2000 * 60 * 1.1  # LoadGen's 1.1 x QPS x min duration
+    server = _settings("dlrm-rmc1", Scenario.SERVER, profile="short")
+    assert expected_queries(server, 1000) == 300 * 60
+    assert expected_queries(_settings("dlrm-v2", Scenario.SERVER, profile="short", target_qps=1.0), 1000) == 1024
+    assert expected_queries(_settings("dlrm-rmc1", Scenario.OFFLINE, mode=Mode.ACCURACY), 777) == 777
+    assert expected_queries(_settings("dlrm-rmc1", Scenario.SINGLE_STREAM), 777) is None
+
+
+def test_progress_line_shows_the_total_and_an_eta_from_the_rate() -> None:
+    assert eta_text(0, 132_000, 0.5, 66.0) == "about 66 s left (estimated from the settings)"
+    # A run slower than its settings: 200 s for a third of the queries, so 400 s more, not "0 s".
+    assert eta_text(44_000, 132_000, 200.0, 66.0) == "about 7 min left"
+    assert eta_text(1_000, 2_000, 30.0, 66.0) == "about 30 s left"
+    assert eta_text(2_000, 2_000, 30.0, 66.0) == "finishing"
+    assert eta_text(5_000, None, 90.0, 60.0) == "past the settings' estimate, waiting for LoadGen"
+    outcome = Outcome(completed_queries=44_000, completed_items=7_300_000)
+    line = Progress(outcome, 66.0, 132_000, enabled=False).line(elapsed=200.0)
+    assert line == "  44,000/132,000 queries, 7,300,000 items, 200 s elapsed, about 7 min left"
+
+
+class AlwaysFailing(NullBackend):
+    """Raises on every call (this test only)."""
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        raise RuntimeError("device lost")
+
+
+def test_a_backend_failing_in_the_warm_up_still_meets_loadgen_and_keeps_the_table_target(results: Path, data_dir: Path) -> None:
+    config = smoke_config(results)  # Offline: auto
+    with pytest.raises(RunFailedError, match="RuntimeError: device lost"):
+        run(config, backend=AlwaysFailing(BackendConfig(model=config.model)))
+    data = json.loads((config.run_dir() / "result.json").read_text())
+    assert data["warmup"]["errors"] == data["warmup"]["batches"] > 0
+    assert data["warmup"]["first_error"] == "RuntimeError: device lost"
+    cal = data["calibration"]
+    assert cal["fallback"] == "the probe failed (RuntimeError: device lost); kept the rule table's number"
+    assert cal["target_qps"] == data["settings"]["target_qps"] == 2000.0
+    assert (config.run_dir() / "mlperf_log_detail.txt").is_file()  # LoadGen ran and kept its logs
