@@ -213,8 +213,15 @@ def _convert(tp: Any, value: Any, where: str, meta: Mapping[str, Any], problems:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _convert(inner, value, where, meta, problems)
+        inner = [a for a in args if a is not type(None)]
+        # A number or a word (``target_qps``: a number or "auto"): the word's Literal takes strings.
+        literal = next((a for a in inner if get_origin(a) is Literal), None)
+        if literal is not None and len(inner) > 1:
+            if isinstance(value, str):
+                return _convert(literal, value, where, {}, problems)
+            inner.remove(literal)
+        (only,) = inner
+        return _convert(only, value, where, meta, problems)
     if value is None:
         bad("must not be null")
     if origin is Literal:
@@ -449,7 +456,8 @@ class RunConfigRecord(_Record):
     scenario: Literal["Offline", "Server", "SingleStream", "MultiStream"]
     mode: Literal["performance", "accuracy"]
     profile: str | None = None
-    target_qps: float | None = _field(lo=0.0, hi=1e9)
+    #: A number, or "auto" (``--target-qps auto``: ``settings`` and ``calibration`` hold the number).
+    target_qps: float | Literal["auto"] | None = _field(lo=0.0, hi=1e9)
     query_size: str | None = _field(check=_query_size_problem)
     rows: int | None = _field(lo=0, hi=2**40)
     dataset: str | None = _field(max_len=MAX_TEXT)

@@ -134,6 +134,12 @@ def test_cli_target_qps_accepts_auto_and_refuses_words(runner, results: Path) ->
     assert good.exit_code == 0, good.output
     data = json.loads(next(results.rglob("result.json")).read_text())
     assert data["calibration"]["target_qps_source"] == AUTO and data["settings"]["target_qps_source"] == AUTO
+    # The record keeps the word the user gave; every reader still reads the run (make run's Server).
+    assert data["config"]["target_qps"] == AUTO
+    summary = runner.invoke(cli, ["summary", str(results)])
+    assert summary.exit_code == 0 and summary.stderr == "" and "damaged" not in summary.stdout
+    check = runner.invoke(cli, ["check", str(next(results.rglob("result.json")).parent)])
+    assert "record.invalid" not in check.output
 
 
 class RecordingBackend(NullBackend):
