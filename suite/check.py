@@ -437,8 +437,7 @@ def check_interrupted(ctx: RunContext) -> list[Finding]:
     result = ctx.result
     if result is None or result.status != "interrupted":
         return []
-    info = result.extra.get("interrupted")
-    info = info if isinstance(info, dict) else {}
+    info = result.interruption
     seconds = number(info.get("loadgen_s"))
     loadgen = info.get("loadgen")
     when = f" after {seconds:.1f} s of LoadGen" if seconds is not None else ""

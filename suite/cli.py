@@ -648,8 +648,7 @@ def summary(paths: tuple[Path, ...]) -> None:
                 continue
             cfg = data.config
             if data.status == "interrupted":
-                stop = data.extra.get("interrupted")
-                signal_name = stop.get("signal", "signal") if isinstance(stop, dict) else "signal"
+                signal_name = data.interruption.get("signal", "signal")
                 rows.append((cfg.system or "", cfg.model.name, f"{cfg.scenario}/{cfg.mode}", "-", "-", f"interrupted ({signal_name})"))
                 continue
             if data.accuracy is not None:

@@ -170,8 +170,7 @@ def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
     elif result is not None and result.status == "interrupted":
         # What LoadGen computed over the empty answers after the signal is no measurement.
         valid, throughput, p99 = False, None, None
-        stop = result.extra.get("interrupted")
-        status = f"INTERRUPTED ({stop.get('signal', 'signal') if isinstance(stop, dict) else 'signal'})"
+        status = f"INTERRUPTED ({result.interruption.get('signal', 'signal')})"
     else:
         # LoadGen's own reasons first (its validity checks and recommendation), then the run's errors.
         reasons = (invalid_reasons(performance(detail, Scenario(scenario))) if known and validity != "VALID" else []) + errors[:1]  # type: ignore[arg-type]

@@ -640,6 +640,13 @@ class ResultRecord(ConfigRecord):
     valid: bool | None = None
     status: Literal["valid", "invalid", "failed", "interrupted", "not gated"] | None = None
 
+    @property
+    def interruption(self) -> Mapping[str, Any]:
+        """The ``interrupted`` entry of a run a signal stopped (``signal``, ``loadgen``,
+        ``loadgen_s``...), or {} for any other run or a damaged entry."""
+        info = self.extra.get("interrupted")
+        return info if self.status == "interrupted" and isinstance(info, Mapping) else {}
+
 
 def read_config(path: Path, *, root: Path | None = None) -> ConfigRecord:
     """``config.json`` at ``path``, bounded and validated (:class:`RecordError` otherwise)."""
