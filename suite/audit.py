@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from suite.errors import ConfigError, SuiteError
+from suite.scenarios import SCENARIOS
 
 #: The audit.config of each test, as in mlcommons/inference ``compliance/TEST0x`` (TEST01's is
 #: dlrm-v2's). LoadGen reads it with model ``*`` and conf_type 2.
@@ -57,13 +58,8 @@ AUDIT_CONFIGS: dict[str, str] = {
     ),
 }
 
-#: LoadGen's metric per scenario, as ``verify_performance.py`` reads it.
-RESULT_FIELD = {
-    "Offline": "result_samples_per_second",
-    "SingleStream": "early_stopping_latency_ss",
-    "MultiStream": "early_stopping_latency_ms",
-    "Server": "result_completed_samples_per_sec",
-}
+#: LoadGen's metric per scenario, as ``verify_performance.py`` reads it (from the scenario table).
+RESULT_FIELD = {row.scenario.value: row.submission_field for row in SCENARIOS.values()}
 
 PASS = "TEST PASS"
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from suite import record
+from suite import record, scenarios
 from suite.config import Mode, Scenario, Settings, rule_settings
 from suite.errors import RecordError, SuiteError
 from suite.record import ConfigRecord, ResultRecord
@@ -475,13 +475,13 @@ def check_settings(ctx: RunContext, expected: Settings) -> list[Finding]:
             findings.append(error(rule, f"{key} is {get(key)!r}{unit}, the rule requires at least {want:g}{unit}", path))
 
     at_least("settings.min-duration", "effective_min_duration_ms", expected.min_duration_ms)
-    scenario = expected.scenario
-    if scenario is Scenario.OFFLINE:
-        at_least("settings.samples-per-query", "effective_samples_per_query", expected.min_query_count)
+    row = scenarios.spec(expected.scenario)
+    if row.min_count_key == "effective_samples_per_query":  # Offline's one query holds the samples
+        at_least("settings.samples-per-query", row.min_count_key, expected.min_query_count)
     elif not expected.early_stopping:
         # MLPerf's checker reads no query count where early stopping judges the run's length.
-        at_least("settings.min-query-count", "effective_min_query_count", expected.min_query_count)
-    if scenario is Scenario.MULTI_STREAM and get("effective_samples_per_query") != expected.samples_per_query:
+        at_least("settings.min-query-count", row.min_count_key, expected.min_query_count)
+    if row.samples_per_query_setting is not None and get("effective_samples_per_query") != expected.samples_per_query:
         findings.append(
             error(
                 "settings.samples-per-query",
@@ -489,7 +489,7 @@ def check_settings(ctx: RunContext, expected: Settings) -> list[Finding]:
                 path,
             )
         )
-    if scenario is Scenario.SERVER:
+    if row.server_latency:
         latency = number(get("effective_target_latency_ns"))
         if latency is None or latency > expected.target_latency_ns:
             findings.append(
@@ -499,7 +499,7 @@ def check_settings(ctx: RunContext, expected: Settings) -> list[Finding]:
                     path,
                 )
             )
-    if scenario is not Scenario.OFFLINE:
+    if row.latency_bound:
         pct = number(get("effective_target_latency_percentile"))
         if pct is None or pct + 1e-9 < expected.target_latency_percentile:
             findings.append(
@@ -562,7 +562,7 @@ def check_dataset_size(ctx: RunContext, expected: Settings) -> list[Finding]:
 def check_sla(ctx: RunContext, expected: Settings) -> list[Finding]:
     """Server: the latency percentile the rule names is within the rule's target."""
     detail, run = ctx.detail, ctx.run
-    if detail is None or run.mode is not Mode.PERFORMANCE or expected.scenario is not Scenario.SERVER:
+    if detail is None or run.mode is not Mode.PERFORMANCE or not scenarios.spec(expected.scenario).server_latency:
         return []
     key = f"result_{100 * expected.target_latency_percentile:.2f}_percentile_latency_ns"
     got = number(detail.get(key))
@@ -960,10 +960,12 @@ def _check_run(run: RunFolder, rules: str | None, profile: str | None) -> tuple[
     findings += check_summary(ctx)
     if judge is None:
         return findings, judge
-    try:
-        scenario = Scenario(run.scenario)
-    except ValueError:
+    # The record names the scenario; only a tree without one (a submission) is read by its folder name.
+    named = ctx.config.config.scenario if ctx.config is not None else run.scenario
+    row = scenarios.by_name(named)
+    if row is None:
         return [*findings, error("settings.scenario", f"folder {run.scenario!r} is not a LoadGen scenario", run.path)], judge
+    scenario = row.scenario
     try:
         expected = expected_settings(judge, scenario, run.mode)
     except SuiteError as exc:

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from suite import record
+from suite import record, scenarios
 from suite.check import RunFolder, discover, read_accuracy_txt
-from suite.config import Mode, Scenario
+from suite.config import Mode
 from suite.errors import ConfigError, RecordError, UnknownNameError
 from suite.record import ConfigRecord, PowerRecord, ResultRecord
 from suite.results import DETAIL, invalid_reasons, number, parse_detail, performance
@@ -112,15 +112,17 @@ def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
         except RecordError as exc:
             damage.append(record.describe(exc, DETAIL)[0])
     get = detail.get if detail is not None else (lambda key, default=None: default)
-    scenario = run.scenario
+    # The scenario as the record (or, in a submission tree, LoadGen's detail log) names it; the
+    # folder name only where neither does.
+    cfg_rec = result.config if result is not None else config.config if config is not None else None
+    named = cfg_rec.scenario if cfg_rec is not None else get("effective_scenario") or run.scenario
+    row = scenarios.by_name(str(named))
+    scenario = row.scenario.value if row is not None else run.scenario
     # The scenario's LoadGen metric, as result.json records it; a stream scenario's is a latency.
-    known = detail is not None and scenario in {s.value for s in Scenario}
-    metric = performance(detail, Scenario(scenario))["metric"] if known else {}  # type: ignore[arg-type]
+    metric = performance(detail, row.scenario)["metric"] if detail is not None and row is not None else {}
     value = number(metric.get("value"))
-    if metric.get("units") == "ns":
-        throughput, units = (1e9 / value if value else None), "queries/s (1/latency)"
-    else:
-        throughput, units = value, "samples/s" if scenario == "Offline" else "queries/s"
+    units = row.compare_units if row is not None else "queries/s"
+    throughput = (1e9 / value if value else None) if row is not None and row.latency_metric else value
     p99 = number(get("result_99.00_percentile_latency_ns"))
     backend = result.backend if result is not None else None
     cfg = result.config if result is not None else config.config if config is not None else None
@@ -133,7 +135,7 @@ def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
         org = run.org_dir.name
         backend_name = str(system.get("framework") or "")
         precision = ""
-        measurements = run.org_dir / "measurements" / run.system / run.benchmark / scenario
+        measurements = run.org_dir / "measurements" / run.system / run.benchmark / run.scenario
         for path in sorted(measurements.glob("*.json")):
             precision = str(_json(path).get("weight_data_types") or "")
         vendor = vendor_of(accelerator)
@@ -173,7 +175,7 @@ def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
         status = f"INTERRUPTED ({result.interruption.get('signal', 'signal')})"
     else:
         # LoadGen's own reasons first (its validity checks and recommendation), then the run's errors.
-        reasons = (invalid_reasons(performance(detail, Scenario(scenario))) if known and validity != "VALID" else []) + errors[:1]  # type: ignore[arg-type]
+        reasons = (invalid_reasons(performance(detail, row.scenario)) if detail is not None and row is not None and validity != "VALID" else []) + errors[:1]
         status = "VALID" if valid else "INVALID" + (f": {'; '.join(reasons)}" if reasons else "")
     return {
         "system": run.system,

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import queue
 import logging
-import math
 import sys
 import threading
 import time
@@ -43,7 +42,9 @@ import mlperf_loadgen as lg
 import numpy as np
 
 from suite.backends.base import Backend
-from suite.config import Mode, Scenario, Settings
+from suite import scenarios
+from suite.scenarios import expected_duration_s, expected_queries
+from suite.config import Mode, Settings
 from suite.datasets.library import QueryLibrary, Staging
 from suite.errors import HarnessError, RunInterrupted
 from suite.interrupts import StopSignals, signal_name, stop_signals
@@ -56,13 +57,6 @@ GIL_SWITCH_INTERVAL_S = 0.0002
 INTERRUPT_GRACE_S = 1.0
 #: How often the watchdog looks whether LoadGen has ended or a second signal came.
 POLL_S = 0.05
-
-_SCENARIOS = {
-    Scenario.OFFLINE: lg.TestScenario.Offline,
-    Scenario.SERVER: lg.TestScenario.Server,
-    Scenario.SINGLE_STREAM: lg.TestScenario.SingleStream,
-    Scenario.MULTI_STREAM: lg.TestScenario.MultiStream,
-}
 
 
 def loadgen_version() -> str:
@@ -472,25 +466,14 @@ def test_settings(settings: Settings, total_queries: int, user_conf: Path | None
     ts = lg.TestSettings()
     if ts.FromConfig("", settings.loadgen_model, scen, 0) != 0:
         raise HarnessError(f"LoadGen refused its built-in config for {settings.loadgen_model} {scen}")
-    ts.scenario = _SCENARIOS[settings.scenario]
+    row = scenarios.spec(settings.scenario)
+    ts.scenario = getattr(lg.TestScenario, row.loadgen)
     ts.mode = lg.TestMode.AccuracyOnly if settings.mode is Mode.ACCURACY else lg.TestMode.PerformanceOnly
     ts.min_duration_ms = settings.min_duration_ms
     ts.min_query_count = settings.min_query_count
     psc = settings.performance_sample_count or total_queries
     ts.performance_sample_count_override = min(psc, total_queries)
-    if settings.scenario is Scenario.SERVER:
-        ts.server_target_qps = settings.target_qps
-        ts.server_target_latency_ns = settings.target_latency_ns
-        ts.server_target_latency_percentile = settings.target_latency_percentile
-    elif settings.scenario is Scenario.OFFLINE:
-        ts.offline_expected_qps = settings.target_qps
-    elif settings.scenario is Scenario.SINGLE_STREAM:
-        ts.single_stream_expected_latency_ns = settings.target_latency_ns
-        ts.single_stream_target_latency_percentile = settings.target_latency_percentile
-    else:
-        ts.multi_stream_expected_latency_ns = settings.target_latency_ns
-        ts.multi_stream_target_latency_percentile = settings.target_latency_percentile
-        ts.multi_stream_samples_per_query = settings.samples_per_query
+    row.apply(ts, settings)
     if settings.seeds is not None:
         ts.qsl_rng_seed, ts.sample_index_rng_seed, ts.schedule_rng_seed = settings.seeds
     if settings.audit == "TEST05":
@@ -501,33 +484,6 @@ def test_settings(settings: Settings, total_queries: int, user_conf: Path | None
     if user_conf is not None and ts.FromConfig(str(user_conf), settings.loadgen_model, scen, 2) != 0:
         raise HarnessError(f"LoadGen could not read user.conf {str(user_conf)!r}")
     return ts
-
-
-def expected_queries(settings: Settings, total_queries: int) -> int | None:
-    """How many queries (samples) LoadGen will issue, from the settings (a user.conf may change it).
-
-    Offline: one query of max(min query count, expected QPS x min duration x 1.1) samples.
-    Server: queries arrive at the target until both minimums are met. Accuracy runs issue every
-    query once. SingleStream and MultiStream run as fast as the SUT answers: unknown.
-    """
-    if settings.mode is Mode.ACCURACY:
-        return total_queries
-    seconds = settings.min_duration_ms / 1000
-    if settings.scenario is Scenario.OFFLINE:
-        return max(settings.min_query_count, math.ceil(settings.target_qps * seconds * 1.1))
-    if settings.scenario is Scenario.SERVER:
-        return max(settings.min_query_count, math.ceil(settings.target_qps * seconds))
-    return None
-
-
-def expected_duration_s(settings: Settings, total_queries: int) -> float:
-    """How long the run should take if the SUT keeps up with the settings, for the progress line."""
-    if settings.mode is Mode.ACCURACY:
-        return total_queries / settings.target_qps if settings.scenario is Scenario.SERVER else 0.0
-    floor = settings.min_duration_ms / 1000
-    if settings.scenario in (Scenario.SERVER, Scenario.OFFLINE):
-        return max(floor, (expected_queries(settings, total_queries) or 0) / settings.target_qps)
-    return floor
 
 
 def batcher_shape(backend: Backend, max_batch_items: int, workers: int) -> tuple[int, int]:

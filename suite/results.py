@@ -28,6 +28,7 @@ import numpy as np
 from suite import record
 from suite.config import Scenario
 from suite.metrics import auc
+from suite.scenarios import spec
 
 MLLOG_PREFIX = ":::MLLOG "
 DETAIL = "mlperf_log_detail.txt"
@@ -116,18 +117,8 @@ def parse_summary(text: str) -> dict[str, str]:
 def performance(detail: DetailLog, scenario: Scenario) -> dict[str, Any]:
     """The scenario's metric and latency statistics, as LoadGen reported them."""
     get = detail.get
-    if scenario is Scenario.OFFLINE:
-        metric = {"name": "samples_per_second", "value": get("result_samples_per_second"), "units": "queries/s"}
-    elif scenario is Scenario.SERVER:
-        metric = {"name": "completed_samples_per_sec", "value": get("result_completed_samples_per_sec"), "units": "queries/s"}
-    elif scenario is Scenario.SINGLE_STREAM:
-        metric = {"name": "90.00_percentile_latency_ns", "value": get("result_90.00_percentile_latency_ns"), "units": "ns"}
-    else:
-        metric = {
-            "name": "99.00_percentile_per_query_latency_ns",
-            "value": get("result_99.00_percentile_per_query_latency_ns"),
-            "units": "ns",
-        }
+    row = spec(scenario)
+    metric = {"name": row.metric_name, "value": get(row.metric_key), "units": row.metric_units}
     latency = {p: get(f"result_{p}_percentile_latency_ns") for p in PERCENTILES}
     return {
         "metric": metric,

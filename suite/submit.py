@@ -33,10 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from suite.audit import RESULT_FIELD
 from suite.check import CheckReport, RunFolder, check, discover, table
 from suite.config import Mode
-from suite import record
+from suite import record, scenarios
 from suite.errors import ConfigError, RecordError, RefusedError, ResultExistsError
 from suite.record import (
     AccuracyRecord, BackendRecord, ConfigRecord, EnvironmentRecord, MetricRecord, PerformanceRecord, ResultRecord, RunConfigRecord,
@@ -63,7 +62,6 @@ CSV_COLUMNS = (
     "operating_system", "notes", "compliance", "errors", "version", "inferred", "has_power", "Units",
     "weight_data_types",
 )  # fmt: skip
-UNITS = {"Offline": "Samples/s", "Server": "Queries/s", "SingleStream": "Latency (ms)", "MultiStream": "Latency (ms)"}
 FRAMEWORKS = {"torch-cpu": "PyTorch", "torch-cuda": "PyTorch", "onnxruntime": "ONNX Runtime", "null": "none (null backend)"}
 
 
@@ -261,7 +259,7 @@ def _scenarios(runs: list[RunFolder]) -> list[ScenarioRuns]:
             ScenarioRuns(
                 system=perf.system,
                 model_dir=perf.benchmark,
-                scenario=perf.scenario,
+                scenario=pconf.config.scenario,  # the record's, not the folder's (check() made them agree)
                 source=scen_dir,
                 benchmark=benchmark,
                 rules=str(settings.rules),
@@ -548,18 +546,12 @@ def _write_shared(org: Path, scenarios: list[ScenarioRuns], systems: dict[str, d
 # The summary CSV ----------------------------------------------------------------------------
 
 
-#: The latency a stream scenario's row falls back to without early stopping.
-LATENCY_FALLBACK = {
-    "SingleStream": "result_90.00_percentile_latency_ns",
-    "MultiStream": "result_99.00_percentile_per_query_latency_ns",
-}
-
-
 def _csv_row(s: ScenarioRuns, system: dict[str, Any], request: SubmitRequest, res: Path) -> dict[str, Any]:
     detail = read_detail(s.source / "performance/run_1" / DETAIL)
-    result = detail.get(RESULT_FIELD[s.scenario])
-    if s.scenario in LATENCY_FALLBACK:  # a latency in ns, shown in ms
-        result = (result or detail.get(LATENCY_FALLBACK[s.scenario]) or 0) / 1e6
+    row = scenarios.by_name(s.scenario)
+    result = detail.get(row.submission_field) if row is not None else None
+    if row is not None and row.latency_fallback is not None:  # a latency in ns, shown in ms
+        result = (result or detail.get(row.latency_fallback) or 0) / 1e6
     notes = str(system.get("hw_notes", ""))
     if system.get("sw_notes"):
         notes = (notes + ". " if notes else "") + str(system["sw_notes"])
@@ -591,7 +583,7 @@ def _csv_row(s: ScenarioRuns, system: dict[str, Any], request: SubmitRequest, re
         "version": VERSION,
         "inferred": 0,
         "has_power": False,
-        "Units": UNITS.get(s.scenario, ""),
+        "Units": row.submission_units if row is not None else "",
         "weight_data_types": str(_measurements(s)["weight_data_types"]),
     }
 
