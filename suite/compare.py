@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from suite import record, scenarios
-from suite.check import RunFolder, discover, read_accuracy_txt
+from suite.check.reading import read_accuracy_txt
 from suite.config import Mode
 from suite.errors import ConfigError, RecordError, UnknownNameError
 from suite.record import ConfigRecord, PowerRecord, ResultRecord
 from suite.results import DETAIL, invalid_reasons, number, parse_detail, performance
+from suite.tree import RunFolder, discover
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from suite.check import CheckReport, RunFolder, check, discover, table
+from suite.check import CheckReport, check, table
 from suite.config import Mode
 from suite import record, scenarios
 from suite.errors import ConfigError, RecordError, RefusedError, ResultExistsError
@@ -42,26 +42,9 @@ from suite.record import (
     SettingsRecord,
 )  # fmt: skip
 from suite.results import ACCURACY_LOG, DETAIL, SUMMARY, read_detail
-from suite.submission import (
-    AUDIT_OPTIONAL,
-    AUDIT_SETS,
-    DIVISIONS,
-    SYSTEM_FIELDS,
-    bad_name,
-    system_problems,
-    truncate_accuracy_log,
-)
+from suite.tree import RunFolder, discover
+from suite.submission import DEFAULT, SubmissionFormat, bad_name, for_rules, system_problems, truncate_accuracy_log
 
-#: The round the tree is laid out for and checked against.
-VERSION = "v5.1"
-#: The summary CSV's columns, as MLPerf's v5.1.1 checker writes them.
-CSV_COLUMNS = (
-    "Organization", "Availability", "Division", "SystemType", "SystemName", "Platform", "Model", "MlperfModel",
-    "Scenario", "Result", "Accuracy", "number_of_nodes", "host_processor_model_name", "host_processors_per_node",
-    "host_processor_core_count", "accelerator_model_name", "accelerators_per_node", "Location", "framework",
-    "operating_system", "notes", "compliance", "errors", "version", "inferred", "has_power", "Units",
-    "weight_data_types",
-)  # fmt: skip
 FRAMEWORKS = {"torch-cpu": "PyTorch", "torch-cuda": "PyTorch", "onnxruntime": "ONNX Runtime", "null": "none (null backend)"}
 
 
@@ -85,8 +68,9 @@ class SubmitRequest:
     system_json: Path | None = None
 
     def __post_init__(self) -> None:
-        if self.division not in DIVISIONS:
-            raise ConfigError(f"'division' must be one of {list(DIVISIONS)} (got {self.division!r})")
+        divisions = for_rules(DEFAULT).divisions
+        if self.division not in divisions:
+            raise ConfigError(f"'division' must be one of {list(divisions)} (got {self.division!r})")
         if why := bad_name(self.org):
             raise ConfigError(f"'org' {self.org!r} {why}")
         if why := bad_name(self.out.name):
@@ -123,6 +107,11 @@ class ScenarioRuns:
     #: performance run's: target QPS, threads...).
     accuracy_config: RunConfigRecord | None = None
     audit_configs: dict[str, RunConfigRecord] = field(default_factory=dict)
+
+    @property
+    def format(self) -> SubmissionFormat:
+        """The submission format of the rule set the runs were made under."""
+        return for_rules(self.rules)
 
 
 @dataclass(frozen=True)
@@ -181,7 +170,7 @@ def submit(request: SubmitRequest) -> Submission:
         report = check([tree], rules=rule_sets[0] if len(rule_sets) == 1 else None, profile=profiles[0])
         if not report.passed:
             raise RefusedError("the built submission fails `suite check`; no submission written", table(report))
-        _write_csv(staging / "summary.csv", rows)
+        _write_csv(staging / "summary.csv", rows, for_rules(rule_sets[0] if len(rule_sets) == 1 else None))
         os.replace(staging / "summary.csv", request.summary_csv)
         try:
             os.replace(backup, request.backup)
@@ -270,7 +259,7 @@ def _scenarios(runs: list[RunFolder]) -> list[ScenarioRuns]:
                 environment=presult.environment or EnvironmentRecord(),
                 accuracy=aresult.accuracy or AccuracyRecord(),
                 performance=presult.performance or PerformanceRecord(),
-                audits=(audits := sorted(t for t in AUDIT_SETS if (scen_dir / t).is_dir())),
+                audits=(audits := sorted(t for t in for_rules(settings.rules).audit_sets if (scen_dir / t).is_dir())),
                 accuracy_config=aconf.config,
                 audit_configs={t: _record(ConfigRecord, path).config for t in audits
                                if (path := scen_dir / t / "performance/run_1/config.json").is_file()},
@@ -334,10 +323,11 @@ def _system_json(request: SubmitRequest, scenarios: list[ScenarioRuns]) -> dict[
             + ", ".join(sorted({f"{s.backend.name} ({s.backend.device}, {s.backend.precision})" for s in scenarios})),
         }
     )
-    data = {k: "" for k in SYSTEM_FIELDS}
+    fmt = first.format
+    data = {k: "" for k in fmt.system_fields}
     data.update(auto)
     data.update(_user_systems(request.system_json, system))
-    problems = system_problems(data, request.division, request.org)
+    problems = system_problems(data, request.division, request.org, fmt)
     if problems:
         raise ConfigError(f"systems/{system}.json: {'; '.join(problems)} (give them in --system-json FILE)")
     return data
@@ -376,7 +366,7 @@ def _build(org: Path, backup: Path, s: ScenarioRuns, system: dict[str, Any], req
     truncate_accuracy_log(res / "accuracy" / ACCURACY_LOG, res / "accuracy/accuracy.txt", backup / backup_rel)
     for test in s.audits:
         src, dst = s.source / test, org / "compliance" / rel / test
-        for name in sorted(AUDIT_SETS[test] | AUDIT_OPTIONAL):
+        for name in sorted(s.format.audit_sets[test] | s.format.audit_optional):
             if (src / name).is_file():
                 _copy(src / name, dst / name)
         if (dst / "accuracy" / ACCURACY_LOG).is_file():
@@ -580,7 +570,7 @@ def _csv_row(s: ScenarioRuns, system: dict[str, Any], request: SubmitRequest, re
         "notes": notes,
         "compliance": 1,
         "errors": 0,
-        "version": VERSION,
+        "version": s.format.version,
         "inferred": 0,
         "has_power": False,
         "Units": row.submission_units if row is not None else "",
@@ -589,18 +579,14 @@ def _csv_row(s: ScenarioRuns, system: dict[str, Any], request: SubmitRequest, re
 
 
 #: The columns MLPerf's checker wraps in double quotes (it writes its CSV by hand).
-_QUOTED = {"SystemType", "SystemName", "host_processor_model_name", "accelerator_model_name", "accelerators_per_node",
-           "framework", "operating_system", "notes", "weight_data_types"}  # fmt: skip
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+def _write_csv(path: Path, rows: list[dict[str, Any]], fmt: SubmissionFormat) -> None:
     """The summary CSV as the checker writes it: its header, its quoting, one row per result."""
-    lines = [",".join(CSV_COLUMNS)]
+    lines = [",".join(fmt.csv_columns)]
     for row in rows:
         cells = []
-        for col in CSV_COLUMNS:
+        for col in fmt.csv_columns:
             value = str(row[col])
-            cells.append('"' + value.replace('"', "'") + '"' if col in _QUOTED else value)
+            cells.append('"' + value.replace('"', "'") + '"' if col in fmt.csv_quoted else value)
         lines.append(",".join(cells))
     path.write_text("\n".join(lines) + "\n")
 

@@ -52,12 +52,7 @@ HEAVY = ("torch", "onnxruntime")
 #: The backend contract the engine may import: the registry and the ABC, never a backend itself.
 BACKEND_CONTRACT = ("suite.backends", "suite.backends.base")
 #: Cycles that exist today, each with why; the test fails when one goes away, so the list shrinks.
-KNOWN_CYCLES = {
-    # Issue 13: check.py imports submission's TRUNCATION_MARK, check_tree and org_dirs, while
-    # submission.py builds its findings with check.error (function-local imports). Finding and its
-    # helpers need a module below both; the redesign of check as a package moves them there.
-    ("suite.check", "suite.submission"),
-}
+KNOWN_CYCLES: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)
@@ -124,9 +119,17 @@ def graph() -> dict[str, Imports]:
     return {name: _imports(name, path) for name, path in _module_files().items()}
 
 
+#: Engine packages: ``suite.check`` and ``suite.submission`` are the engine, module by module.
+ENGINE_PACKAGES = ("suite.check", "suite.submission")
+
+
 def _engine(graph: dict[str, Imports]) -> list[str]:
-    """``suite/*.py``: the engine (backends, datasets and the model builders are not)."""
-    return sorted(name for name in graph if name.count(".") == 1 and name not in package_dirs())
+    """``suite/*.py`` and the engine packages: the engine (backends, datasets and the model builders are not)."""
+    return sorted(
+        name for name in graph
+        if (name.count(".") == 1 and name not in package_dirs())
+        or any(name == p or name.startswith(p + ".") for p in ENGINE_PACKAGES)
+    )  # fmt: skip
 
 
 def _says_why(imports: Imports, target: str) -> bool:

@@ -17,7 +17,7 @@ from suite import rules
 from suite.check import check
 from suite.results import read_detail
 from suite.cli import cli
-from suite.submit import CSV_COLUMNS
+from suite.submission import for_rules
 
 SMOKE = ["--model", "dlrm-rmc1", "--scale", "tiny", "--profile", "smoke", "--no-progress"]
 NULL_SERVER = [*SMOKE, "--backend", "null", "--scenario", "server", "--target-qps", "1000", "--system", "sys1"]
@@ -123,9 +123,9 @@ def test_submission_passes_check_and_has_mlperf_file_sets(mlperf_results: Path, 
     assert "suite audit TEST01 --model dlrm-rmc1 --scale tiny --seed 0 --backend null --scenario server --profile smoke" in readme
     # The summary CSV: MLPerf's header, one row per (system, benchmark, scenario).
     csv = (tmp_path / "sub-summary.csv").read_text().splitlines()
-    assert csv[0] == ",".join(CSV_COLUMNS) and len(csv) == 2
+    assert csv[0] == ",".join(for_rules('mlperf-v5.1').csv_columns) and len(csv) == 2
     row = next(csvlib.reader(csv[1:]))
-    assert len(row) == len(CSV_COLUMNS) and row[:3] == ["Acme", "available", "closed"] and row[6:9] == ["dlrm-rmc1-99", "dlrm-rmc1-99", "Server"]
+    assert len(row) == len(for_rules('mlperf-v5.1').csv_columns) and row[:3] == ["Acme", "available", "closed"] and row[6:9] == ["dlrm-rmc1-99", "dlrm-rmc1-99", "Server"]
     assert row[10] == "AUC: 50.000" and row[-2] == "Queries/s" and row[23] == "v5.1"
 
 

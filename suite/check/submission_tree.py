@@ -1,0 +1,176 @@
+"""MLPerf's tree-level rules on a submission tree (``<division>/<Org>/...``), by the round's format.
+
+Pure: a tree in, findings out. The formats are data (``suite.submission``); this module reads
+them, so a new round's format needs no change here unless it brings a new kind of rule.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from suite import record
+from suite.check.catalogue import Finding, error
+from suite.errors import RecordError
+from suite.results import ACCURACY_LOG
+from suite.rules import RuleSet, for_benchmark
+from suite.submission import SubmissionFormat, bad_name, for_rules, measurement_problems, system_problems
+
+
+def format_of(bench: str) -> SubmissionFormat:
+    """The submission format of the rule set that names benchmark folder ``bench``."""
+    return for_rules(for_benchmark(bench))
+
+
+def _files(folder: Path) -> set[str]:
+    """Paths of the files under ``folder``, relative to it (symlinks not followed)."""
+    out = set()
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            out.add(str((Path(dirpath) / name).relative_to(folder)))
+    return out
+
+
+
+def check_tree(org: Path) -> list[Finding]:
+    """The tree-level rules of one ``<division>/<Org>`` folder.
+
+    Each benchmark is judged by the format of the rule set that names it; the folder-level rules
+    by the format of the first benchmark found (the default round's in a tree without results).
+    """
+    results = org / "results"
+    benches = sorted(p.name for p in results.glob("*/*") if p.is_dir()) if results.is_dir() else []
+    fmt = format_of(benches[0]) if benches else for_rules(None)
+    findings: list[Finding] = []
+    division, submitter = org.parent.name, org.name
+    # Names, symlinks, sizes, empty folders: over everything below the submission root's division.
+    for dirpath, dirs, files in os.walk(org):
+        here = Path(dirpath)
+        for name in dirs + files:
+            path = here / name
+            if path.is_symlink():
+                findings.append(error("submission.symlink", f"{name} is a symlink (a submission holds real files only)", path))
+            if why := bad_name(name):
+                findings.append(error("submission.name", f"{name!r} {why}", path))
+        for name in files:
+            path = here / name
+            if not path.is_symlink() and path.stat().st_size > fmt.file_size_limit_bytes:
+                findings.append(error("submission.size", f"{name} is over 50 MB", path))
+        if not dirs and not files:
+            findings.append(error("submission.empty-dir", "an empty folder", here))
+    root_files = [p.name for p in org.parent.parent.iterdir() if p.is_file()] if org.parent.parent.is_dir() else []
+    if root_files:
+        findings.append(error("submission.layout", f"files outside the division folder: {sorted(root_files)}", org.parent.parent))
+    extra = sorted(p.name for p in org.iterdir() if p.name not in fmt.org_folders and p.name != "calibration.md")
+    if extra:
+        findings.append(error("submission.layout", f"{submitter} holds {extra} beside {list(fmt.org_folders)}", org))
+    if division == "closed" and not (org / "documentation/calibration.md").is_file() and not (org / "calibration.md").is_file():
+        findings.append(error("submission.layout", "documentation/calibration.md is missing (required in the closed division)", org))
+    for system_dir in sorted(p for p in results.iterdir() if p.is_dir()) if results.is_dir() else []:
+        system = system_dir.name
+        findings += _check_system(org, system, division, submitter, fmt)
+        for bench_dir in sorted(p for p in system_dir.iterdir() if p.is_dir()):
+            bench = bench_dir.name
+            if not (org / "code" / bench).is_dir():
+                findings.append(error("submission.layout", f"code/{bench} is missing", org / "code" / bench))
+            findings += _check_system_type(org, system, bench)
+            for scen_dir in sorted(p for p in bench_dir.iterdir() if p.is_dir()):
+                findings += _check_scenario(org, system, bench, scen_dir, format_of(bench))
+    systems = org / "systems"
+    for path in sorted(systems.glob("*.json")) if systems.is_dir() else []:
+        if not (results / path.stem).is_dir():
+            findings.append(error("submission.layout", f"systems/{path.name} has no results/{path.stem}", path))
+    for kind in ("measurements", "compliance"):
+        base = org / kind
+        for scen_dir in sorted(base.glob("*/*/*")) if base.is_dir() else []:
+            rel = scen_dir.relative_to(base)
+            if not (results / rel).is_dir():
+                findings.append(error("submission.layout", f"{kind}/{rel} has no results/{rel}", scen_dir))
+    return findings
+
+
+def _check_system(org: Path, system: str, division: str, submitter: str, fmt: SubmissionFormat) -> list[Finding]:
+    path = org / "systems" / f"{system}.json"
+    if not path.is_file():
+        return [error("submission.system", f"systems/{system}.json is missing", path)]
+    try:
+        data = record.read_json(path)
+    except RecordError as exc:
+        return [error("submission.system", f"systems/{system}.json is not JSON ({exc})", path)]
+    if not isinstance(data, dict):
+        return [error("submission.system", f"systems/{system}.json is not a JSON object", path)]
+    return [error("submission.system", f"systems/{system}.json: {p}", path) for p in system_problems(data, division, submitter, fmt)]
+
+
+def _check_system_type(org: Path, system: str, bench: str) -> list[Finding]:
+    """A benchmark its rule set admits only for some system types (dlrm-v2: datacenter) under
+    another one (MLPerf's checker: 'has an invalid model for system_type')."""
+
+    allowed = [str(t) for t in RuleSet.load(for_benchmark(bench)).meta.get("system_types", [])]
+    path = org / "systems" / f"{system}.json"
+    try:
+        data = record.read_json(path)
+    except RecordError:
+        return []  # _check_system reports it
+    system_type = data.get("system_type") if isinstance(data, dict) else None
+    if not allowed or system_type is None or system_type in allowed:
+        return []
+    return [error("submission.system", f"systems/{system}.json: {bench} needs a system_type in {allowed} (got {system_type!r})", path)]
+
+
+def _file_set(folder: Path, fmt: SubmissionFormat, want: frozenset[str], optional: frozenset[str] = frozenset()) -> list[Finding]:
+    if not folder.is_dir():
+        return [error("submission.file-set", f"{folder.name}/ is missing", folder)]
+    have = _files(folder)
+    missing = sorted(want - have)
+    extra = sorted(p for p in have - want - optional if Path(p).name not in fmt.tolerated)
+    findings = []
+    if missing:
+        findings.append(error("submission.file-set", f"missing {missing}", folder))
+    if extra:
+        findings.append(error("submission.file-set", f"files MLPerf's checker does not allow here: {extra}", folder))
+    return findings
+
+
+def _check_scenario(org: Path, system: str, bench: str, scen_dir: Path, fmt: SubmissionFormat) -> list[Finding]:
+    scen = scen_dir.name
+    findings = []
+    runs = sorted(p.name for p in (scen_dir / "performance").iterdir()) if (scen_dir / "performance").is_dir() else []
+    if runs != ["run_1"]:
+        findings.append(error("submission.file-set", f"performance/ must hold run_1 only (has {runs})", scen_dir / "performance"))
+    others = sorted(p.name for p in scen_dir.iterdir() if p.name not in ("performance", "accuracy"))
+    if others:
+        findings.append(error("submission.file-set", f"{scen}/ holds {others} beside performance/ and accuracy/", scen_dir))
+    findings += _file_set(scen_dir / "performance/run_1", fmt, fmt.performance_set, fmt.performance_optional)
+    findings += _file_set(scen_dir / "accuracy", fmt, fmt.accuracy_set)
+    log = scen_dir / "accuracy" / ACCURACY_LOG
+    if log.is_file() and log.stat().st_size > fmt.max_accuracy_log_bytes:
+        findings.append(
+            error("submission.size", f"{ACCURACY_LOG} is {log.stat().st_size} bytes, over 10 KiB (truncate it: `suite submit` does)", log)
+        )
+    measured = org / "measurements" / system / bench / scen
+    if not measured.is_dir():
+        findings.append(error("submission.measurements", f"measurements/{system}/{bench}/{scen} is missing", measured))
+    else:
+        for name in fmt.measurement_files:
+            if not (measured / name).is_file():
+                findings.append(error("submission.measurements", f"{name} is missing", measured / name))
+        jsons = sorted(measured.glob("*.json"))
+        if not jsons:
+            findings.append(error("submission.measurements", f"no {system}.json measurements file", measured))
+        for path in jsons:
+            try:
+                data = record.read_json(path)
+            except RecordError as exc:
+                findings.append(error("submission.measurements", f"{path.name} is not JSON ({exc})", path))
+                continue
+            for problem in measurement_problems(data if isinstance(data, dict) else {}, fmt):
+                findings.append(error("submission.measurements", f"{path.name}: {problem}", path))
+    compliance = org / "compliance" / system / bench / scen
+    for test_dir in sorted(compliance.iterdir()) if compliance.is_dir() else []:
+        want = fmt.audit_sets.get(test_dir.name)
+        if want is None:
+            findings.append(error("submission.file-set", f"{test_dir.name} is not a compliance test", test_dir))
+            continue
+        findings += _file_set(test_dir, fmt, want, fmt.audit_optional)
+    return findings
