@@ -146,14 +146,24 @@ class BackendInfo:
     precision: str = "fp32"
     threads: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The accelerator's model name and memory as the driver reports them (``None`` on the CPU):
+    #: ``suite submit`` fills the systems JSON from these, never from the ``device`` display string.
+    accelerator_model: str | None = None
+    accelerator_memory_bytes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        accelerator = (
+            {"accelerator_model": self.accelerator_model, "accelerator_memory_bytes": self.accelerator_memory_bytes}
+            if self.accelerator_model is not None
+            else {}
+        )
         return {
             "name": self.name,
             "version": self.version,
             "device": self.device,
             "precision": self.precision,
             "threads": self.threads,
+            **accelerator,
             **self.extra,
         }
 

@@ -366,6 +366,8 @@ class TorchCUDABackend(Backend):
             device=f"{props.name} ({props.total_memory / 2**30:.0f} GiB)",
             precision=self.config.precision,
             threads=1,
+            accelerator_model=props.name,
+            accelerator_memory_bytes=int(props.total_memory),
             extra={
                 "cuda": torch.version.cuda,
                 "cuda_graphs": self._graphs,

@@ -553,6 +553,9 @@ class BackendRecord(_Record):
     device: str | None = None
     precision: str | None = None
     threads: int | None = _field(lo=0, hi=65536)
+    #: The accelerator's model name and memory, as the backend's driver reports them (absent on the CPU).
+    accelerator_model: str | None = None
+    accelerator_memory_bytes: int | None = _field(lo=0)
 
 
 @dataclass(frozen=True, kw_only=True)

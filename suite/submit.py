@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import shlex
 import shutil
 import socket
@@ -296,11 +295,11 @@ def _system_json(request: SubmitRequest, scenarios: list[ScenarioRuns]) -> dict[
     devices = {s.backend.device or "cpu" for s in scenarios}
     accelerated = sorted(d for d in devices if _accelerator(d))
     auto: dict[str, Any] = {}
-    for device in accelerated[:1]:
-        # torch-cuda records "<GPU name> (<N> GiB)"; the probe below wins on the same host.
-        m = re.fullmatch(r"(.+) \((\d+) GiB\)", device)
-        if m:
-            auto.update(accelerator_model_name=m.group(1), accelerator_memory_capacity=f"{m.group(2)} GB")
+    # The backend's structured record of its accelerator; the probe below wins on the same host.
+    for backend in [s.backend for s in scenarios if s.backend.accelerator_model][:1]:
+        auto["accelerator_model_name"] = backend.accelerator_model
+        if backend.accelerator_memory_bytes is not None:
+            auto["accelerator_memory_capacity"] = sysinfo.memory_capacity(backend.accelerator_memory_bytes)
     if env.hostname == socket.gethostname():
         auto.update(sysinfo.probe(with_accelerators=bool(accelerated)))
     elif env.cpu:

@@ -43,6 +43,11 @@ def _gb(n_bytes: float) -> str:
     return f"{round(n_bytes / 1024**3)} GB"
 
 
+def memory_capacity(n_bytes: float) -> str:
+    """A memory size as a systems JSON writes it (``140 GB``: whole GiB, MLPerf's submitters' habit)."""
+    return _gb(n_bytes)
+
+
 def _cpuinfo() -> list[tuple[str, str]]:
     """``/proc/cpuinfo`` as (key, value) pairs in file order; empty where it cannot be read."""
     pairs = []

@@ -339,3 +339,45 @@ def test_weight_transformations_say_what_the_fused_kernels_did() -> None:
     assert text.startswith("fp32 weights converted at load: embedding rows to int8 with a per-row fp32 scale and bias; ")
     assert "fp8 e4m3 with one scale per output channel" in text and "calibrated on 4096 generated items" in text
     assert weight_transformations("bf16", {"fused": {"rows": "bf16", "dense": "bf16"}}).endswith("; dense layers cast to bf16")
+
+
+def _gpu_scenario(backend: "BackendRecord") -> "ScenarioRuns":
+    from suite.record import AccuracyRecord, EnvironmentRecord, ModelRecord, PerformanceRecord, RunConfigRecord, SettingsRecord
+    from suite.submit import ScenarioRuns
+
+    config = RunConfigRecord(model=ModelRecord(name="dlrm-v2", scale="tiny"), backend="torch-cuda", scenario="Offline", mode="performance")
+    return ScenarioRuns(
+        system="gpu-box", model_dir="dlrm-v2", scenario="Offline", source=Path("/nonexistent"), benchmark="dlrm-v2-99",
+        rules="mlperf-v5.1", profile="official", config=config, settings=SettingsRecord(), backend=backend,
+        environment=EnvironmentRecord(hostname="not-this-host", cpu="AMD EPYC 9654"), accuracy=AccuracyRecord(),
+        performance=PerformanceRecord(),
+    )  # fmt: skip
+
+
+def test_systems_json_takes_the_accelerator_from_the_backends_structured_record(tmp_path: Path) -> None:
+    """The accelerator's name and memory come from the record's fields, never parsed from ``device``
+    (a display string: torch-cuda writes ``<name> (<N> GiB)``, deeprecsched ``cpu+<name> (<N> GiB)``)."""
+    from suite.errors import ConfigError
+    from suite.record import BackendRecord
+    from suite.submit import SubmitRequest, _system_json
+
+    gpu_json = tmp_path / "gpu.json"
+    gpu_json.write_text(json.dumps({**SYSTEM, **dict.fromkeys((
+        "number_of_nodes", "host_processors_per_node", "host_processor_core_count", "accelerators_per_node",
+        "accelerator_host_interconnect", "accelerator_memory_configuration", "accelerator_interconnect", "operating_system",
+        "other_software_stack"), "1")}))  # fmt: skip
+    request = SubmitRequest(results=tmp_path, org="Acme", division="closed", out=tmp_path / "sub", system_json=gpu_json)
+    from suite.backends.base import BackendInfo
+
+    # What a backend's info() writes into result.json, read back as the record.
+    info = BackendInfo(name="torch-cuda", version="2.11", device="whatever the backend shows", precision="fp32",
+                       accelerator_model="NVIDIA H200", accelerator_memory_bytes=140 * 2**30, extra={"lanes": 2})  # fmt: skip
+    structured = BackendRecord.from_dict(info.to_dict())
+    assert structured.accelerator_model == "NVIDIA H200" and structured.extra == {"lanes": 2}
+    data = _system_json(request, [_gpu_scenario(structured)])
+    assert (data["accelerator_model_name"], data["accelerator_memory_capacity"]) == ("NVIDIA H200", "140 GB")
+    assert data["framework"] == "PyTorch 2.11"
+    # A display string alone names no accelerator: the required field stays empty and submit says so.
+    shown_only = BackendRecord(name="torch-cuda", version="2.11", device="NVIDIA H200 (140 GiB)", precision="fp32")
+    with pytest.raises(ConfigError, match=r"required field\(s\) empty: .*'accelerator_model_name'"):
+        _system_json(request, [_gpu_scenario(shown_only)])
