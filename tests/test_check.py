@@ -166,6 +166,8 @@ TAMPERS = [
     (result_claims_valid, "consistency.result"),
     (wrong_hash, "accuracy.hash"),
     (wrong_scenario_in_config, "consistency.config"),
+    # MLPerf infers an Offline result from a SingleStream log; we judge a run only by its own scenario.
+    (doctor("scenario", "Scenario", "SingleStream"), "settings.scenario"),
 ]
 
 

@@ -381,3 +381,104 @@ def test_systems_json_takes_the_accelerator_from_the_backends_structured_record(
     shown_only = BackendRecord(name="torch-cuda", version="2.11", device="NVIDIA H200 (140 GiB)", precision="fp32")
     with pytest.raises(ConfigError, match=r"required field\(s\) empty: .*'accelerator_model_name'"):
         _system_json(request, [_gpu_scenario(shown_only)])
+
+
+@pytest.fixture
+def built(mlperf_results: Path, system_json: Path, tmp_path: Path) -> Path:
+    """A submission `suite submit` built from the smoke runs (checked under the smoke profile)."""
+    sub = tmp_path / "sub"
+    result = CliRunner().invoke(cli, ["submit", "--results", str(mlperf_results), "--org", "Acme", "--out", str(sub),
+                                      "--system-json", str(system_json)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return sub
+
+
+def _set_detail(path: Path, key: str, value: object) -> None:
+    lines = []
+    for line in path.read_text().splitlines():
+        if line.startswith(":::MLLOG ") and json.loads(line[9:])["key"] == key:
+            line = ":::MLLOG " + json.dumps({**json.loads(line[9:]), "value": value})
+        lines.append(line)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _errors(sub: Path) -> set[tuple[str, str]]:
+    return {(f.rule, f.message) for f in check([sub], profile="smoke").errors}
+
+
+def test_check_reports_mlperfs_root_measurement_and_compliance_run_rules(built: Path) -> None:
+    """MLPerf's checker: only .md/.pdf beside the divisions, no unknown division, no file in a
+    division; user.conf and README.md not empty; the measurements JSON named after the system;
+    TEST01's performance run held to the scenario's settings. A case-different submitter and
+    'edge,datacenter' are what MLPerf accepts."""
+    (built / "README.md").write_text("about this submission")
+    (built / "notes.txt").write_text("stray")
+    (built / "Closed").mkdir()
+    (built / "Closed/x.md").write_text("x")
+    (built / "closed/stray.txt").write_text("stray")
+    measured = built / BENCH.format(kind="measurements")
+    (measured / "README.md").write_text("")
+    (measured / "sys1.json").rename(measured / "other.json")
+    system = built / "closed/Acme/systems/sys1.json"
+    system.write_text(json.dumps({**json.loads(system.read_text()), "submitter": "acme", "system_type": "edge,datacenter"}))
+    _set_detail(built / BENCH.format(kind="compliance") / "TEST01/performance/run_1/mlperf_log_detail.txt", "effective_min_duration_ms", 5)
+    found = _errors(built)
+    assert {(r, m) for r, m in found if r != "settings.min-duration"} == {
+        ("submission.layout", "files outside the division folder: ['notes.txt']"),
+        ("submission.layout", "'Closed' is not a division (have ['closed', 'open', 'network'])"),
+        ("submission.layout", "files outside the submitter folders: ['stray.txt']"),
+        ("submission.measurements", "README.md is empty"),
+        ("submission.measurements", "no sys1.json measurements file"),
+    }
+    [(_, message)] = [(r, m) for r, m in found if r == "settings.min-duration"]
+    assert message.startswith("effective_min_duration_ms is 5, the rule requires at least")
+    assert any("TEST01" in f.path for f in check([built], profile="smoke").errors if f.rule == "settings.min-duration")
+
+
+def test_check_reports_the_network_division_and_power_rules(built: Path) -> None:
+    """A network-division system says is_network, has MLPerf's network fields and names its SUT
+    'Network SUT' in every performance log; a power measurement holds power/, ranging/, spl.txt
+    and the analyzer table and power settings."""
+    (built / "closed").rename(built / "network")
+    system = built / "network/Acme/systems/sys1.json"
+    system.write_text(json.dumps({**json.loads(system.read_text()), "division": "network", "is_network": "true"}))
+    scen = built / BENCH.format(kind="results").replace("closed/", "network/", 1)
+    perf = scen / "performance"
+    (perf / "power").mkdir()
+    (perf / "power/server.json").write_text("{}")
+    shutil.copytree(perf / "run_1", perf / "ranging")
+    (perf / "run_1/spl.txt").write_text("Time,...")
+    found = _errors(built)
+    network_fields = [
+        "is_network", "network_type", "network_media", "network_rate", "nic_loadgen", "number_nic_loadgen",
+        "net_software_stack_loadgen", "network_protocol", "number_connections", "nic_sut", "number_nic_sut",
+        "net_software_stack_sut", "network_topology",
+    ]  # fmt: skip
+    missing = ", ".join(repr(k) for k in network_fields if k != "is_network")
+    assert ("submission.system", f"systems/sys1.json: network field(s) missing: {missing}") in found
+    sut = [f for f in check([built], profile="smoke").errors if f.rule == "submission.network"]
+    assert [f.message for f in sut] == ["sut_name 'PyFastSUT' lacks 'Network SUT' (a system over the network)"] * 2
+    assert sorted(Path(f.path).parts[-4] for f in sut) == ["Server", "TEST01"]  # the run and its TEST01 run
+    power = sorted(m for r, m in found if r == "submission.power")
+    assert power == sorted([
+        "power/ lacks ['client.json', 'client.log', 'ptd_logs.txt', 'server.log']",
+        "ranging/ lacks ['spl.txt']",
+        "no analyzer_table.* file beside the measurements",
+        "no power_settings.* file beside the measurements",
+    ])  # fmt: skip
+    # A network system in the closed division, and a local one in the network division, are refused.
+    system.write_text(json.dumps({**json.loads(system.read_text()), "is_network": "false"}))
+    assert ("submission.system", "systems/sys1.json: 'is_network' is not true, which the network division requires") in _errors(built)
+
+
+def test_check_refuses_a_scenario_the_closed_division_does_not_allow(built: Path) -> None:
+    """MLPerf's checker: '... ignoring scenario SingleStream (neither required nor optional)' in
+    the closed division; a folder named for another scenario than its log's is refused too (MLPerf
+    would infer a result from it; we judge a run by its own scenario)."""
+    for kind in ("results", "measurements", "compliance"):
+        src = built / BENCH.format(kind=kind)
+        shutil.copytree(src, src.with_name("SingleStream"))
+    found = _errors(built)
+    assert ("structure.extra-scenario", "SingleStream is neither required nor optional for dlrm-rmc1-99 in the closed division "
+            "(have ['Server'])") in found  # fmt: skip
+    assert ("settings.scenario", "effective_scenario is 'Server', want 'SingleStream'") in found

@@ -35,7 +35,8 @@ from suite.check.compliance import check_compliance, check_scenarios
 from suite.check.reading import Judge, RunContext, expected_settings, judge_for, read_accuracy_txt, read_run
 from suite.check.render import table
 from suite.check.runs import _check_run
-from suite.check.submission_tree import check_tree
+from suite.check.submission_tree import check_root, check_tree
+from suite.submission import for_rules
 from suite.tree import RunFolder, discover, org_dirs, run_folder
 
 __all__ = [
@@ -65,6 +66,10 @@ def check(paths: Iterable[Path], *, rules: str | None = None, profile: str | Non
             report.findings += findings
         if run_folder(root) is None:
             report.findings += check_scenarios(runs, judges)
-            for org in org_dirs(root):
+            fmt = for_rules(None)
+            orgs = org_dirs(root, fmt.checked_divisions)
+            for sub_root in sorted({org.parent.parent for org in orgs}):
+                report.findings += check_root(sub_root, fmt)
+            for org in orgs:
                 report.findings += check_tree(org)
     return report

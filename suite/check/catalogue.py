@@ -37,6 +37,7 @@ RULES: dict[str, str] = {
     "record.invalid": "config.json or result.json breaks the record format (a field's type, range, finiteness or length; a newer schema_version)",
     "structure.missing-run": "a scenario lacks its performance or accuracy run",
     "structure.missing-scenario": "a benchmark lacks a scenario the rule set requires",
+    "structure.extra-scenario": "a closed or network submission holds a scenario its benchmark neither requires nor allows",
     "rules.unknown": "no rule set, variant or profile fits the run",
     "run.interrupted": "SIGINT or SIGTERM stopped the run (result.json's status is 'interrupted')",
     "loadgen.invalid": "LoadGen's verdict (result_validity) is not VALID",
@@ -72,14 +73,16 @@ RULES: dict[str, str] = {
     "settings.start-from-device": "the backend kept the query library in accelerator memory (MLPerf's start_from_device)",
     "compliance.missing": "a compliance audit the rule set requires is missing",
     "compliance.failed": "a compliance audit failed, or its verify file says PASS where the logs do not",
-    "submission.layout": "a submission tree lacks a folder MLPerf requires (code/, calibration.md...) or holds extra files",
+    "submission.layout": "a submission tree lacks a folder MLPerf requires (code/, calibration.md...), holds extra files (beside the divisions only .md/.pdf), or an unknown division",
     "submission.file-set": "a submission folder does not hold exactly MLPerf's file set",
-    "submission.system": "systems/<system>.json lacks a required field, leaves one empty, or disagrees with the tree",
-    "submission.measurements": "measurements/.../<Scenario>/ lacks user.conf, README.md or a complete measurements JSON",
+    "submission.system": "systems/<system>.json lacks a required field (network fields too where is_network), leaves one empty, or disagrees with the tree (division, submitter, is_network)",
+    "submission.measurements": "measurements/.../<Scenario>/ lacks user.conf or README.md (or one is empty), or a complete <system>*.json",
     "submission.name": "a file or folder name has whitespace, a path separator or a leading '.'",
     "submission.size": "a file is over 50 MB, or an accuracy log over 10 KiB",
     "submission.symlink": "a submission tree holds a symlink",
     "submission.empty-dir": "a submission tree holds an empty folder",
+    "submission.network": "a system over the network (is_network) whose LoadGen sut_name lacks 'Network SUT'",
+    "submission.power": "a power measurement (performance/power) lacks MLPerf's files: power/, ranging/, spl.txt, analyzer table, power settings",
 }
 
 

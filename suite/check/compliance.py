@@ -3,20 +3,29 @@ compliance audits, re-verified from their logs (a hand-written ``TEST PASS`` is 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
 from suite import record, scenarios
 from suite.check.catalogue import Finding, error
-from suite.check.reading import Judge, expected_settings, read_accuracy_txt
-from suite.config import Mode
+from suite.check.reading import Judge, RunContext, expected_settings, read_accuracy_txt
+from suite.check.runs import check_settings
+from suite.config import Mode, Settings
 from suite.errors import RecordError, SuiteError
 from suite.results import ACCURACY_LOG, DETAIL, read_detail
 from suite.tree import RunFolder
 
 
-def check_compliance(run: RunFolder, test: str, accuracy_target: float) -> list[Finding]:
-    """An audit folder: present, its logs re-verified (not only its ``TEST PASS`` lines)."""
+#: The audits whose performance run is held to the scenario's own performance settings, as MLPerf's
+#: checker holds it (``check_performance_dir`` on ``<TEST>/performance/run_1``). TEST04 and TEST05
+#: change the settings on purpose (sample count, seeds) and are judged by their verify files only.
+SETTINGS_CHECKED = ("TEST01",)
+
+
+def check_compliance(run: RunFolder, test: str, accuracy_target: float, expected: Settings | None = None) -> list[Finding]:
+    """An audit folder: present, its logs re-verified (not only its ``TEST PASS`` lines), and a
+    TEST01 performance run's effective settings against ``expected`` (the scenario's performance rules)."""
     from suite import audit
 
     base = run.compliance_dir(test)
@@ -33,7 +42,8 @@ def check_compliance(run: RunFolder, test: str, accuracy_target: float) -> list[
         return findings
     try:
         texts = {name: record.read_text(base / name, record.TEXT_CAP_BYTES) for name in files if name.startswith("verify_")}
-        audited = read_detail(base / "performance" / "run_1" / DETAIL).values
+        audited_log = read_detail(base / "performance" / "run_1" / DETAIL)
+        audited = audited_log.values
     except RecordError as exc:
         return [error("structure.unreadable", f"{test}: {exc}", base)]
     for name, text in texts.items():
@@ -58,6 +68,9 @@ def check_compliance(run: RunFolder, test: str, accuracy_target: float) -> list[
             verdict = None  # a truncated (submission) accuracy log: the verify file stands
         if verdict is not None and not verdict.passed and not _test01_fallback_ok(base, accuracy_target) and not findings:
             findings.append(error("compliance.failed", "TEST01 accuracy re-verified from the logs: TEST FAIL", base))
+    if expected is not None and test in SETTINGS_CHECKED:
+        audit_run = dataclasses.replace(run, path=base / "performance" / "run_1", mode=Mode.PERFORMANCE)
+        findings += check_settings(RunContext(run=audit_run, detail=audited_log), expected)
     return findings
 
 
@@ -98,16 +111,26 @@ def check_scenarios(runs: list[RunFolder], judges: Mapping[Path, Judge | None]) 
             if row is None:
                 raise ValueError(first.scenario)
             target = expected_settings(judge, row.scenario, Mode.ACCURACY).accuracy_target
+            performance = expected_settings(judge, row.scenario, Mode.PERFORMANCE)
         except (ValueError, SuiteError):
-            target = 0.99
+            target, performance = 0.99, None
         for test in judge.rules.compliance:
-            findings += check_compliance(first, test, target)
+            findings += check_compliance(first, test, target, performance)
     for bench_dir, present in sorted(by_benchmark.items()):
         run = next(r for r in runs if r.scenario_dir.parent == bench_dir)
         judge = judges[run.path]
         if judge is None:
             continue
-        for scen in judge.rules.required_scenarios:
+        required = judge.rules.required_scenarios
+        allowed = {*required, *(str(s) for s in judge.rules.meta.get("optional_scenarios", []))}
+        if required and run.submission and run.org_dir.parent.name in ("closed", "network"):
+            # MLPerf's checker: "ignoring scenario ... (neither required nor optional)".
+            for scen in sorted(present - allowed):
+                findings.append(
+                    error("structure.extra-scenario", f"{scen} is neither required nor optional for {bench_dir.name} "
+                          f"in the {run.org_dir.parent.name} division (have {sorted(allowed)})", bench_dir / scen)
+                )  # fmt: skip
+        for scen in required:
             if scen not in present:
                 findings.append(
                     error("structure.missing-scenario", f"{judge.rules.name} requires {scen} for {bench_dir.name}", bench_dir / scen)

@@ -71,12 +71,24 @@ def system_problems(
         problems.append(f"'system_type' must be one of {list(fmt.system_types)} (got {data.get('system_type')!r})")
     if division is not None and data.get("division") not in (None, "", division):
         problems.append(f"'division' is {data.get('division')!r}, the tree's is {division!r}")
-    if submitter is not None and data.get("submitter") not in (None, "", submitter):
+    if submitter is not None and str(data.get("submitter") or submitter).lower() != submitter.lower():
         problems.append(f"'submitter' is {data.get('submitter')!r}, the tree's is {submitter!r}")
-    if division == "closed" and str(data.get("is_network", "")).lower() == "true":
+    network = is_network(data)
+    if division == "closed" and network:
         # MLPerf's checker: a system over the network belongs to the network division.
         problems.append("'is_network' is true, which the closed division does not allow")
+    if division == "network" and not network:
+        problems.append("'is_network' is not true, which the network division requires")
+    if network:
+        missing = [k for k in fmt.network_fields if k not in data]
+        if missing:
+            problems.append(f"network field(s) missing: {', '.join(repr(k) for k in missing)}")
     return problems
+
+
+def is_network(data: Mapping[str, Any]) -> bool:
+    """A systems JSON's ``is_network`` as MLPerf's checker reads it (the string ``true``, any case)."""
+    return str(data.get("is_network", "")).lower() == "true"
 
 
 def measurement_problems(data: Mapping[str, Any], fmt: SubmissionFormat | None = None) -> list[str]:

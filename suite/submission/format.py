@@ -26,6 +26,13 @@ class SubmissionFormat:
         audit_sets, audit_optional: each compliance audit's files, relative to its folder.
         file_size_limit_bytes, max_accuracy_log_bytes: size limits.
         csv_columns, csv_quoted: the summary CSV's columns and the ones quoted.
+        checked_divisions: the division folders ``check`` reads (``network`` too: ``submit`` writes none).
+        root_allowed_suffixes, root_ignored_dirs: what may sit beside the division folders.
+        network_fields: the systems JSON keys a system over the network must have.
+        network_sut_substring: what a network system's LoadGen ``sut_name`` must contain.
+        power_files, power_run_files, power_measurement_patterns: a power measurement's files:
+            ``performance/power/``, the extra file of ``performance/{ranging,run_1}/``, and the
+            measurements folder's (or a parent's, up to the org) file-name patterns.
     """
 
     version: str
@@ -47,3 +54,11 @@ class SubmissionFormat:
     max_accuracy_log_bytes: int
     csv_columns: tuple[str, ...]
     csv_quoted: frozenset[str]
+    checked_divisions: tuple[str, ...]
+    root_allowed_suffixes: tuple[str, ...]
+    root_ignored_dirs: tuple[str, ...]
+    network_fields: tuple[str, ...]
+    network_sut_substring: str
+    power_files: frozenset[str]
+    power_run_files: frozenset[str]
+    power_measurement_patterns: tuple[str, ...]

@@ -20,7 +20,7 @@ FORMAT = SubmissionFormat(
     version="v5.1",
     divisions=("closed", "open"),
     statuses=("available", "preview", "rdi"),
-    system_types=("datacenter", "edge", "datacenter,edge"),
+    system_types=("datacenter", "edge", "datacenter,edge", "edge,datacenter"),
     org_folders=("code", "systems", "results", "measurements", "compliance", "documentation"),
     # SYSTEM_DESC_REQUIRED_FIELDS: every key must be present.
     system_fields=(
@@ -76,4 +76,17 @@ FORMAT = SubmissionFormat(
         "SystemType", "SystemName", "host_processor_model_name", "accelerator_model_name", "accelerators_per_node",
         "framework", "operating_system", "notes", "weight_data_types",
     }),
+    checked_divisions=("closed", "open", "network"),
+    root_allowed_suffixes=(".md", ".pdf"),
+    root_ignored_dirs=(".git", ".github", "assets"),
+    # SYSTEM_DESC_REQUIRED_FIELDS_NETWORK_MODE: required where is_network is true.
+    network_fields=(
+        "is_network", "network_type", "network_media", "network_rate", "nic_loadgen", "number_nic_loadgen",
+        "net_software_stack_loadgen", "network_protocol", "number_connections", "nic_sut", "number_nic_sut",
+        "net_software_stack_sut", "network_topology",
+    ),
+    network_sut_substring="Network SUT",
+    power_files=frozenset({"client.json", "client.log", "ptd_logs.txt", "server.json", "server.log"}),
+    power_run_files=frozenset({"spl.txt"}),
+    power_measurement_patterns=("analyzer_table.*", "power_settings.*"),  # REQUIRED_POWER_MEASURE_FILES, as regexes
 )  # fmt: skip
