@@ -482,3 +482,33 @@ def test_check_refuses_a_scenario_the_closed_division_does_not_allow(built: Path
     assert ("structure.extra-scenario", "SingleStream is neither required nor optional for dlrm-rmc1-99 in the closed division "
             "(have ['Server'])") in found  # fmt: skip
     assert ("settings.scenario", "effective_scenario is 'Server', want 'SingleStream'") in found
+
+
+def test_check_reports_mlperfs_systems_code_and_file_rules(built: Path) -> None:
+    """The rest of MLPerf's tree rules, one tamper each: a symlink, a file over 50 MB (sparse), no
+    code/<benchmark>, no calibration.md, a systems JSON whose status, submitter and division are
+    not the tree's, a measurements JSON lacking a field, an extra file in TEST01's folder."""
+    org = built / "closed/Acme"
+    (org / "documentation/big.bin").write_bytes(b"")
+    os.truncate(org / "documentation/big.bin", 51 * 1024 * 1024)
+    (org / "documentation/calibration.md").unlink()
+    (org / "documentation/link.md").symlink_to(org / "documentation/big.bin")
+    shutil.rmtree(org / "code/dlrm-rmc1-99")
+    (org / "code/other.md").write_text("x")
+    system = org / "systems/sys1.json"
+    system.write_text(json.dumps({**json.loads(system.read_text()), "status": "sold", "submitter": "Other", "division": "open"}))
+    measured = built / BENCH.format(kind="measurements") / "sys1.json"
+    measured.write_text(json.dumps({k: v for k, v in json.loads(measured.read_text()).items() if k != "retraining"}))
+    (built / BENCH.format(kind="compliance") / "TEST01/notes.txt").write_text("extra")
+    found = _errors(built)
+    assert {
+        ("submission.size", "big.bin is over 50 MB"),
+        ("submission.symlink", "link.md is a symlink (a submission holds real files only)"),
+        ("submission.layout", "code/dlrm-rmc1-99 is missing"),
+        ("submission.layout", "documentation/calibration.md is missing (required in the closed division)"),
+        ("submission.system", "systems/sys1.json: 'status' must be one of ['available', 'preview', 'rdi'] (got 'sold')"),
+        ("submission.system", "systems/sys1.json: 'division' is 'open', the tree's is 'closed'"),
+        ("submission.system", "systems/sys1.json: 'submitter' is 'Other', the tree's is 'Acme'"),
+        ("submission.measurements", "sys1.json: field(s) missing or empty: 'retraining'"),
+        ("submission.file-set", "files MLPerf's checker does not allow here: ['notes.txt']"),
+    } <= found
