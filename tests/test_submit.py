@@ -512,3 +512,13 @@ def test_check_reports_mlperfs_systems_code_and_file_rules(built: Path) -> None:
         ("submission.measurements", "sys1.json: field(s) missing or empty: 'retraining'"),
         ("submission.file-set", "files MLPerf's checker does not allow here: ['notes.txt']"),
     } <= found
+
+
+def test_check_reports_a_missing_systems_json_and_performance_run(built: Path) -> None:
+    """MLPerf's checker: 'no system_desc for ...' and '.../performance/run_1 is missing'."""
+    (built / "closed/Acme/systems/sys1.json").unlink()
+    shutil.rmtree(built / BENCH.format(kind="results") / "performance/run_1")
+    found = _errors(built)
+    assert ("submission.system", "systems/sys1.json is missing") in found
+    assert ("structure.missing-run", "the performance run of Server is missing") in found
+    assert ("submission.file-set", "run_1/ is missing") in found
