@@ -198,3 +198,4 @@ def test_a_label_edited_in_the_log_is_caught(tree: Path) -> None:
     entries[0]["data"] = pairs.tobytes().hex().upper()
     path.write_text(json.dumps(entries))
     assert any("the labels in the accuracy log are not the dataset's" in m for m in errors(tree / ACC)["accuracy.log"])
+

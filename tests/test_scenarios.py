@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import mlperf_loadgen as lg
 import pytest
 
 from suite.audit import RESULT_FIELD
-from suite.config import RunConfig, Scenario, resolve
+from suite.check.reading import RunContext
+from suite.check.runs import check_settings
+from suite.config import Mode, RunConfig, Scenario, resolve, rule_settings
+from suite.results import parse_detail
+from suite.rules import RuleSet
+from suite.tree import RunFolder
 from suite import harness
 from suite.models import ModelSpec
 from suite.scenarios import SCENARIOS, by_name, spec
@@ -37,3 +45,21 @@ def test_the_row_sets_loadgens_test_settings(scenario: Scenario) -> None:
         assert getattr(ts, percentile) == pytest.approx(settings.target_latency_percentile)
     if row.samples_per_query_setting:
         assert getattr(ts, row.samples_per_query_setting) == settings.samples_per_query
+
+
+@pytest.mark.parametrize(("samples_per_query", "found"), [(24_576, []), (24_575, ["settings.samples-per-query"])])
+def test_offline_needs_mlperfs_24576_samples_per_query(samples_per_query: int, found: list[str]) -> None:
+    """MLPerf's checker: 'Required minimum samples per query not met by user config' under 24,576
+    (dlrm-v2's OFFLINE_MIN_SPQ_SINCE_V4), on the detail log of an official Offline run."""
+    expected = rule_settings(RuleSet.load("mlperf-v5.1"), "dlrm-v2", Scenario.OFFLINE, Mode.PERFORMANCE, profile="official", variant="99")
+    assert expected.seeds is not None
+    values = {
+        "effective_test_mode": "PerformanceOnly", "effective_scenario": "Offline", "effective_min_duration_ms": 600_000,
+        "effective_samples_per_query": samples_per_query, "effective_performance_sample_count": 204_800,
+        "qsl_reported_total_count": 330_067, "effective_qsl_rng_seed": expected.seeds[0],
+        "effective_sample_index_rng_seed": expected.seeds[1], "effective_schedule_rng_seed": expected.seeds[2],
+    }  # fmt: skip
+    detail = parse_detail("\n".join(":::MLLOG " + json.dumps({"key": k, "value": v}) for k, v in values.items()))
+    run = RunFolder(path=Path("sys/dlrm-v2/Offline/performance/run_1"), mode=Mode.PERFORMANCE, system="sys",
+                    benchmark="dlrm-v2-99", scenario="Offline", submission=False)  # fmt: skip
+    assert [f.rule for f in check_settings(RunContext(run=run, detail=detail), expected)] == found

@@ -522,3 +522,12 @@ def test_check_reports_a_missing_systems_json_and_performance_run(built: Path) -
     assert ("submission.system", "systems/sys1.json is missing") in found
     assert ("structure.missing-run", "the performance run of Server is missing") in found
     assert ("submission.file-set", "run_1/ is missing") in found
+
+
+def test_check_refuses_a_benchmark_mlperf_does_not_know(built: Path) -> None:
+    """MLPerf's checker, closed division: '... has an invalid model dlrm-v9-99 for closed/network division'."""
+    org = built / "closed/Acme"
+    for kind in ("results", "measurements", "compliance", "code"):
+        bench = org / kind / "sys1/dlrm-rmc1-99" if kind != "code" else org / "code/dlrm-rmc1-99"
+        bench.rename(bench.with_name("dlrm-v9-99"))
+    assert "rules.unknown" in {rule for rule, _ in _errors(built)}

@@ -186,6 +186,10 @@ def judge_for(ctx: RunContext, rules_name: str | None, profile: str | None) -> t
             parsed_model, parsed_variant = rules.parse_benchmark(run.benchmark)
         except SuiteError:
             parsed_model, parsed_variant = run.benchmark, rules.default_variant
+        if model is None and run.submission and run.org_dir.parent.name in ("closed", "network") and parsed_model not in rules.models:
+            # MLPerf's checker: "has an invalid model ... for closed/network division".
+            return None, [error("rules.unknown", f"{run.benchmark!r} is not a benchmark of any rule set (have "
+                                f"{rules.name}'s {rules.models}): not allowed in the {run.org_dir.parent.name} division", run.path)]
         model = model or parsed_model
         if variant not in rules.variants:
             variant = parsed_variant if parsed_variant in rules.variants else rules.default_variant
