@@ -34,15 +34,15 @@ from suite.check.catalogue import RULES, START_FROM_DEVICE, CheckReport, Finding
 from suite.check.compliance import check_compliance, check_scenarios
 from suite.check.reading import Judge, RunContext, expected_settings, judge_for, read_accuracy_txt, read_run
 from suite.check.render import table
-from suite.check.runs import _check_run
+from suite.check.runs import run_findings
 from suite.check.submission_tree import check_root, check_tree
 from suite.submission import for_rules
 from suite.tree import RunFolder, discover, org_dirs, run_folder
 
 __all__ = [
-    "RULES", "START_FROM_DEVICE", "CheckReport", "Finding", "Judge", "RunContext", "RunFolder", "Severity", "check",
+    "RULES", "START_FROM_DEVICE", "CheckReport", "Finding", "Judge", "RunContext", "RunFolder", "Severity", "check", "check_root",
     "check_compliance", "check_scenarios", "check_tree", "discover", "error", "expected_settings", "judge_for",
-    "read_accuracy_txt", "read_run", "record_findings", "table",
+    "read_accuracy_txt", "read_run", "record_findings", "run_findings", "table",
 ]  # fmt: skip
 
 
@@ -62,7 +62,7 @@ def check(paths: Iterable[Path], *, rules: str | None = None, profile: str | Non
         judges: dict[Path, Judge | None] = {}
         for run in runs:
             report.runs.append(run.path)
-            findings, judges[run.path] = _check_run(run, rules, profile)
+            findings, judges[run.path] = run_findings(run, rules, profile)
             report.findings += findings
         if run_folder(root) is None:
             report.findings += check_scenarios(runs, judges)

@@ -88,7 +88,7 @@ def _test01_fallback_ok(base: Path, accuracy_target: float) -> bool:
 def check_scenarios(runs: list[RunFolder], judges: Mapping[Path, Judge | None]) -> list[Finding]:
     """Per scenario: both runs present, the required audits; per benchmark: the required scenarios.
 
-    ``judges`` holds the judge each run was checked by (by run path), from :func:`_check_run`.
+    ``judges`` holds the judge each run was checked by (by run path), from :func:`run_findings`.
     """
     findings: list[Finding] = []
     by_scenario: dict[Path, list[RunFolder]] = {}

@@ -297,7 +297,7 @@ def check_config(ctx: RunContext, expected: Settings) -> list[Finding]:
     return findings
 
 
-def _check_run(run: RunFolder, rules: str | None, profile: str | None) -> tuple[list[Finding], Judge | None]:
+def run_findings(run: RunFolder, rules: str | None, profile: str | None) -> tuple[list[Finding], Judge | None]:
     """Every check of one run folder, and the judge the run was held to (kept for the tree checks)."""
     findings = check_structure(run)
     ctx = read_run(run, findings)
