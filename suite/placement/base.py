@@ -81,7 +81,7 @@ class WorkerSpec:
         backend: a registry name (``suite.backends.REGISTRY``).
         config: what the backend is built with; a GPU worker's device is its ``device`` option.
         device: the device the worker serves (``"cpu"``, ``"cuda:1"``), for the record.
-        core: pin a local worker process to this core (None: not pinned).
+        cores: pin a local worker process to these cores (empty: not pinned).
         library: where a remote worker gets the items; local placements share them instead.
     """
 
@@ -89,7 +89,7 @@ class WorkerSpec:
     backend: str
     config: BackendConfig
     device: str = "cpu"
-    core: int | None = None
+    cores: tuple[int, ...] = ()
     library: LibrarySource | None = None
 
     @property
@@ -184,6 +184,24 @@ class Placement(abc.ABC):
         The future's result is the requests' float32 scores back to back ((N,) or (N, tasks)). An
         empty ``requests`` is a ping: the worker answers an empty array without predicting.
         """
+
+    def outstanding(self) -> list[int]:
+        """Requests each worker holds now (a snapshot, for spreading work); the default knows none."""
+        return [0] * len(self)
+
+    def least_loaded(self) -> int:
+        """The worker the next request should go to: the one holding the fewest requests (the
+        first on a tie; by turns where :meth:`outstanding` knows nothing)."""
+        o = self.outstanding()
+        if any(o):
+            return o.index(min(o))
+        self._turn = (getattr(self, "_turn", -1) + 1) % len(self)
+        return self._turn
+
+    def ask(self, worker: int, method: str, *args: Any) -> Any:
+        """Call a query method of worker ``worker``'s backend (``batch_defaults``) and return what it
+        returns; placements that cannot raise NotImplementedError (the caller falls back)."""
+        raise NotImplementedError(f"placement {self.name!r} cannot ask its workers")
 
     @abc.abstractmethod
     def dead(self) -> list[str]:
