@@ -133,3 +133,35 @@ class PlacedBackend(Backend):
 
     def close(self) -> None:
         self.placement.close()
+
+
+def cuda_device_count() -> int:
+    """GPUs this process may use (``CUDA_VISIBLE_DEVICES`` applies); 0 without CUDA."""
+    import torch
+
+    return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+
+
+def placed(config: Any, backend_cls: type[Backend], cores: int) -> tuple[PlacedBackend, int, int]:
+    """The backend of a ``--devices`` or ``--processes`` run (``config`` a ``RunConfig``), and the
+    (intra-op threads per worker, harness threads) it runs with.
+
+    Raises:
+        ConfigError: ``--devices`` names GPUs this host does not have.
+    """
+    from suite.placement.local import ProcessPlacement
+
+    if config.devices is not None:
+        ids = parse_devices(config.devices, cuda_device_count())
+        threads, per_worker = backend_cls.parallelism(config.scenario, cores, config.threads)
+        inner = BackendConfig(model=config.model, threads=threads, precision=config.precision, options=config.backend_options)
+        specs = gpu_specs(backend_cls.name, inner, ids)
+        workers = max(per_worker, 1) * len(specs)
+    else:
+        n = int(config.processes)
+        inner = BackendConfig(model=config.model, threads=config.threads, precision=config.precision,
+                              options=config.backend_options)
+        specs = cpu_specs(backend_cls.name, inner, n)
+        threads = specs[0].config.threads
+        workers = THREADS_PER_WORKER * n
+    return PlacedBackend(backend_cls.name, inner, ProcessPlacement(), specs), threads, workers
