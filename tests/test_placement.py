@@ -3,6 +3,7 @@ worker, and the options' errors. The placed workers run the real torch-cpu backe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -148,6 +149,22 @@ def test_a_dead_placement_fails_later_requests_at_once(items: Batch) -> None:
         assert placement.dead()[0].startswith("CPU worker 0 (pid ")
         with pytest.raises(WorkerLost, match=r"^CPU worker 0 \(pid \d+\) died \(killed by SIGKILL\)"):
             placement.submit(0, [[(0, 4)]]).result(timeout=10)
+    finally:
+        placement.close()
+
+
+def test_a_concurrent_worker_overlaps_its_requests(items: Batch) -> None:
+    """A worker with concurrency 4 runs four 300-ms requests at once (a GPU worker's lanes)."""
+    config = BackendConfig(model=TINY, threads=1, options=(("latency_us", "300000"),))
+    spec = dataclasses.replace(cpu_specs("null", config, 1)[0], concurrency=4)
+    placement = ProcessPlacement()
+    placement.start([spec])
+    try:
+        placement.attach(items)
+        t0 = time.perf_counter()
+        futures = [placement.submit(0, [[(i, i + 3)]]) for i in range(4)]
+        assert [f.result(timeout=30).shape for f in futures] == [(3,)] * 4
+        assert time.perf_counter() - t0 < 1.0  # in order it would take 1.2 s
     finally:
         placement.close()
 

@@ -48,11 +48,12 @@ def parse_devices(text: str, available: int) -> tuple[int, ...]:
     return wanted
 
 
-def gpu_specs(backend: str, config: BackendConfig, devices: Sequence[int]) -> list[WorkerSpec]:
-    """One worker per GPU, each building ``backend`` on its own ``cuda:K``."""
+def gpu_specs(backend: str, config: BackendConfig, devices: Sequence[int], concurrency: int = 1) -> list[WorkerSpec]:
+    """One worker per GPU, each building ``backend`` on its own ``cuda:K`` and running
+    ``concurrency`` batches at once (torch-cuda: one per lane)."""
     options = tuple((k, v) for k, v in config.options if k != "device")
     return [
-        WorkerSpec(name=f"GPU worker {i} (cuda:{d})", backend=backend, device=f"cuda:{d}",
+        WorkerSpec(name=f"GPU worker {i} (cuda:{d})", backend=backend, device=f"cuda:{d}", concurrency=concurrency,
                    config=BackendConfig(model=config.model, threads=config.threads, precision=config.precision,
                                         options=(*options, ("device", f"cuda:{d}"))))
         for i, d in enumerate(devices)
@@ -155,8 +156,10 @@ def placed(config: Any, backend_cls: type[Backend], cores: int) -> tuple[PlacedB
         ids = parse_devices(config.devices, cuda_device_count())
         threads, per_worker = backend_cls.parallelism(config.scenario, cores, config.threads)
         inner = BackendConfig(model=config.model, threads=threads, precision=config.precision, options=config.backend_options)
-        specs = gpu_specs(backend_cls.name, inner, ids)
-        workers = max(per_worker, 1) * len(specs)
+        # A thread-safe GPU backend runs as many batches at once as it has lanes (its workers).
+        lanes = int(inner.option("lanes", str(backend_cls.default_workers))) if backend_cls.thread_safe else 1
+        specs = gpu_specs(backend_cls.name, inner, ids, concurrency=lanes)
+        workers = max(per_worker, lanes) * len(specs)
     else:
         n = int(config.processes)
         inner = BackendConfig(model=config.model, threads=config.threads, precision=config.precision,

@@ -83,6 +83,8 @@ class WorkerSpec:
         device: the device the worker serves (``"cpu"``, ``"cuda:1"``), for the record.
         cores: pin a local worker process to these cores (empty: not pinned).
         library: where a remote worker gets the items; local placements share them instead.
+        concurrency: requests a worker runs at once, each on its own thread (a thread-safe GPU
+            backend overlaps one batch's host work with another's kernels on its lanes); 1: in order.
     """
 
     name: str
@@ -91,6 +93,11 @@ class WorkerSpec:
     device: str = "cpu"
     cores: tuple[int, ...] = ()
     library: LibrarySource | None = None
+    concurrency: int = 1
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError(f"'concurrency' must be >= 1 (got {self.concurrency!r})")
 
     @property
     def slug(self) -> str:

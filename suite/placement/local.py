@@ -426,6 +426,32 @@ def worker_main(spec: WorkerSpec, conn: connection.Connection) -> None:
     conn.send_bytes(b"K" + json.dumps(info, default=str).encode())
     shm: SharedMemory | None = None
     items: Batch | None = None
+    send_lock = threading.Lock()
+
+    def send(message: bytes) -> None:
+        with send_lock:
+            conn.send_bytes(message)
+
+    def run(job_id: int, requests: list[Any]) -> None:
+        try:
+            parts = _predict_all(backend, items, requests)
+            tasks = parts[0].shape[1] if parts and parts[0].ndim == 2 else 0
+            send(b"".join([b"R", _OK.pack(job_id, tasks), *(p.tobytes() for p in parts)]))
+        except Exception as exc:  # noqa: BLE001 - the job fails, the worker lives on
+            send(b"E" + _ID.pack(job_id) + f"{type(exc).__name__}: {exc}".encode())
+
+    # With concurrency, jobs go to that many threads; the driver attaches items only between runs,
+    # when no job is in flight.
+    jobs: queue.SimpleQueue[tuple[int, list[Any]] | None] = queue.SimpleQueue()
+
+    def serve() -> None:
+        while (job := jobs.get()) is not None:
+            run(*job)
+
+    threads = [threading.Thread(target=serve, name=f"recsuite-{spec.slug}-{i}", daemon=True)
+               for i in range(spec.concurrency if spec.concurrency > 1 else 0)]
+    for t in threads:
+        t.start()
     while True:
         try:
             msg = conn.recv_bytes()
@@ -447,17 +473,19 @@ def worker_main(spec: WorkerSpec, conn: connection.Connection) -> None:
         if op == b"C":
             job_id, method, args = pickle.loads(msg[1:])
             try:
-                conn.send_bytes(b"P" + _ID.pack(job_id) + pickle.dumps(getattr(backend, method)(*args)))
+                send(b"P" + _ID.pack(job_id) + pickle.dumps(getattr(backend, method)(*args)))
             except Exception as exc:  # noqa: BLE001 - the call fails, the worker lives on
-                conn.send_bytes(b"E" + _ID.pack(job_id) + f"{type(exc).__name__}: {exc}".encode())
+                send(b"E" + _ID.pack(job_id) + f"{type(exc).__name__}: {exc}".encode())
             continue
         job_id, requests = pickle.loads(msg[1:])
-        try:
-            parts = _predict_all(backend, items, requests)
-            tasks = parts[0].shape[1] if parts and parts[0].ndim == 2 else 0
-            conn.send_bytes(b"".join([b"R", _OK.pack(job_id, tasks), *(p.tobytes() for p in parts)]))
-        except Exception as exc:  # noqa: BLE001 - the job fails, the worker lives on
-            conn.send_bytes(b"E" + _ID.pack(job_id) + f"{type(exc).__name__}: {exc}".encode())
+        if threads:
+            jobs.put((job_id, requests))
+        else:
+            run(job_id, requests)
+    for _ in threads:
+        jobs.put(None)
+    for t in threads:
+        t.join()
     backend.close()
     items = None  # drop the last views before closing the mapping
     if shm is not None:
