@@ -150,6 +150,17 @@ _RUN_OPTIONS = [
         help="Harness threads calling the backend [default: the backend's policy; CPU backends: cores / threads].",
     ),
     click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Backend-specific option."),
+    click.option(
+        "--devices",
+        help="torch-cuda on several GPUs: all | N (the first N) | 0,2 (these); one worker process per GPU, "
+        "LoadGen and the batcher in this one [default: one GPU, threads of this process].",
+    ),
+    click.option(
+        "--processes",
+        type=IntRange("processes", 1, inputs.MAX_WORKERS),
+        help="A CPU backend in N local worker processes, each on its own share of the cores "
+        "[default: threads of this process].",
+    ),
     click.option("--rules", help="Rule set [default: the one listing the model]."),
     click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data]."),
     click.option("--progress/--no-progress", default=True, help="Live progress line on stderr."),
@@ -201,6 +212,8 @@ def _run_config(kw: dict[str, Any], mode: str) -> Any:
         progress=kw["progress"],
         power=kw["power"],
         reference_auc=kw["reference_auc"],
+        devices=kw["devices"],
+        processes=kw["processes"],
     )
     RuleSet.load(config.rule_set).variant(config.variant)  # an unknown variant is a usage error
     return config

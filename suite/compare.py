@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 COLUMNS = (
-    "system", "vendor", "accelerator", "backend", "precision", "scale", "profile", "rules", "model", "scenario",
+    "system", "vendor", "accelerator", "nodes", "accelerators", "backend", "precision", "scale", "profile", "rules", "model", "scenario",
     "throughput", "units", "p99_latency_ms", "accuracy_auc", "power_w", "power_source", "samples_per_j", "valid",
     "status", "source",
 )  # fmt: skip
@@ -143,10 +143,15 @@ def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
         model = run.benchmark
         source = f"submission ({org})"
         scale, profile, rules = _submitted_like(run, measurements)
+        nodes = _count(system.get("number_of_nodes"), 1)
+        accelerators = 0 if accel in ("N/A", "", "0") else nodes * _count(system.get("accelerators_per_node"), 1)
     else:
         device = (backend.device if backend is not None else None) or ""
         on_cpu = device.lower() in ("", "cpu", "none") or device.lower().startswith("cpu")
         accelerator = ((env.cpu if env is not None else None) or "CPU") if on_cpu else device
+        # Nodes and devices from the run's placement (a record without one: one node, one device).
+        nodes, per_node = result.topology if result is not None else (1, 1)
+        accelerators = 0 if on_cpu else nodes * per_node
         backend_name = (backend.name if backend is not None else None) or (cfg.backend if cfg is not None else None) or ""
         precision = (backend.precision if backend is not None else None) or (cfg.precision if cfg is not None else None) or ""
         vendor = vendor_of(accelerator)
@@ -182,6 +187,8 @@ def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
         "system": run.system,
         "vendor": vendor,
         "accelerator": accelerator,
+        "nodes": nodes,
+        "accelerators": accelerators,
         "backend": backend_name,
         "precision": precision,
         "scale": scale,
@@ -301,9 +308,17 @@ def _best(frame: pd.DataFrame) -> pd.DataFrame:
     return ranked.drop_duplicates(["system", *LIKE]).drop(columns="_t").sort_values(["model", "scenario", "system"])
 
 
+def _count(value: Any, default: int) -> int:
+    """A systems JSON count (a number or a numeric string), or ``default``."""
+    try:
+        return max(0, int(str(value).strip()))
+    except ValueError:
+        return default
+
+
 def markdown(frame: pd.DataFrame) -> str:
     """A Markdown table of the comparison (written here: pandas' to_markdown needs tabulate)."""
-    cols = ["system", "vendor", "accelerator", "backend", "precision", "scale", "profile", "rules", "model", "scenario",
+    cols = ["system", "vendor", "accelerator", "nodes", "accelerators", "backend", "precision", "scale", "profile", "rules", "model", "scenario",
             "throughput", "units", "p99_latency_ms", "accuracy_auc", "power_w", "samples_per_j", "speedup", "status",
             "note"]  # fmt: skip
     cols = [c for c in cols if c in frame.columns]

@@ -81,6 +81,10 @@ class RunConfig:
             window and write ``power.json`` beside the logs.
         reference_auc: the AUC the accuracy gate is a fraction of (``--reference-auc``), for data
             without a recorded one; None takes the dataset's, and without one the run is not gated.
+        devices: ``--devices`` (``all``, a count, or GPU indices ``0,2``): one worker process per
+            GPU, each running the backend on its own ``cuda:K`` (torch-cuda); None: today's threads.
+        processes: ``--processes N``: N local worker processes for a CPU backend, each on its own
+            share of the cores; None: threads of this process.
     """
 
     model: ModelSpec
@@ -109,9 +113,12 @@ class RunConfig:
     progress: bool = True
     power: bool = False
     reference_auc: float | None = None
+    devices: str | None = None
+    processes: int | None = None
 
     def __post_init__(self) -> None:
         one_of("profile", self.profile, PROFILES)
+        self._check_placement()
         if self.reference_auc is not None and not 0.5 < self.reference_auc <= 1.0:
             raise ConfigError(f"'reference-auc' must be an AUC in (0.5, 1] as a fraction, e.g. 0.8031 (got {self.reference_auc!r})")
         if self.audit is not None:
@@ -137,6 +144,20 @@ class RunConfig:
             raise ConfigError(f"'system' must be letters, digits, '.', '_' or '-' (got {self.system!r})")
         if self.user_conf is not None and not self.user_conf.is_file():
             raise ConfigError(f"'user-conf' file {str(self.user_conf)!r} does not exist")
+
+    def _check_placement(self) -> None:
+        """``--devices`` and ``--processes``: well formed, not both, and for a backend they fit."""
+        if self.devices is not None:
+            inputs.parse_devices_text(self.devices)
+            if self.processes is not None:
+                raise ConfigError("'devices' and 'processes' cannot be combined (--devices already runs one process per GPU)")
+            if self.backend != "torch-cuda":
+                raise ConfigError(f"'devices' needs --backend torch-cuda (got {self.backend!r})")
+        if self.processes is not None:
+            inputs.parse_int("processes", self.processes, 1, inputs.MAX_WORKERS)
+            if self.backend in ("deeprecsched", "torch-cuda"):
+                use = "--threads for its CPU workers" if self.backend == "deeprecsched" else "--devices for GPUs"
+                raise ConfigError(f"'processes' is for CPU backends (got {self.backend!r}; use {use})")
 
     @property
     def system_name(self) -> str:

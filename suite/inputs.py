@@ -167,3 +167,32 @@ def check_writable_dir(what: str, path: Path) -> None:
         raise refused from None
     os.close(fd)
     os.unlink(name)
+
+
+#: The most GPUs ``--devices`` may name on one host.
+MAX_DEVICES = 1024
+
+
+def parse_devices_text(text: object) -> str | int | tuple[int, ...]:
+    """``--devices`` before any GPU is counted: ``"all"``, a count N >= 1, or distinct GPU indices
+    (``0,2``), which come back as a tuple even for one index (``--devices 1`` is a count)."""
+    form = f"'devices' must be all, a count N in [1, {MAX_DEVICES}] or GPU indices like 0,2 (got {text!r})"
+    if not isinstance(text, str):
+        raise ConfigError(form)
+    s = text.strip()
+    if s == "all":
+        return "all"
+    if "," not in s:
+        if not (s.isascii() and s.isdigit()) or not 1 <= int(s) <= MAX_DEVICES:
+            raise ConfigError(form)
+        return int(s)
+    parts = [p.strip() for p in s.split(",")]
+    if not all(p.isascii() and p.isdigit() and len(p) <= 4 and int(p) < MAX_DEVICES for p in parts):
+        raise ConfigError(form)
+    indices = tuple(int(p) for p in parts)
+    seen: set[int] = set()
+    for i in indices:
+        if i in seen:
+            raise ConfigError(f"'devices' names cuda:{i} twice (got {text!r})")
+        seen.add(i)
+    return indices

@@ -479,6 +479,9 @@ class RunConfigRecord(_Record):
     power: bool | None = None
     #: ``--reference-auc``: the AUC the gate is a fraction of, for data without a teacher.
     reference_auc: float | None = _field(lo=0.0, hi=1.0)
+    #: ``--devices`` (all | N | 0,2) and ``--processes N``: where the workers ran (see ``placement``).
+    devices: str | None = None
+    processes: int | None = _field(lo=1, hi=65536)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -628,6 +631,33 @@ class PowerRecord(_Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RoundTripRecord(_Record):
+    """``placement.round_trip_us``: an empty request from the driver to a worker and back."""
+
+    median_us: float | None = _field(lo=0.0)
+    p99_us: float | None = _field(lo=0.0)
+    pings: int | None = _field(lo=0, hi=10**9)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlacementRecord(_Record):
+    """``placement`` (``suite.placement``): where the backend's workers ran.
+
+    Added without a schema version bump: a record without it (older runs) is one node and one
+    device, threads of the driver, which :meth:`ResultRecord.topology` answers for it.
+    """
+
+    #: ``threads`` (the driver's own threads), ``processes`` (local worker processes), ...
+    name: str | None = None
+    nodes: int = _field(1, lo=1, hi=2**20)
+    devices_per_node: int = _field(1, lo=1, hi=2**20)
+    workers: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ()
+    round_trip_us: RoundTripRecord | None = None
+    lost_workers: tuple[str, ...] = _field((), max_len=MAX_TEXT)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ResultRecord(ConfigRecord):
     """``result.json``: ``config.json``'s fields, then what the run produced."""
 
@@ -638,10 +668,17 @@ class ResultRecord(ConfigRecord):
     accuracy: AccuracyRecord | None = None
     performance: PerformanceRecord | None = None
     power: PowerRecord | None = None
+    placement: PlacementRecord | None = None
     loadgen_errors: tuple[str, ...] = _field((), max_len=MAX_TEXT)
     errors: tuple[str, ...] = _field((), max_len=MAX_TEXT)
     valid: bool | None = None
     status: Literal["valid", "invalid", "failed", "interrupted", "not gated"] | None = None
+
+    @property
+    def topology(self) -> tuple[int, int]:
+        """(nodes, devices per node) the run used: from ``placement``, else (1, 1)."""
+        p = self.placement
+        return (p.nodes, p.devices_per_node) if p is not None else (1, 1)
 
     @property
     def interruption(self) -> Mapping[str, Any]:

@@ -397,7 +397,11 @@ def run(
         backend_cls.check_options(config.backend_options)
     check_writable_dir("output", config.output)
     cores = len(os.sched_getaffinity(0))
-    if backend is None:
+    if backend is None and (config.devices is not None or config.processes is not None):
+        from suite.placement.backend import placed
+
+        backend, threads, workers = placed(config, backend_cls, cores)
+    elif backend is None:
         threads, workers = backend_cls.parallelism(config.scenario, cores, config.threads)
         backend = backend_cls(
             BackendConfig(
@@ -448,6 +452,7 @@ def run(
 
         meter = PowerMeter()
     info: dict[str, Any] = {"name": config.backend}
+    where: dict[str, Any] = {}
     interrupted: RunInterrupted | None = None
     # A signal stops the run where that is safe (see suite.interrupts): at once while the backend
     # loads, through the harness while LoadGen runs, and after the result is written otherwise.
@@ -458,6 +463,7 @@ def run(
                 try:
                     backend.load()
                     info = {**backend.info().to_dict(), **parallelism}
+                    where = placement_record(backend)
                     declared = backend.batch_defaults(config.scenario.value, settings.target_latency_ns)
                 except SuiteError:
                     raise
@@ -499,18 +505,22 @@ def run(
                 observer=meter,
             )
             info = {**backend.info().to_dict(), **parallelism}
+            where = placement_record(backend)
             errors = [f"backend raised {outcome.error_count} time(s); first: {e}" for e in outcome.errors[:1]]
         except RunInterrupted as exc:
             interrupted, outcome = exc, exc.outcome
+            where = placement_record(backend)
         except SuiteError as exc:
             errors.append(str(exc))
-            _finish(run_dir, base, settings, config, library, info, outcome, errors, started, meter)
+            where = placement_record(backend)  # the lost workers, if one died
+            _finish(run_dir, base, settings, config, library, info, outcome, errors, started, meter, placement=where)
             raise
         finally:
             backend.close()
         if interrupted is None and stop.signum is not None:  # came after LoadGen ended
             interrupted = RunInterrupted(f"interrupted by {stop.name} after LoadGen ended", signum=stop.signum, outcome=outcome)
-        result = _finish(run_dir, base, settings, config, library, info, outcome, errors, started, meter, interrupted)
+        result = _finish(run_dir, base, settings, config, library, info, outcome, errors, started, meter, interrupted,
+                         placement=where)
     if interrupted is not None:
         what = str(interrupted) if outcome is not None else f"interrupted by {stop.name} before LoadGen started"
         raise RunInterrupted(
@@ -522,6 +532,17 @@ def run(
     if errors:
         raise RunFailedError(f"run invalid: {errors[0]} (logs kept in {run_dir})")
     return result
+
+
+def placement_record(backend: Backend) -> dict[str, Any]:
+    """``placement`` of the record: the workers a placed backend ran on, or the driver's threads
+    on one node and one device (``suite.placement``)."""
+    from suite.placement.backend import PlacedBackend
+
+    if isinstance(backend, PlacedBackend):
+        return backend.placement_info().to_dict()
+    return {"name": "threads", "nodes": 1, "devices_per_node": 1, "workers": [], "devices": [], "round_trip_us": None,
+            "lost_workers": []}
 
 
 def _finish(
@@ -536,9 +557,13 @@ def _finish(
     started: dt.datetime,
     meter: Any = None,
     interrupted: RunInterrupted | None = None,
+    *,
+    placement: dict[str, Any] | None = None,
 ) -> RunResult:
     data = dict(base)
     data["backend"] = info
+    if placement:
+        data["placement"] = placement
     data["finished"] = dt.datetime.now(dt.timezone.utc).isoformat()
     data["loadgen_version"] = _loadgen_version()
     perf: dict[str, Any] = {}

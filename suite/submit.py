@@ -106,6 +106,9 @@ class ScenarioRuns:
     #: performance run's: target QPS, threads...).
     accuracy_config: RunConfigRecord | None = None
     audit_configs: dict[str, RunConfigRecord] = field(default_factory=dict)
+    #: (nodes, devices per node) of the performance run (``ResultRecord.topology``); None for a
+    #: record from before ``placement`` was recorded.
+    topology: tuple[int, int] | None = None
 
     @property
     def format(self) -> SubmissionFormat:
@@ -262,6 +265,7 @@ def _scenarios(runs: list[RunFolder]) -> list[ScenarioRuns]:
                 accuracy_config=aconf.config,
                 audit_configs={t: _record(ConfigRecord, path).config for t in audits
                                if (path := scen_dir / t / "performance/run_1/config.json").is_file()},
+                topology=presult.topology if presult.placement is not None else None,
             )
         )
     return out
@@ -306,6 +310,11 @@ def _system_json(request: SubmitRequest, scenarios: list[ScenarioRuns]) -> dict[
         auto["host_processor_model_name"] = env.cpu
     if not accelerated:
         auto.update(sysinfo.NO_ACCELERATOR)
+    # The nodes and accelerators the runs used (their placement), not what the probe saw on this host.
+    known = [s.topology for s in scenarios if s.topology is not None]
+    auto["number_of_nodes"] = max((t[0] for t in known), default=1)
+    if accelerated and known:
+        auto["accelerators_per_node"] = max(t[1] for t in known)
     versions = env.versions
     frameworks = sorted({_framework(s.backend) for s in scenarios})
     stack = [f"Python {env.python}"] if env.python else []
@@ -457,7 +466,8 @@ def run_command(config: Mapping[str, Any], mode: str, audit: str | None = None) 
     optional = [
         ("variant", "--variant"), ("target_qps", "--target-qps"), ("query_size", "--query-size"), ("rows", "--rows"),
         ("dataset", "--dataset"), ("user_conf", "--user-conf"), ("max_batch_items", "--max-batch-items"),
-        ("batch_timeout_us", "--batch-timeout-us"), ("workers", "--workers"),
+        ("batch_timeout_us", "--batch-timeout-us"), ("workers", "--workers"), ("devices", "--devices"),
+        ("processes", "--processes"),
     ]  # fmt: skip
     for key, flag in optional:
         if config.get(key) is not None:

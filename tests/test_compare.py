@@ -92,12 +92,13 @@ def test_compare_three_systems_csv_html_and_plots(one_run: Path, tmp_path: Path)
     assert (h100.vendor, h100.accelerator, h100.backend) == ("NVIDIA", "NVIDIA H100 80GB HBM3 (80 GiB)", "null")
     assert h100.speedup == pytest.approx(20.0) and h100.samples_per_j == pytest.approx(100.0) and h100.p99_latency_ms == 8.0
     amd = by[("epyc-box", 1_000.0)]
+    assert (h100.nodes, h100.accelerators, amd.nodes, amd.accelerators) == (1, 1, 1, 0)  # no placement recorded
     assert (amd.vendor, amd.valid, amd.status) == ("AMD", False, "INVALID")  # shown and marked, not dropped
     assert (by[("epyc-sub", 1_000.0)].vendor, by[("epyc-sub", 1_000.0)].backend) == ("AMD", "PyTorch 2.13.0")
     assert by[("xeon-box", 2_000.0)].vendor == "Intel" and by[("xeon-box", 2_000.0)].power_source == "not measured"
     assert frame["accuracy_auc"].round(3).tolist() == [50.0] * 5
     table = result.stdout.splitlines()
-    assert table[0].startswith("| system | vendor | accelerator | backend |") and len([t for t in table if t.startswith("| ")]) == 7
+    assert table[0].startswith("| system | vendor | accelerator | nodes | accelerators | backend |") and len([t for t in table if t.startswith("| ")]) == 7
     assert any("| epyc-box | AMD |" in t and t.endswith("| INVALID |  |") for t in table)
     plots = ["throughput.png", "speedup.png", "samples_per_joule.png", "latency_vs_load.png"]
     assert table[-1] == f"baseline xeon-box; wrote {out / 'comparison.csv'}, {out / 'report.html'}, " + ", ".join(plots)

@@ -1,0 +1,170 @@
+"""A backend whose predict calls run on placed workers: ``suite run --devices`` and ``--processes``.
+
+The harness sees one thread-safe backend; each ``predict`` (one batch the batcher formed) goes, as
+row spans of the attached items, to the worker holding the fewest requests, and waits for its
+scores. The harness's threads therefore keep every worker fed (the runner gives it the workers one
+worker asks for, times the number of workers). The record gets the inner backend's ``info`` (of
+worker 0), the placement (``placement``) and the worker count.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from suite.backends.base import Backend, BackendConfig, BackendInfo, BatchDefaults
+from suite.datasets.batch import Batch
+from suite.errors import ConfigError
+from suite.inputs import parse_devices_text
+from suite.placement.base import Placement, PlacementInfo, Request, WorkerSpec
+
+#: Harness threads per worker when the inner backend declares none: one batch in flight and one
+#: being gathered, so a worker never waits on the driver.
+THREADS_PER_WORKER = 2
+
+
+def parse_devices(text: str, available: int) -> tuple[int, ...]:
+    """``--devices`` as GPU indices: ``all``, a count ``N`` (the first N) or a list ``0,2``.
+
+    Raises:
+        ConfigError: malformed, repeated, or more/other GPUs than the ``available`` ones.
+    """
+    wanted = parse_devices_text(text)
+    if wanted == "all":
+        if available < 1:
+            raise ConfigError("'devices' all found no CUDA GPU on this host")
+        return tuple(range(available))
+    if isinstance(wanted, int):
+        if wanted > available:
+            raise ConfigError(f"'devices' asks for {wanted} GPU(s) but this host has {available}")
+        return tuple(range(wanted))
+    missing = [i for i in wanted if i >= available]
+    if missing:
+        raise ConfigError(f"'devices' names cuda:{missing[0]} but this host has {available} GPU(s) (cuda:0..cuda:{available - 1})"
+                          if available else f"'devices' names cuda:{missing[0]} but this host has no CUDA GPU")
+    return wanted
+
+
+def gpu_specs(backend: str, config: BackendConfig, devices: Sequence[int], concurrency: int = 1) -> list[WorkerSpec]:
+    """One worker per GPU, each building ``backend`` on its own ``cuda:K`` and running
+    ``concurrency`` batches at once (torch-cuda: one per lane)."""
+    options = tuple((k, v) for k, v in config.options if k != "device")
+    return [
+        WorkerSpec(name=f"GPU worker {i} (cuda:{d})", backend=backend, device=f"cuda:{d}", concurrency=concurrency,
+                   config=BackendConfig(model=config.model, threads=config.threads, precision=config.precision,
+                                        options=(*options, ("device", f"cuda:{d}"))))
+        for i, d in enumerate(devices)
+    ]
+
+
+def cpu_specs(backend: str, config: BackendConfig, processes: int) -> list[WorkerSpec]:
+    """``processes`` CPU workers, each pinned to its own equal share of this process's cores (a
+    NUMA node's, when the share matches one) with ``config.threads`` intra-op threads (0: the share)."""
+    cores = sorted(os.sched_getaffinity(0))
+    share = max(1, len(cores) // processes)
+    specs = []
+    for i in range(processes):
+        mine = tuple(cores[(i * share + j) % len(cores)] for j in range(share))
+        specs.append(WorkerSpec(name=f"CPU worker {i}", backend=backend, device="cpu", cores=mine,
+                                config=BackendConfig(model=config.model, threads=config.threads or share,
+                                                     precision=config.precision, options=config.options)))
+    return specs
+
+
+class PlacedBackend(Backend):
+    """``backend`` on every worker of ``placement``, behind the one backend contract."""
+
+    name = "placed"
+    thread_safe = True
+
+    def __init__(self, backend: str, config: BackendConfig, placement: Placement, specs: Sequence[WorkerSpec]) -> None:
+        super().__init__(config)
+        self.backend = backend
+        self.placement = placement
+        self.specs = tuple(specs)
+        self._items: Batch | None = None
+        if not self.specs:
+            raise ConfigError("a placement needs at least one worker")
+
+    def load(self) -> None:
+        self.placement.start(self.specs)
+
+    def attach_items(self, items: Batch) -> None:
+        fresh = items is not self._items
+        self.placement.attach(items)
+        self._items = items
+        if fresh:
+            self.placement.measure_round_trip()
+
+    def batch_defaults(self, scenario: str, target_latency_ns: int) -> BatchDefaults | None:
+        try:
+            one: BatchDefaults | None = self.placement.ask(0, "batch_defaults", scenario, target_latency_ns)
+        except NotImplementedError:
+            one = None
+        if one is None:
+            return None
+        return BatchDefaults(max_batch_items=one.max_batch_items, batch_timeout_us=one.batch_timeout_us,
+                             workers=one.workers * len(self.specs))
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        request: Request = list(batch.spans) if batch.source is not None and batch.source is self._items and batch.spans else batch
+        placement = self.placement
+        return placement.submit(placement.least_loaded(), [request]).result()
+
+    def placement_info(self) -> PlacementInfo:
+        return self.placement.info()
+
+    def info(self) -> BackendInfo:
+        infos = self.placement.worker_info
+        first: dict[str, Any] = dict(infos[0]) if infos else {"name": self.backend, "version": "", "device": ""}
+        extra = {k: v for k, v in first.items() if k not in ("name", "version", "device", "precision", "threads")}
+        extra["placed_workers"] = len(self.specs)
+        extra["dead_workers"] = self.placement.dead()
+        return BackendInfo(
+            name=str(first.get("name", self.backend)),
+            version=str(first.get("version", "")),
+            device=str(first.get("device", "")),
+            precision=str(first.get("precision", self.config.precision)),
+            threads=int(first.get("threads", 0) or 0),
+            extra=extra,
+        )
+
+    def close(self) -> None:
+        self.placement.close()
+
+
+def cuda_device_count() -> int:
+    """GPUs this process may use (``CUDA_VISIBLE_DEVICES`` applies); 0 without CUDA."""
+    import torch
+
+    return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+
+
+def placed(config: Any, backend_cls: type[Backend], cores: int) -> tuple[PlacedBackend, int, int]:
+    """The backend of a ``--devices`` or ``--processes`` run (``config`` a ``RunConfig``), and the
+    (intra-op threads per worker, harness threads) it runs with.
+
+    Raises:
+        ConfigError: ``--devices`` names GPUs this host does not have.
+    """
+    from suite.placement.local import ProcessPlacement
+
+    if config.devices is not None:
+        ids = parse_devices(config.devices, cuda_device_count())
+        threads, per_worker = backend_cls.parallelism(config.scenario, cores, config.threads)
+        inner = BackendConfig(model=config.model, threads=threads, precision=config.precision, options=config.backend_options)
+        # A thread-safe GPU backend runs as many batches at once as it has lanes (its workers).
+        lanes = int(inner.option("lanes", str(backend_cls.default_workers))) if backend_cls.thread_safe else 1
+        specs = gpu_specs(backend_cls.name, inner, ids, concurrency=lanes)
+        workers = max(per_worker, lanes) * len(specs)
+    else:
+        n = int(config.processes)
+        inner = BackendConfig(model=config.model, threads=config.threads, precision=config.precision,
+                              options=config.backend_options)
+        specs = cpu_specs(backend_cls.name, inner, n)
+        threads = specs[0].config.threads
+        workers = THREADS_PER_WORKER * n
+    return PlacedBackend(backend_cls.name, inner, ProcessPlacement(), specs), threads, workers

@@ -1,0 +1,230 @@
+"""Placement: local worker processes behind one LoadGen (``--processes``, ``--devices``), a killed
+worker, and the options' errors. The placed workers run the real torch-cpu backend."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from suite.backends import get_backend
+from suite.backends.base import BackendConfig
+from suite.cli import cli
+from suite.datasets import synthetic
+from suite.datasets.batch import Batch
+from suite.datasets.store import Dataset
+from suite.errors import ConfigError
+from suite.models import ModelSpec
+from suite.placement import WorkerLost, get_placement
+from suite.placement.backend import cpu_specs, gpu_specs, parse_devices
+from suite.placement.local import ProcessPlacement
+
+TINY = ModelSpec(name="dlrm-rmc1", scale="tiny")
+SMOKE = ["--model", "dlrm-rmc1", "--scale", "tiny", "--profile", "smoke", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def items(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+    return Dataset.load(synthetic.ensure(TINY, 4096, tmp_path_factory.mktemp("placement-data"))).items
+
+
+@pytest.fixture(scope="module")
+def two_workers(items: Batch) -> Iterator[ProcessPlacement]:
+    placement = ProcessPlacement()
+    placement.start(cpu_specs("torch-cpu", BackendConfig(model=TINY, threads=1), 2))
+    placement.attach(items)
+    yield placement
+    placement.close()
+
+
+def test_placed_scores_equal_single_process_scores(two_workers: ProcessPlacement, items: Batch) -> None:
+    reference = get_backend("torch-cpu")(BackendConfig(model=TINY, threads=1))
+    reference.load()
+    spans = [(10, 300), (1000, 1017), (4000, 4096)]
+    want = reference.predict(Batch.of_spans(items, spans))
+    for worker in range(2):
+        got = two_workers.submit(worker, [spans]).result(timeout=60)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+    # Several requests in one job come back back to back; rows not cut from the items travel whole.
+    rows = Batch(dense=items.dense[5:9].copy(), sparse=tuple(s[5:9].copy() for s in items.sparse))
+    both = two_workers.submit(1, [[(0, 3)], rows]).result(timeout=60)
+    np.testing.assert_array_equal(both, np.concatenate([reference.predict(Batch.of_spans(items, [(0, 3)])),
+                                                        reference.predict(rows)]))
+    reference.close()
+
+
+def test_round_trip_and_info(two_workers: ProcessPlacement) -> None:
+    assert two_workers.submit(0, []).result(timeout=60).shape == (0,)  # a ping predicts nothing
+    trip = two_workers.measure_round_trip(pings=5)
+    assert 0 < trip.median_us <= trip.p99_us and trip.pings == 5
+    info = two_workers.info().to_dict()
+    assert (info["name"], info["nodes"], info["devices_per_node"]) == ("processes", 1, 2)
+    assert info["workers"] == ["CPU worker 0", "CPU worker 1"] and info["lost_workers"] == []
+    assert [w["name"] for w in two_workers.worker_info] == ["torch-cpu", "torch-cpu"]
+
+
+def test_thread_placement_is_registered_and_answers(items: Batch) -> None:
+    placement = get_placement("threads")()
+    placement.start(cpu_specs("null", BackendConfig(model=TINY, threads=1), 2))
+    try:
+        placement.attach(items)
+        np.testing.assert_array_equal(placement.submit(1, [[(0, 5)]]).result(timeout=10), np.zeros(5, np.float32))
+        assert placement.outstanding() == [0, 0] and placement.dead() == []
+    finally:
+        placement.close()
+
+
+def _run(runner: CliRunner, tmp_path: Path, scenario: str, *extra: str) -> tuple[int, str, dict]:
+    result = runner.invoke(cli, ["run", *SMOKE, "--backend", "torch-cpu", "--scenario", scenario, "--processes", "2",
+                                 "--system", "placed", "--output", str(tmp_path), *extra])
+    run_dir = tmp_path / "placed" / "dlrm-rmc1" / scenario.capitalize() / "performance" / "run_1"
+    return result.exit_code, result.stderr, json.loads((run_dir / "result.json").read_text())
+
+
+@pytest.mark.parametrize(("scenario", "qps"), [("offline", "2000"), ("server", "100")])
+def test_processes_complete_every_scenario(runner: CliRunner, tmp_path: Path, scenario: str, qps: str) -> None:
+    code, err, data = _run(runner, tmp_path, scenario, "--target-qps", qps)
+    assert data["errors"] == [] and data["harness"]["backend_errors"] == 0, err
+    assert data["status"] in ("valid", "invalid") and code in (0, 1)  # INVALID only if the loaded box is slow
+    if scenario == "server":  # Offline's one query holds every sample
+        assert data["harness"]["completed_queries"] == data["performance"]["query_count"]
+    assert data["harness"]["completed_queries"] > 0
+    assert data["config"]["processes"] == 2
+    p = data["placement"]
+    assert (p["name"], p["nodes"], p["devices_per_node"], p["lost_workers"]) == ("processes", 1, 2, [])
+    assert p["round_trip_us"]["median_us"] > 0
+    assert data["backend"]["name"] == "torch-cpu" and data["backend"]["placed_workers"] == 2
+
+
+def test_a_killed_worker_fails_its_queries_and_names_itself(runner: CliRunner, tmp_path: Path) -> None:
+    run_dir = tmp_path / "placed" / "dlrm-rmc1" / "Server" / "performance" / "run_1"
+    killed: list[int] = []
+    before = {p.pid for p in multiprocessing.active_children()}  # another test's workers live on
+
+    def kill_worker_0_once_loadgen_runs() -> None:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "mlperf_log_detail.txt").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)
+        for p in multiprocessing.active_children():
+            if p.name == "recsuite-cpu-worker-0" and p.pid is not None and p.pid not in before:
+                os.kill(p.pid, signal.SIGKILL)
+                killed.append(p.pid)
+
+    killer = threading.Thread(target=kill_worker_0_once_loadgen_runs, daemon=True)
+    killer.start()
+    code, err, data = _run(runner, tmp_path, "server", "--target-qps", "150")
+    killer.join()
+    assert killed, "no worker to kill"
+    assert code == 1
+    death = f"CPU worker 0 (pid {killed[0]}) died (killed by SIGKILL) with "
+    assert err.startswith("Error: run invalid: backend raised ") and f"WorkerLost: {death}" in err
+    assert data["status"] == "failed" and data["valid"] is False
+    assert len(data["placement"]["lost_workers"]) == 1 and data["placement"]["lost_workers"][0].startswith(death)
+    # LoadGen got every query back, the ones after the death failed fast; the logs stay.
+    assert data["harness"]["completed_queries"] == data["performance"]["query_count"]
+    assert 1 <= data["harness"]["backend_errors"] <= data["harness"]["completed_queries"]
+    assert not list(run_dir.glob("*.tmp*"))
+
+
+def test_a_dead_placement_fails_later_requests_at_once(items: Batch) -> None:
+    placement = ProcessPlacement()
+    placement.start(cpu_specs("null", BackendConfig(model=TINY, threads=1), 1))
+    try:
+        placement.attach(items)
+        os.kill(placement.pids()[0], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not placement.dead() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert placement.dead()[0].startswith("CPU worker 0 (pid ")
+        with pytest.raises(WorkerLost, match=r"^CPU worker 0 \(pid \d+\) died \(killed by SIGKILL\)"):
+            placement.submit(0, [[(0, 4)]]).result(timeout=10)
+    finally:
+        placement.close()
+
+
+def test_a_concurrent_worker_overlaps_its_requests(items: Batch) -> None:
+    """A worker with concurrency 4 runs four 300-ms requests at once (a GPU worker's lanes)."""
+    config = BackendConfig(model=TINY, threads=1, options=(("latency_us", "300000"),))
+    spec = dataclasses.replace(cpu_specs("null", config, 1)[0], concurrency=4)
+    placement = ProcessPlacement()
+    placement.start([spec])
+    try:
+        placement.attach(items)
+        t0 = time.perf_counter()
+        futures = [placement.submit(0, [[(i, i + 3)]]) for i in range(4)]
+        assert [f.result(timeout=30).shape for f in futures] == [(3,)] * 4
+        assert time.perf_counter() - t0 < 1.0  # in order it would take 1.2 s
+    finally:
+        placement.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--backend", "torch-cuda", "--devices", "x"],
+         "Error: 'devices' must be all, a count N in [1, 1024] or GPU indices like 0,2 (got 'x')"),
+        (["--backend", "torch-cuda", "--devices", "0"],
+         "Error: 'devices' must be all, a count N in [1, 1024] or GPU indices like 0,2 (got '0')"),
+        (["--backend", "torch-cuda", "--devices", "0,0"], "Error: 'devices' names cuda:0 twice (got '0,0')"),
+        (["--backend", "torch-cpu", "--devices", "2"], "Error: 'devices' needs --backend torch-cuda (got 'torch-cpu')"),
+        (["--backend", "torch-cuda", "--devices", "2", "--processes", "2"],
+         "Error: 'devices' and 'processes' cannot be combined (--devices already runs one process per GPU)"),
+        (["--backend", "deeprecsched", "--processes", "2"],
+         "Error: 'processes' is for CPU backends (got 'deeprecsched'; use --threads for its CPU workers)"),
+        (["--backend", "torch-cpu", "--processes", "0"], "Error: 'processes' must be an integer in [1, 1024] (got '0')"),
+    ],
+)
+def test_bad_placement_options_are_refused(runner: CliRunner, tmp_path: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(cli, ["run", *SMOKE, "--scenario", "offline", "--output", str(tmp_path), *args])
+    assert (result.exit_code, result.stderr.strip()) == (2, message)
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_devices_against_the_gpus_a_host_has() -> None:
+    assert parse_devices("all", 2) == (0, 1) and parse_devices("1", 2) == (0,) and parse_devices("0, 1", 2) == (0, 1)
+    for text, count, message in [
+        ("3", 2, "'devices' asks for 3 GPU(s) but this host has 2"),
+        ("0,2", 2, "'devices' names cuda:2 but this host has 2 GPU(s) (cuda:0..cuda:1)"),
+        ("all", 0, "'devices' all found no CUDA GPU on this host"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            parse_devices(text, count)
+        assert str(err.value) == message
+
+
+def test_each_gpu_worker_builds_the_backend_on_its_own_device() -> None:
+    specs = gpu_specs("torch-cuda", BackendConfig(model=TINY, options=(("device", "cuda:0"), ("lanes", "2"))), (0, 2))
+    assert [s.name for s in specs] == ["GPU worker 0 (cuda:0)", "GPU worker 1 (cuda:2)"]
+    assert [s.config.options for s in specs] == [(("lanes", "2"), ("device", "cuda:0")), (("lanes", "2"), ("device", "cuda:2"))]
+    assert [s.slug for s in specs] == ["gpu-worker-0-cuda-0", "gpu-worker-1-cuda-2"]
+
+
+@pytest.mark.cuda
+def test_two_gpus_give_the_scores_of_one(items: Batch) -> None:
+    import torch
+
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs 2 GPUs")
+    config = BackendConfig(model=TINY, precision="fp32")
+    placement = ProcessPlacement()
+    placement.start(gpu_specs("torch-cuda", config, (0, 1)))
+    try:
+        placement.attach(items)
+        a = placement.submit(0, [[(0, 1000)]]).result(timeout=120)
+        b = placement.submit(1, [[(0, 1000)]]).result(timeout=120)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+        assert [w["device"] for w in placement.worker_info][0] == placement.worker_info[1]["device"]
+    finally:
+        placement.close()
