@@ -35,7 +35,7 @@ from suite.runner import calibrated, warm_up
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="dlrm-v2")
-    ap.add_argument("--scale", default="4000000", help="dlrm-v2's row cap (other models: their default scale)")
+    ap.add_argument("--scale", default="4000000", help="row cap or scale name")
     ap.add_argument("--rows", type=int, default=131072)
     ap.add_argument("--precisions", default="fp8,bf16")
     ap.add_argument("--fractions", default="0.7,0.8,0.9")
@@ -44,7 +44,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("gpu_server.jsonl"))
     args = ap.parse_args()
     for model in args.models.split(","):
-        spec = ModelSpec(name=model, scale=args.scale if model == "dlrm-v2" else "default")
+        spec = ModelSpec(name=model, scale=args.scale)
         server = resolve(RunConfig(model=spec, backend="torch-cuda", scenario=Scenario.SERVER, profile="smoke"))
         if model == "dlrm-v2":
             library, _ = uniform_library(spec, args.rows)
