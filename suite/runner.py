@@ -189,8 +189,8 @@ class Warmup:
 
     Every worker thread the harness will use (or a thread in its place) first predicts the largest
     batch of the run and one of its usual size; then, when the target QPS is ``auto``, all of them
-    predict batches of the run's usual size for ``probe_s`` seconds: Offline's full batches, one
-    query per batch in every other scenario. Each call gathers its rows from the run's own queries
+    predict batches of the run's usual size for ``probe_s`` seconds: Offline's full batches (and
+    Server's, behind a backend that declared its batching), one query per batch otherwise. Each call gathers its rows from the run's own queries
     and builds LoadGen's responses as the harness does.
     """
 
