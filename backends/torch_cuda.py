@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from suite.backends.base import Backend, BackendInfo, BatchDefaults, Option
+from suite.backends.base import ACCELERATOR_BUCKETS, Backend, BackendInfo, BatchDefaults, Option, accelerator_batching, bucket
 from suite.datasets.batch import Batch
 from suite.errors import BackendError, BackendUnavailableError, ConfigError
 from suite.models import ModelSchema, build
@@ -33,7 +33,7 @@ from suite.models import ModelSchema, build
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp8": torch.bfloat16}
 #: Batch sizes CUDA graphs are captured for; a batch is padded up to the next one, and one larger
 #: than the last runs eagerly.
-GRAPH_BUCKETS = (16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+GRAPH_BUCKETS = ACCELERATOR_BUCKETS
 
 
 FLAGS = ("0", "1", "false", "true", "no", "yes")
@@ -43,14 +43,6 @@ def _flag(value: str, key: str) -> bool:
     if value not in FLAGS:
         raise ConfigError(f"'{key}' must be 0 or 1 (got {value!r})")
     return value in ("1", "true", "yes")
-
-
-def bucket(n: int, buckets: tuple[int, ...] = GRAPH_BUCKETS) -> int:
-    """The smallest bucket holding ``n`` items, or ``n`` itself when it exceeds every bucket."""
-    for size in buckets:
-        if n <= size:
-            return size
-    return n
 
 
 @dataclass(frozen=True)
@@ -278,18 +270,11 @@ class TorchCUDABackend(Backend):
                 self._bucket_ms[size] = start.elapsed_time(end) / repeats
 
     def batch_defaults(self, scenario: str, target_latency_ns: int) -> BatchDefaults:
-        """Offline: the largest graphed bucket, no wait, two lanes. Server: the largest bucket whose
-        measured replay takes at most an eighth of the latency bound (a query may wait for the batch
-        in service, its own batch to form, and its own batch), no wait (batches grow with the queue
-        under load); without graphs, 2048 items."""
-        workers = self._lane_count
-        if scenario.lower() == "offline":
-            return BatchDefaults(max_batch_items=GRAPH_BUCKETS[-1], batch_timeout_us=0, workers=workers)
-        if not self._bucket_ms:
-            return BatchDefaults(max_batch_items=2048, batch_timeout_us=0, workers=workers)
-        budget_ms = target_latency_ns / 1e6 / 8
-        fits = [size for size, ms in self._bucket_ms.items() if ms <= budget_ms]
-        return BatchDefaults(max_batch_items=max(fits, default=GRAPH_BUCKETS[0]), batch_timeout_us=0, workers=workers)
+        """The batcher :func:`~suite.backends.base.accelerator_batching` picks from the measured
+        replay time of every captured bucket (Offline: the largest bucket, no wait; Server: the
+        largest bucket within an eighth of the latency bound, waiting one replay for it to fill);
+        without graphs, 2,048 items in Server."""
+        return accelerator_batching(scenario, target_latency_ns, self._bucket_ms, self._lane_count)
 
     def attach_items(self, items: Batch) -> None:
         """Pack the dataset's items once (and, with ``start_from_device``, put them on the GPU)."""

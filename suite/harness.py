@@ -149,6 +149,10 @@ class Batcher:
         # SimpleQueue keeps LoadGen's issue callback to one put: no Python lock, no notify.
         self._queue: queue.SimpleQueue[tuple[list[int], list[int], int] | None] = queue.SimpleQueue()
         self._workers = workers
+        #: Held by the one worker forming a batch; ``_next`` is the chunk that overflowed the last
+        #: batch, the first of the next (read and written only under the lock).
+        self._forming = threading.Lock()
+        self._next: tuple[list[int], list[int], int] | None = None
         self._stopping = False
         #: True once :meth:`abandon` was called.
         self.abandoned = False
@@ -235,45 +239,51 @@ class Batcher:
         return chunks
 
     def _work(self) -> None:
-        """Take a chunk (waiting for one), add queued chunks while the batch has room (waiting up to
-        ``batch_timeout_us`` for more), answer, repeat; a chunk that would overflow the batch opens
-        the worker's next one."""
+        """Form a batch, answer it, repeat. One worker forms a batch at a time (``_forming``): it
+        takes a chunk (waiting for one), adds queued chunks while the batch has room, waiting up to
+        ``batch_timeout_us`` for more, then hands the forming over and answers. A chunk that would
+        overflow the batch is left for the next batch, whoever forms it.
+
+        Forming one batch at a time is what makes a wait useful: workers that all waited at once
+        would share the arrivals between them and each answer a fraction of a batch (on a device
+        that runs one batch at a time, several small padded batches instead of one)."""
         get = self._queue.get
         limit = self.max_items
         timeout = self.timeout_s
         staging = Staging()
-        carry: tuple[list[int], list[int], int] | None = None
-        stopping = False
-        while not stopping:
-            chunk = carry if carry is not None else get()
-            carry = None
-            if chunk is None:
-                return
-            ids, idx, items = list(chunk[0]), list(chunk[1]), chunk[2]
-            deadline = time.perf_counter() + timeout if timeout else 0.0
-            while items < limit:
-                try:
-                    if timeout:
-                        left = deadline - time.perf_counter()
-                        if left <= 0:
-                            break
-                        more = get(timeout=left)
-                    else:
-                        more = get(block=False)
-                except queue.Empty:
-                    break
-                if more is None:
-                    stopping = True
-                    break
-                if items + more[2] > limit:
-                    carry = more
-                    break
-                ids.extend(more[0])
-                idx.extend(more[1])
-                items += more[2]
+        forming = self._forming
+        while True:
+            with forming:
+                chunk = self._next if self._next is not None else get()
+                self._next = None
+                if chunk is None:
+                    return
+                ids, idx, items = list(chunk[0]), list(chunk[1]), chunk[2]
+                deadline = time.perf_counter() + timeout if timeout else 0.0
+                stopping = False
+                while items < limit:
+                    try:
+                        if timeout:
+                            left = deadline - time.perf_counter()
+                            if left <= 0:
+                                break
+                            more = get(timeout=left)
+                        else:
+                            more = get(block=False)
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stopping = True
+                        break
+                    if items + more[2] > limit:
+                        self._next = more
+                        break
+                    ids.extend(more[0])
+                    idx.extend(more[1])
+                    items += more[2]
             self._answer(ids, idx, staging)
-        if carry is not None:
-            self._answer(list(carry[0]), list(carry[1]), staging)
+            if stopping:  # _next is empty: it was this batch's first chunk or no chunk overflowed
+                return
 
     def _discard(self, ids: list[int]) -> None:
         lg.QuerySamplesComplete([lg.QuerySampleResponse(i, 0, 0) for i in ids])

@@ -74,6 +74,13 @@ HARNESS_QUERY_S = 0.5e-6
 #: Server's target is the probe's rate, one query per batch from the run's workers, times this;
 #: measured on dlrm-rmc1 (README, "Defaults on a shared machine").
 SERVER_PROBE_FACTOR = 0.5
+#: Server's target behind a backend that declares its batching (an accelerator: one query per batch
+#: would measure its launch overhead, 3.6% of a GPU's capacity on DLRM-v2): the probe's items/s in
+#: full batches of the Server batch size, over the mean query size, times this. Server batches are
+#: never quite full and are padded to a bucket, and the queue needs headroom to hold its percentile.
+#: On the H200 (benchmarks/results/gpu_server_h200) 0.8 gave 0.73-0.88x of Offline: VALID for
+#: DLRM-v2, RMC1, DIN, DIEN, INVALID for RMC2, RMC3 and MT-WnD (host-bound at 42k queries/s).
+SERVER_BATCHED_PROBE_FACTOR = 0.6
 
 @dataclass(frozen=True)
 class RunResult:
@@ -182,8 +189,8 @@ class Warmup:
 
     Every worker thread the harness will use (or a thread in its place) first predicts the largest
     batch of the run and one of its usual size; then, when the target QPS is ``auto``, all of them
-    predict batches of the run's usual size for ``probe_s`` seconds: Offline's full batches, one
-    query per batch in every other scenario. Each call gathers its rows from the run's own queries
+    predict batches of the run's usual size for ``probe_s`` seconds: Offline's full batches (and
+    Server's, behind a backend that declared its batching), one query per batch otherwise. Each call gathers its rows from the run's own queries
     and builds LoadGen's responses as the harness does.
     """
 
@@ -216,10 +223,14 @@ def _consecutive(library: QueryLibrary, start: int, limit: int) -> list[int]:
     return list(range(start, end))
 
 
-def warm_up(backend: Backend, library: QueryLibrary, settings: Settings, workers: int, *, probe_s: float = 0.0) -> Warmup:
+def warm_up(backend: Backend, library: QueryLibrary, settings: Settings, workers: int, *, probe_s: float = 0.0,
+            full_batches: bool = False) -> Warmup:
     """Warm ``backend`` on the run's own batches from ``workers`` threads, timing the last ``probe_s``
     seconds (0: no probe). The calling thread is worker 0, as in the harness. A failing call is
-    counted, not raised: the run then shows the failure where LoadGen records it."""
+    counted, not raised: the run then shows the failure where LoadGen records it.
+
+    ``full_batches``: probe with batches of the run's batch limit in every scenario, as Offline
+    does (a Server run on a backend that declared its batching)."""
     from suite.harness import GIL_SWITCH_INTERVAL_S, batcher_shape, rehearse_responses
 
     threads, limit = batcher_shape(backend, settings.max_batch_items, workers)
@@ -228,7 +239,7 @@ def warm_up(backend: Backend, library: QueryLibrary, settings: Settings, workers
         largest = _consecutive(library, 0, limit)
     else:
         largest = [int(np.argmax(library.sizes))]
-    if settings.scenario is Scenario.OFFLINE and limit > 1:
+    if (settings.scenario is Scenario.OFFLINE or full_batches) and limit > 1:
         usual = [largest]
         while len(usual) < 64 and usual[-1][-1] + 1 < n:
             usual.append(_consecutive(library, usual[-1][-1] + 1, limit))
@@ -327,12 +338,14 @@ def warm_up(backend: Backend, library: QueryLibrary, settings: Settings, workers
     )
 
 
-def calibrated(settings: Settings, warmup: Warmup, mean_query_items: float) -> tuple[Settings, dict[str, Any]]:
+def calibrated(settings: Settings, warmup: Warmup, mean_query_items: float, *, full_batches: bool = False) -> tuple[Settings, dict[str, Any]]:
     """``settings`` with an ``auto`` target replaced from the probe, and the record of how.
 
     Offline: the probe's peak items/s over the mean query size, times :data:`OFFLINE_PROBE_FACTOR`
     (:data:`SHORT_PROBE_OFFLINE_FACTOR` behind a probe shorter than :data:`STEADY_PROBE_S`).
-    Server: the probe's queries/s (one query per batch), times :data:`SERVER_PROBE_FACTOR`. Both
+    Server: the probe's queries/s (one query per batch), times :data:`SERVER_PROBE_FACTOR`; with
+    ``full_batches`` (the probe ran the declared Server batch size), the probe's mean items/s over
+    the mean query size, times :data:`SERVER_BATCHED_PROBE_FACTOR`. All
     add :data:`HARNESS_QUERY_S` to the probe's time per query. A
     probe that failed or measured nothing keeps the rule table's number, and says so.
     """
@@ -342,6 +355,8 @@ def calibrated(settings: Settings, warmup: Warmup, mean_query_items: float) -> t
     if settings.scenario is Scenario.OFFLINE:
         factor = OFFLINE_PROBE_FACTOR if warmup.probe_s >= STEADY_PROBE_S else SHORT_PROBE_OFFLINE_FACTOR
         rate = warmup.probe_peak_items_per_s / max(mean_query_items, 1e-9)
+    elif full_batches:
+        factor, rate = SERVER_BATCHED_PROBE_FACTOR, warmup.probe_items_per_s / max(mean_query_items, 1e-9)
     else:
         factor, rate = SERVER_PROBE_FACTOR, warmup.probe_queries_per_s
     if rate > 0:
@@ -354,6 +369,8 @@ def calibrated(settings: Settings, warmup: Warmup, mean_query_items: float) -> t
         mean_query_items=mean_query_items,
         harness_query_s=HARNESS_QUERY_S,
         factor=factor,
+        probe_batches=f"full batches of {settings.max_batch_items} items" if full_batches or settings.scenario is Scenario.OFFLINE
+        else "one query per batch",
     )
     if warmup.errors or not rate > 0:
         why = f"the probe failed ({warmup.first_error})" if warmup.errors else "the probe measured nothing"
@@ -484,8 +501,10 @@ def run(
                 auto = settings.target_qps_source == AUTO
                 # A tenth of the run's minimum duration, at most PROBE_S: 2 s for the short profile.
                 probe_s = min(PROBE_S, settings.min_duration_ms / 10_000) if auto else 0.0
-                warmup = warm_up(backend, library, settings, workers, probe_s=probe_s)
-            settings, calibration = calibrated(settings, warmup, float(library.sizes.mean()))
+                # A backend that declared its batching is probed at the batch size Server will use.
+                full = declared is not None and config.scenario is Scenario.SERVER
+                warmup = warm_up(backend, library, settings, workers, probe_s=probe_s, full_batches=full)
+            settings, calibration = calibrated(settings, warmup, float(library.sizes.mean()), full_batches=full)
             base["settings"] = settings.to_dict()
             base["calibration"] = calibration
             base["warmup"] = warmup.to_dict()

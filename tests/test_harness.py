@@ -221,7 +221,7 @@ def test_a_latency_floor_above_the_expected_latency_keeps_multistream_from_runni
 def test_null_backend_refuses_unknown_options_and_bad_floors() -> None:
     model = ModelSpec(name="dlrm-rmc1", scale="tiny")
     for options, message in [
-        ((("latncy_us", "5"),), "'option' must be one of ['latency_us'] for backend 'null' (got 'latncy_us')"),
+        ((("latncy_us", "5"),), "'option' must be one of ['batch_us', 'item_ns', 'lanes', 'latency_us'] for backend 'null' (got 'latncy_us')"),
         ((("latency_us", "-1"),), "'latency_us' must be an integer in [0, 1000000] (got '-1')"),
         ((("latency_us", "1e3"),), "'latency_us' must be an integer in [0, 1000000] (got '1e3')"),
     ]:

@@ -24,7 +24,7 @@ from suite.runner import run
 
 
 def test_a_batch_is_padded_to_the_next_bucket_and_a_larger_one_is_not() -> None:
-    assert [bucket(n) for n in (1, 16, 17, 2048, 2049, 16384)] == [16, 16, 64, 2048, 4096, 16384]
+    assert [bucket(n) for n in (1, 16, 17, 1025, 2048, 2049, 9000, 16384)] == [16, 16, 64, 1536, 2048, 3072, 12288, 16384]
     assert bucket(GRAPH_BUCKETS[-1] + 1) == GRAPH_BUCKETS[-1] + 1
 
 
