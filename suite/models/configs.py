@@ -330,6 +330,8 @@ class DLRMv3Config(ModelConfig):
     """
 
     QUERY_SIZE: ClassVar[str] = "fixed:1"  # a LoadGen sample is one request, never several
+    #: Requests in a generated dataset per named scale (a request costs what ~1,000 DLRM items do).
+    REQUESTS: ClassVar[dict[str, int]] = {"tiny": 128, "small": 2048, "full": 16384}
 
     items: int = 1_000_000_000
     users: int = 10_000_000
@@ -344,14 +346,17 @@ class DLRMv3Config(ModelConfig):
     hidden: int = 256
     history: int = 256
     candidates: int = 64
-    tiny_history: int = 32
-    tiny_candidates: int = 8
+    tiny_history: int = 16
+    tiny_candidates: int = 4
     time_buckets: int = 128
 
     def __post_init__(self) -> None:
         for name in ("layers", "heads", "qk_dim", "linear_dim", "history", "candidates", "tiny_history", "tiny_candidates"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{self.name}: {name!r} must be >= 1 (got {getattr(self, name)!r})")
+
+    def default_rows(self, scale: str) -> int:
+        return self.REQUESTS.get(scale, self.REQUESTS["small"])
 
     def lengths(self, row_cap: int | None) -> tuple[int, int]:
         """(history events, candidates) per request at ``row_cap``."""
