@@ -399,7 +399,7 @@ class DLRMv3Config(ModelConfig):
         content = mlp_cost((2 * e, self.hidden, e))  # item and category -> one token
         context = mlp_cost((e, self.hidden, e))
         head = mlp_cost((e, self.hidden, 1))
-        tables = DenseCost(parameters=(n + self.time_buckets + 1) * e, mlp_macs=0)  # position, time
+        tables = DenseCost(parameters=(schema.dense + 2 + self.time_buckets + 1) * e, mlp_macs=0)  # position, age
         return add(
             *[layer] * self.layers,
             DenseCost(parameters=content.parameters, mlp_macs=(n - 1) * content.mlp_macs),

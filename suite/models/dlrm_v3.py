@@ -136,8 +136,7 @@ class DLRMv3(nn.Module):
         self.categories = table("categories", 1.0)
         self.ratings = table("ratings", 0.5)
         self.actions = table("actions", 0.5)
-        n = 1 + self.history + self.candidates
-        self.position = nn.Parameter(torch.empty(n + 1, e))
+        self.position = nn.Parameter(torch.empty(self.history + 2, e))  # rows 0..H+1 (position_indices)
         self.age = nn.Parameter(torch.empty(config.time_buckets + 1, e))
         normal_(self.position, 0.1, init)
         normal_(self.age, 0.1, init)
