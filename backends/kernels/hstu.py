@@ -72,5 +72,6 @@ def use_fused_attention(model: torch.nn.Module) -> torch.nn.Module:
     history = int(model.history)  # type: ignore[arg-type]
     for layer in model.layers:  # type: ignore[union-attr]
         layer.attend = lambda q, k, v, mask, alpha: hstu_attention(q, k, v, history, alpha)
-    model.describe = lambda: {"attention": "triton hstu_attention"}  # what torch-cuda records
+    # What torch-cuda records; "ids": the model reads each table's ids apart, not one packed matrix.
+    model.describe = lambda: {"attention": "triton hstu_attention", "ids": "tables"}
     return model
