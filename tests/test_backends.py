@@ -28,7 +28,7 @@ from suite.runner import run
 TOLERANCE = {"fp32": 1e-5, "tf32": 5e-3, "bf16": 5e-2, "fp16": 2e-2}
 ROWS = 4096
 #: dlrm-v3's sample is a whole request (~1,000 times an item's work): a few hundred are enough.
-ROWS_BY_MODEL = {"dlrm-v3": 256}
+ROWS_BY_MODEL = {"dlrm-v3": 128}
 #: (backend, precision) pairs checked; a pair whose backend cannot run here is skipped.
 CASES = [
     ("onnxruntime", "fp32"),
