@@ -52,6 +52,7 @@ from suite.errors import DatasetError
 from suite.inputs import check_writable_dir
 from suite.metrics import auc
 from suite.models import WEIGHTS_VERSION, ModelSchema, ModelSpec, TableSpec, build
+from suite.models.configs import DLRMv3Config
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +301,12 @@ def generate(spec: ModelSpec, rows: int) -> Synthetic:
 
 def cache_path(spec: ModelSpec, rows: int, root: Path | None = None) -> Path:
     """The cache folder of the dataset keyed by (model, scale, seed, weight scheme, rows, labels version)."""
-    return store.data_root(root) / f"{spec.key()}-w{WEIGHTS_VERSION}-n{rows}-l{LABELS_VERSION}"
+    name = f"{spec.key()}-w{WEIGHTS_VERSION}-n{rows}-l{LABELS_VERSION}"
+    if getattr(spec.config, "QUERY_SIZE", None) is not None:  # dlrm-v3's requests have their own layout
+        from suite.datasets.streaming import LAYOUT_VERSION
+
+        name += f"-r{LAYOUT_VERSION}"
+    return store.data_root(root) / name
 
 
 def ensure(spec: ModelSpec, rows: int, root: Path | None = None) -> Path:
@@ -320,13 +326,21 @@ def ensure(spec: ModelSpec, rows: int, root: Path | None = None) -> Path:
             log.warning("dataset cache %s is damaged (%s); rebuilding it", path, problem)
         started = time.perf_counter()
         log.info("generating %s items for %s into %s", rows, spec.key(), path)
-        data = generate(spec, rows)
+        items, labels, meta = _generate_any(spec, rows)
         try:
-            store.save(path, data.items, data.labels, data.meta, replace=True)
+            store.save(path, items, labels, meta, replace=True)
         except OSError as exc:
             raise DatasetError(f"cannot write the dataset cache {path}: {exc.strerror or exc}") from None
         log.info("generated in %.1f s", time.perf_counter() - started)
     return path
+
+
+def _generate_any(spec: ModelSpec, rows: int) -> tuple[Batch, np.ndarray, dict[str, Any]]:
+    """A model's generated dataset: Criteo-like items, or requests for a model that reads them."""
+    if getattr(spec.config, "QUERY_SIZE", None) is not None:  # dlrm-v3: streaming requests
+        return generate_requests(spec, rows)
+    data = generate(spec, rows)
+    return data.items, data.labels, data.meta
 
 
 def _damage(path: Path) -> str | None:
@@ -340,3 +354,44 @@ def _damage(path: Path) -> str | None:
     if meta.get("format") != store.FORMAT_VERSION or meta.get("arrays") is None:
         return f"format {meta.get('format')!r} without checksums, written by an older recsuite"
     return store.check_arrays(path, meta)
+
+
+def generate_requests(spec: ModelSpec, requests: int) -> tuple[Batch, np.ndarray, dict[str, Any]]:
+    """``requests`` requests for dlrm-v3, labelled by its seeded teacher: (inputs, labels (N, K), meta)."""
+    from suite.datasets import streaming
+
+    config = spec.config
+    assert isinstance(config, DLRMv3Config)
+    rng = np.random.default_rng([spec.seed, requests, 3])
+    items = streaming.features(config, spec, requests, rng)
+    logits = streaming.teacher_logits(spec, items)
+    flat = logits.reshape(-1)
+    std = float(flat.std()) or 1.0
+    z = (flat - flat.mean()) / std
+    u = rng.random(flat.size)
+    t, b = calibrate_drawn(z, u, TARGET_AUC)
+    labels = (u < _sigmoid(z / t + b)).astype(np.int8).reshape(logits.shape)
+    schema = spec.schema
+    meta = {
+        "source": "synthetic-streaming",
+        "model": spec.to_dict(),
+        "dense": schema.dense,
+        "lookups": list(schema.lookups),
+        "file_lookups": list(schema.file_lookups),
+        "table_rows": [tb.rows for tb in schema.tables],
+        "tasks": int(labels.shape[1]),
+        "candidates_per_request": int(labels.shape[1]),
+        "history_per_request": int(schema.dense),
+        "layout_version": streaming.LAYOUT_VERSION,
+        "dense_unit": "hours",
+        "labels": "teacher",
+        "weights_version": WEIGHTS_VERSION,
+        "timestamps": {"total": streaming.TIMESTAMPS, "train": streaming.TRAIN_TIMESTAMPS, "period_s": streaming.PERIOD_S},
+        "target_auc": TARGET_AUC,
+        "labels_version": LABELS_VERSION,
+        "teacher": [{"temperature": t, "bias": b, "logit_mean": float(flat.mean()), "logit_std": std}],
+        # One AUC over every candidate: the gate scores a request's candidates as one pool.
+        "reference_auc": [auc(labels.reshape(-1), flat)],
+        "click_rate": [float(labels.mean())],
+    }
+    return items, labels, meta
