@@ -47,7 +47,9 @@ class Int8Linear(nn.Module):
         weight = linear.weight.detach().float()
         scale = (weight.abs().amax(dim=1) / 127).clamp_min(1e-12).double()
         zero = torch.zeros(self.out_features, dtype=torch.long)
-        qweight = torch.quantize_per_channel(weight, scale, zero, 0, torch.qint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the quantized-tensor deprecation notice; fbgemm's packing needs one
+            qweight = torch.quantize_per_channel(weight, scale, zero, 0, torch.qint8)
         bias = None if linear.bias is None else linear.bias.detach().float()
         self.packed = torch.ops.quantized.linear_prepack(qweight, bias)
 
