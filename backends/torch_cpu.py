@@ -46,7 +46,7 @@ class TorchCPUBackend(Backend):
                 f"'precision' must be one of {sorted(CPU_PRECISIONS)} on torch-cpu (got {self.config.precision!r})"
             )
         dense = self.config.option("dense", "int8")
-        if dense != "int8" and self.config.precision != "int8":
+        if "dense" in dict(self.config.options) and self.config.precision != "int8":
             raise ConfigError(f"'dense' applies only with --precision int8 (got --precision {self.config.precision})")
         torch.set_num_threads(self.config.resolved_threads)
         self._dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float32

@@ -117,3 +117,14 @@ def test_dense_option_is_checked_before_the_model_is_built() -> None:
                                                      options=(("dense", "bf16"),)))
     with pytest.raises(ConfigError, match="^'dense' applies only with --precision int8"):
         backend.load()  # a full-scale dlrm-v2 would take minutes and gigabytes to build
+
+
+def test_a_submission_says_how_int8_weights_were_made() -> None:
+    from suite.submit import weight_transformations
+
+    backend = {"name": "torch-cpu", "int8": {"embedding_rows": "uint8, per-row fp32 scale and bias (8 tables)",
+                                             "dense": "bf16 weights and activations", "calibration": "none"}}
+    assert weight_transformations("int8", backend) == (
+        "fp32 weights quantized at load: embedding rows uint8, per-row fp32 scale and bias (8 tables); "
+        "dense layers bf16 weights and activations; calibration: none")
+    assert weight_transformations("bf16", {"name": "torch-cpu"}) == "fp32 weights cast to bf16 at load"
