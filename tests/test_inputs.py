@@ -256,7 +256,8 @@ def test_backends_lists_each_backends_options(runner: CliRunner) -> None:
     assert after_null == "    --option latency_us=integer in [0, 1000000]: every predict takes at least this long, in microseconds"
     assert "    --option pool=process|thread: spawned worker processes (shared memory) or threads of this process" in lines
     torch_cpu = lines.index(next(x for x in lines if x.startswith("torch-cpu ")))
-    assert not lines[torch_cpu + 1].startswith(" ")  # torch-cpu takes none
+    assert lines[torch_cpu + 1] == ("    --option dense=int8|bf16: with --precision int8: dense layers in int8 (99% gate) "
+                                    "or bf16 (99.9%); default int8")
 
 
 def test_onnxruntime_lowering_choices_are_the_exporters() -> None:
