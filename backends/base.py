@@ -24,7 +24,7 @@ from suite.errors import ConfigError, one_of
 from suite.inputs import MAX_THREADS, parse_int
 from suite.models import ModelSpec
 
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from suite.backends.base import Backend, BackendInfo, Option, cpu_parallelism
 from suite.config import Scenario
 from suite.datasets.batch import Batch
 from suite.datasets.store import data_root
-from suite.errors import BackendUnavailableError
+from suite.errors import BackendUnavailableError, ConfigError
 from suite.inputs import MAX_THREADS
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,9 @@ class OnnxRuntimeBackend(Backend):
     Options (``--option KEY=VALUE``): ``provider`` cpu|cuda (cuda needs onnxruntime-gpu),
     ``opt_level`` disable|basic|extended|all, ``inter_op_threads`` N, ``lowering``
     bag-major|item-major (how pooled lookups become ONNX ops), ``allow_spinning`` 0|1 (whether idle
-    intra-op threads spin; default 0). ``--threads`` sets intra-op threads.
+    intra-op threads spin; default 0), ``quantization`` dynamic|qdq (with ``--precision int8``: how
+    the export is quantized, see :mod:`suite.backends.onnxruntime_int8`). ``--threads`` sets
+    intra-op threads.
     The export is cached under the data directory, keyed by model config and weights hash, and is
     never redone while the key matches.
     """
@@ -46,6 +48,9 @@ class OnnxRuntimeBackend(Backend):
         # suite.models.export.LOWERINGS, written out: that module imports torch.
         "lowering": Option("how pooled lookups become ONNX ops", choices=("bag-major", "item-major")),
         "allow_spinning": Option("whether idle intra-op threads spin (default 0)", choices=("0", "1")),
+        # suite.backends.onnxruntime_int8.MODES, written out.
+        "quantization": Option("with --precision int8: dynamic (default) or static qdq, calibrated on generated items",
+                               choices=("dynamic", "qdq")),
     }
 
     @classmethod
@@ -56,8 +61,11 @@ class OnnxRuntimeBackend(Backend):
 
     def load(self) -> None:
         cfg = self.config
-        if cfg.precision != "fp32":
-            raise BackendUnavailableError(f"'precision' must be fp32 on onnxruntime (got {cfg.precision!r})")
+        if cfg.precision not in ("fp32", "int8"):
+            raise BackendUnavailableError(f"'precision' must be one of ['fp32', 'int8'] on onnxruntime (got {cfg.precision!r})")
+        self._quantization = cfg.option("quantization", "dynamic") if cfg.precision == "int8" else None
+        if cfg.precision != "int8" and "quantization" in dict(cfg.options):
+            raise ConfigError(f"'quantization' applies only with --precision int8 (got --precision {cfg.precision})")
         self._provider = cfg.option("provider", "cpu")
         opt = cfg.option("opt_level", "all")
         self._lowering = cfg.option("lowering", "item-major")
@@ -69,6 +77,12 @@ class OnnxRuntimeBackend(Backend):
                 "install onnxruntime-gpu for provider=cuda"
             )
         self.model_path = self._exported()
+        if self._quantization is not None:
+            from suite.backends.onnxruntime_int8 import quantize
+
+            schema = cfg.model.schema
+            inputs = ["dense", *(f"sparse_{t}" for t in range(len(schema.tables)))]
+            self.model_path = quantize(self.model_path, cfg.model, self._quantization, inputs)
         options = ort.SessionOptions()
         options.intra_op_num_threads = cfg.resolved_threads
         options.inter_op_num_threads = int(cfg.option("inter_op_threads", "1"))
@@ -115,10 +129,20 @@ class OnnxRuntimeBackend(Backend):
             name=self.name,
             version=ort.__version__,
             device=self._provider,
-            precision="fp32",
+            precision=self.config.precision,
             threads=self.config.resolved_threads,
-            extra={"allow_spinning": self._spinning, "opt_level": self._opt, "lowering": self._lowering, "model_path": str(self.model_path)},
+            extra={"allow_spinning": self._spinning, "opt_level": self._opt, "lowering": self._lowering, "model_path": str(self.model_path),
+                   **({"int8": self._int8_info()} if self._quantization is not None else {})},
         )
+
+    def _int8_info(self) -> dict[str, str]:
+        if self._quantization == "dynamic":
+            return {"mode": "dynamic", "dense": "int8 weights per channel, activations quantized per call",
+                    "embedding_rows": "uint8, one scale per table", "calibration": "none"}
+        from suite.backends.onnxruntime_int8 import CALIBRATION_ITEMS
+
+        return {"mode": "qdq", "dense": "int8 weights per channel, uint8 activations with static scales",
+                "embedding_rows": "uint8, one scale per table", "calibration": f"{CALIBRATION_ITEMS} generated items"}
 
     def close(self) -> None:
         self._session = None  # type: ignore[assignment]

@@ -9,35 +9,56 @@ default_omp_wait_policy()  # before libgomp is loaded by torch
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from suite.backends.base import Backend, BackendInfo, cpu_parallelism, omp_wait_policy  # noqa: E402
+from suite.backends.base import Backend, BackendInfo, Option, cpu_parallelism, omp_wait_policy  # noqa: E402
 from suite.config import Scenario  # noqa: E402
 from suite.datasets.batch import Batch  # noqa: E402
-from suite.errors import BackendUnavailableError  # noqa: E402
+from suite.errors import BackendUnavailableError, ConfigError  # noqa: E402
 from suite.models import build  # noqa: E402
+
+CPU_PRECISIONS = ("fp32", "bf16", "int8")
 
 
 class TorchCPUBackend(Backend):
     """Eager PyTorch in inference mode, with ``threads`` intra-op threads.
 
-    Only fp32 and bf16 are offered: fp16 matmuls on CPU are emulated and tf32 does not exist there.
+    Precisions: fp32 (the reference), bf16 (weights and activations; AVX-512 BF16 or AMX where the
+    CPU has them) and int8 (uint8 embedding rows with a per-row scale and bias, dynamically
+    quantized int8 dense layers, see :mod:`suite.models.int8`). fp16 matmuls on CPU are emulated
+    and tf32 does not exist there, so neither is offered.
     """
 
     name = "torch-cpu"
     thread_safe = True
-    options = {}  # none: --threads and --precision say everything
+    options = {
+        # suite.models.int8.DENSE, written out: that module imports torch.
+        "dense": Option("with --precision int8: dense layers in int8 (99% gate) or bf16 (99.9%); default int8",
+                        choices=("int8", "bf16")),
+    }
 
     @classmethod
     def parallelism(cls, scenario: Scenario, cores: int, threads: int) -> tuple[int, int]:
         return cpu_parallelism(scenario, cores, threads)
 
     def load(self) -> None:
-        if self.config.precision not in ("fp32", "bf16"):
+        self.check_options(self.config.options)
+        if self.config.precision not in CPU_PRECISIONS:
             raise BackendUnavailableError(
-                f"'precision' must be one of ['bf16', 'fp32'] on torch-cpu (got {self.config.precision!r})"
+                f"'precision' must be one of {sorted(CPU_PRECISIONS)} on torch-cpu (got {self.config.precision!r})"
             )
+        dense = self.config.option("dense", "int8")
+        if "dense" in dict(self.config.options) and self.config.precision != "int8":
+            raise ConfigError(f"'dense' applies only with --precision int8 (got --precision {self.config.precision})")
         torch.set_num_threads(self.config.resolved_threads)
         self._dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float32
         self._model = build(self.config.model, dtype=self._dtype)
+        self._int8: dict[str, object] = {}
+        if self.config.precision == "int8":
+            from suite.models.int8 import quantize_int8
+
+            self._model, plan = quantize_int8(self._model, dense)
+            self._int8 = plan.to_dict()
+            if dense == "bf16":
+                self._dtype = torch.bfloat16
 
     def predict(self, batch: Batch) -> np.ndarray:
         with torch.inference_mode():
@@ -53,7 +74,7 @@ class TorchCPUBackend(Backend):
             device="cpu",
             precision=self.config.precision,
             threads=torch.get_num_threads(),
-            extra={"omp_wait_policy": omp_wait_policy()},
+            extra={"omp_wait_policy": omp_wait_policy(), **({"int8": self._int8} if self._int8 else {})},
         )
 
     def close(self) -> None:

@@ -159,6 +159,8 @@ class TorchCUDABackend(Backend):
     def load(self) -> None:
         cfg = self.config
         self._options()
+        if cfg.precision not in DTYPES:
+            raise BackendUnavailableError(f"'precision' must be one of {sorted(DTYPES)} on torch-cuda (got {cfg.precision!r})")
         if not torch.cuda.is_available():
             raise BackendUnavailableError(
                 f"torch-cuda needs a CUDA GPU, and torch {torch.__version__} sees none here "

@@ -141,7 +141,7 @@ _RUN_OPTIONS = [
         show_default=True,
         help="Backend intra-op threads (0: the backend's policy; torch-cpu and onnxruntime: every core Offline, one per worker otherwise).",
     ),
-    click.option("--precision", default="fp32", show_default=True, help="fp32, tf32, bf16, fp16 or fp8 (torch-cuda, DLRM models: fp8 matmuls, int8 rows)."),
+    click.option("--precision", default="fp32", show_default=True, help="fp32, tf32, bf16, fp16, fp8 (torch-cuda, DLRM models: fp8 matmuls, int8 rows) or int8 (torch-cpu, onnxruntime)."),
     click.option("--max-batch-items", type=IntRange("max-batch-items", 1, inputs.MAX_BATCH_ITEMS), help="Largest batch the harness forms, in items."),
     click.option("--batch-timeout-us", type=IntRange("batch-timeout-us", 0, inputs.MAX_BATCH_TIMEOUT_US), help="How long a batch may wait to fill (0: never)."),
     click.option(

@@ -412,6 +412,10 @@ def weight_transformations(precision: str, backend: Mapping[str, Any]) -> str:
     """What was done to the generated fp32 weights at load, from the backend's record (torch-cuda's
     ``fused`` entry says how its fused kernels store tables and run the dense layers)."""
     fused = backend.get("fused")
+    int8 = backend.get("int8")  # torch-cpu's and onnxruntime's --precision int8: what was quantized how
+    if isinstance(int8, Mapping):
+        return (f"fp32 weights quantized at load: embedding rows {int8.get('embedding_rows')}; dense layers "
+                f"{int8.get('dense')}; calibration: {int8.get('calibration')}")
     if not isinstance(fused, Mapping):
         return "none" if precision == "fp32" else f"fp32 weights cast to {precision} at load"
     rows = {"int8": "int8 with a per-row fp32 scale and bias", "fp8": "fp8 e4m3 with a per-row fp32 scale"}.get(
@@ -531,7 +535,8 @@ def _write_shared(org: Path, scenarios: list[ScenarioRuns], systems: dict[str, d
     doc.parent.mkdir(parents=True, exist_ok=True)
     precisions = sorted({s.backend.precision or "fp32" for s in scenarios})
     quantized = sorted({weight_transformations(s.backend.precision or "fp32", s.backend.to_dict())
-                        for s in scenarios if isinstance(s.backend.extra.get("fused"), Mapping)})
+                        for s in scenarios if isinstance(s.backend.extra.get("fused"), Mapping)
+                        or isinstance(s.backend.extra.get("int8"), Mapping)})
     if quantized:
         doc.write_text("# Calibration\n\nThe weights are recsuite's generated fp32 weights, quantized at load "
                        "(no MLPerf calibration data set was used):\n\n" + "".join(f"- {q}\n" for q in quantized))

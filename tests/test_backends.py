@@ -99,8 +99,8 @@ def test_torch_cuda_without_a_gpu_says_so(data_dir: Path) -> None:
 
 
 @pytest.mark.parametrize(("backend", "message"), [
-    ("torch-cpu", "'precision' must be one of ['bf16', 'fp32'] on torch-cpu (got 'fp8')"),
-    ("onnxruntime", "'precision' must be fp32 on onnxruntime (got 'fp8')"),
+    ("torch-cpu", "'precision' must be one of ['bf16', 'fp32', 'int8'] on torch-cpu (got 'fp8')"),
+    ("onnxruntime", "'precision' must be one of ['fp32', 'int8'] on onnxruntime (got 'fp8')"),
 ])
 def test_cpu_backends_refuse_fp8(data_dir: Path, backend: str, message: str) -> None:
     spec = ModelSpec(name="dlrm-rmc1", scale="tiny")

@@ -227,9 +227,9 @@ def test_read_only_output_exits_2_before_loading(runner: CliRunner, tmp_path: Pa
 @pytest.mark.parametrize(
     ("backend", "options", "message"),
     [
-        ("torch-cpu", ["foo=bar"], "backend 'torch-cpu' takes no --option (got 'foo')"),
+        ("torch-cpu", ["foo=bar"], "'option' must be one of ['dense'] for backend 'torch-cpu' (got 'foo')"),
         ("onnxruntime", ["foo=bar"],
-         "'option' must be one of ['allow_spinning', 'inter_op_threads', 'lowering', 'opt_level', 'provider'] for backend 'onnxruntime' (got 'foo')"),
+         "'option' must be one of ['allow_spinning', 'inter_op_threads', 'lowering', 'opt_level', 'provider', 'quantization'] for backend 'onnxruntime' (got 'foo')"),
         ("onnxruntime", ["opt_level=max"], "'opt_level' must be one of ['all', 'basic', 'disable', 'extended'] (got 'max')"),
         ("onnxruntime", ["inter_op_threads=0"], "'inter_op_threads' must be an integer in [1, 1024] (got '0')"),
         ("torch-cuda", ["foo=bar"], "'option' must be one of ['compile', 'cuda_graphs', 'device', 'fused', 'gemm', 'lanes', 'row_scales', 'rows', 'start_from_device', 'tune'] for backend 'torch-cuda' (got 'foo')"),
@@ -256,7 +256,8 @@ def test_backends_lists_each_backends_options(runner: CliRunner) -> None:
     assert after_null == "    --option latency_us=integer in [0, 1000000]: every predict takes at least this long, in microseconds"
     assert "    --option pool=process|thread: spawned worker processes (shared memory) or threads of this process" in lines
     torch_cpu = lines.index(next(x for x in lines if x.startswith("torch-cpu ")))
-    assert not lines[torch_cpu + 1].startswith(" ")  # torch-cpu takes none
+    assert lines[torch_cpu + 1] == ("    --option dense=int8|bf16: with --precision int8: dense layers in int8 (99% gate) "
+                                    "or bf16 (99.9%); default int8")
 
 
 def test_onnxruntime_lowering_choices_are_the_exporters() -> None:

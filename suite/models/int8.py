@@ -1,0 +1,149 @@
+"""int8 inference of the zoo's models on the CPU, with torch's x86 quantized kernels.
+
+Two conversions of a built fp32 model, each a plain module swap (the model's ``forward`` is
+unchanged):
+
+* Embedding rows: every sum-pooled ``nn.EmbeddingBag`` becomes a :class:`ByteRowwiseBag`, its rows
+  stored as uint8 with one fp32 scale and bias per row (``embedding_bag_byte_prepack``, dim + 8
+  bytes a row instead of 4 x dim) and pooled by ``embedding_bag_byte_rowwise_offsets``, which
+  dequantizes while it sums. A lookup reads about a quarter of the bytes of fp32.
+* Dense layers: ``nn.Linear`` becomes :class:`Int8Linear` (DIEN's ``nn.GRU`` torch's dynamically
+  quantized GRU): int8 weights with one scale per output channel, activations quantized per batch
+  from their own range, so no calibration pass is needed (a static activation scale ran a 1024-cube
+  int8 GEMM at 407 GOP/s on one core here against dynamic's 388: 5%, not worth calibrating), int32
+  accumulation, fp32 out. The last layer of each model (its 1- or 2-wide output) stays fp32: it
+  costs nothing and its error would reach the score undamped.
+
+What was converted is returned as an :class:`Int8Plan` and recorded in the backend's info.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.ao.quantization import quantize_dynamic
+from torch.ao.quantization.qconfig import default_dynamic_qconfig
+
+#: How the dense layers run beside int8 rows: ``int8`` (dynamic quantization; every model passes the
+#: 99% gate, and all but dlrm-v2 99.9%: its activation scales follow each batch, so it lands at
+#: 99.86-99.91% as batches form) or ``bf16`` (weights and activations; every model passes 99.9%).
+#: Measured in benchmarks/cpu.py and LoadGen accuracy runs (docs/cpu-speed.md).
+DENSE = ("int8", "bf16")
+
+
+class Int8Linear(nn.Module):
+    """``nn.Linear`` with int8 weights (symmetric, one scale per output channel) and activations
+    quantized per call to uint8 over their full range, accumulated in int32 (fbgemm's
+    ``linear_dynamic``). torch's own dynamic Linear asks for ``reduce_range`` (7-bit activations,
+    against overflow on CPUs without VNNI); the full 8 bits took dlrm-v2 from 99.60% to 99.91% of
+    the reference AUC here at the same speed.
+    """
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        weight = linear.weight.detach().float()
+        scale = (weight.abs().amax(dim=1) / 127).clamp_min(1e-12).double()
+        zero = torch.zeros(self.out_features, dtype=torch.long)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the quantized-tensor deprecation notice; fbgemm's packing needs one
+            qweight = torch.quantize_per_channel(weight, scale, zero, 0, torch.qint8)
+        bias = None if linear.bias is None else linear.bias.detach().float()
+        self.packed = torch.ops.quantized.linear_prepack(qweight, bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = torch.ops.quantized.linear_dynamic(x, self.packed, False)
+        return out
+
+
+class ByteRowwiseBag(nn.Module):
+    """A sum-pooled table of uint8 rows, each with its own fp32 scale and bias.
+
+    ``forward(ids (N, L))`` returns the (N, E) fp32 sums of each item's L rows, like the
+    ``nn.EmbeddingBag`` it replaces on 2-D input (every bag in the suite has a fixed size).
+    """
+
+    def __init__(self, bag: nn.EmbeddingBag, out_dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.out_dtype = out_dtype
+        if bag.mode != "sum":
+            raise ValueError(f"only sum-pooled tables are quantized (got mode {bag.mode!r})")
+        self.num_embeddings, self.embedding_dim = bag.weight.shape
+        packed = torch.ops.quantized.embedding_bag_byte_prepack(bag.weight.detach().float().contiguous())
+        self.register_buffer("packed", packed)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        n, per_bag = ids.shape
+        flat = ids.reshape(-1)
+        offsets = torch.arange(0, n * per_bag, per_bag, dtype=flat.dtype)
+        pooled: torch.Tensor = torch.ops.quantized.embedding_bag_byte_rowwise_offsets(
+            self.packed, flat, offsets, False, 0, False, None, None, False
+        )
+        return pooled if self.out_dtype == torch.float32 else pooled.to(self.out_dtype)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Int8Plan:
+    """What :func:`quantize_int8` did, for the result."""
+
+    tables: int
+    dense: str
+    linear_int8: int
+    linear_fp32: int
+    recurrent_int8: int
+    engine: str
+
+    def to_dict(self) -> dict[str, object]:
+        rows = f"uint8, per-row fp32 scale and bias ({self.tables} tables)"
+        if self.dense == "bf16":
+            return {"embedding_rows": rows, "dense": "bf16 weights and activations", "calibration": "none"}
+        return {
+            "embedding_rows": rows,
+            "dense": (
+                f"dynamic int8 ({self.linear_int8} Linear, {self.recurrent_int8} GRU): per-channel int8 weights, "
+                f"activations quantized per batch; {self.linear_fp32} output layer(s) fp32"
+            ),
+            "engine": self.engine,
+            "calibration": "none (dynamic activation scales)",
+        }
+
+
+def _output_layers(model: nn.Module) -> set[str]:
+    """Names of the Linear layers whose output is the model's score: 1 or 2 wide, last of their MLP."""
+    return {name for name, m in model.named_modules() if isinstance(m, nn.Linear) and m.out_features <= 2}
+
+
+def quantize_int8(model: nn.Module, dense: str = "int8") -> tuple[nn.Module, Int8Plan]:
+    """``model`` (fp32, eval) with int8 embedding rows and ``dense`` layers (one of :data:`DENSE`),
+    converted in place; and the plan. With ``dense="bf16"`` the model takes bf16 dense input."""
+    if dense not in DENSE:
+        raise ValueError(f"'dense' must be one of {list(DENSE)} (got {dense!r})")
+    out_dtype = torch.bfloat16 if dense == "bf16" else torch.float32
+    tables = 0
+    for module in list(model.modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, nn.EmbeddingBag):
+                setattr(module, child_name, ByteRowwiseBag(child, out_dtype))
+                tables += 1
+    if dense == "bf16":
+        plan = Int8Plan(tables=tables, dense=dense, linear_int8=0, linear_fp32=0, recurrent_int8=0, engine="none")
+        return model.to(torch.bfloat16), plan  # the uint8 rows are not floating point: .to leaves them
+    torch.backends.quantized.engine = "x86"
+    keep = _output_layers(model)
+    linears = 0
+    for prefix, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, nn.Linear) and f"{prefix}.{child_name}".lstrip(".") not in keep:
+                setattr(module, child_name, Int8Linear(child))
+                linears += 1
+    grus = {name: default_dynamic_qconfig for name, m in model.named_modules() if isinstance(m, nn.GRU)}
+    if grus:  # DIEN's extractor: torch's dynamically quantized GRU (per-tensor int8 weights)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
+            model = quantize_dynamic(model, grus, dtype=torch.qint8, inplace=True)
+    plan = Int8Plan(tables=tables, dense=dense, linear_int8=linears, linear_fp32=len(keep), recurrent_int8=len(grus),
+                    engine=torch.backends.quantized.engine)
+    return model, plan

@@ -1,0 +1,130 @@
+"""bf16 and int8 on the CPU backends: close to fp32 on tiny models, through the accuracy gate in a
+real run, and their options refused in one line where they do not apply."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from suite.backends import BackendConfig, get_backend
+from suite.cli import cli
+from suite.datasets import synthetic
+from suite.datasets.batch import Batch
+from suite.datasets.multihot import model_inputs
+from suite.errors import BackendUnavailableError, ConfigError
+from suite.models import ModelSpec
+from suite.models.int8 import ByteRowwiseBag, Int8Linear
+
+RUN = ["run", "--scale", "tiny", "--profile", "smoke", "--no-progress", "--scenario", "offline"]
+
+
+def generated(spec: ModelSpec, items: int) -> Batch:
+    rng = np.random.default_rng([spec.seed, items, 7])
+    return model_inputs(synthetic.features(spec.schema, items, rng), spec.schema)
+
+
+def scores(backend: str, spec: ModelSpec, items: Batch, precision: str, options: tuple = ()) -> tuple[np.ndarray, dict]:
+    b = get_backend(backend)(BackendConfig(model=spec, threads=1, precision=precision, options=options))
+    b.load()
+    try:
+        return b.predict(items), b.info().to_dict()
+    finally:
+        b.close()
+
+
+def test_byte_rowwise_bag_sums_rows_within_their_quantization_step() -> None:
+    bag = torch.nn.EmbeddingBag(50, 16, mode="sum")
+    torch.nn.init.normal_(bag.weight)
+    ids = torch.randint(0, 50, (8, 5))
+    with torch.inference_mode():
+        exact, quantized = bag(ids), ByteRowwiseBag(bag)(ids)
+    step = (bag.weight.amax(1) - bag.weight.amin(1)) / 255  # one row's quantization step
+    assert quantized.dtype == torch.float32 and quantized.shape == (8, 16)
+    assert torch.all((quantized - exact).abs() <= 5 * step.max() / 2 + 1e-5)
+
+
+def test_int8_linear_is_close_to_fp32_and_uses_the_full_8_bits() -> None:
+    linear = torch.nn.Linear(64, 32)
+    x = torch.randn(16, 64)
+    with torch.inference_mode():
+        exact, quantized = linear(x), Int8Linear(linear)(x)
+    assert quantized.shape == exact.shape
+    assert float((quantized - exact).abs().max()) < 0.02 * float(exact.abs().max())
+
+
+@pytest.mark.parametrize("model", ["dlrm-rmc1", "dien", "mtwnd"])
+def test_torch_cpu_bf16_and_int8_follow_fp32(model: str) -> None:
+    spec = ModelSpec(name=model, scale="tiny")
+    items = generated(spec, 128)
+    fp32, _ = scores("torch-cpu", spec, items, "fp32")
+    for precision, options, tolerance in [("bf16", (), 0.01), ("int8", (), 0.04), ("int8", (("dense", "bf16"),), 0.01)]:
+        out, info = scores("torch-cpu", spec, items, precision, options)
+        assert out.dtype == np.float32 and out.shape == fp32.shape
+        assert float(np.abs(out - fp32).max()) < tolerance, (precision, options)
+        assert np.corrcoef(out.ravel(), fp32.ravel())[0, 1] > 0.999
+        if precision == "int8":
+            assert info["precision"] == "int8" and info["int8"]["embedding_rows"].startswith("uint8, per-row fp32 scale and bias")
+            assert info["int8"]["dense"].startswith("bf16" if options else "dynamic int8")
+
+
+def test_onnxruntime_int8_follows_fp32_and_says_how(data_dir: Path) -> None:
+    spec = ModelSpec(name="dlrm-rmc1", scale="tiny")
+    items = generated(spec, 128)
+    fp32, _ = scores("onnxruntime", spec, items, "fp32")
+    out, info = scores("onnxruntime", spec, items, "int8")
+    assert float(np.abs(out - fp32).max()) < 0.04
+    assert info["precision"] == "int8" and info["int8"]["mode"] == "dynamic"
+    assert info["model_path"].endswith("-int8-dynamic.onnx") and Path(info["model_path"]).is_file()
+
+
+def test_int8_passes_the_accuracy_gate_in_a_real_run(runner: CliRunner, results: Path) -> None:
+    result = runner.invoke(cli, [*RUN, "--model", "dlrm-rmc1", "--backend", "torch-cpu", "--precision", "int8",
+                                 "--mode", "accuracy", "--output", str(results)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(next(results.rglob("result.json")).read_text())
+    assert data["accuracy"]["status"] == "PASS"
+    assert data["accuracy"]["auc"] >= 0.999 * data["accuracy"]["reference_auc"][0]
+    assert data["backend"]["precision"] == "int8" and "int8" in data["backend"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--backend", "torch-cpu", "--option", "dense=bf16"], "Error: 'dense' applies only with --precision int8 (got --precision fp32)"),
+    (["--backend", "torch-cpu", "--precision", "int8", "--option", "dense=int4"], "Error: 'dense' must be one of ['bf16', 'int8'] (got 'int4')"),
+    (["--backend", "onnxruntime", "--option", "quantization=qdq"],
+     "Error: 'quantization' applies only with --precision int8 (got --precision fp32)"),
+    (["--backend", "onnxruntime", "--precision", "bf16"], "Error: 'precision' must be one of ['fp32', 'int8'] on onnxruntime (got 'bf16')"),
+])
+def test_precision_options_are_refused_in_one_line(runner: CliRunner, results: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(cli, [*RUN, "--model", "dlrm-rmc1", *args, "--output", str(results)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1] == message
+
+
+def test_torch_cuda_refuses_int8_before_looking_for_a_gpu() -> None:
+    backend = get_backend("torch-cuda")(BackendConfig(model=ModelSpec(name="dlrm-rmc1", scale="tiny"), precision="int8"))
+    with pytest.raises(BackendUnavailableError) as info:
+        backend.load()
+    assert str(info.value) == "'precision' must be one of ['bf16', 'fp16', 'fp32', 'fp8', 'tf32'] on torch-cuda (got 'int8')"
+
+
+def test_dense_option_is_checked_before_the_model_is_built() -> None:
+    backend = get_backend("torch-cpu")(BackendConfig(model=ModelSpec(name="dlrm-v2", scale="full"), precision="bf16",
+                                                     options=(("dense", "bf16"),)))
+    with pytest.raises(ConfigError, match="^'dense' applies only with --precision int8"):
+        backend.load()  # a full-scale dlrm-v2 would take minutes and gigabytes to build
+
+
+def test_a_submission_says_how_int8_weights_were_made() -> None:
+    from suite.submit import weight_transformations
+
+    backend = {"name": "torch-cpu", "int8": {"embedding_rows": "uint8, per-row fp32 scale and bias (8 tables)",
+                                             "dense": "bf16 weights and activations", "calibration": "none"}}
+    assert weight_transformations("int8", backend) == (
+        "fp32 weights quantized at load: embedding rows uint8, per-row fp32 scale and bias (8 tables); "
+        "dense layers bf16 weights and activations; calibration: none")
+    assert weight_transformations("bf16", {"name": "torch-cpu"}) == "fp32 weights cast to bf16 at load"
