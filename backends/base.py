@@ -248,7 +248,7 @@ class Backend(abc.ABC):
         """
         return 0
 
-    def attach_items(self, items: Batch) -> None:
+    def attach_items(self, items: Batch) -> None:  # noqa: B027 - a hook most backends leave empty
         """Called by the harness before the first ``predict`` with the dataset's items.
 
         Every batch the harness passes is cut from ``items`` and says where (``Batch.source`` is

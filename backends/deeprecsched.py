@@ -184,7 +184,7 @@ def cut_spans(spans: Sequence[tuple[int, int]], batch_items: int) -> list[list[t
 class _Call:
     """One ``predict`` call waiting for its requests."""
 
-    __slots__ = ("parts", "sizes", "remaining", "error", "done")
+    __slots__ = ("done", "error", "parts", "remaining", "sizes")
 
     def __init__(self, sizes: list[int]) -> None:
         self.parts: list[np.ndarray | None] = [None] * len(sizes)
@@ -279,7 +279,7 @@ class _ThreadPool(_Pool):
             call, slot, batch = job
             try:
                 call.finish(slot, self._inner.predict(batch))
-            except Exception as exc:  # noqa: BLE001 - handed to the waiting predict call
+            except Exception as exc:
                 call.fail(f"CPU request failed: {type(exc).__name__}: {exc}")
 
     def close(self) -> None:
@@ -367,7 +367,7 @@ class _ProcessPool(_Pool):
             layout.append((offset, a.shape, a.dtype.str))
             offset += a.nbytes
         shm = SharedMemory(create=True, size=max(offset, 1))
-        for a, (off, shape, dtype) in zip(arrays, layout):
+        for a, (off, shape, dtype) in zip(arrays, layout, strict=False):
             np.ndarray(shape, dtype, buffer=shm.buf, offset=off)[...] = a
         message = b"A" + pickle.dumps((shm.name, layout))
         with self._lock:
@@ -435,7 +435,7 @@ class _ProcessPool(_Pool):
                 call, slots, _ = self._owner.pop(job_id)
                 w.outstanding -= len(slots)
             ends = np.cumsum([0, *(call.sizes[slot] for slot in slots)])
-            for slot, lo, hi in zip(slots, ends[:-1], ends[1:]):
+            for slot, lo, hi in zip(slots, ends[:-1], ends[1:], strict=False):
                 call.finish(slot, scores[lo:hi])
         elif op == b"E":
             (job_id,) = _ID.unpack_from(msg, 1)
@@ -532,7 +532,7 @@ def _worker_main(index: int, cpu_backend: str, model: ModelSpec, precision: str,
         backend = get_backend(cpu_backend)(BackendConfig(model=model, threads=1, precision=precision))
         backend.load()
         info = backend.info().to_dict()
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises BackendError
+    except Exception as exc:
         conn.send_bytes(b"F" + f"{type(exc).__name__}: {exc}".encode())
         return
     info["pinned_core"] = core
@@ -569,7 +569,7 @@ def _worker_main(index: int, cpu_backend: str, model: ModelSpec, precision: str,
                 parts.append(np.ascontiguousarray(backend.predict(batch), dtype=np.float32))
             tasks = parts[0].shape[1] if parts[0].ndim == 2 else 0
             conn.send_bytes(b"".join([b"R", _OK.pack(job_id, tasks), *(p.tobytes() for p in parts)]))
-        except Exception as exc:  # noqa: BLE001 - the job fails, the worker lives on
+        except Exception as exc:
             conn.send_bytes(b"E" + _ID.pack(job_id) + f"{type(exc).__name__}: {exc}".encode())
     backend.close()
     items = batch = None  # drop the last views before closing the mapping
@@ -602,11 +602,11 @@ def _answer(jobs: list[tuple[Any, Future[np.ndarray]]], compute: Callable[[], li
     """Resolve each job's future with its part of ``compute()``, or all with its exception."""
     try:
         parts = compute()
-    except BaseException as exc:  # noqa: BLE001 - handed to the waiting callers, re-raised there
+    except BaseException as exc:
         for _, f in jobs:
             f.set_exception(exc)
         return
-    for (_, f), part in zip(jobs, parts):
+    for (_, f), part in zip(jobs, parts, strict=False):
         f.set_result(part)
 
 
@@ -733,7 +733,7 @@ class DeepRecSchedBackend(Backend):
             merged = Batch.of_spans(self._items, [span for b in batches for span in b.spans])  # type: ignore[arg-type]
         else:
             merged = Batch(dense=np.concatenate([b.dense for b in batches]),
-                           sparse=tuple(np.concatenate(t) for t in zip(*(b.sparse for b in batches))))
+                           sparse=tuple(np.concatenate(t) for t in zip(*(b.sparse for b in batches), strict=False)))
         scores = self._accel.predict(merged)
         return np.split(scores, np.cumsum([len(b) for b in batches[:-1]]))
 

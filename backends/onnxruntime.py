@@ -105,7 +105,7 @@ class OnnxRuntimeBackend(Backend):
 
     def predict(self, batch: Batch) -> np.ndarray:
         feed = {"dense": batch.dense}
-        for name, ids in zip(self._inputs[1:], batch.sparse):
+        for name, ids in zip(self._inputs[1:], batch.sparse, strict=False):
             feed[name] = ids
         scores: np.ndarray = self._session.run(None, feed)[0]
         return scores

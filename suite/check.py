@@ -34,7 +34,17 @@ from suite.config import Mode, Scenario, Settings, rule_settings
 from suite.errors import RecordError, SuiteError
 from suite.record import ConfigRecord, ResultRecord
 from suite.results import (
-    ACCURACY_LOG, DETAIL, MLLOG_PREFIX, SUMMARY, DetailLog, meets, number, parse_accuracy_log, parse_detail, parse_summary, read_detail,
+    ACCURACY_LOG,
+    DETAIL,
+    MLLOG_PREFIX,
+    SUMMARY,
+    DetailLog,
+    meets,
+    number,
+    parse_accuracy_log,
+    parse_detail,
+    parse_summary,
+    read_detail,
 )
 from suite.rules import RuleSet, available, for_benchmark
 from suite.submission import TRUNCATION_MARK, VIEWABLE_BYTES
@@ -462,7 +472,7 @@ def check_settings(ctx: RunContext, expected: Settings) -> list[Finding]:
             error("settings.scenario", f"effective_scenario is {get('effective_scenario')!r}, want {expected.scenario.value!r}", path)
         )
     if expected.seeds is not None:
-        for key, want in zip(SEED_KEYS, expected.seeds):
+        for key, want in zip(SEED_KEYS, expected.seeds, strict=False):
             got = get(f"effective_{key}")
             if got != want:
                 findings.append(error("settings.seed", f"{key} is wrong, expected={want}, found={got}", path))
@@ -743,7 +753,7 @@ def check_accuracy(ctx: RunContext, expected: Settings) -> list[Finding]:
                 )
             )
             findings += _gate(reported, ctx, expected, report_path)
-        elif truncated or isinstance(exc, json.JSONDecodeError) and raw.lstrip().startswith(b"["):
+        elif truncated or (isinstance(exc, json.JSONDecodeError) and raw.lstrip().startswith(b"[")):
             findings.append(error("accuracy.truncated", "the accuracy log is truncated and accuracy.txt has no hash= line", log_path))
         else:
             findings.append(error("structure.unreadable", f"{ACCURACY_LOG} is not LoadGen's accuracy log ({exc})", log_path))
@@ -1112,7 +1122,7 @@ def table(report: CheckReport) -> str:
         header = ("severity", "rule", "path", "message")
         widths = [max(len(r[i]) for r in (header, *rows)) for i in range(3)]
         for row in (header, *rows):
-            lines.append("  ".join(c.ljust(w) for c, w in zip(row[:3], widths)) + "  " + row[3])
+            lines.append("  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=False)) + "  " + row[3])
     n_err = len(report.errors)
     verdict = "PASS" if report.passed else "FAIL"
     lines.append(f"{verdict}: {len(report.runs)} run folder(s) checked, {n_err} error(s), {len(report.findings) - n_err} other finding(s)")

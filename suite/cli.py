@@ -672,17 +672,17 @@ def summary(paths: tuple[Path, ...]) -> None:
             if (config.parent / "result.json").exists():
                 continue
             try:
-                cfg = json.loads(config.read_text()).get("config", {})
+                raw: dict[str, Any] = json.loads(config.read_text()).get("config", {})
             except (OSError, json.JSONDecodeError, AttributeError):
-                cfg = {}
-            rows.append((cfg.get("system", str(config.parent)), cfg.get("model", {}).get("name", ""),
-                         f"{cfg.get('scenario', '')}/{cfg.get('mode', '')}", "-", "-", "no result.json (killed or running)"))
+                raw = {}
+            rows.append((raw.get("system", str(config.parent)), raw.get("model", {}).get("name", ""),
+                         f"{raw.get('scenario', '')}/{raw.get('mode', '')}", "-", "-", "no result.json (killed or running)"))
     if not rows:
         raise ConfigError(f"no result.json under {', '.join(str(p) for p in paths or (Path('results'),))}")
     header = ("system", "model", "scenario/mode", "metric", "items/s", "status")
     widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
     for row in (header, *rows):
-        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
 
 
 def main() -> None:
@@ -691,4 +691,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -28,9 +28,9 @@ and raises :class:`~suite.errors.RunInterrupted` saying so: the process must the
 
 from __future__ import annotations
 
-import queue
 import logging
 import math
+import queue
 import sys
 import threading
 import time
@@ -305,7 +305,7 @@ class Batcher:
             scores = np.ascontiguousarray(scores)
             if self._labels is not None:
                 scores = self._pairs(scores, idx, self._labels)
-        except Exception as exc:  # noqa: BLE001 - any backend failure must still complete the samples
+        except Exception as exc:
             if self._stopping:  # e.g. a scheduler closed under a call that was already waiting
                 self._discard(ids)
                 return
@@ -317,10 +317,10 @@ class Batcher:
         base = scores.__array_interface__["data"][0]
         sizes = self._sizes
         response = lg.QuerySampleResponse
-        responses = []
+        responses: list[Any] = []
         append = responses.append
         offset = 0
-        for sample_id, i in zip(ids, idx):
+        for sample_id, i in zip(ids, idx, strict=False):
             size = sizes[i]
             append(response(sample_id, base + offset * row_bytes, size * row_bytes))
             offset += size
@@ -618,7 +618,7 @@ def _run(
     def loadgen() -> None:
         try:
             lg.StartTestWithLogSettings(sut, qsl, ts, log_settings, audit)
-        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread below
+        except BaseException as exc:
             failure.append(exc)
         finally:
             try:

@@ -33,13 +33,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from suite import record
 from suite.audit import RESULT_FIELD
 from suite.check import CheckReport, RunFolder, check, discover, table
 from suite.config import Mode
-from suite import record
 from suite.errors import ConfigError, RecordError, RefusedError, ResultExistsError
 from suite.record import (
-    AccuracyRecord, BackendRecord, ConfigRecord, EnvironmentRecord, MetricRecord, PerformanceRecord, ResultRecord, RunConfigRecord,
+    AccuracyRecord,
+    BackendRecord,
+    ConfigRecord,
+    EnvironmentRecord,
+    MetricRecord,
+    PerformanceRecord,
+    ResultRecord,
+    RunConfigRecord,
     SettingsRecord,
 )  # fmt: skip
 from suite.results import ACCURACY_LOG, DETAIL, SUMMARY, read_detail

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import smoke_config
+
 from suite.backends import REGISTRY, BackendConfig, get_backend
 from suite.config import Mode, Scenario
 from suite.datasets import synthetic

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from suite import rules
 from suite.check import check
-from suite.results import read_detail
 from suite.cli import cli
+from suite.results import read_detail
 from suite.submit import CSV_COLUMNS
 
 SMOKE = ["--model", "dlrm-rmc1", "--scale", "tiny", "--profile", "smoke", "--no-progress"]
