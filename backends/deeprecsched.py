@@ -624,6 +624,8 @@ class DeepRecSchedBackend(Backend):
     """
 
     name = "deeprecsched"
+    device_kind = "inner"
+    tunable = ("batch_items", "offload_items")
     thread_safe = True
     options = {
         "accelerator": Option("the backend that takes offloaded queries whole", choices_of=lambda: ("none", *_inner())),

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from suite import __version__
-from suite.backends.base import Backend, BackendInfo, Option
+from suite.backends.base import PRECISIONS, Backend, BackendInfo, Option
 from suite.datasets.batch import Batch
 
 #: Longest latency floor the null backend accepts (one second).
@@ -24,6 +24,9 @@ class NullBackend(Backend):
     """
 
     name = "null"
+    framework = "none (null backend)"
+    device_kind = "none"
+    precisions = PRECISIONS
     thread_safe = True
     options = {"latency_us": Option("every predict takes at least this long, in microseconds", lo=0, hi=MAX_LATENCY_US)}
 

@@ -38,6 +38,8 @@ class OnnxRuntimeBackend(Backend):
     """
 
     name = "onnxruntime"
+    framework = "ONNX Runtime"
+    requires = ("onnxruntime", "onnx", "torch")
     thread_safe = True
     options = {
         "provider": Option("execution provider (cuda needs onnxruntime-gpu)", choices=tuple(PROVIDERS)),

@@ -23,6 +23,9 @@ class TorchCPUBackend(Backend):
     """
 
     name = "torch-cpu"
+    framework = "PyTorch"
+    precisions = ("fp32", "bf16")
+    requires = ("torch",)
     thread_safe = True
     options = {}  # none: --threads and --precision say everything
 

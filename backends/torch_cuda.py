@@ -133,6 +133,10 @@ class TorchCUDABackend(Backend):
     """
 
     name = "torch-cuda"
+    framework = "PyTorch"
+    device_kind = "cuda"
+    precisions = ("fp32", "tf32", "bf16", "fp16", "fp8")
+    requires = ("torch",)
     thread_safe = True
     #: Lanes and harness workers: on the H200, DLRM-v2 Offline gave 11.1k samples/s with one lane,
     #: 20.8k with two and 24.4k with four (benchmarks/results/cuda_host_h200_4m.txt).

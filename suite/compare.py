@@ -9,6 +9,8 @@ profile, precision and rule set); a row without a like baseline run says why in 
 Outputs (in ``--out``): ``comparison.csv``, ``report.html`` and its PNGs (throughput per model per
 system on a log scale, speedup over the baseline system, samples per joule, latency against load
 where a system has several Server runs of a model); the Markdown table is returned for the terminal.
+
+Size: this module is over 450 lines because it reads three kinds of tree (results, a submission, published CSVs) into one row type; the tree bottom layer (issue 13) will take the reading.
 """
 
 from __future__ import annotations

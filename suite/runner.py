@@ -1,4 +1,7 @@
-"""``suite run`` as a function: config in, result folder out."""
+"""``suite run`` as a function: config in, result folder out.
+
+Size: this module is over 450 lines because it holds the one path from a config to a run folder: checks, load, probe, warm-up, the run and the atomic record.
+"""
 
 from __future__ import annotations
 
