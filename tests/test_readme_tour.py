@@ -116,3 +116,14 @@ def test_the_path_finder_catches_what_a_clone_lacks() -> None:
         "benchmarks/results/gpu_h200_part2.txt",
         "rules/<name>.toml",
     }
+
+
+def test_the_rule_ids_doc_lists_the_catalogue() -> None:
+    """docs/rules.md's rule table names exactly the rules ``suite check`` can report."""
+    from suite.check import RULES
+
+    text = (REPO / "docs" / "rules.md").read_text()
+    text = text[text.index("\n## Rule ids\n"):]
+    text = text[: text.index("\n## ", 1)]
+    listed = set(re.findall(r"^\| `([a-z0-9.-]+)` \|", text, re.M))
+    assert listed == set(RULES)
