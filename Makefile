@@ -27,7 +27,10 @@ run: setup
 	$(SUITE) run --model dlrm-rmc1 --backend torch-cpu --scenario server --target-qps auto --output $(RESULTS) --overwrite
 	$(SUITE) summary $(RESULTS)
 
+# Lint and types first (seconds), then the tests.
 test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 bench: setup

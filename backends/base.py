@@ -233,6 +233,19 @@ class Backend(abc.ABC):
     #: The ``--option`` keys this backend accepts; any other key is refused before anything loads.
     options: ClassVar[Mapping[str, Option]] = {}
 
+    # Capabilities: what the engine, submit and the tests ask instead of matching names.
+    #: The framework as a submission's systems JSON names it ("" for none: the name is used).
+    framework: ClassVar[str] = ""
+    #: Where it computes: "cpu", "cuda", "none" (computes nothing), or "inner" (on other backends).
+    device_kind: ClassVar[str] = "cpu"
+    #: The ``--precision`` values it accepts (its ``load`` refuses the others).
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    #: Python modules it needs installed (``unavailable_reason`` says when one is missing).
+    requires: ClassVar[tuple[str, ...]] = ()
+    #: Scheduling parameters ``suite tune`` may search, set between runs by :meth:`retune`;
+    #: empty when the backend has none (then ``suite tune`` refuses it).
+    tunable: ClassVar[tuple[str, ...]] = ()
+
     def __init__(self, config: BackendConfig) -> None:
         self.config = config
 
@@ -297,7 +310,11 @@ class Backend(abc.ABC):
         """
         return 0
 
-    def attach_items(self, items: Batch) -> None:
+    def retune(self, **values: int) -> None:
+        """Set the :attr:`tunable` parameters between runs, the loaded model kept (``suite tune``)."""
+        raise ConfigError(f"backend {self.name!r} has no tunable parameters")
+
+    def attach_items(self, items: Batch) -> None:  # noqa: B027 - a hook most backends leave empty
         """Called by the harness before the first ``predict`` with the dataset's items.
 
         Every batch the harness passes is cut from ``items`` and says where (``Batch.source`` is

@@ -8,7 +8,16 @@ import time
 import numpy as np
 
 from suite import __version__
-from suite.backends.base import ACCELERATOR_BUCKETS, Backend, BackendInfo, BatchDefaults, Option, accelerator_batching, bucket
+from suite.backends.base import (
+    ACCELERATOR_BUCKETS,
+    PRECISIONS,
+    Backend,
+    BackendInfo,
+    BatchDefaults,
+    Option,
+    accelerator_batching,
+    bucket,
+)
 from suite.datasets.batch import Batch
 
 #: Longest latency floor the null backend accepts (one second).
@@ -33,6 +42,9 @@ class NullBackend(Backend):
     """
 
     name = "null"
+    framework = "none (null backend)"
+    device_kind = "none"
+    precisions = PRECISIONS
     thread_safe = True
     options = {
         "latency_us": Option("every predict takes at least this long, in microseconds", lo=0, hi=MAX_LATENCY_US),

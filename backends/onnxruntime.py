@@ -40,6 +40,9 @@ class OnnxRuntimeBackend(Backend):
     """
 
     name = "onnxruntime"
+    framework = "ONNX Runtime"
+    precisions = ("fp32", "int8")
+    requires = ("onnxruntime", "onnx", "torch")
     thread_safe = True
     options = {
         "provider": Option("execution provider (cuda needs onnxruntime-gpu)", choices=tuple(PROVIDERS)),
@@ -119,7 +122,7 @@ class OnnxRuntimeBackend(Backend):
 
     def predict(self, batch: Batch) -> np.ndarray:
         feed = {"dense": batch.dense}
-        for name, ids in zip(self._inputs[1:], batch.sparse):
+        for name, ids in zip(self._inputs[1:], batch.sparse, strict=False):
             feed[name] = ids
         scores: np.ndarray = self._session.run(None, feed)[0]
         return scores

@@ -89,7 +89,7 @@ def _calibration_feeds(spec: ModelSpec, inputs: list[str]) -> list[dict[str, np.
     for start in range(0, CALIBRATION_ITEMS, CALIBRATION_BATCH):
         end = start + CALIBRATION_BATCH
         feed = {inputs[0]: items.dense[start:end]}
-        feed.update({name: ids[start:end] for name, ids in zip(inputs[1:], items.sparse)})
+        feed.update({name: ids[start:end] for name, ids in zip(inputs[1:], items.sparse, strict=False)})
         feeds.append(feed)
     return feeds
 

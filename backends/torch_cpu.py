@@ -28,6 +28,9 @@ class TorchCPUBackend(Backend):
     """
 
     name = "torch-cpu"
+    framework = "PyTorch"
+    precisions = ("fp32", "bf16", "int8")
+    requires = ("torch",)
     thread_safe = True
     options = {
         # suite.models.int8.DENSE, written out: that module imports torch.

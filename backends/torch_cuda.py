@@ -71,7 +71,7 @@ class PackedLayout:
         n = dense.shape[0]
         rows = np.empty((n, self.words), dtype=np.int32) if out is None else out[:n]
         rows[:, : self.dense] = np.ascontiguousarray(dense, dtype=np.float32).view(np.int32)
-        for off, lookups, ids in zip(self.offsets, self.lookups, sparse):
+        for off, lookups, ids in zip(self.offsets, self.lookups, sparse, strict=False):
             rows[:, off : off + lookups] = ids
         return rows
 
@@ -82,7 +82,7 @@ class PackedLayout:
             dense = rows[:, : self.dense].view(np.float32)
         else:
             dense = rows[:, : self.dense].view(torch.float32)
-        return dense, [rows[:, off : off + k] for off, k in zip(self.offsets, self.lookups)]
+        return dense, [rows[:, off : off + k] for off, k in zip(self.offsets, self.lookups, strict=False)]
 
 
 @dataclass
@@ -125,6 +125,10 @@ class TorchCUDABackend(Backend):
     """
 
     name = "torch-cuda"
+    framework = "PyTorch"
+    device_kind = "cuda"
+    precisions = ("fp32", "tf32", "bf16", "fp16", "fp8")
+    requires = ("torch",)
     thread_safe = True
     #: Lanes and harness workers: on the H200, DLRM-v2 Offline gave 11.1k samples/s with one lane,
     #: 20.8k with two and 24.4k with four (benchmarks/results/cuda_host_h200_4m.txt).
@@ -202,7 +206,7 @@ class TorchCUDABackend(Backend):
             try:
                 for lane in self._lanes:
                     self._capture(lane)
-            except Exception as exc:  # noqa: BLE001 - a model torch cannot capture runs eagerly
+            except Exception as exc:
                 if "cuda_graphs" in dict(cfg.options):
                     raise BackendError(f"torch-cuda could not capture a CUDA graph of {cfg.model.name}: {exc}") from exc
                 self._graphs, self._graph_error = False, f"{type(exc).__name__}: {exc}"

@@ -12,8 +12,8 @@ import argparse
 import time
 
 import numpy as np
-
 from common import library_for
+
 from suite.harness import Batcher
 from suite.models import ModelSpec
 

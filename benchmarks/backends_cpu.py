@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from common import library_for, loadgen_run, with_settings
+
 from suite.backends import BackendConfig, get_backend
 from suite.models import MODELS, ModelSpec
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
 from common import raw_items_per_s
+
 from suite.backends import BackendConfig, get_backend
 from suite.datasets import synthetic
 from suite.datasets.batch import Batch

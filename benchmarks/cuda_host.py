@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import library_for, loadgen_run, raw_items_per_s, with_settings
+
 from suite.backends.base import BackendConfig
 from suite.backends.torch_cuda import TorchCUDABackend
 from suite.config import RunConfig, Scenario, Settings, resolve
@@ -84,7 +84,7 @@ def uniform_items(spec: ModelSpec, rows: int) -> Batch:
     raw = synthetic.features(schema, rows, rng)
     dense = np.log1p(np.clip(raw.dense, 0, None)).astype(np.float32)
     sparse = []
-    for t, cats in zip(schema.tables, raw.cats):
+    for t, cats in zip(schema.tables, raw.cats, strict=False):
         ids = rng.integers(0, t.rows, (rows, t.lookups), dtype=np.int32)
         ids[:, 0] = (cats[:, 0] % np.uint64(t.rows)).astype(np.int32)
         sparse.append(ids)

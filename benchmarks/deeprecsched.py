@@ -110,7 +110,7 @@ def compare_pools(args: argparse.Namespace, models: list[str], cores: int) -> No
                 backend.close()
             lines.append(f"| {model} | {pool} | " + " | ".join(f"{q:,.0f}" for q in qps[pool]) + " |")
             print(lines[-1], flush=True)
-        ratio = " | ".join(f"{p / t:.2f}x" for p, t in zip(qps["process"], qps["thread"]))
+        ratio = " | ".join(f"{p / t:.2f}x" for p, t in zip(qps["process"], qps["thread"], strict=False))
         lines.append(f"| {model} | process / thread | {ratio} |")
         print(lines[-1], flush=True)
     text = (f"closed-loop queries/s, {cores} cores, {args.threads or cores} workers, best of {args.repeats} x "

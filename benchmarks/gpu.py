@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from common import loadgen_run, raw_items_per_s
+
 from suite.backends import BackendConfig, get_backend
 from suite.config import Mode, RunConfig, Scenario, resolve
 from suite.datasets import multihot, synthetic
@@ -85,7 +85,7 @@ def main() -> None:
         if section in sections:
             try:
                 fn()
-            except Exception as exc:  # noqa: BLE001 - keep what was measured
+            except Exception as exc:
                 import traceback
 
                 traceback.print_exc()
@@ -113,7 +113,7 @@ def main() -> None:
         for precision in args.precisions.split(","):
             try:
                 rows_out.append(measure(args, spec, size, base, library, precision, options, peak, name, gen_s))
-            except Exception as exc:  # noqa: BLE001 - one model's failure must not end the sweep
+            except Exception as exc:
                 print(f"  {model:<10} {precision:<5} FAILED: {type(exc).__name__}: {exc}", flush=True)
                 rows_out.append({"model": model, "precision": precision, "error": f"{type(exc).__name__}: {exc}"})
             torch.cuda.empty_cache()
@@ -230,11 +230,11 @@ def kernels_section(out: list[dict]) -> None:
     weights = [torch.randn(rows, dim, device="cuda", dtype=torch.bfloat16, generator=g) * 0.1 for _ in hot]
     ids = torch.randint(0, rows, (n, sum(hot)), device="cuda", dtype=torch.int32, generator=g)
     cols = np.cumsum([0, *hot])
-    per = [ids[:, c:c + h].contiguous() for c, h in zip(cols, hot)]
+    per = [ids[:, c:c + h].contiguous() for c, h in zip(cols, hot, strict=False)]
     looked = n * sum(hot)
 
     def torch_loop() -> None:
-        torch.cat([torch.nn.functional.embedding_bag(p, w, mode="sum") for p, w in zip(per, weights)], dim=1)
+        torch.cat([torch.nn.functional.embedding_bag(p, w, mode="sum") for p, w in zip(per, weights, strict=False)], dim=1)
 
     ms = timed_ms(torch_loop)
     row = {"kernel": "lookup", "how": "torch embedding_bag x26 bf16", "ms": ms, "grows_s": looked / ms / 1e6,
@@ -297,7 +297,7 @@ def kernels_section(out: list[dict]) -> None:
     for name, fn in variants.items():
         try:
             ms = timed_ms(fn)
-        except Exception as exc:  # noqa: BLE001 - report and go on
+        except Exception as exc:
             print(f"  cross {name}: FAILED {type(exc).__name__}: {exc}", flush=True)
             continue
         out.append({"kernel": "cross", "how": name, "ms": ms, "tflops": flop / ms / 1e9})
@@ -307,8 +307,8 @@ def kernels_section(out: list[dict]) -> None:
 def dlrm_v2_section(out: list[dict], items: int, batch: int) -> None:
     """DLRM-v2 with MLPerf's full 26 tables (204 M rows) on the GPU: items/s and AUC of a plain
     PyTorch loop (eager bf16) and of the fused model per precision, labels from the model itself."""
-    from suite.datasets import synthetic
     from suite.backends.kernels import fused
+    from suite.datasets import synthetic
     from suite.metrics import auc
 
     spec = ModelSpec(name="dlrm-v2", scale="full")
@@ -317,7 +317,7 @@ def dlrm_v2_section(out: list[dict], items: int, batch: int) -> None:
     model = build(ModelSpec(name="dlrm-v2", scale="tiny")).cuda()
     g = torch.Generator(device="cuda").manual_seed(0)
     with torch.no_grad():
-        for bag, table in zip(model.embeddings, schema.tables):
+        for bag, table in zip(model.embeddings, schema.tables, strict=False):
             weight = torch.empty((table.rows, table.dim), device="cuda", dtype=torch.bfloat16)
             for s in range(0, table.rows, 1 << 24):
                 weight[s:s + (1 << 24)].normal_(0.0, 1.0 / table.lookups ** 0.5, generator=g)
@@ -334,7 +334,7 @@ def dlrm_v2_section(out: list[dict], items: int, batch: int) -> None:
             return torch.cat([fn(dense[s:s + batch], [x[s:s + batch] for x in sparse]).float() for s in range(0, items, batch)])
 
     def teacher(d: torch.Tensor, s: list[torch.Tensor]) -> torch.Tensor:
-        x = torch.cat([dense32["bottom"](d), *(bag(ids).float() for bag, ids in zip(model.embeddings, s))], dim=1)
+        x = torch.cat([dense32["bottom"](d), *(bag(ids).float() for bag, ids in zip(model.embeddings, s, strict=False))], dim=1)
         return dense32["top"](dense32["cross"](x)).squeeze(1)
 
     logits = chunks(teacher).cpu().numpy().astype(np.float64)
@@ -401,7 +401,7 @@ def dlrm_v2_section(out: list[dict], items: int, batch: int) -> None:
                       + ", ".join(f"{k} {v:.3f}" for k, v in best.items()) + " ms", flush=True)
             measure(label, f, 0.999 if dense_mode == "bf16" else 0.99)
             del f
-        except Exception as exc:  # noqa: BLE001 - report and go on to the next variant
+        except Exception as exc:
             print(f"  {label}: FAILED {type(exc).__name__}: {exc}", flush=True)
             out.append({"section": "dlrm-v2", "how": label, "error": f"{type(exc).__name__}: {exc}"})
         torch.cuda.empty_cache()

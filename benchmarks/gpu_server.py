@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import loadgen_run
 from cuda_host import uniform_library
 from gpu import features_only
+
 from suite.backends.base import BackendConfig
 from suite.backends.torch_cuda import TorchCUDABackend
 from suite.config import Mode, RunConfig, Scenario, resolve
@@ -95,12 +95,12 @@ def main() -> None:
                     row = {**head, "fraction": frac, "target_qps": qps, "qps": float(d.get("result_completed_samples_per_sec") or 0),
                            "latency_ms": lat / 1e6, "percentile": pct, "sla_ms": server.target_latency_ns / 1e6,
                            "valid": valid, "mean_batch_items": round(mean_batch), "errors": outcome.errors[:1]}
-                    print(f"  Server {str(frac):>4} {qps:10,.0f} q/s  p{100 * pct:.0f} {lat / 1e6:7.2f} ms (SLA "
+                    print(f"  Server {frac!s:>4} {qps:10,.0f} q/s  p{100 * pct:.0f} {lat / 1e6:7.2f} ms (SLA "
                           f"{server.target_latency_ns / 1e6:.0f})  {'VALID' if valid else 'INVALID'}  mean batch {mean_batch:7,.0f}",
                           flush=True)
                     with args.out.open("a") as f:
                         f.write(json.dumps(row, default=str) + "\n")
-            except Exception as exc:  # noqa: BLE001 - one model's failure must not end the sweep
+            except Exception as exc:
                 print(f"{model:<10} {precision:<5} FAILED: {type(exc).__name__}: {exc}", flush=True)
                 with args.out.open("a") as f:
                     f.write(json.dumps({"model": model, "precision": precision, "error": f"{type(exc).__name__}: {exc}"}) + "\n")

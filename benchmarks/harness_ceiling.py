@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import mlperf_loadgen as lg
-
 from common import library_for, scratch, with_settings
+
 from suite import harness
 from suite.backends import BackendConfig, get_backend
 from suite.config import Scenario, Settings

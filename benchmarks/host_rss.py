@@ -3,9 +3,15 @@
     python3 benchmarks/host_rss.py label|load:fp32|load:bf16 SCALE ROWS
 """
 
-import json, resource, sys, time, tempfile
+import json
+import resource
+import sys
+import tempfile
+import time
 from pathlib import Path
+
 from suite.models import ModelSpec
+
 what, scale, rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
 spec = ModelSpec(name="dlrm-v2", scale=scale)
 t0 = time.perf_counter()

@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {args.threads} thread(s), scale {args.scale}")
-    print(f"| model | items/s @1 | items/s @64 | items/s @1024 | emb / MLP / attn+RNN % @64 | emb / MLP / attn+RNN % @1024 |")
+    print("| model | items/s @1 | items/s @64 | items/s @1024 | emb / MLP / attn+RNN % @64 | emb / MLP / attn+RNN % @1024 |")
     print("|---|---:|---:|---:|---|---|")
     for name in args.models.split(","):
         spec = ModelSpec(name=name, scale=args.scale)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-
 from common import library_for, loadgen_run, raw_items_per_s, with_settings
+
 from suite.backends import BackendConfig, get_backend
 from suite.models import ModelSpec
 

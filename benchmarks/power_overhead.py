@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from common import library_for, loadgen_run, scratch, with_settings
+
 from suite import power
 from suite.backends import BackendConfig, get_backend
 from suite.models import ModelSpec

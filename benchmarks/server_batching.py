@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 
 from common import library_for, loadgen_run
+
 from suite.backends.base import BackendConfig
 from suite.backends.null import NullBackend
 from suite.config import Mode, Scenario

@@ -27,7 +27,7 @@ class Batch:
     backend that shares the dataset with worker processes can send row ranges instead of arrays.
     """
 
-    __slots__ = ("_dense", "_sparse", "_n", "source", "spans", "_staging")
+    __slots__ = ("_dense", "_n", "_sparse", "_staging", "source", "spans")
 
     def __init__(self, dense: np.ndarray, sparse: tuple[np.ndarray, ...]) -> None:
         self._dense: np.ndarray | None = dense

@@ -140,7 +140,7 @@ def parse_lines(lines: Sequence[str], layout: Layout, *, first_line: int = 1, so
                 f"{source}:{first_line + i}: expected {ncol} tab-separated fields, found {len(fields)}"
             )
     n = len(rows)
-    columns = list(zip(*rows)) if rows else [()] * ncol
+    columns = list(zip(*rows, strict=False)) if rows else [()] * ncol
 
     labels = _labels(columns[0], layout.tasks, first_line, source)
     dense = np.zeros((n, layout.dense), dtype=np.int64)
@@ -224,9 +224,9 @@ def format_lines(block: RawBlock) -> Iterator[str]:
     for t, ids in enumerate(block.cats):
         miss = block.cat_missing[:, t].tolist()
         rows = ids.tolist()
-        cat_fields.append(["" if m else ",".join(f"{v:08x}" for v in r) for r, m in zip(rows, miss)])
+        cat_fields.append(["" if m else ",".join(f"{v:08x}" for v in r) for r, m in zip(rows, miss, strict=False)])
     for i in range(n):
-        ints = ["" if m else str(v) for v, m in zip(dense[i], dmiss[i])]
+        ints = ["" if m else str(v) for v, m in zip(dense[i], dmiss[i], strict=False)]
         cats = [col[i] for col in cat_fields]
         yield "\t".join([labels[i], *ints, *cats]) + "\n"
 

@@ -11,6 +11,7 @@ and, at full scale, MLPerf's own; at a capped scale it is the same procedure ove
 from __future__ import annotations
 
 import functools
+
 import numpy as np
 
 from suite.datasets.batch import Batch
@@ -36,7 +37,7 @@ def tables(schema: ModelSchema) -> tuple[np.ndarray | None, ...]:
     if not any(t.multi_hot for t in schema.tables):
         return tuple(None for _ in schema.tables)
     built = _tables(tuple(t.rows for t in schema.tables), tuple(t.lookups for t in schema.tables))
-    return tuple(b if t.multi_hot else None for b, t in zip(built, schema.tables))
+    return tuple(b if t.multi_hot else None for b, t in zip(built, schema.tables, strict=False))
 
 
 #: Expansion ids (rows x (hotness - 1) over all tables) above which the tables are not built whole
@@ -80,12 +81,12 @@ def model_inputs(block: RawBlock, schema: ModelSchema) -> Batch:
     each multi-hot table's single id expanded to its hotness."""
     table_rows = [t.rows for t in schema.tables]
     hotness = tuple(t.lookups for t in schema.tables)
-    if not any(t.multi_hot for t in schema.tables) or sum(n * (k - 1) for n, k in zip(table_rows, hotness)) <= WHOLE_LIMIT:
+    if not any(t.multi_hot for t in schema.tables) or sum(n * (k - 1) for n, k in zip(table_rows, hotness, strict=False)) <= WHOLE_LIMIT:
         return block.to_batch(table_rows, expand=tables(schema))
     used = [(c[:, 0] % np.uint64(n)).astype(np.int64) if t.multi_hot else None
             for c, n, t in zip(block.cats, table_rows, schema.tables, strict=True)]
     picked = _streamed(tuple(table_rows), hotness, used)
-    expand = [p if t.multi_hot else None for p, t in zip(picked, schema.tables)]
+    expand = [p if t.multi_hot else None for p, t in zip(picked, schema.tables, strict=False)]
     return block.to_batch(table_rows, expand=expand)  # type: ignore[arg-type]
 
 

@@ -151,7 +151,7 @@ def check_arrays(path: Path, meta: Mapping[str, Any], *, checksums: bool = False
         except (OSError, ValueError, EOFError) as exc:
             return f"{name} is unreadable ({type(exc).__name__}: {exc})"
         if want is not None and (list(header.shape) != want.get("shape") or str(header.dtype) != want.get("dtype")):
-            return (f"{name} is {str(header.dtype)} {list(header.shape)}, "
+            return (f"{name} is {header.dtype!s} {list(header.shape)}, "
                     f"meta.json says {want.get('dtype')} {want.get('shape')}")
         del header
         if checksums and want is not None and _sha256(file) != want.get("sha256"):
@@ -221,7 +221,7 @@ def locked(path: Path) -> Iterator[None]:
     is used without the lock: nobody can build in it anyway."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(path.parent / f".{path.name}.lock", "a+b")  # noqa: SIM115 - closed below
+        f = open(path.parent / f".{path.name}.lock", "a+b")
     except OSError:
         yield
         return

@@ -140,7 +140,7 @@ def teacher_logits(spec: ModelSpec, items: Batch, device: str | None = None) -> 
     model = build(spec, device=dev)
     for module in model.modules():
         if not isinstance(module, nn.Embedding):
-            for name, param in list(module.named_parameters(recurse=False)):
+            for _name, param in list(module.named_parameters(recurse=False)):
                 param.data = param.data.double()
     out = []
     try:

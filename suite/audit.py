@@ -112,13 +112,13 @@ def verify_accuracy(acc_entries: Sequence[Mapping[str, Any]], perf_entries: Sequ
     matched = perf_mismatch = missing = 0
     for sample in perf_entries:
         idx = int(sample["qsl_idx"])
-        data = np.frombuffer(bytes.fromhex(str(sample["data"])), np.float32)
+        got = np.frombuffer(bytes.fromhex(str(sample["data"])), np.float32)
         if idx in results:
             matched += 1
             ref = np.frombuffer(bytes.fromhex(results[idx]), np.float32)
-            if ref.size == 0 or data.size == 0:
-                perf_mismatch += ref.size != data.size
-            elif data[0] != ref[0]:
+            if ref.size == 0 or got.size == 0:
+                perf_mismatch += ref.size != got.size
+            elif got[0] != ref[0]:
                 perf_mismatch += 1
         else:
             missing += 1
@@ -224,10 +224,9 @@ def run_audit(test: str, config: Any) -> AuditResult:
     """
     from suite.config import AUDITS, Mode
     from suite.errors import one_of
+    from suite.models.weights import verify as verify_weights
     from suite.results import read_detail
     from suite.runner import run
-
-    from suite.models.weights import verify as verify_weights
 
     one_of("test", test, AUDITS)
     verify_weights(config.model)  # before the stale files below are removed

@@ -2,6 +2,8 @@
 function and maps :class:`~suite.errors.SuiteError` to a one-line message and an exit code.
 
 Nothing here imports torch, onnxruntime or mlperf_loadgen at import time, so ``suite --help`` is fast.
+
+Size: this module is over 450 lines because every command's options and help live here, one screen each; the commands' work is in their own modules.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,79 +100,95 @@ def _target_qps(text: str | None) -> float | str | None:
         raise ConfigError(f"'target-qps' must be a finite number in (0, {inputs.MAX_TARGET_QPS:.0f}] or {AUTO!r} (got {text!r})") from None
 
 
-_RUN_OPTIONS = [
-    click.option("--model", required=True, help="Model name (see `suite models`)."),
-    click.option("--backend", required=True, help="Backend name (see `suite backends`)."),
-    click.option("--scenario", required=True, help="offline, server, singlestream or multistream."),
-    click.option("--profile", default="short", show_default=True, help="smoke (seconds), short (60 s) or official."),
-    click.option(
+#: Every option of ``suite run``, declared once by name; ``suite audit`` takes them all and
+#: ``suite tune`` the ones it shares (``_shared``), so the help of an option is the same everywhere.
+_OPTIONS: dict[str, Any] = {
+    "model": click.option("--model", required=True, help="Model name (see `suite models`)."),
+    "backend": click.option("--backend", required=True, help="Backend name (see `suite backends`)."),
+    "scenario": click.option("--scenario", required=True, help="offline, server, singlestream or multistream."),
+    "profile": click.option("--profile", default="short", show_default=True, help="smoke (seconds), short (60 s) or official."),
+    "variant": click.option(
         "--variant",
         help="The rule set's named target: 99 | 99.9 (mlperf-v5.1: dlrm-v2-99 / dlrm-v2-99.9), "
         "low | medium | high (deeprecsys SLA) [default: the rule set's].",
     ),
-    click.option(
+    "target-qps": click.option(
         "--target-qps",
         help="Server target / Offline expected queries per second, or 'auto' (an untimed probe before "
         "LoadGen starts) [default: auto for Offline; for Server the rule table's number for the model, else auto].",
     ),
-    click.option("--scale", default="small", show_default=True, help="tiny, small, full or a row cap per table."),
-    click.option("--query-size", help="mlperf | lognormal:MU,SIGMA | normal:MEAN,STD | fixed:N | file:PATH."),
-    click.option("--output", type=click.Path(path_type=Path), default=Path("results"), show_default=True),
-    click.option("--system", help="System name in the results tree [default: <hostname>-<backend>]."),
-    click.option("--user-conf", type=click.Path(path_type=Path), help="LoadGen user.conf overriding the rules."),
-    click.option("--overwrite", is_flag=True, help="Replace an existing run folder."),
-    click.option("--dataset", type=click.Path(path_type=Path), help="A dataset folder from `suite data import`."),
-    click.option("--rows", type=IntRange("rows", 1, inputs.MAX_ROWS), help="Items in the generated dataset [default: by scale]."),
-    click.option("--seed", type=IntRange("seed", 0, inputs.MAX_SEED), default=0, show_default=True, help="Seed of the weights and the data."),
-    click.option(
+    "scale": click.option("--scale", default="small", show_default=True, help="tiny, small, full or a row cap per table."),
+    "query-size": click.option("--query-size", help="mlperf | lognormal:MU,SIGMA | normal:MEAN,STD | fixed:N | file:PATH."),
+    "output": click.option("--output", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+                 help="Results root: runs land in OUTPUT/<system>/<model>/<Scenario>, a tune in OUTPUT/<system>/<model>/tune."),
+    "system": click.option("--system", help="System name in the results tree [default: <hostname>-<backend>]."),
+    "user-conf": click.option("--user-conf", type=click.Path(path_type=Path), help="LoadGen user.conf overriding the rules."),
+    "overwrite": click.option("--overwrite", is_flag=True, help="Replace an existing run (or tune) folder."),
+    "dataset": click.option("--dataset", type=click.Path(path_type=Path), help="A dataset folder from `suite data import`."),
+    "rows": click.option("--rows", type=IntRange("rows", 1, inputs.MAX_ROWS), help="Items in the generated dataset [default: by scale]."),
+    "seed": click.option("--seed", type=IntRange("seed", 0, inputs.MAX_SEED), default=0, show_default=True, help="Seed of the weights and the data."),
+    "weights": click.option(
         "--weights",
         type=click.Path(path_type=Path),
         help="Trained weights (safetensors, or a torch.save'd state_dict) loaded over the seeded ones; "
         "every key and shape is checked, the SHA-256 recorded.",
     ),
-    click.option(
+    "reference-auc": click.option(
         "--reference-auc",
         type=float,
         help="The reference AUC (a fraction, e.g. 0.8031) the accuracy gate is a fraction of, for data "
         "without a teacher (imported Criteo) [default: the dataset's recorded one; none: not gated].",
     ),
-    click.option("--tasks", type=IntRange("tasks", 1, inputs.MAX_TASKS), help="Tasks of a multi-task model (mtwnd) [default: 3]."),
-    click.option(
+    "tasks": click.option("--tasks", type=IntRange("tasks", 1, inputs.MAX_TASKS), help="Tasks of a multi-task model (mtwnd) [default: 3]."),
+    "threads": click.option(
         "--threads",
         type=IntRange("threads", 0, inputs.MAX_THREADS),
         default=0,
         show_default=True,
-        help="Backend intra-op threads (0: the backend's policy; torch-cpu and onnxruntime: every core Offline, one per worker otherwise).",
+        help="The backend's CPU parallelism (0: its policy): intra-op threads for torch-cpu and onnxruntime (every core Offline, "
+        "one per worker otherwise), CPU workers for deeprecsched (one per core).",
     ),
-    click.option("--precision", default="fp32", show_default=True, help="fp32, tf32, bf16, fp16, fp8 (torch-cuda, DLRM models: fp8 matmuls, int8 rows) or int8 (torch-cpu, onnxruntime)."),
-    click.option("--max-batch-items", type=IntRange("max-batch-items", 1, inputs.MAX_BATCH_ITEMS), help="Largest batch the harness forms, in items."),
-    click.option("--batch-timeout-us", type=IntRange("batch-timeout-us", 0, inputs.MAX_BATCH_TIMEOUT_US), help="How long a batch may wait to fill (0: never)."),
-    click.option(
+    "precision": click.option("--precision", default="fp32", show_default=True, help="fp32, tf32, bf16, fp16, fp8 (torch-cuda, DLRM models: fp8 matmuls, int8 rows) or int8 (torch-cpu, onnxruntime)."),
+    "max-batch-items": click.option("--max-batch-items", type=IntRange("max-batch-items", 1, inputs.MAX_BATCH_ITEMS), help="Largest batch the harness forms, in items."),
+    "batch-timeout-us": click.option("--batch-timeout-us", type=IntRange("batch-timeout-us", 0, inputs.MAX_BATCH_TIMEOUT_US), help="How long a batch may wait to fill (0: never)."),
+    "workers": click.option(
         "--workers",
         type=IntRange("workers", 1, inputs.MAX_WORKERS),
         help="Harness threads calling the backend [default: the backend's policy; CPU backends: cores / threads].",
     ),
-    click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Backend-specific option."),
-    click.option(
+    "option": click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Backend-specific option (see `suite backends`; suite tune keeps them fixed)."),
+    "devices": click.option(
         "--devices",
         help="torch-cuda on several GPUs: all | N (the first N) | 0,2 (these); one worker process per GPU, "
         "LoadGen and the batcher in this one [default: one GPU, threads of this process].",
     ),
-    click.option(
+    "processes": click.option(
         "--processes",
         type=IntRange("processes", 1, inputs.MAX_WORKERS),
         help="A CPU backend in N local worker processes, each on its own share of the cores "
         "[default: threads of this process].",
     ),
-    click.option("--rules", help="Rule set [default: the one listing the model]."),
-    click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data]."),
-    click.option("--progress/--no-progress", default=True, help="Live progress line on stderr."),
-    click.option(
+    "rules": click.option("--rules", help="Rule set [default: the one listing the model]."),
+    "data-dir": click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data]."),
+    "progress": click.option("--progress/--no-progress", default=True, help="Progress on stderr: a live line (run), one line per LoadGen run (tune)."),
+    "power": click.option(
         "--power",
         is_flag=True,
         help="Sample GPU board power (NVML) and CPU package energy (RAPL) over LoadGen's timed window; writes power.json.",
     ),
-]
+}
+_RUN_OPTIONS = list(_OPTIONS.values())
+
+
+def _shared(*names: str) -> Callable[[Any], Any]:
+    """A decorator adding the named options of :data:`_OPTIONS` (another command's share of them)."""
+
+    def decorate(func: Any) -> Any:
+        for n in reversed(names):
+            func = _OPTIONS[n](func)
+        return func
+
+    return decorate
 
 
 def _run_options(func: Any) -> Any:
@@ -420,20 +439,12 @@ def _int_list(what: str, text: str) -> tuple[int, ...]:
 
 
 @cli.command()
-@click.option("--model", required=True, help="Model name (see `suite models`).")
+@_shared("model", "scale", "output", "system", "overwrite", "threads", "option", "query-size", "rows", "seed", "weights", "data-dir", "progress")
 @click.option("--backend", default="deeprecsched", show_default=True, help="The backend to tune (deeprecsched).")
 @click.option("--sla-ms", type=FloatRange("sla-ms", 0, 3_600_000, lo_open=True), help="Tail-latency bound in ms [default: the rule table's Server target].")
 @click.option("--percentile", type=click.Choice(["95", "99"]), help="Tail percentile [default: the rule table's].")
 @click.option("--profile", default="short", show_default=True,
               help="smoke, short or official: search runs of 1, 4 or 10 s; confirming runs of the profile's length.")
-@click.option("--scale", default="small", show_default=True, help="tiny, small, full or a row cap per table.")
-@click.option("--output", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
-              help="Results root; the tune lands in OUTPUT/<system>/<model>/tune.")
-@click.option("--system", help="System name in the results tree [default: <hostname>-<backend>].")
-@click.option("--overwrite", is_flag=True, help="Replace an existing tune folder.")
-@click.option("--threads", type=IntRange("threads", 0, inputs.MAX_THREADS), default=0, show_default=True, help="CPU workers (0: one per core).")
-@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="Fixed scheduler option: cpu_backend, accelerator, pool, pin.")
 @click.option("--batch-sizes", default=",".join(map(str, (32, 64, 128, 256, 512, 1024))), show_default=True,
               help="Per-request batch sizes B, walked in order (phase 1).")
 @click.option("--thresholds", default=",".join(map(str, (512, 384, 256, 192, 128, 96, 64, 32, 1))), show_default=True,
@@ -441,12 +452,6 @@ def _int_list(what: str, text: str) -> tuple[int, ...]:
 @click.option("--search-seconds", type=FloatRange("search-seconds", 0, inputs.MAX_SECONDS, lo_open=True), help="Length of each search run [default: by profile].")
 @click.option("--confirm-seconds", type=FloatRange("confirm-seconds", 0, inputs.MAX_SECONDS, lo_open=True), help="Length of each confirming run [default: the profile's].")
 @click.option("--start-qps", type=FloatRange("start-qps", 0, inputs.MAX_TARGET_QPS, lo_open=True), help="First target QPS [default: estimated closed-loop].")
-@click.option("--query-size", help="Query-size spec [default: the rule table's].")
-@click.option("--rows", type=IntRange("rows", 1, inputs.MAX_ROWS), help="Items in the generated dataset [default: by scale].")
-@click.option("--seed", type=IntRange("seed", 0, inputs.MAX_SEED), default=0, show_default=True, help="Seed of the weights and the data.")
-@click.option("--weights", type=click.Path(path_type=Path), help="Trained weights loaded over the seeded ones (see `suite run --help`).")
-@click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data].")
-@click.option("--progress/--no-progress", default=True, help="One line per LoadGen run on stderr.")
 def tune(**kw: Any) -> None:
     """Find DeepRecSched's best B (and Q) under a tail-latency SLA with LoadGen Server runs."""
     from suite.models import ModelSpec
@@ -687,17 +692,17 @@ def summary(paths: tuple[Path, ...]) -> None:
             if (config.parent / "result.json").exists():
                 continue
             try:
-                cfg = json.loads(config.read_text()).get("config", {})
+                raw: dict[str, Any] = json.loads(config.read_text()).get("config", {})
             except (OSError, json.JSONDecodeError, AttributeError):
-                cfg = {}
-            rows.append((cfg.get("system", str(config.parent)), cfg.get("model", {}).get("name", ""),
-                         f"{cfg.get('scenario', '')}/{cfg.get('mode', '')}", "-", "-", "no result.json (killed or running)"))
+                raw = {}
+            rows.append((raw.get("system", str(config.parent)), raw.get("model", {}).get("name", ""),
+                         f"{raw.get('scenario', '')}/{raw.get('mode', '')}", "-", "-", "no result.json (killed or running)"))
     if not rows:
         raise ConfigError(f"no result.json under {', '.join(str(p) for p in paths or (Path('results'),))}")
     header = ("system", "model", "scenario/mode", "metric", "items/s", "status")
     widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
     for row in (header, *rows):
-        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
 
 
 def main() -> None:
@@ -706,4 +711,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

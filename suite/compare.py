@@ -9,6 +9,8 @@ profile, precision and rule set); a row without a like baseline run says why in 
 Outputs (in ``--out``): ``comparison.csv``, ``report.html`` and its PNGs (throughput per model per
 system on a log scale, speedup over the baseline system, samples per joule, latency against load
 where a system has several Server runs of a model); the Markdown table is returned for the terminal.
+
+Size: this module is over 450 lines because it reads three kinds of tree (results, a submission, published CSVs) into one row type; the tree bottom layer (issue 13) will take the reading.
 """
 
 from __future__ import annotations
@@ -133,7 +135,6 @@ def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
         accel = str(system.get("accelerator_model_name") or "N/A")
         cpu = str(system.get("host_processor_model_name") or "")
         accelerator = cpu if accel in ("N/A", "", "0") else accel
-        org = run.org_dir.name
         backend_name = str(system.get("framework") or "")
         precision = ""
         measurements = run.org_dir / "measurements" / run.system / run.benchmark / run.scenario
@@ -141,7 +142,6 @@ def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
             precision = str(_json(path).get("weight_data_types") or "")
         vendor = vendor_of(accelerator)
         model = run.benchmark
-        source = f"submission ({org})"
         scale, profile, rules = _submitted_like(run, measurements)
         nodes = _count(system.get("number_of_nodes"), 1)
         accelerators = 0 if accel in ("N/A", "", "0") else nodes * _count(system.get("accelerators_per_node"), 1)
@@ -156,7 +156,6 @@ def _row(run: RunFolder, accuracy: RunFolder | None) -> dict[str, Any]:
         precision = (backend.precision if backend is not None else None) or (cfg.precision if cfg is not None else None) or ""
         vendor = vendor_of(accelerator)
         model = (result.benchmark if result is not None else None) or (config.benchmark if config is not None else None) or run.benchmark
-        source = "results"
         settings = (result.settings if result is not None else None) or (config.settings if config is not None else None)
         scale = (cfg.model.scale if cfg is not None else None) or ""
         profile = (settings.profile if settings is not None else None) or (cfg.profile if cfg is not None else None) or ""
@@ -452,7 +451,7 @@ def _plots(frame: pd.DataFrame, baseline: str, out: Path) -> list[Path]:
     if sweeps:
         fig, ax = plt.subplots(figsize=(8, 4.5))
         for i, key in enumerate(sweeps):
-            mask = np.logical_and.reduce([server[c] == v for c, v in zip(["system", *LIKE], key)])
+            mask = np.logical_and.reduce([server[c] == v for c, v in zip(["system", *LIKE], key, strict=False)])
             grp = server[mask].sort_values("throughput")
             ax.plot(grp["throughput"], grp["p99_latency_ms"], marker="o", color=f"C{i % 10}", label=f"{key[0]} {key[1]}")
             bad = grp[~grp["valid"]]

@@ -331,7 +331,7 @@ def rule_settings(
         loadgen_model=rules.loadgen_model(model),
         scenario=scenario,
         mode=mode,
-        target_qps=float(target_qps) if source == "cli" else table_qps,
+        target_qps=float(target_qps) if source == "cli" and not isinstance(target_qps, str) and target_qps is not None else table_qps,
         target_qps_source=source,
         target_latency_ns=int(float(get("target_latency_ms", 100)) * 1_000_000),
         target_latency_percentile=float(get("target_latency_percentile", 99)) / 100.0,

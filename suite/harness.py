@@ -24,12 +24,14 @@ response. LoadGen then often ends by itself (Offline always: its logs are comple
 within ``INTERRUPT_GRACE_S`` (or a second signal comes), :func:`run` leaves it running, undestroyed,
 and raises :class:`~suite.errors.RunInterrupted` saying so: the process must then exit with
 ``os._exit``.
+
+Size: this module is over 450 lines because the LoadGen callbacks, the batcher, the workers and the signal-safe run block share hot-path state that splitting would put behind calls.
 """
 
 from __future__ import annotations
 
-import queue
 import logging
+import queue
 import sys
 import threading
 import time
@@ -41,13 +43,13 @@ from typing import Any, Protocol, TextIO
 import mlperf_loadgen as lg
 import numpy as np
 
-from suite.backends.base import Backend
 from suite import scenarios
-from suite.scenarios import expected_duration_s, expected_queries
+from suite.backends.base import Backend
 from suite.config import Mode, Settings
 from suite.datasets.library import QueryLibrary, Staging
 from suite.errors import HarnessError, RunInterrupted
 from suite.interrupts import StopSignals, signal_name, stop_signals
+from suite.scenarios import expected_duration_s, expected_queries
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +311,7 @@ class Batcher:
             scores = np.ascontiguousarray(scores)
             if self._labels is not None:
                 scores = self._pairs(scores, idx, self._labels)
-        except Exception as exc:  # noqa: BLE001 - any backend failure must still complete the samples
+        except Exception as exc:
             if self._stopping:  # e.g. a scheduler closed under a call that was already waiting
                 self._discard(ids)
                 return
@@ -321,10 +323,10 @@ class Batcher:
         base = scores.__array_interface__["data"][0]
         sizes = self._sizes
         response = lg.QuerySampleResponse
-        responses = []
+        responses: list[Any] = []
         append = responses.append
         offset = 0
-        for sample_id, i in zip(ids, idx):
+        for sample_id, i in zip(ids, idx, strict=False):
             size = sizes[i]
             append(response(sample_id, base + offset * row_bytes, size * row_bytes))
             offset += size
@@ -584,7 +586,7 @@ def _run(
     def loadgen() -> None:
         try:
             lg.StartTestWithLogSettings(sut, qsl, ts, log_settings, audit)
-        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread below
+        except BaseException as exc:
             failure.append(exc)
         finally:
             try:

@@ -92,7 +92,7 @@ def parse_float(
     return value
 
 
-class IntRange(click.ParamType):
+class IntRange(click.ParamType):  # type: ignore[type-arg]  # click 8.1 (setup.cfg allows it) has no generic ParamType
     """A click type: a strict integer in [lo, hi] (see :func:`parse_int`)."""
 
     name = "integer"
@@ -104,7 +104,7 @@ class IntRange(click.ParamType):
         return parse_int(self.what, value, self.lo, self.hi)
 
 
-class FloatRange(click.ParamType):
+class FloatRange(click.ParamType):  # type: ignore[type-arg]  # click 8.1 (setup.cfg allows it) has no generic ParamType
     """A click type: a strict finite number in [lo, hi] or (lo, hi] (see :func:`parse_float`)."""
 
     name = "number"

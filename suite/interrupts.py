@@ -143,5 +143,5 @@ def stop_signals() -> Iterator[StopSignals]:
         yield stop
     finally:
         _active = None
-        for signum, handler in previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        for restored, handler in previous.items():
+            signal.signal(restored, handler if handler is not None else signal.SIG_DFL)

@@ -281,7 +281,7 @@ class PowerMeter:
     def _energy(source: Source) -> float | None:
         try:
             return source.energy_j()
-        except Exception as exc:  # noqa: BLE001 - a failed read loses one reading, not the run
+        except Exception as exc:
             log.debug("energy read of %s failed: %s", source.name, exc)
             return None
 
@@ -295,7 +295,7 @@ class PowerMeter:
                 continue
             try:
                 watts = source.power_w()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.debug("power read of %s failed: %s", source.name, exc)
                 continue
             if watts is None:

@@ -136,14 +136,15 @@ class RuleSet:
             UnknownNameError: no model and variant of this rule set spell ``benchmark``.
         """
         # The default first: a template without {variant} names every variant the same.
-        variants = sorted(self.variants, key=lambda v: v != self.default_variant) or [None]
+        variants: list[str | None] = [*sorted(self.variants, key=lambda v: v != self.default_variant)] or [None]
         for model in self.models:
             for variant in variants:
                 if self.benchmark(model, variant) == benchmark:
                     return model, variant
         if str(self.meta.get("benchmark", "{model}")) == "{model}":
             return benchmark, self.default_variant
-        choices = [self.benchmark(m, v) for m in self.models for v in self.variants or [None]]
+        declared: list[str | None] = [*self.variants] or [None]
+        choices = [self.benchmark(m, v) for m in self.models for v in declared]
         raise UnknownNameError("benchmark", benchmark, choices)
 
     def check_profile(self, profile: str) -> None:

@@ -1,4 +1,7 @@
-"""``suite run`` as a function: config in, result folder out."""
+"""``suite run`` as a function: config in, result folder out.
+
+Size: this module is over 450 lines because it holds the one path from a config to a run folder: checks, load, probe, warm-up, the run and the atomic record.
+"""
 
 from __future__ import annotations
 
@@ -260,7 +263,7 @@ def warm_up(backend: Backend, library: QueryLibrary, settings: Settings, workers
             scores = backend.predict(batch)
             if isinstance(scores, np.ndarray) and scores.ndim:
                 rehearse_responses(scores, [sizes[i] for i in indices])
-        except Exception as exc:  # noqa: BLE001 - recorded; the harness meets it again in the run
+        except Exception as exc:
             with lock:
                 totals["errors"] += 1
                 if not errors:
@@ -440,7 +443,7 @@ def run(
 
     run_dir = config.run_dir()
     prepare_run_dir(run_dir, config.overwrite)
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     base: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "config": config.to_dict(),
@@ -484,7 +487,7 @@ def run(
                     declared = backend.batch_defaults(config.scenario.value, settings.target_latency_ns)
                 except SuiteError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - a backend's own failure becomes one clear error
+                except Exception as exc:
                     raise BackendError(f"backend {config.backend!r} failed to load: {type(exc).__name__}: {exc}") from exc
             if declared is not None:
                 # What the backend measured at load, unless the user set it.
@@ -583,7 +586,7 @@ def _finish(
     data["backend"] = info
     if placement:
         data["placement"] = placement
-    data["finished"] = dt.datetime.now(dt.timezone.utc).isoformat()
+    data["finished"] = dt.datetime.now(dt.UTC).isoformat()
     data["loadgen_version"] = _loadgen_version()
     perf: dict[str, Any] = {}
     loadgen_errors: list[str] = []

@@ -16,6 +16,8 @@ It is refused, with nothing written, when the results fail ``suite check``, when
 whitespace or a path separator, when a symlink leads out of the results tree, when a required
 systems field is empty, or when the built tree fails ``suite check``. Everything is built in a
 temporary folder beside ``<out>`` and renamed into place at the end.
+
+Size: this module is over 450 lines because it builds the whole submission tree; the format moves to versioned data (issue 13, helper `check`).
 """
 
 from __future__ import annotations
@@ -32,19 +34,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from suite import record, scenarios
 from suite.check import CheckReport, check, table
 from suite.config import Mode
-from suite import record, scenarios
-from suite.errors import ConfigError, RecordError, RefusedError, ResultExistsError
+from suite.errors import ConfigError, RecordError, RefusedError, ResultExistsError, SuiteError
 from suite.record import (
-    AccuracyRecord, BackendRecord, ConfigRecord, EnvironmentRecord, MetricRecord, PerformanceRecord, ResultRecord, RunConfigRecord,
+    AccuracyRecord,
+    BackendRecord,
+    ConfigRecord,
+    EnvironmentRecord,
+    MetricRecord,
+    PerformanceRecord,
+    ResultRecord,
+    RunConfigRecord,
     SettingsRecord,
 )  # fmt: skip
 from suite.results import ACCURACY_LOG, DETAIL, SUMMARY, read_detail
-from suite.tree import RunFolder, discover
 from suite.submission import DEFAULT, SubmissionFormat, bad_name, for_rules, system_problems, truncate_accuracy_log
-
-FRAMEWORKS = {"torch-cpu": "PyTorch", "torch-cuda": "PyTorch", "onnxruntime": "ONNX Runtime", "null": "none (null backend)"}
+from suite.tree import RunFolder, discover
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -347,9 +354,19 @@ def _accelerator(device: str) -> bool:
     return not (d in ("", "none", "null") or d.startswith("cpu"))
 
 
+def _declared_framework(name: str) -> str:
+    """The framework a registered backend declares (its class's ``framework``), "" when unknown here."""
+    from suite.backends import get_backend
+
+    try:
+        return str(get_backend(name).framework)
+    except SuiteError:
+        return ""
+
+
 def _framework(backend: BackendRecord) -> str:
     name = backend.name or ""
-    label = FRAMEWORKS.get(name, name)
+    label = _declared_framework(name) or name
     version = backend.version
     return f"{label} {version}" if version and name != "null" else label
 

@@ -19,6 +19,8 @@ worker pool.
 Output, in ``<output>/<system>/<model>/tune/``: ``tuned.json`` (the chosen setting, loadable by
 ``suite run --backend deeprecsched --tuned FILE``, with the static baseline and the ratio),
 ``trace.csv`` (every LoadGen run), ``qps.png`` (QPS against B and Q) and ``runs/`` (LoadGen's logs).
+
+Size: this module is over 450 lines because the search, its confirmation runs and the report are one algorithm; it moves beside the scheduler (issue 13).
 """
 
 from __future__ import annotations
@@ -43,7 +45,23 @@ if TYPE_CHECKING:
     from suite.backends.deeprecsched import DeepRecSchedBackend
     from suite.datasets.library import QueryLibrary
 
-TUNABLE = ("deeprecsched",)
+
+
+def tunable_backends() -> tuple[str, ...]:
+    """The registered backends that declare :attr:`~suite.backends.base.Backend.tunable`
+    parameters (and can be imported here): the ones ``suite tune`` accepts."""
+    from suite.backends import REGISTRY, get_backend
+
+    names = []
+    for name in REGISTRY:
+        try:
+            if get_backend(name).tunable:
+                names.append(name)
+        except SuiteError:
+            continue  # not installed here: not offered
+    return tuple(names)
+
+
 PERCENTILES = (95.0, 99.0)
 #: DeepRecSys's default batch-size list (utils ``32-64-128-256-512-1024``), walked upward.
 BATCH_SIZES = (32, 64, 128, 256, 512, 1024)
@@ -104,7 +122,7 @@ class TuneConfig:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        one_of("backend", self.backend, TUNABLE)
+        one_of("backend", self.backend, tunable_backends())
         one_of("profile", self.profile, PROFILES)
         if self.sla_ms is not None and not self.sla_ms > 0:
             raise ConfigError(f"'sla-ms' must be > 0 (got {self.sla_ms!r})")
@@ -277,9 +295,8 @@ def tune(config: TuneConfig, *, report: Callable[[Point], None] | None = None) -
         BackendError: the backend failed (a worker died, say); points so far are kept in trace.csv.
     """
     from suite.backends import BackendConfig, get_backend
-    from suite.runner import environment, load_library, prepare_run_dir
-
     from suite.models.weights import verify as verify_weights
+    from suite.runner import environment, load_library, prepare_run_dir
 
     verify_weights(config.model)
     run_config = config.run_config()
@@ -297,13 +314,13 @@ def tune(config: TuneConfig, *, report: Callable[[Point], None] | None = None) -
     confirm = dataclasses.replace(search, min_duration_ms=config.confirm_ms or base.min_duration_ms,
                                   min_query_count=base.min_query_count)
     library = load_library(run_config, base)
-    backend: DeepRecSchedBackend = get_backend(config.backend)(  # type: ignore[assignment]
+    backend: DeepRecSchedBackend = get_backend(config.backend)(
         BackendConfig(model=config.model, threads=config.threads, precision=config.precision,
                       options=config.backend_options)
     )
     out = config.tune_dir()
     prepare_run_dir(out, config.overwrite)
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     tuner = _Tuner(library, backend, search, confirm, out, config.tolerance, report)
     try:
         backend.load()
@@ -361,7 +378,7 @@ def tune(config: TuneConfig, *, report: Callable[[Point], None] | None = None) -
         "backend_info": info,
         "environment": environment(),
         "started": started.isoformat(),
-        "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "finished": dt.datetime.now(dt.UTC).isoformat(),
         "runs": len(tuner.points),
     }
     from suite.results import write_json
@@ -410,7 +427,7 @@ def closed_loop_qps(backend: Backend, library: QueryLibrary, seconds: float) -> 
                 backend.predict(library.gather([i % n]))
                 done[t] += 1
                 i += threads
-        except Exception as exc:  # noqa: BLE001 - re-raised below as a BackendError
+        except Exception as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
 
     t0 = time.perf_counter()
@@ -425,7 +442,7 @@ def closed_loop_qps(backend: Backend, library: QueryLibrary, seconds: float) -> 
 
 
 def _capacity_dict(c: Capacity) -> dict[str, Any]:
-    d = {"batch_items": c.batch_items, "offload_items": c.offload_items, "qps": c.qps, "confirmed": c.confirmed}
+    d: dict[str, Any] = {"batch_items": c.batch_items, "offload_items": c.offload_items, "qps": c.qps, "confirmed": c.confirmed}
     if c.same_as is not None:
         d["same_as"] = list(c.same_as)
     return d
@@ -606,7 +623,7 @@ def plot(path: Path, data: dict[str, Any], model: str) -> bool:
     if climb["offload"]:
         panels.append(("offload", "offload threshold Q (items)", "offload_items"))
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
-    for ax, (phase, label, key) in zip(axes[0], panels):
+    for ax, (phase, label, key) in zip(axes[0], panels, strict=False):
         points = climb[phase]
         xs = [p[key] if p[key] else (1024 if key == "batch_items" else 2048) for p in points]
         ax.plot(xs, [p["qps"] for p in points], marker="o")

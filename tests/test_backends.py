@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import smoke_config
+
 from suite.backends import REGISTRY, BackendConfig, get_backend
+from suite.backends.base import PRECISIONS
 from suite.config import Mode, Scenario
 from suite.datasets import synthetic
 from suite.datasets.batch import Batch
@@ -29,15 +30,47 @@ TOLERANCE = {"fp32": 1e-5, "tf32": 5e-3, "bf16": 5e-2, "fp16": 2e-2}
 ROWS = 4096
 #: dlrm-v3's sample is a whole request (~1,000 times an item's work): a few hundred are enough.
 ROWS_BY_MODEL = {"dlrm-v3": 128}
-#: (backend, precision) pairs checked; a pair whose backend cannot run here is skipped.
-CASES = [
-    ("onnxruntime", "fp32"),
-    pytest.param("torch-cuda", "fp32", marks=pytest.mark.cuda),
-    pytest.param("torch-cuda", "tf32", marks=pytest.mark.cuda),
-    pytest.param("torch-cuda", "bf16", marks=pytest.mark.cuda),
-    pytest.param("torch-cuda", "fp16", marks=pytest.mark.cuda),
-    ("torch-cpu", "bf16"),
-]
+
+
+def _cases() -> list[object]:
+    """(backend, precision) for every registered backend that computes (on the CPU or CUDA) and
+    every precision it declares with a tolerance here, but the reference itself; CUDA ones marked."""
+    cases: list[object] = []
+    for name in sorted(REGISTRY):
+        try:
+            cls = get_backend(name)
+        except BackendUnavailableError:
+            continue
+        if cls.device_kind not in ("cpu", "cuda"):
+            continue
+        marks = [pytest.mark.cuda] if cls.device_kind == "cuda" else []
+        cases += [pytest.param(name, p, marks=marks) for p in cls.precisions
+                  if p in TOLERANCE and (name, p) != ("torch-cpu", "fp32")]
+    return cases
+
+
+#: (backend, precision) pairs checked, from the registry; a pair whose backend cannot run here is skipped.
+CASES = _cases()
+
+
+def test_cases_come_from_the_registry() -> None:
+    """Today's backends give the pairs that used to be written out by hand."""
+    got = {tuple(c.values) for c in CASES}  # type: ignore[attr-defined]  # pytest.param's ParameterSet
+    assert {("onnxruntime", "fp32"), ("torch-cpu", "bf16")} <= got
+    assert {("torch-cuda", p) for p in ("fp32", "tf32", "bf16", "fp16")} <= got
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_backend_declares_its_capabilities(name: str) -> None:
+    try:
+        cls = get_backend(name)
+    except BackendUnavailableError as exc:
+        pytest.skip(str(exc))
+    assert cls.device_kind in ("cpu", "cuda", "none", "inner")
+    assert cls.precisions and set(cls.precisions) <= set(PRECISIONS)
+    assert all(isinstance(t, str) and t for t in cls.tunable)
+    # A backend that computes names its framework (the systems JSON asks it, not a table of names).
+    assert cls.framework or cls.device_kind == "inner"
 
 
 def sample(model: str, n: int = 257) -> tuple[ModelSpec, Batch]:

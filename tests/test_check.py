@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import smoke_config
+
 from suite.check import RULES, Finding, Severity, check
 from suite.cli import cli
 from suite.config import Mode, Scenario

@@ -184,3 +184,19 @@ def test_tasks_option_reaches_the_result(runner: CliRunner, results: Path) -> No
     code, _, err = invoke(runner, "run", "--model", "ncf", "--tasks", "2", "--backend", "null", "--scenario", "offline")
     assert code == 2
     assert err == "Error: 'tasks' applies only to the multi-task models ['mtwnd'] (got 2 for 'ncf')\n"
+
+
+def test_shared_options_have_one_help_in_run_audit_and_tune() -> None:
+    """An option ``suite tune`` shares with ``suite run`` is the same declaration: same help."""
+    from suite.cli import cli
+
+    def helps(name: str) -> dict[str, str | None]:
+        command = cli.commands[name]
+        return {p.name: getattr(p, "help", None) for p in command.params if p.name}
+
+    run, audit, tune = helps("run"), helps("audit"), helps("tune")
+    shared = set(run) & set(tune) - {"backend", "profile"}  # tune's own: its default and its durations
+    assert {"threads", "model", "scale", "options", "query_size", "progress"} <= shared
+    assert all(run[n] == tune[n] for n in shared)
+    assert all(run[n] == audit[n] for n in set(run) & set(audit))
+    assert "CPU workers for deeprecsched" in (run["threads"] or "")

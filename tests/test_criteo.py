@@ -118,5 +118,5 @@ def test_a_streamed_multi_hot_expansion_equals_the_whole_tables(monkeypatch: pyt
     monkeypatch.setattr(multihot, "WHOLE_LIMIT", 0)
     monkeypatch.setattr(multihot, "CHUNK_ROWS", 700)
     streamed = multihot.model_inputs(raw, schema)
-    assert all(np.array_equal(a, b) for a, b in zip(whole.sparse, streamed.sparse))
+    assert all(np.array_equal(a, b) for a, b in zip(whole.sparse, streamed.sparse, strict=False))
     assert np.array_equal(whole.dense, streamed.dense)

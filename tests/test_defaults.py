@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import smoke_config
+
 from suite.backends import get_backend
 from suite.backends.base import BackendConfig
 from suite.backends.null import NullBackend

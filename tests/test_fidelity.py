@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import smoke_config
+
 from suite import rules
 from suite.check import check
 from suite.config import Mode, Scenario

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import smoke_config
+
 from suite import runner as suite_runner
 from suite.cli import cli
 from suite.config import Scenario

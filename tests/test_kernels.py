@@ -24,10 +24,10 @@ pytest.importorskip("triton")
 from suite.backends.kernels import dense as dk  # noqa: E402
 from suite.backends.kernels import fused, lookup  # noqa: E402
 from suite.models import ModelSpec, build  # noqa: E402
-from suite.models.init import Init, materialize  # noqa: E402
 from suite.models.base import ModelSchema, TableSpec  # noqa: E402
 from suite.models.configs import DLRMv2Config  # noqa: E402
 from suite.models.dlrm_v2 import DLRMv2  # noqa: E402
+from suite.models.init import Init, materialize  # noqa: E402
 
 DEVICE = "cuda" if CUDA else "cpu"
 #: Max |fused - embedding_bag on the original fp32 rows| relative to the pooled vectors' scale.
@@ -38,14 +38,14 @@ def tables(seed: int = 0, rows: tuple[int, ...] = (50, 7, 100, 3), lookups: tupl
            n: int = 37) -> tuple[list[torch.Tensor], list[int], torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     weights = [torch.randn(r, dim, generator=g).to(DEVICE) for r in rows]
-    ids = torch.cat([torch.randint(0, r, (n, lk), generator=g, dtype=torch.int32) for r, lk in zip(rows, lookups)], dim=1)
+    ids = torch.cat([torch.randint(0, r, (n, lk), generator=g, dtype=torch.int32) for r, lk in zip(rows, lookups, strict=False)], dim=1)
     return weights, list(lookups), ids.to(DEVICE)
 
 
 def eager_pooled(weights: list[torch.Tensor], lookups: list[int], ids: torch.Tensor) -> torch.Tensor:
     cols = np.cumsum([0, *lookups])
     return torch.cat([torch.nn.functional.embedding_bag(ids[:, c:c + lk].long(), w, mode="sum")
-                      for w, lk, c in zip(weights, lookups, cols)], dim=1)
+                      for w, lk, c in zip(weights, lookups, cols, strict=False)], dim=1)
 
 
 @pytest.mark.parametrize(("row_type", "split"), [(t, False) for t in sorted(lookup.ROW_TYPES)] + [("fp8", True), ("int8", True)])
@@ -124,7 +124,7 @@ def small_dlrm_v2() -> tuple[torch.nn.Module, ModelSchema, torch.Tensor, list[to
     config = DLRMv2Config(name="dlrm-v2", module="suite.models.dlrm_v2:DLRMv2", rows=(40, 9, 300), hotness=(3, 1, 10),
                           dim=16, bottom=(13, 32, 16), cross_layers=2, low_rank=16, top=(32, 16, 1))
     schema = ModelSchema(model="dlrm-v2", dense=13, tables=tuple(
-        TableSpec(name=f"t{i}", rows=r, dim=16, lookups=h, multi_hot=True) for i, (r, h) in enumerate(zip(config.rows, config.hotness))))
+        TableSpec(name=f"t{i}", rows=r, dim=16, lookups=h, multi_hot=True) for i, (r, h) in enumerate(zip(config.rows, config.hotness, strict=False))))
     init = Init()
     with torch.device("meta"):
         model = DLRMv2(config, schema, init)
@@ -205,6 +205,7 @@ def test_dlrm_v2_forward_within_distance_of_fp32(precision: str, options: dict[s
 def test_fused_backend_passes_the_auc_gate(data_dir: Path, results: Path, precision: str, options: tuple, gate: float) -> None:
     """Accuracy mode through LoadGen and the harness: AUC >= gate x the teacher's."""
     from conftest import smoke_config
+
     from suite.config import Mode, Scenario
     from suite.runner import run
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import smoke_config
+
 from suite.backends.base import BackendConfig
 from suite.backends.torch_cpu import TorchCPUBackend
 from suite.config import Mode, Scenario
@@ -57,9 +57,9 @@ def test_scores_have_one_probability_per_item_and_task(name: str) -> None:
 def test_a_seed_fixes_every_weight(name: str) -> None:
     a, b = build(ModelSpec(name=name, scale="tiny")), build(ModelSpec(name=name, scale="tiny"))
     other = build(ModelSpec(name=name, scale="tiny", seed=1))
-    for (key, x), y, z in zip(a.state_dict().items(), b.state_dict().values(), other.state_dict().values()):
+    for (key, x), y, _z in zip(a.state_dict().items(), b.state_dict().values(), other.state_dict().values(), strict=False):
         assert torch.equal(x, y), key
-    assert not all(torch.equal(x, z) for x, z in zip(a.state_dict().values(), other.state_dict().values()))
+    assert not all(torch.equal(x, z) for x, z in zip(a.state_dict().values(), other.state_dict().values(), strict=False))
     batch = random_batch(ModelSpec(name=name, scale="tiny"), 16)
     assert np.array_equal(logits(a, batch), logits(b, batch))
 
@@ -107,7 +107,7 @@ def test_smoke_run_reaches_the_reference_auc(results: Path, data_dir: Path, name
     assert len(acc["task_auc"]) == len(acc["reference_auc"]) == pools
     assert acc["auc"] >= 0.99 * float(np.mean(acc["reference_auc"]))
     # The gate's reference is MLPerf's fixed 80.31% for dlrm-v2; the data's own is its teacher's AUC.
-    for got, ref in zip(acc["task_auc"], result.data["dataset"]["reference_auc"]):
+    for got, ref in zip(acc["task_auc"], result.data["dataset"]["reference_auc"], strict=False):
         assert ref == pytest.approx(0.80, abs=0.03)
         assert got == pytest.approx(ref, abs=1e-4)
     assert result.data["config"]["model"]["tasks"] == config.model.task_count
@@ -200,7 +200,7 @@ def test_multi_hot_expansion_is_mlperfs() -> None:
     schema = ModelSpec(name="dlrm-v2", scale="tiny").schema
     tables = multihot.tables(schema)
     rng = np.random.RandomState(0)
-    for table, spec in zip(tables, schema.tables):
+    for table, spec in zip(tables, schema.tables, strict=False):
         assert table is not None and table.shape == (spec.rows, spec.lookups)
         assert np.array_equal(table[:, 0], np.arange(spec.rows))
         assert np.array_equal(table[:, 1:], rng.randint(0, spec.rows, size=(spec.rows, spec.lookups - 1)))
@@ -215,8 +215,8 @@ def test_behaviours_come_from_a_few_interests() -> None:
     assert max(len(np.unique(row)) for row in behaviours) <= 48
     # Half the candidate ads come from the user's own interests: an ad shares rows with its own
     # user's behaviours far more often than with another user's (popular clusters overlap anyway).
-    own = np.mean([len(np.intersect1d(a, b)) > 0 for a, b in zip(ad, behaviours)])
-    other = np.mean([len(np.intersect1d(a, b)) > 0 for a, b in zip(ad, np.roll(behaviours, 1, axis=0))])
+    own = np.mean([len(np.intersect1d(a, b)) > 0 for a, b in zip(ad, behaviours, strict=False)])
+    other = np.mean([len(np.intersect1d(a, b)) > 0 for a, b in zip(ad, np.roll(behaviours, 1, axis=0), strict=False)])
     assert own > other + 0.5
 
 

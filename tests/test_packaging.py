@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, package_dirs
+
 from suite.rules import RuleSet
 
 # What a build reads besides the package folders: the metadata and the README (long_description).

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import smoke_config
+
 from suite import compare, record
 from suite.check import check
 from suite.cli import cli

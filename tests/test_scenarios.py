@@ -8,16 +8,16 @@ from pathlib import Path
 import mlperf_loadgen as lg
 import pytest
 
+from suite import harness
 from suite.audit import RESULT_FIELD
 from suite.check.reading import RunContext
 from suite.check.runs import check_settings
 from suite.config import Mode, RunConfig, Scenario, resolve, rule_settings
+from suite.models import ModelSpec
 from suite.results import parse_detail
 from suite.rules import RuleSet
-from suite.tree import RunFolder
-from suite import harness
-from suite.models import ModelSpec
 from suite.scenarios import SCENARIOS, by_name, spec
+from suite.tree import RunFolder
 
 
 def test_every_scenario_has_one_row_named_as_loadgen_names_it() -> None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import smoke_config
+
 from suite.backends.base import ACCELERATOR_BUCKETS, BackendConfig, BatchDefaults, accelerator_batching, bucket
 from suite.backends.null import NullBackend
 from suite.config import Scenario

@@ -37,7 +37,7 @@ def test_requests_are_in_time_order_with_histories_strictly_before_them() -> Non
 def test_ids_lie_in_their_tables_and_follow_the_reference_structure() -> None:
     batch = draw()
     schema = SPEC.schema
-    for ids, table in zip(batch.sparse, schema.tables):
+    for ids, table in zip(batch.sparse, schema.tables, strict=False):
         assert ids.dtype == np.int32 and ids.shape == (200, table.lookups)
         assert ids.min() >= 0 and ids.max() < table.rows, table.name
     items, cats = batch.sparse[1], batch.sparse[2]
@@ -61,7 +61,7 @@ def test_users_with_a_small_concentration_keep_to_few_categories() -> None:
 def test_same_seed_same_bytes() -> None:
     a, b = draw(seed=3), draw(seed=3)
     assert np.array_equal(a.dense, b.dense)
-    assert all(np.array_equal(x, y) for x, y in zip(a.sparse, b.sparse))
+    assert all(np.array_equal(x, y) for x, y in zip(a.sparse, b.sparse, strict=False))
 
 
 def test_teacher_labels_carry_signal() -> None:

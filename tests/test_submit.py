@@ -15,9 +15,11 @@ from click.testing import CliRunner
 
 from suite import rules
 from suite.check import check
-from suite.results import read_detail
 from suite.cli import cli
+from suite.record import BackendRecord
+from suite.results import read_detail
 from suite.submission import for_rules
+from suite.submit import ScenarioRuns
 
 SMOKE = ["--model", "dlrm-rmc1", "--scale", "tiny", "--profile", "smoke", "--no-progress"]
 NULL_SERVER = [*SMOKE, "--backend", "null", "--scenario", "server", "--target-qps", "1000", "--system", "sys1"]
@@ -341,7 +343,7 @@ def test_weight_transformations_say_what_the_fused_kernels_did() -> None:
     assert weight_transformations("bf16", {"fused": {"rows": "bf16", "dense": "bf16"}}).endswith("; dense layers cast to bf16")
 
 
-def _gpu_scenario(backend: "BackendRecord") -> "ScenarioRuns":
+def _gpu_scenario(backend: BackendRecord) -> ScenarioRuns:
     from suite.record import AccuracyRecord, EnvironmentRecord, ModelRecord, PerformanceRecord, RunConfigRecord, SettingsRecord
     from suite.submit import ScenarioRuns
 

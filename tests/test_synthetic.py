@@ -27,7 +27,7 @@ def test_same_seed_same_bytes(generated: synthetic.Synthetic, data_dir: Path) ->
     assert np.array_equal(again.labels, generated.labels)
     assert np.array_equal(again.items.dense, generated.items.dense)
     stored = Dataset.load(path)
-    for a, b in zip(stored.items.sparse, generated.items.sparse):
+    for a, b in zip(stored.items.sparse, generated.items.sparse, strict=False):
         assert np.array_equal(a, b)
     assert np.array_equal(stored.labels, generated.labels)
 
@@ -100,7 +100,7 @@ def test_tsv_written_by_generate_reads_back(generated: synthetic.Synthetic, tmp_
     assert np.array_equal(back.labels, head.labels)
     batch = back.to_batch([t.rows for t in schema.tables])
     assert np.array_equal(batch.dense, generated.items.dense[:500])
-    for a, b in zip(batch.sparse, generated.items.sparse):
+    for a, b in zip(batch.sparse, generated.items.sparse, strict=False):
         assert np.array_equal(a, b[:500])
     first = path.read_text().split("\n", 1)[0].split("\t")
     assert len(first) == 1 + 128 + 8

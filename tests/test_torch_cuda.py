@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import smoke_config
+
 from suite.backends.base import BackendConfig, BackendInfo, BatchDefaults
 from suite.backends.null import NullBackend
 from suite.backends.torch_cuda import GRAPH_BUCKETS, PackedLayout, bucket
@@ -39,7 +39,7 @@ def test_packed_rows_hold_dense_bits_then_every_tables_ids() -> None:
     assert rows.dtype == np.int32 and rows.shape == (5, layout.words) and rows.flags.c_contiguous
     got_dense, got_sparse = layout.unpack(rows)
     assert np.array_equal(got_dense, dense)
-    assert all(np.array_equal(g, s) for g, s in zip(got_sparse, sparse))
+    assert all(np.array_equal(g, s) for g, s in zip(got_sparse, sparse, strict=False))
     out = np.zeros((8, layout.words), dtype=np.int32)
     layout.pack(dense, sparse, out=out)
     assert np.array_equal(out[:5], rows) and not out[5:].any()

@@ -39,11 +39,11 @@ def _answer(jobs: list[tuple[Any, Future[np.ndarray]]], compute: Callable[[], li
     """Resolve each job's future with its part of ``compute()``, or all with its exception."""
     try:
         parts = compute()
-    except BaseException as exc:  # noqa: BLE001 - handed to the waiting callers, re-raised there
+    except BaseException as exc:
         for _, f in jobs:
             f.set_exception(exc)
         return
-    for (_, f), part in zip(jobs, parts):
+    for (_, f), part in zip(jobs, parts, strict=False):
         f.set_result(part)
 
 
@@ -127,7 +127,7 @@ class Accelerator:
             merged = Batch.of_spans(items, [span for b in batches for span in b.spans])
         else:
             merged = Batch(dense=np.concatenate([b.dense for b in batches]),
-                           sparse=tuple(np.concatenate(t) for t in zip(*(b.sparse for b in batches))))
+                           sparse=tuple(np.concatenate(t) for t in zip(*(b.sparse for b in batches), strict=False)))
         scores = self.backend.predict(merged)
         return np.split(scores, np.cumsum([len(b) for b in batches[:-1]]))
 

@@ -63,6 +63,8 @@ class DeepRecSchedBackend(Backend):
     """
 
     name = "deeprecsched"
+    device_kind = "inner"
+    tunable = ("batch_items", "offload_items")
     thread_safe = True
     options = {
         "accelerator": Option("the backend that takes offloaded queries whole", choices_of=lambda: ("none", *_inner())),
@@ -141,11 +143,11 @@ class DeepRecSchedBackend(Backend):
         for slots, done in jobs:
             try:
                 scores = done.result()
-            except Exception as exc:  # noqa: BLE001 - the first failure is the query's
+            except Exception as exc:
                 error = error or str(exc)
                 continue
             ends = np.cumsum([0, *(sizes[i] for i in slots)])
-            for i, lo, hi in zip(slots, ends[:-1], ends[1:]):
+            for i, lo, hi in zip(slots, ends[:-1], ends[1:], strict=False):
                 parts[i] = scores[lo:hi]
         if error:
             raise BackendError(error)

@@ -171,7 +171,7 @@ def tune(m: int, n: int, k: int, *, fp8: bool, iters: int = 10, **epilogue: Any)
             linear(a, w, w_scale=scale, tiles=tiles, **epilogue)
         try:
             call()
-        except Exception:  # noqa: BLE001 - a tile shape this GPU cannot hold (shared memory) is skipped
+        except Exception:
             continue
         torch.cuda.synchronize()
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)

@@ -106,7 +106,7 @@ class FusedDLRM(nn.Module):
         for i, (down, up) in enumerate(self.cross or []):
             layers.append((f"cross{i}.down", down, {"out_dtype": None if fp8 else self.dtype, "q_scale": q}))
             layers.append((f"cross{i}.up", up, {"bias": up.bias, "x0": x, "xl": x, "q_scale": q}))
-        for i, (layer, relu) in enumerate(zip(self.top, self.relu_top)):
+        for i, (layer, relu) in enumerate(zip(self.top, self.relu_top, strict=False)):
             layers.append((f"top{i}", layer, {"bias": layer.bias, "relu": relu, "q_scale": q}))
         best = {}
         for name, layer, epilogue in layers:
@@ -149,7 +149,7 @@ class FusedDLRM(nn.Module):
                 y = torch.mm(torch.mm(x, down.weight.t()), up.weight.t())
                 x = dk.epilogue(y, up.bias, x0=x0, xl=x)[0]
         h = x
-        for i, (layer, relu) in enumerate(zip(self.top, self.relu_top)):
+        for i, (layer, relu) in enumerate(zip(self.top, self.relu_top, strict=False)):
             last_fp8 = i == len(self.top) - 1
             if fp8:
                 assert xq is not None
@@ -212,7 +212,7 @@ def _calibrate(model: nn.Module, schema: ModelSchema, seed: int, items: int) -> 
 
     cross = getattr(model, "cross", None)
     if cross is not None:
-        for i, (down, up) in enumerate(zip(cross.down, cross.up)):
+        for i, (down, up) in enumerate(zip(cross.down, cross.up, strict=False)):
             hooks.append(down.register_forward_hook(record(f"cross{i}.x", "in")))
             hooks.append(up.register_forward_hook(record(f"cross{i}.h", "in")))
     for i, lin in enumerate(_linears(model.top)[0]):
@@ -256,7 +256,7 @@ def fuse(model: nn.Module, schema: ModelSchema, *, rows: str, dense: str, gemm: 
     cross_layers: list[tuple[_Linear, _Linear]] | None = None
     cross = getattr(model, "cross", None)
     if cross is not None:
-        cross_layers = [(convert(d, f"cross{i}.x"), convert(u, f"cross{i}.h")) for i, (d, u) in enumerate(zip(cross.down, cross.up))]
+        cross_layers = [(convert(d, f"cross{i}.x"), convert(u, f"cross{i}.h")) for i, (d, u) in enumerate(zip(cross.down, cross.up, strict=False))]
     top_linears, top_relus = _linears(model.top)  # type: ignore[arg-type]
     last: nn.Linear | None = None
     if top_linears[-1].out_features == 1:  # a 1-wide output: no matmul to speak of

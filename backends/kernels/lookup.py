@@ -186,7 +186,7 @@ def pack(weights: Sequence[torch.Tensor], lookups: Sequence[int], row_type: str,
     scales = torch.empty((total, trailer // 4), dtype=torch.float32, device=device) if split else None
     meta = []
     start, col = 0, 0
-    for w, lk in zip(weights, lookups):
+    for w, lk in zip(weights, lookups, strict=False):
         n = w.shape[0]
         for s in range(0, n, PACK_CHUNK_ROWS):
             block = quantize_rows(w[s:s + PACK_CHUNK_ROWS], row_type)

@@ -40,9 +40,28 @@ from suite.submission import for_rules
 from suite.tree import RunFolder, discover, org_dirs, run_folder
 
 __all__ = [
-    "RULES", "START_FROM_DEVICE", "CheckReport", "Finding", "Judge", "RunContext", "RunFolder", "Severity", "check", "check_root",
-    "check_compliance", "check_scenarios", "check_tree", "discover", "error", "expected_settings", "judge_for",
-    "read_accuracy_txt", "read_run", "record_findings", "run_findings", "table",
+    "RULES",
+    "START_FROM_DEVICE",
+    "CheckReport",
+    "Finding",
+    "Judge",
+    "RunContext",
+    "RunFolder",
+    "Severity",
+    "check",
+    "check_compliance",
+    "check_root",
+    "check_scenarios",
+    "check_tree",
+    "discover",
+    "error",
+    "expected_settings",
+    "judge_for",
+    "read_accuracy_txt",
+    "read_run",
+    "record_findings",
+    "run_findings",
+    "table",
 ]  # fmt: skip
 
 

@@ -60,7 +60,7 @@ def check_accuracy(ctx: RunContext, expected: Settings) -> list[Finding]:
                 )
             )
             findings += _gate(reported, ctx, expected, report_path)
-        elif truncated or isinstance(exc, json.JSONDecodeError) and raw.lstrip().startswith(b"["):
+        elif truncated or (isinstance(exc, json.JSONDecodeError) and raw.lstrip().startswith(b"[")):
             findings.append(error("accuracy.truncated", "the accuracy log is truncated and accuracy.txt has no hash= line", log_path))
         else:
             findings.append(error("structure.unreadable", f"{ACCURACY_LOG} is not LoadGen's accuracy log ({exc})", log_path))

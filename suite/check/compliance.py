@@ -16,7 +16,6 @@ from suite.errors import RecordError, SuiteError
 from suite.results import ACCURACY_LOG, DETAIL, read_detail
 from suite.tree import RunFolder
 
-
 #: The audits whose performance run is held to the scenario's own performance settings, as MLPerf's
 #: checker holds it (``check_performance_dir`` on ``<TEST>/performance/run_1``). TEST04 and TEST05
 #: change the settings on purpose (sample count, seeds) and are judged by their verify files only.
@@ -63,10 +62,10 @@ def check_compliance(run: RunFolder, test: str, accuracy_target: float, expected
     acc_ref = scen / "accuracy" / ACCURACY_LOG
     if test == "TEST01" and acc_ref.is_file():
         try:
-            verdict = audit.verify_accuracy(audit.accuracy_entries(acc_ref), audit.accuracy_entries(base / "accuracy" / ACCURACY_LOG))
+            acc_verdict: audit.Verdict | None = audit.verify_accuracy(audit.accuracy_entries(acc_ref), audit.accuracy_entries(base / "accuracy" / ACCURACY_LOG))
         except (OSError, ValueError, RecordError):
-            verdict = None  # a truncated (submission) accuracy log: the verify file stands
-        if verdict is not None and not verdict.passed and not _test01_fallback_ok(base, accuracy_target) and not findings:
+            acc_verdict = None  # a truncated (submission) accuracy log: the verify file stands
+        if acc_verdict is not None and not acc_verdict.passed and not _test01_fallback_ok(base, accuracy_target) and not findings:
             findings.append(error("compliance.failed", "TEST01 accuracy re-verified from the logs: TEST FAIL", base))
     if expected is not None and test in SETTINGS_CHECKED:
         audit_run = dataclasses.replace(run, path=base / "performance" / "run_1", mode=Mode.PERFORMANCE)

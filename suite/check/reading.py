@@ -17,7 +17,6 @@ from suite.results import ACCURACY_LOG, DETAIL, MLLOG_PREFIX, SUMMARY, DetailLog
 from suite.rules import RuleSet, available, for_benchmark
 from suite.tree import RunFolder
 
-
 PERFORMANCE_FILES = (DETAIL, SUMMARY)
 
 

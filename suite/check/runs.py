@@ -15,7 +15,6 @@ from suite.errors import SuiteError
 from suite.results import DETAIL, SUMMARY, number
 from suite.tree import RunFolder
 
-
 SEED_KEYS = ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed")
 
 
@@ -72,7 +71,7 @@ def check_settings(ctx: RunContext, expected: Settings) -> list[Finding]:
             error("settings.scenario", f"effective_scenario is {get('effective_scenario')!r}, want {expected.scenario.value!r}", path)
         )
     if expected.seeds is not None:
-        for key, want in zip(SEED_KEYS, expected.seeds):
+        for key, want in zip(SEED_KEYS, expected.seeds, strict=False):
             got = get(f"effective_{key}")
             if got != want:
                 findings.append(error("settings.seed", f"{key} is wrong, expected={want}, found={got}", path))
@@ -123,7 +122,7 @@ def check_settings(ctx: RunContext, expected: Settings) -> list[Finding]:
     total = number(get("qsl_reported_total_count")) or 0
     if expected.dataset_size:
         # MLPerf's rule: at least the rule's count, however few samples the dataset holds.
-        want_psc = expected.performance_sample_count
+        want_psc: float = expected.performance_sample_count
     else:
         want_psc = min(expected.performance_sample_count or total, total) if total else expected.performance_sample_count
     at_least("settings.performance-sample-count", "effective_performance_sample_count", want_psc)

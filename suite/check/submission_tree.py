@@ -13,9 +13,8 @@ from pathlib import Path
 from suite import record
 from suite.check.catalogue import Finding, error
 from suite.errors import RecordError
-from suite.results import ACCURACY_LOG
+from suite.results import ACCURACY_LOG, DETAIL, read_detail
 from suite.rules import RuleSet, for_benchmark
-from suite.results import DETAIL, read_detail
 from suite.submission import SubmissionFormat, bad_name, for_rules, is_network, measurement_problems, system_problems
 
 

@@ -186,7 +186,7 @@ class ModelSize:
 
 def mlp_cost(widths: tuple[int, ...] | list[int]) -> DenseCost:
     """Parameters and MACs of linear layers ``widths[0] -> widths[1] -> ...`` (with biases)."""
-    pairs = list(zip(widths[:-1], widths[1:]))
+    pairs = list(zip(widths[:-1], widths[1:], strict=False))
     return DenseCost(parameters=sum(i * o + o for i, o in pairs), mlp_macs=sum(i * o for i, o in pairs))
 
 

@@ -282,7 +282,7 @@ class DLRMv2Config(ModelConfig):
             dense=self.bottom[0],
             tables=tuple(
                 TableSpec(name=f"t{i}", rows=cap(rows, row_cap), dim=self.dim, lookups=hot, multi_hot=True)
-                for i, (rows, hot) in enumerate(zip(self.rows, self.hotness))
+                for i, (rows, hot) in enumerate(zip(self.rows, self.hotness, strict=False))
             ),
         )
 

@@ -7,7 +7,6 @@ from typing import ClassVar
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from suite.models.base import ModelSchema
 from suite.models.configs import DINConfig

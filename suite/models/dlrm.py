@@ -30,6 +30,6 @@ class DLRM(nn.Module):
         self.top = mlp((config.top_width, *config.top), init, final_activation=False)
 
     def forward(self, dense: torch.Tensor, sparse: list[torch.Tensor]) -> torch.Tensor:
-        pooled = [bag(ids) for bag, ids in zip(self.embeddings, sparse)]
+        pooled = [bag(ids) for bag, ids in zip(self.embeddings, sparse, strict=False)]
         x = torch.cat([self.bottom(dense), *pooled], dim=1)
         return self.top(x).squeeze(1)

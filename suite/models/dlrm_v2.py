@@ -23,14 +23,14 @@ class LowRankCrossNet(nn.Module):
         self.down = nn.ModuleList(nn.Linear(width, rank, bias=False) for _ in range(layers))
         self.up = nn.ModuleList(nn.Linear(rank, width) for _ in range(layers))
         std = math.sqrt(2.0 / (width + rank))
-        for down, up in zip(self.down, self.up):
+        for down, up in zip(self.down, self.up, strict=False):
             normal_(down.weight, std, init)
             normal_(up.weight, std, init)
             normal_(up.bias, math.sqrt(1.0 / width), init)
 
     def forward(self, x0: torch.Tensor) -> torch.Tensor:
         x = x0
-        for down, up in zip(self.down, self.up):
+        for down, up in zip(self.down, self.up, strict=False):
             x = x0 * up(down(x)) + x
         return x
 
@@ -54,5 +54,5 @@ class DLRMv2(nn.Module):
         self.top = mlp((width, *config.top), init, final_activation=False)
 
     def forward(self, dense: torch.Tensor, sparse: list[torch.Tensor]) -> torch.Tensor:
-        x = torch.cat([self.bottom(dense), *(bag(ids) for bag, ids in zip(self.embeddings, sparse))], dim=1)
+        x = torch.cat([self.bottom(dense), *(bag(ids) for bag, ids in zip(self.embeddings, sparse, strict=False))], dim=1)
         return self.top(self.cross(x)).squeeze(1)

@@ -143,7 +143,7 @@ def quantize_int8(model: nn.Module, dense: str = "int8") -> tuple[nn.Module, Int
     if grus:  # DIEN's extractor: torch's dynamically quantized GRU (per-tensor int8 weights)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
-            model = quantize_dynamic(model, grus, dtype=torch.qint8, inplace=True)
+            model = quantize_dynamic(model, grus, dtype=torch.qint8, inplace=True)  # type: ignore[no-untyped-call]  # torch.ao.quantization is untyped
     plan = Int8Plan(tables=tables, dense=dense, linear_int8=linears, linear_fp32=len(keep), recurrent_int8=len(grus),
                     engine=torch.backends.quantized.engine)
     return model, plan

@@ -19,7 +19,7 @@ def mlp(widths: Sequence[int], init: Init, *, final_activation: bool) -> nn.Sequ
     sqrt(1 / fan_out)), recorded in ``init`` so a seed fixes every weight.
     """
     layers: list[nn.Module] = []
-    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=False)):
         linear = nn.Linear(fan_in, fan_out)
         init.normal(linear.weight, math.sqrt(2.0 / (fan_in + fan_out)))
         init.normal(linear.bias, math.sqrt(1.0 / fan_out))

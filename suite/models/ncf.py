@@ -33,7 +33,7 @@ class NCF(nn.Module):
         self.predictor = mlp((config.dim + config.tower[-1], *config.predictor), init, final_activation=False)
 
     def forward(self, dense: torch.Tensor, sparse: list[torch.Tensor]) -> torch.Tensor:
-        user_mf, item_mf, user_mlp, item_mlp = (bag(ids) for bag, ids in zip(self.embeddings, sparse))
+        user_mf, item_mf, user_mlp, item_mlp = (bag(ids) for bag, ids in zip(self.embeddings, sparse, strict=False))
         gmf = user_mf + item_mf
         tower = self.tower(torch.cat([user_mlp, item_mlp], dim=1))
         return self.predictor(torch.cat([gmf, tower], dim=1)).squeeze(1)

@@ -102,7 +102,7 @@ def open_tensors(weights: WeightsFile) -> Iterator[Mapping[str, Any]]:
 
         try:
             handle = safe_open(str(weights.path), framework="pt")
-        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+        except Exception as exc:
             raise _bad(weights, f"is not a readable safetensors file ({_first_line(exc)})") from None
         with handle as f:
             yield _SafeTensors(f)
@@ -111,7 +111,7 @@ def open_tensors(weights: WeightsFile) -> Iterator[Mapping[str, Any]]:
     zipped = _starts_with(weights.path, b"PK")
     try:
         loaded = torch.load(weights.path, map_location="cpu", weights_only=True, mmap=zipped)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+    except Exception as exc:
         raise _bad(
             weights, f"is neither safetensors nor a state_dict torch.load(weights_only=True) reads ({_first_line(exc)})"
         ) from None
@@ -194,7 +194,7 @@ def verify(spec: ModelSpec) -> None:
         return
     try:
         expected = expected_shapes(spec)
-    except Exception:  # noqa: BLE001 - an initialisation the meta device does not support
+    except Exception:
         log.debug("no meta-device build of %s; its weights are checked when it is built", spec.name, exc_info=True)
         expected = None
     with open_tensors(weights) as tensors:

@@ -28,7 +28,7 @@ class WideAndDeep(nn.Module):
         self.top = mlp((config.top_width, *config.top), init, final_activation=False)
 
     def forward(self, dense: torch.Tensor, sparse: list[torch.Tensor]) -> torch.Tensor:
-        x = torch.cat([dense, *(bag(ids) for bag, ids in zip(self.embeddings, sparse))], dim=1)
+        x = torch.cat([dense, *(bag(ids) for bag, ids in zip(self.embeddings, sparse, strict=False))], dim=1)
         return self.top(x).squeeze(1)
 
 
@@ -49,6 +49,6 @@ class MultiTaskWideAndDeep(nn.Module):
         )
 
     def forward(self, dense: torch.Tensor, sparse: list[torch.Tensor]) -> torch.Tensor:
-        x = torch.cat([dense, *(bag(ids) for bag, ids in zip(self.embeddings, sparse))], dim=1)
+        x = torch.cat([dense, *(bag(ids) for bag, ids in zip(self.embeddings, sparse, strict=False))], dim=1)
         shared = self.shared(x)
         return torch.cat([head(shared) for head in self.heads], dim=1)

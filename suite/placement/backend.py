@@ -37,6 +37,8 @@ def parse_devices(text: str, available: int) -> tuple[int, ...]:
         if available < 1:
             raise ConfigError("'devices' all found no CUDA GPU on this host")
         return tuple(range(available))
+    if isinstance(wanted, str):
+        raise ConfigError(f"'devices' must be all, a count or a list of GPU indices (got {wanted!r})")
     if isinstance(wanted, int):
         if wanted > available:
             raise ConfigError(f"'devices' asks for {wanted} GPU(s) but this host has {available}")
@@ -74,7 +76,7 @@ def cpu_specs(backend: str, config: BackendConfig, processes: int) -> list[Worke
     return specs
 
 
-class PlacedBackend(Backend):
+class PlacedBackend(Backend):  # type: ignore[misc]  # suite.backends is backends/ (package_dir): mypy, run on suite/, sees Backend as Any
     """``backend`` on every worker of ``placement``, behind the one backend contract."""
 
     name = "placed"

@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
 
@@ -41,7 +41,7 @@ from suite.models import ModelSpec
 #: Rows of the attached items, as (start, stop) pairs.
 Spans = Sequence[tuple[int, int]]
 #: One ``predict`` call on a worker: spans of the attached items, or the rows themselves.
-Request = Spans | Batch
+Request: TypeAlias = Spans | Batch
 #: Pings per worker when the driver-to-worker round trip is measured.
 ROUND_TRIP_PINGS = 20
 
@@ -275,7 +275,7 @@ def load_items(source: LibrarySource) -> Batch:
     from suite.datasets import synthetic
     from suite.datasets.store import Dataset
 
-    path = Path(source.path) if source.path is not None else synthetic.ensure(source.model, source.rows)  # type: ignore[arg-type]
+    path = Path(source.path) if source.path is not None else synthetic.ensure(source.model, source.rows)
     items = Dataset.load(path).items
     if len(items) != source.rows:
         raise WorkerLost(f"the dataset at {path} holds {len(items)} items, the driver's {source.rows}")

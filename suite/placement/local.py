@@ -128,7 +128,7 @@ class ThreadPlacement(Placement):
             requests, done = job
             try:
                 done.set_result(concat(predict_all(backend, self._items, requests)) if requests else _EMPTY)
-            except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
+            except Exception as exc:
                 done.set_exception(BackendError(f"request failed in {self.specs[index].name}: {type(exc).__name__}: {exc}"))
             finally:
                 with self._count:
@@ -227,7 +227,7 @@ class ProcessPlacement(Placement):
             layout.append((size, a.shape, a.dtype.str))
             size += a.nbytes
         shm = SharedMemory(create=True, size=max(size, 1))
-        for a, (off, shape, dtype) in zip(arrays, layout):
+        for a, (off, shape, dtype) in zip(arrays, layout, strict=False):
             np.ndarray(shape, dtype, buffer=shm.buf, offset=off)[...] = a
         message = b"A" + pickle.dumps((shm.name, layout))
         with self._lock:

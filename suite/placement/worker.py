@@ -61,7 +61,7 @@ def worker_main(spec: WorkerSpec, conn: connection.Connection) -> None:
         backend = get_backend(spec.backend)(spec.config)
         backend.load()
         info = backend.info().to_dict()
-    except Exception as exc:  # noqa: BLE001 - reported to the driver, which raises BackendError
+    except Exception as exc:
         conn.send_bytes(b"F" + f"{type(exc).__name__}: {exc}".encode())
         return
     if spec.cores:
@@ -82,7 +82,7 @@ def worker_main(spec: WorkerSpec, conn: connection.Connection) -> None:
             parts = predict_all(backend, items, requests)
             tasks = parts[0].shape[1] if parts and parts[0].ndim == 2 else 0
             send(b"".join([b"R", OK.pack(job_id, tasks), *(p.tobytes() for p in parts)]))
-        except Exception as exc:  # noqa: BLE001 - the job fails, the worker lives on
+        except Exception as exc:
             send(b"E" + ID.pack(job_id) + f"{type(exc).__name__}: {exc}".encode())
 
     # With concurrency, jobs go to that many threads; the driver attaches items only between runs,
@@ -119,7 +119,7 @@ def worker_main(spec: WorkerSpec, conn: connection.Connection) -> None:
             job_id, method, args = pickle.loads(msg[1:])
             try:
                 send(b"P" + ID.pack(job_id) + pickle.dumps(getattr(backend, method)(*args)))
-            except Exception as exc:  # noqa: BLE001 - the call fails, the worker lives on
+            except Exception as exc:
                 send(b"E" + ID.pack(job_id) + f"{type(exc).__name__}: {exc}".encode())
             continue
         job_id, requests = pickle.loads(msg[1:])

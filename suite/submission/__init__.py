@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.submission import mlperf_v5_1
-from suite.submission.format import SubmissionFormat
+from suite.submission.format import SubmissionFormat as SubmissionFormat
 
 #: Each rule set's submission format, by the rule set's name.
 FORMATS: dict[str, SubmissionFormat] = {
