@@ -226,9 +226,11 @@ class Placement(abc.ABC):
         return 1
 
     def measure_round_trip(self, pings: int = ROUND_TRIP_PINGS) -> RoundTrip:
-        """Time ``pings`` empty requests to every worker, one at a time, and keep the result."""
+        """Time ``pings`` empty requests to every worker, one at a time (after one unmeasured), and
+        keep the result."""
         samples: list[float] = []
         for w in range(len(self)):
+            self.submit(w, []).result()  # unmeasured: waits out whatever the worker was still doing (attaching)
             for _ in range(pings):
                 t0 = time.perf_counter()
                 self.submit(w, []).result()

@@ -26,12 +26,9 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing as mp
-import os
 import pickle
 import queue
 import signal
-import struct
-import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -46,34 +43,17 @@ from suite.backends import Backend, get_backend
 from suite.datasets.batch import Batch
 from suite.errors import BackendError
 from suite.placement.base import Placement, Request, WorkerLost, WorkerSpec, concat
+from suite.placement.worker import ID, OK, predict_all, worker_main
 
 log = logging.getLogger(__name__)
 
 #: Seconds a worker may take to start (import its framework, build the model, capture graphs).
 START_TIMEOUT_S = 600.0
-_OK = struct.Struct("<qI")  # job id, tasks (0: scores are 1-D)
-_ID = struct.Struct("<q")
 _EMPTY = np.empty(0, dtype=np.float32)
 
 
 def _as_wire(request: Request) -> Any:
     return (request.dense, request.sparse) if isinstance(request, Batch) else list(request)
-
-
-def _predict_all(backend: Backend, items: Batch | None, requests: Sequence[Any]) -> list[np.ndarray]:
-    """Every request's float32 scores, each from its own ``predict`` call."""
-    parts = []
-    for request in requests:
-        if isinstance(request, Batch):
-            batch = request
-        elif isinstance(request, tuple):
-            batch = Batch(dense=request[0], sparse=request[1])
-        else:
-            if items is None:
-                raise BackendError("a request of spans before the items were attached")
-            batch = Batch.of_spans(items, request)
-        parts.append(np.ascontiguousarray(backend.predict(batch), dtype=np.float32))
-    return parts
 
 
 class ThreadPlacement(Placement):
@@ -147,7 +127,7 @@ class ThreadPlacement(Placement):
                 return
             requests, done = job
             try:
-                done.set_result(concat(_predict_all(backend, self._items, requests)) if requests else _EMPTY)
+                done.set_result(concat(predict_all(backend, self._items, requests)) if requests else _EMPTY)
             except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
                 done.set_exception(BackendError(f"request failed in {self.specs[index].name}: {type(exc).__name__}: {exc}"))
             finally:
@@ -315,18 +295,18 @@ class ProcessPlacement(Placement):
 
     def _reply(self, w: _Worker, msg: bytes) -> None:
         op = msg[:1]
-        (job_id,) = _ID.unpack_from(msg, 1)
+        (job_id,) = ID.unpack_from(msg, 1)
         with self._lock:
             done, n = w.jobs.pop(job_id)
             w.outstanding -= n
         if op == b"R":
-            _, tasks = _OK.unpack_from(msg, 1)
-            scores = np.frombuffer(msg, dtype=np.float32, offset=1 + _OK.size)
+            _, tasks = OK.unpack_from(msg, 1)
+            scores = np.frombuffer(msg, dtype=np.float32, offset=1 + OK.size)
             done.set_result(scores.reshape(-1, tasks) if tasks else scores)
         elif op == b"P":
-            done.set_result(pickle.loads(msg[1 + _ID.size:]))
+            done.set_result(pickle.loads(msg[1 + ID.size:]))
         else:
-            done.set_exception(BackendError(f"request failed in {w.spec.name}: {msg[1 + _ID.size:].decode()}"))
+            done.set_exception(BackendError(f"request failed in {w.spec.name}: {msg[1 + ID.size:].decode()}"))
 
     def _bury(self, w: _Worker) -> None:
         w.process.join(1)
@@ -399,106 +379,3 @@ def _exit_text(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
-
-
-def worker_main(spec: WorkerSpec, conn: connection.Connection) -> None:
-    """A worker process: build ``spec``'s backend, then answer the driver until told to quit."""
-    # The driver handles Ctrl-C and SIGTERM (a terminal or a service manager signals the whole
-    # process group) and closes the placement; a worker whose driver is gone leaves on EOF.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if spec.cores:
-        try:
-            os.sched_setaffinity(0, set(spec.cores))
-        except OSError:
-            pass
-    try:
-        backend = get_backend(spec.backend)(spec.config)
-        backend.load()
-        info = backend.info().to_dict()
-    except Exception as exc:  # noqa: BLE001 - reported to the driver, which raises BackendError
-        conn.send_bytes(b"F" + f"{type(exc).__name__}: {exc}".encode())
-        return
-    if spec.cores:
-        info["pinned_cores"] = list(spec.cores)
-        if len(spec.cores) == 1:
-            info["pinned_core"] = spec.cores[0]
-    conn.send_bytes(b"K" + json.dumps(info, default=str).encode())
-    shm: SharedMemory | None = None
-    items: Batch | None = None
-    send_lock = threading.Lock()
-
-    def send(message: bytes) -> None:
-        with send_lock:
-            conn.send_bytes(message)
-
-    def run(job_id: int, requests: list[Any]) -> None:
-        try:
-            parts = _predict_all(backend, items, requests)
-            tasks = parts[0].shape[1] if parts and parts[0].ndim == 2 else 0
-            send(b"".join([b"R", _OK.pack(job_id, tasks), *(p.tobytes() for p in parts)]))
-        except Exception as exc:  # noqa: BLE001 - the job fails, the worker lives on
-            send(b"E" + _ID.pack(job_id) + f"{type(exc).__name__}: {exc}".encode())
-
-    # With concurrency, jobs go to that many threads; the driver attaches items only between runs,
-    # when no job is in flight.
-    jobs: queue.SimpleQueue[tuple[int, list[Any]] | None] = queue.SimpleQueue()
-
-    def serve() -> None:
-        while (job := jobs.get()) is not None:
-            run(*job)
-
-    threads = [threading.Thread(target=serve, name=f"recsuite-{spec.slug}-{i}", daemon=True)
-               for i in range(spec.concurrency if spec.concurrency > 1 else 0)]
-    for t in threads:
-        t.start()
-    while True:
-        try:
-            msg = conn.recv_bytes()
-        except (EOFError, OSError):
-            break  # the driver is gone
-        op = msg[:1]
-        if op == b"Q":
-            break
-        if op == b"A":
-            name, layout = pickle.loads(msg[1:])
-            items = None
-            if shm is not None:
-                _close_quietly(shm)
-            shm = SharedMemory(name=name)
-            arrays = [np.ndarray(shape, np.dtype(dtype), buffer=shm.buf, offset=off) for off, shape, dtype in layout]
-            items = Batch(dense=arrays[0], sparse=tuple(arrays[1:]))
-            backend.attach_items(items)
-            continue
-        if op == b"C":
-            job_id, method, args = pickle.loads(msg[1:])
-            try:
-                send(b"P" + _ID.pack(job_id) + pickle.dumps(getattr(backend, method)(*args)))
-            except Exception as exc:  # noqa: BLE001 - the call fails, the worker lives on
-                send(b"E" + _ID.pack(job_id) + f"{type(exc).__name__}: {exc}".encode())
-            continue
-        job_id, requests = pickle.loads(msg[1:])
-        if threads:
-            jobs.put((job_id, requests))
-        else:
-            run(job_id, requests)
-    for _ in threads:
-        jobs.put(None)
-    for t in threads:
-        t.join()
-    backend.close()
-    items = None  # drop the last views before closing the mapping
-    if shm is not None:
-        _close_quietly(shm)
-    # Nothing is left to write, and the interpreter's shutdown with torch loaded takes seconds on a
-    # busy machine (4 s measured on 2 shared cores): the driver's close, and a stop on Ctrl-C, would wait.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
-
-
-def _close_quietly(shm: SharedMemory) -> None:
-    try:
-        shm.close()
-    except BufferError:
-        pass  # a view is still alive somewhere; the mapping goes with the process
