@@ -37,6 +37,7 @@ from suite.backends import get_backend
 from suite.backends.base import Backend, BackendConfig
 from suite.datasets.batch import Batch
 from suite.errors import BackendError, BackendUnavailableError, ConfigError
+from suite.inputs import parse_cluster_text
 from suite.placement.base import (
     LibrarySource,
     Placement,
@@ -77,20 +78,6 @@ def import_ray() -> Any:
     except ImportError:
         raise BackendUnavailableError(f"--cluster ray needs Ray, which is not installed: {EXTRA}") from None
     return ray
-
-
-def check_cluster(text: str) -> str:
-    """``--cluster`` as given, if well formed: ``ray`` or ``ray://HOST:PORT``.
-
-    Raises:
-        ConfigError: anything else.
-    """
-    if text == AUTO:
-        return text
-    host, _, port = text.removeprefix("ray://").rpartition(":")
-    if text.startswith("ray://") and host and port.isdigit() and 0 < int(port) < 65536:
-        return text
-    raise ConfigError(f"'cluster' must be ray (RAY_ADDRESS, else the cluster `ray start` started here) or ray://HOST:PORT (got {text!r})")
 
 
 def _host_port(address: str) -> tuple[str, int] | None:
@@ -313,7 +300,7 @@ class RayPlacement(Placement):
 
     def __init__(self, cluster: str = AUTO, slots: Sequence[Slot] | None = None, *, start_timeout_s: float = START_TIMEOUT_S) -> None:
         super().__init__()
-        self.cluster = check_cluster(cluster)
+        self.cluster = parse_cluster_text(cluster)
         self.slots = tuple(slots) if slots is not None else None
         self.start_timeout_s = start_timeout_s
         self.address = ""
@@ -332,7 +319,7 @@ class RayPlacement(Placement):
                    start_timeout_s: float = START_TIMEOUT_S) -> tuple[RayPlacement, list[WorkerSpec]]:
         """Connect to ``cluster`` and plan one worker per GPU (or node) found there: the placement
         and the specs to :meth:`start` it with."""
-        ray, here, address = connect(check_cluster(cluster))
+        ray, here, address = connect(parse_cluster_text(cluster))
         try:
             specs, slots = plan(backend, config, cluster_nodes(ray), concurrency=concurrency)
         except BaseException:
@@ -356,7 +343,8 @@ class RayPlacement(Placement):
         actor_cls = ray.remote(RayWorker)
         for i, spec in enumerate(self.specs):
             slot = self.slots[i] if self.slots is not None else None
-            options: dict[str, Any] = {"max_concurrency": spec.concurrency, "max_restarts": 0}
+            # Named in the job's own (anonymous) namespace: `ray list actors` and a drill can find it.
+            options: dict[str, Any] = {"name": f"recsuite-{spec.slug}", "max_concurrency": spec.concurrency, "max_restarts": 0}
             if slot is not None:
                 options.update(num_cpus=slot.cpus, num_gpus=slot.gpus,
                                scheduling_strategy=NodeAffinitySchedulingStrategy(slot.node.node_id, soft=False))
@@ -492,6 +480,7 @@ class RayPlacement(Placement):
 
     def close(self) -> None:
         if self._closed:
+            self._disconnect()  # connected by on_cluster, never started
             return
         self._closed = True
         with self._lock:
@@ -525,6 +514,26 @@ class RayPlacement(Placement):
         if self._connected_here:
             self._connected_here = False
             self._ray.shutdown()
+
+
+def placed(config: Any, backend_cls: type[Backend]) -> tuple[Any, int, int]:
+    """The backend of a ``--cluster`` run (``config`` a ``RunConfig``): a
+    :class:`~suite.placement.backend.PlacedBackend` over one Ray actor per GPU (or node) of the
+    cluster, and the (intra-op threads of worker 0, harness threads) it runs with.
+
+    Raises:
+        BackendUnavailableError: Ray is missing, the cluster does not answer or has nothing to run
+            the backend on.
+    """
+    from suite.placement.backend import THREADS_PER_WORKER, PlacedBackend
+
+    inner = BackendConfig(model=config.model, threads=config.threads, precision=config.precision, options=config.backend_options)
+    # A thread-safe GPU backend runs as many batches at once as it has lanes, as --devices does.
+    gpu = backend_cls.name == "torch-cuda"
+    lanes = int(inner.option("lanes", str(backend_cls.default_workers))) if gpu and backend_cls.thread_safe else 1
+    placement, specs = RayPlacement.on_cluster(config.cluster, backend_cls.name, inner, concurrency=lanes)
+    workers = max(THREADS_PER_WORKER, lanes) * len(specs)
+    return PlacedBackend(backend_cls.name, inner, placement, specs), specs[0].config.threads, workers
 
 
 def _first_line(exc: BaseException) -> str:
