@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import os
 import signal
 import threading
@@ -178,3 +179,28 @@ def test_a_cluster_without_a_gpu_has_no_worker_for_torch_cuda(on_cluster: Cluste
     assert [(n.ip, n.cpus, n.gpus) for n in nodes] == [("127.0.0.1", 1, 0)] * 2
     with pytest.raises(Exception, match=r"^the Ray cluster has no live node with a GPU for 'torch-cuda' \(2 node\(s\) found\)$"):
         plan("torch-cuda", BackendConfig(model=TINY), nodes)
+
+
+def test_a_lost_node_fails_the_requests_of_its_worker(on_cluster: Cluster) -> None:
+    """A third node joins, gets a worker, and vanishes (its raylet killed) with requests in flight."""
+    node = on_cluster.add_node(**NODE)
+    placement, specs = RayPlacement.on_cluster("ray", "null", BackendConfig(model=TINY, options=(("latency_us", "200000"),)))
+    try:
+        placement.start(specs)
+        placement.attach(Batch(dense=np.zeros((100, 13), np.float32), sparse=(np.zeros((100, 1), np.int32),)))
+        assert placement.nodes() == 3
+        worker = next(i for i, s in enumerate(placement.slots or ()) if s.node.node_id == node.node_id)
+        held = [placement.submit(worker, [[(0, 10)]]) for _ in range(20)]  # 4 s of work
+        on_cluster.remove_node(node, allow_graceful=False)
+        name = specs[worker].name
+        failed = []
+        for f in held:  # the first few may be answered before the node goes
+            try:
+                f.result(timeout=60)
+            except WorkerLost as exc:
+                failed.append(str(exc))
+        assert failed and len(failed) >= 10
+        assert all(re.match(rf"{re.escape(name)} \(pid \d+\) died \(unreachable: its node or its connection was lost\)", e) for e in failed)
+        assert [d.split(" (pid")[0] for d in placement.dead()] == [name]
+    finally:
+        placement.close()

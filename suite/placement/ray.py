@@ -545,11 +545,12 @@ def _first_line(exc: BaseException) -> str:
 _REASONS = (
     ("node has died", "its node was lost"),
     ("ray.kill", "killed by ray.kill"),
+    ("ActorUnavailableError", "unreachable: its node or its connection was lost"),
     ("unexpectedly", "its process exited unexpectedly"),
 )
 
 
 def _death_reason(exc: BaseException) -> str:
     """Ray's reason an actor died, in a few words."""
-    text = str(exc).lower()
+    text = f"{type(exc).__name__} {exc}".lower()
     return next((reason for marker, reason in _REASONS if marker.lower() in text), type(exc).__name__)
