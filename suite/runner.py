@@ -513,6 +513,7 @@ def run(
             errors = [f"backend raised {outcome.error_count} time(s); first: {e}" for e in outcome.errors[:1]]
         except RunInterrupted as exc:
             interrupted, outcome = exc, exc.outcome
+            where = placement_record(backend)
         except SuiteError as exc:
             errors.append(str(exc))
             where = placement_record(backend)  # the lost workers, if one died
