@@ -87,7 +87,7 @@ def _host_port(address: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
-def _bootstrap_address(ray: Any, cluster: str) -> str:
+def _bootstrap_address(cluster: str) -> str:
     """The address ``ray.init`` will connect to for ``--cluster`` (``ray``: ``RAY_ADDRESS``, else
     the latest cluster ``ray start`` started on this host)."""
     if cluster != AUTO:
@@ -125,7 +125,7 @@ def connect(cluster: str) -> tuple[Any, bool, str]:
     ray = import_ray()
     if ray.is_initialized():
         return ray, False, str(getattr(ray.get_runtime_context(), "gcs_address", "") or cluster)
-    address = _bootstrap_address(ray, cluster)
+    address = _bootstrap_address(cluster)
     target = _host_port(address)
     if target is not None:
         try:
@@ -239,8 +239,11 @@ class RayWorker:
     def attach(self, arrays: tuple[np.ndarray, tuple[np.ndarray, ...]] | None, source: LibrarySource | None) -> int:
         """Hold the items (shipped through the object store, or rebuilt from ``source``); their rows."""
         assert self.backend is not None
-        items = load_items(source) if source is not None else Batch(dense=arrays[0], sparse=tuple(arrays[1])) if arrays else None
-        if items is None:
+        if source is not None:
+            items = load_items(source)
+        elif arrays is not None:
+            items = Batch(dense=arrays[0], sparse=tuple(arrays[1]))
+        else:
             raise BackendError("attach got neither items nor a library source")
         self.items = items
         self.backend.attach_items(items)
