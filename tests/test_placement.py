@@ -110,6 +110,7 @@ def test_processes_complete_every_scenario(runner: CliRunner, tmp_path: Path, sc
 def test_a_killed_worker_fails_its_queries_and_names_itself(runner: CliRunner, tmp_path: Path) -> None:
     run_dir = tmp_path / "placed" / "dlrm-rmc1" / "Server" / "performance" / "run_1"
     killed: list[int] = []
+    before = {p.pid for p in multiprocessing.active_children()}  # another test's workers live on
 
     def kill_worker_0_once_loadgen_runs() -> None:
         deadline = time.monotonic() + 120
@@ -117,7 +118,7 @@ def test_a_killed_worker_fails_its_queries_and_names_itself(runner: CliRunner, t
             time.sleep(0.02)
         time.sleep(0.3)
         for p in multiprocessing.active_children():
-            if p.name == "recsuite-cpu-worker-0" and p.pid is not None:
+            if p.name == "recsuite-cpu-worker-0" and p.pid is not None and p.pid not in before:
                 os.kill(p.pid, signal.SIGKILL)
                 killed.append(p.pid)
 
