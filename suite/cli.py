@@ -168,6 +168,12 @@ _OPTIONS: dict[str, Any] = {
         help="A CPU backend in N local worker processes, each on its own share of the cores "
         "[default: threads of this process].",
     ),
+    "cluster": click.option(
+        "--cluster",
+        metavar="ray|ray://HOST:PORT",
+        help="Place one worker per GPU (per node, for a CPU backend) of a Ray cluster: ray (RAY_ADDRESS, else the "
+        "cluster `ray start` started here) or ray://HOST:PORT; needs pip install 'recsuite[cluster]'.",
+    ),
     "rules": click.option("--rules", help="Rule set [default: the one listing the model]."),
     "data-dir": click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data]."),
     "progress": click.option("--progress/--no-progress", default=True, help="Progress on stderr: a live line (run), one line per LoadGen run (tune)."),
@@ -233,6 +239,7 @@ def _run_config(kw: dict[str, Any], mode: str) -> Any:
         reference_auc=kw["reference_auc"],
         devices=kw["devices"],
         processes=kw["processes"],
+        cluster=kw["cluster"],
     )
     RuleSet.load(config.rule_set).variant(config.variant)  # an unknown variant is a usage error
     return config

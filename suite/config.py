@@ -85,6 +85,9 @@ class RunConfig:
             GPU, each running the backend on its own ``cuda:K`` (torch-cuda); None: today's threads.
         processes: ``--processes N``: N local worker processes for a CPU backend, each on its own
             share of the cores; None: threads of this process.
+        cluster: ``--cluster``: ``ray`` (``RAY_ADDRESS``, else the cluster ``ray start`` started on
+            this host) or ``ray://HOST:PORT``: one Ray actor per GPU (or per node, for a CPU
+            backend) of that cluster (``suite.placement.ray``); None: this host only.
     """
 
     model: ModelSpec
@@ -115,6 +118,7 @@ class RunConfig:
     reference_auc: float | None = None
     devices: str | None = None
     processes: int | None = None
+    cluster: str | None = None
 
     def __post_init__(self) -> None:
         one_of("profile", self.profile, PROFILES)
@@ -146,7 +150,15 @@ class RunConfig:
             raise ConfigError(f"'user-conf' file {str(self.user_conf)!r} does not exist")
 
     def _check_placement(self) -> None:
-        """``--devices`` and ``--processes``: well formed, not both, and for a backend they fit."""
+        """``--devices``, ``--processes`` and ``--cluster``: well formed, one of them, and for a
+        backend they fit."""
+        if self.cluster is not None:
+            inputs.parse_cluster_text(self.cluster)
+            for other in ("devices", "processes"):
+                if getattr(self, other) is not None:
+                    raise ConfigError(f"'cluster' and '{other}' cannot be combined (--cluster places one worker per GPU or node of the cluster)")
+            if self.backend == "deeprecsched":
+                raise ConfigError("'cluster' does not place deeprecsched (it schedules its own workers on this host)")
         if self.devices is not None:
             inputs.parse_devices_text(self.devices)
             if self.processes is not None:

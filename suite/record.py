@@ -485,6 +485,8 @@ class RunConfigRecord(_Record):
     #: ``--devices`` (all | N | 0,2) and ``--processes N``: where the workers ran (see ``placement``).
     devices: str | None = None
     processes: int | None = _field(lo=1, hi=65536)
+    #: ``--cluster`` (ray | ray://HOST:PORT): the Ray cluster the workers ran on.
+    cluster: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -417,7 +417,11 @@ def run(
         backend_cls.check_options(config.backend_options)
     check_writable_dir("output", config.output)
     cores = len(os.sched_getaffinity(0))
-    if backend is None and (config.devices is not None or config.processes is not None):
+    if backend is None and config.cluster is not None:
+        from suite.placement.ray import placed as placed_on_cluster
+
+        backend, threads, workers = placed_on_cluster(config, backend_cls)
+    elif backend is None and (config.devices is not None or config.processes is not None):
         from suite.placement.backend import placed
 
         backend, threads, workers = placed(config, backend_cls, cores)

@@ -1,0 +1,559 @@
+"""Workers as Ray actors on the nodes of a Ray cluster: ``suite run --cluster ray``.
+
+LoadGen and the batcher stay in the driver (this process); :class:`RayPlacement` places one actor
+per GPU of the cluster (a GPU backend) or one per node (a CPU backend: the node's CPUs are the
+worker's threads). Each actor builds its backend through the lazy registry from its
+:class:`~suite.placement.base.WorkerSpec`, exactly as a local worker process does, and holds the
+run's items: shipped once through Ray's object store (:meth:`RayPlacement.attach`: one
+``ray.put``, fetched once per node, read in place), or, for a spec that names a
+:class:`~suite.placement.base.LibrarySource`, regenerated or loaded on the node and checked
+against the driver's row count. A request is row spans of those items (a few dozen bytes); the
+reply is the float32 scores.
+
+Failure: an actor that dies (its process killed, its node lost) fails every future it held with
+:class:`~suite.placement.base.WorkerLost` naming it, and every later submit fails the same way, so
+LoadGen gets every query back and the run is invalid with the lost worker named.
+
+``ray`` is imported only here, and only when a Ray placement is built (:func:`import_ray`):
+``suite --help`` and every other command run without it. Installed with ``pip install
+'recsuite[cluster]'``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from suite.backends import get_backend
+from suite.backends.base import Backend, BackendConfig
+from suite.datasets.batch import Batch
+from suite.errors import BackendError, BackendUnavailableError, ConfigError
+from suite.inputs import parse_cluster_text
+from suite.placement.base import (
+    LibrarySource,
+    Placement,
+    PlacementInfo,
+    Request,
+    WorkerLost,
+    WorkerSpec,
+    concat,
+    load_items,
+)
+
+log = logging.getLogger(__name__)
+
+#: What ``--cluster`` accepts besides ``ray://HOST:PORT``: the cluster in ``RAY_ADDRESS``, else
+#: the one ``ray start`` started on this host.
+AUTO = "ray"
+#: How ``pip`` installs what this placement needs.
+EXTRA = "pip install 'recsuite[cluster]'"
+#: Seconds the cluster's address may take to accept a TCP connection before we give up on it
+#: (``ray.init`` itself retries a dead address for minutes).
+CONNECT_TIMEOUT_S = 10.0
+#: Seconds an actor may take to be placed, import its framework and load its model.
+START_TIMEOUT_S = 600.0
+#: Seconds :meth:`RayPlacement.close` waits for the actors to close their backends.
+CLOSE_TIMEOUT_S = 10.0
+_EMPTY = np.empty(0, dtype=np.float32)
+_LOOPBACK = ("127.", "localhost", "::1")
+
+
+def import_ray() -> Any:
+    """The ``ray`` module.
+
+    Raises:
+        BackendUnavailableError: Ray is not installed (the message names the extra to install).
+    """
+    try:
+        import ray
+    except ImportError:
+        raise BackendUnavailableError(f"--cluster ray needs Ray, which is not installed: {EXTRA}") from None
+    return ray
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def _bootstrap_address(cluster: str) -> str:
+    """The address ``ray.init`` will connect to for ``--cluster`` (``ray``: ``RAY_ADDRESS``, else
+    the latest cluster ``ray start`` started on this host)."""
+    if cluster != AUTO:
+        return cluster
+    env = os.environ.get("RAY_ADDRESS", "")
+    if env:
+        return env
+    try:
+        from ray._private.services import get_ray_address_from_environment
+
+        found: str | None = get_ray_address_from_environment("auto", None)
+    except Exception as exc:
+        raise ConfigError(f"--cluster ray found no Ray cluster (set RAY_ADDRESS or run `ray start --head`): {str(exc).splitlines()[0]}") from None
+    if not found or found == "auto":
+        raise ConfigError("--cluster ray found no Ray cluster (set RAY_ADDRESS or run `ray start --head`)")
+    return found
+
+
+def connect(cluster: str) -> tuple[Any, bool, str]:
+    """Connect this process to the Ray cluster ``--cluster`` names, unless it is connected already.
+
+    Returns ``(ray, connected here, address)``; a caller that connected disconnects with
+    ``ray.shutdown()``.
+
+    A cluster bound to the loopback address (``ray start --head --node-ip-address 127.0.0.1``, or
+    ``ray.cluster_utils.Cluster`` in tests) is reached on the loopback address: ``ray.init`` would
+    otherwise replace 127.0.0.1 with this host's routable address, where such a cluster does not
+    listen. ``ray.init`` installs its own SIGTERM handler; the run's own (``suite.interrupts``) is
+    put back.
+
+    Raises:
+        BackendUnavailableError: Ray is not installed, or the cluster's address does not answer.
+        ConfigError: ``--cluster ray`` found no cluster to connect to.
+    """
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray, False, str(getattr(ray.get_runtime_context(), "gcs_address", "") or cluster)
+    address = _bootstrap_address(cluster)
+    target = _host_port(address)
+    if target is not None:
+        try:
+            socket.create_connection(target, timeout=CONNECT_TIMEOUT_S).close()
+        except OSError as exc:
+            raise BackendUnavailableError(f"the Ray cluster at {address} does not answer ({exc.strerror or exc})") from None
+    from ray._private import ray_constants
+
+    loopback = target is not None and target[0].startswith(_LOOPBACK) and not address.startswith("ray://")
+    keep_cluster_flag = ray_constants.ENABLE_RAY_CLUSTER
+    keep_sigterm = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    try:
+        if loopback:
+            ray_constants.ENABLE_RAY_CLUSTER = False  # Ray then takes 127.0.0.1 as this node's address
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    except Exception as exc:
+        raise BackendUnavailableError(f"could not connect to the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = keep_cluster_flag
+        if keep_sigterm is not None:
+            signal.signal(signal.SIGTERM, keep_sigterm)
+    return ray, True, address
+
+
+@dataclass(frozen=True)
+class Node:
+    """A live node of the cluster, as the driver places workers on it."""
+
+    node_id: str
+    ip: str
+    cpus: int
+    gpus: int
+
+
+def cluster_nodes(ray: Any) -> list[Node]:
+    """The cluster's live nodes, in a stable order (by address, then id)."""
+    nodes = []
+    for n in ray.nodes():
+        if not n.get("Alive"):
+            continue
+        res = n.get("Resources", {})
+        nodes.append(Node(node_id=n["NodeID"], ip=n.get("NodeManagerAddress", "?"),
+                          cpus=int(res.get("CPU", 0)), gpus=int(res.get("GPU", 0))))
+    return sorted(nodes, key=lambda n: (n.ip, n.node_id))
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where one worker goes: its node, and the Ray resources its actor holds there."""
+
+    node: Node
+    cpus: float
+    gpus: int
+
+
+def plan(backend: str, config: BackendConfig, nodes: Sequence[Node], *, concurrency: int = 1) -> tuple[list[WorkerSpec], list[Slot]]:
+    """One worker per GPU (``torch-cuda``) or per node (a CPU backend), with where each goes.
+
+    A GPU worker's actor holds one GPU, which Ray makes its ``cuda:0``; a CPU worker's holds every
+    CPU of its node and runs that many intra-op threads (``config.threads`` when set).
+
+    Raises:
+        BackendUnavailableError: the cluster has no node to run ``backend`` on.
+    """
+    specs: list[WorkerSpec] = []
+    slots: list[Slot] = []
+    gpu = backend == "torch-cuda"
+    for k, node in enumerate(nodes):
+        if gpu:
+            options = (*((o, v) for o, v in config.options if o != "device"), ("device", "cuda:0"))
+            for g in range(node.gpus):
+                specs.append(WorkerSpec(
+                    name=f"Ray worker {len(specs)} (node {k} {node.ip}, GPU {g})", backend=backend, device=f"node{k}/cuda:{g}",
+                    config=BackendConfig(model=config.model, threads=config.threads, precision=config.precision, options=options),
+                    concurrency=concurrency))
+                slots.append(Slot(node=node, cpus=0, gpus=1))
+        elif node.cpus > 0:
+            specs.append(WorkerSpec(
+                name=f"Ray worker {len(specs)} (node {k} {node.ip}, CPU)", backend=backend, device=f"node{k}/cpu",
+                config=BackendConfig(model=config.model, threads=config.threads or node.cpus, precision=config.precision,
+                                     options=config.options),
+                concurrency=concurrency))
+            slots.append(Slot(node=node, cpus=node.cpus, gpus=0))
+    if not specs:
+        what = "a GPU" if gpu else "a CPU"
+        raise BackendUnavailableError(f"the Ray cluster has no live node with {what} for {backend!r} ({len(nodes)} node(s) found)")
+    return specs, slots
+
+
+class RayWorker:
+    """One worker, inside its Ray actor: a backend and the items its requests' spans refer to."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+        self.backend: Backend | None = None
+        self.items: Batch | None = None
+
+    def load(self) -> tuple[str, dict[str, Any]]:
+        """Build and load the backend: ``("K", info)``, or ``("F", why)`` in one line."""
+        try:
+            backend = get_backend(self.spec.backend)(self.spec.config)
+            backend.load()
+            self.backend = backend
+            info = backend.info().to_dict()
+        except Exception as exc:
+            return "F", {"error": f"{type(exc).__name__}: {exc}"}
+        info["pid"] = os.getpid()
+        info["node"] = socket.gethostname()
+        return "K", info
+
+    def attach(self, arrays: tuple[np.ndarray, tuple[np.ndarray, ...]] | None, source: LibrarySource | None) -> int:
+        """Hold the items (shipped through the object store, or rebuilt from ``source``); their rows."""
+        assert self.backend is not None
+        if source is not None:
+            items = load_items(source)
+        elif arrays is not None:
+            items = Batch(dense=arrays[0], sparse=tuple(arrays[1]))
+        else:
+            raise BackendError("attach got neither items nor a library source")
+        self.items = items
+        self.backend.attach_items(items)
+        return len(items)
+
+    def run(self, requests: list[Any]) -> np.ndarray:
+        """Every request's float32 scores back to back (an empty request list is a ping)."""
+        if not requests:
+            return _EMPTY
+        assert self.backend is not None
+        parts = []
+        for request in requests:
+            if isinstance(request, tuple):
+                batch = Batch(dense=request[0], sparse=request[1])
+            else:
+                if self.items is None:
+                    raise BackendError("a request of spans before the items were attached")
+                batch = Batch.of_spans(self.items, request)
+            parts.append(np.ascontiguousarray(self.backend.predict(batch), dtype=np.float32))
+        return concat(parts)
+
+    def call(self, method: str, args: tuple[Any, ...]) -> Any:
+        assert self.backend is not None
+        return getattr(self.backend, method)(*args)
+
+    def close(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
+        self.items = None
+
+
+@dataclass
+class _Actor:
+    spec: WorkerSpec
+    slot: Slot | None
+    handle: Any
+    pid: int = 0
+    alive: bool = True
+    outstanding: int = 0
+    death: str = ""
+    held: set[Future[np.ndarray]] = field(default_factory=set)
+
+
+class RayPlacement(Placement):
+    """Workers as Ray actors, one per spec, each on the node :func:`plan` chose for it.
+
+    Args:
+        cluster: ``ray`` (``RAY_ADDRESS``, else the cluster ``ray start`` started here) or
+            ``ray://HOST:PORT``; a process already connected (``ray.init``) keeps its connection.
+        slots: where each spec's actor goes (from :func:`plan`); without them actors are spread
+            over the cluster, one CPU each.
+        start_timeout_s: how long the actors may take to be placed and load their backends.
+    """
+
+    name: ClassVar[str] = "ray"
+
+    def __init__(self, cluster: str = AUTO, slots: Sequence[Slot] | None = None, *, start_timeout_s: float = START_TIMEOUT_S) -> None:
+        super().__init__()
+        self.cluster = parse_cluster_text(cluster)
+        self.slots = tuple(slots) if slots is not None else None
+        self.start_timeout_s = start_timeout_s
+        self.address = ""
+        self._ray: Any = None
+        self._connected_here = False
+        self._actors: list[_Actor] = []
+        self._lock = threading.Lock()
+        self._broken = ""
+        self._closing = False
+        self._closed = True
+        self._items_ref: Any = None
+        self._items: Batch | None = None
+
+    @classmethod
+    def on_cluster(cls, cluster: str, backend: str, config: BackendConfig, *, concurrency: int = 1,
+                   start_timeout_s: float = START_TIMEOUT_S) -> tuple[RayPlacement, list[WorkerSpec]]:
+        """Connect to ``cluster`` and plan one worker per GPU (or node) found there: the placement
+        and the specs to :meth:`start` it with."""
+        ray, here, address = connect(parse_cluster_text(cluster))
+        try:
+            specs, slots = plan(backend, config, cluster_nodes(ray), concurrency=concurrency)
+        except BaseException:
+            if here:
+                ray.shutdown()
+            raise
+        placement = cls(cluster, slots, start_timeout_s=start_timeout_s)
+        placement._ray, placement._connected_here, placement.address = ray, here, address
+        return placement, specs
+
+    def start(self, specs: Sequence[WorkerSpec]) -> None:
+        self.specs = tuple(specs)
+        if self.slots is not None and len(self.slots) != len(self.specs):
+            raise ValueError(f"{len(self.specs)} specs for {len(self.slots)} slots")
+        if self._ray is None:
+            self._ray, self._connected_here, self.address = connect(self.cluster)
+        ray = self._ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        self._closed = False
+        actor_cls = ray.remote(RayWorker)
+        for i, spec in enumerate(self.specs):
+            slot = self.slots[i] if self.slots is not None else None
+            # Named in the job's own (anonymous) namespace: `ray list actors` and a drill can find it.
+            options: dict[str, Any] = {"name": f"recsuite-{spec.slug}", "max_concurrency": spec.concurrency, "max_restarts": 0}
+            if slot is not None:
+                options.update(num_cpus=slot.cpus, num_gpus=slot.gpus,
+                               scheduling_strategy=NodeAffinitySchedulingStrategy(slot.node.node_id, soft=False))
+            else:
+                options.update(num_cpus=1, scheduling_strategy="SPREAD")
+            self._actors.append(_Actor(spec=spec, slot=slot, handle=actor_cls.options(**options).remote(spec)))
+        try:
+            self.worker_info = self._wait_loaded()
+        except BaseException:
+            self._kill_all()
+            self._disconnect()
+            self._closed = True
+            raise
+
+    def _wait_loaded(self) -> list[dict[str, Any]]:
+        ray = self._ray
+        refs = [a.handle.load.remote() for a in self._actors]
+        ready, pending = ray.wait(refs, num_returns=len(refs), timeout=self.start_timeout_s)
+        if pending:
+            late = self._actors[refs.index(pending[0])].spec.name
+            raise BackendError(f"{late} was not placed and loaded within {self.start_timeout_s:.0f} s "
+                               "(does the cluster have the CPUs/GPUs it needs free?)")
+        infos = []
+        for actor, ref in zip(self._actors, refs, strict=False):
+            try:
+                status, info = ray.get(ref)
+            except Exception as exc:
+                raise BackendError(f"{actor.spec.name} died while starting: {_first_line(exc)}") from None
+            if status != "K":
+                raise BackendError(f"{actor.spec.name} failed to load {actor.spec.backend!r}: {info['error']}")
+            actor.pid = int(info.pop("pid", 0))
+            infos.append(info)
+        return infos
+
+    def attach(self, items: Batch) -> None:
+        if items is self._items:
+            return
+        ray = self._ray
+        shipped = [a for a in self._actors if a.spec.library is None]
+        ref = ray.put((items.dense, tuple(items.sparse))) if shipped else None
+        calls = [a.handle.attach.remote(None if a.spec.library is not None else ref, a.spec.library) for a in self._actors]
+        for actor, call in zip(self._actors, calls, strict=False):
+            try:
+                rows = ray.get(call, timeout=self.start_timeout_s)
+            except Exception as exc:
+                raise BackendError(f"{actor.spec.name} could not take the items: {_first_line(exc)}") from None
+            if rows != len(items):
+                raise BackendError(f"{actor.spec.name} holds {rows} items, the driver {len(items)}")
+        self._items_ref, self._items = ref, items
+
+    def submit(self, worker: int, requests: Sequence[Request]) -> Future[np.ndarray]:
+        done: Future[np.ndarray] = Future()
+        n = len(requests)
+        with self._lock:
+            if self._broken:
+                done.set_exception(WorkerLost(self._broken))
+                return done
+            actor = self._actors[worker]
+            actor.outstanding += n
+            actor.held.add(done)
+        wire = [(r.dense, r.sparse) if isinstance(r, Batch) else list(r) for r in requests]
+        try:
+            ref = actor.handle.run.remote(wire)
+            ref.future().add_done_callback(lambda f: self._settle(actor, n, f, done))
+        except Exception as exc:
+            self._settle_error(actor, n, exc, done)
+        return done
+
+    def _settle(self, actor: _Actor, n: int, f: Future[np.ndarray], done: Future[np.ndarray]) -> None:
+        exc = f.exception()
+        if exc is not None:
+            self._settle_error(actor, n, exc, done)
+            return
+        with self._lock:
+            actor.outstanding -= n
+            actor.held.discard(done)
+        if not done.done():
+            done.set_result(f.result())
+
+    def _settle_error(self, actor: _Actor, n: int, exc: BaseException, done: Future[np.ndarray]) -> None:
+        from ray.exceptions import RayActorError
+
+        lost = isinstance(exc, RayActorError)
+        with self._lock:
+            actor.outstanding -= n
+            actor.held.discard(done)
+            if lost and actor.alive and not self._closing:
+                actor.alive = False
+                in_flight = actor.outstanding + n
+                actor.death = f"{actor.spec.name} (pid {actor.pid}) died ({_death_reason(exc)}) with {in_flight} request(s) in flight"
+                self._broken = self._broken or actor.death
+                log.error("%s", actor.death)
+            death = actor.death
+        if done.done():
+            return
+        if self._closing:
+            done.set_exception(BackendError("the placement was closed"))
+        elif lost:
+            done.set_exception(WorkerLost(death))
+        else:
+            cause = getattr(exc, "cause", None) or exc
+            done.set_exception(BackendError(f"request failed in {actor.spec.name}: {type(cause).__name__}: {_first_line(cause)}"))
+
+    def outstanding(self) -> list[int]:
+        return [a.outstanding for a in self._actors]
+
+    def ask(self, worker: int, method: str, *args: Any) -> Any:
+        actor = self._actors[worker]
+        if not actor.alive:
+            raise WorkerLost(actor.death)
+        return self._ray.get(actor.handle.call.remote(method, args), timeout=self.start_timeout_s)
+
+    def pids(self) -> list[int]:
+        """Each worker's process id on its node, in index order."""
+        return [a.pid for a in self._actors]
+
+    def kill(self, worker: int) -> None:
+        """Kill worker ``worker``'s actor at once, as a crash would (for tests and drills)."""
+        self._ray.kill(self._actors[worker].handle, no_restart=True)
+
+    def nodes(self) -> int:
+        ids = {a.slot.node.node_id for a in self._actors if a.slot is not None}
+        return max(1, len(ids))
+
+    def info(self) -> PlacementInfo:
+        base = super().info()
+        extra = {"cluster": self.address} if self.address else {}
+        return PlacementInfo(name=base.name, nodes=base.nodes, devices_per_node=base.devices_per_node, workers=base.workers,
+                             devices=base.devices, round_trip=base.round_trip, lost=base.lost, extra=extra)
+
+    def dead(self) -> list[str]:
+        return [a.death for a in self._actors if not a.alive]
+
+    def close(self) -> None:
+        if self._closed:
+            self._disconnect()  # connected by on_cluster, never started
+            return
+        self._closed = True
+        with self._lock:
+            self._closing = True
+        ray = self._ray
+        live = [a for a in self._actors if a.alive]
+        try:
+            ray.wait([a.handle.close.remote() for a in live], num_returns=len(live), timeout=CLOSE_TIMEOUT_S)
+        except Exception:
+            pass
+        self._kill_all()
+        with self._lock:
+            held = [f for a in self._actors for f in a.held]
+            for a in self._actors:
+                a.held.clear()
+        for f in held:
+            if not f.done():
+                f.set_exception(BackendError("the placement was closed"))
+        self._items_ref = None
+        self._items = None
+        self._disconnect()
+
+    def _kill_all(self) -> None:
+        for a in self._actors:
+            try:
+                self._ray.kill(a.handle, no_restart=True)
+            except Exception:
+                pass
+
+    def _disconnect(self) -> None:
+        if self._connected_here:
+            self._connected_here = False
+            self._ray.shutdown()
+
+
+def placed(config: Any, backend_cls: type[Backend]) -> tuple[Any, int, int]:
+    """The backend of a ``--cluster`` run (``config`` a ``RunConfig``): a
+    :class:`~suite.placement.backend.PlacedBackend` over one Ray actor per GPU (or node) of the
+    cluster, and the (intra-op threads of worker 0, harness threads) it runs with.
+
+    Raises:
+        BackendUnavailableError: Ray is missing, the cluster does not answer or has nothing to run
+            the backend on.
+    """
+    from suite.placement.backend import THREADS_PER_WORKER, PlacedBackend
+
+    inner = BackendConfig(model=config.model, threads=config.threads, precision=config.precision, options=config.backend_options)
+    # A thread-safe GPU backend runs as many batches at once as it has lanes, as --devices does.
+    gpu = backend_cls.name == "torch-cuda"
+    lanes = int(inner.option("lanes", str(backend_cls.default_workers))) if gpu and backend_cls.thread_safe else 1
+    placement, specs = RayPlacement.on_cluster(config.cluster, backend_cls.name, inner, concurrency=lanes)
+    workers = max(THREADS_PER_WORKER, lanes) * len(specs)
+    return PlacedBackend(backend_cls.name, inner, placement, specs), specs[0].config.threads, workers
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+#: Words in Ray's account of an actor's death (a paragraph) and what the record says instead.
+_REASONS = (
+    ("node has died", "its node was lost"),
+    ("ray.kill", "killed by ray.kill"),
+    ("ActorUnavailableError", "unreachable: its node or its connection was lost"),
+    ("unexpectedly", "its process exited unexpectedly"),
+)
+
+
+def _death_reason(exc: BaseException) -> str:
+    """Ray's reason an actor died, in a few words."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    return next((reason for marker, reason in _REASONS if marker.lower() in text), type(exc).__name__)
