@@ -16,6 +16,7 @@ lives in device memory and a batch sends only its row numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import time
 from dataclasses import dataclass, field
@@ -29,6 +30,11 @@ from suite.datasets.batch import Batch
 from suite.errors import BackendError, BackendUnavailableError, ConfigError
 from suite.models import ModelSchema, build
 
+#: Largest default batch, in samples, for models whose sample is a whole request: a dlrm-v3 sample
+#: is a sequence (history and candidates, about 320 tokens at --scale small), so 16,384 of them
+#: padded for attention would need far more than an H200 holds (measured: out of memory); 256
+#: requests is where benchmarks/hstu_gpu.py ran fastest on the H200.
+MAX_BATCH_SAMPLES: dict[str, int] = {"dlrm-v3": 256}
 #: fp8's storage dtype is bf16: the fused kernels (suite.backends.kernels) quantize what runs in fp8.
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp8": torch.bfloat16}
 #: Batch sizes CUDA graphs are captured for; a batch is padded up to the next one, and one larger
@@ -284,7 +290,11 @@ class TorchCUDABackend(Backend):
         replay time of every captured bucket (Offline: the largest bucket, no wait; Server: the
         largest bucket within an eighth of the latency bound, waiting one replay for it to fill);
         without graphs, 2,048 items in Server."""
-        return accelerator_batching(scenario, target_latency_ns, self._bucket_ms, self._lane_count)
+        defaults = accelerator_batching(scenario, target_latency_ns, self._bucket_ms, self._lane_count)
+        cap = MAX_BATCH_SAMPLES.get(self.config.model.name)
+        if cap is not None and defaults.max_batch_items > cap:
+            defaults = dataclasses.replace(defaults, max_batch_items=cap)
+        return defaults
 
     def attach_items(self, items: Batch) -> None:
         """Pack the dataset's items once (and, with ``start_from_device``, put them on the GPU)."""

@@ -57,10 +57,7 @@ KNOWN_CYCLES: set[tuple[str, str]] = set()
 #: Lines a module may have without saying why in its docstring ("... over 450 lines because ...").
 MAX_LINES = 450
 #: Large modules another helper of issue 13 is splitting now; each leaves this list when it lands.
-KNOWN_LARGE = {
-    "suite.check",  # becoming a package (catalogue, run checks, compliance, tree checks, rendering)
-    "suite.backends.deeprecsched",  # becoming a package (policy, pool, worker, backend)
-}
+KNOWN_LARGE: set[str] = set()  # none: check and deeprecsched are packages now
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,9 @@ LoadGen gets every query back and the run is invalid with the lost worker named.
 ``ray`` is imported only here, and only when a Ray placement is built (:func:`import_ray`):
 ``suite --help`` and every other command run without it. Installed with ``pip install
 'recsuite[cluster]'``.
+
+Size: this module is over 450 lines because Ray's connection quirks (loopback addresses, Ray
+Client), the actor class and the failure bookkeeping are one placement and only make sense together.
 """
 
 from __future__ import annotations
