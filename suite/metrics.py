@@ -63,8 +63,9 @@ def normalized_entropy(
 
     Lower is better; 1.0 is a model that always predicts the base rate. ``eps`` clamps the
     predictions (and the base rate) away from 0 and 1: torchrec's ``1e-12`` for the run's metric,
-    MLPerf's TEST08 script uses ``1e-7`` per request. Returns NaN when the total weight is 0 or
-    the labels hold a single class (the baseline entropy is then 0).
+    MLPerf's TEST08 script uses ``1e-7`` per request. As both, a single-class set of labels gets
+    the clamped base rate's tiny entropy (a huge NE), not an error. Returns NaN when the total
+    weight is 0.
     """
     y = _flat(labels, "labels")
     p = np.clip(_flat(predictions, "predictions", y.size), eps, 1.0 - eps)
