@@ -320,13 +320,23 @@ def ensure(spec: ModelSpec, rows: int, root: Path | None = None) -> Path:
             log.warning("dataset cache %s is damaged (%s); rebuilding it", path, problem)
         started = time.perf_counter()
         log.info("generating %s items for %s into %s", rows, spec.key(), path)
-        data = generate(spec, rows)
+        items, labels, meta = _generate_any(spec, rows)
         try:
-            store.save(path, data.items, data.labels, data.meta, replace=True)
+            store.save(path, items, labels, meta, replace=True)
         except OSError as exc:
             raise DatasetError(f"cannot write the dataset cache {path}: {exc.strerror or exc}") from None
         log.info("generated in %.1f s", time.perf_counter() - started)
     return path
+
+
+def _generate_any(spec: ModelSpec, rows: int) -> tuple[Batch, np.ndarray, dict[str, Any]]:
+    """A model's generated dataset: Criteo-like items, or requests for a model that reads them."""
+    if getattr(spec.config, "QUERY_SIZE", None) is not None:  # dlrm-v3: streaming requests
+        from suite.datasets import streaming
+
+        return streaming.generate(spec, rows)
+    data = generate(spec, rows)
+    return data.items, data.labels, data.meta
 
 
 def _damage(path: Path) -> str | None:

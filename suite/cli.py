@@ -558,6 +558,8 @@ def data_generate(model: str, out: Path, scale: str, rows: int | None, seed: int
     from suite.results import write_json
 
     spec = ModelSpec(name=model, scale=scale, seed=seed, tasks=tasks)
+    if getattr(spec.config, "QUERY_SIZE", None) is not None:
+        raise ConfigError(f"{model} reads requests, not Criteo rows: its data are made by 'suite run' (see docs/dlrm-v3.md)")
     n = rows or default_rows(scale)
     inputs.check_writable_dir("out", out)
     generated = synthetic.generate(spec, n)

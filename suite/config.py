@@ -15,7 +15,7 @@ from typing import Any
 
 from suite import inputs
 from suite.errors import ConfigError, one_of
-from suite.models import ModelSpec, default_rows
+from suite.models import ModelSpec
 from suite.rules import RuleSet, for_model
 
 
@@ -148,7 +148,7 @@ class RunConfig:
 
     @property
     def dataset_rows(self) -> int:
-        return self.rows or default_rows(self.model.scale)
+        return self.rows or self.model.config.default_rows(self.model.scale)
 
     def run_dir(self) -> Path:
         """``output/system/model/Scenario/performance/run_1`` or ``.../accuracy``.
@@ -318,7 +318,7 @@ def rule_settings(
         min_query_count=int(get("min_query_count", 100)),
         performance_sample_count=int(get("performance_sample_count", 0)),
         samples_per_query=int(get("samples_per_query", 8)),
-        query_size=query_size or str(get("query_size", "mlperf")),
+        query_size=query_size or _model_query_size(model) or str(get("query_size", "mlperf")),
         max_batch_items=int(max_batch_items or get("max_batch_items", 2048)),
         batch_timeout_us=int(batch_timeout_us if batch_timeout_us is not None else get("batch_timeout_us", 0)),
         accuracy_target=float(get("accuracy_target", 0.99)),
@@ -329,3 +329,11 @@ def rule_settings(
         if seeds is None
         else (int(seeds), int(get("sample_index_rng_seed")), int(get("schedule_rng_seed"))),
     )
+
+
+def _model_query_size(model: str) -> str | None:
+    """The query size a model fixes whatever the rule table says (dlrm-v3: one request a sample)."""
+    from suite.models import MODELS
+
+    config = MODELS.get(model)
+    return getattr(config, "QUERY_SIZE", None) if config is not None else None

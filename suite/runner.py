@@ -570,10 +570,11 @@ def _finish(
     if config.mode is Mode.ACCURACY and not errors and interrupted is None and (run_dir / ACCURACY_LOG).is_file():
         reference, source = reference_auc(config, library.dataset, settings)
         try:
+            offsets, labels = _scored_pool(config, library)
             accuracy = score_accuracy(
                 read_accuracy_log(run_dir / ACCURACY_LOG),
-                library.offsets,
-                np.asarray(library.dataset.labels),
+                offsets,
+                labels,
                 reference,
                 settings.accuracy_target,
                 reference_source=source,
@@ -610,6 +611,20 @@ def _finish(
         data["status"] = "valid" if data["valid"] else "invalid"
     write_json(run_dir / "result.json", data)
     return RunResult(path=run_dir, data=data)
+
+
+def _scored_pool(config: RunConfig, library: QueryLibrary) -> tuple[np.ndarray, np.ndarray]:
+    """The query offsets and labels the accuracy gate scores.
+
+    A model whose sample is a request of K candidates (dlrm-v3) answers K scores per request; they
+    are one pool of candidates for the AUC, so the labels become (requests x K, 1) and the offsets
+    count candidates. Group AUC, NE and accuracy per user (MLPerf v6.0) hook in here.
+    """
+    labels = np.asarray(library.dataset.labels)
+    if getattr(config.model.config, "QUERY_SIZE", None) is None:
+        return library.offsets, labels
+    k = labels.shape[1]
+    return library.offsets * k, labels.reshape(-1, 1)
 
 
 def _interruption(exc: RunInterrupted, outcome: Any) -> dict[str, Any]:

@@ -215,3 +215,38 @@ def test_fused_backend_passes_the_auc_gate(data_dir: Path, results: Path, precis
         acc = run(config).data["accuracy"]
         print(f"{model} {precision} {options}: AUC {acc['auc']:.5f} reference {acc['reference_auc']}")
         assert acc["auc"] >= gate * float(np.mean(acc["reference_auc"])), acc
+
+
+@pytest.mark.parametrize(("history", "candidates", "dtype", "tolerance"), [
+    (16, 4, torch.float32, 1e-4), (5, 3, torch.float32, 1e-4),
+    pytest.param(200, 64, torch.bfloat16, 2e-2, marks=pytest.mark.cuda),
+])
+def test_hstu_attention_kernel_matches_the_plain_path(history: int, candidates: int, dtype: torch.dtype,
+                                                      tolerance: float) -> None:
+    from suite.backends.kernels.hstu import hstu_attention
+    from suite.models import dlrm_v3
+
+    g = torch.Generator().manual_seed(0)
+    length = 1 + history + candidates
+    q, k, v = (torch.randn(3, 4, length, 16, generator=g).to(DEVICE, dtype) for _ in range(3))
+    mask = dlrm_v3.attention_mask(history, candidates, DEVICE)
+    want = dlrm_v3.hstu_attention(q.float(), k.float(), v.float(), mask, 0.25)
+    got = hstu_attention(q, k, v, history, 0.25).float()
+    scale = want.abs().max().item()
+    assert (got - want).abs().max().item() <= tolerance * max(scale, 1e-6)
+
+
+def test_fused_dlrm_v3_forward_matches_the_plain_path() -> None:
+    from suite.backends.kernels.hstu import use_fused_attention
+    from suite.datasets import streaming
+
+    spec = ModelSpec(name="dlrm-v3", scale="tiny")
+    rng = np.random.default_rng(0)
+    batch = streaming.features(spec.config, spec, 3, rng)  # type: ignore[arg-type]
+    dense = torch.from_numpy(batch.dense).to(DEVICE)
+    sparse = [torch.from_numpy(s).to(DEVICE) for s in batch.sparse]
+    with torch.inference_mode():
+        want = build(spec, device=DEVICE)(dense, sparse)
+        got = use_fused_attention(build(spec, device=DEVICE))(dense, sparse)
+    assert got.shape == want.shape == (3, spec.schema.tasks)
+    assert torch.allclose(got, want, atol=1e-4, rtol=1e-4)

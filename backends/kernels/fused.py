@@ -287,6 +287,10 @@ def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, 
     matmul at 16,384 items during load), checked here."""
     from suite.errors import BackendUnavailableError, ConfigError, one_of
 
+    if spec.name == "dlrm-v3" and precision != "fp8":  # its attention is the fused part
+        from suite.backends.kernels.hstu import use_fused_attention
+
+        return use_fused_attention(model)  # type: ignore[return-value]
     if spec.name not in FUSABLE:
         raise BackendUnavailableError(
             f"torch-cuda's fused kernels ('--precision fp8', 'fused=1') run {list(FUSABLE)} only (got {spec.name!r})")

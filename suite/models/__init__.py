@@ -22,7 +22,7 @@ from suite.models.base import (
     default_rows,
     parse_scale,
 )
-from suite.models.configs import DIEN, DIN, DLRM_V2, MTWND, NCF, RMC1, RMC2, RMC3, WND
+from suite.models.configs import DIEN, DIN, DLRM_V2, DLRM_V3, MTWND, NCF, RMC1, RMC2, RMC3, WND
 from suite.models.weights import WeightsFile
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 WEIGHTS_VERSION = 2
 
 #: Every model the suite knows, by the name the CLI spells.
-MODELS: dict[str, ModelConfig] = {c.name: c for c in (RMC1, RMC2, RMC3, NCF, WND, MTWND, DIN, DIEN, DLRM_V2)}
+MODELS: dict[str, ModelConfig] = {c.name: c for c in (RMC1, RMC2, RMC3, NCF, WND, MTWND, DIN, DIEN, DLRM_V2, DLRM_V3)}
 
 __all__ = [
     "DEFAULT_ROWS",

@@ -215,6 +215,10 @@ class ModelConfig(abc.ABC):
     def dense_cost(self, schema: ModelSchema) -> DenseCost:
         """Parameters and MACs per item of everything but the embedding tables."""
 
+    def default_rows(self, scale: str) -> int:
+        """Samples in a generated dataset when ``--rows`` is not given (:func:`default_rows`)."""
+        return default_rows(scale)
+
     def size(self, row_cap: int | None) -> ModelSize:
         """The model's size and per-item cost at ``row_cap``, from the schema alone (no torch)."""
         schema = self.schema(row_cap)

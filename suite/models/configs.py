@@ -9,6 +9,7 @@ layers cost, both without torch, so ``suite models`` stays light.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from suite.errors import ConfigError
 from suite.models.base import DenseCost, ModelConfig, ModelSchema, TableSpec, add, cap, mlp_cost
@@ -309,3 +310,101 @@ MTWND = MTWnDConfig(name="mtwnd", module="suite.models.wnd:MultiTaskWideAndDeep"
 DIN = DINConfig(name="din", module="suite.models.din:DIN")
 DIEN = DIENConfig(name="dien", module="suite.models.dien:DIEN")
 DLRM_V2 = DLRMv2Config(name="dlrm-v2", module="suite.models.dlrm_v2:DLRMv2")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DLRMv3Config(ModelConfig):
+    """MLPerf's DLRM-v3: Meta's HSTU generative ranking model (DLRM-HSTU), one binary task.
+
+    A sample is one request: a user's ``history`` of (item, category, rating, action) events with
+    their ages, the user id as the one contextual token, and ``candidates`` items to score. The
+    sequence [user, history..., candidates...] runs through ``layers`` HSTU (STU) layers of ``heads``
+    heads with SiLU attention (causal over the history; a candidate sees the user and the whole
+    history, and itself, never another candidate), and a head scores each candidate. So the model's
+    outputs per sample are ``candidates`` scores: the schema's ``tasks``.
+
+    Tables as MLPerf's ``configs.py``: item 1e9 x 512 (history and candidates share it), user 1e7,
+    category 128; rating (17 quarter steps of 1-5) and action (5 action bits, 32 sets) are small.
+    At the tiny scale (row cap <= 1,000) a request holds ``tiny_history`` events and
+    ``tiny_candidates`` candidates so a CPU runs it in seconds.
+    """
+
+    QUERY_SIZE: ClassVar[str] = "fixed:1"  # a LoadGen sample is one request, never several
+    #: Requests in a generated dataset per named scale (a request costs what ~1,000 DLRM items do).
+    REQUESTS: ClassVar[dict[str, int]] = {"tiny": 128, "small": 2048, "full": 16384}
+
+    items: int = 1_000_000_000
+    users: int = 10_000_000
+    categories: int = 128
+    ratings: int = 17
+    actions: int = 32
+    dim: int = 512
+    layers: int = 5
+    heads: int = 4
+    qk_dim: int = 128
+    linear_dim: int = 128
+    hidden: int = 256
+    history: int = 256
+    candidates: int = 64
+    tiny_history: int = 16
+    tiny_candidates: int = 4
+    time_buckets: int = 128
+
+    def __post_init__(self) -> None:
+        for name in ("layers", "heads", "qk_dim", "linear_dim", "history", "candidates", "tiny_history", "tiny_candidates"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{self.name}: {name!r} must be >= 1 (got {getattr(self, name)!r})")
+
+    def default_rows(self, scale: str) -> int:
+        return self.REQUESTS.get(scale, self.REQUESTS["small"])
+
+    def lengths(self, row_cap: int | None) -> tuple[int, int]:
+        """(history events, candidates) per request at ``row_cap``."""
+        if row_cap is not None and row_cap <= 1_000:
+            return self.tiny_history, self.tiny_candidates
+        return self.history, self.candidates
+
+    def schema(self, row_cap: int | None) -> ModelSchema:
+        h, k = self.lengths(row_cap)
+        items, e = cap(self.items, row_cap), self.dim
+        return ModelSchema(
+            model=self.name,
+            dense=h,  # each history event's age in seconds at the request's time
+            tables=(
+                TableSpec(name="user", rows=cap(self.users, row_cap), dim=e),
+                TableSpec(name="items", rows=items, dim=e, lookups=h, pooled=False),
+                TableSpec(name="categories", rows=self.categories, dim=e, lookups=h, pooled=False),
+                TableSpec(name="ratings", rows=self.ratings, dim=e, lookups=h, pooled=False),
+                TableSpec(name="actions", rows=self.actions, dim=e, lookups=h, pooled=False),
+                TableSpec(name="candidates", rows=items, dim=e, lookups=k, pooled=False, shares="items"),
+                TableSpec(name="candidate_categories", rows=self.categories, dim=e, lookups=k, pooled=False,
+                          shares="categories"),
+            ),
+            tasks=k,
+        )
+
+    def tokens(self, row_cap: int | None) -> int:
+        """Sequence length per request: the user token, the history, the candidates."""
+        h, k = self.lengths(row_cap)
+        return 1 + h + k
+
+    def dense_cost(self, schema: ModelSchema) -> DenseCost:
+        e, hd, n = self.dim, self.heads, schema.dense + 1 + schema.tasks
+        uvqk = e * (2 * self.linear_dim + 2 * self.qk_dim) * hd
+        out = 3 * self.linear_dim * hd * e
+        layer = DenseCost(parameters=uvqk + 2 * (self.linear_dim + self.qk_dim) * hd + out,
+                          mlp_macs=n * (uvqk + out),
+                          # q k^T and the weighted sum of v, every token against every token
+                          attention_macs=hd * n * n * (self.qk_dim + self.linear_dim))
+        content = mlp_cost((2 * e, self.hidden, e))  # item and category -> one token
+        context = mlp_cost((e, self.hidden, e))
+        head = mlp_cost((e, self.hidden, 1))
+        tables = DenseCost(parameters=(schema.dense + 2 + self.time_buckets + 1) * e, mlp_macs=0)  # position, age
+        return add(
+            *[layer] * self.layers,
+            DenseCost(parameters=content.parameters, mlp_macs=(n - 1) * content.mlp_macs),
+            context,
+            DenseCost(parameters=head.parameters, mlp_macs=schema.tasks * head.mlp_macs),
+            tables,
+        )
+DLRM_V3 = DLRMv3Config(name="dlrm-v3", module="suite.models.dlrm_v3:DLRMv3")
