@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from suite import record
+from suite import mlperf_v6, record
 from suite.config import Mode, Scenario, Settings, rule_settings
 from suite.errors import RecordError, SuiteError
 from suite.record import ConfigRecord, ResultRecord
@@ -106,6 +106,7 @@ RULES: dict[str, str] = {
     "submission.symlink": "a submission tree holds a symlink",
     "submission.empty-dir": "a submission tree holds an empty folder",
 }
+RULES.update(mlperf_v6.RULES)  # dlrm-v3 under mlperf-v6.0 (suite.check_v6)
 
 PERFORMANCE_FILES = (DETAIL, SUMMARY)
 ACCURACY_FILES = (DETAIL, SUMMARY, ACCURACY_LOG, "accuracy.txt")
@@ -710,6 +711,10 @@ def check_accuracy(ctx: RunContext, expected: Settings) -> list[Finding]:
     run = ctx.run
     if run.mode is not Mode.ACCURACY:
         return []
+    if RuleSet.load(expected.rules).accuracy_metrics:  # mlperf-v6.0: NE, accuracy, group AUC
+        from suite import check_v6
+
+        return check_v6.check_accuracy(ctx, expected)
     report_path, log_path = run.path / "accuracy.txt", run.path / ACCURACY_LOG
     if not os.path.lexists(report_path) or not os.path.lexists(log_path) or _empty(log_path):
         return []

@@ -74,6 +74,16 @@ class Reference:
 MLPERF_REFERENCE = Reference(0.86687, 0.69651, 0.78663, "MLPerf's reference, sampled streaming-100b")
 
 
+def reference_for(meta: Mapping[str, Any]) -> Reference | None:
+    """The reference a dataset is gated against: its teacher's (generated data records them), none
+    for generated data that records none (made before this gate: regenerate it), else MLPerf's
+    (imported data, MLPerf's own sampled dataset)."""
+    recorded = Reference.from_meta(meta)
+    if recorded is not None:
+        return recorded
+    return None if meta.get("labels") == "teacher" else MLPERF_REFERENCE
+
+
 def bounds(metric: str, reference: float, target: float) -> tuple[float, float | None]:
     """(lowest, highest or None) a metric may take: ``target x reference`` up, and NE's ceiling."""
     if metric == "ne":
@@ -185,21 +195,28 @@ class V6AccuracyReport:
         def finite(x: float) -> float | None:
             return x if math.isfinite(x) else None
 
+        ref = self.reference
         return {
+            # The fields every accuracy record has (suite.record.AccuracyRecord): the group AUC is
+            # the headline AUC, so summaries, compare and submit read it as they read others'.
+            "auc": finite(self.metrics.gauc),
+            "reference_auc": None if ref is None else [ref.gauc],
+            "target_fraction": self.target,
+            "threshold": None if ref is None else self.target * ref.gauc,
+            "accuracy": finite(self.metrics.accuracy),
+            "items": self.candidates,
+            "queries": self.requests,
+            "total_queries": self.total_requests,
+            "passed": self.passed,
+            "reference_source": None if ref is None else ref.source,
+            # MLPerf v6.0's own.
             "rules": "mlperf-v6.0",
             "ne": finite(self.metrics.ne),
-            "accuracy": finite(self.metrics.accuracy),
             "gauc": finite(self.metrics.gauc),
             "gauc_requests": self.metrics.gauc_groups,
-            "reference": None if self.reference is None else {k: self.reference.value(k) for k in METRICS},
-            "reference_source": None if self.reference is None else self.reference.source,
-            "target_fraction": self.target,
-            "requests": self.requests,
-            "total_requests": self.total_requests,
-            "candidates": self.candidates,
+            "reference": None if ref is None else {k: ref.value(k) for k in METRICS},
             "status": self.status,
             "problem": self.problem,
-            "passed": self.passed,
         }
 
 

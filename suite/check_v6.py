@@ -1,0 +1,121 @@
+"""``suite check`` of a dlrm-v3 accuracy run under mlperf-v6.0: NE, accuracy and group AUC.
+
+``suite.check.check_accuracy`` hands runs judged by a rule set with ``accuracy_metrics`` here. The
+three metric lines of ``accuracy.txt`` (``metric/lifetime_{ne,accuracy,gauc}/rating``, what MLPerf's
+v6.0 checker reads) are recomputed from the accuracy log and the dataset's labels when both are
+at hand, compared with what the file says, and gated (:func:`suite.mlperf_v6.gate`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from suite import mlperf_v6, record
+from suite.config import Settings
+from suite.errors import RecordError, SuiteError
+from suite.results import parse_accuracy_log
+
+
+def check_accuracy(ctx: Any, expected: Settings) -> list[Any]:
+    """Findings of one accuracy run folder (``ctx`` is ``suite.check.RunContext``)."""
+    from suite.check import ACCURACY_LOG, HASH_RE, Finding, Severity, _binary, _labels, error, record_findings
+    from suite.submission import TRUNCATION_MARK
+
+    run = ctx.run
+    report_path, log_path = run.path / "accuracy.txt", run.path / ACCURACY_LOG
+    if not os.path.lexists(report_path) or not os.path.lexists(log_path):
+        return []
+    findings: list[Finding] = []
+    try:
+        raw_report = record.read_bytes(report_path, record.TEXT_CAP_BYTES, root=run.tree_root)
+        if _binary(raw_report[:4096]):
+            return [error("structure.unreadable", "accuracy.txt is binary", report_path)]
+        text = raw_report.decode("utf-8", errors="replace")
+        raw = record.read_bytes(log_path, record.ACCURACY_LOG_CAP_BYTES, root=run.tree_root)
+    except RecordError as exc:
+        return record_findings(exc, report_path)
+    reported = mlperf_v6.parse_report(text)
+    missing = [m for m in mlperf_v6.METRICS if m not in reported]
+    if missing:
+        lines = ", ".join(f"metric/{mlperf_v6.LINE_KEYS[m]}/rating" for m in missing)
+        findings.append(error("accuracy.v6-report", f"accuracy.txt lacks {lines}", report_path))
+    digest = next((m.group(1).lower() for line in text.splitlines() if (m := HASH_RE.match(line.strip()))), None)
+    if digest is not None and hashlib.sha256(raw).hexdigest() != digest and TRUNCATION_MARK.encode() not in raw:
+        findings.append(error("accuracy.hash", "the accuracy log's sha256 is not accuracy.txt's hash=", log_path))
+    if digest is None and run.submission:
+        findings.append(error("accuracy.hash", "accuracy.txt has no hash= line (truncate_accuracy_log.py writes one)", report_path))
+    reference = _reference(ctx)
+    if run.submission or ctx.config is None or TRUNCATION_MARK.encode() in raw:
+        # A submission holds MLPerf's files only: the metrics are taken from accuracy.txt.
+        findings.append(
+            Finding("accuracy.not-recomputed", Severity.INFO, "a submission run: NE, accuracy and group AUC taken from accuracy.txt", str(log_path))
+        )
+        return [*findings, *_gate(reported, reference, expected, report_path)]
+    try:
+        responses = parse_accuracy_log(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
+        return [*findings, error("structure.unreadable", f"{ACCURACY_LOG} is not LoadGen's accuracy log ({exc})", log_path)]
+    labels = _labels(ctx)
+    if isinstance(labels, Finding):
+        return [*findings, labels]
+    offsets, truth, _ = labels
+    offsets, flat = mlperf_v6.candidate_pool(offsets, truth)
+    try:
+        report = mlperf_v6.score(responses, offsets, flat, reference, expected.accuracy_target)
+    except (ValueError, IndexError) as exc:
+        return [*findings, error("accuracy.log", f"the accuracy log does not fit the dataset: {exc}", log_path)]
+    if report.problem is not None:
+        return [*findings, error("accuracy.undefined", f"the metrics are undefined: {report.problem}", log_path)]
+    recomputed = report.metrics.as_dict()
+    for metric, value in reported.items():
+        again = recomputed[metric]
+        if not math.isclose(value, again, rel_tol=mlperf_v6.RECOMPUTE_TOLERANCE, abs_tol=1e-9):
+            findings.append(
+                error(
+                    "accuracy.v6-mismatch",
+                    f"accuracy.txt says {mlperf_v6.NAMES[metric]} {value:.6f}, the accuracy log gives {again:.6f}",
+                    report_path,
+                )
+            )
+    if not report.complete:
+        findings.append(
+            error("accuracy.coverage", f"the accuracy log answers {report.requests} of the dataset's {report.total_requests} requests", log_path)
+        )
+    return [*findings, *_gate(recomputed, reference, expected, log_path)]
+
+
+def _reference(ctx: Any) -> mlperf_v6.Reference | None:
+    """The dataset's teacher reference, or MLPerf's (a submission, or imported data)."""
+    from suite.datasets.store import Dataset
+
+    dataset = ctx.config.dataset if ctx.config is not None else None
+    path = dataset.path if dataset is not None else None
+    if path is None:
+        return mlperf_v6.MLPERF_REFERENCE
+    try:
+        meta = Dataset.load(Path(path), in_memory=False).meta
+    except (SuiteError, OSError):
+        return mlperf_v6.MLPERF_REFERENCE if ctx.run.submission else None
+    return mlperf_v6.reference_for(meta)
+
+
+def _gate(values: dict[str, float], reference: mlperf_v6.Reference | None, expected: Settings, path: Path) -> list[Any]:
+    from suite.check import Finding, Severity, error
+
+    if any(m not in values for m in mlperf_v6.METRICS):
+        return []  # accuracy.v6-report says which line is missing
+    if reference is None:
+        return [
+            Finding(
+                "accuracy.not-gated",
+                Severity.WARNING,
+                "NE, accuracy and group AUC were not gated: the dataset records no reference (generated before the v6.0 gate: regenerate it)",
+                str(path),
+            )
+        ]
+    return [error(rule, message, path) for rule, message in mlperf_v6.gate(values, reference, expected.accuracy_target)]

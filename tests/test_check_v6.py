@@ -1,0 +1,86 @@
+"""``suite check`` of dlrm-v3 accuracy runs under mlperf-v6.0: one real run, tampered one way each."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import smoke_config
+from suite import mlperf_v6
+from suite.check import RULES, check
+from suite.config import Mode, Scenario
+from suite.models import ModelSpec
+from suite.runner import run
+
+ACC = Path("testsys/dlrm-v3/Offline/accuracy")
+
+
+@pytest.fixture(scope="module")
+def good_v6(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """A real dlrm-v3 (tiny) accuracy run on torch-cpu, judged by mlperf-v6.0 (the model's rule set)."""
+    root = tmp_path_factory.mktemp("v6") / "results"
+    result = run(smoke_config(root, model=ModelSpec(name="dlrm-v3", scale="tiny"), backend="torch-cpu", mode=Mode.ACCURACY, scenario=Scenario.OFFLINE))
+    assert result.data["settings"]["rules"] == "mlperf-v6.0"
+    return root
+
+
+@pytest.fixture
+def v6_tree(good_v6: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(good_v6, tmp_path / "results"))
+
+
+def accuracy_rules(root: Path) -> list[str]:
+    return sorted(f.rule for f in check([root / ACC]).findings if f.rule.startswith("accuracy."))
+
+
+def test_a_real_run_writes_the_checkers_lines_and_passes(good_v6: Path) -> None:
+    text = (good_v6 / ACC / "accuracy.txt").read_text()
+    assert set(mlperf_v6.parse_report(text)) == set(mlperf_v6.METRICS) and "result=PASS" in text
+    data = json.loads((good_v6 / ACC / "result.json").read_text())
+    assert data["accuracy"]["rules"] == "mlperf-v6.0" and data["valid"]
+    assert accuracy_rules(good_v6) == []
+    assert all(rule in RULES for rule in mlperf_v6.RULES)
+
+
+def _edit_line(path: Path, key: str, new: str | None) -> None:
+    lines = [(new if new is not None else None) if line.startswith(f"metric/{key}/") else line for line in path.read_text().splitlines()]
+    path.write_text("\n".join(x for x in lines if x is not None) + "\n")
+
+
+def test_an_edited_metric_line_is_a_mismatch(v6_tree: Path) -> None:
+    _edit_line(v6_tree / ACC / "accuracy.txt", "lifetime_gauc", "metric/lifetime_gauc/rating: 0.9990000000")
+    assert accuracy_rules(v6_tree) == ["accuracy.v6-mismatch"]
+
+
+def test_a_missing_metric_line_is_reported(v6_tree: Path) -> None:
+    _edit_line(v6_tree / ACC / "accuracy.txt", "lifetime_ne", None)
+    assert accuracy_rules(v6_tree) == ["accuracy.v6-report"]
+
+
+def test_worse_predictions_fail_the_gate_even_with_a_consistent_report(v6_tree: Path) -> None:
+    """Predictions flattened towards 0.5, with accuracy.txt rewritten from them: NE and group AUC fail."""
+    from suite.datasets.store import Dataset
+    from suite.results import parse_accuracy_log
+
+    log = v6_tree / ACC / "mlperf_log_accuracy.json"
+    entries = json.loads(log.read_text())
+    rng = np.random.default_rng(0)
+    for entry in entries:
+        pairs = np.frombuffer(bytes.fromhex(entry["data"]), np.float32).reshape(-1, 2).copy()  # (prediction, label)
+        pairs[:, 0] = 0.5 + 0.05 * (pairs[:, 0] - 0.5) + rng.normal(0, 0.05, len(pairs))
+        entry["data"] = pairs.astype(np.float32).tobytes().hex()
+    log.write_text(json.dumps(entries))
+    config = json.loads((v6_tree / ACC / "config.json").read_text())
+    dataset = Dataset.load(Path(config["dataset"]["path"]), in_memory=False)
+    labels = np.asarray(dataset.labels)
+    offsets, flat = mlperf_v6.candidate_pool(np.arange(len(labels) + 1), labels)
+    reference = mlperf_v6.reference_for(dataset.meta)
+    report = mlperf_v6.score(parse_accuracy_log(log.read_text()), offsets, flat, reference, 0.999)
+    (v6_tree / ACC / "accuracy.txt").write_text(report.text())
+    rules = accuracy_rules(v6_tree)
+    assert "accuracy.v6-mismatch" not in rules
+    assert {"accuracy.v6-ne", "accuracy.v6-gauc"} <= set(rules)
