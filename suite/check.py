@@ -992,6 +992,10 @@ def check_compliance(run: RunFolder, test: str, accuracy_target: float) -> list[
     base = run.compliance_dir(test)
     if not base.is_dir():
         return [error("compliance.missing", f"{test} is required and missing (run `suite audit {test}`)", base)]
+    if test == "TEST08":  # dlrm-v3 (mlperf-v6.0): accuracy by (ts_idx, query_idx) and NE only
+        from suite import check_v6
+
+        return check_v6.check_test08(run, base)
     findings = []
     files = ["verify_performance.txt", "performance/run_1/" + DETAIL]
     if test == "TEST01":

@@ -119,3 +119,33 @@ def _gate(values: dict[str, float], reference: mlperf_v6.Reference | None, expec
             )
         ]
     return [error(rule, message, path) for rule, message in mlperf_v6.gate(values, reference, expected.accuracy_target)]
+
+
+def check_test08(run: Any, base: Path) -> list[Any]:
+    """A TEST08 folder: its files, ``TEST PASS``, and the verification re-run from the logs (a
+    hand-written ``TEST PASS`` is not enough) when the run's own results are at hand."""
+    from suite import audit
+    from suite.check import ACCURACY_LOG, DETAIL, error
+
+    files = ["verify_accuracy.txt", "accuracy/" + ACCURACY_LOG]
+    findings = [error("structure.missing-file", f"TEST08/{name} is missing", base / name) for name in files if not (base / name).is_file()]
+    if findings:
+        return findings
+    try:
+        text = record.read_text(base / "verify_accuracy.txt", record.TEXT_CAP_BYTES)
+    except RecordError as exc:
+        return [error("structure.unreadable", f"TEST08: {exc}", base)]
+    if audit.PASS not in text.splitlines():
+        findings.append(error("compliance.failed", "TEST08 verify_accuracy.txt does not say TEST PASS", base / "verify_accuracy.txt"))
+    reference = run.scenario_dir / "accuracy" / ACCURACY_LOG
+    config = base / "performance" / "run_1" / "config.json"
+    if run.submission or not reference.is_file() or not config.is_file() or not (base / "performance" / "run_1" / DETAIL).is_file():
+        return findings  # a submission's logs are truncated: the verify file stands, as for MLPerf's checker
+    try:
+        data = json.loads(record.read_text(config, record.JSON_CAP_BYTES))
+    except (RecordError, ValueError):
+        return findings  # the audit run's own check reports a damaged config.json
+    verdict = audit.verify_test08_logs(reference, base / "accuracy" / ACCURACY_LOG, data)
+    if not verdict.passed and not findings:
+        findings.append(error("compliance.test08", f"TEST08 re-verified from the logs: {' '.join(verdict.lines[-8:-2])}", base))
+    return findings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from conftest import smoke_config
 from suite import mlperf_v6
+from suite.audit import run_audit
 from suite.check import RULES, check
 from suite.config import Mode, Scenario
 from suite.models import ModelSpec
@@ -23,8 +25,12 @@ ACC = Path("testsys/dlrm-v3/Offline/accuracy")
 def good_v6(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     """A real dlrm-v3 (tiny) accuracy run on torch-cpu, judged by mlperf-v6.0 (the model's rule set)."""
     root = tmp_path_factory.mktemp("v6") / "results"
-    result = run(smoke_config(root, model=ModelSpec(name="dlrm-v3", scale="tiny"), backend="torch-cpu", mode=Mode.ACCURACY, scenario=Scenario.OFFLINE))
+    base = smoke_config(root, model=ModelSpec(name="dlrm-v3", scale="tiny"), backend="torch-cpu", scenario=Scenario.OFFLINE)
+    result = run(dataclasses.replace(base, mode=Mode.ACCURACY))
     assert result.data["settings"]["rules"] == "mlperf-v6.0"
+    run(base)
+    audited = run_audit("TEST08", base)
+    assert audited.passed
     return root
 
 
@@ -84,3 +90,31 @@ def test_worse_predictions_fail_the_gate_even_with_a_consistent_report(v6_tree: 
     rules = accuracy_rules(v6_tree)
     assert "accuracy.v6-mismatch" not in rules
     assert {"accuracy.v6-ne", "accuracy.v6-gauc"} <= set(rules)
+
+
+TEST08 = Path("testsys/dlrm-v3/Offline/TEST08")
+
+
+def test_test08_folder_is_as_mlperf_writes_it_and_checks_clean(good_v6: Path) -> None:
+    lines = (good_v6 / TEST08 / "verify_accuracy.txt").read_text().splitlines()
+    assert lines[-2:] == ["TEST PASS", "TEST08 verification complete"] and "num_unmatched = 0" in lines
+    assert (good_v6 / TEST08 / "accuracy/mlperf_log_accuracy.json").is_file()
+    assert "*.*.accuracy_log_sampling_target = 4096" in (good_v6 / TEST08 / "audit.config").read_text()
+    findings = check([good_v6 / "testsys/dlrm-v3/Offline"]).findings
+    assert [f.rule for f in findings if f.rule.startswith("compliance")] == []
+
+
+def test_test08_re_verifies_a_hand_written_pass(v6_tree: Path) -> None:
+    """Sampled predictions changed after the audit: verify_accuracy.txt still says PASS, the logs do not."""
+    log = v6_tree / TEST08 / "accuracy/mlperf_log_accuracy.json"
+    entries = json.loads(log.read_text())
+    for entry in entries:
+        pairs = np.frombuffer(bytes.fromhex(entry["data"]), np.float32).reshape(-1, 2).copy()
+        pairs[:, 0] = 1.0 - pairs[:, 0]
+        entry["data"] = pairs.tobytes().hex()
+    log.write_text(json.dumps(entries))
+    findings = check([v6_tree / "testsys/dlrm-v3/Offline"]).findings
+    assert [f.rule for f in findings if f.rule.startswith("compliance")] == ["compliance.test08"]
+    (v6_tree / TEST08 / "verify_accuracy.txt").write_text("TEST FAIL\n")
+    findings = check([v6_tree / "testsys/dlrm-v3/Offline"]).findings
+    assert [f.rule for f in findings if f.rule.startswith("compliance")] == ["compliance.failed"]
