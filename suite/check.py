@@ -168,7 +168,9 @@ class RunFolder:
     def compliance_dir(self, test: str) -> Path:
         """Where the scenario's audit lives: beside the runs, or under ``compliance/`` in a submission."""
         if self.submission:
-            return self.org_dir / "compliance" / self.system / self.benchmark / self.scenario / test
+            from suite.submission_format import detect
+
+            return detect(self.org_dir).compliance_dir(self.org_dir, self.system, self.benchmark, self.scenario) / test
         return self.scenario_dir / test
 
 

@@ -287,6 +287,17 @@ def score(
     )
 
 
+REFERENCE_RE = re.compile(r"^reference: NE=([0-9.]+) accuracy=([0-9.]+) gauc=([0-9.]+) \((.*)\)$")
+
+
+def stated_reference(text: str) -> Reference | None:
+    """The reference line our accuracy.txt states (``reference: NE=... (source)``), or None."""
+    for line in text.splitlines():
+        if (m := REFERENCE_RE.match(line.strip())) is not None:
+            return Reference(float(m.group(1)), float(m.group(2)), float(m.group(3)), m.group(4))
+    return None
+
+
 def parse_report(text: str) -> dict[str, float]:
     """The metric lines of a dlrm-v3 accuracy.txt, {metric: value}; a metric it lacks is absent."""
     names = {v: k for k, v in LINE_KEYS.items()}

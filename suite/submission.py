@@ -153,8 +153,11 @@ def check_tree(org: Path) -> list[Finding]:
     """The tree-level rules of one ``<division>/<Org>`` folder."""
     from suite.check import error
 
+    from suite.submission_format import detect
+
     findings: list[Finding] = []
     division, submitter = org.parent.name, org.name
+    layout = detect(org)
     # Names, symlinks, sizes, empty folders: over everything below the submission root's division.
     for dirpath, dirs, files in os.walk(org):
         here = Path(dirpath)
@@ -173,9 +176,9 @@ def check_tree(org: Path) -> list[Finding]:
     root_files = [p.name for p in org.parent.parent.iterdir() if p.is_file()] if org.parent.parent.is_dir() else []
     if root_files:
         findings.append(error("submission.layout", f"files outside the division folder: {sorted(root_files)}", org.parent.parent))
-    extra = sorted(p.name for p in org.iterdir() if p.name not in ORG_FOLDERS and p.name != "calibration.md")
+    extra = sorted(p.name for p in org.iterdir() if p.name not in layout.org_folders and p.name != "calibration.md")
     if extra:
-        findings.append(error("submission.layout", f"{submitter} holds {extra} beside {list(ORG_FOLDERS)}", org))
+        findings.append(error("submission.layout", f"{submitter} holds {extra} beside {list(layout.org_folders)}", org))
     if division == "closed" and not (org / "documentation/calibration.md").is_file() and not (org / "calibration.md").is_file():
         findings.append(error("submission.layout", "documentation/calibration.md is missing (required in the closed division)", org))
     results = org / "results"
@@ -184,8 +187,8 @@ def check_tree(org: Path) -> list[Finding]:
         findings += _check_system(org, system, division, submitter)
         for bench_dir in sorted(p for p in system_dir.iterdir() if p.is_dir()):
             bench = bench_dir.name
-            if not (org / "code" / bench).is_dir():
-                findings.append(error("submission.layout", f"code/{bench} is missing", org / "code" / bench))
+            if not (org / layout.code_dir / bench).is_dir():
+                findings.append(error("submission.layout", f"{layout.code_dir}/{bench} is missing", org / layout.code_dir / bench))
             findings += _check_system_type(org, system, bench)
             for scen_dir in sorted(p for p in bench_dir.iterdir() if p.is_dir()):
                 findings += _check_scenario(org, system, bench, scen_dir)
@@ -193,7 +196,7 @@ def check_tree(org: Path) -> list[Finding]:
     for path in sorted(systems.glob("*.json")) if systems.is_dir() else []:
         if not (results / path.stem).is_dir():
             findings.append(error("submission.layout", f"systems/{path.name} has no results/{path.stem}", path))
-    for kind in ("measurements", "compliance"):
+    for kind in ("measurements", "compliance") if not layout.in_results else ():
         base = org / kind
         for scen_dir in sorted(base.glob("*/*/*")) if base.is_dir() else []:
             rel = scen_dir.relative_to(base)
@@ -253,13 +256,19 @@ def _file_set(folder: Path, want: frozenset[str], optional: frozenset[str] = fro
 
 def _check_scenario(org: Path, system: str, bench: str, scen_dir: Path) -> list[Finding]:
     from suite.check import error
+    from suite.submission_format import TEST08_OPTIONAL, TEST08_SET, detect
 
+    layout = detect(org)
     scen = scen_dir.name
     findings = []
     runs = sorted(p.name for p in (scen_dir / "performance").iterdir()) if (scen_dir / "performance").is_dir() else []
     if runs != ["run_1"]:
         findings.append(error("submission.file-set", f"performance/ must hold run_1 only (has {runs})", scen_dir / "performance"))
-    others = sorted(p.name for p in scen_dir.iterdir() if p.name not in ("performance", "accuracy"))
+    others = sorted(
+        p.name for p in scen_dir.iterdir()
+        if p.name not in ("performance", "accuracy") and p.name not in layout.scenario_extras
+        and not (layout.in_results and p.is_dir() and p.name.startswith("TEST"))
+    )
     if others:
         findings.append(error("submission.file-set", f"{scen}/ holds {others} beside performance/ and accuracy/", scen_dir))
     findings += _file_set(scen_dir / "performance/run_1", PERFORMANCE_SET, PERFORMANCE_OPTIONAL)
@@ -269,14 +278,16 @@ def _check_scenario(org: Path, system: str, bench: str, scen_dir: Path) -> list[
         findings.append(
             error("submission.size", f"{ACCURACY_LOG} is {log.stat().st_size} bytes, over 10 KiB (truncate it: `suite submit` does)", log)
         )
-    measured = org / "measurements" / system / bench / scen
+    measured = layout.measurements_dir(org, system, bench, scen)
     if not measured.is_dir():
         findings.append(error("submission.measurements", f"measurements/{system}/{bench}/{scen} is missing", measured))
     else:
         for name in MEASUREMENT_FILES:
             if not (measured / name).is_file():
                 findings.append(error("submission.measurements", f"{name} is missing", measured / name))
-        jsons = sorted(measured.glob("*.json"))
+        jsons = sorted(measured.glob("*.json")) if not layout.in_results else [measured / layout.measurements_file(system)]
+        if layout.in_results and not jsons[0].is_file():
+            jsons = []
         if not jsons:
             findings.append(error("submission.measurements", f"no {system}.json measurements file", measured))
         for path in jsons:
@@ -287,8 +298,12 @@ def _check_scenario(org: Path, system: str, bench: str, scen_dir: Path) -> list[
                 continue
             for problem in measurement_problems(data if isinstance(data, dict) else {}):
                 findings.append(error("submission.measurements", f"{path.name}: {problem}", path))
-    compliance = org / "compliance" / system / bench / scen
-    for test_dir in sorted(compliance.iterdir()) if compliance.is_dir() else []:
+    compliance = layout.compliance_dir(org, system, bench, scen)
+    tests = [p for p in sorted(compliance.iterdir()) if not layout.in_results or (p.is_dir() and p.name.startswith("TEST"))] if compliance.is_dir() else []
+    for test_dir in tests:
+        if test_dir.name == "TEST08":
+            findings += _file_set(test_dir, TEST08_SET, TEST08_OPTIONAL)
+            continue
         want = AUDIT_SETS.get(test_dir.name)
         if want is None:
             findings.append(error("submission.file-set", f"{test_dir.name} is not a compliance test", test_dir))

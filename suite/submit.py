@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from suite.audit import RESULT_FIELD
+from suite.submission_format import TEST08_OPTIONAL, TEST08_SET, Layout, for_rules
 from suite.check import CheckReport, RunFolder, check, discover, table
 from suite.config import Mode
 from suite import record
@@ -272,7 +273,7 @@ def _scenarios(runs: list[RunFolder]) -> list[ScenarioRuns]:
                 environment=presult.environment or EnvironmentRecord(),
                 accuracy=aresult.accuracy or AccuracyRecord(),
                 performance=presult.performance or PerformanceRecord(),
-                audits=(audits := sorted(t for t in AUDIT_SETS if (scen_dir / t).is_dir())),
+                audits=(audits := sorted(t for t in (*AUDIT_SETS, "TEST08") if (scen_dir / t).is_dir())),
                 accuracy_config=aconf.config,
                 audit_configs={t: _record(ConfigRecord, path).config for t in audits
                                if (path := scen_dir / t / "performance/run_1/config.json").is_file()},
@@ -366,7 +367,15 @@ def _copy(src: Path, dst: Path) -> None:
     shutil.copyfile(src, dst)
 
 
+def _layout(rules: str) -> Layout:
+    """The submission layout a rule set's round uses (``submission_format``; v5.1's without one)."""
+    from suite.rules import RuleSet
+
+    return for_rules(RuleSet.load(rules).meta.get("submission_format"))
+
+
 def _build(org: Path, backup: Path, s: ScenarioRuns, system: dict[str, Any], request: SubmitRequest) -> dict[str, Any]:
+    layout = _layout(s.rules)
     rel = Path(s.system) / s.benchmark / s.scenario
     res = org / "results" / rel
     for name in (DETAIL, SUMMARY):
@@ -377,17 +386,17 @@ def _build(org: Path, backup: Path, s: ScenarioRuns, system: dict[str, Any], req
     backup_rel = Path(request.division) / request.org / "results" / rel / "accuracy" / ACCURACY_LOG
     truncate_accuracy_log(res / "accuracy" / ACCURACY_LOG, res / "accuracy/accuracy.txt", backup / backup_rel)
     for test in s.audits:
-        src, dst = s.source / test, org / "compliance" / rel / test
-        for name in sorted(AUDIT_SETS[test] | AUDIT_OPTIONAL):
+        src, dst = s.source / test, layout.compliance_dir(org, s.system, s.benchmark, s.scenario) / test
+        for name in sorted(AUDIT_SETS[test] | AUDIT_OPTIONAL if test in AUDIT_SETS else TEST08_SET | TEST08_OPTIONAL):
             if (src / name).is_file():
                 _copy(src / name, dst / name)
         if (dst / "accuracy" / ACCURACY_LOG).is_file():
             # truncate_accuracy_log.py treats TEST01's accuracy log as the accuracy run's.
-            audit_rel = Path(request.division) / request.org / "compliance" / rel / test / "accuracy" / ACCURACY_LOG
+            audit_rel = dst.relative_to(org.parent.parent) / "accuracy" / ACCURACY_LOG
             truncate_accuracy_log(dst / "accuracy" / ACCURACY_LOG, dst / "accuracy/accuracy.txt", backup / audit_rel)
-    meas = org / "measurements" / rel
+    meas = layout.measurements_dir(org, s.system, s.benchmark, s.scenario)
     meas.mkdir(parents=True, exist_ok=True)
-    (meas / f"{s.system}.json").write_text(json.dumps(_measurements(s), indent=2) + "\n")
+    (meas / layout.measurements_file(s.system)).write_text(json.dumps(_measurements(s), indent=2) + "\n")
     (meas / "user.conf").write_text(_user_conf(s))
     (meas / "README.md").write_text(_scenario_readme(s, request))
     return _csv_row(s, system, request, res)
@@ -523,7 +532,7 @@ def _write_shared(org: Path, scenarios: list[ScenarioRuns], systems: dict[str, d
         path.write_text(json.dumps(data, indent=2) + "\n")
     for bench in sorted({s.benchmark for s in scenarios}):
         mine = [s for s in scenarios if s.benchmark == bench]
-        path = org / "code" / bench / "README.md"
+        path = org / _layout(mine[0].rules).code_dir / bench / "README.md"
         path.parent.mkdir(parents=True, exist_ok=True)
         body = [f"# {bench}: recsuite\n", "The benchmark runs on recsuite (`pip install recsuite`), driven by MLPerf's LoadGen "
                 f"{mine[0].environment.versions.get('mlcommons-loadgen', '')}.\n", "## Reproduce\n"]  # fmt: skip
