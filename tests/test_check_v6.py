@@ -118,3 +118,43 @@ def test_test08_re_verifies_a_hand_written_pass(v6_tree: Path) -> None:
     (v6_tree / TEST08 / "verify_accuracy.txt").write_text("TEST FAIL\n")
     findings = check([v6_tree / "testsys/dlrm-v3/Offline"]).findings
     assert [f.rule for f in findings if f.rule.startswith("compliance")] == ["compliance.failed"]
+
+
+def test_submit_builds_the_v6_tree_the_checker_expects(good_v6: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One Offline result (the copied table requires Offline only): audits and measurements.json in
+    the scenario's results folder, src/ for code, no compliance/ or measurements/ folders."""
+    from click.testing import CliRunner
+
+    from suite.cli import cli
+    from suite.rules import rules_dir
+
+    table_dir = Path(shutil.copytree(rules_dir(), tmp_path / "rules"))
+    table = table_dir / "mlperf-v6.0.toml"
+    table.write_text(table.read_text().replace('required_scenarios = ["Offline", "Server"]', 'required_scenarios = ["Offline"]'))
+    monkeypatch.setenv("RECSUITE_RULES_DIR", str(table_dir))
+    system = tmp_path / "system.json"
+    system.write_text(json.dumps({
+        "status": "available", "host_memory_configuration": "8x 16 GB", "host_storage_type": "NVMe", "host_networking": "Ethernet",
+        "host_network_card_count": "1", "host_networking_topology": "N/A", "cooling": "air", "host_storage_capacity": "1 TB",
+        "host_processor_model_name": "AMD EPYC", "host_memory_capacity": "24 GB",
+    }))  # fmt: skip
+    sub = tmp_path / "sub"
+    result = CliRunner().invoke(cli, ["submit", "--results", str(good_v6), "--org", "Acme", "--out", str(sub), "--system-json", str(system)])
+    assert result.exit_code == 0, result.output
+    org = sub / "closed/Acme"
+    scen = org / "results/testsys/dlrm-v3/Offline"
+    assert sorted(p.name for p in org.iterdir()) == ["documentation", "results", "src", "systems"]
+    assert sorted(p.name for p in scen.iterdir()) == ["README.md", "TEST08", "accuracy", "measurements.json", "performance", "user.conf"]
+    assert (org / "src/dlrm-v3/README.md").is_file() and (org / "systems/testsys.json").is_file()
+    test08 = {str(p.relative_to(scen / "TEST08")) for p in (scen / "TEST08").rglob("*") if p.is_file()}
+    assert {"verify_accuracy.txt", "accuracy/mlperf_log_accuracy.json"} <= test08
+    assert "TEST PASS" in (scen / "TEST08/verify_accuracy.txt").read_text().splitlines()
+    text = (scen / "accuracy/accuracy.txt").read_text()
+    assert set(mlperf_v6.parse_report(text)) == set(mlperf_v6.METRICS) and "\nhash=" in text
+    measured = json.loads((scen / "measurements.json").read_text())
+    assert measured["input_data_types"] and measured["weight_data_types"]
+    checked = CliRunner().invoke(cli, ["check", str(sub), "--profile", "smoke"])
+    assert checked.exit_code == 0, checked.output
+    # A TEST08 verdict removed from the tree fails it.
+    (scen / "TEST08/verify_accuracy.txt").unlink()
+    assert CliRunner().invoke(cli, ["check", str(sub), "--profile", "smoke"]).exit_code == 1
