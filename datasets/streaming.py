@@ -21,7 +21,8 @@ not copied), vectorised and capped to the model's scale:
 * candidates: ``K`` items drawn the same way at the request's period.
 
 Layout of a request (one row of each array; see :class:`suite.models.configs.DLRMv3Config`):
-dense (N, H) float32, each history event's age in seconds at the request's time; sparse: user
+dense (N, H) float32, each history event's age in hours at the request's time (hours, not seconds:
+ages of up to 100 days stay finite in fp16, whose largest value is 65,504); sparse: user
 (N, 1), history items, categories, ratings, actions (N, H each), candidate items and categories
 (N, K each), all int32; labels (N, K) int8. Rows are in request-time order. Real or user-supplied
 data go into this layout (``suite.datasets.store.save`` with the same arrays) and run the same.
@@ -51,6 +52,9 @@ ITEM_RATINGS = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
 ITEM_RATING_P = np.array([0.2, 0.25, 0.25, 0.2, 0.1])
 ACTION_THRESHOLDS = (2.5, 3.5, 4.25, 4.75)
 TEACHER_BATCH = 256
+#: Part of dlrm-v3's dataset cache key: bumped when the layout or the distributions change.
+#: 2: ages in hours (were seconds, which overflow fp16).
+LAYOUT_VERSION = 2
 
 
 def item_rating(items: np.ndarray) -> np.ndarray:
@@ -119,7 +123,7 @@ def features(config: DLRMv3Config, spec: ModelSpec, requests: int, rng: np.rando
     cand_i = _draw_items(rng, cand_c, np.repeat(period[:, None], k, axis=1), items_n, cats_n)
     i32 = np.int32
     return Batch(
-        dense=(query_s[:, None] - hist_s).astype(np.float32),
+        dense=((query_s[:, None] - hist_s) / 3600.0).astype(np.float32),
         sparse=(
             users[:, None].astype(i32), hist_i.astype(i32), hist_c.astype(i32),
             (rating * 4 - 4).astype(i32), actions.astype(i32), cand_i.astype(i32), cand_c.astype(i32),
@@ -180,6 +184,8 @@ def generate(spec: ModelSpec, requests: int) -> tuple[Batch, np.ndarray, dict[st
         "tasks": int(labels.shape[1]),
         "candidates_per_request": int(labels.shape[1]),
         "history_per_request": int(schema.dense),
+        "layout_version": LAYOUT_VERSION,
+        "dense_unit": "hours",
         "labels": "teacher",
         "weights_version": WEIGHTS_VERSION,
         "timestamps": {"total": TIMESTAMPS, "train": TRAIN_TIMESTAMPS, "period_s": PERIOD_S},

@@ -300,7 +300,12 @@ def generate(spec: ModelSpec, rows: int) -> Synthetic:
 
 def cache_path(spec: ModelSpec, rows: int, root: Path | None = None) -> Path:
     """The cache folder of the dataset keyed by (model, scale, seed, weight scheme, rows, labels version)."""
-    return store.data_root(root) / f"{spec.key()}-w{WEIGHTS_VERSION}-n{rows}-l{LABELS_VERSION}"
+    name = f"{spec.key()}-w{WEIGHTS_VERSION}-n{rows}-l{LABELS_VERSION}"
+    if getattr(spec.config, "QUERY_SIZE", None) is not None:  # dlrm-v3's requests have their own layout
+        from suite.datasets.streaming import LAYOUT_VERSION
+
+        name += f"-r{LAYOUT_VERSION}"
+    return store.data_root(root) / name
 
 
 def ensure(spec: ModelSpec, rows: int, root: Path | None = None) -> Path:

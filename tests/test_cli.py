@@ -54,7 +54,7 @@ def test_unknown_model(runner: CliRunner, results: Path) -> None:
     code, _, err = invoke(runner, "run", "--model", "gpt", "--backend", "null", "--scenario", "offline")
     assert code == 2
     assert err == ("Error: 'model' must be one of ['dien', 'din', 'dlrm-rmc1', 'dlrm-rmc2', 'dlrm-rmc3', 'dlrm-v2', "
-                   "'mtwnd', 'ncf', 'wnd'] (got 'gpt')\n")
+                   "'dlrm-v3', 'mtwnd', 'ncf', 'wnd'] (got 'gpt')\n")
 
 
 def test_run_then_existing_folder_is_refused(runner: CliRunner, results: Path) -> None:

@@ -31,7 +31,7 @@ def test_requests_are_in_time_order_with_histories_strictly_before_them() -> Non
     assert (ages > 0).all()  # every history event happened before its request
     # history oldest first: ages fall along the row
     assert (np.diff(ages, axis=1) <= 0).all()
-    assert ages.max() <= streaming.TIMESTAMPS * streaming.PERIOD_S
+    assert ages.max() <= streaming.TIMESTAMPS * streaming.PERIOD_S / 3600  # hours
 
 
 def test_ids_lie_in_their_tables_and_follow_the_reference_structure() -> None:
@@ -105,3 +105,21 @@ def test_data_generate_refuses_dlrm_v3(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr.strip() == (
         "Error: dlrm-v3 reads requests, not Criteo rows: its data are made by 'suite run' (see docs/dlrm-v3.md)")
+
+
+def test_ages_survive_fp16() -> None:
+    """Ages reach the model in the serving dtype: in seconds they overflowed fp16 (65,504) and
+    every old event fell in the last age bucket (torch-cuda fp16 drifted 0.16 from fp32 on the H200)."""
+    import torch
+
+    from suite.models import build
+
+    batch = draw(32)
+    dense = torch.from_numpy(batch.dense)
+    assert torch.isfinite(dense.half()).all()
+    sparse = [torch.from_numpy(s) for s in batch.sparse]
+    model = build(SPEC)
+    with torch.inference_mode():
+        want = torch.sigmoid(model(dense, sparse))
+        got = torch.sigmoid(model(dense.half().float(), sparse))
+    assert (got - want).abs().max().item() <= 2e-2  # test_backends' fp16 tolerance

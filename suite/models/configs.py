@@ -369,7 +369,7 @@ class DLRMv3Config(ModelConfig):
         items, e = cap(self.items, row_cap), self.dim
         return ModelSchema(
             model=self.name,
-            dense=h,  # each history event's age in seconds at the request's time
+            dense=h,  # each history event's age in hours at the request's time
             tables=(
                 TableSpec(name="user", rows=cap(self.users, row_cap), dim=e),
                 TableSpec(name="items", rows=items, dim=e, lookups=h, pooled=False),

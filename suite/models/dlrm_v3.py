@@ -57,9 +57,10 @@ def position_indices(history: int, candidates: int) -> torch.Tensor:
     return torch.cat([torch.zeros(1, dtype=torch.long), history - col + 1])
 
 
-def time_buckets(age_s: torch.Tensor, buckets: int) -> torch.Tensor:
-    """Log buckets of an event's age: int(log(max(age, 1e-6) / 60)), clamped to [0, buckets]."""
-    ts = torch.log(age_s.float().clamp(min=1e-6) / 60.0)
+def time_buckets(age_h: torch.Tensor, buckets: int) -> torch.Tensor:
+    """Log buckets of an event's age in hours: int(log(max(age_s, 1e-6) / 60)) of its age in seconds,
+    as the reference buckets, clamped to [0, buckets]."""
+    ts = torch.log(age_h.float().clamp(min=1e-6 / 3600) * 60.0)
     return ts.clamp(min=0).long().clamp(max=buckets)
 
 
@@ -100,7 +101,7 @@ class STULayer(nn.Module):
 class DLRMv3(nn.Module):
     """DLRM-HSTU ranking, as MLPerf Inference v6.0 runs it (``recommendation/dlrm_v3``).
 
-    ``forward(dense (N, H) ages in seconds, sparse [user (N, 1), items, categories, ratings,
+    ``forward(dense (N, H) ages in hours, sparse [user (N, 1), items, categories, ratings,
     actions (N, H each), candidates, candidate categories (N, K each)])`` returns logits (N, K).
 
     Tokens: the user id through a contextual MLP; a history event is the content MLP of its item
