@@ -90,6 +90,15 @@ def check_accuracy(ctx: Any, expected: Settings) -> list[Any]:
         findings.append(
             error("accuracy.coverage", f"the accuracy log answers {report.requests} of the dataset's {report.total_requests} requests", log_path)
         )
+    detail = ctx.detail
+    if detail is not None and detail.get("qsl_reported_total_count") != report.total_requests:
+        findings.append(
+            error(
+                "accuracy.coverage",
+                f"LoadGen's QSL reported {detail.get('qsl_reported_total_count')!r} requests, the dataset has {report.total_requests}",
+                log_path,
+            )
+        )
     return [*findings, *_gate(recomputed, reference, expected, log_path)]
 
 
