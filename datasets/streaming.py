@@ -27,7 +27,8 @@ ages of up to 100 days stay finite in fp16, whose largest value is 65,504); spar
 (N, K each), all int32; labels (N, K) int8. Rows are in request-time order. Real or user-supplied
 data go into this layout (``suite.datasets.store.save`` with the same arrays) and run the same.
 
-Labels come from the seeded teacher model, as for every other model (:mod:`suite.datasets.synthetic`):
+Labels come from the seeded teacher model, as for every other model
+(:func:`suite.datasets.synthetic.generate_requests` draws them):
 its candidate logits are standardised, and ``label = u < sigmoid(z / T + b)`` with T and b set so
 its AUC over all candidates is :data:`suite.datasets.synthetic.TARGET_AUC` and the positive rate
 :data:`suite.datasets.synthetic.TARGET_CLICK_RATE`.
@@ -36,13 +37,11 @@ its AUC over all candidates is :data:`suite.datasets.synthetic.TARGET_AUC` and t
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
 from suite.datasets.batch import Batch
-from suite.metrics import auc
-from suite.models import WEIGHTS_VERSION, ModelSpec, build
+from suite.models import ModelSpec, build
 from suite.models.configs import DLRMv3Config
 
 TIMESTAMPS = 100
@@ -157,49 +156,3 @@ def teacher_logits(spec: ModelSpec, items: Batch, device: str | None = None) -> 
         if dev.type == "cuda":
             torch.cuda.empty_cache()
     return np.concatenate(out).astype(np.float64)
-
-
-def generate(spec: ModelSpec, requests: int) -> tuple[Batch, np.ndarray, dict[str, Any]]:
-    """``requests`` requests for dlrm-v3, labelled by its seeded teacher: (inputs, labels (N, K), meta)."""
-    from suite.datasets import synthetic
-
-    config = spec.config
-    assert isinstance(config, DLRMv3Config)
-    rng = np.random.default_rng([spec.seed, requests, 3])
-    items = features(config, spec, requests, rng)
-    logits = teacher_logits(spec, items)
-    flat = logits.reshape(-1)
-    std = float(flat.std()) or 1.0
-    z = (flat - flat.mean()) / std
-    u = rng.random(flat.size)
-    t, b = synthetic.calibrate_drawn(z, u, synthetic.TARGET_AUC)
-    labels = (u < synthetic._sigmoid(z / t + b)).astype(np.int8).reshape(logits.shape)
-    schema = spec.schema
-    meta = {
-        "source": "synthetic-streaming",
-        "model": spec.to_dict(),
-        "dense": schema.dense,
-        "lookups": list(schema.lookups),
-        "file_lookups": list(schema.file_lookups),
-        "table_rows": [tb.rows for tb in schema.tables],
-        "tasks": int(labels.shape[1]),
-        "candidates_per_request": int(labels.shape[1]),
-        "history_per_request": int(schema.dense),
-        "layout_version": LAYOUT_VERSION,
-        "dense_unit": "hours",
-        "labels": "teacher",
-        "weights_version": WEIGHTS_VERSION,
-        "timestamps": {"total": TIMESTAMPS, "train": TRAIN_TIMESTAMPS, "period_s": PERIOD_S},
-        "target_auc": synthetic.TARGET_AUC,
-        "labels_version": synthetic.LABELS_VERSION,
-        "teacher": [{"temperature": t, "bias": b, "logit_mean": float(flat.mean()), "logit_std": std}],
-        # One AUC over every candidate: the gate scores a request's candidates as one pool.
-        "reference_auc": [auc(labels.reshape(-1), flat)],
-        "click_rate": [float(labels.mean())],
-    }
-    # MLPerf v6.0 gates NE, accuracy and group AUC: the teacher's own, on the probabilities the
-    # backends return (sigmoid of the logits), are the reference (suite.mlperf_v6).
-    from suite.mlperf_v6 import teacher_reference
-
-    meta.update(teacher_reference(labels, 1.0 / (1.0 + np.exp(-logits)), "the teacher model's metrics on its own labels"))
-    return items, labels, meta

@@ -52,6 +52,7 @@ from suite.errors import DatasetError
 from suite.inputs import check_writable_dir
 from suite.metrics import auc
 from suite.models import WEIGHTS_VERSION, ModelSchema, ModelSpec, TableSpec, build
+from suite.models.configs import DLRMv3Config
 
 log = logging.getLogger(__name__)
 
@@ -337,9 +338,7 @@ def ensure(spec: ModelSpec, rows: int, root: Path | None = None) -> Path:
 def _generate_any(spec: ModelSpec, rows: int) -> tuple[Batch, np.ndarray, dict[str, Any]]:
     """A model's generated dataset: Criteo-like items, or requests for a model that reads them."""
     if getattr(spec.config, "QUERY_SIZE", None) is not None:  # dlrm-v3: streaming requests
-        from suite.datasets import streaming
-
-        return streaming.generate(spec, rows)
+        return generate_requests(spec, rows)
     data = generate(spec, rows)
     return data.items, data.labels, data.meta
 
@@ -355,3 +354,49 @@ def _damage(path: Path) -> str | None:
     if meta.get("format") != store.FORMAT_VERSION or meta.get("arrays") is None:
         return f"format {meta.get('format')!r} without checksums, written by an older recsuite"
     return store.check_arrays(path, meta)
+
+
+def generate_requests(spec: ModelSpec, requests: int) -> tuple[Batch, np.ndarray, dict[str, Any]]:
+    """``requests`` requests for dlrm-v3, labelled by its seeded teacher: (inputs, labels (N, K), meta)."""
+    from suite.datasets import streaming
+
+    config = spec.config
+    assert isinstance(config, DLRMv3Config)
+    rng = np.random.default_rng([spec.seed, requests, 3])
+    items = streaming.features(config, spec, requests, rng)
+    logits = streaming.teacher_logits(spec, items)
+    flat = logits.reshape(-1)
+    std = float(flat.std()) or 1.0
+    z = (flat - flat.mean()) / std
+    u = rng.random(flat.size)
+    t, b = calibrate_drawn(z, u, TARGET_AUC)
+    labels = (u < _sigmoid(z / t + b)).astype(np.int8).reshape(logits.shape)
+    schema = spec.schema
+    meta = {
+        "source": "synthetic-streaming",
+        "model": spec.to_dict(),
+        "dense": schema.dense,
+        "lookups": list(schema.lookups),
+        "file_lookups": list(schema.file_lookups),
+        "table_rows": [tb.rows for tb in schema.tables],
+        "tasks": int(labels.shape[1]),
+        "candidates_per_request": int(labels.shape[1]),
+        "history_per_request": int(schema.dense),
+        "layout_version": streaming.LAYOUT_VERSION,
+        "dense_unit": "hours",
+        "labels": "teacher",
+        "weights_version": WEIGHTS_VERSION,
+        "timestamps": {"total": streaming.TIMESTAMPS, "train": streaming.TRAIN_TIMESTAMPS, "period_s": streaming.PERIOD_S},
+        "target_auc": TARGET_AUC,
+        "labels_version": LABELS_VERSION,
+        "teacher": [{"temperature": t, "bias": b, "logit_mean": float(flat.mean()), "logit_std": std}],
+        # One AUC over every candidate: the gate scores a request's candidates as one pool.
+        "reference_auc": [auc(labels.reshape(-1), flat)],
+        "click_rate": [float(labels.mean())],
+    }
+    # MLPerf v6.0 gates NE, accuracy and group AUC: the teacher's own, on the probabilities the
+    # backends return (sigmoid of the logits), are the reference (suite.mlperf_v6).
+    from suite.mlperf_v6 import teacher_reference
+
+    meta.update(teacher_reference(labels, 1.0 / (1.0 + np.exp(-logits)), "the teacher model's metrics on its own labels"))
+    return items, labels, meta

@@ -93,7 +93,7 @@ def test_models_and_backends_list_the_registries(runner: CliRunner) -> None:
     assert header.split() == ["model", "tables", "dense", "lookups/item", "parameters", "emb", "KB/item", "MFLOP/item",
                               "dominated", "by"]
     rows = {line.split()[0]: line.split()[1:] for line in lines}
-    assert list(rows) == ["dlrm-rmc1", "dlrm-rmc2", "dlrm-rmc3", "ncf", "wnd", "mtwnd", "din", "dien", "dlrm-v2"]
+    assert list(rows) == ["dlrm-rmc1", "dlrm-rmc2", "dlrm-rmc3", "ncf", "wnd", "mtwnd", "din", "dien", "dlrm-v2", "dlrm-v3"]
     # deeprecsys.md 1c: RMC1 82 KB and 0.20 MFLOP, RMC2 983 KB and 0.64 MFLOP, RMC3 26 KB and 6.4 MFLOP.
     assert rows["dlrm-rmc1"] == ["8", "128", "640", "1,024,100,833", "81.9", "0.20", "embedding"]
     assert rows["dlrm-rmc2"] == ["32", "256", "3840", "1,024,319,937", "983.0", "0.64", "embedding"]

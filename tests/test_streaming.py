@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from suite.cli import cli
 from suite.config import Mode, RunConfig, Scenario
-from suite.datasets import streaming
+from suite.datasets import streaming, synthetic
 from suite.models import ModelSpec
 from suite.models.configs import DLRMv3Config
 
@@ -65,7 +65,7 @@ def test_same_seed_same_bytes() -> None:
 
 
 def test_teacher_labels_carry_signal() -> None:
-    items, labels, meta = streaming.generate(SPEC, 64)
+    items, labels, meta = synthetic.generate_requests(SPEC, 64)
     assert labels.shape == (64, SPEC.schema.tasks)
     assert meta["reference_auc"][0] == pytest.approx(0.80, abs=0.03)
     assert 0.15 < meta["click_rate"][0] < 0.4
