@@ -15,22 +15,40 @@ import os
 from pathlib import Path
 from typing import Any
 
+from dataclasses import dataclass
+from collections.abc import Callable
+
 from suite import mlperf_v6, record
 from suite.config import Settings
 from suite.errors import RecordError, SuiteError
-from suite.results import parse_accuracy_log
+from suite.results import ACCURACY_LOG, DETAIL, parse_accuracy_log
 
 
-def check_accuracy(ctx: Any, expected: Settings) -> list[Any]:
+@dataclass(frozen=True)
+class Kit:
+    """What ``suite.check`` lends this module (passed in, so neither imports the other):
+    its finding constructors, its dataset-label reader and its file helpers."""
+
+    error: Callable[[str, str, Any], Any]
+    info: Callable[[str, str, Any], Any]
+    warning: Callable[[str, str, Any], Any]
+    labels: Callable[[Any], Any]
+    binary: Callable[[bytes], bool]
+    record_findings: Callable[[RecordError, Path], list[Any]]
+    is_finding: Callable[[Any], bool]
+    hash_re: Any
+    truncation_mark: str
+
+
+def check_accuracy(ctx: Any, expected: Settings, kit: Kit) -> list[Any]:
     """Findings of one accuracy run folder (``ctx`` is ``suite.check.RunContext``)."""
-    from suite.check import ACCURACY_LOG, HASH_RE, Finding, Severity, _binary, _labels, error, record_findings
-    from suite.submission import TRUNCATION_MARK
+    error, _binary, record_findings, HASH_RE, TRUNCATION_MARK = kit.error, kit.binary, kit.record_findings, kit.hash_re, kit.truncation_mark
 
     run = ctx.run
     report_path, log_path = run.path / "accuracy.txt", run.path / ACCURACY_LOG
     if not os.path.lexists(report_path) or not os.path.lexists(log_path):
         return []
-    findings: list[Finding] = []
+    findings: list[Any] = []
     try:
         raw_report = record.read_bytes(report_path, record.TEXT_CAP_BYTES, root=run.tree_root)
         if _binary(raw_report[:4096]):
@@ -56,16 +74,14 @@ def check_accuracy(ctx: Any, expected: Settings) -> list[Any]:
         reference = mlperf_v6.stated_reference(text) or mlperf_v6.MLPERF_REFERENCE
     if run.submission or ctx.config is None or TRUNCATION_MARK.encode() in raw:
         # A submission holds MLPerf's files only: the metrics are taken from accuracy.txt.
-        findings.append(
-            Finding("accuracy.not-recomputed", Severity.INFO, "a submission run: NE, accuracy and group AUC taken from accuracy.txt", str(log_path))
-        )
-        return [*findings, *_gate(reported, reference, expected, report_path)]
+        findings.append(kit.info("accuracy.not-recomputed", "a submission run: NE, accuracy and group AUC taken from accuracy.txt", log_path))
+        return [*findings, *_gate(reported, reference, expected, report_path, kit)]
     try:
         responses = parse_accuracy_log(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
         return [*findings, error("structure.unreadable", f"{ACCURACY_LOG} is not LoadGen's accuracy log ({exc})", log_path)]
-    labels = _labels(ctx)
-    if isinstance(labels, Finding):
+    labels = kit.labels(ctx)
+    if kit.is_finding(labels):
         return [*findings, labels]
     offsets, truth, _ = labels
     offsets, flat = mlperf_v6.candidate_pool(offsets, truth)
@@ -99,7 +115,7 @@ def check_accuracy(ctx: Any, expected: Settings) -> list[Any]:
                 log_path,
             )
         )
-    return [*findings, *_gate(recomputed, reference, expected, log_path)]
+    return [*findings, *_gate(recomputed, reference, expected, log_path, kit)]
 
 
 def _reference(ctx: Any) -> mlperf_v6.Reference | None:
@@ -117,28 +133,26 @@ def _reference(ctx: Any) -> mlperf_v6.Reference | None:
     return mlperf_v6.reference_for(meta)
 
 
-def _gate(values: dict[str, float], reference: mlperf_v6.Reference | None, expected: Settings, path: Path) -> list[Any]:
-    from suite.check import Finding, Severity, error
-
+def _gate(values: dict[str, float], reference: mlperf_v6.Reference | None, expected: Settings, path: Path, kit: Kit) -> list[Any]:
     if any(m not in values for m in mlperf_v6.METRICS):
         return []  # accuracy.v6-report says which line is missing
     if reference is None:
         return [
-            Finding(
+            kit.warning(
                 "accuracy.not-gated",
-                Severity.WARNING,
                 "NE, accuracy and group AUC were not gated: the dataset records no reference (generated before the v6.0 gate: regenerate it)",
-                str(path),
+                path,
             )
         ]
-    return [error(rule, message, path) for rule, message in mlperf_v6.gate(values, reference, expected.accuracy_target)]
+    return [kit.error(rule, message, path) for rule, message in mlperf_v6.gate(values, reference, expected.accuracy_target)]
 
 
-def check_test08(run: Any, base: Path) -> list[Any]:
+def check_test08(run: Any, base: Path, kit: Kit) -> list[Any]:
     """A TEST08 folder: its files, ``TEST PASS``, and the verification re-run from the logs (a
     hand-written ``TEST PASS`` is not enough) when the run's own results are at hand."""
     from suite import audit
-    from suite.check import ACCURACY_LOG, DETAIL, error
+
+    error = kit.error
 
     files = ["verify_accuracy.txt", "accuracy/" + ACCURACY_LOG]
     findings = [error("structure.missing-file", f"TEST08/{name} is missing", base / name) for name in files if not (base / name).is_file()]
