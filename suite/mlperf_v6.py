@@ -200,6 +200,7 @@ class V6AccuracyReport:
             # The fields every accuracy record has (suite.record.AccuracyRecord): the group AUC is
             # the headline AUC, so summaries, compare and submit read it as they read others'.
             "auc": finite(self.metrics.gauc),
+            "task_auc": [finite(self.metrics.gauc)],
             "reference_auc": None if ref is None else [ref.gauc],
             "target_fraction": self.target,
             "threshold": None if ref is None else self.target * ref.gauc,
