@@ -155,6 +155,12 @@ def test_submit_builds_the_v6_tree_the_checker_expects(good_v6: Path, tmp_path: 
     assert measured["input_data_types"] and measured["weight_data_types"]
     checked = CliRunner().invoke(cli, ["check", str(sub), "--profile", "smoke"])
     assert checked.exit_code == 0, checked.output
+    # v5.1's compliance/ folder is no folder of a v6.0 org.
+    stray = org / "compliance/testsys/dlrm-v3/Offline/TEST08/verify_accuracy.txt"
+    stray.parent.mkdir(parents=True)
+    stray.write_text("TEST PASS\n")
+    assert "submission.layout" in CliRunner().invoke(cli, ["check", str(sub), "--profile", "smoke"]).output
+    shutil.rmtree(org / "compliance")
     # A TEST08 verdict removed from the tree fails it.
     (scen / "TEST08/verify_accuracy.txt").unlink()
     assert CliRunner().invoke(cli, ["check", str(sub), "--profile", "smoke"]).exit_code == 1

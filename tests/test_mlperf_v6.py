@@ -115,3 +115,19 @@ def test_test08_matches_by_key_and_compares_ne() -> None:
     lines, ok = v6.verify_test08(accuracy_run, stranger, {**labels_of, (9, 9): labels[:8]})
     assert not ok and "num_unmatched = 1" in lines
     assert v6.request_keys(3, {}).tolist() == [[0, 0], [0, 1], [0, 2]]
+
+
+def test_the_v6_submission_format_is_registered_and_v51_keeps_its_tree() -> None:
+    from pathlib import Path
+
+    from suite.submission import for_rules
+
+    v60, v51 = for_rules("mlperf-v6.0"), for_rules("mlperf-v5.1")
+    org = Path("closed/Acme")
+    assert v60.compliance_dir(org, "sys", "dlrm-v3", "Offline") == org / "results/sys/dlrm-v3/Offline"
+    assert v60.measurements_dir(org, "sys", "dlrm-v3", "Offline") == org / "results/sys/dlrm-v3/Offline"
+    assert (v60.code_dir, v60.measurements_file("sys"), v60.version) == ("src", "measurements.json", "v6.0")
+    assert v60.audit_sets["TEST08"] == {"verify_accuracy.txt", "accuracy/mlperf_log_accuracy.json"}
+    assert v51.compliance_dir(org, "sys", "dlrm-v2-99", "Offline") == org / "compliance/sys/dlrm-v2-99/Offline"
+    assert v51.measurements_dir(org, "sys", "dlrm-v2-99", "Offline") == org / "measurements/sys/dlrm-v2-99/Offline"
+    assert (v51.code_dir, v51.measurements_file("sys"), "TEST08" in v51.audit_sets) == ("code", "sys.json", False)
