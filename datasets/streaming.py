@@ -52,8 +52,9 @@ ITEM_RATING_P = np.array([0.2, 0.25, 0.25, 0.2, 0.1])
 ACTION_THRESHOLDS = (2.5, 3.5, 4.25, 4.75)
 TEACHER_BATCH = 256
 #: Part of dlrm-v3's dataset cache key: bumped when the layout or the distributions change.
-#: 2: ages in hours (were seconds, which overflow fp16).
-LAYOUT_VERSION = 2
+#: 2: ages in hours (were seconds, which overflow fp16). 3: meta.json records the teacher's NE,
+#: accuracy and group AUC (MLPerf v6.0's gate; a cache without them would not be gated).
+LAYOUT_VERSION = 3
 
 
 def item_rating(items: np.ndarray) -> np.ndarray:

@@ -394,4 +394,9 @@ def generate_requests(spec: ModelSpec, requests: int) -> tuple[Batch, np.ndarray
         "reference_auc": [auc(labels.reshape(-1), flat)],
         "click_rate": [float(labels.mean())],
     }
+    # MLPerf v6.0 gates NE, accuracy and group AUC: the teacher's own, on the probabilities the
+    # backends return (sigmoid of the logits), are the reference (suite.mlperf_v6).
+    from suite.mlperf_v6 import teacher_reference
+
+    meta.update(teacher_reference(labels, 1.0 / (1.0 + np.exp(-logits)), "the teacher model's metrics on its own labels"))
     return items, labels, meta

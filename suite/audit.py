@@ -6,6 +6,9 @@
   queries. The performance must be within 10% of the performance run's.
 * ``TEST04``: one sample issued over and over must not be more than 10% faster (no caching).
 * ``TEST05``: LoadGen's alternate seeds must not be more than 5% slower (no tuning to the seeds).
+* ``TEST08`` (dlrm-v3, mlperf-v6.0): accuracy-log sampling in performance mode; each sampled
+  request is matched to the accuracy run's by (ts_idx, query_idx) and its NE must be within 0.1%
+  (``suite.mlperf_v6.verify_test08``). Only ``verify_accuracy.txt``, as MLPerf's TEST08 writes.
 
 The audit run lands beside the scenario's runs, in the layout of MLPerf's
 ``compliance/<system>/<benchmark>/<Scenario>/<TEST>/``::
@@ -62,6 +65,8 @@ AUDIT_CONFIGS: dict[str, str] = {
 RESULT_FIELD = {row.scenario.value: row.submission_field for row in SCENARIOS.values()}
 
 PASS = "TEST PASS"
+#: Audits that compare with the scenario's accuracy run too (TEST08: dlrm-v3 under mlperf-v6.0).
+ACCURACY_AUDITS = ("TEST01", "TEST08")
 
 
 @dataclass(frozen=True)
@@ -233,7 +238,7 @@ def run_audit(test: str, config: Any) -> AuditResult:
     scenario_dir = config.scenario_dir()
     perf_ref = scenario_dir / "performance" / "run_1"
     acc_ref = scenario_dir / "accuracy"
-    needed = [perf_ref] + ([acc_ref] if test == "TEST01" else [])
+    needed = [perf_ref] + ([acc_ref] if test in ACCURACY_AUDITS else [])
     for ref in needed:
         if not (ref / "mlperf_log_detail.txt").is_file():
             mode = "accuracy" if ref == acc_ref else "performance"
@@ -253,8 +258,12 @@ def run_audit(test: str, config: Any) -> AuditResult:
             target.unlink()
     audit_dir.mkdir(parents=True, exist_ok=True)
     conf_path = audit_dir / "audit.config"
-    conf_path.write_text(AUDIT_CONFIGS[test])
+    conf_path.write_text(AUDIT_CONFIGS[test] if test != "TEST08" else _test08_config())
     result = run(audit_config, audit_config=conf_path)
+    if test == "TEST08":
+        # MLPerf's TEST08 verifies accuracy only (the checker reads TEST08/verify_accuracy.txt).
+        verdict = _verify_test08_accuracy(audit_dir, result.path, acc_ref, result.data)
+        return AuditResult(test=test, path=audit_dir, verdicts={"accuracy": verdict})
 
     verdicts: dict[str, Verdict] = {}
     detail = read_detail(result.path / "mlperf_log_detail.txt").values
@@ -295,6 +304,47 @@ def _verify_test01_accuracy(audit_dir: Path, run_dir: Path, acc_ref: Path, data:
             ok = auc_delta_ok(baseline.mean_auc, compliance.mean_auc, float(data["settings"]["accuracy_target"]))
             return Verdict(verdict.lines, ok)
     return verdict
+
+
+def _test08_config() -> str:
+    from suite.mlperf_v6 import TEST08_AUDIT_CONFIG
+
+    return TEST08_AUDIT_CONFIG
+
+
+def _verify_test08_accuracy(audit_dir: Path, run_dir: Path, acc_ref: Path, data: Mapping[str, Any]) -> Verdict:
+    """Move the sampled accuracy log into ``TEST08/accuracy`` and verify it as
+    compliance/TEST08/run_verification.py does (``suite.mlperf_v6.verify_test08``)."""
+    acc_dir = audit_dir / "accuracy"
+    acc_dir.mkdir(parents=True, exist_ok=True)
+    sampled = acc_dir / "mlperf_log_accuracy.json"
+    shutil.move(str(run_dir / "mlperf_log_accuracy.json"), sampled)
+    verdict = verify_test08_logs(acc_ref / "mlperf_log_accuracy.json", sampled, data)
+    _write(audit_dir / "verify_accuracy.txt", verdict.text())
+    return verdict
+
+
+def verify_test08_logs(reference_log: Path, sampled_log: Path, data: Mapping[str, Any]) -> Verdict:
+    """TEST08 on two accuracy logs of a run whose ``result.json``/``config.json`` is ``data``: the
+    accuracy run's and the audit's, matched by (ts_idx, query_idx) and compared by NE."""
+    from suite import mlperf_v6
+    from suite.datasets.queries import QuerySizes
+    from suite.datasets.store import Dataset
+    from suite.results import read_accuracy_log
+
+    try:
+        dataset = Dataset.load(Path(data["dataset"]["path"]), in_memory=False)
+        labels = np.asarray(dataset.labels)
+        offsets = QuerySizes.parse(data["settings"]["query_size"]).offsets(len(dataset), seed=int(data["config"]["model"]["seed"]))
+        offsets, flat = mlperf_v6.candidate_pool(offsets, labels)
+        keys = mlperf_v6.request_keys(len(offsets) - 1, dataset.meta)
+        accuracy_run = mlperf_v6.samples(read_accuracy_log(reference_log), keys, offsets)
+        audit_run = mlperf_v6.samples(read_accuracy_log(sampled_log), keys, offsets)
+    except (OSError, ValueError, KeyError, TypeError, SuiteError) as exc:
+        return Verdict(("Verifying accuracy. This might take a while...", f"TEST FAIL: {exc}"), False)
+    labels_of = {(int(a), int(b)): flat[int(offsets[i]) : int(offsets[i + 1])] for i, (a, b) in enumerate(keys)}
+    lines, passed = mlperf_v6.verify_test08(accuracy_run, audit_run, labels_of)
+    return Verdict(tuple(lines), passed)
 
 
 def _score_sampled(

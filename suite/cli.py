@@ -268,12 +268,12 @@ def run(**kw: Any) -> None:
 
 
 @cli.command()
-@click.argument("test", metavar="TEST01|TEST04|TEST05")
+@click.argument("test", metavar="TEST01|TEST04|TEST05|TEST08")
 @_run_options
 def audit(test: str, **kw: Any) -> None:
-    """Run a compliance audit (MLPerf's TEST01, TEST04 or TEST05) and verify it.
+    """Run a compliance audit (MLPerf's TEST01, TEST04, TEST05 or TEST08) and verify it.
 
-    The scenario's performance run (and for TEST01 its accuracy run) must exist: the audit is
+    The scenario's performance run (and for TEST01 and TEST08 its accuracy run) must exist: the audit is
     compared with them. Writes <Scenario>/<TEST>/ with verify_accuracy.txt / verify_performance.txt.
     Exit 0 when every verification says TEST PASS, 1 otherwise.
     """

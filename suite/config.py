@@ -44,7 +44,7 @@ PROFILES = ("smoke", "short", "official")
 #: ``--target-qps auto``: the target comes from an untimed probe of the backend before LoadGen starts.
 AUTO = "auto"
 #: Compliance audits ``suite audit`` runs (MLPerf's compliance/TEST0x).
-AUDITS = ("TEST01", "TEST04", "TEST05")
+AUDITS = ("TEST01", "TEST04", "TEST05", "TEST08")
 
 
 @dataclass(frozen=True, kw_only=True)

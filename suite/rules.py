@@ -111,6 +111,11 @@ class RuleSet:
         return [str(s) for s in self.meta.get("early_stopping", [])]
 
     @property
+    def accuracy_metrics(self) -> list[str]:
+        """The metrics an accuracy run is gated by when not the AUC alone (mlperf-v6.0: ne, accuracy, gauc)."""
+        return [str(m) for m in self.meta.get("accuracy_metrics", [])]
+
+    @property
     def closed_query_size(self) -> str | None:
         """The ``--query-size`` a closed-division result must use (None: the rule set names none)."""
         value = self.meta.get("closed_query_size")

@@ -45,8 +45,10 @@ from suite.results import (
     write_json,
     write_text,
 )
+from suite.rules import RuleSet
 
 if TYPE_CHECKING:
+    from suite.mlperf_v6 import V6AccuracyReport
     from suite.tune import TunedSetting
 
 log = logging.getLogger(__name__)
@@ -617,19 +619,27 @@ def _finish(
         }
     if interrupted is not None:
         data["interrupted"] = _interruption(interrupted, outcome)
-    accuracy: AccuracyReport | None = None
+    accuracy: AccuracyReport | V6AccuracyReport | None = None
     if config.mode is Mode.ACCURACY and not errors and interrupted is None and (run_dir / ACCURACY_LOG).is_file():
         reference, source = reference_auc(config, library.dataset, settings)
         try:
             offsets, labels = _scored_pool(config, library)
-            accuracy = score_accuracy(
-                read_accuracy_log(run_dir / ACCURACY_LOG),
-                offsets,
-                labels,
-                reference,
-                settings.accuracy_target,
-                reference_source=source,
-            )
+            if RuleSet.load(settings.rules).accuracy_metrics:  # MLPerf v6.0: NE, accuracy, group AUC
+                from suite import mlperf_v6
+
+                accuracy = mlperf_v6.score(
+                    read_accuracy_log(run_dir / ACCURACY_LOG), offsets, labels,
+                    mlperf_v6.reference_for(library.dataset.meta), settings.accuracy_target,
+                )
+            else:
+                accuracy = score_accuracy(
+                    read_accuracy_log(run_dir / ACCURACY_LOG),
+                    offsets,
+                    labels,
+                    reference,
+                    settings.accuracy_target,
+                    reference_source=source,
+                )
         except ValueError as exc:
             errors.append(f"accuracy log does not match the dataset: {exc}")
         else:

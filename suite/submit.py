@@ -9,6 +9,8 @@ The tree (``suite.submission`` states its rules)::
                            results/<system>/<benchmark>/<Scenario>/accuracy/  + accuracy.txt (hash=), mlperf_log_accuracy.json (truncated)
                            measurements/<system>/<benchmark>/<Scenario>/  <system>.json  user.conf  README.md
                            compliance/<system>/<benchmark>/<Scenario>/TEST01/ ...
+    (mlperf-v6.0, dlrm-v3: src/<benchmark>/ for code; TEST08/, measurements.json, user.conf and
+     README.md in results/<system>/<benchmark>/<Scenario>/; suite.submission.mlperf_v6_0)
     <out>-summary.csv                  the checker's summary CSV (outside the tree: MLPerf allows no root files)
     <out>-accuracy-logs/...            the full accuracy logs the tree holds truncated
 
@@ -390,17 +392,17 @@ def _build(org: Path, backup: Path, s: ScenarioRuns, system: dict[str, Any], req
     backup_rel = Path(request.division) / request.org / "results" / rel / "accuracy" / ACCURACY_LOG
     truncate_accuracy_log(res / "accuracy" / ACCURACY_LOG, res / "accuracy/accuracy.txt", backup / backup_rel)
     for test in s.audits:
-        src, dst = s.source / test, org / "compliance" / rel / test
+        src, dst = s.source / test, s.format.compliance_dir(org, s.system, s.benchmark, s.scenario) / test
         for name in sorted(s.format.audit_sets[test] | s.format.audit_optional):
             if (src / name).is_file():
                 _copy(src / name, dst / name)
         if (dst / "accuracy" / ACCURACY_LOG).is_file():
             # truncate_accuracy_log.py treats TEST01's accuracy log as the accuracy run's.
-            audit_rel = Path(request.division) / request.org / "compliance" / rel / test / "accuracy" / ACCURACY_LOG
+            audit_rel = dst.relative_to(org.parent.parent) / "accuracy" / ACCURACY_LOG
             truncate_accuracy_log(dst / "accuracy" / ACCURACY_LOG, dst / "accuracy/accuracy.txt", backup / audit_rel)
-    meas = org / "measurements" / rel
+    meas = s.format.measurements_dir(org, s.system, s.benchmark, s.scenario)
     meas.mkdir(parents=True, exist_ok=True)
-    (meas / f"{s.system}.json").write_text(json.dumps(_measurements(s), indent=2) + "\n")
+    (meas / s.format.measurements_file(s.system)).write_text(json.dumps(_measurements(s), indent=2) + "\n")
     (meas / "user.conf").write_text(_user_conf(s))
     (meas / "README.md").write_text(_scenario_readme(s, request))
     return _csv_row(s, system, request, res)
@@ -541,7 +543,7 @@ def _write_shared(org: Path, scenarios: list[ScenarioRuns], systems: dict[str, d
         path.write_text(json.dumps(data, indent=2) + "\n")
     for bench in sorted({s.benchmark for s in scenarios}):
         mine = [s for s in scenarios if s.benchmark == bench]
-        path = org / "code" / bench / "README.md"
+        path = org / mine[0].format.code_dir / bench / "README.md"
         path.parent.mkdir(parents=True, exist_ok=True)
         body = [f"# {bench}: recsuite\n", "The benchmark runs on recsuite (`pip install recsuite`), driven by MLPerf's LoadGen "
                 f"{mine[0].environment.versions.get('mlcommons-loadgen', '')}.\n", "## Reproduce\n"]  # fmt: skip

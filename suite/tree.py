@@ -49,9 +49,14 @@ class RunFolder:
         return self.scenario_dir.parent.parent.parent.parent
 
     def compliance_dir(self, test: str) -> Path:
-        """Where the scenario's audit lives: beside the runs, or under ``compliance/`` in a submission."""
+        """Where the scenario's audit lives: beside the runs, or where the submission format of the
+        benchmark's rule set puts it (v5.1: ``compliance/...``; v6.0: the scenario's results folder)."""
         if self.submission:
-            return self.org_dir / "compliance" / self.system / self.benchmark / self.scenario / test
+            from suite.rules import for_benchmark
+            from suite.submission import for_rules
+
+            fmt = for_rules(for_benchmark(self.benchmark))
+            return fmt.compliance_dir(self.org_dir, self.system, self.benchmark, self.scenario) / test
         return self.scenario_dir / test
 
 

@@ -179,7 +179,7 @@ def test_audit_needs_its_reference_runs(runner: CliRunner, results: Path) -> Non
     )
     result = runner.invoke(cli, ["audit", "TEST02", *NULL_SERVER, "--output", str(results)])
     assert result.exit_code == 2
-    assert result.stderr == "Error: 'test' must be one of ['TEST01', 'TEST04', 'TEST05'] (got 'TEST02')\n"
+    assert result.stderr == "Error: 'test' must be one of ['TEST01', 'TEST04', 'TEST05', 'TEST08'] (got 'TEST02')\n"
 
 
 def test_run_refuses_an_unknown_variant(runner: CliRunner, results: Path) -> None:

@@ -314,7 +314,7 @@ def test_cli_json(tree: Path) -> None:
     ("args", "message"),
     [
         (["/nonexistent/results"], "Error: 'path' '/nonexistent/results' does not exist"),
-        (["--rules", "mlperf-v9", "."], "Error: 'rules' must be one of ['deeprecsys', 'mlperf-v5.1'] (got 'mlperf-v9')"),
+        (["--rules", "mlperf-v9", "."], "Error: 'rules' must be one of ['deeprecsys', 'mlperf-v5.1', 'mlperf-v6.0'] (got 'mlperf-v9')"),
         (["--rules", "deeprecsys", "--profile", "quick", "."], "Error: 'profile' must be one of ['official', 'short', 'smoke'] (got 'quick')"),
     ],
 )

@@ -107,8 +107,10 @@ def test_smoke_run_reaches_the_reference_auc(results: Path, data_dir: Path, name
     assert len(acc["task_auc"]) == len(acc["reference_auc"]) == pools
     assert acc["auc"] >= 0.99 * float(np.mean(acc["reference_auc"]))
     # The gate's reference is MLPerf's fixed 80.31% for dlrm-v2; the data's own is its teacher's AUC.
-    for got, ref in zip(acc["task_auc"], result.data["dataset"]["reference_auc"], strict=False):
-        assert ref == pytest.approx(0.80, abs=0.03)
+    # Under mlperf-v6.0 (dlrm-v3) the AUC reported is the group AUC, gated against the teacher's own.
+    teacher = acc["reference_auc"] if acc.get("rules") == "mlperf-v6.0" else result.data["dataset"]["reference_auc"]
+    assert all(ref == pytest.approx(0.80, abs=0.03) for ref in result.data["dataset"]["reference_auc"])
+    for got, ref in zip(acc["task_auc"], teacher, strict=False):
         assert got == pytest.approx(ref, abs=1e-4)
     assert result.data["config"]["model"]["tasks"] == config.model.task_count
 

@@ -3,7 +3,8 @@
 A PATH is a run folder (``.../<Scenario>/performance/run_1`` or ``.../<Scenario>/accuracy``), a
 results tree (``<output>/<system>/<model>/<Scenario>/...``) or a submission tree in MLPerf's
 layout (``closed/<Org>/results/<system>/<benchmark>/<Scenario>/...``, compliance under
-``closed/<Org>/compliance/<system>/<benchmark>/<Scenario>/TEST01``). Every check is a pure
+``closed/<Org>/compliance/<system>/<benchmark>/<Scenario>/TEST01``; v6.0's dlrm-v3 keeps TEST08 in
+the scenario's results folder). Every check is a pure
 function from what a run wrote (plus the dataset's labels) and its rule table to a list of
 :class:`Finding`; nothing here raises on bad input, it reports it.
 
@@ -16,9 +17,10 @@ The package, bottom up (no module imports one above it):
 
 - ``catalogue``: :data:`RULES`, :class:`Finding`, :class:`CheckReport`;
 - ``reading``: one run folder read once, and the rules (:class:`Judge`) it is held to;
-- ``accuracy``: the AUC line, the hash, the AUC recomputed, the gate, truncated logs;
+- ``accuracy``: the AUC line, the hash, the AUC recomputed, the gate, truncated logs (v6.0's
+  dlrm-v3: NE, accuracy and group AUC);
 - ``runs``: every check of one run folder;
-- ``compliance``: both runs per scenario, required scenarios, the audits re-verified;
+- ``compliance``: both runs per scenario, required scenarios, the audits re-verified (TEST08 too);
 - ``submission_tree``: MLPerf's tree rules, by the round's format (``suite.submission``);
 - ``render``: the report as text.
 

@@ -1,5 +1,12 @@
 """The accuracy checks of a run folder: MLPerf's AUC line and hash, the AUC recomputed from the
-accuracy log and the dataset's labels, the gate, and a truncated log against the full one kept beside it."""
+accuracy log and the dataset's labels, the gate, and a truncated log against the full one kept beside it.
+
+Runs judged by a rule set with ``accuracy_metrics`` (mlperf-v6.0's dlrm-v3) are judged by NE,
+accuracy and group AUC instead: the three ``metric/lifetime_{ne,accuracy,gauc}/rating`` lines of
+``accuracy.txt`` (what MLPerf's v6.0 checker reads) are recomputed from the accuracy log and the
+dataset's labels when both are at hand, compared with what the file says, and gated
+(:func:`suite.mlperf_v6.gate`).
+"""
 
 from __future__ import annotations
 
@@ -12,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from suite import record
+from suite import mlperf_v6, record
 from suite.check.catalogue import Finding, Severity, error, record_findings
-from suite.check.reading import RunContext, _binary, _empty, read_accuracy_txt
+from suite.check.reading import HASH_RE, RunContext, _binary, _empty, read_accuracy_txt
 from suite.config import Mode, Settings
 from suite.errors import RecordError, SuiteError
 from suite.results import ACCURACY_LOG, DETAIL, meets, parse_accuracy_log
+from suite.rules import RuleSet
 from suite.submission import TRUNCATION_MARK, VIEWABLE_BYTES
 from suite.tree import RunFolder
 
@@ -27,6 +35,8 @@ def check_accuracy(ctx: RunContext, expected: Settings) -> list[Finding]:
     run = ctx.run
     if run.mode is not Mode.ACCURACY:
         return []
+    if RuleSet.load(expected.rules).accuracy_metrics:  # mlperf-v6.0: NE, accuracy, group AUC
+        return _check_accuracy_v6(ctx, expected)
     report_path, log_path = run.path / "accuracy.txt", run.path / ACCURACY_LOG
     if not os.path.lexists(report_path) or not os.path.lexists(log_path) or _empty(log_path):
         return []
@@ -205,6 +215,96 @@ def _gate(
             )
         ]
     return []
+
+
+def _check_accuracy_v6(ctx: RunContext, expected: Settings) -> list[Finding]:
+    """One dlrm-v3 accuracy run folder under mlperf-v6.0: the metric lines, the hash, the metrics
+    recomputed from the log (a results tree) or taken from accuracy.txt (a submission), the gate."""
+    run = ctx.run
+    report_path, log_path = run.path / "accuracy.txt", run.path / ACCURACY_LOG
+    if not os.path.lexists(report_path) or not os.path.lexists(log_path):
+        return []
+    findings: list[Finding] = []
+    try:
+        raw_report = record.read_bytes(report_path, record.TEXT_CAP_BYTES, root=run.tree_root)
+        if _binary(raw_report[:4096]):
+            return [error("structure.unreadable", "accuracy.txt is binary", report_path)]
+        text = raw_report.decode("utf-8", errors="replace")
+        raw = record.read_bytes(log_path, record.ACCURACY_LOG_CAP_BYTES, root=run.tree_root)
+    except RecordError as exc:
+        return record_findings(exc, report_path)
+    reported = mlperf_v6.parse_report(text)
+    missing = [m for m in mlperf_v6.METRICS if m not in reported]
+    if missing:
+        lines = ", ".join(f"metric/{mlperf_v6.LINE_KEYS[m]}/rating" for m in missing)
+        findings.append(error("accuracy.v6-report", f"accuracy.txt lacks {lines}", report_path))
+    digest = next((m.group(1).lower() for line in text.splitlines() if (m := HASH_RE.match(line.strip()))), None)
+    truncated = TRUNCATION_MARK.encode() in raw
+    if digest is not None and hashlib.sha256(raw).hexdigest() != digest and not truncated:
+        findings.append(error("accuracy.hash", "the accuracy log's sha256 is not accuracy.txt's hash=", log_path))
+    if digest is None and run.submission:
+        findings.append(error("accuracy.hash", "accuracy.txt has no hash= line (truncate_accuracy_log.py writes one)", report_path))
+    reference = _reference_v6(ctx)
+    if run.submission and ctx.config is None:
+        # A submission holds MLPerf's files only: the reference its accuracy.txt states (the
+        # results tree was gated against it before submit built the tree), else MLPerf's.
+        reference = mlperf_v6.stated_reference(text) or mlperf_v6.MLPERF_REFERENCE
+    if run.submission or ctx.config is None or truncated:
+        message = "a submission run: NE, accuracy and group AUC taken from accuracy.txt"
+        findings.append(Finding("accuracy.not-recomputed", Severity.INFO, message, str(log_path)))
+        return [*findings, *_gate_v6(reported, reference, expected, report_path)]
+    try:
+        responses = parse_accuracy_log(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
+        return [*findings, error("structure.unreadable", f"{ACCURACY_LOG} is not LoadGen's accuracy log ({exc})", log_path)]
+    labels = _labels(ctx)
+    if isinstance(labels, Finding):
+        return [*findings, labels]
+    offsets, flat = mlperf_v6.candidate_pool(labels[0], labels[1])
+    try:
+        report = mlperf_v6.score(responses, offsets, flat, reference, expected.accuracy_target)
+    except (ValueError, IndexError) as exc:
+        return [*findings, error("accuracy.log", f"the accuracy log does not fit the dataset: {exc}", log_path)]
+    if report.problem is not None:
+        return [*findings, error("accuracy.undefined", f"the metrics are undefined: {report.problem}", log_path)]
+    recomputed = report.metrics.as_dict()
+    for metric, value in reported.items():
+        again = recomputed[metric]
+        if not math.isclose(value, again, rel_tol=mlperf_v6.RECOMPUTE_TOLERANCE, abs_tol=1e-9):
+            says = f"accuracy.txt says {mlperf_v6.NAMES[metric]} {value:.6f}, the accuracy log gives {again:.6f}"
+            findings.append(error("accuracy.v6-mismatch", says, report_path))
+    if not report.complete:
+        says = f"the accuracy log answers {report.requests} of the dataset's {report.total_requests} requests"
+        findings.append(error("accuracy.coverage", says, log_path))
+    qsl = ctx.detail.get("qsl_reported_total_count") if ctx.detail is not None else report.total_requests
+    if qsl != report.total_requests:
+        says = f"LoadGen's QSL reported {qsl!r} requests, the dataset has {report.total_requests}"
+        findings.append(error("accuracy.coverage", says, log_path))
+    return [*findings, *_gate_v6(recomputed, reference, expected, log_path)]
+
+
+def _reference_v6(ctx: RunContext) -> mlperf_v6.Reference | None:
+    """The dataset's teacher reference, or MLPerf's (a submission, or imported data)."""
+    from suite.datasets.store import Dataset
+
+    dataset = ctx.config.dataset if ctx.config is not None else None
+    path = dataset.path if dataset is not None else None
+    if path is None:
+        return mlperf_v6.MLPERF_REFERENCE
+    try:
+        meta = Dataset.load(Path(path), in_memory=False).meta
+    except (SuiteError, OSError):
+        return mlperf_v6.MLPERF_REFERENCE if ctx.run.submission else None
+    return mlperf_v6.reference_for(meta)
+
+
+def _gate_v6(values: dict[str, float], reference: mlperf_v6.Reference | None, expected: Settings, path: Path) -> list[Finding]:
+    if any(m not in values for m in mlperf_v6.METRICS):
+        return []  # accuracy.v6-report says which line is missing
+    if reference is None:
+        why = "the dataset records no reference (generated before the v6.0 gate: regenerate it)"
+        return [Finding("accuracy.not-gated", Severity.WARNING, f"NE, accuracy and group AUC were not gated: {why}", str(path))]
+    return [error(rule, message, path) for rule, message in mlperf_v6.gate(values, reference, expected.accuracy_target)]
 
 
 def _labels(ctx: RunContext) -> tuple[np.ndarray, np.ndarray, list[float] | None] | Finding:

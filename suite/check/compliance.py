@@ -4,6 +4,7 @@ compliance audits, re-verified from their logs (a hand-written ``TEST PASS`` is 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -30,6 +31,8 @@ def check_compliance(run: RunFolder, test: str, accuracy_target: float, expected
     base = run.compliance_dir(test)
     if not base.is_dir():
         return [error("compliance.missing", f"{test} is required and missing (run `suite audit {test}`)", base)]
+    if test == "TEST08":  # dlrm-v3 (mlperf-v6.0): accuracy by (ts_idx, query_idx) and NE only
+        return _check_test08(run, base)
     findings = []
     files = ["verify_performance.txt", "performance/run_1/" + DETAIL]
     if test == "TEST01":
@@ -70,6 +73,35 @@ def check_compliance(run: RunFolder, test: str, accuracy_target: float, expected
     if expected is not None and test in SETTINGS_CHECKED:
         audit_run = dataclasses.replace(run, path=base / "performance" / "run_1", mode=Mode.PERFORMANCE)
         findings += check_settings(RunContext(run=audit_run, detail=audited_log), expected)
+    return findings
+
+
+def _check_test08(run: RunFolder, base: Path) -> list[Finding]:
+    """A TEST08 folder: its files, ``TEST PASS``, and the verification re-run from the logs (a
+    hand-written ``TEST PASS`` is not enough) when the run's own results are at hand."""
+    from suite import audit
+
+    files = ["verify_accuracy.txt", "accuracy/" + ACCURACY_LOG]
+    findings = [error("structure.missing-file", f"TEST08/{name} is missing", base / name) for name in files if not (base / name).is_file()]
+    if findings:
+        return findings
+    try:
+        text = record.read_text(base / "verify_accuracy.txt", record.TEXT_CAP_BYTES)
+    except RecordError as exc:
+        return [error("structure.unreadable", f"TEST08: {exc}", base)]
+    if audit.PASS not in text.splitlines():
+        findings.append(error("compliance.failed", "TEST08 verify_accuracy.txt does not say TEST PASS", base / "verify_accuracy.txt"))
+    reference = run.scenario_dir / "accuracy" / ACCURACY_LOG
+    config = base / "performance" / "run_1" / "config.json"
+    if run.submission or not reference.is_file() or not config.is_file() or not (base / "performance" / "run_1" / DETAIL).is_file():
+        return findings  # a submission's logs are truncated: the verify file stands, as for MLPerf's checker
+    try:
+        data = json.loads(record.read_text(config, record.JSON_CAP_BYTES))
+    except (RecordError, ValueError):
+        return findings  # the audit run's own check reports a damaged config.json
+    verdict = audit.verify_test08_logs(reference, base / "accuracy" / ACCURACY_LOG, data)
+    if not verdict.passed and not findings:
+        findings.append(error("compliance.test08", f"TEST08 re-verified from the logs: {' '.join(verdict.lines[-8:-2])}", base))
     return findings
 
 

@@ -69,8 +69,9 @@ def check_tree(org: Path) -> list[Finding]:
         findings += _check_system(org, system, division, submitter, fmt)
         for bench_dir in sorted(p for p in system_dir.iterdir() if p.is_dir()):
             bench = bench_dir.name
-            if not (org / "code" / bench).is_dir():
-                findings.append(error("submission.layout", f"code/{bench} is missing", org / "code" / bench))
+            code = format_of(bench).code_dir
+            if not (org / code / bench).is_dir():
+                findings.append(error("submission.layout", f"{code}/{bench} is missing", org / code / bench))
             findings += _check_system_type(org, system, bench)
             for scen_dir in sorted(p for p in bench_dir.iterdir() if p.is_dir()):
                 findings += _check_scenario(org, system, bench, scen_dir, format_of(bench))
@@ -79,7 +80,7 @@ def check_tree(org: Path) -> list[Finding]:
     for path in sorted(systems.glob("*.json")) if systems.is_dir() else []:
         if not (results / path.stem).is_dir():
             findings.append(error("submission.layout", f"systems/{path.name} has no results/{path.stem}", path))
-    for kind in ("measurements", "compliance"):
+    for kind in (k for k in ("measurements", "compliance") if k in fmt.org_folders):
         base = org / kind
         for scen_dir in sorted(base.glob("*/*/*")) if base.is_dir() else []:
             rel = scen_dir.relative_to(base)
@@ -141,7 +142,13 @@ def _check_scenario(org: Path, system: str, bench: str, scen_dir: Path, fmt: Sub
         findings += _check_power(org, system, bench, scen_dir, fmt)
     elif runs != ["run_1"]:
         findings.append(error("submission.file-set", f"performance/ must hold run_1 only (has {runs})", scen_dir / "performance"))
-    others = sorted(p.name for p in scen_dir.iterdir() if p.name not in ("performance", "accuracy"))
+    others = sorted(
+        p.name
+        for p in scen_dir.iterdir()
+        if p.name not in ("performance", "accuracy")
+        and p.name not in fmt.scenario_extras
+        and not (fmt.results_hold_audits and p.is_dir() and p.name.startswith("TEST"))
+    )
     if others:
         findings.append(error("submission.file-set", f"{scen}/ holds {others} beside performance/ and accuracy/", scen_dir))
     if not has_power:
@@ -152,9 +159,9 @@ def _check_scenario(org: Path, system: str, bench: str, scen_dir: Path, fmt: Sub
         findings.append(
             error("submission.size", f"{ACCURACY_LOG} is {log.stat().st_size} bytes, over 10 KiB (truncate it: `suite submit` does)", log)
         )
-    measured = org / "measurements" / system / bench / scen
+    measured = fmt.measurements_dir(org, system, bench, scen)
     if not measured.is_dir():
-        findings.append(error("submission.measurements", f"measurements/{system}/{bench}/{scen} is missing", measured))
+        findings.append(error("submission.measurements", f"{measured.relative_to(org)} is missing", measured))
     else:
         for name in fmt.measurement_files:
             if not (measured / name).is_file():
@@ -162,9 +169,12 @@ def _check_scenario(org: Path, system: str, bench: str, scen_dir: Path, fmt: Sub
             elif (measured / name).stat().st_size == 0:
                 findings.append(error("submission.measurements", f"{name} is empty", measured / name))
         # MLPerf's checker takes the first <system>*.json; another name is no measurements file.
-        jsons = sorted(p for p in measured.glob("*.json") if p.name.startswith(system))
+        if fmt.results_hold_audits:  # v6.0: one name, beside the runs
+            jsons = [p for p in [measured / fmt.measurements_file(system)] if p.is_file()]
+        else:
+            jsons = sorted(p for p in measured.glob("*.json") if p.name.startswith(system))
         if not jsons:
-            findings.append(error("submission.measurements", f"no {system}.json measurements file", measured))
+            findings.append(error("submission.measurements", f"no {fmt.measurements_file(system)} measurements file", measured))
         for path in jsons:
             try:
                 data = record.read_json(path)
@@ -173,8 +183,11 @@ def _check_scenario(org: Path, system: str, bench: str, scen_dir: Path, fmt: Sub
                 continue
             for problem in measurement_problems(data if isinstance(data, dict) else {}, fmt):
                 findings.append(error("submission.measurements", f"{path.name}: {problem}", path))
-    compliance = org / "compliance" / system / bench / scen
-    for test_dir in sorted(compliance.iterdir()) if compliance.is_dir() else []:
+    compliance = fmt.compliance_dir(org, system, bench, scen)
+    tests = sorted(compliance.iterdir()) if compliance.is_dir() else []
+    if fmt.results_hold_audits:  # the scenario folder: its audits are the TEST* folders
+        tests = [p for p in tests if p.is_dir() and p.name.startswith("TEST")]
+    for test_dir in tests:
         want = fmt.audit_sets.get(test_dir.name)
         if want is None:
             findings.append(error("submission.file-set", f"{test_dir.name} is not a compliance test", test_dir))
@@ -216,7 +229,7 @@ def _check_network_sut(org: Path, system: str, bench: str, scen_dir: Path, fmt: 
         return []
     findings = []
     logs = [scen_dir / "performance/run_1" / DETAIL]
-    compliance = org / "compliance" / system / bench / scen_dir.name
+    compliance = fmt.compliance_dir(org, system, bench, scen_dir.name)
     logs += sorted(compliance.glob(f"*/performance/run_1/{DETAIL}")) if compliance.is_dir() else []
     for log in logs:
         if not log.is_file():
@@ -244,7 +257,7 @@ def _check_power(org: Path, system: str, bench: str, scen_dir: Path, fmt: Submis
         if (perf / name).is_dir():
             findings += _power_file_set(perf / name, fmt.performance_set | fmt.power_run_files, fmt.performance_optional | fmt.tolerated)
     findings += _power_file_set(perf / "power", fmt.power_files, frozenset())
-    measured = org / "measurements" / system / bench / scen_dir.name
+    measured = fmt.measurements_dir(org, system, bench, scen_dir.name)
     here = [measured, measured.parent, measured.parent.parent, measured.parent.parent.parent]
     names = [p.name for d in here if d.is_dir() for p in d.iterdir() if p.is_file()]
     for pattern in fmt.power_measurement_patterns:

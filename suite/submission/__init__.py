@@ -1,8 +1,8 @@
 """MLPerf submission formats, one module per round, named by the rule set they go with.
 
-The seam for a new round: write ``suite/submission/mlperf_v6_0.py`` holding ``FORMAT`` (a
+The seam for a new round: write ``suite/submission/mlperf_vX_Y.py`` holding ``FORMAT`` (a
 :class:`SubmissionFormat`, usually ``dataclasses.replace`` of the previous round's with what
-changed) and add its line to :data:`FORMATS`, keyed by the rule set's name (``rules/<name>.toml``).
+changed, as ``mlperf_v6_0.py`` does) and add its line to :data:`FORMATS`, keyed by the rule set's name (``rules/<name>.toml``).
 ``suite check`` judges a submission tree's benchmark by the format of the rule set that names it;
 ``suite submit`` lays a tree out in the format of the rule set its runs were made under. A rule
 set without a format of its own (ours, ``deeprecsys``) uses :data:`DEFAULT`'s.
@@ -17,12 +17,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from suite.submission import mlperf_v5_1
+from suite.submission import mlperf_v5_1, mlperf_v6_0
 from suite.submission.format import SubmissionFormat as SubmissionFormat
 
 #: Each rule set's submission format, by the rule set's name.
 FORMATS: dict[str, SubmissionFormat] = {
     "mlperf-v5.1": mlperf_v5_1.FORMAT,
+    "mlperf-v6.0": mlperf_v6_0.FORMAT,
 }
 #: The format of a rule set without one of its own.
 DEFAULT = "mlperf-v5.1"

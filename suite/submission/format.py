@@ -8,6 +8,7 @@ it goes with (see ``suite.submission``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -19,6 +20,13 @@ class SubmissionFormat:
         divisions: the division folders ``submit`` may write.
         statuses, system_types: the values a ``systems/<system>.json`` may hold.
         org_folders: what ``<division>/<Org>/`` holds.
+        code_dir: the org folder of each benchmark's code README (v5.1 ``code``, v6.0 ``src``).
+        results_hold_audits: True where the audits and the measurements sit in the scenario's results
+            folder (v6.0: ``results/<system>/<benchmark>/<Scenario>/{TEST08,measurements.json}``),
+            False where they have their own trees (v5.1: ``compliance/...``, ``measurements/...``).
+        measurements_name: the measurements JSON's file name; ``{system}`` is the system's name.
+        scenario_extras: files a scenario's results folder holds beside ``performance/``,
+            ``accuracy/`` and (where ``results_hold_audits``) its audit folders.
         system_fields: every key a ``systems/<system>.json`` must have.
         system_meaningful_fields: the keys that must also be non-empty.
         measurement_fields, measurement_files: a ``measurements/.../<Scenario>/`` folder's JSON keys and files.
@@ -40,6 +48,10 @@ class SubmissionFormat:
     statuses: tuple[str, ...]
     system_types: tuple[str, ...]
     org_folders: tuple[str, ...]
+    code_dir: str
+    results_hold_audits: bool
+    measurements_name: str
+    scenario_extras: frozenset[str]
     system_fields: tuple[str, ...]
     system_meaningful_fields: tuple[str, ...]
     measurement_fields: tuple[str, ...]
@@ -62,3 +74,15 @@ class SubmissionFormat:
     power_files: frozenset[str]
     power_run_files: frozenset[str]
     power_measurement_patterns: tuple[str, ...]
+
+    def compliance_dir(self, org: Path, system: str, benchmark: str, scenario: str) -> Path:
+        """The folder holding a scenario's audit folders (``TEST0x/``) in the ``<division>/<Org>`` folder ``org``."""
+        return org / ("results" if self.results_hold_audits else "compliance") / system / benchmark / scenario
+
+    def measurements_dir(self, org: Path, system: str, benchmark: str, scenario: str) -> Path:
+        """The folder holding a scenario's measurements JSON, ``user.conf`` and ``README.md``."""
+        return org / ("results" if self.results_hold_audits else "measurements") / system / benchmark / scenario
+
+    def measurements_file(self, system: str) -> str:
+        """The measurements JSON's name for ``system``."""
+        return self.measurements_name.format(system=system)

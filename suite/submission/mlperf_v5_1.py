@@ -22,6 +22,10 @@ FORMAT = SubmissionFormat(
     statuses=("available", "preview", "rdi"),
     system_types=("datacenter", "edge", "datacenter,edge", "edge,datacenter"),
     org_folders=("code", "systems", "results", "measurements", "compliance", "documentation"),
+    code_dir="code",
+    results_hold_audits=False,
+    measurements_name="{system}.json",
+    scenario_extras=frozenset(),
     # SYSTEM_DESC_REQUIRED_FIELDS: every key must be present.
     system_fields=(
         "division", "submitter", "status", "system_name", "number_of_nodes", "host_processor_model_name",
