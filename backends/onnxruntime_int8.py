@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from suite.models import ModelSpec
+from suite.models.export import staged_output
 
 MODES = ("dynamic", "qdq")
 CALIBRATION_ITEMS = 512
@@ -47,33 +46,28 @@ def quantize(source: Path, spec: ModelSpec, mode: str, inputs: list[str]) -> Pat
     if path.is_file():
         return path
     external = any(p.name.startswith(source.name + ".") for p in source.parent.iterdir())
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", dir=path.parent))
-    tmp = tmp_dir / path.name
-    try:
-        with _quiet():
-            if mode == "dynamic":
-                quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                                 op_types_to_quantize=QUANTIZED_OPS, use_external_data_format=external)
-            else:
-                feeds = _calibration_feeds(spec, inputs)
 
-                class Reader(CalibrationDataReader):  # type: ignore[misc]
-                    def __init__(self) -> None:
-                        self._feeds = iter(feeds)
+    def published(produced: Path) -> bool:
+        # The model and its external data; not the scratch files quantize_static leaves beside them.
+        return produced.suffix in (".onnx", ".data") or produced.name.startswith(path.name)
 
-                    def get_next(self) -> dict[str, np.ndarray] | None:
-                        return next(self._feeds, None)
+    with staged_output(path, keep=published) as tmp, _quiet():
+        if mode == "dynamic":
+            quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                             op_types_to_quantize=QUANTIZED_OPS, use_external_data_format=external)
+        else:
+            feeds = _calibration_feeds(spec, inputs)
 
-                quantize_static(str(source), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                                op_types_to_quantize=QUANTIZED_OPS, use_external_data_format=external)
-        for produced in tmp_dir.iterdir():
-            if produced.suffix in (".onnx", ".data") or produced.name.startswith(path.name):
-                os.replace(produced, path.parent / produced.name)
-    finally:
-        for leftover in tmp_dir.iterdir():
-            leftover.unlink()
-        tmp_dir.rmdir()
+            class Reader(CalibrationDataReader):  # type: ignore[misc]
+                def __init__(self) -> None:
+                    self._feeds = iter(feeds)
+
+                def get_next(self) -> dict[str, np.ndarray] | None:
+                    return next(self._feeds, None)
+
+            quantize_static(str(source), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=QUANTIZED_OPS, use_external_data_format=external)
     return path
 
 

@@ -19,7 +19,7 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -85,10 +85,7 @@ def export(model: nn.Module, example_dense: torch.Tensor, example_sparse: list[t
     dynamic = {"dense": {0: n}, "sparse": [{0: n} for _ in example_sparse]}
     names = ["dense", *(f"sparse_{t}" for t in range(len(example_sparse)))]
     param_bytes = sum(p.numel() * p.element_size() for p in scored.parameters())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", dir=path.parent))
-    tmp = tmp_dir / path.name
-    try:
+    with staged_output(path) as tmp:
         with torch.inference_mode(False), torch.no_grad(), _quiet():
             program = torch.onnx.export(
                 scored,
@@ -102,13 +99,27 @@ def export(model: nn.Module, example_dense: torch.Tensor, example_sparse: list[t
             )
         assert program is not None
         program.save(str(tmp), external_data=param_bytes > 1_500_000_000)
+    return path
+
+
+@contextlib.contextmanager
+def staged_output(path: Path, keep: Callable[[Path], bool] = lambda _produced: True) -> Iterator[Path]:
+    """A path beside ``path`` to write to; on success what was written there (the model and its
+    external data files, those ``keep`` accepts) replaces ``path``'s, on failure nothing does.
+
+    A reader therefore sees the old file or the whole new one, never half an export.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", dir=path.parent))
+    try:
+        yield tmp_dir / path.name
         for produced in tmp_dir.iterdir():
-            os.replace(produced, path.parent / produced.name)
+            if keep(produced):
+                os.replace(produced, path.parent / produced.name)
     finally:
         for leftover in tmp_dir.iterdir():
             leftover.unlink()
         tmp_dir.rmdir()
-    return path
 
 
 @contextlib.contextmanager
