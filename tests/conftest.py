@@ -7,11 +7,15 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from suite.backends.base import Backend
 from suite.config import Mode, RunConfig, Scenario
+from suite.datasets.batch import Batch
 from suite.models import ModelSpec
+from suite.placement import Placement
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -90,3 +94,19 @@ def package_dirs() -> dict[str, Path]:
     return {
         package: REPO / mapped.get(package, package.replace(".", "/")) for package in cfg["options"]["packages"].split()
     }
+
+
+def assert_placement_scores_like(placement: Placement, items: Batch, reference: Backend, *, rows_worker: int) -> None:
+    """Every worker of ``placement`` (items attached) scores row spans as ``reference`` does in
+    this process, float32 and bit for bit; several requests in one job, one of them rows not cut
+    from the items, come back back to back (on ``rows_worker``)."""
+    spans = [(10, 300), (1000, 1017), (4000, 4096)]
+    want = reference.predict(Batch.of_spans(items, spans))
+    for worker in range(2):
+        got = placement.submit(worker, [spans]).result(timeout=60)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+    rows = Batch(dense=items.dense[5:9].copy(), sparse=tuple(s[5:9].copy() for s in items.sparse))
+    both = placement.submit(rows_worker, [[(0, 3)], rows]).result(timeout=60)
+    np.testing.assert_array_equal(both, np.concatenate([reference.predict(Batch.of_spans(items, [(0, 3)])),
+                                                        reference.predict(rows)]))

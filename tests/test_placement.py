@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import assert_placement_scores_like
 
 from suite.backends import get_backend
 from suite.backends.base import BackendConfig
@@ -50,17 +51,7 @@ def two_workers(items: Batch) -> Iterator[ProcessPlacement]:
 def test_placed_scores_equal_single_process_scores(two_workers: ProcessPlacement, items: Batch) -> None:
     reference = get_backend("torch-cpu")(BackendConfig(model=TINY, threads=1))
     reference.load()
-    spans = [(10, 300), (1000, 1017), (4000, 4096)]
-    want = reference.predict(Batch.of_spans(items, spans))
-    for worker in range(2):
-        got = two_workers.submit(worker, [spans]).result(timeout=60)
-        assert got.dtype == np.float32
-        np.testing.assert_array_equal(got, want)
-    # Several requests in one job come back back to back; rows not cut from the items travel whole.
-    rows = Batch(dense=items.dense[5:9].copy(), sparse=tuple(s[5:9].copy() for s in items.sparse))
-    both = two_workers.submit(1, [[(0, 3)], rows]).result(timeout=60)
-    np.testing.assert_array_equal(both, np.concatenate([reference.predict(Batch.of_spans(items, [(0, 3)])),
-                                                        reference.predict(rows)]))
+    assert_placement_scores_like(two_workers, items, reference, rows_worker=1)
     reference.close()
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import assert_placement_scores_like
 
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
@@ -77,16 +78,7 @@ def test_workers_one_per_node_give_single_process_scores(on_cluster: Cluster, da
     try:
         placement.start(specs)
         placement.attach(items)
-        spans = [(10, 300), (1000, 1017), (4000, 4096)]
-        want = reference.predict(Batch.of_spans(items, spans))
-        for worker in range(2):
-            got = placement.submit(worker, [spans]).result(timeout=60)
-            assert got.dtype == np.float32
-            np.testing.assert_array_equal(got, want)
-        rows = Batch(dense=items.dense[5:9].copy(), sparse=tuple(s[5:9].copy() for s in items.sparse))
-        both = placement.submit(0, [[(0, 3)], rows]).result(timeout=60)
-        np.testing.assert_array_equal(both, np.concatenate([reference.predict(Batch.of_spans(items, [(0, 3)])),
-                                                            reference.predict(rows)]))
+        assert_placement_scores_like(placement, items, reference, rows_worker=0)
         trip = placement.measure_round_trip(pings=5)
         assert 0 < trip.median_us <= trip.p99_us
         info = placement.info().to_dict()
