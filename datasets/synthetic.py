@@ -280,11 +280,7 @@ def generate(spec: ModelSpec, rows: int) -> Synthetic:
     raw = RawBlock(labels=labels, dense=raw.dense, dense_missing=raw.dense_missing, cats=raw.cats, cat_missing=raw.cat_missing)
     meta = {
         "source": "synthetic",
-        "model": spec.to_dict(),
-        "dense": schema.dense,
-        "lookups": list(schema.lookups),
-        "file_lookups": list(schema.file_lookups),
-        "table_rows": [t.rows for t in schema.tables],
+        **_schema_meta(spec),
         "tasks": int(labels.shape[1]),
         "labels": "teacher",
         "weights_version": WEIGHTS_VERSION,
@@ -374,11 +370,7 @@ def generate_requests(spec: ModelSpec, requests: int) -> tuple[Batch, np.ndarray
     schema = spec.schema
     meta = {
         "source": "synthetic-streaming",
-        "model": spec.to_dict(),
-        "dense": schema.dense,
-        "lookups": list(schema.lookups),
-        "file_lookups": list(schema.file_lookups),
-        "table_rows": [tb.rows for tb in schema.tables],
+        **_schema_meta(spec),
         "tasks": int(labels.shape[1]),
         "candidates_per_request": int(labels.shape[1]),
         "history_per_request": int(schema.dense),
@@ -400,3 +392,15 @@ def generate_requests(spec: ModelSpec, requests: int) -> tuple[Batch, np.ndarray
 
     meta.update(teacher_reference(labels, 1.0 / (1.0 + np.exp(-logits)), "the teacher model's metrics on its own labels"))
     return items, labels, meta
+
+
+def _schema_meta(spec: ModelSpec) -> dict[str, Any]:
+    """The model and the schema its data is laid out for, as every generated dataset's meta states them."""
+    schema = spec.schema
+    return {
+        "model": spec.to_dict(),
+        "dense": schema.dense,
+        "lookups": list(schema.lookups),
+        "file_lookups": list(schema.file_lookups),
+        "table_rows": [t.rows for t in schema.tables],
+    }
