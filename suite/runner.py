@@ -1,4 +1,8 @@
-"""``suite run`` as a function: config in, result folder out.
+"""The one path to LoadGen: :class:`Runner` (a loaded backend and its queries, kept across runs)
+and :func:`run` (``suite run`` as a function: config in, result folder out).
+
+Every LoadGen run of the suite (``suite run``, ``audit``, ``tune``, the benchmarks) goes through
+:meth:`Runner.run`, so every one writes ``config.json`` and ``result.json``.
 
 Size: this module is over 450 lines because it holds the one path from a config to a run folder: checks, load, probe, warm-up, the run and the atomic record.
 """
@@ -48,6 +52,7 @@ from suite.results import (
 from suite.rules import RuleSet
 
 if TYPE_CHECKING:
+    from suite.harness import Outcome
     from suite.mlperf_v6 import V6AccuracyReport
     from suite.tune import TunedSetting
 
@@ -93,6 +98,8 @@ class RunResult:
 
     path: Path
     data: dict[str, Any]
+    #: What the harness counted (None: LoadGen did not run); not part of the record.
+    outcome: Outcome | None = None
 
     @property
     def valid(self) -> bool:
@@ -389,177 +396,304 @@ def calibrated(settings: Settings, warmup: Warmup, mean_query_items: float, *, f
 def run(
     config: RunConfig, *, backend: Backend | None = None, audit_config: Path | None = None, tuned: TunedSetting | None = None
 ) -> RunResult:
-    """Run one LoadGen test as ``config`` says and write its result folder.
-
-    Before LoadGen starts, the loaded backend is warmed up (:func:`warm_up`), and an ``auto``
-    target QPS is calibrated from the same calls (:func:`calibrated`); both are recorded.
+    """Run one LoadGen test as ``config`` says and write its result folder (``suite run``, ``suite
+    audit``): a :class:`Runner` that makes one run and closes its backend.
 
     Args:
         backend: an unloaded backend to use instead of the registry's (tests inject failing ones).
         audit_config: a compliance audit's ``audit.config`` for LoadGen (see ``suite.audit``).
         tuned: the ``tuned.json`` applied to ``config`` (``--tuned``), recorded with its warning.
 
-    Raises:
-        RunFailedError: the run finished with errors; the folder holds LoadGen's logs and a
-            ``result.json`` marked invalid.
-        RunInterrupted: SIGINT or SIGTERM came once the run folder was made; ``result.json`` says
-            ``interrupted`` and what completed. When its ``loadgen_running`` is true, LoadGen was
-            left running and the process must leave with ``os._exit`` (see ``suite.harness``).
+    Raises: as :meth:`Runner.run`.
     """
-    from suite import harness
+    runner = Runner(config, backend=backend)
+    try:
+        return runner.run(audit_config=audit_config, tuned=tuned, close=True)
+    finally:
+        runner.close()
 
-    # Every input is checked before the dataset loads or the run folder is made.
+
+class Runner:
+    """The one path to LoadGen: a backend loaded once and the run's queries, kept across runs.
+
+    ``suite run`` and ``suite audit`` make one run with it, ``suite tune`` many on one loaded
+    backend (its tunable setting changed between them), the benchmarks theirs. Every run goes
+    through :meth:`run`, which writes ``config.json`` before LoadGen starts and ``result.json``
+    after (:mod:`suite.record`), so every LoadGen run leaves its record; nothing else calls
+    ``harness.run`` (``tests/test_imports.py`` checks).
+
+    Construction checks every input of ``config`` before the dataset loads or anything is written,
+    and builds the backend (from the registry, or on the placement ``--devices``, ``--processes``
+    or ``--cluster`` asks for). The backend loads in :meth:`load` or in the first :meth:`run`,
+    where a failed load is recorded in that run's folder; :meth:`close` (or the ``with`` block's
+    end) closes it.
+
+    Args:
+        backend: a backend to use instead of the registry's, unloaded (tests inject failing ones;
+            benchmarks their own placements).
+        library: the queries to run instead of ``config``'s dataset (a benchmark's).
+    """
+
+    def __init__(self, config: RunConfig, *, backend: Backend | None = None, library: QueryLibrary | None = None) -> None:
+        settings = _checked(config)
+        verify_weights(config.model)
+        backend_cls = get_backend(config.backend)
+        if backend is None:
+            backend_cls.check_options(config.backend_options)
+        check_writable_dir("output", config.output)
+        cores = len(os.sched_getaffinity(0))
+        if backend is None and config.cluster is not None:
+            from suite.placement.ray import placed as placed_on_cluster
+
+            backend, threads, workers = placed_on_cluster(config, backend_cls)
+        elif backend is None and (config.devices is not None or config.processes is not None):
+            from suite.placement.backend import placed
+
+            backend, threads, workers = placed(config, backend_cls, cores)
+        elif backend is None:
+            threads, workers = backend_cls.parallelism(config.scenario, cores, config.threads)
+            backend = backend_cls(
+                BackendConfig(
+                    model=config.model,
+                    threads=threads,
+                    precision=config.precision,
+                    options=config.backend_options,
+                )
+            )
+        else:
+            threads, workers = type(backend).parallelism(config.scenario, cores, backend.config.threads)
+        self.config = config
+        self.settings = settings
+        self.backend: Backend = backend
+        #: Harness workers: ``--workers``, else the backend's policy (a declared batcher's, once loaded).
+        self.workers = config.workers or workers
+        self.parallelism_source = "default policy" if not (config.threads or config.workers) else "set by --threads/--workers"
+        self._library = library
+        self.loaded = False
+        self.closed = False
+
+    @property
+    def library(self) -> QueryLibrary:
+        """The queries every run issues: loaded from ``config``'s dataset on first use."""
+        if self._library is None:
+            self._library = load_library(self.config, self.settings)
+        return self._library
+
+    def load(self) -> None:
+        """Load the backend, once.
+
+        Raises:
+            BackendError: the backend failed to load (its own :class:`SuiteError` passes as it is).
+        """
+        if self.loaded:
+            return
+        try:
+            self.backend.load()
+        except SuiteError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"backend {self.config.backend!r} failed to load: {type(exc).__name__}: {exc}") from exc
+        self.loaded = True
+
+    def close(self) -> None:
+        """Close the backend (once; later runs are refused)."""
+        if not self.closed:
+            self.closed = True
+            self.backend.close()
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(
+        self,
+        config: RunConfig | None = None,
+        *,
+        settings: Settings | None = None,
+        run_dir: Path | None = None,
+        audit_config: Path | None = None,
+        tuned: TunedSetting | None = None,
+        check: bool = True,
+        close: bool = False,
+    ) -> RunResult:
+        """Run one LoadGen test and write its folder: ``config.json``, LoadGen's logs, ``result.json``.
+
+        Before LoadGen starts, the loaded backend is warmed up (:func:`warm_up`), and an ``auto``
+        target QPS is calibrated from the same calls (:func:`calibrated`); both are recorded.
+
+        Args:
+            config: this run's config (the runner's by default): another scenario, mode, target or
+                option set of the same model on the same backend (``suite tune``'s points).
+            settings: what LoadGen runs, instead of what the rule table resolves ``config`` to
+                (a tune's search runs, a benchmark's); recorded as they are.
+            run_dir: the run folder instead of ``config.run_dir()``.
+            audit_config: a compliance audit's ``audit.config`` for LoadGen (see ``suite.audit``).
+            tuned: the ``tuned.json`` applied to ``config`` (``--tuned``), recorded with its warning.
+            check: raise :class:`RunFailedError` for a run that completed with errors (False: return
+                its result, ``status`` failed, for a caller that reads every run).
+            close: close the backend when LoadGen has ended, before the record is written (the
+                last run of a runner: a signal while it closes is then recorded too).
+
+        Raises:
+            RunFailedError: the run finished with errors (``check``); the folder holds LoadGen's
+                logs and a ``result.json`` marked invalid.
+            RunInterrupted: SIGINT or SIGTERM came once the run folder was made; ``result.json`` says
+                ``interrupted`` and what completed. When its ``loadgen_running`` is true, LoadGen was
+                left running and the process must leave with ``os._exit`` (see ``suite.harness``).
+        """
+        from suite import harness
+
+        if self.closed:
+            raise BackendError(f"backend {self.config.backend!r} is closed: this runner makes no more runs")
+        if config is None:
+            config = self.config
+        elif config is not self.config:
+            _same_load(self.config, config)
+        if settings is None:
+            settings = self.settings if config is self.config else _checked(config)
+        backend = self.backend
+        library = self.library
+        dataset = library.dataset
+        workers = self.workers
+        parallelism: dict[str, Any] = {"workers": workers, "parallelism": self.parallelism_source}
+
+        run_dir = run_dir if run_dir is not None else config.run_dir()
+        prepare_run_dir(run_dir, config.overwrite)
+        started = dt.datetime.now(dt.UTC)
+        base: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "config": config.to_dict(),
+            # The benchmark name (dlrm-v2-99 / dlrm-v2-99.9 under mlperf-v5.1) a submission files it under.
+            "benchmark": settings.benchmark,
+            "settings": settings.to_dict(),
+            "dataset": {
+                "path": str(dataset.path),
+                "items": len(dataset),
+                "queries": len(library),
+                "mean_query_items": float(library.sizes.mean()),
+                **{k: dataset.meta.get(k) for k in ("source", "model", "reference_auc", "click_rate", "zipf_exponent")},
+            },
+            "environment": environment(),
+            "started": started.isoformat(),
+        }
+        if tuned is not None:
+            base["tuned"] = tuned.to_dict(config)
+        write_json(run_dir / "config.json", base)
+
+        errors: list[str] = []
+        outcome = None
+        meter = None
+        if config.power:
+            from suite.power import PowerMeter
+
+            meter = PowerMeter()
+        info: dict[str, Any] = {"name": config.backend}
+        where: dict[str, Any] = {}
+        interrupted: RunInterrupted | None = None
+        # A signal stops the run where that is safe (see suite.interrupts): at once while the backend
+        # loads, through the harness while LoadGen runs, and after the result is written otherwise.
+        with stop_signals() as stop:
+            try:
+                declared = None
+                with stop.raising():
+                    try:
+                        self.load()
+                        info = {**backend.info().to_dict(), **parallelism}
+                        where = placement_record(backend)
+                        declared = backend.batch_defaults(config.scenario.value, settings.target_latency_ns)
+                    except SuiteError:
+                        raise
+                    except Exception as exc:
+                        raise BackendError(f"backend {config.backend!r} failed to load: {type(exc).__name__}: {exc}") from exc
+                if declared is not None:
+                    # What the backend measured at load, unless the user set it.
+                    settings = dataclasses.replace(
+                        settings,
+                        max_batch_items=config.max_batch_items or declared.max_batch_items,
+                        batch_timeout_us=declared.batch_timeout_us if config.batch_timeout_us is None else config.batch_timeout_us,
+                    )
+                    if not config.workers:
+                        workers = declared.workers
+                        parallelism["workers"] = workers
+                with stop.raising():
+                    backend.attach_items(library.items)
+                    auto = settings.target_qps_source == AUTO
+                    # A tenth of the run's minimum duration, at most PROBE_S: 2 s for the short profile.
+                    probe_s = min(PROBE_S, settings.min_duration_ms / 10_000) if auto else 0.0
+                    # A backend that declared its batching is probed at the batch size Server will use.
+                    full = declared is not None and config.scenario is Scenario.SERVER
+                    warmup = warm_up(backend, library, settings, workers, probe_s=probe_s, full_batches=full)
+                settings, calibration = calibrated(settings, warmup, float(library.sizes.mean()), full_batches=full)
+                base["settings"] = settings.to_dict()
+                base["calibration"] = calibration
+                base["warmup"] = warmup.to_dict()
+                write_json(run_dir / "config.json", base)
+                if auto:
+                    log.info("target QPS %s from a %.1f-s probe (%.0f items/s)", settings.target_qps, warmup.probe_s,
+                             warmup.probe_items_per_s)
+                outcome = harness.run(
+                    library,
+                    backend,
+                    settings,
+                    run_dir,
+                    user_conf=config.user_conf,
+                    audit_config=audit_config,
+                    workers=workers,
+                    progress=config.progress,
+                    observer=meter,
+                )
+                info = {**backend.info().to_dict(), **parallelism}
+                where = placement_record(backend)
+                errors = [f"backend raised {outcome.error_count} time(s); first: {e}" for e in outcome.errors[:1]]
+            except RunInterrupted as exc:
+                interrupted, outcome = exc, exc.outcome
+                where = placement_record(backend)
+            except SuiteError as exc:
+                errors.append(str(exc))
+                where = placement_record(backend)  # the lost workers, if one died
+                _finish(run_dir, base, settings, config, library, info, outcome, errors, started, meter, placement=where)
+                raise
+            finally:
+                if close:
+                    self.close()
+            if interrupted is None and stop.signum is not None:  # came after LoadGen ended
+                interrupted = RunInterrupted(f"interrupted by {stop.name} after LoadGen ended", signum=stop.signum, outcome=outcome)
+            result = _finish(run_dir, base, settings, config, library, info, outcome, errors, started, meter, interrupted,
+                             placement=where)
+        if interrupted is not None:
+            what = str(interrupted) if outcome is not None else f"interrupted by {stop.name} before LoadGen started"
+            raise RunInterrupted(
+                f"{what}; result.json marked interrupted in {run_dir}",
+                signum=interrupted.signum,
+                loadgen_running=interrupted.loadgen_running,
+                outcome=outcome,
+            )
+        if errors and check:
+            raise RunFailedError(f"run invalid: {errors[0]} (logs kept in {run_dir})")
+        return result
+
+
+def _checked(config: RunConfig) -> Settings:
+    """``config``'s settings, every input they depend on checked (before the dataset loads or the
+    run folder is made)."""
     settings = resolve(config)
     QuerySizes.parse(settings.query_size)
-    verify_weights(config.model)
     conf = userconf.parse(config.user_conf) if config.user_conf is not None else None
     check_loadgen_work(settings, conf)
-    backend_cls = get_backend(config.backend)
-    if backend is None:
-        backend_cls.check_options(config.backend_options)
-    check_writable_dir("output", config.output)
-    cores = len(os.sched_getaffinity(0))
-    if backend is None and config.cluster is not None:
-        from suite.placement.ray import placed as placed_on_cluster
+    return settings
 
-        backend, threads, workers = placed_on_cluster(config, backend_cls)
-    elif backend is None and (config.devices is not None or config.processes is not None):
-        from suite.placement.backend import placed
 
-        backend, threads, workers = placed(config, backend_cls, cores)
-    elif backend is None:
-        threads, workers = backend_cls.parallelism(config.scenario, cores, config.threads)
-        backend = backend_cls(
-            BackendConfig(
-                model=config.model,
-                threads=threads,
-                precision=config.precision,
-                options=config.backend_options,
-            )
-        )
-    else:
-        threads, workers = type(backend).parallelism(config.scenario, cores, backend.config.threads)
-    workers = config.workers or workers
-    parallelism = {
-        "workers": workers,
-        "parallelism": "default policy" if not (config.threads or config.workers) else "set by --threads/--workers",
-    }
-    library = load_library(config, settings)
-    dataset = library.dataset
+#: What a runner's loaded backend and queries were made for: a later run must not differ in these.
+LOADED_FIELDS = ("model", "backend", "precision", "threads", "dataset", "rows", "data_dir", "devices", "processes", "cluster")
 
-    run_dir = config.run_dir()
-    prepare_run_dir(run_dir, config.overwrite)
-    started = dt.datetime.now(dt.UTC)
-    base: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "config": config.to_dict(),
-        # The benchmark name (dlrm-v2-99 / dlrm-v2-99.9 under mlperf-v5.1) a submission files it under.
-        "benchmark": settings.benchmark,
-        "settings": settings.to_dict(),
-        "dataset": {
-            "path": str(dataset.path),
-            "items": len(dataset),
-            "queries": len(library),
-            "mean_query_items": float(library.sizes.mean()),
-            **{k: dataset.meta.get(k) for k in ("source", "model", "reference_auc", "click_rate", "zipf_exponent")},
-        },
-        "environment": environment(),
-        "started": started.isoformat(),
-    }
-    if tuned is not None:
-        base["tuned"] = tuned.to_dict(config)
-    write_json(run_dir / "config.json", base)
 
-    errors: list[str] = []
-    outcome = None
-    meter = None
-    if config.power:
-        from suite.power import PowerMeter
-
-        meter = PowerMeter()
-    info: dict[str, Any] = {"name": config.backend}
-    where: dict[str, Any] = {}
-    interrupted: RunInterrupted | None = None
-    # A signal stops the run where that is safe (see suite.interrupts): at once while the backend
-    # loads, through the harness while LoadGen runs, and after the result is written otherwise.
-    with stop_signals() as stop:
-        try:
-            declared = None
-            with stop.raising():
-                try:
-                    backend.load()
-                    info = {**backend.info().to_dict(), **parallelism}
-                    where = placement_record(backend)
-                    declared = backend.batch_defaults(config.scenario.value, settings.target_latency_ns)
-                except SuiteError:
-                    raise
-                except Exception as exc:
-                    raise BackendError(f"backend {config.backend!r} failed to load: {type(exc).__name__}: {exc}") from exc
-            if declared is not None:
-                # What the backend measured at load, unless the user set it.
-                settings = dataclasses.replace(
-                    settings,
-                    max_batch_items=config.max_batch_items or declared.max_batch_items,
-                    batch_timeout_us=declared.batch_timeout_us if config.batch_timeout_us is None else config.batch_timeout_us,
-                )
-                if not config.workers:
-                    workers = declared.workers
-                    parallelism["workers"] = workers
-            with stop.raising():
-                backend.attach_items(library.items)
-                auto = settings.target_qps_source == AUTO
-                # A tenth of the run's minimum duration, at most PROBE_S: 2 s for the short profile.
-                probe_s = min(PROBE_S, settings.min_duration_ms / 10_000) if auto else 0.0
-                # A backend that declared its batching is probed at the batch size Server will use.
-                full = declared is not None and config.scenario is Scenario.SERVER
-                warmup = warm_up(backend, library, settings, workers, probe_s=probe_s, full_batches=full)
-            settings, calibration = calibrated(settings, warmup, float(library.sizes.mean()), full_batches=full)
-            base["settings"] = settings.to_dict()
-            base["calibration"] = calibration
-            base["warmup"] = warmup.to_dict()
-            write_json(run_dir / "config.json", base)
-            if auto:
-                log.info("target QPS %s from a %.1f-s probe (%.0f items/s)", settings.target_qps, warmup.probe_s,
-                         warmup.probe_items_per_s)
-            outcome = harness.run(
-                library,
-                backend,
-                settings,
-                run_dir,
-                user_conf=config.user_conf,
-                audit_config=audit_config,
-                workers=workers,
-                progress=config.progress,
-                observer=meter,
-            )
-            info = {**backend.info().to_dict(), **parallelism}
-            where = placement_record(backend)
-            errors = [f"backend raised {outcome.error_count} time(s); first: {e}" for e in outcome.errors[:1]]
-        except RunInterrupted as exc:
-            interrupted, outcome = exc, exc.outcome
-            where = placement_record(backend)
-        except SuiteError as exc:
-            errors.append(str(exc))
-            where = placement_record(backend)  # the lost workers, if one died
-            _finish(run_dir, base, settings, config, library, info, outcome, errors, started, meter, placement=where)
-            raise
-        finally:
-            backend.close()
-        if interrupted is None and stop.signum is not None:  # came after LoadGen ended
-            interrupted = RunInterrupted(f"interrupted by {stop.name} after LoadGen ended", signum=stop.signum, outcome=outcome)
-        result = _finish(run_dir, base, settings, config, library, info, outcome, errors, started, meter, interrupted,
-                         placement=where)
-    if interrupted is not None:
-        what = str(interrupted) if outcome is not None else f"interrupted by {stop.name} before LoadGen started"
-        raise RunInterrupted(
-            f"{what}; result.json marked interrupted in {run_dir}",
-            signum=interrupted.signum,
-            loadgen_running=interrupted.loadgen_running,
-            outcome=outcome,
-        )
-    if errors:
-        raise RunFailedError(f"run invalid: {errors[0]} (logs kept in {run_dir})")
-    return result
+def _same_load(loaded: RunConfig, config: RunConfig) -> None:
+    """Refuse a run ``config`` that needs another backend or other data than ``loaded``'s."""
+    for name in LOADED_FIELDS:
+        if getattr(config, name) != getattr(loaded, name):
+            raise ConfigError(f"a run of this runner must keep its {name} ({getattr(loaded, name)!r}, got {getattr(config, name)!r})")
 
 
 def placement_record(backend: Backend) -> dict[str, Any]:
@@ -671,7 +805,7 @@ def _finish(
     else:
         data["status"] = "valid" if data["valid"] else "invalid"
     write_json(run_dir / "result.json", data)
-    return RunResult(path=run_dir, data=data)
+    return RunResult(path=run_dir, data=data, outcome=outcome)
 
 
 def _scored_pool(config: RunConfig, library: QueryLibrary) -> tuple[np.ndarray, np.ndarray]:
