@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from suite.datasets.batch import Batch
 from suite.errors import ConfigError, one_of
 from suite.inputs import MAX_THREADS, parse_int
 from suite.models import ModelSpec
+
+if TYPE_CHECKING:
+    from suite.search import Search, TuneReport
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 
@@ -242,8 +245,8 @@ class Backend(abc.ABC):
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     #: Python modules it needs installed (``unavailable_reason`` says when one is missing).
     requires: ClassVar[tuple[str, ...]] = ()
-    #: Scheduling parameters ``suite tune`` may search, set between runs by :meth:`retune`;
-    #: empty when the backend has none (then ``suite tune`` refuses it).
+    #: Scheduling parameters ``suite tune`` may search, set between runs by :meth:`retune` and
+    #: walked by :meth:`tune`; empty when the backend has none (then ``suite tune`` refuses it).
     tunable: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: BackendConfig) -> None:
@@ -312,6 +315,22 @@ class Backend(abc.ABC):
 
     def retune(self, **values: int) -> None:
         """Set the :attr:`tunable` parameters between runs, the loaded model kept (``suite tune``)."""
+        raise ConfigError(f"backend {self.name!r} has no tunable parameters")
+
+    @classmethod
+    def check_walks(cls, walks: Mapping[str, Sequence[int]]) -> None:
+        """Refuse values ``suite tune`` was asked to walk (``walks``: parameter -> values, in order)
+        before anything loads. The default: each parameter is :attr:`tunable`, its list not empty."""
+        for name, values in walks.items():
+            one_of("tunable parameter", name, list(cls.tunable))
+            if not values:
+                raise ConfigError(f"'{name}' must be a non-empty list of values (got [])")
+
+    def tune(self, search: Search, walks: Mapping[str, Sequence[int]]) -> TuneReport:
+        """Walk the :attr:`tunable` setting with ``search`` (``suite.tune.Search``: the capacity of
+        a setting from LoadGen Server runs, its confirmation) and say what to apply: the scheduling
+        policy's own tuner, which lives with the scheduler. ``walks`` overrides the values walked
+        per parameter. Called on the loaded backend."""
         raise ConfigError(f"backend {self.name!r} has no tunable parameters")
 
     def attach_items(self, items: Batch) -> None:  # noqa: B027 - a hook most backends leave empty

@@ -23,14 +23,16 @@ import time
 from pathlib import Path
 
 from suite.backends import REGISTRY
+from suite.backends.deeprecsched.tune import BATCH_SIZES, THRESHOLDS
 from suite.models import MODELS, ModelSpec
-from suite.tune import BATCH_SIZES, THRESHOLDS, Point, TuneConfig, tune
+from suite.search import Point
+from suite.tune import TuneConfig, tune
 
 EIGHT = ("ncf", "wnd", "mtwnd", "dlrm-rmc1", "dlrm-rmc2", "dlrm-rmc3", "din", "dien")
 
 
 def log_point(p: Point) -> None:
-    print(f"    run {p.run:3d} {p.phase:<14} B={p.batch_items:<5} Q={p.offload_items:<5} {p.target_qps:10,.1f} qps: "
+    print(f"    run {p.run:3d} {p.phase:<14} {p.label:<13} {p.target_qps:10,.1f} qps: "
           f"p-tail {p.tail_latency_ms:8.2f} ms {'ok' if p.passed else 'FAIL'}", file=sys.stderr, flush=True)
 
 
@@ -43,8 +45,7 @@ def tune_one(args: argparse.Namespace, model: str, options: tuple[tuple[str, str
         query_size=args.query_size,
         threads=args.threads,
         backend_options=options,
-        batch_sizes=batch_sizes,
-        thresholds=tuple(int(q) for q in args.thresholds.split(",")),
+        walks=(("batch_items", batch_sizes), ("offload_items", tuple(int(q) for q in args.thresholds.split(",")))),
         search_ms=round(args.search_seconds * 1000),
         confirm_ms=round(args.confirm_seconds * 1000),
         output=args.out / tag,
@@ -84,7 +85,7 @@ def compare_pools(args: argparse.Namespace, models: list[str], cores: int) -> No
     from suite.backends import BackendConfig, get_backend
     from suite.config import RunConfig, Scenario, resolve
     from suite.runner import load_library
-    from suite.tune import closed_loop_qps
+    from suite.search import closed_loop_qps
 
     sizes = [int(b) for b in args.pool_batch_sizes.split(",")]
     cols = " | ".join(f"B={b}" if b else "B=k" for b in sizes)

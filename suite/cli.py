@@ -462,7 +462,8 @@ def _int_list(what: str, text: str) -> tuple[int, ...]:
 def tune(**kw: Any) -> None:
     """Find DeepRecSched's best B (and Q) under a tail-latency SLA with LoadGen Server runs."""
     from suite.models import ModelSpec
-    from suite.tune import Point, TuneConfig
+    from suite.search import Point
+    from suite.tune import TuneConfig
     from suite.tune import tune as run_tune
 
     config = TuneConfig(
@@ -473,8 +474,9 @@ def tune(**kw: Any) -> None:
         profile=kw["profile"],
         threads=kw["threads"],
         backend_options=_parse_options(kw["options"]),
-        batch_sizes=_int_list("batch-sizes", kw["batch_sizes"]),
-        thresholds=_int_list("thresholds", kw["thresholds"]),
+        # DeepRecSched's B and Q, the parameters it declares tunable.
+        walks=(("batch_items", _int_list("batch-sizes", kw["batch_sizes"])),
+               ("offload_items", _int_list("thresholds", kw["thresholds"]))),
         search_ms=None if kw["search_seconds"] is None else round(kw["search_seconds"] * 1000),
         confirm_ms=None if kw["confirm_seconds"] is None else round(kw["confirm_seconds"] * 1000),
         start_qps=kw["start_qps"],
@@ -489,7 +491,7 @@ def tune(**kw: Any) -> None:
     def report(p: Point) -> None:
         verdict = "ok" if p.passed else "FAIL"
         click.echo(
-            f"  run {p.run:3d} {p.phase:<14} B={p.batch_items:<5} Q={p.offload_items:<5} "
+            f"  run {p.run:3d} {p.phase:<14} {p.label:<13} "
             f"{p.target_qps:10,.1f} qps: p-tail {p.tail_latency_ms:8.2f} ms {verdict}",
             err=True,
         )
@@ -504,17 +506,7 @@ def tune(**kw: Any) -> None:
     with stop_signals() as stop, stop.raising():
         result = run_tune(config, report=report if kw["progress"] else None)
     d = result.data
-    t, c, s = d["tuned"], d["cpu_only"], d["static"]
-    click.echo(
-        f"{kw['model']} deeprecsched p{d['percentile']:g} <= {d['sla_ms']:g} ms on {d['threads']} CPU workers: "
-        f"tuned B={t['batch_items']} Q={t['offload_items']} {t['qps']:,.1f} qps, "
-        + (f"CPU only B={c['batch_items']} {c['qps']:,.1f} qps, " if d["tuned"] != d["cpu_only"] else "")
-        + f"static {s['qps']:,.1f} qps ({_ratio(d['speedup_vs_static'])}) -> {result.path}"
-    )
-
-
-def _ratio(value: float | None) -> str:
-    return "no static baseline" if value is None else f"{value:.2f}x static"
+    click.echo(f"{kw['model']} {config.backend} p{d['percentile']:g} <= {d['sla_ms']:g} ms {result.summary} -> {result.path}")
 
 
 @cli.command()

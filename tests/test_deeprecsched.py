@@ -10,7 +10,6 @@ import signal
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import ClassVar
 
 import numpy as np
@@ -20,12 +19,13 @@ from click.testing import CliRunner
 from suite.backends import REGISTRY, get_backend
 from suite.backends.base import Backend, BackendConfig, BackendInfo
 from suite.backends.deeprecsched import ACCEL_BATCH_ITEMS, DeepRecSchedBackend, SchedConfig, cut_spans, split
+from suite.backends.deeprecsched.tune import Climb, never_below, setting
 from suite.cli import cli
 from suite.datasets import synthetic
 from suite.datasets.batch import Batch
 from suite.datasets.store import Dataset
 from suite.models import ModelSpec
-from suite.tune import _Tuner
+from suite.search import Capacity, Setting
 
 TINY = ModelSpec(name="dlrm-rmc1", scale="tiny")
 SMOKE = ["--model", "dlrm-rmc1", "--scale", "tiny", "--profile", "smoke", "--no-progress"]
@@ -289,6 +289,28 @@ def test_tune_returns_a_setting_a_trace_and_a_plot(tuned: Path) -> None:
     assert len(list((tuned / "runs").iterdir())) == len(trace)
 
 
+def test_every_tune_run_leaves_its_record(tuned: Path) -> None:
+    """Every LoadGen run of the tune went through the runner: its folder holds LoadGen's logs and a
+    ``result.json`` that reads back as a record and says which setting ran at which target."""
+    from suite.record import read_result
+
+    with (tuned / "trace.csv").open() as fh:
+        trace = list(csv.DictReader(fh))
+    folders = sorted((tuned / "runs").iterdir())
+    assert len(folders) == len(trace)
+    for row, folder in zip(trace, folders, strict=True):
+        assert folder.name == f"{int(row['run']):03d}-{row['phase']}-B{row['batch_items']}-Q{row['offload_items']}"
+        read_result(folder / "result.json")  # a valid record
+        data = json.loads((folder / "result.json").read_text())
+        assert data["status"] in ("valid", "invalid") and data["errors"] == []
+        assert data["settings"]["target_qps"] == pytest.approx(float(row["target_qps"]))
+        assert data["config"]["scenario"] == "Server"
+        assert dict(data["config"]["backend_options"])["batch_items"] == row["batch_items"]
+        assert data["backend"]["scheduler"]["batch_items"] == int(row["batch_items"])
+        assert data["harness"]["completed_queries"] == int(row["queries"])
+        assert (folder / "config.json").is_file() and (folder / "mlperf_log_detail.txt").is_file()
+
+
 def test_the_tuned_file_round_trips_into_suite_run(tuned: Path, runner: CliRunner, tmp_path: Path) -> None:
     setting = json.loads((tuned / "tuned.json").read_text())
     result = runner.invoke(cli, ["run", *SMOKE, "--backend", "deeprecsched", "--tuned", str(tuned / "tuned.json"),
@@ -347,58 +369,67 @@ def test_tune_never_recommends_a_setting_below_what_it_replaces(
     static: float, cpu: tuple[int, int, float], final: tuple[int, int, float] | None,
     chosen: tuple[tuple[int, int], tuple[int, int]], rejected: list[tuple[int, int]],
 ) -> None:
-    from suite.tune import Capacity, never_below
-
-    s = Capacity(batch_items=0, offload_items=0, qps=static, confirmed=True)
-    c = Capacity(batch_items=cpu[0], offload_items=cpu[1], qps=cpu[2], confirmed=True)
-    f = c if final is None else Capacity(batch_items=final[0], offload_items=final[1], qps=final[2], confirmed=True)
+    s = Capacity(setting=setting(0, 0), qps=static, confirmed=True)
+    c = Capacity(setting=setting(cpu[0], cpu[1]), qps=cpu[2], confirmed=True)
+    f = c if final is None else Capacity(setting=setting(final[0], final[1]), qps=final[2], confirmed=True)
     got_cpu, got_final, got_rejected = never_below(s, c, f)
-    assert ((got_cpu.batch_items, got_cpu.offload_items), (got_final.batch_items, got_final.offload_items)) == chosen
-    assert [(r.batch_items, r.offload_items) for r in got_rejected] == rejected
+    assert (bq(got_cpu.setting), bq(got_final.setting)) == chosen
+    assert [bq(r.setting) for r in got_rejected] == rejected
     assert got_final.qps >= got_cpu.qps >= static
 
 
-class TableTuner(_Tuner):
+def bq(value: Setting) -> tuple[int, int]:
+    d = dict(value)
+    return d["batch_items"], d["offload_items"]
+
+
+class TableSearch:
     """The climb's decisions alone: each setting's capacity comes from a table instead of LoadGen runs."""
 
-    def __init__(self, sizes: list[int], table: dict[tuple[int, int], float]) -> None:
-        library = SimpleNamespace(size_list=sizes)
-        backend = SimpleNamespace(sched=SchedConfig(cpu_workers=2, accelerator="torch-cuda"))
-        super().__init__(library, backend, search=None, confirm=None, out=Path("."), tolerance=0.1,  # type: ignore[arg-type]
-                         report=None)
+    tolerance = 0.1
+
+    def __init__(self, table: dict[tuple[int, int], float]) -> None:
         self.table = table
         self.searches: list[tuple[int, int]] = []
 
-    def search_qps(self, phase: str, batch_items: int, offload_items: int, start: float, factor: float) -> float:
-        self.searches.append((batch_items, offload_items))
-        return self.table[batch_items, offload_items]
+    def first_target(self, value: Setting) -> float:
+        return 1.0
+
+    def search_qps(self, phase: str, value: Setting, start: float, factor: float) -> float:
+        self.searches.append(bq(value))
+        return self.table[bq(value)]
+
+
+def table_climb(sizes: list[int], table: dict[tuple[int, int], float]) -> tuple[Climb, TableSearch]:
+    search = TableSearch(table)
+    return Climb(search, SchedConfig(cpu_workers=2, accelerator="torch-cuda"), sizes), search
 
 
 SIZES = [90, 150, 170, 230, 300]  # the largest query has 300 items
 
 
 def test_the_climb_stops_at_the_first_setting_worse_beyond_the_search_resolution() -> None:
-    t = TableTuner(SIZES, {(0, 0): 100, (32, 0): 80, (64, 0): 120, (128, 0): 110, (256, 0): 90, (512, 0): 500})
+    t, search = table_climb(SIZES, {(0, 0): 100, (32, 0): 80, (64, 0): 120, (128, 0): 110, (256, 0): 90, (512, 0): 500})
     t.capacity("static", 0, 0, 1, 2)
     best = t.climb("batch", [(b, 0) for b in (32, 64, 128, 256, 512)], 100)
     # 110 after 120 is within 10%: not worse, the walk goes on; 90 after 110 is worse: stop, keep the best.
-    assert t.searches == [(0, 0), (32, 0), (64, 0), (128, 0), (256, 0)]
-    assert (best.batch_items, best.qps) == (64, 120)
+    assert search.searches == [(0, 0), (32, 0), (64, 0), (128, 0), (256, 0)]
+    assert (best.value("batch_items"), best.qps) == (64, 120)
 
 
 def test_the_climb_reuses_a_setting_that_schedules_every_query_the_same() -> None:
-    t = TableTuner(SIZES, {(0, 0): 100, (256, 0): 130, (64, 256): 140, (64, 128): 200, (64, 1): 150, (64, 0): 135})
+    t, search = table_climb(SIZES, {(0, 0): 100, (256, 0): 130, (64, 256): 140, (64, 128): 200, (64, 1): 150, (64, 0): 135})
     t.capacity("static", 0, 0, 1, 2)
     # B = 512 keeps every query (<= 300 items) whole: the static setting, not searched again, and
     # worse than B = 256, so the walk stops before B = 1024.
     phase1 = t.climb("batch", [(256, 0), (512, 0), (1024, 0)], 100)
-    assert t.searches == [(0, 0), (256, 0)] and (phase1.batch_items, phase1.qps) == (256, 130)
-    assert [(c.batch_items, c.qps, c.same_as) for _, c in t.settled[2:]] == [(512, 100, (0, 0))]
+    assert search.searches == [(0, 0), (256, 0)] and (phase1.value("batch_items"), phase1.qps) == (256, 130)
+    assert [(c.value("batch_items"), c.qps, c.same_as and bq(c.same_as)) for _, c in t.settled[2:]] == [(512, 100, (0, 0))]
     first = t.capacity("batch", 64, 0, 1, 2)
     # Q = 512 and 400 offload no query: the phase-1 setting again; 300 and 231 offload the same one query.
     phase2 = t.climb("offload", [(64, q) for q in (512, 400, 256, 231, 128, 1)], first.qps, first=first)
-    assert t.searches[3:] == [(64, 256), (64, 128), (64, 1)]
-    assert (phase2.offload_items, phase2.qps) == (128, 200)
+    assert search.searches[3:] == [(64, 256), (64, 128), (64, 1)]
+    assert (phase2.value("offload_items"), phase2.qps) == (128, 200)
 
 
 @pytest.mark.cuda

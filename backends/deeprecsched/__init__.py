@@ -1,5 +1,6 @@
-"""DeepRecSched as a package: :mod:`.policy` (setting, split), :mod:`.pool` (CPU workers through
-``suite.placement``), :mod:`.accelerator` (offloaded queries) and :mod:`.backend` (the backend)."""
+"""DeepRecSched as a package: :mod:`.policy` (setting, split), :mod:`.tune` (its tuner, the climb
+over B and Q), :mod:`.pool` (CPU workers through ``suite.placement``), :mod:`.accelerator`
+(offloaded queries) and :mod:`.backend` (the backend)."""
 
 from __future__ import annotations
 

@@ -8,8 +8,9 @@ CPU workers, and the query completes when its last request does.
 The harness hands this backend one whole query per ``predict`` call, from several threads (see
 ``Backend.queries_in_flight``). Each call plans its requests, queues them and waits.
 
-The package: :mod:`.policy` (the setting and the split), :mod:`.pool` (the CPU workers, placed
-through ``suite.placement``), :mod:`.accelerator` (offloaded queries), and this module.
+The package: :mod:`.policy` (the setting and the split), :mod:`.tune` (its tuner: the climb over B
+and Q), :mod:`.pool` (the CPU workers, placed through ``suite.placement``), :mod:`.accelerator`
+(offloaded queries), and this module.
 
 CPU workers (``pool=process``, the default) are spawned processes, each running one instance of the
 CPU backend with one intra-op thread, pinned to one core where the OS allows. The dataset's arrays
@@ -31,7 +32,8 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +49,9 @@ from suite.placement.local import ProcessPlacement
 from .accelerator import Accelerator
 from .policy import POOLS, SchedConfig, cut_spans, split
 from .pool import start_pool
+
+if TYPE_CHECKING:
+    from suite.search import Search, TuneReport
 
 
 def _inner() -> tuple[str, ...]:
@@ -106,6 +111,19 @@ class DeepRecSchedBackend(Backend):
     def retune(self, *, batch_items: int, offload_items: int) -> None:
         """Change B and Q between runs (``suite tune``); the worker pool stays up."""
         self.sched = dataclasses.replace(self.sched, batch_items=batch_items, offload_items=offload_items)
+
+    @classmethod
+    def check_walks(cls, walks: Mapping[str, Sequence[int]]) -> None:
+        super().check_walks(walks)
+        from .tune import check_walks
+
+        check_walks(walks)
+
+    def tune(self, search: Search, walks: Mapping[str, Sequence[int]]) -> TuneReport:
+        """DeepRecSys's climb over B, then Q with an accelerator (:mod:`.tune`)."""
+        from .tune import tune
+
+        return tune(self, search, walks)
 
     def worker_pids(self) -> list[int]:
         """Process ids of the CPU workers (empty for the thread pool)."""
