@@ -7,7 +7,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from suite import harness
 from suite.config import RunConfig, Scenario, Settings, resolve
 from suite.datasets import synthetic
 from suite.datasets.batch import Batch
@@ -17,6 +16,7 @@ from suite.datasets.store import Dataset
 from suite.harness import Outcome
 from suite.models import ModelSpec
 from suite.results import DetailLog, read_detail
+from suite.runner import Runner, RunResult
 
 
 def library_for(spec: ModelSpec, rows: int | None = None, query_size: str | None = None) -> tuple[QueryLibrary, Settings]:
@@ -32,13 +32,56 @@ def scratch() -> Path:
     return Path(tempfile.mkdtemp(prefix="recsuite-bench-"))
 
 
-def loadgen_run(library: QueryLibrary, backend, settings: Settings, out: Path | None = None,  # type: ignore[no-untyped-def]
-                **harness_options: object) -> tuple[Outcome, DetailLog]:
-    """One real LoadGen run through the harness into ``out`` (a fresh scratch folder by default):
-    the harness's outcome and LoadGen's detail log."""
+#: ``settings.target_qps_source`` of a benchmark's run: the benchmark chose the target.
+BENCHMARK_SOURCE = "benchmark"
+
+
+def runner_for(library: QueryLibrary, backend, settings: Settings, out: Path, *, workers: int | None = None,  # type: ignore[no-untyped-def]
+               power: bool = False, backend_name: str | None = None) -> Runner:
+    """A :class:`~suite.runner.Runner` around ``backend``, already loaded by the benchmark, and
+    ``library``: the one path to LoadGen, so the benchmark's runs leave their records too.
+
+    ``settings`` are run as they are: the config the record shows carries their batcher and
+    ``workers`` (1 by default, as a bare harness run), so nothing the backend declares replaces them.
+    """
+    config = RunConfig(
+        model=backend.config.model,
+        backend=backend_name or backend.name,
+        scenario=settings.scenario,
+        mode=settings.mode,
+        profile=settings.profile,
+        rules=settings.rules,
+        variant=settings.variant,
+        query_size=settings.query_size,
+        output=out.parent,
+        threads=backend.config.threads,
+        precision=backend.config.precision,
+        max_batch_items=settings.max_batch_items,
+        batch_timeout_us=settings.batch_timeout_us,
+        workers=workers or 1,
+        backend_options=tuple(backend.config.options),
+        progress=False,
+        power=power,
+    )
+    return Runner(config, backend=backend, library=library, loaded=True)
+
+
+def record_run(library: QueryLibrary, backend, settings: Settings, out: Path | None = None, *,  # type: ignore[no-untyped-def]
+               workers: int | None = None, power: bool = False, backend_name: str | None = None) -> RunResult:
+    """One real LoadGen run through the runner into ``out`` (a fresh scratch folder by default):
+    LoadGen's logs, ``config.json`` and ``result.json``; a run that failed is returned, not raised."""
     out = out if out is not None else scratch()
-    outcome = harness.run(library, backend, settings, out, progress=False, **harness_options)  # type: ignore[arg-type]
-    return outcome, read_detail(out / "mlperf_log_detail.txt")
+    runner = runner_for(library, backend, settings, out, workers=workers, power=power, backend_name=backend_name)
+    return runner.run(settings=dataclasses.replace(settings, target_qps_source=BENCHMARK_SOURCE), run_dir=out,
+                      check=False)
+
+
+def loadgen_run(library: QueryLibrary, backend, settings: Settings, out: Path | None = None, *,  # type: ignore[no-untyped-def]
+                workers: int | None = None, power: bool = False) -> tuple[Outcome, DetailLog]:
+    """:func:`record_run`, as the harness's outcome and LoadGen's detail log."""
+    result = record_run(library, backend, settings, out, workers=workers, power=power)
+    assert result.outcome is not None
+    return result.outcome, read_detail(result.path / "mlperf_log_detail.txt")
 
 
 def with_settings(settings: Settings, **changes: object) -> Settings:

@@ -4,7 +4,8 @@ next to a no-op SUT written directly against LoadGen, in the same run.
 The no-op SUT completes every sample inside LoadGen's issue callback (LoadGen's own
 ``perftests_null_sut.py``); the suite's path adds the batcher queue, a worker thread, gathering
 the query's items, the backend call and the responses. Each point is a real LoadGen Server run;
-the search grows the target by 1.5x until a run fails, then bisects.
+the search grows the target by 1.5x until a run fails, then bisects. The suite's runs go through
+the runner (each leaves its ``result.json``); the no-op SUT is LoadGen's alone, the yardstick.
 
     .venv/bin/python benchmarks/harness_ceiling.py [--sla-ms 10] [--seconds 3]
 """
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import mlperf_loadgen as lg
-from common import library_for, scratch, with_settings
+from common import library_for, record_run, scratch, with_settings
 
 from suite import harness
 from suite.backends import BackendConfig, get_backend
@@ -90,7 +91,7 @@ def main() -> None:
 
     def suite_at(qps: float) -> tuple[bool, float]:
         out = scratch()
-        harness.run(library, backend, with_settings(base, target_qps=qps), out, progress=False)
+        record_run(library, backend, with_settings(base, target_qps=qps), out)
         ok, p99 = passes(out, sla_ns)
         print(f"  suite  {qps:10,.0f} qps: p99 {p99 / 1e6:7.3f} ms {'ok' if ok else 'FAIL'}", flush=True)
         return ok, p99

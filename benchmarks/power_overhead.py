@@ -19,20 +19,19 @@ import statistics
 import sys
 from pathlib import Path
 
-from common import library_for, loadgen_run, scratch, with_settings
+from common import library_for, record_run, scratch, with_settings
 
 from suite import power
 from suite.backends import BackendConfig, get_backend
 from suite.models import ModelSpec
+from suite.results import read_detail
 
 
-def one_run(library, backend, settings, out: Path, with_power: bool) -> tuple[float, power.PowerReport | None]:  # type: ignore[no-untyped-def]
-    out.mkdir(parents=True, exist_ok=True)
-    meter = power.PowerMeter() if with_power else None
-    _, detail = loadgen_run(library, backend, settings, out, observer=meter)
-    qps = float(detail.get("result_samples_per_second"))
-    report = meter.report().with_throughput(qps) if meter is not None else None
-    return qps, report
+def one_run(library, backend, settings, out: Path, with_power: bool) -> tuple[float, dict | None]:  # type: ignore[no-untyped-def]
+    """One run through the runner; with power, its record's ``power`` (the meter's report)."""
+    result = record_run(library, backend, settings, out, power=with_power)
+    qps = float(read_detail(result.path / "mlperf_log_detail.txt").get("result_samples_per_second"))
+    return qps, result.data.get("power") if with_power else None
 
 
 def main() -> int:
@@ -70,17 +69,17 @@ def main() -> int:
                 extra = ""
                 if report is not None:
                     last_report = report
-                    extra = f"  [{report.measured}" + (f": {report.average_w:.1f} W, {report.samples_per_j:.2f} samples/J" if report.average_w else "") + "]"
+                    extra = f"  [{report['measured']}" + (f": {report['average_w']:.1f} W, {report['samples_per_j']:.2f} samples/J" if report["average_w"] else "") + "]"
                 print(f"repeat {i}: power {'on ' if with_power else 'off'} {qps:12,.1f} samples/s{extra}", flush=True)
     finally:
         backend.close()
     off, on = statistics.median(arms[False]), statistics.median(arms[True])
     print(f"backend {backend.info().name} on {backend.info().device}; median off {off:,.1f}, on {on:,.1f} samples/s")
     print(f"ratio on/off = {on / off:.4f} (overhead {100 * (1 - on / off):+.2f}%; the bar: ratio >= 0.99)")
-    if last_report is None or last_report.average_w is None:
+    if last_report is None or last_report["average_w"] is None:
         print(f"power: {power.NOT_MEASURED}")
     else:
-        print(f"power: {last_report.measured}, {last_report.average_w:.1f} W, {last_report.sample_count} readings at {last_report.sample_hz:g} Hz")
+        print(f"power: {last_report['measured']}, {last_report['average_w']:.1f} W, {last_report['sample_count']} readings at {last_report['sample_hz']:g} Hz")
     return 0
 
 

@@ -9,7 +9,7 @@ alternately so a busy machine hurts both alike:
   float32 scores come back (null backend: no work), median and p99;
 - throughput: ``--in-flight`` requests per worker kept outstanding for ``--seconds``, the null
   backend at 0, 1 and 5 ms a batch, and torch-cpu on ``--batch``-item slices;
-- Server ceiling: real LoadGen Server runs through the harness (``PlacedBackend``), the target
+- Server ceiling: real LoadGen Server runs through the runner (``PlacedBackend``), the target
   grown 1.5x until p99 breaks the SLA or the run is INVALID, then bisected.
 
     .venv/bin/python benchmarks/ray_dispatch.py [--model dlrm-rmc1 --scale small] [--seconds 3]
@@ -23,10 +23,9 @@ import statistics
 import time
 from concurrent.futures import Future
 
-from common import library_for, scratch, with_settings
+from common import library_for, record_run, scratch, with_settings
 from harness_ceiling import passes, search
 
-from suite import harness
 from suite.backends.base import BackendConfig
 from suite.config import Scenario
 from suite.models import ModelSpec
@@ -179,8 +178,8 @@ def main() -> None:
 
             def at(qps: float, backend: PlacedBackend = backend, name: str = name) -> tuple[bool, float]:
                 out = scratch()
-                harness.run(library, backend, with_settings(base, target_qps=qps), out, progress=False,
-                            workers=THREADS_PER_WORKER * 2)
+                record_run(library, backend, with_settings(base, target_qps=qps), out, workers=THREADS_PER_WORKER * 2,
+                           backend_name=backend.backend)
                 ok, p99 = passes(out, sla_ns)
                 print(f"  {name:9s} {qps:8,.0f} qps: p99 {p99 / 1e6:7.1f} ms {'ok' if ok else 'FAIL'}", flush=True)
                 return ok, p99

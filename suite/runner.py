@@ -432,9 +432,11 @@ class Runner:
         backend: a backend to use instead of the registry's, unloaded (tests inject failing ones;
             benchmarks their own placements).
         library: the queries to run instead of ``config``'s dataset (a benchmark's).
+        loaded: ``backend`` is loaded already (a benchmark measured it outside LoadGen first).
     """
 
-    def __init__(self, config: RunConfig, *, backend: Backend | None = None, library: QueryLibrary | None = None) -> None:
+    def __init__(self, config: RunConfig, *, backend: Backend | None = None, library: QueryLibrary | None = None,
+                 loaded: bool = False) -> None:
         settings = _checked(config)
         verify_weights(config.model)
         backend_cls = get_backend(config.backend)
@@ -469,7 +471,7 @@ class Runner:
         self.workers = config.workers or workers
         self.parallelism_source = "default policy" if not (config.threads or config.workers) else "set by --threads/--workers"
         self._library = library
-        self.loaded = False
+        self.loaded = loaded and backend is not None
         self.closed = False
 
     @property

@@ -255,3 +255,58 @@ def test_no_module_is_large_without_saying_why() -> None:
             large[name] = lines
     assert large == {}
     assert all(name in _module_files() for name in KNOWN_LARGE)
+
+
+# --- One path to LoadGen -------------------------------------------------------------------------
+
+#: Where LoadGen's test may start: the harness (its one caller, the runner, writes every record) and
+#: the harness-ceiling benchmark's no-op SUT, LoadGen's own yardstick with no suite code to record.
+STARTS_LOADGEN = {"suite/harness.py", "benchmarks/harness_ceiling.py"}
+
+
+def _python_files() -> list[Path]:
+    return sorted(p for d in ("suite", "backends", "datasets", "rules", "benchmarks", "tests") for p in (REPO / d).rglob("*.py"))
+
+
+def _loadgen_calls(path: Path) -> tuple[list[int], list[int]]:
+    """Lines of ``path`` that call the harness's ``run`` (``harness.run(...)``, or ``run`` imported
+    from ``suite.harness``) and lines that start a LoadGen test (``StartTest...``)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    from_harness = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                    and node.module == "suite.harness" for alias in node.names if alias.name in ("run", "_run")}
+    runs, starts = [], []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in ("run", "_run") and isinstance(func.value, ast.Name) \
+                and func.value.id == "harness":
+            runs.append(node.lineno)
+        elif isinstance(func, ast.Name) and func.id in from_harness:
+            runs.append(node.lineno)
+        if isinstance(func, ast.Attribute) and func.attr.startswith("StartTest"):
+            starts.append(node.lineno)
+    return runs, starts
+
+
+def test_every_loadgen_run_goes_through_the_runner() -> None:
+    """``harness.run`` is called from ``suite/runner.py`` alone (``Runner.run``, which writes
+    ``config.json`` and ``result.json``): ``suite run``, ``audit``, ``tune``, the benchmarks and the
+    tests all make their LoadGen runs through it, so every run leaves its record."""
+    callers, starters = {}, {}
+    for path in _python_files():
+        runs, starts = _loadgen_calls(path)
+        name = str(path.relative_to(REPO))
+        if runs:
+            callers[name] = runs
+        if starts and name not in STARTS_LOADGEN:
+            starters[name] = starts
+    assert set(callers) == {"suite/runner.py"}, callers
+    assert starters == {}
+
+
+def test_the_loadgen_call_finder_sees_both_spellings(tmp_path: Path) -> None:
+    code = tmp_path / "x.py"
+    code.write_text("from suite import harness\nfrom suite.harness import run as go\n"
+                    "harness.run(1)\ngo(2)\nlg.StartTestWithLogSettings(3)\nrunner.run()\n")
+    assert _loadgen_calls(code) == ([3, 4], [5])
