@@ -150,26 +150,20 @@ class RunConfig:
             raise ConfigError(f"'user-conf' file {str(self.user_conf)!r} does not exist")
 
     def _check_placement(self) -> None:
-        """``--devices``, ``--processes`` and ``--cluster``: well formed, one of them, and for a
-        backend they fit."""
+        """``--devices``, ``--processes`` and ``--cluster``: well formed and one of them. Whether
+        the backend fits them is its capability (``device_kind``), checked by
+        ``suite.placement.backend.check_fits`` when the runner has the backend's class."""
         if self.cluster is not None:
             inputs.parse_cluster_text(self.cluster)
             for other in ("devices", "processes"):
                 if getattr(self, other) is not None:
                     raise ConfigError(f"'cluster' and '{other}' cannot be combined (--cluster places one worker per GPU or node of the cluster)")
-            if self.backend == "deeprecsched":
-                raise ConfigError("'cluster' does not place deeprecsched (it schedules its own workers on this host)")
         if self.devices is not None:
             inputs.parse_devices_text(self.devices)
             if self.processes is not None:
                 raise ConfigError("'devices' and 'processes' cannot be combined (--devices already runs one process per GPU)")
-            if self.backend != "torch-cuda":
-                raise ConfigError(f"'devices' needs --backend torch-cuda (got {self.backend!r})")
         if self.processes is not None:
             inputs.parse_int("processes", self.processes, 1, inputs.MAX_WORKERS)
-            if self.backend in ("deeprecsched", "torch-cuda"):
-                use = "--threads for its CPU workers" if self.backend == "deeprecsched" else "--devices for GPUs"
-                raise ConfigError(f"'processes' is for CPU backends (got {self.backend!r}; use {use})")
 
     @property
     def system_name(self) -> str:

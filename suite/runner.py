@@ -441,6 +441,9 @@ class Runner:
         verify_weights(config.model)
         backend_cls = get_backend(config.backend)
         if backend is None:
+            from suite.placement.backend import check_fits
+
+            check_fits(config, backend_cls)
             backend_cls.check_options(config.backend_options)
         check_writable_dir("output", config.output)
         cores = len(os.sched_getaffinity(0))

@@ -356,21 +356,25 @@ def _accelerator(device: str) -> bool:
     return not (d in ("", "none", "null") or d.startswith("cpu"))
 
 
-def _declared_framework(name: str) -> str:
-    """The framework a registered backend declares (its class's ``framework``), "" when unknown here."""
+def _declared(name: str) -> tuple[str, str]:
+    """The framework and device kind a registered backend declares (its class's ``framework`` and
+    ``device_kind``), ("", "") when unknown here."""
     from suite.backends import get_backend
 
     try:
-        return str(get_backend(name).framework)
+        cls = get_backend(name)
     except SuiteError:
-        return ""
+        return "", ""
+    return str(cls.framework), str(cls.device_kind)
 
 
 def _framework(backend: BackendRecord) -> str:
     name = backend.name or ""
-    label = _declared_framework(name) or name
+    framework, kind = _declared(name)
+    label = framework or name
     version = backend.version
-    return f"{label} {version}" if version and name != "null" else label
+    # A backend that computes nothing (device kind "none") has no framework version to name.
+    return f"{label} {version}" if version and kind != "none" else label
 
 
 # Writing the tree ---------------------------------------------------------------------------

@@ -169,7 +169,7 @@ def test_a_concurrent_worker_overlaps_its_requests(items: Batch) -> None:
         (["--backend", "torch-cuda", "--devices", "0"],
          "Error: 'devices' must be all, a count N in [1, 1024] or GPU indices like 0,2 (got '0')"),
         (["--backend", "torch-cuda", "--devices", "0,0"], "Error: 'devices' names cuda:0 twice (got '0,0')"),
-        (["--backend", "torch-cpu", "--devices", "2"], "Error: 'devices' needs --backend torch-cuda (got 'torch-cpu')"),
+        (["--backend", "torch-cpu", "--devices", "2"], "Error: 'devices' needs a GPU backend (got 'torch-cpu', which runs on cpu)"),
         (["--backend", "torch-cuda", "--devices", "2", "--processes", "2"],
          "Error: 'devices' and 'processes' cannot be combined (--devices already runs one process per GPU)"),
         (["--backend", "deeprecsched", "--processes", "2"],

@@ -22,7 +22,7 @@ from suite.models.base import (
     default_rows,
     parse_scale,
 )
-from suite.models.configs import DIEN, DIN, DLRM_V2, DLRM_V3, MTWND, NCF, RMC1, RMC2, RMC3, WND
+from suite.models.configs import ALL
 from suite.models.weights import WeightsFile
 
 if TYPE_CHECKING:
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 #: their cache key, so labels made with other weights are never reused.
 WEIGHTS_VERSION = 2
 
-#: Every model the suite knows, by the name the CLI spells.
-MODELS: dict[str, ModelConfig] = {c.name: c for c in (RMC1, RMC2, RMC3, NCF, WND, MTWND, DIN, DIEN, DLRM_V2, DLRM_V3)}
+#: Every model the suite knows, by the name the CLI spells (``suite.models.configs.ALL``).
+MODELS: dict[str, ModelConfig] = {c.name: c for c in ALL}
 
 __all__ = [
     "DEFAULT_ROWS",

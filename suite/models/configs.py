@@ -408,3 +408,8 @@ class DLRMv3Config(ModelConfig):
             tables,
         )
 DLRM_V3 = DLRMv3Config(name="dlrm-v3", module="suite.models.dlrm_v3:DLRMv3")
+
+
+#: Every model the suite knows, in the order ``suite models`` lists them: a new model's config is
+#: added here, beside its definition (``suite.models.MODELS`` is built from this).
+ALL: tuple[ModelConfig, ...] = (RMC1, RMC2, RMC3, NCF, WND, MTWND, DIN, DIEN, DLRM_V2, DLRM_V3)

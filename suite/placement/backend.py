@@ -145,6 +145,21 @@ def cuda_device_count() -> int:
     return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
 
 
+def check_fits(config: Any, backend_cls: type[Backend]) -> None:
+    """Refuse ``--devices``, ``--processes`` or ``--cluster`` (``config`` a ``RunConfig``) for a
+    backend whose ``device_kind`` they do not fit: ``--devices`` places a GPU backend (``cuda``),
+    ``--processes`` a CPU one, and a backend on other backends (``inner``) places its own workers.
+    Asked of the capability, not the name, so a new GPU backend runs under them as it is."""
+    name, kind = backend_cls.name, backend_cls.device_kind
+    if config.cluster is not None and kind == "inner":
+        raise ConfigError(f"'cluster' does not place {name} (it schedules its own workers on this host)")
+    if config.devices is not None and kind != "cuda":
+        raise ConfigError(f"'devices' needs a GPU backend (got {name!r}, which runs on {kind})")
+    if config.processes is not None and kind in ("inner", "cuda"):
+        use = "--threads for its CPU workers" if kind == "inner" else "--devices for GPUs"
+        raise ConfigError(f"'processes' is for CPU backends (got {name!r}; use {use})")
+
+
 def placed(config: Any, backend_cls: type[Backend], cores: int) -> tuple[PlacedBackend, int, int]:
     """The backend of a ``--devices`` or ``--processes`` run (``config`` a ``RunConfig``), and the
     (intra-op threads per worker, harness threads) it runs with.

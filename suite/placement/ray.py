@@ -185,7 +185,7 @@ class Slot:
 
 
 def plan(backend: str, config: BackendConfig, nodes: Sequence[Node], *, concurrency: int = 1) -> tuple[list[WorkerSpec], list[Slot]]:
-    """One worker per GPU (``torch-cuda``) or per node (a CPU backend), with where each goes.
+    """One worker per GPU (a GPU backend: ``device_kind`` cuda) or per node (a CPU backend), with where each goes.
 
     A GPU worker's actor holds one GPU, which Ray makes its ``cuda:0``; a CPU worker's holds every
     CPU of its node and runs that many intra-op threads (``config.threads`` when set).
@@ -195,7 +195,7 @@ def plan(backend: str, config: BackendConfig, nodes: Sequence[Node], *, concurre
     """
     specs: list[WorkerSpec] = []
     slots: list[Slot] = []
-    gpu = backend == "torch-cuda"
+    gpu = get_backend(backend).device_kind == "cuda"
     for k, node in enumerate(nodes):
         if gpu:
             options = (*((o, v) for o, v in config.options if o != "device"), ("device", "cuda:0"))
@@ -535,7 +535,7 @@ def placed(config: Any, backend_cls: type[Backend]) -> tuple[Any, int, int]:
 
     inner = BackendConfig(model=config.model, threads=config.threads, precision=config.precision, options=config.backend_options)
     # A thread-safe GPU backend runs as many batches at once as it has lanes, as --devices does.
-    gpu = backend_cls.name == "torch-cuda"
+    gpu = backend_cls.device_kind == "cuda"
     lanes = int(inner.option("lanes", str(backend_cls.default_workers))) if gpu and backend_cls.thread_safe else 1
     placement, specs = RayPlacement.on_cluster(config.cluster, backend_cls.name, inner, concurrency=lanes)
     workers = max(THREADS_PER_WORKER, lanes) * len(specs)
