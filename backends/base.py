@@ -327,7 +327,7 @@ class Backend(abc.ABC):
                 raise ConfigError(f"'{name}' must be a non-empty list of values (got [])")
 
     def tune(self, search: Search, walks: Mapping[str, Sequence[int]]) -> TuneReport:
-        """Walk the :attr:`tunable` setting with ``search`` (``suite.tune.Search``: the capacity of
+        """Walk the :attr:`tunable` setting with ``search`` (``suite.search.Search``: the capacity of
         a setting from LoadGen Server runs, its confirmation) and say what to apply: the scheduling
         policy's own tuner, which lives with the scheduler. ``walks`` overrides the values walked
         per parameter. Called on the loaded backend."""

@@ -1,6 +1,6 @@
 """DeepRecSched's tuner: DeepRecSys's hill climb over B and Q, beside the policy it tunes.
 
-Every point is the capacity the engine's search (``suite.tune.Search``) finds for a setting with
+Every point is the capacity the engine's search (``suite.search.Search``) finds for a setting with
 real LoadGen Server runs; this module decides which settings to search, in which order, and which
 one to recommend.
 
@@ -38,7 +38,7 @@ THRESHOLDS = (512, 384, 256, 192, 128, 96, 64, 32, 1)
 
 
 class Capacities(Protocol):
-    """What the climb needs of the engine's search (``suite.tune.Search``; tests stand in a table)."""
+    """What the climb needs of the engine's search (``suite.search.Search``; tests stand in a table)."""
 
     tolerance: float
 
@@ -138,7 +138,7 @@ def never_below(static: Capacity, cpu: Capacity, final: Capacity) -> tuple[Capac
 
 
 def tune(backend: DeepRecSchedBackend, search: Search, walks: Mapping[str, Sequence[int]]) -> TuneReport:
-    """The climb on the loaded ``backend`` with the engine's ``search`` (``suite.tune.Search``)."""
+    """The climb on the loaded ``backend`` with the engine's ``search`` (``suite.search.Search``)."""
     search.label = label
     batch_sizes = tuple(walks.get("batch_items", BATCH_SIZES))
     thresholds = tuple(walks.get("offload_items", THRESHOLDS))
