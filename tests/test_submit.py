@@ -533,3 +533,82 @@ def test_check_refuses_a_benchmark_mlperf_does_not_know(built: Path) -> None:
         bench = org / kind / "sys1/dlrm-rmc1-99" if kind != "code" else org / "code/dlrm-rmc1-99"
         bench.rename(bench.with_name("dlrm-v9-99"))
     assert "rules.unknown" in {rule for rule, _ in _errors(built)}
+
+
+# MLPerf's checker rules that `suite check` gained with docs/mlperf-checker-map.md: each test breaks
+# exactly one rule of a tree that passes, and asserts the exact finding.
+
+POWER_TIME = "%m-%d-%Y %H:%M:%S.%f"
+
+
+def _power_tree(built: Path) -> Path:
+    """``built`` with a power measurement MLPerf's checker accepts (its Power WG checker aside):
+    performance/{power,ranging,run_1}, spl.txt samples inside the power window LoadGen logged
+    (power_begin, power_end), the analyzer table and power settings beside the measurements.
+    Returns the run_1 folder."""
+    from datetime import datetime
+
+    perf = built / BENCH.format(kind="results") / "performance"
+    run_1 = perf / "run_1"
+    detail = read_detail(run_1 / "mlperf_log_detail.txt")
+    begin, end = (datetime.strptime(detail.get(k), POWER_TIME) for k in ("power_begin", "power_end"))
+    when = [begin + (end - begin) * k / 10 for k in range(1, 10)]
+    (run_1 / "spl.txt").write_text("".join(f"Time,{t.strftime(POWER_TIME)[:-3]},Watts,251.5,Volts,230.1,Amps,1.1,PF,0.99,Mark,x\n" for t in when))
+    shutil.copytree(run_1, perf / "ranging")
+    (perf / "power").mkdir()
+    for name in ("client.json", "client.log", "ptd_logs.txt", "server.json", "server.log", "results.json"):
+        (perf / "power" / name).write_text("x")  # results.json: a file MLPerf's file-set check tolerates
+    measured = built / BENCH.format(kind="measurements")
+    (measured / "analyzer_table.md").write_text("| analyzer | Yokogawa WT310E |")
+    (measured / "power_settings.md").write_text("performance governor")
+    return run_1
+
+
+def test_a_power_measurement_mlperf_accepts_passes(built: Path) -> None:
+    _power_tree(built)
+    assert _errors(built) == set()
+
+
+def test_check_needs_power_samples_inside_the_runs_power_window(built: Path) -> None:
+    """MLPerf's get_power_metric: '... has no power samples falling in power range'."""
+    run_1 = _power_tree(built)
+    (run_1 / "spl.txt").write_text("Time,01-01-2020 00:00:00.000,Watts,251.5\n" + (run_1 / "spl.txt").read_text().replace(",Watts,251.5,", ",Watts,0.0,"))
+    [(rule, message)] = _errors(built)
+    assert rule == "submission.power-samples" and message.startswith("spl.txt has no positive power sample between power_begin ")
+
+
+def test_check_needs_a_power_window_in_the_detail_log(built: Path) -> None:
+    run_1 = _power_tree(built)
+    _set_detail(run_1 / "mlperf_log_detail.txt", "power_end", None)
+    [(rule, message)] = _errors(built)
+    assert rule == "submission.power-samples" and message.startswith("the detail log's power_begin/power_end are not timestamps")
+    assert message.endswith(", None))")
+
+
+def test_check_refuses_an_empty_analyzer_table(built: Path) -> None:
+    """MLPerf's check_measurement_dir: '... is having empty analyzer_table.*'."""
+    _power_tree(built)
+    (built / BENCH.format(kind="measurements") / "analyzer_table.md").write_text("")
+    assert _errors(built) == {("submission.power", "analyzer_table.md is empty")}
+
+
+def test_check_holds_test01s_performance_run_to_loadgens_verdict(built: Path) -> None:
+    """MLPerf's check_performance_dir on TEST01/performance/run_1: no LoadGen error in its log."""
+    detail = built / BENCH.format(kind="compliance") / "TEST01/performance/run_1/mlperf_log_detail.txt"
+    with open(detail, "a") as handle:
+        handle.write(":::MLLOG " + json.dumps({"key": "error_runtime", "value": "Ending early", "metadata": {"is_error": True}}) + "\n")
+    assert _errors(built) == {("loadgen.error", "LoadGen logged an error: error_runtime: Ending early")}
+
+
+def test_test01s_fallback_files_go_with_its_accuracy_verdict(built: Path) -> None:
+    """MLPerf's check_compliance_acc_dir: a passing verify_accuracy.txt allows only the accuracy log
+    and accuracy.txt; a failing one also needs baseline_accuracy.txt and compliance_accuracy.txt."""
+    test01 = built / BENCH.format(kind="compliance") / "TEST01"
+    (test01 / "accuracy/baseline_accuracy.txt").write_text("AUC=50.000%\n")
+    assert _errors(built) == {("submission.file-set", "files MLPerf's checker does not allow here: ['accuracy/baseline_accuracy.txt']")}
+    (test01 / "accuracy/baseline_accuracy.txt").unlink()
+    verify = test01 / "verify_accuracy.txt"
+    verify.write_text(verify.read_text().replace("TEST PASS", "TEST FAIL"))
+    found = _errors(built)
+    assert ("submission.file-set", "missing ['accuracy/baseline_accuracy.txt', 'accuracy/compliance_accuracy.txt']") in found
+    assert {rule for rule, _ in found} == {"submission.file-set", "compliance.failed"}
