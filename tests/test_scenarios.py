@@ -50,6 +50,7 @@ def test_the_row_sets_loadgens_test_settings(scenario: Scenario) -> None:
 @pytest.mark.parametrize(
     ("samples_per_query", "min_query_count", "found"),
     [(24_576, 1, []), (24_575, 1, ["settings.samples-per-query"]), (24_576, 0, ["settings.min-query-count"])],
+    ids=["enough", "samples-per-query", "min-query-count"],
 )
 def test_offline_needs_mlperfs_24576_samples_per_query(samples_per_query: int, min_query_count: int, found: list[str]) -> None:
     """MLPerf's checker: 'Required minimum samples per query not met by user config' under 24,576

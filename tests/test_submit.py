@@ -585,6 +585,12 @@ def test_check_needs_a_power_window_in_the_detail_log(built: Path) -> None:
     assert message.endswith(", None))")
 
 
+def test_check_needs_spl_txt_in_the_power_run(built: Path) -> None:
+    """MLPerf's check_power_dir: the testing run (run_1) holds REQUIRED_PERF_POWER_FILES."""
+    (_power_tree(built) / "spl.txt").unlink()
+    assert _errors(built) == {("submission.power", "run_1/ lacks ['spl.txt']")}
+
+
 def test_check_refuses_an_empty_analyzer_table(built: Path) -> None:
     """MLPerf's check_measurement_dir: '... is having empty analyzer_table.*'."""
     _power_tree(built)
