@@ -680,6 +680,8 @@ ALONE: dict[str, tuple[Callable[[Path], None], set[str]]] = {
                 {"accuracy.truncated"}),
     "no-accuracy-log": (lambda s: (s / RES / "accuracy/mlperf_log_accuracy.json").unlink(), {"structure.missing-file", "submission.file-set"}),
     "not-truncated": (_untruncate, {"submission.size"}),
+    "no-hash-not-truncated": (lambda s: _untruncate(s) or (s / RES / "accuracy/accuracy.txt").write_text(
+        (s / RES / "accuracy/accuracy.txt").read_text().split("\nhash=")[0] + "\n"), {"submission.size", "accuracy.hash"}),
     "accuracy-error": (lambda s: _append_error(s / RES / "accuracy/mlperf_log_detail.txt"), {"loadgen.error"}),
     "no-compliance": (lambda s: shutil.rmtree(s / "closed/Acme/compliance"), {"compliance.missing"}),
     "no-verify-performance": (lambda s: (s / TEST01 / "verify_performance.txt").unlink(), {"structure.missing-file", "submission.file-set"}),
