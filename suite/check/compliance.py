@@ -17,9 +17,10 @@ from suite.errors import RecordError, SuiteError
 from suite.results import ACCURACY_LOG, DETAIL, read_detail
 from suite.tree import RunFolder
 
-#: The audits whose performance run is held to the scenario's own performance settings and LoadGen's
-#: verdict, as MLPerf's checker holds it (``check_performance_dir`` on ``<TEST>/performance/run_1``). TEST04 and TEST05
-#: change the settings on purpose (sample count, seeds) and are judged by their verify files only.
+#: The audits whose performance run is held to the scenario's own performance settings and to
+#: LoadGen's verdict, as MLPerf's checker holds it (``check_performance_dir`` on
+#: ``<TEST>/performance/run_1``). TEST04 and TEST05 change the settings on purpose (sample count,
+#: seeds) and are judged by their verify files only.
 SETTINGS_CHECKED = ("TEST01",)
 
 
