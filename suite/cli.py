@@ -369,6 +369,39 @@ def compare(paths: tuple[Path, ...], baseline: str | None, out: Path) -> None:
     click.echo(f"\nbaseline {done.baseline}; wrote {done.csv}, {done.html}, " + ", ".join(p.name for p in done.plots))
 
 
+@cli.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--rules", default="mlperf-v5.1", show_default=True, help="The rule set whose official profile sets the work.")
+@click.option("--variant", help="The rule set's variant [default: its default].")
+@click.option(
+    "--server-fraction",
+    type=FloatRange("server-fraction", 0, 1, lo_open=True),
+    default=0.8,
+    show_default=True,
+    help="Server's target QPS as a fraction of the Offline rate.",
+)
+def plan(run: Path, rules: str, variant: str | None, server_fraction: float) -> None:
+    """How long an official submission takes on this machine, from one measured Offline run.
+
+    RUN is an Offline performance run folder (a short one will do: `suite run --scenario offline
+    --profile smoke`). Its items/s is the measured part; the runs, their lengths and sample counts
+    come from the rule set's official profile and are computed.
+    """
+    from suite.plan import render, submission_plan
+    from suite.record import read_result
+    from suite.rules import RuleSet
+
+    path = run / "result.json" if run.is_dir() else run
+    if not path.is_file():
+        raise ConfigError(f"'run' {str(run)!r} holds no result.json")
+    record = read_result(path)
+    items = record.harness.items_per_second if record.harness is not None else None
+    if record.config.scenario != "Offline" or record.config.mode != "performance" or not items:
+        raise ConfigError(f"'run' {str(run)!r} is not an Offline performance run with a measured items/s")
+    done = submission_plan(RuleSet.load(rules), record.config.model.name, items, server_fraction=server_fraction, variant=variant)
+    click.echo(render(done, str(path)))
+
+
 def _weights(path: Path | None) -> WeightsFile | None:
     """``--weights``: the file with its SHA-256 (None without the option)."""
     from suite.models import WeightsFile

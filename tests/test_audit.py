@@ -145,6 +145,21 @@ def test_check_requires_scenarios_and_passing_compliance(mlperf_tree: Path, tmp_
     assert [f.message for f in missing] == ["TEST01 is required and missing (run `suite audit TEST01`)"]
 
 
+@pytest.mark.parametrize(("compliance_auc", "failed"), [("79.930", False), ("79.920", True)])
+def test_test01_fallback_is_judged_by_mlperfs_delta(compliance_auc: str, failed: bool, mlperf_tree: Path, tmp_path: Path) -> None:
+    """MLPerf's check_compliance_acc_dir: where verify_accuracy.txt fails, |1 - baseline/compliance|
+    must be within 0.1% (99.9): 80.000 against 79.920 is 0.1001%, refused though the difference is
+    0.1% of the baseline."""
+    tree = Path(shutil.copytree(mlperf_tree, tmp_path / "results"))
+    test01 = tree / "audsys/dlrm-rmc1/Server/TEST01"
+    verify = test01 / "verify_accuracy.txt"
+    verify.write_text(verify.read_text().replace("TEST PASS", "TEST FAIL"))
+    (test01 / "accuracy/baseline_accuracy.txt").write_text("AUC=80.000%\n")
+    (test01 / "accuracy/compliance_accuracy.txt").write_text(f"AUC={compliance_auc}%\n")
+    found = [f.message for f in check([tree]).errors if f.rule == "compliance.failed"]
+    assert found == (["TEST01 verify_accuracy.txt does not say TEST PASS"] if failed else [])
+
+
 @pytest.mark.parametrize("test", ["TEST04", "TEST05"])
 def test_test04_and_test05_apply_their_settings(
     test: str, runner: CliRunner, results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

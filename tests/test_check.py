@@ -141,6 +141,14 @@ def wrong_hash(root: Path) -> None:
         handle.write("hash=" + "0" * 64 + "\n")
 
 
+def dropped_result(root: Path) -> None:
+    """A VALID Server run whose detail log lacks result_completed_samples_per_sec (MLPerf's checker
+    cannot read its result: an exception in check_performance_dir, so the run fails)."""
+    path = root / PERF / "mlperf_log_detail.txt"
+    lines = [x for x in path.read_text().splitlines() if '"key": "result_completed_samples_per_sec"' not in x]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def wrong_scenario_in_config(root: Path) -> None:
     path = root / PERF / "config.json"
     data = json.loads(path.read_text())
@@ -166,6 +174,7 @@ TAMPERS = [
     (result_claims_valid, "consistency.result"),
     (wrong_hash, "accuracy.hash"),
     (wrong_scenario_in_config, "consistency.config"),
+    (dropped_result, "loadgen.result"),
     # MLPerf infers an Offline result from a SingleStream log; we judge a run only by its own scenario.
     (doctor("scenario", "Scenario", "SingleStream"), "settings.scenario"),
 ]

@@ -47,15 +47,21 @@ def test_the_row_sets_loadgens_test_settings(scenario: Scenario) -> None:
         assert getattr(ts, row.samples_per_query_setting) == settings.samples_per_query
 
 
-@pytest.mark.parametrize(("samples_per_query", "found"), [(24_576, []), (24_575, ["settings.samples-per-query"])])
-def test_offline_needs_mlperfs_24576_samples_per_query(samples_per_query: int, found: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("samples_per_query", "min_query_count", "found"),
+    [(24_576, 1, []), (24_575, 1, ["settings.samples-per-query"]), (24_576, 0, ["settings.min-query-count"])],
+    ids=["enough", "samples-per-query", "min-query-count"],
+)
+def test_offline_needs_mlperfs_24576_samples_per_query(samples_per_query: int, min_query_count: int, found: list[str]) -> None:
     """MLPerf's checker: 'Required minimum samples per query not met by user config' under 24,576
-    (dlrm-v2's OFFLINE_MIN_SPQ_SINCE_V4), on the detail log of an official Offline run."""
+    (dlrm-v2's OFFLINE_MIN_SPQ_SINCE_V4), and 'Required minimum Query Count not met' under 1 (its
+    min-queries table), on the detail log of an official Offline run."""
     expected = rule_settings(RuleSet.load("mlperf-v5.1"), "dlrm-v2", Scenario.OFFLINE, Mode.PERFORMANCE, profile="official", variant="99")
     assert expected.seeds is not None
     values = {
         "effective_test_mode": "PerformanceOnly", "effective_scenario": "Offline", "effective_min_duration_ms": 600_000,
         "effective_samples_per_query": samples_per_query, "effective_performance_sample_count": 204_800,
+        "effective_min_query_count": min_query_count,
         "qsl_reported_total_count": 330_067, "effective_qsl_rng_seed": expected.seeds[0],
         "effective_sample_index_rng_seed": expected.seeds[1], "effective_schedule_rng_seed": expected.seeds[2],
     }  # fmt: skip

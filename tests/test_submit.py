@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -533,3 +533,177 @@ def test_check_refuses_a_benchmark_mlperf_does_not_know(built: Path) -> None:
         bench = org / kind / "sys1/dlrm-rmc1-99" if kind != "code" else org / "code/dlrm-rmc1-99"
         bench.rename(bench.with_name("dlrm-v9-99"))
     assert "rules.unknown" in {rule for rule, _ in _errors(built)}
+
+
+# MLPerf's checker rules that `suite check` gained with docs/mlperf-checker-map.md: each test breaks
+# exactly one rule of a tree that passes, and asserts the exact finding.
+
+POWER_TIME = "%m-%d-%Y %H:%M:%S.%f"
+
+
+def _power_tree(built: Path) -> Path:
+    """``built`` with a power measurement MLPerf's checker accepts (its Power WG checker aside):
+    performance/{power,ranging,run_1}, spl.txt samples inside the power window LoadGen logged
+    (power_begin, power_end), the analyzer table and power settings beside the measurements.
+    Returns the run_1 folder."""
+    from datetime import datetime
+
+    perf = built / BENCH.format(kind="results") / "performance"
+    run_1 = perf / "run_1"
+    detail = read_detail(run_1 / "mlperf_log_detail.txt")
+    begin, end = (datetime.strptime(detail.get(k), POWER_TIME) for k in ("power_begin", "power_end"))
+    when = [begin + (end - begin) * k / 10 for k in range(1, 10)]
+    (run_1 / "spl.txt").write_text("".join(f"Time,{t.strftime(POWER_TIME)[:-3]},Watts,251.5,Volts,230.1,Amps,1.1,PF,0.99,Mark,x\n" for t in when))
+    shutil.copytree(run_1, perf / "ranging")
+    (perf / "power").mkdir()
+    for name in ("client.json", "client.log", "ptd_logs.txt", "server.json", "server.log", "results.json"):
+        (perf / "power" / name).write_text("x")  # results.json: a file MLPerf's file-set check tolerates
+    measured = built / BENCH.format(kind="measurements")
+    (measured / "analyzer_table.md").write_text("| analyzer | Yokogawa WT310E |")
+    (measured / "power_settings.md").write_text("performance governor")
+    return run_1
+
+
+def test_a_power_measurement_mlperf_accepts_passes(built: Path) -> None:
+    _power_tree(built)
+    assert _errors(built) == set()
+
+
+def test_check_needs_power_samples_inside_the_runs_power_window(built: Path) -> None:
+    """MLPerf's get_power_metric: '... has no power samples falling in power range'."""
+    run_1 = _power_tree(built)
+    (run_1 / "spl.txt").write_text("Time,01-01-2020 00:00:00.000,Watts,251.5\n" + (run_1 / "spl.txt").read_text().replace(",Watts,251.5,", ",Watts,0.0,"))
+    [(rule, message)] = _errors(built)
+    assert rule == "submission.power-samples" and message.startswith("spl.txt has no positive power sample between power_begin ")
+
+
+def test_check_needs_a_power_window_in_the_detail_log(built: Path) -> None:
+    run_1 = _power_tree(built)
+    _set_detail(run_1 / "mlperf_log_detail.txt", "power_end", None)
+    [(rule, message)] = _errors(built)
+    assert rule == "submission.power-samples" and message.startswith("the detail log's power_begin/power_end are not timestamps")
+    assert message.endswith(", None))")
+
+
+def test_check_needs_spl_txt_in_the_power_run(built: Path) -> None:
+    """MLPerf's check_power_dir: the testing run (run_1) holds REQUIRED_PERF_POWER_FILES."""
+    (_power_tree(built) / "spl.txt").unlink()
+    assert _errors(built) == {("submission.power", "run_1/ lacks ['spl.txt']")}
+
+
+def test_check_refuses_an_empty_analyzer_table(built: Path) -> None:
+    """MLPerf's check_measurement_dir: '... is having empty analyzer_table.*'."""
+    _power_tree(built)
+    (built / BENCH.format(kind="measurements") / "analyzer_table.md").write_text("")
+    assert _errors(built) == {("submission.power", "analyzer_table.md is empty")}
+
+
+def test_check_holds_test01s_performance_run_to_loadgens_verdict(built: Path) -> None:
+    """MLPerf's check_performance_dir on TEST01/performance/run_1: no LoadGen error in its log."""
+    detail = built / BENCH.format(kind="compliance") / "TEST01/performance/run_1/mlperf_log_detail.txt"
+    with open(detail, "a") as handle:
+        handle.write(":::MLLOG " + json.dumps({"key": "error_runtime", "value": "Ending early", "metadata": {"is_error": True}}) + "\n")
+    assert _errors(built) == {("loadgen.error", "LoadGen logged an error: error_runtime: Ending early")}
+
+
+def test_test01s_fallback_files_go_with_its_accuracy_verdict(built: Path) -> None:
+    """MLPerf's check_compliance_acc_dir: a passing verify_accuracy.txt allows only the accuracy log
+    and accuracy.txt; a failing one also needs baseline_accuracy.txt and compliance_accuracy.txt."""
+    test01 = built / BENCH.format(kind="compliance") / "TEST01"
+    (test01 / "accuracy/baseline_accuracy.txt").write_text("AUC=50.000%\n")
+    assert _errors(built) == {("submission.file-set", "files MLPerf's checker does not allow here: ['accuracy/baseline_accuracy.txt']")}
+    (test01 / "accuracy/baseline_accuracy.txt").unlink()
+    verify = test01 / "verify_accuracy.txt"
+    verify.write_text(verify.read_text().replace("TEST PASS", "TEST FAIL"))
+    found = _errors(built)
+    assert ("submission.file-set", "missing ['accuracy/baseline_accuracy.txt', 'accuracy/compliance_accuracy.txt']") in found
+    assert {rule for rule, _ in found} == {"submission.file-set", "compliance.failed"}
+
+
+RES = BENCH.format(kind="results")
+TEST01 = BENCH.format(kind="compliance") + "/TEST01"
+
+
+def _append_error(path: Path) -> None:
+    """A LoadGen error in a run's detail log, and its count in the summary, as LoadGen writes both."""
+    with open(path, "a") as handle:
+        handle.write(":::MLLOG " + json.dumps({"key": "error_runtime", "value": "Ending early", "metadata": {"is_error": True}}) + "\n")
+    summary = path.with_name("mlperf_log_summary.txt")
+    summary.write_text(summary.read_text().replace("No errors encountered during test.", "1 ERROR encountered. See detailed log."))
+
+
+def _doctor(key: str, label: str, value: object) -> Callable[[Path], None]:
+    """A setting changed in both logs of the performance run, as a doctored user.conf shows it."""
+
+    def tamper(sub: Path) -> None:
+        run = sub / RES / "performance/run_1"
+        _set_detail(run / "mlperf_log_detail.txt", key, value)
+        summary = run / "mlperf_log_summary.txt"
+        lines = [f"{label} : {value}" if line.split(":")[0].strip() == label else line for line in summary.read_text().splitlines()]
+        summary.write_text("\n".join(lines) + "\n")
+
+    return tamper
+
+
+def _edit_json(path: Path, **changes: object) -> None:
+    data = {**json.loads(path.read_text()), **changes}
+    path.write_text(json.dumps({k: v for k, v in data.items() if v is not None}))
+
+
+def _untruncate(sub: Path) -> None:
+    full = sub.parent / "sub-accuracy-logs" / RES / "accuracy/mlperf_log_accuracy.json"
+    shutil.copyfile(full, sub / RES / "accuracy/mlperf_log_accuracy.json")
+
+
+#: One MLPerf checker rule each, broken alone in a tree `suite submit` built (which passes), and the
+#: exact rule ids `suite check` answers with (docs/mlperf-checker-map.md names each case by its id).
+#: Where one break is two of MLPerf's checks (a missing file is also a file-set mismatch), both ids.
+ALONE: dict[str, tuple[Callable[[Path], None], set[str]]] = {
+    "perf-invalid": (_doctor("result_validity", "Result is", "INVALID"), {"loadgen.invalid", "compliance.failed"}),
+    "perf-error": (lambda s: _append_error(s / RES / "performance/run_1/mlperf_log_detail.txt"), {"loadgen.error"}),
+    "perf-sample-count": (_doctor("effective_performance_sample_count", "performance_sample_count", 1),
+                          {"settings.performance-sample-count"}),
+    "qsl-seed": (_doctor("effective_qsl_rng_seed", "qsl_rng_seed", 1), {"settings.seed"}),
+    "sample-index-seed": (_doctor("effective_sample_index_rng_seed", "sample_index_rng_seed", 1),
+                          {"settings.seed"}),
+    "schedule-seed": (_doctor("effective_schedule_rng_seed", "schedule_rng_seed", 1),
+                      {"settings.seed"}),
+    "early-stopping": (lambda s: _set_detail(s / RES / "performance/run_1/mlperf_log_detail.txt", "early_stopping_met", False),
+                       {"loadgen.early-stopping"}),
+    "target-latency": (_doctor("effective_target_latency_ns", "target_latency (ns)", 61_000_000),
+                       {"settings.target-latency", "compliance.failed"}),
+    "min-duration": (_doctor("effective_min_duration_ms", "min_duration (ms)", 5),
+                     {"settings.min-duration"}),
+    "no-accuracy-txt": (lambda s: (s / RES / "accuracy/accuracy.txt").unlink(), {"structure.missing-file", "submission.file-set"}),
+    "accuracy-extra-file": (lambda s: (s / RES / "accuracy/notes.txt").write_text("x"), {"submission.file-set"}),
+    "no-hash": (lambda s: (s / RES / "accuracy/accuracy.txt").write_text((s / RES / "accuracy/accuracy.txt").read_text().split("\nhash=")[0] + "\n"),
+                {"accuracy.truncated"}),
+    "no-accuracy-log": (lambda s: (s / RES / "accuracy/mlperf_log_accuracy.json").unlink(), {"structure.missing-file", "submission.file-set"}),
+    "not-truncated": (_untruncate, {"submission.size"}),
+    "no-hash-not-truncated": (lambda s: _untruncate(s) or (s / RES / "accuracy/accuracy.txt").write_text(
+        (s / RES / "accuracy/accuracy.txt").read_text().split("\nhash=")[0] + "\n"), {"submission.size", "accuracy.hash"}),
+    "accuracy-error": (lambda s: _append_error(s / RES / "accuracy/mlperf_log_detail.txt"), {"loadgen.error"}),
+    "no-compliance": (lambda s: shutil.rmtree(s / "closed/Acme/compliance"), {"compliance.missing"}),
+    "no-verify-performance": (lambda s: (s / TEST01 / "verify_performance.txt").unlink(), {"structure.missing-file", "submission.file-set"}),
+    "performance-not-pass": (lambda s: (s / TEST01 / "verify_performance.txt").write_text("TEST FAIL\n"), {"compliance.failed"}),
+    "no-test01-run": (lambda s: shutil.rmtree(s / TEST01 / "performance"), {"structure.missing-file", "submission.file-set"}),
+    "test01-run-extra-file": (lambda s: (s / TEST01 / "performance/run_1/notes.txt").write_text("x"), {"submission.file-set"}),
+    "no-verify-accuracy": (lambda s: (s / TEST01 / "verify_accuracy.txt").unlink(), {"structure.missing-file", "submission.file-set"}),
+    "no-test01-accuracy": (lambda s: shutil.rmtree(s / TEST01 / "accuracy"), {"structure.missing-file", "submission.file-set"}),
+    "no-measurements": (lambda s: shutil.rmtree(s / "closed/Acme/measurements"), {"submission.measurements"}),
+    "system-field-missing": (lambda s: _edit_json(s / "closed/Acme/systems/sys1.json", hw_notes=None), {"submission.system"}),
+    "system-type": (lambda s: _edit_json(s / "closed/Acme/systems/sys1.json", system_type="cloud"), {"submission.system"}),
+    "closed-over-network": (lambda s: _edit_json(s / "closed/Acme/systems/sys1.json", is_network="true"), {"submission.system", "submission.network"}),
+    "dot-name": (lambda s: (s / "closed/Acme/documentation/.notes.md").write_text("x"), {"submission.name"}),
+    "pycache": (lambda s: (s / "closed/Acme/code/dlrm-rmc1-99/__pycache__").mkdir() or (s / "closed/Acme/code/dlrm-rmc1-99/__pycache__/x.pyc").write_text("x"),
+                {"submission.name"}),
+    "orphan-measurements": (lambda s: shutil.copytree(s / "closed/Acme/measurements/sys1", s / "closed/Acme/measurements/sys2"), {"submission.layout"}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(ALONE))
+def test_each_mlperf_rule_alone(case: str, built: Path) -> None:
+    tamper, rules_found = ALONE[case]
+    assert _errors(built) == set()
+    tamper(built)
+    assert {rule for rule, _ in _errors(built)} == rules_found

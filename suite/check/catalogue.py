@@ -1,6 +1,6 @@
 """The rule catalogue of ``suite check``: every rule id with its meaning, and the :class:`Finding` it yields.
 
-Rule ids are stable (tests, scripts and ``docs/mlperf-fidelity.md`` match on them). Every other
+Rule ids are stable (tests, scripts and ``docs/mlperf-checker-map.md`` match on them). Every other
 module of ``suite.check`` (and nothing below it) builds its findings from here.
 """
 
@@ -43,6 +43,7 @@ RULES: dict[str, str] = {
     "loadgen.invalid": "LoadGen's verdict (result_validity) is not VALID",
     "loadgen.early-stopping": "LoadGen's early-stopping criterion was not met",
     "loadgen.error": "the detail log holds a LoadGen error (e.g. 'Ending early')",
+    "loadgen.result": "a VALID Offline or Server run's detail log lacks the scenario's result (result_samples_per_second, result_completed_samples_per_sec), which MLPerf's checker reads",
     "settings.audit-config": "an audit.config overrode the settings of a non-audit run",
     "settings.mode": "LoadGen's test mode is not the folder's (performance/accuracy)",
     "settings.scenario": "LoadGen's scenario is not the folder's",
@@ -89,7 +90,8 @@ RULES: dict[str, str] = {
     "submission.symlink": "a submission tree holds a symlink",
     "submission.empty-dir": "a submission tree holds an empty folder",
     "submission.network": "a system over the network (is_network) whose LoadGen sut_name lacks 'Network SUT'",
-    "submission.power": "a power measurement (performance/power) lacks MLPerf's files: power/, ranging/, spl.txt, analyzer table, power settings",
+    "submission.power": "a power measurement (performance/power) lacks MLPerf's files (power/, ranging/, spl.txt, analyzer table, power settings) or one is empty",
+    "submission.power-samples": "a power measurement's spl.txt has no positive power sample between the run's power_begin and power_end (or the detail log lacks them)",
 }
 
 

@@ -11,15 +11,16 @@ from pathlib import Path
 from suite import record, scenarios
 from suite.check.catalogue import Finding, error
 from suite.check.reading import Judge, RunContext, expected_settings, read_accuracy_txt
-from suite.check.runs import check_settings
+from suite.check.runs import check_settings, check_verdict
 from suite.config import Mode, Settings
 from suite.errors import RecordError, SuiteError
 from suite.results import ACCURACY_LOG, DETAIL, read_detail
 from suite.tree import RunFolder
 
-#: The audits whose performance run is held to the scenario's own performance settings, as MLPerf's
-#: checker holds it (``check_performance_dir`` on ``<TEST>/performance/run_1``). TEST04 and TEST05
-#: change the settings on purpose (sample count, seeds) and are judged by their verify files only.
+#: The audits whose performance run is held to the scenario's own performance settings and to
+#: LoadGen's verdict, as MLPerf's checker holds it (``check_performance_dir`` on
+#: ``<TEST>/performance/run_1``). TEST04 and TEST05 change the settings on purpose (sample count,
+#: seeds) and are judged by their verify files only.
 SETTINGS_CHECKED = ("TEST01",)
 
 
@@ -72,7 +73,9 @@ def check_compliance(run: RunFolder, test: str, accuracy_target: float, expected
             findings.append(error("compliance.failed", "TEST01 accuracy re-verified from the logs: TEST FAIL", base))
     if expected is not None and test in SETTINGS_CHECKED:
         audit_run = dataclasses.replace(run, path=base / "performance" / "run_1", mode=Mode.PERFORMANCE)
-        findings += check_settings(RunContext(run=audit_run, detail=audited_log), expected)
+        audit_ctx = RunContext(run=audit_run, detail=audited_log)
+        findings += check_verdict(audit_ctx)
+        findings += check_settings(audit_ctx, expected)
     return findings
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime
 from pathlib import Path
 
 from suite import record
@@ -192,8 +193,29 @@ def _check_scenario(org: Path, system: str, bench: str, scen_dir: Path, fmt: Sub
         if want is None:
             findings.append(error("submission.file-set", f"{test_dir.name} is not a compliance test", test_dir))
             continue
-        findings += _file_set(test_dir, fmt, want, fmt.audit_optional)
+        findings += _file_set(test_dir, fmt, *_audit_files(test_dir, want, fmt.audit_optional))
     return findings
+
+
+#: TEST01's fallback files (MLPerf's REQUIRED_TEST01_ACC_FILES): the sampled queries' AUC and the
+#: accuracy run's, which a verify_accuracy.txt without TEST PASS needs and a passing one forbids.
+TEST01_FALLBACK = frozenset({"accuracy/baseline_accuracy.txt", "accuracy/compliance_accuracy.txt"})
+
+
+def _audit_files(test_dir: Path, want: frozenset[str], optional: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """An audit folder's (required, optional) files; TEST01's depend on its accuracy verdict, as in
+    MLPerf's ``check_compliance_acc_dir`` (a missing verdict is reported by the compliance check)."""
+    from suite.audit import PASS
+
+    verify = test_dir / "verify_accuracy.txt"
+    if test_dir.name != "TEST01" or not verify.is_file() or verify.is_symlink():
+        return want, optional
+    try:
+        passed = PASS in record.read_text(verify, record.TEXT_CAP_BYTES)
+    except RecordError:
+        return want, optional
+    rest = optional - TEST01_FALLBACK
+    return (want, rest) if passed else (want | TEST01_FALLBACK, rest)
 
 
 def _types(system_type: str) -> frozenset[str]:
@@ -256,15 +278,56 @@ def _check_power(org: Path, system: str, bench: str, scen_dir: Path, fmt: Submis
     for name in ("ranging", "run_1"):
         if (perf / name).is_dir():
             findings += _power_file_set(perf / name, fmt.performance_set | fmt.power_run_files, fmt.performance_optional | fmt.tolerated)
-    findings += _power_file_set(perf / "power", fmt.power_files, frozenset())
+    findings += _power_file_set(perf / "power", fmt.power_files, fmt.tolerated)
     measured = fmt.measurements_dir(org, system, bench, scen_dir.name)
     here = [measured, measured.parent, measured.parent.parent, measured.parent.parent.parent]
-    names = [p.name for d in here if d.is_dir() for p in d.iterdir() if p.is_file()]
+    candidates = [p for d in here if d.is_dir() for p in d.iterdir() if p.is_file()]
     for pattern in fmt.power_measurement_patterns:
-        found = [n for n in names if re.match(pattern, n)]
+        found = [p for p in candidates if re.match(pattern, p.name)]
         if not found:
             findings.append(error("submission.power", f"no {pattern} file beside the measurements", measured))
+        for path in (p for p in found if p.stat().st_size == 0):
+            findings.append(error("submission.power", f"{path.name} is empty", path))
+    if (perf / "run_1").is_dir():
+        findings += _check_power_samples(perf / "run_1")
     return findings
+
+
+#: The timestamp format of the detail log's power_begin/power_end and of spl.txt's samples.
+POWER_TIME_FORMAT = "%m-%d-%Y %H:%M:%S.%f"
+
+
+def _check_power_samples(run: Path) -> list[Finding]:
+    """MLPerf's ``get_power_metric``: at least one positive power sample in ``spl.txt``
+    (``Time,<timestamp>,Watts,<value>,...`` lines) strictly between the run's ``power_begin`` and
+    ``power_end`` (detail log). A missing file is the file-set check's to report."""
+    detail_path, spl = run / DETAIL, run / "spl.txt"
+    if not detail_path.is_file() or not spl.is_file():
+        return []
+    try:
+        detail = read_detail(detail_path)
+        text = record.read_text(spl, record.TEXT_CAP_BYTES)
+    except RecordError as exc:
+        return [error("submission.power-samples", f"cannot read the power window: {exc}", run)]
+    try:
+        begin = datetime.strptime(str(detail.get("power_begin")), POWER_TIME_FORMAT)
+        end = datetime.strptime(str(detail.get("power_end")), POWER_TIME_FORMAT)
+    except ValueError:
+        window = (detail.get("power_begin"), detail.get("power_end"))
+        return [error("submission.power-samples", f"the detail log's power_begin/power_end are not timestamps (got {window!r})", detail_path)]
+    samples = 0
+    for line in text.splitlines():
+        fields = line.split(",")
+        if not line.startswith("Time") or len(fields) < 4:
+            continue
+        try:
+            when, watts = datetime.strptime(fields[1], POWER_TIME_FORMAT), float(fields[3])
+        except ValueError:
+            continue
+        samples += begin < when < end and watts > 0
+    if samples == 0:
+        return [error("submission.power-samples", f"spl.txt has no positive power sample between power_begin {begin} and power_end {end}", spl)]
+    return []
 
 
 def _power_file_set(folder: Path, want: frozenset[str], optional: frozenset[str]) -> list[Finding]:
