@@ -29,6 +29,7 @@ from suite.cli import cli  # noqa: E402
 from suite.datasets import synthetic  # noqa: E402
 from suite.datasets.batch import Batch  # noqa: E402
 from suite.datasets.store import Dataset  # noqa: E402
+from suite.errors import BackendError  # noqa: E402
 from suite.models import ModelSpec  # noqa: E402
 from suite.placement import LibrarySource, WorkerLost  # noqa: E402
 from suite.placement.ray import RayPlacement, cluster_nodes, connect, plan  # noqa: E402
@@ -79,6 +80,17 @@ def test_workers_one_per_node_give_single_process_scores(on_cluster: Cluster, da
         placement.start(specs)
         placement.attach(items)
         assert_placement_scores_like(placement, items, reference, rows_worker=0)
+        # Submits that queue behind a worker's calls in flight travel together in one actor call,
+        # and each still gets its own scores, or its own error.
+        spans = [[(k * 97, k * 97 + 50 + k)] for k in range(8)]
+        bad = Batch(dense=np.zeros((3, 1), np.float32), sparse=tuple(s[:3].copy() for s in items.sparse))
+        before = placement.calls_per_submit()
+        futures = [placement.submit(0, [r]) for r in (*spans[:5], bad, *spans[5:])]
+        with pytest.raises(BackendError, match=r"^request failed in Ray worker 0 .*: RuntimeError"):
+            futures[5].result(timeout=60)
+        for f, s in zip(futures[:5] + futures[6:], spans, strict=True):
+            np.testing.assert_array_equal(f.result(timeout=60), reference.predict(Batch.of_spans(items, s)))
+        assert placement.calls_per_submit() < before
         trip = placement.measure_round_trip(pings=5)
         assert 0 < trip.median_us <= trip.p99_us
         info = placement.info().to_dict()

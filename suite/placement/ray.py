@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import signal
 import socket
 import threading
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -66,6 +68,16 @@ CONNECT_TIMEOUT_S = 10.0
 START_TIMEOUT_S = 600.0
 #: Seconds :meth:`RayPlacement.close` waits for the actors to close their backends.
 CLOSE_TIMEOUT_S = 10.0
+#: Actor calls in flight per worker beyond its concurrency: one running and one waiting at the
+#: actor, so the worker never waits on the driver between batches.
+CALLS_AHEAD = 1
+#: Most submits one actor call carries when they queued while the worker's calls were in flight.
+MAX_COALESCED = 8
+#: Harness threads per Ray worker of one lane (a worker of L lanes gets L - 1 more): two calls in
+#: flight and the submits queued behind them, which go as one call. A Ray call costs the driver and
+#: the actor ~0.4 ms of CPU each on the 2-core test host, several times a local process's pipe;
+#: what queued together pays it once.
+THREADS_PER_RAY_WORKER = 8
 _EMPTY = np.empty(0, dtype=np.float32)
 _LOOPBACK = ("127.", "localhost", "::1")
 
@@ -225,6 +237,10 @@ class RayWorker:
         self.spec = spec
         self.backend: Backend | None = None
         self.items: Batch | None = None
+        # The actor runs CALLS_AHEAD more calls at once than the worker's concurrency, so Ray's own
+        # work on one call (its arguments in, its scores out) overlaps another's predict; the
+        # predicts themselves run at most `concurrency` at once.
+        self.lanes = threading.BoundedSemaphore(spec.concurrency)
 
     def load(self) -> tuple[str, dict[str, Any]]:
         """Build and load the backend: ``("K", info)``, or ``("F", why)`` in one line."""
@@ -265,8 +281,21 @@ class RayWorker:
                 if self.items is None:
                     raise BackendError("a request of spans before the items were attached")
                 batch = Batch.of_spans(self.items, request)
-            parts.append(np.ascontiguousarray(self.backend.predict(batch), dtype=np.float32))
+            with self.lanes:
+                scores = self.backend.predict(batch)
+            parts.append(np.ascontiguousarray(scores, dtype=np.float32))
         return concat(parts)
+
+    def run_many(self, calls: list[list[Any]]) -> list[np.ndarray | str]:
+        """Several submits' requests, each answered as :meth:`run` answers it: its scores, or its
+        error as ``"Type: message"`` (one failing submit does not fail the others)."""
+        out: list[np.ndarray | str] = []
+        for requests in calls:
+            try:
+                out.append(self.run(requests))
+            except Exception as exc:
+                out.append(f"{type(exc).__name__}: {exc}")
+        return out
 
     def call(self, method: str, args: tuple[Any, ...]) -> Any:
         assert self.backend is not None
@@ -279,6 +308,11 @@ class RayWorker:
         self.items = None
 
 
+#: One submit as it waits for and travels in an actor call: its requests on the wire, how many
+#: requests they are, and its future.
+_Entry = tuple[list[Any], int, "Future[np.ndarray]"]
+
+
 @dataclass
 class _Actor:
     spec: WorkerSpec
@@ -289,6 +323,24 @@ class _Actor:
     outstanding: int = 0
     death: str = ""
     held: set[Future[np.ndarray]] = field(default_factory=set)
+    #: Submits waiting for one of the actor's calls in flight to return.
+    waiting: deque[_Entry] = field(default_factory=deque)
+    calls: int = 0
+    #: Submits taken and actor calls sent, since start.
+    submits: int = 0
+    sent: int = 0
+
+    @property
+    def depth(self) -> int:
+        """Calls this actor may have in flight."""
+        return self.spec.concurrency + CALLS_AHEAD
+
+    def take(self) -> list[_Entry]:
+        """The waiting submits the next call carries (the caller holds the lock); counts the call."""
+        batch = [self.waiting.popleft() for _ in range(min(MAX_COALESCED, len(self.waiting)))]
+        self.calls += 1
+        self.sent += 1
+        return batch
 
 
 class RayPlacement(Placement):
@@ -319,6 +371,8 @@ class RayPlacement(Placement):
         self._closed = True
         self._items_ref: Any = None
         self._items: Batch | None = None
+        self._sends: queue.SimpleQueue[tuple[_Actor, list[_Entry]] | None] = queue.SimpleQueue()
+        self._sender: threading.Thread | None = None
 
     @classmethod
     def on_cluster(cls, cluster: str, backend: str, config: BackendConfig, *, concurrency: int = 1,
@@ -350,16 +404,20 @@ class RayPlacement(Placement):
         for i, spec in enumerate(self.specs):
             slot = self.slots[i] if self.slots is not None else None
             # Named in the job's own (anonymous) namespace: `ray list actors` and a drill can find it.
-            options: dict[str, Any] = {"name": f"recsuite-{spec.slug}", "max_concurrency": spec.concurrency, "max_restarts": 0}
+            options: dict[str, Any] = {"name": f"recsuite-{spec.slug}", "max_concurrency": spec.concurrency + CALLS_AHEAD,
+                                       "max_restarts": 0}
             if slot is not None:
                 options.update(num_cpus=slot.cpus, num_gpus=slot.gpus,
                                scheduling_strategy=NodeAffinitySchedulingStrategy(slot.node.node_id, soft=False))
             else:
                 options.update(num_cpus=1, scheduling_strategy="SPREAD")
             self._actors.append(_Actor(spec=spec, slot=slot, handle=actor_cls.options(**options).remote(spec)))
+        self._sender = threading.Thread(target=self._send_loop, name="recsuite-ray-sender", daemon=True)
+        self._sender.start()
         try:
             self.worker_info = self._wait_loaded()
         except BaseException:
+            self._stop_sender()
             self._kill_all()
             self._disconnect()
             self._closed = True
@@ -402,8 +460,12 @@ class RayPlacement(Placement):
         self._items_ref, self._items = ref, items
 
     def submit(self, worker: int, requests: Sequence[Request]) -> Future[np.ndarray]:
+        """Queue ``requests`` for worker ``worker``: sent at once as an actor call while the worker
+        has fewer than its depth of calls in flight, else sent, together with whatever else queued
+        meanwhile, as one call when one of those returns."""
         done: Future[np.ndarray] = Future()
         n = len(requests)
+        wire = [(r.dense, r.sparse) if isinstance(r, Batch) else list(r) for r in requests]
         with self._lock:
             if self._broken:
                 done.set_exception(WorkerLost(self._broken))
@@ -411,48 +473,84 @@ class RayPlacement(Placement):
             actor = self._actors[worker]
             actor.outstanding += n
             actor.held.add(done)
-        wire = [(r.dense, r.sparse) if isinstance(r, Batch) else list(r) for r in requests]
-        try:
-            ref = actor.handle.run.remote(wire)
-            ref.future().add_done_callback(lambda f: self._settle(actor, n, f, done))
-        except Exception as exc:
-            self._settle_error(actor, n, exc, done)
+            actor.submits += 1
+            actor.waiting.append((wire, n, done))
+            if actor.calls >= actor.depth:
+                return done
+            entries = actor.take()
+        self._call(actor, entries)
         return done
 
-    def _settle(self, actor: _Actor, n: int, f: Future[np.ndarray], done: Future[np.ndarray]) -> None:
-        exc = f.exception()
-        if exc is not None:
-            self._settle_error(actor, n, exc, done)
+    def _call(self, actor: _Actor, entries: list[_Entry]) -> None:
+        """One actor call carrying ``entries``; its reply settles each of them."""
+        try:
+            ref = actor.handle.run_many.remote([wire for wire, _, _ in entries])
+            # Ray calls back with the reply, or with the exception that stands for it.
+            ref._on_completed(lambda got: self._settle(actor, entries, got))
+        except Exception as exc:
+            self._settle_error(actor, entries, exc)
+
+    def _send_loop(self) -> None:
+        """Sends the calls of submits that queued behind a worker's calls in flight (Ray's completion
+        callbacks only hand them over: they should not submit tasks themselves)."""
+        while (job := self._sends.get()) is not None:
+            self._call(*job)
+
+    def _settle(self, actor: _Actor, entries: list[_Entry], got: Any) -> None:
+        if isinstance(got, BaseException):
+            self._settle_error(actor, entries, got)
             return
         with self._lock:
-            actor.outstanding -= n
-            actor.held.discard(done)
-        if not done.done():
-            done.set_result(f.result())
+            actor.outstanding -= sum(n for _, n, _ in entries)
+            for _, _, done in entries:
+                actor.held.discard(done)
+            self._next_call(actor)
+        for (_, _, done), scores in zip(entries, got, strict=True):
+            if done.done():
+                continue
+            if isinstance(scores, str):
+                done.set_exception(BackendError(f"request failed in {actor.spec.name}: {scores}"))
+            else:
+                done.set_result(scores)
 
-    def _settle_error(self, actor: _Actor, n: int, exc: BaseException, done: Future[np.ndarray]) -> None:
+    def _next_call(self, actor: _Actor) -> None:
+        """A call of ``actor`` returned (the caller holds the lock): send what waits behind it."""
+        actor.calls -= 1
+        if actor.waiting and actor.alive and not self._closing and actor.calls < actor.depth:
+            self._sends.put((actor, actor.take()))
+
+    def _settle_error(self, actor: _Actor, entries: list[_Entry], exc: BaseException) -> None:
         from ray.exceptions import RayActorError
 
         lost = isinstance(exc, RayActorError)
+        n = sum(k for _, k, _ in entries)
+        failed = [done for _, _, done in entries]
         with self._lock:
             actor.outstanding -= n
-            actor.held.discard(done)
             if lost and actor.alive and not self._closing:
                 actor.alive = False
                 in_flight = actor.outstanding + n
                 actor.death = f"{actor.spec.name} (pid {actor.pid}) died ({_death_reason(exc)}) with {in_flight} request(s) in flight"
                 self._broken = self._broken or actor.death
                 log.error("%s", actor.death)
+            if not actor.alive:  # what waited for this actor's calls goes nowhere now
+                failed += [done for _, _, done in actor.waiting]
+                actor.outstanding -= sum(k for _, k, _ in actor.waiting)
+                actor.waiting.clear()
+            for done in failed:
+                actor.held.discard(done)
+            self._next_call(actor)
             death = actor.death
-        if done.done():
-            return
-        if self._closing:
-            done.set_exception(BackendError("the placement was closed"))
-        elif lost:
-            done.set_exception(WorkerLost(death))
-        else:
-            cause = getattr(exc, "cause", None) or exc
-            done.set_exception(BackendError(f"request failed in {actor.spec.name}: {type(cause).__name__}: {_first_line(cause)}"))
+        for done in failed:
+            if done.done():
+                continue
+            if self._closing:
+                done.set_exception(BackendError("the placement was closed"))
+            elif not actor.alive:
+                done.set_exception(WorkerLost(death))
+            else:
+                cause = getattr(exc, "cause", None) or exc
+                done.set_exception(BackendError(f"request failed in {actor.spec.name}: {type(cause).__name__}: {_first_line(cause)}"))
 
     def outstanding(self) -> list[int]:
         return [a.outstanding for a in self._actors]
@@ -462,6 +560,11 @@ class RayPlacement(Placement):
         if not actor.alive:
             raise WorkerLost(actor.death)
         return self._ray.get(actor.handle.call.remote(method, args), timeout=self.start_timeout_s)
+
+    def calls_per_submit(self) -> float:
+        """Actor calls sent per submit taken, over every worker since start (1.0: none coalesced)."""
+        submits = sum(a.submits for a in self._actors)
+        return sum(a.sent for a in self._actors) / submits if submits else 1.0
 
     def pids(self) -> list[int]:
         """Each worker's process id on its node, in index order."""
@@ -498,16 +601,24 @@ class RayPlacement(Placement):
         except Exception:
             pass
         self._kill_all()
+        self._stop_sender()
         with self._lock:
             held = [f for a in self._actors for f in a.held]
             for a in self._actors:
                 a.held.clear()
+                a.waiting.clear()
         for f in held:
             if not f.done():
                 f.set_exception(BackendError("the placement was closed"))
         self._items_ref = None
         self._items = None
         self._disconnect()
+
+    def _stop_sender(self) -> None:
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            self._sends.put(None)
+            sender.join(CLOSE_TIMEOUT_S)
 
     def _kill_all(self) -> None:
         for a in self._actors:
@@ -531,14 +642,14 @@ def placed(config: Any, backend_cls: type[Backend]) -> tuple[Any, int, int]:
         BackendUnavailableError: Ray is missing, the cluster does not answer or has nothing to run
             the backend on.
     """
-    from suite.placement.backend import THREADS_PER_WORKER, PlacedBackend
+    from suite.placement.backend import PlacedBackend
 
     inner = BackendConfig(model=config.model, threads=config.threads, precision=config.precision, options=config.backend_options)
     # A thread-safe GPU backend runs as many batches at once as it has lanes, as --devices does.
     gpu = backend_cls.name == "torch-cuda"
     lanes = int(inner.option("lanes", str(backend_cls.default_workers))) if gpu and backend_cls.thread_safe else 1
     placement, specs = RayPlacement.on_cluster(config.cluster, backend_cls.name, inner, concurrency=lanes)
-    workers = max(THREADS_PER_WORKER, lanes) * len(specs)
+    workers = (THREADS_PER_RAY_WORKER + lanes - 1) * len(specs)
     return PlacedBackend(backend_cls.name, inner, placement, specs), specs[0].config.threads, workers
 
 
