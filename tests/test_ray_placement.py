@@ -80,22 +80,21 @@ def test_workers_one_per_node_give_single_process_scores(on_cluster: Cluster, da
         placement.start(specs)
         placement.attach(items)
         assert_placement_scores_like(placement, items, reference, rows_worker=0)
-        # Submits that queue behind a worker's calls in flight travel together in one actor call,
-        # and each still gets its own scores, or its own error.
+        # Batches travel over each actor's direct channel; many in flight at once each get their
+        # own scores, or their own error.
         spans = [[(k * 97, k * 97 + 50 + k)] for k in range(8)]
         bad = Batch(dense=np.zeros((3, 1), np.float32), sparse=tuple(s[:3].copy() for s in items.sparse))
-        before = placement.calls_per_submit()
         futures = [placement.submit(0, [r]) for r in (*spans[:5], bad, *spans[5:])]
         with pytest.raises(BackendError, match=r"^request failed in Ray worker 0 .*: RuntimeError"):
             futures[5].result(timeout=60)
         for f, s in zip(futures[:5] + futures[6:], spans, strict=True):
             np.testing.assert_array_equal(f.result(timeout=60), reference.predict(Batch.of_spans(items, s)))
-        assert placement.calls_per_submit() < before
         trip = placement.measure_round_trip(pings=5)
         assert 0 < trip.median_us <= trip.p99_us
         info = placement.info().to_dict()
         assert (info["name"], info["nodes"], info["devices_per_node"], info["lost_workers"]) == ("ray", 2, 1, [])
         assert info["devices"] == ["node0/cpu", "node1/cpu"] and info["cluster"] == on_cluster.address
+        assert info["dispatch"] == "direct"
 
         # A worker whose process is killed fails what it held and every later request, named.
         pid = placement.pids()[0]
@@ -114,6 +113,37 @@ def test_workers_one_per_node_give_single_process_scores(on_cluster: Cluster, da
         placement.close()
         reference.close()
     assert not ray.is_initialized()  # it connected, so it disconnected
+
+
+def test_dispatch_by_ray_calls_sends_queued_submits_together_and_fails_them_on_a_death(on_cluster: Cluster) -> None:
+    # Ray calls (as through Ray Client): submits that queue behind a worker's two calls in flight
+    # go as one call, and each gets its own scores or its own error (spans before any items).
+    placement, specs = RayPlacement.on_cluster("ray", "null", BackendConfig(model=TINY, options=(("latency_us", "20000"),)),
+                                               dispatch="calls")
+    rows = [Batch(dense=np.zeros((k + 1, 13), np.float32), sparse=()) for k in range(6)]
+    try:
+        placement.start(specs)
+        futures = [placement.submit(0, [r]) for r in (*rows[:3], [(0, 4)], *rows[3:])]
+        with pytest.raises(BackendError, match=r"^request failed in Ray worker 0 .*: BackendError: a request of spans before"):
+            futures[3].result(timeout=60)
+        assert [len(f.result(timeout=60)) for f in futures[:3] + futures[4:]] == [1, 2, 3, 4, 5, 6]
+        assert placement.calls_per_submit() < 1
+        assert placement.info().to_dict()["dispatch"] == "calls"
+
+        # Submits queued behind the calls in flight fail, named, when the actor dies (the two calls
+        # in flight may have been answered just before).
+        held = [placement.submit(1, [r]) for r in rows]
+        placement.kill(1)
+        lost = []
+        for f in held:
+            try:
+                f.result(timeout=60)
+            except WorkerLost as exc:
+                lost.append(str(exc))
+        assert len(lost) >= len(rows) - 2
+        assert all(re.match(r"Ray worker 1 .* died \(killed by ray.kill\)", text) for text in lost), lost
+    finally:
+        placement.close()
 
 
 def _run(runner: CliRunner, tmp_path: Path, scenario: str, *extra: str, backend: str = "torch-cpu") -> tuple[int, str, dict]:

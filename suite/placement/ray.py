@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import queue
 import signal
 import socket
@@ -53,6 +54,7 @@ from suite.placement.base import (
     concat,
     load_items,
 )
+from suite.placement.worker import ID, OK
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,12 @@ CLOSE_TIMEOUT_S = 10.0
 CALLS_AHEAD = 1
 #: Most submits one actor call carries when they queued while the worker's calls were in flight.
 MAX_COALESCED = 8
+#: Seconds an actor waits for the driver to connect to its channel.
+CHANNEL_ACCEPT_S = 60.0
+#: How batches travel: ``direct``, over a connection of the driver's to each actor (the local
+#: processes' protocol; Ray still places, feeds and watches the actors), or ``calls``, as Ray
+#: actor calls (what a driver connected through Ray Client, which may not reach the nodes, uses).
+DISPATCH = ("direct", "calls")
 #: Harness threads per Ray worker of one lane (a worker of L lanes gets L - 1 more): two calls in
 #: flight and the submits queued behind them, which go as one call. A Ray call costs the driver and
 #: the actor ~0.4 ms of CPU each on the 2-core test host, several times a local process's pipe;
@@ -241,6 +249,7 @@ class RayWorker:
         # work on one call (its arguments in, its scores out) overlaps another's predict; the
         # predicts themselves run at most `concurrency` at once.
         self.lanes = threading.BoundedSemaphore(spec.concurrency)
+        self.channel_done = threading.Event()
 
     def load(self) -> tuple[str, dict[str, Any]]:
         """Build and load the backend: ``("K", info)``, or ``("F", why)`` in one line."""
@@ -297,6 +306,43 @@ class RayWorker:
                 out.append(f"{type(exc).__name__}: {exc}")
         return out
 
+    def open_channel(self, host: str | None, authkey: bytes) -> tuple[str, int]:
+        """Listen on ``host`` (this node's address; None: the one Ray knows this node by) for the
+        driver's one connection, authenticated with ``authkey``, and answer its jobs there on a thread
+        of the actor's own (:func:`suite.placement.worker.serve`, the local processes' protocol).
+        Returns the address to connect to."""
+        from multiprocessing.connection import Listener
+
+        from suite.placement.worker import serve
+
+        assert self.backend is not None
+        backend = self.backend
+        listener = Listener((host or _node_address(), 0), authkey=authkey)
+
+        def accept_and_serve() -> None:
+            try:
+                listener._listener._socket.settimeout(CHANNEL_ACCEPT_S)  # type: ignore[attr-defined]
+                conn = listener.accept()
+            except Exception:
+                self.channel_done.set()
+                return
+            finally:
+                listener.close()
+            try:
+                serve(conn, backend, self.spec, lambda: self.items)
+            finally:
+                conn.close()
+                self.channel_done.set()
+
+        threading.Thread(target=accept_and_serve, name=f"recsuite-{self.spec.slug}-channel", daemon=True).start()
+        bound: Any = listener.address
+        return str(bound[0]), int(bound[1])
+
+    def channel_closed(self) -> None:
+        """Returns when the channel ends. The driver keeps this call pending: Ray fails it, with its
+        reason, when the actor dies."""
+        self.channel_done.wait()
+
     def call(self, method: str, args: tuple[Any, ...]) -> Any:
         assert self.backend is not None
         return getattr(self.backend, method)(*args)
@@ -329,6 +375,11 @@ class _Actor:
     #: Submits taken and actor calls sent, since start.
     submits: int = 0
     sent: int = 0
+    #: The direct connection to the actor (None: batches go as actor calls), and its jobs in flight
+    #: by id: (future, requests).
+    conn: Any = None
+    jobs: dict[int, tuple[Future[Any], int]] = field(default_factory=dict)
+    watch: Any = None
 
     @property
     def depth(self) -> int:
@@ -352,12 +403,18 @@ class RayPlacement(Placement):
         slots: where each spec's actor goes (from :func:`plan`); without them actors are spread
             over the cluster, one CPU each.
         start_timeout_s: how long the actors may take to be placed and load their backends.
+        dispatch: how batches travel (:data:`DISPATCH`); None: ``direct``, except through Ray
+            Client (``ray://``), where the driver may not reach the nodes.
     """
 
     name: ClassVar[str] = "ray"
 
-    def __init__(self, cluster: str = AUTO, slots: Sequence[Slot] | None = None, *, start_timeout_s: float = START_TIMEOUT_S) -> None:
+    def __init__(self, cluster: str = AUTO, slots: Sequence[Slot] | None = None, *, start_timeout_s: float = START_TIMEOUT_S,
+                 dispatch: str | None = None) -> None:
         super().__init__()
+        if dispatch is not None and dispatch not in DISPATCH:
+            raise ConfigError(f"'dispatch' must be one of {list(DISPATCH)} (got {dispatch!r})")
+        self.dispatch = dispatch
         self.cluster = parse_cluster_text(cluster)
         self.slots = tuple(slots) if slots is not None else None
         self.start_timeout_s = start_timeout_s
@@ -373,10 +430,14 @@ class RayPlacement(Placement):
         self._items: Batch | None = None
         self._sends: queue.SimpleQueue[tuple[_Actor, list[_Entry]] | None] = queue.SimpleQueue()
         self._sender: threading.Thread | None = None
+        self._next_id = 0
+        self._wake_r: Any = None
+        self._wake_w: Any = None
+        self._collector: threading.Thread | None = None
 
     @classmethod
     def on_cluster(cls, cluster: str, backend: str, config: BackendConfig, *, concurrency: int = 1,
-                   start_timeout_s: float = START_TIMEOUT_S) -> tuple[RayPlacement, list[WorkerSpec]]:
+                   start_timeout_s: float = START_TIMEOUT_S, dispatch: str | None = None) -> tuple[RayPlacement, list[WorkerSpec]]:
         """Connect to ``cluster`` and plan one worker per GPU (or node) found there: the placement
         and the specs to :meth:`start` it with."""
         ray, here, address = connect(parse_cluster_text(cluster))
@@ -386,7 +447,7 @@ class RayPlacement(Placement):
             if here:
                 ray.shutdown()
             raise
-        placement = cls(cluster, slots, start_timeout_s=start_timeout_s)
+        placement = cls(cluster, slots, start_timeout_s=start_timeout_s, dispatch=dispatch)
         placement._ray, placement._connected_here, placement.address = ray, here, address
         return placement, specs
 
@@ -404,7 +465,7 @@ class RayPlacement(Placement):
         for i, spec in enumerate(self.specs):
             slot = self.slots[i] if self.slots is not None else None
             # Named in the job's own (anonymous) namespace: `ray list actors` and a drill can find it.
-            options: dict[str, Any] = {"name": f"recsuite-{spec.slug}", "max_concurrency": spec.concurrency + CALLS_AHEAD,
+            options: dict[str, Any] = {"name": f"recsuite-{spec.slug}", "max_concurrency": spec.concurrency + CALLS_AHEAD + 1,
                                        "max_restarts": 0}
             if slot is not None:
                 options.update(num_cpus=slot.cpus, num_gpus=slot.gpus,
@@ -416,8 +477,13 @@ class RayPlacement(Placement):
         self._sender.start()
         try:
             self.worker_info = self._wait_loaded()
+            if self.dispatch is None:
+                self.dispatch = "calls" if self.address.startswith("ray://") else "direct"
+            if self.dispatch == "direct":
+                self._open_channels()
         except BaseException:
             self._stop_sender()
+            self._stop_collector()
             self._kill_all()
             self._disconnect()
             self._closed = True
@@ -442,6 +508,95 @@ class RayPlacement(Placement):
             actor.pid = int(info.pop("pid", 0))
             infos.append(info)
         return infos
+
+    def _open_channels(self) -> None:
+        """Connect to every actor's channel (:meth:`RayWorker.open_channel`), listening on its node's
+        address, and start the collector of their replies. A watch call per actor stays pending:
+        Ray fails it, with the reason, when the actor dies."""
+        import multiprocessing as mp
+        from multiprocessing import connection
+
+        ray = self._ray
+        authkey = os.urandom(32)
+        calls = [a.handle.open_channel.remote(a.slot.node.ip if a.slot is not None else None, authkey) for a in self._actors]
+        for actor, call in zip(self._actors, calls, strict=True):
+            try:
+                host, port = ray.get(call, timeout=self.start_timeout_s)
+                sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S)
+                sock.settimeout(None)
+                conn = connection.Connection(sock.detach())
+                connection.answer_challenge(conn, authkey)
+                connection.deliver_challenge(conn, authkey)
+            except Exception as exc:
+                raise BackendError(f"{actor.spec.name}: could not open its channel: {_first_line(exc)}") from None
+            actor.conn = conn
+            actor.watch = actor.handle.channel_closed.remote()
+        self._wake_r, self._wake_w = mp.Pipe(duplex=False)
+        self._collector = threading.Thread(target=self._collect, name="recsuite-ray-collector", daemon=True)
+        self._collector.start()
+        for actor in self._actors:
+            actor.watch._on_completed(lambda got, actor=actor: self._watched(actor, got))
+
+    def _collect(self) -> None:
+        """Replies of every actor's channel to their futures; a channel that ends is left to its watch."""
+        from multiprocessing import connection
+
+        by_conn = {a.conn: a for a in self._actors}
+        waiting: list[Any] = [self._wake_r, *by_conn]
+        while True:
+            for ready in connection.wait(waiting):
+                if ready is self._wake_r:
+                    return
+                try:
+                    msg = ready.recv_bytes()  # type: ignore[union-attr]
+                except (EOFError, OSError):
+                    waiting.remove(ready)
+                    continue
+                self._reply(by_conn[ready], msg)
+
+    def _reply(self, actor: _Actor, msg: bytes) -> None:
+        op = msg[:1]
+        (job_id,) = ID.unpack_from(msg, 1)
+        with self._lock:
+            job = actor.jobs.pop(job_id, None)
+            if job is None:
+                return  # failed already (the actor was declared dead)
+            done, n = job
+            actor.outstanding -= n
+            actor.held.discard(done)
+        if op == b"R":
+            _, tasks = OK.unpack_from(msg, 1)
+            scores = np.frombuffer(msg, dtype=np.float32, offset=1 + OK.size)
+            done.set_result(scores.reshape(-1, tasks) if tasks else scores)
+        else:
+            done.set_exception(BackendError(f"request failed in {actor.spec.name}: {msg[1 + ID.size:].decode()}"))
+
+    def _watched(self, actor: _Actor, got: Any) -> None:
+        """An actor's watch returned: it died (``got`` is Ray's error) or its channel ended."""
+        from ray.exceptions import RayActorError
+
+        if isinstance(got, RayActorError):
+            self._lose(actor, _death_reason(got))
+        elif not self._closing:
+            self._lose(actor, "its connection to the driver was lost")
+
+    def _lose(self, actor: _Actor, reason: str) -> None:
+        """Declare ``actor`` dead (unless closing): fail what it held, and every later submit."""
+        with self._lock:
+            if not actor.alive or self._closing:
+                return
+            actor.alive = False
+            held = [done for done, _ in actor.jobs.values()]
+            in_flight = sum(n for _, n in actor.jobs.values())
+            actor.jobs.clear()
+            actor.outstanding = 0
+            actor.held.clear()
+            actor.death = f"{actor.spec.name} (pid {actor.pid}) died ({reason}) with {in_flight} request(s) in flight"
+            self._broken = self._broken or actor.death
+        log.error("%s", actor.death)
+        for done in held:
+            if not done.done():
+                done.set_exception(WorkerLost(actor.death))
 
     def attach(self, items: Batch) -> None:
         if items is self._items:
@@ -474,6 +629,15 @@ class RayPlacement(Placement):
             actor.outstanding += n
             actor.held.add(done)
             actor.submits += 1
+            if actor.conn is not None:
+                job_id = self._next_id
+                self._next_id += 1
+                actor.jobs[job_id] = (done, n)
+                try:
+                    actor.conn.send_bytes(b"J" + pickle.dumps((job_id, wire), protocol=5))
+                except OSError:
+                    pass  # the actor is gone; its watch fails what it held
+                return done
             actor.waiting.append((wire, n, done))
             if actor.calls >= actor.depth:
                 return done
@@ -580,7 +744,9 @@ class RayPlacement(Placement):
 
     def info(self) -> PlacementInfo:
         base = super().info()
-        extra = {"cluster": self.address} if self.address else {}
+        extra: dict[str, Any] = {"cluster": self.address} if self.address else {}
+        if self.dispatch is not None:
+            extra["dispatch"] = self.dispatch
         return PlacementInfo(name=base.name, nodes=base.nodes, devices_per_node=base.devices_per_node, workers=base.workers,
                              devices=base.devices, round_trip=base.round_trip, lost=base.lost, extra=extra)
 
@@ -596,23 +762,45 @@ class RayPlacement(Placement):
             self._closing = True
         ray = self._ray
         live = [a for a in self._actors if a.alive]
+        for a in self._actors:
+            if a.conn is not None:
+                try:
+                    a.conn.send_bytes(b"Q")
+                except OSError:
+                    pass
         try:
             ray.wait([a.handle.close.remote() for a in live], num_returns=len(live), timeout=CLOSE_TIMEOUT_S)
         except Exception:
             pass
         self._kill_all()
         self._stop_sender()
+        self._stop_collector()
         with self._lock:
             held = [f for a in self._actors for f in a.held]
             for a in self._actors:
                 a.held.clear()
                 a.waiting.clear()
+                a.jobs.clear()
         for f in held:
             if not f.done():
                 f.set_exception(BackendError("the placement was closed"))
         self._items_ref = None
         self._items = None
         self._disconnect()
+
+    def _stop_collector(self) -> None:
+        collector, self._collector = self._collector, None
+        if collector is not None:
+            self._wake_w.send_bytes(b"")
+            collector.join(CLOSE_TIMEOUT_S)
+        for a in self._actors:
+            if a.conn is not None:
+                a.conn.close()
+                a.conn = None
+        for end in (self._wake_r, self._wake_w):
+            if end is not None:
+                end.close()
+        self._wake_r = self._wake_w = None
 
     def _stop_sender(self) -> None:
         sender, self._sender = self._sender, None
@@ -651,6 +839,12 @@ def placed(config: Any, backend_cls: type[Backend]) -> tuple[Any, int, int]:
     placement, specs = RayPlacement.on_cluster(config.cluster, backend_cls.name, inner, concurrency=lanes)
     workers = (THREADS_PER_RAY_WORKER + lanes - 1) * len(specs)
     return PlacedBackend(backend_cls.name, inner, placement, specs), specs[0].config.threads, workers
+
+
+def _node_address() -> str:
+    import ray
+
+    return str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
 
 
 def _first_line(exc: BaseException) -> str:
