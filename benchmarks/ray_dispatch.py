@@ -2,18 +2,20 @@
 and the Server ceiling at the SLA, with the ``null`` backend at a per-batch floor of 1, 2 and 5 ms
 and a real one (torch-cpu), all back to back in one run.
 
-Both placements run two workers (one per CPU of a two-node Ray cluster on 127.0.0.1, against two
-local processes pinned one per core) with one intra-op thread each, and are measured alternately
-so a busy machine hurts both alike:
+Three placements of two workers each, one intra-op thread per worker: local processes pinned one
+per core (``processes``), and Ray actors, one per CPU of a two-node Ray cluster on 127.0.0.1, fed
+over their direct channel (``ray``, the default) or by Ray actor calls (``ray-calls``, what a
+driver connected through Ray Client uses). They are measured alternately so a busy machine hurts
+all alike:
 
 - dispatch: one request at a time, an empty one (ping) and one of ``--batch`` items whose float32
   scores come back (null backend, no work), median and p99;
 - throughput: harness-like threads (each submits one ``--batch``-item request to the least loaded
   worker and waits for it, as the harness's threads call ``predict``), 2 and 8 per worker, best of
-  two alternated ``--seconds`` points; for Ray also the actor calls per submit (below 1: submits
-  that queued went together in one call);
+  two alternated ``--seconds`` points; for ``ray-calls`` also the actor calls per submit (below 1:
+  submits that queued went together in one call);
 - Offline and Server: real LoadGen runs through the harness (``PlacedBackend``), each placement
-  with the harness threads ``suite run`` gives it (processes 2 per worker, Ray
+  with the harness threads ``suite run`` gives it (2 per worker; ``ray-calls``
   ``THREADS_PER_RAY_WORKER``). Offline: samples per second. Server: the target grown 1.5x until
   p99 breaks the SLA or the run is INVALID, then bisected; the null backend answers one query per
   batch there (``max_batch_items=1``), so the floor per batch is a floor per query.
@@ -24,6 +26,7 @@ so a busy machine hurts both alike:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import threading
@@ -39,12 +42,13 @@ from suite.models import ModelSpec
 from suite.placement.backend import THREADS_PER_WORKER, PlacedBackend, cpu_specs
 from suite.placement.base import Placement
 from suite.placement.local import ProcessPlacement
-from suite.placement.ray import THREADS_PER_RAY_WORKER, RayPlacement
+from suite.placement.ray import THREADS_PER_RAY_WORKER, RayPlacement, cluster_nodes, connect, plan
 from suite.results import read_detail
 
 NODE = {"num_cpus": 1, "object_store_memory": 200 * 1024 * 1024, "node_ip_address": "127.0.0.1"}
+NAMES = ("processes", "ray", "ray-calls")
 #: Harness threads per worker that `suite run` gives each placement.
-DEFAULT_THREADS = {"processes": THREADS_PER_WORKER, "ray": THREADS_PER_RAY_WORKER}
+DEFAULT_THREADS = {"processes": THREADS_PER_WORKER, "ray": THREADS_PER_WORKER, "ray-calls": THREADS_PER_RAY_WORKER}
 
 
 def timed(placement: Placement, worker: int, requests: list, n: int) -> tuple[float, float]:  # type: ignore[type-arg]
@@ -81,6 +85,13 @@ def throughput(placement: Placement, spans: list[list[tuple[int, int]]], per_wor
     return sum(counts) / (time.perf_counter() - t0)
 
 
+def rates(got: dict[str, float]) -> str:
+    """``processes N | ray N (x0.00) | ray-calls N (x0.00)``: each against local processes."""
+    base = max(got["processes"], 1e-9)
+    return " | ".join(f"{name} {got[name]:,.0f}" + (f" (x{got[name] / base:.2f})" if name != "processes" else "")
+                      for name in NAMES)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="dlrm-rmc1")
@@ -111,20 +122,23 @@ def main() -> None:
     cluster.add_node(**NODE)
     cluster.wait_for_nodes(timeout=120)
     os.environ["RAY_ADDRESS"] = cluster.address
+    connect("ray")  # this script's connection, shared by every placement (none of them owns it)
     print(f"ray cluster of 2 nodes on 127.0.0.1 up in {time.perf_counter() - t0:.1f} s", flush=True)
 
     def pair(backend: str, options: tuple[tuple[str, str], ...] = ()) -> dict[str, PlacedBackend]:
         config = BackendConfig(model=spec, threads=1, options=options)
-        ray_placement, ray_specs = RayPlacement.on_cluster("ray", backend, config)
-        placed = {
-            "processes": PlacedBackend(backend, config, ProcessPlacement(), cpu_specs(backend, config, 2)),
-            "ray": PlacedBackend(backend, config, ray_placement, ray_specs),
-        }
-        for p in placed.values():
+        placed = {"processes": PlacedBackend(backend, config, ProcessPlacement(), cpu_specs(backend, config, 2))}
+        for name, dispatch in (("ray", "direct"), ("ray-calls", "calls")):
+            # Half a node's CPU each, so both Ray placements fit on the one-CPU nodes at once.
+            ray_specs, slots = plan(backend, config, cluster_nodes(ray))
+            ray_specs = [dataclasses.replace(spec, name=f"{spec.name} {dispatch}") for spec in ray_specs]  # actor names differ
+            ray_placement = RayPlacement("ray", [dataclasses.replace(slot, cpus=0.5) for slot in slots], dispatch=dispatch)
+            placed[name] = PlacedBackend(backend, config, ray_placement, ray_specs)
+        for name, p in placed.items():
             t = time.perf_counter()
             p.load()
             p.attach_items(items)
-            print(f"  {p.placement.name:9s} {backend} {dict(options)}: 2 workers up in {time.perf_counter() - t:.1f} s, "
+            print(f"  {name:9s} {backend} {dict(options)}: 2 workers up in {time.perf_counter() - t:.1f} s, "
                   f"round trip median {p.placement.round_trip.median_us:.0f} us", flush=True)  # type: ignore[union-attr]
         return placed
 
@@ -141,8 +155,9 @@ def main() -> None:
         rows[name] = (ping, batch)
         print(f"  {name:9s} ping median {ping[0]:7.0f} us p99 {ping[1]:7.0f} us | {b}-item request median {batch[0]:7.0f} us "
               f"p99 {batch[1]:7.0f} us", flush=True)
-    print(f"  Ray costs {rows['ray'][1][0] - rows['processes'][1][0]:.0f} us more per lone request than a local process (median)",
-          flush=True)
+    for name in NAMES[1:]:
+        print(f"  {name} costs {rows[name][1][0] - rows['processes'][1][0]:.0f} us more per lone request than a local process "
+              "(median)", flush=True)
     close(null)
 
     per_worker = [int(k) for k in args.threads.split(",")]
@@ -151,40 +166,38 @@ def main() -> None:
     def compare(label: str, placed: dict[str, PlacedBackend], server_start: float, one_query_batches: bool) -> None:
         print(f"\n== {label}: throughput, {per_worker} threads per worker, best of two alternated {args.seconds:.0f}-s points ==",
               flush=True)
-        ray_placement = placed["ray"].placement
-        assert isinstance(ray_placement, RayPlacement)
+        calls = placed["ray-calls"].placement
+        assert isinstance(calls, RayPlacement)
         best_processes = 0.0
         for k in per_worker:
             got: dict[str, float] = {}
             coalesced = 1.0
-            for name in ("processes", "ray", "processes", "ray"):
-                before = (sum(a.sent for a in ray_placement._actors), sum(a.submits for a in ray_placement._actors))
+            for name in NAMES + NAMES:
+                before = (sum(a.sent for a in calls._actors), sum(a.submits for a in calls._actors))
                 rate = throughput(placed[name].placement, spans, k, args.seconds)
                 got[name] = max(got.get(name, 0.0), rate)
-                if name == "ray":
-                    sent = sum(a.sent for a in ray_placement._actors) - before[0]
-                    coalesced = sent / max(1, sum(a.submits for a in ray_placement._actors) - before[1])
-            ratio = got["ray"] / got["processes"]
+                if name == "ray-calls":
+                    sent = sum(a.sent for a in calls._actors) - before[0]
+                    coalesced = sent / max(1, sum(a.submits for a in calls._actors) - before[1])
             best_processes = max(best_processes, got["processes"])
-            table.append(f"{label:30s} throughput, {k} threads/worker: processes {got['processes']:7.0f} | ray {got['ray']:7.0f} "
-                         f"batches/s | ray/processes {ratio:.2f} (ray calls/submit {coalesced:.2f})")
+            table.append(f"{label:30s} throughput, {k} threads/worker, batches/s: " + rates(got)
+                         + f" (ray-calls: {coalesced:.2f} calls/submit)")
             print("  " + table[-1], flush=True)
         if args.skip_loadgen:
             return
         got_offline: dict[str, float] = {}
         # LoadGen's Offline query holds expected QPS x duration samples: from the throughput above.
         expected = best_processes * b / float(library.sizes.mean())
-        for name in ("processes", "ray"):
+        for name in NAMES:
             threads = DEFAULT_THREADS[name] * 2
             settings = with_settings(offline, min_duration_ms=int(args.seconds * 1000), min_query_count=1, target_qps=expected)
             out = scratch()
             harness.run(library, placed[name], settings, out, progress=False, workers=threads)
             detail = read_detail(out / "mlperf_log_detail.txt")
             got_offline[name] = float(detail.get("result_samples_per_second") or 0)
-            print(f"  Offline   {name:9s} ({threads} harness threads): {got_offline[name]:9,.0f} samples/s "
+            print(f"  Offline   {name:10s} ({threads} harness threads): {got_offline[name]:9,.0f} samples/s "
                   f"{detail.get('result_validity')}", flush=True)
-        table.append(f"{label:30s} Offline: processes {got_offline['processes']:7,.0f} | ray {got_offline['ray']:7,.0f} samples/s | "
-                     f"ray/processes {got_offline['ray'] / max(got_offline['processes'], 1):.2f}")
+        table.append(f"{label:30s} Offline, samples/s: " + rates(got_offline))
         print("  " + table[-1], flush=True)
 
         server = with_settings(offline, scenario=Scenario.SERVER, min_duration_ms=int(args.seconds * 1000), min_query_count=100,
@@ -195,19 +208,18 @@ def main() -> None:
         sla_ns = resolve(RunConfig(model=spec, backend="null", scenario=Scenario.SERVER, profile="smoke")).target_latency_ns
         server = with_settings(server, target_latency_ns=sla_ns)
         ceilings = {}
-        for name in ("processes", "ray"):
+        for name in NAMES:
             threads = DEFAULT_THREADS[name] * 2
 
             def at(qps: float, backend: PlacedBackend = placed[name], name: str = name, threads: int = threads) -> tuple[bool, float]:
                 out = scratch()
                 harness.run(library, backend, with_settings(server, target_qps=qps), out, progress=False, workers=threads)
                 ok, p99 = passes(out, sla_ns)
-                print(f"  Server    {name:9s} {qps:8,.0f} qps: p99 {p99 / 1e6:7.1f} ms {'ok' if ok else 'FAIL'}", flush=True)
+                print(f"  Server    {name:10s} {qps:8,.0f} qps: p99 {p99 / 1e6:7.1f} ms {'ok' if ok else 'FAIL'}", flush=True)
                 return ok, p99
 
             ceilings[name] = search(at, server_start, args.steps)
-        table.append(f"{label:30s} Server ceiling, p99 <= {sla_ns / 1e6:.0f} ms: processes {ceilings['processes']:7,.0f} | "
-                     f"ray {ceilings['ray']:7,.0f} queries/s | ray/processes {ceilings['ray'] / max(ceilings['processes'], 1):.2f}")
+        table.append(f"{label:30s} Server ceiling at p99 <= {sla_ns / 1e6:.0f} ms, queries/s: " + rates(ceilings))
         print("  " + table[-1], flush=True)
 
     for ms in [int(x) for x in args.floors_ms.split(",")]:
@@ -222,11 +234,12 @@ def main() -> None:
         work_ms = (time.perf_counter() - t) * 1e3
         compare(f"torch-cpu, {b} items (~{work_ms:.0f} ms)", torch_pair, server_start=200.0, one_query_batches=False)
         close(torch_pair)
+    ray.shutdown()
     cluster.shutdown()
 
     print(f"\n== summary (load average now {os.getloadavg()[0]:.1f}) ==")
-    print(f"per-request dispatch (median, {b}-item request, no work): processes {rows['processes'][1][0]:.0f} us, "
-          f"ray {rows['ray'][1][0]:.0f} us")
+    print(f"per-request dispatch (median, {b}-item request, no work): "
+          + ", ".join(f"{name} {rows[name][1][0]:.0f} us" for name in NAMES))
     for line in table:
         print(line)
 

@@ -44,6 +44,7 @@ from suite.backends.base import Backend, BackendConfig
 from suite.datasets.batch import Batch
 from suite.errors import BackendError, BackendUnavailableError, ConfigError
 from suite.inputs import parse_cluster_text
+from suite.placement.backend import THREADS_PER_WORKER
 from suite.placement.base import (
     LibrarySource,
     Placement,
@@ -81,8 +82,8 @@ CHANNEL_ACCEPT_S = 60.0
 #: processes' protocol; Ray still places, feeds and watches the actors), or ``calls``, as Ray
 #: actor calls (what a driver connected through Ray Client, which may not reach the nodes, uses).
 DISPATCH = ("direct", "calls")
-#: Harness threads per Ray worker of one lane (a worker of L lanes gets L - 1 more): two calls in
-#: flight and the submits queued behind them, which go as one call. A Ray call costs the driver and
+#: Harness threads per Ray worker of one lane with Ray-call dispatch (a worker of L lanes gets L - 1
+#: more): two calls in flight and the submits queued behind them, which go as one call. A Ray call costs the driver and
 #: the actor ~0.4 ms of CPU each on the 2-core test host, several times a local process's pipe;
 #: what queued together pays it once.
 THREADS_PER_RAY_WORKER = 8
@@ -449,6 +450,7 @@ class RayPlacement(Placement):
             raise
         placement = cls(cluster, slots, start_timeout_s=start_timeout_s, dispatch=dispatch)
         placement._ray, placement._connected_here, placement.address = ray, here, address
+        placement.dispatch = placement.dispatch or placement._default_dispatch()
         return placement, specs
 
     def start(self, specs: Sequence[WorkerSpec]) -> None:
@@ -477,8 +479,7 @@ class RayPlacement(Placement):
         self._sender.start()
         try:
             self.worker_info = self._wait_loaded()
-            if self.dispatch is None:
-                self.dispatch = "calls" if self.address.startswith("ray://") else "direct"
+            self.dispatch = self.dispatch or self._default_dispatch()
             if self.dispatch == "direct":
                 self._open_channels()
         except BaseException:
@@ -508,6 +509,15 @@ class RayPlacement(Placement):
             actor.pid = int(info.pop("pid", 0))
             infos.append(info)
         return infos
+
+    def _default_dispatch(self) -> str:
+        return "calls" if self.address.startswith("ray://") else "direct"
+
+    @property
+    def threads_per_worker(self) -> int:
+        """Harness threads a worker of one lane wants: as for a local process, or, with Ray calls,
+        enough for submits to queue and go together."""
+        return THREADS_PER_RAY_WORKER if self.dispatch == "calls" else THREADS_PER_WORKER
 
     def _open_channels(self) -> None:
         """Connect to every actor's channel (:meth:`RayWorker.open_channel`), listening on its node's
@@ -837,7 +847,7 @@ def placed(config: Any, backend_cls: type[Backend]) -> tuple[Any, int, int]:
     gpu = backend_cls.name == "torch-cuda"
     lanes = int(inner.option("lanes", str(backend_cls.default_workers))) if gpu and backend_cls.thread_safe else 1
     placement, specs = RayPlacement.on_cluster(config.cluster, backend_cls.name, inner, concurrency=lanes)
-    workers = (THREADS_PER_RAY_WORKER + lanes - 1) * len(specs)
+    workers = (placement.threads_per_worker + lanes - 1) * len(specs)
     return PlacedBackend(backend_cls.name, inner, placement, specs), specs[0].config.threads, workers
 
 
