@@ -17,7 +17,7 @@ all alike:
 - Offline and Server: real LoadGen runs through the harness (``PlacedBackend``), each placement
   with the harness threads ``suite run`` gives it (2 per worker; ``ray-calls``
   ``THREADS_PER_RAY_WORKER``). Offline: samples per second. Server: the target grown 1.5x until
-  p99 breaks the SLA or the run is INVALID, then bisected; the null backend answers one query per
+  p99 breaks the SLA or the run is INVALID (twice at that target), then bisected; the null backend answers one query per
   batch there (``max_batch_items=1``), so the floor per batch is a floor per query.
 
     .venv/bin/python benchmarks/ray_dispatch.py [--model dlrm-rmc1 --scale small] [--seconds 3]
@@ -212,10 +212,14 @@ def main() -> None:
             threads = DEFAULT_THREADS[name] * 2
 
             def at(qps: float, backend: PlacedBackend = placed[name], name: str = name, threads: int = threads) -> tuple[bool, float]:
-                out = scratch()
-                harness.run(library, backend, with_settings(server, target_qps=qps), out, progress=False, workers=threads)
-                ok, p99 = passes(out, sla_ns)
-                print(f"  Server    {name:10s} {qps:8,.0f} qps: p99 {p99 / 1e6:7.1f} ms {'ok' if ok else 'FAIL'}", flush=True)
+                # A point passes if one of two runs does: one hiccup of a shared machine does not end the search.
+                for _ in range(2):
+                    out = scratch()
+                    harness.run(library, backend, with_settings(server, target_qps=qps), out, progress=False, workers=threads)
+                    ok, p99 = passes(out, sla_ns)
+                    print(f"  Server    {name:10s} {qps:8,.0f} qps: p99 {p99 / 1e6:7.1f} ms {'ok' if ok else 'FAIL'}", flush=True)
+                    if ok:
+                        break
                 return ok, p99
 
             ceilings[name] = search(at, server_start, args.steps)
