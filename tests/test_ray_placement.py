@@ -171,6 +171,21 @@ def test_ray_workers_complete_every_scenario(on_cluster: Cluster, runner: CliRun
     assert not ray.is_initialized()
 
 
+def test_network_mode_dispatches_each_query_with_its_rows_to_a_named_network_sut(on_cluster: Cluster, runner: CliRunner,
+                                                                                  tmp_path: Path) -> None:
+    code, err, data = _run(runner, tmp_path, "server", "--target-qps", "100", "--cluster-mode", "network", backend="null")
+    # The workers hold no items: a request of spans would fail there, so every query carried its rows.
+    assert data["errors"] == [] and data["harness"]["backend_errors"] == 0, err
+    assert code in (0, 1) and data["config"]["cluster_mode"] == "network"
+    h = data["harness"]
+    assert h["batches"] == h["completed_queries"] == data["performance"]["query_count"]  # one query a request, unbatched
+    p = data["placement"]
+    assert p["mode"] == "network" and p["dispatch"] == "direct"
+    assert p["sut_name"].startswith("Network SUT: recsuite null on 2 node(s) [Ray worker 0 (node 0 127.0.0.1, CPU): null on none at ")
+    run_dir = tmp_path / "rayed" / "dlrm-rmc1" / "Server" / "performance" / "run_1"
+    assert p["sut_name"] in (run_dir / "mlperf_log_detail.txt").read_text()  # LoadGen asked the QDL for it
+
+
 def test_a_killed_actor_fails_its_queries_and_the_run_names_it(on_cluster: Cluster, runner: CliRunner, tmp_path: Path) -> None:
     run_dir = tmp_path / "rayed" / "dlrm-rmc1" / "Server" / "performance" / "run_1"
     killed: list[str] = []

@@ -848,7 +848,9 @@ def placed(config: Any, backend_cls: type[Backend]) -> tuple[Any, int, int]:
     lanes = int(inner.option("lanes", str(backend_cls.default_workers))) if gpu and backend_cls.thread_safe else 1
     placement, specs = RayPlacement.on_cluster(config.cluster, backend_cls.name, inner, concurrency=lanes)
     workers = (placement.threads_per_worker + lanes - 1) * len(specs)
-    return PlacedBackend(backend_cls.name, inner, placement, specs), specs[0].config.threads, workers
+    # Network division: LoadGen's queries go one by one, with their rows, from as many threads.
+    network = workers if config.cluster_mode == "network" else 0
+    return PlacedBackend(backend_cls.name, inner, placement, specs, network=network), specs[0].config.threads, workers
 
 
 def _node_address() -> str:
