@@ -8,7 +8,10 @@ run's items: shipped once through Ray's object store (:meth:`RayPlacement.attach
 ``ray.put``, fetched once per node, read in place), or, for a spec that names a
 :class:`~suite.placement.base.LibrarySource`, regenerated or loaded on the node and checked
 against the driver's row count. A request is row spans of those items (a few dozen bytes); the
-reply is the float32 scores.
+reply is the float32 scores. They travel over a direct connection from the driver to each actor,
+in the local worker processes' wire format (``dispatch="direct"``, the default: a Ray actor call
+costs ten times a pipe's CPU), or, through Ray Client, as Ray actor calls, several queued requests
+to one call (``dispatch="calls"``).
 
 Failure: an actor that dies (its process killed, its node lost) fails every future it held with
 :class:`~suite.placement.base.WorkerLost` naming it, and every later submit fails the same way, so
@@ -545,7 +548,7 @@ class RayPlacement(Placement):
         self._collector = threading.Thread(target=self._collect, name="recsuite-ray-collector", daemon=True)
         self._collector.start()
         for actor in self._actors:
-            actor.watch._on_completed(lambda got, actor=actor: self._watched(actor, got))
+            actor.watch.future().add_done_callback(lambda f, actor=actor: self._watched(actor, f.exception()))
 
     def _collect(self) -> None:
         """Replies of every actor's channel to their futures; a channel that ends is left to its watch."""
@@ -581,12 +584,12 @@ class RayPlacement(Placement):
         else:
             done.set_exception(BackendError(f"request failed in {actor.spec.name}: {msg[1 + ID.size:].decode()}"))
 
-    def _watched(self, actor: _Actor, got: Any) -> None:
-        """An actor's watch returned: it died (``got`` is Ray's error) or its channel ended."""
+    def _watched(self, actor: _Actor, exc: BaseException | None) -> None:
+        """An actor's watch returned: it died (``exc``, Ray's error) or its channel ended."""
         from ray.exceptions import RayActorError
 
-        if isinstance(got, RayActorError):
-            self._lose(actor, _death_reason(got))
+        if isinstance(exc, RayActorError):
+            self._lose(actor, _death_reason(exc))
         elif not self._closing:
             self._lose(actor, "its connection to the driver was lost")
 
@@ -625,9 +628,9 @@ class RayPlacement(Placement):
         self._items_ref, self._items = ref, items
 
     def submit(self, worker: int, requests: Sequence[Request]) -> Future[np.ndarray]:
-        """Queue ``requests`` for worker ``worker``: sent at once as an actor call while the worker
-        has fewer than its depth of calls in flight, else sent, together with whatever else queued
-        meanwhile, as one call when one of those returns."""
+        """Send ``requests`` to worker ``worker``: over its channel (``direct``), or (``calls``) as
+        an actor call at once while the worker has fewer than its depth of calls in flight, else,
+        together with whatever else queued meanwhile, as one call when one of those returns."""
         done: Future[np.ndarray] = Future()
         n = len(requests)
         wire = [(r.dense, r.sparse) if isinstance(r, Batch) else list(r) for r in requests]
@@ -659,8 +662,7 @@ class RayPlacement(Placement):
         """One actor call carrying ``entries``; its reply settles each of them."""
         try:
             ref = actor.handle.run_many.remote([wire for wire, _, _ in entries])
-            # Ray calls back with the reply, or with the exception that stands for it.
-            ref._on_completed(lambda got: self._settle(actor, entries, got))
+            ref.future().add_done_callback(lambda f: self._settle(actor, entries, f))
         except Exception as exc:
             self._settle_error(actor, entries, exc)
 
@@ -670,10 +672,12 @@ class RayPlacement(Placement):
         while (job := self._sends.get()) is not None:
             self._call(*job)
 
-    def _settle(self, actor: _Actor, entries: list[_Entry], got: Any) -> None:
-        if isinstance(got, BaseException):
-            self._settle_error(actor, entries, got)
+    def _settle(self, actor: _Actor, entries: list[_Entry], f: Future[Any]) -> None:
+        exc = f.exception()
+        if exc is not None:
+            self._settle_error(actor, entries, exc)
             return
+        got = f.result()
         with self._lock:
             actor.outstanding -= sum(n for _, n, _ in entries)
             for _, _, done in entries:
