@@ -313,6 +313,12 @@ class Backend(abc.ABC):
         """
         return 0
 
+    def network_name(self) -> str | None:
+        """For a backend that fronts an MLPerf Network-division SUT (``--cluster-mode network``):
+        the SUT's name as LoadGen's query dispatch library reports it, asked of every SUT node over
+        the network. None (the default): LoadGen talks to the harness as a local SUT."""
+        return None
+
     def retune(self, **values: int) -> None:
         """Set the :attr:`tunable` parameters between runs, the loaded model kept (``suite tune``)."""
         raise ConfigError(f"backend {self.name!r} has no tunable parameters")

@@ -1,16 +1,25 @@
-"""Ray placement against local process placement on this host: dispatch cost, throughput, and the
-Server ceiling at the SLA, with the ``null`` backend and a real one (torch-cpu).
+"""Ray placement against local process placement on this host: dispatch cost, throughput, Offline,
+and the Server ceiling at the SLA, with the ``null`` backend at a per-batch floor of 1, 2 and 5 ms
+and a real one (torch-cpu), all back to back in one run.
 
-Both placements run the same workers (one per CPU of a two-node loopback Ray cluster, against
-two local processes pinned one per core) with one intra-op thread each, and are measured
-alternately so a busy machine hurts both alike:
+Three placements of two workers each, one intra-op thread per worker: local processes pinned one
+per core (``processes``), and Ray actors, one per CPU of a two-node Ray cluster on 127.0.0.1, fed
+over their direct channel (``ray``, the default) or by Ray actor calls (``ray-calls``, what a
+driver connected through Ray Client uses). They are measured alternately so a busy machine hurts
+all alike:
 
-- dispatch: one request at a time, an empty one (ping) and one of ``--batch`` items whose
-  float32 scores come back (null backend: no work), median and p99;
-- throughput: ``--in-flight`` requests per worker kept outstanding for ``--seconds``, the null
-  backend at 0, 1 and 5 ms a batch, and torch-cpu on ``--batch``-item slices;
-- Server ceiling: real LoadGen Server runs through the runner (``PlacedBackend``), the target
-  grown 1.5x until p99 breaks the SLA or the run is INVALID, then bisected.
+- dispatch: one request at a time, an empty one (ping) and one of ``--batch`` items whose float32
+  scores come back (null backend, no work), median and p99;
+- throughput: harness-like threads (each submits one ``--batch``-item request to the least loaded
+  worker and waits for it, as the harness's threads call ``predict``), 2 and 8 per worker, best of
+  two alternated ``--seconds`` points; for ``ray-calls`` also the actor calls per submit (below 1:
+  submits that queued went together in one call);
+- Offline and Server: real LoadGen runs through the harness (``PlacedBackend``), each placement
+  with the harness threads ``suite run`` gives it (2 per worker; ``ray-calls``
+  ``THREADS_PER_RAY_WORKER``). Offline: samples per second. Server (processes and ``ray``; at least
+  1,000 queries a run, for LoadGen's early stopping): the target grown 1.5x until
+  p99 breaks the SLA or the run is INVALID (twice at that target), then bisected; the null backend answers one query per
+  batch there (``max_batch_items=1``), so the floor per batch is a floor per query.
 
     .venv/bin/python benchmarks/ray_dispatch.py [--model dlrm-rmc1 --scale small] [--seconds 3]
 """
@@ -18,10 +27,11 @@ alternately so a busy machine hurts both alike:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
+import threading
 import time
-from concurrent.futures import Future
 
 from common import library_for, record_run, scratch, with_settings
 from harness_ceiling import passes, search
@@ -32,9 +42,15 @@ from suite.models import ModelSpec
 from suite.placement.backend import THREADS_PER_WORKER, PlacedBackend, cpu_specs
 from suite.placement.base import Placement
 from suite.placement.local import ProcessPlacement
-from suite.placement.ray import RayPlacement
+from suite.placement.ray import THREADS_PER_RAY_WORKER, RayPlacement, cluster_nodes, connect, plan
+from suite.results import read_detail
 
 NODE = {"num_cpus": 1, "object_store_memory": 200 * 1024 * 1024, "node_ip_address": "127.0.0.1"}
+NAMES = ("processes", "ray", "ray-calls")
+#: The Server search is the long part: Ray Client's fallback (ray-calls) is left out of it.
+SERVER_NAMES = ("processes", "ray")
+#: Harness threads per worker that `suite run` gives each placement.
+DEFAULT_THREADS = {"processes": THREADS_PER_WORKER, "ray": THREADS_PER_WORKER, "ray-calls": THREADS_PER_RAY_WORKER}
 
 
 def timed(placement: Placement, worker: int, requests: list, n: int) -> tuple[float, float]:  # type: ignore[type-arg]
@@ -49,31 +65,33 @@ def timed(placement: Placement, worker: int, requests: list, n: int) -> tuple[fl
     return statistics.median(samples), samples[min(n - 1, int(n * 0.99))]
 
 
-def throughput(placement: Placement, spans: list[list[tuple[int, int]]], in_flight: int, seconds: float) -> float:
-    """Requests per second with ``in_flight`` outstanding per worker, spread least-loaded."""
-    workers = len(placement)
-    done = 0
-    pending: set[Future] = set()  # type: ignore[type-arg]
-    k = 0
+def throughput(placement: Placement, spans: list[list[tuple[int, int]]], per_worker: int, seconds: float) -> float:
+    """Requests per second from ``per_worker`` threads per worker, each submitting one request to
+    the least loaded worker and waiting for it (what the harness's threads do)."""
+    stop = time.perf_counter() + seconds
+    counts = [0] * (per_worker * len(placement))
+
+    def loop(i: int) -> None:
+        k = i
+        while time.perf_counter() < stop:
+            placement.submit(placement.least_loaded(), [spans[k % len(spans)]]).result()
+            counts[i] += 1
+            k += len(counts)
+
+    threads = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(len(counts))]
     t0 = time.perf_counter()
-    end = t0 + seconds
-    while True:
-        now = time.perf_counter()
-        while now < end and len(pending) < in_flight * workers:
-            f = placement.submit(placement.least_loaded(), [spans[k % len(spans)]])
-            k += 1
-            pending.add(f)
-        if not pending:
-            break
-        f = next(iter(pending))
-        f.result()
-        pending.discard(f)
-        done += 1
-        for g in [g for g in pending if g.done()]:
-            g.result()
-            pending.discard(g)
-            done += 1
-    return done / (time.perf_counter() - t0)
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.perf_counter() - t0)
+
+
+def rates(got: dict[str, float], names: tuple[str, ...] = NAMES) -> str:
+    """``processes N | ray N (x0.00) | ray-calls N (x0.00)``: each against local processes."""
+    base = max(got["processes"], 1e-9)
+    return " | ".join(f"{name} {got[name]:,.0f}" + (f" (x{got[name] / base:.2f})" if name != "processes" else "")
+                      for name in names)
 
 
 def main() -> None:
@@ -81,11 +99,13 @@ def main() -> None:
     ap.add_argument("--model", default="dlrm-rmc1")
     ap.add_argument("--scale", default="small")
     ap.add_argument("--batch", type=int, default=2048, help="items per request")
-    ap.add_argument("--seconds", type=float, default=3.0, help="per throughput point and per Server run")
-    ap.add_argument("--in-flight", default="2,8", help="requests outstanding per worker (2: what the harness keeps)")
+    ap.add_argument("--seconds", type=float, default=3.0, help="per throughput point and per LoadGen run")
+    ap.add_argument("--threads", default="2,8", help="harness-like threads per worker in the throughput points")
+    ap.add_argument("--floors-ms", default="1,2,5", help="the null backend's per-batch floors")
     ap.add_argument("--pings", type=int, default=200)
     ap.add_argument("--steps", type=int, default=3, help="bisection steps of the Server search")
-    ap.add_argument("--skip-server", action="store_true")
+    ap.add_argument("--skip-loadgen", action="store_true", help="no Offline and Server runs")
+    ap.add_argument("--skip-torch", action="store_true")
     args = ap.parse_args()
 
     import ray
@@ -97,31 +117,37 @@ def main() -> None:
     b = args.batch
     spans = [[(s, s + b)] for s in range(0, len(items) - b + 1, b)]
     print(f"host: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; ray {ray.__version__}; "
-          f"{args.model} {args.scale}, {len(items):,} items, batch {b} items", flush=True)
+          f"{args.model} {args.scale}, {len(items):,} items, batch {b} items, mean query {library.sizes.mean():.0f} items", flush=True)
 
     t0 = time.perf_counter()
     cluster = Cluster(initialize_head=True, head_node_args={"include_dashboard": False, **NODE})
     cluster.add_node(**NODE)
     cluster.wait_for_nodes(timeout=120)
     os.environ["RAY_ADDRESS"] = cluster.address
+    connect("ray")  # this script's connection, shared by every placement (none of them owns it)
     print(f"ray cluster of 2 nodes on 127.0.0.1 up in {time.perf_counter() - t0:.1f} s", flush=True)
 
     def pair(backend: str, options: tuple[tuple[str, str], ...] = ()) -> dict[str, PlacedBackend]:
         config = BackendConfig(model=spec, threads=1, options=options)
-        ray_placement, ray_specs = RayPlacement.on_cluster("ray", backend, config)
-        placed = {
-            "ray": PlacedBackend(backend, config, ray_placement, ray_specs),
-            "processes": PlacedBackend(backend, config, ProcessPlacement(), cpu_specs(backend, config, 2)),
-        }
-        for p in placed.values():
+        placed = {"processes": PlacedBackend(backend, config, ProcessPlacement(), cpu_specs(backend, config, 2))}
+        for name, dispatch in (("ray", "direct"), ("ray-calls", "calls")):
+            # Half a node's CPU each, so both Ray placements fit on the one-CPU nodes at once.
+            ray_specs, slots = plan(backend, config, cluster_nodes(ray))
+            ray_specs = [dataclasses.replace(spec, name=f"{spec.name} {dispatch}") for spec in ray_specs]  # actor names differ
+            ray_placement = RayPlacement("ray", [dataclasses.replace(slot, cpus=0.5) for slot in slots], dispatch=dispatch)
+            placed[name] = PlacedBackend(backend, config, ray_placement, ray_specs)
+        for name, p in placed.items():
             t = time.perf_counter()
             p.load()
             p.attach_items(items)
-            print(f"  {p.placement.name:9s} {backend} {dict(options)}: 2 workers up in {time.perf_counter() - t:.1f} s, "
+            print(f"  {name:9s} {backend} {dict(options)}: 2 workers up in {time.perf_counter() - t:.1f} s, "
                   f"round trip median {p.placement.round_trip.median_us:.0f} us", flush=True)  # type: ignore[union-attr]
         return placed
 
-    # Dispatch cost: null backend, no work.
+    def close(placed: dict[str, PlacedBackend]) -> None:
+        for p in placed.values():
+            p.close()
+
     print("\n== dispatch cost, one request at a time (null backend, no work) ==", flush=True)
     null = pair("null")
     rows = {}
@@ -131,71 +157,98 @@ def main() -> None:
         rows[name] = (ping, batch)
         print(f"  {name:9s} ping median {ping[0]:7.0f} us p99 {ping[1]:7.0f} us | {b}-item request median {batch[0]:7.0f} us "
               f"p99 {batch[1]:7.0f} us", flush=True)
-    extra = rows["ray"][1][0] - rows["processes"][1][0]
-    print(f"  Ray costs {extra:.0f} us more per batch than a local process (median)", flush=True)
+    for name in NAMES[1:]:
+        print(f"  {name} costs {rows[name][1][0] - rows['processes'][1][0]:.0f} us more per lone request than a local process "
+              "(median)", flush=True)
+    close(null)
 
-    in_flight = [int(k) for k in args.in_flight.split(",")]
-    print(f"\n== throughput, {in_flight} requests in flight per worker, {args.seconds:.0f} s per point ==", flush=True)
-    results: list[tuple[str, float, float]] = []
+    per_worker = [int(k) for k in args.threads.split(",")]
+    table: list[str] = []
 
-    def compare(label: str, placed: dict[str, PlacedBackend]) -> None:
-        for k in in_flight:
-            got = {}
-            for name in ("processes", "ray", "processes", "ray"):  # alternated, best of two
+    def compare(label: str, placed: dict[str, PlacedBackend], server_start: float, one_query_batches: bool) -> None:
+        print(f"\n== {label}: throughput, {per_worker} threads per worker, best of two alternated {args.seconds:.0f}-s points ==",
+              flush=True)
+        calls = placed["ray-calls"].placement
+        assert isinstance(calls, RayPlacement)
+        best_processes = 0.0
+        for k in per_worker:
+            got: dict[str, float] = {}
+            coalesced = 1.0
+            for name in NAMES + NAMES:
+                before = (sum(a.sent for a in calls._actors), sum(a.submits for a in calls._actors))
                 rate = throughput(placed[name].placement, spans, k, args.seconds)
                 got[name] = max(got.get(name, 0.0), rate)
-            ratio = got["ray"] / got["processes"]
-            results.append((f"{label}, {k} in flight", got["processes"], got["ray"]))
-            print(f"  {label:28s} {k} in flight: processes {got['processes']:8.0f} batches/s | ray {got['ray']:8.0f} batches/s | "
-                  f"ray/processes {ratio:.2f}", flush=True)
+                if name == "ray-calls":
+                    sent = sum(a.sent for a in calls._actors) - before[0]
+                    coalesced = sent / max(1, sum(a.submits for a in calls._actors) - before[1])
+            best_processes = max(best_processes, got["processes"])
+            table.append(f"{label:30s} throughput, {k} threads/worker, batches/s: " + rates(got)
+                         + f" (ray-calls: {coalesced:.2f} calls/submit)")
+            print("  " + table[-1], flush=True)
+        if args.skip_loadgen:
+            return
+        got_offline: dict[str, float] = {}
+        # LoadGen's Offline query holds expected QPS x duration samples: from the throughput above.
+        expected = best_processes * b / float(library.sizes.mean())
+        for name in NAMES:
+            threads = DEFAULT_THREADS[name] * 2
+            settings = with_settings(offline, min_duration_ms=int(args.seconds * 1000), min_query_count=1, target_qps=expected)
+            out = scratch()
+            record_run(library, placed[name], settings, out, workers=threads)
+            detail = read_detail(out / "mlperf_log_detail.txt")
+            got_offline[name] = float(detail.get("result_samples_per_second") or 0)
+            print(f"  Offline   {name:10s} ({threads} harness threads): {got_offline[name]:9,.0f} samples/s "
+                  f"{detail.get('result_validity')}", flush=True)
+        table.append(f"{label:30s} Offline, samples/s: " + rates(got_offline))
+        print("  " + table[-1], flush=True)
 
-    compare("null, 0 ms/batch", null)
-    for p in null.values():
-        p.close()
-    for ms in (1, 5):
-        placed = pair("null", (("latency_us", str(ms * 1000)),))
-        compare(f"null, {ms} ms/batch", placed)
-        for p in placed.values():
-            p.close()
-    torch_pair = pair("torch-cpu")
-    t = time.perf_counter()
-    torch_pair["processes"].placement.submit(0, [spans[0]]).result()
-    work_ms = (time.perf_counter() - t) * 1e3
-    compare(f"torch-cpu, {b} items (~{work_ms:.0f} ms)", torch_pair)
-
-    if not args.skip_server:
+        # 1,000 queries at least: fewer cannot satisfy LoadGen's early stopping at the 99th percentile.
+        server = with_settings(offline, scenario=Scenario.SERVER, min_duration_ms=int(args.seconds * 1000), min_query_count=1000,
+                               performance_sample_count=0, target_latency_percentile=0.99,
+                               **({"max_batch_items": 1} if one_query_batches else {}))
         from suite.config import RunConfig, resolve
 
-        server = resolve(RunConfig(model=spec, backend="null", scenario=Scenario.SERVER, profile="smoke"))
-        sla_ns = server.target_latency_ns
-        base = with_settings(server, min_duration_ms=int(args.seconds * 1000), min_query_count=100,
-                             performance_sample_count=0)
-        print(f"\n== Server ceiling, torch-cpu, p99 <= {sla_ns / 1e6:.0f} ms, {args.seconds:.0f} s per point "
-              f"(batcher: {base.max_batch_items} items, {base.batch_timeout_us} us) ==", flush=True)
+        sla_ns = resolve(RunConfig(model=spec, backend="null", scenario=Scenario.SERVER, profile="smoke")).target_latency_ns
+        server = with_settings(server, target_latency_ns=sla_ns)
         ceilings = {}
-        for name in ("processes", "ray"):
-            backend = torch_pair[name]
+        for name in SERVER_NAMES:
+            threads = DEFAULT_THREADS[name] * 2
 
-            def at(qps: float, backend: PlacedBackend = backend, name: str = name) -> tuple[bool, float]:
-                out = scratch()
-                record_run(library, backend, with_settings(base, target_qps=qps), out, workers=THREADS_PER_WORKER * 2,
-                           backend_name=backend.backend)
-                ok, p99 = passes(out, sla_ns)
-                print(f"  {name:9s} {qps:8,.0f} qps: p99 {p99 / 1e6:7.1f} ms {'ok' if ok else 'FAIL'}", flush=True)
+            def at(qps: float, backend: PlacedBackend = placed[name], name: str = name, threads: int = threads) -> tuple[bool, float]:
+                # A point passes if one of two runs does: one hiccup of a shared machine does not end the search.
+                for _ in range(2):
+                    out = scratch()
+                    record_run(library, backend, with_settings(server, target_qps=qps), out, workers=threads)
+                    ok, p99 = passes(out, sla_ns)
+                    print(f"  Server    {name:10s} {qps:8,.0f} qps: p99 {p99 / 1e6:7.1f} ms {'ok' if ok else 'FAIL'}", flush=True)
+                    if ok:
+                        break
                 return ok, p99
 
-            ceilings[name] = search(at, 400.0, args.steps)
-        print(f"  ceiling: processes {ceilings['processes']:,.0f} queries/s | ray {ceilings['ray']:,.0f} queries/s | "
-              f"ray/processes {ceilings['ray'] / max(ceilings['processes'], 1):.2f}", flush=True)
-    for p in torch_pair.values():
-        p.close()
+            ceilings[name] = search(at, server_start, args.steps)
+        table.append(f"{label:30s} Server ceiling at p99 <= {sla_ns / 1e6:.0f} ms, queries/s: " + rates(ceilings, SERVER_NAMES))
+        print("  " + table[-1], flush=True)
+
+    for ms in [int(x) for x in args.floors_ms.split(",")]:
+        placed = pair("null", (("latency_us", str(ms * 1000)),))
+        # One query per batch: two workers answer at most ~2/floor queries per second.
+        compare(f"null, {ms} ms/batch", placed, server_start=0.4 * 2000 / ms, one_query_batches=True)
+        close(placed)
+    if not args.skip_torch:
+        torch_pair = pair("torch-cpu")
+        t = time.perf_counter()
+        torch_pair["processes"].placement.submit(0, [spans[0]]).result()
+        work_ms = (time.perf_counter() - t) * 1e3
+        compare(f"torch-cpu, {b} items (~{work_ms:.0f} ms)", torch_pair, server_start=200.0, one_query_batches=False)
+        close(torch_pair)
+    ray.shutdown()
     cluster.shutdown()
 
-    print("\n== summary ==")
-    print(f"per-batch dispatch (median, {b}-item request, no work): processes {rows['processes'][1][0]:.0f} us, "
-          f"ray {rows['ray'][1][0]:.0f} us")
-    for label, local, rayed in results:
-        print(f"{label:42s} ray/processes {rayed / local:.2f}")
+    print(f"\n== summary (load average now {os.getloadavg()[0]:.1f}) ==")
+    print(f"per-request dispatch (median, {b}-item request, no work): "
+          + ", ".join(f"{name} {rows[name][1][0]:.0f} us" for name in NAMES))
+    for line in table:
+        print(line)
 
 
 if __name__ == "__main__":

@@ -174,6 +174,13 @@ _OPTIONS: dict[str, Any] = {
         help="Place one worker per GPU (per node, for a CPU backend) of a Ray cluster: ray (RAY_ADDRESS, else the "
         "cluster `ray start` started here) or ray://HOST:PORT; needs pip install 'recsuite[cluster]'.",
     ),
+    "cluster-mode": click.option(
+        "--cluster-mode",
+        default="batched",
+        show_default=True,
+        help="With --cluster: batched (the driver batches queries for the workers) or network (MLPerf Network "
+        "division: every query goes unbatched, with its rows, to a worker through LoadGen's query dispatch library).",
+    ),
     "rules": click.option("--rules", help="Rule set [default: the one listing the model]."),
     "data-dir": click.option("--data-dir", type=click.Path(path_type=Path), help="Dataset cache [default: ~/.cache/recsuite/data]."),
     "progress": click.option("--progress/--no-progress", default=True, help="Progress on stderr: a live line (run), one line per LoadGen run (tune)."),
@@ -240,6 +247,7 @@ def _run_config(kw: dict[str, Any], mode: str) -> Any:
         devices=kw["devices"],
         processes=kw["processes"],
         cluster=kw["cluster"],
+        cluster_mode=kw["cluster_mode"],
     )
     RuleSet.load(config.rule_set).variant(config.variant)  # an unknown variant is a usage error
     return config

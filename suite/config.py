@@ -41,6 +41,10 @@ class Mode(enum.StrEnum):
 
 
 PROFILES = ("smoke", "short", "official")
+#: ``--cluster-mode``: how a Ray-placed run feeds its workers (``batched``: the driver's batcher,
+#: row spans of items every worker holds; ``network``: MLPerf's Network division, one query with its
+#: rows per request, unbatched, through LoadGen's query dispatch library).
+CLUSTER_MODES = ("batched", "network")
 #: ``--target-qps auto``: the target comes from an untimed probe of the backend before LoadGen starts.
 AUTO = "auto"
 #: Compliance audits ``suite audit`` runs (MLPerf's compliance/TEST0x).
@@ -88,6 +92,10 @@ class RunConfig:
         cluster: ``--cluster``: ``ray`` (``RAY_ADDRESS``, else the cluster ``ray start`` started on
             this host) or ``ray://HOST:PORT``: one Ray actor per GPU (or per node, for a CPU
             backend) of that cluster (``suite.placement.ray``); None: this host only.
+        cluster_mode: ``--cluster-mode``: ``batched`` (the driver batches queries and sends row
+            spans of items every worker holds) or ``network`` (MLPerf's Network division: LoadGen
+            talks to a query dispatch library that sends every query, with its rows, to a worker
+            unbatched; the workers hold no items); see :data:`CLUSTER_MODES`.
     """
 
     model: ModelSpec
@@ -119,6 +127,7 @@ class RunConfig:
     devices: str | None = None
     processes: int | None = None
     cluster: str | None = None
+    cluster_mode: str = "batched"
 
     def __post_init__(self) -> None:
         one_of("profile", self.profile, PROFILES)
@@ -153,6 +162,9 @@ class RunConfig:
         """``--devices``, ``--processes`` and ``--cluster``: well formed and one of them. Whether
         the backend fits them is its capability (``device_kind``), checked by
         ``suite.placement.backend.check_fits`` when the runner has the backend's class."""
+        one_of("cluster-mode", self.cluster_mode, CLUSTER_MODES)
+        if self.cluster_mode == "network" and self.cluster is None:
+            raise ConfigError("'cluster-mode' network needs --cluster (the Network division's SUT runs on other nodes than LoadGen)")
         if self.cluster is not None:
             inputs.parse_cluster_text(self.cluster)
             for other in ("devices", "processes"):

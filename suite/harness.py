@@ -579,7 +579,15 @@ def _run(
         on_first_issue=observer.on_first_issue if observer is not None else None,
         labels=labels,
     )
-    sut = lg.ConstructFastSUT(batcher.issue, batcher.flush)
+    if backend.network_name() is None:
+        sut = lg.ConstructFastSUT(batcher.issue, batcher.flush)
+        destroy_sut = lg.DestroyFastSUT
+    else:  # Network division: LoadGen talks to a query dispatch library, named by the SUT nodes
+        def issue_samples(samples: list[Any]) -> None:
+            batcher.issue([s.id for s in samples], [s.index for s in samples])
+
+        sut = lg.ConstructQDL(issue_samples, batcher.flush, lambda: backend.network_name() or "")
+        destroy_sut = lg.DestroyQDL
     qsl = lg.ConstructQSL(total, min(settings.performance_sample_count or total, total), _noop, _noop)
     failure: list[BaseException] = []
 
@@ -647,7 +655,7 @@ def _run(
         sys.setswitchinterval(switch_interval)
         if not loadgen_running:  # destroying them under a running test crashes LoadGen
             lg.DestroyQSL(qsl)
-            lg.DestroyFastSUT(sut)
+            destroy_sut(sut)
     if outcome.interrupted_at:
         assert stop.signum is not None
         if loadgen_running:

@@ -487,6 +487,8 @@ class RunConfigRecord(_Record):
     processes: int | None = _field(lo=1, hi=65536)
     #: ``--cluster`` (ray | ray://HOST:PORT): the Ray cluster the workers ran on.
     cluster: str | None = None
+    #: ``--cluster-mode`` (batched | network): how the cluster's workers were fed.
+    cluster_mode: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -27,6 +27,9 @@ FORM = "'cluster' must be ray (RAY_ADDRESS, else the cluster `ray start` started
          "'cluster' and 'processes' cannot be combined (--cluster places one worker per GPU or node of the cluster)"),
         (["--cluster", "ray", "--backend", "deeprecsched"],
          "'cluster' does not place deeprecsched (it schedules its own workers on this host)"),
+        (["--cluster-mode", "network"],
+         "'cluster-mode' network needs --cluster (the Network division's SUT runs on other nodes than LoadGen)"),
+        (["--cluster", "ray", "--cluster-mode", "netwrk"], "'cluster-mode' must be one of ['batched', 'network'] (got 'netwrk')"),
     ],
 )
 def test_bad_cluster_options_are_refused(runner: CliRunner, tmp_path: Path, args: list[str], message: str) -> None:

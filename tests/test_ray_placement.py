@@ -29,6 +29,7 @@ from suite.cli import cli  # noqa: E402
 from suite.datasets import synthetic  # noqa: E402
 from suite.datasets.batch import Batch  # noqa: E402
 from suite.datasets.store import Dataset  # noqa: E402
+from suite.errors import BackendError  # noqa: E402
 from suite.models import ModelSpec  # noqa: E402
 from suite.placement import LibrarySource, WorkerLost  # noqa: E402
 from suite.placement.ray import RayPlacement, cluster_nodes, connect, plan  # noqa: E402
@@ -79,11 +80,21 @@ def test_workers_one_per_node_give_single_process_scores(on_cluster: Cluster, da
         placement.start(specs)
         placement.attach(items)
         assert_placement_scores_like(placement, items, reference, rows_worker=0)
+        # Batches travel over each actor's direct channel; many in flight at once each get their
+        # own scores, or their own error.
+        spans = [[(k * 97, k * 97 + 50 + k)] for k in range(8)]
+        bad = Batch(dense=np.zeros((3, 1), np.float32), sparse=tuple(s[:3].copy() for s in items.sparse))
+        futures = [placement.submit(0, [r]) for r in (*spans[:5], bad, *spans[5:])]
+        with pytest.raises(BackendError, match=r"^request failed in Ray worker 0 .*: RuntimeError"):
+            futures[5].result(timeout=60)
+        for f, s in zip(futures[:5] + futures[6:], spans, strict=True):
+            np.testing.assert_array_equal(f.result(timeout=60), reference.predict(Batch.of_spans(items, s)))
         trip = placement.measure_round_trip(pings=5)
         assert 0 < trip.median_us <= trip.p99_us
         info = placement.info().to_dict()
         assert (info["name"], info["nodes"], info["devices_per_node"], info["lost_workers"]) == ("ray", 2, 1, [])
         assert info["devices"] == ["node0/cpu", "node1/cpu"] and info["cluster"] == on_cluster.address
+        assert info["dispatch"] == "direct"
 
         # A worker whose process is killed fails what it held and every later request, named.
         pid = placement.pids()[0]
@@ -102,6 +113,37 @@ def test_workers_one_per_node_give_single_process_scores(on_cluster: Cluster, da
         placement.close()
         reference.close()
     assert not ray.is_initialized()  # it connected, so it disconnected
+
+
+def test_dispatch_by_ray_calls_sends_queued_submits_together_and_fails_them_on_a_death(on_cluster: Cluster) -> None:
+    # Ray calls (as through Ray Client): submits that queue behind a worker's two calls in flight
+    # go as one call, and each gets its own scores or its own error (spans before any items).
+    placement, specs = RayPlacement.on_cluster("ray", "null", BackendConfig(model=TINY, options=(("latency_us", "20000"),)),
+                                               dispatch="calls")
+    rows = [Batch(dense=np.zeros((k + 1, 13), np.float32), sparse=()) for k in range(6)]
+    try:
+        placement.start(specs)
+        futures = [placement.submit(0, [r]) for r in (*rows[:3], [(0, 4)], *rows[3:])]
+        with pytest.raises(BackendError, match=r"^request failed in Ray worker 0 .*: BackendError: a request of spans before"):
+            futures[3].result(timeout=60)
+        assert [len(f.result(timeout=60)) for f in futures[:3] + futures[4:]] == [1, 2, 3, 4, 5, 6]
+        assert placement.calls_per_submit() < 1
+        assert placement.info().to_dict()["dispatch"] == "calls"
+
+        # Submits queued behind the calls in flight fail, named, when the actor dies (the two calls
+        # in flight may have been answered just before).
+        held = [placement.submit(1, [r]) for r in rows]
+        placement.kill(1)
+        lost = []
+        for f in held:
+            try:
+                f.result(timeout=60)
+            except WorkerLost as exc:
+                lost.append(str(exc))
+        assert len(lost) >= len(rows) - 2
+        assert all(re.match(r"Ray worker 1 .* died \(killed by ray.kill\)", text) for text in lost), lost
+    finally:
+        placement.close()
 
 
 def _run(runner: CliRunner, tmp_path: Path, scenario: str, *extra: str, backend: str = "torch-cpu") -> tuple[int, str, dict]:
@@ -127,6 +169,21 @@ def test_ray_workers_complete_every_scenario(on_cluster: Cluster, runner: CliRun
     assert p["round_trip_us"]["median_us"] > 0 and p["cluster"] == on_cluster.address
     assert data["backend"]["name"] == "torch-cpu" and data["backend"]["placed_workers"] == 2
     assert not ray.is_initialized()
+
+
+def test_network_mode_dispatches_each_query_with_its_rows_to_a_named_network_sut(on_cluster: Cluster, runner: CliRunner,
+                                                                                  tmp_path: Path) -> None:
+    code, err, data = _run(runner, tmp_path, "server", "--target-qps", "100", "--cluster-mode", "network", backend="null")
+    # The workers hold no items: a request of spans would fail there, so every query carried its rows.
+    assert data["errors"] == [] and data["harness"]["backend_errors"] == 0, err
+    assert code in (0, 1) and data["config"]["cluster_mode"] == "network"
+    h = data["harness"]
+    assert h["batches"] == h["completed_queries"] == data["performance"]["query_count"]  # one query a request, unbatched
+    p = data["placement"]
+    assert p["mode"] == "network" and p["dispatch"] == "direct"
+    assert p["sut_name"].startswith("Network SUT: recsuite null on 2 node(s) [Ray worker 0 (node 0 127.0.0.1, CPU): null on none at ")
+    run_dir = tmp_path / "rayed" / "dlrm-rmc1" / "Server" / "performance" / "run_1"
+    assert p["sut_name"] in (run_dir / "mlperf_log_detail.txt").read_text()  # LoadGen asked the QDL for it
 
 
 def test_a_killed_actor_fails_its_queries_and_the_run_names_it(on_cluster: Cluster, runner: CliRunner, tmp_path: Path) -> None:

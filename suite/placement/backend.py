@@ -77,17 +77,27 @@ def cpu_specs(backend: str, config: BackendConfig, processes: int) -> list[Worke
 
 
 class PlacedBackend(Backend):  # type: ignore[misc]  # suite.backends is backends/ (package_dir): mypy, run on suite/, sees Backend as Any
-    """``backend`` on every worker of ``placement``, behind the one backend contract."""
+    """``backend`` on every worker of ``placement``, behind the one backend contract.
+
+    With ``network`` (``--cluster-mode network``, MLPerf's Network division) the driver is a query
+    dispatch library: the workers hold no items, the harness hands ``predict`` one whole query at a
+    time from ``network`` threads (never batched), each query travels with its rows, and LoadGen
+    gets the SUT's name from :meth:`network_name`, asked of every worker.
+    """
 
     name = "placed"
     thread_safe = True
 
-    def __init__(self, backend: str, config: BackendConfig, placement: Placement, specs: Sequence[WorkerSpec]) -> None:
+    def __init__(self, backend: str, config: BackendConfig, placement: Placement, specs: Sequence[WorkerSpec], *,
+                 network: int = 0) -> None:
         super().__init__(config)
         self.backend = backend
         self.placement = placement
         self.specs = tuple(specs)
+        self.network = network
         self._items: Batch | None = None
+        self._seen: Batch | None = None
+        self._network_name: str | None = None
         if not self.specs:
             raise ConfigError("a placement needs at least one worker")
 
@@ -95,11 +105,30 @@ class PlacedBackend(Backend):  # type: ignore[misc]  # suite.backends is backend
         self.placement.start(self.specs)
 
     def attach_items(self, items: Batch) -> None:
-        fresh = items is not self._items
-        self.placement.attach(items)
-        self._items = items
+        fresh = items is not self._seen
+        self._seen = items
+        if not self.network:  # a Network SUT gets every query's rows with the query instead
+            self.placement.attach(items)
+            self._items = items
         if fresh:
             self.placement.measure_round_trip()
+
+    def queries_in_flight(self) -> int:
+        return self.network
+
+    def network_name(self) -> str | None:
+        """``Network SUT: ...``: every worker's backend, device and node, asked of each worker (one
+        round trip per worker, the first time); None unless ``network``."""
+        if not self.network:
+            return None
+        if self._network_name is None:
+            nodes = []
+            for w, spec in enumerate(self.specs):
+                info = self.placement.ask(w, "info")
+                host = self.placement.worker_info[w].get("node", "?") if w < len(self.placement.worker_info) else "?"
+                nodes.append(f"{spec.name}: {info.name} on {info.device or spec.device} at {host}")
+            self._network_name = f"Network SUT: recsuite {self.backend} on {self.placement.nodes()} node(s) [{'; '.join(nodes)}]"
+        return self._network_name
 
     def batch_defaults(self, scenario: str, target_latency_ns: int) -> BatchDefaults | None:
         try:
@@ -117,7 +146,12 @@ class PlacedBackend(Backend):  # type: ignore[misc]  # suite.backends is backend
         return placement.submit(placement.least_loaded(), [request]).result()
 
     def placement_info(self) -> PlacementInfo:
-        return self.placement.info()
+        info = self.placement.info()
+        if not self.network:
+            return info
+        extra = {**info.extra, "mode": "network", "sut_name": self._network_name}
+        return PlacementInfo(name=info.name, nodes=info.nodes, devices_per_node=info.devices_per_node, workers=info.workers,
+                             devices=info.devices, round_trip=info.round_trip, lost=info.lost, extra=extra)
 
     def info(self) -> BackendInfo:
         infos = self.placement.worker_info

@@ -8,7 +8,10 @@ run's items: shipped once through Ray's object store (:meth:`RayPlacement.attach
 ``ray.put``, fetched once per node, read in place), or, for a spec that names a
 :class:`~suite.placement.base.LibrarySource`, regenerated or loaded on the node and checked
 against the driver's row count. A request is row spans of those items (a few dozen bytes); the
-reply is the float32 scores.
+reply is the float32 scores. They travel over a direct connection from the driver to each actor,
+in the local worker processes' wire format (``dispatch="direct"``, the default: a Ray actor call
+costs ten times a pipe's CPU), or, through Ray Client, as Ray actor calls, several queued requests
+to one call (``dispatch="calls"``).
 
 Failure: an actor that dies (its process killed, its node lost) fails every future it held with
 :class:`~suite.placement.base.WorkerLost` naming it, and every later submit fails the same way, so
@@ -26,9 +29,12 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
+import queue
 import signal
 import socket
 import threading
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -41,6 +47,7 @@ from suite.backends.base import Backend, BackendConfig
 from suite.datasets.batch import Batch
 from suite.errors import BackendError, BackendUnavailableError, ConfigError
 from suite.inputs import parse_cluster_text
+from suite.placement.backend import THREADS_PER_WORKER
 from suite.placement.base import (
     LibrarySource,
     Placement,
@@ -51,6 +58,7 @@ from suite.placement.base import (
     concat,
     load_items,
 )
+from suite.placement.worker import ID, OK
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +74,22 @@ CONNECT_TIMEOUT_S = 10.0
 START_TIMEOUT_S = 600.0
 #: Seconds :meth:`RayPlacement.close` waits for the actors to close their backends.
 CLOSE_TIMEOUT_S = 10.0
+#: Actor calls in flight per worker beyond its concurrency: one running and one waiting at the
+#: actor, so the worker never waits on the driver between batches.
+CALLS_AHEAD = 1
+#: Most submits one actor call carries when they queued while the worker's calls were in flight.
+MAX_COALESCED = 8
+#: Seconds an actor waits for the driver to connect to its channel.
+CHANNEL_ACCEPT_S = 60.0
+#: How batches travel: ``direct``, over a connection of the driver's to each actor (the local
+#: processes' protocol; Ray still places, feeds and watches the actors), or ``calls``, as Ray
+#: actor calls (what a driver connected through Ray Client, which may not reach the nodes, uses).
+DISPATCH = ("direct", "calls")
+#: Harness threads per Ray worker of one lane with Ray-call dispatch (a worker of L lanes gets L - 1
+#: more): two calls in flight and the submits queued behind them, which go as one call. A Ray call costs the driver and
+#: the actor ~0.4 ms of CPU each on the 2-core test host, several times a local process's pipe;
+#: what queued together pays it once.
+THREADS_PER_RAY_WORKER = 8
 _EMPTY = np.empty(0, dtype=np.float32)
 _LOOPBACK = ("127.", "localhost", "::1")
 
@@ -225,6 +249,11 @@ class RayWorker:
         self.spec = spec
         self.backend: Backend | None = None
         self.items: Batch | None = None
+        # The actor runs CALLS_AHEAD more calls at once than the worker's concurrency, so Ray's own
+        # work on one call (its arguments in, its scores out) overlaps another's predict; the
+        # predicts themselves run at most `concurrency` at once.
+        self.lanes = threading.BoundedSemaphore(spec.concurrency)
+        self.channel_done = threading.Event()
 
     def load(self) -> tuple[str, dict[str, Any]]:
         """Build and load the backend: ``("K", info)``, or ``("F", why)`` in one line."""
@@ -265,8 +294,58 @@ class RayWorker:
                 if self.items is None:
                     raise BackendError("a request of spans before the items were attached")
                 batch = Batch.of_spans(self.items, request)
-            parts.append(np.ascontiguousarray(self.backend.predict(batch), dtype=np.float32))
+            with self.lanes:
+                scores = self.backend.predict(batch)
+            parts.append(np.ascontiguousarray(scores, dtype=np.float32))
         return concat(parts)
+
+    def run_many(self, calls: list[list[Any]]) -> list[np.ndarray | str]:
+        """Several submits' requests, each answered as :meth:`run` answers it: its scores, or its
+        error as ``"Type: message"`` (one failing submit does not fail the others)."""
+        out: list[np.ndarray | str] = []
+        for requests in calls:
+            try:
+                out.append(self.run(requests))
+            except Exception as exc:
+                out.append(f"{type(exc).__name__}: {exc}")
+        return out
+
+    def open_channel(self, host: str | None, authkey: bytes) -> tuple[str, int]:
+        """Listen on ``host`` (this node's address; None: the one Ray knows this node by) for the
+        driver's one connection, authenticated with ``authkey``, and answer its jobs there on a thread
+        of the actor's own (:func:`suite.placement.worker.serve`, the local processes' protocol).
+        Returns the address to connect to."""
+        from multiprocessing.connection import Listener
+
+        from suite.placement.worker import serve
+
+        assert self.backend is not None
+        backend = self.backend
+        listener = Listener((host or _node_address(), 0), authkey=authkey)
+
+        def accept_and_serve() -> None:
+            try:
+                listener._listener._socket.settimeout(CHANNEL_ACCEPT_S)  # type: ignore[attr-defined]
+                conn = listener.accept()
+            except Exception:
+                self.channel_done.set()
+                return
+            finally:
+                listener.close()
+            try:
+                serve(conn, backend, self.spec, lambda: self.items)
+            finally:
+                conn.close()
+                self.channel_done.set()
+
+        threading.Thread(target=accept_and_serve, name=f"recsuite-{self.spec.slug}-channel", daemon=True).start()
+        bound: Any = listener.address
+        return str(bound[0]), int(bound[1])
+
+    def channel_closed(self) -> None:
+        """Returns when the channel ends. The driver keeps this call pending: Ray fails it, with its
+        reason, when the actor dies."""
+        self.channel_done.wait()
 
     def call(self, method: str, args: tuple[Any, ...]) -> Any:
         assert self.backend is not None
@@ -279,6 +358,11 @@ class RayWorker:
         self.items = None
 
 
+#: One submit as it waits for and travels in an actor call: its requests on the wire, how many
+#: requests they are, and its future.
+_Entry = tuple[list[Any], int, "Future[np.ndarray]"]
+
+
 @dataclass
 class _Actor:
     spec: WorkerSpec
@@ -289,6 +373,29 @@ class _Actor:
     outstanding: int = 0
     death: str = ""
     held: set[Future[np.ndarray]] = field(default_factory=set)
+    #: Submits waiting for one of the actor's calls in flight to return.
+    waiting: deque[_Entry] = field(default_factory=deque)
+    calls: int = 0
+    #: Submits taken and actor calls sent, since start.
+    submits: int = 0
+    sent: int = 0
+    #: The direct connection to the actor (None: batches go as actor calls), and its jobs in flight
+    #: by id: (future, requests).
+    conn: Any = None
+    jobs: dict[int, tuple[Future[Any], int]] = field(default_factory=dict)
+    watch: Any = None
+
+    @property
+    def depth(self) -> int:
+        """Calls this actor may have in flight."""
+        return self.spec.concurrency + CALLS_AHEAD
+
+    def take(self) -> list[_Entry]:
+        """The waiting submits the next call carries (the caller holds the lock); counts the call."""
+        batch = [self.waiting.popleft() for _ in range(min(MAX_COALESCED, len(self.waiting)))]
+        self.calls += 1
+        self.sent += 1
+        return batch
 
 
 class RayPlacement(Placement):
@@ -300,12 +407,18 @@ class RayPlacement(Placement):
         slots: where each spec's actor goes (from :func:`plan`); without them actors are spread
             over the cluster, one CPU each.
         start_timeout_s: how long the actors may take to be placed and load their backends.
+        dispatch: how batches travel (:data:`DISPATCH`); None: ``direct``, except through Ray
+            Client (``ray://``), where the driver may not reach the nodes.
     """
 
     name: ClassVar[str] = "ray"
 
-    def __init__(self, cluster: str = AUTO, slots: Sequence[Slot] | None = None, *, start_timeout_s: float = START_TIMEOUT_S) -> None:
+    def __init__(self, cluster: str = AUTO, slots: Sequence[Slot] | None = None, *, start_timeout_s: float = START_TIMEOUT_S,
+                 dispatch: str | None = None) -> None:
         super().__init__()
+        if dispatch is not None and dispatch not in DISPATCH:
+            raise ConfigError(f"'dispatch' must be one of {list(DISPATCH)} (got {dispatch!r})")
+        self.dispatch = dispatch
         self.cluster = parse_cluster_text(cluster)
         self.slots = tuple(slots) if slots is not None else None
         self.start_timeout_s = start_timeout_s
@@ -319,10 +432,16 @@ class RayPlacement(Placement):
         self._closed = True
         self._items_ref: Any = None
         self._items: Batch | None = None
+        self._sends: queue.SimpleQueue[tuple[_Actor, list[_Entry]] | None] = queue.SimpleQueue()
+        self._sender: threading.Thread | None = None
+        self._next_id = 0
+        self._wake_r: Any = None
+        self._wake_w: Any = None
+        self._collector: threading.Thread | None = None
 
     @classmethod
     def on_cluster(cls, cluster: str, backend: str, config: BackendConfig, *, concurrency: int = 1,
-                   start_timeout_s: float = START_TIMEOUT_S) -> tuple[RayPlacement, list[WorkerSpec]]:
+                   start_timeout_s: float = START_TIMEOUT_S, dispatch: str | None = None) -> tuple[RayPlacement, list[WorkerSpec]]:
         """Connect to ``cluster`` and plan one worker per GPU (or node) found there: the placement
         and the specs to :meth:`start` it with."""
         ray, here, address = connect(parse_cluster_text(cluster))
@@ -332,8 +451,9 @@ class RayPlacement(Placement):
             if here:
                 ray.shutdown()
             raise
-        placement = cls(cluster, slots, start_timeout_s=start_timeout_s)
+        placement = cls(cluster, slots, start_timeout_s=start_timeout_s, dispatch=dispatch)
         placement._ray, placement._connected_here, placement.address = ray, here, address
+        placement.dispatch = placement.dispatch or placement._default_dispatch()
         return placement, specs
 
     def start(self, specs: Sequence[WorkerSpec]) -> None:
@@ -350,16 +470,24 @@ class RayPlacement(Placement):
         for i, spec in enumerate(self.specs):
             slot = self.slots[i] if self.slots is not None else None
             # Named in the job's own (anonymous) namespace: `ray list actors` and a drill can find it.
-            options: dict[str, Any] = {"name": f"recsuite-{spec.slug}", "max_concurrency": spec.concurrency, "max_restarts": 0}
+            options: dict[str, Any] = {"name": f"recsuite-{spec.slug}", "max_concurrency": spec.concurrency + CALLS_AHEAD + 1,
+                                       "max_restarts": 0}
             if slot is not None:
                 options.update(num_cpus=slot.cpus, num_gpus=slot.gpus,
                                scheduling_strategy=NodeAffinitySchedulingStrategy(slot.node.node_id, soft=False))
             else:
                 options.update(num_cpus=1, scheduling_strategy="SPREAD")
             self._actors.append(_Actor(spec=spec, slot=slot, handle=actor_cls.options(**options).remote(spec)))
+        self._sender = threading.Thread(target=self._send_loop, name="recsuite-ray-sender", daemon=True)
+        self._sender.start()
         try:
             self.worker_info = self._wait_loaded()
+            self.dispatch = self.dispatch or self._default_dispatch()
+            if self.dispatch == "direct":
+                self._open_channels()
         except BaseException:
+            self._stop_sender()
+            self._stop_collector()
             self._kill_all()
             self._disconnect()
             self._closed = True
@@ -385,6 +513,104 @@ class RayPlacement(Placement):
             infos.append(info)
         return infos
 
+    def _default_dispatch(self) -> str:
+        return "calls" if self.address.startswith("ray://") else "direct"
+
+    @property
+    def threads_per_worker(self) -> int:
+        """Harness threads a worker of one lane wants: as for a local process, or, with Ray calls,
+        enough for submits to queue and go together."""
+        return THREADS_PER_RAY_WORKER if self.dispatch == "calls" else THREADS_PER_WORKER
+
+    def _open_channels(self) -> None:
+        """Connect to every actor's channel (:meth:`RayWorker.open_channel`), listening on its node's
+        address, and start the collector of their replies. A watch call per actor stays pending:
+        Ray fails it, with the reason, when the actor dies."""
+        import multiprocessing as mp
+        from multiprocessing import connection
+
+        ray = self._ray
+        authkey = os.urandom(32)
+        calls = [a.handle.open_channel.remote(a.slot.node.ip if a.slot is not None else None, authkey) for a in self._actors]
+        for actor, call in zip(self._actors, calls, strict=True):
+            try:
+                host, port = ray.get(call, timeout=self.start_timeout_s)
+                sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S)
+                sock.settimeout(None)
+                conn = connection.Connection(sock.detach())
+                connection.answer_challenge(conn, authkey)
+                connection.deliver_challenge(conn, authkey)
+            except Exception as exc:
+                raise BackendError(f"{actor.spec.name}: could not open its channel: {_first_line(exc)}") from None
+            actor.conn = conn
+            actor.watch = actor.handle.channel_closed.remote()
+        self._wake_r, self._wake_w = mp.Pipe(duplex=False)
+        self._collector = threading.Thread(target=self._collect, name="recsuite-ray-collector", daemon=True)
+        self._collector.start()
+        for actor in self._actors:
+            actor.watch.future().add_done_callback(lambda f, actor=actor: self._watched(actor, f.exception()))
+
+    def _collect(self) -> None:
+        """Replies of every actor's channel to their futures; a channel that ends is left to its watch."""
+        from multiprocessing import connection
+
+        by_conn = {a.conn: a for a in self._actors}
+        waiting: list[Any] = [self._wake_r, *by_conn]
+        while True:
+            for ready in connection.wait(waiting):
+                if ready is self._wake_r:
+                    return
+                try:
+                    msg = ready.recv_bytes()  # type: ignore[union-attr]
+                except (EOFError, OSError):
+                    waiting.remove(ready)
+                    continue
+                self._reply(by_conn[ready], msg)
+
+    def _reply(self, actor: _Actor, msg: bytes) -> None:
+        op = msg[:1]
+        (job_id,) = ID.unpack_from(msg, 1)
+        with self._lock:
+            job = actor.jobs.pop(job_id, None)
+            if job is None:
+                return  # failed already (the actor was declared dead)
+            done, n = job
+            actor.outstanding -= n
+            actor.held.discard(done)
+        if op == b"R":
+            _, tasks = OK.unpack_from(msg, 1)
+            scores = np.frombuffer(msg, dtype=np.float32, offset=1 + OK.size)
+            done.set_result(scores.reshape(-1, tasks) if tasks else scores)
+        else:
+            done.set_exception(BackendError(f"request failed in {actor.spec.name}: {msg[1 + ID.size:].decode()}"))
+
+    def _watched(self, actor: _Actor, exc: BaseException | None) -> None:
+        """An actor's watch returned: it died (``exc``, Ray's error) or its channel ended."""
+        from ray.exceptions import RayActorError
+
+        if isinstance(exc, RayActorError):
+            self._lose(actor, _death_reason(exc))
+        elif not self._closing:
+            self._lose(actor, "its connection to the driver was lost")
+
+    def _lose(self, actor: _Actor, reason: str) -> None:
+        """Declare ``actor`` dead (unless closing): fail what it held, and every later submit."""
+        with self._lock:
+            if not actor.alive or self._closing:
+                return
+            actor.alive = False
+            held = [done for done, _ in actor.jobs.values()]
+            in_flight = sum(n for _, n in actor.jobs.values())
+            actor.jobs.clear()
+            actor.outstanding = 0
+            actor.held.clear()
+            actor.death = f"{actor.spec.name} (pid {actor.pid}) died ({reason}) with {in_flight} request(s) in flight"
+            self._broken = self._broken or actor.death
+        log.error("%s", actor.death)
+        for done in held:
+            if not done.done():
+                done.set_exception(WorkerLost(actor.death))
+
     def attach(self, items: Batch) -> None:
         if items is self._items:
             return
@@ -402,8 +628,12 @@ class RayPlacement(Placement):
         self._items_ref, self._items = ref, items
 
     def submit(self, worker: int, requests: Sequence[Request]) -> Future[np.ndarray]:
+        """Send ``requests`` to worker ``worker``: over its channel (``direct``), or (``calls``) as
+        an actor call at once while the worker has fewer than its depth of calls in flight, else,
+        together with whatever else queued meanwhile, as one call when one of those returns."""
         done: Future[np.ndarray] = Future()
         n = len(requests)
+        wire = [(r.dense, r.sparse) if isinstance(r, Batch) else list(r) for r in requests]
         with self._lock:
             if self._broken:
                 done.set_exception(WorkerLost(self._broken))
@@ -411,48 +641,94 @@ class RayPlacement(Placement):
             actor = self._actors[worker]
             actor.outstanding += n
             actor.held.add(done)
-        wire = [(r.dense, r.sparse) if isinstance(r, Batch) else list(r) for r in requests]
-        try:
-            ref = actor.handle.run.remote(wire)
-            ref.future().add_done_callback(lambda f: self._settle(actor, n, f, done))
-        except Exception as exc:
-            self._settle_error(actor, n, exc, done)
+            actor.submits += 1
+            if actor.conn is not None:
+                job_id = self._next_id
+                self._next_id += 1
+                actor.jobs[job_id] = (done, n)
+                try:
+                    actor.conn.send_bytes(b"J" + pickle.dumps((job_id, wire), protocol=5))
+                except OSError:
+                    pass  # the actor is gone; its watch fails what it held
+                return done
+            actor.waiting.append((wire, n, done))
+            if actor.calls >= actor.depth:
+                return done
+            entries = actor.take()
+        self._call(actor, entries)
         return done
 
-    def _settle(self, actor: _Actor, n: int, f: Future[np.ndarray], done: Future[np.ndarray]) -> None:
+    def _call(self, actor: _Actor, entries: list[_Entry]) -> None:
+        """One actor call carrying ``entries``; its reply settles each of them."""
+        try:
+            ref = actor.handle.run_many.remote([wire for wire, _, _ in entries])
+            ref.future().add_done_callback(lambda f: self._settle(actor, entries, f))
+        except Exception as exc:
+            self._settle_error(actor, entries, exc)
+
+    def _send_loop(self) -> None:
+        """Sends the calls of submits that queued behind a worker's calls in flight (Ray's completion
+        callbacks only hand them over: they should not submit tasks themselves)."""
+        while (job := self._sends.get()) is not None:
+            self._call(*job)
+
+    def _settle(self, actor: _Actor, entries: list[_Entry], f: Future[Any]) -> None:
         exc = f.exception()
         if exc is not None:
-            self._settle_error(actor, n, exc, done)
+            self._settle_error(actor, entries, exc)
             return
+        got = f.result()
         with self._lock:
-            actor.outstanding -= n
-            actor.held.discard(done)
-        if not done.done():
-            done.set_result(f.result())
+            actor.outstanding -= sum(n for _, n, _ in entries)
+            for _, _, done in entries:
+                actor.held.discard(done)
+            self._next_call(actor)
+        for (_, _, done), scores in zip(entries, got, strict=True):
+            if done.done():
+                continue
+            if isinstance(scores, str):
+                done.set_exception(BackendError(f"request failed in {actor.spec.name}: {scores}"))
+            else:
+                done.set_result(scores)
 
-    def _settle_error(self, actor: _Actor, n: int, exc: BaseException, done: Future[np.ndarray]) -> None:
+    def _next_call(self, actor: _Actor) -> None:
+        """A call of ``actor`` returned (the caller holds the lock): send what waits behind it."""
+        actor.calls -= 1
+        if actor.waiting and actor.alive and not self._closing and actor.calls < actor.depth:
+            self._sends.put((actor, actor.take()))
+
+    def _settle_error(self, actor: _Actor, entries: list[_Entry], exc: BaseException) -> None:
         from ray.exceptions import RayActorError
 
         lost = isinstance(exc, RayActorError)
+        n = sum(k for _, k, _ in entries)
+        failed = [done for _, _, done in entries]
         with self._lock:
             actor.outstanding -= n
-            actor.held.discard(done)
             if lost and actor.alive and not self._closing:
                 actor.alive = False
                 in_flight = actor.outstanding + n
                 actor.death = f"{actor.spec.name} (pid {actor.pid}) died ({_death_reason(exc)}) with {in_flight} request(s) in flight"
                 self._broken = self._broken or actor.death
                 log.error("%s", actor.death)
+            if not actor.alive:  # what waited for this actor's calls goes nowhere now
+                failed += [done for _, _, done in actor.waiting]
+                actor.outstanding -= sum(k for _, k, _ in actor.waiting)
+                actor.waiting.clear()
+            for done in failed:
+                actor.held.discard(done)
+            self._next_call(actor)
             death = actor.death
-        if done.done():
-            return
-        if self._closing:
-            done.set_exception(BackendError("the placement was closed"))
-        elif lost:
-            done.set_exception(WorkerLost(death))
-        else:
-            cause = getattr(exc, "cause", None) or exc
-            done.set_exception(BackendError(f"request failed in {actor.spec.name}: {type(cause).__name__}: {_first_line(cause)}"))
+        for done in failed:
+            if done.done():
+                continue
+            if self._closing:
+                done.set_exception(BackendError("the placement was closed"))
+            elif not actor.alive:
+                done.set_exception(WorkerLost(death))
+            else:
+                cause = getattr(exc, "cause", None) or exc
+                done.set_exception(BackendError(f"request failed in {actor.spec.name}: {type(cause).__name__}: {_first_line(cause)}"))
 
     def outstanding(self) -> list[int]:
         return [a.outstanding for a in self._actors]
@@ -462,6 +738,11 @@ class RayPlacement(Placement):
         if not actor.alive:
             raise WorkerLost(actor.death)
         return self._ray.get(actor.handle.call.remote(method, args), timeout=self.start_timeout_s)
+
+    def calls_per_submit(self) -> float:
+        """Actor calls sent per submit taken, over every worker since start (1.0: none coalesced)."""
+        submits = sum(a.submits for a in self._actors)
+        return sum(a.sent for a in self._actors) / submits if submits else 1.0
 
     def pids(self) -> list[int]:
         """Each worker's process id on its node, in index order."""
@@ -477,7 +758,9 @@ class RayPlacement(Placement):
 
     def info(self) -> PlacementInfo:
         base = super().info()
-        extra = {"cluster": self.address} if self.address else {}
+        extra: dict[str, Any] = {"cluster": self.address} if self.address else {}
+        if self.dispatch is not None:
+            extra["dispatch"] = self.dispatch
         return PlacementInfo(name=base.name, nodes=base.nodes, devices_per_node=base.devices_per_node, workers=base.workers,
                              devices=base.devices, round_trip=base.round_trip, lost=base.lost, extra=extra)
 
@@ -493,21 +776,51 @@ class RayPlacement(Placement):
             self._closing = True
         ray = self._ray
         live = [a for a in self._actors if a.alive]
+        for a in self._actors:
+            if a.conn is not None:
+                try:
+                    a.conn.send_bytes(b"Q")
+                except OSError:
+                    pass
         try:
             ray.wait([a.handle.close.remote() for a in live], num_returns=len(live), timeout=CLOSE_TIMEOUT_S)
         except Exception:
             pass
         self._kill_all()
+        self._stop_sender()
+        self._stop_collector()
         with self._lock:
             held = [f for a in self._actors for f in a.held]
             for a in self._actors:
                 a.held.clear()
+                a.waiting.clear()
+                a.jobs.clear()
         for f in held:
             if not f.done():
                 f.set_exception(BackendError("the placement was closed"))
         self._items_ref = None
         self._items = None
         self._disconnect()
+
+    def _stop_collector(self) -> None:
+        collector, self._collector = self._collector, None
+        if collector is not None:
+            self._wake_w.send_bytes(b"")
+            collector.join(CLOSE_TIMEOUT_S)
+        for a in self._actors:
+            if a.conn is not None:
+                a.conn.close()
+                a.conn = None
+        for end in (self._wake_r, self._wake_w):
+            if end is not None:
+                end.close()
+        self._wake_r = self._wake_w = None
+
+    def _stop_sender(self) -> None:
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            self._sends.put(None)
+            sender.join(CLOSE_TIMEOUT_S)
 
     def _kill_all(self) -> None:
         for a in self._actors:
@@ -531,15 +844,23 @@ def placed(config: Any, backend_cls: type[Backend]) -> tuple[Any, int, int]:
         BackendUnavailableError: Ray is missing, the cluster does not answer or has nothing to run
             the backend on.
     """
-    from suite.placement.backend import THREADS_PER_WORKER, PlacedBackend
+    from suite.placement.backend import PlacedBackend
 
     inner = BackendConfig(model=config.model, threads=config.threads, precision=config.precision, options=config.backend_options)
     # A thread-safe GPU backend runs as many batches at once as it has lanes, as --devices does.
     gpu = backend_cls.device_kind == "cuda"
     lanes = int(inner.option("lanes", str(backend_cls.default_workers))) if gpu and backend_cls.thread_safe else 1
     placement, specs = RayPlacement.on_cluster(config.cluster, backend_cls.name, inner, concurrency=lanes)
-    workers = max(THREADS_PER_WORKER, lanes) * len(specs)
-    return PlacedBackend(backend_cls.name, inner, placement, specs), specs[0].config.threads, workers
+    workers = (placement.threads_per_worker + lanes - 1) * len(specs)
+    # Network division: LoadGen's queries go one by one, with their rows, from as many threads.
+    network = workers if config.cluster_mode == "network" else 0
+    return PlacedBackend(backend_cls.name, inner, placement, specs, network=network), specs[0].config.threads, workers
+
+
+def _node_address() -> str:
+    import ray
+
+    return str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
 
 
 def _first_line(exc: BaseException) -> str:

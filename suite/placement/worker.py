@@ -14,7 +14,7 @@ import signal
 import struct
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing import connection
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
@@ -46,6 +46,69 @@ def predict_all(backend: Backend, items: Batch | None, requests: Sequence[Any]) 
     return parts
 
 
+def serve(conn: connection.Connection, backend: Backend, spec: WorkerSpec, items: Callable[[], Batch | None],
+          attach: Callable[[bytes], None] | None = None) -> None:
+    """Answer the driver's jobs (``J``: spans of ``items()``), calls (``C``) and, with ``attach``,
+    attaches (``A``: ``attach(payload)``) on ``conn`` until it says quit (``Q``) or goes away. Jobs
+    run in order, or on ``spec.concurrency`` threads when that is above 1."""
+    send_lock = threading.Lock()
+
+    def send(message: bytes) -> None:
+        with send_lock:
+            try:
+                conn.send_bytes(message)
+            except OSError:
+                pass  # the driver is gone; the loop below ends on EOF
+
+    def run(job_id: int, requests: list[Any]) -> None:
+        try:
+            parts = predict_all(backend, items(), requests)
+            tasks = parts[0].shape[1] if parts and parts[0].ndim == 2 else 0
+            send(b"".join([b"R", OK.pack(job_id, tasks), *(p.tobytes() for p in parts)]))
+        except Exception as exc:
+            send(b"E" + ID.pack(job_id) + f"{type(exc).__name__}: {exc}".encode())
+
+    # With concurrency, jobs go to that many threads; the driver attaches items only between runs,
+    # when no job is in flight.
+    jobs: queue.SimpleQueue[tuple[int, list[Any]] | None] = queue.SimpleQueue()
+
+    def work() -> None:
+        while (job := jobs.get()) is not None:
+            run(*job)
+
+    threads = [threading.Thread(target=work, name=f"recsuite-{spec.slug}-{i}", daemon=True)
+               for i in range(spec.concurrency if spec.concurrency > 1 else 0)]
+    for t in threads:
+        t.start()
+    while True:
+        try:
+            msg = conn.recv_bytes()
+        except (EOFError, OSError):
+            break  # the driver is gone
+        op = msg[:1]
+        if op == b"Q":
+            break
+        if op == b"A" and attach is not None:
+            attach(msg[1:])
+            continue
+        if op == b"C":
+            job_id, method, args = pickle.loads(msg[1:])
+            try:
+                send(b"P" + ID.pack(job_id) + pickle.dumps(getattr(backend, method)(*args)))
+            except Exception as exc:
+                send(b"E" + ID.pack(job_id) + f"{type(exc).__name__}: {exc}".encode())
+            continue
+        job_id, requests = pickle.loads(msg[1:])
+        if threads:
+            jobs.put((job_id, requests))
+        else:
+            run(job_id, requests)
+    for _ in threads:
+        jobs.put(None)
+    for t in threads:
+        t.join()
+
+
 def worker_main(spec: WorkerSpec, conn: connection.Connection) -> None:
     """A worker process: build ``spec``'s backend, then answer the driver until told to quit."""
     # The driver handles Ctrl-C and SIGTERM (a terminal or a service manager signals the whole
@@ -71,66 +134,19 @@ def worker_main(spec: WorkerSpec, conn: connection.Connection) -> None:
     conn.send_bytes(b"K" + json.dumps(info, default=str).encode())
     shm: SharedMemory | None = None
     items: Batch | None = None
-    send_lock = threading.Lock()
 
-    def send(message: bytes) -> None:
-        with send_lock:
-            conn.send_bytes(message)
+    def attach(payload: bytes) -> None:
+        nonlocal shm, items
+        name, layout = pickle.loads(payload)
+        items = None
+        if shm is not None:
+            _close_quietly(shm)
+        shm = SharedMemory(name=name)
+        arrays = [np.ndarray(shape, np.dtype(dtype), buffer=shm.buf, offset=off) for off, shape, dtype in layout]
+        items = Batch(dense=arrays[0], sparse=tuple(arrays[1:]))
+        backend.attach_items(items)
 
-    def run(job_id: int, requests: list[Any]) -> None:
-        try:
-            parts = predict_all(backend, items, requests)
-            tasks = parts[0].shape[1] if parts and parts[0].ndim == 2 else 0
-            send(b"".join([b"R", OK.pack(job_id, tasks), *(p.tobytes() for p in parts)]))
-        except Exception as exc:
-            send(b"E" + ID.pack(job_id) + f"{type(exc).__name__}: {exc}".encode())
-
-    # With concurrency, jobs go to that many threads; the driver attaches items only between runs,
-    # when no job is in flight.
-    jobs: queue.SimpleQueue[tuple[int, list[Any]] | None] = queue.SimpleQueue()
-
-    def serve() -> None:
-        while (job := jobs.get()) is not None:
-            run(*job)
-
-    threads = [threading.Thread(target=serve, name=f"recsuite-{spec.slug}-{i}", daemon=True)
-               for i in range(spec.concurrency if spec.concurrency > 1 else 0)]
-    for t in threads:
-        t.start()
-    while True:
-        try:
-            msg = conn.recv_bytes()
-        except (EOFError, OSError):
-            break  # the driver is gone
-        op = msg[:1]
-        if op == b"Q":
-            break
-        if op == b"A":
-            name, layout = pickle.loads(msg[1:])
-            items = None
-            if shm is not None:
-                _close_quietly(shm)
-            shm = SharedMemory(name=name)
-            arrays = [np.ndarray(shape, np.dtype(dtype), buffer=shm.buf, offset=off) for off, shape, dtype in layout]
-            items = Batch(dense=arrays[0], sparse=tuple(arrays[1:]))
-            backend.attach_items(items)
-            continue
-        if op == b"C":
-            job_id, method, args = pickle.loads(msg[1:])
-            try:
-                send(b"P" + ID.pack(job_id) + pickle.dumps(getattr(backend, method)(*args)))
-            except Exception as exc:
-                send(b"E" + ID.pack(job_id) + f"{type(exc).__name__}: {exc}".encode())
-            continue
-        job_id, requests = pickle.loads(msg[1:])
-        if threads:
-            jobs.put((job_id, requests))
-        else:
-            run(job_id, requests)
-    for _ in threads:
-        jobs.put(None)
-    for t in threads:
-        t.join()
+    serve(conn, backend, spec, lambda: items, attach)
     backend.close()
     items = None  # drop the last views before closing the mapping
     if shm is not None:
