@@ -10,12 +10,11 @@ captured while LoadGen runs.
 An item is packed as one row of int32 words: its dense features (float32 bits), then every table's
 ids. The dataset is packed once (:meth:`TorchCUDABackend.attach_items`), a batch is staged with one
 memcpy per span of rows into the lane's pinned buffer and sent with one host-to-device copy; the
-model reads column views of the device buffer. By default (``staging=mapped``) the packed dataset
-sits in pinned host memory that the GPU addresses directly, and a batch sends only its row
-numbers: the GPU gathers the batch's rows across PCIe itself (the host-to-device transfer is still
-timed), so the host spends microseconds, not a 15 MB memcpy, on a 16,384-item batch.
-``staging=copy`` stages with the memcpy; with ``start_from_device=1`` the packed dataset lives in
-device memory.
+model reads column views of the device buffer. With ``staging=mapped`` the packed dataset sits in
+pinned host memory that the GPU addresses directly, and a batch sends only its row numbers: the GPU
+gathers the batch's rows across PCIe itself (the host-to-device transfer is still timed), so the
+host spends microseconds, not a 15 MB memcpy, on a 16,384-item batch. With ``start_from_device=1``
+the packed dataset lives in device memory.
 """
 
 from __future__ import annotations
@@ -45,8 +44,15 @@ DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, 
 #: Batch sizes CUDA graphs are captured for; a batch is padded up to the next one, and one larger
 #: than the last runs eagerly.
 GRAPH_BUCKETS = ACCELERATOR_BUCKETS
-#: How a batch's packed rows reach the device (see the module docstring).
-STAGINGS = ("mapped", "copy")
+#: How a batch's packed rows reach the device (see the module docstring); the first is the default.
+#: Copy is the default because it was measured faster: DLRM-v2 fp8 Offline on the H200 gave
+#: 34,542 samples/s with copy and 28,698 with mapped (whose PCIe gather competes with the forward),
+#: though mapped costs the host 538 us a batch against 2,848 (benchmarks/results/gpu_staging_h200).
+STAGINGS = ("copy", "mapped")
+#: Models whose ``--precision bf16`` runs the fused kernels unless ``fused=0``: DLRM-v2 through
+#: LoadGen on the H200 gave 32,974 samples/s fused against 24,175 plain (graphs both), at 99.99% of
+#: the teacher's AUC (benchmarks/results/merged_h200, kernels_h200.txt).
+FUSED_BY_DEFAULT = {"bf16": ("dlrm-v2",)}
 #: Largest packed dataset ``staging=mapped`` pins (torch's pinned allocator rounds a block up to a
 #: power of two); a larger one is staged by copy, and the result says why.
 MAPPED_MAX_BYTES = 16 << 30
@@ -157,13 +163,13 @@ class TorchCUDABackend(Backend):
     ``cuda_graphs`` 0|1 (default 1: one graph per batch bucket and lane, captured at load; 0 runs
     eagerly; a model torch cannot capture falls back to eager unless 1 was asked for, and the
     result says why), ``compile`` 0|1 (``torch.compile``; graphs then default to 0), ``lanes`` (streams and
-    buffers for that many concurrent batches; default 4, the harness's default workers),
-    ``staging`` mapped|copy (default mapped: the GPU gathers a batch's rows from pinned host
-    memory; copy: one memcpy into a pinned buffer, then one copy), ``start_from_device`` 0|1 (the
+    buffers for that many concurrent batches; default 8, the harness's default workers),
+    ``staging`` copy|mapped (default copy: one memcpy into a pinned buffer, then one copy; mapped:
+    the GPU gathers a batch's rows from pinned host memory), ``start_from_device`` 0|1 (the
     query library's rows kept in device memory, as MLPerf's ``start_from_device``; recorded, and
     ``suite check`` reports it), ``fused`` 0|1 (DLRM models on
     ``suite.backends.kernels``: one Triton launch for all tables, matmuls with fused epilogues;
-    ``--precision fp8`` implies it), ``rows`` bf16|fp16|fp8|int8 (how fused tables are stored;
+    ``--precision fp8`` implies it; the default for :data:`FUSED_BY_DEFAULT`), ``rows`` bf16|fp16|fp8|int8 (how fused tables are stored;
     fp8's default int8), ``row_scales`` inline|apart (where 8-bit rows keep their scales), ``gemm``
     triton|cublas (fused bf16/fp16 matmuls), ``tune`` 0|1 (time tile shapes at load). All are
     recorded in the result.
@@ -176,16 +182,19 @@ class TorchCUDABackend(Backend):
     requires = ("torch",)
     thread_safe = True
     #: Lanes and harness workers: on the H200, DLRM-v2 Offline gave 11.1k samples/s with one lane,
-    #: 20.8k with two and 24.4k with four (benchmarks/results/cuda_host_h200_4m.txt).
-    default_workers = 4
+    #: 20.8k with two and 24.4k with four (benchmarks/results/cuda_host_h200_4m.txt). Eight: in
+    #: Server one worker forms the next batch while the others run theirs, and with four a lane's
+    #: cycle (2.8 ms of host staging, then the forward) capped the batches a second at about what
+    #: 0.88x Offline needs, so a 300-s run at that load queued up (docs/gpu.md).
+    default_workers = 8
     options = {
         "device": Option("the GPU", pattern=r"cuda(:[0-9]{1,3})?", form="cuda:N"),
         "cuda_graphs": Option("CUDA graphs for every batch bucket, captured at load (default 1)", choices=FLAGS),
         "compile": Option("torch.compile the model (graphs then default to 0)", choices=FLAGS),
-        "lanes": Option("concurrent batches: streams and pinned buffers (default 4)", lo=1, hi=64),
-        "staging": Option("how a batch's rows reach the GPU: mapped (it gathers them from pinned host memory) or copy", choices=STAGINGS),
+        "lanes": Option("concurrent batches: streams and pinned buffers (default 8)", lo=1, hi=64),
+        "staging": Option("how a batch's rows reach the GPU: copy (default) or mapped (it gathers them from pinned host memory)", choices=STAGINGS),
         "start_from_device": Option("keep the query library's rows in device memory (MLPerf's start_from_device)", choices=FLAGS),
-        "fused": Option("DLRM models on the fused Triton kernels (--precision fp8 implies it)", choices=FLAGS),
+        "fused": Option("DLRM models on the fused Triton kernels (--precision fp8 implies it; default 1 for dlrm-v2 in bf16)", choices=FLAGS),
         "rows": Option("how fused tables store rows (fp8's default int8)", choices=("bf16", "fp16", "fp8", "int8")),
         "row_scales": Option("where fused 8-bit rows keep their scales", choices=("inline", "apart")),
         "gemm": Option("fused bf16/fp16 matmuls", choices=("triton", "cublas")),
@@ -230,7 +239,8 @@ class TorchCUDABackend(Backend):
         self._tasks = self._schema.tasks
         model = build(cfg.model, device=self._device, dtype=self._dtype)
         self._fused: dict[str, Any] | None = None
-        if cfg.precision == "fp8" or _flag(cfg.option("fused", "0"), "fused"):
+        fused_default = "1" if cfg.model.name in FUSED_BY_DEFAULT.get(cfg.precision, ()) else "0"
+        if cfg.precision == "fp8" or _flag(cfg.option("fused", fused_default), "fused"):
             from suite.backends.kernels.fused import for_backend
 
             model = for_backend(model, cfg.model, cfg.precision, dict(cfg.options))

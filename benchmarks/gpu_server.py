@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 from common import loadgen_run
-from cuda_host import uniform_library
+from cuda_host import GpuBusy, uniform_library
 from gpu import features_only
 
 from suite.backends.base import BackendConfig
@@ -107,7 +107,8 @@ def main() -> None:
                 targets += [] if args.no_auto else [("auto", auto.target_qps)]
                 for frac, qps in targets:
                     s = dataclasses.replace(srv, target_qps=round(qps, 1), target_qps_source="cli")
-                    outcome, d = loadgen_run(library, backend, s, workers=srv_d.workers)
+                    with GpuBusy() as busy:
+                        outcome, d = loadgen_run(library, backend, s, workers=srv_d.workers)
                     lat = float(d.get(key) or 0)
                     valid = d.get("result_validity") == "VALID" and not outcome.errors
                     mean_batch = outcome.completed_items / max(outcome.batches, 1)
@@ -115,10 +116,11 @@ def main() -> None:
                            "latency_ms": lat / 1e6, "percentile": pct, "sla_ms": server.target_latency_ns / 1e6,
                            "valid": valid, "mean_batch_items": round(mean_batch), "errors": outcome.errors[:1],
                            "host_us_per_batch": backend.info().extra.get("host_us_per_batch"),
-                           "p50_ms": float(d.get("result_50.00_percentile_latency_ns") or 0) / 1e6}
+                           "p50_ms": float(d.get("result_50.00_percentile_latency_ns") or 0) / 1e6,
+                           "gpu_busy_pct": round(busy.percent, 1), "seconds": args.seconds}
                     print(f"  Server {frac!s:>4} {qps:10,.0f} q/s  p{100 * pct:.0f} {lat / 1e6:7.2f} ms (SLA "
                           f"{server.target_latency_ns / 1e6:.0f})  {'VALID' if valid else 'INVALID'}  mean batch {mean_batch:7,.0f}  p50 {row['p50_ms']:.2f} ms  "
-                          f"host {row['host_us_per_batch']} us/batch",
+                          f"host {row['host_us_per_batch']} us/batch  GPU busy {busy.percent:.0f}%",
                           flush=True)
                     with args.out.open("a") as f:
                         f.write(json.dumps(row, default=str) + "\n")

@@ -130,12 +130,12 @@ def test_graphs_are_captured_at_load_and_equal_eager(name: str, data_dir: Path) 
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("staging", [{"start_from_device": "1"}, {}])
+@pytest.mark.parametrize("staging", [{"start_from_device": "1"}, {"staging": "mapped"}])
 def test_lanes_serve_concurrent_threads_and_every_staging_gives_the_same_scores(items: Batch, staging: dict[str, str]) -> None:
-    """Copy staging, the default (mapped: the GPU gathers rows from pinned host memory) and
-    start_from_device answer every batch alike, from several threads at once."""
+    """Copy staging (the default), mapped staging (the GPU gathers rows from pinned host memory)
+    and start_from_device answer every batch alike, from several threads at once."""
     spec = ModelSpec(name="dlrm-v2", scale="tiny")
-    host, device = _backend(spec, lanes="2", staging="copy"), _backend(spec, lanes="2", **staging)
+    host, device = _backend(spec, lanes="2"), _backend(spec, lanes="2", **staging)
     host.attach_items(items)
     device.attach_items(items)
     spans = [[(i * 37 % 3000, i * 37 % 3000 + 50 + i), (4000, 4010)] for i in range(48)]
@@ -153,10 +153,28 @@ def test_lanes_serve_concurrent_threads_and_every_staging_gives_the_same_scores(
         t.join()
     assert all(np.array_equal(got[i], want[i]) for i in range(len(spans)))
     assert host.info().extra["staging"] == "copy"
-    assert device.info().extra["staging"] == ("device" if staging else "mapped")
-    assert device.info().extra["start_from_device"] is bool(staging) and "staging_note" not in device.info().extra
+    mapped = "staging" in staging
+    assert device.info().extra["staging"] == ("mapped" if mapped else "device")
+    assert device.info().extra["start_from_device"] is not mapped and "staging_note" not in device.info().extra
     unattached = Batch(dense=items.dense[:20].copy(), sparse=tuple(s[:20].copy() for s in items.sparse))
     assert np.array_equal(device.predict(unattached), host.predict(unattached))
+
+
+@pytest.mark.cuda
+def test_dlrm_v2_in_bf16_runs_the_fused_kernels_by_default_and_eight_lanes() -> None:
+    """The defaults measured best on the H200: fused kernels for dlrm-v2 in bf16 (fused=0 turns them
+    off), eight lanes, copy staging."""
+    from suite.backends.torch_cuda import TorchCUDABackend
+
+    spec = ModelSpec(name="dlrm-v2", scale="tiny")
+    for options, fused in (((), True), ((("fused", "0"),), False)):
+        backend = TorchCUDABackend(BackendConfig(model=spec, precision="bf16", options=(("cuda_graphs", "0"), *options)))
+        backend.load()
+        extra = backend.info().extra
+        assert (extra["fused"] is not None) is fused and extra["lanes"] == 8 and extra["staging"] == "copy"
+        if fused:
+            assert extra["fused"]["dense"] == "bf16" and set(extra["fused"]["tiles"]) >= {"cross0.up", "top0"}
+        backend.close()
 
 
 @pytest.mark.cuda
