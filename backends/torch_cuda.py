@@ -53,6 +53,13 @@ STAGINGS = ("copy", "mapped")
 #: LoadGen on the H200 gave 32,974 samples/s fused against 24,175 plain (graphs both), at 99.99% of
 #: the teacher's AUC (benchmarks/results/merged_h200, kernels_h200.txt).
 FUSED_BY_DEFAULT = {"bf16": ("dlrm-v2",)}
+#: Server batches held at once (``BatchDefaults.batches_in_flight``; option ``in_flight``, 0 for
+#: every lane): one replaying, one queued behind it, and up to three being staged (copy staging
+#: took the host about two replays of a 16,384-item batch, more under contention). With all eight
+#: lanes open, batches closed by their wait while the GPU was busy queued up on it, each padded
+#: and as long as its wait: a 214-s run at 0.9x Offline kept up on average, with the GPU 89% busy,
+#: and its p99 was 998 ms (benchmarks/results/gpu_staging_h200). Not yet measured on a GPU.
+SERVER_IN_FLIGHT = 5
 #: Largest packed dataset ``staging=mapped`` pins (torch's pinned allocator rounds a block up to a
 #: power of two); a larger one is staged by copy, and the result says why.
 MAPPED_MAX_BYTES = 16 << 30
@@ -164,6 +171,7 @@ class TorchCUDABackend(Backend):
     eagerly; a model torch cannot capture falls back to eager unless 1 was asked for, and the
     result says why), ``compile`` 0|1 (``torch.compile``; graphs then default to 0), ``lanes`` (streams and
     buffers for that many concurrent batches; default 8, the harness's default workers),
+    ``in_flight`` (Server batches held at once, :data:`SERVER_IN_FLIGHT`; 0: every lane),
     ``staging`` copy|mapped (default copy: one memcpy into a pinned buffer, then one copy; mapped:
     the GPU gathers a batch's rows from pinned host memory), ``start_from_device`` 0|1 (the
     query library's rows kept in device memory, as MLPerf's ``start_from_device``; recorded, and
@@ -192,6 +200,7 @@ class TorchCUDABackend(Backend):
         "cuda_graphs": Option("CUDA graphs for every batch bucket, captured at load (default 1)", choices=FLAGS),
         "compile": Option("torch.compile the model (graphs then default to 0)", choices=FLAGS),
         "lanes": Option("concurrent batches: streams and pinned buffers (default 8)", lo=1, hi=64),
+        "in_flight": Option("Server batches held at once (default 5; 0: every lane)", lo=0, hi=64),
         "staging": Option("how a batch's rows reach the GPU: copy (default) or mapped (it gathers them from pinned host memory)", choices=STAGINGS),
         "start_from_device": Option("keep the query library's rows in device memory (MLPerf's start_from_device)", choices=FLAGS),
         "fused": Option("DLRM models on the fused Triton kernels (--precision fp8 implies it; default 1 for dlrm-v2 in bf16)", choices=FLAGS),
@@ -342,9 +351,10 @@ class TorchCUDABackend(Backend):
     def batch_defaults(self, scenario: str, target_latency_ns: int) -> BatchDefaults:
         """The batcher :func:`~suite.backends.base.accelerator_batching` picks from the measured
         replay time of every captured bucket (Offline: the largest bucket, no wait; Server: the
-        largest bucket within an eighth of the latency bound, waiting one replay for it to fill);
-        without graphs, 2,048 items in Server."""
-        defaults = accelerator_batching(scenario, target_latency_ns, self._bucket_ms, self._lane_count)
+        largest bucket within an eighth of the latency bound, waiting one replay for it to fill, at
+        most ``in_flight`` batches at once); without graphs, 2,048 items in Server."""
+        in_flight = int(self.config.option("in_flight", str(SERVER_IN_FLIGHT)))
+        defaults = accelerator_batching(scenario, target_latency_ns, self._bucket_ms, self._lane_count, in_flight=in_flight)
         cap = MAX_BATCH_SAMPLES.get(self.config.model.name)
         if cap is not None and defaults.max_batch_items > cap:
             defaults = dataclasses.replace(defaults, max_batch_items=cap)
