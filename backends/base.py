@@ -179,6 +179,10 @@ class BatchDefaults:
     max_batch_items: int
     batch_timeout_us: int
     workers: int
+    #: Batches the harness lets the backend hold at once (0: as many as workers). Below the
+    #: workers, a batch whose wait is over closes only once the device can take it, and keeps
+    #: filling until then, so a backlog becomes full batches instead of a queue of small ones.
+    batches_in_flight: int = 0
 
 
 #: Batch sizes an accelerator backend prepares work for (torch-cuda captures one CUDA graph each); a
@@ -199,7 +203,8 @@ def bucket(n: int, buckets: tuple[int, ...] = ACCELERATOR_BUCKETS) -> int:
     return n
 
 
-def accelerator_batching(scenario: str, target_latency_ns: int, replay_ms: Mapping[int, float], workers: int) -> BatchDefaults:
+def accelerator_batching(scenario: str, target_latency_ns: int, replay_ms: Mapping[int, float], workers: int,
+                         in_flight: int = 0) -> BatchDefaults:
     """The batcher for a device that runs one batch at a time, from its measured time per bucket.
 
     Offline: the largest bucket (16,384 items without times), no wait. Server: the largest bucket whose device time is at most
@@ -207,6 +212,9 @@ def accelerator_batching(scenario: str, target_latency_ns: int, replay_ms: Mappi
     one such batch's device time: the harness forms one batch at a time, so a batch fills for as
     long as the device needs for the one before it anyway, and never closes after one query with the
     device idle only to leave the next arrivals to a batch padded out for a handful of queries.
+    Server also holds at most ``in_flight`` batches on the device side (0: no limit): a batch
+    closed by its wait while the device is still busy would run padded to its bucket, and a
+    device busy with such batches, each as long as its wait, never gets ahead of the arrivals.
     Without measured times: 2,048 items, no wait.
     """
     if scenario.lower() == "offline":
@@ -217,7 +225,8 @@ def accelerator_batching(scenario: str, target_latency_ns: int, replay_ms: Mappi
     fits = [size for size, ms in replay_ms.items() if ms <= budget_ms]
     size = max(fits, default=min(replay_ms))
     wait_us = min(replay_ms[size], budget_ms) * 1000
-    return BatchDefaults(max_batch_items=size, batch_timeout_us=max(1, round(wait_us)), workers=workers)
+    return BatchDefaults(max_batch_items=size, batch_timeout_us=max(1, round(wait_us)), workers=workers,
+                         batches_in_flight=min(in_flight, workers))
 
 
 class Backend(abc.ABC):

@@ -24,6 +24,9 @@ from suite.datasets.batch import Batch
 MAX_LATENCY_US = 1_000_000
 #: Most device time per item the model accepts (1 ms).
 MAX_ITEM_NS = 1_000_000
+#: Server batches the modelled device holds at once: the one it runs and the next (it has no host
+#: work to overlap, unlike torch-cuda's staging).
+NULL_IN_FLIGHT = 2
 
 
 class NullBackend(Backend):
@@ -75,7 +78,7 @@ class NullBackend(Backend):
         if not self.models_a_device:
             return None
         replay_ms = {size: 1000 * self.device_s(size) for size in ACCELERATOR_BUCKETS}
-        return accelerator_batching(scenario, target_latency_ns, replay_ms, self._lanes)
+        return accelerator_batching(scenario, target_latency_ns, replay_ms, self._lanes, in_flight=NULL_IN_FLIGHT)
 
     def predict(self, batch: Batch) -> np.ndarray:
         if self._latency_s:

@@ -10,8 +10,11 @@ captured while LoadGen runs.
 An item is packed as one row of int32 words: its dense features (float32 bits), then every table's
 ids. The dataset is packed once (:meth:`TorchCUDABackend.attach_items`), a batch is staged with one
 memcpy per span of rows into the lane's pinned buffer and sent with one host-to-device copy; the
-model reads column views of the device buffer. With ``start_from_device=1`` the packed dataset
-lives in device memory and a batch sends only its row numbers.
+model reads column views of the device buffer. With ``staging=mapped`` the packed dataset sits in
+pinned host memory that the GPU addresses directly, and a batch sends only its row numbers: the GPU
+gathers the batch's rows across PCIe itself (the host-to-device transfer is still timed), so the
+host spends microseconds, not a 15 MB memcpy, on a 16,384-item batch. With ``start_from_device=1``
+the packed dataset lives in device memory.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ import numpy as np
 import torch
 
 from suite.backends.base import ACCELERATOR_BUCKETS, Backend, BackendInfo, BatchDefaults, Option, accelerator_batching, bucket
+from suite.backends.packed import HostView, PackedLayout, span_rows
 from suite.datasets.batch import Batch
 from suite.errors import BackendError, BackendUnavailableError, ConfigError
-from suite.models import ModelSchema, build
+from suite.models import build
 
 #: Largest default batch, in samples, for models whose sample is a whole request: a dlrm-v3 sample
 #: is a sequence (history and candidates, about 320 tokens at --scale small), so 16,384 of them
@@ -40,6 +44,25 @@ DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, 
 #: Batch sizes CUDA graphs are captured for; a batch is padded up to the next one, and one larger
 #: than the last runs eagerly.
 GRAPH_BUCKETS = ACCELERATOR_BUCKETS
+#: How a batch's packed rows reach the device (see the module docstring); the first is the default.
+#: Copy is the default because it was measured faster: DLRM-v2 fp8 Offline on the H200 gave
+#: 34,542 samples/s with copy and 28,698 with mapped (whose PCIe gather competes with the forward),
+#: though mapped costs the host 538 us a batch against 2,848 (benchmarks/results/gpu_staging_h200).
+STAGINGS = ("copy", "mapped")
+#: Models whose ``--precision bf16`` runs the fused kernels unless ``fused=0``: DLRM-v2 through
+#: LoadGen on the H200 gave 32,974 samples/s fused against 24,175 plain (graphs both), at 99.99% of
+#: the teacher's AUC (benchmarks/results/merged_h200, kernels_h200.txt).
+FUSED_BY_DEFAULT = {"bf16": ("dlrm-v2",)}
+#: Server batches held at once (``BatchDefaults.batches_in_flight``; option ``in_flight``, 0 for
+#: every lane): one replaying, one queued behind it, and up to three being staged (copy staging
+#: took the host about two replays of a 16,384-item batch, more under contention). With all eight
+#: lanes open, batches closed by their wait while the GPU was busy queued up on it, each padded
+#: and as long as its wait: a 214-s run at 0.9x Offline kept up on average, with the GPU 89% busy,
+#: and its p99 was 998 ms (benchmarks/results/gpu_staging_h200). Not yet measured on a GPU.
+SERVER_IN_FLIGHT = 5
+#: Largest packed dataset ``staging=mapped`` pins (torch's pinned allocator rounds a block up to a
+#: power of two); a larger one is staged by copy, and the result says why.
+MAPPED_MAX_BYTES = 16 << 30
 
 
 FLAGS = ("0", "1", "false", "true", "no", "yes")
@@ -49,46 +72,6 @@ def _flag(value: str, key: str) -> bool:
     if value not in FLAGS:
         raise ConfigError(f"'{key}' must be 0 or 1 (got {value!r})")
     return value in ("1", "true", "yes")
-
-
-@dataclass(frozen=True)
-class PackedLayout:
-    """Where an item's features sit in its packed row of int32 words: the dense features (float32
-    bits) in words ``[0, dense)``, table t's ids in ``[offsets[t], offsets[t] + lookups[t])``."""
-
-    dense: int
-    offsets: tuple[int, ...]
-    lookups: tuple[int, ...]
-
-    @classmethod
-    def of(cls, schema: ModelSchema) -> PackedLayout:
-        offsets, at = [], schema.dense
-        for lookups in schema.lookups:
-            offsets.append(at)
-            at += lookups
-        return cls(dense=schema.dense, offsets=tuple(offsets), lookups=schema.lookups)
-
-    @property
-    def words(self) -> int:
-        return self.dense + sum(self.lookups)
-
-    def pack(self, dense: np.ndarray, sparse: tuple[np.ndarray, ...] | list[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
-        """Items as packed rows (N, words) int32, written into ``out`` when given."""
-        n = dense.shape[0]
-        rows = np.empty((n, self.words), dtype=np.int32) if out is None else out[:n]
-        rows[:, : self.dense] = np.ascontiguousarray(dense, dtype=np.float32).view(np.int32)
-        for off, lookups, ids in zip(self.offsets, self.lookups, sparse, strict=False):
-            rows[:, off : off + lookups] = ids
-        return rows
-
-    def unpack(self, rows: Any) -> tuple[Any, list[Any]]:
-        """Views of packed rows (a torch tensor or numpy array): dense float32 (N, D) and each
-        table's ids (N, L_t) int32."""
-        if isinstance(rows, np.ndarray):
-            dense = rows[:, : self.dense].view(np.float32)
-        else:
-            dense = rows[:, : self.dense].view(torch.float32)
-        return dense, [rows[:, off : off + k] for off, k in zip(self.offsets, self.lookups, strict=False)]
 
 
 @dataclass
@@ -102,7 +85,7 @@ class _Lane:
     stage: np.ndarray  # numpy view of ``host``
     dev: torch.Tensor  # (capacity, words) int32 on the device
     host_out: torch.Tensor  # pinned scores
-    host_rows: torch.Tensor  # pinned int64 row numbers (start_from_device)
+    host_rows: torch.Tensor  # pinned int64 row numbers (mapped staging, start_from_device)
     stage_rows: np.ndarray
     dev_rows: torch.Tensor
     graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = field(default_factory=dict)
@@ -120,11 +103,14 @@ class TorchCUDABackend(Backend):
     ``cuda_graphs`` 0|1 (default 1: one graph per batch bucket and lane, captured at load; 0 runs
     eagerly; a model torch cannot capture falls back to eager unless 1 was asked for, and the
     result says why), ``compile`` 0|1 (``torch.compile``; graphs then default to 0), ``lanes`` (streams and
-    buffers for that many concurrent batches; default 4, the harness's default workers),
-    ``start_from_device`` 0|1 (the query library's rows kept in device memory, as MLPerf's
-    ``start_from_device``; recorded, and ``suite check`` reports it), ``fused`` 0|1 (DLRM models on
+    buffers for that many concurrent batches; default 8, the harness's default workers),
+    ``in_flight`` (Server batches held at once, :data:`SERVER_IN_FLIGHT`; 0: every lane),
+    ``staging`` copy|mapped (default copy: one memcpy into a pinned buffer, then one copy; mapped:
+    the GPU gathers a batch's rows from pinned host memory), ``start_from_device`` 0|1 (the
+    query library's rows kept in device memory, as MLPerf's ``start_from_device``; recorded, and
+    ``suite check`` reports it), ``fused`` 0|1 (DLRM models on
     ``suite.backends.kernels``: one Triton launch for all tables, matmuls with fused epilogues;
-    ``--precision fp8`` implies it), ``rows`` bf16|fp16|fp8|int8 (how fused tables are stored;
+    ``--precision fp8`` implies it; the default for :data:`FUSED_BY_DEFAULT`), ``rows`` bf16|fp16|fp8|int8 (how fused tables are stored;
     fp8's default int8), ``row_scales`` inline|apart (where 8-bit rows keep their scales), ``gemm``
     triton|cublas (fused bf16/fp16 matmuls), ``tune`` 0|1 (time tile shapes at load). All are
     recorded in the result.
@@ -137,15 +123,20 @@ class TorchCUDABackend(Backend):
     requires = ("torch",)
     thread_safe = True
     #: Lanes and harness workers: on the H200, DLRM-v2 Offline gave 11.1k samples/s with one lane,
-    #: 20.8k with two and 24.4k with four (benchmarks/results/cuda_host_h200_4m.txt).
-    default_workers = 4
+    #: 20.8k with two and 24.4k with four (benchmarks/results/cuda_host_h200_4m.txt). Eight: in
+    #: Server one worker forms the next batch while the others run theirs, and with four a lane's
+    #: cycle (2.8 ms of host staging, then the forward) capped the batches a second at about what
+    #: 0.88x Offline needs, so a 300-s run at that load queued up (docs/gpu.md).
+    default_workers = 8
     options = {
         "device": Option("the GPU", pattern=r"cuda(:[0-9]{1,3})?", form="cuda:N"),
         "cuda_graphs": Option("CUDA graphs for every batch bucket, captured at load (default 1)", choices=FLAGS),
         "compile": Option("torch.compile the model (graphs then default to 0)", choices=FLAGS),
-        "lanes": Option("concurrent batches: streams and pinned buffers (default 4)", lo=1, hi=64),
+        "lanes": Option("concurrent batches: streams and pinned buffers (default 8)", lo=1, hi=64),
+        "in_flight": Option("Server batches held at once (default 5; 0: every lane)", lo=0, hi=64),
+        "staging": Option("how a batch's rows reach the GPU: copy (default) or mapped (it gathers them from pinned host memory)", choices=STAGINGS),
         "start_from_device": Option("keep the query library's rows in device memory (MLPerf's start_from_device)", choices=FLAGS),
-        "fused": Option("DLRM models on the fused Triton kernels (--precision fp8 implies it)", choices=FLAGS),
+        "fused": Option("DLRM models on the fused Triton kernels (--precision fp8 implies it; default 1 for dlrm-v2 in bf16)", choices=FLAGS),
         "rows": Option("how fused tables store rows (fp8's default int8)", choices=("bf16", "fp16", "fp8", "int8")),
         "row_scales": Option("where fused 8-bit rows keep their scales", choices=("inline", "apart")),
         "gemm": Option("fused bf16/fp16 matmuls", choices=("triton", "cublas")),
@@ -164,6 +155,7 @@ class TorchCUDABackend(Backend):
         self._compile = _flag(cfg.option("compile", "0"), "compile")
         self._graphs = _flag(cfg.option("cuda_graphs", "0" if self._compile else "1"), "cuda_graphs")
         self._from_device = _flag(cfg.option("start_from_device", "0"), "start_from_device")
+        self._staging = cfg.option("staging", STAGINGS[0])
         self._lane_count = int(cfg.option("lanes", str(self.default_workers)))
 
     def load(self) -> None:
@@ -189,7 +181,8 @@ class TorchCUDABackend(Backend):
         self._tasks = self._schema.tasks
         model = build(cfg.model, device=self._device, dtype=self._dtype)
         self._fused: dict[str, Any] | None = None
-        if cfg.precision == "fp8" or _flag(cfg.option("fused", "0"), "fused"):
+        fused_default = "1" if cfg.model.name in FUSED_BY_DEFAULT.get(cfg.precision, ()) else "0"
+        if cfg.precision == "fp8" or _flag(cfg.option("fused", fused_default), "fused"):
             from suite.backends.kernels.fused import for_backend
 
             model = for_backend(model, cfg.model, cfg.precision, dict(cfg.options))
@@ -201,6 +194,9 @@ class TorchCUDABackend(Backend):
         self._packed_source: Batch | None = None
         self._packed: np.ndarray | None = None
         self._dev_packed: torch.Tensor | None = None
+        #: With mapped staging: the pinned packed dataset, and the device's view of it.
+        self._pinned: torch.Tensor | None = None
+        self._staging_note: str | None = None
         self._load_s = time.perf_counter() - started
         started = time.perf_counter()
         self._pool: queue.SimpleQueue[_Lane] = queue.SimpleQueue()
@@ -288,40 +284,62 @@ class TorchCUDABackend(Backend):
     def batch_defaults(self, scenario: str, target_latency_ns: int) -> BatchDefaults:
         """The batcher :func:`~suite.backends.base.accelerator_batching` picks from the measured
         replay time of every captured bucket (Offline: the largest bucket, no wait; Server: the
-        largest bucket within an eighth of the latency bound, waiting one replay for it to fill);
-        without graphs, 2,048 items in Server."""
-        defaults = accelerator_batching(scenario, target_latency_ns, self._bucket_ms, self._lane_count)
+        largest bucket within an eighth of the latency bound, waiting one replay for it to fill, at
+        most ``in_flight`` batches at once); without graphs, 2,048 items in Server."""
+        in_flight = int(self.config.option("in_flight", str(SERVER_IN_FLIGHT)))
+        defaults = accelerator_batching(scenario, target_latency_ns, self._bucket_ms, self._lane_count, in_flight=in_flight)
         cap = MAX_BATCH_SAMPLES.get(self.config.model.name)
         if cap is not None and defaults.max_batch_items > cap:
             defaults = dataclasses.replace(defaults, max_batch_items=cap)
         return defaults
 
     def attach_items(self, items: Batch) -> None:
-        """Pack the dataset's items once (and, with ``start_from_device``, put them on the GPU)."""
+        """Pack the dataset's items once, and give the GPU a view of them: in pinned host memory
+        (``staging=mapped``) or, with ``start_from_device``, in device memory."""
         if items is self._packed_source:
             return
         self._packed = self._layout.pack(items.dense, items.sparse)
-        self._dev_packed = None
+        self._dev_packed = self._pinned = None
+        self._staging_note = None
         for lane in self._lanes:
             lane.stage_rows[:] = 0  # padding rows must index this dataset
         if self._from_device:
             self._dev_packed = torch.from_numpy(self._packed).to(self._device)
-            torch.cuda.synchronize(self._device)
+        elif self._staging == "mapped":
+            self._map(self._packed)
+        torch.cuda.synchronize(self._device)
         self._packed_source = items
+
+    def _map(self, packed: np.ndarray) -> None:
+        """Pin ``packed`` and make ``_dev_packed`` the device's view of that host memory (pinned
+        memory is addressable from the GPU at its host address under unified addressing). The view
+        is checked against the host rows; where pinning or the view fails, staging falls back to
+        copy and ``staging_note`` says why."""
+        if packed.nbytes > MAPPED_MAX_BYTES:
+            self._staging_note = f"copy: the packed dataset ({packed.nbytes / 2**30:.1f} GiB) is over the {MAPPED_MAX_BYTES >> 30} GiB pinned for mapped staging"
+            return
+        try:
+            pinned = torch.empty(packed.shape, dtype=torch.int32, pin_memory=True)
+            pinned.numpy()[:] = packed
+            view = torch.as_tensor(HostView(pinned), device=self._device)
+            probe = torch.tensor([0, len(packed) - 1], device=self._device)
+            if not torch.equal(view.index_select(0, probe).cpu(), pinned[[0, len(packed) - 1]]):
+                raise BackendError("the device's view of pinned memory reads other values than the host's")
+        except Exception as exc:
+            self._staging_note = f"copy: mapped staging failed ({type(exc).__name__}: {exc})"
+            return
+        self._pinned, self._dev_packed = pinned, view
 
     def _stage(self, batch: Batch, lane: _Lane, n: int, size: int) -> None:
         """Put the batch's packed rows into ``lane.dev[:size]`` (on the copy stream)."""
         packed = self._packed
         whole = batch.source is not None and batch.source is self._packed_source and packed is not None
         if whole and self._dev_packed is not None:
-            if len(batch.spans) == 1:
-                lo, hi = batch.spans[0]
-                lane.stage_rows[:n] = np.arange(lo, hi)
-            else:
-                np.concatenate([np.arange(lo, hi) for lo, hi in batch.spans], out=lane.stage_rows[:n])
+            span_rows(batch.spans, lane.stage_rows[:n])
+            # Only the batch's n rows: the padding rows up to ``size`` still hold earlier items.
             with torch.cuda.stream(lane.copy):
-                lane.dev_rows[:size].copy_(lane.host_rows[:size], non_blocking=True)
-                torch.index_select(self._dev_packed, 0, lane.dev_rows[:size], out=lane.dev[:size])
+                lane.dev_rows[:n].copy_(lane.host_rows[:n], non_blocking=True)
+                torch.index_select(self._dev_packed, 0, lane.dev_rows[:n], out=lane.dev[:n])
             return
         if whole:
             assert packed is not None
@@ -361,6 +379,13 @@ class TorchCUDABackend(Backend):
         finally:
             self._pool.put(lane)
 
+    @property
+    def staging(self) -> str:
+        """How batches reach the device now: device (start_from_device), mapped or copy."""
+        if self._from_device:
+            return "device"
+        return "mapped" if self._pinned is not None else "copy"
+
     def info(self) -> BackendInfo:
         props = torch.cuda.get_device_properties(self._device)
         batches = sum(lane.batches for lane in self._lanes)
@@ -382,6 +407,8 @@ class TorchCUDABackend(Backend):
                 "fused": self._fused,
                 "lanes": self._lane_count,
                 "start_from_device": self._from_device,
+                "staging": self.staging,
+                **({"staging_note": self._staging_note} if self._staging_note else {}),
                 "load_s": round(self._load_s, 3),
                 "capture_s": round(self._capture_s, 3),
                 "bucket_ms": {str(k): round(v, 4) for k, v in sorted(self._bucket_ms.items())},
@@ -393,6 +420,6 @@ class TorchCUDABackend(Backend):
         self._lanes = []
         self._pool = queue.SimpleQueue()
         self._model = None
-        self._dev_packed = None
+        self._dev_packed = self._pinned = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

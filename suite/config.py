@@ -265,6 +265,9 @@ class Settings:
     #: Where ``target_qps`` came from: ``cli``, ``rules`` or ``auto``. Until the runner's probe
     #: replaces it, an ``auto`` target holds the rule table's number.
     target_qps_source: str = "rules"
+    #: Batches the harness lets the backend hold at once (0: one per worker); a backend declares it
+    #: (``BatchDefaults.batches_in_flight``).
+    batches_in_flight: int = 0
     #: A compliance audit (``TEST01``...) this run performs, or None.
     audit: str | None = None
     #: The run length is judged by LoadGen's early stopping, not ``min_query_count`` (MLPerf's

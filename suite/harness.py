@@ -59,6 +59,11 @@ GIL_SWITCH_INTERVAL_S = 0.0002
 INTERRUPT_GRACE_S = 1.0
 #: How often the watchdog looks whether LoadGen has ended or a second signal came.
 POLL_S = 0.05
+#: Upper edges of the issue-to-answer latency bins (:attr:`Outcome.sut_latency`): 10 us to 100 s,
+#: 40 a decade (6% apart).
+SUT_LATENCY_EDGES_S = np.logspace(-5, 2, 281)
+#: How often a batch that waits for the device to take it (``batches_in_flight``) looks again.
+SLOT_POLL_S = 0.0002
 
 
 def loadgen_version() -> str:
@@ -88,10 +93,26 @@ class Outcome:
     finished: float = 0.0
     #: ``time.perf_counter()`` when a stop signal reached the batcher (0: never).
     interrupted_at: float = 0.0
+    #: Where a Server (or stream) run's latency accrues (Offline's one query makes them moot).
+    #: ``sut_latency`` counts queries by the time from LoadGen's issue call to the harness's answer
+    #: (bins :data:`SUT_LATENCY_EDGES_S`): LoadGen's latency also holds the time before its issue
+    #: call, so a LoadGen p99 far above this one is time spent before the call (LoadGen's issue
+    #: thread waiting, e.g. for the GIL). ``issue_gap_max_s``: the longest time between two issue calls.
+    sut_latency: np.ndarray = field(default_factory=lambda: np.zeros(len(SUT_LATENCY_EDGES_S) + 1, dtype=np.int64))
+    issue_gap_max_s: float = 0.0
 
     @property
     def duration_s(self) -> float:
         return self.finished - self.started
+
+    def sut_latency_s(self, quantile: float) -> float:
+        """The ``quantile`` of the queries' issue-to-answer time, as the upper edge of its bin (0.0
+        before any query was answered)."""
+        total = int(self.sut_latency.sum())
+        if total == 0:
+            return 0.0
+        at = int(np.searchsorted(np.cumsum(self.sut_latency), quantile * total))
+        return float(SUT_LATENCY_EDGES_S[min(at, len(SUT_LATENCY_EDGES_S) - 1)])
 
     def record_error(self, message: str) -> None:
         self.error_count += 1
@@ -126,6 +147,9 @@ class Batcher:
         on_first_issue: called once, when LoadGen issues its first query.
         labels: the items' labels as float32 (items, tasks); given, every response is
             (prediction, label) pairs instead of bare predictions.
+        batches_in_flight: at most this many batches inside ``backend.predict`` at once (0: one
+            per worker). A batch whose wait is over then closes only when one of them is answered,
+            and keeps taking queued queries until then (see :meth:`_work`).
     """
 
     def __init__(
@@ -138,6 +162,7 @@ class Batcher:
         workers: int = 1,
         on_first_issue: Callable[[], None] | None = None,
         labels: np.ndarray | None = None,
+        batches_in_flight: int = 0,
     ) -> None:
         self.library = library
         self._labels = labels
@@ -149,12 +174,15 @@ class Batcher:
         self._sizes = library.size_list
         # Chunks of at most max_batch_items items (or one query), as LoadGen issued them. A C-level
         # SimpleQueue keeps LoadGen's issue callback to one put: no Python lock, no notify.
-        self._queue: queue.SimpleQueue[tuple[list[int], list[int], int] | None] = queue.SimpleQueue()
+        # Each chunk carries when LoadGen issued it (time.perf_counter()).
+        self._queue: queue.SimpleQueue[tuple[list[int], list[int], int, float] | None] = queue.SimpleQueue()
+        self._last_issue = 0.0
         self._workers = workers
         #: Held by the one worker forming a batch; ``_next`` is the chunk that overflowed the last
         #: batch, the first of the next (read and written only under the lock).
         self._forming = threading.Lock()
-        self._next: tuple[list[int], list[int], int] | None = None
+        self._slots = threading.Semaphore(batches_in_flight) if 0 < batches_in_flight < workers else None
+        self._next: tuple[list[int], list[int], int, float] | None = None
         self._stopping = False
         #: True once :meth:`abandon` was called.
         self.abandoned = False
@@ -203,9 +231,13 @@ class Batcher:
 
     # LoadGen's callbacks -------------------------------------------------------------------
     def issue(self, ids: list[int], indices: list[int]) -> None:
+        now = time.perf_counter()
         if self._on_first_issue is not None:
             hook, self._on_first_issue = self._on_first_issue, None
             hook()
+        if self._last_issue and now - self._last_issue > self.outcome.issue_gap_max_s:
+            self.outcome.issue_gap_max_s = now - self._last_issue
+        self._last_issue = now
         if self._stopping:
             if not self.abandoned:
                 self._discard(ids)
@@ -213,19 +245,19 @@ class Batcher:
         sizes = self._sizes
         items = sizes[indices[0]] if len(indices) == 1 else sum(map(sizes.__getitem__, indices))
         if items <= self.max_items or len(indices) == 1:
-            self._queue.put((ids, indices, items))  # one batch: the order within it does not matter
+            self._queue.put((ids, indices, items, now))  # one batch: the order within it does not matter
             return
         ids, indices = sweep_order(ids, indices)
-        for chunk in self._chunks(ids, indices):
+        for chunk in self._chunks(ids, indices, now):
             self._queue.put(chunk)
 
     def flush(self) -> None:
         pass
 
     # The one batching loop ------------------------------------------------------------------
-    def _chunks(self, ids: list[int], indices: list[int]) -> list[tuple[list[int], list[int], int]]:
-        """Cut a many-sample query into chunks of whole queries of at most ``max_items`` items
-        (a query larger than that is a chunk of its own)."""
+    def _chunks(self, ids: list[int], indices: list[int], issued: float) -> list[tuple[list[int], list[int], int, float]]:
+        """Cut a many-sample query (issued at ``issued``) into chunks of whole queries of at most
+        ``max_items`` items (a query larger than that is a chunk of its own)."""
         sizes = self._sizes
         limit = self.max_items
         chunks = []
@@ -234,10 +266,10 @@ class Batcher:
         for end, i in enumerate(indices):
             size = sizes[i]
             if items and items + size > limit:
-                chunks.append((ids[start:end], indices[start:end], items))
+                chunks.append((ids[start:end], indices[start:end], items, issued))
                 start, items = end, 0
             items += size
-        chunks.append((ids[start:], indices[start:], items))
+        chunks.append((ids[start:], indices[start:], items, issued))
         return chunks
 
     def _work(self) -> None:
@@ -248,12 +280,18 @@ class Batcher:
 
         Forming one batch at a time is what makes a wait useful: workers that all waited at once
         would share the arrivals between them and each answer a fraction of a batch (on a device
-        that runs one batch at a time, several small padded batches instead of one)."""
+        that runs one batch at a time, several small padded batches instead of one).
+
+        With ``batches_in_flight`` below the workers, a batch whose wait is over (or, without a
+        wait, that found the queue empty) closes only if fewer batches than that are being
+        answered; otherwise it keeps taking queries until one is answered or it is full. Under a
+        backlog batches then grow full instead of queueing, padded, in front of the device."""
         get = self._queue.get
         limit = self.max_items
         timeout = self.timeout_s
         staging = Staging()
         forming = self._forming
+        slots = self._slots
         while True:
             with forming:
                 chunk = self._next if self._next is not None else get()
@@ -261,19 +299,32 @@ class Batcher:
                 if chunk is None:
                     return
                 ids, idx, items = list(chunk[0]), list(chunk[1]), chunk[2]
+                stamps = [(chunk[3], len(chunk[0]))]
                 deadline = time.perf_counter() + timeout if timeout else 0.0
                 stopping = False
+                held = False
                 while items < limit:
                     try:
                         if timeout:
                             left = deadline - time.perf_counter()
                             if left <= 0:
-                                break
+                                if slots is None or slots.acquire(blocking=False):
+                                    held = slots is not None
+                                    break
+                                left = SLOT_POLL_S  # the device holds all it may: keep filling
                             more = get(timeout=left)
                         else:
                             more = get(block=False)
                     except queue.Empty:
-                        break
+                        if timeout:
+                            continue  # the loop looks at the wait and the slots again
+                        if slots is None or slots.acquire(blocking=False):
+                            held = slots is not None
+                            break
+                        try:
+                            more = get(timeout=SLOT_POLL_S)
+                        except queue.Empty:
+                            continue
                     if more is None:
                         stopping = True
                         break
@@ -283,9 +334,29 @@ class Batcher:
                     ids.extend(more[0])
                     idx.extend(more[1])
                     items += more[2]
-            self._answer(ids, idx, staging)
+                    stamps.append((more[3], len(more[0])))
+                if slots is not None and not held:
+                    slots.acquire()  # full, or stopping: wait for the device while holding the forming
+            try:
+                self._answer(ids, idx, staging)
+            finally:
+                if slots is not None:
+                    slots.release()
+            self._count_latency(stamps)
             if stopping:  # _next is empty: it was this batch's first chunk or no chunk overflowed
                 return
+
+    def _count_latency(self, stamps: list[tuple[float, int]]) -> None:
+        """Add a batch's queries to :attr:`Outcome.sut_latency`: ``stamps`` holds (issued at,
+        queries) per chunk. Runs under no lock: a lost update between two workers costs one batch's
+        counts of a diagnostic, never a query."""
+        answered = time.perf_counter()
+        if len(stamps) == 1:
+            issued, count = stamps[0]
+            self.outcome.sut_latency[np.searchsorted(SUT_LATENCY_EDGES_S, answered - issued)] += count
+            return
+        arr = np.asarray(stamps)
+        np.add.at(self.outcome.sut_latency, np.searchsorted(SUT_LATENCY_EDGES_S, answered - arr[:, 0]), arr[:, 1].astype(np.int64))
 
     def _discard(self, ids: list[int]) -> None:
         lg.QuerySamplesComplete([lg.QuerySampleResponse(i, 0, 0) for i in ids])
@@ -578,6 +649,7 @@ def _run(
         workers=threads,
         on_first_issue=observer.on_first_issue if observer is not None else None,
         labels=labels,
+        batches_in_flight=0 if in_flight else settings.batches_in_flight,
     )
     if backend.network_name() is None:
         sut = lg.ConstructFastSUT(batcher.issue, batcher.flush)

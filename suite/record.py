@@ -512,6 +512,7 @@ class SettingsRecord(_Record):
     query_size: str | None = _field(check=_query_size_problem)
     max_batch_items: int | None = _field(lo=0, hi=2**31)
     batch_timeout_us: int | None = _field(lo=0, hi=2**40)
+    batches_in_flight: int | None = _field(lo=0, hi=65536)
     accuracy_target: float | None = _field(lo=0.0, hi=1.0)
     seeds: tuple[int, int, int] | None = _field(lo=0, hi=2**64 - 1)
     audit: str | None = None
@@ -581,6 +582,11 @@ class HarnessRecord(_Record):
     backend_errors: int | None = _field(lo=0)
     gather_s: float | None = _field(lo=0.0)
     predict_s: float | None = _field(lo=0.0)
+    #: Issue-to-answer time of the queries inside the SUT (harness.Outcome.sut_latency), and the
+    #: longest gap between two of LoadGen's issue calls: where a Server run's latency accrues.
+    sut_latency_p50_ms: float | None = _field(lo=0.0)
+    sut_latency_p99_ms: float | None = _field(lo=0.0)
+    issue_gap_max_ms: float | None = _field(lo=0.0)
 
 
 @dataclass(frozen=True, kw_only=True)

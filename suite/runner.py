@@ -618,6 +618,7 @@ class Runner:
                         settings,
                         max_batch_items=config.max_batch_items or declared.max_batch_items,
                         batch_timeout_us=declared.batch_timeout_us if config.batch_timeout_us is None else config.batch_timeout_us,
+                        batches_in_flight=declared.batches_in_flight,
                     )
                     if not config.workers:
                         workers = declared.workers
@@ -755,6 +756,9 @@ def _finish(
             "backend_errors": outcome.error_count,
             "gather_s": outcome.gather_s,
             "predict_s": outcome.predict_s,
+            "sut_latency_p50_ms": 1e3 * outcome.sut_latency_s(0.5),
+            "sut_latency_p99_ms": 1e3 * outcome.sut_latency_s(0.99),
+            "issue_gap_max_ms": 1e3 * outcome.issue_gap_max_s,
         }
     if interrupted is not None:
         data["interrupted"] = _interruption(interrupted, outcome)

@@ -118,6 +118,30 @@ def test_backend_raising_mid_run_completes_every_sample_and_fails_the_run(
     assert len(json.loads((run_dir / "mlperf_log_accuracy.json").read_text())) == data["dataset"]["queries"]
 
 
+def test_server_records_where_latency_accrues_inside_the_sut(results: Path, data_dir: Path) -> None:
+    """The harness's issue-to-answer latency holds the backend's time (a 3-ms floor per batch) and
+    never exceeds LoadGen's latency, which adds the time before LoadGen's issue call."""
+    config = smoke_config(results, scenario=Scenario.SERVER, target_qps=300.0, backend_options=(("latency_us", "3000"),))
+    data = run(config).data
+    harness, latency = data["harness"], data["performance"]["latency_ns"]
+    assert 3.0 <= harness["sut_latency_p50_ms"] <= 1.07 * latency["50.00"] / 1e6 + 0.5
+    assert harness["sut_latency_p50_ms"] <= harness["sut_latency_p99_ms"] <= 1.07 * latency["99.00"] / 1e6 + 0.5
+    assert harness["issue_gap_max_ms"] > 0
+
+
+def test_sut_latency_quantiles_are_the_upper_edges_of_their_bins() -> None:
+    from suite.harness import SUT_LATENCY_EDGES_S, Outcome
+
+    outcome = Outcome()
+    assert outcome.sut_latency_s(0.99) == 0.0
+    ms1, ms100 = (int(np.searchsorted(SUT_LATENCY_EDGES_S, t)) for t in (1e-3, 0.1))
+    outcome.sut_latency[ms1] += 98
+    outcome.sut_latency[ms100] += 2
+    assert outcome.sut_latency_s(0.5) == pytest.approx(1e-3, rel=0.07)
+    assert outcome.sut_latency_s(0.98) == pytest.approx(1e-3, rel=0.07)
+    assert outcome.sut_latency_s(0.99) == pytest.approx(0.1, rel=0.07)
+
+
 def test_backend_returning_wrong_shape_is_an_error(results: Path, data_dir: Path) -> None:
     class Short(NullBackend):
         def predict(self, batch: Batch) -> np.ndarray:

@@ -4,14 +4,17 @@ the real LoadGen."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import smoke_config
 
 from suite.backends.base import ACCELERATOR_BUCKETS, BackendConfig, BatchDefaults, accelerator_batching, bucket
-from suite.backends.null import NullBackend
+from suite.backends.null import NULL_IN_FLIGHT, NullBackend
 from suite.config import Scenario
+from suite.datasets.batch import Batch
 from suite.errors import ConfigError
 from suite.models import ModelSpec
 from suite.runner import SERVER_BATCHED_PROBE_FACTOR, run
@@ -29,6 +32,50 @@ def test_server_takes_the_largest_bucket_within_an_eighth_of_the_bound_and_waits
     # Nothing fits: the smallest bucket, waiting no longer than the share of the bound.
     assert accelerator_batching("Server", 1_000_000, H200_FP8_MS, 4) == BatchDefaults(
         max_batch_items=16, batch_timeout_us=125, workers=4)
+
+
+def test_server_holds_at_most_the_batches_in_flight_asked_for_and_never_more_than_the_workers() -> None:
+    assert accelerator_batching("Server", 60_000_000, H200_FP8_MS, 8, in_flight=4).batches_in_flight == 4
+    assert accelerator_batching("Server", 60_000_000, H200_FP8_MS, 2, in_flight=4).batches_in_flight == 2
+    assert accelerator_batching("Offline", 60_000_000, H200_FP8_MS, 8, in_flight=4).batches_in_flight == 0
+
+
+class _Counting(NullBackend):
+    """The null device model counting the batches inside ``predict`` at once, from the last
+    ``attach_items`` on (the harness's, after the warm-up, whose workers all predict at once)."""
+
+    def __init__(self, config: BackendConfig) -> None:
+        super().__init__(config)
+        self.inside = self.most = 0
+        self._count = threading.Lock()
+
+    def attach_items(self, items: Batch) -> None:
+        super().attach_items(items)
+        self.most = 0
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        with self._count:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+        try:
+            return super().predict(batch)
+        finally:
+            with self._count:
+                self.inside -= 1
+
+
+def test_a_server_batch_closes_only_when_the_device_side_can_take_it(results: Path, data_dir: Path) -> None:
+    """Six lanes and a device model that declares two batches in flight, each batch 3 ms of host
+    work (the latency floor) and then 2 ms of the device: batches close about every 2 ms and stay
+    in predict 5 ms or more, so six workers would hold three or more at once; never more than two
+    are inside predict."""
+    options = (("batch_us", "2000"), ("item_ns", "1"), ("lanes", "6"), ("latency_us", "3000"))
+    config = smoke_config(results, scenario=Scenario.SERVER, target_qps=400.0, backend_options=options)
+    backend = _Counting(BackendConfig(model=config.model, options=options))
+    data = run(config, backend=backend).data
+    assert data["settings"]["batches_in_flight"] == NULL_IN_FLIGHT == 2 and data["harness"]["workers"] == 6
+    assert backend.most == 2 and data["harness"]["backend_errors"] == 0
+    assert data["performance"]["validity"] == "VALID"
 
 
 def test_offline_takes_the_largest_bucket_without_a_wait_and_no_times_fall_back() -> None:
@@ -52,7 +99,8 @@ def test_the_null_device_model_declares_what_torch_cuda_would() -> None:
     device.load()
     assert device.device_s(9000) == pytest.approx(180e-6 + 89e-9 * 12288)
     declared = device.batch_defaults("Server", 60_000_000)
-    assert declared == BatchDefaults(max_batch_items=16384, batch_timeout_us=1638, workers=3)
+    assert declared == BatchDefaults(max_batch_items=16384, batch_timeout_us=1638, workers=3, batches_in_flight=2)
+    assert device.batch_defaults("Offline", 60_000_000) == BatchDefaults(max_batch_items=16384, batch_timeout_us=0, workers=3)
     with pytest.raises(ConfigError, match="'item_ns'"):
         NullBackend.check_options([("item_ns", "-1")])
 

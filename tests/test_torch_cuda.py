@@ -1,5 +1,5 @@
 """torch-cuda's host path: bucket choice, the packed item layout, the lane pool and CUDA graphs made
-at load, ``start_from_device``, and the batcher defaults a backend declares. The CPU parts run on
+at load, mapped staging and ``start_from_device``, and the batcher defaults a backend declares. The CPU parts run on
 CI; the GPU parts are marked ``cuda``."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from conftest import smoke_config
 
 from suite.backends.base import BackendConfig, BackendInfo, BatchDefaults
 from suite.backends.null import NullBackend
-from suite.backends.torch_cuda import GRAPH_BUCKETS, PackedLayout, bucket
+from suite.backends.torch_cuda import GRAPH_BUCKETS, PackedLayout, bucket, span_rows
 from suite.check import Severity, check
 from suite.config import Scenario
 from suite.datasets import synthetic
@@ -43,6 +43,16 @@ def test_packed_rows_hold_dense_bits_then_every_tables_ids() -> None:
     out = np.zeros((8, layout.words), dtype=np.int32)
     layout.pack(dense, sparse, out=out)
     assert np.array_equal(out[:5], rows) and not out[5:].any()
+
+
+def test_span_rows_lists_every_spans_rows_in_order() -> None:
+    """What mapped staging and start_from_device send the GPU: a batch's row numbers."""
+    spans = [(5, 8), (0, 2), (10, 14), (3, 3), (2, 3)]
+    want = np.concatenate([np.arange(lo, hi) for lo, hi in spans])
+    out = np.full(len(want) + 2, -1, dtype=np.int64)
+    assert np.array_equal(span_rows(spans, out[: len(want)]), want)
+    assert list(out[len(want):]) == [-1, -1]
+    assert list(span_rows([(7, 10)], np.empty(3, dtype=np.int64))) == [7, 8, 9]
 
 
 def test_packing_a_model_without_dense_features() -> None:
@@ -120,9 +130,12 @@ def test_graphs_are_captured_at_load_and_equal_eager(name: str, data_dir: Path) 
 
 
 @pytest.mark.cuda
-def test_lanes_serve_concurrent_threads_and_start_from_device_gives_the_same_scores(items: Batch) -> None:
+@pytest.mark.parametrize("staging", [{"start_from_device": "1"}, {"staging": "mapped"}])
+def test_lanes_serve_concurrent_threads_and_every_staging_gives_the_same_scores(items: Batch, staging: dict[str, str]) -> None:
+    """Copy staging (the default), mapped staging (the GPU gathers rows from pinned host memory)
+    and start_from_device answer every batch alike, from several threads at once."""
     spec = ModelSpec(name="dlrm-v2", scale="tiny")
-    host, device = _backend(spec, lanes="2"), _backend(spec, lanes="2", start_from_device="1")
+    host, device = _backend(spec, lanes="2"), _backend(spec, lanes="2", **staging)
     host.attach_items(items)
     device.attach_items(items)
     spans = [[(i * 37 % 3000, i * 37 % 3000 + 50 + i), (4000, 4010)] for i in range(48)]
@@ -139,9 +152,29 @@ def test_lanes_serve_concurrent_threads_and_start_from_device_gives_the_same_sco
     for t in threads:
         t.join()
     assert all(np.array_equal(got[i], want[i]) for i in range(len(spans)))
-    assert device.info().extra["start_from_device"] is True
+    assert host.info().extra["staging"] == "copy"
+    mapped = "staging" in staging
+    assert device.info().extra["staging"] == ("mapped" if mapped else "device")
+    assert device.info().extra["start_from_device"] is not mapped and "staging_note" not in device.info().extra
     unattached = Batch(dense=items.dense[:20].copy(), sparse=tuple(s[:20].copy() for s in items.sparse))
     assert np.array_equal(device.predict(unattached), host.predict(unattached))
+
+
+@pytest.mark.cuda
+def test_dlrm_v2_in_bf16_runs_the_fused_kernels_by_default_and_eight_lanes() -> None:
+    """The defaults measured best on the H200: fused kernels for dlrm-v2 in bf16 (fused=0 turns them
+    off), eight lanes, copy staging."""
+    from suite.backends.torch_cuda import TorchCUDABackend
+
+    spec = ModelSpec(name="dlrm-v2", scale="tiny")
+    for options, fused in (((), True), ((("fused", "0"),), False)):
+        backend = TorchCUDABackend(BackendConfig(model=spec, precision="bf16", options=(("cuda_graphs", "0"), *options)))
+        backend.load()
+        extra = backend.info().extra
+        assert (extra["fused"] is not None) is fused and extra["lanes"] == 8 and extra["staging"] == "copy"
+        if fused:
+            assert extra["fused"]["dense"] == "bf16" and set(extra["fused"]["tiles"]) >= {"cross0.up", "top0"}
+        backend.close()
 
 
 @pytest.mark.cuda

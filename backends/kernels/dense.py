@@ -136,17 +136,45 @@ class Tiles:
 TILES = {"bf16": Tiles(), "fp8": Tiles(block_k=128, num_stages=4)}
 #: What :func:`tune` tries, by operand type.
 CANDIDATES = {
-    "bf16": (Tiles(), Tiles(block_n=256, num_stages=3), Tiles(num_warps=4, num_stages=4), Tiles(block_m=64, block_n=256, num_warps=4, num_stages=4)),
+    "bf16": (Tiles(), Tiles(block_n=256, num_stages=3), Tiles(num_warps=4, num_stages=4), Tiles(block_m=64, block_n=256, num_warps=4, num_stages=4),
+             Tiles(num_stages=2), Tiles(block_n=256, num_stages=2), Tiles(block_m=256, num_stages=2)),
     "fp8": (Tiles(block_k=128, num_stages=4), Tiles(block_n=256, block_k=128, num_stages=3),
-            Tiles(block_k=128, num_warps=4, num_stages=4), Tiles(block_m=64, block_n=256, block_k=128, num_warps=4, num_stages=4)),
+            Tiles(block_k=128, num_warps=4, num_stages=4), Tiles(block_m=64, block_n=256, block_k=128, num_warps=4, num_stages=4),
+            # Two stages leave shared memory for two or three blocks per SM, so one block's epilogue
+            # traffic overlaps another's MMAs (K is 512 in half of DLRM-v2's matmuls: 4 steps).
+            Tiles(block_k=128, num_stages=2), Tiles(block_n=256, block_k=128, num_stages=2),
+            Tiles(block_m=256, block_k=128, num_stages=2), Tiles(block_m=64, block_k=128, num_warps=4, num_stages=2)),
 }
 #: Tried besides :data:`CANDIDATES` where the epilogue has the cross step (see ``Tiles.prefetch``).
 CROSS_CANDIDATES = {
     "bf16": (Tiles(prefetch=True), Tiles(block_m=64, block_n=128, num_warps=4, num_stages=3, prefetch=True)),
-    "fp8": (Tiles(block_k=128, num_stages=3, prefetch=True), Tiles(block_m=64, block_n=128, block_k=128, num_warps=4, num_stages=3, prefetch=True)),
+    "fp8": (Tiles(block_k=128, num_stages=3, prefetch=True), Tiles(block_m=64, block_n=128, block_k=128, num_warps=4, num_stages=3, prefetch=True),
+            Tiles(block_k=128, num_stages=2, prefetch=True), Tiles(block_n=64, block_k=128, num_warps=4, num_stages=2, prefetch=True)),
 }
 #: Tiles :func:`tune` found fastest, by (operand type, N, K); :data:`TILES` where a shape has none.
-TUNED: dict[tuple[str, int, int], Tiles] = {}
+#: Filled with what ``tune`` picked for DLRM-v2's matmuls at 16,384 items on an H200
+#: (``benchmarks/gpu_server.py --variants ...,tune=1``; ``benchmarks/results/gpu_staging_h200``):
+#: one 16,384-item fp8 forward (bf16 rows) went from 1.633 ms with :data:`TILES` to 1.270 ms.
+#: ``tune=1`` at load replaces them with what the device at hand picks.
+TUNED: dict[tuple[str, int, int], Tiles] = {
+    ("fp8", 512, 3456): Tiles(block_k=128, num_warps=4, num_stages=4),
+    ("fp8", 3456, 512): Tiles(block_n=64, block_k=128, num_warps=4, num_stages=2, prefetch=True),
+    ("fp8", 1024, 3456): Tiles(block_k=128, num_warps=4, num_stages=4),
+    ("fp8", 1024, 1024): Tiles(block_n=256, block_k=128, num_stages=3),
+    ("fp8", 512, 1024): Tiles(block_n=256, block_k=128, num_stages=3),
+    ("fp8", 256, 512): Tiles(block_k=128, num_stages=2),
+    ("bf16", 512, 3456): Tiles(),
+    ("bf16", 3456, 512): Tiles(block_m=64, num_warps=4, num_stages=3, prefetch=True),
+    ("bf16", 1024, 3456): Tiles(),
+    ("bf16", 1024, 1024): Tiles(),
+    ("bf16", 512, 1024): Tiles(),
+    ("bf16", 256, 512): Tiles(block_m=256, num_stages=2),
+}
+
+
+def tiles_text(t: Tiles) -> str:
+    """A tile shape in one word, as results record it: ``MxNxK wW sS`` (``p`` when prefetching)."""
+    return f"{t.block_m}x{t.block_n}x{t.block_k} w{t.num_warps} s{t.num_stages}" + (" p" if t.prefetch else "")
 
 
 def tiles_for(fp8: bool, n: int, k: int) -> Tiles:

@@ -90,7 +90,16 @@ class FusedDLRM(nn.Module):
             out["calibration"] = self.calibration.to_dict()
         if self.tuned:
             out["tuned_ms"] = {k: round(v, 4) for k, v in self.tuned.items()}
+        if self.gemm == "triton":
+            out["tiles"] = self.tiles()
         return out
+
+    def tiles(self) -> dict[str, str]:
+        """The tile shape each Triton matmul runs with (:func:`suite.backends.kernels.dense.tiles_for`)."""
+        fp8 = self.dense_mode == "fp8"
+        named = [(f"cross{i}.{part}", lin) for i, pair in enumerate(self.cross or []) for part, lin in zip(("down", "up"), pair, strict=True)]
+        named += [(f"top{i}", lin) for i, lin in enumerate(self.top)]
+        return {name: dk.tiles_text(dk.tiles_for(fp8, *lin.weight.shape)) for name, lin in named}
 
     def tune(self, m: int) -> dict[str, float]:
         """Pick the fastest tiles (:func:`suite.backends.kernels.dense.tune`) for every Triton matmul of
