@@ -189,3 +189,13 @@ def test_a_request_scores_the_same_alone_and_in_any_batch() -> None:
     _, cand_n = streaming.request_lengths(batch.dense, SPEC.schema.dense - SPEC.schema.tasks)
     pad = torch.from_numpy(np.arange(SPEC.schema.tasks)[None, :] >= cand_n[:, None])
     assert pad.any() and (together[pad] == 0).all()
+
+
+def test_the_official_profile_refuses_short_requests(tmp_path: Path) -> None:
+    """MLPerf's benchmark is its request size: the official profile refuses a scale whose requests
+    are cut short, in one line, before anything loads."""
+    result = CliRunner().invoke(cli, ["run", "--model", "dlrm-v3", "--backend", "null", "--scenario", "offline",
+                                      "--profile", "official", "--scale", "small", "--output", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("Error: the official profile runs dlrm-v3 with MLPerf-size requests: 'scale' "
+                                     "must be 'full' or a row cap above 100000 (got 'small')")
