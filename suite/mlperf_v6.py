@@ -6,9 +6,9 @@ submission checker reads those three lines from ``accuracy.txt`` and requires ea
 99.9% of the reference's (NE 0.86687, accuracy 0.69651, group AUC 0.78663). This module computes
 the same metrics from our accuracy log and the dataset's labels, writes ``accuracy.txt`` in the
 checker's form, reads it back and gates it, so ``suite run``, ``suite check`` and ``suite submit``
-agree. It also reads MLPerf's DLRM-v3 response layout and runs TEST08 on it. It is over 450 lines
-because these are one round's accuracy rules, read by one another (the layout, the metrics, TEST08's
-per-request NE), and splitting them would scatter one reference's reading across files.
+agree. It also reads MLPerf's DLRM-v3 response layout and runs TEST08 on it.
+It is over 450 lines because these are one round's accuracy rules, read by one another (the layout,
+the metrics, TEST08's per-request NE); split, one reference's reading would lie across files.
 
 NE is lower-is-better, yet the checker's test is literally ``NE >= 0.999 x reference`` (a floor):
 published v6.0 results pass with NE 0.86755 > 0.86687. The gate here applies that floor as the
