@@ -35,10 +35,12 @@ from suite.errors import BackendError, BackendUnavailableError, ConfigError
 from suite.models import build
 
 #: Largest default batch, in samples, for models whose sample is a whole request: a dlrm-v3 sample
-#: is a sequence (history and candidates, about 320 tokens at --scale small), so 16,384 of them
-#: padded for attention would need far more than an H200 holds (measured: out of memory); 256
-#: requests is where benchmarks/hstu_gpu.py ran fastest on the H200.
+#: is a sequence (up to 321 tokens at --scale small, 11,265 at MLPerf's size), so 16,384 of them
+#: would need far more than an H200 holds (measured: out of memory). 256 requests is where
+#: benchmarks/hstu_gpu.py ran fastest on the H200 at --scale small; a batch also holds at most
+#: BATCH_TOKENS tokens (the plain attention pads a batch to its longest request).
 MAX_BATCH_SAMPLES: dict[str, int] = {"dlrm-v3": 256}
+BATCH_TOKENS = 1 << 17
 #: fp8's storage dtype is bf16: the fused kernels (suite.backends.kernels) quantize what runs in fp8.
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp8": torch.bfloat16}
 #: Batch sizes CUDA graphs are captured for; a batch is padded up to the next one, and one larger
@@ -72,6 +74,20 @@ def _flag(value: str, key: str) -> bool:
     if value not in FLAGS:
         raise ConfigError(f"'{key}' must be 0 or 1 (got {value!r})")
     return value in ("1", "true", "yes")
+
+
+def _batch_cap(spec: Any) -> int | None:
+    """The most samples a batch of ``spec``'s model holds by default (None: no cap): MAX_BATCH_SAMPLES,
+    and at most BATCH_TOKENS tokens of its widest request."""
+    cap = MAX_BATCH_SAMPLES.get(spec.name)
+    if cap is None:
+        return None
+    tokens = getattr(spec.config, "tokens", None)
+    if tokens is not None:
+        from suite.models.base import parse_scale
+
+        cap = min(cap, max(1, BATCH_TOKENS // int(tokens(parse_scale(spec.scale)))))
+    return cap
 
 
 @dataclass
@@ -180,6 +196,14 @@ class TorchCUDABackend(Backend):
         self._layout = PackedLayout.of(self._schema)
         self._tasks = self._schema.tasks
         model = build(cfg.model, device=self._device, dtype=self._dtype)
+        self._batch_cap = _batch_cap(cfg.model)
+        self._graph_error: str | None = None
+        if self._graphs and not getattr(model, "graph_safe", True):
+            # dlrm-v3 packs each batch's real tokens: shapes that depend on the data, which a CUDA
+            # graph cannot replay. Eager it is, unless graphs were asked for by name.
+            if "cuda_graphs" in dict(cfg.options):
+                raise ConfigError(f"'cuda_graphs' 1 does not apply to {cfg.model.name}: its jagged requests give every batch its own shapes")
+            self._graphs, self._graph_error = False, f"{cfg.model.name} is jagged: shapes depend on the data"
         self._fused: dict[str, Any] | None = None
         fused_default = "1" if cfg.model.name in FUSED_BY_DEFAULT.get(cfg.precision, ()) else "0"
         if cfg.precision == "fp8" or _flag(cfg.option("fused", fused_default), "fused"):
@@ -200,9 +224,8 @@ class TorchCUDABackend(Backend):
         self._load_s = time.perf_counter() - started
         started = time.perf_counter()
         self._pool: queue.SimpleQueue[_Lane] = queue.SimpleQueue()
-        self._lanes = [self._new_lane(GRAPH_BUCKETS[-1]) for _ in range(self._lane_count)]
+        self._lanes = [self._new_lane(self._lane_rows()) for _ in range(self._lane_count)]
         self._bucket_ms: dict[int, float] = {}
-        self._graph_error: str | None = None
         torch.cuda.synchronize(self._device)
         if self._graphs:
             try:
@@ -213,12 +236,19 @@ class TorchCUDABackend(Backend):
                     raise BackendError(f"torch-cuda could not capture a CUDA graph of {cfg.model.name}: {exc}") from exc
                 self._graphs, self._graph_error = False, f"{type(exc).__name__}: {exc}"
                 torch.cuda.synchronize(self._device)
-                self._lanes = [self._new_lane(GRAPH_BUCKETS[-1]) for _ in range(self._lane_count)]
+                self._lanes = [self._new_lane(self._lane_rows()) for _ in range(self._lane_count)]
             else:
                 self._time_buckets(self._lanes[0])
         for lane in self._lanes:
             self._pool.put(lane)
         self._capture_s = time.perf_counter() - started
+
+    def _lane_rows(self) -> int:
+        """Rows a lane stages: the largest graph bucket, or the model's batch cap when it has one
+        (a dlrm-v3 row at MLPerf's size is 209 KB; 16,384 of them would be 3.4 GB per lane)."""
+        if self._graphs or self._batch_cap is None:
+            return GRAPH_BUCKETS[-1]
+        return self._batch_cap
 
     def _new_lane(self, capacity: int) -> _Lane:
         words = self._layout.words
@@ -288,7 +318,7 @@ class TorchCUDABackend(Backend):
         most ``in_flight`` batches at once); without graphs, 2,048 items in Server."""
         in_flight = int(self.config.option("in_flight", str(SERVER_IN_FLIGHT)))
         defaults = accelerator_batching(scenario, target_latency_ns, self._bucket_ms, self._lane_count, in_flight=in_flight)
-        cap = MAX_BATCH_SAMPLES.get(self.config.model.name)
+        cap = self._batch_cap
         if cap is not None and defaults.max_batch_items > cap:
             defaults = dataclasses.replace(defaults, max_batch_items=cap)
         return defaults

@@ -55,7 +55,8 @@ def main() -> None:
     dense = torch.from_numpy(batch.dense).cuda()
     sparse = [torch.from_numpy(s).cuda() for s in batch.sparse]
     schema = spec.schema
-    base = {"scale": args.scale, "precision": args.precision, "history": schema.dense, "candidates": schema.tasks,
+    base = {"scale": args.scale, "precision": args.precision, "history_width": schema.dense - schema.tasks,
+            "candidates_width": schema.tasks,
             "load_s": round(load_s, 1), "gpu": torch.cuda.get_device_name(),
             "memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1)}
     with torch.inference_mode():

@@ -18,11 +18,12 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,9 @@ class Dataset:
     meta: Mapping[str, Any]
     items: Batch
     labels: np.ndarray
+    #: Per-item arrays beside the model inputs (``<name>.npy``, listed in meta's ``extra_arrays``):
+    #: dlrm-v3's ``keys``, each request's (ts_idx, query_idx) for TEST08.
+    extra: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -86,17 +90,33 @@ class Dataset:
             dense = np.load(path / "dense.npy", mmap_mode=mode)
             sparse = tuple(np.load(path / f"sparse_{t:02d}.npy", mmap_mode=mode) for t in range(tables))
             labels = np.load(path / "labels.npy", mmap_mode=mode)
+            extra = {name: np.load(path / f"{name}.npy", mmap_mode=mode) for name in extra_names(meta)}
         except (OSError, ValueError, EOFError) as exc:
             raise DatasetError(f"{path}: damaged dataset ({exc})") from None
         n = dense.shape[0]
-        if any(s.shape[0] != n for s in sparse) or labels.shape[0] != n:
+        if any(s.shape[0] != n for s in sparse) or labels.shape[0] != n or any(a.shape[0] != n for a in extra.values()):
             raise DatasetError(f"{path}: arrays disagree in length")
-        return cls(path=path, meta=meta, items=Batch(dense=dense, sparse=sparse), labels=labels)
+        return cls(path=path, meta=meta, items=Batch(dense=dense, sparse=sparse), labels=labels, extra=extra)
 
 
-def array_names(tables: int) -> list[str]:
-    """The array files of a dataset with ``tables`` tables."""
-    return ["dense.npy", *(f"sparse_{t:02d}.npy" for t in range(tables)), "labels.npy"]
+_EXTRA_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_RESERVED = re.compile(r"dense|labels|sparse_[0-9]+")
+
+
+def extra_names(meta: Mapping[str, Any]) -> list[str]:
+    """The extra per-item arrays meta.json lists (``extra_arrays``); names a file could not safely
+    carry are refused as damage."""
+    names = meta.get("extra_arrays", [])
+    if not isinstance(names, list) or not all(
+        isinstance(n, str) and _EXTRA_NAME.fullmatch(n) and not _RESERVED.fullmatch(n) for n in names
+    ):
+        raise DatasetError(f"meta.json 'extra_arrays' must list lowercase array names (got {names!r})")
+    return list(names)
+
+
+def array_names(tables: int, extra: list[str] | None = None) -> list[str]:
+    """The array files of a dataset with ``tables`` tables (and the ``extra`` arrays)."""
+    return ["dense.npy", *(f"sparse_{t:02d}.npy" for t in range(tables)), "labels.npy", *(f"{n}.npy" for n in extra or [])]
 
 
 def read_meta(path: Path) -> dict[str, Any]:
@@ -129,7 +149,10 @@ def check_arrays(path: Path, meta: Mapping[str, Any], *, checksums: bool = False
     and dtype. With ``checksums``: its SHA-256 too. A dataset written before format 2 has no record;
     then only the headers are read.
     """
-    names = array_names(int(meta["tables"]))
+    try:
+        names = array_names(int(meta["tables"]), extra_names(meta))
+    except DatasetError as exc:
+        return str(exc)
     record = meta.get("arrays")
     if record is not None and (
         not isinstance(record, dict) or sorted(record) != sorted(names) or not all(isinstance(v, dict) for v in record.values())
@@ -175,8 +198,11 @@ def _sha256(file: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def save(path: Path, items: Batch, labels: np.ndarray, meta: Mapping[str, Any], *, replace: bool = False) -> Path:
+def save(path: Path, items: Batch, labels: np.ndarray, meta: Mapping[str, Any], *, replace: bool = False,
+         extra: Mapping[str, np.ndarray] | None = None) -> Path:
     """Write a dataset folder atomically: built in a temporary folder, then renamed into place.
+
+    ``extra``: per-item arrays kept beside the model inputs as ``<name>.npy`` (dlrm-v3's ``keys``).
 
     If ``path`` already holds a dataset, another writer got there first and theirs is kept; with
     ``replace`` (a damaged cache being rebuilt) the old folder is moved aside and removed.
@@ -188,6 +214,10 @@ def save(path: Path, items: Batch, labels: np.ndarray, meta: Mapping[str, Any], 
         for t, ids in enumerate(items.sparse):
             arrays[f"sparse_{t:02d}.npy"] = np.ascontiguousarray(ids, dtype=np.int32)
         arrays["labels.npy"] = np.ascontiguousarray(labels, dtype=np.int8)
+        extra = dict(extra or {})
+        extra_names({"extra_arrays": sorted(extra)})
+        for name, array in sorted(extra.items()):
+            arrays[f"{name}.npy"] = np.ascontiguousarray(array)
         record = {}
         for name, array in arrays.items():
             np.save(tmp / name, array)
@@ -198,6 +228,8 @@ def save(path: Path, items: Batch, labels: np.ndarray, meta: Mapping[str, Any], 
                 "sha256": _sha256(tmp / name),
             }
         full = {"format": FORMAT_VERSION, "items": len(items), "tables": len(items.sparse), **meta, "arrays": record}
+        if extra:
+            full["extra_arrays"] = sorted(extra)
         (tmp / "meta.json").write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
         if replace and path.exists():
             trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))

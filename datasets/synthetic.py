@@ -322,21 +322,23 @@ def ensure(spec: ModelSpec, rows: int, root: Path | None = None) -> Path:
             log.warning("dataset cache %s is damaged (%s); rebuilding it", path, problem)
         started = time.perf_counter()
         log.info("generating %s items for %s into %s", rows, spec.key(), path)
-        items, labels, meta = _generate_any(spec, rows)
+        items, labels, meta, extra = _generate_any(spec, rows)
         try:
-            store.save(path, items, labels, meta, replace=True)
+            store.save(path, items, labels, meta, replace=True, extra=extra)
         except OSError as exc:
             raise DatasetError(f"cannot write the dataset cache {path}: {exc.strerror or exc}") from None
         log.info("generated in %.1f s", time.perf_counter() - started)
     return path
 
 
-def _generate_any(spec: ModelSpec, rows: int) -> tuple[Batch, np.ndarray, dict[str, Any]]:
-    """A model's generated dataset: Criteo-like items, or requests for a model that reads them."""
+def _generate_any(spec: ModelSpec, rows: int) -> tuple[Batch, np.ndarray, dict[str, Any], dict[str, np.ndarray]]:
+    """A model's generated dataset: Criteo-like items, or requests for a model that reads them
+    (with their extra arrays: dlrm-v3's (ts_idx, query_idx) ``keys``)."""
     if getattr(spec.config, "QUERY_SIZE", None) is not None:  # dlrm-v3: streaming requests
-        return generate_requests(spec, rows)
+        items, labels, meta, keys = generate_requests(spec, rows)
+        return items, labels, meta, {"keys": keys}
     data = generate(spec, rows)
-    return data.items, data.labels, data.meta
+    return data.items, data.labels, data.meta, {}
 
 
 def _damage(path: Path) -> str | None:
@@ -352,28 +354,36 @@ def _damage(path: Path) -> str | None:
     return store.check_arrays(path, meta)
 
 
-def generate_requests(spec: ModelSpec, requests: int) -> tuple[Batch, np.ndarray, dict[str, Any]]:
-    """``requests`` requests for dlrm-v3, labelled by its seeded teacher: (inputs, labels (N, K), meta)."""
+def generate_requests(spec: ModelSpec, requests: int) -> tuple[Batch, np.ndarray, dict[str, Any], np.ndarray]:
+    """``requests`` jagged requests for dlrm-v3, labelled by its seeded teacher: (inputs, labels (N, K)
+    with -1 in padding slots, meta, (ts_idx, query_idx) keys (N, 2))."""
     from suite.datasets import streaming
 
     config = spec.config
     assert isinstance(config, DLRMv3Config)
     rng = np.random.default_rng([spec.seed, requests, 3])
-    items = streaming.features(config, spec, requests, rng)
+    drawn = streaming.draw(config, spec, requests, rng)
+    items = drawn.items
     logits = streaming.teacher_logits(spec, items)
-    flat = logits.reshape(-1)
+    real = items.dense[:, items.dense.shape[1] - logits.shape[1] :] >= 0  # the candidates' slots
+    flat = logits[real]
     std = float(flat.std()) or 1.0
     z = (flat - flat.mean()) / std
     u = rng.random(flat.size)
     t, b = calibrate_drawn(z, u, TARGET_AUC)
-    labels = (u < _sigmoid(z / t + b)).astype(np.int8).reshape(logits.shape)
-    schema = spec.schema
+    labels = np.full(logits.shape, -1, dtype=np.int8)
+    labels[real] = (u < _sigmoid(z / t + b)).astype(np.int8)
+    hist_n, cand_n = streaming.request_lengths(items.dense, items.dense.shape[1] - logits.shape[1])
     meta = {
         "source": "synthetic-streaming",
         **_schema_meta(spec),
         "tasks": int(labels.shape[1]),
         "candidates_per_request": int(labels.shape[1]),
-        "history_per_request": int(schema.dense),
+        "history_per_request": int(items.dense.shape[1] - labels.shape[1]),
+        # Jagged: the widths above are the padding; these are the requests' own.
+        "jagged": {"history_mean": float(hist_n.mean()), "history_max": int(hist_n.max()),
+                   "candidates_mean": float(cand_n.mean()), "candidates_min": int(cand_n.min()),
+                   "candidates_max": int(cand_n.max())},
         "layout_version": streaming.LAYOUT_VERSION,
         "dense_unit": "hours",
         "labels": "teacher",
@@ -383,15 +393,15 @@ def generate_requests(spec: ModelSpec, requests: int) -> tuple[Batch, np.ndarray
         "labels_version": LABELS_VERSION,
         "teacher": [{"temperature": t, "bias": b, "logit_mean": float(flat.mean()), "logit_std": std}],
         # One AUC over every candidate: the gate scores a request's candidates as one pool.
-        "reference_auc": [auc(labels.reshape(-1), flat)],
-        "click_rate": [float(labels.mean())],
+        "reference_auc": [auc(labels[real], flat)],
+        "click_rate": [float(labels[real].mean())],
     }
     # MLPerf v6.0 gates NE, accuracy and group AUC: the teacher's own, on the probabilities the
     # backends return (sigmoid of the logits), are the reference (suite.mlperf_v6).
     from suite.mlperf_v6 import teacher_reference
 
     meta.update(teacher_reference(labels, 1.0 / (1.0 + np.exp(-logits)), "the teacher model's metrics on its own labels"))
-    return items, labels, meta
+    return items, labels, meta, drawn.keys
 
 
 def _schema_meta(spec: ModelSpec) -> dict[str, Any]:

@@ -341,9 +341,9 @@ def verify_test08_logs(reference_log: Path, sampled_log: Path, data: Mapping[str
         labels = np.asarray(dataset.labels)
         offsets = QuerySizes.parse(data["settings"]["query_size"]).offsets(len(dataset), seed=int(data["config"]["model"]["seed"]))
         offsets, flat = mlperf_v6.candidate_pool(offsets, labels)
-        keys = mlperf_v6.request_keys(len(offsets) - 1, dataset.meta)
-        accuracy_run = mlperf_v6.samples(read_accuracy_log(reference_log), keys, offsets)
-        audit_run = mlperf_v6.samples(read_accuracy_log(sampled_log), keys, offsets)
+        keys = mlperf_v6.request_keys(len(offsets) - 1, dataset.extra)
+        accuracy_run = mlperf_v6.samples(read_accuracy_log(reference_log), offsets)
+        audit_run = mlperf_v6.samples(read_accuracy_log(sampled_log), offsets)
     except (OSError, ValueError, KeyError, TypeError, SuiteError) as exc:
         return Verdict(("Verifying accuracy. This might take a while...", f"TEST FAIL: {exc}"), False)
     labels_of = {(int(a), int(b)): flat[int(offsets[i]) : int(offsets[i + 1])] for i, (a, b) in enumerate(keys)}

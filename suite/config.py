@@ -132,6 +132,16 @@ class RunConfig:
     def __post_init__(self) -> None:
         one_of("profile", self.profile, PROFILES)
         self._check_placement()
+        # dlrm-v3: the official profile is MLPerf's benchmark, whose requests are MLPerf's size.
+        mlperf_size = getattr(self.model.config, "mlperf_size", None)
+        if self.profile == "official" and self.dataset is None and mlperf_size is not None:
+            from suite.models.base import parse_scale
+
+            if not mlperf_size(parse_scale(self.model.scale)):
+                raise ConfigError(
+                    f"the official profile runs {self.model.name} with MLPerf-size requests: 'scale' must be "
+                    f"'full' or a row cap above 100000 (got {self.model.scale!r})"
+                )
         if self.reference_auc is not None and not 0.5 < self.reference_auc <= 1.0:
             raise ConfigError(f"'reference-auc' must be an AUC in (0.5, 1] as a fraction, e.g. 0.8031 (got {self.reference_auc!r})")
         if self.audit is not None:

@@ -150,6 +150,9 @@ class Batcher:
         batches_in_flight: at most this many batches inside ``backend.predict`` at once (0: one
             per worker). A batch whose wait is over then closes only when one of them is answered,
             and keeps taking queued queries until then (see :meth:`_work`).
+        requests: for a library of one-item queries that are jagged requests (dlrm-v3), each
+            query's (ts_idx, query_idx) and candidate count: responses then take MLPerf v6.0's
+            DLRM-v3 layout (:func:`keyed_responses`), the request's real candidates only.
     """
 
     def __init__(
@@ -163,9 +166,11 @@ class Batcher:
         on_first_issue: Callable[[], None] | None = None,
         labels: np.ndarray | None = None,
         batches_in_flight: int = 0,
+        requests: Requests | None = None,
     ) -> None:
         self.library = library
         self._labels = labels
+        self._requests = requests
         self._on_first_issue = on_first_issue
         self.backend = backend
         self.max_items = max_batch_items
@@ -380,7 +385,9 @@ class Batcher:
                 dtype = getattr(scores, "dtype", "")
                 raise TypeError(f"backend returned {got} {dtype} for {n} items (want float32 of length {n})")
             scores = np.ascontiguousarray(scores)
-            if self._labels is not None:
+            if self._requests is not None:
+                flat, spans = keyed_responses(scores, idx, self._requests, self._labels)
+            elif self._labels is not None:
                 scores = self._pairs(scores, idx, self._labels)
         except Exception as exc:
             if self._stopping:  # e.g. a scheduler closed under a call that was already waiting
@@ -390,17 +397,23 @@ class Batcher:
             lg.QuerySamplesComplete([lg.QuerySampleResponse(i, 0, 0) for i in ids])
             self.outcome.completed_queries += len(ids)
             return
-        row_bytes = scores.strides[0]
-        base = scores.__array_interface__["data"][0]
-        sizes = self._sizes
         response = lg.QuerySampleResponse
         responses: list[Any] = []
         append = responses.append
         offset = 0
-        for sample_id, i in zip(ids, idx, strict=False):
-            size = sizes[i]
-            append(response(sample_id, base + offset * row_bytes, size * row_bytes))
-            offset += size
+        if self._requests is not None:  # one request per query, laid out in ``flat``
+            base = flat.__array_interface__["data"][0]
+            for sample_id, (lo, length) in zip(ids, spans, strict=False):
+                append(response(sample_id, base + 4 * lo, 4 * length))
+            offset = len(ids)
+        else:
+            row_bytes = scores.strides[0]
+            base = scores.__array_interface__["data"][0]
+            sizes = self._sizes
+            for sample_id, i in zip(ids, idx, strict=False):
+                size = sizes[i]
+                append(response(sample_id, base + offset * row_bytes, size * row_bytes))
+                offset += size
         lg.QuerySamplesComplete(responses)
         out.completed_queries += len(ids)
         out.completed_items += offset
@@ -422,6 +435,52 @@ class Batcher:
         pairs[:, :, 0] = scores.reshape(n, -1)
         pairs[:, :, 1] = labels[rows]
         return pairs
+
+
+@dataclass(frozen=True)
+class Requests:
+    """A library of jagged requests (dlrm-v3): each query's (ts_idx, query_idx) as float32 (N, 2) and
+    its candidate count, as MLPerf's responses carry them."""
+
+    keys: np.ndarray
+    candidates: list[int]
+    rows: list[int]
+
+    @classmethod
+    def of(cls, library: QueryLibrary) -> Requests | None:
+        """The library's requests when its dataset stores request keys (``keys``: dlrm-v3), else None.
+        A request's candidates are its labels >= 0 (-1 marks a padding slot)."""
+        keys = library.dataset.extra.get("keys")
+        labels = np.asarray(library.dataset.labels)
+        if keys is None or labels.ndim != 2 or any(size != 1 for size in library.size_list):
+            return None
+        rows = library.offsets[:-1]
+        counts = (labels >= 0).sum(axis=1)[rows]
+        return cls(keys=np.asarray(keys)[rows].astype(np.float32), candidates=counts.tolist(), rows=rows.tolist())
+
+
+def keyed_responses(scores: np.ndarray, idx: list[int], requests: Requests, labels: np.ndarray | None
+                    ) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Responses in MLPerf v6.0's DLRM-v3 layout (``recommendation/dlrm_v3/main.py``, which
+    compliance/TEST08/run_verification.py and accuracy.py parse): ``[ts_idx, query_idx,
+    predictions...]`` in performance mode; with ``labels``, ``[ts_idx, query_idx, predictions...,
+    labels..., weights (1.0)..., candidate count]``. One float32 buffer for the batch and each
+    query's (start, length) in floats in it; only a request's real candidates are answered.
+    """
+    parts: list[np.ndarray] = []
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for j, i in enumerate(idx):
+        n = requests.candidates[i]
+        parts.append(requests.keys[i])
+        parts.append(scores[j, :n] if scores.ndim > 1 else scores[j : j + 1])
+        length = 2 + n
+        if labels is not None:
+            parts += [labels[requests.rows[i], :n], np.ones(n, np.float32), np.array([n], np.float32)]
+            length += 2 * n + 1
+        spans.append((start, length))
+        start += length
+    return np.concatenate(parts).astype(np.float32, copy=False), spans
 
 
 def rehearse_responses(scores: np.ndarray, sizes: list[int]) -> None:
@@ -641,6 +700,9 @@ def _run(
         raw = np.asarray(library.dataset.labels)
         labels = raw.reshape(len(raw), -1).astype(np.float32)
     threads, max_batch_items = batcher_shape(backend, settings.max_batch_items, workers)
+    requests = Requests.of(library)
+    if requests is not None and settings.mode is not Mode.ACCURACY:
+        labels = None  # MLPerf's performance-mode layout, which TEST08 reads: keys and predictions
     batcher = Batcher(
         library,
         backend,
@@ -650,6 +712,7 @@ def _run(
         on_first_issue=observer.on_first_issue if observer is not None else None,
         labels=labels,
         batches_in_flight=0 if in_flight else settings.batches_in_flight,
+        requests=requests,
     )
     if backend.network_name() is None:
         sut = lg.ConstructFastSUT(batcher.issue, batcher.flush)

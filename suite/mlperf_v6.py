@@ -6,7 +6,9 @@ submission checker reads those three lines from ``accuracy.txt`` and requires ea
 99.9% of the reference's (NE 0.86687, accuracy 0.69651, group AUC 0.78663). This module computes
 the same metrics from our accuracy log and the dataset's labels, writes ``accuracy.txt`` in the
 checker's form, reads it back and gates it, so ``suite run``, ``suite check`` and ``suite submit``
-agree.
+agree. It also reads MLPerf's DLRM-v3 response layout and runs TEST08 on it.
+It is over 450 lines because these are one round's accuracy rules, read by one another (the layout,
+the metrics, TEST08's per-request NE); split, one reference's reading would lie across files.
 
 NE is lower-is-better, yet the checker's test is literally ``NE >= 0.999 x reference`` (a floor):
 published v6.0 results pass with NE 0.86755 > 0.86687. The gate here applies that floor as the
@@ -211,10 +213,16 @@ class V6AccuracyReport:
 
 
 def candidate_pool(offsets: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets in candidates, labels as one column) of a library whose rows hold K candidates each."""
+    """(offsets in candidates, labels as one column) of a library whose rows hold up to K candidates.
+
+    Requests are jagged: a label of -1 marks a padding slot (no candidate there), so a row's
+    candidates are its labels >= 0, which come first in the row.
+    """
     labels = np.asarray(labels)
     if labels.ndim == 2 and labels.shape[1] > 1:
-        return np.asarray(offsets) * labels.shape[1], labels.reshape(-1)
+        real = labels >= 0
+        counts = np.concatenate([[0], np.cumsum(real.sum(axis=1))])
+        return counts[np.asarray(offsets)], labels[real]
     return np.asarray(offsets), labels.reshape(-1)
 
 
@@ -228,8 +236,9 @@ def score(
     """Join the accuracy log's responses (qsl_idx -> float32) to the labels and score them.
 
     ``offsets`` bound each LoadGen sample's candidates in ``labels`` (flat); a sample is one
-    request and one group of the group AUC. A response holds one prediction per candidate, or
-    MLPerf's (prediction, label) pairs.
+    request and one group of the group AUC. A response is MLPerf v6.0's DLRM-v3 accuracy layout
+    (:func:`unpack`: keys, predictions, labels, weights, count), or one prediction per candidate, or
+    (prediction, label) pairs.
 
     Raises:
         ValueError: a response of the wrong length, a qsl index outside the library, or pairs
@@ -246,7 +255,11 @@ def score(
         lo, hi = int(offsets[idx]), int(offsets[idx + 1])
         got = np.asarray(responses[idx], dtype=np.float32).reshape(-1)
         want = labels[lo:hi]
-        if got.size == 2 * (hi - lo):
+        if got.size == 3 + 3 * (hi - lo) and int(got[-1]) == hi - lo:  # MLPerf's layout (keyed)
+            if not np.array_equal(got[2 + hi - lo : 2 + 2 * (hi - lo)], want.astype(np.float32)):
+                raise ValueError(f"request {idx}: the labels in the accuracy log are not the dataset's")
+            got = got[2 : 2 + hi - lo]
+        elif got.size == 2 * (hi - lo):
             pairs = got.reshape(-1, 2)
             if not np.array_equal(pairs[:, 1], want.astype(np.float32)):
                 raise ValueError(f"request {idx}: the labels in the accuracy log are not the dataset's")
@@ -305,8 +318,8 @@ def teacher_reference(labels: np.ndarray, probabilities: np.ndarray, source: str
     """The teacher's three metrics on its own labels (rows = requests), to record with generated data
     as ``reference_ne`` / ``reference_accuracy`` / ``reference_gauc``."""
     labels = np.asarray(labels)
-    rows = labels.shape[0]
-    m = Metrics.of(labels.reshape(-1), np.asarray(probabilities).reshape(-1), np.full(rows, labels.size // max(rows, 1)))
+    real = labels >= 0  # -1: a padding slot of a jagged request
+    m = Metrics.of(labels[real], np.asarray(probabilities)[real], real.sum(axis=1))
     return {"reference_ne": m.ne, "reference_accuracy": m.accuracy, "reference_gauc": m.gauc, "reference_source": source}
 
 
@@ -399,32 +412,49 @@ def verify_test08(
     return lines, passed
 
 
-def request_keys(count: int, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
-    """(ts_idx, query_idx) of each of a library's ``count`` requests, shape (count, 2).
-
-    A library that stores them gives them (arrays ``ts_idx`` and ``query_idx``, one per request);
-    otherwise the requests are in time order and LoadGen's sample index is the request, so the
-    keys are (0, index): matching by them is matching by request, which is TEST08's point.
+def request_keys(count: int, extra: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+    """(ts_idx, query_idx) of each of a library's ``count`` requests, shape (count, 2): the dataset's
+    ``keys`` array (the streaming generator stores each request's inference period and its rank
+    in it); a library without one is in time order with LoadGen's index as the request, (0, index).
     """
-    if arrays is not None and "ts_idx" in arrays and "query_idx" in arrays:
-        keys = np.stack([np.asarray(arrays["ts_idx"]), np.asarray(arrays["query_idx"])], axis=1).astype(np.int64)
+    if extra is not None and "keys" in extra:
+        keys = np.asarray(extra["keys"]).astype(np.int64)
         if keys.shape != (count, 2):
-            raise ValueError(f"the library's ts_idx/query_idx hold {keys.shape[0]} keys for {count} requests")
+            raise ValueError(f"the library's keys hold {keys.shape} for {count} requests (want ({count}, 2))")
         return keys
     return np.stack([np.zeros(count, np.int64), np.arange(count, dtype=np.int64)], axis=1)
 
 
-def samples(responses: Mapping[int, np.ndarray], keys: np.ndarray, offsets: np.ndarray) -> list[Sample]:
-    """Accuracy-log responses (qsl_idx -> predictions, or pairs) as TEST08 samples."""
+def unpack(data: np.ndarray, candidates: int) -> tuple[int, int, np.ndarray, np.ndarray | None]:
+    """(ts_idx, query_idx, predictions, labels or None) of one response in MLPerf v6.0's DLRM-v3
+    layout for a request of ``candidates`` candidates: ``[ts_idx, query_idx, predictions...,
+    labels..., weights..., candidates]`` (accuracy mode) or ``[ts_idx, query_idx, predictions...]``
+    (performance mode), as compliance/TEST08/run_verification.py parses them.
+
+    Raises:
+        ValueError: a response of neither layout.
+    """
+    n = candidates
+    got = np.asarray(data, dtype=np.float32).reshape(-1)
+    if got.size == 3 + 3 * n and int(got[-1]) == n:
+        return int(got[0]), int(got[1]), got[2 : 2 + n], got[2 + n : 2 + 2 * n]
+    if got.size == 2 + n:
+        return int(got[0]), int(got[1]), got[2:], None
+    raise ValueError(f"{got.size} floats are neither MLPerf's accuracy layout ({3 + 3 * n}) nor its performance "
+                     f"layout ({2 + n}) for {n} candidates")
+
+
+def samples(responses: Mapping[int, np.ndarray], offsets: np.ndarray) -> list[Sample]:
+    """Accuracy-log responses (qsl_idx -> MLPerf's DLRM-v3 layout) as TEST08 samples, each keyed by
+    the (ts_idx, query_idx) its response carries, as run_verification.py keys them."""
     out = []
+    total = len(offsets) - 1
     for idx in sorted(responses):
-        if not 0 <= idx < len(keys):
-            raise ValueError(f"qsl_idx {idx} is outside the library's {len(keys)} requests")
-        n = int(offsets[idx + 1] - offsets[idx])
-        got = np.asarray(responses[idx], dtype=np.float32).reshape(-1)
-        if got.size == 2 * n:
-            got = got.reshape(-1, 2)[:, 0]
-        elif got.size != n:
-            raise ValueError(f"request {idx}: {got.size} predictions for {n} candidates")
-        out.append(Sample(int(keys[idx, 0]), int(keys[idx, 1]), got))
+        if not 0 <= idx < total:
+            raise ValueError(f"qsl_idx {idx} is outside the library's {total} requests")
+        try:
+            ts_idx, query_idx, predictions, _ = unpack(responses[idx], int(offsets[idx + 1] - offsets[idx]))
+        except ValueError as exc:
+            raise ValueError(f"request {idx}: {exc}") from None
+        out.append(Sample(ts_idx, query_idx, predictions))
     return out

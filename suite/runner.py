@@ -820,15 +820,17 @@ def _finish(
 def _scored_pool(config: RunConfig, library: QueryLibrary) -> tuple[np.ndarray, np.ndarray]:
     """The query offsets and labels the accuracy gate scores.
 
-    A model whose sample is a request of K candidates (dlrm-v3) answers K scores per request; they
-    are one pool of candidates for the AUC, so the labels become (requests x K, 1) and the offsets
-    count candidates. Group AUC, NE and accuracy per user (MLPerf v6.0) hook in here.
+    A model whose sample is a request of up to K candidates (dlrm-v3) answers one score per candidate
+    of the request; they are one pool of candidates for the AUC, so the labels become (candidates,
+    1) and the offsets count candidates. Group AUC, NE and accuracy per user (MLPerf v6.0) hook in here.
     """
     labels = np.asarray(library.dataset.labels)
     if getattr(config.model.config, "QUERY_SIZE", None) is None:
         return library.offsets, labels
-    k = labels.shape[1]
-    return library.offsets * k, labels.reshape(-1, 1)
+    from suite.mlperf_v6 import candidate_pool
+
+    offsets, flat = candidate_pool(library.offsets, labels)  # jagged: a request's real candidates
+    return offsets, flat.reshape(-1, 1)
 
 
 def _interruption(exc: RunInterrupted, outcome: Any) -> dict[str, Any]:

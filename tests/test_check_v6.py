@@ -76,9 +76,12 @@ def test_worse_predictions_fail_the_gate_even_with_a_consistent_report(v6_tree: 
     entries = json.loads(log.read_text())
     rng = np.random.default_rng(0)
     for entry in entries:
-        pairs = np.frombuffer(bytes.fromhex(entry["data"]), np.float32).reshape(-1, 2).copy()  # (prediction, label)
-        pairs[:, 0] = 0.5 + 0.05 * (pairs[:, 0] - 0.5) + rng.normal(0, 0.05, len(pairs))
-        entry["data"] = pairs.astype(np.float32).tobytes().hex()
+        # MLPerf's layout: ts_idx, query_idx, predictions, labels, weights, candidate count
+        data = np.frombuffer(bytes.fromhex(entry["data"]), np.float32).copy()
+        n = int(data[-1])
+        preds = data[2 : 2 + n]
+        data[2 : 2 + n] = 0.5 + 0.05 * (preds - 0.5) + rng.normal(0, 0.05, n)
+        entry["data"] = data.astype(np.float32).tobytes().hex()
     log.write_text(json.dumps(entries))
     config = json.loads((v6_tree / ACC / "config.json").read_text())
     dataset = Dataset.load(Path(config["dataset"]["path"]), in_memory=False)
@@ -109,15 +112,32 @@ def test_test08_re_verifies_a_hand_written_pass(v6_tree: Path) -> None:
     log = v6_tree / TEST08 / "accuracy/mlperf_log_accuracy.json"
     entries = json.loads(log.read_text())
     for entry in entries:
-        pairs = np.frombuffer(bytes.fromhex(entry["data"]), np.float32).reshape(-1, 2).copy()
-        pairs[:, 0] = 1.0 - pairs[:, 0]
-        entry["data"] = pairs.tobytes().hex()
+        data = np.frombuffer(bytes.fromhex(entry["data"]), np.float32).copy()  # ts_idx, query_idx, predictions
+        data[2:] = 1.0 - data[2:]
+        entry["data"] = data.tobytes().hex()
     log.write_text(json.dumps(entries))
     findings = check([v6_tree / "testsys/dlrm-v3/Offline"]).findings
     assert [f.rule for f in findings if f.rule.startswith("compliance")] == ["compliance.test08"]
     (v6_tree / TEST08 / "verify_accuracy.txt").write_text("TEST FAIL\n")
     findings = check([v6_tree / "testsys/dlrm-v3/Offline"]).findings
     assert [f.rule for f in findings if f.rule.startswith("compliance")] == ["compliance.failed"]
+
+
+def test_test08_fails_when_two_sampled_requests_swap_their_keys(v6_tree: Path) -> None:
+    """The audit's responses carry (ts_idx, query_idx) as MLPerf's do, and TEST08 matches by them: two
+    sampled answers with their keys swapped are judged against each other's labels and fail."""
+    log = v6_tree / TEST08 / "accuracy/mlperf_log_accuracy.json"
+    entries = json.loads(log.read_text())
+    data = [np.frombuffer(bytes.fromhex(e["data"]), np.float32).copy() for e in entries]
+    assert len(data) >= 2 and all(len(d) >= 3 for d in data)
+    assert len({(int(d[0]), int(d[1])) for d in data}) == len(data)  # keys, one request each
+    first, second = 0, next(i for i in range(1, len(data)) if len(data[i]) == len(data[0]))
+    data[first][:2], data[second][:2] = data[second][:2].copy(), data[first][:2].copy()
+    for entry, d in zip(entries, data, strict=True):
+        entry["data"] = d.tobytes().hex()
+    log.write_text(json.dumps(entries))
+    findings = check([v6_tree / "testsys/dlrm-v3/Offline"]).findings
+    assert [f.rule for f in findings if f.rule.startswith("compliance")] == ["compliance.test08"]
 
 
 def test_submit_builds_the_v6_tree_the_checker_expects(good_v6: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

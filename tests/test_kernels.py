@@ -219,22 +219,26 @@ def test_fused_backend_passes_the_auc_gate(data_dir: Path, results: Path, precis
 
 
 @pytest.mark.parametrize(("history", "candidates", "dtype", "tolerance"), [
-    (16, 4, torch.float32, 1e-4), (5, 3, torch.float32, 1e-4),
-    pytest.param(200, 64, torch.bfloat16, 2e-2, marks=pytest.mark.cuda),
+    ((16, 3, 0), (4, 1, 2), torch.float32, 1e-4), ((70, 2, 33), (20, 1, 40), torch.float32, 1e-4),
+    pytest.param((200, 5, 900), (64, 2048, 7), torch.bfloat16, 2e-2, marks=pytest.mark.cuda),
 ])
-def test_hstu_attention_kernel_matches_the_plain_path(history: int, candidates: int, dtype: torch.dtype,
-                                                      tolerance: float) -> None:
+def test_hstu_attention_kernel_matches_the_plain_path(history: tuple[int, ...], candidates: tuple[int, ...],
+                                                      dtype: torch.dtype, tolerance: float) -> None:
+    """Jagged requests (each its own history and candidate count, packed without padding): the
+    kernel equals the plain path, which pads the batch to its longest request."""
     from suite.backends.kernels.hstu import hstu_attention
     from suite.models import dlrm_v3
 
     g = torch.Generator().manual_seed(0)
-    length = 1 + history + candidates
-    q, k, v = (torch.randn(3, 4, length, 16, generator=g).to(DEVICE, dtype) for _ in range(3))
-    mask = dlrm_v3.attention_mask(history, candidates, DEVICE)
-    want = dlrm_v3.hstu_attention(q.float(), k.float(), v.float(), mask, 0.25)
-    got = hstu_attention(q, k, v, history, 0.25).float()
-    scale = want.abs().max().item()
-    assert (got - want).abs().max().item() <= tolerance * max(scale, 1e-6)
+    hist, cand = torch.tensor(history), torch.tensor(candidates)
+    scale = int((1 + hist + cand).max()) + 5
+    jag = dlrm_v3.Jagged.of(hist.to(DEVICE), cand.to(DEVICE), scale)
+    total = int(jag.offsets[-1])
+    q, k, v = (torch.randn(total, 4, 16, generator=g).to(DEVICE, dtype) for _ in range(3))
+    want = dlrm_v3.jagged_attention(q.float(), k.float(), v.float(), jag, 0.25)
+    got = hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.25, scale).float()
+    scale_v = want.abs().max().item()
+    assert (got - want).abs().max().item() <= tolerance * max(scale_v, 1e-6)
 
 
 def test_fused_dlrm_v3_forward_matches_the_plain_path() -> None:
@@ -243,11 +247,11 @@ def test_fused_dlrm_v3_forward_matches_the_plain_path() -> None:
 
     spec = ModelSpec(name="dlrm-v3", scale="tiny")
     rng = np.random.default_rng(0)
-    batch = streaming.features(spec.config, spec, 3, rng)  # type: ignore[arg-type]
+    batch = streaming.features(spec.config, spec, 9, rng)  # type: ignore[arg-type]  # jagged requests
     dense = torch.from_numpy(batch.dense).to(DEVICE)
     sparse = [torch.from_numpy(s).to(DEVICE) for s in batch.sparse]
     with torch.inference_mode():
         want = build(spec, device=DEVICE)(dense, sparse)
         got = use_fused_attention(build(spec, device=DEVICE))(dense, sparse)
-    assert got.shape == want.shape == (3, spec.schema.tasks)
+    assert got.shape == want.shape == (9, spec.schema.tasks)
     assert torch.allclose(got, want, atol=1e-4, rtol=1e-4)

@@ -98,14 +98,26 @@ def _ne_script(preds: np.ndarray, labels: np.ndarray) -> float:
     return float(ce / ((-rate * math.log(rate) - (1 - rate) * math.log(1 - rate)) * len(y)))
 
 
+def _acc_layout(key: tuple[int, int], preds: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """MLPerf v6.0's accuracy-mode response: ts_idx, query_idx, predictions, labels, weights, count."""
+    n = len(preds)
+    return np.concatenate([key, preds, labels, np.ones(n), [n]]).astype(np.float32)
+
+
+def _perf_layout(key: tuple[int, int], preds: np.ndarray) -> np.ndarray:
+    return np.concatenate([key, preds]).astype(np.float32)
+
+
 def test_test08_matches_by_key_and_compares_ne() -> None:
     offsets, labels, p = _library(30, 8, 3)
     keys = np.stack([np.repeat(np.arange(3), 10), np.tile(np.arange(10), 3)], axis=1)
-    keys = v6.request_keys(30, {}, {"ts_idx": keys[:, 0], "query_idx": keys[:, 1]})
+    keys = v6.request_keys(30, {"keys": keys})
     labels_of = {(int(a), int(b)): labels[8 * i : 8 * i + 8] for i, (a, b) in enumerate(keys)}
     assert v6.request_ne(p[4], labels_of[(0, 4)]) == pytest.approx(_ne_script(p[4], labels_of[(0, 4)]), rel=1e-6)
-    accuracy_run = v6.samples({i: p[i] for i in range(30)}, keys, offsets)
-    audit = v6.samples({i: p[i] for i in (2, 11, 29)}, keys, offsets)
+    accuracy_log = {i: _acc_layout(tuple(keys[i]), p[i], labels[8 * i : 8 * i + 8]) for i in range(30)}
+    accuracy_run = v6.samples(accuracy_log, offsets)
+    audit = v6.samples({i: _perf_layout(tuple(keys[i]), p[i]) for i in (2, 11, 29)}, offsets)
+    assert [(s.ts_idx, s.query_idx) for s in audit] == [(0, 2), (1, 1), (2, 9)]  # keys read from the responses
     lines, ok = v6.verify_test08(accuracy_run, audit, labels_of)
     assert ok and lines[-2] == "TEST PASS" and "num_matched = 3" in lines
     drifted = [v6.Sample(s.ts_idx, s.query_idx, np.clip(s.predictions * 0.5, 0, 1)) for s in audit]
@@ -115,6 +127,22 @@ def test_test08_matches_by_key_and_compares_ne() -> None:
     lines, ok = v6.verify_test08(accuracy_run, stranger, {**labels_of, (9, 9): labels[:8]})
     assert not ok and "num_unmatched = 1" in lines
     assert v6.request_keys(3, {}).tolist() == [[0, 0], [0, 1], [0, 2]]
+    with pytest.raises(ValueError, match="neither MLPerf's accuracy layout"):
+        v6.samples({0: p[0]}, offsets)  # bare predictions carry no key
+
+
+def test_test08_fails_when_two_requests_swap_their_keys() -> None:
+    """The audit's answers are matched to the accuracy run's by the (ts_idx, query_idx) they carry:
+    two responses whose keys are swapped are compared with the wrong requests' labels and fail."""
+    offsets, labels, p = _library(30, 8, 4)
+    keys = np.stack([np.repeat(np.arange(3), 10), np.tile(np.arange(10), 3)], axis=1)
+    labels_of = {(int(a), int(b)): labels[8 * i : 8 * i + 8] for i, (a, b) in enumerate(keys)}
+    accuracy_run = v6.samples({i: _acc_layout(tuple(keys[i]), p[i], labels[8 * i : 8 * i + 8]) for i in range(30)}, offsets)
+    honest = {i: _perf_layout(tuple(keys[i]), p[i]) for i in (3, 14)}
+    assert v6.verify_test08(accuracy_run, v6.samples(honest, offsets), labels_of)[1]
+    swapped = {3: _perf_layout(tuple(keys[14]), p[3]), 14: _perf_layout(tuple(keys[3]), p[14])}
+    lines, ok = v6.verify_test08(accuracy_run, v6.samples(swapped, offsets), labels_of)
+    assert not ok and "num_ne_mismatch = 2" in lines and lines[-2] == "TEST FAIL"
 
 
 def test_the_v6_submission_format_is_registered_and_v51_keeps_its_tree() -> None:

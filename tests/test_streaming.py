@@ -26,12 +26,51 @@ def draw(n: int = 200, seed: int = 0):  # type: ignore[no-untyped-def]
 
 def test_requests_are_in_time_order_with_histories_strictly_before_them() -> None:
     batch = draw()
-    ages = batch.dense
-    assert ages.shape == (200, SPEC.schema.dense) and ages.dtype == np.float32
-    assert (ages > 0).all()  # every history event happened before its request
+    h = SPEC.schema.dense - SPEC.schema.tasks
+    ages = batch.dense[:, :h]
+    assert batch.dense.shape == (200, SPEC.schema.dense) and ages.dtype == np.float32
+    hist_n, cand_n = streaming.request_lengths(batch.dense, h)
+    real = np.arange(h)[None, :] < hist_n[:, None]
+    assert (ages[real] > 0).all()  # every history event happened before its request
+    assert (ages[~real] == streaming.PAD_AGE).all()  # padding slots come after the real events
     # history oldest first: ages fall along the row
-    assert (np.diff(ages, axis=1) <= 0).all()
-    assert ages.max() <= streaming.TIMESTAMPS * streaming.PERIOD_S / 3600  # hours
+    for row, n in zip(ages, hist_n, strict=True):
+        assert (np.diff(row[:n]) <= 0).all()
+    assert ages.max() <= (streaming.TIMESTAMPS + 1) * streaming.PERIOD_S / 3600  # hours
+
+
+def test_requests_are_jagged_and_keyed_by_timestamp_and_query() -> None:
+    config = SPEC.config
+    assert isinstance(config, DLRMv3Config)
+    drawn = streaming.draw(config, SPEC, 300, np.random.default_rng(1))
+    h, k = SPEC.schema.dense - SPEC.schema.tasks, SPEC.schema.tasks
+    hist_n, cand_n = streaming.request_lengths(drawn.items.dense, h)
+    assert len(np.unique(hist_n)) > 3 and hist_n.max() <= h and hist_n.min() >= 1
+    assert set(cand_n.tolist()) == set(range(2, k + 1))  # the tiny shape varies its candidates
+    cand_slots = np.arange(k)[None, :] < cand_n[:, None]
+    assert (drawn.items.dense[:, h:][cand_slots] == 0).all() and (drawn.items.sparse[5][~cand_slots] == 0).all()
+    ts, q = drawn.keys[:, 0], drawn.keys[:, 1]
+    assert ts.min() >= 0 and ts.max() <= 9 and (np.diff(ts) >= 0).all()  # requests in time order
+    assert len({(a, b) for a, b in drawn.keys.tolist()}) == 300  # the pairs are unique
+    for t in np.unique(ts):  # query_idx counts each timestamp's requests from 0
+        assert q[ts == t].tolist() == list(range(int((ts == t).sum())))
+
+
+def test_mlperf_size_requests_follow_the_references_lengths() -> None:
+    """Above --scale small a request is MLPerf's: about 6,750 history events (the reference's blocks
+    of ~100 events per sampled period), never more than the stored 9,216, and 2,048 candidates."""
+    spec = ModelSpec(name="dlrm-v3", scale="10000000")
+    config = spec.config
+    assert isinstance(config, DLRMv3Config)
+    assert config.mlperf_size(10_000_000) and not config.mlperf_size(100_000)
+    assert (spec.schema.dense, spec.schema.tasks) == (9216 + 2048, 2048)
+    rng = np.random.default_rng(0)
+    period = rng.integers(streaming.TRAIN_TIMESTAMPS, streaming.TIMESTAMPS, 2000)
+    lengths = np.array([len(e) for e in streaming.history_block_periods(rng, period)])
+    assert 6600 < lengths.mean() < 6900 and lengths.max() < 9216
+    drawn = streaming.draw(config, spec, 3, np.random.default_rng(0))
+    hist_n, cand_n = streaming.request_lengths(drawn.items.dense, 9216)
+    assert cand_n.tolist() == [2048] * 3 and (hist_n > 4000).all()
 
 
 def test_ids_lie_in_their_tables_and_follow_the_reference_structure() -> None:
@@ -43,8 +82,10 @@ def test_ids_lie_in_their_tables_and_follow_the_reference_structure() -> None:
     items, cats = batch.sparse[1], batch.sparse[2]
     per = schema.table("items").rows // schema.table("categories").rows
     assert (items // per == cats).all()  # each category owns its block of the item table
-    ratings, actions = batch.sparse[3], batch.sparse[4]
-    assert (actions & 1).all()  # 'viewed' is always set
+    hist_n, _ = streaming.request_lengths(batch.dense, schema.dense - schema.tasks)
+    real = np.arange(items.shape[1])[None, :] < hist_n[:, None]
+    ratings, actions = batch.sparse[3][real], batch.sparse[4][real]
+    assert (actions & 1).all()  # 'viewed' is always set on every real event
     # higher ratings carry more action bits
     bits = np.vectorize(lambda a: bin(int(a)).count("1"))(actions)
     assert bits[ratings >= 12].mean() > bits[ratings <= 6].mean()
@@ -52,7 +93,8 @@ def test_ids_lie_in_their_tables_and_follow_the_reference_structure() -> None:
 
 def test_users_with_a_small_concentration_keep_to_few_categories() -> None:
     batch = draw(400)
-    distinct = np.array([len(np.unique(row)) for row in batch.sparse[2]])
+    hist_n, _ = streaming.request_lengths(batch.dense, SPEC.schema.dense - SPEC.schema.tasks)
+    distinct = np.array([len(np.unique(row[:n])) for row, n in zip(batch.sparse[2], hist_n, strict=True)])
     # Dirichlet(alpha / 128) preferences, alpha in [1, 500]: a user of small alpha keeps to a few
     # categories (uniform draws would give 16 events about 15 distinct categories every time).
     assert (distinct <= 10).mean() > 0.02
@@ -65,8 +107,10 @@ def test_same_seed_same_bytes() -> None:
 
 
 def test_teacher_labels_carry_signal() -> None:
-    items, labels, meta = synthetic.generate_requests(SPEC, 64)
-    assert labels.shape == (64, SPEC.schema.tasks)
+    items, labels, meta, keys = synthetic.generate_requests(SPEC, 64)
+    assert labels.shape == (64, SPEC.schema.tasks) and keys.shape == (64, 2)
+    _, cand_n = streaming.request_lengths(items.dense, SPEC.schema.dense - SPEC.schema.tasks)
+    assert ((labels >= 0).sum(axis=1) == cand_n).all()  # -1 exactly in the padding slots
     assert meta["reference_auc"][0] == pytest.approx(0.80, abs=0.03)
     assert 0.15 < meta["click_rate"][0] < 0.4
     assert meta["candidates_per_request"] == SPEC.schema.tasks
@@ -117,9 +161,41 @@ def test_ages_survive_fp16() -> None:
     batch = draw(32)
     dense = torch.from_numpy(batch.dense)
     assert torch.isfinite(dense.half()).all()
+    assert (dense.half().float()[dense < 0] == streaming.PAD_AGE).all()  # padding survives fp16
     sparse = [torch.from_numpy(s) for s in batch.sparse]
     model = build(SPEC)
     with torch.inference_mode():
         want = torch.sigmoid(model(dense, sparse))
         got = torch.sigmoid(model(dense.half().float(), sparse))
     assert (got - want).abs().max().item() <= 2e-2  # test_backends' fp16 tolerance
+
+
+def test_a_request_scores_the_same_alone_and_in_any_batch() -> None:
+    """Jagged: the model packs each batch's real tokens and divides the attention by a constant, so a
+    request's scores do not depend on what else is in its batch; padding slots score 0."""
+    import torch
+
+    from suite.models import build
+
+    batch = draw(7, seed=5)
+    dense = torch.from_numpy(batch.dense)
+    sparse = [torch.from_numpy(s) for s in batch.sparse]
+    model = build(SPEC)
+    with torch.inference_mode():
+        together = model(dense, sparse)
+        alone = torch.cat([model(dense[i : i + 1], [s[i : i + 1] for s in sparse]) for i in range(7)])
+        reversed_ = model(dense.flip(0), [s.flip(0) for s in sparse]).flip(0)
+    assert torch.allclose(together, alone, atol=1e-5) and torch.allclose(together, reversed_, atol=1e-5)
+    _, cand_n = streaming.request_lengths(batch.dense, SPEC.schema.dense - SPEC.schema.tasks)
+    pad = torch.from_numpy(np.arange(SPEC.schema.tasks)[None, :] >= cand_n[:, None])
+    assert pad.any() and (together[pad] == 0).all()
+
+
+def test_the_official_profile_refuses_short_requests(tmp_path: Path) -> None:
+    """MLPerf's benchmark is its request size: the official profile refuses a scale whose requests
+    are cut short, in one line, before anything loads."""
+    result = CliRunner().invoke(cli, ["run", "--model", "dlrm-v3", "--backend", "null", "--scenario", "offline",
+                                      "--profile", "official", "--scale", "small", "--output", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("Error: the official profile runs dlrm-v3 with MLPerf-size requests: 'scale' "
+                                     "must be 'full' or a row cap above 100000 (got 'small')")

@@ -325,8 +325,14 @@ class DLRMv3Config(ModelConfig):
 
     Tables as MLPerf's ``configs.py``: item 1e9 x 512 (history and candidates share it), user 1e7,
     category 128; rating (17 quarter steps of 1-5) and action (5 action bits, 32 sets) are small.
-    At the tiny scale (row cap <= 1,000) a request holds ``tiny_history`` events and
-    ``tiny_candidates`` candidates so a CPU runs it in seconds.
+    Requests are jagged: each has its own history length and candidate count, drawn from the
+    reference's distributions (``datasets/streaming.py``), and is stored padded to the widest
+    request the scale allows (``lengths``). Above the ``small`` scale (row caps over 100,000, and
+    ``full``) requests are MLPerf's size: histories of about 6,750 events (up to ``history``) and
+    ``candidates`` = 2,048 candidates, as the reference's inference requests. At ``small`` they are
+    cut to ``short_history`` / ``short_candidates``, at ``tiny`` (row cap <= 1,000) to
+    ``tiny_history`` / ``tiny_candidates`` (and there the candidate count varies too, 2 to 8, so
+    the tests exercise jagged candidates) so a CPU runs them in seconds.
     """
 
     QUERY_SIZE: ClassVar[str] = "fixed:1"  # a LoadGen sample is one request, never several
@@ -344,14 +350,23 @@ class DLRMv3Config(ModelConfig):
     qk_dim: int = 128
     linear_dim: int = 128
     hidden: int = 256
-    history: int = 256
-    candidates: int = 64
+    #: MLPerf's request: the widest history stored (the reference's histories average about 6,750
+    #: events and stay below 9,000; it truncates at 16,351) and its 2,048 inference candidates.
+    history: int = 9216
+    candidates: int = 2048
+    short_history: int = 256
+    short_candidates: int = 64
     tiny_history: int = 16
-    tiny_candidates: int = 4
+    tiny_candidates: int = 8
     time_buckets: int = 128
 
+    #: Row caps up to these use the tiny and the short request shapes; above, MLPerf's.
+    TINY_CAP: ClassVar[int] = 1_000
+    SHORT_CAP: ClassVar[int] = 100_000
+
     def __post_init__(self) -> None:
-        for name in ("layers", "heads", "qk_dim", "linear_dim", "history", "candidates", "tiny_history", "tiny_candidates"):
+        for name in ("layers", "heads", "qk_dim", "linear_dim", "history", "candidates", "short_history",
+                     "short_candidates", "tiny_history", "tiny_candidates"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{self.name}: {name!r} must be >= 1 (got {getattr(self, name)!r})")
 
@@ -359,17 +374,32 @@ class DLRMv3Config(ModelConfig):
         return self.REQUESTS.get(scale, self.REQUESTS["small"])
 
     def lengths(self, row_cap: int | None) -> tuple[int, int]:
-        """(history events, candidates) per request at ``row_cap``."""
-        if row_cap is not None and row_cap <= 1_000:
+        """(history events, candidates) of the widest request at ``row_cap``: what a stored request
+        is padded to."""
+        if row_cap is not None and row_cap <= self.TINY_CAP:
             return self.tiny_history, self.tiny_candidates
+        if row_cap is not None and row_cap <= self.SHORT_CAP:
+            return self.short_history, self.short_candidates
         return self.history, self.candidates
+
+    def min_candidates(self, row_cap: int | None) -> int:
+        """The fewest candidates a generated request holds: the reference's requests all hold
+        2,048 (its ``num_inference_candidates``); the tiny shape draws 2 to ``tiny_candidates``."""
+        tiny = row_cap is not None and row_cap <= self.TINY_CAP
+        return 2 if tiny else self.lengths(row_cap)[1]
+
+    def mlperf_size(self, row_cap: int | None) -> bool:
+        """Whether requests at ``row_cap`` are MLPerf's size (what the official profile needs)."""
+        return self.lengths(row_cap) == (self.history, self.candidates)
 
     def schema(self, row_cap: int | None) -> ModelSchema:
         h, k = self.lengths(row_cap)
         items, e = cap(self.items, row_cap), self.dim
         return ModelSchema(
             model=self.name,
-            dense=h,  # each history event's age in hours at the request's time
+            # Each history event's age in hours at the request's time, then 0.0 per candidate;
+            # -1.0 marks a padding slot (no event, no candidate): requests are jagged.
+            dense=h + k,
             tables=(
                 TableSpec(name="user", rows=cap(self.users, row_cap), dim=e),
                 TableSpec(name="items", rows=items, dim=e, lookups=h, pooled=False),
@@ -384,12 +414,12 @@ class DLRMv3Config(ModelConfig):
         )
 
     def tokens(self, row_cap: int | None) -> int:
-        """Sequence length per request: the user token, the history, the candidates."""
+        """Sequence length of the widest request: the user token, the history, the candidates."""
         h, k = self.lengths(row_cap)
         return 1 + h + k
 
     def dense_cost(self, schema: ModelSchema) -> DenseCost:
-        e, hd, n = self.dim, self.heads, schema.dense + 1 + schema.tasks
+        e, hd, n = self.dim, self.heads, schema.dense + 1  # the widest request's tokens
         uvqk = e * (2 * self.linear_dim + 2 * self.qk_dim) * hd
         out = 3 * self.linear_dim * hd * e
         layer = DenseCost(parameters=uvqk + 2 * (self.linear_dim + self.qk_dim) * hd + out,
@@ -399,7 +429,8 @@ class DLRMv3Config(ModelConfig):
         content = mlp_cost((2 * e, self.hidden, e))  # item and category -> one token
         context = mlp_cost((e, self.hidden, e))
         head = mlp_cost((e, self.hidden, 1))
-        tables = DenseCost(parameters=(schema.dense + 2 + self.time_buckets + 1) * e, mlp_macs=0)  # position, age
+        history = schema.dense - schema.tasks
+        tables = DenseCost(parameters=(history + 2 + self.time_buckets + 1) * e, mlp_macs=0)  # position, age
         return add(
             *[layer] * self.layers,
             DenseCost(parameters=content.parameters, mlp_macs=(n - 1) * content.mlp_macs),

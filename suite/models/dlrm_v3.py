@@ -1,14 +1,19 @@
 """MLPerf's DLRM-v3: HSTU generative ranking (Zhai et al., ICML 2024) in plain PyTorch.
 
 Written from the description in MLPerf Inference's ``recommendation/dlrm_v3`` (its configs and the
-plain-PyTorch ops of ``generative_recommenders``), not copied. Requests are padded to one length
-(every request of a dataset has the same history and candidate counts), so the jagged tensors of
-the reference become dense (N, L, E) ones and the masks are the same for every row.
+plain-PyTorch ops of ``generative_recommenders``), not copied. Requests are jagged, as the
+reference's: each has its own history length and candidate count. They arrive padded to the
+shape's widest request (the dataset layout, ``datasets/streaming.py``: -1 ages mark padding
+slots); the model packs the real tokens of a batch into one (tokens, dim) tensor and runs every
+layer on that, so padding costs no compute. Only the plain attention pads, per batch, to the
+batch's longest request (as the reference's PyTorch attention does); the Triton kernel
+(``backends/kernels/hstu.py``) reads the packed tensor directly.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -19,6 +24,33 @@ from suite.models.base import ModelSchema
 from suite.models.configs import DLRMv3Config
 from suite.models.init import Init
 from suite.models.layers import mlp, normal_
+
+
+@dataclass(frozen=True)
+class Jagged:
+    """Where each request's tokens lie in a packed (tokens, ...) tensor.
+
+    Request b's tokens are rows ``offsets[b]:offsets[b + 1]``: its user token, its ``history[b]``
+    events, then its candidates. ``scale`` is the constant HSTU divides the attention by (the
+    widest request's length, the same for every batch, so a request scores the same in any batch).
+    """
+
+    offsets: torch.Tensor  # (N + 1,) int64
+    history: torch.Tensor  # (N,) int64
+    max_len: int
+    scale: int
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return self.offsets[1:] - self.offsets[:-1]
+
+    @classmethod
+    def of(cls, history: torch.Tensor, candidates: torch.Tensor, scale: int) -> Jagged:
+        lengths = 1 + history + candidates
+        offsets = torch.zeros(len(lengths) + 1, dtype=torch.long, device=lengths.device)
+        offsets[1:] = torch.cumsum(lengths, 0)
+        max_len = int(lengths.max()) if len(lengths) else 0
+        return cls(offsets=offsets, history=history.long(), max_len=max_len, scale=scale)
 
 
 def attention_mask(history: int, candidates: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -37,16 +69,53 @@ def attention_mask(history: int, candidates: int, device: torch.device | str = "
     return mask
 
 
-def hstu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, alpha: float) -> torch.Tensor:
-    """SiLU attention: (silu(alpha q k^T) / L, masked) v, per head.
+def hstu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, alpha: float,
+                   scale: int | None = None) -> torch.Tensor:
+    """SiLU attention: (silu(alpha q k^T) / scale, masked) v, per head.
 
-    q, k (N, heads, L, Dqk); v (N, heads, L, Dv); mask (L, L) bool. No softmax: HSTU keeps the
-    weights' intensity, and divides by the sequence length instead of normalising rows.
+    q, k (N, heads, L, Dqk); v (N, heads, L, Dv); mask (L, L) or (N, L, L) bool; ``scale`` defaults
+    to L. No softmax: HSTU keeps the weights' intensity, and divides by a length instead.
     """
-    n = q.shape[2]
+    n = q.shape[2] if scale is None else scale
     scores = F.silu(torch.matmul(q, k.transpose(-1, -2)) * alpha) / n
+    if mask.dim() == 3:
+        mask = mask.unsqueeze(1)
     scores = scores * mask.to(scores.dtype)
     return torch.matmul(scores, v)
+
+
+def jagged_mask(jag: Jagged) -> torch.Tensor:
+    """(N, L, L) bool, L the batch's longest request: :func:`attention_mask` of each request's own
+    history length, and no padding column seen."""
+    length = jag.max_len
+    device = jag.offsets.device
+    pos = torch.arange(length, device=device)
+    h = jag.history.view(-1, 1)
+    ids = torch.minimum(pos.view(1, -1), h + 1)  # (N, L): 0 user, 1..h history, h + 1 candidates
+    rows, cols = ids.unsqueeze(2), ids.unsqueeze(1)
+    mask = (rows > cols) | torch.eye(length, dtype=torch.bool, device=device).unsqueeze(0)
+    mask[:, 0, :] |= pos.view(1, -1) <= h
+    return mask & (pos.view(1, 1, -1) < jag.lengths.view(-1, 1, 1))
+
+
+def jagged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag: Jagged, alpha: float) -> torch.Tensor:
+    """The plain path on packed tokens: q, k (T, heads, Dqk), v (T, heads, Dv) -> (T, heads, Dv).
+
+    Pads the batch to its longest request (the (L, L) scores need a rectangle), applies each
+    request's mask, and packs the result again, as the reference's PyTorch attention does.
+    """
+    n = len(jag.history)
+    total = q.shape[0]
+    request = torch.repeat_interleave(torch.arange(n, device=q.device), jag.lengths)
+    pos = torch.arange(total, device=q.device) - jag.offsets[request]
+
+    def pad(t: torch.Tensor) -> torch.Tensor:
+        out = t.new_zeros((n, jag.max_len, *t.shape[1:]))
+        out[request, pos] = t
+        return out.transpose(1, 2)  # (N, heads, L, D)
+
+    out = hstu_attention(pad(q), pad(k), pad(v), jagged_mask(jag), alpha, jag.scale)
+    return out.transpose(1, 2)[request, pos]
 
 
 def position_indices(history: int, candidates: int) -> torch.Tensor:
@@ -79,21 +148,18 @@ class STULayer(nn.Module):
         normal_(self.uvqk.bias, 0.01, init)
         normal_(self.out.weight, math.sqrt(2.0 / (3 * config.linear_dim * h + e)), init)
         self.alpha = 1.0 / math.sqrt(config.qk_dim)
-        #: The attention function; a fused kernel may take its place (backends/kernels/hstu.py).
-        self.attend = hstu_attention
+        #: The attention on packed tokens; a fused kernel may take its place (backends/kernels/hstu.py).
+        self.attend = jagged_attention
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        n, length, _ = x.shape
+    def forward(self, x: torch.Tensor, jag: Jagged) -> torch.Tensor:
+        """x (T, dim): the packed tokens of a batch of requests laid out by ``jag``."""
+        total = x.shape[0]
         h, lin, qk = self.heads, self.lin, self.qk
         uvqk = self.uvqk(F.layer_norm(x, (x.shape[-1],)))
         u, v, q, k = torch.split(uvqk, [lin * h, lin * h, qk * h, qk * h], dim=-1)
         u = F.silu(u)
-
-        def heads(t: torch.Tensor, d: int) -> torch.Tensor:
-            return t.reshape(n, length, h, d).transpose(1, 2)
-
-        a = self.attend(heads(q, qk), heads(k, qk), heads(v, lin), mask, self.alpha)
-        a = a.transpose(1, 2).reshape(n, length, h * lin)
+        a = self.attend(q.view(total, h, qk), k.view(total, h, qk), v.view(total, h, lin), jag, self.alpha)
+        a = a.reshape(total, h * lin)
         y = u * F.layer_norm(a, (h * lin,))
         return x + self.out(torch.cat([u, a, y], dim=-1))
 
@@ -101,8 +167,11 @@ class STULayer(nn.Module):
 class DLRMv3(nn.Module):
     """DLRM-HSTU ranking, as MLPerf Inference v6.0 runs it (``recommendation/dlrm_v3``).
 
-    ``forward(dense (N, H) ages in hours, sparse [user (N, 1), items, categories, ratings,
-    actions (N, H each), candidates, candidate categories (N, K each)])`` returns logits (N, K).
+    ``forward(dense (N, H + K): the history events' ages in hours then 0 per candidate, -1 in
+    padding slots; sparse [user (N, 1), items, categories, ratings, actions (N, H each), candidates,
+    candidate categories (N, K each)])`` returns logits (N, K), 0 in padding slots. Each request's
+    real events and candidates come first in their slots; the model reads their counts from the
+    dense array and runs on the packed real tokens only (:class:`Jagged`).
 
     Tokens: the user id through a contextual MLP; a history event is the content MLP of its item
     and category embeddings plus the embeddings of its rating and its action set; a candidate is the
@@ -115,6 +184,8 @@ class DLRMv3(nn.Module):
     would be ones and zeros); training-only parts (dropout, the auxiliary causal tasks) are absent.
     """
 
+    #: A CUDA graph cannot replay it: each batch packs its own number of real tokens.
+    graph_safe: ClassVar[bool] = False
     PARTS: ClassVar[dict[str, str]] = {
         "user": "embedding", "items": "embedding", "categories": "embedding", "ratings": "embedding",
         "actions": "embedding", "content": "mlp", "context": "mlp", "layers": "attention", "head": "mlp",
@@ -123,7 +194,11 @@ class DLRMv3(nn.Module):
     def __init__(self, config: DLRMv3Config, schema: ModelSchema, init: Init) -> None:
         super().__init__()
         e = config.dim
-        self.history, self.candidates = schema.dense, schema.tasks
+        self.candidates = schema.tasks
+        self.history = schema.dense - schema.tasks
+        #: What the attention divides by: the widest request's tokens (a constant, as the reference's
+        #: max_seq_len), so a request scores the same whatever else is in its batch.
+        self.max_tokens = 1 + self.history + self.candidates
         self.buckets = config.time_buckets
 
         def table(name: str, std: float) -> nn.Embedding:
@@ -145,37 +220,44 @@ class DLRMv3(nn.Module):
         self.context = mlp((e, config.hidden, e), init, final_activation=False)
         self.layers = nn.ModuleList(STULayer(config, init) for _ in range(config.layers))
         self.head = mlp((e, config.hidden, 1), init, final_activation=False)
-        # Not buffers: materialize() fills parameters only; these are made on first use per device.
-        self._consts: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def _constants(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        consts = self._consts.get(device)
-        if consts is None:
-            consts = (attention_mask(self.history, self.candidates, device),
-                      position_indices(self.history, self.candidates).to(device))
-            self._consts[device] = consts
-        return consts
 
     def forward(self, dense: torch.Tensor, sparse: list[torch.Tensor]) -> torch.Tensor:
         user, items, cats, ratings, actions, cand, cand_cats = sparse
         dtype = self.position.dtype
-        mask, positions = self._constants(dense.device)
+        device = dense.device
+        n, hmax, kmax = dense.shape[0], self.history, self.candidates
+        real = dense >= 0
+        hist_real, cand_real = real[:, :hmax], real[:, hmax:]
+        hist_n, cand_n = hist_real.sum(1), cand_real.sum(1)
+        jag = Jagged.of(hist_n, cand_n, self.max_tokens)
+        start = jag.offsets[:-1].view(-1, 1)
+        hist_at = (start + 1 + torch.arange(hmax, device=device))[hist_real]
+        cand_at = (start + 1 + hist_n.view(-1, 1) + torch.arange(kmax, device=device))[cand_real]
 
         def emb(table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
             # Rows are cast to the dense layers' dtype, so a float64 teacher keeps fp32 tables.
             return table(ids.long()).to(dtype)
 
-        history = self.content(torch.cat([emb(self.items, items), emb(self.categories, cats)], dim=-1))
-        history = history + emb(self.ratings, ratings) + emb(self.actions, actions)
-        targets = self.content(torch.cat([emb(self.items, cand), emb(self.categories, cand_cats)], dim=-1))
-        context = self.context(emb(self.user, user))
-        x = torch.cat([context, history, targets], dim=1)
-        n = x.shape[0]
-        ages = torch.cat([
-            torch.zeros(n, 1, device=dense.device), dense.float(), torch.zeros(n, self.candidates, device=dense.device),
-        ], dim=1)
+        def content(item_ids: torch.Tensor, cat_ids: torch.Tensor) -> torch.Tensor:
+            return self.content(torch.cat([emb(self.items, item_ids), emb(self.categories, cat_ids)], dim=-1))
+
+        history = content(items[hist_real], cats[hist_real])
+        history = history + emb(self.ratings, ratings[hist_real]) + emb(self.actions, actions[hist_real])
+        x = torch.empty((int(jag.offsets[-1]), history.shape[-1]), dtype=dtype, device=device)
+        x[jag.offsets[:-1]] = self.context(emb(self.user, user)).view(n, -1)
+        x[hist_at] = history
+        x[cand_at] = content(cand[cand_real], cand_cats[cand_real])
+        # Position: 0 the user, a history event its distance from the end of its history plus one,
+        # every candidate 1 (the reference's _get_col_indices); age: log buckets, 0 but for events.
+        positions = torch.zeros(x.shape[0], dtype=torch.long, device=device)
+        positions[hist_at] = (hist_n.view(-1, 1) - torch.arange(hmax, device=device) + 1)[hist_real]
+        positions[cand_at] = 1
+        ages = torch.zeros(x.shape[0], dtype=torch.float32, device=device)
+        ages[hist_at] = dense[:, :hmax][hist_real].float()
         x = x + self.position[positions] + self.age[time_buckets(ages, self.buckets)]
         for layer in self.layers:
-            x = layer(x, mask)
-        out = F.layer_norm(x[:, 1 + self.history :], (x.shape[-1],))
-        return self.head(out).squeeze(-1)
+            x = layer(x, jag)
+        out = self.head(F.layer_norm(x[cand_at], (x.shape[-1],))).squeeze(-1)
+        logits = torch.zeros((n, kmax), dtype=out.dtype, device=device)
+        logits[cand_real] = out
+        return logits

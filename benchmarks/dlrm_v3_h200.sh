@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# dlrm-v3 at MLPerf's request size (jagged histories of ~6,750 events, 2,048 candidates) on one
+# GPU through LoadGen, plain attention against the fused Triton kernel in the same call, plus the
+# torch-cuda accuracy gate (NE, accuracy, group AUC at 99.9% of the teacher's) and the cuda tests.
+#
+#   PY=/tmp/v/bin/python OUT=/tmp/out bash benchmarks/dlrm_v3_h200.sh
+#
+# SCALE: the item table's row cap (above 100,000: MLPerf-size requests); ROWS: requests generated;
+# SECONDS_RUN: LoadGen's min_duration per run (a user.conf), shorter than the short profile's 60 s
+# so that everything fits one device call.
+set -u
+PY=${PY:-python3}
+OUT=${OUT:-/tmp/out}
+SCALE=${SCALE:-1000000}
+ROWS=${ROWS:-512}
+SECONDS_RUN=${SECONDS_RUN:-30}
+BACKEND=${BACKEND:-torch-cuda}
+PRECISION=${PRECISION:-bf16}
+FUSED=${FUSED-"--option fused=1"}  # a CPU dry run sets FUSED= (torch-cpu has no kernel)
+R=/tmp/v3res
+mkdir -p "$OUT" "$R"
+T0=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
+cat > /tmp/v3.conf <<CONF
+dlrm-v3.Offline.min_duration = $((SECONDS_RUN * 1000))
+dlrm-v3.Server.min_duration = $((SECONDS_RUN * 1000))
+CONF
+common=(--model dlrm-v3 --backend "$BACKEND" --scale "$SCALE" --rows "$ROWS" --precision "$PRECISION" --output "$R"
+        --data-dir /tmp/v3data --no-progress --overwrite --user-conf /tmp/v3.conf)
+rate() { "$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['performance']['metric']['value'])" "$1"; }
+
+stamp "cuda tests"
+[ -n "${SKIP_TESTS:-}" ] || timeout 90 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_kernels.py tests/test_backends.py \
+  tests/test_torch_cuda.py -k "dlrm-v3 or dlrm_v3 or hstu" 2>&1 | tail -5 | tee "$OUT/cuda_tests.txt"
+
+stamp "Offline fused (data generated first)"
+timeout 150 "$PY" -m suite.cli run "${common[@]}" --scenario offline --system h200-fused $FUSED 2>&1 | tail -3
+stamp "accuracy fused"
+timeout 60 "$PY" -m suite.cli run "${common[@]}" --scenario offline --system h200-fused $FUSED --mode accuracy 2>&1 | tail -3
+stamp "Offline plain"
+timeout 80 "$PY" -m suite.cli run "${common[@]}" --scenario offline --system h200-plain 2>&1 | tail -3
+F=$(rate "$R/h200-fused/dlrm-v3/Offline/performance/run_1/result.json" 2>/dev/null || echo 0)
+P=$(rate "$R/h200-plain/dlrm-v3/Offline/performance/run_1/result.json" 2>/dev/null || echo 0)
+FQ=$("$PY" -c "print(round(0.9 * float('$F'), 1))")
+PQ=$("$PY" -c "print(round(0.9 * float('$P'), 1))")
+stamp "Server fused at $FQ (0.9 x $F)"
+timeout 60 "$PY" -m suite.cli run "${common[@]}" --scenario server --system h200-fused $FUSED --target-qps "$FQ" 2>&1 | tail -3
+stamp "Server plain at $PQ (0.9 x $P)"
+timeout 60 "$PY" -m suite.cli run "${common[@]}" --scenario server --system h200-plain --target-qps "$PQ" 2>&1 | tail -3
+stamp "done"
+"$PY" - "$R" <<'PYEOF' | tee "$OUT/summary.txt"
+import json, pathlib, sys
+for f in sorted(pathlib.Path(sys.argv[1]).rglob("result.json")):
+    d = json.loads(f.read_text())
+    perf, acc, h = d.get("performance") or {}, d.get("accuracy") or {}, d.get("harness") or {}
+    lat = (perf.get("latency_ns") or {})
+    row = {"run": str(f.parent.relative_to(sys.argv[1])), "status": d.get("status"),
+           "metric": (perf.get("metric") or {}).get("value"), "validity": perf.get("validity"),
+           "p99_ms": (lat.get("99.00") or 0) / 1e6 if lat else None,
+           "mean_batch": round(h.get("mean_batch_items", 0), 1), "errors": d.get("errors")}
+    if acc:
+        row.update({k: acc.get(k) for k in ("ne", "accuracy", "gauc", "reference", "passed", "queries")})
+    print(json.dumps(row))
+PYEOF
+cd "$R" && tar czf "$OUT/runs.tgz" --exclude='mlperf_log_accuracy.json' --exclude='mlperf_log_trace.json' . 2>/dev/null
+ls -la "$OUT"
