@@ -36,6 +36,8 @@ class TorchCPUBackend(Backend):
         # suite.models.int8.DENSE, written out: that module imports torch.
         "dense": Option("with --precision int8: dense layers in int8 (99% gate) or bf16 (99.9%); default int8",
                         choices=("int8", "bf16")),
+        "rows": Option("with --precision int8: embedding rows in int8 (uint8, per-row scale and bias) or fp32; default int8",
+                       choices=("int8", "fp32")),
     }
 
     @classmethod
@@ -49,8 +51,12 @@ class TorchCPUBackend(Backend):
                 f"'precision' must be one of {sorted(CPU_PRECISIONS)} on torch-cpu (got {self.config.precision!r})"
             )
         dense = self.config.option("dense", "int8")
-        if "dense" in dict(self.config.options) and self.config.precision != "int8":
-            raise ConfigError(f"'dense' applies only with --precision int8 (got --precision {self.config.precision})")
+        rows = self.config.option("rows", "int8")
+        for key in ("dense", "rows"):
+            if key in dict(self.config.options) and self.config.precision != "int8":
+                raise ConfigError(f"'{key}' applies only with --precision int8 (got --precision {self.config.precision})")
+        if rows == "fp32" and dense == "bf16":
+            raise ConfigError("'rows=fp32' applies only with dense=int8 (got dense=bf16; bf16 throughout is --precision bf16)")
         torch.set_num_threads(self.config.resolved_threads)
         self._dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float32
         self._model = build(self.config.model, dtype=self._dtype)
@@ -58,7 +64,7 @@ class TorchCPUBackend(Backend):
         if self.config.precision == "int8":
             from suite.models.int8 import quantize_int8
 
-            self._model, plan = quantize_int8(self._model, dense)
+            self._model, plan = quantize_int8(self._model, dense, rows)
             self._int8 = plan.to_dict()
             if dense == "bf16":
                 self._dtype = torch.bfloat16
