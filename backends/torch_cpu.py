@@ -9,7 +9,7 @@ default_omp_wait_policy()  # before libgomp is loaded by torch
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from suite.backends.base import Backend, BackendInfo, Option, cpu_parallelism, omp_wait_policy  # noqa: E402
+from suite.backends.base import Backend, BackendInfo, Option, cpu_parallelism, default_malloc_policy, omp_wait_policy  # noqa: E402
 from suite.config import Scenario  # noqa: E402
 from suite.datasets.batch import Batch  # noqa: E402
 from suite.errors import BackendUnavailableError, ConfigError  # noqa: E402
@@ -58,6 +58,7 @@ class TorchCPUBackend(Backend):
         if rows == "fp32" and dense == "bf16":
             raise ConfigError("'rows=fp32' applies only with dense=int8 (got dense=bf16; bf16 throughout is --precision bf16)")
         torch.set_num_threads(self.config.resolved_threads)
+        self._malloc = default_malloc_policy()
         self._dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float32
         self._model = build(self.config.model, dtype=self._dtype)
         self._int8: dict[str, object] = {}
@@ -83,7 +84,7 @@ class TorchCPUBackend(Backend):
             device="cpu",
             precision=self.config.precision,
             threads=torch.get_num_threads(),
-            extra={"omp_wait_policy": omp_wait_policy(), **({"int8": self._int8} if self._int8 else {})},
+            extra={"omp_wait_policy": omp_wait_policy(), "malloc": self._malloc, **({"int8": self._int8} if self._int8 else {})},
         )
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ from suite.datasets.batch import Batch
 from suite.datasets.multihot import model_inputs
 from suite.errors import BackendUnavailableError, ConfigError
 from suite.models import ModelSpec
-from suite.models.int8 import ByteRowwiseBag, Int8Linear
+from suite.models.int8 import ByteRowwiseBag, FusedCrossNet, Int8Linear, fuse_relu
 
 RUN = ["run", "--scale", "tiny", "--profile", "smoke", "--no-progress", "--scenario", "offline"]
 
@@ -55,6 +55,25 @@ def test_int8_linear_is_close_to_fp32_and_uses_the_full_8_bits() -> None:
         exact, quantized = linear(x), Int8Linear(linear)(x)
     assert quantized.shape == exact.shape
     assert float((quantized - exact).abs().max()) < 0.02 * float(exact.abs().max())
+
+
+def test_relu_folds_into_the_int8_layer_before_it() -> None:
+    mlp = torch.nn.Sequential(Int8Linear(torch.nn.Linear(32, 16)), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    x = torch.randn(8, 32)
+    with torch.inference_mode():
+        unfused = mlp(x)
+        assert fuse_relu(mlp) == 1 and mlp[0].relu and isinstance(mlp[1], torch.nn.Identity)
+        assert torch.equal(mlp(x), unfused)
+
+
+def test_the_fused_cross_network_computes_dlrm_v2s() -> None:
+    from suite.models.dlrm_v2 import LowRankCrossNet
+    from suite.models.init import Init
+
+    cross = LowRankCrossNet(48, 3, 8, Init())  # drawn by torch.nn defaults: Init records, it does not draw
+    x = torch.randn(16, 48)
+    with torch.inference_mode():
+        torch.testing.assert_close(FusedCrossNet(cross.down, cross.up)(x), cross(x), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("model", ["dlrm-rmc1", "dien", "mtwnd"])
