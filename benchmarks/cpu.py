@@ -193,11 +193,18 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=16384, help="generated items cycled over")
     ap.add_argument("--seconds", type=float, default=2.0, help="CPU seconds per measurement")
     ap.add_argument("--repeats", type=int, default=1, help="rounds over the combos, in alternating order")
+    ap.add_argument("--malloc", default="keep", choices=("keep", "default"),
+                    help="keep: the backends' malloc policy; default: glibc's own (the policy is never applied)")
     args = ap.parse_args()
+    if args.malloc == "default":
+        import suite.backends.base as base
+
+        base._malloc_policy = "glibc default (benchmarks/cpu.py --malloc default)"
     models = sorted(MODELS) if args.models == "all" else args.models.split(",")
     combos = COMBOS if args.combos == "all" else [c for c in COMBOS if c[0] in args.combos.split(",")]
     cores = len(os.sched_getaffinity(0))
-    print(f"# {os.uname().nodename}: {cores} cores, torch {torch.__version__}, load average at start {os.getloadavg()}")
+    print(f"# {os.uname().nodename}: {cores} cores, torch {torch.__version__}, load average at start {os.getloadavg()}, "
+          f"malloc {args.malloc}")
     bw = bandwidths()
     rates = gemm_rates()
     print("# one core, per CPU-second: copy " + ", ".join(f"{k} {v / 1e9:.1f} GB/s" for k, v in bw.items())
