@@ -3,8 +3,10 @@
 Ways to run all the tables of a batch, each timed per CPU-second over the same batches (cycled over
 ``--items`` generated items, so the rows a run touches are the rows measured):
 
-* ``per-table``: one ``embedding_bag`` per table, as the model runs them (fp32, bf16; int8 through
-  the backend's :class:`~suite.models.int8.ByteRowwiseBag`, offsets built once per shape);
+* ``per-table``: one ``embedding_bag`` per table, as the model runs them (fp32, bf16: ``nn.EmbeddingBag``
+  on the (N, L) ids; int8 through the backend's :class:`~suite.models.int8.ByteRowwiseBag`, offsets
+  built once per shape);
+* ``per-table flat``: fp32 again, the ids passed flat with prebuilt offsets;
 * ``fused``: all tables concatenated into one table, each table's ids shifted by its row offset and
   interleaved item by item, one call for the whole batch (the output is already the (N, T x E)
   concatenation);
@@ -71,8 +73,11 @@ def main() -> None:
         for batch in [int(b) for b in args.batches.split(",")]:
             batches = [[torch.from_numpy(x[s:s + batch]) for x in items.sparse] for s in range(0, args.items - batch + 1, batch)]
             offsets = torch.arange(0, batch * tables * per_bag, per_bag, dtype=torch.int32)
+            flat = offsets[:batch]
             ways: list[tuple[str, int, Callable[[list[torch.Tensor]], object]]] = [
                 ("fp32 per-table", 4 * dim, lambda ids: [b(i) for b, i in zip(bags, ids, strict=True)]),
+                ("fp32 per-table flat", 4 * dim, lambda ids: [F.embedding_bag(i.reshape(-1), b.weight, flat, mode="sum")
+                                                              for b, i in zip(bags, ids, strict=True)]),
                 ("fp32 fused", 4 * dim, lambda ids: F.embedding_bag(fused_ids(ids), whole, offsets, mode="sum")),
                 ("bf16 per-table", 2 * dim, lambda ids: [b(i) for b, i in zip(bf16, ids, strict=True)]),
                 ("int8 per-table", dim + 8, lambda ids: [b(i) for b, i in zip(int8, ids, strict=True)]),
