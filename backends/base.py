@@ -99,7 +99,7 @@ def omp_wait_policy() -> str:
 MALLOC_MMAP_THRESHOLD_BYTES = 32 * 2**20
 #: ... and freed memory at the top of the heap goes back to the system only beyond this much. By
 #: default glibc maps a large block fresh and unmaps it on free, so every activation of every batch
-#: is page-faulted in again: int8 dlrm-v2 ran 10-15% faster per core with both set (docs/cpu-speed.md).
+#: is page-faulted in again; with both set none is, and dlrm-v2 ran 4-10% faster per core (docs/cpu-speed.md).
 MALLOC_TRIM_THRESHOLD_BYTES = 2**30
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 _malloc_policy = ""
