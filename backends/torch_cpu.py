@@ -9,7 +9,7 @@ default_omp_wait_policy()  # before libgomp is loaded by torch
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from suite.backends.base import Backend, BackendInfo, Option, cpu_parallelism, omp_wait_policy  # noqa: E402
+from suite.backends.base import Backend, BackendInfo, Option, cpu_parallelism, default_malloc_policy, omp_wait_policy  # noqa: E402
 from suite.config import Scenario  # noqa: E402
 from suite.datasets.batch import Batch  # noqa: E402
 from suite.errors import BackendUnavailableError, ConfigError  # noqa: E402
@@ -36,6 +36,8 @@ class TorchCPUBackend(Backend):
         # suite.models.int8.DENSE, written out: that module imports torch.
         "dense": Option("with --precision int8: dense layers in int8 (99% gate) or bf16 (99.9%); default int8",
                         choices=("int8", "bf16")),
+        "rows": Option("with --precision int8: embedding rows in int8 (uint8, per-row scale and bias) or fp32; default int8",
+                       choices=("int8", "fp32")),
     }
 
     @classmethod
@@ -49,16 +51,21 @@ class TorchCPUBackend(Backend):
                 f"'precision' must be one of {sorted(CPU_PRECISIONS)} on torch-cpu (got {self.config.precision!r})"
             )
         dense = self.config.option("dense", "int8")
-        if "dense" in dict(self.config.options) and self.config.precision != "int8":
-            raise ConfigError(f"'dense' applies only with --precision int8 (got --precision {self.config.precision})")
+        rows = self.config.option("rows", "int8")
+        for key in ("dense", "rows"):
+            if key in dict(self.config.options) and self.config.precision != "int8":
+                raise ConfigError(f"'{key}' applies only with --precision int8 (got --precision {self.config.precision})")
+        if rows == "fp32" and dense == "bf16":
+            raise ConfigError("'rows=fp32' applies only with dense=int8 (got dense=bf16; bf16 throughout is --precision bf16)")
         torch.set_num_threads(self.config.resolved_threads)
+        self._malloc = default_malloc_policy()
         self._dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float32
         self._model = build(self.config.model, dtype=self._dtype)
         self._int8: dict[str, object] = {}
         if self.config.precision == "int8":
             from suite.models.int8 import quantize_int8
 
-            self._model, plan = quantize_int8(self._model, dense)
+            self._model, plan = quantize_int8(self._model, dense, rows)
             self._int8 = plan.to_dict()
             if dense == "bf16":
                 self._dtype = torch.bfloat16
@@ -77,7 +84,7 @@ class TorchCPUBackend(Backend):
             device="cpu",
             precision=self.config.precision,
             threads=torch.get_num_threads(),
-            extra={"omp_wait_policy": omp_wait_policy(), **({"int8": self._int8} if self._int8 else {})},
+            extra={"omp_wait_policy": omp_wait_policy(), "malloc": self._malloc, **({"int8": self._int8} if self._int8 else {})},
         )
 
     def close(self) -> None:

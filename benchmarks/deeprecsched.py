@@ -37,9 +37,10 @@ def log_point(p: Point) -> None:
 
 
 def tune_one(args: argparse.Namespace, model: str, options: tuple[tuple[str, str], ...],
-             batch_sizes: tuple[int, ...], tag: str) -> dict:
+             batch_sizes: tuple[int, ...], tag: str, precision: str = "fp32") -> dict:
     config = TuneConfig(
         model=ModelSpec(name=model, scale=args.scale),
+        precision=precision,
         sla_ms=args.sla_ms,
         profile=args.profile,
         query_size=args.query_size,
@@ -55,6 +56,7 @@ def tune_one(args: argparse.Namespace, model: str, options: tuple[tuple[str, str
     t0 = time.perf_counter()
     data = tune(config, report=log_point if args.verbose else None).data
     data["elapsed_s"] = time.perf_counter() - t0
+    data["load_average"] = os.getloadavg()[0]
     return data
 
 
@@ -63,7 +65,7 @@ def row(data: dict, accelerator: str) -> str:
     mark = lambda d: "" if d["confirmed"] else "*"  # noqa: E731
     batch = lambda d: f"B={d['batch_items']}" if d["batch_items"] else "whole query"  # noqa: E731
     cells = [
-        data["model"]["name"], f"p{data['percentile']:g} <= {data['sla_ms']:g} ms", str(data["threads"]),
+        data["model"]["name"], str(data["precision"]), f"p{data['percentile']:g} <= {data['sla_ms']:g} ms", str(data["threads"]),
         f"{s['qps']:,.1f}{mark(s)}", f"{c['qps']:,.1f}{mark(c)} ({batch(c)})",
         f"{c['qps'] / s['qps']:.2f}x" if s["qps"] else "-",
     ]
@@ -77,6 +79,7 @@ def row(data: dict, accelerator: str) -> str:
     if accelerator != "none":
         cells.append(walk("offload", "offload_items"))
     cells.append(f"{data['elapsed_s']:.0f} s")
+    cells.append(f"{data['load_average']:.1f}")
     return "| " + " | ".join(cells) + " |"
 
 
@@ -128,6 +131,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="CPU workers (0: one per available core)")
     ap.add_argument("--accelerator", default="none", help="none, or a registry backend such as torch-cuda")
     ap.add_argument("--cpu-backend", default="torch-cpu")
+    ap.add_argument("--precisions", default="fp32", help="the workers' --precision; several are tuned one after the other per model")
     ap.add_argument("--sla-ms", type=float, help="override every model's rule-table SLA")
     ap.add_argument("--profile", default="short")
     ap.add_argument("--query-size", help="override the rule table's query sizes (suite run's --query-size)")
@@ -159,21 +163,21 @@ def main() -> None:
         compare_pools(args, models, cores)
         return
 
-    head = ["model", "SLA", "CPU workers", "static QPS", "tuned CPU QPS", "CPU / static"]
+    head = ["model", "precision", "SLA", "CPU workers", "static QPS", "tuned CPU QPS", "CPU / static"]
     if args.accelerator != "none":
         head += [f"tuned +{args.accelerator} QPS", "offload / static"]
     head.append("B climb (search QPS)")
     if args.accelerator != "none":
         head.append("Q climb")
-    head.append("wall")
+    head += ["wall", "load average at the end"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     print("\n".join(lines), flush=True)
     options: tuple[tuple[str, str], ...] = (("cpu_backend", args.cpu_backend),)
     if args.accelerator != "none":
         options += (("accelerator", args.accelerator),)
     ratios: list[tuple[float, float]] = []
-    for model in models:
-        data = tune_one(args, model, options, tuple(int(b) for b in args.batch_sizes.split(",")), model)
+    for model, precision in [(m, p) for m in models for p in args.precisions.split(",")]:
+        data = tune_one(args, model, options, tuple(int(b) for b in args.batch_sizes.split(",")), f"{model}-{precision}", precision)
         lines.append(row(data, args.accelerator))
         print(lines[-1], flush=True)
         s = data["static"]["qps"]

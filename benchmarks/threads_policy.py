@@ -9,8 +9,14 @@ after it), so noise from the rest of the machine lands on all of them alike.
 Server rows give LoadGen's p95/p99 at a fixed load and its verdict; Offline rows give items/s. CPU
 is the child's user+system time over its wall time (100% = one core).
 
+``--precisions fp32,int8`` runs every policy at each precision, alternating within the round, so the
+policy is measured at the precision it is the default for; ``--processes`` adds one worker process
+per core (``suite run --processes N``, each process one thread) beside the threads of one process;
+``--busy no`` leaves out the competing process (on a box other jobs already load).
+
     .venv/bin/python benchmarks/threads_policy.py [--seconds 12] [--qps 60] [--offline-qps auto]
         [--rounds torch-cpu=2,onnxruntime=1] [--backends torch-cpu,onnxruntime] [--model dlrm-rmc1] [--scale small]
+        [--precisions fp32] [--processes] [--busy both|no]
 """
 
 from __future__ import annotations
@@ -37,9 +43,11 @@ class Policy:
     #: torch-cpu: OMP_WAIT_POLICY ('': libgomp's default, spin 300,000 times then sleep);
     #: onnxruntime: PASSIVE sets ``allow_spinning=0``.
     wait: str = ""
+    #: worker processes (``suite run --processes``), each with ``threads`` threads; 0: threads of one process.
+    processes: int = 0
 
 
-def policies(cores: int) -> list[Policy]:
+def policies(cores: int, processes: bool = False) -> list[Policy]:
     """The candidates; ``cores - 1`` equals 1 on a 2-core machine and is then left out."""
     out = [
         Policy(f"threads={cores} workers=1 (old default)", cores, 1),
@@ -50,6 +58,8 @@ def policies(cores: int) -> list[Policy]:
     ]
     if cores > 2:
         out.insert(2, Policy(f"threads={cores - 1} workers=1", cores - 1, 1))
+    if processes:
+        out.append(Policy(f"processes={cores} threads=1 passive", 1, 1, "PASSIVE", processes=cores))
     return out
 
 
@@ -77,7 +87,9 @@ def child(spec: dict[str, object]) -> None:
         system="bench",
         user_conf=conf,
         threads=int(str(spec["threads"])),
-        workers=int(str(spec["workers"])),
+        workers=None if spec["processes"] else int(str(spec["workers"])),
+        processes=int(str(spec["processes"])) or None,
+        precision=str(spec.get("precision", "fp32")),
         backend_options=options,
         overwrite=True,
         progress=False,
@@ -146,6 +158,9 @@ def main() -> None:
     parser.add_argument("--scenarios", default="Server,Offline")
     parser.add_argument("--model", default="dlrm-rmc1")
     parser.add_argument("--scale", default="small")
+    parser.add_argument("--precisions", default="fp32", help="precisions, alternating within each round")
+    parser.add_argument("--processes", action="store_true", help="also one worker process per core")
+    parser.add_argument("--busy", default="both", choices=("both", "no"), help="also beside a process spinning one core")
     args = parser.parse_args()
     if args.child:
         child(json.loads(args.child))
@@ -153,23 +168,26 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     out = Path(tempfile.mkdtemp(prefix="recsuite-threads-"))
     print(f"# {cores} cores, load average {os.getloadavg()}, {args.model} {args.scale}, {args.seconds:g}-s runs, "
-          f"Server at {args.qps:g} QPS, rounds {args.rounds}, scratch {out}", flush=True)
+          f"Server at {args.qps:g} QPS, rounds {args.rounds}, precisions {args.precisions}, scratch {out}", flush=True)
     rounds = {k: int(v) for k, _, v in (p.partition("=") for p in args.rounds.split(","))}
     rows: list[dict[str, object]] = []
     for backend in args.backends.split(","):
-        cands = policies(cores)
+        cands = policies(cores, args.processes)
         if backend == "onnxruntime":  # its intra-op pool: spinning or not, and one thread per worker
             cands = [p for p in cands if p.threads == cores or (p.workers == cores and not p.wait)]
+        loads = (False, True) if args.busy == "both" else (False,)
         for r in range(rounds.get(backend, 1)):
             for scenario in args.scenarios.split(","):
-                order = cands if r % 2 == 0 else list(reversed(cands))
-                for busy in (False, True) if r % 2 == 0 else (True, False):
-                    for pol in order:
+                order = [(pol, prec) for pol in cands for prec in args.precisions.split(",")]
+                order = order if r % 2 == 0 else list(reversed(order))
+                for busy in loads if r % 2 == 0 else loads[::-1]:
+                    for pol, prec in order:
                         spec = {"backend": backend, "scenario": scenario, "model": args.model, "scale": args.scale,
-                                "qps": args.qps if scenario == "Server" else args.offline_qps,
+                                "qps": args.qps if scenario == "Server" else args.offline_qps, "precision": prec,
                                 "seconds": args.seconds, "out": str(out), **asdict(pol)}
                         row = one(spec, busy, limit_s=args.seconds * 6 + 120)
-                        row.update(backend=backend, scenario=scenario, policy=pol.name, busy=busy, round=r)
+                        row.update(backend=backend, scenario=scenario, policy=pol.name, precision=prec, busy=busy, round=r,
+                                   load=os.getloadavg()[0])
                         rows.append(row)
                         print(json.dumps(row), flush=True)
     print(f"# load average at the end {os.getloadavg()}")
@@ -180,20 +198,21 @@ def table(rows: list[dict[str, object]]) -> None:
     """One Markdown row per (backend, scenario, policy, load): every round's numbers side by side."""
     keys: dict[tuple[object, ...], list[dict[str, object]]] = {}
     for row in rows:
-        keys.setdefault((row["backend"], row["scenario"], row["policy"], row["busy"]), []).append(row)
-    print("\n| backend | scenario | policy | load | p95 ms | p99 ms | verdict | items/s | CPU % |")
-    print("| --- | --- | --- | --- | ---: | ---: | --- | ---: | ---: |")
-    for (backend, scenario, policy, busy), group in keys.items():
+        keys.setdefault((row["backend"], row["scenario"], row.get("precision", "fp32"), row["policy"], row["busy"]), []).append(row)
+    print("\n| backend | scenario | precision | policy | load | p95 ms | p99 ms | verdict | items/s | CPU % | load avg |")
+    print("| --- | --- | --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: |")
+    for (backend, scenario, precision, policy, busy), group in keys.items():
         def cell(key: str, fmt: str) -> str:
             return " / ".join("err" if "error" in g else format(float(str(g[key])), fmt) for g in group)
         verdict = " / ".join("err" if "error" in g else ("VALID" if g["valid"] else "INVALID") for g in group)
         load = "1 core busy" if busy else "quiet"
+        avg = " / ".join(format(float(str(g.get("load", "nan"))), ".1f") for g in group)
         if scenario == "Server":
-            print(f"| {backend} | Server | {policy} | {load} | {cell('p95_ms', '.1f')} | {cell('p99_ms', '.1f')} | "
-                  f"{verdict} | | {cell('cpu_pct', '.0f')} |")
+            print(f"| {backend} | Server | {precision} | {policy} | {load} | {cell('p95_ms', '.1f')} | {cell('p99_ms', '.1f')} | "
+                  f"{verdict} | | {cell('cpu_pct', '.0f')} | {avg} |")
         else:
-            print(f"| {backend} | Offline | {policy} | {load} | | | {verdict} | {cell('items_per_s', ',.0f')} | "
-                  f"{cell('cpu_pct', '.0f')} |")
+            print(f"| {backend} | Offline | {precision} | {policy} | {load} | | | {verdict} | {cell('items_per_s', ',.0f')} | "
+                  f"{cell('cpu_pct', '.0f')} | {avg} |")
 
 
 if __name__ == "__main__":

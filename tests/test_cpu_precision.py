@@ -18,7 +18,7 @@ from suite.datasets.batch import Batch
 from suite.datasets.multihot import model_inputs
 from suite.errors import BackendUnavailableError, ConfigError
 from suite.models import ModelSpec
-from suite.models.int8 import ByteRowwiseBag, Int8Linear
+from suite.models.int8 import ByteRowwiseBag, FusedCrossNet, Int8Linear, fuse_relu
 
 RUN = ["run", "--scale", "tiny", "--profile", "smoke", "--no-progress", "--scenario", "offline"]
 
@@ -57,19 +57,50 @@ def test_int8_linear_is_close_to_fp32_and_uses_the_full_8_bits() -> None:
     assert float((quantized - exact).abs().max()) < 0.02 * float(exact.abs().max())
 
 
+def test_relu_folds_into_the_int8_layer_before_it() -> None:
+    mlp = torch.nn.Sequential(Int8Linear(torch.nn.Linear(32, 16)), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    x = torch.randn(8, 32)
+    with torch.inference_mode():
+        unfused = mlp(x)
+        assert fuse_relu(mlp) == 1 and mlp[0].relu and isinstance(mlp[1], torch.nn.Identity)
+        assert torch.equal(mlp(x), unfused)
+
+
+def test_the_fused_cross_network_computes_dlrm_v2s() -> None:
+    from suite.models.dlrm_v2 import LowRankCrossNet
+    from suite.models.init import Init
+
+    cross = LowRankCrossNet(48, 3, 8, Init())  # drawn by torch.nn defaults: Init records, it does not draw
+    x = torch.randn(16, 48)
+    with torch.inference_mode():
+        torch.testing.assert_close(FusedCrossNet(cross.down, cross.up)(x), cross(x), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("model", ["dlrm-rmc1", "dien", "mtwnd"])
 def test_torch_cpu_bf16_and_int8_follow_fp32(model: str) -> None:
     spec = ModelSpec(name=model, scale="tiny")
     items = generated(spec, 128)
     fp32, _ = scores("torch-cpu", spec, items, "fp32")
-    for precision, options, tolerance in [("bf16", (), 0.01), ("int8", (), 0.04), ("int8", (("dense", "bf16"),), 0.01)]:
+    for precision, options, tolerance in [("bf16", (), 0.01), ("int8", (), 0.04), ("int8", (("dense", "bf16"),), 0.01),
+                                          ("int8", (("rows", "fp32"),), 0.04)]:
         out, info = scores("torch-cpu", spec, items, precision, options)
         assert out.dtype == np.float32 and out.shape == fp32.shape
         assert float(np.abs(out - fp32).max()) < tolerance, (precision, options)
         assert np.corrcoef(out.ravel(), fp32.ravel())[0, 1] > 0.999
         if precision == "int8":
-            assert info["precision"] == "int8" and info["int8"]["embedding_rows"].startswith("uint8, per-row fp32 scale and bias")
-            assert info["int8"]["dense"].startswith("bf16" if options else "dynamic int8")
+            rows = "fp32 (" if ("rows", "fp32") in options else "uint8, per-row fp32 scale and bias"
+            assert info["precision"] == "int8" and info["int8"]["embedding_rows"].startswith(rows)
+            assert info["int8"]["dense"].startswith("bf16" if ("dense", "bf16") in options else "dynamic int8")
+
+
+def test_byte_rowwise_bag_builds_its_offsets_once_per_shape() -> None:
+    bag = ByteRowwiseBag(torch.nn.EmbeddingBag(50, 8, mode="sum"))
+    ids = torch.randint(0, 50, (6, 4), dtype=torch.int32)
+    with torch.inference_mode():
+        first = bag(ids)
+        cached = bag.offsets(6, 4, torch.int32)
+        assert torch.equal(bag(ids), first) and bag.offsets(6, 4, torch.int32) is cached
+        assert cached.tolist() == [0, 4, 8, 12, 16, 20]
 
 
 def test_onnxruntime_int8_follows_fp32_and_says_how(data_dir: Path) -> None:
@@ -95,6 +126,9 @@ def test_int8_passes_the_accuracy_gate_in_a_real_run(runner: CliRunner, results:
 @pytest.mark.parametrize(("args", "message"), [
     (["--backend", "torch-cpu", "--option", "dense=bf16"], "Error: 'dense' applies only with --precision int8 (got --precision fp32)"),
     (["--backend", "torch-cpu", "--precision", "int8", "--option", "dense=int4"], "Error: 'dense' must be one of ['bf16', 'int8'] (got 'int4')"),
+    (["--backend", "torch-cpu", "--precision", "bf16", "--option", "rows=fp32"], "Error: 'rows' applies only with --precision int8 (got --precision bf16)"),
+    (["--backend", "torch-cpu", "--precision", "int8", "--option", "rows=fp32", "--option", "dense=bf16"],
+     "Error: 'rows=fp32' applies only with dense=int8 (got dense=bf16; bf16 throughout is --precision bf16)"),
     (["--backend", "onnxruntime", "--option", "quantization=qdq"],
      "Error: 'quantization' applies only with --precision int8 (got --precision fp32)"),
     (["--backend", "onnxruntime", "--precision", "bf16"], "Error: 'precision' must be one of ['fp32', 'int8'] on onnxruntime (got 'bf16')"),

@@ -180,6 +180,29 @@ def test_worker_processes_running_each_cpu_backend_score_like_the_reference(cpu_
             np.testing.assert_allclose(sched.predict(query), reference.predict(query), rtol=1e-4, atol=1e-5)
         assert sched.stats["cpu_requests"] == 4 + 1 + 11
 
+def test_worker_processes_run_at_the_runs_precision(tiny_items: Batch) -> None:
+    """Every CPU worker process is built with the run's --precision: int8 workers score like a
+    torch-cpu int8 backend on the same query, not like the fp32 reference."""
+    def single(precision: str) -> Backend:
+        backend = get_backend("torch-cpu")(BackendConfig(model=TINY, threads=1, precision=precision))
+        backend.load()
+        return backend
+
+    int8, fp32 = single("int8"), single("fp32")
+    query = Batch.of_spans(tiny_items, [(100, 400)])
+    with DeepRecSchedBackend(BackendConfig(model=TINY, threads=2, precision="int8", options=(("batch_items", "0"),))) as sched:
+        sched.load()
+        sched.attach_items(tiny_items)
+        info = sched.info().to_dict()
+        assert info["precision"] == "int8" and info["cpu_worker"]["precision"] == "int8"
+        assert info["cpu_worker"]["int8"]["embedding_rows"].startswith("uint8, per-row fp32 scale and bias")
+        answers = [sched.predict(query) for _ in range(4)]  # whole queries (batch_items=0): one request each
+    assert sched.stats["cpu_requests"] == 4
+    for answer in answers:
+        np.testing.assert_allclose(answer, int8.predict(query), rtol=1e-5, atol=1e-6)
+        assert float(np.abs(answer - fp32.predict(query)).max()) > 1e-4
+
+
 
 def test_an_accelerator_error_reaches_the_query_and_the_next_query_runs(
     stub_accel: type[StubAccelerator], tiny_items: Batch, monkeypatch: pytest.MonkeyPatch

@@ -227,7 +227,7 @@ def test_read_only_output_exits_2_before_loading(runner: CliRunner, tmp_path: Pa
 @pytest.mark.parametrize(
     ("backend", "options", "message"),
     [
-        ("torch-cpu", ["foo=bar"], "'option' must be one of ['dense'] for backend 'torch-cpu' (got 'foo')"),
+        ("torch-cpu", ["foo=bar"], "'option' must be one of ['dense', 'rows'] for backend 'torch-cpu' (got 'foo')"),
         ("onnxruntime", ["foo=bar"],
          "'option' must be one of ['allow_spinning', 'inter_op_threads', 'lowering', 'opt_level', 'provider', 'quantization'] for backend 'onnxruntime' (got 'foo')"),
         ("onnxruntime", ["opt_level=max"], "'opt_level' must be one of ['all', 'basic', 'disable', 'extended'] (got 'max')"),

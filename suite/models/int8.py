@@ -32,6 +32,11 @@ from torch.ao.quantization.qconfig import default_dynamic_qconfig
 #: 99.86-99.91% as batches form) or ``bf16`` (weights and activations; every model passes 99.9%).
 #: Measured in benchmarks/cpu.py and LoadGen accuracy runs (docs/cpu-speed.md).
 DENSE = ("int8", "bf16")
+#: How the embedding rows are stored beside int8 dense layers: ``int8`` (uint8 with a per-row scale and
+#: bias: a third of fp32's bytes) or ``fp32`` (the model's own rows). On this CPU a gather is bound by
+#: the rows it visits, not their bytes: fbgemm's byte-rowwise pooling ran DLRM-RMC1's 40-byte rows no
+#: faster than its 128-byte fp32 rows (docs/cpu-speed.md), so fp32 rows cost memory, not time there.
+ROWS = ("int8", "fp32")
 
 
 class Int8Linear(nn.Module):
@@ -42,9 +47,10 @@ class Int8Linear(nn.Module):
     the reference AUC here at the same speed.
     """
 
-    def __init__(self, linear: nn.Linear) -> None:
+    def __init__(self, linear: nn.Linear, relu: bool = False) -> None:
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.relu = relu
         weight = linear.weight.detach().float()
         scale = (weight.abs().amax(dim=1) / 127).clamp_min(1e-12).double()
         zero = torch.zeros(self.out_features, dtype=torch.long)
@@ -55,8 +61,41 @@ class Int8Linear(nn.Module):
         self.packed = torch.ops.quantized.linear_prepack(qweight, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = torch.ops.quantized.linear_dynamic(x, self.packed, False)
+        op = torch.ops.quantized.linear_relu_dynamic if self.relu else torch.ops.quantized.linear_dynamic
+        out: torch.Tensor = op(x, self.packed, False)
         return out
+
+
+def fuse_relu(model: nn.Module) -> int:
+    """Fold every ``nn.ReLU`` that follows an :class:`Int8Linear` in an ``nn.Sequential`` into it
+    (fbgemm's ``linear_relu_dynamic`` clamps while it writes the output: one pass over the
+    activations fewer); the ReLU becomes an ``nn.Identity``. Returns how many were folded."""
+    folded = 0
+    for module in model.modules():
+        if isinstance(module, nn.Sequential):
+            layers = list(module)
+            for i in range(len(layers) - 1):
+                if isinstance(layers[i], Int8Linear) and isinstance(layers[i + 1], nn.ReLU):
+                    layers[i].relu = True  # type: ignore[assignment]  # nn.Module.__setattr__ is typed for tensors and modules
+                    module[i + 1] = nn.Identity()
+                    folded += 1
+    return folded
+
+
+class FusedCrossNet(nn.Module):
+    """DLRM-v2's low-rank cross network (:class:`suite.models.dlrm_v2.LowRankCrossNet`) with
+    ``x0 * up(down(x)) + x`` as one ``addcmul`` (one pass over the 3456-wide activations instead
+    of a multiply and an add: the two took a fifth of int8 dlrm-v2's time here)."""
+
+    def __init__(self, down: nn.ModuleList, up: nn.ModuleList) -> None:
+        super().__init__()
+        self.down, self.up = down, up
+
+    def forward(self, x0: torch.Tensor) -> torch.Tensor:
+        x = x0
+        for down, up in zip(self.down, self.up, strict=True):
+            x = torch.addcmul(x, x0, up(down(x)))
+        return x
 
 
 class ByteRowwiseBag(nn.Module):
@@ -74,11 +113,21 @@ class ByteRowwiseBag(nn.Module):
         self.num_embeddings, self.embedding_dim = bag.weight.shape
         packed = torch.ops.quantized.embedding_bag_byte_prepack(bag.weight.detach().float().contiguous())
         self.register_buffer("packed", packed)
+        self._offsets: dict[tuple[int, int, torch.dtype], torch.Tensor] = {}
+
+    def offsets(self, n: int, per_bag: int, dtype: torch.dtype) -> torch.Tensor:
+        """The bag starts of ``n`` bags of ``per_bag`` ids, built once per shape (a run sees a few)."""
+        key = (n, per_bag, dtype)
+        if key not in self._offsets:
+            if len(self._offsets) >= 64:
+                self._offsets.clear()
+            self._offsets[key] = torch.arange(0, n * per_bag, per_bag, dtype=dtype)
+        return self._offsets[key]
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         n, per_bag = ids.shape
         flat = ids.reshape(-1)
-        offsets = torch.arange(0, n * per_bag, per_bag, dtype=flat.dtype)
+        offsets = self.offsets(n, per_bag, flat.dtype)
         pooled: torch.Tensor = torch.ops.quantized.embedding_bag_byte_rowwise_offsets(
             self.packed, flat, offsets, False, 0, False, None, None, False
         )
@@ -91,13 +140,15 @@ class Int8Plan:
 
     tables: int
     dense: str
+    rows: str
     linear_int8: int
     linear_fp32: int
     recurrent_int8: int
     engine: str
 
     def to_dict(self) -> dict[str, object]:
-        rows = f"uint8, per-row fp32 scale and bias ({self.tables} tables)"
+        rows = (f"uint8, per-row fp32 scale and bias ({self.tables} tables)" if self.rows == "int8"
+                else f"fp32 ({self.tables} tables)")
         if self.dense == "bf16":
             return {"embedding_rows": rows, "dense": "bf16 weights and activations", "calibration": "none"}
         return {
@@ -116,20 +167,24 @@ def _output_layers(model: nn.Module) -> set[str]:
     return {name for name, m in model.named_modules() if isinstance(m, nn.Linear) and m.out_features <= 2}
 
 
-def quantize_int8(model: nn.Module, dense: str = "int8") -> tuple[nn.Module, Int8Plan]:
-    """``model`` (fp32, eval) with int8 embedding rows and ``dense`` layers (one of :data:`DENSE`),
-    converted in place; and the plan. With ``dense="bf16"`` the model takes bf16 dense input."""
+def quantize_int8(model: nn.Module, dense: str = "int8", rows: str = "int8") -> tuple[nn.Module, Int8Plan]:
+    """``model`` (fp32, eval) with ``rows`` embedding rows (one of :data:`ROWS`) and ``dense`` layers
+    (one of :data:`DENSE`), converted in place; and the plan. With ``dense="bf16"`` the model takes
+    bf16 dense input (and its rows are int8: bf16 everywhere else is ``--precision bf16``)."""
     if dense not in DENSE:
         raise ValueError(f"'dense' must be one of {list(DENSE)} (got {dense!r})")
+    if rows not in ROWS or (rows == "fp32" and dense == "bf16"):
+        raise ValueError(f"'rows' must be one of {list(ROWS)}, and int8 with dense bf16 (got {rows!r})")
     out_dtype = torch.bfloat16 if dense == "bf16" else torch.float32
     tables = 0
     for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, nn.EmbeddingBag):
-                setattr(module, child_name, ByteRowwiseBag(child, out_dtype))
+                if rows == "int8":
+                    setattr(module, child_name, ByteRowwiseBag(child, out_dtype))
                 tables += 1
     if dense == "bf16":
-        plan = Int8Plan(tables=tables, dense=dense, linear_int8=0, linear_fp32=0, recurrent_int8=0, engine="none")
+        plan = Int8Plan(tables=tables, dense=dense, rows=rows, linear_int8=0, linear_fp32=0, recurrent_int8=0, engine="none")
         return model.to(torch.bfloat16), plan  # the uint8 rows are not floating point: .to leaves them
     torch.backends.quantized.engine = "x86"
     keep = _output_layers(model)
@@ -139,11 +194,18 @@ def quantize_int8(model: nn.Module, dense: str = "int8") -> tuple[nn.Module, Int
             if isinstance(child, nn.Linear) and f"{prefix}.{child_name}".lstrip(".") not in keep:
                 setattr(module, child_name, Int8Linear(child))
                 linears += 1
+    fuse_relu(model)
+    from suite.models.dlrm_v2 import LowRankCrossNet
+
+    for module in list(model.modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, LowRankCrossNet):
+                setattr(module, child_name, FusedCrossNet(child.down, child.up))
     grus = {name: default_dynamic_qconfig for name, m in model.named_modules() if isinstance(m, nn.GRU)}
     if grus:  # DIEN's extractor: torch's dynamically quantized GRU (per-tensor int8 weights)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
             model = quantize_dynamic(model, grus, dtype=torch.qint8, inplace=True)  # type: ignore[no-untyped-call]  # torch.ao.quantization is untyped
-    plan = Int8Plan(tables=tables, dense=dense, linear_int8=linears, linear_fp32=len(keep), recurrent_int8=len(grus),
+    plan = Int8Plan(tables=tables, dense=dense, rows=rows, linear_int8=linears, linear_fp32=len(keep), recurrent_int8=len(grus),
                     engine=torch.backends.quantized.engine)
     return model, plan
