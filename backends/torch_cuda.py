@@ -15,6 +15,10 @@ pinned host memory that the GPU addresses directly, and a batch sends only its r
 gathers the batch's rows across PCIe itself (the host-to-device transfer is still timed), so the
 host spends microseconds, not a 15 MB memcpy, on a 16,384-item batch. With ``start_from_device=1``
 the packed dataset lives in device memory.
+
+Size: this module is over 450 lines because the lanes, the graphs captured on them and the batcher
+defaults measured from their replays are one object's state, made at load and read per batch;
+the packing is in ``suite.backends.packed`` and the kernels in ``suite.backends.kernels``.
 """
 
 from __future__ import annotations
