@@ -159,8 +159,9 @@ _OPTIONS: dict[str, Any] = {
     "option": click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Backend-specific option (see `suite backends`; suite tune keeps them fixed)."),
     "devices": click.option(
         "--devices",
-        help="torch-cuda on several GPUs: all | N (the first N) | 0,2 (these); one worker process per GPU, "
-        "LoadGen and the batcher in this one [default: one GPU, threads of this process].",
+        help="GPU backends: all | N (the first N) | 0,2 (these): one worker process per GPU, LoadGen and the "
+        "batcher in this one; in-process: the backend in this process on one GPU [default: all in Offline and "
+        "Server, in-process in SingleStream and MultiStream].",
     ),
     "processes": click.option(
         "--processes",

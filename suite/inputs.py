@@ -173,15 +173,20 @@ def check_writable_dir(what: str, path: Path) -> None:
 MAX_DEVICES = 1024
 
 
+#: ``--devices in-process``: the GPU backend in the driver process, on cuda:0, no worker process.
+IN_PROCESS = "in-process"
+
+
 def parse_devices_text(text: object) -> str | int | tuple[int, ...]:
-    """``--devices`` before any GPU is counted: ``"all"``, a count N >= 1, or distinct GPU indices
-    (``0,2``), which come back as a tuple even for one index (``--devices 1`` is a count)."""
-    form = f"'devices' must be all, a count N in [1, {MAX_DEVICES}] or GPU indices like 0,2 (got {text!r})"
+    """``--devices`` before any GPU is counted: ``"all"``, :data:`IN_PROCESS`, a count N >= 1, or
+    distinct GPU indices (``0,2``), which come back as a tuple even for one index (``--devices 1``
+    is a count)."""
+    form = f"'devices' must be all, a count N in [1, {MAX_DEVICES}], GPU indices like 0,2 or {IN_PROCESS} (got {text!r})"
     if not isinstance(text, str):
         raise ConfigError(form)
     s = text.strip()
-    if s == "all":
-        return "all"
+    if s in ("all", IN_PROCESS):
+        return s
     if "," not in s:
         if not (s.isascii() and s.isdigit()) or not 1 <= int(s) <= MAX_DEVICES:
             raise ConfigError(form)

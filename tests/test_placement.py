@@ -165,9 +165,9 @@ def test_a_concurrent_worker_overlaps_its_requests(items: Batch) -> None:
     ("args", "message"),
     [
         (["--backend", "torch-cuda", "--devices", "x"],
-         "Error: 'devices' must be all, a count N in [1, 1024] or GPU indices like 0,2 (got 'x')"),
+         "Error: 'devices' must be all, a count N in [1, 1024], GPU indices like 0,2 or in-process (got 'x')"),
         (["--backend", "torch-cuda", "--devices", "0"],
-         "Error: 'devices' must be all, a count N in [1, 1024] or GPU indices like 0,2 (got '0')"),
+         "Error: 'devices' must be all, a count N in [1, 1024], GPU indices like 0,2 or in-process (got '0')"),
         (["--backend", "torch-cuda", "--devices", "0,0"], "Error: 'devices' names cuda:0 twice (got '0,0')"),
         (["--backend", "torch-cpu", "--devices", "2"], "Error: 'devices' needs a GPU backend (got 'torch-cpu', which runs on cpu)"),
         (["--backend", "torch-cuda", "--devices", "2", "--processes", "2"],
@@ -219,3 +219,50 @@ def test_two_gpus_give_the_scores_of_one(items: Batch) -> None:
         assert [w["device"] for w in placement.worker_info][0] == placement.worker_info[1]["device"]
     finally:
         placement.close()
+
+
+@pytest.mark.parametrize(
+    ("backend", "scenario", "options", "gpus", "devices"),
+    [
+        ("torch-cuda", "server", {}, 1, "all"),
+        ("torch-cuda", "offline", {}, 2, "all"),
+        ("torch-cuda", "singlestream", {}, 1, None),  # one query in flight: the round trip would only add latency
+        ("torch-cuda", "server", {"devices": "in-process"}, 1, "in-process"),
+        ("torch-cuda", "server", {"devices": "1"}, 2, "1"),
+        ("torch-cuda", "server", {}, 0, None),  # no GPU: the backend's own load says why
+        ("torch-cpu", "server", {}, 1, None),
+        ("deeprecsched", "server", {}, 1, None),
+    ],
+)
+def test_a_gpu_backend_runs_one_process_per_gpu_unless_told(
+    monkeypatch: pytest.MonkeyPatch, backend: str, scenario: str, options: dict[str, str], gpus: int, devices: str | None
+) -> None:
+    """Offline and Server on a GPU backend place one worker process per visible GPU by default (in
+    the driver the lanes contend with LoadGen's issue thread for the GIL: measured INVALID in
+    Server at 0.9x Offline, VALID in a worker process); ``--devices in-process`` keeps it here."""
+    from suite.config import RunConfig, Scenario
+    from suite.placement import backend as placement_backend
+
+    monkeypatch.setattr(placement_backend, "cuda_device_count", lambda: gpus)
+    config = RunConfig(model=TINY, backend=backend, scenario=Scenario.parse(scenario), devices=options.get("devices"))
+    chosen = placement_backend.default_devices(config, get_backend(backend))
+    assert chosen.devices == devices
+    assert placement_backend.placed_here(chosen) == (devices not in (None, "in-process"))
+
+
+def test_in_process_places_no_worker() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_devices("in-process", 1)
+    assert str(err.value) == "'devices' in-process places no worker (the backend runs in this process)"
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize(("extra", "placement"), [((), "processes"), (("--devices", "in-process"), "threads")])
+def test_torch_cuda_server_places_itself_by_default(runner: CliRunner, tmp_path: Path, extra: tuple[str, ...], placement: str) -> None:
+    result = runner.invoke(cli, ["run", *SMOKE, "--backend", "torch-cuda", "--scenario", "server", "--target-qps", "100",
+                                 "--system", "gpu", "--output", str(tmp_path), *extra])
+    run_dir = tmp_path / "gpu" / "dlrm-rmc1" / "Server" / "performance" / "run_1"
+    data = json.loads((run_dir / "result.json").read_text())
+    assert result.exit_code == 0, result.stderr
+    assert data["placement"]["name"] == placement
+    assert data["config"]["devices"] == (extra[1] if extra else "all")

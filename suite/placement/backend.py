@@ -9,6 +9,7 @@ worker 0), the placement (``placement``) and the worker count.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 from suite.backends.base import Backend, BackendConfig, BackendInfo, BatchDefaults
 from suite.datasets.batch import Batch
 from suite.errors import ConfigError
-from suite.inputs import parse_devices_text
+from suite.inputs import IN_PROCESS, parse_devices_text
 from suite.placement.base import Placement, PlacementInfo, Request, WorkerSpec
 
 #: Harness threads per worker when the inner backend declares none: one batch in flight and one
@@ -33,6 +34,8 @@ def parse_devices(text: str, available: int) -> tuple[int, ...]:
         ConfigError: malformed, repeated, or more/other GPUs than the ``available`` ones.
     """
     wanted = parse_devices_text(text)
+    if wanted == IN_PROCESS:
+        raise ConfigError(f"'devices' {IN_PROCESS} places no worker (the backend runs in this process)")
     if wanted == "all":
         if available < 1:
             raise ConfigError("'devices' all found no CUDA GPU on this host")
@@ -179,6 +182,34 @@ def cuda_device_count() -> int:
     return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
 
 
+#: Scenarios in which a GPU backend runs in one worker process per GPU unless ``--devices`` says
+#: otherwise. Measured on one H200 (dlrm-v2 fp8, Server at 0.9x Offline): in the driver process the
+#: lanes' staging and launches contend with LoadGen's issue thread for the GIL (issues 333 ms
+#: apart, INVALID, p99 84 s over 300 s); in a worker process the same load held for 300 s at a p99
+#: of 9.4 ms, and Offline was the same either way (39,622 against 39,446 samples/s). SingleStream
+#: and MultiStream keep one query in flight, with no contention to remove, and the worker's round
+#: trip (about 0.1 ms) would add to every query's latency.
+PLACED_BY_DEFAULT = ("Offline", "Server")
+
+
+def default_devices(config: Any, backend_cls: type[Backend]) -> Any:
+    """``config`` (a ``RunConfig``) with ``devices="all"`` where a GPU backend (``device_kind``
+    ``cuda``) runs a :data:`PLACED_BY_DEFAULT` scenario and no placement was asked for and a GPU is
+    visible; otherwise ``config`` as it is (without a GPU the backend's own load says why it cannot run)."""
+    if (backend_cls.device_kind != "cuda" or config.devices is not None or config.processes is not None
+            or config.cluster is not None or config.scenario.value not in PLACED_BY_DEFAULT):
+        return config
+    if cuda_device_count() < 1:
+        return config
+    return dataclasses.replace(config, devices="all")
+
+
+def placed_here(config: Any) -> bool:
+    """Whether ``config`` (a ``RunConfig``) places its backend's workers on this host (``--devices``
+    other than ``in-process``, or ``--processes``)."""
+    return (config.devices is not None and config.devices != IN_PROCESS) or config.processes is not None
+
+
 def check_fits(config: Any, backend_cls: type[Backend]) -> None:
     """Refuse ``--devices``, ``--processes`` or ``--cluster`` (``config`` a ``RunConfig``) for a
     backend whose ``device_kind`` they do not fit: ``--devices`` places a GPU backend (``cuda``),
@@ -195,7 +226,7 @@ def check_fits(config: Any, backend_cls: type[Backend]) -> None:
 
 
 def placed(config: Any, backend_cls: type[Backend], cores: int) -> tuple[PlacedBackend, int, int]:
-    """The backend of a ``--devices`` or ``--processes`` run (``config`` a ``RunConfig``), and the
+    """The backend of a ``--devices`` (other than ``in-process``) or ``--processes`` run (``config`` a ``RunConfig``), and the
     (intra-op threads per worker, harness threads) it runs with.
 
     Raises:
