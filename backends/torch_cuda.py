@@ -52,15 +52,20 @@ REQUEST_LANES = 4
 #: Batch sizes, in requests, timed at load for a model that runs eagerly under a batch cap (its
 #: jagged batches cannot be graphed, so there is no replay to time); the cap itself is added.
 EAGER_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-#: Server for such a model: one batch on the device at a time (``batches_in_flight`` 1; the next
-#: batch keeps filling until the device takes it, so under load batches grow to what arrived during
-#: the last one instead of queueing), no wait, and batches no longer than this share of the latency
-#: bound. A query waits at most for the rest of the batch in service and then its own: 2 x 3/8 of
-#: the bound, the last quarter for the host and the tail. A larger cap is only used when the load
-#: needs it; a smaller one would cap throughput below the load (each eager batch has a fixed cost).
-#: Without it (the first H200 run: every lane at once, batches of whatever was queued, mean 3.2
-#: requests), dlrm-v3 Server at 0.9x Offline had a p99 of 145 ms against 80.
-EAGER_SERVER_SHARE = 3 / 8
+#: Server for such a model: two batches on the device at most (``batches_in_flight``; the next
+#: batch keeps filling until one of them is done, so under load batches grow to what arrived
+#: meanwhile instead of queueing), no wait, and batches whose time alone is at most this share of
+#: the latency bound. A query waits for at most the rest of one batch time while its batch fills,
+#: then for the batch ahead of it and its own on the shared device: three batch times.
+#: Measured on the H200 (benchmarks/results/dlrm_v3_h200/run2), one batch at a time cannot keep
+#: up whatever the cap: a batch alone takes 6.4 ms for 1 request, 23.5 for 8 and 32.8 for 11
+#: (2.6 ms a request plus about 3.7 ms a batch: eager dispatch, syncs, staging), so one at a time
+#: tops out near 310 requests/s, while Offline overlaps four batches and makes 350. At 0.9x that
+#: (315/s), batches of 8 one at a time completed 304/s and the queue grew (p99 2.0 s); before,
+#: every lane at once with batches of whatever was queued (mean 3.2) gave p99 145 ms. Two in
+#: flight is the next step; it was not measured (no device time left in that session).
+EAGER_SERVER_IN_FLIGHT = 2
+EAGER_SERVER_SHARE = 1 / 3
 #: fp8's storage dtype is bf16: the fused kernels (suite.backends.kernels) quantize what runs in fp8.
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp8": torch.bfloat16}
 #: Batch sizes CUDA graphs are captured for; a batch is padded up to the next one, and one larger
@@ -110,7 +115,8 @@ def _batch_cap(spec: Any) -> int | None:
     return cap
 
 
-def eager_server_batching(target_latency_ns: int, batch_ms: dict[int, float], workers: int, in_flight: int = 1) -> BatchDefaults:
+def eager_server_batching(target_latency_ns: int, batch_ms: dict[int, float], workers: int,
+                          in_flight: int = EAGER_SERVER_IN_FLIGHT) -> BatchDefaults:
     """Server's batcher for a model run eagerly under a batch cap, from the wall time of one batch
     per size: the largest size within :data:`EAGER_SERVER_SHARE` of the latency bound (the smallest
     if none is), no wait, at most ``in_flight`` batches on the device (0: every worker)."""
@@ -151,7 +157,7 @@ class TorchCUDABackend(Backend):
     result says why), ``compile`` 0|1 (``torch.compile``; graphs then default to 0), ``lanes`` (streams and
     buffers for that many concurrent batches; default 8, the harness's default workers;
     :data:`REQUEST_LANES` for dlrm-v3), ``in_flight`` (Server batches held at once,
-    :data:`SERVER_IN_FLIGHT`, 1 for dlrm-v3; 0: every lane),
+    :data:`SERVER_IN_FLIGHT`, 2 for dlrm-v3; 0: every lane),
     ``staging`` copy|mapped (default copy: one memcpy into a pinned buffer, then one copy; mapped:
     the GPU gathers a batch's rows from pinned host memory), ``start_from_device`` 0|1 (the
     query library's rows kept in device memory, as MLPerf's ``start_from_device``; recorded, and
@@ -180,7 +186,7 @@ class TorchCUDABackend(Backend):
         "cuda_graphs": Option("CUDA graphs for every batch bucket, captured at load (default 1)", choices=FLAGS),
         "compile": Option("torch.compile the model (graphs then default to 0)", choices=FLAGS),
         "lanes": Option("concurrent batches: streams and pinned buffers (default 8; 4 for dlrm-v3)", lo=1, hi=64),
-        "in_flight": Option("Server batches held at once (default 5; 1 for dlrm-v3; 0: every lane)", lo=0, hi=64),
+        "in_flight": Option("Server batches held at once (default 5; 2 for dlrm-v3; 0: every lane)", lo=0, hi=64),
         "staging": Option("how a batch's rows reach the GPU: copy (default) or mapped (it gathers them from pinned host memory)", choices=STAGINGS),
         "start_from_device": Option("keep the query library's rows in device memory (MLPerf's start_from_device)", choices=FLAGS),
         "fused": Option("DLRM models on the fused Triton kernels (--precision fp8 implies it; default 1 for dlrm-v2 in bf16)", choices=FLAGS),
@@ -385,9 +391,10 @@ class TorchCUDABackend(Backend):
         largest bucket within an eighth of the latency bound, waiting one replay for it to fill, at
         most ``in_flight`` batches at once); without graphs, 2,048 items in Server. A model run
         eagerly under a batch cap (dlrm-v3) gets, in Server, the largest timed bucket within
-        :data:`EAGER_SERVER_SHARE` of the bound, no wait, one batch in flight (option ``in_flight``)."""
+        :data:`EAGER_SERVER_SHARE` of the bound, no wait, :data:`EAGER_SERVER_IN_FLIGHT` batches
+        at once (option ``in_flight``)."""
         if not self._graphs and self._batch_cap is not None and self._bucket_ms and scenario.lower() == "server":
-            in_flight = int(self.config.option("in_flight", "1"))
+            in_flight = int(self.config.option("in_flight", str(EAGER_SERVER_IN_FLIGHT)))
             return eager_server_batching(target_latency_ns, self._bucket_ms, self._lane_count, in_flight)
         in_flight = int(self.config.option("in_flight", str(SERVER_IN_FLIGHT)))
         defaults = accelerator_batching(scenario, target_latency_ns, self._bucket_ms, self._lane_count, in_flight=in_flight)

@@ -64,13 +64,15 @@ def test_packing_a_model_without_dense_features() -> None:
     assert [int(s[0, 0]) for s in layout.unpack(rows)[1]] == list(range(len(sparse)))
 
 
-def test_eager_request_batches_fit_three_eighths_of_the_bound_one_batch_at_a_time() -> None:
-    """dlrm-v3 Server (eager, jagged): the largest timed batch within 3/8 of the bound, no wait,
-    one batch on the device, so a query waits for at most the batch in service and its own."""
-    ms = {1: 4.1, 2: 7.0, 4: 12.5, 8: 23.0, 11: 31.0}
+def test_eager_request_batches_fit_a_third_of_the_bound_two_at_a_time() -> None:
+    """dlrm-v3 Server (eager, jagged): the largest timed batch within a third of the bound, no
+    wait, two batches on the device (one alone cannot hide its host time). The times are the
+    H200's (benchmarks/results/dlrm_v3_h200/run2): 8 requests fit, 11 do not."""
+    ms = {1: 6.3888, 2: 8.3664, 4: 13.1423, 8: 23.5394, 11: 32.7616}
     assert eager_server_batching(80_000_000, ms, 4) == BatchDefaults(max_batch_items=8, batch_timeout_us=0, workers=4,
-                                                                      batches_in_flight=1)
+                                                                      batches_in_flight=2)
     assert eager_server_batching(80_000_000, {1: 45.0, 2: 80.0}, 4).max_batch_items == 1  # none fits: the smallest
+    assert eager_server_batching(80_000_000, ms, 1).batches_in_flight == 1  # never more than the workers
     assert eager_server_batching(80_000_000, ms, 4, in_flight=0).batches_in_flight == 0
 
 
@@ -200,7 +202,7 @@ def test_server_runs_with_graphs_at_a_realistic_rate(results: Path, data_dir: Pa
 
 
 @pytest.mark.cuda
-def test_dlrm_v3_times_its_eager_batches_and_serves_one_at_a_time() -> None:
+def test_dlrm_v3_times_its_eager_batches_and_serves_two_at_a_time() -> None:
     from suite.backends.torch_cuda import TorchCUDABackend
 
     spec = ModelSpec(name="dlrm-v3", scale="tiny")
@@ -209,6 +211,6 @@ def test_dlrm_v3_times_its_eager_batches_and_serves_one_at_a_time() -> None:
     cap = backend._batch_cap
     assert cap is not None and max(backend._bucket_ms) == cap and all(ms > 0 for ms in backend._bucket_ms.values())
     declared = backend.batch_defaults("Server", 80_000_000)
-    assert declared.batches_in_flight == 1 and declared.batch_timeout_us == 0 and declared.max_batch_items <= cap
+    assert declared.batches_in_flight == 2 and declared.batch_timeout_us == 0 and declared.max_batch_items <= cap
     assert backend.batch_defaults("Offline", 80_000_000).max_batch_items == cap
     assert backend.info().extra["lanes"] == 4
