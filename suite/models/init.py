@@ -117,7 +117,8 @@ def materialize(
     model: nn.Module, init: Init, seed: int, *, device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32, threads: int = 0,
 ) -> nn.Module:
-    """Allocate the ``meta`` model's parameters on ``device`` in ``dtype`` and draw them.
+    """Allocate the ``meta`` model's parameters on ``device`` in ``dtype`` and draw them (those whose
+    names start with one of the model's ``KEEP_FP32`` prefixes in fp32 when ``dtype`` is 16-bit).
 
     Every parameter must have been recorded in ``init``; one that was not is a bug in the model.
     """
