@@ -45,6 +45,27 @@ from suite.models import build
 #: BATCH_TOKENS tokens (the plain attention pads a batch to its longest request).
 MAX_BATCH_SAMPLES: dict[str, int] = {"dlrm-v3": 256}
 BATCH_TOKENS = 1 << 17
+#: Lanes (and harness workers) by default for such models: each eager batch of MLPerf-size
+#: requests holds gigabytes of activations (the plain attention's scores alone are 7 GB in bf16 at
+#: 11 requests), and the fused Offline on the H200 reached 351.6 requests/s with four.
+REQUEST_LANES = 4
+#: Batch sizes, in requests, timed at load for a model that runs eagerly under a batch cap (its
+#: jagged batches cannot be graphed, so there is no replay to time); the cap itself is added.
+EAGER_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+#: Server for such a model: two batches on the device at most (``batches_in_flight``; the next
+#: batch keeps filling until one of them is done, so under load batches grow to what arrived
+#: meanwhile instead of queueing), no wait, and batches whose time alone is at most this share of
+#: the latency bound. A query waits for at most the rest of one batch time while its batch fills,
+#: then for the batch ahead of it and its own on the shared device: three batch times.
+#: Measured on the H200 (benchmarks/results/dlrm_v3_h200/run2), one batch at a time cannot keep
+#: up whatever the cap: a batch alone takes 6.4 ms for 1 request, 23.5 for 8 and 32.8 for 11
+#: (2.6 ms a request plus about 3.7 ms a batch: eager dispatch, syncs, staging), so one at a time
+#: tops out near 310 requests/s, while Offline overlaps four batches and makes 350. At 0.9x that
+#: (315/s), batches of 8 one at a time completed 304/s and the queue grew (p99 2.0 s); before,
+#: every lane at once with batches of whatever was queued (mean 3.2) gave p99 145 ms. Two in
+#: flight is the next step; it was not measured (no device time left in that session).
+EAGER_SERVER_IN_FLIGHT = 2
+EAGER_SERVER_SHARE = 1 / 3
 #: fp8's storage dtype is bf16: the fused kernels (suite.backends.kernels) quantize what runs in fp8.
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp8": torch.bfloat16}
 #: Batch sizes CUDA graphs are captured for; a batch is padded up to the next one, and one larger
@@ -94,6 +115,17 @@ def _batch_cap(spec: Any) -> int | None:
     return cap
 
 
+def eager_server_batching(target_latency_ns: int, batch_ms: dict[int, float], workers: int,
+                          in_flight: int = EAGER_SERVER_IN_FLIGHT) -> BatchDefaults:
+    """Server's batcher for a model run eagerly under a batch cap, from the wall time of one batch
+    per size: the largest size within :data:`EAGER_SERVER_SHARE` of the latency bound (the smallest
+    if none is), no wait, at most ``in_flight`` batches on the device (0: every worker)."""
+    budget_ms = target_latency_ns / 1e6 * EAGER_SERVER_SHARE
+    fits = [size for size, ms in batch_ms.items() if ms <= budget_ms]
+    return BatchDefaults(max_batch_items=max(fits, default=min(batch_ms)), batch_timeout_us=0, workers=workers,
+                         batches_in_flight=min(in_flight, workers))
+
+
 @dataclass
 class _Lane:
     """One lane: streams, packed staging buffers and the graphs captured on them."""
@@ -123,8 +155,9 @@ class TorchCUDABackend(Backend):
     ``cuda_graphs`` 0|1 (default 1: one graph per batch bucket and lane, captured at load; 0 runs
     eagerly; a model torch cannot capture falls back to eager unless 1 was asked for, and the
     result says why), ``compile`` 0|1 (``torch.compile``; graphs then default to 0), ``lanes`` (streams and
-    buffers for that many concurrent batches; default 8, the harness's default workers),
-    ``in_flight`` (Server batches held at once, :data:`SERVER_IN_FLIGHT`; 0: every lane),
+    buffers for that many concurrent batches; default 8, the harness's default workers;
+    :data:`REQUEST_LANES` for dlrm-v3), ``in_flight`` (Server batches held at once,
+    :data:`SERVER_IN_FLIGHT`, 2 for dlrm-v3; 0: every lane),
     ``staging`` copy|mapped (default copy: one memcpy into a pinned buffer, then one copy; mapped:
     the GPU gathers a batch's rows from pinned host memory), ``start_from_device`` 0|1 (the
     query library's rows kept in device memory, as MLPerf's ``start_from_device``; recorded, and
@@ -152,8 +185,8 @@ class TorchCUDABackend(Backend):
         "device": Option("the GPU", pattern=r"cuda(:[0-9]{1,3})?", form="cuda:N"),
         "cuda_graphs": Option("CUDA graphs for every batch bucket, captured at load (default 1)", choices=FLAGS),
         "compile": Option("torch.compile the model (graphs then default to 0)", choices=FLAGS),
-        "lanes": Option("concurrent batches: streams and pinned buffers (default 8)", lo=1, hi=64),
-        "in_flight": Option("Server batches held at once (default 5; 0: every lane)", lo=0, hi=64),
+        "lanes": Option("concurrent batches: streams and pinned buffers (default 8; 4 for dlrm-v3)", lo=1, hi=64),
+        "in_flight": Option("Server batches held at once (default 5; 2 for dlrm-v3; 0: every lane)", lo=0, hi=64),
         "staging": Option("how a batch's rows reach the GPU: copy (default) or mapped (it gathers them from pinned host memory)", choices=STAGINGS),
         "start_from_device": Option("keep the query library's rows in device memory (MLPerf's start_from_device)", choices=FLAGS),
         "fused": Option("DLRM models on the fused Triton kernels (--precision fp8 implies it; default 1 for dlrm-v2 in bf16)", choices=FLAGS),
@@ -176,7 +209,8 @@ class TorchCUDABackend(Backend):
         self._graphs = _flag(cfg.option("cuda_graphs", "0" if self._compile else "1"), "cuda_graphs")
         self._from_device = _flag(cfg.option("start_from_device", "0"), "start_from_device")
         self._staging = cfg.option("staging", STAGINGS[0])
-        self._lane_count = int(cfg.option("lanes", str(self.default_workers)))
+        lanes = REQUEST_LANES if cfg.model.name in MAX_BATCH_SAMPLES else self.default_workers
+        self._lane_count = int(cfg.option("lanes", str(lanes)))
 
     def load(self) -> None:
         cfg = self.config
@@ -243,6 +277,8 @@ class TorchCUDABackend(Backend):
                 self._lanes = [self._new_lane(self._lane_rows()) for _ in range(self._lane_count)]
             else:
                 self._time_buckets(self._lanes[0])
+        if not self._graphs and self._batch_cap is not None:
+            self._time_eager(self._lanes[0])
         for lane in self._lanes:
             self._pool.put(lane)
         self._capture_s = time.perf_counter() - started
@@ -315,11 +351,51 @@ class TorchCUDABackend(Backend):
                 end.synchronize()
                 self._bucket_ms[size] = start.elapsed_time(end) / repeats
 
+    def _timing_rows(self, n: int) -> np.ndarray:
+        """``n`` packed rows to time eager batches on: requests drawn as the dataset's are (dlrm-v3's
+        jagged lengths: a batch of the widest requests, 9,216 events each, would overstate a real
+        one's time, about 6,750), else zeros."""
+        spec = self.config.model
+        from suite.models.configs import DLRMv3Config
+
+        if isinstance(spec.config, DLRMv3Config):
+            from suite.datasets import streaming
+
+            drawn = streaming.features(spec.config, spec, n, np.random.default_rng(0))
+            return self._layout.pack(drawn.dense, drawn.sparse)
+        return np.zeros((n, self._layout.words), dtype=np.int32)
+
+    def _time_eager(self, lane: _Lane, repeats: int = 3) -> None:
+        """Wall milliseconds of one eager forward (staged rows to scores on the host) per request
+        bucket up to the batch cap: what the Server batcher sizes a batch by when there are no
+        graphs to replay (:data:`EAGER_SERVER_SHARE`)."""
+        cap = lane.capacity if self._batch_cap is None else min(self._batch_cap, lane.capacity)
+        sizes = sorted({size for size in EAGER_BUCKETS if size < cap} | {cap})
+        lane.stage[:cap] = self._timing_rows(cap)
+        lane.dev[:cap].copy_(lane.host[:cap])
+        torch.cuda.synchronize(self._device)
+        with torch.inference_mode(), torch.cuda.stream(lane.compute):
+            for size in sizes:
+                self._forward(lane.dev[:size]).cpu()  # compiles the kernels for this size first
+                started = time.perf_counter()
+                for _ in range(repeats):
+                    self._forward(lane.dev[:size]).cpu()
+                self._bucket_ms[size] = (time.perf_counter() - started) * 1000 / repeats
+        lane.host.zero_()
+        lane.dev.zero_()
+        torch.cuda.synchronize(self._device)
+
     def batch_defaults(self, scenario: str, target_latency_ns: int) -> BatchDefaults:
         """The batcher :func:`~suite.backends.base.accelerator_batching` picks from the measured
         replay time of every captured bucket (Offline: the largest bucket, no wait; Server: the
         largest bucket within an eighth of the latency bound, waiting one replay for it to fill, at
-        most ``in_flight`` batches at once); without graphs, 2,048 items in Server."""
+        most ``in_flight`` batches at once); without graphs, 2,048 items in Server. A model run
+        eagerly under a batch cap (dlrm-v3) gets, in Server, the largest timed bucket within
+        :data:`EAGER_SERVER_SHARE` of the bound, no wait, :data:`EAGER_SERVER_IN_FLIGHT` batches
+        at once (option ``in_flight``)."""
+        if not self._graphs and self._batch_cap is not None and self._bucket_ms and scenario.lower() == "server":
+            in_flight = int(self.config.option("in_flight", str(EAGER_SERVER_IN_FLIGHT)))
+            return eager_server_batching(target_latency_ns, self._bucket_ms, self._lane_count, in_flight)
         in_flight = int(self.config.option("in_flight", str(SERVER_IN_FLIGHT)))
         defaults = accelerator_batching(scenario, target_latency_ns, self._bucket_ms, self._lane_count, in_flight=in_flight)
         cap = self._batch_cap

@@ -7,13 +7,15 @@
 #
 # SCALE: the item table's row cap (above 100,000: MLPerf-size requests); ROWS: requests generated;
 # SECONDS_RUN: LoadGen's min_duration per run (a user.conf), shorter than the short profile's 60 s
-# so that everything fits one device call.
+# so that everything fits one device call; SERVER_SECONDS: the same for Server (default SECONDS_RUN);
+# SKIP_PLAIN=1: the fused path only.
 set -u
 PY=${PY:-python3}
 OUT=${OUT:-/tmp/out}
 SCALE=${SCALE:-1000000}
 ROWS=${ROWS:-512}
 SECONDS_RUN=${SECONDS_RUN:-30}
+SERVER_SECONDS=${SERVER_SECONDS:-$SECONDS_RUN}
 BACKEND=${BACKEND:-torch-cuda}
 PRECISION=${PRECISION:-bf16}
 FUSED=${FUSED-"--option fused=1"}  # a CPU dry run sets FUSED= (torch-cpu has no kernel)
@@ -25,28 +27,36 @@ cat > /tmp/v3.conf <<CONF
 dlrm-v3.Offline.min_duration = $((SECONDS_RUN * 1000))
 dlrm-v3.Server.min_duration = $((SECONDS_RUN * 1000))
 CONF
+cat > /tmp/v3s.conf <<CONF
+dlrm-v3.Offline.min_duration = $((SECONDS_RUN * 1000))
+dlrm-v3.Server.min_duration = $((SERVER_SECONDS * 1000))
+CONF
 common=(--model dlrm-v3 --backend "$BACKEND" --scale "$SCALE" --rows "$ROWS" --precision "$PRECISION" --output "$R"
         --data-dir /tmp/v3data --no-progress --overwrite --user-conf /tmp/v3.conf)
 rate() { "$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['performance']['metric']['value'])" "$1"; }
 
 stamp "cuda tests"
-[ -n "${SKIP_TESTS:-}" ] || timeout 90 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_kernels.py tests/test_backends.py \
+[ -n "${SKIP_TESTS:-}" ] || timeout ${TESTS_S:-90} "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_kernels.py tests/test_backends.py \
   tests/test_torch_cuda.py -k "dlrm-v3 or dlrm_v3 or hstu" 2>&1 | tail -5 | tee "$OUT/cuda_tests.txt"
 
-stamp "Offline fused (data generated first)"
-timeout 150 "$PY" -m suite.cli run "${common[@]}" --scenario offline --system h200-fused $FUSED 2>&1 | tail -3
-stamp "accuracy fused"
-timeout 60 "$PY" -m suite.cli run "${common[@]}" --scenario offline --system h200-fused $FUSED --mode accuracy 2>&1 | tail -3
-stamp "Offline plain"
-timeout 80 "$PY" -m suite.cli run "${common[@]}" --scenario offline --system h200-plain 2>&1 | tail -3
+stamp "accuracy fused (data generated first)"
+timeout 150 "$PY" -m suite.cli run "${common[@]}" --scenario offline --system h200-fused $FUSED --mode accuracy 2>&1 | tail -3
+stamp "Offline fused"
+timeout $((SECONDS_RUN + 60)) "$PY" -m suite.cli run "${common[@]}" --scenario offline --system h200-fused $FUSED 2>&1 | tail -3
+if [ -z "${SKIP_PLAIN:-}" ]; then
+  stamp "Offline plain"
+  timeout $((SECONDS_RUN + 60)) "$PY" -m suite.cli run "${common[@]}" --scenario offline --system h200-plain 2>&1 | tail -3
+fi
 F=$(rate "$R/h200-fused/dlrm-v3/Offline/performance/run_1/result.json" 2>/dev/null || echo 0)
 P=$(rate "$R/h200-plain/dlrm-v3/Offline/performance/run_1/result.json" 2>/dev/null || echo 0)
 FQ=$("$PY" -c "print(round(0.9 * float('$F'), 1))")
 PQ=$("$PY" -c "print(round(0.9 * float('$P'), 1))")
 stamp "Server fused at $FQ (0.9 x $F)"
-timeout 60 "$PY" -m suite.cli run "${common[@]}" --scenario server --system h200-fused $FUSED --target-qps "$FQ" 2>&1 | tail -3
-stamp "Server plain at $PQ (0.9 x $P)"
-timeout 60 "$PY" -m suite.cli run "${common[@]}" --scenario server --system h200-plain --target-qps "$PQ" 2>&1 | tail -3
+timeout $((SERVER_SECONDS + 40)) "$PY" -m suite.cli run "${common[@]}" --user-conf /tmp/v3s.conf --scenario server --system h200-fused $FUSED --target-qps "$FQ" 2>&1 | tail -3
+if [ -z "${SKIP_PLAIN:-}" ]; then
+  stamp "Server plain at $PQ (0.9 x $P)"
+  timeout $((SERVER_SECONDS + 40)) "$PY" -m suite.cli run "${common[@]}" --user-conf /tmp/v3s.conf --scenario server --system h200-plain --target-qps "$PQ" 2>&1 | tail -3
+fi
 stamp "done"
 "$PY" - "$R" <<'PYEOF' | tee "$OUT/summary.txt"
 import json, pathlib, sys
@@ -57,7 +67,10 @@ for f in sorted(pathlib.Path(sys.argv[1]).rglob("result.json")):
     row = {"run": str(f.parent.relative_to(sys.argv[1])), "status": d.get("status"),
            "metric": (perf.get("metric") or {}).get("value"), "validity": perf.get("validity"),
            "p99_ms": (lat.get("99.00") or 0) / 1e6 if lat else None,
-           "mean_batch": round(h.get("mean_batch_items", 0), 1), "errors": d.get("errors")}
+           "mean_batch": round(h.get("mean_batch_items", 0), 1), "errors": d.get("errors"),
+           "max_batch": (d.get("settings") or {}).get("max_batch_items"),
+           "in_flight": (d.get("settings") or {}).get("batches_in_flight"),
+           "bucket_ms": (d.get("backend") or {}).get("bucket_ms"), "load_s": (d.get("backend") or {}).get("load_s")}
     if acc:
         row.update({k: acc.get(k) for k in ("ne", "accuracy", "gauc", "reference", "passed", "queries")})
     print(json.dumps(row))

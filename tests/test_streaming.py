@@ -199,3 +199,34 @@ def test_the_official_profile_refuses_short_requests(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr.strip() == ("Error: the official profile runs dlrm-v3 with MLPerf-size requests: 'scale' "
                                      "must be 'full' or a row cap above 100000 (got 'small')")
+
+
+def test_bf16_holds_the_gate_where_bf16_throughout_did_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a bf16 build the residual stream, layer norms, attention output, head, position/age tables
+    and content MLPs stay fp32 (DLRMv3.KEEP_FP32): NE and accuracy stay within 99.9% of fp32's on
+    the teacher's labels. Everything in bf16 (how the H200 failed the gate at MLPerf's size) shifts
+    every logit the same way and fails here too."""
+    import torch
+
+    from suite.metrics import binary_accuracy, group_auc, normalized_entropy
+    from suite.models import build
+    from suite.models.dlrm_v3 import DLRMv3
+
+    items, labels, _, _ = synthetic.generate_requests(SPEC, 128)
+    dense = torch.from_numpy(items.dense)
+    sparse = [torch.from_numpy(s) for s in items.sparse]
+    real = labels >= 0
+
+    def metrics(dtype: torch.dtype) -> tuple[float, float, float]:
+        with torch.inference_mode():
+            p = torch.sigmoid(build(SPEC, dtype=dtype)(dense.to(dtype), sparse).float()).numpy()[real]
+        y = labels[real]
+        return normalized_entropy(y, p), binary_accuracy(y, p), group_auc(y, p, real.sum(1))[0]
+
+    def holds(got: tuple[float, float, float], ref: tuple[float, float, float]) -> bool:
+        return got[0] <= ref[0] / 0.999 and got[1] >= 0.999 * ref[1] and got[2] >= 0.999 * ref[2]
+
+    fp32 = metrics(torch.float32)
+    assert holds(metrics(torch.bfloat16), fp32)
+    monkeypatch.setattr(DLRMv3, "KEEP_FP32", ())
+    assert not holds(metrics(torch.bfloat16), fp32)

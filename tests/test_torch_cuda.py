@@ -13,7 +13,7 @@ from conftest import smoke_config
 
 from suite.backends.base import BackendConfig, BackendInfo, BatchDefaults
 from suite.backends.null import NullBackend
-from suite.backends.torch_cuda import GRAPH_BUCKETS, PackedLayout, bucket, span_rows
+from suite.backends.torch_cuda import GRAPH_BUCKETS, PackedLayout, bucket, eager_server_batching, span_rows
 from suite.check import Severity, check
 from suite.config import Scenario
 from suite.datasets import synthetic
@@ -62,6 +62,18 @@ def test_packing_a_model_without_dense_features() -> None:
     rows = layout.pack(np.zeros((3, 0), dtype=np.float32), sparse)
     assert layout.unpack(rows)[0].shape == (3, 0)
     assert [int(s[0, 0]) for s in layout.unpack(rows)[1]] == list(range(len(sparse)))
+
+
+def test_eager_request_batches_fit_a_third_of_the_bound_two_at_a_time() -> None:
+    """dlrm-v3 Server (eager, jagged): the largest timed batch within a third of the bound, no
+    wait, two batches on the device (one alone cannot hide its host time). The times are the
+    H200's (benchmarks/results/dlrm_v3_h200/run2): 8 requests fit, 11 do not."""
+    ms = {1: 6.3888, 2: 8.3664, 4: 13.1423, 8: 23.5394, 11: 32.7616}
+    assert eager_server_batching(80_000_000, ms, 4) == BatchDefaults(max_batch_items=8, batch_timeout_us=0, workers=4,
+                                                                      batches_in_flight=2)
+    assert eager_server_batching(80_000_000, {1: 45.0, 2: 80.0}, 4).max_batch_items == 1  # none fits: the smallest
+    assert eager_server_batching(80_000_000, ms, 1).batches_in_flight == 1  # never more than the workers
+    assert eager_server_batching(80_000_000, ms, 4, in_flight=0).batches_in_flight == 0
 
 
 class _Declaring(NullBackend):
@@ -187,3 +199,18 @@ def test_server_runs_with_graphs_at_a_realistic_rate(results: Path, data_dir: Pa
     assert result.valid and result.data["backend"]["cuda_graphs"] is True
     assert result.data["harness"]["backend_errors"] == 0
     assert result.data["settings"]["max_batch_items"] in GRAPH_BUCKETS
+
+
+@pytest.mark.cuda
+def test_dlrm_v3_times_its_eager_batches_and_serves_two_at_a_time() -> None:
+    from suite.backends.torch_cuda import TorchCUDABackend
+
+    spec = ModelSpec(name="dlrm-v3", scale="tiny")
+    backend = TorchCUDABackend(BackendConfig(model=spec, precision="bf16"))
+    backend.load()
+    cap = backend._batch_cap
+    assert cap is not None and max(backend._bucket_ms) == cap and all(ms > 0 for ms in backend._bucket_ms.values())
+    declared = backend.batch_defaults("Server", 80_000_000)
+    assert declared.batches_in_flight == 2 and declared.batch_timeout_us == 0 and declared.max_batch_items <= cap
+    assert backend.batch_defaults("Offline", 80_000_000).max_batch_items == cap
+    assert backend.info().extra["lanes"] == 4

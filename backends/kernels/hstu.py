@@ -89,10 +89,12 @@ def hstu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: t
     total, heads, dqk = q.shape
     dv = v.shape[-1]
     if total == 0:
-        return v.new_zeros((0, heads, dv))
+        return v.new_zeros((0, heads, dv), dtype=torch.promote_types(v.dtype, torch.float32))
     if q.stride(-1) != 1 or k.stride(-1) != 1 or v.stride(-1) != 1:
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-    out = torch.empty((total, heads, dv), dtype=q.dtype, device=q.device)
+    # The output in fp32 whatever the inputs: each row sums thousands of keys, accumulated in fp32;
+    # rounding that sum to bf16 would throw away what the accumulation kept (docs/dlrm-v3.md).
+    out = torch.empty((total, heads, dv), dtype=torch.promote_types(q.dtype, torch.float32), device=q.device)
     block = 16 if max_len <= 64 else 64
     grid = ((len(offsets) - 1) * heads, triton.cdiv(max_len, block))
     _hstu_fwd[grid](q, k, v, out, offsets, history, alpha, 1.0 / scale,

@@ -117,7 +117,8 @@ def materialize(
     model: nn.Module, init: Init, seed: int, *, device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32, threads: int = 0,
 ) -> nn.Module:
-    """Allocate the ``meta`` model's parameters on ``device`` in ``dtype`` and draw them.
+    """Allocate the ``meta`` model's parameters on ``device`` in ``dtype`` and draw them (those whose
+    names start with one of the model's ``KEEP_FP32`` prefixes in fp32 when ``dtype`` is 16-bit).
 
     Every parameter must have been recorded in ``init``; one that was not is a bug in the model.
     """
@@ -130,7 +131,15 @@ def materialize(
     missing = sorted(set(names.values()) - set(draws))
     if missing:
         raise AssertionError(f"parameters without an initialisation: {missing}")
-    model = model.to(dtype=dtype).to_empty(device=device)
+    model = model.to(dtype=dtype)
+    if dtype.itemsize < 4:
+        # A model may name parameters that stay fp32 in a 16-bit build (``KEEP_FP32``, prefixes of
+        # parameter names): parts whose rounding would bias every score (see dlrm-v3's head).
+        keep = tuple(getattr(model, "KEEP_FP32", ()))
+        for name, param in model.named_parameters():
+            if keep and name.startswith(keep):
+                param.data = param.data.float()
+    model = model.to_empty(device=device)
     for name, param in model.named_parameters():
         fill_(param, draws[name], seed, name, threads=threads)
     buffers = [name for name, _ in model.named_buffers()]
