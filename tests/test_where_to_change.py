@@ -88,6 +88,22 @@ def test_a_new_backend_is_a_module_and_a_registry_line(echo: str, runner: CliRun
         check_fits(RunConfig(model=model, backend=echo, scenario=Scenario.OFFLINE, processes=2), backend_cls)
 
 
+def test_a_new_backends_tune_options_are_its_own_declaration(echo: str, runner: CliRunner,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backend with a tunable parameter brings its ``suite tune`` option with it: no CLI change."""
+    from suite.backends.base import Tunable
+    from suite.tune import parse_walks
+
+    monkeypatch.setattr(get_backend(echo), "tunable", {"lanes": Tunable("lane-counts", "Lanes, walked in order.", (1, 2), lo=1)})
+    shown = runner.invoke(cli, ["tune", "--help"])
+    assert shown.exit_code == 0 and "--lane-counts" in shown.stdout and "echo-gpu: Lanes, walked in order." in shown.stdout
+    assert parse_walks(echo, {"lane-counts": "1,4"}) == (("lanes", (1, 4)),)
+    with pytest.raises(ConfigError, match=r"^'batch-sizes' is not a tune option of backend 'echo-gpu' \(its: \['lane-counts'\]\)$"):
+        parse_walks(echo, {"batch-sizes": "32"})
+    with pytest.raises(ConfigError, match=r"^'lane-counts' must be an integer in \[1, inf\] \(got '0'\)$"):
+        parse_walks(echo, {"lane-counts": "0"})
+
+
 #: Where an engine module may spell a backend's name, each with why.
 NAMED = {
     ("suite/cli.py", "deeprecsched"): "suite tune's default backend",
