@@ -440,21 +440,18 @@ class Runner:
         settings = _checked(config)
         verify_weights(config.model)
         backend_cls = get_backend(config.backend)
+        placement = None
         if backend is None:
+            from suite.placement import chosen
             from suite.placement.backend import check_fits
 
             check_fits(config, backend_cls)
+            placement = chosen(config)  # by name from the registry: --devices, --processes, --cluster
             backend_cls.check_options(config.backend_options)
         check_writable_dir("output", config.output)
         cores = len(os.sched_getaffinity(0))
-        if backend is None and config.cluster is not None:
-            from suite.placement.ray import placed as placed_on_cluster
-
-            backend, threads, workers = placed_on_cluster(config, backend_cls)
-        elif backend is None and (config.devices is not None or config.processes is not None):
-            from suite.placement.backend import placed
-
-            backend, threads, workers = placed(config, backend_cls, cores)
+        if backend is None and placement is not None:
+            backend, threads, workers = placement.place(config, backend_cls, cores)
         elif backend is None:
             threads, workers = backend_cls.parallelism(config.scenario, cores, config.threads)
             backend = backend_cls(

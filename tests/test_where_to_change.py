@@ -176,7 +176,45 @@ def test_every_record_field_is_documented() -> None:
     assert missing == []
 
 
-def test_a_placement_is_a_module_and_a_registry_line() -> None:
+#: A placement as a newcomer writes it: workers as threads of a "cluster" of this host, chosen by
+#: ``--cluster here``. (A real one implements start, attach, submit, dead and close itself.)
+HERE_MODULE = '''
+from suite.placement.backend import PlacedBackend, cpu_specs
+from suite.placement.local import ThreadPlacement
+from suite.backends.base import BackendConfig
+
+
+class HerePlacement(ThreadPlacement):
+    name = "here"
+    address_form = "here"
+
+    @classmethod
+    def place(cls, config, backend_cls, cores):
+        inner = BackendConfig(model=config.model, threads=1, precision=config.precision)
+        return PlacedBackend(backend_cls.name, inner, cls(), cpu_specs(backend_cls.name, inner, 2)), 1, 4
+'''
+
+
+def test_a_placement_is_a_module_and_a_registry_line(runner: CliRunner, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new placement is its module and its line in ``PLACEMENTS``: ``--cluster NAME`` chooses it
+    by name, and a run on it is recorded as placed there."""
     from suite.placement import PLACEMENTS, Placement, get_placement
 
     assert all(issubclass(get_placement(name), Placement) for name in PLACEMENTS)
+    (tmp_path / "here_placement.py").write_text(HERE_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(PLACEMENTS, "here", "here_placement:HerePlacement")
+    try:
+        bad = runner.invoke(cli, ["run", *TINY, "--backend", "null", "--scenario", "offline", "--cluster", "there"])
+        assert (bad.exit_code, bad.stderr.strip()) == (2, "Error: 'cluster' must be ray (RAY_ADDRESS, else the cluster "
+                                                          "`ray start` started here) or ray://HOST:PORT or here (got 'there')")
+        out = tmp_path / "results"
+        done = runner.invoke(cli, ["run", *TINY, "--backend", "null", "--scenario", "offline", "--target-qps", "2000",
+                                   "--cluster", "here", "--system", "here", "--output", str(out)])
+        assert done.exit_code in (0, 1), done.output  # a smoke run may be INVALID on a busy machine
+        data = json.loads((out / "here/dlrm-rmc1/Offline/performance/run_1/result.json").read_text())
+        assert data["placement"]["name"] == "here"
+        assert data["backend"]["placed_workers"] == 2
+    finally:
+        sys.modules.pop("here_placement", None)

@@ -165,6 +165,13 @@ class ProcessPlacement(Placement):
 
     name: ClassVar[str] = "processes"
 
+    @classmethod
+    def place(cls, config: Any, backend_cls: type[Backend], cores: int) -> tuple[Backend, int, int]:
+        """``--devices`` (a process per GPU) and ``--processes`` (N processes on shares of the cores)."""
+        from suite.placement.backend import placed
+
+        return placed(config, backend_cls, cores, cls())
+
     def start(self, specs: Sequence[WorkerSpec]) -> None:
         self.specs = tuple(specs)
         ctx = mp.get_context("spawn")
