@@ -176,8 +176,8 @@ class DeepRecSchedBackend(Backend):
         if error:
             raise BackendError(error)
         if len(parts) == 1:
-            return parts[0]  # type: ignore[return-value]
-        return np.concatenate(parts)  # type: ignore[arg-type]
+            return parts[0]  # type: ignore[return-value]  # no job failed, so every slot holds its scores
+        return np.concatenate(parts)  # type: ignore[arg-type]  # the same: no slot is None
 
     def info(self) -> BackendInfo:
         pool = self._pool

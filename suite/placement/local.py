@@ -292,9 +292,9 @@ class ProcessPlacement(Placement):
                     waiting.remove(ready)
                     self._bury(by_sentinel[ready])
                     continue
-                w = by_conn[ready]  # type: ignore[index]
+                w = by_conn[ready]  # type: ignore[index]  # wait() returns its inputs as Connection | socket | int; past the sentinel check it is a Connection
                 try:
-                    msg = ready.recv_bytes()  # type: ignore[union-attr]
+                    msg = ready.recv_bytes()  # type: ignore[union-attr]  # the same Connection, typed as wait() returns it
                 except (EOFError, OSError):
                     waiting.remove(ready)
                     continue

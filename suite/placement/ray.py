@@ -341,7 +341,7 @@ class RayWorker:
 
         def accept_and_serve() -> None:
             try:
-                listener._listener._socket.settimeout(CHANNEL_ACCEPT_S)  # type: ignore[attr-defined]
+                listener._listener._socket.settimeout(CHANNEL_ACCEPT_S)  # type: ignore[attr-defined]  # multiprocessing's Listener has no public accept timeout; its private socket does
                 conn = listener.accept()
             except Exception:
                 self.channel_done.set()
@@ -587,7 +587,7 @@ class RayPlacement(Placement):
                 if ready is self._wake_r:
                     return
                 try:
-                    msg = ready.recv_bytes()  # type: ignore[union-attr]
+                    msg = ready.recv_bytes()  # type: ignore[union-attr]  # connection.wait returns objects typed as wait's inputs; these are Connections
                 except (EOFError, OSError):
                     waiting.remove(ready)
                     continue
@@ -886,7 +886,7 @@ def placed(config: Any, backend_cls: type[Backend]) -> tuple[Any, int, int]:
 def _node_address() -> str:
     import ray
 
-    return str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
+    return str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]  # Ray's function has no annotations
 
 
 def _first_line(exc: BaseException) -> str:
