@@ -127,6 +127,18 @@ def test_the_engine_names_no_backend() -> None:
     assert found == set(NAMED)
 
 
+def test_the_engine_names_no_model() -> None:
+    """A new model is its module, its config and its rule line: no engine module outside the model
+    zoo spells a model's name (backends may: a fused kernel knows the models it fuses)."""
+    found = sorted(
+        (str(path.relative_to(REPO)), node.value)
+        for path in (REPO / "suite").rglob("*.py") if not str(path.relative_to(REPO)).startswith("suite/models/")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in MODELS
+    )  # fmt: skip
+    assert found == []
+
+
 def test_a_model_is_registered_beside_its_config_and_judged_by_a_rule_table() -> None:
     from suite.models import configs
     from suite.models.base import ModelConfig
