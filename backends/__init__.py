@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-from suite.backends.base import Backend, BackendConfig, BackendInfo, Option
+from suite.backends.base import Backend, BackendConfig, BackendInfo, Option, Tunable
 from suite.errors import BackendUnavailableError, UnknownNameError
 
 REGISTRY: dict[str, str] = {
@@ -19,7 +19,7 @@ REGISTRY: dict[str, str] = {
     "deeprecsched": "suite.backends.deeprecsched:DeepRecSchedBackend",
 }
 
-__all__ = ["REGISTRY", "Backend", "BackendConfig", "BackendInfo", "Option", "get_backend"]
+__all__ = ["REGISTRY", "Backend", "BackendConfig", "BackendInfo", "Option", "Tunable", "get_backend"]
 
 
 def get_backend(name: str) -> type[Backend]:

@@ -73,6 +73,33 @@ class Option:
             form = f"integer in [{self.lo}, {self.hi}]"
         return f"{form}: {self.help}"
 
+@dataclass(frozen=True)
+class Tunable:
+    """One scheduling parameter a backend lets ``suite tune`` search (:attr:`Backend.tunable`).
+
+    The backend declares it, so neither the engine nor the CLI knows any parameter by name:
+    ``suite tune --FLAG V1,V2,...`` sets the values walked, in order (``walk`` when not given),
+    each an integer in [``lo``, ``hi``].
+    """
+
+    flag: str
+    help: str
+    walk: tuple[int, ...]
+    lo: int = 0
+    hi: int | None = None
+
+    def parse(self, text: str) -> tuple[int, ...]:
+        """``--FLAG``'s comma-separated values (at most 64), or :class:`ConfigError` naming the flag."""
+        parts = text.split(",")
+        if len(parts) > 64 or not all(v.strip().isascii() and v.strip().isdigit() for v in parts):
+            raise ConfigError(f"'{self.flag}' must be at most 64 comma-separated integers (got {text!r})")
+        return tuple(parse_int(self.flag, v, self.lo, self.hi) for v in parts)
+
+    def describe(self) -> str:
+        """The option and its default walk, for ``suite backends``."""
+        return f"--{self.flag} (default {','.join(map(str, self.walk))}): {self.help}"
+
+
 #: OpenMP's wait policy when the user sets neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT. libgomp's
 #: own default spins 300,000 times before sleeping; on a machine whose cores other processes
 #: share, a spinning team burns the core its partner needs (benchmarks/threads_policy.py).
@@ -288,9 +315,10 @@ class Backend(abc.ABC):
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     #: Python modules it needs installed (``unavailable_reason`` says when one is missing).
     requires: ClassVar[tuple[str, ...]] = ()
-    #: Scheduling parameters ``suite tune`` may search, set between runs by :meth:`retune` and
-    #: walked by :meth:`tune`; empty when the backend has none (then ``suite tune`` refuses it).
-    tunable: ClassVar[tuple[str, ...]] = ()
+    #: Scheduling parameters ``suite tune`` may search, by name (each with its ``suite tune`` option
+    #: and default walk), set between runs by :meth:`retune` and walked by :meth:`tune`; empty when
+    #: the backend has none (then ``suite tune`` refuses it).
+    tunable: ClassVar[Mapping[str, Tunable]] = {}
 
     def __init__(self, config: BackendConfig) -> None:
         self.config = config

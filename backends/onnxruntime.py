@@ -148,4 +148,4 @@ class OnnxRuntimeBackend(Backend):
                 "embedding_rows": "uint8, one scale per table", "calibration": f"{CALIBRATION_ITEMS} generated items"}
 
     def close(self) -> None:
-        self._session = None  # type: ignore[assignment]
+        self._session = None  # type: ignore[assignment]  # closed: the session is dropped so its memory is freed

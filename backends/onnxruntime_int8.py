@@ -58,7 +58,7 @@ def quantize(source: Path, spec: ModelSpec, mode: str, inputs: list[str]) -> Pat
         else:
             feeds = _calibration_feeds(spec, inputs)
 
-            class Reader(CalibrationDataReader):  # type: ignore[misc]
+            class Reader(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime ships no type hints: its base class is Any
                 def __init__(self) -> None:
                     self._feeds = iter(feeds)
 

@@ -88,4 +88,4 @@ class TorchCPUBackend(Backend):
         )
 
     def close(self) -> None:
-        self._model = None  # type: ignore[assignment]
+        self._model = None  # type: ignore[assignment]  # closed: the model is dropped so its memory is freed

@@ -25,7 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     library, _ = library_for(ModelSpec(name=args.model, scale="tiny"), query_size="mlperf")
     labels = np.asarray(library.dataset.labels).reshape(len(library.dataset), -1).astype(np.float32)
-    batcher = Batcher(library, backend=None, max_batch_items=2048, labels=labels)  # type: ignore[arg-type]
+    batcher = Batcher(library, backend=None, max_batch_items=2048, labels=labels)
     rng = np.random.default_rng(0)
     cases = {"1 query": [int(rng.integers(len(library)))]}
     start = int(rng.integers(len(library) - 16))

@@ -17,7 +17,7 @@ from suite.backends import BackendConfig, get_backend
 from suite.models import MODELS, ModelSpec
 
 
-def offline(library, settings, name: str, spec: ModelSpec, options: tuple = ()) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def offline(library, settings, name: str, spec: ModelSpec, options: tuple = ()) -> tuple[float, float]:
     backend = get_backend(name)(BackendConfig(model=spec, options=options))
     backend.load()
     outcome, detail = loadgen_run(library, backend, settings)

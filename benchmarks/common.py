@@ -36,7 +36,7 @@ def scratch() -> Path:
 BENCHMARK_SOURCE = "benchmark"
 
 
-def runner_for(library: QueryLibrary, backend, settings: Settings, out: Path, *, workers: int | None = None,  # type: ignore[no-untyped-def]
+def runner_for(library: QueryLibrary, backend, settings: Settings, out: Path, *, workers: int | None = None,
                power: bool = False, backend_name: str | None = None) -> Runner:
     """A :class:`~suite.runner.Runner` around ``backend``, already loaded by the benchmark, and
     ``library``: the one path to LoadGen, so the benchmark's runs leave their records too.
@@ -66,7 +66,7 @@ def runner_for(library: QueryLibrary, backend, settings: Settings, out: Path, *,
     return Runner(config, backend=backend, library=library, loaded=True)
 
 
-def record_run(library: QueryLibrary, backend, settings: Settings, out: Path | None = None, *,  # type: ignore[no-untyped-def]
+def record_run(library: QueryLibrary, backend, settings: Settings, out: Path | None = None, *,
                workers: int | None = None, power: bool = False, backend_name: str | None = None) -> RunResult:
     """One real LoadGen run through the runner into ``out`` (a fresh scratch folder by default):
     LoadGen's logs, ``config.json`` and ``result.json``; a run that failed is returned, not raised."""
@@ -76,7 +76,7 @@ def record_run(library: QueryLibrary, backend, settings: Settings, out: Path | N
                       check=False)
 
 
-def loadgen_run(library: QueryLibrary, backend, settings: Settings, out: Path | None = None, *,  # type: ignore[no-untyped-def]
+def loadgen_run(library: QueryLibrary, backend, settings: Settings, out: Path | None = None, *,
                 workers: int | None = None, power: bool = False) -> tuple[Outcome, DetailLog]:
     """:func:`record_run`, as the harness's outcome and LoadGen's detail log."""
     result = record_run(library, backend, settings, out, workers=workers, power=power)
@@ -85,10 +85,10 @@ def loadgen_run(library: QueryLibrary, backend, settings: Settings, out: Path | 
 
 
 def with_settings(settings: Settings, **changes: object) -> Settings:
-    return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(settings, **changes)
 
 
-def raw_items_per_s(backend, items: Batch, batch_items: int, seconds: float) -> float:  # type: ignore[no-untyped-def]
+def raw_items_per_s(backend, items: Batch, batch_items: int, seconds: float) -> float:
     """``backend.predict`` back to back on consecutive ``batch_items``-item slices of ``items``."""
     n = len(items)
     starts = list(range(0, n - batch_items + 1, batch_items))

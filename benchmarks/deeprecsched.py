@@ -107,7 +107,7 @@ def compare_pools(args: argparse.Namespace, models: list[str], cores: int) -> No
                 closed_loop_qps(backend, library, 1.0)  # warm-up
                 qps[pool] = []
                 for b in sizes:
-                    backend.retune(batch_items=b, offload_items=0)  # type: ignore[attr-defined]
+                    backend.retune(batch_items=b, offload_items=0)
                     qps[pool].append(max(closed_loop_qps(backend, library, args.pool_seconds)
                                          for _ in range(args.repeats)))
             finally:

@@ -56,7 +56,7 @@ def features_only(spec: ModelSpec, rows: int, query_size: str) -> QueryLibrary:
     return QueryLibrary(data, QuerySizes.parse(query_size).offsets(rows, seed=spec.seed))
 
 
-def loadgen(library, backend, settings, workers: int) -> dict:  # type: ignore[no-untyped-def]
+def loadgen(library, backend, settings, workers: int) -> dict:
     outcome, d = loadgen_run(library, backend, settings, workers=workers)
     items_per_query = outcome.completed_items / max(outcome.completed_queries, 1)
     return {"detail": d, "items_per_query": items_per_query, "errors": outcome.errors}
@@ -120,11 +120,11 @@ def main() -> None:
         (args.out / "gpu.json").write_text(json.dumps(rows_out, indent=1, default=str))
 
 
-def measure(args, spec, size, base, library, precision, options, peak, name, gen_s) -> dict:  # type: ignore[no-untyped-def]
+def measure(args, spec, size, base, library, precision, options, peak, name, gen_s) -> dict:
     """Offline throughput and Server QPS at the SLA of one model at one precision."""
     model = spec.name
     scale = spec.scale
-    backend = get_backend("torch-cuda")(BackendConfig(model=spec, precision=precision, options=options))  # type: ignore[arg-type]
+    backend = get_backend("torch-cuda")(BackendConfig(model=spec, precision=precision, options=options))
     t0 = time.perf_counter()
     backend.load()
     load_s = time.perf_counter() - t0
@@ -193,7 +193,7 @@ def measure(args, spec, size, base, library, precision, options, peak, name, gen
 ITEMS_PER_SAMPLE = 270
 
 
-def timed_ms(fn, iters: int = 20) -> float:  # type: ignore[no-untyped-def]
+def timed_ms(fn, iters: int = 20) -> float:
     """Mean GPU time of ``fn()`` in ms (CUDA events, after two warm-up calls)."""
     fn()
     fn()
@@ -329,7 +329,7 @@ def dlrm_v2_section(out: list[dict], items: int, batch: int) -> None:
     sparse = [torch.from_numpy(s).cuda() for s in sparse_np]
     print(f"dlrm-v2 full: built in {time.perf_counter() - t0:.0f} s, {torch.cuda.memory_allocated() / 2**30:.0f} GiB", flush=True)
 
-    def chunks(fn) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    def chunks(fn) -> torch.Tensor:
         with torch.inference_mode():
             return torch.cat([fn(dense[s:s + batch], [x[s:s + batch] for x in sparse]).float() for s in range(0, items, batch)])
 
@@ -348,7 +348,7 @@ def dlrm_v2_section(out: list[dict], items: int, batch: int) -> None:
 
     looked = batch * sum(schema.lookups)
 
-    def measure(name: str, fwd, gate: float) -> None:  # type: ignore[no-untyped-def]
+    def measure(name: str, fwd, gate: float) -> None:
         scores = chunks(fwd).cpu().numpy()
         a = auc(labels, scores)
         d, s = dense[:batch].to(torch.bfloat16), [x[:batch] for x in sparse]

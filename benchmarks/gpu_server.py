@@ -64,7 +64,7 @@ def main() -> None:
                 continue
             t0 = time.perf_counter()
             options = tuple(tuple(kv.split("=", 1)) for kv in variant.split(",") if kv)
-            backend = TorchCUDABackend(BackendConfig(model=spec, precision=precision, options=options))  # type: ignore[arg-type]
+            backend = TorchCUDABackend(BackendConfig(model=spec, precision=precision, options=options))
             try:
                 backend.load()
                 backend.attach_items(library.items)

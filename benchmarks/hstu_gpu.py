@@ -51,7 +51,7 @@ def main() -> None:
     started = time.perf_counter()
     model = build(spec, device="cuda", dtype=DTYPES[args.precision])
     load_s = time.perf_counter() - started
-    batch = streaming.features(spec.config, spec, args.requests, np.random.default_rng(0))  # type: ignore[arg-type]
+    batch = streaming.features(spec.config, spec, args.requests, np.random.default_rng(0))
     dense = torch.from_numpy(batch.dense).cuda()
     sparse = [torch.from_numpy(s).cuda() for s in batch.sparse]
     schema = spec.schema

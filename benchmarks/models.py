@@ -51,7 +51,7 @@ def _label_parts(model: torch.nn.Module) -> list[Any]:
         targets = list(module) if isinstance(module, torch.nn.ModuleList) else [module]
         for target in targets:
             def enter(mod: torch.nn.Module, _args: Any, kind: str = kind) -> None:
-                mod._bench_range = record_function(f"part:{kind}")  # type: ignore[assignment]
+                mod._bench_range = record_function(f"part:{kind}")
                 mod._bench_range.__enter__()
 
             def leave(mod: torch.nn.Module, _args: Any, _out: Any) -> None:

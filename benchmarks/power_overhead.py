@@ -27,7 +27,7 @@ from suite.models import ModelSpec
 from suite.results import read_detail
 
 
-def one_run(library, backend, settings, out: Path, with_power: bool) -> tuple[float, dict | None]:  # type: ignore[no-untyped-def]
+def one_run(library, backend, settings, out: Path, with_power: bool) -> tuple[float, dict | None]:
     """One run through the runner; with power, its record's ``power`` (the meter's report)."""
     result = record_run(library, backend, settings, out, power=with_power)
     qps = float(read_detail(result.path / "mlperf_log_detail.txt").get("result_samples_per_second"))

@@ -53,7 +53,7 @@ SERVER_NAMES = ("processes", "ray")
 DEFAULT_THREADS = {"processes": THREADS_PER_WORKER, "ray": THREADS_PER_WORKER, "ray-calls": THREADS_PER_RAY_WORKER}
 
 
-def timed(placement: Placement, worker: int, requests: list, n: int) -> tuple[float, float]:  # type: ignore[type-arg]
+def timed(placement: Placement, worker: int, requests: list, n: int) -> tuple[float, float]:
     """Median and p99 microseconds of ``n`` sequential submits of ``requests``."""
     placement.submit(worker, requests).result()
     samples = []
@@ -141,7 +141,7 @@ def main() -> None:
             p.load()
             p.attach_items(items)
             print(f"  {name:9s} {backend} {dict(options)}: 2 workers up in {time.perf_counter() - t:.1f} s, "
-                  f"round trip median {p.placement.round_trip.median_us:.0f} us", flush=True)  # type: ignore[union-attr]
+                  f"round trip median {p.placement.round_trip.median_us:.0f} us", flush=True)
         return placed
 
     def close(placed: dict[str, PlacedBackend]) -> None:

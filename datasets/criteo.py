@@ -235,7 +235,7 @@ def write(path: Path, blocks: Sequence[RawBlock] | Iterator[RawBlock]) -> int:
     """Write blocks as a Criteo TSV (gzip when ``path`` ends in ``.gz``); returns the row count."""
     opener = gzip.open if path.suffix == ".gz" else open
     count = 0
-    with opener(path, "wt", encoding="ascii", newline="\n") as handle:  # type: ignore[operator]
+    with opener(path, "wt", encoding="ascii", newline="\n") as handle:  # type: ignore[operator]  # gzip.open and open differ in signature; both take these arguments
         for block in blocks:
             handle.writelines(format_lines(block))
             count += len(block)

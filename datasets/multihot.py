@@ -87,7 +87,7 @@ def model_inputs(block: RawBlock, schema: ModelSchema) -> Batch:
             for c, n, t in zip(block.cats, table_rows, schema.tables, strict=True)]
     picked = _streamed(tuple(table_rows), hotness, used)
     expand = [p if t.multi_hot else None for p, t in zip(picked, schema.tables, strict=False)]
-    return block.to_batch(table_rows, expand=expand)  # type: ignore[arg-type]
+    return block.to_batch(table_rows, expand=expand)  # type: ignore[arg-type]  # a _Picked is indexed like the whole table (to_batch only indexes it)
 
 
 __all__ = ["model_inputs", "tables"]

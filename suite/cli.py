@@ -478,35 +478,50 @@ def _why_invalid(perf: dict[str, Any]) -> str:
     return f" ({', '.join(reasons)})" if reasons else ""
 
 
-def _int_list(what: str, text: str) -> tuple[int, ...]:
-    parts = text.split(",")
-    if len(parts) > 64 or not all(v.strip().isascii() and v.strip().isdigit() for v in parts):
-        raise ConfigError(f"'{what}' must be at most 64 comma-separated integers (got {text!r})")
-    from suite.datasets.queries import MAX_QUERY_ITEMS  # B or Q beyond the largest query means nothing
+class _TuneCommand(click.Command):
+    """``suite tune``, whose walk options are the ones the tunable backends declare
+    (:class:`~suite.backends.base.Tunable`): added when ``suite tune`` parses or shows its help, so
+    the CLI knows no parameter by name and ``suite --help`` imports no backend."""
 
-    return tuple(inputs.parse_int(what, v, 0, MAX_QUERY_ITEMS) for v in parts)
+    #: The walk options, built once per registry (tests register backends of their own).
+    _walks: dict[tuple[tuple[str, str], ...], list[click.Parameter]] = {}
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        from suite.backends import REGISTRY
+
+        key = tuple(REGISTRY.items())
+        if key not in self._walks:
+            from suite.tune import tune_flags
+
+            self._walks[key] = [
+                click.Option([f"--{flag}", flag.replace("-", "_")], metavar="V1,V2,...", help=" ".join(
+                    f"{backend}: {t.help} [default: {','.join(map(str, t.walk))}]" for backend, t in owners))
+                for flag, owners in tune_flags().items()
+            ]  # fmt: skip
+        help_option = self.get_help_option(ctx)
+        return [*self.params, *self._walks[key], *([help_option] if help_option is not None else [])]
 
 
-@cli.command()
+@cli.command(cls=_TuneCommand)
 @_shared("model", "scale", "output", "system", "overwrite", "threads", "option", "query-size", "rows", "seed", "weights", "data-dir", "progress")
-@click.option("--backend", default="deeprecsched", show_default=True, help="The backend to tune (deeprecsched).")
+@click.option("--backend", default="deeprecsched", show_default=True,
+              help="The backend to tune: one that declares tunable parameters (see `suite backends`).")
 @click.option("--sla-ms", type=FloatRange("sla-ms", 0, 3_600_000, lo_open=True), help="Tail-latency bound in ms [default: the rule table's Server target].")
 @click.option("--percentile", type=click.Choice(["95", "99"]), help="Tail percentile [default: the rule table's].")
 @click.option("--profile", default="short", show_default=True,
               help="smoke, short or official: search runs of 1, 4 or 10 s; confirming runs of the profile's length.")
-@click.option("--batch-sizes", default=",".join(map(str, (32, 64, 128, 256, 512, 1024))), show_default=True,
-              help="Per-request batch sizes B, walked in order (phase 1).")
-@click.option("--thresholds", default=",".join(map(str, (512, 384, 256, 192, 128, 96, 64, 32, 1))), show_default=True,
-              help="Offload thresholds Q, walked in order (phase 2, with an accelerator).")
 @click.option("--search-seconds", type=FloatRange("search-seconds", 0, inputs.MAX_SECONDS, lo_open=True), help="Length of each search run [default: by profile].")
 @click.option("--confirm-seconds", type=FloatRange("confirm-seconds", 0, inputs.MAX_SECONDS, lo_open=True), help="Length of each confirming run [default: the profile's].")
 @click.option("--start-qps", type=FloatRange("start-qps", 0, inputs.MAX_TARGET_QPS, lo_open=True), help="First target QPS [default: estimated closed-loop].")
 def tune(**kw: Any) -> None:
-    """Find DeepRecSched's best B (and Q) under a tail-latency SLA with LoadGen Server runs."""
+    """Find a backend's best scheduling setting under a tail-latency SLA with LoadGen Server runs
+    (DeepRecSched: its per-request batch size B, then its offload threshold Q)."""
     from suite.models import ModelSpec
     from suite.search import Point
-    from suite.tune import TuneConfig
+    from suite.tune import TuneConfig, parse_walks, tune_flags
     from suite.tune import tune as run_tune
+
+    given = {flag: kw[flag.replace("-", "_")] for flag in tune_flags() if kw.get(flag.replace("-", "_")) is not None}
 
     config = TuneConfig(
         model=ModelSpec(name=kw["model"], scale=kw["scale"], seed=kw["seed"], weights=_weights(kw["weights"])),
@@ -516,9 +531,7 @@ def tune(**kw: Any) -> None:
         profile=kw["profile"],
         threads=kw["threads"],
         backend_options=_parse_options(kw["options"]),
-        # DeepRecSched's B and Q, the parameters it declares tunable.
-        walks=(("batch_items", _int_list("batch-sizes", kw["batch_sizes"])),
-               ("offload_items", _int_list("thresholds", kw["thresholds"]))),
+        walks=parse_walks(kw["backend"], given),  # by the options the backend declares
         search_ms=None if kw["search_seconds"] is None else round(kw["search_seconds"] * 1000),
         confirm_ms=None if kw["confirm_seconds"] is None else round(kw["confirm_seconds"] * 1000),
         start_qps=kw["start_qps"],
@@ -581,14 +594,15 @@ def models(scale: str) -> None:
 
 @cli.command()
 def backends() -> None:
-    """List the backends, whether each can run here, and the --option keys each accepts."""
+    """List the backends, whether each can run here, the --option keys each accepts and the
+    suite tune options of those with tunable parameters."""
     from suite.backends import REGISTRY, get_backend
 
     for name, target in REGISTRY.items():
-        options = {}
+        options, tunable = {}, {}
         try:
             cls = get_backend(name)
-            options = dict(cls.options)
+            options, tunable = dict(cls.options), dict(cls.tunable)
             reason = cls.unavailable_reason()
             status = "available" if reason is None else f"unavailable ({reason})"
         except SuiteError as exc:
@@ -596,6 +610,8 @@ def backends() -> None:
         click.echo(f"{name:<14} {target:<45} {status}")
         for key, option in options.items():
             click.echo(f"    --option {key}={option.describe()}")
+        for parameter in tunable.values():
+            click.echo(f"    suite tune {parameter.describe()}")
 
 
 @cli.group(cls=SuiteGroup)

@@ -171,12 +171,12 @@ class RunConfig:
     def _check_placement(self) -> None:
         """``--devices``, ``--processes`` and ``--cluster``: well formed and one of them. Whether
         the backend fits them is its capability (``device_kind``), checked by
-        ``suite.placement.backend.check_fits`` when the runner has the backend's class."""
+        ``suite.placement.backend.check_fits`` when the runner has the backend's class; the
+        placement ``--cluster`` names, and its address, by ``suite.placement.chosen`` then."""
         one_of("cluster-mode", self.cluster_mode, CLUSTER_MODES)
         if self.cluster_mode == "network" and self.cluster is None:
             raise ConfigError("'cluster-mode' network needs --cluster (the Network division's SUT runs on other nodes than LoadGen)")
         if self.cluster is not None:
-            inputs.parse_cluster_text(self.cluster)
             for other in ("devices", "processes"):
                 if getattr(self, other) is not None:
                     raise ConfigError(f"'cluster' and '{other}' cannot be combined (--cluster places one worker per GPU or node of the cluster)")

@@ -91,7 +91,7 @@ class RunInterrupted(SuiteError):
         self.loadgen_running = loadgen_running
         self.outcome = outcome
 
-    @property  # type: ignore[override]
+    @property  # type: ignore[override]  # a property over the base class's plain attribute: the code follows the signal
     def exit_code(self) -> int:
         return 128 + self.signum
 

@@ -202,16 +202,3 @@ def parse_devices_text(text: object) -> str | int | tuple[int, ...]:
         seen.add(i)
     return indices
 
-
-def parse_cluster_text(text: object) -> str:
-    """``--cluster`` as given, if well formed: ``ray`` (``RAY_ADDRESS``, else the cluster ``ray
-    start`` started on this host) or ``ray://HOST:PORT`` (a Ray Client address)."""
-    form = f"'cluster' must be ray (RAY_ADDRESS, else the cluster `ray start` started here) or ray://HOST:PORT (got {text!r})"
-    if not isinstance(text, str):
-        raise ConfigError(form)
-    if text == "ray":
-        return text
-    host, _, port = text.removeprefix("ray://").rpartition(":")
-    if text.startswith("ray://") and host and port.isascii() and port.isdigit() and 0 < int(port) < 65536:
-        return text
-    raise ConfigError(form)

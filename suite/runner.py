@@ -440,22 +440,19 @@ class Runner:
         settings = _checked(config)
         verify_weights(config.model)
         backend_cls = get_backend(config.backend)
-        from suite.placement.backend import check_fits, default_devices, placed_here
-
+        placement = None
         if backend is None:
+            from suite.placement import chosen
+            from suite.placement.backend import check_fits, default_devices
+
             check_fits(config, backend_cls)
             backend_cls.check_options(config.backend_options)
             config = default_devices(config, backend_cls)
+            placement = chosen(config)  # by name from the registry: --devices, --processes, --cluster
         check_writable_dir("output", config.output)
         cores = len(os.sched_getaffinity(0))
-        if backend is None and config.cluster is not None:
-            from suite.placement.ray import placed as placed_on_cluster
-
-            backend, threads, workers = placed_on_cluster(config, backend_cls)
-        elif backend is None and placed_here(config):
-            from suite.placement.backend import placed
-
-            backend, threads, workers = placed(config, backend_cls, cores)
+        if backend is None and placement is not None:
+            backend, threads, workers = placement.place(config, backend_cls, cores)
         elif backend is None:
             threads, workers = backend_cls.parallelism(config.scenario, cores, config.threads)
             backend = backend_cls(

@@ -459,11 +459,13 @@ def _user_conf(s: ScenarioRuns) -> str:
     """The settings the run gave LoadGen beyond its built-in mlperf.conf, as user.conf lines."""
     st, key = s.settings, f"{s.settings.loadgen_model}.{s.scenario}"
     lines = [f"# The LoadGen settings of {s.benchmark} {s.scenario} (recsuite rules {s.rules!r}, profile {s.profile!r})."]
-    if s.scenario in ("Server", "Offline"):
+    row = scenarios.by_name(s.scenario)
+    assert row is not None, s.scenario  # _scenarios keeps only runs of a known scenario
+    if row.qps_setting is not None:
         lines.append(f"{key}.target_qps = {st.target_qps}")
-    if s.scenario == "Server":
+    if row.server_latency:
         lines.append(f"{key}.target_latency = {(st.target_latency_ns or 0) / 1e6:g}")
-    if s.scenario != "Offline":
+    if row.latency_bound:
         pct = st.target_latency_percentile if st.target_latency_percentile is not None else 0.99
         lines.append(f"{key}.target_latency_percentile = {100 * pct:g}")
     lines.append(f"{key}.min_duration = {st.min_duration_ms}")

@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from suite.config import PROFILES, RunConfig, Scenario
 from suite.errors import ConfigError, SuiteError, one_of
 from suite.models import ModelSpec
 from suite.search import TUNE_SOURCE, Point, Search
+
+if TYPE_CHECKING:
+    from suite.backends.base import Tunable
 
 
 def tunable_backends() -> tuple[str, ...]:
@@ -44,6 +47,37 @@ def tunable_backends() -> tuple[str, ...]:
         except SuiteError:
             continue  # not installed here: not offered
     return tuple(names)
+
+
+def tune_flags() -> dict[str, list[tuple[str, Tunable]]]:
+    """Every ``suite tune`` option a tunable backend declares (:class:`~suite.backends.base.Tunable`'s
+    ``flag``), with the (backend, parameter) pairs that declare it: the CLI adds these options."""
+    from suite.backends import get_backend
+
+    flags: dict[str, list[tuple[str, Tunable]]] = {}
+    for name in tunable_backends():
+        for parameter in get_backend(name).tunable.values():
+            flags.setdefault(parameter.flag, []).append((name, parameter))
+    return flags
+
+
+def parse_walks(backend: str, given: Mapping[str, str]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """The walks of a tune of ``backend`` from its options as given (``{"batch-sizes": "32,64"}``):
+    (parameter, values) for each parameter whose flag was given; the others walk their defaults.
+
+    Raises:
+        ConfigError: ``backend`` declares no tunable parameters, a flag is not one of its, or a
+            value is malformed or out of range.
+    """
+    from suite.backends import get_backend
+
+    one_of("backend", backend, tunable_backends())
+    declared = get_backend(backend).tunable
+    flags = {t.flag: name for name, t in declared.items()}
+    for flag in given:
+        if flag not in flags:
+            raise ConfigError(f"'{flag}' is not a tune option of backend {backend!r} (its: {sorted(flags)})")
+    return tuple((name, t.parse(given[t.flag])) for name, t in declared.items() if t.flag in given)
 
 
 PERCENTILES = (95.0, 99.0)
@@ -64,11 +98,11 @@ class TuneConfig:
         percentile: the tail percentile, 95 or 99; None takes the rule table's.
         profile: run lengths: search runs of ``SEARCH_MS[profile]``, confirming runs of the
             profile's Server duration and query count.
-        threads: ``--threads`` (DeepRecSched: its CPU workers; 0: one per core).
-        backend_options: fixed backend options (DeepRecSched: cpu_backend, accelerator, pool, pin).
-        walks: the values the search walks, in order, per tunable parameter (``--batch-sizes``
-            and ``--thresholds`` for DeepRecSched's B and Q); a parameter left out walks the
-            backend's defaults.
+        threads: ``--threads``: the backend's CPU parallelism (0: its policy).
+        backend_options: the backend's ``--option`` pairs, kept fixed (none of them tunable).
+        walks: the values the search walks, in order, per tunable parameter (each set by the
+            ``suite tune`` option the backend declares for it, :func:`parse_walks`); a parameter
+            left out walks the backend's default.
         search_ms, confirm_ms: override the search and confirming run lengths.
         start_qps: the first target; None estimates it from a closed-loop measurement.
         tolerance: the search stops when the failing target is within this fraction of the passing one.

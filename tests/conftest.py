@@ -79,7 +79,7 @@ def smoke_config(results: Path, **changes: object) -> RunConfig:
         "progress": False,
     }
     base.update(changes)
-    return RunConfig(**base)  # type: ignore[arg-type]
+    return RunConfig(**base)
 
 
 def package_dirs() -> dict[str, Path]:

@@ -14,7 +14,7 @@ import pytest
 from conftest import smoke_config
 
 from suite.backends import REGISTRY, BackendConfig, get_backend
-from suite.backends.base import PRECISIONS
+from suite.backends.base import PRECISIONS, Tunable
 from suite.config import Mode, Scenario
 from suite.datasets import synthetic
 from suite.datasets.batch import Batch
@@ -68,7 +68,8 @@ def test_every_backend_declares_its_capabilities(name: str) -> None:
         pytest.skip(str(exc))
     assert cls.device_kind in ("cpu", "cuda", "none", "inner")
     assert cls.precisions and set(cls.precisions) <= set(PRECISIONS)
-    assert all(isinstance(t, str) and t for t in cls.tunable)
+    # Each tunable parameter brings its suite tune option and default walk (the CLI knows none by name).
+    assert all(isinstance(t, Tunable) and t.flag and t.walk for t in cls.tunable.values())
     # A backend that computes names its framework (the systems JSON asks it, not a table of names).
     assert cls.framework or cls.device_kind == "inner"
 

@@ -13,7 +13,7 @@ from suite.errors import DatasetError
 
 
 def read_all(path: Path, layout: criteo.Layout = criteo.CRITEO, **kw: object) -> criteo.RawBlock:
-    blocks = list(criteo.read(path, layout, **kw))  # type: ignore[arg-type]
+    blocks = list(criteo.read(path, layout, **kw))
     assert len(blocks) == 1
     return blocks[0]
 

@@ -81,8 +81,8 @@ def test_torch_cpu_sets_passive_waiting_unless_the_user_chose() -> None:
     assert _policy_after_import({"GOMP_SPINCOUNT": "10000"}) == "-"
 
 
-def _settings(model: str, scenario: Scenario, **changes: object):  # type: ignore[no-untyped-def]
-    config = RunConfig(model=ModelSpec(name=model, scale="tiny"), backend="null", scenario=scenario, **changes)  # type: ignore[arg-type]
+def _settings(model: str, scenario: Scenario, **changes: object):
+    config = RunConfig(model=ModelSpec(name=model, scale="tiny"), backend="null", scenario=scenario, **changes)
     return resolve(config)
 
 
@@ -124,7 +124,7 @@ def test_offline_auto_on_the_null_backend_is_valid_and_recorded(results: Path, d
     assert 1 / 2 < cal["target_qps"] / measured < 24
 
 
-def test_cli_target_qps_accepts_auto_and_refuses_words(runner, results: Path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_target_qps_accepts_auto_and_refuses_words(runner, results: Path) -> None:
     args = ["run", "--model", "dlrm-rmc1", "--scale", "tiny", "--backend", "null", "--scenario", "server",
             "--profile", "smoke", "--no-progress", "--output", str(results)]
     bad = runner.invoke(cli, [*args, "--target-qps", "fast"])

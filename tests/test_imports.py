@@ -257,6 +257,20 @@ def test_no_module_is_large_without_saying_why() -> None:
     assert all(name in _module_files() for name in KNOWN_LARGE)
 
 
+def test_every_type_ignore_says_why() -> None:
+    """Every mypy ignore comment names its error code and is followed by why (``  # why`` or
+    ``- why``): mypy (strict, on ``suite/``, with ``warn_unused_ignores``) checks that each is
+    needed; the reason says it is right."""
+    pattern = "type: " + "ignore"  # not spelled whole, so this file holds none
+    silent = [
+        f"{path.relative_to(REPO)}:{number}"
+        for path in _python_files()
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern in line and not re.search(pattern + r"\[[-a-z, ]+\] *(#|-) *\S", line)
+    ]
+    assert silent == []
+
+
 # --- One path to LoadGen -------------------------------------------------------------------------
 
 #: Where LoadGen's test may start: the harness (its one caller, the runner, writes every record) and

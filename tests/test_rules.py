@@ -13,7 +13,7 @@ V51_SEEDS = (1780908523862526354, 14771362308971278857, 18209322760996052031)
 LOADGEN_6017_SEEDS = (2085463073848966840, 2747215439041700203, 16159082839903944936)
 
 
-def mlperf(scenario: Scenario, variant: str | None = None, profile: str = "official"):  # type: ignore[no-untyped-def]
+def mlperf(scenario: Scenario, variant: str | None = None, profile: str = "official"):
     return rule_settings(RuleSet.load("mlperf-v5.1"), "dlrm-v2", scenario, Mode.PERFORMANCE, profile=profile, variant=variant)
 
 

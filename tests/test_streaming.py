@@ -18,7 +18,7 @@ from suite.models.configs import DLRMv3Config
 SPEC = ModelSpec(name="dlrm-v3", scale="tiny")
 
 
-def draw(n: int = 200, seed: int = 0):  # type: ignore[no-untyped-def]
+def draw(n: int = 200, seed: int = 0):
     config = SPEC.config
     assert isinstance(config, DLRMv3Config)
     return streaming.features(config, SPEC, n, np.random.default_rng(seed))

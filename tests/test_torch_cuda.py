@@ -104,7 +104,7 @@ def test_a_backends_declared_batcher_is_used_unless_the_user_sets_one(results: P
 # On a GPU -------------------------------------------------------------------------------------
 
 
-def _backend(spec: ModelSpec, **options: str):  # type: ignore[no-untyped-def]
+def _backend(spec: ModelSpec, **options: str):
     from suite.backends.torch_cuda import TorchCUDABackend
 
     backend = TorchCUDABackend(BackendConfig(model=spec, precision="fp32", options=tuple(options.items())))

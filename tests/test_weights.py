@@ -85,7 +85,7 @@ def test_onnxruntime_and_deeprecsched_workers_serve_the_file(
     ort = get_backend("onnxruntime")(BackendConfig(model=loaded, threads=1))
     ort.load()
     # The export cache is keyed by the file's hash: the seeded model's export is never reused.
-    assert f"-w{loaded.weights.sha256[:16]}-" in ort.model_path.name  # type: ignore[union-attr]
+    assert f"-w{loaded.weights.sha256[:16]}-" in ort.model_path.name
     np.testing.assert_allclose(ort.predict(batch), want, rtol=1e-4, atol=1e-5)
     sched = _scores("deeprecsched", loaded, batch, pool="process", batch_items="64")
     np.testing.assert_allclose(sched, want, rtol=1e-4, atol=1e-5)

@@ -88,6 +88,22 @@ def test_a_new_backend_is_a_module_and_a_registry_line(echo: str, runner: CliRun
         check_fits(RunConfig(model=model, backend=echo, scenario=Scenario.OFFLINE, processes=2), backend_cls)
 
 
+def test_a_new_backends_tune_options_are_its_own_declaration(echo: str, runner: CliRunner,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backend with a tunable parameter brings its ``suite tune`` option with it: no CLI change."""
+    from suite.backends.base import Tunable
+    from suite.tune import parse_walks
+
+    monkeypatch.setattr(get_backend(echo), "tunable", {"lanes": Tunable("lane-counts", "Lanes, walked in order.", (1, 2), lo=1)})
+    shown = runner.invoke(cli, ["tune", "--help"])
+    assert shown.exit_code == 0 and "--lane-counts" in shown.stdout and "echo-gpu: Lanes, walked in order." in shown.stdout
+    assert parse_walks(echo, {"lane-counts": "1,4"}) == (("lanes", (1, 4)),)
+    with pytest.raises(ConfigError, match=r"^'batch-sizes' is not a tune option of backend 'echo-gpu' \(its: \['lane-counts'\]\)$"):
+        parse_walks(echo, {"batch-sizes": "32"})
+    with pytest.raises(ConfigError, match=r"^'lane-counts' must be an integer in \[1, inf\] \(got '0'\)$"):
+        parse_walks(echo, {"lane-counts": "0"})
+
+
 #: Where an engine module may spell a backend's name, each with why.
 NAMED = {
     ("suite/cli.py", "deeprecsched"): "suite tune's default backend",
@@ -109,6 +125,18 @@ def test_the_engine_names_no_backend() -> None:
             if isinstance(node, ast.Constant) and node.value in REGISTRY:
                 found.add((rel, node.value))
     assert found == set(NAMED)
+
+
+def test_the_engine_names_no_model() -> None:
+    """A new model is its module, its config and its rule line: no engine module outside the model
+    zoo spells a model's name (backends may: a fused kernel knows the models it fuses)."""
+    found = sorted(
+        (str(path.relative_to(REPO)), node.value)
+        for path in (REPO / "suite").rglob("*.py") if not str(path.relative_to(REPO)).startswith("suite/models/")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in MODELS
+    )  # fmt: skip
+    assert found == []
 
 
 def test_a_model_is_registered_beside_its_config_and_judged_by_a_rule_table() -> None:
@@ -160,7 +188,45 @@ def test_every_record_field_is_documented() -> None:
     assert missing == []
 
 
-def test_a_placement_is_a_module_and_a_registry_line() -> None:
+#: A placement as a newcomer writes it: workers as threads of a "cluster" of this host, chosen by
+#: ``--cluster here``. (A real one implements start, attach, submit, dead and close itself.)
+HERE_MODULE = '''
+from suite.placement.backend import PlacedBackend, cpu_specs
+from suite.placement.local import ThreadPlacement
+from suite.backends.base import BackendConfig
+
+
+class HerePlacement(ThreadPlacement):
+    name = "here"
+    address_form = "here"
+
+    @classmethod
+    def place(cls, config, backend_cls, cores):
+        inner = BackendConfig(model=config.model, threads=1, precision=config.precision)
+        return PlacedBackend(backend_cls.name, inner, cls(), cpu_specs(backend_cls.name, inner, 2)), 1, 4
+'''
+
+
+def test_a_placement_is_a_module_and_a_registry_line(runner: CliRunner, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new placement is its module and its line in ``PLACEMENTS``: ``--cluster NAME`` chooses it
+    by name, and a run on it is recorded as placed there."""
     from suite.placement import PLACEMENTS, Placement, get_placement
 
     assert all(issubclass(get_placement(name), Placement) for name in PLACEMENTS)
+    (tmp_path / "here_placement.py").write_text(HERE_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(PLACEMENTS, "here", "here_placement:HerePlacement")
+    try:
+        bad = runner.invoke(cli, ["run", *TINY, "--backend", "null", "--scenario", "offline", "--cluster", "there"])
+        assert (bad.exit_code, bad.stderr.strip()) == (2, "Error: 'cluster' must be ray (RAY_ADDRESS, else the cluster "
+                                                          "`ray start` started here) or ray://HOST:PORT or here (got 'there')")
+        out = tmp_path / "results"
+        done = runner.invoke(cli, ["run", *TINY, "--backend", "null", "--scenario", "offline", "--target-qps", "2000",
+                                   "--cluster", "here", "--system", "here", "--output", str(out)])
+        assert done.exit_code in (0, 1), done.output  # a smoke run may be INVALID on a busy machine
+        data = json.loads((out / "here/dlrm-rmc1/Offline/performance/run_1/result.json").read_text())
+        assert data["placement"]["name"] == "here"
+        assert data["backend"]["placed_workers"] == 2
+    finally:
+        sys.modules.pop("here_placement", None)

@@ -103,7 +103,7 @@ class Accelerator:
                 return
             first = job[0]
             if isinstance(first, _Warm):
-                _answer([job], lambda: [first.run()])  # type: ignore[func-returns-value]
+                _answer([job], lambda: [first.run()])  # type: ignore[func-returns-value]  # a warm-up job's answer is None, by design
                 continue
             jobs: list[tuple[Batch, Future[np.ndarray]]] = [(first, job[1])]
             items = len(first)
@@ -117,7 +117,7 @@ class Accelerator:
                     break
                 jobs.append((more[0], more[1]))
                 items += len(more[0])
-            _answer(jobs, lambda: self._predict([b for b, _ in jobs]))  # type: ignore[arg-type]
+            _answer(jobs, lambda: self._predict([b for b, _ in jobs]))  # type: ignore[arg-type]  # the jobs hold batches (a warm-up job never reaches here)
 
     def _predict(self, batches: list[Batch]) -> list[np.ndarray]:
         if len(batches) == 1:

@@ -39,7 +39,7 @@ import numpy as np
 
 from suite import __version__
 from suite.backends import REGISTRY
-from suite.backends.base import Backend, BackendConfig, BackendInfo, Option
+from suite.backends.base import Backend, BackendConfig, BackendInfo, Option, Tunable
 from suite.datasets.batch import Batch
 from suite.datasets.queries import MAX_QUERY_ITEMS
 from suite.errors import BackendError
@@ -49,6 +49,7 @@ from suite.placement.local import ProcessPlacement
 from .accelerator import Accelerator
 from .policy import POOLS, SchedConfig, cut_spans, split
 from .pool import start_pool
+from .tune import BATCH_SIZES, THRESHOLDS
 
 if TYPE_CHECKING:
     from suite.search import Search, TuneReport
@@ -69,7 +70,12 @@ class DeepRecSchedBackend(Backend):
 
     name = "deeprecsched"
     device_kind = "inner"
-    tunable = ("batch_items", "offload_items")
+    tunable = {
+        "batch_items": Tunable("batch-sizes", "Per-request batch sizes B, walked in order (phase 1).", BATCH_SIZES,
+                               hi=MAX_QUERY_ITEMS),
+        "offload_items": Tunable("thresholds", "Offload thresholds Q, walked in order (phase 2, with an accelerator).",
+                                 THRESHOLDS, hi=MAX_QUERY_ITEMS),
+    }
     thread_safe = True
     options = {
         "accelerator": Option("the backend that takes offloaded queries whole", choices_of=lambda: ("none", *_inner())),
@@ -170,8 +176,8 @@ class DeepRecSchedBackend(Backend):
         if error:
             raise BackendError(error)
         if len(parts) == 1:
-            return parts[0]  # type: ignore[return-value]
-        return np.concatenate(parts)  # type: ignore[arg-type]
+            return parts[0]  # type: ignore[return-value]  # no job failed, so every slot holds its scores
+        return np.concatenate(parts)  # type: ignore[arg-type]  # the same: no slot is None
 
     def info(self) -> BackendInfo:
         pool = self._pool

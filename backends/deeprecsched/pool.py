@@ -1,7 +1,7 @@
 """DeepRecSched's CPU workers, placed through the placement seam (``suite.placement``).
 
-``pool=process`` places one spawned process per worker (:class:`~suite.placement.local.ProcessPlacement`,
-the same code ``suite run --devices``/``--processes`` uses), each running the CPU backend with one
+``pool=process`` places one spawned process per worker (the registry's ``processes`` placement,
+:class:`~suite.placement.local.ProcessPlacement`, the same code ``suite run --devices``/``--processes`` uses), each running the CPU backend with one
 intra-op thread, pinned to one core where the OS allows; ``pool=thread`` places threads of this
 process sharing one thread-safe CPU backend.
 """
@@ -14,10 +14,12 @@ from suite.backends import get_backend
 from suite.backends.base import BackendConfig
 from suite.errors import ConfigError
 from suite.models import ModelSpec
-from suite.placement.base import Placement, WorkerSpec
-from suite.placement.local import ProcessPlacement, ThreadPlacement
+from suite.placement import Placement, WorkerSpec, get_placement
 
 from .policy import SchedConfig
+
+#: The registered placement (``suite.placement.PLACEMENTS``) each ``pool`` option value names.
+PLACEMENT_OF_POOL = {"process": "processes", "thread": "threads"}
 
 
 def worker_specs(sched: SchedConfig, model: ModelSpec, precision: str) -> list[WorkerSpec]:
@@ -35,11 +37,8 @@ def worker_specs(sched: SchedConfig, model: ModelSpec, precision: str) -> list[W
 
 def start_pool(sched: SchedConfig, model: ModelSpec, precision: str) -> Placement:
     """The CPU workers of ``sched``, started and loaded."""
-    if sched.pool == "thread":
-        if not get_backend(sched.cpu_backend).thread_safe:
-            raise ConfigError(f"'pool' thread needs a thread-safe cpu_backend (got {sched.cpu_backend!r})")
-        placement: Placement = ThreadPlacement()
-    else:
-        placement = ProcessPlacement()
+    if sched.pool == "thread" and not get_backend(sched.cpu_backend).thread_safe:
+        raise ConfigError(f"'pool' thread needs a thread-safe cpu_backend (got {sched.cpu_backend!r})")
+    placement = get_placement(PLACEMENT_OF_POOL[sched.pool])()
     placement.start(worker_specs(sched, model, precision))
     return placement

@@ -141,7 +141,7 @@ class FusedDLRM(nn.Module):
             last_cross = i == len(self.cross or []) - 1
             if fp8:
                 assert xq is not None
-                next_scale = self.top[0].in_scale if last_cross else self.cross[i + 1][0].in_scale  # type: ignore[index]
+                next_scale = self.top[0].in_scale if last_cross else self.cross[i + 1][0].in_scale  # type: ignore[index]  # ModuleList items read as Tensor | Module in torch's stubs
                 _, hq = dk.linear(xq, down.weight, a_scale=down.in_scale, w_scale=down.w_scale, out_dtype=None,
                                   q_scale=up.in_scale)
                 assert hq is not None
@@ -246,7 +246,7 @@ def fuse(model: nn.Module, schema: ModelSchema, *, rows: str, dense: str, gemm: 
         raise ValueError(f"'dense' must be one of {list(DENSE_MODES)} (got {dense!r})")
     if gemm not in GEMMS:
         raise ValueError(f"'gemm' must be one of {list(GEMMS)} (got {gemm!r})")
-    bags = list(model.embeddings)  # type: ignore[attr-defined, arg-type]
+    bags = list(model.embeddings)  # type: ignore[attr-defined, arg-type]  # torch types a submodule as Tensor | Module; this is the DLRM's ModuleList of bags
     dtype = bags[0].weight.dtype
     dim = bags[0].embedding_dim
     fp8 = dense == "fp8"
@@ -266,7 +266,7 @@ def fuse(model: nn.Module, schema: ModelSchema, *, rows: str, dense: str, gemm: 
     cross = getattr(model, "cross", None)
     if cross is not None:
         cross_layers = [(convert(d, f"cross{i}.x"), convert(u, f"cross{i}.h")) for i, (d, u) in enumerate(zip(cross.down, cross.up, strict=False))]
-    top_linears, top_relus = _linears(model.top)  # type: ignore[arg-type]
+    top_linears, top_relus = _linears(model.top)  # type: ignore[arg-type]  # torch types a submodule as Tensor | Module; this is an nn.Sequential
     last: nn.Linear | None = None
     if top_linears[-1].out_features == 1:  # a 1-wide output: no matmul to speak of
         last = top_linears.pop()
@@ -277,7 +277,7 @@ def fuse(model: nn.Module, schema: ModelSchema, *, rows: str, dense: str, gemm: 
         tables = pack([b.weight for b in bags], [int(lk) for lk in schema.lookups], rows, release=release,
                       split_scales=split_scales)
     calibration = Calibration(items=CALIBRATION_ITEMS, margin=CALIBRATION_MARGIN, amax=amax) if fp8 else None
-    return FusedDLRM(model.bottom, tables, cross_layers, top, top_relus, last,  # type: ignore[arg-type]
+    return FusedDLRM(model.bottom, tables, cross_layers, top, top_relus, last,  # type: ignore[arg-type]  # torch types a submodule as Tensor | Module; these are Modules
                      dim=dim, dense_mode=dense, gemm="triton" if fp8 else gemm, dtype=dtype,
                      x0_scale=scale(x0_name), calibration=calibration)
 
@@ -299,7 +299,7 @@ def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, 
     if spec.name == "dlrm-v3" and precision != "fp8":  # its attention is the fused part
         from suite.backends.kernels.hstu import use_fused_attention
 
-        return use_fused_attention(model)  # type: ignore[return-value]
+        return use_fused_attention(model)  # type: ignore[return-value]  # it returns the nn.Module it was given, patched
     if spec.name not in FUSABLE:
         raise BackendUnavailableError(
             f"torch-cuda's fused kernels ('--precision fp8', 'fused=1') run {list(FUSABLE)} only (got {spec.name!r})")

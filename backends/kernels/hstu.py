@@ -111,7 +111,7 @@ def fused_jagged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ja
 
 def use_fused_attention(model: torch.nn.Module) -> torch.nn.Module:
     """Have every STU layer of a built dlrm-v3 call the fused kernel instead of the plain path."""
-    for layer in model.layers:  # type: ignore[union-attr]
+    for layer in model.layers:  # type: ignore[union-attr]  # torch types a submodule as Tensor | Module; this is the dlrm-v3 model's ModuleList
         layer.attend = fused_jagged_attention
     # What torch-cuda records; "ids": the model reads each table's ids apart, not one packed matrix.
     model.describe = lambda: {"attention": "triton hstu_attention (jagged)", "ids": "tables"}

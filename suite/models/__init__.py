@@ -92,7 +92,7 @@ class ModelSpec:
         """The registered architecture, with this spec's task count applied."""
         config = get_config(self.name)
         if self.tasks is not None:
-            config = dataclasses.replace(config, tasks=self.tasks)  # type: ignore[call-arg]
+            config = dataclasses.replace(config, tasks=self.tasks)  # type: ignore[call-arg]  # only multi-task configs have 'tasks', checked in __post_init__
         return config
 
     @property

@@ -1,14 +1,19 @@
 """Worker placement: where the backends of a run live (see :mod:`suite.placement.base`).
 
 One lazy registry from placement name to ``module:Class``, as for backends: a placement that needs
-an optional package (a cluster's) is imported only when chosen.
+an optional package (a cluster's) is imported only when chosen. A run chooses its placement by name
+(:func:`chosen`): ``--devices`` and ``--processes`` take ``processes``, ``--cluster NAME`` or
+``--cluster NAME://ADDRESS`` the placement registered as NAME that declares an ``address_form``;
+DeepRecSched's ``pool`` option takes ``processes`` or ``threads``.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
-from suite.errors import UnknownNameError
+from suite.errors import ConfigError, UnknownNameError
+from suite.inputs import IN_PROCESS
 from suite.placement.base import (
     LibrarySource,
     Placement,
@@ -23,6 +28,7 @@ from suite.placement.base import (
 PLACEMENTS: dict[str, str] = {
     "threads": "suite.placement.local:ThreadPlacement",
     "processes": "suite.placement.local:ProcessPlacement",
+    "ray": "suite.placement.ray:RayPlacement",
 }
 
 __all__ = [
@@ -35,6 +41,8 @@ __all__ = [
     "Spans",
     "WorkerLost",
     "WorkerSpec",
+    "chosen",
+    "cluster_placement",
     "get_placement",
 ]
 
@@ -52,3 +60,28 @@ def get_placement(name: str) -> type[Placement]:
     module_name, _, class_name = target.partition(":")
     cls: type[Placement] = getattr(importlib.import_module(module_name), class_name)
     return cls
+
+
+def cluster_placement(text: str) -> type[Placement]:
+    """The placement ``--cluster TEXT`` chooses: ``NAME`` or ``NAME://ADDRESS``, NAME a registered
+    placement that declares an ``address_form`` (it checks the rest).
+
+    Raises:
+        ConfigError: NAME is no such placement, or the placement refuses the address.
+    """
+    clusters = {name: cls for name in PLACEMENTS if (cls := get_placement(name)).address_form}
+    placement = clusters.get(text.partition("://")[0])
+    if placement is None:
+        raise ConfigError(f"'cluster' must be {' or '.join(c.address_form for c in clusters.values())} (got {text!r})")
+    placement.check_address(text)
+    return placement
+
+
+def chosen(config: Any) -> type[Placement] | None:
+    """The placement a run (``config`` a ``RunConfig``) asks for by its options, from the registry;
+    None: the backend runs in this process, on the harness's threads."""
+    if config.cluster is not None:
+        return cluster_placement(config.cluster)
+    if (config.devices is not None and config.devices != IN_PROCESS) or config.processes is not None:
+        return get_placement("processes")
+    return None

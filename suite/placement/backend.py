@@ -225,15 +225,14 @@ def check_fits(config: Any, backend_cls: type[Backend]) -> None:
         raise ConfigError(f"'processes' is for CPU backends (got {name!r}; use {use})")
 
 
-def placed(config: Any, backend_cls: type[Backend], cores: int) -> tuple[PlacedBackend, int, int]:
-    """The backend of a ``--devices`` (other than ``in-process``) or ``--processes`` run (``config`` a ``RunConfig``), and the
-    (intra-op threads per worker, harness threads) it runs with.
+def placed(config: Any, backend_cls: type[Backend], cores: int, placement: Placement) -> tuple[PlacedBackend, int, int]:
+    """The backend of a ``--devices`` (other than ``in-process``) or ``--processes`` run (``config``
+    a ``RunConfig``) on ``placement``'s workers (``ProcessPlacement.place``), and the (intra-op threads per worker,
+    harness threads) it runs with.
 
     Raises:
         ConfigError: ``--devices`` names GPUs this host does not have.
     """
-    from suite.placement.local import ProcessPlacement
-
     if config.devices is not None:
         ids = parse_devices(config.devices, cuda_device_count())
         threads, per_worker = backend_cls.parallelism(config.scenario, cores, config.threads)
@@ -249,4 +248,4 @@ def placed(config: Any, backend_cls: type[Backend], cores: int) -> tuple[PlacedB
         specs = cpu_specs(backend_cls.name, inner, n)
         threads = specs[0].config.threads
         workers = THREADS_PER_WORKER * n
-    return PlacedBackend(backend_cls.name, inner, ProcessPlacement(), specs), threads, workers
+    return PlacedBackend(backend_cls.name, inner, placement, specs), threads, workers

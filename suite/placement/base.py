@@ -33,9 +33,9 @@ from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
 
-from suite.backends.base import BackendConfig
+from suite.backends.base import Backend, BackendConfig
 from suite.datasets.batch import Batch
-from suite.errors import BackendError
+from suite.errors import BackendError, ConfigError
 from suite.models import ModelSpec
 
 #: Rows of the attached items, as (start, stop) pairs.
@@ -167,8 +167,27 @@ class Placement(abc.ABC):
     resolves: with scores, or with an error (a :class:`WorkerLost` when the worker died).
     """
 
-    #: The placement's name in the CLI and the record.
+    #: The placement's name in the CLI and the record (its key in ``suite.placement.PLACEMENTS``).
     name: ClassVar[str]
+    #: For a placement on other hosts: what ``--cluster`` takes to choose it, for messages (its
+    #: name, or ``NAME://ADDRESS``). Empty: ``--cluster`` does not choose it.
+    address_form: ClassVar[str] = ""
+
+    @classmethod  # noqa: B027 - a hook: a placement whose name is its whole address checks nothing
+    def check_address(cls, text: str) -> None:
+        """Refuse a malformed ``--cluster`` value naming this placement (before anything loads)."""
+
+    @classmethod
+    def place(cls, config: Any, backend_cls: type[Backend], cores: int) -> tuple[Backend, int, int]:
+        """The backend of a run (``config`` a ``RunConfig``) whose workers this placement holds, and
+        the (intra-op threads per worker, harness threads) it runs with. The runner asks it of the
+        placement ``--devices``, ``--processes`` or ``--cluster`` names (``suite.placement.chosen``).
+
+        Raises:
+            ConfigError: this placement does not place a run's backend (the default), or the run
+                asks for what it cannot give.
+        """
+        raise ConfigError(f"placement {cls.name!r} does not place a run's backend")
 
     def __init__(self) -> None:
         self.specs: tuple[WorkerSpec, ...] = ()

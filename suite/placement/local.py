@@ -165,6 +165,13 @@ class ProcessPlacement(Placement):
 
     name: ClassVar[str] = "processes"
 
+    @classmethod
+    def place(cls, config: Any, backend_cls: type[Backend], cores: int) -> tuple[Backend, int, int]:
+        """``--devices`` (a process per GPU) and ``--processes`` (N processes on shares of the cores)."""
+        from suite.placement.backend import placed
+
+        return placed(config, backend_cls, cores, cls())
+
     def start(self, specs: Sequence[WorkerSpec]) -> None:
         self.specs = tuple(specs)
         ctx = mp.get_context("spawn")
@@ -285,9 +292,9 @@ class ProcessPlacement(Placement):
                     waiting.remove(ready)
                     self._bury(by_sentinel[ready])
                     continue
-                w = by_conn[ready]  # type: ignore[index]
+                w = by_conn[ready]  # type: ignore[index]  # wait() returns its inputs as Connection | socket | int; past the sentinel check it is a Connection
                 try:
-                    msg = ready.recv_bytes()  # type: ignore[union-attr]
+                    msg = ready.recv_bytes()  # type: ignore[union-attr]  # the same Connection, typed as wait() returns it
                 except (EOFError, OSError):
                     waiting.remove(ready)
                     continue

@@ -46,7 +46,6 @@ from suite.backends import get_backend
 from suite.backends.base import Backend, BackendConfig
 from suite.datasets.batch import Batch
 from suite.errors import BackendError, BackendUnavailableError, ConfigError
-from suite.inputs import parse_cluster_text
 from suite.placement.backend import THREADS_PER_WORKER
 from suite.placement.base import (
     LibrarySource,
@@ -65,6 +64,23 @@ log = logging.getLogger(__name__)
 #: What ``--cluster`` accepts besides ``ray://HOST:PORT``: the cluster in ``RAY_ADDRESS``, else
 #: the one ``ray start`` started on this host.
 AUTO = "ray"
+#: The forms of ``--cluster`` that choose this placement, for messages.
+ADDRESS_FORM = "ray (RAY_ADDRESS, else the cluster `ray start` started here) or ray://HOST:PORT"
+
+
+def parse_cluster_text(text: object) -> str:
+    """``--cluster`` as given, if well formed: ``ray`` (``RAY_ADDRESS``, else the cluster ``ray
+    start`` started on this host) or ``ray://HOST:PORT`` (a Ray Client address)."""
+    form = f"'cluster' must be {ADDRESS_FORM} (got {text!r})"
+    if not isinstance(text, str):
+        raise ConfigError(form)
+    if text == AUTO:
+        return text
+    host, _, port = text.removeprefix("ray://").rpartition(":")
+    if text.startswith("ray://") and host and port.isascii() and port.isdigit() and 0 < int(port) < 65536:
+        return text
+    raise ConfigError(form)
+
 #: How ``pip`` installs what this placement needs.
 EXTRA = "pip install 'recsuite[cluster]'"
 #: Seconds the cluster's address may take to accept a TCP connection before we give up on it
@@ -325,7 +341,7 @@ class RayWorker:
 
         def accept_and_serve() -> None:
             try:
-                listener._listener._socket.settimeout(CHANNEL_ACCEPT_S)  # type: ignore[attr-defined]
+                listener._listener._socket.settimeout(CHANNEL_ACCEPT_S)  # type: ignore[attr-defined]  # multiprocessing's Listener has no public accept timeout; its private socket does
                 conn = listener.accept()
             except Exception:
                 self.channel_done.set()
@@ -412,6 +428,16 @@ class RayPlacement(Placement):
     """
 
     name: ClassVar[str] = "ray"
+    address_form: ClassVar[str] = ADDRESS_FORM
+
+    @classmethod
+    def check_address(cls, text: str) -> None:
+        parse_cluster_text(text)
+
+    @classmethod
+    def place(cls, config: Any, backend_cls: type[Backend], cores: int) -> tuple[Backend, int, int]:
+        """``--cluster ray``: one actor per GPU (or node) of the cluster (:func:`placed`)."""
+        return placed(config, backend_cls)
 
     def __init__(self, cluster: str = AUTO, slots: Sequence[Slot] | None = None, *, start_timeout_s: float = START_TIMEOUT_S,
                  dispatch: str | None = None) -> None:
@@ -561,7 +587,7 @@ class RayPlacement(Placement):
                 if ready is self._wake_r:
                     return
                 try:
-                    msg = ready.recv_bytes()  # type: ignore[union-attr]
+                    msg = ready.recv_bytes()  # type: ignore[union-attr]  # connection.wait returns objects typed as wait's inputs; these are Connections
                 except (EOFError, OSError):
                     waiting.remove(ready)
                     continue
@@ -860,7 +886,7 @@ def placed(config: Any, backend_cls: type[Backend]) -> tuple[Any, int, int]:
 def _node_address() -> str:
     import ray
 
-    return str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
+    return str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]  # Ray's function has no annotations
 
 
 def _first_line(exc: BaseException) -> str:
