@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from suite.backends.base import Backend, BackendInfo, Option, cpu_parallelism
+from suite.backends.base import Backend, BackendConfig, BackendInfo, Option, cpu_parallelism
 from suite.config import Scenario
 from suite.datasets.batch import Batch
 from suite.datasets.store import data_root
@@ -62,17 +62,21 @@ class OnnxRuntimeBackend(Backend):
         # worse than two single-threaded workers did, Offline included (threads_policy.py).
         return cpu_parallelism(Scenario.SERVER, cores, threads)
 
+    @classmethod
+    def check_config(cls, config: BackendConfig) -> None:
+        if config.precision not in ("fp32", "int8"):
+            raise BackendUnavailableError(f"'precision' must be one of ['fp32', 'int8'] on onnxruntime (got {config.precision!r})")
+        if config.precision != "int8" and "quantization" in dict(config.options):
+            raise ConfigError(f"'quantization' applies only with --precision int8 (got --precision {config.precision})")
+        cls.check_options(config.options)
+
     def load(self) -> None:
         cfg = self.config
-        if cfg.precision not in ("fp32", "int8"):
-            raise BackendUnavailableError(f"'precision' must be one of ['fp32', 'int8'] on onnxruntime (got {cfg.precision!r})")
+        self.check_config(cfg)
         self._quantization = cfg.option("quantization", "dynamic") if cfg.precision == "int8" else None
-        if cfg.precision != "int8" and "quantization" in dict(cfg.options):
-            raise ConfigError(f"'quantization' applies only with --precision int8 (got --precision {cfg.precision})")
         self._provider = cfg.option("provider", "cpu")
         opt = cfg.option("opt_level", "all")
         self._lowering = cfg.option("lowering", "item-major")
-        self.check_options(cfg.options)
         provider = PROVIDERS[self._provider]
         if provider not in ort.get_available_providers():
             raise BackendUnavailableError(
