@@ -64,6 +64,10 @@ class OnnxRuntimeBackend(Backend):
 
     @classmethod
     def check_config(cls, config: BackendConfig) -> None:
+        if getattr(config.model.config, "QUERY_SIZE", None) is not None:
+            # dlrm-v3: the export's only dynamic axis is the batch; a jagged batch's widths are its own.
+            raise BackendUnavailableError(f"{config.model.name} does not run on onnxruntime: its requests are jagged and the "
+                                          "ONNX export fixes every input's width (run it on torch-cpu or torch-cuda)")
         if config.precision not in ("fp32", "int8"):
             raise BackendUnavailableError(f"'precision' must be one of ['fp32', 'int8'] on onnxruntime (got {config.precision!r})")
         if config.precision != "int8" and "quantization" in dict(config.options):

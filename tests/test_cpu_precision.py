@@ -162,3 +162,15 @@ def test_a_submission_says_how_int8_weights_were_made() -> None:
         "fp32 weights quantized at load: embedding rows uint8, per-row fp32 scale and bias (8 tables); "
         "dense layers bf16 weights and activations; calibration: none")
     assert weight_transformations("bf16", {"name": "torch-cpu"}) == "fp32 weights cast to bf16 at load"
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_onnxruntime_refuses_jagged_dlrm_v3_in_one_line(runner: CliRunner, results: Path, precision: str) -> None:
+    """dlrm-v3's requests are jagged; the ONNX export fixes each input's width, so ORT refuses the
+    model before it exports anything, at every precision (it used to fail each query instead)."""
+    result = runner.invoke(cli, [*RUN, "--model", "dlrm-v3", "--backend", "onnxruntime", "--precision", precision,
+                                 "--output", str(results)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: dlrm-v3 does not run on onnxruntime: its requests are jagged and the ONNX export fixes every "
+        "input's width (run it on torch-cpu or torch-cuda)")
