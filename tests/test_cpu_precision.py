@@ -174,3 +174,15 @@ def test_onnxruntime_refuses_jagged_dlrm_v3_in_one_line(runner: CliRunner, resul
     assert result.stderr.strip().splitlines()[-1] == (
         "Error: dlrm-v3 does not run on onnxruntime: its requests are jagged and the ONNX export fixes every "
         "input's width (run it on torch-cpu or torch-cuda)")
+
+
+def test_onnxruntime_qdq_runs_din_and_follows_fp32(data_dir: Path) -> None:
+    """DIN's static QDQ form (activation scales calibrated on generated items) loads, says how it
+    was made, and scores like fp32 (it was noted as failing; it misses only the 99.9% gate)."""
+    spec = ModelSpec(name="din", scale="tiny")
+    items = generated(spec, 256)
+    fp32, _ = scores("onnxruntime", spec, items, "fp32")
+    qdq, info = scores("onnxruntime", spec, items, "int8", (("quantization", "qdq"),))
+    assert info["int8"]["mode"] == "qdq" and info["model_path"].endswith("-int8-qdq.onnx")
+    assert qdq.shape == fp32.shape and float(np.abs(qdq - fp32).max()) < 0.1
+    assert float(np.corrcoef(qdq.reshape(-1), fp32.reshape(-1))[0, 1]) > 0.98
