@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
@@ -15,6 +17,9 @@ from suite.datasets.store import data_root
 from suite.errors import BackendUnavailableError, ConfigError
 from suite.inputs import MAX_THREADS
 
+if TYPE_CHECKING:
+    from suite.models import ModelSpec
+
 log = logging.getLogger(__name__)
 
 OPT_LEVELS = {
@@ -24,6 +29,23 @@ OPT_LEVELS = {
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def export_name(spec: ModelSpec, digest: str, lowering: str) -> str:
+    """The cached export's file name: the model, its weights and the input widths it was exported for.
+
+    ``digest`` is of the built weights (seeded, or --weights loaded over them); a weights file's own
+    SHA-256 names it too, so two files never share an export. The export fixes every input's width
+    (only the batch axis is dynamic), and some widths follow the scale's row cap, not the weights
+    (dlrm-v3's history and candidates), so the widths are in the name: an export made for other
+    widths is never reused (it fails every batch with ORT's "Got invalid dimensions").
+    """
+    from suite.models.export import OPSET
+
+    schema = spec.schema
+    widths = hashlib.sha256(repr((schema.dense, [t.lookups for t in schema.tables])).encode()).hexdigest()[:8]
+    trained = "" if spec.weights is None else f"-w{spec.weights.sha256[:16]}"
+    return f"{spec.key()}{trained}-{digest[:16]}-in{widths}-{lowering}-opset{OPSET}.onnx"
 
 
 class OnnxRuntimeBackend(Backend):
@@ -64,10 +86,6 @@ class OnnxRuntimeBackend(Backend):
 
     @classmethod
     def check_config(cls, config: BackendConfig) -> None:
-        if getattr(config.model.config, "QUERY_SIZE", None) is not None:
-            # dlrm-v3: the export's only dynamic axis is the batch; a jagged batch's widths are its own.
-            raise BackendUnavailableError(f"{config.model.name} does not run on onnxruntime: its requests are jagged and the "
-                                          "ONNX export fixes every input's width (run it on torch-cpu or torch-cuda)")
         if config.precision not in ("fp32", "int8"):
             raise BackendUnavailableError(f"'precision' must be one of ['fp32', 'int8'] on onnxruntime (got {config.precision!r})")
         if config.precision != "int8" and "quantization" in dict(config.options):
@@ -111,15 +129,11 @@ class OnnxRuntimeBackend(Backend):
         import torch
 
         from suite.models import build
-        from suite.models.export import OPSET, export, weights_hash
+        from suite.models.export import export, weights_hash
 
         spec = self.config.model
         model = build(spec)
-        digest = weights_hash(model)
-        # The digest is of the built weights (seeded, or --weights loaded over them); a weights
-        # file's own SHA-256 names it too, so two files never share an export.
-        trained = "" if spec.weights is None else f"-w{spec.weights.sha256[:16]}"
-        path = data_root() / "onnx" / f"{spec.key()}{trained}-{digest[:16]}-{self._lowering}-opset{OPSET}.onnx"
+        path = data_root() / "onnx" / export_name(spec, weights_hash(model), self._lowering)
         if path.is_file():
             return path
         log.info("exporting %s to %s", spec.key(), path)
