@@ -60,7 +60,7 @@ COMBOS = [
     ("ort int8 qdq", "onnxruntime", "int8", (("quantization", "qdq"),)),
 ]
 #: Models measured by ``--models all``: dlrm-v3 reads jagged requests, not the generated items this
-#: script feeds (its CPU numbers are docs/dlrm-v3.md's), and onnxruntime refuses it.
+#: script feeds (its CPU numbers are docs/dlrm-v3.md's).
 SKIPPED = {"dlrm-v3": "jagged requests: measured by docs/dlrm-v3.md's benchmarks"}
 #: Bytes an int8 table row takes beyond its dim: torch's fp32 scale and bias (ORT's scale is per table).
 ROW_EXTRA = {"torch-cpu": 8, "onnxruntime": 0}
