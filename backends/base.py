@@ -338,6 +338,13 @@ class Backend(abc.ABC):
             cls.options[key].check(key, text)
 
     @classmethod
+    def check_config(cls, config: BackendConfig) -> None:
+        """Refuse a config this backend cannot run (its options, and the precision they go with)
+        without loading anything: a scheduler calls it before it starts workers of this backend, so a
+        bad setting is a one-line error of the run, not a worker's. The default checks the options."""
+        cls.check_options(config.options)
+
+    @classmethod
     def parallelism(cls, scenario: Scenario, cores: int, threads: int) -> tuple[int, int]:
         """(intra-op threads, harness workers) for a run of ``scenario`` on ``cores`` cores.
 

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
 
-from suite.backends.base import Backend, BackendInfo, Option, cpu_parallelism
+from suite.backends.base import Backend, BackendConfig, BackendInfo, Option, cpu_parallelism
 from suite.config import Scenario
 from suite.datasets.batch import Batch
 from suite.datasets.store import data_root
 from suite.errors import BackendUnavailableError, ConfigError
 from suite.inputs import MAX_THREADS
+
+if TYPE_CHECKING:
+    from suite.models import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +29,23 @@ OPT_LEVELS = {
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def export_name(spec: ModelSpec, digest: str, lowering: str) -> str:
+    """The cached export's file name: the model, its weights and the input widths it was exported for.
+
+    ``digest`` is of the built weights (seeded, or --weights loaded over them); a weights file's own
+    SHA-256 names it too, so two files never share an export. The export fixes every input's width
+    (only the batch axis is dynamic), and some widths follow the scale's row cap, not the weights
+    (dlrm-v3's history and candidates), so the widths are in the name: an export made for other
+    widths is never reused (it fails every batch with ORT's "Got invalid dimensions").
+    """
+    from suite.models.export import OPSET
+
+    schema = spec.schema
+    widths = hashlib.sha256(repr((schema.dense, [t.lookups for t in schema.tables])).encode()).hexdigest()[:8]
+    trained = "" if spec.weights is None else f"-w{spec.weights.sha256[:16]}"
+    return f"{spec.key()}{trained}-{digest[:16]}-in{widths}-{lowering}-opset{OPSET}.onnx"
 
 
 class OnnxRuntimeBackend(Backend):
@@ -62,17 +84,21 @@ class OnnxRuntimeBackend(Backend):
         # worse than two single-threaded workers did, Offline included (threads_policy.py).
         return cpu_parallelism(Scenario.SERVER, cores, threads)
 
+    @classmethod
+    def check_config(cls, config: BackendConfig) -> None:
+        if config.precision not in ("fp32", "int8"):
+            raise BackendUnavailableError(f"'precision' must be one of ['fp32', 'int8'] on onnxruntime (got {config.precision!r})")
+        if config.precision != "int8" and "quantization" in dict(config.options):
+            raise ConfigError(f"'quantization' applies only with --precision int8 (got --precision {config.precision})")
+        cls.check_options(config.options)
+
     def load(self) -> None:
         cfg = self.config
-        if cfg.precision not in ("fp32", "int8"):
-            raise BackendUnavailableError(f"'precision' must be one of ['fp32', 'int8'] on onnxruntime (got {cfg.precision!r})")
+        self.check_config(cfg)
         self._quantization = cfg.option("quantization", "dynamic") if cfg.precision == "int8" else None
-        if cfg.precision != "int8" and "quantization" in dict(cfg.options):
-            raise ConfigError(f"'quantization' applies only with --precision int8 (got --precision {cfg.precision})")
         self._provider = cfg.option("provider", "cpu")
         opt = cfg.option("opt_level", "all")
         self._lowering = cfg.option("lowering", "item-major")
-        self.check_options(cfg.options)
         provider = PROVIDERS[self._provider]
         if provider not in ort.get_available_providers():
             raise BackendUnavailableError(
@@ -103,15 +129,11 @@ class OnnxRuntimeBackend(Backend):
         import torch
 
         from suite.models import build
-        from suite.models.export import OPSET, export, weights_hash
+        from suite.models.export import export, weights_hash
 
         spec = self.config.model
         model = build(spec)
-        digest = weights_hash(model)
-        # The digest is of the built weights (seeded, or --weights loaded over them); a weights
-        # file's own SHA-256 names it too, so two files never share an export.
-        trained = "" if spec.weights is None else f"-w{spec.weights.sha256[:16]}"
-        path = data_root() / "onnx" / f"{spec.key()}{trained}-{digest[:16]}-{self._lowering}-opset{OPSET}.onnx"
+        path = data_root() / "onnx" / export_name(spec, weights_hash(model), self._lowering)
         if path.is_file():
             return path
         log.info("exporting %s to %s", spec.key(), path)

@@ -9,7 +9,7 @@ default_omp_wait_policy()  # before libgomp is loaded by torch
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from suite.backends.base import Backend, BackendInfo, Option, cpu_parallelism, default_malloc_policy, omp_wait_policy  # noqa: E402
+from suite.backends.base import Backend, BackendConfig, BackendInfo, Option, cpu_parallelism, default_malloc_policy, omp_wait_policy  # noqa: E402
 from suite.config import Scenario  # noqa: E402
 from suite.datasets.batch import Batch  # noqa: E402
 from suite.errors import BackendUnavailableError, ConfigError  # noqa: E402
@@ -44,19 +44,23 @@ class TorchCPUBackend(Backend):
     def parallelism(cls, scenario: Scenario, cores: int, threads: int) -> tuple[int, int]:
         return cpu_parallelism(scenario, cores, threads)
 
-    def load(self) -> None:
-        self.check_options(self.config.options)
-        if self.config.precision not in CPU_PRECISIONS:
+    @classmethod
+    def check_config(cls, config: BackendConfig) -> None:
+        cls.check_options(config.options)
+        if config.precision not in CPU_PRECISIONS:
             raise BackendUnavailableError(
-                f"'precision' must be one of {sorted(CPU_PRECISIONS)} on torch-cpu (got {self.config.precision!r})"
+                f"'precision' must be one of {sorted(CPU_PRECISIONS)} on torch-cpu (got {config.precision!r})"
             )
+        for key in ("dense", "rows"):
+            if key in dict(config.options) and config.precision != "int8":
+                raise ConfigError(f"'{key}' applies only with --precision int8 (got --precision {config.precision})")
+        if config.option("rows", "int8") == "fp32" and config.option("dense", "int8") == "bf16":
+            raise ConfigError("'rows=fp32' applies only with dense=int8 (got dense=bf16; bf16 throughout is --precision bf16)")
+
+    def load(self) -> None:
+        self.check_config(self.config)
         dense = self.config.option("dense", "int8")
         rows = self.config.option("rows", "int8")
-        for key in ("dense", "rows"):
-            if key in dict(self.config.options) and self.config.precision != "int8":
-                raise ConfigError(f"'{key}' applies only with --precision int8 (got --precision {self.config.precision})")
-        if rows == "fp32" and dense == "bf16":
-            raise ConfigError("'rows=fp32' applies only with dense=int8 (got dense=bf16; bf16 throughout is --precision bf16)")
         torch.set_num_threads(self.config.resolved_threads)
         self._malloc = default_malloc_policy()
         self._dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float32

@@ -60,12 +60,18 @@ def tune_one(args: argparse.Namespace, model: str, options: tuple[tuple[str, str
     return data
 
 
+def cpu_options(data: dict) -> str:
+    """The CPU backend's own options the workers ran with (recorded in the tuned setting)."""
+    return ", ".join(f"{k}={v}" for k, v in data["options"].items()
+                     if k not in ("accelerator", "batch_items", "cpu_backend", "offload_items", "pin", "pool")) or "-"
+
+
 def row(data: dict, accelerator: str) -> str:
     s, c, t = data["static"], data["cpu_only"], data["tuned"]
     mark = lambda d: "" if d["confirmed"] else "*"  # noqa: E731
     batch = lambda d: f"B={d['batch_items']}" if d["batch_items"] else "whole query"  # noqa: E731
     cells = [
-        data["model"]["name"], str(data["precision"]), f"p{data['percentile']:g} <= {data['sla_ms']:g} ms", str(data["threads"]),
+        data["model"]["name"], str(data["precision"]), cpu_options(data), f"p{data['percentile']:g} <= {data['sla_ms']:g} ms", str(data["threads"]),
         f"{s['qps']:,.1f}{mark(s)}", f"{c['qps']:,.1f}{mark(c)} ({batch(c)})",
         f"{c['qps'] / s['qps']:.2f}x" if s["qps"] else "-",
     ]
@@ -131,6 +137,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="CPU workers (0: one per available core)")
     ap.add_argument("--accelerator", default="none", help="none, or a registry backend such as torch-cuda")
     ap.add_argument("--cpu-backend", default="torch-cpu")
+    ap.add_argument("--cpu-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="an --option of the CPU backend, handed to every worker (repeatable; e.g. rows=fp32)")
     ap.add_argument("--precisions", default="fp32", help="the workers' --precision; several are tuned one after the other per model")
     ap.add_argument("--sla-ms", type=float, help="override every model's rule-table SLA")
     ap.add_argument("--profile", default="short")
@@ -163,7 +171,7 @@ def main() -> None:
         compare_pools(args, models, cores)
         return
 
-    head = ["model", "precision", "SLA", "CPU workers", "static QPS", "tuned CPU QPS", "CPU / static"]
+    head = ["model", "precision", "CPU options", "SLA", "CPU workers", "static QPS", "tuned CPU QPS", "CPU / static"]
     if args.accelerator != "none":
         head += [f"tuned +{args.accelerator} QPS", "offload / static"]
     head.append("B climb (search QPS)")
@@ -173,6 +181,7 @@ def main() -> None:
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     print("\n".join(lines), flush=True)
     options: tuple[tuple[str, str], ...] = (("cpu_backend", args.cpu_backend),)
+    options += tuple((k, v) for k, _, v in (o.partition("=") for o in args.cpu_option))
     if args.accelerator != "none":
         options += (("accelerator", args.accelerator),)
     ratios: list[tuple[float, float]] = []

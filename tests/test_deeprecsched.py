@@ -204,6 +204,31 @@ def test_worker_processes_run_at_the_runs_precision(tiny_items: Batch) -> None:
 
 
 
+def test_worker_processes_get_the_cpu_backends_options(tiny_items: Batch) -> None:
+    """An option that is not the scheduler's reaches every CPU worker as it would reach a torch-cpu
+    run: ``dense=bf16`` workers score like torch-cpu int8 with ``dense=bf16``, not like its default
+    int8 dense layers, and the setting records the option."""
+    def single(*options: tuple[str, str]) -> Backend:
+        backend = get_backend("torch-cpu")(BackendConfig(model=TINY, threads=1, precision="int8", options=options))
+        backend.load()
+        return backend
+
+    bf16_dense, int8_dense = single(("dense", "bf16")), single()
+    query = Batch.of_spans(tiny_items, [(100, 400)])
+    options = (("batch_items", "0"), ("dense", "bf16"))
+    with DeepRecSchedBackend(BackendConfig(model=TINY, threads=2, precision="int8", options=options)) as sched:
+        sched.load()
+        sched.attach_items(tiny_items)
+        info = sched.info().to_dict()
+        assert info["cpu_worker"]["int8"]["dense"].startswith("bf16")
+        assert info["scheduler"]["cpu_options"] == {"dense": "bf16"}
+        assert sched.sched.options()[-1] == ("dense", "bf16")  # what a tuned.json keeps
+        answers = [sched.predict(query) for _ in range(4)]
+    for answer in answers:
+        np.testing.assert_allclose(answer, bf16_dense.predict(query), rtol=1e-5, atol=1e-6)
+        assert float(np.abs(answer - int8_dense.predict(query)).max()) > 1e-4
+
+
 def test_an_accelerator_error_reaches_the_query_and_the_next_query_runs(
     stub_accel: type[StubAccelerator], tiny_items: Batch, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -226,7 +251,13 @@ def test_an_accelerator_error_reaches_the_query_and_the_next_query_runs(
         (["offload_items=128"], "Error: 'offload_items' needs an accelerator (got 128 with accelerator 'none')"),
         (["colour=red"], "Error: 'option' must be one of "
                          "['accelerator', 'batch_items', 'cpu_backend', 'offload_items', 'pin', 'pool'] "
-                         "for backend 'deeprecsched' (got 'colour')"),
+                         "for backend 'deeprecsched' or of ['dense', 'rows'] for its cpu_backend 'torch-cpu' (got 'colour')"),
+        (["dense=int4"], "Error: 'dense' must be one of ['bf16', 'int8'] (got 'int4')"),
+        (["dense=bf16"], "Error: 'dense' applies only with --precision int8 (got --precision fp32)"),
+        (["cpu_backend=onnxruntime", "dense=bf16"], "Error: 'option' must be one of "
+                         "['accelerator', 'batch_items', 'cpu_backend', 'offload_items', 'pin', 'pool'] "
+                         "for backend 'deeprecsched' or of ['allow_spinning', 'inter_op_threads', 'lowering', 'opt_level', "
+                         "'provider', 'quantization'] for its cpu_backend 'onnxruntime' (got 'dense')"),
         (["pool=fibers"], "Error: 'pool' must be one of ['process', 'thread'] (got 'fibers')"),
         (["cpu_backend=deeprecsched"],
          f"Error: 'cpu_backend' must be one of {sorted(set(REGISTRY) - {'deeprecsched'})} (got 'deeprecsched')"),

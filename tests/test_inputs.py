@@ -239,7 +239,7 @@ def test_read_only_output_exits_2_before_loading(runner: CliRunner, tmp_path: Pa
         ("null", ["latency_us=5", "latency_us=6"], "'option' 'latency_us' is given twice for backend 'null'"),
         ("deeprecsched", ["foo=bar"],
          "'option' must be one of ['accelerator', 'batch_items', 'cpu_backend', 'offload_items', 'pin', 'pool'] "
-         "for backend 'deeprecsched' (got 'foo')"),
+         "for backend 'deeprecsched' or of ['dense', 'rows'] for its cpu_backend 'torch-cpu' (got 'foo')"),
         ("deeprecsched", ["batch_items=2048"], "'batch_items' must be an integer in [0, 1024] (got '2048')"),
     ],
 )

@@ -38,11 +38,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from suite import __version__
-from suite.backends import REGISTRY
+from suite.backends import REGISTRY, get_backend
 from suite.backends.base import Backend, BackendConfig, BackendInfo, Option, Tunable
 from suite.datasets.batch import Batch
 from suite.datasets.queries import MAX_QUERY_ITEMS
-from suite.errors import BackendError
+from suite.errors import BackendError, ConfigError
 from suite.placement.base import Placement, Request
 from suite.placement.local import ProcessPlacement
 
@@ -66,6 +66,10 @@ class DeepRecSchedBackend(Backend):
     Options (``--option KEY=VALUE``): ``cpu_backend`` (default torch-cpu), ``accelerator`` (none),
     ``batch_items`` B (0: whole query), ``offload_items`` Q (0: never), ``pool`` (process | thread),
     ``pin`` (1 | 0). ``--threads`` is the number of CPU workers (0: one per available core).
+    Any other key is the CPU backend's own (torch-cpu's ``dense``/``rows``, onnxruntime's
+    ``quantization``, ...): checked against that backend and handed to every CPU worker, so
+    ``--option dense=bf16`` reaches the workers as it would reach a torch-cpu run. The accelerator
+    gets only the precision.
     """
 
     name = "deeprecsched"
@@ -86,6 +90,22 @@ class DeepRecSchedBackend(Backend):
         "pin": Option("pin each worker process to one core", choices=("0", "1", "false", "true")),
         "pool": Option("spawned worker processes (shared memory) or threads of this process", choices=POOLS),
     }
+
+    @classmethod
+    def check_options(cls, pairs: Sequence[tuple[str, str]]) -> None:
+        """The scheduler's keys against its own options; every other key against the CPU backend's."""
+        own = [(k, v) for k, v in pairs if k in cls.options]
+        super().check_options(own)
+        rest = [(k, v) for k, v in pairs if k not in cls.options]
+        if not rest:
+            return
+        inner_name = dict(own).get("cpu_backend", SchedConfig.cpu_backend)
+        inner = get_backend(inner_name)
+        for key, _ in rest:
+            if key not in inner.options:
+                raise ConfigError(f"'option' must be one of {sorted(cls.options)} for backend {cls.name!r} or of "
+                                  f"{sorted(inner.options)} for its cpu_backend {inner_name!r} (got {key!r})")
+        inner.check_options(rest)
 
     def __init__(self, config: BackendConfig) -> None:
         super().__init__(config)

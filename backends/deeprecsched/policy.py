@@ -36,6 +36,8 @@ class SchedConfig:
         offload_items: Q, queries of at least this many items go to the accelerator; 0 never.
         pool: ``process`` (spawned workers, shared memory) or ``thread`` (threads of this process).
         pin: pin each worker process to one core, where the OS allows.
+        cpu_options: the CPU backend's own ``--option`` pairs (``dense=bf16``, ``quantization=qdq``),
+            handed to every CPU worker as a run on that backend would get them.
     """
 
     cpu_backend: str = "torch-cpu"
@@ -45,6 +47,7 @@ class SchedConfig:
     offload_items: int = NO_OFFLOAD
     pool: str = "process"
     pin: bool = True
+    cpu_options: tuple[tuple[str, str], ...] = ()
 
     #: The keys ``--option`` accepts (the fields above but ``cpu_workers``, which is ``--threads``).
     OPTIONS = ("accelerator", "batch_items", "cpu_backend", "offload_items", "pin", "pool")
@@ -66,10 +69,14 @@ class SchedConfig:
     @classmethod
     def from_backend_config(cls, config: BackendConfig) -> SchedConfig:
         """Parse ``config.options`` (checked first by ``DeepRecSchedBackend.check_options``);
-        ``config.threads`` is the number of CPU workers (0: one per core)."""
+        ``config.threads`` is the number of CPU workers (0: one per core). A key that is not the
+        scheduler's is the CPU backend's, kept in order in ``cpu_options``."""
         values: dict[str, Any] = {}
+        cpu_options: list[tuple[str, str]] = []
         for key, text in config.options:
-            if key in ("batch_items", "offload_items"):
+            if key not in cls.OPTIONS:
+                cpu_options.append((key, text))
+            elif key in ("batch_items", "offload_items"):
                 try:
                     values[key] = int(text)
                 except ValueError:
@@ -79,15 +86,16 @@ class SchedConfig:
                 values[key] = text in ("1", "true")
             else:
                 values[key] = text
-        return cls(cpu_workers=config.resolved_threads, **values)
+        return cls(cpu_workers=config.resolved_threads, cpu_options=tuple(cpu_options), **values)
 
     def options(self) -> tuple[tuple[str, str], ...]:
-        """This setting as ``--option`` pairs (without ``cpu_workers``, which is ``--threads``)."""
+        """This setting as ``--option`` pairs (without ``cpu_workers``, which is ``--threads``): the
+        scheduler's, then the CPU backend's."""
         return tuple((k, str(int(v)) if isinstance(v, bool) else str(v)) for k, v in sorted(self.to_dict().items())
-                     if k in self.OPTIONS)
+                     if k in self.OPTIONS) + self.cpu_options
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "cpu_options": dict(self.cpu_options)}
 
     def offloads(self, items: int) -> bool:
         """Whether a query of ``items`` items goes whole to the accelerator (k >= Q)."""

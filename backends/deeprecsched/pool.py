@@ -23,11 +23,12 @@ PLACEMENT_OF_POOL = {"process": "processes", "thread": "threads"}
 
 
 def worker_specs(sched: SchedConfig, model: ModelSpec, precision: str) -> list[WorkerSpec]:
-    """One spec per CPU worker: the CPU backend with one thread, each pinned to its own core
-    (round robin over the cores this process may use) when ``pin`` and processes."""
+    """One spec per CPU worker: the CPU backend with one thread, the run's precision and the CPU
+    backend's own options (``sched.cpu_options``), each pinned to its own core (round robin over
+    the cores this process may use) when ``pin`` and processes."""
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     pin = sched.pin and sched.pool == "process" and bool(cores)
-    config = BackendConfig(model=model, threads=1, precision=precision)
+    config = BackendConfig(model=model, threads=1, precision=precision, options=sched.cpu_options)
     return [
         WorkerSpec(name=f"CPU worker {i}", backend=sched.cpu_backend, config=config, device="cpu",
                    cores=(cores[i % len(cores)],) if pin else ())
@@ -36,9 +37,12 @@ def worker_specs(sched: SchedConfig, model: ModelSpec, precision: str) -> list[W
 
 
 def start_pool(sched: SchedConfig, model: ModelSpec, precision: str) -> Placement:
-    """The CPU workers of ``sched``, started and loaded."""
+    """The CPU workers of ``sched``, started and loaded (their config checked here first, so a
+    precision or option the CPU backend refuses is the run's one-line error, not a worker's)."""
+    specs = worker_specs(sched, model, precision)
+    get_backend(sched.cpu_backend).check_config(specs[0].config)
     if sched.pool == "thread" and not get_backend(sched.cpu_backend).thread_safe:
         raise ConfigError(f"'pool' thread needs a thread-safe cpu_backend (got {sched.cpu_backend!r})")
     placement = get_placement(PLACEMENT_OF_POOL[sched.pool])()
-    placement.start(worker_specs(sched, model, precision))
+    placement.start(specs)
     return placement
