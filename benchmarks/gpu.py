@@ -348,7 +348,7 @@ def wide_candidates(fp8: bool):  # type: ignore[no-untyped-def]
             T(block_m=128, block_n=64, block_k=k, num_warps=4, num_stages=3, prefetch=True))
 
 
-def layer_table(f, m: int, out: list[dict], label: str, sweep: bool) -> None:  # type: ignore[no-untyped-def]
+def layer_table(f, m: int, out: list[dict], label: str, sweep: bool, seen: set) -> None:  # type: ignore[no-untyped-def]
     """Per matmul of a fused model at ``m`` items, each timed in a CUDA graph: Triton with the
     tiles it has, the best of a tile sweep (``sweep``), cuBLAS alone and cuBLAS with the epilogue
     kernel the forward would add; then the lookup stage."""
@@ -363,7 +363,6 @@ def layer_table(f, m: int, out: list[dict], label: str, sweep: bool) -> None:  #
     print(f"  layers of {label} at {m} items (ms in a CUDA graph; TFLOP/s of the matmul):", flush=True)
     print(f"    {'layer':<12} {'N x K':<11} {'triton':>7} {'sweep':>7} {'tiles':<22} {'cuBLAS':>7} {'+epi':>7} {'TF/s best':>9}", flush=True)
     n_cross = len(f.cross or [])
-    seen: set = set()
     for name, lin in f.layers():
         n, k = lin.weight.shape
         i = int(name[5]) if name.startswith("cross") else int(name[3:])
@@ -402,7 +401,8 @@ def layer_table(f, m: int, out: list[dict], label: str, sweep: bool) -> None:  #
             print(f"    {name}: triton FAILED {type(exc).__name__}: {exc}", flush=True)
             t_ms = float("nan")
         best_ms, best_tiles = t_ms, tiles
-        sig = (n, k, tuple(sorted(epi)), epi.get("out_dtype") is None, "x0" in epi and epi["xl"] is epi["x0"])
+        sig = (fp8, n, k, tuple(sorted(epi)), epi.get("out_dtype") is None, "x0" in epi and epi["xl"] is epi["x0"],
+               "x0" in epi and epi["x0"].dtype, "xl" in epi and epi["xl"].dtype)
         if sweep and sig not in seen and name not in ("cross0.up", f"cross{n_cross - 1}.up"):
             seen.add(sig)
             saved = dk.TUNED.get(("fp8" if fp8 else "bf16", n, k))
@@ -491,8 +491,9 @@ def dlrm_v2_section(out: list[dict], items: int, batch: int, variants: str, laye
 
     logits = chunks(teacher).cpu().numpy().astype(np.float64)
     z = (logits - logits.mean()) / (logits.std() or 1.0)
-    temp, b = synthetic.calibrate(z)
-    labels = (np.random.default_rng(1).random(items) < 1 / (1 + np.exp(-(z / temp + b)))).astype(np.int8)
+    u = np.random.default_rng(1).random(items)
+    temp, b = synthetic.calibrate_drawn(z, u, synthetic.target_auc("dlrm-v2"))
+    labels = (u < 1 / (1 + np.exp(-(z / temp + b)))).astype(np.int8)
     ref_auc = auc(labels, logits)
     print(f"  teacher (bf16 rows, fp32 dense) AUC {ref_auc:.5f} on {items} items", flush=True)
     for mod in dense32.values():
@@ -544,6 +545,7 @@ def dlrm_v2_section(out: list[dict], items: int, batch: int, variants: str, laye
 
     plain = measure("plain PyTorch loop, bf16", lambda d, s: model(d.to(torch.bfloat16), s), 0.999)
     tuned: set[tuple[str, str]] = set()
+    swept: set = set()
     for text in variants.split(";"):
         opts = parse_variant(text)
         try:
@@ -552,7 +554,7 @@ def dlrm_v2_section(out: list[dict], items: int, batch: int, variants: str, laye
             key = (f.dense_mode, f.residual)
             if layers and key not in tuned:
                 tuned.add(key)
-                layer_table(f, batch, out, text, sweep=True)
+                layer_table(f, batch, out, text, sweep=True, seen=swept)
             if profile_kernels:
                 d, ids = dense[:batch].to(torch.bfloat16), torch.cat([x[:batch] for x in sparse], dim=1)
                 try:

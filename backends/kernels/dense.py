@@ -297,8 +297,9 @@ def linear(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None, *
     fp8 = a.dtype == torch.float8_e4m3fn
     t = tiles or tiles_for(fp8, n, k)
     if last is not None:
-        if t.block_n < n:
-            t = dataclasses.replace(t, block_n=triton.next_power_of_2(n))
+        if t.block_n < n:  # the whole row in one tile; at most 32K fp32 accumulators a program
+            wide = triton.next_power_of_2(n)
+            t = dataclasses.replace(t, block_n=wide, block_m=min(t.block_m, max(16, 32768 // wide)))
         out_dtype = None
     if out is None and out_dtype is not None:
         out = torch.empty((m, n), dtype=out_dtype, device=a.device)

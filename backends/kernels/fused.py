@@ -377,8 +377,8 @@ ROW_CHOICES = ("bf16", "fp16", "fp8", "int8")
 DEFAULT_ROWS = {"fp8": "int8", "bf16": "bf16", "fp16": "fp16"}
 #: Defaults of the dense options by dense mode (fp16 runs as bf16's mode).
 DEFAULTS: dict[str, dict[str, str]] = {
-    "fp8": {"gemm": "triton", "residual": "bf16", "fuse_last": "0"},
-    "bf16": {"gemm": "triton", "residual": "bf16", "fuse_last": "0"},
+    "fp8": {"gemm": "triton", "residual": "fp8", "fuse_last": "1"},
+    "bf16": {"gemm": "triton", "residual": "bf16", "fuse_last": "1"},
 }
 
 
