@@ -342,10 +342,7 @@ def wide_candidates(fp8: bool):  # type: ignore[no-untyped-def]
     k = 128 if fp8 else 64
     T = dk.Tiles
     return (T(block_m=128, block_n=256, block_k=k, num_warps=8, num_stages=3), T(block_m=256, block_n=128, block_k=k, num_warps=8, num_stages=3),
-            T(block_m=128, block_n=128, block_k=k, num_warps=8, num_stages=4), T(block_m=128, block_n=64, block_k=k, num_warps=4, num_stages=3),
-            T(block_m=64, block_n=64, block_k=k, num_warps=4, num_stages=3), T(block_m=128, block_n=128, block_k=k, group_m=16, num_warps=4, num_stages=3),
-            T(block_m=64, block_n=128, block_k=k, num_warps=4, num_stages=3, prefetch=True),
-            T(block_m=128, block_n=64, block_k=k, num_warps=4, num_stages=3, prefetch=True))
+            T(block_m=128, block_n=64, block_k=k, num_warps=4, num_stages=3), T(block_m=128, block_n=128, block_k=k, group_m=16, num_warps=4, num_stages=3))
 
 
 def layer_table(f, m: int, out: list[dict], label: str, sweep: bool, seen: set) -> None:  # type: ignore[no-untyped-def]
@@ -554,7 +551,10 @@ def dlrm_v2_section(out: list[dict], items: int, batch: int, variants: str, laye
             key = (f.dense_mode, f.residual)
             if layers and key not in tuned:
                 tuned.add(key)
-                layer_table(f, batch, out, text, sweep=True, seen=swept)
+                try:  # the tile sweep for fp8 alone: its matmuls are the 80k goal's
+                    layer_table(f, batch, out, text, sweep=f.dense_mode == "fp8", seen=swept)
+                except Exception as exc:
+                    print(f"  layers FAILED {type(exc).__name__}: {exc}", flush=True)
             if profile_kernels:
                 d, ids = dense[:batch].to(torch.bfloat16), torch.cat([x[:batch] for x in sparse], dim=1)
                 try:
