@@ -218,7 +218,7 @@ def test_fuse_refuses_what_it_cannot_run() -> None:
 @pytest.mark.cuda
 @pytest.mark.parametrize(("precision", "options", "bound"), [
     ("fp8", {}, 0.25),
-    ("fp8", {"residual": "bf16", "fuse_last": "0"}, 0.25),
+    ("fp8", {"residual": "fp8", "fuse_last": "1"}, 0.25),
     ("fp8", {"rows": "fp8"}, 0.3),
     ("bf16", {"fused": "1"}, 0.05),
     ("bf16", {"fused": "1", "rows": "int8", "gemm": "cublas"}, 0.06),
@@ -248,7 +248,7 @@ def test_dlrm_v2_forward_within_distance_of_fp32(precision: str, options: dict[s
 
 @pytest.mark.cuda
 @pytest.mark.parametrize(("precision", "options", "gate"), [
-    ("fp8", (), 0.99), ("fp8", (("residual", "bf16"), ("fuse_last", "0")), 0.99), ("bf16", (("fused", "1"),), 0.999)])
+    ("fp8", (), 0.99), ("fp8", (("residual", "fp8"), ("fuse_last", "1")), 0.99), ("bf16", (("fused", "1"),), 0.999)])
 def test_fused_backend_passes_the_auc_gate(data_dir: Path, results: Path, precision: str, options: tuple, gate: float) -> None:
     """Accuracy mode through LoadGen and the harness: AUC >= gate x the teacher's."""
     from conftest import smoke_config
