@@ -46,10 +46,13 @@ PACK_CHUNK_ROWS = 1 << 20
 def to_fp8(x, ROUND: tl.constexpr):
     """x (fp32, already within +-448) as fp8 e4m3. ``ROUND`` first rounds to e4m3's grid in fp32:
     Triton's CPU interpreter rounds wrongly where rounding carries into the exponent."""
-    if ROUND:
+    if ROUND:  # to nearest, ties to even, as the GPU's conversion does
         e = tl.maximum(tl.floor(tl.log2(tl.abs(x) + 1e-30)), -6.0)
         step = tl.exp2(e - 3.0)
-        x = tl.floor(x / step + 0.5) * step
+        y = x / step
+        r = tl.floor(y + 0.5)
+        odd = (r - 2.0 * tl.floor(r * 0.5)) == 1.0
+        x = tl.where(((r - y) == 0.5) & odd, r - 1.0, r) * step
     return x.to(tl.float8e4nv)
 
 
