@@ -200,6 +200,25 @@ def test_fused_dlrm_v2_forward_matches_eager(dense: str, rows: str, gemm: str, t
     assert rms <= tolerance
 
 
+@pytest.mark.cuda
+def test_tune_with_auto_gemm_picks_per_layer_and_keeps_the_forward() -> None:
+    """``gemm=auto``: ``tune`` times Triton's tiles and cuBLAS plus the epilogue kernel for every
+    fp8 matmul and records the faster; the forward over the mix still matches eager."""
+    model, schema, x, ids = small_dlrm_v2()
+    with torch.inference_mode():
+        want = model(x, ids)
+    f = fused.fuse(model.to(device=DEVICE, dtype=torch.bfloat16), schema, rows="int8", dense="fp8", gemm="auto")
+    try:
+        best = f.tune(512)
+        assert set(best) == {name for name, _ in f.layers()}
+        assert set(f.describe()["gemms"].values()) <= {"triton", "cublas"}
+        with torch.inference_mode():
+            got = f(x.to(DEVICE, torch.bfloat16), [i.to(DEVICE) for i in ids]).float().cpu()
+        assert (got - want).pow(2).mean().sqrt().item() / want.std().item() <= 0.3
+    finally:
+        fused.AUTO_GEMM.clear()
+
+
 def test_fuse_refuses_what_it_cannot_run() -> None:
     from suite.errors import BackendUnavailableError, UnknownNameError
 

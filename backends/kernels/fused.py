@@ -132,7 +132,9 @@ class FusedDLRM(nn.Module):
 
     def tune(self, m: int) -> dict[str, float]:
         """Pick the fastest tiles (:func:`suite.backends.kernels.dense.tune`) for every Triton matmul of
-        this model at batch size ``m``, with its own epilogue; returns the best ms per layer."""
+        this model at batch size ``m``, with its own epilogue; returns the best ms per layer. With
+        ``gemm=auto`` under fp8 it also times cuBLAS's GEMM plus the epilogue kernel for each
+        weight and records in :data:`AUTO_GEMM` the shapes where that is faster."""
         fp8 = self.dense_mode == "fp8"
         device = self.tables.rows.device
         width = self.dim * (1 + len(self.tables.lookups))
@@ -154,17 +156,32 @@ class FusedDLRM(nn.Module):
             out = {"out_dtype": None if fp8 and (last_cross or self.residual == "fp8") else self.dtype}
             layers.append((f"cross{i}.up", up, {"bias": up.bias, "q_scale": q, **cross_in, **out}))
         for i, (layer, relu) in enumerate(zip(self.top, self.relu_top, strict=False)):
-            epilogue: dict[str, Any] = {"bias": layer.bias, "relu": relu, "q_scale": q}
-            if i == len(self.top) - 1 and self.fuse_last:
+            last_top = i == len(self.top) - 1
+            epilogue: dict[str, Any] = {"bias": layer.bias, "relu": relu, "q_scale": None if last_top else q,
+                                        "out_dtype": None if fp8 and not last_top else self.dtype}
+            if last_top and self.fuse_last:
                 epilogue = {"bias": layer.bias, "relu": relu, "last": (self._last_w, self._last_b)}
             layers.append((f"top{i}", layer, epilogue))
         best = {}
         for name, layer, epilogue in layers:
+            n, k = layer.weight.shape
+            if self.gemm == "auto" and fp8 and "last" not in epilogue:
+                AUTO_GEMM.pop((self.dense_mode, n, k), None)
             if self.gemm_of(layer) != "triton":
                 continue
-            n, k = layer.weight.shape
             timings = dk.tune(m, n, k, fp8=fp8, **epilogue)
             best[name] = min(ms for _, ms in timings) if timings else float("nan")
+            if self.gemm == "auto" and fp8 and "last" not in epilogue:
+                # cuBLAS's GEMM, then the same epilogue as one kernel: kept where it is faster
+                a = torch.randn(m, k, device=device).to(torch.float8_e4m3fn)
+                ones = torch.ones(n, device=device)
+                rest = {key: v for key, v in epilogue.items() if key != "out_dtype"}
+                write = epilogue.get("out_dtype", self.dtype) is not None
+                ms = dk.graph_ms(lambda a=a, w=layer.weight, ones=ones, rest=rest, write=write: dk.epilogue(
+                    dk.scaled_mm(a, w, 1.0, ones), write_out=write, **rest))
+                if ms < best[name]:
+                    AUTO_GEMM[(self.dense_mode, n, k)] = "cublas"
+                    best[name] = ms
         return best
 
     def interaction(self, dense: torch.Tensor, sparse: list[torch.Tensor] | torch.Tensor, q_out: torch.Tensor | None = None,
