@@ -1,10 +1,12 @@
 """Dense layers with their elementwise work in the matmul's epilogue.
 
 :func:`linear` computes ``y = (a @ w.T) * a_scale * w_scale[n] + bias``, then optionally ReLU,
-then optionally DCNv2's cross step ``y = x0 * y + xl``, and writes ``y`` in the output dtype and,
-when asked, also ``y / q_scale`` as fp8 e4m3 (saturated at +-448) for the next fp8 matmul. The
-operands are bf16/fp16, or fp8 e4m3 with a per-tensor scale for ``a`` (static, calibrated) and a
-per-output-channel scale for ``w``.
+then optionally DCNv2's cross step ``y = x0 * y + xl`` (x0 and xl in the model dtype or as fp8
+copies with their scales), and writes ``y`` in the output dtype and, when asked, also
+``y / q_scale`` as fp8 e4m3 (saturated at +-448) for the next fp8 matmul, or, for a model's last
+hidden layer, the 1-wide output layer's dot product over ``y``'s row. The operands are bf16/fp16,
+or fp8 e4m3 with a per-tensor scale for ``a`` (static, calibrated) and a per-output-channel scale
+for ``w``. :func:`scaled_mm` is cuBLAS's fp8 GEMM for comparison and for ``gemm=cublas``.
 
 :func:`epilogue` is the same elementwise work as one kernel after a cuBLAS GEMM, for comparison
 and for the bf16 path when cuBLAS's GEMM is the faster one.

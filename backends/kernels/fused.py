@@ -13,7 +13,11 @@
   model (amax x :data:`CALIBRATION_MARGIN`, saturating beyond it); each matmul's epilogue writes
   the fp8 input of the next one;
 * with ``dense="bf16"`` the same matmuls run in the model's dtype, on Triton (``gemm="triton"``)
-  or on cuBLAS followed by one elementwise kernel for the cross step (``gemm="cublas"``).
+  or on cuBLAS followed by one elementwise kernel for the cross step (``gemm="cublas"``);
+* under fp8 the lookup also writes the fp8 copy of the interaction matrix; ``residual`` says
+  whether the cross layers read x0 and x_l in bf16 or from their fp8 copies, ``fuse_last`` puts the
+  1-wide output layer in the last matmul's epilogue, ``gemm`` picks Triton or cuBLAS per weight
+  (docs/gpu-kernels.md).
 """
 
 from __future__ import annotations
