@@ -30,7 +30,7 @@ from suite.datasets.batch import Batch
 from suite.models import ModelSpec
 
 
-def rate(predict, batches: list[Batch], rounds: int) -> float:  # type: ignore[no-untyped-def]
+def rate(predict, batches: list[Batch], rounds: int) -> float:
     """Items per CPU-second of ``predict`` over ``batches``, ``rounds`` times (after one warm-up)."""
     predict(batches[0])
     t = time.process_time()
@@ -68,7 +68,7 @@ def ort_ops(model_path: str, inputs: list[str], batches: list[Batch]) -> dict[st
     return {k: v * len(batches) / max(runs, 1) for k, v in ops.items()}
 
 
-def torch_ops(backend, batches: list[Batch]) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def torch_ops(backend, batches: list[Batch]) -> dict[str, float]:
     """Microseconds of self CPU time per torch op over ``batches``."""
     backend.predict(batches[0])
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:

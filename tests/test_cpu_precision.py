@@ -175,7 +175,7 @@ def test_onnx_export_name_changes_with_the_input_widths(monkeypatch: pytest.Monk
 
     spec = ModelSpec(name="dlrm-v3", scale="tiny")
     before = export_name(spec, "0" * 64, "item-major")
-    narrower = dataclasses.replace(MODELS["dlrm-v3"], tiny_candidates=4)  # type: ignore[call-arg]
+    narrower = dataclasses.replace(MODELS["dlrm-v3"], tiny_candidates=4)
     monkeypatch.setitem(MODELS, "dlrm-v3", narrower)
     assert [t.lookups for t in spec.schema.tables][-1] == 4
     after = export_name(spec, "0" * 64, "item-major")

@@ -70,6 +70,45 @@ def test_pooled_lookup_writes_behind_col0_in_the_dense_dtype() -> None:
     torch.testing.assert_close(out[:, 16:].float(), lookup.pooled_reference(packed, ids), rtol=1e-2, atol=2e-2)
 
 
+def test_pooled_lookup_writes_the_fp8_copy_in_the_same_launch() -> None:
+    weights, lookups, ids = tables(n=20)
+    packed = lookup.pack(weights, lookups, "int8")
+    width = 8 + 4 * 32
+    out = torch.zeros((20, width), dtype=torch.bfloat16, device=DEVICE)
+    q = torch.zeros((20, width), dtype=torch.float8_e4m3fn, device=DEVICE)
+    lookup.pooled(packed, ids, out, col0=8, q_out=q, q_scale=0.05)
+    ref = lookup.pooled_reference(packed, ids)
+    want = dk.quantize(ref, 0.05).float()
+    assert torch.equal(q[:, :8].float(), torch.zeros((20, 8), device=DEVICE))  # in front: untouched
+    # fp8 of the fp32 sums: equal up to one e4m3 step where a sum sits on a rounding boundary
+    assert ((q[:, 8:].float() - want).abs() <= want.abs() / 8 + 1e-6).all()
+    torch.testing.assert_close(out[:, 8:].float(), ref, rtol=1e-2, atol=2e-2)
+    q2 = torch.zeros_like(q)
+    assert lookup.pooled(packed, ids, None, col0=8, q_out=q2, q_scale=0.05, write_out=False) is None
+    assert torch.equal(q2.view(torch.uint8), q.view(torch.uint8))
+
+
+def test_cross_step_reads_fp8_operands_and_folds_the_last_layer() -> None:
+    x0, xl, down, up, bias = cross_inputs()
+    want = dk.cross_reference(x0, xl, down, up, bias)
+    s0, sl = x0.abs().max().item() / 448, xl.abs().max().item() / 448
+    x0q, xlq = dk.quantize(x0, s0), dk.quantize(xl, sl)
+    h = torch.nn.functional.linear(xl, down)
+    got, _ = dk.linear(h, up, bias, x0=x0q, x0_scale=s0, xl=xlq, xl_scale=sl, out_dtype=torch.float32, tiles=SMALL)
+    assert got is not None
+    assert ((got - want).norm() / want.norm()).item() < 0.08
+    # x_l given as x0 itself is read once, with the same result as a copy of it
+    same, _ = dk.linear(h, up, bias, x0=x0, xl=x0, out_dtype=torch.float32, tiles=SMALL)
+    apart, _ = dk.linear(h, up, bias, x0=x0, xl=x0.clone(), out_dtype=torch.float32, tiles=SMALL)
+    torch.testing.assert_close(same, apart)
+    # a 1-wide layer after a ReLU layer, in its epilogue
+    w_last = torch.linspace(-1, 1, up.shape[0], device=DEVICE)
+    logits, _ = dk.linear(h, up, bias, relu=True, last=(w_last, 0.5), tiles=SMALL)
+    ref = torch.relu(torch.nn.functional.linear(h, up, bias)) @ w_last + 0.5
+    assert logits is not None and logits.shape == (h.shape[0],)
+    torch.testing.assert_close(logits, ref, rtol=2e-2, atol=2e-2)
+
+
 def test_pack_refuses_tables_of_different_dims() -> None:
     with pytest.raises(ValueError, match=r"^tables must share one dim \(got \[8, 16\]\)$"):
         lookup.pack([torch.zeros(4, 8), torch.zeros(4, 16)], [1, 1], "bf16")
@@ -135,17 +174,23 @@ def small_dlrm_v2() -> tuple[torch.nn.Module, ModelSchema, torch.Tensor, list[to
     return model, schema, dense, sparse
 
 
-@pytest.mark.parametrize(("dense", "rows", "gemm", "tolerance"), [
-    ("bf16", "bf16", "triton", 0.03),
-    ("bf16", "int8", "cublas", 0.04),
-    ("fp8", "int8", "triton", 0.3),
+@pytest.mark.parametrize(("dense", "rows", "gemm", "tolerance", "extra"), [
+    ("bf16", "bf16", "triton", 0.03, {}),
+    ("bf16", "int8", "cublas", 0.04, {}),
+    ("bf16", "bf16", "triton", 0.03, {"fuse_last": True}),
+    ("fp8", "int8", "triton", 0.3, {}),
+    ("fp8", "int8", "triton", 0.3, {"residual": "x0-fp8", "fuse_last": True}),
+    ("fp8", "int8", "triton", 0.35, {"residual": "fp8"}),
+    pytest.param("fp8", "int8", "cublas", 0.3, {}, marks=pytest.mark.cuda),
 ])
-def test_fused_dlrm_v2_forward_matches_eager(dense: str, rows: str, gemm: str, tolerance: float) -> None:
+def test_fused_dlrm_v2_forward_matches_eager(dense: str, rows: str, gemm: str, tolerance: float, extra: dict) -> None:
+    if gemm == "cublas" and dense == "fp8" and not CUDA:
+        pytest.skip("cuBLAS's fp8 GEMM needs a CUDA GPU")
     model, schema, x, ids = small_dlrm_v2()
     with torch.inference_mode():
         want = model(x, ids)
     bf = model.to(device=DEVICE, dtype=torch.bfloat16)
-    f = fused.fuse(bf, schema, rows=rows, dense=dense, gemm=gemm)
+    f = fused.fuse(bf, schema, rows=rows, dense=dense, gemm=gemm, **extra)
     assert f.describe()["rows"] == rows and ("calibration" in f.describe()) == (dense == "fp8")
     with torch.inference_mode():
         got = f(x.to(DEVICE, torch.bfloat16), [i.to(DEVICE) for i in ids]).float().cpu()
@@ -153,6 +198,25 @@ def test_fused_dlrm_v2_forward_matches_eager(dense: str, rows: str, gemm: str, t
     rms = (got - want).pow(2).mean().sqrt().item() / want.std().item()
     print(f"small dlrm-v2 {dense} {rows} {gemm}: rms {rms:.4f} std, max {(got - want).abs().max().item() / want.std().item():.4f}")
     assert rms <= tolerance
+
+
+@pytest.mark.cuda
+def test_tune_with_auto_gemm_picks_per_layer_and_keeps_the_forward() -> None:
+    """``gemm=auto``: ``tune`` times Triton's tiles and cuBLAS plus the epilogue kernel for every
+    fp8 matmul and records the faster; the forward over the mix still matches eager."""
+    model, schema, x, ids = small_dlrm_v2()
+    with torch.inference_mode():
+        want = model(x, ids)
+    f = fused.fuse(model.to(device=DEVICE, dtype=torch.bfloat16), schema, rows="int8", dense="fp8", gemm="auto")
+    try:
+        best = f.tune(512)
+        assert set(best) == {name for name, _ in f.layers()}
+        assert set(f.describe()["gemms"].values()) <= {"triton", "cublas"}
+        with torch.inference_mode():
+            got = f(x.to(DEVICE, torch.bfloat16), [i.to(DEVICE) for i in ids]).float().cpu()
+        assert (got - want).pow(2).mean().sqrt().item() / want.std().item() <= 0.3
+    finally:
+        fused.AUTO_GEMM.clear()
 
 
 def test_fuse_refuses_what_it_cannot_run() -> None:
@@ -173,6 +237,7 @@ def test_fuse_refuses_what_it_cannot_run() -> None:
 @pytest.mark.cuda
 @pytest.mark.parametrize(("precision", "options", "bound"), [
     ("fp8", {}, 0.25),
+    ("fp8", {"residual": "fp8", "fuse_last": "1"}, 0.25),
     ("fp8", {"rows": "fp8"}, 0.3),
     ("bf16", {"fused": "1"}, 0.05),
     ("bf16", {"fused": "1", "rows": "int8", "gemm": "cublas"}, 0.06),
@@ -201,7 +266,8 @@ def test_dlrm_v2_forward_within_distance_of_fp32(precision: str, options: dict[s
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize(("precision", "options", "gate"), [("fp8", (), 0.99), ("bf16", (("fused", "1"),), 0.999)])
+@pytest.mark.parametrize(("precision", "options", "gate"), [
+    ("fp8", (), 0.99), ("fp8", (("residual", "fp8"), ("fuse_last", "1")), 0.99), ("bf16", (("fused", "1"),), 0.999)])
 def test_fused_backend_passes_the_auc_gate(data_dir: Path, results: Path, precision: str, options: tuple, gate: float) -> None:
     """Accuracy mode through LoadGen and the harness: AUC >= gate x the teacher's."""
     from conftest import smoke_config

@@ -1,10 +1,12 @@
 """Dense layers with their elementwise work in the matmul's epilogue.
 
 :func:`linear` computes ``y = (a @ w.T) * a_scale * w_scale[n] + bias``, then optionally ReLU,
-then optionally DCNv2's cross step ``y = x0 * y + xl``, and writes ``y`` in the output dtype and,
-when asked, also ``y / q_scale`` as fp8 e4m3 (saturated at +-448) for the next fp8 matmul. The
-operands are bf16/fp16, or fp8 e4m3 with a per-tensor scale for ``a`` (static, calibrated) and a
-per-output-channel scale for ``w``.
+then optionally DCNv2's cross step ``y = x0 * y + xl`` (x0 and xl in the model dtype or as fp8
+copies with their scales), and writes ``y`` in the output dtype and, when asked, also
+``y / q_scale`` as fp8 e4m3 (saturated at +-448) for the next fp8 matmul, or, for a model's last
+hidden layer, the 1-wide output layer's dot product over ``y``'s row. The operands are bf16/fp16,
+or fp8 e4m3 with a per-tensor scale for ``a`` (static, calibrated) and a per-output-channel scale
+for ``w``. :func:`scaled_mm` is cuBLAS's fp8 GEMM for comparison and for ``gemm=cublas``.
 
 :func:`epilogue` is the same elementwise work as one kernel after a cuBLAS GEMM, for comparison
 and for the bf16 path when cuBLAS's GEMM is the faster one.
@@ -12,6 +14,8 @@ and for the bf16 path when cuBLAS's GEMM is the faster one.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,24 +24,25 @@ import triton
 import triton.language as tl
 
 from suite.backends.kernels.lookup import FP8_MAX, interpreted
+from suite.backends.kernels.lookup import to_fp8 as _to_fp8
 
 
 @triton.jit
-def _to_fp8(x, ROUND: tl.constexpr):
-    """x (fp32, already within +-448) as fp8 e4m3. ``ROUND`` first rounds to e4m3's grid in fp32:
-    Triton's CPU interpreter rounds wrongly where rounding carries into the exponent."""
-    if ROUND:
-        e = tl.maximum(tl.floor(tl.log2(tl.abs(x) + 1e-30)), -6.0)
-        step = tl.exp2(e - 3.0)
-        x = tl.floor(x / step + 0.5) * step
-    return x.to(tl.float8e4nv)
+def _load_x(ptr, offs, ok, FP8: tl.constexpr, scale):
+    """A tile of the cross step's x0 or x_l as fp32: the model dtype, or fp8 bytes times ``scale``."""
+    v = tl.load(ptr + offs, mask=ok, other=0)
+    if FP8:
+        return v.to(tl.float8e4nv, bitcast=True).to(tl.float32) * scale
+    return v.to(tl.float32)
 
 
 @triton.jit
-def _linear_kernel(a_ptr, w_ptr, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr,
+def _linear_kernel(a_ptr, w_ptr, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, last_w_ptr, last_ptr,
                    M, N, K, stride_am, stride_wn, stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv,
+                   x0_scale, xl_scale, last_bias,
                    HAS_BIAS: tl.constexpr, W_SCALE: tl.constexpr, RELU: tl.constexpr, CROSS: tl.constexpr,
                    WRITE_OUT: tl.constexpr, WRITE_Q: tl.constexpr, FP8: tl.constexpr, UPCAST: tl.constexpr,
+                   X0_FP8: tl.constexpr, XL_FP8: tl.constexpr, SAME_X: tl.constexpr, LAST: tl.constexpr,
                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
                    PREFETCH: tl.constexpr):
     pid = tl.program_id(0)
@@ -60,8 +65,11 @@ def _linear_kernel(a_ptr, w_ptr, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_pt
     ok = m_ok[:, None] & n_ok[None, :]
     rows = rm.to(tl.int64)[:, None]
     if CROSS and PREFETCH:  # issue the epilogue's reads first, so they travel while the MMAs run
-        x0 = tl.load(x0_ptr + rows * stride_x0 + rn[None, :], mask=ok, other=0.0)
-        xl = tl.load(xl_ptr + rows * stride_xl + rn[None, :], mask=ok, other=0.0)
+        x0 = _load_x(x0_ptr, rows * stride_x0 + rn[None, :], ok, X0_FP8, x0_scale)
+        if SAME_X:
+            xl = x0
+        else:
+            xl = _load_x(xl_ptr, rows * stride_xl + rn[None, :], ok, XL_FP8, xl_scale)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         k_ok = (k0 + rk) < K
@@ -85,37 +93,46 @@ def _linear_kernel(a_ptr, w_ptr, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_pt
     if RELU:
         acc = tl.maximum(acc, 0.0)
     if CROSS and not PREFETCH:
-        x0 = tl.load(x0_ptr + rows * stride_x0 + rn[None, :], mask=ok, other=0.0)
-        xl = tl.load(xl_ptr + rows * stride_xl + rn[None, :], mask=ok, other=0.0)
+        x0 = _load_x(x0_ptr, rows * stride_x0 + rn[None, :], ok, X0_FP8, x0_scale)
+        if SAME_X:
+            xl = x0
+        else:
+            xl = _load_x(xl_ptr, rows * stride_xl + rn[None, :], ok, XL_FP8, xl_scale)
     if CROSS:
-        acc = x0.to(tl.float32) * acc + xl.to(tl.float32)
+        acc = x0 * acc + xl
     if WRITE_OUT:
         tl.store(out_ptr + rows * stride_out + rn[None, :], acc.to(out_ptr.dtype.element_ty), mask=ok)
     if WRITE_Q:
         q = tl.minimum(tl.maximum(acc * q_inv, -448.0), 448.0)
         tl.store(q_ptr + rows * stride_q + rn[None, :], _to_fp8(q, UPCAST), mask=ok)
+    if LAST:  # a 1-wide layer after this one (the whole N in this tile): its dot product, in fp32
+        lw = tl.load(last_w_ptr + rn, mask=n_ok, other=0.0)
+        tl.store(last_ptr + rm, tl.sum(acc * lw[None, :], axis=1) + last_bias, mask=m_ok)
 
 
 @triton.jit
 def _epilogue_kernel(y_ptr, bias_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N, q_inv,
+                     stride_y, stride_x0, stride_xl, stride_out, stride_q, x0_scale, xl_scale,
                      HAS_BIAS: tl.constexpr, RELU: tl.constexpr, CROSS: tl.constexpr, WRITE_OUT: tl.constexpr,
-                     WRITE_Q: tl.constexpr, ROUND: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+                     WRITE_Q: tl.constexpr, ROUND: tl.constexpr, X0_FP8: tl.constexpr, XL_FP8: tl.constexpr,
+                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     ok = (rm < M)[:, None] & (rn < N)[None, :]
-    at = rm.to(tl.int64)[:, None] * N + rn[None, :]
-    y = tl.load(y_ptr + at, mask=ok, other=0.0).to(tl.float32)
+    rows = rm.to(tl.int64)[:, None]
+    y = tl.load(y_ptr + rows * stride_y + rn[None, :], mask=ok, other=0.0).to(tl.float32)
     if HAS_BIAS:
         y = y + tl.load(bias_ptr + rn, mask=rn < N, other=0.0)[None, :]
     if RELU:
         y = tl.maximum(y, 0.0)
     if CROSS:
-        y = tl.load(x0_ptr + at, mask=ok, other=0.0).to(tl.float32) * y + tl.load(xl_ptr + at, mask=ok, other=0.0).to(tl.float32)
+        x0 = _load_x(x0_ptr, rows * stride_x0 + rn[None, :], ok, X0_FP8, x0_scale)
+        y = x0 * y + _load_x(xl_ptr, rows * stride_xl + rn[None, :], ok, XL_FP8, xl_scale)
     if WRITE_OUT:
-        tl.store(out_ptr + at, y.to(out_ptr.dtype.element_ty), mask=ok)
+        tl.store(out_ptr + rows * stride_out + rn[None, :], y.to(out_ptr.dtype.element_ty), mask=ok)
     if WRITE_Q:
         q = tl.minimum(tl.maximum(y * q_inv, -448.0), 448.0)
-        tl.store(q_ptr + at, _to_fp8(q, ROUND), mask=ok)
+        tl.store(q_ptr + rows * stride_q + rn[None, :], _to_fp8(q, ROUND), mask=ok)
 
 
 @dataclass(frozen=True)
@@ -183,32 +200,54 @@ def tiles_for(fp8: bool, n: int, k: int) -> Tiles:
     return TUNED.get((kind, n, k), TILES[kind])
 
 
-def tune(m: int, n: int, k: int, *, fp8: bool, iters: int = 10, **epilogue: Any) -> list[tuple[Tiles, float]]:
-    """Time every candidate tile shape on an (m, k) x (n, k) product with ``epilogue`` (the
-    keywords of :func:`linear` besides the operands), keep the fastest in :data:`TUNED`, and
-    return (tiles, ms) for each. CUDA only."""
+def graph_ms(fn: Callable[[], Any], calls: int = 10, replays: int = 3) -> float:
+    """GPU milliseconds of one ``fn()``, from ``calls`` calls captured in one CUDA graph and
+    replayed: no Python launch cost in the figure, as in the backend's graphed forward (a Triton
+    launch costs the host tens of microseconds, which eager timing of a short kernel measures
+    instead of the kernel). CUDA only."""
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        fn()
+        fn()
+    stream.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=stream):
+        for _ in range(calls):
+            fn()
+    graph.replay()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(replays):
+        graph.replay()
+    end.record()
+    end.synchronize()
+    del graph
+    return start.elapsed_time(end) / (calls * replays)
+
+
+def tune(m: int, n: int, k: int, *, fp8: bool, calls: int = 10, candidates: tuple[Tiles, ...] | None = None,
+         **epilogue: Any) -> list[tuple[Tiles, float]]:
+    """Time every candidate tile shape (``candidates``, else :data:`CANDIDATES` and, with a cross
+    step, :data:`CROSS_CANDIDATES`) on an (m, k) x (n, k) product with ``epilogue`` (the keywords
+    of :func:`linear` besides the operands) by :func:`graph_ms`, keep the fastest in :data:`TUNED`,
+    and return (tiles, ms) for each. CUDA only."""
     device = torch.device("cuda")
     a = torch.randn(m, k, device=device).to(torch.float8_e4m3fn if fp8 else torch.bfloat16)
     w = torch.randn(n, k, device=device).to(a.dtype)
     scale = torch.ones(n, device=device) if fp8 else None
     timings = []
     kind = "fp8" if fp8 else "bf16"
-    candidates = CANDIDATES[kind] + (CROSS_CANDIDATES[kind] if epilogue.get("x0") is not None else ())
+    if candidates is None:
+        candidates = CANDIDATES[kind] + (CROSS_CANDIDATES[kind] if epilogue.get("x0") is not None else ())
     for tiles in candidates:
-        def call() -> None:
+        def call(tiles: Tiles = tiles) -> None:
             linear(a, w, w_scale=scale, tiles=tiles, **epilogue)
         try:
-            call()
+            timings.append((tiles, graph_ms(call, calls)))
         except Exception:
+            torch.cuda.synchronize()
             continue
-        torch.cuda.synchronize()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(iters):
-            call()
-        end.record()
-        end.synchronize()
-        timings.append((tiles, start.elapsed_time(end) / iters))
     if timings:
         TUNED[(kind, n, k)] = min(timings, key=lambda x: x[1])[0]
     return timings
@@ -225,14 +264,33 @@ def quantize_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (w.float() / scale[:, None]).to(torch.float8_e4m3fn).contiguous(), scale.contiguous()
 
 
+def _x_operand(x: torch.Tensor | None, scale: float | None) -> tuple[torch.Tensor | None, bool, float]:
+    """A cross-step operand as the kernels take it: fp8 as bytes, with its scale."""
+    if x is None:
+        return None, False, 1.0
+    if x.stride(1) != 1:
+        raise ValueError("the cross step needs x0 and xl with unit column stride")
+    if x.dtype == torch.float8_e4m3fn:
+        if scale is None:
+            raise ValueError("an fp8 cross-step operand needs its scale")
+        return x.view(torch.uint8), True, float(scale)
+    return x, False, 1.0
+
+
 def linear(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None, *, relu: bool = False,
            a_scale: float = 1.0, w_scale: torch.Tensor | None = None, x0: torch.Tensor | None = None,
-           xl: torch.Tensor | None = None, out_dtype: torch.dtype | None = torch.bfloat16,
-           q_scale: float | None = None, tiles: Tiles | None = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+           xl: torch.Tensor | None = None, x0_scale: float | None = None, xl_scale: float | None = None,
+           out_dtype: torch.dtype | None = torch.bfloat16, q_scale: float | None = None, tiles: Tiles | None = None,
+           out: torch.Tensor | None = None, q_out: torch.Tensor | None = None,
+           last: tuple[torch.Tensor, float] | None = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """One Triton matmul with its epilogue: returns (out in ``out_dtype`` or None, fp8 copy or None).
 
     ``a`` (M, K) and ``w`` (N, K), both with unit stride along K; ``bias`` and ``w_scale`` (N,)
-    fp32; ``x0`` and ``xl`` (M, N) for the cross step; ``q_scale`` asks for the fp8 copy.
+    fp32; ``x0`` and ``xl`` (M, N) for the cross step, in the model dtype or fp8 (then with
+    ``x0_scale`` / ``xl_scale``; ``xl`` may be ``x0`` itself, read once); ``q_scale`` asks for the
+    fp8 copy. ``out`` / ``q_out`` are (M, N) views (unit column stride) to write into instead of
+    new tensors. ``last`` = (weight (N,) fp32, bias) adds a 1-wide layer after this one: with it
+    the call returns (its (M,) fp32 output, fp8 copy or None) and needs ``tiles.block_n >= N``.
     """
     m, k = a.shape
     n = w.shape[0]
@@ -240,48 +298,85 @@ def linear(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None, *
         raise ValueError(f"a (M, K) and w (N, K) need unit stride along K (got {tuple(a.shape)}, {tuple(w.shape)})")
     fp8 = a.dtype == torch.float8_e4m3fn
     t = tiles or tiles_for(fp8, n, k)
-    out = torch.empty((m, n), dtype=out_dtype, device=a.device) if out_dtype is not None else None
-    q = torch.empty((m, n), dtype=torch.float8_e4m3fn, device=a.device) if q_scale is not None else None
+    if last is not None:
+        if t.block_n < n:  # the whole row in one tile; at most 32K fp32 accumulators a program
+            wide = triton.next_power_of_2(n)
+            t = dataclasses.replace(t, block_n=wide, block_m=min(t.block_m, max(16, 32768 // wide)))
+        out_dtype = None
+    if out is None and out_dtype is not None:
+        out = torch.empty((m, n), dtype=out_dtype, device=a.device)
+    if q_out is None and q_scale is not None:
+        q_out = torch.empty((m, n), dtype=torch.float8_e4m3fn, device=a.device)
+    for o in (out, q_out):
+        if o is not None and (o.shape[0] < m or o.shape[1] != n or o.stride(1) != 1):
+            raise ValueError(f"an output view must be ({m}, {n}) with unit column stride (got {tuple(o.shape)})")
     cross = x0 is not None
-    if cross and (xl is None or x0.stride(1) != 1 or xl.stride(1) != 1):
-        raise ValueError("the cross step needs x0 and xl with unit column stride")
-    dummy = out if out is not None else q
+    if cross and xl is None:
+        raise ValueError("the cross step needs both x0 and xl")
+    same = cross and xl is x0
+    x0v, x0_fp8, x0s = _x_operand(x0, x0_scale)
+    xlv, xl_fp8, xls = _x_operand(xl, xl_scale)
+    last_out = torch.empty(m, dtype=torch.float32, device=a.device) if last is not None else None
+    dummy = next(x for x in (out, q_out, last_out) if x is not None)
     grid = (triton.cdiv(m, t.block_m) * triton.cdiv(n, t.block_n),)
     if fp8:
         a, w = a.view(torch.uint8), w.view(torch.uint8)
     _linear_kernel[grid](
         a, w, bias if bias is not None else dummy, w_scale if w_scale is not None else dummy,
-        x0 if cross else dummy, xl if cross else dummy, out if out is not None else dummy, q if q is not None else dummy,
-        m, n, k, a.stride(0), w.stride(0), x0.stride(0) if cross else 0, xl.stride(0) if cross else 0,
-        out.stride(0) if out is not None else 0, q.stride(0) if q is not None else 0,
-        float(a_scale), 1.0 / q_scale if q_scale is not None else 1.0,
+        x0v if cross else dummy, xlv if cross else dummy, out if out is not None else dummy,
+        q_out if q_out is not None else dummy, last[0] if last is not None else dummy, last_out if last_out is not None else dummy,
+        m, n, k, a.stride(0), w.stride(0), x0v.stride(0) if cross else 0, xlv.stride(0) if cross else 0,
+        out.stride(0) if out is not None else 0, q_out.stride(0) if q_out is not None else 0,
+        float(a_scale), 1.0 / q_scale if q_scale is not None else 1.0, x0s, xls, float(last[1]) if last is not None else 0.0,
         HAS_BIAS=bias is not None, W_SCALE=w_scale is not None, RELU=relu, CROSS=cross,
-        WRITE_OUT=out is not None, WRITE_Q=q is not None, FP8=fp8, UPCAST=interpreted(),
+        WRITE_OUT=out is not None, WRITE_Q=q_out is not None, FP8=fp8, UPCAST=interpreted(),
+        X0_FP8=x0_fp8, XL_FP8=xl_fp8, SAME_X=same, LAST=last is not None,
         BLOCK_M=t.block_m, BLOCK_N=t.block_n, BLOCK_K=t.block_k, GROUP_M=t.group_m, PREFETCH=t.prefetch,
         num_warps=t.num_warps, num_stages=t.num_stages,
     )
-    return out, q
+    if last_out is not None:
+        return last_out, q_out
+    return out, q_out
 
 
 def epilogue(y: torch.Tensor, bias: torch.Tensor | None = None, *, relu: bool = False, x0: torch.Tensor | None = None,
-             xl: torch.Tensor | None = None, q_scale: float | None = None,
-             write_out: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+             xl: torch.Tensor | None = None, x0_scale: float | None = None, xl_scale: float | None = None,
+             q_scale: float | None = None, write_out: bool = True, q_out: torch.Tensor | None = None,
+             out: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Bias, ReLU, the cross step and the fp8 copy as one elementwise kernel over a GEMM's ``y``
-    (all (M, N) contiguous): returns (out or None, fp8 copy or None). With no other work it is
-    the quantizer of ``y``."""
+    (all (M, N), unit column stride; ``x0``/``xl`` in the model dtype or fp8 with their scales):
+    returns (out or None, fp8 copy or None). With no other work it is the quantizer of ``y``;
+    ``out`` / ``q_out`` are views to write into instead of new tensors."""
     m, n = y.shape
-    if y.stride(1) != 1 or y.stride(0) != n:
-        raise ValueError("y must be contiguous")
-    out = torch.empty_like(y) if write_out else None
-    q = torch.empty((m, n), dtype=torch.float8_e4m3fn, device=y.device) if q_scale is not None else None
+    if y.stride(1) != 1:
+        raise ValueError("y must have unit column stride")
+    if out is None and write_out:
+        out = torch.empty((m, n), dtype=y.dtype, device=y.device)
+    if q_out is None and q_scale is not None:
+        q_out = torch.empty((m, n), dtype=torch.float8_e4m3fn, device=y.device)
     cross = x0 is not None
+    x0v, x0_fp8, x0s = _x_operand(x0, x0_scale)
+    xlv, xl_fp8, xls = _x_operand(xl, xl_scale)
     grid = (triton.cdiv(m, 32), triton.cdiv(n, 128))
-    _epilogue_kernel[grid](y, bias if bias is not None else y, x0 if cross else y, xl if cross else y,
-                           out if out is not None else y, q if q is not None else y, m, n,
-                           1.0 / q_scale if q_scale is not None else 1.0, HAS_BIAS=bias is not None, RELU=relu,
-                           CROSS=cross, WRITE_OUT=out is not None, WRITE_Q=q is not None, ROUND=interpreted(),
-                           BLOCK_M=32, BLOCK_N=128, num_warps=4)
-    return out, q
+    _epilogue_kernel[grid](y, bias if bias is not None else y, x0v if cross else y, xlv if cross else y,
+                           out if out is not None else y, q_out if q_out is not None else y, m, n,
+                           1.0 / q_scale if q_scale is not None else 1.0,
+                           y.stride(0), x0v.stride(0) if cross else 0, xlv.stride(0) if cross else 0,
+                           out.stride(0) if out is not None else 0, q_out.stride(0) if q_out is not None else 0, x0s, xls,
+                           HAS_BIAS=bias is not None, RELU=relu,
+                           CROSS=cross, WRITE_OUT=out is not None, WRITE_Q=q_out is not None, ROUND=interpreted(),
+                           X0_FP8=x0_fp8, XL_FP8=xl_fp8, BLOCK_M=32, BLOCK_N=128, num_warps=4)
+    return out, q_out
+
+
+def scaled_mm(a: torch.Tensor, w: torch.Tensor, a_scale: float, w_scale: torch.Tensor,
+              bias: torch.Tensor | None = None) -> torch.Tensor:
+    """cuBLAS's fp8 GEMM (``torch._scaled_mm``, row-wise scales: Hopper) of ``a`` (M, K) fp8 by
+    ``w`` (N, K) fp8, times ``a_scale`` and ``w_scale[n]``, plus ``bias`` (bf16), in bf16."""
+    m = a.shape[0]
+    sa = torch.full((m, 1), float(a_scale), dtype=torch.float32, device=a.device)
+    return torch._scaled_mm(a, w.t(), scale_a=sa, scale_b=w_scale.view(1, -1), bias=bias, out_dtype=torch.bfloat16,
+                            use_fast_accum=True)
 
 
 def cross_reference(x0: torch.Tensor, xl: torch.Tensor, down: torch.Tensor, up: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

@@ -43,9 +43,25 @@ PACK_CHUNK_ROWS = 1 << 20
 
 
 @triton.jit
+def to_fp8(x, ROUND: tl.constexpr):
+    """x (fp32, already within +-448) as fp8 e4m3. ``ROUND`` first rounds to e4m3's grid in fp32:
+    Triton's CPU interpreter rounds wrongly where rounding carries into the exponent."""
+    if ROUND:  # to nearest, ties to even, as the GPU's conversion does
+        e = tl.maximum(tl.floor(tl.log2(tl.abs(x) + 1e-30)), -6.0)
+        step = tl.exp2(e - 3.0)
+        y = x / step
+        r = tl.floor(y + 0.5)
+        odd = (r - 2.0 * tl.floor(r * 0.5)) == 1.0
+        x = tl.where(((r - y) == 0.5) & odd, r - 1.0, r) * step
+    return x.to(tl.float8e4nv)
+
+
+@triton.jit
 def _pooled_kernel(ids_ptr, ids_stride, rows_ptr, aux_ptr, meta_ptr, out_ptr, out_stride, out_col0, n_items,
+                   q_ptr, q_stride, q_inv,
                    D: tl.constexpr, ROW_STRIDE: tl.constexpr, AUX_STRIDE: tl.constexpr, AUX_OFF: tl.constexpr, KIND: tl.constexpr,
-                   BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr):
+                   BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, WRITE_OUT: tl.constexpr, WRITE_Q: tl.constexpr,
+                   ROUND: tl.constexpr):
     pid = tl.program_id(0)
     t = tl.program_id(1)
     col = tl.load(meta_ptr + 3 * t)  # the table's first id column
@@ -71,8 +87,13 @@ def _pooled_kernel(ids_ptr, ids_stride, rows_ptr, aux_ptr, meta_ptr, out_ptr, ou
             scale = tl.load(aux_ptr + rows * AUX_STRIDE + AUX_OFF, mask=ok, other=0.0)
             bias = tl.load(aux_ptr + rows * AUX_STRIDE + AUX_OFF + 1, mask=ok, other=0.0)
             acc += tl.sum(vals.to(tl.float32) * scale[:, :, None], axis=1) + tl.sum(bias, axis=1)[:, None]
-    out = out_ptr + items.to(tl.int64)[:, None] * out_stride + out_col0 + t * D + ds[None, :]
-    tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=item_ok[:, None])
+    if WRITE_OUT:
+        out = out_ptr + items.to(tl.int64)[:, None] * out_stride + out_col0 + t * D + ds[None, :]
+        tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=item_ok[:, None])
+    if WRITE_Q:  # the fp8 copy the first fp8 matmul reads, from the fp32 sums
+        q = tl.minimum(tl.maximum(acc * q_inv, -448.0), 448.0)
+        q_at = q_ptr + items.to(tl.int64)[:, None] * q_stride + out_col0 + t * D + ds[None, :]
+        tl.store(q_at, to_fp8(q, ROUND), mask=item_ok[:, None])
 
 
 @dataclass
@@ -212,33 +233,45 @@ def interpreted() -> bool:
 
 def pooled(tables: PackedTables, ids: torch.Tensor, out: torch.Tensor | None = None, col0: int = 0, *,
            block_n: int | None = None, block_l: int | None = None, num_warps: int | None = None,
-           out_dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+           out_dtype: torch.dtype = torch.bfloat16, q_out: torch.Tensor | None = None, q_scale: float = 1.0,
+           write_out: bool = True) -> torch.Tensor | None:
     """Sum-pool every table in one launch.
 
     ``ids`` is (N, sum of lookups) int32 or int64, the tables' ids side by side in table order.
     The pooled vector of table t lands in ``out[:, col0 + t*dim : col0 + (t+1)*dim]``; ``out``
-    (N, >= col0 + tables*dim, unit column stride) is made when not given.
+    (N, >= col0 + tables*dim, unit column stride) is made when not given. ``q_out`` (fp8 e4m3,
+    shaped as ``out``) also gets ``sum / q_scale`` at the same columns, saturated: the fp8 input
+    of an fp8 matmul, without a second pass over ``out``; with ``write_out=False`` only ``q_out``
+    is written (and None returned).
     """
+    if not write_out and q_out is None:
+        raise ValueError("write_out=False needs q_out")
     n = ids.shape[0]
     if ids.dim() != 2 or ids.shape[1] != tables.id_columns:
         raise ValueError(f"ids must be (N, {tables.id_columns}) (got {tuple(ids.shape)})")
     if ids.stride(1) != 1:
         ids = ids.contiguous()
     t = len(tables.lookups)
+    if not write_out:
+        out = q_out
     if out is None:
         out = torch.empty((n, col0 + t * tables.dim), dtype=out_dtype, device=ids.device)
     if out.stride(1) != 1 or out.shape[1] < col0 + t * tables.dim or out.shape[0] < n:
         raise ValueError(f"out must be (N, >= {col0 + t * tables.dim}) with unit column stride")
     if n == 0:
-        return out
+        return out if write_out else None
     default = BLOCKS.get(tables.row_type, DEFAULT_BLOCK)
     block_n, block_l, num_warps = block_n or default[0], block_l or default[1], num_warps or default[2]
     values, aux, row_stride, aux_stride, aux_off = tables._views()
     grid = (triton.cdiv(n, block_n), t)
+    if q_out is not None and (q_out.dtype != torch.float8_e4m3fn or q_out.stride(1) != 1 or q_out.shape[0] < n
+                              or q_out.shape[1] < col0 + t * tables.dim):
+        raise ValueError(f"q_out must be fp8 e4m3, (N, >= {col0 + t * tables.dim}) with unit column stride")
     _pooled_kernel[grid](ids, ids.stride(0), values, aux, tables.meta, out, out.stride(0), col0, n,
-                         D=tables.dim, ROW_STRIDE=row_stride, AUX_STRIDE=aux_stride, AUX_OFF=aux_off, KIND=ROW_TYPES[tables.row_type],
+                         q_out if q_out is not None else out, q_out.stride(0) if q_out is not None else 0, 1.0 / q_scale,
+                         WRITE_OUT=write_out, WRITE_Q=q_out is not None, ROUND=interpreted(), D=tables.dim, ROW_STRIDE=row_stride, AUX_STRIDE=aux_stride, AUX_OFF=aux_off, KIND=ROW_TYPES[tables.row_type],
                          BLOCK_N=block_n, BLOCK_L=block_l, num_warps=num_warps)
-    return out
+    return out if write_out else None
 
 
 def pooled_reference(tables: PackedTables, ids: torch.Tensor) -> torch.Tensor:
