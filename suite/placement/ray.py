@@ -254,10 +254,16 @@ class RayWorker:
         # predicts themselves run at most `concurrency` at once.
         self.lanes = threading.BoundedSemaphore(spec.concurrency)
         self.channel_done = threading.Event()
+        self.nodelay: bool | None = None
 
     def load(self) -> tuple[str, dict[str, Any]]:
-        """Build and load the backend: ``("K", info)``, or ``("F", why)`` in one line."""
+        """Build and load the backend: ``("K", info)``, or ``("F", why)`` in one line.
+
+        A spec that names ``cores`` pins the actor's process to them first, as a local worker
+        process is pinned (``info["pinned_cores"]``); a core the node lacks fails the load."""
         try:
+            if self.spec.cores:
+                os.sched_setaffinity(0, set(self.spec.cores))
             backend = get_backend(self.spec.backend)(self.spec.config)
             backend.load()
             self.backend = backend
@@ -266,6 +272,10 @@ class RayWorker:
             return "F", {"error": f"{type(exc).__name__}: {exc}"}
         info["pid"] = os.getpid()
         info["node"] = socket.gethostname()
+        if self.spec.cores:
+            info["pinned_cores"] = list(self.spec.cores)
+            if len(self.spec.cores) == 1:
+                info["pinned_core"] = self.spec.cores[0]
         return "K", info
 
     def attach(self, arrays: tuple[np.ndarray, tuple[np.ndarray, ...]] | None, source: LibrarySource | None) -> int:
@@ -310,11 +320,11 @@ class RayWorker:
                 out.append(f"{type(exc).__name__}: {exc}")
         return out
 
-    def open_channel(self, host: str | None, authkey: bytes) -> tuple[str, int]:
+    def open_channel(self, host: str | None, authkey: bytes, nodelay: bool = True) -> tuple[str, int]:
         """Listen on ``host`` (this node's address; None: the one Ray knows this node by) for the
         driver's one connection, authenticated with ``authkey``, and answer its jobs there on a thread
-        of the actor's own (:func:`suite.placement.worker.serve`, the local processes' protocol).
-        Returns the address to connect to."""
+        of the actor's own (:func:`suite.placement.worker.serve`, the local processes' protocol),
+        with Nagle's algorithm off (``nodelay``, :func:`no_delay`). Returns the address to connect to."""
         from multiprocessing.connection import Listener
 
         from suite.placement.worker import serve
@@ -327,6 +337,7 @@ class RayWorker:
             try:
                 listener._listener._socket.settimeout(CHANNEL_ACCEPT_S)  # type: ignore[attr-defined]
                 conn = listener.accept()
+                self.nodelay = no_delay(conn.fileno(), nodelay)
             except Exception:
                 self.channel_done.set()
                 return
@@ -341,6 +352,10 @@ class RayWorker:
         threading.Thread(target=accept_and_serve, name=f"recsuite-{self.spec.slug}-channel", daemon=True).start()
         bound: Any = listener.address
         return str(bound[0]), int(bound[1])
+
+    def channel_nodelay(self) -> bool | None:
+        """Whether the actor's end of the channel has Nagle's algorithm off (None: no channel yet)."""
+        return self.nodelay
 
     def channel_closed(self) -> None:
         """Returns when the channel ends. The driver keeps this call pending: Ray fails it, with its
@@ -438,6 +453,8 @@ class RayPlacement(Placement):
         self._wake_r: Any = None
         self._wake_w: Any = None
         self._collector: threading.Thread | None = None
+        #: Nagle's algorithm off on both ends of every channel (off only to measure what it costs).
+        self._nodelay = True
 
     @classmethod
     def on_cluster(cls, cluster: str, backend: str, config: BackendConfig, *, concurrency: int = 1,
@@ -531,12 +548,14 @@ class RayPlacement(Placement):
 
         ray = self._ray
         authkey = os.urandom(32)
-        calls = [a.handle.open_channel.remote(a.slot.node.ip if a.slot is not None else None, authkey) for a in self._actors]
+        calls = [a.handle.open_channel.remote(a.slot.node.ip if a.slot is not None else None, authkey, self._nodelay)
+                 for a in self._actors]
         for actor, call in zip(self._actors, calls, strict=True):
             try:
                 host, port = ray.get(call, timeout=self.start_timeout_s)
                 sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S)
                 sock.settimeout(None)
+                no_delay(sock.fileno(), self._nodelay)
                 conn = connection.Connection(sock.detach())
                 connection.answer_challenge(conn, authkey)
                 connection.deliver_challenge(conn, authkey)
@@ -855,6 +874,24 @@ def placed(config: Any, backend_cls: type[Backend]) -> tuple[Any, int, int]:
     # Network division: LoadGen's queries go one by one, with their rows, from as many threads.
     network = workers if config.cluster_mode == "network" else 0
     return PlacedBackend(backend_cls.name, inner, placement, specs, network=network), specs[0].config.threads, workers
+
+
+def no_delay(fd: int, on: bool = True) -> bool:
+    """Turn Nagle's algorithm off (``on``) on the TCP socket ``fd``; whether it is off now.
+
+    A channel carries small messages, several in flight: with Nagle's algorithm on, a reply sent
+    while the previous one is unacknowledged waits for the driver's delayed ACK (up to 40 ms on
+    Linux), which was the Server p99 gap between Ray actors and local processes (whose pipes are
+    Unix sockets) at 1-2 ms per batch (``benchmarks/ray_dispatch.py``). Every message is one
+    ``send`` (``multiprocessing.connection`` joins header and payload up to 16 KB), so nothing is
+    sent in pieces."""
+    sock = socket.socket(fileno=os.dup(fd))
+    try:
+        if on:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+    finally:
+        sock.close()
 
 
 def _node_address() -> str:
