@@ -6,9 +6,10 @@ Placements of two workers each, one intra-op thread per worker: local processes 
 core (``processes``), and Ray actors, one per CPU of a two-node Ray cluster on 127.0.0.1, pinned to
 the same cores, fed over their direct channel (``ray``, the default) or by Ray actor calls
 (``ray-calls``, what a driver connected through Ray Client uses). ``--placements`` picks them, and
-adds variants of ``ray`` to measure what a change is worth: ``ray-unpinned`` (actors not pinned)
-and ``ray-nagle`` (the channel with Nagle's algorithm on, and the actors unpinned: the channel as
-it was before both changes). They are measured alternately so a busy machine hurts all alike:
+adds variants of ``ray`` to measure what a change is worth: ``ray-unpinned`` (actors not pinned),
+``ray-nagle`` (the channel with Nagle's algorithm on, and the actors unpinned), ``ray-nice15``
+(the actors left at the nice value 15 Ray starts its workers with) and ``ray-before`` (all three:
+the actors as they were before these changes). They are measured alternately so a busy machine hurts all alike:
 
 - dispatch: one request at a time, an empty one (ping) and one of ``--batch`` items whose float32
   scores come back (null backend, no work), median and p99;
@@ -54,7 +55,8 @@ from suite.results import read_detail
 NODE = {"num_cpus": 1, "object_store_memory": 200 * 1024 * 1024, "node_ip_address": "127.0.0.1"}
 NAMES = ("processes", "ray", "ray-calls")
 #: Variants of ``ray`` that --placements may add, each with what it changes.
-VARIANTS = {"ray-unpinned": "actors not pinned", "ray-nagle": "channel with Nagle's algorithm on, actors not pinned"}
+VARIANTS = {"ray-unpinned": "actors not pinned", "ray-nagle": "channel with Nagle's algorithm on, actors not pinned",
+            "ray-nice15": "actors at Ray's nice 15", "ray-before": "as before: nice 15, not pinned, Nagle on"}
 
 
 def harness_threads(name: str) -> int:
@@ -175,17 +177,19 @@ def main() -> None:
             dispatch = "calls" if name == "ray-calls" else "direct"
             ray_specs, slots = plan(backend, config, cluster_nodes(ray))
             # Actor names differ per placement; pinned to the cores the local processes get, unless unpinned.
-            ray_specs = [dataclasses.replace(s, name=f"{s.name} {name}", cores=() if name in VARIANTS else mine.cores)
+            ray_specs = [dataclasses.replace(s, name=f"{s.name} {name}", cores=() if name in ("ray-unpinned", "ray-nagle", "ray-before") else mine.cores)
                          for s, mine in zip(ray_specs, local, strict=True)]
             ray_placement = RayPlacement("ray", [dataclasses.replace(slot, cpus=share) for slot in slots], dispatch=dispatch)
-            ray_placement._nodelay = name != "ray-nagle"
+            ray_placement._nodelay = name not in ("ray-nagle", "ray-before")
+            ray_placement._nice = 15 if name in ("ray-nice15", "ray-before") else None
             placed[name] = PlacedBackend(backend, config, ray_placement, ray_specs)
         for name, p in placed.items():
             t = time.perf_counter()
             p.load()
             p.attach_items(items)
             pinned = [w.get("pinned_cores") for w in p.placement.worker_info]
-            print(f"  {name:12s} {backend} {dict(options)}: 2 workers up in {time.perf_counter() - t:.1f} s, pinned to {pinned}, "
+            nice = [w.get("nice", os.getpriority(os.PRIO_PROCESS, 0)) for w in p.placement.worker_info]
+            print(f"  {name:12s} {backend} {dict(options)}: 2 workers up in {time.perf_counter() - t:.1f} s, pinned to {pinned}, nice {nice}, "
                   f"round trip median {p.placement.round_trip.median_us:.0f} us", flush=True)  # type: ignore[union-attr]
         return placed
 

@@ -255,15 +255,19 @@ class RayWorker:
         self.lanes = threading.BoundedSemaphore(spec.concurrency)
         self.channel_done = threading.Event()
         self.nodelay: bool | None = None
+        self.nice = 0
 
-    def load(self) -> tuple[str, dict[str, Any]]:
+    def load(self, nice: int = 0) -> tuple[str, dict[str, Any]]:
         """Build and load the backend: ``("K", info)``, or ``("F", why)`` in one line.
 
-        A spec that names ``cores`` pins the actor's process to them first, as a local worker
-        process is pinned (``info["pinned_cores"]``); a core the node lacks fails the load."""
+        The actor first takes the driver's ``nice`` value (Ray starts its workers at nice 15, so on
+        a busy host each batch waited behind every nice-0 process for the CPU;
+        ``info["nice"]`` is what it got: without the privilege to lower it, Ray's, see
+        docs/cluster.md). A spec that names ``cores`` pins the actor's process to them, as a local
+        worker process is pinned (``info["pinned_cores"]``); a core the node lacks fails the load."""
+        self.nice = renice(nice)
         try:
-            if self.spec.cores:
-                os.sched_setaffinity(0, set(self.spec.cores))
+            pin(self.spec.cores)
             backend = get_backend(self.spec.backend)(self.spec.config)
             backend.load()
             self.backend = backend
@@ -272,6 +276,7 @@ class RayWorker:
             return "F", {"error": f"{type(exc).__name__}: {exc}"}
         info["pid"] = os.getpid()
         info["node"] = socket.gethostname()
+        info["nice"] = self.nice
         if self.spec.cores:
             info["pinned_cores"] = list(self.spec.cores)
             if len(self.spec.cores) == 1:
@@ -334,6 +339,9 @@ class RayWorker:
         listener = Listener((host or _node_address(), 0), authkey=authkey)
 
         def accept_and_serve() -> None:
+            # This thread, and the job threads it starts, answer the batches.
+            renice(self.nice, threads=False)
+            pin(self.spec.cores, threads=False)
             try:
                 listener._listener._socket.settimeout(CHANNEL_ACCEPT_S)  # type: ignore[attr-defined]
                 conn = listener.accept()
@@ -455,6 +463,8 @@ class RayPlacement(Placement):
         self._collector: threading.Thread | None = None
         #: Nagle's algorithm off on both ends of every channel (off only to measure what it costs).
         self._nodelay = True
+        #: The actors' nice value (None: the driver's; 15 only to measure what Ray's default costs).
+        self._nice: int | None = None
 
     @classmethod
     def on_cluster(cls, cluster: str, backend: str, config: BackendConfig, *, concurrency: int = 1,
@@ -512,7 +522,8 @@ class RayPlacement(Placement):
 
     def _wait_loaded(self) -> list[dict[str, Any]]:
         ray = self._ray
-        refs = [a.handle.load.remote() for a in self._actors]
+        nice = self._nice if self._nice is not None else os.getpriority(os.PRIO_PROCESS, 0)
+        refs = [a.handle.load.remote(nice) for a in self._actors]
         ready, pending = ray.wait(refs, num_returns=len(refs), timeout=self.start_timeout_s)
         if pending:
             late = self._actors[refs.index(pending[0])].spec.name
@@ -874,6 +885,41 @@ def placed(config: Any, backend_cls: type[Backend]) -> tuple[Any, int, int]:
     # Network division: LoadGen's queries go one by one, with their rows, from as many threads.
     network = workers if config.cluster_mode == "network" else 0
     return PlacedBackend(backend_cls.name, inner, placement, specs, network=network), specs[0].config.threads, workers
+
+
+def renice(nice: int, *, threads: bool = True) -> int:
+    """Set this process's (``threads``: every thread's, as Linux keeps a nice value per thread;
+    else the calling thread's, which threads it starts inherit) nice value to ``nice`` where
+    allowed (lowering it takes CAP_SYS_NICE or RLIMIT_NICE); the calling thread's value after."""
+    for tid in _threads(threads):
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except OSError:
+            pass  # not allowed (or the thread ended): the value stays, and the record says which
+    return os.getpriority(os.PRIO_PROCESS, _threads(False)[0])
+
+
+def _threads(every: bool) -> list[int]:
+    """This process's thread ids (``every``), or the calling thread's; [0] where /proc is missing."""
+    if not os.path.isdir("/proc/self/task"):
+        return [0]
+    return [int(t) for t in os.listdir("/proc/self/task")] if every else [threading.get_native_id()]
+
+
+def pin(cores: Sequence[int], *, threads: bool = True) -> None:
+    """Pin this process (``threads``: every thread of it, as Linux keeps affinity per thread; else
+    the calling thread, whose new threads inherit it) to ``cores``; nothing when empty.
+
+    Raises:
+        OSError: a core this host lacks.
+    """
+    if not cores:
+        return
+    for tid in _threads(threads):
+        try:
+            os.sched_setaffinity(tid, set(cores))
+        except ProcessLookupError:
+            pass  # the thread ended meanwhile
 
 
 def no_delay(fd: int, on: bool = True) -> bool:
