@@ -32,7 +32,7 @@ from suite.datasets.store import Dataset  # noqa: E402
 from suite.errors import BackendError  # noqa: E402
 from suite.models import ModelSpec  # noqa: E402
 from suite.placement import LibrarySource, WorkerLost  # noqa: E402
-from suite.placement.ray import RayPlacement, cluster_nodes, connect, plan  # noqa: E402
+from suite.placement.ray import RayPlacement, cluster_nodes, connect, no_delay, plan  # noqa: E402
 
 TINY = ModelSpec(name="dlrm-rmc1", scale="tiny")
 ROWS = 4096
@@ -142,6 +142,31 @@ def test_dispatch_by_ray_calls_sends_queued_submits_together_and_fails_them_on_a
                 lost.append(str(exc))
         assert len(lost) >= len(rows) - 2
         assert all(re.match(r"Ray worker 1 .* died \(killed by ray.kill\)", text) for text in lost), lost
+    finally:
+        placement.close()
+
+
+def test_actors_run_at_the_drivers_priority_on_their_spec_cores_with_channels_that_send_at_once(on_cluster: Cluster) -> None:
+    # Nagle's algorithm is off on both ends of every channel: a small reply behind an unacknowledged
+    # one would otherwise wait for the driver's delayed ACK (tens of ms at the Server p99). A spec
+    # that names cores pins its actor's process to them, as a local worker process is pinned.
+    core = sorted(os.sched_getaffinity(0))[-1]
+    placement, specs = RayPlacement.on_cluster("ray", "null", BackendConfig(model=TINY))
+    specs[0] = dataclasses.replace(specs[0], cores=(core,))
+    try:
+        placement.start(specs)
+        assert len(placement.submit(0, [Batch(dense=np.zeros((3, 13), np.float32), sparse=())]).result(timeout=60)) == 3
+        actors = placement._actors
+        assert [no_delay(a.conn.fileno(), on=False) for a in actors] == [True, True]
+        assert ray.get([a.handle.channel_nodelay.remote() for a in actors], timeout=60) == [True, True]
+        pid = placement.pids()[0]
+        assert {frozenset(os.sched_getaffinity(int(t))) for t in os.listdir(f"/proc/{pid}/task")} == {frozenset({core})}
+        assert placement.worker_info[0]["pinned_cores"] == [core] and "pinned_cores" not in placement.worker_info[1]
+        # Ray starts its workers at nice 15; they take the driver's, as local worker processes have it.
+        nice = os.getpriority(os.PRIO_PROCESS, 0)
+        if os.geteuid() == 0:  # lowering a nice value takes the privilege
+            assert [w["nice"] for w in placement.worker_info] == [nice, nice]
+            assert {os.getpriority(os.PRIO_PROCESS, int(t)) for t in os.listdir(f"/proc/{placement.pids()[0]}/task")} == {nice}
     finally:
         placement.close()
 

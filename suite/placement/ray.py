@@ -270,10 +270,20 @@ class RayWorker:
         # predicts themselves run at most `concurrency` at once.
         self.lanes = threading.BoundedSemaphore(spec.concurrency)
         self.channel_done = threading.Event()
+        self.nodelay: bool | None = None
+        self.nice = 0
 
-    def load(self) -> tuple[str, dict[str, Any]]:
-        """Build and load the backend: ``("K", info)``, or ``("F", why)`` in one line."""
+    def load(self, nice: int = 0) -> tuple[str, dict[str, Any]]:
+        """Build and load the backend: ``("K", info)``, or ``("F", why)`` in one line.
+
+        The actor first takes the driver's ``nice`` value (Ray starts its workers at nice 15, so on
+        a busy host each batch waited behind every nice-0 process for the CPU;
+        ``info["nice"]`` is what it got: without the privilege to lower it, Ray's, see
+        docs/cluster.md). A spec that names ``cores`` pins the actor's process to them, as a local
+        worker process is pinned (``info["pinned_cores"]``); a core the node lacks fails the load."""
+        self.nice = renice(nice)
         try:
+            pin(self.spec.cores)
             backend = get_backend(self.spec.backend)(self.spec.config)
             backend.load()
             self.backend = backend
@@ -282,6 +292,11 @@ class RayWorker:
             return "F", {"error": f"{type(exc).__name__}: {exc}"}
         info["pid"] = os.getpid()
         info["node"] = socket.gethostname()
+        info["nice"] = self.nice
+        if self.spec.cores:
+            info["pinned_cores"] = list(self.spec.cores)
+            if len(self.spec.cores) == 1:
+                info["pinned_core"] = self.spec.cores[0]
         return "K", info
 
     def attach(self, arrays: tuple[np.ndarray, tuple[np.ndarray, ...]] | None, source: LibrarySource | None) -> int:
@@ -326,11 +341,11 @@ class RayWorker:
                 out.append(f"{type(exc).__name__}: {exc}")
         return out
 
-    def open_channel(self, host: str | None, authkey: bytes) -> tuple[str, int]:
+    def open_channel(self, host: str | None, authkey: bytes, nodelay: bool = True) -> tuple[str, int]:
         """Listen on ``host`` (this node's address; None: the one Ray knows this node by) for the
         driver's one connection, authenticated with ``authkey``, and answer its jobs there on a thread
-        of the actor's own (:func:`suite.placement.worker.serve`, the local processes' protocol).
-        Returns the address to connect to."""
+        of the actor's own (:func:`suite.placement.worker.serve`, the local processes' protocol),
+        with Nagle's algorithm off (``nodelay``, :func:`no_delay`). Returns the address to connect to."""
         from multiprocessing.connection import Listener
 
         from suite.placement.worker import serve
@@ -340,9 +355,13 @@ class RayWorker:
         listener = Listener((host or _node_address(), 0), authkey=authkey)
 
         def accept_and_serve() -> None:
+            # This thread, and the job threads it starts, answer the batches.
+            renice(self.nice, threads=False)
+            pin(self.spec.cores, threads=False)
             try:
                 listener._listener._socket.settimeout(CHANNEL_ACCEPT_S)  # type: ignore[attr-defined]  # multiprocessing's Listener has no public accept timeout; its private socket does
                 conn = listener.accept()
+                self.nodelay = no_delay(conn.fileno(), nodelay)
             except Exception:
                 self.channel_done.set()
                 return
@@ -357,6 +376,10 @@ class RayWorker:
         threading.Thread(target=accept_and_serve, name=f"recsuite-{self.spec.slug}-channel", daemon=True).start()
         bound: Any = listener.address
         return str(bound[0]), int(bound[1])
+
+    def channel_nodelay(self) -> bool | None:
+        """Whether the actor's end of the channel has Nagle's algorithm off (None: no channel yet)."""
+        return self.nodelay
 
     def channel_closed(self) -> None:
         """Returns when the channel ends. The driver keeps this call pending: Ray fails it, with its
@@ -464,6 +487,10 @@ class RayPlacement(Placement):
         self._wake_r: Any = None
         self._wake_w: Any = None
         self._collector: threading.Thread | None = None
+        #: Nagle's algorithm off on both ends of every channel (off only to measure what it costs).
+        self._nodelay = True
+        #: The actors' nice value (None: the driver's; 15 only to measure what Ray's default costs).
+        self._nice: int | None = None
 
     @classmethod
     def on_cluster(cls, cluster: str, backend: str, config: BackendConfig, *, concurrency: int = 1,
@@ -521,7 +548,8 @@ class RayPlacement(Placement):
 
     def _wait_loaded(self) -> list[dict[str, Any]]:
         ray = self._ray
-        refs = [a.handle.load.remote() for a in self._actors]
+        nice = self._nice if self._nice is not None else os.getpriority(os.PRIO_PROCESS, 0)
+        refs = [a.handle.load.remote(nice) for a in self._actors]
         ready, pending = ray.wait(refs, num_returns=len(refs), timeout=self.start_timeout_s)
         if pending:
             late = self._actors[refs.index(pending[0])].spec.name
@@ -557,12 +585,14 @@ class RayPlacement(Placement):
 
         ray = self._ray
         authkey = os.urandom(32)
-        calls = [a.handle.open_channel.remote(a.slot.node.ip if a.slot is not None else None, authkey) for a in self._actors]
+        calls = [a.handle.open_channel.remote(a.slot.node.ip if a.slot is not None else None, authkey, self._nodelay)
+                 for a in self._actors]
         for actor, call in zip(self._actors, calls, strict=True):
             try:
                 host, port = ray.get(call, timeout=self.start_timeout_s)
                 sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S)
                 sock.settimeout(None)
+                no_delay(sock.fileno(), self._nodelay)
                 conn = connection.Connection(sock.detach())
                 connection.answer_challenge(conn, authkey)
                 connection.deliver_challenge(conn, authkey)
@@ -881,6 +911,59 @@ def placed(config: Any, backend_cls: type[Backend]) -> tuple[Any, int, int]:
     # Network division: LoadGen's queries go one by one, with their rows, from as many threads.
     network = workers if config.cluster_mode == "network" else 0
     return PlacedBackend(backend_cls.name, inner, placement, specs, network=network), specs[0].config.threads, workers
+
+
+def renice(nice: int, *, threads: bool = True) -> int:
+    """Set this process's (``threads``: every thread's, as Linux keeps a nice value per thread;
+    else the calling thread's, which threads it starts inherit) nice value to ``nice`` where
+    allowed (lowering it takes CAP_SYS_NICE or RLIMIT_NICE); the calling thread's value after."""
+    for tid in _threads(threads):
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except OSError:
+            pass  # not allowed (or the thread ended): the value stays, and the record says which
+    return os.getpriority(os.PRIO_PROCESS, _threads(False)[0])
+
+
+def _threads(every: bool) -> list[int]:
+    """This process's thread ids (``every``), or the calling thread's; [0] where /proc is missing."""
+    if not os.path.isdir("/proc/self/task"):
+        return [0]
+    return [int(t) for t in os.listdir("/proc/self/task")] if every else [threading.get_native_id()]
+
+
+def pin(cores: Sequence[int], *, threads: bool = True) -> None:
+    """Pin this process (``threads``: every thread of it, as Linux keeps affinity per thread; else
+    the calling thread, whose new threads inherit it) to ``cores``; nothing when empty.
+
+    Raises:
+        OSError: a core this host lacks.
+    """
+    if not cores:
+        return
+    for tid in _threads(threads):
+        try:
+            os.sched_setaffinity(tid, set(cores))
+        except ProcessLookupError:
+            pass  # the thread ended meanwhile
+
+
+def no_delay(fd: int, on: bool = True) -> bool:
+    """Turn Nagle's algorithm off (``on``) on the TCP socket ``fd``; whether it is off now.
+
+    A channel carries small messages, several in flight: with Nagle's algorithm on, a reply sent
+    while the previous one is unacknowledged waits for the driver's delayed ACK (up to 40 ms on
+    Linux), which was the Server p99 gap between Ray actors and local processes (whose pipes are
+    Unix sockets) at 1-2 ms per batch (``benchmarks/ray_dispatch.py``). Every message is one
+    ``send`` (``multiprocessing.connection`` joins header and payload up to 16 KB), so nothing is
+    sent in pieces."""
+    sock = socket.socket(fileno=os.dup(fd))
+    try:
+        if on:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+    finally:
+        sock.close()
 
 
 def _node_address() -> str:
