@@ -193,3 +193,21 @@ def test_onnxruntime_qdq_runs_din_and_follows_fp32(data_dir: Path) -> None:
     assert info["int8"]["mode"] == "qdq" and info["model_path"].endswith("-int8-qdq.onnx")
     assert qdq.shape == fp32.shape and float(np.abs(qdq - fp32).max()) < 0.1
     assert float(np.corrcoef(qdq.reshape(-1), fp32.reshape(-1))[0, 1]) > 0.98
+
+
+def test_onnxruntime_does_not_offer_qdq_where_it_missed_the_gate() -> None:
+    """dlrm-v3's static QDQ form missed the 99% gate (98.41%): refused by name with the measurement;
+    its dynamic form, and qdq on the other models, are offered."""
+    from suite.backends.base import BackendConfig
+    from suite.backends.onnxruntime import OnnxRuntimeBackend
+    from suite.errors import ConfigError
+    from suite.models import ModelSpec
+
+    v3 = ModelSpec(name="dlrm-v3", scale="tiny")
+    with pytest.raises(ConfigError) as err:
+        OnnxRuntimeBackend.check_config(BackendConfig(model=v3, precision="int8", options=(("quantization", "qdq"),)))
+    assert str(err.value) == ("'quantization' qdq is not offered for dlrm-v3: it missed the 99% accuracy gate "
+                              "(98.41% of fp32's AUC, against 99.18% for the dynamic form); the dynamic form holds it")
+    OnnxRuntimeBackend.check_config(BackendConfig(model=v3, precision="int8"))
+    OnnxRuntimeBackend.check_config(BackendConfig(model=ModelSpec(name="din", scale="tiny"), precision="int8",
+                                                  options=(("quantization", "qdq"),)))
