@@ -27,12 +27,12 @@ import argparse
 import logging
 import os
 import tempfile
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from cpu import best_rate
 
 from suite.models import ModelSpec, parse_scale
 from suite.models.int8 import Int8Linear
@@ -46,16 +46,6 @@ SHAPES = [
     ("dlrm-v2 top 2048x3456->1024", 2048, 3456, 1024),
     ("dlrm-v2 top 2048x1024->1024", 2048, 1024, 1024),
 ]
-
-
-def best_rate(call: Callable[[], object], flops: float, repeats: int) -> float:
-    call()
-    best = 0.0
-    for _ in range(repeats):
-        t = time.process_time()
-        call()
-        best = max(best, flops / max(time.process_time() - t, 1e-9))
-    return best
 
 
 def calls(m: int, k: int, n: int) -> dict[str, Callable[[], object]]:
