@@ -242,12 +242,13 @@ def test_a_gpu_backend_runs_one_process_per_gpu_unless_told(
     Server at 0.9x Offline, VALID in a worker process); ``--devices in-process`` keeps it here."""
     from suite.config import RunConfig, Scenario
     from suite.placement import backend as placement_backend
+    from suite.placement import placed_here
 
     monkeypatch.setattr(placement_backend, "cuda_device_count", lambda: gpus)
     config = RunConfig(model=TINY, backend=backend, scenario=Scenario.parse(scenario), devices=options.get("devices"))
     chosen = placement_backend.default_devices(config, get_backend(backend))
     assert chosen.devices == devices
-    assert placement_backend.placed_here(chosen) == (devices not in (None, "in-process"))
+    assert placed_here(chosen) == (devices not in (None, "in-process"))
 
 
 def test_in_process_places_no_worker() -> None:

@@ -44,6 +44,7 @@ __all__ = [
     "chosen",
     "cluster_placement",
     "get_placement",
+    "placed_here",
 ]
 
 
@@ -77,11 +78,17 @@ def cluster_placement(text: str) -> type[Placement]:
     return placement
 
 
+def placed_here(config: Any) -> bool:
+    """Whether ``config`` (a ``RunConfig``) places its backend's workers on this host (``--devices``
+    other than ``in-process``, or ``--processes``)."""
+    return (config.devices is not None and config.devices != IN_PROCESS) or config.processes is not None
+
+
 def chosen(config: Any) -> type[Placement] | None:
     """The placement a run (``config`` a ``RunConfig``) asks for by its options, from the registry;
     None: the backend runs in this process, on the harness's threads."""
     if config.cluster is not None:
         return cluster_placement(config.cluster)
-    if (config.devices is not None and config.devices != IN_PROCESS) or config.processes is not None:
+    if placed_here(config):
         return get_placement("processes")
     return None

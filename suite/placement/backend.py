@@ -204,12 +204,6 @@ def default_devices(config: Any, backend_cls: type[Backend]) -> Any:
     return dataclasses.replace(config, devices="all")
 
 
-def placed_here(config: Any) -> bool:
-    """Whether ``config`` (a ``RunConfig``) places its backend's workers on this host (``--devices``
-    other than ``in-process``, or ``--processes``)."""
-    return (config.devices is not None and config.devices != IN_PROCESS) or config.processes is not None
-
-
 def check_fits(config: Any, backend_cls: type[Backend]) -> None:
     """Refuse ``--devices``, ``--processes`` or ``--cluster`` (``config`` a ``RunConfig``) for a
     backend whose ``device_kind`` they do not fit: ``--devices`` places a GPU backend (``cuda``),
