@@ -164,7 +164,7 @@ class TorchCUDABackend(Backend):
     ``suite check`` reports it), ``fused`` 0|1 (DLRM models on
     ``suite.backends.kernels``: one Triton launch for all tables, matmuls with fused epilogues;
     ``--precision fp8`` implies it; the default for :data:`FUSED_BY_DEFAULT`), ``rows`` bf16|fp16|fp8|int8 (how fused tables are stored;
-    fp8's default int8), ``row_scales`` inline|apart (where 8-bit rows keep their scales), ``gemm``
+    fp8's default int8), ``row_scales`` inline|apart|table (where 8-bit rows keep their scales), ``gemm``
     triton|cublas|auto (fused matmuls), ``residual`` bf16|x0-fp8|fp8 (what fp8 cross layers read),
     ``fuse_last`` 0|1 (the last 1-wide layer in an epilogue), ``tune`` 0|1 (time tile shapes at load). All are
     recorded in the result.
@@ -192,7 +192,8 @@ class TorchCUDABackend(Backend):
         "start_from_device": Option("keep the query library's rows in device memory (MLPerf's start_from_device)", choices=FLAGS),
         "fused": Option("DLRM models on the fused Triton kernels (--precision fp8 implies it; default 1 for dlrm-v2 in bf16)", choices=FLAGS),
         "rows": Option("how fused tables store rows (fp8's default int8)", choices=("bf16", "fp16", "fp8", "int8")),
-        "row_scales": Option("where fused 8-bit rows keep their scales", choices=("inline", "apart")),
+        "row_scales": Option("where fused 8-bit rows keep their scales: with each row, apart, or one per table",
+                             choices=("inline", "apart", "table")),
         "gemm": Option("fused matmuls: Triton, cuBLAS (then one epilogue kernel) or the measured pick per weight", choices=("triton", "cublas", "auto")),
         "residual": Option("how fp8 cross layers read x0 and x_l: bf16, x0-fp8 or fp8 (x_l kept in fp8 alone)", choices=("bf16", "x0-fp8", "fp8")),
         "fuse_last": Option("the 1-wide last layer in the epilogue of the matmul before it", choices=("0", "1")),

@@ -247,21 +247,23 @@ def kernels_section(out: list[dict]) -> None:
            "gbs": looked * dim * 2 / ms / 1e6}
     out.append(row)
     print(f"  lookup torch x26 bf16: {ms:.3f} ms {row['grows_s']:.2f} G rows/s {row['gbs']:.0f} GB/s", flush=True)
-    for row_type, split in (("bf16", False), ("fp16", False), ("fp8", False), ("int8", False), ("fp8", True), ("int8", True)):
-        packed = lookup.pack(weights, hot, row_type, split_scales=split)
+    for row_type, scales in (("bf16", "inline"), ("fp8", "inline"), ("int8", "inline"), ("fp8", "apart"),
+                             ("fp8", "table"), ("int8", "table")):
+        split = scales != "inline"
+        packed = lookup.pack(weights, hot, row_type, scales=scales)
         best = None
-        for bn, bl, warps in ((16, 4, 4), (32, 4, 4), (16, 8, 4), (8, 8, 4)):
+        for bn, bl, warps in ((16, 4, 4), (32, 4, 4), (16, 8, 4), (8, 8, 4), (32, 8, 8), (16, 16, 8), (64, 4, 8)):
             x = torch.empty((n, (len(hot) + 1) * dim), dtype=torch.bfloat16, device="cuda")
             ms = timed_ms(lambda: lookup.pooled(packed, ids, x, dim, block_n=bn, block_l=bl, num_warps=warps))
             if best is None or ms < best[0]:
                 best = (ms, bn, bl, warps)
         ms, bn, bl, warps = best
-        if not split:
-            lookup.BLOCKS[row_type] = (bn, bl, warps)  # what the dlrm-v2 section's fused models then use
+        if scales != "apart":  # what the dlrm-v2 section's fused models then use
+            lookup.BLOCKS[row_type if scales == "inline" else f"{row_type}/table"] = (bn, bl, warps)
         got = lookup.pooled(packed, ids[:256], out_dtype=torch.float32)
         err = (got - lookup.pooled_reference(packed, ids[:256])).abs().max().item()
         gbs = looked * packed.row_bytes / ms / 1e6
-        name = f"{row_type}{' (scales apart)' if split else ''}"
+        name = f"{row_type}{f' (scales {scales})' if split else ''}"
         row = {"kernel": "lookup", "how": f"fused {name}", "ms": ms, "grows_s": looked / ms / 1e6, "gbs": gbs,
                "copy_frac": gbs / copy, "block": [bn, bl, warps], "max_err_vs_ref": err}
         out.append(row)
@@ -270,6 +272,28 @@ def kernels_section(out: list[dict]) -> None:
         del packed
     del weights
     torch.cuda.empty_cache()
+    # DeepRecSys's embedding-bound models at full scale: the fused lookup against the copy rate
+    for model, n_tables, t_rows, t_dim, t_lookups in (("dlrm-rmc1", 8, 4_000_000, 32, 80), ("dlrm-rmc2", 32, 500_000, 64, 120)):
+        weights = [torch.randn(t_rows, t_dim, device="cuda", generator=g) * 0.1 for _ in range(n_tables)]
+        ids = torch.randint(0, t_rows, (4096, n_tables * t_lookups), device="cuda", dtype=torch.int32, generator=g)
+        looked = ids.numel()
+        for row_type in ("fp32", "bf16"):
+            packed = lookup.pack(weights, [t_lookups] * n_tables, row_type)
+            best = None
+            for bn, bl, warps in ((16, 4, 4), (8, 8, 4), (4, 16, 4), (16, 16, 8), (8, 32, 8)):
+                x = torch.empty((ids.shape[0], n_tables * t_dim), dtype=torch.float32, device="cuda")
+                ms = timed_ms(lambda: lookup.pooled(packed, ids, x, 0, block_n=bn, block_l=bl, num_warps=warps))
+                if best is None or ms < best[0]:
+                    best = (ms, bn, bl, warps)
+            ms, bn, bl, warps = best
+            gbs = looked * packed.row_bytes / ms / 1e6
+            out.append({"kernel": "lookup", "model": model, "how": f"fused {row_type}", "ms": ms, "gbs": gbs,
+                        "copy_frac": gbs / copy, "block": [bn, bl, warps]})
+            print(f"  lookup {model} fused {row_type:<5} 4096 items: {ms:.3f} ms {looked / ms / 1e6:.2f} G rows/s {gbs:.0f} GB/s "
+                  f"({100 * gbs / copy:.0f}% of copy) block {bn}x{bl} w{warps}", flush=True)
+            del packed
+        del weights
+        torch.cuda.empty_cache()
 
     m, w, r = 16384, 3456, 512
     flop = 2 * m * w * r * 2
@@ -331,18 +355,8 @@ def fuse_variant(model, schema, opts: dict[str, str]):
     d = fused.DEFAULTS[mode]
     return fused.fuse(model, schema, rows=opts.get("rows", fused.DEFAULT_ROWS[mode]), dense=mode,
                       gemm=opts.get("gemm", d["gemm"]), residual=opts.get("residual", d["residual"]),
-                      fuse_last=opts.get("fuse_last", d["fuse_last"]) == "1", split_scales=opts.get("split") == "1",
+                      fuse_last=opts.get("fuse_last", d["fuse_last"]) == "1", row_scales=opts.get("row_scales", d["row_scales"]),
                       release=False)
-
-
-#: Extra tile shapes the ``layers`` table tries beside ``dense.CANDIDATES``.
-def wide_candidates(fp8: bool):
-    from suite.backends.kernels import dense as dk
-
-    k = 128 if fp8 else 64
-    T = dk.Tiles
-    return (T(block_m=128, block_n=256, block_k=k, num_warps=8, num_stages=3), T(block_m=256, block_n=128, block_k=k, num_warps=8, num_stages=3),
-            T(block_m=128, block_n=64, block_k=k, num_warps=4, num_stages=3), T(block_m=128, block_n=128, block_k=k, group_m=16, num_warps=4, num_stages=3))
 
 
 def layer_table(f, m: int, out: list[dict], label: str, sweep: bool, seen: set) -> None:
@@ -402,12 +416,15 @@ def layer_table(f, m: int, out: list[dict], label: str, sweep: bool, seen: set) 
                "x0" in epi and epi["x0"].dtype, "xl" in epi and epi["xl"].dtype)
         if sweep and sig not in seen and name not in ("cross0.up", f"cross{n_cross - 1}.up"):
             seen.add(sig)
-            saved = dk.TUNED.get(("fp8" if fp8 else "bf16", n, k))
-            cands = dk.CANDIDATES["fp8" if fp8 else "bf16"] + wide_candidates(fp8)
-            if "x0" in epi:
-                cands += dk.CROSS_CANDIDATES["fp8" if fp8 else "bf16"]
+            kind = "fp8" if fp8 else "bf16"
+            saved = dk.TUNED.get((kind, n, k))
+            # fp8: the pointer kernel's candidates and the persistent TMA kernel's; bf16 (cuBLAS by
+            # default): whether the persistent kernel beats cuBLAS plus its epilogue
+            cands = (dk.CANDIDATES[kind] if fp8 else (tiles,)) + dk.PERSISTENT_CANDIDATES[kind]
+            if "x0" in epi and fp8:
+                cands += dk.CROSS_CANDIDATES[kind]
             if "last" in epi:
-                cands = tuple(dataclasses.replace(c, block_n=256) for c in cands if c.block_m <= 128)
+                cands = tuple(dataclasses.replace(c, block_n=256) for c in cands if c.block_m <= 128 and not c.persistent)
             timings = dk.tune(m, n, k, fp8=fp8, candidates=cands, **epi)
             if timings:
                 best_tiles, best_ms = min(timings, key=lambda t: t[1])
@@ -548,11 +565,15 @@ def dlrm_v2_section(out: list[dict], items: int, batch: int, variants: str, laye
         try:
             t1 = time.perf_counter()
             f = fuse_variant(model, schema, opts)
+            if opts.get("tune") == "1":  # as torch-cuda's tune=1 at load: tiles (and with gemm=auto, the GEMM) per layer
+                f.tuned = f.tune(batch)
+                print(f"  tune=1 in {time.perf_counter() - t1:.0f} s: " + ", ".join(f"{k} {v:.4f}" for k, v in f.tuned.items())
+                      + (f"; gemms {f.describe().get('gemms')}" if f.gemm == "auto" else ""), flush=True)
             key = (f.dense_mode, f.residual)
             if layers and key not in tuned:
                 tuned.add(key)
                 try:  # the tile sweep for fp8 alone: its matmuls are the 80k goal's
-                    layer_table(f, batch, out, text, sweep=f.dense_mode == "fp8", seen=swept)
+                    layer_table(f, batch, out, text, sweep=True, seen=swept)
                 except Exception as exc:
                     print(f"  layers FAILED {type(exc).__name__}: {exc}", flush=True)
             if profile_kernels:

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 import triton
 import triton.language as tl
+from triton.tools.tensor_descriptor import TensorDescriptor
 
 from suite.backends.kernels.lookup import FP8_MAX, interpreted
 from suite.backends.kernels.lookup import to_fp8 as _to_fp8
@@ -111,6 +112,98 @@ def _linear_kernel(a_ptr, w_ptr, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_pt
 
 
 @triton.jit
+def _tile_epilogue(acc, rm, rn, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N,
+                   stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
+                   HAS_BIAS: tl.constexpr, W_SCALE: tl.constexpr, RELU: tl.constexpr, CROSS: tl.constexpr,
+                   WRITE_OUT: tl.constexpr, WRITE_Q: tl.constexpr, UPCAST: tl.constexpr,
+                   X0_FP8: tl.constexpr, XL_FP8: tl.constexpr, SAME_X: tl.constexpr):
+    """Scales, bias, ReLU, the cross step and the stores of one (BLOCK_M, BLOCK_N) accumulator."""
+    m_ok = rm < M
+    n_ok = rn < N
+    ok = m_ok[:, None] & n_ok[None, :]
+    rows = rm.to(tl.int64)[:, None]
+    acc = acc * a_scale
+    if W_SCALE:
+        acc = acc * tl.load(ws_ptr + rn, mask=n_ok, other=0.0)[None, :]
+    if HAS_BIAS:
+        acc = acc + tl.load(bias_ptr + rn, mask=n_ok, other=0.0)[None, :]
+    if RELU:
+        acc = tl.maximum(acc, 0.0)
+    if CROSS:
+        x0 = _load_x(x0_ptr, rows * stride_x0 + rn[None, :], ok, X0_FP8, x0_scale)
+        if SAME_X:
+            xl = x0
+        else:
+            xl = _load_x(xl_ptr, rows * stride_xl + rn[None, :], ok, XL_FP8, xl_scale)
+        acc = x0 * acc + xl
+    if WRITE_OUT:
+        tl.store(out_ptr + rows * stride_out + rn[None, :], acc.to(out_ptr.dtype.element_ty), mask=ok)
+    if WRITE_Q:
+        q = tl.minimum(tl.maximum(acc * q_inv, -448.0), 448.0)
+        tl.store(q_ptr + rows * stride_q + rn[None, :], _to_fp8(q, UPCAST), mask=ok)
+
+
+@triton.jit
+def _tma_tile(tile, a_desc, w_desc, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N, K,
+              stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
+              HAS_BIAS: tl.constexpr, W_SCALE: tl.constexpr, RELU: tl.constexpr, CROSS: tl.constexpr,
+              WRITE_OUT: tl.constexpr, WRITE_Q: tl.constexpr, UPCAST: tl.constexpr,
+              X0_FP8: tl.constexpr, XL_FP8: tl.constexpr, SAME_X: tl.constexpr,
+              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
+    grid_m = tl.cdiv(M, BLOCK_M)
+    grid_n = tl.cdiv(N, BLOCK_N)
+    width = GROUP_M * grid_n
+    first_m = (tile // width) * GROUP_M
+    size_m = tl.minimum(grid_m - first_m, GROUP_M)
+    pid_m = first_m + (tile % width) % size_m
+    pid_n = (tile % width) // size_m
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        a = a_desc.load([pid_m * BLOCK_M, k0])
+        w = w_desc.load([pid_n * BLOCK_N, k0])
+        if UPCAST:  # see _linear_kernel
+            a = a.to(tl.float32)
+            w = w.to(tl.float32)
+        acc = tl.dot(a, w.T, acc)
+    rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    _tile_epilogue(acc, rm, rn, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N,
+                   stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
+                   HAS_BIAS, W_SCALE, RELU, CROSS, WRITE_OUT, WRITE_Q, UPCAST, X0_FP8, XL_FP8, SAME_X)
+
+
+@triton.jit
+def _linear_tma_kernel(a_desc, w_desc, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N, K,
+                       stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
+                       HAS_BIAS: tl.constexpr, W_SCALE: tl.constexpr, RELU: tl.constexpr, CROSS: tl.constexpr,
+                       WRITE_OUT: tl.constexpr, WRITE_Q: tl.constexpr, UPCAST: tl.constexpr,
+                       X0_FP8: tl.constexpr, XL_FP8: tl.constexpr, SAME_X: tl.constexpr,
+                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+                       PROGRAMS: tl.constexpr, FLATTEN: tl.constexpr, WARP_SPECIALIZE: tl.constexpr):
+    # Persistent: PROGRAMS programs walk the output tiles; operands arrive by TMA (Hopper's tensor
+    # memory accelerator), so the loads cost no registers and the next tile's can start early.
+    tiles = tl.cdiv(M, BLOCK_M) * tl.cdiv(N, BLOCK_N)
+    if WARP_SPECIALIZE:
+        for tile in tl.range(tl.program_id(0), tiles, PROGRAMS, warp_specialize=True):
+            _tma_tile(tile, a_desc, w_desc, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N, K,
+                      stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
+                      HAS_BIAS, W_SCALE, RELU, CROSS, WRITE_OUT, WRITE_Q, UPCAST, X0_FP8, XL_FP8, SAME_X,
+                      BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
+    elif FLATTEN:
+        for tile in tl.range(tl.program_id(0), tiles, PROGRAMS, flatten=True):
+            _tma_tile(tile, a_desc, w_desc, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N, K,
+                      stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
+                      HAS_BIAS, W_SCALE, RELU, CROSS, WRITE_OUT, WRITE_Q, UPCAST, X0_FP8, XL_FP8, SAME_X,
+                      BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
+    else:
+        for tile in tl.range(tl.program_id(0), tiles, PROGRAMS):
+            _tma_tile(tile, a_desc, w_desc, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N, K,
+                      stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
+                      HAS_BIAS, W_SCALE, RELU, CROSS, WRITE_OUT, WRITE_Q, UPCAST, X0_FP8, XL_FP8, SAME_X,
+                      BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
+
+
+@triton.jit
 def _epilogue_kernel(y_ptr, bias_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N, q_inv,
                      stride_y, stride_x0, stride_xl, stride_out, stride_q, x0_scale, xl_scale,
                      HAS_BIAS: tl.constexpr, RELU: tl.constexpr, CROSS: tl.constexpr, WRITE_OUT: tl.constexpr,
@@ -147,6 +240,11 @@ class Tiles:
     num_stages: int = 3
     #: Load the cross step's x0 and x_l tiles before the K loop instead of after it.
     prefetch: bool = False
+    #: Programs per SM of the persistent TMA kernel (``_linear_tma_kernel``); 0: the pointer kernel.
+    persistent: int = 0
+    #: With ``persistent``: flatten the tile and K loops into one pipelined loop, or warp-specialize it.
+    flatten: bool = False
+    warp_specialize: bool = False
 
 
 #: Tiles by operand type, chosen for Hopper (fp8 reads twice the K per byte).
@@ -162,6 +260,17 @@ CANDIDATES = {
             Tiles(block_k=128, num_stages=2), Tiles(block_n=256, block_k=128, num_stages=2),
             Tiles(block_m=256, block_k=128, num_stages=2), Tiles(block_m=64, block_k=128, num_warps=4, num_stages=2)),
 }
+#: The persistent TMA kernel's candidates, tried besides :data:`CANDIDATES` by :func:`tune`.
+PERSISTENT_CANDIDATES = {
+    "bf16": (Tiles(num_stages=3, persistent=1), Tiles(num_stages=3, persistent=1, flatten=True),
+             Tiles(block_n=256, num_stages=3, persistent=1, flatten=True), Tiles(num_warps=4, num_stages=4, persistent=2, flatten=True),
+             Tiles(num_stages=3, persistent=1, warp_specialize=True)),
+    "fp8": (Tiles(block_k=128, num_stages=3, persistent=1), Tiles(block_k=128, num_stages=3, persistent=1, flatten=True),
+            Tiles(block_k=128, num_stages=4, persistent=1, flatten=True), Tiles(block_n=256, block_k=128, num_stages=3, persistent=1, flatten=True),
+            Tiles(block_k=128, num_warps=4, num_stages=4, persistent=2, flatten=True),
+            Tiles(block_k=128, num_warps=4, num_stages=3, persistent=2),
+            Tiles(block_k=128, num_stages=3, persistent=1, warp_specialize=True)),
+}
 #: Tried besides :data:`CANDIDATES` where the epilogue has the cross step (see ``Tiles.prefetch``).
 CROSS_CANDIDATES = {
     "bf16": (Tiles(prefetch=True), Tiles(block_m=64, block_n=128, num_warps=4, num_stages=3, prefetch=True)),
@@ -169,29 +278,37 @@ CROSS_CANDIDATES = {
             Tiles(block_k=128, num_stages=2, prefetch=True), Tiles(block_n=64, block_k=128, num_warps=4, num_stages=2, prefetch=True)),
 }
 #: Tiles :func:`tune` found fastest, by (operand type, N, K); :data:`TILES` where a shape has none.
-#: Filled with what ``tune`` picked for DLRM-v2's matmuls at 16,384 items on an H200
-#: (``benchmarks/gpu_server.py --variants ...,tune=1``; ``benchmarks/results/gpu_staging_h200``):
-#: one 16,384-item fp8 forward (bf16 rows) went from 1.633 ms with :data:`TILES` to 1.270 ms.
-#: ``tune=1`` at load replaces them with what the device at hand picks.
+#: Filled with what the layer sweep of ``benchmarks/gpu.py --sections dlrm-v2 --layers`` picked for
+#: DLRM-v2's matmuls at 16,384 items on an H200 (``benchmarks/results/gpu_kernels_h200_s4/k1.txt``):
+#: the persistent TMA kernel won every shape but the last (1-wide layer folded in), e.g. fp8
+#: 512x3456 0.042 ms against 0.068 for the pointer kernel and 0.045 for cuBLAS's GEMM alone, and
+#: the cross layers' 3456x512 up-projection with its epilogue 0.115 against 0.199. ``tune=1`` at
+#: load replaces them with what the device at hand picks.
+_TMA1F = {"num_warps": 8, "num_stages": 3, "persistent": 1, "flatten": True}
 TUNED: dict[tuple[str, int, int], Tiles] = {
-    ("fp8", 512, 3456): Tiles(block_k=128, num_warps=4, num_stages=4),
-    ("fp8", 3456, 512): Tiles(block_n=64, block_k=128, num_warps=4, num_stages=2, prefetch=True),
-    ("fp8", 1024, 3456): Tiles(block_k=128, num_warps=4, num_stages=4),
-    ("fp8", 1024, 1024): Tiles(block_n=256, block_k=128, num_stages=3),
-    ("fp8", 512, 1024): Tiles(block_n=256, block_k=128, num_stages=3),
-    ("fp8", 256, 512): Tiles(block_k=128, num_stages=2),
-    ("bf16", 512, 3456): Tiles(),
-    ("bf16", 3456, 512): Tiles(block_m=64, num_warps=4, num_stages=3, prefetch=True),
-    ("bf16", 1024, 3456): Tiles(),
-    ("bf16", 1024, 1024): Tiles(),
-    ("bf16", 512, 1024): Tiles(),
-    ("bf16", 256, 512): Tiles(block_m=256, num_stages=2),
+    ("fp8", 512, 3456): Tiles(block_n=256, block_k=128, **_TMA1F),
+    ("fp8", 3456, 512): Tiles(block_k=128, num_warps=4, num_stages=3, persistent=2),
+    ("fp8", 1024, 3456): Tiles(block_n=256, block_k=128, **_TMA1F),
+    ("fp8", 1024, 1024): Tiles(block_n=256, block_k=128, **_TMA1F),
+    ("fp8", 512, 1024): Tiles(block_k=128, num_warps=4, num_stages=3, persistent=2),
+    ("fp8", 256, 512): Tiles(block_k=128, num_warps=8, num_stages=4),
+    ("bf16", 512, 3456): Tiles(block_n=256, **_TMA1F),
+    ("bf16", 3456, 512): Tiles(**_TMA1F),
+    ("bf16", 1024, 3456): Tiles(block_n=256, **_TMA1F),
+    ("bf16", 1024, 1024): Tiles(block_n=256, **_TMA1F),
+    ("bf16", 512, 1024): Tiles(block_n=256, **_TMA1F),
+    ("bf16", 256, 512): Tiles(block_n=256, **_TMA1F),
 }
 
 
 def tiles_text(t: Tiles) -> str:
-    """A tile shape in one word, as results record it: ``MxNxK wW sS`` (``p`` when prefetching)."""
-    return f"{t.block_m}x{t.block_n}x{t.block_k} w{t.num_warps} s{t.num_stages}" + (" p" if t.prefetch else "")
+    """A tile shape in one word, as results record it: ``MxNxK wW sS`` (``p`` when prefetching,
+    ``tmaP`` for the persistent TMA kernel with P programs an SM, ``f`` flattened, ``ws``
+    warp-specialized)."""
+    text = f"{t.block_m}x{t.block_n}x{t.block_k} w{t.num_warps} s{t.num_stages}" + (" p" if t.prefetch else "")
+    if t.persistent:
+        text += f" tma{t.persistent}" + (" f" if t.flatten else "") + (" ws" if t.warp_specialize else "")
+    return text
 
 
 def tiles_for(fp8: bool, n: int, k: int) -> Tiles:
@@ -240,6 +357,8 @@ def tune(m: int, n: int, k: int, *, fp8: bool, calls: int = 10, candidates: tupl
     kind = "fp8" if fp8 else "bf16"
     if candidates is None:
         candidates = CANDIDATES[kind] + (CROSS_CANDIDATES[kind] if epilogue.get("x0") is not None else ())
+        if epilogue.get("last") is None:
+            candidates += PERSISTENT_CANDIDATES[kind]
     for tiles in candidates:
         def call(tiles: Tiles = tiles) -> None:
             linear(a, w, w_scale=scale, tiles=tiles, **epilogue)
@@ -275,6 +394,21 @@ def _x_operand(x: torch.Tensor | None, scale: float | None) -> tuple[torch.Tenso
             raise ValueError("an fp8 cross-step operand needs its scale")
         return x.view(torch.uint8), True, float(scale)
     return x, False, 1.0
+
+
+def _sm_count(device: torch.device) -> int:
+    """Streaming multiprocessors of ``device`` (4 under the interpreter: a few programs to walk the tiles)."""
+    if device.type != "cuda":
+        return 4
+    return int(torch.cuda.get_device_properties(device).multi_processor_count)
+
+
+def _tma_ready(a: torch.Tensor, w: torch.Tensor) -> bool:
+    """Whether TMA can read ``a`` and ``w``: 16-byte aligned bases and row strides (Hopper's rule),
+    and on a GPU, one of compute capability 9 or above."""
+    if a.device.type == "cuda" and torch.cuda.get_device_capability(a.device)[0] < 9:
+        return False
+    return all(x.data_ptr() % 16 == 0 and (x.stride(0) * x.element_size()) % 16 == 0 for x in (a, w))
 
 
 def linear(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None, *, relu: bool = False,
@@ -318,6 +452,25 @@ def linear(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None, *
     xlv, xl_fp8, xls = _x_operand(xl, xl_scale)
     last_out = torch.empty(m, dtype=torch.float32, device=a.device) if last is not None else None
     dummy = next(x for x in (out, q_out, last_out) if x is not None)
+    if t.persistent and last is None and _tma_ready(a, w):
+        tiles_mn = triton.cdiv(m, t.block_m) * triton.cdiv(n, t.block_n)
+        programs = min(tiles_mn, t.persistent * _sm_count(a.device))
+        _linear_tma_kernel[(programs,)](
+            TensorDescriptor.from_tensor(a, [t.block_m, t.block_k]), TensorDescriptor.from_tensor(w, [t.block_n, t.block_k]),
+            bias if bias is not None else dummy, w_scale if w_scale is not None else dummy,
+            x0v if cross else dummy, xlv if cross else dummy, out if out is not None else dummy,
+            q_out if q_out is not None else dummy, m, n, k,
+            x0v.stride(0) if cross else 0, xlv.stride(0) if cross else 0,
+            out.stride(0) if out is not None else 0, q_out.stride(0) if q_out is not None else 0,
+            float(a_scale), 1.0 / q_scale if q_scale is not None else 1.0, x0s, xls,
+            HAS_BIAS=bias is not None, W_SCALE=w_scale is not None, RELU=relu, CROSS=cross,
+            WRITE_OUT=out is not None, WRITE_Q=q_out is not None, UPCAST=interpreted(),
+            X0_FP8=x0_fp8, XL_FP8=xl_fp8, SAME_X=same,
+            BLOCK_M=t.block_m, BLOCK_N=t.block_n, BLOCK_K=t.block_k, GROUP_M=t.group_m,
+            PROGRAMS=programs, FLATTEN=t.flatten, WARP_SPECIALIZE=t.warp_specialize,
+            num_warps=t.num_warps, num_stages=t.num_stages,
+        )
+        return out, q_out
     grid = (triton.cdiv(m, t.block_m) * triton.cdiv(n, t.block_n),)
     if fp8:
         a, w = a.view(torch.uint8), w.view(torch.uint8)

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from suite.backends.kernels import dense as dk
-from suite.backends.kernels.lookup import FP8_MAX, PackedTables, pack, pooled
+from suite.backends.kernels.lookup import FP8_MAX, SCALES, PackedTables, pack, pooled
 from suite.models.base import ModelSchema
 
 #: Calibrated activation amax is multiplied by this before it becomes the fp8 scale, so a batch
@@ -75,9 +75,12 @@ class FusedDLRM(nn.Module):
     def __init__(self, bottom: nn.Module, tables: PackedTables, cross: list[tuple[_Linear, _Linear]] | None,
                  top: list[_Linear], relu_top: list[bool], last: nn.Linear | None, *, dim: int, dense_mode: str,
                  gemm: str, dtype: torch.dtype, x0_scale: float, calibration: Calibration | None,
-                 residual: str = "bf16", fuse_last: bool = False) -> None:
+                 residual: str = "bf16", fuse_last: bool = False, bottom_layers: list[tuple[_Linear, bool]] | None = None) -> None:
         super().__init__()
         self.bottom = bottom
+        #: The bottom MLP as Triton matmuls with bias and ReLU in their epilogues (the last one
+        #: writing straight into the interaction matrix and its fp8 copy); None: torch's modules.
+        self.bottom_layers = bottom_layers
         self.tables = tables
         self.cross = cross
         self.top = top
@@ -113,7 +116,7 @@ class FusedDLRM(nn.Module):
         """The settings a result records."""
         out: dict[str, Any] = {"rows": self.tables.row_type, "dense": self.dense_mode, "gemm": self.gemm,
                                "row_bytes": self.tables.row_bytes,
-                               "row_scales": "apart" if self.tables.scales is not None else "inline"}
+                               "row_scales": self.tables.scale_layout}
         if self.dense_mode == "fp8":
             out["residual"] = self.residual
         if self.fuse_last:
@@ -197,11 +200,23 @@ class FusedDLRM(nn.Module):
         ids = sparse if isinstance(sparse, torch.Tensor) else torch.cat(list(sparse), dim=1)
         width = self.dim * (1 + len(self.tables.lookups))
         x = torch.empty((n, width), dtype=self.dtype, device=dense.device) if write_out else None
-        h = self.bottom(dense.to(self.dtype))
-        if x is not None:
-            x[:, :self.dim] = h
-        if q_out is not None:
-            dk.epilogue(h, q_scale=self.x0_scale, write_out=False, q_out=q_out[:, :self.dim])
+        if self.bottom_layers is not None:
+            h: torch.Tensor | None = dense.to(self.dtype)
+            for i, (lin, relu) in enumerate(self.bottom_layers):
+                assert h is not None
+                if i < len(self.bottom_layers) - 1:
+                    h, _ = dk.linear(h, lin.weight, lin.bias, relu=relu, out_dtype=self.dtype)
+                else:  # into the matrix's first columns and, under fp8, its copy: no second pass
+                    dk.linear(h, lin.weight, lin.bias, relu=relu, out=None if x is None else x[:, :self.dim],
+                              out_dtype=None if x is None else self.dtype,
+                              q_out=None if q_out is None else q_out[:, :self.dim],
+                              q_scale=None if q_out is None else self.x0_scale)
+        else:
+            h = self.bottom(dense.to(self.dtype))
+            if x is not None:
+                x[:, :self.dim] = h
+            if q_out is not None:
+                dk.epilogue(h, q_scale=self.x0_scale, write_out=False, q_out=q_out[:, :self.dim])
         pooled(self.tables, ids, x, self.dim, q_out=q_out, q_scale=self.x0_scale, write_out=write_out)
         return x
 
@@ -343,12 +358,12 @@ def _calibrate(model: nn.Module, schema: ModelSchema, seed: int, items: int) -> 
 
 
 def fuse(model: nn.Module, schema: ModelSchema, *, rows: str, dense: str, gemm: str = "triton", seed: int = 0,
-         release: bool = True, split_scales: bool = False, residual: str = "bf16", fuse_last: bool = False) -> FusedDLRM:
+         release: bool = True, row_scales: str = "inline", residual: str = "bf16", fuse_last: bool = False) -> FusedDLRM:
     """A :class:`FusedDLRM` computing ``model`` (a built DLRM or DLRM-v2 of ``schema``, on a CUDA
     device, in bf16 or fp16; ``seed`` seeds the fp8 calibration batch). With ``release`` the
     model's tables are freed as they are packed (it is spent afterwards), so a full-scale model
-    never holds two copies of more than one table. ``split_scales`` keeps 8-bit rows' scales apart
-    from the rows (:func:`suite.backends.kernels.lookup.pack`)."""
+    never holds two copies of more than one table. ``row_scales`` says where 8-bit rows keep their
+    scales (:data:`suite.backends.kernels.lookup.SCALES`: with each row, apart, one per table)."""
     if dense not in DENSE_MODES:
         raise ValueError(f"'dense' must be one of {list(DENSE_MODES)} (got {dense!r})")
     if gemm not in GEMMS:
@@ -381,40 +396,49 @@ def fuse(model: nn.Module, schema: ModelSchema, *, rows: str, dense: str, gemm: 
         last = top_linears.pop()
         top_relus.pop()
     top = [convert(lin, f"top{i}.x") for i, lin in enumerate(top_linears)]
+    bottom_linears, bottom_relus = _linears(model.bottom)  # type: ignore[arg-type]  # torch types a submodule as Tensor | Module; this is an nn.Sequential
+    bottom_layers = None
+    if len(list(model.bottom)) == len(bottom_linears) + sum(bottom_relus):  # Linear and ReLU alone: Triton's
+        bottom_layers = [(_Linear(weight=lin.weight.detach().contiguous(), w_scale=None,
+                                  bias=lin.bias.detach().float().contiguous() if lin.bias is not None else None), relu)
+                         for lin, relu in zip(bottom_linears, bottom_relus, strict=True)]
     x0_name = "cross0.x" if cross is not None else "top0.x"
     with torch.no_grad():  # the parameters themselves, so that release frees their storage
         tables = pack([b.weight for b in bags], [int(lk) for lk in schema.lookups], rows, release=release,
-                      split_scales=split_scales)
+                      scales=row_scales)
     calibration = Calibration(items=CALIBRATION_ITEMS, margin=CALIBRATION_MARGIN, amax=amax) if fp8 else None
     return FusedDLRM(model.bottom, tables, cross_layers, top, top_relus, last,  # type: ignore[arg-type]  # torch types a submodule as Tensor | Module; these are Modules
                      dim=dim, dense_mode=dense, gemm=gemm, dtype=dtype,
-                     x0_scale=scale(x0_name), calibration=calibration, residual=residual, fuse_last=fuse_last)
+                     x0_scale=scale(x0_name), calibration=calibration, residual=residual, fuse_last=fuse_last,
+                     bottom_layers=bottom_layers)
 
 
 #: Models :func:`fuse` knows: their bags are plain fixed-size sum pools feeding a concatenation.
 FUSABLE = ("dlrm-rmc1", "dlrm-rmc2", "dlrm-rmc3", "dlrm-v2")
 #: Row formats offered, and each precision's default.
 ROW_CHOICES = ("bf16", "fp16", "fp8", "int8")
-DEFAULT_ROWS = {"fp8": "int8", "bf16": "bf16", "fp16": "fp16"}
-#: Defaults of the dense options by dense mode (fp16 runs as bf16's mode), the fastest measured
-#: side by side in one run on the H200 (benchmarks/results/final_h200_session3/gpu_dlrm_v2.txt:
-#: MLPerf's DLRM-v2, full 26 tables, one 16,384-item forward replayed as a CUDA graph, AUC against
-#: the teacher's on 65,536 items):
+DEFAULT_ROWS = {"fp8": "fp8", "bf16": "bf16", "fp16": "fp16"}
+#: Defaults of the dense options (and of where 8-bit rows keep their scales) by dense mode (fp16
+#: runs as bf16's mode), the fastest measured side by side in one run on the H200
+#: (benchmarks/results/gpu_kernels_h200_s4/k1.txt: MLPerf's DLRM-v2, full 26 tables, one
+#: 16,384-item forward replayed as a CUDA graph, AUC against the teacher's on 65,536 items):
 #:
-#: - fp8: ``residual=fp8 fuse_last=1`` 1.109 ms (54.7k samples/s of GPU time), AUC 99.40% (the 99%
-#:   gate) against 1.303 ms and 99.51% for ``residual=bf16`` and ``gemm=cublas`` 1.168 ms; cuBLAS
-#:   with ``residual=fp8`` has not been timed, so fp8 keeps Triton's GEMMs.
-#: - bf16: ``gemm=cublas`` 1.303 ms (46.6k), AUC 100.00% (the 99.9% gate) against Triton's 1.518
-#:   ms and 99.99%: cuBLAS's bf16 GEMMs with the separate epilogue win on every layer.
+#: - fp8: fp8 rows with one scale per table, ``residual=fp8 fuse_last=1``, Triton's GEMMs (the
+#:   persistent TMA kernel where it won the tile sweep): 0.765 ms (79.3k samples/s of GPU time;
+#:   1.454 ms at 32,768 items, 83.5k), AUC 99.36% (the 99% gate), against 0.799 ms for int8 rows
+#:   with a table scale and 0.838 ms for int8 rows with per-row scales (99.40%); ``gemm=auto`` with
+#:   ``tune=1`` picked Triton for every layer (0.764 ms).
+#: - bf16: Triton's GEMMs 1.263 ms (48.1k), AUC 99.99% (the 99.9% gate), against cuBLAS's with the
+#:   separate epilogue 1.298 ms (100.00%).
 DEFAULTS: dict[str, dict[str, str]] = {
-    "fp8": {"gemm": "triton", "residual": "fp8", "fuse_last": "1"},
-    "bf16": {"gemm": "cublas", "residual": "bf16", "fuse_last": "0"},
+    "fp8": {"gemm": "triton", "residual": "fp8", "fuse_last": "1", "row_scales": "table"},
+    "bf16": {"gemm": "triton", "residual": "bf16", "fuse_last": "0", "row_scales": "inline"},
 }
 
 
 def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, str]) -> FusedDLRM:
     """torch-cuda's hook: :func:`fuse` with the backend's ``--precision`` and its options ``rows``
-    (bf16|fp16|fp8|int8), ``row_scales`` (inline|apart: where 8-bit rows keep their scales),
+    (bf16|fp16|fp8|int8), ``row_scales`` (inline|apart|table: where 8-bit rows keep their scales),
     ``gemm`` (triton|cublas|auto: :data:`AUTO_GEMM` per weight), ``residual`` (fp8 only,
     :data:`RESIDUALS`), ``fuse_last`` (0|1: the 1-wide last layer in the epilogue of the matmul
     before it) and ``tune`` (0|1: time the candidate tiles of every matmul at 16,384 items during
@@ -440,11 +464,11 @@ def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, 
     one_of("residual", residual, RESIDUALS if mode == "fp8" else ("bf16",))
     one_of("fuse_last", fuse_last, ("0", "1"))
     tune = options.get("tune", "0")
-    row_scales = options.get("row_scales", "inline")
+    row_scales = options.get("row_scales", DEFAULTS[mode]["row_scales"])
     one_of("tune", tune, ("0", "1"))
-    one_of("row_scales", row_scales, ("inline", "apart"))
+    one_of("row_scales", row_scales, SCALES)
     out = fuse(model, spec.schema, rows=rows, dense=mode, gemm=gemm, seed=spec.seed,
-               split_scales=row_scales == "apart", residual=residual, fuse_last=fuse_last == "1")
+               row_scales=row_scales, residual=residual, fuse_last=fuse_last == "1")
     if tune == "1":
         out.tuned = out.tune(16384)
     return out

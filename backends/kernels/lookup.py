@@ -16,7 +16,13 @@ Row formats (:data:`ROW_TYPES`), all tables in one buffer:
   ``scale = (max - min) / 254`` per row, then the fp32 scale and bias: ``dim + 8`` bytes a row.
 
 The scale (and bias) sit at the end of their row, as FBGEMM's fused 8-bit rows do, so they arrive
-with the row instead of as a second random access.
+with the row instead of as a second random access (``scales="inline"``); ``"apart"`` keeps them in
+a second buffer so a row is ``dim`` aligned bytes; ``"table"`` has **one scale per table**: fp8
+rows ``row / scale`` with ``scale = max|table| / 448``, int8 rows ``round(row / scale)`` in
+[-127, 127] with ``scale = max|table| / 127`` (symmetric, no bias). A row is then ``dim`` aligned
+bytes and nothing else, the kernel sums the raw values and multiplies each pooled vector once.
+8-bit rows are bound by rows per second, not bytes (a 136-byte int8 row spans five or six 32-byte
+sectors, and every row costs a scale and bias multiply-add), which is what ``"table"`` removes.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ ROW_TYPES = {"fp32": 0, "bf16": 0, "fp16": 0, "fp8": 1, "int8": 2}
 #: Bytes after a row's values: the fp32 scale (fp8) or scale and bias (int8).
 TRAILER_BYTES = {"fp32": 0, "bf16": 0, "fp16": 0, "fp8": 4, "int8": 8}
 FP8_MAX = 448.0
+#: Where 8-bit rows keep their scales (see the module's docstring).
+SCALES = ("inline", "apart", "table")
 #: (BLOCK_N items, BLOCK_L ids, warps) a program takes, by row type, where the caller names none;
 #: ``benchmarks/gpu.py --sections kernels`` times the candidates and records its pick here.
 BLOCKS: dict[str, tuple[int, int, int]] = {}
@@ -83,10 +91,16 @@ def _pooled_kernel(ids_ptr, ids_stride, rows_ptr, aux_ptr, meta_ptr, out_ptr, ou
         elif KIND == 1:
             scale = tl.load(aux_ptr + rows * AUX_STRIDE + AUX_OFF, mask=ok, other=0.0)
             acc += tl.sum(vals.to(tl.float8e4nv, bitcast=True).to(tl.float32) * scale[:, :, None], axis=1)
-        else:
+        elif KIND == 2:
             scale = tl.load(aux_ptr + rows * AUX_STRIDE + AUX_OFF, mask=ok, other=0.0)
             bias = tl.load(aux_ptr + rows * AUX_STRIDE + AUX_OFF + 1, mask=ok, other=0.0)
             acc += tl.sum(vals.to(tl.float32) * scale[:, :, None], axis=1) + tl.sum(bias, axis=1)[:, None]
+        elif KIND == 3:  # fp8, one scale per table: applied once, after the sum
+            acc += tl.sum(vals.to(tl.float8e4nv, bitcast=True).to(tl.float32), axis=1)
+        else:  # int8, one scale per table
+            acc += tl.sum(vals.to(tl.float32), axis=1)
+    if KIND >= 3:
+        acc = acc * tl.load(aux_ptr + t)
     if WRITE_OUT:
         out = out_ptr + items.to(tl.int64)[:, None] * out_stride + out_col0 + t * D + ds[None, :]
         tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=item_ok[:, None])
@@ -107,9 +121,11 @@ class PackedTables:
         dim: embedding width (a multiple of 4, at most a power of two for Triton's tiles).
         row_type: a key of :data:`ROW_TYPES`.
         lookups: ids per item of each table, in order.
-        scales: for fp8/int8 packed with ``split_scales``: the (total rows, 1 or 2) fp32 scales
+        scales: for fp8/int8 packed with ``scales="apart"``: the (total rows, 1 or 2) fp32 scales
             (and biases) apart from ``rows``, which then holds the ``dim`` values alone, so a row
             is 128 aligned bytes and its scale a second, small read.
+        table_scales: for fp8/int8 packed with ``scales="table"``: (tables,) fp32, one scale per
+            table; ``rows`` holds the ``dim`` values alone.
     """
 
     rows: torch.Tensor
@@ -118,6 +134,19 @@ class PackedTables:
     row_type: str
     lookups: tuple[int, ...]
     scales: torch.Tensor | None = None
+    table_scales: torch.Tensor | None = None
+
+    @property
+    def scale_layout(self) -> str:
+        """Where 8-bit rows keep their scales: one of :data:`SCALES` (``inline`` for 16-bit rows)."""
+        return "table" if self.table_scales is not None else "apart" if self.scales is not None else "inline"
+
+    @property
+    def kind(self) -> int:
+        """The kernel's KIND: 0 16/32-bit, 1 fp8 and 2 int8 with per-row scales, 3 fp8 and 4 int8
+        with one scale per table."""
+        base = ROW_TYPES[self.row_type]
+        return base + 2 if self.table_scales is not None and base else base
 
     @property
     def id_columns(self) -> int:
@@ -130,10 +159,18 @@ class PackedTables:
         return int(self.rows.shape[1] * self.rows.element_size()) + apart
 
     def stored(self, index: torch.Tensor) -> torch.Tensor:
-        """Rows ``index`` in the interleaved format of :func:`quantize_rows`, whatever the layout."""
+        """Rows ``index`` in the interleaved format of :func:`quantize_rows`, whatever the layout
+        (with ``scales="table"``: the values alone)."""
         if self.scales is None:
             return self.rows[index]
         return torch.cat([self.rows[index], self.scales[index].view(torch.uint8)], dim=1)
+
+    def dequantized(self, table: int, index: torch.Tensor) -> torch.Tensor:
+        """Rows ``index`` (absolute, in the packed buffer) of ``table`` in fp32: what the kernel sums."""
+        if self.table_scales is None:
+            return dequantize_rows(self.stored(index), self.row_type, self.dim)
+        values = self.rows[index].view(torch.float8_e4m3fn if self.row_type == "fp8" else torch.int8)
+        return values.float() * self.table_scales[table]
 
     def _views(self) -> tuple[torch.Tensor, torch.Tensor, int, int, int]:
         """(values view, float32 view holding the scales, values per row, floats per row, offset
@@ -142,6 +179,8 @@ class PackedTables:
             return self.rows, self.rows, self.rows.shape[1], 0, 0
         # fp8 rows are read as bytes and bitcast in the kernel: a masked load needs a zero of its type.
         values = self.rows if self.row_type == "fp8" else self.rows.view(torch.int8)
+        if self.table_scales is not None:
+            return values, self.table_scales, self.rows.shape[1], 0, 0
         if self.scales is not None:
             return values, self.scales, self.rows.shape[1], self.scales.shape[1], 0
         return values, self.rows.view(torch.float32), self.rows.shape[1], self.rows.shape[1] // 4, self.dim // 4
@@ -184,11 +223,13 @@ def dequantize_rows(stored: torch.Tensor, row_type: str, dim: int) -> torch.Tens
 
 
 def pack(weights: Sequence[torch.Tensor], lookups: Sequence[int], row_type: str, *, release: bool = False,
-         split_scales: bool = False) -> PackedTables:
+         scales: str = "inline") -> PackedTables:
     """Quantize and concatenate ``weights`` (one (rows, dim) tensor per table, on one device) for
     :func:`pooled`. With ``release``, each source tensor's storage is freed once it is packed, so
-    a full-scale model never holds both copies of more than one table. ``split_scales`` keeps an
-    8-bit format's scales apart from its rows (see :class:`PackedTables`)."""
+    a full-scale model never holds both copies of more than one table. ``scales`` says where an
+    8-bit format keeps its scales (:data:`SCALES`, the module's docstring); 16-bit rows have none."""
+    if scales not in SCALES:
+        raise ValueError(f"'scales' must be one of {list(SCALES)} (got {scales!r})")
     dims = {w.shape[1] for w in weights}
     if len(dims) != 1:
         raise ValueError(f"tables must share one dim (got {sorted(dims)})")
@@ -200,21 +241,33 @@ def pack(weights: Sequence[torch.Tensor], lookups: Sequence[int], row_type: str,
     total = sum(w.shape[0] for w in weights)
     device = weights[0].device
     trailer = TRAILER_BYTES[row_type]
-    split = split_scales and trailer > 0
-    width = dim if split else dim + trailer
+    per_table = scales == "table" and trailer > 0
+    split = scales == "apart" and trailer > 0
+    width = dim if split or per_table else dim + trailer
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}.get(row_type, torch.uint8)
     rows = torch.empty((total, width), dtype=dtype, device=device)
-    scales = torch.empty((total, trailer // 4), dtype=torch.float32, device=device) if split else None
+    apart = torch.empty((total, trailer // 4), dtype=torch.float32, device=device) if split else None
+    table_scales = torch.empty(len(weights), dtype=torch.float32, device=device) if per_table else None
     meta = []
     start, col = 0, 0
-    for w, lk in zip(weights, lookups, strict=False):
+    for t, (w, lk) in enumerate(zip(weights, lookups, strict=False)):
         n = w.shape[0]
+        if table_scales is not None:
+            amax = max((float(w[s:s + PACK_CHUNK_ROWS].abs().amax()) for s in range(0, n, PACK_CHUNK_ROWS)), default=0.0)
+            table_scales[t] = max(amax, 1e-30) / (FP8_MAX if row_type == "fp8" else 127.0)
         for s in range(0, n, PACK_CHUNK_ROWS):
-            block = quantize_rows(w[s:s + PACK_CHUNK_ROWS], row_type)
             at = slice(start + s, start + min(n, s + PACK_CHUNK_ROWS))
-            if scales is not None:
+            if table_scales is not None:
+                v = w[s:s + PACK_CHUNK_ROWS].float() / table_scales[t]
+                if row_type == "fp8":
+                    rows[at].view(torch.float8_e4m3fn).copy_(v.clamp(-FP8_MAX, FP8_MAX))
+                else:
+                    rows[at].view(torch.int8).copy_(torch.round(v).clamp(-127, 127))
+                continue
+            block = quantize_rows(w[s:s + PACK_CHUNK_ROWS], row_type)
+            if apart is not None:
                 rows[at] = block[:, :dim]
-                scales[at] = block[:, dim:].contiguous().view(torch.float32)
+                apart[at] = block[:, dim:].contiguous().view(torch.float32)
             else:
                 rows[at] = block
         meta.append((col, lk, start))
@@ -223,7 +276,7 @@ def pack(weights: Sequence[torch.Tensor], lookups: Sequence[int], row_type: str,
         start += n
         col += lk
     return PackedTables(rows=rows, meta=torch.tensor(meta, dtype=torch.int64, device=device), dim=dim,
-                        row_type=row_type, lookups=tuple(int(x) for x in lookups), scales=scales)
+                        row_type=row_type, lookups=tuple(int(x) for x in lookups), scales=apart, table_scales=table_scales)
 
 
 def interpreted() -> bool:
@@ -260,7 +313,7 @@ def pooled(tables: PackedTables, ids: torch.Tensor, out: torch.Tensor | None = N
         raise ValueError(f"out must be (N, >= {col0 + t * tables.dim}) with unit column stride")
     if n == 0:
         return out if write_out else None
-    default = BLOCKS.get(tables.row_type, DEFAULT_BLOCK)
+    default = BLOCKS.get(tables.row_type if tables.kind < 3 else f"{tables.row_type}/table", DEFAULT_BLOCK)
     block_n, block_l, num_warps = block_n or default[0], block_l or default[1], num_warps or default[2]
     values, aux, row_stride, aux_stride, aux_off = tables._views()
     grid = (triton.cdiv(n, block_n), t)
@@ -269,7 +322,7 @@ def pooled(tables: PackedTables, ids: torch.Tensor, out: torch.Tensor | None = N
         raise ValueError(f"q_out must be fp8 e4m3, (N, >= {col0 + t * tables.dim}) with unit column stride")
     _pooled_kernel[grid](ids, ids.stride(0), values, aux, tables.meta, out, out.stride(0), col0, n,
                          q_out if q_out is not None else out, q_out.stride(0) if q_out is not None else 0, 1.0 / q_scale,
-                         WRITE_OUT=write_out, WRITE_Q=q_out is not None, ROUND=interpreted(), D=tables.dim, ROW_STRIDE=row_stride, AUX_STRIDE=aux_stride, AUX_OFF=aux_off, KIND=ROW_TYPES[tables.row_type],
+                         WRITE_OUT=write_out, WRITE_Q=q_out is not None, ROUND=interpreted(), D=tables.dim, ROW_STRIDE=row_stride, AUX_STRIDE=aux_stride, AUX_OFF=aux_off, KIND=tables.kind,
                          BLOCK_N=block_n, BLOCK_L=block_l, num_warps=num_warps)
     return out if write_out else None
 
@@ -278,8 +331,7 @@ def pooled_reference(tables: PackedTables, ids: torch.Tensor) -> torch.Tensor:
     """What :func:`pooled` computes, in fp32 with torch ops: the rows ``ids`` name, dequantized
     (only those, so a full-scale check needs no fp32 copy of the tables) and summed per bag."""
     outs = []
-    for col, lk, base in tables.meta.tolist():
+    for t, (col, lk, base) in enumerate(tables.meta.tolist()):
         rows = ids[:, col:col + lk].long() + base
-        stored = tables.stored(rows.reshape(-1))
-        outs.append(dequantize_rows(stored, tables.row_type, tables.dim).reshape(rows.shape[0], lk, tables.dim).sum(dim=1))
+        outs.append(tables.dequantized(t, rows.reshape(-1)).reshape(rows.shape[0], lk, tables.dim).sum(dim=1))
     return torch.cat(outs, dim=1)
