@@ -69,8 +69,11 @@ EAGER_SERVER_SHARE = 1 / 3
 #: fp8's storage dtype is bf16: the fused kernels (suite.backends.kernels) quantize what runs in fp8.
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp8": torch.bfloat16}
 #: Batch sizes CUDA graphs are captured for; a batch is padded up to the next one, and one larger
-#: than the last runs eagerly.
-GRAPH_BUCKETS = ACCELERATOR_BUCKETS
+#: than the last runs eagerly. Beyond the harness's accelerator buckets, 24,576 and 32,768: on the
+#: H200 DLRM-v2's fp8 forward took 0.765 ms at 16,384 items and 1.454 ms at 32,768 (5% more items
+#: a second, and half the host work per item; benchmarks/results/gpu_kernels_h200_s4/k1.txt), and
+#: Offline takes the largest bucket.
+GRAPH_BUCKETS = (*ACCELERATOR_BUCKETS, 24576, 32768)
 #: How a batch's packed rows reach the device (see the module docstring); the first is the default.
 #: Copy is the default because it was measured faster: DLRM-v2 fp8 Offline on the H200 gave
 #: 34,542 samples/s with copy and 28,698 with mapped (whose PCIe gather competes with the forward),
@@ -469,7 +472,7 @@ class TorchCUDABackend(Backend):
         try:
             t0 = time.perf_counter()
             graphed = self._graphs and n <= GRAPH_BUCKETS[-1]
-            size = bucket(n) if graphed else n
+            size = bucket(n, GRAPH_BUCKETS) if graphed else n
             work = lane
             if lane.capacity < size:
                 if lane.overflow is None or lane.overflow.capacity < size:
