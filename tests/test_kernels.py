@@ -164,7 +164,8 @@ def test_linear_relu_epilogue_and_fp8_operands() -> None:
 
 
 @pytest.mark.parametrize("tiles", [dataclasses.replace(SMALL, persistent=1), dataclasses.replace(SMALL, persistent=2, flatten=True),
-                                   dataclasses.replace(SMALL, persistent=1, warp_specialize=True)], ids=dk.tiles_text)
+                                   dataclasses.replace(SMALL, persistent=1, warp_specialize=True),
+                                   dataclasses.replace(SMALL, persistent=2, tma_epilogue=True)], ids=dk.tiles_text)
 def test_persistent_tma_kernel_computes_what_the_pointer_kernel_does(tiles: dk.Tiles) -> None:
     """The persistent TMA kernel, with every epilogue the forward asks of it (the cross step on fp8
     copies, ReLU with the fp8 copy out, bias alone), writes what :func:`dense.linear`'s pointer

@@ -112,12 +112,14 @@ def _linear_kernel(a_ptr, w_ptr, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_pt
 
 
 @triton.jit
-def _tile_epilogue(acc, rm, rn, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N,
+def _tile_epilogue(acc, om, on, rm, rn, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N,
                    stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
                    HAS_BIAS: tl.constexpr, W_SCALE: tl.constexpr, RELU: tl.constexpr, CROSS: tl.constexpr,
                    WRITE_OUT: tl.constexpr, WRITE_Q: tl.constexpr, UPCAST: tl.constexpr,
-                   X0_FP8: tl.constexpr, XL_FP8: tl.constexpr, SAME_X: tl.constexpr):
-    """Scales, bias, ReLU, the cross step and the stores of one (BLOCK_M, BLOCK_N) accumulator."""
+                   X0_FP8: tl.constexpr, XL_FP8: tl.constexpr, SAME_X: tl.constexpr, EPI_TMA: tl.constexpr):
+    """Scales, bias, ReLU, the cross step and the stores of one (BLOCK_M, BLOCK_N) accumulator at
+    (``om``, ``on``). With ``EPI_TMA`` the x0 / x_l / out / fp8-copy arguments are tensor
+    descriptors (typed: fp8 operands arrive as fp8) and move by TMA; else pointers (fp8 as bytes)."""
     m_ok = rm < M
     n_ok = rn < N
     ok = m_ok[:, None] & n_ok[None, :]
@@ -129,18 +131,34 @@ def _tile_epilogue(acc, rm, rn, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr
         acc = acc + tl.load(bias_ptr + rn, mask=n_ok, other=0.0)[None, :]
     if RELU:
         acc = tl.maximum(acc, 0.0)
-    if CROSS:
+    if CROSS and EPI_TMA:
+        x0 = x0_ptr.load([om, on]).to(tl.float32)
+        if X0_FP8:
+            x0 = x0 * x0_scale
+        if SAME_X:
+            xl = x0
+        else:
+            xl = xl_ptr.load([om, on]).to(tl.float32)
+            if XL_FP8:
+                xl = xl * xl_scale
+        acc = x0 * acc + xl
+    elif CROSS:
         x0 = _load_x(x0_ptr, rows * stride_x0 + rn[None, :], ok, X0_FP8, x0_scale)
         if SAME_X:
             xl = x0
         else:
             xl = _load_x(xl_ptr, rows * stride_xl + rn[None, :], ok, XL_FP8, xl_scale)
         acc = x0 * acc + xl
-    if WRITE_OUT:
+    if WRITE_OUT and EPI_TMA:
+        out_ptr.store([om, on], acc.to(out_ptr.dtype))
+    elif WRITE_OUT:
         tl.store(out_ptr + rows * stride_out + rn[None, :], acc.to(out_ptr.dtype.element_ty), mask=ok)
     if WRITE_Q:
-        q = tl.minimum(tl.maximum(acc * q_inv, -448.0), 448.0)
-        tl.store(q_ptr + rows * stride_q + rn[None, :], _to_fp8(q, UPCAST), mask=ok)
+        q = _to_fp8(tl.minimum(tl.maximum(acc * q_inv, -448.0), 448.0), UPCAST)
+        if EPI_TMA:
+            q_ptr.store([om, on], q)
+        else:
+            tl.store(q_ptr + rows * stride_q + rn[None, :], q, mask=ok)
 
 
 @triton.jit
@@ -148,7 +166,7 @@ def _tma_tile(tile, a_desc, w_desc, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q
               stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
               HAS_BIAS: tl.constexpr, W_SCALE: tl.constexpr, RELU: tl.constexpr, CROSS: tl.constexpr,
               WRITE_OUT: tl.constexpr, WRITE_Q: tl.constexpr, UPCAST: tl.constexpr,
-              X0_FP8: tl.constexpr, XL_FP8: tl.constexpr, SAME_X: tl.constexpr,
+              X0_FP8: tl.constexpr, XL_FP8: tl.constexpr, SAME_X: tl.constexpr, EPI_TMA: tl.constexpr,
               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
     grid_m = tl.cdiv(M, BLOCK_M)
     grid_n = tl.cdiv(N, BLOCK_N)
@@ -167,9 +185,9 @@ def _tma_tile(tile, a_desc, w_desc, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q
         acc = tl.dot(a, w.T, acc)
     rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    _tile_epilogue(acc, rm, rn, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N,
+    _tile_epilogue(acc, pid_m * BLOCK_M, pid_n * BLOCK_N, rm, rn, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N,
                    stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
-                   HAS_BIAS, W_SCALE, RELU, CROSS, WRITE_OUT, WRITE_Q, UPCAST, X0_FP8, XL_FP8, SAME_X)
+                   HAS_BIAS, W_SCALE, RELU, CROSS, WRITE_OUT, WRITE_Q, UPCAST, X0_FP8, XL_FP8, SAME_X, EPI_TMA)
 
 
 @triton.jit
@@ -177,7 +195,7 @@ def _linear_tma_kernel(a_desc, w_desc, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr
                        stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
                        HAS_BIAS: tl.constexpr, W_SCALE: tl.constexpr, RELU: tl.constexpr, CROSS: tl.constexpr,
                        WRITE_OUT: tl.constexpr, WRITE_Q: tl.constexpr, UPCAST: tl.constexpr,
-                       X0_FP8: tl.constexpr, XL_FP8: tl.constexpr, SAME_X: tl.constexpr,
+                       X0_FP8: tl.constexpr, XL_FP8: tl.constexpr, SAME_X: tl.constexpr, EPI_TMA: tl.constexpr,
                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
                        PROGRAMS: tl.constexpr, FLATTEN: tl.constexpr, WARP_SPECIALIZE: tl.constexpr):
     # Persistent: PROGRAMS programs walk the output tiles; operands arrive by TMA (Hopper's tensor
@@ -187,19 +205,19 @@ def _linear_tma_kernel(a_desc, w_desc, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr
         for tile in tl.range(tl.program_id(0), tiles, PROGRAMS, warp_specialize=True):
             _tma_tile(tile, a_desc, w_desc, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N, K,
                       stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
-                      HAS_BIAS, W_SCALE, RELU, CROSS, WRITE_OUT, WRITE_Q, UPCAST, X0_FP8, XL_FP8, SAME_X,
+                      HAS_BIAS, W_SCALE, RELU, CROSS, WRITE_OUT, WRITE_Q, UPCAST, X0_FP8, XL_FP8, SAME_X, EPI_TMA,
                       BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
     elif FLATTEN:
         for tile in tl.range(tl.program_id(0), tiles, PROGRAMS, flatten=True):
             _tma_tile(tile, a_desc, w_desc, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N, K,
                       stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
-                      HAS_BIAS, W_SCALE, RELU, CROSS, WRITE_OUT, WRITE_Q, UPCAST, X0_FP8, XL_FP8, SAME_X,
+                      HAS_BIAS, W_SCALE, RELU, CROSS, WRITE_OUT, WRITE_Q, UPCAST, X0_FP8, XL_FP8, SAME_X, EPI_TMA,
                       BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
     else:
         for tile in tl.range(tl.program_id(0), tiles, PROGRAMS):
             _tma_tile(tile, a_desc, w_desc, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N, K,
                       stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
-                      HAS_BIAS, W_SCALE, RELU, CROSS, WRITE_OUT, WRITE_Q, UPCAST, X0_FP8, XL_FP8, SAME_X,
+                      HAS_BIAS, W_SCALE, RELU, CROSS, WRITE_OUT, WRITE_Q, UPCAST, X0_FP8, XL_FP8, SAME_X, EPI_TMA,
                       BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
 
 
@@ -245,6 +263,8 @@ class Tiles:
     #: With ``persistent``: flatten the tile and K loops into one pipelined loop, or warp-specialize it.
     flatten: bool = False
     warp_specialize: bool = False
+    #: With ``persistent``: the epilogue's x0 / x_l reads and its stores by TMA too.
+    tma_epilogue: bool = False
 
 
 #: Tiles by operand type, chosen for Hopper (fp8 reads twice the K per byte).
@@ -264,12 +284,15 @@ CANDIDATES = {
 PERSISTENT_CANDIDATES = {
     "bf16": (Tiles(num_stages=3, persistent=1), Tiles(num_stages=3, persistent=1, flatten=True),
              Tiles(block_n=256, num_stages=3, persistent=1, flatten=True), Tiles(num_warps=4, num_stages=4, persistent=2, flatten=True),
-             Tiles(num_stages=3, persistent=1, warp_specialize=True)),
+             Tiles(num_stages=3, persistent=1, warp_specialize=True), Tiles(num_stages=3, persistent=1, flatten=True, tma_epilogue=True)),
     "fp8": (Tiles(block_k=128, num_stages=3, persistent=1), Tiles(block_k=128, num_stages=3, persistent=1, flatten=True),
             Tiles(block_k=128, num_stages=4, persistent=1, flatten=True), Tiles(block_n=256, block_k=128, num_stages=3, persistent=1, flatten=True),
             Tiles(block_k=128, num_warps=4, num_stages=4, persistent=2, flatten=True),
             Tiles(block_k=128, num_warps=4, num_stages=3, persistent=2),
-            Tiles(block_k=128, num_stages=3, persistent=1, warp_specialize=True)),
+            Tiles(block_k=128, num_stages=3, persistent=1, warp_specialize=True),
+            Tiles(block_k=128, num_warps=4, num_stages=3, persistent=2, tma_epilogue=True),
+            Tiles(block_k=128, num_stages=3, persistent=1, flatten=True, tma_epilogue=True),
+            Tiles(block_n=256, block_k=128, num_stages=3, persistent=1, flatten=True, tma_epilogue=True)),
 }
 #: Tried besides :data:`CANDIDATES` where the epilogue has the cross step (see ``Tiles.prefetch``).
 CROSS_CANDIDATES = {
@@ -304,10 +327,10 @@ TUNED: dict[tuple[str, int, int], Tiles] = {
 def tiles_text(t: Tiles) -> str:
     """A tile shape in one word, as results record it: ``MxNxK wW sS`` (``p`` when prefetching,
     ``tmaP`` for the persistent TMA kernel with P programs an SM, ``f`` flattened, ``ws``
-    warp-specialized)."""
+    warp-specialized, ``e`` its epilogue by TMA too)."""
     text = f"{t.block_m}x{t.block_n}x{t.block_k} w{t.num_warps} s{t.num_stages}" + (" p" if t.prefetch else "")
     if t.persistent:
-        text += f" tma{t.persistent}" + (" f" if t.flatten else "") + (" ws" if t.warp_specialize else "")
+        text += f" tma{t.persistent}" + (" f" if t.flatten else "") + (" ws" if t.warp_specialize else "") + (" e" if t.tma_epilogue else "")
     return text
 
 
@@ -403,12 +426,12 @@ def _sm_count(device: torch.device) -> int:
     return int(torch.cuda.get_device_properties(device).multi_processor_count)
 
 
-def _tma_ready(a: torch.Tensor, w: torch.Tensor) -> bool:
-    """Whether TMA can read ``a`` and ``w``: 16-byte aligned bases and row strides (Hopper's rule),
-    and on a GPU, one of compute capability 9 or above."""
-    if a.device.type == "cuda" and torch.cuda.get_device_capability(a.device)[0] < 9:
+def _tma_ready(*tensors: torch.Tensor) -> bool:
+    """Whether TMA can move these 2-D tensors: 16-byte aligned bases and row strides (Hopper's
+    rule), and on a GPU, one of compute capability 9 or above."""
+    if tensors[0].device.type == "cuda" and torch.cuda.get_device_capability(tensors[0].device)[0] < 9:
         return False
-    return all(x.data_ptr() % 16 == 0 and (x.stride(0) * x.element_size()) % 16 == 0 for x in (a, w))
+    return all(x.data_ptr() % 16 == 0 and (x.stride(0) * x.element_size()) % 16 == 0 for x in tensors)
 
 
 def linear(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None, *, relu: bool = False,
@@ -455,17 +478,25 @@ def linear(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None, *
     if t.persistent and last is None and _tma_ready(a, w):
         tiles_mn = triton.cdiv(m, t.block_m) * triton.cdiv(n, t.block_n)
         programs = min(tiles_mn, t.persistent * _sm_count(a.device))
+        epi_ops = [x for x in (x0 if cross else None, xl if cross and not same else None, out, q_out) if x is not None]
+        epi_tma = t.tma_epilogue and _tma_ready(*epi_ops)
+        block = [t.block_m, t.block_n]
+
+        def epi(x: torch.Tensor | None, pointer: torch.Tensor | None) -> Any:
+            if x is None:
+                return dummy
+            return TensorDescriptor(x, [m, n], [x.stride(0), 1], block) if epi_tma else pointer
         _linear_tma_kernel[(programs,)](
             TensorDescriptor.from_tensor(a, [t.block_m, t.block_k]), TensorDescriptor.from_tensor(w, [t.block_n, t.block_k]),
             bias if bias is not None else dummy, w_scale if w_scale is not None else dummy,
-            x0v if cross else dummy, xlv if cross else dummy, out if out is not None else dummy,
-            q_out if q_out is not None else dummy, m, n, k,
+            epi(x0 if cross else None, x0v), epi(xl if cross and not same else None, xlv),
+            epi(out, out), epi(q_out, q_out), m, n, k,
             x0v.stride(0) if cross else 0, xlv.stride(0) if cross else 0,
             out.stride(0) if out is not None else 0, q_out.stride(0) if q_out is not None else 0,
             float(a_scale), 1.0 / q_scale if q_scale is not None else 1.0, x0s, xls,
             HAS_BIAS=bias is not None, W_SCALE=w_scale is not None, RELU=relu, CROSS=cross,
             WRITE_OUT=out is not None, WRITE_Q=q_out is not None, UPCAST=interpreted(),
-            X0_FP8=x0_fp8, XL_FP8=xl_fp8, SAME_X=same,
+            X0_FP8=x0_fp8, XL_FP8=xl_fp8, SAME_X=same, EPI_TMA=epi_tma,
             BLOCK_M=t.block_m, BLOCK_N=t.block_n, BLOCK_K=t.block_k, GROUP_M=t.group_m,
             PROGRAMS=programs, FLATTEN=t.flatten, WARP_SPECIALIZE=t.warp_specialize,
             num_warps=t.num_warps, num_stages=t.num_stages,
