@@ -196,7 +196,7 @@ class TorchCUDABackend(Backend):
         "gemm": Option("fused matmuls: Triton, cuBLAS (then one epilogue kernel) or the measured pick per weight", choices=("triton", "cublas", "auto")),
         "residual": Option("how fp8 cross layers read x0 and x_l: bf16, x0-fp8 or fp8 (x_l kept in fp8 alone)", choices=("bf16", "x0-fp8", "fp8")),
         "fuse_last": Option("the 1-wide last layer in the epilogue of the matmul before it", choices=("0", "1")),
-        "tune": Option("time the fused matmuls' tile shapes at load", choices=("0", "1")),
+        "tune": Option("time the fused matmuls' (dlrm-v3: the attention's) tile shapes at load", choices=("0", "1")),
     }
 
     @classmethod

@@ -8,7 +8,9 @@
 # SCALE: the item table's row cap (above 100,000: MLPerf-size requests); ROWS: requests generated;
 # SECONDS_RUN: LoadGen's min_duration per run (a user.conf), shorter than the short profile's 60 s
 # so that everything fits one device call; SERVER_SECONDS: the same for Server (default SECONDS_RUN);
-# SKIP_PLAIN=1: the fused path only.
+# SKIP_PLAIN=1: the fused path only; SKIP_TESTS=1: no pytest; TILES=1: benchmarks/hstu_gpu.py first
+# (the kernel's tile shapes on MLPerf-size requests, the fused forward per batch size TILE_BATCHES);
+# FUSED: the fused path's options (add "--option tune=1" to launch with the fastest tile measured at load).
 set -u
 PY=${PY:-python3}
 OUT=${OUT:-/tmp/out}
@@ -38,6 +40,12 @@ rate() { "$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['performa
 stamp "cuda tests"
 [ -n "${SKIP_TESTS:-}" ] || timeout ${TESTS_S:-90} "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_kernels.py tests/test_backends.py \
   tests/test_torch_cuda.py -k "dlrm-v3 or dlrm_v3 or hstu" 2>&1 | tail -5 | tee "$OUT/cuda_tests.txt"
+
+if [ -n "${TILES:-}" ]; then  # the attention's tile shapes and the fused forward per batch size
+  stamp "hstu_gpu.py"
+  timeout ${TILES_S:-120} "$PY" benchmarks/hstu_gpu.py --scale "$SCALE" --precision "$PRECISION" --tiles \
+    --batch ${TILE_BATCHES:-1 4 8 11} --seconds ${TILE_SECONDS:-1.5} 2>&1 | tee "$OUT/hstu_gpu.txt"
+fi
 
 stamp "accuracy fused (data generated first)"
 timeout 150 "$PY" -m suite.cli run "${common[@]}" --scenario offline --system h200-fused $FUSED --mode accuracy 2>&1 | tail -3
