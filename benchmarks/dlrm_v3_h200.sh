@@ -44,7 +44,7 @@ stamp "cuda tests"
 
 if [ -n "${TILES:-}" ]; then  # the attention's tile shapes and the fused forward per batch size
   stamp "hstu_gpu.py"
-  timeout ${TILES_S:-120} "$PY" benchmarks/hstu_gpu.py --scale "$SCALE" --precision "$PRECISION" --tiles \
+  timeout ${TILES_S:-120} "$PY" benchmarks/hstu_gpu.py --scale "$SCALE" --precision "$PRECISION" ${HSTU_ARGS:---tiles} \
     --batch ${TILE_BATCHES:-1 4 8 11} --seconds ${TILE_SECONDS:-1.5} 2>&1 | tee "$OUT/hstu_gpu.txt"
 fi
 
@@ -64,15 +64,7 @@ FQ=$("$PY" -c "print(round(0.9 * float('$F'), 1))")
 PQ=$("$PY" -c "print(round(0.9 * float('$P'), 1))")
 stamp "Server fused at $FQ (0.9 x $F)"
 timeout $((SERVER_SECONDS + 40)) "$PY" -m suite.cli run "${common[@]}" --user-conf /tmp/v3s.conf --scenario server --system h200-fused $FUSED --target-qps "$FQ" 2>&1 | tail -3
-if [ -n "${SERVER_ALT:-}" ]; then  # a second fused Server run with these options (system h200-fused-alt)
-  stamp "Server fused at $FQ with $SERVER_ALT"
-  timeout $((SERVER_SECONDS + 40)) "$PY" -m suite.cli run "${common[@]}" --user-conf /tmp/v3s.conf --scenario server --system h200-fused-alt $FUSED $SERVER_ALT --target-qps "$FQ" 2>&1 | tail -3
-fi
-if [ -z "${SKIP_PLAIN:-}" ]; then
-  stamp "Server plain at $PQ (0.9 x $P)"
-  timeout $((SERVER_SECONDS + 40)) "$PY" -m suite.cli run "${common[@]}" --user-conf /tmp/v3s.conf --scenario server --system h200-plain --target-qps "$PQ" 2>&1 | tail -3
-fi
-stamp "done"
+report() {  # the summary and the raw runs so far, into $OUT
 "$PY" - "$R" <<'PYEOF' | tee "$OUT/summary.txt"
 import json, pathlib, sys
 for f in sorted(pathlib.Path(sys.argv[1]).rglob("result.json")):
@@ -90,5 +82,17 @@ for f in sorted(pathlib.Path(sys.argv[1]).rglob("result.json")):
         row.update({k: acc.get(k) for k in ("ne", "accuracy", "gauc", "reference", "passed", "queries")})
     print(json.dumps(row))
 PYEOF
-cd "$R" && tar czf "$OUT/runs.tgz" --exclude='mlperf_log_accuracy.json' --exclude='mlperf_log_trace.json' . 2>/dev/null
+(cd "$R" && tar czf "$OUT/runs.tgz" --exclude='mlperf_log_accuracy.json' --exclude='mlperf_log_trace.json' . 2>/dev/null)
 ls -la "$OUT"
+}
+report >/dev/null  # kept even if what follows runs past the call's limit
+if [ -n "${SERVER_ALT:-}" ]; then  # a second fused Server run with these options (system h200-fused-alt)
+  stamp "Server fused at $FQ with $SERVER_ALT"
+  timeout $((SERVER_SECONDS + 40)) "$PY" -m suite.cli run "${common[@]}" --user-conf /tmp/v3s.conf --scenario server --system h200-fused-alt $FUSED $SERVER_ALT --target-qps "$FQ" 2>&1 | tail -3
+fi
+if [ -z "${SKIP_PLAIN:-}" ]; then
+  stamp "Server plain at $PQ (0.9 x $P)"
+  timeout $((SERVER_SECONDS + 40)) "$PY" -m suite.cli run "${common[@]}" --user-conf /tmp/v3s.conf --scenario server --system h200-plain --target-qps "$PQ" 2>&1 | tail -3
+fi
+stamp "done"
+report

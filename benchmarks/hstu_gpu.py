@@ -12,7 +12,9 @@ labels: this measures speed; the tests check each path's numbers). Then, one lin
   rows alone) with that shape;
 * the fused model, eagerly, on batches of ``--batch`` requests: ms per batch and requests/s,
   back to back for ``--seconds`` (the host's share included: this is what a lane runs);
-* ``--plain``: the same with the plain PyTorch attention (slow and memory-hungry at MLPerf's size).
+* ``--plain``: the same with the plain PyTorch attention (slow and memory-hungry at MLPerf's size);
+* ``--profile``: the GPU time of three fused batches of the largest ``--batch`` by kernel (torch's
+  profiler), the 15 largest, as ms per batch.
 
     python3 benchmarks/hstu_gpu.py --scale 1000000 --tiles --batch 1 4 8 11 [--plain]
 """
@@ -86,6 +88,33 @@ def sweep_tiles(hist: np.ndarray, cand: np.ndarray) -> None:
                       "tflops": round(cand_flops / ms / 1e9, 1), **shape}), flush=True)
 
 
+def profile(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tensor], batch: int, top: int = 15) -> None:
+    """One line per kernel, the ``top`` largest by GPU time over three batches: ms per batch, share."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    args = (dense[:batch], [s[:batch] for s in sparse])
+    with torch.inference_mode():
+        model(*args)
+        torch.cuda.synchronize()
+        with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(3):
+                model(*args)
+            torch.cuda.synchronize()
+    rows = []
+    for e in prof.key_averages():
+        us = getattr(e, "self_device_time_total", None)
+        if us is None:
+            us = getattr(e, "self_cuda_time_total", 0.0)
+        if us > 0:
+            rows.append((float(us), e.key, e.count))
+    total = sum(us for us, _, _ in rows) or 1.0
+    print(json.dumps({"profile_batch": batch, "gpu_ms_per_batch": round(total / 3000, 3)}), flush=True)
+    for us, name, count in sorted(rows, reverse=True)[:top]:
+        print(json.dumps({"kernel": name[:90], "ms_per_batch": round(us / 3000, 3), "share": round(us / total, 3),
+                          "launches_per_batch": count // 3}), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", default="1000000")
@@ -96,6 +125,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--tiles", action="store_true", help="time the attention kernel's tile shapes first")
     parser.add_argument("--plain", action="store_true", help="time the plain PyTorch attention too")
+    parser.add_argument("--profile", action="store_true", help="GPU time by kernel of the fused forward")
     args = parser.parse_args()
     spec = ModelSpec(name="dlrm-v3", scale=args.scale)
     schema = spec.schema
@@ -119,6 +149,8 @@ def main() -> None:
             print(json.dumps({**base, "path": path, "tile": hstu.TILE.text() if path == "fused" else None, "batch": b,
                               "ms_per_batch": round(ms, 2), "requests_per_s": round(rate, 1),
                               "memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1)}), flush=True)
+    if args.profile:
+        profile(model, dense, sparse, max(args.batch))
 
 
 if __name__ == "__main__":

@@ -334,6 +334,28 @@ def test_hstu_candidate_rows_alone_match_the_plain_path(tile: tuple[int, int, in
     assert torch.equal(plain_alone, want[rows])
 
 
+@pytest.mark.parametrize("low", [torch.float32, torch.bfloat16])
+def test_hstu_row_kernels_match_the_plain_path(low: torch.dtype) -> None:
+    """The input layer norm rounded to the matmuls' dtype, and the output gate [silu(u), a,
+    silu(u) * LN(a)] read from a strided slice of the projection, as the plain functions."""
+    from suite.backends.kernels.hstu import fused_gate, fused_norm_to
+    from suite.models import dlrm_v3
+
+    g = torch.Generator().manual_seed(2)
+    x = (3 * torch.randn(37, 64, generator=g) + 1).to(DEVICE)
+    uvqk = torch.randn(37, 256, generator=g).to(DEVICE, low)
+    u, a = uvqk[:, 64:128], (2 * torch.randn(37, 64, generator=g) - 0.5).to(DEVICE)
+    # bf16: two roundings (silu(u), then the product) of one ulp each; Triton's interpreter rounds
+    # toward zero where the GPU rounds to nearest.
+    tol = 1e-5 if low == torch.float32 else 2e-2
+    got, want = fused_norm_to(x, low), dlrm_v3.norm_to(x, low)
+    assert got.dtype == low and torch.allclose(got.float(), want.float(), atol=tol, rtol=tol)
+    got, want = fused_gate(u, a), dlrm_v3.gate(u, a)
+    assert got.shape == (37, 192) and got.dtype == low
+    assert torch.allclose(got.float(), want.float(), atol=tol, rtol=tol)
+    assert torch.allclose(got[:, 64:128].float(), a, rtol=2 ** -7, atol=0)  # a passes through, rounded once
+
+
 def test_fused_dlrm_v3_forward_matches_the_plain_path() -> None:
     from suite.backends.kernels.hstu import use_fused_attention
     from suite.datasets import streaming

@@ -18,7 +18,9 @@ candidates in the packed q) and return only their outputs, against every key.
 
 :data:`TILE` is the tile shape it launches with; :func:`tune` times :data:`CANDIDATES` on
 MLPerf-size jagged requests and keeps the fastest (torch-cuda ``--option tune=1``).
-:func:`use_fused_attention` swaps the kernel into a built dlrm-v3 (torch-cuda, ``--option fused=1``).
+:func:`fused_norm_to` and :func:`fused_gate` do a layer's row-wise work around its matmuls in one
+pass each (memory traffic: at MLPerf's size that work moved more bytes than the matmuls).
+:func:`use_fused_attention` swaps all three into a built dlrm-v3 (torch-cuda, ``--option fused=1``).
 """
 
 from __future__ import annotations
@@ -214,6 +216,80 @@ def hstu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: t
     return out
 
 
+@triton.jit
+def _layer_norm(x, D: tl.constexpr, eps):
+    mean = tl.sum(x, axis=1) / D
+    xc = x - mean[:, None]
+    var = tl.sum(xc * xc, axis=1) / D
+    return xc * (1.0 / tl.sqrt(var + eps))[:, None]
+
+
+@triton.jit
+def _norm_to_fwd(x_ptr, o_ptr, rows, s_x, s_o, eps, D: tl.constexpr, BLOCK_R: tl.constexpr):
+    r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    d = tl.arange(0, D)
+    m = r[:, None] < rows
+    x = tl.load(x_ptr + r[:, None] * s_x + d[None, :], mask=m, other=0.0).to(tl.float32)
+    tl.store(o_ptr + r[:, None] * s_o + d[None, :], _layer_norm(x, D, eps).to(o_ptr.dtype.element_ty), mask=m)
+
+
+@triton.jit
+def _gate_fwd(u_ptr, a_ptr, o_ptr, rows, s_u, s_a, s_o, eps, D: tl.constexpr, BLOCK_R: tl.constexpr):
+    r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    d = tl.arange(0, D)
+    m = r[:, None] < rows
+    u = tl.load(u_ptr + r[:, None] * s_u + d[None, :], mask=m, other=0.0).to(tl.float32)
+    su = (u / (1.0 + tl.exp(-u))).to(o_ptr.dtype.element_ty)  # silu(u), rounded as F.silu rounds it
+    a = tl.load(a_ptr + r[:, None] * s_a + d[None, :], mask=m, other=0.0).to(tl.float32)
+    y = su.to(tl.float32) * _layer_norm(a, D, eps)
+    out = o_ptr + r[:, None] * s_o + d[None, :]
+    tl.store(out, su, mask=m)
+    tl.store(out + D, a.to(o_ptr.dtype.element_ty), mask=m)
+    tl.store(out + 2 * D, y.to(o_ptr.dtype.element_ty), mask=m)
+
+
+#: Rows per program of the two row kernels below (512 wide at dlrm-v3's size).
+ROWS_PER_PROGRAM = 4
+
+
+def _row_kernel_fits(*ts: torch.Tensor) -> bool:
+    """The row kernels take 2-D tensors of a power-of-two width with unit column stride, as fp32,
+    bf16 or fp16."""
+    d = ts[0].shape[-1]
+    return all(t.dim() == 2 and t.stride(-1) == 1 and t.shape[-1] == d and t.dtype in (torch.float32, torch.bfloat16, torch.float16)
+               for t in ts) and d > 0 and d & (d - 1) == 0
+
+
+def fused_norm_to(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """:func:`suite.models.dlrm_v3.norm_to` as one kernel: x read once, LN(x) written in ``dtype``
+    (the plain path writes it in x's dtype, then reads it again to round it)."""
+    from suite.models.dlrm_v3 import norm_to
+
+    if not _row_kernel_fits(x) or dtype not in (torch.float32, torch.bfloat16, torch.float16):
+        return norm_to(x, dtype)
+    rows, d = x.shape
+    out = torch.empty((rows, d), dtype=dtype, device=x.device)
+    if rows:
+        _norm_to_fwd[(triton.cdiv(rows, ROWS_PER_PROGRAM),)](x, out, rows, x.stride(0), out.stride(0), 1e-5, D=d,
+                                                              BLOCK_R=ROWS_PER_PROGRAM, num_warps=4)
+    return out
+
+
+def fused_gate(u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """:func:`suite.models.dlrm_v3.gate` as one kernel: ``[silu(u), a, silu(u) * LN(a)]`` written
+    once into the projection's input (the plain path makes five intermediate tensors and a copy)."""
+    from suite.models.dlrm_v3 import gate
+
+    if not _row_kernel_fits(u, a) or u.shape[0] != a.shape[0]:
+        return gate(u, a)
+    rows, d = u.shape
+    out = torch.empty((rows, 3 * d), dtype=u.dtype, device=u.device)
+    if rows:
+        _gate_fwd[(triton.cdiv(rows, ROWS_PER_PROGRAM),)](u, a, out, rows, u.stride(0), a.stride(0), out.stride(0), 1e-5,
+                                                           D=d, BLOCK_R=ROWS_PER_PROGRAM, num_warps=4)
+    return out
+
+
 def fused_jagged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag: Any, alpha: float,
                            candidates: bool = False) -> torch.Tensor:
     """:func:`suite.models.dlrm_v3.jagged_attention`'s signature, on the kernel."""
@@ -271,6 +347,8 @@ def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False) -> tor
     2,048 candidates) and launch with the fastest."""
     for layer in model.layers:  # type: ignore[union-attr]  # torch types a submodule as Tensor | Module; this is the dlrm-v3 model's ModuleList
         layer.attend = fused_jagged_attention
+        layer.norm_to = fused_norm_to
+        layer.gate = fused_gate
     tuned: dict[str, float] = {}
     if tune_tiles:
         n = 8
@@ -278,6 +356,7 @@ def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False) -> tor
         tuned = {tile.text(): round(ms, 3) for tile, ms in timings}
     # What torch-cuda records; "ids": the model reads each table's ids apart, not one packed matrix.
     described = {"attention": "triton hstu_attention (jagged)", "ids": "tables", "tile": TILE.text(),
+                 "row_kernels": "triton layer norm and output gate",
                  **({"tuned_ms": tuned} if tuned else {})}
     model.describe = lambda: described
     return model

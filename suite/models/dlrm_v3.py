@@ -168,6 +168,19 @@ def time_buckets(age_h: torch.Tensor, buckets: int) -> torch.Tensor:
     return ts.clamp(min=0).long().clamp(max=buckets)
 
 
+def norm_to(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A layer norm without affine parameters, in x's dtype, the result rounded to ``dtype``."""
+    return F.layer_norm(x, (x.shape[-1],)).to(dtype)
+
+
+def gate(u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """The output projection's input, in u's dtype: ``[silu(u), a, silu(u) * LN(a)]`` (the
+    reference's ``concat_ux``); u (rows, D) as the projection gives it, a (rows, D) the attention
+    in the residual stream's dtype, whose layer norm and product run in that dtype."""
+    su = F.silu(u)
+    return torch.cat([su, a.to(u.dtype), (su * F.layer_norm(a, (a.shape[-1],))).to(u.dtype)], dim=-1)
+
+
 class STULayer(nn.Module):
     """One HSTU layer: u, v, q, k = split(LN(x) W + b), u = silu(u); a = attention(q, k, v);
     x + [u, a, u * LN(a)] W_out (the reference's ``concat_ux`` output)."""
@@ -183,8 +196,11 @@ class STULayer(nn.Module):
         normal_(self.uvqk.bias, 0.01, init)
         normal_(self.out.weight, math.sqrt(2.0 / (3 * config.linear_dim * h + e)), init)
         self.alpha = 1.0 / math.sqrt(config.qk_dim)
-        #: The attention on packed tokens; a fused kernel may take its place (backends/kernels/hstu.py).
+        #: The attention on packed tokens, the input layer norm and the output gate; fused kernels
+        #: may take their places (backends/kernels/hstu.py).
         self.attend = jagged_attention
+        self.norm_to = norm_to
+        self.gate = gate
 
     def forward(self, x: torch.Tensor, jag: Jagged, keep: torch.Tensor | None = None) -> torch.Tensor:
         """x (T, dim): the packed tokens of a batch of requests laid out by ``jag``, in the residual
@@ -196,7 +212,7 @@ class STULayer(nn.Module):
         h, lin, qk = self.heads, self.lin, self.qk
         low = self.uvqk.weight.dtype
         # Layer norms run in the stream's dtype; only the matmuls' operands are rounded to 16 bits.
-        xn = F.layer_norm(x, (x.shape[-1],)).to(low)
+        xn = self.norm_to(x, low)
         if keep is None:
             u, v, q, k = torch.split(self.uvqk(xn), [lin * h, lin * h, qk * h, qk * h], dim=-1)
         else:
@@ -208,12 +224,10 @@ class STULayer(nn.Module):
             u = F.linear(xn, w[cut[0]:cut[1]], b[cut[0]:cut[1]])
             q = F.linear(xn, w[cut[2]:cut[3]], b[cut[2]:cut[3]])
         rows, total = x.shape[0], k.shape[0]
-        u = F.silu(u)
         a = self.attend(q.view(rows, h, qk), k.view(total, h, qk), v.view(total, h, lin), jag, self.alpha,
                         candidates=keep is not None)
-        a = a.reshape(rows, h * lin).to(x.dtype)
-        y = u.to(x.dtype) * F.layer_norm(a, (h * lin,))
-        return x + self.out(torch.cat([u, a.to(low), y.to(low)], dim=-1)).to(x.dtype)
+        # x + o promotes o to the stream's dtype inside the add (no separate cast).
+        return x + self.out(self.gate(u, a.reshape(rows, h * lin).to(x.dtype)))
 
 
 class DLRMv3(nn.Module):
