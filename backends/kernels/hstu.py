@@ -12,7 +12,7 @@ their own key, one dot product per row rather than a tile. Without a softmax the
 maximum to keep, so the blocks simply add up, and the constant ``1 / scale`` is applied once at
 the end.
 
-``queries``: the last STU layer of dlrm-v3 needs only its candidate rows (the head reads nothing
+Candidate rows alone: the last STU layer of dlrm-v3 needs only those (the head reads nothing
 else), so the kernel can take q for the candidate rows alone (``q_offsets``: each request's
 candidates in the packed q) and return only their outputs, against every key.
 
