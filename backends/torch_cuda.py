@@ -47,7 +47,7 @@ MAX_BATCH_SAMPLES: dict[str, int] = {"dlrm-v3": 256}
 BATCH_TOKENS = 1 << 17
 #: Lanes (and harness workers) by default for such models: each eager batch of MLPerf-size
 #: requests holds gigabytes of activations (the plain attention's scores alone are 7 GB in bf16 at
-#: 11 requests), and the fused Offline on the H200 reached 351.6 requests/s with four.
+#: 11 requests), and the fused Offline on the H200 reached 569.8 requests/s with four (run4).
 REQUEST_LANES = 4
 #: Batch sizes, in requests, timed at load for a model that runs eagerly under a batch cap (its
 #: jagged batches cannot be graphed, so there is no replay to time); the cap itself is added.
@@ -55,17 +55,16 @@ EAGER_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 #: Server for such a model: two batches on the device at most (``batches_in_flight``; the next
 #: batch keeps filling until one of them is done, so under load batches grow to what arrived
 #: meanwhile instead of queueing), no wait, and batches whose time alone is at most this share of
-#: the latency bound. A query waits for at most the rest of one batch time while its batch fills,
-#: then for the batch ahead of it and its own on the shared device: three batch times.
-#: Measured on the H200 (benchmarks/results/dlrm_v3_h200/run2), one batch at a time cannot keep
-#: up whatever the cap: a batch alone takes 6.4 ms for 1 request, 23.5 for 8 and 32.8 for 11
-#: (2.6 ms a request plus about 3.7 ms a batch: eager dispatch, syncs, staging), so one at a time
-#: tops out near 310 requests/s, while Offline overlaps four batches and makes 350. At 0.9x that
-#: (315/s), batches of 8 one at a time completed 304/s and the queue grew (p99 2.0 s); before,
-#: every lane at once with batches of whatever was queued (mean 3.2) gave p99 145 ms. Two in
-#: flight is the next step; it was not measured (no device time left in that session).
+#: the latency bound. A query waits for the rest of one batch while its batch fills, then for the
+#: batch ahead of it and its own, both slowed by sharing the device: measured, p99 came to about
+#: five batch times alone. On the H200 (benchmarks/results/dlrm_v3_h200/run4, bf16, fused, two in
+#: flight, at 0.9x Offline's 569.8/s): batches of at most 11 requests (20.4 ms alone, within a
+#: third of the bound) completed 516.0/s with p99 122.0 ms, INVALID; at most 8 (12.6 ms, within a
+#: fifth) 515.9/s with p99 64.9 ms, VALID. Earlier (run2, slower kernels): one batch at a time
+#: could not keep up whatever the cap (304/s of 315, p99 2.0 s), and every lane at once gave
+#: p99 145 ms.
 EAGER_SERVER_IN_FLIGHT = 2
-EAGER_SERVER_SHARE = 1 / 3
+EAGER_SERVER_SHARE = 1 / 5
 #: fp8's storage dtype is bf16: the fused kernels (suite.backends.kernels) quantize what runs in fp8.
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp8": torch.bfloat16}
 #: Batch sizes CUDA graphs are captured for; a batch is padded up to the next one, and one larger
@@ -200,7 +199,7 @@ class TorchCUDABackend(Backend):
         "gemm": Option("fused matmuls: Triton, cuBLAS (then one epilogue kernel) or the measured pick per weight", choices=("triton", "cublas", "auto")),
         "residual": Option("how fp8 cross layers read x0 and x_l: bf16, x0-fp8 or fp8 (x_l kept in fp8 alone)", choices=("bf16", "x0-fp8", "fp8")),
         "fuse_last": Option("the 1-wide last layer in the epilogue of the matmul before it", choices=("0", "1")),
-        "tune": Option("time the fused matmuls' tile shapes at load", choices=("0", "1")),
+        "tune": Option("time the fused matmuls' (dlrm-v3: the attention's) tile shapes at load", choices=("0", "1")),
     }
 
     @classmethod

@@ -8,7 +8,10 @@
 # SCALE: the item table's row cap (above 100,000: MLPerf-size requests); ROWS: requests generated;
 # SECONDS_RUN: LoadGen's min_duration per run (a user.conf), shorter than the short profile's 60 s
 # so that everything fits one device call; SERVER_SECONDS: the same for Server (default SECONDS_RUN);
-# SKIP_PLAIN=1: the fused path only.
+# SKIP_PLAIN=1: the fused path only; SKIP_ACCURACY=1: no accuracy run; SERVER_ALT: options of a
+# second fused Server run (say "--max-batch-items 8"); SKIP_TESTS=1: no pytest; TILES=1: benchmarks/hstu_gpu.py first
+# (the kernel's tile shapes on MLPerf-size requests, the fused forward per batch size TILE_BATCHES);
+# FUSED: the fused path's options (add "--option tune=1" to launch with the fastest tile measured at load).
 set -u
 PY=${PY:-python3}
 OUT=${OUT:-/tmp/out}
@@ -39,8 +42,16 @@ stamp "cuda tests"
 [ -n "${SKIP_TESTS:-}" ] || timeout ${TESTS_S:-90} "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_kernels.py tests/test_backends.py \
   tests/test_torch_cuda.py -k "dlrm-v3 or dlrm_v3 or hstu" 2>&1 | tail -5 | tee "$OUT/cuda_tests.txt"
 
-stamp "accuracy fused (data generated first)"
-timeout 150 "$PY" -m suite.cli run "${common[@]}" --scenario offline --system h200-fused $FUSED --mode accuracy 2>&1 | tail -3
+if [ -n "${TILES:-}" ]; then  # the attention's tile shapes and the fused forward per batch size
+  stamp "hstu_gpu.py"
+  timeout ${TILES_S:-120} "$PY" benchmarks/hstu_gpu.py --scale "$SCALE" --precision "$PRECISION" ${HSTU_ARGS:---tiles} \
+    --batch ${TILE_BATCHES:-1 4 8 11} --seconds ${TILE_SECONDS:-1.5} 2>&1 | tee "$OUT/hstu_gpu.txt"
+fi
+
+if [ -z "${SKIP_ACCURACY:-}" ]; then
+  stamp "accuracy fused (data generated first)"
+  timeout 150 "$PY" -m suite.cli run "${common[@]}" --scenario offline --system h200-fused $FUSED --mode accuracy 2>&1 | tail -3
+fi
 stamp "Offline fused"
 timeout $((SECONDS_RUN + 60)) "$PY" -m suite.cli run "${common[@]}" --scenario offline --system h200-fused $FUSED 2>&1 | tail -3
 if [ -z "${SKIP_PLAIN:-}" ]; then
@@ -53,11 +64,7 @@ FQ=$("$PY" -c "print(round(0.9 * float('$F'), 1))")
 PQ=$("$PY" -c "print(round(0.9 * float('$P'), 1))")
 stamp "Server fused at $FQ (0.9 x $F)"
 timeout $((SERVER_SECONDS + 40)) "$PY" -m suite.cli run "${common[@]}" --user-conf /tmp/v3s.conf --scenario server --system h200-fused $FUSED --target-qps "$FQ" 2>&1 | tail -3
-if [ -z "${SKIP_PLAIN:-}" ]; then
-  stamp "Server plain at $PQ (0.9 x $P)"
-  timeout $((SERVER_SECONDS + 40)) "$PY" -m suite.cli run "${common[@]}" --user-conf /tmp/v3s.conf --scenario server --system h200-plain --target-qps "$PQ" 2>&1 | tail -3
-fi
-stamp "done"
+report() {  # the summary and the raw runs so far, into $OUT
 "$PY" - "$R" <<'PYEOF' | tee "$OUT/summary.txt"
 import json, pathlib, sys
 for f in sorted(pathlib.Path(sys.argv[1]).rglob("result.json")):
@@ -75,5 +82,17 @@ for f in sorted(pathlib.Path(sys.argv[1]).rglob("result.json")):
         row.update({k: acc.get(k) for k in ("ne", "accuracy", "gauc", "reference", "passed", "queries")})
     print(json.dumps(row))
 PYEOF
-cd "$R" && tar czf "$OUT/runs.tgz" --exclude='mlperf_log_accuracy.json' --exclude='mlperf_log_trace.json' . 2>/dev/null
+(cd "$R" && tar czf "$OUT/runs.tgz" --exclude='mlperf_log_accuracy.json' --exclude='mlperf_log_trace.json' . 2>/dev/null)
 ls -la "$OUT"
+}
+report >/dev/null  # kept even if what follows runs past the call's limit
+if [ -n "${SERVER_ALT:-}" ]; then  # a second fused Server run with these options (system h200-fused-alt)
+  stamp "Server fused at $FQ with $SERVER_ALT"
+  timeout $((SERVER_SECONDS + 40)) "$PY" -m suite.cli run "${common[@]}" --user-conf /tmp/v3s.conf --scenario server --system h200-fused-alt $FUSED $SERVER_ALT --target-qps "$FQ" 2>&1 | tail -3
+fi
+if [ -z "${SKIP_PLAIN:-}" ]; then
+  stamp "Server plain at $PQ (0.9 x $P)"
+  timeout $((SERVER_SECONDS + 40)) "$PY" -m suite.cli run "${common[@]}" --user-conf /tmp/v3s.conf --scenario server --system h200-plain --target-qps "$PQ" 2>&1 | tail -3
+fi
+stamp "done"
+report

@@ -344,6 +344,54 @@ def test_hstu_attention_kernel_matches_the_plain_path(history: tuple[int, ...], 
     assert (got - want).abs().max().item() <= tolerance * max(scale_v, 1e-6)
 
 
+@pytest.mark.parametrize("tile", [None, (32, 16, 4, 2), (16, 32, 4, 3)])
+def test_hstu_candidate_rows_alone_match_the_plain_path(tile: tuple[int, int, int, int] | None) -> None:
+    """The last layer's form: q for the candidate rows only, against every key, equals those rows of
+    the plain path; with tile shapes other than the default (the unmasked bulk, the masked tail and
+    each candidate's own key all meet in requests of 70 to 110 tokens)."""
+    from suite.backends.kernels.hstu import Tile, hstu_attention
+    from suite.models import dlrm_v3
+
+    g = torch.Generator().manual_seed(1)
+    hist, cand = torch.tensor([70, 0, 33, 95]), torch.tensor([20, 3, 40, 1])
+    scale = int((1 + hist + cand).max()) + 5
+    jag = dlrm_v3.Jagged.of(hist.to(DEVICE), cand.to(DEVICE), scale)
+    q, k, v = (torch.randn(int(jag.offsets[-1]), 2, 16, generator=g).to(DEVICE) for _ in range(3))
+    want = dlrm_v3.jagged_attention(q, k, v, jag, 0.25)
+    rows = jag.candidate_rows()
+    shape = None if tile is None else Tile(*tile)
+    whole = hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.25, scale, tile=shape)
+    alone = hstu_attention(q[rows], k, v, jag.offsets, jag.history, jag.max_len, 0.25, scale,
+                           q_offsets=jag.candidate_offsets, max_queries=jag.max_candidates, tile=shape)
+    plain_alone = dlrm_v3.jagged_attention(q[rows], k, v, jag, 0.25, candidates=True)
+    assert alone.shape == (int(cand.sum()), 2, 16)
+    assert torch.allclose(whole, want, atol=1e-5, rtol=1e-4)
+    assert torch.allclose(alone, want[rows], atol=1e-5, rtol=1e-4)
+    assert torch.equal(plain_alone, want[rows])
+
+
+@pytest.mark.parametrize("low", [torch.float32, torch.bfloat16])
+def test_hstu_row_kernels_match_the_plain_path(low: torch.dtype) -> None:
+    """The input layer norm rounded to the matmuls' dtype, and the output gate [silu(u), a,
+    silu(u) * LN(a)] read from a strided slice of the projection, as the plain functions."""
+    from suite.backends.kernels.hstu import fused_gate, fused_norm_to
+    from suite.models import dlrm_v3
+
+    g = torch.Generator().manual_seed(2)
+    x = (3 * torch.randn(37, 64, generator=g) + 1).to(DEVICE)
+    uvqk = torch.randn(37, 256, generator=g).to(DEVICE, low)
+    u, a = uvqk[:, 64:128], (2 * torch.randn(37, 64, generator=g) - 0.5).to(DEVICE)
+    # bf16: two roundings (silu(u), then the product) of one ulp each; Triton's interpreter rounds
+    # toward zero where the GPU rounds to nearest.
+    tol = 1e-5 if low == torch.float32 else 2e-2
+    got, want = fused_norm_to(x, low), dlrm_v3.norm_to(x, low)
+    assert got.dtype == low and torch.allclose(got.float(), want.float(), atol=tol, rtol=tol)
+    got, want = fused_gate(u, a), dlrm_v3.gate(u, a)
+    assert got.shape == (37, 192) and got.dtype == low
+    assert torch.allclose(got.float(), want.float(), atol=tol, rtol=tol)
+    assert torch.allclose(got[:, 64:128].float(), a, rtol=2 ** -7, atol=0)  # a passes through, rounded once
+
+
 def test_fused_dlrm_v3_forward_matches_the_plain_path() -> None:
     from suite.backends.kernels.hstu import use_fused_attention
     from suite.datasets import streaming

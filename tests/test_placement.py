@@ -267,3 +267,24 @@ def test_torch_cuda_server_places_itself_by_default(runner: CliRunner, tmp_path:
     assert result.exit_code == 0, result.stderr
     assert data["placement"]["name"] == placement
     assert data["config"]["devices"] == (extra[1] if extra else "all")
+
+
+def test_a_placed_backend_keeps_its_workers_batches_in_flight() -> None:
+    """A backend's declared Server batcher reaches the harness through a placement whole: the batches
+    it lets in flight (dlrm-v3 on torch-cuda: two per GPU) were dropped, so every lane took one."""
+    from suite.backends import get_backend
+    from suite.placement.backend import PlacedBackend
+
+    config = BackendConfig(model=TINY, threads=1, options=(("batch_us", "100"),))
+    direct = get_backend("null")(config)
+    direct.load()
+    alone = direct.batch_defaults("Server", 80_000_000)
+    assert alone is not None and alone.batches_in_flight > 0
+    placed = PlacedBackend("null", config, get_placement("threads")(), cpu_specs("null", config, 2))
+    placed.load()
+    try:
+        declared = placed.batch_defaults("Server", 80_000_000)
+    finally:
+        placed.close()
+    assert declared is not None
+    assert (declared.batches_in_flight, declared.workers) == (2 * alone.batches_in_flight, 2 * alone.workers)

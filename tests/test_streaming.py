@@ -191,6 +191,26 @@ def test_a_request_scores_the_same_alone_and_in_any_batch() -> None:
     assert pad.any() and (together[pad] == 0).all()
 
 
+def test_the_last_layer_computes_the_candidate_rows_alone_and_exactly() -> None:
+    """The head reads only candidate rows, so the last STU layer computes only those (queries, gates,
+    attention, output projection; keys and values of every row): equal to the whole layer's rows."""
+    import torch
+
+    from suite.models import build
+    from suite.models.dlrm_v3 import Jagged
+
+    model = build(SPEC)
+    hist, cand = torch.tensor([5, 0, 12]), torch.tensor([3, 2, 1])
+    jag = Jagged.of(hist, cand, 40)
+    x = torch.randn(int(jag.offsets[-1]), model.layers[0].uvqk.in_features, generator=torch.Generator().manual_seed(0))
+    keep = jag.candidate_rows()
+    assert keep.tolist() == [6, 7, 8, 10, 11, 25]  # after each request's user token and history
+    with torch.inference_mode():
+        whole, alone = model.layers[-1](x, jag), model.layers[-1](x, jag, keep)
+    assert alone.shape == (6, x.shape[1])
+    assert torch.allclose(alone, whole[keep], atol=1e-6, rtol=1e-5)
+
+
 def test_the_official_profile_refuses_short_requests(tmp_path: Path) -> None:
     """MLPerf's benchmark is its request size: the official profile refuses a scale whose requests
     are cut short, in one line, before anything loads."""

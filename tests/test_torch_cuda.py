@@ -64,11 +64,12 @@ def test_packing_a_model_without_dense_features() -> None:
     assert [int(s[0, 0]) for s in layout.unpack(rows)[1]] == list(range(len(sparse)))
 
 
-def test_eager_request_batches_fit_a_third_of_the_bound_two_at_a_time() -> None:
-    """dlrm-v3 Server (eager, jagged): the largest timed batch within a third of the bound, no
+def test_eager_request_batches_fit_a_fifth_of_the_bound_two_at_a_time() -> None:
+    """dlrm-v3 Server (eager, jagged): the largest timed batch within a fifth of the bound, no
     wait, two batches on the device (one alone cannot hide its host time). The times are the
-    H200's (benchmarks/results/dlrm_v3_h200/run2): 8 requests fit, 11 do not."""
-    ms = {1: 6.3888, 2: 8.3664, 4: 13.1423, 8: 23.5394, 11: 32.7616}
+    H200's (benchmarks/results/dlrm_v3_h200/run4): 8 requests fit (VALID there, p99 64.9 ms),
+    11 do not (p99 122.0 ms)."""
+    ms = {1: 3.8598, 2: 4.5374, 4: 7.0248, 8: 12.5918, 11: 20.4221}
     assert eager_server_batching(80_000_000, ms, 4) == BatchDefaults(max_batch_items=8, batch_timeout_us=0, workers=4,
                                                                       batches_in_flight=2)
     assert eager_server_batching(80_000_000, {1: 45.0, 2: 80.0}, 4).max_batch_items == 1  # none fits: the smallest

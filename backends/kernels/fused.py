@@ -448,7 +448,10 @@ def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, 
     if spec.name == "dlrm-v3" and precision != "fp8":  # its attention is the fused part
         from suite.backends.kernels.hstu import use_fused_attention
 
-        return use_fused_attention(model)  # type: ignore[return-value]  # it returns the nn.Module it was given, patched
+        tune = options.get("tune", "0")
+        one_of("tune", tune, ("0", "1"))
+        # tune=1: time the attention's tile shapes on MLPerf-size requests at load (a few seconds).
+        return use_fused_attention(model, tune_tiles=tune == "1")  # type: ignore[return-value]  # it returns the nn.Module it was given, patched
     if spec.name not in FUSABLE:
         raise BackendUnavailableError(
             f"torch-cuda's fused kernels ('--precision fp8', 'fused=1') run {list(FUSABLE)} only (got {spec.name!r})")

@@ -5,15 +5,28 @@
 batch (no padding): request b's tokens are rows ``offsets[b]:offsets[b + 1]``. The mask is made
 from each request's history length inside the kernel (token ids: user 0, history 1..h, every
 candidate h + 1; a row sees smaller ids and itself; the user row sees the whole history). Each
-program owns ``BLOCK_M`` rows of one (request, head) and walks only the key blocks its rows may
-see: the history (up to its own row for history rows), then, for candidate rows, their own
-diagonal block. Without a softmax there is no running maximum to keep, so the blocks simply add up.
+program owns ``block_m`` query rows of one (request, head) and walks only the key blocks its rows
+may see: first the columns every row of the block sees (no mask at all: the bulk of the work),
+then the history's masked tail (the causal diagonal, or the user row's), and for candidate rows
+their own key, one dot product per row rather than a tile. Without a softmax there is no running
+maximum to keep, so the blocks simply add up, and the constant ``1 / scale`` is applied once at
+the end.
 
-:func:`use_fused_attention` swaps it into a built dlrm-v3 (torch-cuda, ``--option fused=1``).
+Candidate rows alone: the last STU layer of dlrm-v3 needs only those (the head reads nothing
+else), so the kernel can take q for the candidate rows alone (``q_offsets``: each request's
+candidates in the packed q) and return only their outputs, against every key.
+
+:data:`TILE` is the tile shape it launches with; :func:`tune` times :data:`CANDIDATES` on
+MLPerf-size jagged requests and keeps the fastest (torch-cuda ``--option tune=1``).
+:func:`fused_norm_to` and :func:`fused_gate` do a layer's row-wise work around its matmuls in one
+pass each (memory traffic: at MLPerf's size that work moved more bytes than the matmuls).
+:func:`use_fused_attention` swaps all three into a built dlrm-v3 (torch-cuda, ``--option fused=1``).
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,98 +34,329 @@ import triton
 import triton.language as tl
 
 
+@dataclass(frozen=True)
+class Tile:
+    """The attention kernel's launch shape: query rows and key columns per step, warps, stages."""
+
+    block_m: int = 64
+    block_n: int = 64
+    num_warps: int = 4
+    num_stages: int = 3
+    #: SiLU through the hardware tanh (CUDA only; the interpreter always takes exp2).
+    fast: bool = True
+
+    def text(self) -> str:
+        """One word, as results record it: ``MxN wW sS`` (``exp`` without the hardware tanh)."""
+        return f"{self.block_m}x{self.block_n} w{self.num_warps} s{self.num_stages}" + ("" if self.fast else " exp")
+
+
+#: The launch shape for requests longer than :data:`SMALL` tokens: the fastest :func:`tune` found on
+#: an H200 (Triton 3.6), eight MLPerf-size requests (history mean 6,489, 2,048 candidates), 4 heads
+#: of 128, bf16, ms per call (TFLOP/s on the FLOPs the mask keeps): 64x64 w4 s3 1.385 (408),
+#: 64x32 w4 s4 1.421 (397), 128x64 w8 s3 1.473 (383), 128x128 w8 s3 1.480 (381), 128x32 w8 s4
+#: 1.558, 64x64 w4 s2 1.661, 128x32 w4 s3 1.659, 128x128 w8 s2 1.728, 128x64 w8 s2 1.996,
+#: 64x128 w8 s3 2.203, 64x128 w4 s2 2.383, 128x64 w4 s3 3.536; SiLU through exp2 instead of the
+#: hardware tanh: 64x64 w4 s3 1.650, 128x64 w8 s2 2.393. The kernel before (64 x 64, default
+#: warps and stages, every block masked, exp SiLU): 2.348 ms (240 TFLOP/s).
+#: (benchmarks/results/dlrm_v3_h200/run3/hstu_gpu.txt)
+TILE = Tile()
+#: Requests of at most this many tokens (the test shapes) get 16 x 16 tiles.
+SMALL = 64
+#: What :func:`tune` times.
+CANDIDATES: tuple[Tile, ...] = (
+    Tile(64, 64, 4, 2), Tile(64, 64, 4, 3), Tile(64, 128, 4, 2), Tile(64, 128, 8, 3), Tile(64, 32, 4, 4),
+    Tile(128, 64, 8, 2), Tile(128, 64, 8, 3), Tile(128, 64, 4, 3), Tile(128, 32, 4, 3), Tile(128, 32, 8, 4),
+    Tile(128, 128, 8, 2), Tile(128, 128, 8, 3), Tile(64, 64, 4, 3, fast=False), Tile(128, 64, 8, 2, fast=False),
+)
+
+
 @triton.jit
-def _block(acc, q, k_ptr, v_ptr, s_kt, s_vt, rows, row_id, cols, start, n, hi, hist, alpha, inv_scale,
-           dq, dv, IEEE: tl.constexpr):
-    # Columns [.., hi) of one request's keys; a column at or past ``hi`` is another loop's.
-    k = tl.load(k_ptr + (start + cols[:, None]) * s_kt + dq[None, :], mask=cols[:, None] < n, other=0.0)
+def _silu(s, alpha, FAST: tl.constexpr):
+    # silu(alpha s). FAST: h (1 + tanh h) with h = alpha s / 2, tanh one hardware instruction
+    # (tanh.approx.f32, relative error about 2^-11: below the bf16 rounding of the result).
+    if FAST:
+        h = s * (0.5 * alpha)
+        t = tl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=f,f", [h], dtype=tl.float32, is_pure=True, pack=1)
+        y = h + h * t
+    else:
+        x = s * alpha
+        y = x / (1.0 + tl.exp2(x * -1.4426950408889634))
+    return y
+
+
+@triton.jit
+def _tile(acc, q, k, v, alpha, IEEE: tl.constexpr, FAST: tl.constexpr):
+    # acc += silu(alpha q k^T) v, every product seen.
     if IEEE:  # fp32 inputs: full-precision products, not TF32
-        s = tl.dot(q, tl.trans(k), input_precision="ieee") * alpha
+        s = tl.dot(q, tl.trans(k), input_precision="ieee")
+        acc += tl.dot(_silu(s, alpha, FAST), v, input_precision="ieee")
     else:
-        s = tl.dot(q, tl.trans(k)).to(tl.float32) * alpha
-    s = s / (1.0 + tl.exp(-s)) * inv_scale
-    col_id = tl.minimum(cols, hist + 1)
-    seen = (row_id[:, None] > col_id[None, :]) | (rows[:, None] == cols[None, :])
-    seen = seen | ((rows[:, None] == 0) & (cols[None, :] <= hist))
-    seen = seen & (cols[None, :] < hi) & (rows[:, None] < n)
-    s = tl.where(seen, s, 0.0)
-    v = tl.load(v_ptr + (start + cols[:, None]) * s_vt + dv[None, :], mask=cols[:, None] < n, other=0.0)
-    if IEEE:
-        acc += tl.dot(s, v, input_precision="ieee")
-    else:
-        acc += tl.dot(s.to(v.dtype), v).to(tl.float32)
+        s = tl.dot(q, tl.trans(k))
+        acc += tl.dot(_silu(s, alpha, FAST).to(v.dtype), v)
     return acc
 
 
 @triton.jit
-def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, history_ptr, alpha, inv_scale,
+def _masked(acc, q, k_base, v_base, s_kt, s_vt, rows, row_id, cols, n, hi, hist, alpha, dq, dv,
+            IEEE: tl.constexpr, FAST: tl.constexpr):
+    # Columns ``cols`` (below ``hi``) of one request's keys, each product kept only where the mask
+    # says the row sees the column.
+    k = tl.load(k_base + cols[:, None] * s_kt + dq[None, :], mask=cols[:, None] < n, other=0.0)
+    if IEEE:
+        s = tl.dot(q, tl.trans(k), input_precision="ieee")
+    else:
+        s = tl.dot(q, tl.trans(k))
+    p = _silu(s, alpha, FAST)
+    col_id = tl.minimum(cols, hist + 1)
+    seen = (row_id[:, None] > col_id[None, :]) | (rows[:, None] == cols[None, :])
+    seen = seen | ((rows[:, None] == 0) & (cols[None, :] <= hist))
+    seen = seen & (cols[None, :] < hi)
+    p = tl.where(seen, p, 0.0)
+    v = tl.load(v_base + cols[:, None] * s_vt + dv[None, :], mask=cols[:, None] < n, other=0.0)
+    if IEEE:
+        acc += tl.dot(p, v, input_precision="ieee")
+    else:
+        acc += tl.dot(p.to(v.dtype), v)
+    return acc
+
+
+@triton.jit
+def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_ptr, alpha, inv_scale,
               s_qt, s_qh, s_kt, s_kh, s_vt, s_vh, s_ot, s_oh, HEADS: tl.constexpr,
               DQK: tl.constexpr, DV: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-              IEEE: tl.constexpr):
+              CANDIDATES: tl.constexpr, IEEE: tl.constexpr, FAST: tl.constexpr):
     pid = tl.program_id(0)
     b = pid // HEADS
     head = pid % HEADS
     start = tl.load(offsets_ptr + b)
     n = tl.load(offsets_ptr + b + 1) - start
     hist = tl.load(history_ptr + b)
-    lo = tl.program_id(1) * BLOCK_M
-    if lo < n:
-        rows = lo + tl.arange(0, BLOCK_M)
+    q_start = tl.load(q_offsets_ptr + b)
+    q_n = tl.load(q_offsets_ptr + b + 1) - q_start
+    # Last row blocks first: they hold the candidate rows, which walk the whole history.
+    lo = (tl.num_programs(1) - 1 - tl.program_id(1)) * BLOCK_M  # within this request's queries
+    if lo < q_n:
+        first = hist + 1 if CANDIDATES else 0  # the request's row of query 0
+        j = lo + tl.arange(0, BLOCK_M)
+        rows = first + j
         dq = tl.arange(0, DQK)
         dv = tl.arange(0, DV)
-        q_base = q_ptr + head * s_qh
-        k_base = k_ptr + head * s_kh
-        v_base = v_ptr + head * s_vh
-        q = tl.load(q_base + (start + rows[:, None]) * s_qt + dq[None, :], mask=rows[:, None] < n, other=0.0)
+        q = tl.load(q_ptr + head * s_qh + (q_start + j[:, None]) * s_qt + dq[None, :], mask=j[:, None] < q_n, other=0.0)
+        k_base = k_ptr + head * s_kh + start * s_kt
+        v_base = v_ptr + head * s_vh + start * s_vt
         row_id = tl.minimum(rows, hist + 1)
         acc = tl.zeros((BLOCK_M, DV), dtype=tl.float32)
-        last = tl.minimum(lo + BLOCK_M, n) - 1  # the block's last real row
-        # History columns: up to the last row for a block of history rows only; the whole history
-        # for a block holding the user row or candidate rows.
-        end = tl.where((lo == 0) | (last > hist), hist + 1, last + 1)
-        for c in range(0, end, BLOCK_N):
-            acc = _block(acc, q, k_base, v_base, s_kt, s_vt, rows, row_id, c + tl.arange(0, BLOCK_N), start, n,
-                         end, hist, alpha, inv_scale, dq, dv, IEEE)
-        # A candidate sees itself: the block's own diagonal past the history.
-        for c in range(tl.maximum(lo, hist + 1), last + 1, BLOCK_N):
-            acc = _block(acc, q, k_base, v_base, s_kt, s_vt, rows, row_id, c + tl.arange(0, BLOCK_N), start, n,
-                         n, hist, alpha, inv_scale, dq, dv, IEEE)
-        o_base = o_ptr + head * s_oh
-        tl.store(o_base + (start + rows[:, None]) * s_ot + dv[None, :], acc.to(o_ptr.dtype.element_ty),
-                 mask=rows[:, None] < n)
+        lo_row = first + lo
+        last = first + tl.minimum(lo + BLOCK_M, q_n) - 1  # the block's last real row
+        # Columns every row of the block sees: below its first row (history rows), the whole
+        # history (candidate rows only); none when the block holds the user row.
+        full = tl.where(lo_row == 0, 0, tl.where(lo_row > hist, hist + 1, lo_row))
+        full = full // BLOCK_N * BLOCK_N
+        cols = tl.arange(0, BLOCK_N)
+        k_ptrs = k_base + cols[:, None] * s_kt + dq[None, :]
+        v_ptrs = v_base + cols[:, None] * s_vt + dv[None, :]
+        for _ in range(0, full, BLOCK_N):
+            acc = _tile(acc, q, tl.load(k_ptrs), tl.load(v_ptrs), alpha, IEEE, FAST)
+            k_ptrs += BLOCK_N * s_kt
+            v_ptrs += BLOCK_N * s_vt
+        # The rest of the history, masked: up to the last row for a block of history rows only; the
+        # whole history for a block holding the user row or candidate rows.
+        end = tl.where((lo_row == 0) | (last > hist), hist + 1, last + 1)
+        for c in range(full, end, BLOCK_N):
+            acc = _masked(acc, q, k_base, v_base, s_kt, s_vt, rows, row_id, c + cols, n, end, hist, alpha, dq, dv,
+                          IEEE, FAST)
+        # A candidate sees itself: one dot product per candidate row of the block.
+        own = (rows > hist) & (j < q_n)
+        k_own = tl.load(k_base + rows[:, None] * s_kt + dq[None, :], mask=own[:, None], other=0.0)
+        v_own = tl.load(v_base + rows[:, None] * s_vt + dv[None, :], mask=own[:, None], other=0.0)
+        p_own = _silu(tl.sum(q.to(tl.float32) * k_own.to(tl.float32), axis=1), alpha, FAST)
+        if not IEEE:  # as the tiles' products are rounded before their dot with v
+            p_own = p_own.to(v_own.dtype).to(tl.float32)
+        acc += tl.where(own, p_own, 0.0)[:, None] * v_own.to(tl.float32)
+        o_ptrs = o_ptr + head * s_oh + (q_start + j[:, None]) * s_ot + dv[None, :]
+        tl.store(o_ptrs, (acc * inv_scale).to(o_ptr.dtype.element_ty), mask=j[:, None] < q_n)
+
+
+def _fast_silu(device: torch.device) -> bool:
+    """The hardware tanh exists on a CUDA GPU only, not in Triton's interpreter."""
+    return device.type == "cuda" and os.environ.get("TRITON_INTERPRET", "0") != "1"
 
 
 def hstu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor, history: torch.Tensor,
-                   max_len: int, alpha: float, scale: int) -> torch.Tensor:
-    """q, k (T, heads, Dqk), v (T, heads, Dv) packed by ``offsets`` (N + 1) with each request's
-    ``history`` length (N,) -> (T, heads, Dv). The last dimension must be contiguous."""
-    total, heads, dqk = q.shape
+                   max_len: int, alpha: float, scale: int, *, q_offsets: torch.Tensor | None = None,
+                   max_queries: int | None = None, tile: Tile | None = None) -> torch.Tensor:
+    """k (T, heads, Dqk), v (T, heads, Dv) packed by ``offsets`` (N + 1) with each request's
+    ``history`` length (N,); q (T, heads, Dqk) likewise -> (T, heads, Dv) in fp32. With
+    ``q_offsets`` (N + 1), q holds each request's candidate rows only, packed by ``q_offsets``
+    (``max_queries``: the most of any request), and so does the result. The last dimension must be
+    contiguous. ``tile``: the launch shape (default :data:`TILE`, 16 x 16 for short requests)."""
+    total, heads, dqk = k.shape
     dv = v.shape[-1]
-    if total == 0:
-        return v.new_zeros((0, heads, dv), dtype=torch.promote_types(v.dtype, torch.float32))
-    if q.stride(-1) != 1 or k.stride(-1) != 1 or v.stride(-1) != 1:
-        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    rows = q.shape[0]
+    out_dtype = torch.promote_types(q.dtype, torch.float32)
     # The output in fp32 whatever the inputs: each row sums thousands of keys, accumulated in fp32;
     # rounding that sum to bf16 would throw away what the accumulation kept (docs/dlrm-v3.md).
-    out = torch.empty((total, heads, dv), dtype=torch.promote_types(q.dtype, torch.float32), device=q.device)
-    block = 16 if max_len <= 64 else 64
-    grid = ((len(offsets) - 1) * heads, triton.cdiv(max_len, block))
-    _hstu_fwd[grid](q, k, v, out, offsets, history, alpha, 1.0 / scale,
+    if total == 0 or rows == 0:
+        return v.new_zeros((rows, heads, dv), dtype=out_dtype)
+    if q.stride(-1) != 1 or k.stride(-1) != 1 or v.stride(-1) != 1:
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    candidates = q_offsets is not None
+    if q_offsets is None:
+        q_offsets, max_queries = offsets, max_len
+    assert max_queries is not None, "q_offsets needs max_queries"
+    out = torch.empty((rows, heads, dv), dtype=out_dtype, device=q.device)
+    if tile is None:
+        tile = TILE if max_len > SMALL else Tile(16, 16, 4, 1)
+    grid = ((len(offsets) - 1) * heads, triton.cdiv(max_queries, tile.block_m))
+    _hstu_fwd[grid](q, k, v, out, offsets, q_offsets, history, alpha, 1.0 / scale,
                     q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
-                    out.stride(0), out.stride(1), HEADS=heads, DQK=dqk, DV=dv, BLOCK_M=block, BLOCK_N=block,
-                    IEEE=q.dtype == torch.float32)
+                    out.stride(0), out.stride(1), HEADS=heads, DQK=dqk, DV=dv, BLOCK_M=tile.block_m,
+                    BLOCK_N=tile.block_n, CANDIDATES=candidates, IEEE=q.dtype == torch.float32,
+                    FAST=tile.fast and _fast_silu(q.device), num_warps=tile.num_warps, num_stages=tile.num_stages)
     return out
 
 
-def fused_jagged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag: Any, alpha: float) -> torch.Tensor:
+@triton.jit
+def _layer_norm(x, D: tl.constexpr, eps):
+    mean = tl.sum(x, axis=1) / D
+    xc = x - mean[:, None]
+    var = tl.sum(xc * xc, axis=1) / D
+    return xc * (1.0 / tl.sqrt(var + eps))[:, None]
+
+
+@triton.jit
+def _norm_to_fwd(x_ptr, o_ptr, rows, s_x, s_o, eps, D: tl.constexpr, BLOCK_R: tl.constexpr):
+    r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    d = tl.arange(0, D)
+    m = r[:, None] < rows
+    x = tl.load(x_ptr + r[:, None] * s_x + d[None, :], mask=m, other=0.0).to(tl.float32)
+    tl.store(o_ptr + r[:, None] * s_o + d[None, :], _layer_norm(x, D, eps).to(o_ptr.dtype.element_ty), mask=m)
+
+
+@triton.jit
+def _gate_fwd(u_ptr, a_ptr, o_ptr, rows, s_u, s_a, s_o, eps, D: tl.constexpr, BLOCK_R: tl.constexpr):
+    r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    d = tl.arange(0, D)
+    m = r[:, None] < rows
+    u = tl.load(u_ptr + r[:, None] * s_u + d[None, :], mask=m, other=0.0).to(tl.float32)
+    su = (u / (1.0 + tl.exp(-u))).to(o_ptr.dtype.element_ty)  # silu(u), rounded as F.silu rounds it
+    a = tl.load(a_ptr + r[:, None] * s_a + d[None, :], mask=m, other=0.0).to(tl.float32)
+    y = su.to(tl.float32) * _layer_norm(a, D, eps)
+    out = o_ptr + r[:, None] * s_o + d[None, :]
+    tl.store(out, su, mask=m)
+    tl.store(out + D, a.to(o_ptr.dtype.element_ty), mask=m)
+    tl.store(out + 2 * D, y.to(o_ptr.dtype.element_ty), mask=m)
+
+
+#: Rows per program of the two row kernels below (512 wide at dlrm-v3's size).
+ROWS_PER_PROGRAM = 4
+
+
+def _row_kernel_fits(*ts: torch.Tensor) -> bool:
+    """The row kernels take 2-D tensors of a power-of-two width with unit column stride, as fp32,
+    bf16 or fp16."""
+    d = ts[0].shape[-1]
+    return all(t.dim() == 2 and t.stride(-1) == 1 and t.shape[-1] == d and t.dtype in (torch.float32, torch.bfloat16, torch.float16)
+               for t in ts) and d > 0 and d & (d - 1) == 0
+
+
+def fused_norm_to(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """:func:`suite.models.dlrm_v3.norm_to` as one kernel: x read once, LN(x) written in ``dtype``
+    (the plain path writes it in x's dtype, then reads it again to round it)."""
+    from suite.models.dlrm_v3 import norm_to
+
+    if not _row_kernel_fits(x) or dtype not in (torch.float32, torch.bfloat16, torch.float16):
+        return norm_to(x, dtype)
+    rows, d = x.shape
+    out = torch.empty((rows, d), dtype=dtype, device=x.device)
+    if rows:
+        _norm_to_fwd[(triton.cdiv(rows, ROWS_PER_PROGRAM),)](x, out, rows, x.stride(0), out.stride(0), 1e-5, D=d,
+                                                              BLOCK_R=ROWS_PER_PROGRAM, num_warps=4)
+    return out
+
+
+def fused_gate(u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """:func:`suite.models.dlrm_v3.gate` as one kernel: ``[silu(u), a, silu(u) * LN(a)]`` written
+    once into the projection's input (the plain path makes five intermediate tensors and a copy)."""
+    from suite.models.dlrm_v3 import gate
+
+    if not _row_kernel_fits(u, a) or u.shape[0] != a.shape[0]:
+        return gate(u, a)
+    rows, d = u.shape
+    out = torch.empty((rows, 3 * d), dtype=u.dtype, device=u.device)
+    if rows:
+        _gate_fwd[(triton.cdiv(rows, ROWS_PER_PROGRAM),)](u, a, out, rows, u.stride(0), a.stride(0), out.stride(0), 1e-5,
+                                                           D=d, BLOCK_R=ROWS_PER_PROGRAM, num_warps=4)
+    return out
+
+
+def fused_jagged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag: Any, alpha: float,
+                           candidates: bool = False) -> torch.Tensor:
     """:func:`suite.models.dlrm_v3.jagged_attention`'s signature, on the kernel."""
+    if candidates:
+        return hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, alpha, jag.scale,
+                              q_offsets=jag.candidate_offsets, max_queries=jag.max_candidates)
     return hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, alpha, jag.scale)
 
 
-def use_fused_attention(model: torch.nn.Module) -> torch.nn.Module:
-    """Have every STU layer of a built dlrm-v3 call the fused kernel instead of the plain path."""
+def attention_flops(history: torch.Tensor, candidates: torch.Tensor, heads: int, dqk: int, dv: int) -> float:
+    """Multiply-adds times two of the attention's two products over the (row, column) pairs the
+    mask keeps, for requests of these history and candidate counts: what TFLOP/s are counted on."""
+    h, c = history.double(), candidates.double()
+    pairs = (h + 1) * (h + 2) / 2 + h + c * (h + 2)  # causal history with the user row's extra view; candidates
+    return float(pairs.sum()) * heads * 2 * (dqk + dv)
+
+
+def tune(history: torch.Tensor, candidates: torch.Tensor, heads: int = 4, dim: int = 128, *, calls: int = 3,
+         tiles: tuple[Tile, ...] = CANDIDATES, dtype: torch.dtype = torch.bfloat16) -> list[tuple[Tile, float]]:
+    """Time every tile shape in ``tiles`` on random q, k, v of jagged requests of these ``history``
+    and ``candidates`` counts (CUDA), make the fastest :data:`TILE`, and return (tile, ms) for each
+    that compiled, in the order tried. A shape that fails to compile or launch is skipped."""
+    global TILE
+    from suite.models.dlrm_v3 import Jagged
+
+    device = torch.device("cuda")
+    lengths = 1 + history + candidates
+    jag = Jagged.of(history.to(device), candidates.to(device), int(lengths.max()))
+    total = int(lengths.sum())
+    g = torch.Generator(device=device).manual_seed(0)
+    q, k, v = (torch.randn(total, heads, dim, device=device, generator=g).to(dtype) for _ in range(3))
+    timings = []
+    for tile in tiles:
+        try:
+            hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, tile=tile)
+            torch.cuda.synchronize()
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(calls):
+                hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, tile=tile)
+            end.record()
+            end.synchronize()
+        except Exception:  # out of shared memory or registers for this shape: not a candidate here
+            torch.cuda.synchronize()
+            continue
+        timings.append((tile, start.elapsed_time(end) / calls))
+    if timings:
+        TILE = min(timings, key=lambda t: t[1])[0]
+    return timings
+
+
+def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False) -> torch.nn.Module:
+    """Have every STU layer of a built dlrm-v3 call the fused kernel instead of the plain path;
+    ``tune_tiles``: first time :data:`CANDIDATES` on eight MLPerf-size requests (6,750 events,
+    2,048 candidates) and launch with the fastest."""
     for layer in model.layers:  # type: ignore[union-attr]  # torch types a submodule as Tensor | Module; this is the dlrm-v3 model's ModuleList
         layer.attend = fused_jagged_attention
+        layer.norm_to = fused_norm_to
+        layer.gate = fused_gate
+    tuned: dict[str, float] = {}
+    if tune_tiles:
+        n = 8
+        timings = tune(torch.full((n,), 6750), torch.full((n,), 2048))
+        tuned = {tile.text(): round(ms, 3) for tile, ms in timings}
     # What torch-cuda records; "ids": the model reads each table's ids apart, not one packed matrix.
-    model.describe = lambda: {"attention": "triton hstu_attention (jagged)", "ids": "tables"}
+    described = {"attention": "triton hstu_attention (jagged)", "ids": "tables", "tile": TILE.text(),
+                 "row_kernels": "triton layer norm and output gate",
+                 **({"tuned_ms": tuned} if tuned else {})}
+    model.describe = lambda: described
     return model

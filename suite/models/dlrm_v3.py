@@ -31,14 +31,18 @@ class Jagged:
     """Where each request's tokens lie in a packed (tokens, ...) tensor.
 
     Request b's tokens are rows ``offsets[b]:offsets[b + 1]``: its user token, its ``history[b]``
-    events, then its candidates. ``scale`` is the constant HSTU divides the attention by (the
-    widest request's length, the same for every batch, so a request scores the same in any batch).
+    events, then its candidates; ``candidate_offsets`` packs the candidates alone (request b's are
+    rows ``candidate_offsets[b]:candidate_offsets[b + 1]`` of a candidates-only tensor). ``scale``
+    is the constant HSTU divides the attention by (the widest request's length, the same for every
+    batch, so a request scores the same in any batch).
     """
 
     offsets: torch.Tensor  # (N + 1,) int64
     history: torch.Tensor  # (N,) int64
     max_len: int
     scale: int
+    candidate_offsets: torch.Tensor  # (N + 1,) int64
+    max_candidates: int
 
     @property
     def lengths(self) -> torch.Tensor:
@@ -46,11 +50,33 @@ class Jagged:
 
     @classmethod
     def of(cls, history: torch.Tensor, candidates: torch.Tensor, scale: int) -> Jagged:
-        lengths = 1 + history + candidates
-        offsets = torch.zeros(len(lengths) + 1, dtype=torch.long, device=lengths.device)
-        offsets[1:] = torch.cumsum(lengths, 0)
-        max_len = int(lengths.max()) if len(lengths) else 0
-        return cls(offsets=offsets, history=history.long(), max_len=max_len, scale=scale)
+        """From the counts on their device (reads two maxima back: a host sync on a GPU)."""
+        return cls.from_counts(history, candidates, scale, int(history.max()) if len(history) else 0,
+                               int(candidates.max()) if len(candidates) else 0)
+
+    @classmethod
+    def from_counts(cls, history: torch.Tensor, candidates: torch.Tensor, scale: int, max_history: int,
+                    max_candidates: int) -> Jagged:
+        """From the counts on their device and their maxima already known on the host (no sync)."""
+
+        def offsets_of(lengths: torch.Tensor) -> torch.Tensor:
+            out = torch.zeros(len(lengths) + 1, dtype=torch.long, device=lengths.device)
+            out[1:] = torch.cumsum(lengths, 0)
+            return out
+
+        history, candidates = history.long(), candidates.long()
+        # The longest request is the one with the most of both: an upper bound otherwise, which only
+        # sizes the kernel's grid (rows past a request's end do nothing).
+        max_len = 1 + max_history + max_candidates if len(history) else 0
+        return cls(offsets=offsets_of(1 + history + candidates), history=history, max_len=max_len, scale=scale,
+                   candidate_offsets=offsets_of(candidates), max_candidates=max_candidates)
+
+    def candidate_rows(self) -> torch.Tensor:
+        """(C,) each candidate's row in the packed tokens, request by request."""
+        counts = self.candidate_offsets[1:] - self.candidate_offsets[:-1]
+        request = torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
+        within = torch.arange(len(request), device=counts.device) - self.candidate_offsets[request]
+        return self.offsets[request] + 1 + self.history[request] + within
 
 
 def attention_mask(history: int, candidates: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -98,14 +124,23 @@ def jagged_mask(jag: Jagged) -> torch.Tensor:
     return mask & (pos.view(1, 1, -1) < jag.lengths.view(-1, 1, 1))
 
 
-def jagged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag: Jagged, alpha: float) -> torch.Tensor:
+def jagged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag: Jagged, alpha: float,
+                     candidates: bool = False) -> torch.Tensor:
     """The plain path on packed tokens: q, k (T, heads, Dqk), v (T, heads, Dv) -> (T, heads, Dv).
 
     Pads the batch to its longest request (the (L, L) scores need a rectangle), applies each
-    request's mask, and packs the result again, as the reference's PyTorch attention does.
+    request's mask, and packs the result again, as the reference's PyTorch attention does. With
+    ``candidates``, q holds the candidate rows alone (packed by ``jag.candidate_offsets``) and so
+    does the result: a row's output depends on its own query only, so the other rows' queries are
+    zeros here and their outputs are dropped.
     """
     n = len(jag.history)
-    total = q.shape[0]
+    total = k.shape[0]
+    if candidates:
+        rows = jag.candidate_rows()
+        full = q.new_zeros((total, *q.shape[1:]))
+        full[rows] = q
+        return jagged_attention(full, k, v, jag, alpha)[rows]
     request = torch.repeat_interleave(torch.arange(n, device=q.device), jag.lengths)
     pos = torch.arange(total, device=q.device) - jag.offsets[request]
 
@@ -133,6 +168,19 @@ def time_buckets(age_h: torch.Tensor, buckets: int) -> torch.Tensor:
     return ts.clamp(min=0).long().clamp(max=buckets)
 
 
+def norm_to(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A layer norm without affine parameters, in x's dtype, the result rounded to ``dtype``."""
+    return F.layer_norm(x, (x.shape[-1],)).to(dtype)
+
+
+def gate(u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """The output projection's input, in u's dtype: ``[silu(u), a, silu(u) * LN(a)]`` (the
+    reference's ``concat_ux``); u (rows, D) as the projection gives it, a (rows, D) the attention
+    in the residual stream's dtype, whose layer norm and product run in that dtype."""
+    su = F.silu(u)
+    return torch.cat([su, a.to(u.dtype), (su * F.layer_norm(a, (a.shape[-1],))).to(u.dtype)], dim=-1)
+
+
 class STULayer(nn.Module):
     """One HSTU layer: u, v, q, k = split(LN(x) W + b), u = silu(u); a = attention(q, k, v);
     x + [u, a, u * LN(a)] W_out (the reference's ``concat_ux`` output)."""
@@ -148,23 +196,38 @@ class STULayer(nn.Module):
         normal_(self.uvqk.bias, 0.01, init)
         normal_(self.out.weight, math.sqrt(2.0 / (3 * config.linear_dim * h + e)), init)
         self.alpha = 1.0 / math.sqrt(config.qk_dim)
-        #: The attention on packed tokens; a fused kernel may take its place (backends/kernels/hstu.py).
+        #: The attention on packed tokens, the input layer norm and the output gate; fused kernels
+        #: may take their places (backends/kernels/hstu.py).
         self.attend = jagged_attention
+        self.norm_to = norm_to
+        self.gate = gate
 
-    def forward(self, x: torch.Tensor, jag: Jagged) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, jag: Jagged, keep: torch.Tensor | None = None) -> torch.Tensor:
         """x (T, dim): the packed tokens of a batch of requests laid out by ``jag``, in the residual
-        stream's dtype (fp32 when the layer's weights are 16-bit: see :class:`DLRMv3`)."""
-        total = x.shape[0]
+        stream's dtype (fp32 when the layer's weights are 16-bit: see :class:`DLRMv3`). ``keep``:
+        the candidate rows (``jag.candidate_rows()``) when only their outputs are wanted (the last
+        layer: the head reads nothing else); then the result is (C, dim), those rows alone, and
+        their queries, gates, attention and output projection are the only ones computed (every
+        row's keys and values still are: a candidate attends to the whole history). Exact."""
         h, lin, qk = self.heads, self.lin, self.qk
         low = self.uvqk.weight.dtype
         # Layer norms run in the stream's dtype; only the matmuls' operands are rounded to 16 bits.
-        uvqk = self.uvqk(F.layer_norm(x, (x.shape[-1],)).to(low))
-        u, v, q, k = torch.split(uvqk, [lin * h, lin * h, qk * h, qk * h], dim=-1)
-        u = F.silu(u)
-        a = self.attend(q.view(total, h, qk), k.view(total, h, qk), v.view(total, h, lin), jag, self.alpha)
-        a = a.reshape(total, h * lin).to(x.dtype)
-        y = u.to(x.dtype) * F.layer_norm(a, (h * lin,))
-        return x + self.out(torch.cat([u, a.to(low), y.to(low)], dim=-1)).to(x.dtype)
+        xn = self.norm_to(x, low)
+        if keep is None:
+            u, v, q, k = torch.split(self.uvqk(xn), [lin * h, lin * h, qk * h, qk * h], dim=-1)
+        else:
+            w, b = self.uvqk.weight, self.uvqk.bias
+            cut = (0, lin * h, 2 * lin * h, 2 * lin * h + qk * h, 2 * lin * h + 2 * qk * h)  # u, v, q, k
+            v = F.linear(xn, w[cut[1]:cut[2]], b[cut[1]:cut[2]])
+            k = F.linear(xn, w[cut[3]:cut[4]], b[cut[3]:cut[4]])
+            xn, x = xn[keep], x[keep]
+            u = F.linear(xn, w[cut[0]:cut[1]], b[cut[0]:cut[1]])
+            q = F.linear(xn, w[cut[2]:cut[3]], b[cut[2]:cut[3]])
+        rows, total = x.shape[0], k.shape[0]
+        a = self.attend(q.view(rows, h, qk), k.view(total, h, qk), v.view(total, h, lin), jag, self.alpha,
+                        candidates=keep is not None)
+        # x + o promotes o to the stream's dtype inside the add (no separate cast).
+        return x + self.out(self.gate(u, a.reshape(rows, h * lin).to(x.dtype)))
 
 
 class DLRMv3(nn.Module):
@@ -244,12 +307,30 @@ class DLRMv3(nn.Module):
         device = dense.device
         n, hmax, kmax = dense.shape[0], self.history, self.candidates
         real = dense >= 0
-        hist_real, cand_real = real[:, :hmax], real[:, hmax:]
-        hist_n, cand_n = hist_real.sum(1), cand_real.sum(1)
-        jag = Jagged.of(hist_n, cand_n, self.max_tokens)
-        start = jag.offsets[:-1].view(-1, 1)
-        hist_at = (start + 1 + torch.arange(hmax, device=device))[hist_real]
-        cand_at = (start + 1 + hist_n.view(-1, 1) + torch.arange(kmax, device=device))[cand_real]
+        # One read back per batch (a host sync on a GPU): each request's real events and candidates.
+        # Every shape below follows from them, so nothing else waits for the device.
+        counts = torch.stack([real[:, :hmax].sum(1), real[:, hmax:].sum(1)])
+        hist_n, cand_n = counts[0], counts[1]
+        host = counts.cpu()  # the sizes below are then read on the host
+        most = host.amax(1) if n else torch.zeros(2, dtype=host.dtype)
+        jag = Jagged.from_counts(hist_n, cand_n, self.max_tokens, int(most[0]), int(most[1]))
+        total_h, total_c = int(host[0].sum()), int(host[1].sum())
+
+        def slots(count: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.Tensor]:
+            # (request, slot) of each request's first ``count`` slots, request by request: the real
+            # entries, which come first in their slots (the dataset layout).
+            # output_size spares a GPU a sync; ONNX's exporter knows no such argument (CPU only there).
+            sized = {"output_size": total} if count.is_cuda else {}
+            request = torch.repeat_interleave(torch.arange(n, device=device), count, **sized)
+            first = torch.cumsum(count, 0) - count
+            return request, torch.arange(total, device=device) - first[request]
+
+        hist_b, hist_j = slots(hist_n, total_h)
+        cand_b, cand_j = slots(cand_n, total_c)
+        start = jag.offsets[:-1]
+        hist_at = start[hist_b] + 1 + hist_j
+        cand_at = start[cand_b] + 1 + hist_n[cand_b] + cand_j
+        hist_ids, cand_ids = hist_b * hmax + hist_j, cand_b * kmax + cand_j  # into (N, H) and (N, K)
 
         def emb(table: nn.Embedding, ids: torch.Tensor, to: torch.dtype) -> torch.Tensor:
             # Rows are cast to the layers' dtype, so a float64 teacher keeps fp32 tables.
@@ -259,23 +340,29 @@ class DLRMv3(nn.Module):
             to = self.content[0].weight.dtype
             return self.content(torch.cat([emb(self.items, item_ids, to), emb(self.categories, cat_ids, to)], dim=-1)).to(wide)
 
-        history = content(items[hist_real], cats[hist_real])
-        history = history + emb(self.ratings, ratings[hist_real], wide) + emb(self.actions, actions[hist_real], wide)
-        x = torch.empty((int(jag.offsets[-1]), history.shape[-1]), dtype=wide, device=device)
-        x[jag.offsets[:-1]] = self.context(emb(self.user, user, self.context[0].weight.dtype)).view(n, -1).to(wide)
+        def at(t: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+            return t.reshape(-1)[ids]
+
+        history = content(at(items, hist_ids), at(cats, hist_ids))
+        history = history + emb(self.ratings, at(ratings, hist_ids), wide) + emb(self.actions, at(actions, hist_ids), wide)
+        x = torch.empty((total_h + total_c + n, history.shape[-1]), dtype=wide, device=device)
+        x[start] = self.context(emb(self.user, user, self.context[0].weight.dtype)).view(n, -1).to(wide)
         x[hist_at] = history
-        x[cand_at] = content(cand[cand_real], cand_cats[cand_real])
+        x[cand_at] = content(at(cand, cand_ids), at(cand_cats, cand_ids))
         # Position: 0 the user, a history event its distance from the end of its history plus one,
         # every candidate 1 (the reference's _get_col_indices); age: log buckets, 0 but for events.
         positions = torch.zeros(x.shape[0], dtype=torch.long, device=device)
-        positions[hist_at] = (hist_n.view(-1, 1) - torch.arange(hmax, device=device) + 1)[hist_real]
+        positions[hist_at] = hist_n[hist_b] - hist_j + 1
         positions[cand_at] = 1
         ages = torch.zeros(x.shape[0], dtype=torch.float32, device=device)
-        ages[hist_at] = dense[:, :hmax][hist_real].float()
+        ages[hist_at] = at(dense[:, :hmax], hist_ids).float()
         x = x + self.position[positions] + self.age[time_buckets(ages, self.buckets)]
-        for layer in self.layers:
-            x = layer(x, jag)
-        out = self.head(F.layer_norm(x[cand_at], (x.shape[-1],)).to(self.head[0].weight.dtype)).squeeze(-1)
+        for i, layer in enumerate(self.layers):
+            # The last layer computes the candidate rows alone: the head reads nothing else.
+            x = layer(x, jag, cand_at) if i == len(self.layers) - 1 else layer(x, jag)
+        if not len(self.layers):
+            x = x[cand_at]
+        out = self.head(F.layer_norm(x, (x.shape[-1],)).to(self.head[0].weight.dtype)).squeeze(-1)
         logits = torch.zeros((n, kmax), dtype=out.dtype, device=device)
-        logits[cand_real] = out
+        logits.view(-1)[cand_ids] = out
         return logits

@@ -140,8 +140,9 @@ class PlacedBackend(Backend):  # type: ignore[misc]  # suite.backends is backend
             one = None
         if one is None:
             return None
+        # Workers and batches in flight are per device: each worker process has its own.
         return BatchDefaults(max_batch_items=one.max_batch_items, batch_timeout_us=one.batch_timeout_us,
-                             workers=one.workers * len(self.specs))
+                             workers=one.workers * len(self.specs), batches_in_flight=one.batches_in_flight * len(self.specs))
 
     def predict(self, batch: Batch) -> np.ndarray:
         request: Request = list(batch.spans) if batch.source is not None and batch.source is self._items and batch.spans else batch
