@@ -201,7 +201,11 @@ def install_timers(timers: Timers, backend: Any) -> None:
     from suite.datasets.library import QueryLibrary
 
     timers.wrap(harness.Batcher, "issue", "Batcher.issue (LoadGen's issue callback)")
-    timers.wrap(harness.Batcher, "_answer", "Batcher._answer (gather, predict, respond)")
+    for attr, label in [("_answer", "Batcher._answer (gather, predict, respond)"),
+                        ("_submit", "Batcher._submit (gather, predict_async)"),
+                        ("_resolved", "Batcher._resolved (respond, on the collector)")]:
+        if attr in harness.Batcher.__dict__:  # the baseline tree of an --ab run has only _answer
+            timers.wrap(harness.Batcher, attr, label)
     timers.wrap(harness.Batcher, "_count_latency", "Batcher._count_latency")
     timers.wrap(QueryLibrary, "gather", "QueryLibrary.gather")
     timers.wrap(type(backend), "predict", "backend.predict (round trip)")
