@@ -267,3 +267,35 @@ def test_torch_cuda_server_places_itself_by_default(runner: CliRunner, tmp_path:
     assert result.exit_code == 0, result.stderr
     assert data["placement"]["name"] == placement
     assert data["config"]["devices"] == (extra[1] if extra else "all")
+
+
+def test_placed_server_answers_a_batch_at_once_from_the_collector(runner: CliRunner, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path a GPU backend takes by default (a worker process): every batch is answered with one
+    ``QuerySamplesComplete`` holding all its queries, from the placement's collector thread, while
+    one thread forms batches. Answering per query, or a harness thread per batch in flight waiting
+    on its round trip (the path before), breaks it. LoadGen is real; the counter passes every call on."""
+    from suite import harness
+
+    real = harness.lg.QuerySamplesComplete
+    calls: list[tuple[str, int, list[str]]] = []
+
+    def counted(responses: list, *rest: object) -> None:
+        extra = [t.name for t in threading.enumerate() if t.name.startswith("recsuite-worker")]
+        calls.append((threading.current_thread().name, len(responses), extra))
+        real(responses, *rest)
+
+    monkeypatch.setattr(harness.lg, "QuerySamplesComplete", counted)
+    result = runner.invoke(cli, ["run", *SMOKE, "--backend", "null", "--scenario", "server", "--processes", "1",
+                                 "--workers", "4", "--target-qps", "1000", "--batch-timeout-us", "20000",
+                                 "--system", "placed", "--output", str(tmp_path)])
+    run_dir = tmp_path / "placed" / "dlrm-rmc1" / "Server" / "performance" / "run_1"
+    data = json.loads((run_dir / "result.json").read_text())
+    h = data["harness"]
+    assert data["errors"] == [] and h["backend_errors"] == 0, result.stderr
+    assert len(calls) == h["batches"]  # one call a batch
+    assert sum(n for _, n, _ in calls) == h["completed_queries"] == data["performance"]["query_count"]
+    assert h["completed_queries"] >= 3 * h["batches"]  # a 20-ms wait at 1,000 queries/s holds about 20
+    assert {name for name, _, _ in calls} == {"recsuite-collector"}
+    assert all(extra == [] for _, _, extra in calls)  # no harness thread beside the one forming batches
+    assert data["placement"]["name"] == "processes"
