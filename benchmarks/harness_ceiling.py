@@ -137,6 +137,10 @@ def self_cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def self_sys_s() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
 class Timers:
     """Inclusive wall time per call of the driver's path, from wrappers this benchmark installs on
     the classes (the product has none); removed again by :meth:`remove`."""
@@ -238,7 +242,10 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="end with one JSON line of the results")
     ap.add_argument("--ab", default="", help="the baseline tree's python: run both, alternating, --reps times")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--switch-interval-us", type=float, default=0.0, help="the GIL switch interval during runs (0: the harness's)")
     args = ap.parse_args()
+    if args.switch_interval_us:
+        harness.GIL_SWITCH_INTERVAL_S = args.switch_interval_us / 1e6
     if args.ab:
         ab(args)
         return
@@ -320,7 +327,7 @@ def fixed(args: argparse.Namespace, library: Any, backend: Any, base: Settings, 
     elif args.profile:
         install_timers(timers, backend)
     out = scratch()
-    cpu0, wcpu0, t0 = self_cpu_s(), sum(proc_cpu_s(p) for p in pids), time.perf_counter()
+    cpu0, wcpu0, t0, sys0 = self_cpu_s(), sum(proc_cpu_s(p) for p in pids), time.perf_counter(), self_sys_s()
     threads0 = thread_cpu_s()
     names: dict[int, str] = {}
     last: dict[int, float] = dict(threads0)
@@ -343,7 +350,7 @@ def fixed(args: argparse.Namespace, library: Any, backend: Any, base: Settings, 
         stop.set()
         watcher.join()
     wall = time.perf_counter() - t0
-    cpu, wcpu = self_cpu_s() - cpu0, sum(proc_cpu_s(p) for p in pids) - wcpu0
+    cpu, wcpu, sys_s = self_cpu_s() - cpu0, sum(proc_cpu_s(p) for p in pids) - wcpu0, self_sys_s() - sys0
     outcome = run.outcome
     assert outcome is not None
     ok, lat = passes(out, sla_ns, args.percentile)
@@ -351,11 +358,11 @@ def fixed(args: argparse.Namespace, library: Any, backend: Any, base: Settings, 
     # The run's CPU includes the runner's warm-up and record writing: a fixed cost, small against a run of seconds.
     res = {"fixed_qps": args.fixed_qps, "valid": ok, "latency_ms": lat / 1e6, "queries": outcome.completed_queries,
            "batches": outcome.batches, "mean_batch_queries": q / max(outcome.batches, 1),
-           "driver_cpu_us_per_query": 1e6 * cpu / q, "worker_cpu_us_per_query": 1e6 * wcpu / q if pids else None,
+           "driver_cpu_us_per_query": 1e6 * cpu / q, "driver_cpu_us_per_batch": 1e6 * cpu / max(outcome.batches, 1), "driver_sys_share": sys_s / max(cpu, 1e-9), "worker_cpu_us_per_query": 1e6 * wcpu / q if pids else None,
            "wall_s": wall, "sut_p99_ms": outcome.sut_latency_s(0.99) * 1e3, "issue_gap_max_ms": outcome.issue_gap_max_s * 1e3}
     print(f"  suite  {args.fixed_qps:10,.0f} qps: {pct} {lat / 1e6:7.3f} ms {'ok' if ok else 'FAIL'}; "
           f"{outcome.completed_queries:,} queries in {outcome.batches:,} batches ({res['mean_batch_queries']:.1f} queries a batch); "
-          f"driver CPU {res['driver_cpu_us_per_query']:.1f} us/query"
+          f"driver CPU {res['driver_cpu_us_per_query']:.1f} us/query ({res['driver_cpu_us_per_batch']:.0f} a batch, {100 * res['driver_sys_share']:.0f}% in the kernel)"
           + (f", worker CPU {res['worker_cpu_us_per_query']:.1f} us/query" if pids else "")
           + f"; harness issue-to-answer p99 {res['sut_p99_ms']:.2f} ms, longest issue gap {res['issue_gap_max_ms']:.2f} ms")
     if profiles:
@@ -411,6 +418,9 @@ def ab(args: argparse.Namespace) -> None:
         print("  after/before per repetition: " + "  ".join(f"{r:.2f}" for r in ratios)
               + f"   median {statistics.median(ratios):.2f}")
     if args.fixed_qps:
+        for label in ("before", "after"):
+            print(f"  mean queries a batch {label}: " + "  ".join(f"{r['mean_batch_queries']:.1f}" for r in rows[label])
+                  + "; driver CPU us a batch: " + "  ".join(f"{r['driver_cpu_us_per_batch']:.0f}" for r in rows[label]))
         wkey = "worker_cpu_us_per_query"
         for label in ("before", "after"):
             vals = [r[wkey] for r in rows[label] if r.get(wkey) is not None]
