@@ -299,3 +299,26 @@ def test_placed_server_answers_a_batch_at_once_from_the_collector(runner: CliRun
     assert {name for name, _, _ in calls} == {"recsuite-collector"}
     assert all(extra == [] for _, _, extra in calls)  # no harness thread beside the one forming batches
     assert data["placement"]["name"] == "processes"
+
+
+@pytest.mark.parametrize("gpus", [1, 2])
+def test_placed_batch_defaults_keep_the_batches_in_flight_of_each_worker(gpus: int) -> None:
+    """A placed backend declares worker 0's batcher for all its workers: the workers and the
+    batches in flight (a modelled device holds 2) both times the worker count; dropping the batches
+    in flight would let a backlog queue small batches in front of every device."""
+    from suite.placement.backend import PlacedBackend
+
+    config = BackendConfig(model=TINY, options=(("batch_us", "100"), ("item_ns", "30")))
+    placement = get_placement("threads")()
+    backend = PlacedBackend("null", config, placement, cpu_specs("null", config, gpus))
+    backend.load()
+    try:
+        one = get_backend("null")(config)
+        one.load()
+        alone = one.batch_defaults("Server", 5_000_000)
+        placed = backend.batch_defaults("Server", 5_000_000)
+        assert alone is not None and placed is not None and alone.batches_in_flight == 2
+        assert (placed.max_batch_items, placed.batch_timeout_us) == (alone.max_batch_items, alone.batch_timeout_us)
+        assert (placed.workers, placed.batches_in_flight) == (alone.workers * gpus, 2 * gpus)
+    finally:
+        backend.close()

@@ -143,7 +143,7 @@ class PlacedBackend(Backend):  # type: ignore[misc]  # suite.backends is backend
         if one is None:
             return None
         return BatchDefaults(max_batch_items=one.max_batch_items, batch_timeout_us=one.batch_timeout_us,
-                             workers=one.workers * len(self.specs))
+                             workers=one.workers * len(self.specs), batches_in_flight=one.batches_in_flight * len(self.specs))
 
     def predict(self, batch: Batch) -> np.ndarray:
         return self.predict_async(batch).result()
