@@ -375,14 +375,15 @@ def fixed(args: argparse.Namespace, library: Any, backend: Any, base: Settings, 
     if args.profile:
         for line in timers.report(outcome.completed_queries):
             print(line)
-        by_name: dict[str, float] = defaultdict(float)
-        for tid, t in last.items():
-            by_name[names.get(tid, "LoadGen's threads")] += t - threads0.get(tid, 0.0)
-        print(f"  {'driver thread':<44} {'CPU us/query':>11}")
-        for name, t in sorted(by_name.items(), key=lambda kv: -kv[1]):
-            if t > 0:
-                print(f"  {name:<44} {1e6 * t / q:11.2f}")
-        res["thread_cpu_us_per_query"] = {k: 1e6 * v / q for k, v in by_name.items()}
+    # The driver's CPU by thread (read every 0.1 s while the run's threads lived).
+    by_name: dict[str, float] = defaultdict(float)
+    for tid, t in last.items():
+        by_name[names.get(tid, "LoadGen's threads")] += t - threads0.get(tid, 0.0)
+    print(f"  {'driver thread':<44} {'CPU us/query':>11}")
+    for name, t in sorted(by_name.items(), key=lambda kv: -kv[1]):
+        if t > 0:
+            print(f"  {name:<44} {1e6 * t / q:11.2f}")
+    res["thread_cpu_us_per_query"] = {k: 1e6 * v / q for k, v in by_name.items()}
     return res
 
 
@@ -421,6 +422,13 @@ def ab(args: argparse.Namespace) -> None:
         for label in ("before", "after"):
             print(f"  mean queries a batch {label}: " + "  ".join(f"{r['mean_batch_queries']:.1f}" for r in rows[label])
                   + "; driver CPU us a batch: " + "  ".join(f"{r['driver_cpu_us_per_batch']:.0f}" for r in rows[label]))
+        for label in ("before", "after"):
+            threads: dict[str, list[float]] = defaultdict(list)
+            for r in rows[label]:
+                for name, v in r.get("thread_cpu_us_per_query", {}).items():
+                    threads[name].append(v)
+            print(f"  driver CPU us/query by thread, {label} (median): "
+                  + ", ".join(f"{name} {statistics.median(v):.1f}" for name, v in sorted(threads.items(), key=lambda kv: -statistics.median(kv[1]))))
         wkey = "worker_cpu_us_per_query"
         for label in ("before", "after"):
             vals = [r[wkey] for r in rows[label] if r.get(wkey) is not None]
