@@ -6,6 +6,11 @@ LoadGen issues queries (each a sample = one user query of k items) through a fas
 every scenario: Offline's single huge query is cut into large batches, Server's Poisson arrivals
 are batched dynamically, SingleStream and MultiStream are answered as they come.
 
+A backend whose work runs elsewhere (``completes_async``: workers placed in other processes) gets
+the same loop on one thread: each batch goes to ``predict_async`` and is answered, with one
+``QuerySamplesComplete``, on the thread that resolves its future (the placement's collector), with
+at most ``workers`` batches in flight; no harness thread waits on a round trip.
+
 A backend that schedules queries itself (``Backend.queries_in_flight() > 0``, DeepRecSched) gets
 the same loop with a batch limit of one item, so every batch is exactly one whole query, and as
 many workers as it wants queries in flight.
