@@ -14,7 +14,6 @@ import platform
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -302,9 +301,9 @@ class Backend(abc.ABC):
     name: ClassVar[str]
     #: True when ``predict`` may run concurrently from several harness workers.
     thread_safe: ClassVar[bool] = False
-    #: True when :meth:`predict_async` hands a batch to work that runs elsewhere (placed workers):
-    #: the harness then answers each batch from the thread that resolves its future and forms the
-    #: next batch meanwhile, instead of a thread per batch in flight waiting on ``predict``.
+    #: True for a backend whose work runs elsewhere (placed workers) and that offers
+    #: ``predict_async(batch) -> Future`` (returning at once, ``batch`` read): the harness then
+    #: answers each batch on the thread that resolves its future, none waiting on ``predict``.
     completes_async: ClassVar[bool] = False
     #: Harness workers when ``--workers`` is not given.
     default_workers: ClassVar[int] = 1
@@ -370,17 +369,6 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def predict(self, batch: Batch) -> np.ndarray:
         """Scores in [0, 1] for every item of ``batch``, float32."""
-
-    def predict_async(self, batch: Batch) -> Future[np.ndarray]:
-        """:meth:`predict` as a future (resolved from any thread). The default predicts here, now;
-        a backend that sets :attr:`completes_async` returns at once, and must have read ``batch``
-        by then (the harness may reuse its buffers)."""
-        done: Future[np.ndarray] = Future()
-        try:
-            done.set_result(self.predict(batch))
-        except Exception as exc:
-            done.set_exception(exc)
-        return done
 
     @abc.abstractmethod
     def info(self) -> BackendInfo:

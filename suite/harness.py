@@ -332,8 +332,10 @@ class Batcher:
         asynchronous = self._async
         permits = self._permits
         while True:
-            if asynchronous:
-                permits.acquire()  # as a thread per batch in flight would wait to be free
+            # Asynchronous: wait, as a thread per batch in flight would, for one to be answered.
+            while asynchronous and not permits.acquire(timeout=POLL_S):
+                if self.abandoned:
+                    return
             with forming:
                 chunk = self._next if self._next is not None else get()
                 self._next = None
