@@ -301,6 +301,10 @@ class Backend(abc.ABC):
     name: ClassVar[str]
     #: True when ``predict`` may run concurrently from several harness workers.
     thread_safe: ClassVar[bool] = False
+    #: True for a backend whose work runs elsewhere (placed workers) and that offers
+    #: ``predict_async(batch) -> Future`` (returning at once, ``batch`` read): the harness then
+    #: answers each batch on the thread that resolves its future, none waiting on ``predict``.
+    completes_async: ClassVar[bool] = False
     #: Harness workers when ``--workers`` is not given.
     default_workers: ClassVar[int] = 1
     #: The ``--option`` keys this backend accepts; any other key is refused before anything loads.

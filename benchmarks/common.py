@@ -77,9 +77,9 @@ def record_run(library: QueryLibrary, backend, settings: Settings, out: Path | N
 
 
 def loadgen_run(library: QueryLibrary, backend, settings: Settings, out: Path | None = None, *,
-                workers: int | None = None, power: bool = False) -> tuple[Outcome, DetailLog]:
+                workers: int | None = None, power: bool = False, backend_name: str | None = None) -> tuple[Outcome, DetailLog]:
     """:func:`record_run`, as the harness's outcome and LoadGen's detail log."""
-    result = record_run(library, backend, settings, out, workers=workers, power=power)
+    result = record_run(library, backend, settings, out, workers=workers, power=power, backend_name=backend_name)
     assert result.outcome is not None
     return result.outcome, read_detail(result.path / "mlperf_log_detail.txt")
 

@@ -8,9 +8,20 @@ batches the harness formed. dlrm-v2 uses uniform extra multi-hot ids (``cuda_hos
 the DeepRecSys models features only (``gpu.features_only``). One JSON line per run is appended to
 ``--out``.
 
+``--placement devices`` (the default) measures what ``suite run`` gives a user: the backend runs in
+one spawned worker process per GPU (``--devices all``, the default for a GPU backend in Offline
+and Server), built as the runner builds it, and the driver runs LoadGen, the batcher and the round
+trip; ``--placement in-process`` runs the backend in the driver (``--devices in-process``), as the
+numbers before 2026-12-01 were measured. ``--backend null --variants batch_us=100,item_ns=30``
+(a modelled device that declares torch-cuda's batching) checks the script on a machine without a
+GPU: a CPU backend is placed in one worker process running ``lanes`` batches at once (4), as a
+GPU worker does.
+
     python3 benchmarks/gpu_server.py --models dlrm-v2 --scale 4000000 --precisions fp8,bf16 --fractions 0.7,0.8,0.9
     python3 benchmarks/gpu_server.py --models dlrm-rmc1,ncf --precisions bf16 --fractions 0.5,0.8 --seconds 3
     python3 benchmarks/gpu_server.py --precisions fp8 --variants 'staging=copy;staging=mapped;rows=bf16,tune=1'
+    .venv/bin/python benchmarks/gpu_server.py --backend null --models ncf,wnd --scale tiny --rows 8192 \
+        --precisions bf16 --variants batch_us=100,item_ns=30 --fractions 0.5 --seconds 1 --offline-seconds 1
 
 ``--variants`` runs each precision once per set of torch-cuda options (``;`` between sets, ``,``
 within one); with ``tune=1`` the tile shapes it picked are printed, to copy into
@@ -20,25 +31,86 @@ within one); with ``tune=1`` the tile shapes it picked are printed, to copy into
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import os
+import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import torch
 from common import loadgen_run
 from cuda_host import GpuBusy, uniform_library
 from gpu import features_only
 
+from suite.backends import Backend, get_backend
 from suite.backends.base import BackendConfig
-from suite.backends.torch_cuda import TorchCUDABackend
 from suite.config import Mode, RunConfig, Scenario, resolve
 from suite.models import ModelSpec
 from suite.runner import calibrated, warm_up
 
 
+def make_backend(name: str, spec: ModelSpec, precision: str, options: tuple[tuple[str, str], ...], placement: str) -> Backend:
+    """The backend as ``suite run`` builds it for a GPU backend in Offline and Server: on one
+    worker process per GPU (``ProcessPlacement.place`` of a config with ``--devices all``); a CPU
+    backend in one worker process with as many lanes; or, ``in-process``, in this process."""
+    cls = get_backend(name)
+    config = BackendConfig(model=spec, precision=precision, options=options)
+    if placement == "in-process":
+        return cls(config)
+    from suite.placement.local import ProcessPlacement
+
+    if cls.device_kind == "cuda":
+        run = RunConfig(model=spec, backend=name, scenario=Scenario.SERVER, profile="smoke", precision=precision,
+                        backend_options=options, devices="all")
+        backend, _, _ = ProcessPlacement.place(run, cls, len(os.sched_getaffinity(0)))
+        return backend
+    from suite.placement.backend import PlacedBackend
+    from suite.placement.base import WorkerSpec
+
+    lanes = int(config.option("lanes", "4"))  # the null backend's modelled device declares 4
+    worker = WorkerSpec(name="worker 0 (GPU-like)", backend=name, config=config, concurrency=lanes)
+    return PlacedBackend(name, config, ProcessPlacement(), [worker])
+
+
+def backend_extra(backend: Backend) -> dict[str, Any]:
+    """The backend's ``info().extra`` now: a placed backend's asked of its worker 0 (the record's
+    copy is the one taken at load, before any batch ran)."""
+    placement = getattr(backend, "placement", None)
+    if placement is not None:
+        extra: dict[str, Any] = placement.ask(0, "info").extra
+        return extra
+    return dict(backend.info().extra)
+
+
+@contextlib.contextmanager
+def gpu_busy() -> Iterator[Any]:
+    """nvidia-smi's GPU busy % over the block (nan without nvidia-smi: a CPU check)."""
+    if shutil.which("nvidia-smi") is None:
+        yield argparse.Namespace(percent=float("nan"))
+        return
+    with GpuBusy() as busy:
+        yield busy
+
+
+def free_device_memory(placement: str) -> None:
+    """After an in-process backend closed, give its cached device memory back (a placed backend's
+    went with its worker process; the driver never touched the GPU)."""
+    if placement != "in-process":
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--backend", default="torch-cuda", help="a registry name (null or torch-cpu: a CPU check)")
+    ap.add_argument("--placement", choices=["devices", "in-process"], default="devices",
+                    help="devices: a worker process per GPU, as suite run places it (the default); in-process: in this process")
     ap.add_argument("--models", default="dlrm-v2")
     ap.add_argument("--scale", default="4000000", help="row cap or scale name")
     ap.add_argument("--rows", type=int, default=131072)
@@ -52,7 +124,7 @@ def main() -> None:
     args = ap.parse_args()
     for model in args.models.split(","):
         spec = ModelSpec(name=model, scale=args.scale)
-        server = resolve(RunConfig(model=spec, backend="torch-cuda", scenario=Scenario.SERVER, profile="smoke"))
+        server = resolve(RunConfig(model=spec, backend=args.backend, scenario=Scenario.SERVER, profile="smoke"))
         if model == "dlrm-v2":
             library, _ = uniform_library(spec, args.rows)
         else:
@@ -64,7 +136,8 @@ def main() -> None:
                 continue
             t0 = time.perf_counter()
             options = tuple(tuple(kv.split("=", 1)) for kv in variant.split(",") if kv)
-            backend = TorchCUDABackend(BackendConfig(model=spec, precision=precision, options=options))
+            backend = make_backend(args.backend, spec, precision, options, args.placement)
+            name = args.backend if args.placement == "devices" else None  # a placed backend's record names the inner one
             try:
                 backend.load()
                 backend.attach_items(library.items)
@@ -77,23 +150,24 @@ def main() -> None:
                 # Offline's expected QPS from a 1-s probe, as --target-qps auto does.
                 wu = warm_up(backend, library, off, off_d.workers, probe_s=1.0)
                 off, _ = calibrated(dataclasses.replace(off, target_qps_source="auto"), wu, q_items)
-                outcome, d = loadgen_run(library, backend, off, workers=off_d.workers)
+                outcome, d = loadgen_run(library, backend, off, workers=off_d.workers, backend_name=name)
                 cap = float(d.get("result_samples_per_second") or 0)
                 srv = dataclasses.replace(server, max_batch_items=srv_d.max_batch_items, batch_timeout_us=srv_d.batch_timeout_us,
                                           min_duration_ms=int(args.seconds * 1000), min_query_count=256, performance_sample_count=0,
                                           mode=Mode.PERFORMANCE, target_qps_source="auto")
                 wu = warm_up(backend, library, srv, srv_d.workers, probe_s=1.0, full_batches=True)
                 auto, rec = calibrated(srv, wu, q_items, full_batches=True)
-                info = backend.info().extra
+                info = backend_extra(backend)
                 fused = info.get("fused") or {}
-                head = {"model": model, "scale": spec.scale, "precision": precision, "variant": variant, "staging": info.get("staging"),
+                head = {"model": model, "scale": spec.scale, "precision": precision, "variant": variant,
+                        "backend": args.backend, "placement": args.placement, "staging": info.get("staging"),
                         "staging_note": info.get("staging_note"), "tiles": fused.get("tiles"), "tuned_ms": fused.get("tuned_ms"),
                         "load_s": round(load_s, 1),
                         "offline_qps": cap, "offline_items_per_s": round(outcome.completed_items / max(outcome.duration_s, 1e-9)),
                         "server_batch": dataclasses.asdict(srv_d), "auto_server_qps": auto.target_qps,
-                        "bucket_ms": info["bucket_ms"], "capture_s": info["capture_s"]}
-                print(f"{model:<10} {precision:<5} [{variant}] staging {info.get('staging')} {info.get('staging_note') or ''}  "
-                      f"bucket 16384: {info['bucket_ms'].get('16384')} ms  tiles {info.get('fused', {}).get('tiles')}", flush=True)
+                        "bucket_ms": info.get("bucket_ms"), "capture_s": info.get("capture_s")}
+                print(f"{model:<10} {precision:<5} [{variant}] {args.placement} staging {info.get('staging')} {info.get('staging_note') or ''}  "
+                      f"bucket 16384: {(info.get('bucket_ms') or {}).get('16384')} ms  tiles {fused.get('tiles')}", flush=True)
                 if "tune=1" in variant:
                     from suite.backends.kernels import dense
 
@@ -107,15 +181,16 @@ def main() -> None:
                 targets += [] if args.no_auto else [("auto", auto.target_qps)]
                 for frac, qps in targets:
                     s = dataclasses.replace(srv, target_qps=round(qps, 1), target_qps_source="cli")
-                    with GpuBusy() as busy:
-                        outcome, d = loadgen_run(library, backend, s, workers=srv_d.workers)
+                    with gpu_busy() as busy:
+                        outcome, d = loadgen_run(library, backend, s, workers=srv_d.workers, backend_name=name)
                     lat = float(d.get(key) or 0)
                     valid = d.get("result_validity") == "VALID" and not outcome.errors
                     mean_batch = outcome.completed_items / max(outcome.batches, 1)
                     row = {**head, "fraction": frac, "target_qps": qps, "qps": float(d.get("result_completed_samples_per_sec") or 0),
                            "latency_ms": lat / 1e6, "percentile": pct, "sla_ms": server.target_latency_ns / 1e6,
                            "valid": valid, "mean_batch_items": round(mean_batch), "errors": outcome.errors[:1],
-                           "host_us_per_batch": backend.info().extra.get("host_us_per_batch"),
+                           "host_us_per_batch": backend_extra(backend).get("host_us_per_batch"),
+                           "sut_p99_ms": outcome.sut_latency_s(0.99) * 1e3, "issue_gap_max_ms": round(outcome.issue_gap_max_s * 1e3, 2),
                            "p50_ms": float(d.get("result_50.00_percentile_latency_ns") or 0) / 1e6,
                            "gpu_busy_pct": round(busy.percent, 1), "seconds": args.seconds}
                     print(f"  Server {frac!s:>4} {qps:10,.0f} q/s  p{100 * pct:.0f} {lat / 1e6:7.2f} ms (SLA "
@@ -130,7 +205,7 @@ def main() -> None:
                     f.write(json.dumps({"model": model, "precision": precision, "error": f"{type(exc).__name__}: {exc}"}) + "\n")
             finally:
                 backend.close()
-                torch.cuda.empty_cache()
+                free_device_memory(args.placement)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,11 @@ LoadGen issues queries (each a sample = one user query of k items) through a fas
 every scenario: Offline's single huge query is cut into large batches, Server's Poisson arrivals
 are batched dynamically, SingleStream and MultiStream are answered as they come.
 
+A backend whose work runs elsewhere (``completes_async``: workers placed in other processes) gets
+the same loop on one thread: each batch goes to ``predict_async`` and is answered, with one
+``QuerySamplesComplete``, on the thread that resolves its future (the placement's collector), with
+at most ``workers`` batches in flight; no harness thread waits on a round trip.
+
 A backend that schedules queries itself (``Backend.queries_in_flight() > 0``, DeepRecSched) gets
 the same loop with a batch limit of one item, so every batch is exactly one whole query, and as
 many workers as it wants queries in flight.
@@ -30,12 +35,14 @@ Size: this module is over 450 lines because the LoadGen callbacks, the batcher, 
 
 from __future__ import annotations
 
+import bisect
 import logging
 import queue
 import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -62,6 +69,7 @@ POLL_S = 0.05
 #: Upper edges of the issue-to-answer latency bins (:attr:`Outcome.sut_latency`): 10 us to 100 s,
 #: 40 a decade (6% apart).
 SUT_LATENCY_EDGES_S = np.logspace(-5, 2, 281)
+_EDGES = SUT_LATENCY_EDGES_S.tolist()
 #: How often a batch that waits for the device to take it (``batches_in_flight``) looks again.
 SLOT_POLL_S = 0.0002
 
@@ -153,6 +161,11 @@ class Batcher:
         requests: for a library of one-item queries that are jagged requests (dlrm-v3), each
             query's (ts_idx, query_idx) and candidate count: responses then take MLPerf v6.0's
             DLRM-v3 layout (:func:`keyed_responses`), the request's real candidates only.
+        asynchronous: hand batches to ``backend.predict_async`` (a backend whose
+            ``completes_async`` is set: placed workers) and answer each one from the thread that
+            resolves its future. One thread (the caller of :meth:`serve`) then forms every batch,
+            with at most ``workers`` batches in flight, as ``workers`` waiting threads would hold:
+            no thread per batch in flight, and no hand-off back to one, per batch.
     """
 
     def __init__(
@@ -167,6 +180,7 @@ class Batcher:
         labels: np.ndarray | None = None,
         batches_in_flight: int = 0,
         requests: Requests | None = None,
+        asynchronous: bool = False,
     ) -> None:
         self.library = library
         self._labels = labels
@@ -183,6 +197,9 @@ class Batcher:
         self._queue: queue.SimpleQueue[tuple[list[int], list[int], int, float] | None] = queue.SimpleQueue()
         self._last_issue = 0.0
         self._workers = workers
+        self._async = asynchronous
+        #: Batches in flight that may still be started (asynchronous: one per ``workers``).
+        self._permits = threading.Semaphore(workers)
         #: Held by the one worker forming a batch; ``_next`` is the chunk that overflowed the last
         #: batch, the first of the next (read and written only under the lock).
         self._forming = threading.Lock()
@@ -195,7 +212,8 @@ class Batcher:
         # runtime (torch's) keeps one thread team per calling thread, and a second team beside the
         # loader's spinning one cost 20% of throughput on 2 cores.
         self._threads = [
-            threading.Thread(target=self._work, name=f"recsuite-worker-{i}", daemon=True) for i in range(1, workers)
+            threading.Thread(target=self._work, name=f"recsuite-worker-{i}", daemon=True)
+            for i in range(1, 1 if asynchronous else workers)
         ]
 
     def start(self) -> None:
@@ -206,8 +224,22 @@ class Batcher:
 
     def serve(self) -> None:
         """Answer queries in the calling thread until :meth:`stop` (or :meth:`abandon`) is called
-        and the queue is empty."""
+        and the queue is empty (asynchronous: and every batch in flight is answered, unless
+        abandoned)."""
         self._work()
+        if self._async:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Wait until no batch is in flight (its answer and counts done), or the batcher is abandoned."""
+        got = 0
+        while got < self._workers:
+            if self._permits.acquire(timeout=POLL_S):
+                got += 1
+            elif self.abandoned:
+                break
+        for _ in range(got):
+            self._permits.release()
 
     def interrupt(self) -> None:
         """Stop calling the backend: every queued and later-issued sample is answered at once with
@@ -231,7 +263,7 @@ class Batcher:
         self.outcome.finished = time.perf_counter()
 
     def _release_workers(self) -> None:
-        for _ in range(self._workers):
+        for _ in range(len(self._threads) + 1):
             self._queue.put(None)
 
     # LoadGen's callbacks -------------------------------------------------------------------
@@ -297,11 +329,19 @@ class Batcher:
         staging = Staging()
         forming = self._forming
         slots = self._slots
+        asynchronous = self._async
+        permits = self._permits
         while True:
+            # Asynchronous: wait, as a thread per batch in flight would, for one to be answered.
+            while asynchronous and not permits.acquire(timeout=POLL_S):
+                if self.abandoned:
+                    return
             with forming:
                 chunk = self._next if self._next is not None else get()
                 self._next = None
                 if chunk is None:
+                    if asynchronous:
+                        permits.release()
                     return
                 ids, idx, items = list(chunk[0]), list(chunk[1]), chunk[2]
                 stamps = [(chunk[3], len(chunk[0]))]
@@ -342,12 +382,15 @@ class Batcher:
                     stamps.append((more[3], len(more[0])))
                 if slots is not None and not held:
                     slots.acquire()  # full, or stopping: wait for the device while holding the forming
-            try:
-                self._answer(ids, idx, staging)
-            finally:
-                if slots is not None:
-                    slots.release()
-            self._count_latency(stamps)
+            if asynchronous:
+                self._submit(ids, idx, stamps)  # its answer releases the permit and the slot
+            else:
+                try:
+                    self._answer(ids, idx, staging)
+                finally:
+                    if slots is not None:
+                        slots.release()
+                self._count_latency(stamps)
             if stopping:  # _next is empty: it was this batch's first chunk or no chunk overflowed
                 return
 
@@ -356,9 +399,10 @@ class Batcher:
         queries) per chunk. Runs under no lock: a lost update between two workers costs one batch's
         counts of a diagnostic, never a query."""
         answered = time.perf_counter()
-        if len(stamps) == 1:
-            issued, count = stamps[0]
-            self.outcome.sut_latency[np.searchsorted(SUT_LATENCY_EDGES_S, answered - issued)] += count
+        hist = self.outcome.sut_latency
+        if len(stamps) <= 64:  # a bisect a chunk is cheaper than building arrays for a few
+            for issued, count in stamps:
+                hist[bisect.bisect_left(_EDGES, answered - issued)] += count
             return
         arr = np.asarray(stamps)
         np.add.at(self.outcome.sut_latency, np.searchsorted(SUT_LATENCY_EDGES_S, answered - arr[:, 0]), arr[:, 1].astype(np.int64))
@@ -379,7 +423,71 @@ class Batcher:
             scores = self.backend.predict(batch)
             out.predict_s += time.perf_counter() - t1
             out.gather_s += t1 - t0
-            n = len(batch)
+        except Exception as exc:
+            self._failed(ids, exc)
+            return
+        self._respond(ids, idx, scores, len(batch))
+
+    def _submit(self, ids: list[int], idx: list[int], stamps: list[tuple[float, int]]) -> None:
+        """Asynchronous: hand the batch to ``predict_async``; :meth:`_resolved` answers it. No
+        staging buffers: the batch may be read after this worker has formed the next one."""
+        if self._stopping:
+            self._discard(ids)
+            self._settled(stamps)
+            return
+        try:
+            t0 = time.perf_counter()
+            batch = self.library.gather(idx)
+            t1 = time.perf_counter()
+            future = self.backend.predict_async(batch)
+            self.outcome.gather_s += t1 - t0
+        except Exception as exc:
+            self._failed(ids, exc)
+            self._settled(stamps)
+            return
+        n = len(batch)
+        future.add_done_callback(lambda done: self._resolved(done, ids, idx, n, stamps, t1))
+
+    def _resolved(self, done: Future[np.ndarray], ids: list[int], idx: list[int], n: int,
+                  stamps: list[tuple[float, int]], submitted: float) -> None:
+        """Answer a batch whose future resolved (on the thread that resolved it). Never raises: a
+        future's callback that raised would be logged and dropped, its samples never answered."""
+        try:
+            self.outcome.predict_s += time.perf_counter() - submitted
+            try:
+                scores = done.result()
+            except Exception as exc:
+                self._failed(ids, exc)
+            else:
+                self._respond(ids, idx, scores, n)
+        except Exception as exc:  # pragma: no cover - _failed and _respond answer every sample themselves
+            log.exception("answering a batch failed: %s", exc)
+        finally:
+            self._settled(stamps)
+
+    def _settled(self, stamps: list[tuple[float, int]]) -> None:
+        """An asynchronous batch is answered: count its latency, free its slot and its permit."""
+        try:
+            self._count_latency(stamps)
+        finally:
+            if self._slots is not None:
+                self._slots.release()
+            self._permits.release()
+
+    def _failed(self, ids: list[int], exc: Exception) -> None:
+        """Answer a batch whose backend call raised with empty responses and record the error
+        (after a stop signal: discard it, e.g. a scheduler closed under a call that was waiting)."""
+        if self._stopping:
+            self._discard(ids)
+            return
+        self.outcome.record_error(f"{type(exc).__name__}: {exc}")
+        lg.QuerySamplesComplete([lg.QuerySampleResponse(i, 0, 0) for i in ids])
+        self.outcome.completed_queries += len(ids)
+
+    def _respond(self, ids: list[int], idx: list[int], scores: Any, n: int) -> None:
+        """Answer a batch of ``n`` items with ``scores``: one ``QuerySamplesComplete`` for all of it."""
+        out = self.outcome
+        try:
             if not isinstance(scores, np.ndarray) or scores.dtype != np.float32 or scores.shape[:1] != (n,):
                 got = getattr(scores, "shape", type(scores).__name__)
                 dtype = getattr(scores, "dtype", "")
@@ -390,12 +498,7 @@ class Batcher:
             elif self._labels is not None:
                 scores = self._pairs(scores, idx, self._labels)
         except Exception as exc:
-            if self._stopping:  # e.g. a scheduler closed under a call that was already waiting
-                self._discard(ids)
-                return
-            self.outcome.record_error(f"{type(exc).__name__}: {exc}")
-            lg.QuerySamplesComplete([lg.QuerySampleResponse(i, 0, 0) for i in ids])
-            self.outcome.completed_queries += len(ids)
+            self._failed(ids, exc)
             return
         response = lg.QuerySampleResponse
         responses: list[Any] = []
@@ -713,6 +816,7 @@ def _run(
         labels=labels,
         batches_in_flight=0 if in_flight else settings.batches_in_flight,
         requests=requests,
+        asynchronous=backend.completes_async and not in_flight,
     )
     if backend.network_name() is None:
         sut = lg.ConstructFastSUT(batcher.issue, batcher.flush)

@@ -269,22 +269,56 @@ def test_torch_cuda_server_places_itself_by_default(runner: CliRunner, tmp_path:
     assert data["config"]["devices"] == (extra[1] if extra else "all")
 
 
-def test_a_placed_backend_keeps_its_workers_batches_in_flight() -> None:
-    """A backend's declared Server batcher reaches the harness through a placement whole: the batches
-    it lets in flight (dlrm-v3 on torch-cuda: two per GPU) were dropped, so every lane took one."""
-    from suite.backends import get_backend
+def test_placed_server_answers_a_batch_at_once_from_the_collector(runner: CliRunner, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path a GPU backend takes by default (a worker process): every batch is answered with one
+    ``QuerySamplesComplete`` holding all its queries, from the placement's collector thread, while
+    one thread forms batches. Answering per query, or a harness thread per batch in flight waiting
+    on its round trip (the path before), breaks it. LoadGen is real; the counter passes every call on."""
+    from suite import harness
+
+    real = harness.lg.QuerySamplesComplete
+    calls: list[tuple[str, int, list[str]]] = []
+
+    def counted(responses: list, *rest: object) -> None:
+        extra = [t.name for t in threading.enumerate() if t.name.startswith("recsuite-worker")]
+        calls.append((threading.current_thread().name, len(responses), extra))
+        real(responses, *rest)
+
+    monkeypatch.setattr(harness.lg, "QuerySamplesComplete", counted)
+    result = runner.invoke(cli, ["run", *SMOKE, "--backend", "null", "--scenario", "server", "--processes", "1",
+                                 "--workers", "4", "--target-qps", "1000", "--batch-timeout-us", "20000",
+                                 "--system", "placed", "--output", str(tmp_path)])
+    run_dir = tmp_path / "placed" / "dlrm-rmc1" / "Server" / "performance" / "run_1"
+    data = json.loads((run_dir / "result.json").read_text())
+    h = data["harness"]
+    assert data["errors"] == [] and h["backend_errors"] == 0, result.stderr
+    assert len(calls) == h["batches"]  # one call a batch
+    assert sum(n for _, n, _ in calls) == h["completed_queries"] == data["performance"]["query_count"]
+    assert h["completed_queries"] >= 3 * h["batches"]  # a 20-ms wait at 1,000 queries/s holds about 20
+    assert {name for name, _, _ in calls} == {"recsuite-collector"}
+    assert all(extra == [] for _, _, extra in calls)  # no harness thread beside the one forming batches
+    assert data["placement"]["name"] == "processes"
+
+
+@pytest.mark.parametrize("gpus", [1, 2])
+def test_placed_batch_defaults_keep_the_batches_in_flight_of_each_worker(gpus: int) -> None:
+    """A placed backend declares worker 0's batcher for all its workers: the workers and the
+    batches in flight (a modelled device holds 2) both times the worker count; dropping the batches
+    in flight would let a backlog queue small batches in front of every device."""
     from suite.placement.backend import PlacedBackend
 
-    config = BackendConfig(model=TINY, threads=1, options=(("batch_us", "100"),))
-    direct = get_backend("null")(config)
-    direct.load()
-    alone = direct.batch_defaults("Server", 80_000_000)
-    assert alone is not None and alone.batches_in_flight > 0
-    placed = PlacedBackend("null", config, get_placement("threads")(), cpu_specs("null", config, 2))
-    placed.load()
+    config = BackendConfig(model=TINY, options=(("batch_us", "100"), ("item_ns", "30")))
+    placement = get_placement("threads")()
+    backend = PlacedBackend("null", config, placement, cpu_specs("null", config, gpus))
+    backend.load()
     try:
-        declared = placed.batch_defaults("Server", 80_000_000)
+        one = get_backend("null")(config)
+        one.load()
+        alone = one.batch_defaults("Server", 5_000_000)
+        placed = backend.batch_defaults("Server", 5_000_000)
+        assert alone is not None and placed is not None and alone.batches_in_flight == 2
+        assert (placed.max_batch_items, placed.batch_timeout_us) == (alone.max_batch_items, alone.batch_timeout_us)
+        assert (placed.workers, placed.batches_in_flight) == (alone.workers * gpus, 2 * gpus)
     finally:
-        placed.close()
-    assert declared is not None
-    assert (declared.batches_in_flight, declared.workers) == (2 * alone.batches_in_flight, 2 * alone.workers)
+        backend.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -90,6 +91,7 @@ class PlacedBackend(Backend):  # type: ignore[misc]  # suite.backends is backend
 
     name = "placed"
     thread_safe = True
+    completes_async = True
 
     def __init__(self, backend: str, config: BackendConfig, placement: Placement, specs: Sequence[WorkerSpec], *,
                  network: int = 0) -> None:
@@ -145,9 +147,14 @@ class PlacedBackend(Backend):  # type: ignore[misc]  # suite.backends is backend
                              workers=one.workers * len(self.specs), batches_in_flight=one.batches_in_flight * len(self.specs))
 
     def predict(self, batch: Batch) -> np.ndarray:
+        return self.predict_async(batch).result()
+
+    def predict_async(self, batch: Batch) -> Future[np.ndarray]:
+        """The batch sent, as row spans of the attached items where it is cut from them, to the
+        worker holding the fewest requests; the placement has framed it when this returns."""
         request: Request = list(batch.spans) if batch.source is not None and batch.source is self._items and batch.spans else batch
         placement = self.placement
-        return placement.submit(placement.least_loaded(), [request]).result()
+        return placement.submit(placement.least_loaded(), [request])
 
     def placement_info(self) -> PlacementInfo:
         info = self.placement.info()

@@ -28,6 +28,7 @@ import logging
 import multiprocessing as mp
 import pickle
 import queue
+import select
 import signal
 import threading
 from collections.abc import Sequence
@@ -281,24 +282,40 @@ class ProcessPlacement(Placement):
             pass  # the worker is dead; the collector fails what it held when its sentinel fires
 
     def _collect(self) -> None:
-        by_conn = {w.conn: w for w in self._workers}
-        by_sentinel = {w.process.sentinel: w for w in self._workers}
-        waiting: list[Any] = [self._wake_r, *by_conn, *by_sentinel]
-        while True:
-            for ready in connection.wait(waiting):
-                if ready is self._wake_r:
-                    return
-                if ready in by_sentinel:
-                    waiting.remove(ready)
-                    self._bury(by_sentinel[ready])
-                    continue
-                w = by_conn[ready]  # type: ignore[index]  # wait() returns its inputs as Connection | socket | int; past the sentinel check it is a Connection
-                try:
-                    msg = ready.recv_bytes()  # type: ignore[union-attr]  # the same Connection, typed as wait() returns it
-                except (EOFError, OSError):
-                    waiting.remove(ready)
-                    continue
-                self._reply(w, msg)
+        """Receive the workers' replies and watch their sentinels until woken to stop. One epoll
+        set for the placement's life: ``connection.wait`` would build and fill a selector for
+        every reply, tens of microseconds of the driver's GIL a batch."""
+        poller = select.epoll()
+        # fd -> (worker, is its sentinel); None: the wake-up pipe
+        watched: dict[int, tuple[_Worker, bool] | None] = {self._wake_r.fileno(): None}
+        for w in self._workers:
+            watched[w.conn.fileno()] = (w, False)
+            watched[w.process.sentinel] = (w, True)
+        for fd in watched:
+            poller.register(fd, select.EPOLLIN)
+        try:
+            while True:
+                ready: list[tuple[_Worker, bool]] = []
+                for fd, _ in poller.poll():
+                    entry = watched[fd]
+                    if entry is None:
+                        return
+                    ready.append(entry)
+                # Replies first: a worker that answered and then died has its answers read before
+                # it is buried, as connection.wait's order (connections before sentinels) gave.
+                for w, is_sentinel in sorted(ready, key=lambda entry: entry[1]):
+                    if is_sentinel:
+                        poller.unregister(w.process.sentinel)
+                        self._bury(w)
+                        continue
+                    try:
+                        msg = w.conn.recv_bytes()
+                    except (EOFError, OSError):
+                        poller.unregister(w.conn.fileno())
+                        continue
+                    self._reply(w, msg)
+        finally:
+            poller.close()
 
     def _reply(self, w: _Worker, msg: bytes) -> None:
         op = msg[:1]
