@@ -82,13 +82,15 @@ STAGINGS = ("copy", "mapped")
 #: LoadGen on the H200 gave 32,974 samples/s fused against 24,175 plain (graphs both), at 99.99% of
 #: the teacher's AUC (benchmarks/results/merged_h200, kernels_h200.txt).
 FUSED_BY_DEFAULT = {"bf16": ("dlrm-v2",)}
-#: Server batches held at once (``BatchDefaults.batches_in_flight``; option ``in_flight``, 0 for
-#: every lane): one replaying, one queued behind it, and up to three being staged (copy staging
-#: took the host about two replays of a 16,384-item batch, more under contention). With all eight
-#: lanes open, batches closed by their wait while the GPU was busy queued up on it, each padded
-#: and as long as its wait: a 214-s run at 0.9x Offline kept up on average, with the GPU 89% busy,
-#: and its p99 was 998 ms (benchmarks/results/gpu_staging_h200). Not yet measured on a GPU.
-SERVER_IN_FLIGHT = 5
+#: Server batches held at once (``BatchDefaults.batches_in_flight``; option ``in_flight``; 0: every
+#: lane, the default). Measured on the H200 with the GPU in a worker process (the default
+#: placement): every lane in flight held DLRM-v2 fp8 Server at 0.9x Offline VALID for 300 s (35,672
+#: QPS, p99 9.4 ms; benchmarks/results/gpu_server_placement_h200; a placement bug then dropped any
+#: limit), while a limit of 5 with the faster kernels (a 32,768-item batch replays in 1.39 ms,
+#: staging it by copy takes the host about four replays) completed 51,582 of 64,226 QPS and failed
+#: (benchmarks/results/final_h200_s4). With the lanes in the driver process neither held: every
+#: lane gave p99 998 ms over 214 s, a limit of 5 p99 84 s over 300 s (the GIL; docs/scale-out.md).
+SERVER_IN_FLIGHT = 0
 #: Largest packed dataset ``staging=mapped`` pins (torch's pinned allocator rounds a block up to a
 #: power of two); a larger one is staged by copy, and the result says why.
 MAPPED_MAX_BYTES = 16 << 30
@@ -189,7 +191,7 @@ class TorchCUDABackend(Backend):
         "cuda_graphs": Option("CUDA graphs for every batch bucket, captured at load (default 1)", choices=FLAGS),
         "compile": Option("torch.compile the model (graphs then default to 0)", choices=FLAGS),
         "lanes": Option("concurrent batches: streams and pinned buffers (default 8; 4 for dlrm-v3)", lo=1, hi=64),
-        "in_flight": Option("Server batches held at once (default 5; 2 for dlrm-v3; 0: every lane)", lo=0, hi=64),
+        "in_flight": Option("Server batches held at once (default 0: every lane; 2 for dlrm-v3)", lo=0, hi=64),
         "staging": Option("how a batch's rows reach the GPU: copy (default) or mapped (it gathers them from pinned host memory)", choices=STAGINGS),
         "start_from_device": Option("keep the query library's rows in device memory (MLPerf's start_from_device)", choices=FLAGS),
         "fused": Option("DLRM models on the fused Triton kernels (--precision fp8 implies it; default 1 for dlrm-v2 in bf16)", choices=FLAGS),

@@ -302,21 +302,23 @@ CROSS_CANDIDATES = {
 }
 #: Tiles :func:`tune` found fastest, by (operand type, N, K); :data:`TILES` where a shape has none.
 #: Filled with what the layer sweep of ``benchmarks/gpu.py --sections dlrm-v2 --layers`` picked for
-#: DLRM-v2's matmuls at 16,384 items on an H200 (``benchmarks/results/gpu_kernels_h200_s4/k1.txt``):
-#: the persistent TMA kernel won every shape but the last (1-wide layer folded in), e.g. fp8
-#: 512x3456 0.042 ms against 0.068 for the pointer kernel and 0.045 for cuBLAS's GEMM alone, and
-#: the cross layers' 3456x512 up-projection with its epilogue 0.115 against 0.199. ``tune=1`` at
-#: load replaces them with what the device at hand picks.
+#: DLRM-v2's matmuls at 16,384 items on an H200 (``benchmarks/results/final_h200_s4/gpu.txt``): the
+#: persistent TMA kernel won every shape but the last (1-wide layer folded in), e.g. fp8 512x3456
+#: 0.042 ms against 0.068 for the pointer kernel and 0.044 for cuBLAS's GEMM alone, and the cross
+#: layers' 3456x512 up-projection with its epilogue by TMA 0.110 against 0.199 (pointer kernel) and
+#: 0.144 (cuBLAS + its epilogue kernel). ``tune=1`` at load replaces them with what the device at
+#: hand picks.
 _TMA1F = {"num_warps": 8, "num_stages": 3, "persistent": 1, "flatten": True}
+_TMA2 = {"num_warps": 4, "num_stages": 3, "persistent": 2}
 TUNED: dict[tuple[str, int, int], Tiles] = {
     ("fp8", 512, 3456): Tiles(block_n=256, block_k=128, **_TMA1F),
-    ("fp8", 3456, 512): Tiles(block_k=128, num_warps=4, num_stages=3, persistent=2),
-    ("fp8", 1024, 3456): Tiles(block_n=256, block_k=128, **_TMA1F),
-    ("fp8", 1024, 1024): Tiles(block_n=256, block_k=128, **_TMA1F),
-    ("fp8", 512, 1024): Tiles(block_k=128, num_warps=4, num_stages=3, persistent=2),
+    ("fp8", 3456, 512): Tiles(block_k=128, tma_epilogue=True, **_TMA2),
+    ("fp8", 1024, 3456): Tiles(block_n=256, block_k=128, tma_epilogue=True, **_TMA1F),
+    ("fp8", 1024, 1024): Tiles(block_n=256, block_k=128, tma_epilogue=True, **_TMA1F),
+    ("fp8", 512, 1024): Tiles(block_k=128, tma_epilogue=True, **_TMA2),
     ("fp8", 256, 512): Tiles(block_k=128, num_warps=8, num_stages=4),
     ("bf16", 512, 3456): Tiles(block_n=256, **_TMA1F),
-    ("bf16", 3456, 512): Tiles(**_TMA1F),
+    ("bf16", 3456, 512): Tiles(tma_epilogue=True, **_TMA1F),
     ("bf16", 1024, 3456): Tiles(block_n=256, **_TMA1F),
     ("bf16", 1024, 1024): Tiles(block_n=256, **_TMA1F),
     ("bf16", 512, 1024): Tiles(block_n=256, **_TMA1F),
