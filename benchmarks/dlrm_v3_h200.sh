@@ -21,7 +21,8 @@ SECONDS_RUN=${SECONDS_RUN:-30}
 SERVER_SECONDS=${SERVER_SECONDS:-$SECONDS_RUN}
 BACKEND=${BACKEND:-torch-cuda}
 PRECISION=${PRECISION:-bf16}
-FUSED=${FUSED-"--option fused=1"}  # a CPU dry run sets FUSED= (torch-cpu has no kernel)
+FUSED=${FUSED-"--option fused=1"}  # a CPU dry run sets FUSED= and PLAIN= (torch-cpu has no kernel)
+PLAIN=${PLAIN-"--option fused=0"}  # the fused path is torch-cuda's default for dlrm-v3 in bf16
 R=/tmp/v3res
 mkdir -p "$OUT" "$R"
 T0=$(date +%s)
@@ -56,7 +57,7 @@ stamp "Offline fused"
 timeout $((SECONDS_RUN + 60)) "$PY" -m suite.cli run "${common[@]}" --scenario offline --system h200-fused $FUSED 2>&1 | tail -3
 if [ -z "${SKIP_PLAIN:-}" ]; then
   stamp "Offline plain"
-  timeout $((SECONDS_RUN + 60)) "$PY" -m suite.cli run "${common[@]}" --scenario offline --system h200-plain 2>&1 | tail -3
+  timeout $((SECONDS_RUN + 60)) "$PY" -m suite.cli run "${common[@]}" --scenario offline --system h200-plain $PLAIN 2>&1 | tail -3
 fi
 F=$(rate "$R/h200-fused/dlrm-v3/Offline/performance/run_1/result.json" 2>/dev/null || echo 0)
 P=$(rate "$R/h200-plain/dlrm-v3/Offline/performance/run_1/result.json" 2>/dev/null || echo 0)
@@ -92,7 +93,7 @@ if [ -n "${SERVER_ALT:-}" ]; then  # a second fused Server run with these option
 fi
 if [ -z "${SKIP_PLAIN:-}" ]; then
   stamp "Server plain at $PQ (0.9 x $P)"
-  timeout $((SERVER_SECONDS + 40)) "$PY" -m suite.cli run "${common[@]}" --user-conf /tmp/v3s.conf --scenario server --system h200-plain --target-qps "$PQ" 2>&1 | tail -3
+  timeout $((SERVER_SECONDS + 40)) "$PY" -m suite.cli run "${common[@]}" --user-conf /tmp/v3s.conf --scenario server --system h200-plain $PLAIN --target-qps "$PQ" 2>&1 | tail -3
 fi
 stamp "done"
 report
