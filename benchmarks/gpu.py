@@ -222,6 +222,14 @@ def copy_rate_gbs() -> float:
     return 2 * (1 << 32) / ms / 1e6
 
 
+def fastest_block(packed, ids: torch.Tensor, x: torch.Tensor, col0: int, blocks) -> tuple[float, int, int, int]:
+    """(ms, block_n, block_l, warps) of the fastest of ``blocks`` for one pooled lookup into ``x``."""
+    from suite.backends.kernels import lookup
+
+    return min((timed_ms(lambda bn=bn, bl=bl, w=w: lookup.pooled(packed, ids, x, col0, block_n=bn, block_l=bl, num_warps=w)), bn, bl, w)
+               for bn, bl, w in blocks)
+
+
 def kernels_section(out: list[dict]) -> None:
     """Fused lookup vs torch's embedding_bag; cross layer fused vs unfused vs the matmul rate."""
     from suite.backends.kernels import dense as dk
@@ -251,13 +259,8 @@ def kernels_section(out: list[dict]) -> None:
                              ("fp8", "table"), ("int8", "table")):
         split = scales != "inline"
         packed = lookup.pack(weights, hot, row_type, scales=scales)
-        best = None
-        for bn, bl, warps in ((16, 4, 4), (32, 4, 4), (16, 8, 4), (8, 8, 4), (32, 8, 8), (16, 16, 8), (64, 4, 8)):
-            x = torch.empty((n, (len(hot) + 1) * dim), dtype=torch.bfloat16, device="cuda")
-            ms = timed_ms(lambda: lookup.pooled(packed, ids, x, dim, block_n=bn, block_l=bl, num_warps=warps))
-            if best is None or ms < best[0]:
-                best = (ms, bn, bl, warps)
-        ms, bn, bl, warps = best
+        x = torch.empty((n, (len(hot) + 1) * dim), dtype=torch.bfloat16, device="cuda")
+        ms, bn, bl, warps = fastest_block(packed, ids, x, dim, ((16, 4, 4), (32, 4, 4), (16, 8, 4), (8, 8, 4), (32, 8, 8), (16, 16, 8), (64, 4, 8)))
         if scales != "apart":  # what the dlrm-v2 section's fused models then use
             lookup.BLOCKS[row_type if scales == "inline" else f"{row_type}/table"] = (bn, bl, warps)
         got = lookup.pooled(packed, ids[:256], out_dtype=torch.float32)
@@ -279,13 +282,8 @@ def kernels_section(out: list[dict]) -> None:
         looked = ids.numel()
         for row_type in ("fp32", "bf16"):
             packed = lookup.pack(weights, [t_lookups] * n_tables, row_type)
-            best = None
-            for bn, bl, warps in ((16, 4, 4), (8, 8, 4), (4, 16, 4), (16, 16, 8), (8, 32, 8)):
-                x = torch.empty((ids.shape[0], n_tables * t_dim), dtype=torch.float32, device="cuda")
-                ms = timed_ms(lambda: lookup.pooled(packed, ids, x, 0, block_n=bn, block_l=bl, num_warps=warps))
-                if best is None or ms < best[0]:
-                    best = (ms, bn, bl, warps)
-            ms, bn, bl, warps = best
+            x = torch.empty((ids.shape[0], n_tables * t_dim), dtype=torch.float32, device="cuda")
+            ms, bn, bl, warps = fastest_block(packed, ids, x, 0, ((16, 4, 4), (8, 8, 4), (4, 16, 4), (16, 16, 8), (8, 32, 8)))
             gbs = looked * packed.row_bytes / ms / 1e6
             out.append({"kernel": "lookup", "model": model, "how": f"fused {row_type}", "ms": ms, "gbs": gbs,
                         "copy_frac": gbs / copy, "block": [bn, bl, warps]})

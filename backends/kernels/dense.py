@@ -65,6 +65,8 @@ def _linear_kernel(a_ptr, w_ptr, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_pt
     w_ptrs = w_ptr + rn.to(tl.int64)[None, :] * stride_wn + rk[:, None]
     ok = m_ok[:, None] & n_ok[None, :]
     rows = rm.to(tl.int64)[:, None]
+    x0 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)  # unread unless prefetched: the compiler drops it
+    xl = x0
     if CROSS and PREFETCH:  # issue the epilogue's reads first, so they travel while the MMAs run
         x0 = _load_x(x0_ptr, rows * stride_x0 + rn[None, :], ok, X0_FP8, x0_scale)
         if SAME_X:
@@ -86,26 +88,10 @@ def _linear_kernel(a_ptr, w_ptr, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_pt
         acc = tl.dot(a, w, acc)
         a_ptrs += BLOCK_K
         w_ptrs += BLOCK_K
-    acc = acc * a_scale
-    if W_SCALE:
-        acc = acc * tl.load(ws_ptr + rn, mask=n_ok, other=0.0)[None, :]
-    if HAS_BIAS:
-        acc = acc + tl.load(bias_ptr + rn, mask=n_ok, other=0.0)[None, :]
-    if RELU:
-        acc = tl.maximum(acc, 0.0)
-    if CROSS and not PREFETCH:
-        x0 = _load_x(x0_ptr, rows * stride_x0 + rn[None, :], ok, X0_FP8, x0_scale)
-        if SAME_X:
-            xl = x0
-        else:
-            xl = _load_x(xl_ptr, rows * stride_xl + rn[None, :], ok, XL_FP8, xl_scale)
-    if CROSS:
-        acc = x0 * acc + xl
-    if WRITE_OUT:
-        tl.store(out_ptr + rows * stride_out + rn[None, :], acc.to(out_ptr.dtype.element_ty), mask=ok)
-    if WRITE_Q:
-        q = tl.minimum(tl.maximum(acc * q_inv, -448.0), 448.0)
-        tl.store(q_ptr + rows * stride_q + rn[None, :], _to_fp8(q, UPCAST), mask=ok)
+    acc = _tile_epilogue(acc, pid_m * BLOCK_M, pid_n * BLOCK_N, rm, rn, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr,
+                         M, N, stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
+                         HAS_BIAS, W_SCALE, RELU, CROSS, WRITE_OUT, WRITE_Q, UPCAST, X0_FP8, XL_FP8, SAME_X, False,
+                         x0, xl, PREFETCH)
     if LAST:  # a 1-wide layer after this one (the whole N in this tile): its dot product, in fp32
         lw = tl.load(last_w_ptr + rn, mask=n_ok, other=0.0)
         tl.store(last_ptr + rm, tl.sum(acc * lw[None, :], axis=1) + last_bias, mask=m_ok)
@@ -116,10 +102,13 @@ def _tile_epilogue(acc, om, on, rm, rn, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_pt
                    stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
                    HAS_BIAS: tl.constexpr, W_SCALE: tl.constexpr, RELU: tl.constexpr, CROSS: tl.constexpr,
                    WRITE_OUT: tl.constexpr, WRITE_Q: tl.constexpr, UPCAST: tl.constexpr,
-                   X0_FP8: tl.constexpr, XL_FP8: tl.constexpr, SAME_X: tl.constexpr, EPI_TMA: tl.constexpr):
+                   X0_FP8: tl.constexpr, XL_FP8: tl.constexpr, SAME_X: tl.constexpr, EPI_TMA: tl.constexpr,
+                   x0_pre, xl_pre, PRELOADED: tl.constexpr):
     """Scales, bias, ReLU, the cross step and the stores of one (BLOCK_M, BLOCK_N) accumulator at
-    (``om``, ``on``). With ``EPI_TMA`` the x0 / x_l / out / fp8-copy arguments are tensor
-    descriptors (typed: fp8 operands arrive as fp8) and move by TMA; else pointers (fp8 as bytes)."""
+    (``om``, ``on``); returns the accumulator as stored. With ``EPI_TMA`` the x0 / x_l / out /
+    fp8-copy arguments are tensor descriptors (typed: fp8 operands arrive as fp8) and move by TMA;
+    else pointers (fp8 as bytes). With ``PRELOADED`` the cross step uses ``x0_pre`` / ``xl_pre``,
+    read by the caller before its K loop (the pointer kernel's ``prefetch``)."""
     m_ok = rm < M
     n_ok = rn < N
     ok = m_ok[:, None] & n_ok[None, :]
@@ -142,6 +131,8 @@ def _tile_epilogue(acc, om, on, rm, rn, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_pt
             if XL_FP8:
                 xl = xl * xl_scale
         acc = x0 * acc + xl
+    elif CROSS and PRELOADED:
+        acc = x0_pre * acc + xl_pre
     elif CROSS:
         x0 = _load_x(x0_ptr, rows * stride_x0 + rn[None, :], ok, X0_FP8, x0_scale)
         if SAME_X:
@@ -159,6 +150,7 @@ def _tile_epilogue(acc, om, on, rm, rn, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_pt
             q_ptr.store([om, on], q)
         else:
             tl.store(q_ptr + rows * stride_q + rn[None, :], q, mask=ok)
+    return acc
 
 
 @triton.jit
@@ -187,7 +179,8 @@ def _tma_tile(tile, a_desc, w_desc, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q
     rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     _tile_epilogue(acc, pid_m * BLOCK_M, pid_n * BLOCK_N, rm, rn, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N,
                    stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
-                   HAS_BIAS, W_SCALE, RELU, CROSS, WRITE_OUT, WRITE_Q, UPCAST, X0_FP8, XL_FP8, SAME_X, EPI_TMA)
+                   HAS_BIAS, W_SCALE, RELU, CROSS, WRITE_OUT, WRITE_Q, UPCAST, X0_FP8, XL_FP8, SAME_X, EPI_TMA,
+                   acc, acc, False)
 
 
 @triton.jit
