@@ -2,8 +2,9 @@
 
 Everything a run needs is made at load, before LoadGen's clock: the weights (drawn chunk by chunk
 straight into device memory in the serving dtype), a pool of *lanes* and, on every lane, one CUDA
-graph per batch bucket. A lane is a copy stream, a compute stream, a pinned host buffer and a
-device buffer of packed items, and its graphs; whichever harness thread calls ``predict`` takes a
+graph per batch bucket. A lane is a copy stream, a pinned host buffer and a device buffer of packed
+items, and its graphs; its batches run on one compute stream that every lane shares (``compute=shared``,
+so batches finish in the order they were sent) or on a stream of its own (``compute=lanes``); whichever harness thread calls ``predict`` takes a
 free lane from the pool and gives it back when the batch is answered, so no CUDA object is made or
 captured while LoadGen runs.
 
@@ -94,6 +95,13 @@ FUSED_BY_DEFAULT = {"bf16": ("dlrm-v2", "dlrm-v3")}
 #: (benchmarks/results/final_h200_s4). With the lanes in the driver process neither held: every
 #: lane gave p99 998 ms over 214 s, a limit of 5 p99 84 s over 300 s (the GIL; docs/scale-out.md).
 SERVER_IN_FLIGHT = 0
+#: Where lanes run their batches (option ``compute``): ``shared``, one compute stream for every lane,
+#: so the GPU runs batches one after another in the order they were sent and each lane has the
+#: others' batch times to stage its next; ``lanes``, a stream per lane, so batches run at once and
+#: share the device. Models in :data:`SHARED_COMPUTE_BY_DEFAULT` default to shared, others to lanes.
+COMPUTE = ("shared", "lanes")
+#: Measured on the H200 (benchmarks/results/gpu_offline_h200): see docs/gpu.md.
+SHARED_COMPUTE_BY_DEFAULT = ("dlrm-v2",)
 #: Largest packed dataset ``staging=mapped`` pins (torch's pinned allocator rounds a block up to a
 #: power of two); a larger one is staged by copy, and the result says why.
 MAPPED_MAX_BYTES = 16 << 30
@@ -139,6 +147,9 @@ class _Lane:
 
     copy: torch.cuda.Stream
     compute: torch.cuda.Stream
+    #: Recorded on ``compute`` when the lane's batch is answered: what the host waits for (a shared
+    #: stream's own synchronize would wait for every lane's later batches too).
+    done: torch.cuda.Event
     capacity: int
     host: torch.Tensor  # pinned (capacity, words) int32
     stage: np.ndarray  # numpy view of ``host``
@@ -165,6 +176,7 @@ class TorchCUDABackend(Backend):
     buffers for that many concurrent batches; default 8, the harness's default workers;
     :data:`REQUEST_LANES` for dlrm-v3), ``in_flight`` (Server batches held at once,
     :data:`SERVER_IN_FLIGHT`, 2 for dlrm-v3; 0: every lane),
+    ``compute`` shared|lanes (:data:`COMPUTE`: one compute stream for every lane, or one each),
     ``staging`` copy|mapped (default copy: one memcpy into a pinned buffer, then one copy; mapped:
     the GPU gathers a batch's rows from pinned host memory), ``start_from_device`` 0|1 (the
     query library's rows kept in device memory, as MLPerf's ``start_from_device``; recorded, and
@@ -205,6 +217,8 @@ class TorchCUDABackend(Backend):
         "residual": Option("how fp8 cross layers read x0 and x_l: bf16, x0-fp8 or fp8 (x_l kept in fp8 alone)", choices=("bf16", "x0-fp8", "fp8")),
         "fuse_last": Option("the 1-wide last layer in the epilogue of the matmul before it", choices=("0", "1")),
         "tune": Option("time the fused matmuls' (dlrm-v3: the attention's) tile shapes at load", choices=("0", "1")),
+        "compute": Option("where batches run: one stream shared by every lane, in order (default for dlrm-v2), or a stream per lane",
+                          choices=COMPUTE),
     }
 
     @classmethod
@@ -222,6 +236,7 @@ class TorchCUDABackend(Backend):
         self._staging = cfg.option("staging", STAGINGS[0])
         lanes = REQUEST_LANES if cfg.model.name in MAX_BATCH_SAMPLES else self.default_workers
         self._lane_count = int(cfg.option("lanes", str(lanes)))
+        self._compute_mode = cfg.option("compute", "shared" if cfg.model.name in SHARED_COMPUTE_BY_DEFAULT else "lanes")
 
     def load(self) -> None:
         cfg = self.config
@@ -273,6 +288,8 @@ class TorchCUDABackend(Backend):
         self._load_s = time.perf_counter() - started
         started = time.perf_counter()
         self._pool: queue.SimpleQueue[_Lane] = queue.SimpleQueue()
+        with torch.cuda.device(self._device):
+            self._shared_stream = torch.cuda.Stream() if self._compute_mode == "shared" else None
         self._lanes = [self._new_lane(self._lane_rows()) for _ in range(self._lane_count)]
         self._bucket_ms: dict[int, float] = {}
         torch.cuda.synchronize(self._device)
@@ -311,7 +328,8 @@ class TorchCUDABackend(Backend):
             host_rows = torch.zeros(capacity, dtype=torch.int64, pin_memory=True)
             return _Lane(
                 copy=torch.cuda.Stream(),
-                compute=torch.cuda.Stream(),
+                compute=self._shared_stream or torch.cuda.Stream(),
+                done=torch.cuda.Event(),
                 capacity=capacity,
                 host=host,
                 stage=host.numpy(),
@@ -492,10 +510,12 @@ class TorchCUDABackend(Backend):
                     else:
                         out = self._forward(work.dev[:n])
                     work.host_out[:n].copy_(out[:n], non_blocking=True)
-                work.copy.wait_stream(work.compute)
+                    work.done.record()
+                # The next staging into this lane's buffers waits for this batch to have read them.
+                work.copy.wait_event(work.done)
                 lane.host_s += time.perf_counter() - t0
                 lane.batches += 1
-                work.compute.synchronize()
+                work.done.synchronize()
             return work.host_out[:n].numpy().copy()
         finally:
             self._pool.put(lane)
@@ -527,6 +547,7 @@ class TorchCUDABackend(Backend):
                 "compile": self._compile,
                 "fused": self._fused,
                 "lanes": self._lane_count,
+                "compute": self._compute_mode,
                 "start_from_device": self._from_device,
                 "staging": self.staging,
                 **({"staging_note": self._staging_note} if self._staging_note else {}),

@@ -174,6 +174,31 @@ def test_lanes_serve_concurrent_threads_and_every_staging_gives_the_same_scores(
 
 
 @pytest.mark.cuda
+def test_a_shared_compute_stream_answers_each_lane_with_its_own_batch(items: Batch) -> None:
+    """dlrm-v2's lanes share one compute stream by default; each lane waits for its own batch's
+    event, so six threads at once get what a stream per lane gives."""
+    spec = ModelSpec(name="dlrm-v2", scale="tiny")
+    shared, apart = _backend(spec, lanes="3"), _backend(spec, lanes="3", compute="lanes")
+    assert shared.info().extra["compute"] == "shared" and apart.info().extra["compute"] == "lanes"
+    for backend in (shared, apart):
+        backend.attach_items(items)
+    spans = [[(i * 53 % 3500, i * 53 % 3500 + 20 + 9 * i)] for i in range(36)]
+    want = [apart.predict(Batch.of_spans(items, s)) for s in spans]
+    got: dict[int, np.ndarray] = {}
+
+    def worker(k: int) -> None:
+        for i in range(k, len(spans), 6):
+            got[i] = shared.predict(Batch.of_spans(items, spans[i]))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(np.array_equal(got[i], want[i]) for i in range(len(spans)))
+
+
+@pytest.mark.cuda
 def test_dlrm_v2_in_bf16_runs_the_fused_kernels_by_default_and_eight_lanes() -> None:
     """The defaults measured best on the H200: fused kernels for dlrm-v2 in bf16 (fused=0 turns them
     off), eight lanes, copy staging."""
