@@ -36,12 +36,14 @@ Size: this module is over 450 lines because the LoadGen callbacks, the batcher, 
 from __future__ import annotations
 
 import bisect
+import contextlib
+import gc
 import logging
 import queue
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +64,23 @@ log = logging.getLogger(__name__)
 
 MAX_RECORDED_ERRORS = 10
 GIL_SWITCH_INTERVAL_S = 0.0002
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Collect, then freeze, every object made before LoadGen starts, until the run ends.
+
+    A full collection walks every tracked object: with torch loaded that is some 300,000 (the model,
+    the dataset, the imported modules), 170 ms on a 2-core CPU, and one that comes during a Server
+    run stalls LoadGen's issue thread and every completion that long. Frozen objects are left out
+    of collections; what the run makes is still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 #: After a stop signal, how long LoadGen may take to end by itself before the harness gives up on it.
 INTERRUPT_GRACE_S = 1.0
 #: How often the watchdog looks whether LoadGen has ended or a second signal came.
@@ -877,7 +896,7 @@ def _run(
         batcher.start()
         guard.start()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-        with stop.on_stop(on_signal), Progress(
+        with stop.on_stop(on_signal), frozen_heap(), Progress(
             outcome, expected_duration_s(settings, total), total_shown, enabled=progress
         ):
             driver.start()

@@ -252,3 +252,22 @@ def test_null_backend_refuses_unknown_options_and_bad_floors() -> None:
         with pytest.raises(ConfigError) as info:
             NullBackend(BackendConfig(model=model, options=options)).load()
         assert str(info.value) == message
+
+
+def test_the_heap_made_before_loadgen_starts_is_frozen_during_the_run(results: Path, data_dir: Path) -> None:
+    """A full collection in the middle of Server stalls LoadGen's issue thread: what existed before
+    the run is frozen out of collections while it runs, and unfrozen after."""
+    import gc
+
+    seen: list[int] = []
+
+    class Watching(NullBackend):
+        def predict(self, batch: Batch) -> np.ndarray:
+            seen.append(gc.get_freeze_count())
+            return super().predict(batch)
+
+    config = smoke_config(results, scenario=Scenario.SERVER, target_qps=NULL_QPS[Scenario.SERVER])
+    before = gc.get_freeze_count()
+    run(config, backend=Watching(BackendConfig(model=config.model)))
+    assert seen and seen[-1] > 1000  # the last batch ran under LoadGen (the first ones warmed up before it)
+    assert gc.get_freeze_count() == before

@@ -6,6 +6,7 @@ The wire format is :mod:`suite.placement.local`'s (its docstring). Spawned, not 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import pickle
@@ -131,6 +132,7 @@ def worker_main(spec: WorkerSpec, conn: connection.Connection) -> None:
         info["pinned_cores"] = list(spec.cores)
         if len(spec.cores) == 1:
             info["pinned_core"] = spec.cores[0]
+    freeze_heap()
     conn.send_bytes(b"K" + json.dumps(info, default=str).encode())
     shm: SharedMemory | None = None
     items: Batch | None = None
@@ -145,6 +147,7 @@ def worker_main(spec: WorkerSpec, conn: connection.Connection) -> None:
         arrays = [np.ndarray(shape, np.dtype(dtype), buffer=shm.buf, offset=off) for off, shape, dtype in layout]
         items = Batch(dense=arrays[0], sparse=tuple(arrays[1:]))
         backend.attach_items(items)
+        freeze_heap()
 
     serve(conn, backend, spec, lambda: items, attach)
     backend.close()
@@ -156,6 +159,14 @@ def worker_main(spec: WorkerSpec, conn: connection.Connection) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def freeze_heap() -> None:
+    """Collect, then leave out of every later collection, what the worker holds now (the backend,
+    its framework, the items): a full collection of a process with torch loaded walks some 300,000
+    objects, a stall of every lane (the driver does the same for LoadGen's run: ``harness.frozen_heap``)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _close_quietly(shm: SharedMemory) -> None:
