@@ -113,6 +113,22 @@ def _backend(spec: ModelSpec, **options: str):
     return backend
 
 
+def _from_threads(backend, items: Batch, spans: list, threads: int = 6) -> dict[int, np.ndarray]:
+    """Every batch of ``spans`` predicted by ``backend``, ``threads`` threads calling it at once."""
+    got: dict[int, np.ndarray] = {}
+
+    def worker(k: int) -> None:
+        for i in range(k, len(spans), threads):
+            got[i] = backend.predict(Batch.of_spans(items, spans[i]))
+
+    pool = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return got
+
+
 @pytest.fixture(scope="module")
 def items(data_dir: Path) -> Batch:
     return Dataset.load(synthetic.ensure(ModelSpec(name="dlrm-v2", scale="tiny"), 4096, data_dir)).items
@@ -153,17 +169,7 @@ def test_lanes_serve_concurrent_threads_and_every_staging_gives_the_same_scores(
     device.attach_items(items)
     spans = [[(i * 37 % 3000, i * 37 % 3000 + 50 + i), (4000, 4010)] for i in range(48)]
     want = [host.predict(Batch.of_spans(items, s)) for s in spans]
-    got: dict[int, np.ndarray] = {}
-
-    def worker(k: int) -> None:
-        for i in range(k, len(spans), 6):
-            got[i] = device.predict(Batch.of_spans(items, spans[i]))
-
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    got = _from_threads(device, items, spans)
     assert all(np.array_equal(got[i], want[i]) for i in range(len(spans)))
     assert host.info().extra["staging"] == "copy"
     mapped = "staging" in staging
@@ -184,17 +190,7 @@ def test_a_shared_compute_stream_answers_each_lane_with_its_own_batch(items: Bat
         backend.attach_items(items)
     spans = [[(i * 53 % 3500, i * 53 % 3500 + 20 + 9 * i)] for i in range(36)]
     want = [apart.predict(Batch.of_spans(items, s)) for s in spans]
-    got: dict[int, np.ndarray] = {}
-
-    def worker(k: int) -> None:
-        for i in range(k, len(spans), 6):
-            got[i] = shared.predict(Batch.of_spans(items, spans[i]))
-
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    got = _from_threads(shared, items, spans)
     assert all(np.array_equal(got[i], want[i]) for i in range(len(spans)))
 
 
