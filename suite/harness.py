@@ -64,6 +64,20 @@ log = logging.getLogger(__name__)
 
 MAX_RECORDED_ERRORS = 10
 GIL_SWITCH_INTERVAL_S = 0.0002
+#: After a stop signal, how long LoadGen may take to end by itself before the harness gives up on it.
+INTERRUPT_GRACE_S = 1.0
+#: How often the watchdog looks whether LoadGen has ended or a second signal came.
+POLL_S = 0.05
+#: Upper edges of the issue-to-answer latency bins (:attr:`Outcome.sut_latency`): 10 us to 100 s,
+#: 40 a decade (6% apart).
+SUT_LATENCY_EDGES_S = np.logspace(-5, 2, 281)
+_EDGES = SUT_LATENCY_EDGES_S.tolist()
+#: How often a batch that waits for the device to take it (``batches_in_flight``) looks again.
+SLOT_POLL_S = 0.0002
+#: How long a filling batch sleeps when the queue is empty before it looks again. Blocking on the
+#: queue instead woke the forming thread once per query: at Server loads of tens of thousands of
+#: queries a second, each wake (a futex, then the GIL) cost more than the query's own batching.
+FILL_NAP_S = 0.0001
 
 
 @contextlib.contextmanager
@@ -81,20 +95,6 @@ def frozen_heap() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
-#: After a stop signal, how long LoadGen may take to end by itself before the harness gives up on it.
-INTERRUPT_GRACE_S = 1.0
-#: How often the watchdog looks whether LoadGen has ended or a second signal came.
-POLL_S = 0.05
-#: Upper edges of the issue-to-answer latency bins (:attr:`Outcome.sut_latency`): 10 us to 100 s,
-#: 40 a decade (6% apart).
-SUT_LATENCY_EDGES_S = np.logspace(-5, 2, 281)
-_EDGES = SUT_LATENCY_EDGES_S.tolist()
-#: How often a batch that waits for the device to take it (``batches_in_flight``) looks again.
-SLOT_POLL_S = 0.0002
-#: How long a filling batch sleeps when the queue is empty before it looks again. Blocking on the
-#: queue instead woke the forming thread once per query: at Server loads of tens of thousands of
-#: queries a second, each wake (a futex, then the GIL) cost more than the query's own batching.
-FILL_NAP_S = 0.0001
 
 
 def loadgen_version() -> str:

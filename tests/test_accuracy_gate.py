@@ -81,8 +81,9 @@ def test_imported_data_without_a_reference_is_not_gated(runner: CliRunner, impor
     assert (folder / "accuracy.txt").read_text().endswith("result=not gated (no reference AUC: the dataset records none; give --reference-auc)\n")
     check = runner.invoke(cli, ["check", str(folder)])
     assert "warning   accuracy.not-gated" in check.output
-    # The AUC comes from seeded draws (numpy's generators may change them between releases); the
-    # two references below are chosen around it: 0.8 passes it (target 79.2%), 0.82 fails it (81.18%).
+    # The AUC moves with the CPU's float paths (80.133% on one machine, 79.910% on another, same data
+    # and packages); the two references below are chosen around it: 0.8 passes it (target 79.2%),
+    # 0.82 fails it (81.18%).
     auc = 100 * data["accuracy"]["auc"]
     assert 79.2 <= auc < 81.18, auc
     assert f"AUC {auc:.3f}% was not gated: the dataset records no reference AUC and the run gave no --reference-auc" in check.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -257,8 +258,6 @@ def test_null_backend_refuses_unknown_options_and_bad_floors() -> None:
 def test_the_heap_made_before_loadgen_starts_is_frozen_during_the_run(results: Path, data_dir: Path) -> None:
     """A full collection in the middle of Server stalls LoadGen's issue thread: what existed before
     the run is frozen out of collections while it runs, and unfrozen after."""
-    import gc
-
     seen: list[int] = []
 
     class Watching(NullBackend):
