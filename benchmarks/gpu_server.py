@@ -191,12 +191,21 @@ def main() -> None:
                            "valid": valid, "mean_batch_items": round(mean_batch), "errors": outcome.errors[:1],
                            "host_us_per_batch": backend_extra(backend).get("host_us_per_batch"),
                            "sut_p99_ms": outcome.sut_latency_s(0.99) * 1e3, "issue_gap_max_ms": round(outcome.issue_gap_max_s * 1e3, 2),
+                           "issue_stalls": [[round(at, 2), round(gap * 1e3, 1)] for at, gap in outcome.issue_stalls],
+                           "issue_calls": outcome.issue_calls,
                            "p50_ms": float(d.get("result_50.00_percentile_latency_ns") or 0) / 1e6,
+                           "latency_ms_by_percentile": {p: round(float(d.get(f"result_{p}_percentile_latency_ns") or 0) / 1e6, 2)
+                                                        for p in ("90.00", "95.00", "97.00", "99.00", "99.90")},
+                           "max_latency_ms": float(d.get("result_max_latency_ns") or 0) / 1e6,
                            "gpu_busy_pct": round(busy.percent, 1), "seconds": args.seconds}
                     print(f"  Server {frac!s:>4} {qps:10,.0f} q/s  p{100 * pct:.0f} {lat / 1e6:7.2f} ms (SLA "
                           f"{server.target_latency_ns / 1e6:.0f})  {'VALID' if valid else 'INVALID'}  mean batch {mean_batch:7,.0f}  p50 {row['p50_ms']:.2f} ms  "
                           f"host {row['host_us_per_batch']} us/batch  GPU busy {busy.percent:.0f}%",
                           flush=True)
+                    print(f"    latency ms by percentile {row['latency_ms_by_percentile']}, max {row['max_latency_ms']:.1f}; "
+                          f"{outcome.issue_calls:,} issue calls for {outcome.completed_queries:,} queries", flush=True)
+                    if outcome.issue_stalls:
+                        print("    LoadGen issue stalls [s into the run, ms]: " + " ".join(f"[{at:.1f}, {gap * 1e3:.0f}]" for at, gap in outcome.issue_stalls), flush=True)
                     with args.out.open("a") as f:
                         f.write(json.dumps(row, default=str) + "\n")
             except Exception as exc:

@@ -242,6 +242,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="end with one JSON line of the results")
     ap.add_argument("--ab", default="", help="the baseline tree's python: run both, alternating, --reps times")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--no-coalesce", action="store_true", help="LoadGen issues every query on its own (server_coalesce_queries off)")
     ap.add_argument("--switch-interval-us", type=float, default=0.0, help="the GIL switch interval during runs (0: the harness's)")
     args = ap.parse_args()
     if args.switch_interval_us:
@@ -258,6 +259,8 @@ def main() -> None:
         changes["max_batch_items"] = args.max_batch_items
     if args.batch_timeout_us >= 0:
         changes["batch_timeout_us"] = args.batch_timeout_us
+    if args.no_coalesce:
+        changes["coalesce_queries"] = False
     base = with_settings(
         settings,
         scenario=Scenario.SERVER,
@@ -278,7 +281,7 @@ def main() -> None:
     pct = f"p{100 * args.percentile:g}"
     head = (f"model={args.model} scale={args.scale} placement={args.placement}"
             + (f" lanes={args.lanes}" if args.placement == "processes" else "")
-            + f" mean query {library.sizes.mean():.0f} items, batch <= {base.max_batch_items} items, wait "
+            + f" coalesce={int(base.coalesce_queries)} mean query {library.sizes.mean():.0f} items, batch <= {base.max_batch_items} items, wait "
             f"{base.batch_timeout_us} us, {workers} harness thread(s), SLA {pct} <= {args.sla_ms} ms, {args.seconds} s per point")
     result: dict[str, Any] = {"placement": args.placement, "model": args.model, "sla_ms": args.sla_ms,
                               "percentile": args.percentile, "seconds": args.seconds}
@@ -365,6 +368,9 @@ def fixed(args: argparse.Namespace, library: Any, backend: Any, base: Settings, 
           f"driver CPU {res['driver_cpu_us_per_query']:.1f} us/query ({res['driver_cpu_us_per_batch']:.0f} a batch, {100 * res['driver_sys_share']:.0f}% in the kernel)"
           + (f", worker CPU {res['worker_cpu_us_per_query']:.1f} us/query" if pids else "")
           + f"; harness issue-to-answer p99 {res['sut_p99_ms']:.2f} ms, longest issue gap {res['issue_gap_max_ms']:.2f} ms")
+    res["issue_stalls"] = [[round(at, 2), round(gap * 1e3, 1)] for at, gap in outcome.issue_stalls]
+    if outcome.issue_stalls:
+        print("  issue stalls [s into the run, ms]: " + " ".join(f"[{a}, {g}]" for a, g in res["issue_stalls"]))
     if profiles:
         import pstats
 

@@ -283,6 +283,10 @@ class Settings:
     #: The run length is judged by LoadGen's early stopping, not ``min_query_count`` (MLPerf's
     #: Server, SingleStream and MultiStream); ``min_query_count`` is still what LoadGen runs.
     early_stopping: bool = False
+    #: Server: when LoadGen's issue thread runs late, it hands every query already due to one
+    #: issue call (``server_coalesce_queries``, as NVIDIA's harnesses set it); each query's latency
+    #: still counts from its own scheduled time. A user.conf's ``coalesce_queries`` overrides it.
+    coalesce_queries: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

@@ -63,6 +63,10 @@ from suite.scenarios import expected_duration_s, expected_queries
 log = logging.getLogger(__name__)
 
 MAX_RECORDED_ERRORS = 10
+#: An issue gap this long is recorded as a stall (``Outcome.issue_stalls``): at Server's rates a
+#: gap of 20 ms is hundreds of queries' arrivals, far past any Poisson gap.
+STALL_S = 0.02
+MAX_RECORDED_STALLS = 32
 GIL_SWITCH_INTERVAL_S = 0.0002
 #: After a stop signal, how long LoadGen may take to end by itself before the harness gives up on it.
 INTERRUPT_GRACE_S = 1.0
@@ -131,6 +135,13 @@ class Outcome:
     #: thread waiting, e.g. for the GIL). ``issue_gap_max_s``: the longest time between two issue calls.
     sut_latency: np.ndarray = field(default_factory=lambda: np.zeros(len(SUT_LATENCY_EDGES_S) + 1, dtype=np.int64))
     issue_gap_max_s: float = 0.0
+    #: LoadGen's issue calls: fewer than the queries where it coalesced queries already due into
+    #: one call (Server's ``server_coalesce_queries``, when its issue thread ran late).
+    issue_calls: int = 0
+    #: (seconds into the run, gap in seconds) of the issue gaps of at least :data:`STALL_S`, the
+    #: first :data:`MAX_RECORDED_STALLS`: when LoadGen's issue thread stopped, to line up with
+    #: what else happened then.
+    issue_stalls: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def duration_s(self) -> float:
@@ -295,9 +306,13 @@ class Batcher:
         if self._on_first_issue is not None:
             hook, self._on_first_issue = self._on_first_issue, None
             hook()
-        if self._last_issue and now - self._last_issue > self.outcome.issue_gap_max_s:
-            self.outcome.issue_gap_max_s = now - self._last_issue
+        gap = now - self._last_issue if self._last_issue else 0.0
+        if gap > self.outcome.issue_gap_max_s:
+            self.outcome.issue_gap_max_s = gap
+        if gap >= STALL_S and len(self.outcome.issue_stalls) < MAX_RECORDED_STALLS:
+            self.outcome.issue_stalls.append((self._last_issue - self.outcome.started, gap))
         self._last_issue = now
+        self.outcome.issue_calls += 1
         if self._stopping:
             if not self.abandoned:
                 self._discard(ids)

@@ -516,6 +516,8 @@ class SettingsRecord(_Record):
     accuracy_target: float | None = _field(lo=0.0, hi=1.0)
     seeds: tuple[int, int, int] | None = _field(lo=0, hi=2**64 - 1)
     audit: str | None = None
+    #: Server: LoadGen's ``server_coalesce_queries`` as the harness set it (a user.conf may change it).
+    coalesce_queries: bool | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -587,6 +589,10 @@ class HarnessRecord(_Record):
     sut_latency_p50_ms: float | None = _field(lo=0.0)
     sut_latency_p99_ms: float | None = _field(lo=0.0)
     issue_gap_max_ms: float | None = _field(lo=0.0)
+    #: LoadGen's issue calls; below ``completed_queries`` where it coalesced late queries.
+    issue_calls: int | None = _field(lo=0)
+    #: [seconds into the run, gap in ms] of LoadGen's issue gaps of 20 ms or more (the first 32).
+    issue_stalls: tuple[tuple[float, float], ...] | None = _field(lo=0.0)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -757,6 +757,8 @@ def _finish(
             "sut_latency_p50_ms": 1e3 * outcome.sut_latency_s(0.5),
             "sut_latency_p99_ms": 1e3 * outcome.sut_latency_s(0.99),
             "issue_gap_max_ms": 1e3 * outcome.issue_gap_max_s,
+            "issue_calls": outcome.issue_calls,
+            "issue_stalls": [[round(at, 3), round(1e3 * gap, 2)] for at, gap in outcome.issue_stalls],
         }
     if interrupted is not None:
         data["interrupted"] = _interruption(interrupted, outcome)

@@ -44,6 +44,8 @@ class ScenarioSpec:
         qps_setting: the ``TestSettings`` attribute the target QPS goes into, if any.
         latency_settings: the (expected latency, percentile) ``TestSettings`` attributes, if any.
         samples_per_query_setting: the ``TestSettings`` attribute of a fixed query size, if any.
+        coalesce_setting: the ``TestSettings`` flag that lets LoadGen hand every query already due
+            to one issue call when its issue thread runs late (Server), if any.
         duration: how :func:`expected_duration_s` knows the run's length.
         offline_factor: LoadGen issues ``target QPS x min duration x`` this many samples (Offline
             pads by 10%).
@@ -71,6 +73,7 @@ class ScenarioSpec:
     latency_bound: bool
     server_latency: bool
     min_count_key: str
+    coalesce_setting: str | None = None
 
     def apply(self, ts: Any, settings: Settings) -> None:
         """Set the scenario's own fields of LoadGen's ``TestSettings`` ``ts`` from ``settings``."""
@@ -82,6 +85,8 @@ class ScenarioSpec:
             setattr(ts, percentile, settings.target_latency_percentile)
         if self.samples_per_query_setting is not None:
             setattr(ts, self.samples_per_query_setting, settings.samples_per_query)
+        if self.coalesce_setting is not None:
+            setattr(ts, self.coalesce_setting, settings.coalesce_queries)
 
     @property
     def latency_metric(self) -> bool:
@@ -127,6 +132,7 @@ SCENARIOS: dict[Scenario, ScenarioSpec] = {
         latency_bound=True,
         server_latency=True,
         min_count_key="effective_min_query_count",
+        coalesce_setting="server_coalesce_queries",
     ),
     Scenario.SINGLE_STREAM: ScenarioSpec(
         scenario=Scenario.SINGLE_STREAM,

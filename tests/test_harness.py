@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -270,3 +271,30 @@ def test_the_heap_made_before_loadgen_starts_is_frozen_during_the_run(results: P
     run(config, backend=Watching(BackendConfig(model=config.model)))
     assert seen and seen[-1] > 1000  # the last batch ran under LoadGen (the first ones warmed up before it)
     assert gc.get_freeze_count() == before
+
+
+def test_server_coalesces_late_queries_unless_user_conf_turns_it_off(results: Path, data_dir: Path, tmp_path: Path) -> None:
+    """With a thread holding the GIL most of the time, LoadGen's issue thread runs late: coalescing
+    (the Server default) hands it the queries already due in fewer calls; a user.conf's
+    ``coalesce_queries = 0`` brings back one call a query, and LoadGen logs which it was."""
+    stop = threading.Event()
+
+    def hold_the_gil() -> None:
+        while not stop.is_set():
+            sum(range(10_000))
+
+    off_conf = tmp_path / "user.conf"
+    off_conf.write_text("*.Server.coalesce_queries = 0\n")
+    # First, without the hog: this run also generates the dataset, which the hog would slow 30-fold.
+    off = run(smoke_config(results / "off", scenario=Scenario.SERVER, target_qps=20_000.0, user_conf=off_conf))
+    hog = threading.Thread(target=hold_the_gil, daemon=True)
+    hog.start()
+    try:
+        on = run(smoke_config(results / "on", scenario=Scenario.SERVER, target_qps=20_000.0))
+    finally:
+        stop.set()
+        hog.join()
+    assert read_detail(on.path / "mlperf_log_detail.txt").get("requested_server_coalesce_queries") is True
+    assert read_detail(off.path / "mlperf_log_detail.txt").get("requested_server_coalesce_queries") is False
+    assert on.data["harness"]["issue_calls"] < 0.9 * on.data["harness"]["completed_queries"]
+    assert off.data["harness"]["issue_calls"] == off.data["harness"]["completed_queries"]
