@@ -39,6 +39,7 @@ import bisect
 import contextlib
 import gc
 import logging
+import math
 import queue
 import sys
 import threading
@@ -54,7 +55,7 @@ import numpy as np
 
 from suite import scenarios
 from suite.backends.base import Backend
-from suite.config import Mode, Settings
+from suite.config import Mode, Scenario, Settings
 from suite.datasets.library import QueryLibrary, Staging
 from suite.errors import HarnessError, RunInterrupted
 from suite.interrupts import StopSignals, signal_name, stop_signals
@@ -63,9 +64,11 @@ from suite.scenarios import expected_duration_s, expected_queries
 log = logging.getLogger(__name__)
 
 MAX_RECORDED_ERRORS = 10
-#: An issue gap this long is recorded as a stall (``Outcome.issue_stalls``): at Server's rates a
-#: gap of 20 ms is hundreds of queries' arrivals, far past any Poisson gap.
+#: A Server issue gap is recorded as a stall (``Outcome.issue_stalls``) when it is at least this
+#: long and at least :data:`STALL_ARRIVALS` mean arrival gaps: Poisson arrivals leave a gap that
+#: long once in e**20 (5e8) queries, so a stall is the issuing side stopping, not chance.
 STALL_S = 0.02
+STALL_ARRIVALS = 20.0
 MAX_RECORDED_STALLS = 32
 GIL_SWITCH_INTERVAL_S = 0.0002
 #: After a stop signal, how long LoadGen may take to end by itself before the harness gives up on it.
@@ -138,9 +141,9 @@ class Outcome:
     #: LoadGen's issue calls: fewer than the queries where it coalesced queries already due into
     #: one call (Server's ``server_coalesce_queries``, when its issue thread ran late).
     issue_calls: int = 0
-    #: (seconds into the run, gap in seconds) of the issue gaps of at least :data:`STALL_S`, the
-    #: first :data:`MAX_RECORDED_STALLS`: when LoadGen's issue thread stopped, to line up with
-    #: what else happened then.
+    #: Server: (seconds into the run, gap in seconds) of the issue gaps of at least
+    #: :func:`stall_threshold_s`, the first :data:`MAX_RECORDED_STALLS`: when LoadGen's issue
+    #: thread stopped, to line up with what else happened then.
     issue_stalls: list[tuple[float, float]] = field(default_factory=list)
 
     @property
@@ -195,6 +198,8 @@ class Batcher:
         requests: for a library of one-item queries that are jagged requests (dlrm-v3), each
             query's (ts_idx, query_idx) and candidate count: responses then take MLPerf v6.0's
             DLRM-v3 layout (:func:`keyed_responses`), the request's real candidates only.
+        stall_s: an issue gap at least this long is recorded as a stall (Server:
+            :func:`stall_threshold_s`; other scenarios issue on completions or a fixed clock).
         asynchronous: hand batches to ``backend.predict_async`` (a backend whose
             ``completes_async`` is set: placed workers) and answer each one from the thread that
             resolves its future. One thread (the caller of :meth:`serve`) then forms every batch,
@@ -215,8 +220,10 @@ class Batcher:
         batches_in_flight: int = 0,
         requests: Requests | None = None,
         asynchronous: bool = False,
+        stall_s: float = math.inf,
     ) -> None:
         self.library = library
+        self._stall_s = stall_s
         self._labels = labels
         self._requests = requests
         self._on_first_issue = on_first_issue
@@ -309,7 +316,7 @@ class Batcher:
         gap = now - self._last_issue if self._last_issue else 0.0
         if gap > self.outcome.issue_gap_max_s:
             self.outcome.issue_gap_max_s = gap
-        if gap >= STALL_S and len(self.outcome.issue_stalls) < MAX_RECORDED_STALLS:
+        if gap >= self._stall_s and len(self.outcome.issue_stalls) < MAX_RECORDED_STALLS:
             self.outcome.issue_stalls.append((self._last_issue - self.outcome.started, gap))
         self._last_issue = now
         self.outcome.issue_calls += 1
@@ -771,6 +778,14 @@ def test_settings(settings: Settings, total_queries: int, user_conf: Path | None
     return ts
 
 
+def stall_threshold_s(settings: Settings) -> float:
+    """The issue gap that counts as a stall: Server only, at least :data:`STALL_S` and
+    :data:`STALL_ARRIVALS` mean arrival gaps at the target QPS."""
+    if settings.scenario is not Scenario.SERVER or settings.target_qps <= 0:
+        return math.inf
+    return max(STALL_S, STALL_ARRIVALS / settings.target_qps)
+
+
 def batcher_shape(backend: Backend, max_batch_items: int, workers: int) -> tuple[int, int]:
     """(threads calling ``predict``, batch limit in items) for ``backend``.
 
@@ -857,6 +872,7 @@ def _run(
         batches_in_flight=0 if in_flight else settings.batches_in_flight,
         requests=requests,
         asynchronous=backend.completes_async and not in_flight,
+        stall_s=stall_threshold_s(settings),
     )
     if backend.network_name() is None:
         sut = lg.ConstructFastSUT(batcher.issue, batcher.flush)

@@ -591,7 +591,8 @@ class HarnessRecord(_Record):
     issue_gap_max_ms: float | None = _field(lo=0.0)
     #: LoadGen's issue calls; below ``completed_queries`` where it coalesced late queries.
     issue_calls: int | None = _field(lo=0)
-    #: [seconds into the run, gap in ms] of LoadGen's issue gaps of 20 ms or more (the first 32).
+    #: Server: [seconds into the run, gap in ms] of LoadGen's issue gaps of at least 20 ms and
+    #: 20 mean arrival gaps (harness.stall_threshold_s; the first 32).
     issue_stalls: tuple[tuple[float, float], ...] | None = _field(lo=0.0)
 
 

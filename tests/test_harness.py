@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
+import math
 import threading
 from pathlib import Path
 
@@ -11,10 +13,11 @@ import numpy as np
 import pytest
 from conftest import smoke_config
 
+from suite import harness
 from suite.backends import get_backend
 from suite.backends.base import BackendConfig
 from suite.backends.null import NullBackend
-from suite.config import Mode, Scenario
+from suite.config import Mode, Scenario, resolve
 from suite.datasets.batch import Batch
 from suite.errors import BackendError, ConfigError, ResultExistsError, RunFailedError
 from suite.models import ModelSpec
@@ -298,3 +301,14 @@ def test_server_coalesces_late_queries_unless_user_conf_turns_it_off(results: Pa
     assert read_detail(off.path / "mlperf_log_detail.txt").get("requested_server_coalesce_queries") is False
     assert on.data["harness"]["issue_calls"] < 0.9 * on.data["harness"]["completed_queries"]
     assert off.data["harness"]["issue_calls"] == off.data["harness"]["completed_queries"]
+
+
+def test_only_a_server_gap_far_past_poisson_counts_as_a_stall() -> None:
+    """At 60,000 queries/s a 20-ms gap is 1,200 arrivals: a stall; at 200 queries/s it is four,
+    which Poisson arrivals leave every few hundred queries, so the bar rises to 20 arrivals (100 ms);
+    other scenarios record none."""
+    settings = resolve(smoke_config(Path("unused"), scenario=Scenario.SERVER, target_qps=60_000.0))
+    assert harness.stall_threshold_s(settings) == harness.STALL_S
+    slow = dataclasses.replace(settings, target_qps=200.0)
+    assert harness.stall_threshold_s(slow) == pytest.approx(0.1)
+    assert harness.stall_threshold_s(dataclasses.replace(settings, scenario=Scenario.OFFLINE)) == math.inf
