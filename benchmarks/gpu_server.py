@@ -191,7 +191,7 @@ def main() -> None:
                            "valid": valid, "mean_batch_items": round(mean_batch), "errors": outcome.errors[:1],
                            "host_us_per_batch": backend_extra(backend).get("host_us_per_batch"),
                            "sut_p99_ms": outcome.sut_latency_s(0.99) * 1e3, "issue_gap_max_ms": round(outcome.issue_gap_max_s * 1e3, 2),
-                           "issue_stalls": [[round(at, 2), round(gap * 1e3, 1)] for at, gap in outcome.issue_stalls],
+                           "issue_stalls": outcome.issue_stalls_ms(),
                            "issue_calls": outcome.issue_calls,
                            "p50_ms": float(d.get("result_50.00_percentile_latency_ns") or 0) / 1e6,
                            "latency_ms_by_percentile": {p: round(float(d.get(f"result_{p}_percentile_latency_ns") or 0) / 1e6, 2)
@@ -205,7 +205,7 @@ def main() -> None:
                     print(f"    latency ms by percentile {row['latency_ms_by_percentile']}, max {row['max_latency_ms']:.1f}; "
                           f"{outcome.issue_calls:,} issue calls for {outcome.completed_queries:,} queries", flush=True)
                     if outcome.issue_stalls:
-                        print("    LoadGen issue stalls [s into the run, ms]: " + " ".join(f"[{at:.1f}, {gap * 1e3:.0f}]" for at, gap in outcome.issue_stalls), flush=True)
+                        print("    LoadGen issue stalls [s into the run, ms]: " + " ".join(f"[{at:.1f}, {ms:.0f}]" for at, ms in row["issue_stalls"]), flush=True)
                     with args.out.open("a") as f:
                         f.write(json.dumps(row, default=str) + "\n")
             except Exception as exc:

@@ -368,7 +368,7 @@ def fixed(args: argparse.Namespace, library: Any, backend: Any, base: Settings, 
           f"driver CPU {res['driver_cpu_us_per_query']:.1f} us/query ({res['driver_cpu_us_per_batch']:.0f} a batch, {100 * res['driver_sys_share']:.0f}% in the kernel)"
           + (f", worker CPU {res['worker_cpu_us_per_query']:.1f} us/query" if pids else "")
           + f"; harness issue-to-answer p99 {res['sut_p99_ms']:.2f} ms, longest issue gap {res['issue_gap_max_ms']:.2f} ms")
-    res["issue_stalls"] = [[round(at, 2), round(gap * 1e3, 1)] for at, gap in outcome.issue_stalls]
+    res["issue_stalls"] = outcome.issue_stalls_ms()
     if outcome.issue_stalls:
         print("  issue stalls [s into the run, ms]: " + " ".join(f"[{a}, {g}]" for a, g in res["issue_stalls"]))
     if profiles:

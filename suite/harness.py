@@ -150,6 +150,10 @@ class Outcome:
     def duration_s(self) -> float:
         return self.finished - self.started
 
+    def issue_stalls_ms(self) -> list[list[float]]:
+        """:attr:`issue_stalls` as recorded: ``[seconds into the run, gap in ms]`` each."""
+        return [[round(at, 3), round(1e3 * gap, 2)] for at, gap in self.issue_stalls]
+
     def sut_latency_s(self, quantile: float) -> float:
         """The ``quantile`` of the queries' issue-to-answer time, as the upper edge of its bin (0.0
         before any query was answered)."""

@@ -758,7 +758,7 @@ def _finish(
             "sut_latency_p99_ms": 1e3 * outcome.sut_latency_s(0.99),
             "issue_gap_max_ms": 1e3 * outcome.issue_gap_max_s,
             "issue_calls": outcome.issue_calls,
-            "issue_stalls": [[round(at, 3), round(1e3 * gap, 2)] for at, gap in outcome.issue_stalls],
+            "issue_stalls": outcome.issue_stalls_ms(),
         }
     if interrupted is not None:
         data["interrupted"] = _interruption(interrupted, outcome)
