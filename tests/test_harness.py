@@ -312,3 +312,26 @@ def test_only_a_server_gap_far_past_poisson_counts_as_a_stall() -> None:
     slow = dataclasses.replace(settings, target_qps=200.0)
     assert harness.stall_threshold_s(slow) == pytest.approx(0.1)
     assert harness.stall_threshold_s(dataclasses.replace(settings, scenario=Scenario.OFFLINE)) == math.inf
+
+
+def test_a_backend_holding_the_gil_shows_as_an_issue_stall(results: Path, data_dir: Path) -> None:
+    """A batch that holds the GIL for a long C call (one ``sorted`` of a large list) keeps LoadGen's
+    issue callback out: the run records that gap as a stall, when it came and how long it was."""
+    shuffled = list(np.random.default_rng(0).permutation(2_000_000).tolist())
+    calls = 0
+
+    class Hogging(NullBackend):
+        def predict(self, batch: Batch) -> np.ndarray:
+            nonlocal calls
+            calls += 1
+            if calls == 40:
+                sorted(shuffled)
+            return super().predict(batch)
+
+    config = smoke_config(results, scenario=Scenario.SERVER, target_qps=NULL_QPS[Scenario.SERVER])
+    data = run(config, backend=Hogging(BackendConfig(model=config.model))).data
+    stalls = data["harness"]["issue_stalls"]
+    assert stalls, data["harness"]
+    threshold_ms = 1e3 * harness.stall_threshold_s(resolve(config))
+    assert all(ms >= threshold_ms and at >= 0 for at, ms in stalls)
+    assert max(ms for _, ms in stalls) <= data["harness"]["issue_gap_max_ms"] + 0.01
