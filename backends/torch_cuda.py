@@ -9,13 +9,17 @@ harness thread calls ``predict`` takes a free lane from the pool and gives it ba
 answered, so no CUDA object is made or captured while LoadGen runs.
 
 An item is packed as one row of int32 words: its dense features (float32 bits), then every table's
-ids. The dataset is packed once (:meth:`TorchCUDABackend.attach_items`), a batch is staged with one
-memcpy per span of rows into the lane's pinned buffer and sent with one host-to-device copy; the
-model reads column views of the device buffer. With ``staging=mapped`` the packed dataset sits in
-pinned host memory that the GPU addresses directly, and a batch sends only its row numbers: the GPU
-gathers the batch's rows across PCIe itself (the host-to-device transfer is still timed), so the
-host spends microseconds, not a 15 MB memcpy, on a 16,384-item batch. With ``start_from_device=1``
-the packed dataset lives in device memory.
+ids. The dataset is packed once into pinned host memory (:meth:`TorchCUDABackend.attach_items`) and
+the model reads column views of a lane's device buffer. By default (``staging=dma``) the GPU's copy
+engine moves a batch's rows into that buffer straight from the pinned dataset, one host-to-device
+copy a span of rows, so the host spends microseconds on a batch and no host core copies rows (a batch
+of many small spans, say NCF's, is gathered on the host instead: a copy costs more than its bytes).
+``staging=copy`` gathers every batch with one memcpy per span into the lane's pinned buffer and
+sends it with one copy (the default before; 7.6 ms of host time for a 28,000-item DLRM-v2 batch).
+With ``staging=mapped`` the GPU's SMs gather the rows across PCIe from the pinned dataset, which
+the GPU addresses directly; the batch sends only its row numbers. With ``start_from_device=1`` the
+packed dataset lives in device memory. Every one of them moves the batch's bytes across PCIe
+except ``start_from_device``, which MLPerf allows only with proof of the host's ingress bandwidth.
 
 Size: this module is over 450 lines because the lanes, the graphs captured on them and the batcher
 defaults measured from their replays are one object's state, made at load and read per batch;
@@ -34,7 +38,7 @@ import numpy as np
 import torch
 
 from suite.backends.base import ACCELERATOR_BUCKETS, Backend, BackendInfo, BatchDefaults, Option, accelerator_batching, bucket
-from suite.backends.packed import HostView, PackedLayout, span_rows
+from suite.backends.packed import HostView, PackedLayout, SpanDMA, cudart_memcpy_async, span_rows
 from suite.datasets.batch import Batch
 from suite.errors import BackendError, BackendUnavailableError, ConfigError
 from suite.models import build
@@ -76,10 +80,18 @@ DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, 
 #: they averaged 28,375 items, which the 32,768 bucket padded by 15% (benchmarks/results/gpu_offline_h200).
 GRAPH_BUCKETS = (*ACCELERATOR_BUCKETS, 20480, 24576, 28672, 32768)
 #: How a batch's packed rows reach the device (see the module docstring); the first is the default.
-#: Copy is the default because it was measured faster: DLRM-v2 fp8 Offline on the H200 gave
-#: 34,542 samples/s with copy and 28,698 with mapped (whose PCIe gather competes with the forward),
-#: though mapped costs the host 538 us a batch against 2,848 (benchmarks/results/gpu_staging_h200).
-STAGINGS = ("copy", "mapped")
+#: Copy beat mapped: DLRM-v2 fp8 Offline on the H200 gave 34,542 samples/s with copy and 28,698 with
+#: mapped (whose PCIe gather competes with the forward), though mapped costs the host 538 us a batch
+#: against 2,848 (benchmarks/results/gpu_staging_h200). Copy's host gather then capped Server: at
+#: 0.9x Offline it took 7.6 ms a 28,000-item batch and a 300-s run fell 14.5 s behind where the
+#: same run from device memory held (benchmarks/results/gpu_server_h200_s6). DMA needs neither the
+#: host's copy nor the SMs.
+STAGINGS = ("dma", "copy", "mapped")
+#: Under ``staging=dma``, a batch whose spans average fewer bytes than this is gathered on the host
+#: and sent in one copy: a copy costs about a microsecond of host time and a few of the copy
+#: engine's, so small ones are cheaper to gather (a DLRM-v2 sample is about 245 KB, an NCF query a
+#: few hundred bytes).
+DMA_MIN_SPAN_BYTES = 16 << 10
 #: Models whose ``--precision bf16`` runs the fused kernels unless ``fused=0``: DLRM-v2 through
 #: LoadGen on the H200 gave 32,974 samples/s fused against 24,175 plain (graphs both), at 99.99% of
 #: the teacher's AUC (benchmarks/results/merged_h200, kernels_h200.txt).
@@ -106,8 +118,8 @@ COMPUTE = ("shared", "lanes")
 #: the GPU, finished together and left it idle while every lane staged its next; Offline within 2%;
 #: benchmarks/results/gpu_offline_h200). NCF's small batches failed Server either way.
 SHARED_COMPUTE_BY_DEFAULT = ("dlrm-v2",)
-#: Largest packed dataset ``staging=mapped`` pins (torch's pinned allocator rounds a block up to a
-#: power of two); a larger one is staged by copy, and the result says why.
+#: Largest packed dataset ``staging=dma`` or ``mapped`` pins (torch's pinned allocator rounds a
+#: block up to a power of two); a larger one is staged by copy, and the result says why.
 MAPPED_MAX_BYTES = 16 << 30
 
 
@@ -167,6 +179,8 @@ class _Lane:
     overflow: _Lane | None = None
     host_s: float = 0.0
     batches: int = 0
+    #: Batches by how they were staged: "dma", "device" or "host" (gathered on the host).
+    staged: dict[str, int] = field(default_factory=dict)
 
 
 class TorchCUDABackend(Backend):
@@ -181,8 +195,9 @@ class TorchCUDABackend(Backend):
     :data:`REQUEST_LANES` for dlrm-v3), ``in_flight`` (Server batches held at once,
     :data:`SERVER_IN_FLIGHT`, 2 for dlrm-v3; 0: every lane),
     ``compute`` shared|lanes (:data:`COMPUTE`: one compute stream for every lane, or one each),
-    ``staging`` copy|mapped (default copy: one memcpy into a pinned buffer, then one copy; mapped:
-    the GPU gathers a batch's rows from pinned host memory), ``start_from_device`` 0|1 (the
+    ``staging`` dma|copy|mapped (default dma: the copy engine moves each span of a batch's rows from
+    the pinned dataset; copy: one memcpy into a pinned buffer, then one copy; mapped: the GPU's SMs
+    gather a batch's rows from pinned host memory), ``start_from_device`` 0|1 (the
     query library's rows kept in device memory, as MLPerf's ``start_from_device``; recorded, and
     ``suite check`` reports it), ``fused`` 0|1 (DLRM models on
     ``suite.backends.kernels``: one Triton launch for all tables, matmuls with fused epilogues;
@@ -211,7 +226,9 @@ class TorchCUDABackend(Backend):
         "compile": Option("torch.compile the model (graphs then default to 0)", choices=FLAGS),
         "lanes": Option("concurrent batches: streams and pinned buffers (default 8; 4 for dlrm-v3)", lo=1, hi=64),
         "in_flight": Option("Server batches held at once (default 0: every lane; 2 for dlrm-v3)", lo=0, hi=64),
-        "staging": Option("how a batch's rows reach the GPU: copy (default) or mapped (it gathers them from pinned host memory)", choices=STAGINGS),
+        "staging": Option("how a batch's rows reach the GPU: dma (default: the copy engine reads them from the pinned dataset), "
+                          "copy (the host gathers them into a pinned buffer) or mapped (the SMs gather them from pinned host memory)",
+                          choices=STAGINGS),
         "start_from_device": Option("keep the query library's rows in device memory (MLPerf's start_from_device)", choices=FLAGS),
         "fused": Option("DLRM models on the fused Triton kernels (--precision fp8 implies it; default 1 for dlrm-v2 in bf16)", choices=FLAGS),
         "rows": Option("how fused tables store rows (fp8's default int8)", choices=("bf16", "fp16", "fp8", "int8")),
@@ -286,8 +303,10 @@ class TorchCUDABackend(Backend):
         self._packed_source: Batch | None = None
         self._packed: np.ndarray | None = None
         self._dev_packed: torch.Tensor | None = None
-        #: With mapped staging: the pinned packed dataset, and the device's view of it.
+        #: With dma or mapped staging: the pinned packed dataset (mapped: ``_dev_packed`` is the
+        #: device's view of it; dma: ``_dma`` copies its spans).
         self._pinned: torch.Tensor | None = None
+        self._dma: SpanDMA | None = None
         self._staging_note: str | None = None
         self._load_s = time.perf_counter() - started
         started = time.perf_counter()
@@ -442,28 +461,40 @@ class TorchCUDABackend(Backend):
         if items is self._packed_source:
             return
         self._packed = self._layout.pack(items.dense, items.sparse)
-        self._dev_packed = self._pinned = None
+        self._dev_packed = self._pinned = self._dma = None
         self._staging_note = None
         for lane in self._lanes:
             lane.stage_rows[:] = 0  # padding rows must index this dataset
         if self._from_device:
             self._dev_packed = torch.from_numpy(self._packed).to(self._device)
-        elif self._staging == "mapped":
-            self._map(self._packed)
+        elif self._staging != "copy":
+            self._pin(self._packed)
         torch.cuda.synchronize(self._device)
         self._packed_source = items
 
-    def _map(self, packed: np.ndarray) -> None:
-        """Pin ``packed`` and make ``_dev_packed`` the device's view of that host memory (pinned
-        memory is addressable from the GPU at its host address under unified addressing). The view
-        is checked against the host rows; where pinning or the view fails, staging falls back to
-        copy and ``staging_note`` says why."""
+    def _pin(self, packed: np.ndarray) -> None:
+        """Pin ``packed`` (the pinned copy then serves host gathers too). For mapped staging, make
+        ``_dev_packed`` the device's view of that host memory (pinned memory is addressable from
+        the GPU at its host address under unified addressing), checked against the host rows; for
+        dma, the span copier. Where pinning or the view fails, staging falls back to copy and
+        ``staging_note`` says why."""
         if packed.nbytes > MAPPED_MAX_BYTES:
-            self._staging_note = f"copy: the packed dataset ({packed.nbytes / 2**30:.1f} GiB) is over the {MAPPED_MAX_BYTES >> 30} GiB pinned for mapped staging"
+            self._staging_note = (f"copy: the packed dataset ({packed.nbytes / 2**30:.1f} GiB) is over the "
+                                  f"{MAPPED_MAX_BYTES >> 30} GiB pinned for {self._staging} staging")
             return
         try:
             pinned = torch.empty(packed.shape, dtype=torch.int32, pin_memory=True)
             pinned.numpy()[:] = packed
+        except Exception as exc:
+            self._staging_note = f"copy: pinning the packed dataset failed ({type(exc).__name__}: {exc})"
+            return
+        self._packed = pinned.numpy()
+        if self._staging == "dma":
+            self._pinned, self._dma = pinned, SpanDMA(pinned, cudart_memcpy_async())
+            if not self._dma.native:
+                self._staging_note = "dma: the CUDA runtime was not found through ctypes; each span is a torch copy"
+            return
+        try:
             view = torch.as_tensor(HostView(pinned), device=self._device)
             probe = torch.tensor([0, len(packed) - 1], device=self._device)
             if not torch.equal(view.index_select(0, probe).cpu(), pinned[[0, len(packed) - 1]]):
@@ -473,17 +504,23 @@ class TorchCUDABackend(Backend):
             return
         self._pinned, self._dev_packed = pinned, view
 
-    def _stage(self, batch: Batch, lane: _Lane, n: int, size: int) -> None:
-        """Put the batch's packed rows into ``lane.dev[:size]`` (on the copy stream)."""
+    def _stage(self, batch: Batch, lane: _Lane, n: int, size: int) -> str:
+        """Put the batch's packed rows into ``lane.dev[:size]`` (on the copy stream); how: "device",
+        "dma" or "host" (gathered or packed on the host, then one copy)."""
         packed = self._packed
         whole = batch.source is not None and batch.source is self._packed_source and packed is not None
+        # Only the batch's n rows reach the device here: its padding rows up to ``size`` still
+        # hold earlier items of this dataset (or zeros), which index inside the tables.
         if whole and self._dev_packed is not None:
             span_rows(batch.spans, lane.stage_rows[:n])
-            # Only the batch's n rows: the padding rows up to ``size`` still hold earlier items.
             with torch.cuda.stream(lane.copy):
                 lane.dev_rows[:n].copy_(lane.host_rows[:n], non_blocking=True)
                 torch.index_select(self._dev_packed, 0, lane.dev_rows[:n], out=lane.dev[:n])
-            return
+            return "device"
+        if whole and self._dma is not None and n * self._dma.row_bytes >= DMA_MIN_SPAN_BYTES * len(batch.spans):
+            with torch.cuda.device(self._device):
+                self._dma.copy(batch.spans, lane.dev, lane.copy)
+            return "dma"
         if whole:
             assert packed is not None
             np.concatenate([packed[lo:hi] for lo, hi in batch.spans], out=lane.stage[:n])
@@ -491,6 +528,7 @@ class TorchCUDABackend(Backend):
             self._layout.pack(batch.dense, batch.sparse, out=lane.stage)
         with torch.cuda.stream(lane.copy):
             lane.dev[:size].copy_(lane.host[:size], non_blocking=True)
+        return "host"
 
     def predict(self, batch: Batch) -> np.ndarray:
         n = len(batch)
@@ -504,7 +542,8 @@ class TorchCUDABackend(Backend):
                 if lane.overflow is None or lane.overflow.capacity < size:
                     lane.overflow = self._new_lane(max(size, 2 * lane.capacity))
                 work = lane.overflow
-            self._stage(batch, work, n, size)
+            how = self._stage(batch, work, n, size)
+            lane.staged[how] = lane.staged.get(how, 0) + 1
             with torch.inference_mode():
                 work.compute.wait_stream(work.copy)
                 with torch.cuda.stream(work.compute):
@@ -526,10 +565,16 @@ class TorchCUDABackend(Backend):
 
     @property
     def staging(self) -> str:
-        """How batches reach the device now: device (start_from_device), mapped or copy."""
+        """How batches reach the device: device (start_from_device), dma, mapped or copy (asked
+        for, or what dma and mapped fall back to; ``staging_note`` then says why). Before a dataset
+        is attached, the staging asked for."""
         if self._from_device:
             return "device"
-        return "mapped" if self._pinned is not None else "copy"
+        if self._dma is not None:
+            return "dma"
+        if self._pinned is not None:
+            return "mapped"
+        return self._staging if self._packed_source is None else "copy"
 
     def info(self) -> BackendInfo:
         props = torch.cuda.get_device_properties(self._device)
@@ -555,6 +600,7 @@ class TorchCUDABackend(Backend):
                 "start_from_device": self._from_device,
                 "staging": self.staging,
                 **({"staging_note": self._staging_note} if self._staging_note else {}),
+                "staged_batches": {how: sum(lane.staged.get(how, 0) for lane in self._lanes) for how in ("dma", "device", "host")},
                 "load_s": round(self._load_s, 3),
                 "capture_s": round(self._capture_s, 3),
                 "bucket_ms": {str(k): round(v, 4) for k, v in sorted(self._bucket_ms.items())},
@@ -566,6 +612,6 @@ class TorchCUDABackend(Backend):
         self._lanes = []
         self._pool = queue.SimpleQueue()
         self._model = None
-        self._dev_packed = self._pinned = None
+        self._dev_packed = self._pinned = self._dma = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

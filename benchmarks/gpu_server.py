@@ -19,7 +19,7 @@ GPU worker does.
 
     python3 benchmarks/gpu_server.py --models dlrm-v2 --scale 4000000 --precisions fp8,bf16 --fractions 0.7,0.8,0.9
     python3 benchmarks/gpu_server.py --models dlrm-rmc1,ncf --precisions bf16 --fractions 0.5,0.8 --seconds 3
-    python3 benchmarks/gpu_server.py --precisions fp8 --variants 'staging=copy;staging=mapped;rows=bf16,tune=1'
+    python3 benchmarks/gpu_server.py --precisions fp8 --variants 'staging=dma;staging=copy;staging=mapped;rows=bf16,tune=1'
     .venv/bin/python benchmarks/gpu_server.py --backend null --models ncf,wnd --scale tiny --rows 8192 \
         --precisions bf16 --variants batch_us=100,item_ns=30 --fractions 0.5 --seconds 1 --offline-seconds 1
 
@@ -190,6 +190,7 @@ def main() -> None:
                            "latency_ms": lat / 1e6, "percentile": pct, "sla_ms": server.target_latency_ns / 1e6,
                            "valid": valid, "mean_batch_items": round(mean_batch), "errors": outcome.errors[:1],
                            "host_us_per_batch": backend_extra(backend).get("host_us_per_batch"),
+                           "staged_batches": backend_extra(backend).get("staged_batches"),
                            "sut_p99_ms": outcome.sut_latency_s(0.99) * 1e3, "issue_gap_max_ms": round(outcome.issue_gap_max_s * 1e3, 2),
                            "issue_stalls": outcome.issue_stalls_ms(),
                            "issue_calls": outcome.issue_calls,
@@ -203,7 +204,8 @@ def main() -> None:
                           f"host {row['host_us_per_batch']} us/batch  GPU busy {busy.percent:.0f}%",
                           flush=True)
                     print(f"    latency ms by percentile {row['latency_ms_by_percentile']}, max {row['max_latency_ms']:.1f}; "
-                          f"{outcome.issue_calls:,} issue calls for {outcome.completed_queries:,} queries", flush=True)
+                          f"{outcome.issue_calls:,} issue calls for {outcome.completed_queries:,} queries; batches staged so far "
+                          f"{row['staged_batches']}", flush=True)
                     if outcome.issue_stalls:
                         print("    LoadGen issue stalls [s into the run, ms]: " + " ".join(f"[{at:.1f}, {ms:.0f}]" for at, ms in row["issue_stalls"]), flush=True)
                     with args.out.open("a") as f:

@@ -1,5 +1,5 @@
 """torch-cuda's host path: bucket choice, the packed item layout, the lane pool and CUDA graphs made
-at load, mapped staging and ``start_from_device``, and the batcher defaults a backend declares. The CPU parts run on
+at load, dma and mapped staging and ``start_from_device``, and the batcher defaults a backend declares. The CPU parts run on
 CI; the GPU parts are marked ``cuda``."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from conftest import smoke_config
 
 from suite.backends.base import BackendConfig, BackendInfo, BatchDefaults
 from suite.backends.null import NullBackend
+from suite.backends.packed import span_copies
 from suite.backends.torch_cuda import GRAPH_BUCKETS, PackedLayout, bucket, eager_server_batching, span_rows
 from suite.check import Severity, check
 from suite.config import Scenario
@@ -53,6 +54,20 @@ def test_span_rows_lists_every_spans_rows_in_order() -> None:
     assert np.array_equal(span_rows(spans, out[: len(want)]), want)
     assert list(out[len(want):]) == [-1, -1]
     assert list(span_rows([(7, 10)], np.empty(3, dtype=np.int64))) == [7, 8, 9]
+
+
+def test_span_copies_merge_adjacent_spans_and_skip_empty_ones() -> None:
+    """What dma staging asks the copy engine for: one copy a run of adjacent spans, each to where
+    its rows follow the ones before."""
+    spans = [(5, 8), (8, 10), (0, 2), (3, 3), (2, 4), (10, 14)]
+    dst, src, rows = span_copies(spans)
+    assert (dst, src, rows) == ([0, 5, 9], [5, 0, 10], [5, 4, 4])
+    data = np.arange(20)
+    out = np.zeros(sum(rows), dtype=data.dtype)
+    for d, s_, k in zip(dst, src, rows, strict=True):
+        out[d : d + k] = data[s_ : s_ + k]
+    assert np.array_equal(out, np.concatenate([data[lo:hi] for lo, hi in spans]))
+    assert span_copies([]) == ([], [], []) and span_copies([(4, 4)]) == ([], [], [])
 
 
 def test_packing_a_model_without_dense_features() -> None:
@@ -159,24 +174,67 @@ def test_graphs_are_captured_at_load_and_equal_eager(name: str, data_dir: Path) 
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("staging", [{"start_from_device": "1"}, {"staging": "mapped"}])
-def test_lanes_serve_concurrent_threads_and_every_staging_gives_the_same_scores(items: Batch, staging: dict[str, str]) -> None:
-    """Copy staging (the default), mapped staging (the GPU gathers rows from pinned host memory)
-    and start_from_device answer every batch alike, from several threads at once."""
+@pytest.mark.parametrize(("staging", "shown", "staged"), [
+    ({}, "dma", "dma"), ({"start_from_device": "1"}, "device", "device"), ({"staging": "mapped"}, "mapped", "device"),
+])
+def test_lanes_serve_concurrent_threads_and_every_staging_gives_the_same_scores(
+    items: Batch, staging: dict[str, str], shown: str, staged: str,
+) -> None:
+    """Copy staging, dma staging (the default: the copy engine moves each span from the pinned
+    dataset), mapped staging (the GPU gathers rows from pinned host memory) and start_from_device
+    answer every batch alike, from several threads at once."""
     spec = ModelSpec(name="dlrm-v2", scale="tiny")
-    host, device = _backend(spec, lanes="2"), _backend(spec, lanes="2", **staging)
+    host, device = _backend(spec, lanes="2", staging="copy"), _backend(spec, lanes="2", **staging)
     host.attach_items(items)
     device.attach_items(items)
     spans = [[(i * 37 % 3000, i * 37 % 3000 + 50 + i), (4000, 4010)] for i in range(48)]
     want = [host.predict(Batch.of_spans(items, s)) for s in spans]
     got = _from_threads(device, items, spans)
     assert all(np.array_equal(got[i], want[i]) for i in range(len(spans)))
-    assert host.info().extra["staging"] == "copy"
-    mapped = "staging" in staging
-    assert device.info().extra["staging"] == ("mapped" if mapped else "device")
-    assert device.info().extra["start_from_device"] is not mapped and "staging_note" not in device.info().extra
+    assert host.info().extra["staging"] == "copy" and host.info().extra["staged_batches"]["host"] == len(spans)
+    extra = device.info().extra
+    assert extra["staging"] == shown and extra["staged_batches"][staged] == len(spans)
+    assert extra["start_from_device"] is (shown == "device") and "staging_note" not in extra
     unattached = Batch(dense=items.dense[:20].copy(), sparse=tuple(s[:20].copy() for s in items.sparse))
     assert np.array_equal(device.predict(unattached), host.predict(unattached))
+
+
+@pytest.mark.cuda
+def test_dma_gathers_a_batch_of_small_spans_on_the_host(items: Batch) -> None:
+    """Under dma staging a batch whose spans average under DMA_MIN_SPAN_BYTES is gathered on the
+    host and sent in one copy (a copy a span would cost more than its bytes); the scores agree."""
+    from suite.backends.torch_cuda import DMA_MIN_SPAN_BYTES
+
+    spec = ModelSpec(name="dlrm-v2", scale="tiny")
+    dma, host = _backend(spec, lanes="1"), _backend(spec, lanes="1", staging="copy")
+    dma.attach_items(items)
+    host.attach_items(items)
+    row_bytes = 4 * PackedLayout.of(spec.schema).words
+    small = max(1, DMA_MIN_SPAN_BYTES // row_bytes // 2)
+    spans = [(k * 40, k * 40 + small) for k in range(64)]
+    assert np.array_equal(dma.predict(Batch.of_spans(items, spans)), host.predict(Batch.of_spans(items, spans)))
+    assert dma.info().extra["staged_batches"] == {"dma": 0, "device": 0, "host": 1}
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("native", [True, False])
+def test_span_dma_puts_every_span_where_a_concatenation_would(native: bool) -> None:
+    """SpanDMA through the CUDA runtime (ctypes) and through torch copies: the device rows equal the
+    spans' rows concatenated, on a non-default stream, with adjacent spans merged into one copy."""
+    import torch
+
+    from suite.backends.packed import SpanDMA, cudart_memcpy_async
+
+    memcpy = cudart_memcpy_async()
+    assert memcpy is not None  # a CUDA build of torch loads its runtime
+    host = torch.arange(5000 * 7, dtype=torch.int32).reshape(5000, 7).pin_memory()
+    dev = torch.full((4096, 7), -1, dtype=torch.int32, device="cuda")
+    spans = [(4000, 4100), (4100, 4101), (0, 3), (17, 17), (2500, 2999)]
+    stream = torch.cuda.Stream()
+    copies = SpanDMA(host, memcpy if native else None).copy(spans, dev, stream)
+    stream.synchronize()
+    want = torch.cat([host[lo:hi] for lo, hi in spans])
+    assert copies == 3 and torch.equal(dev[: len(want)].cpu(), want) and bool((dev[len(want):] == -1).all())
 
 
 @pytest.mark.cuda
@@ -197,7 +255,7 @@ def test_a_shared_compute_stream_answers_each_lane_with_its_own_batch(items: Bat
 @pytest.mark.cuda
 def test_dlrm_v2_in_bf16_runs_the_fused_kernels_by_default_and_eight_lanes() -> None:
     """The defaults measured best on the H200: fused kernels for dlrm-v2 in bf16 (fused=0 turns them
-    off), eight lanes, copy staging."""
+    off), eight lanes, dma staging."""
     from suite.backends.torch_cuda import TorchCUDABackend
 
     spec = ModelSpec(name="dlrm-v2", scale="tiny")
@@ -205,7 +263,7 @@ def test_dlrm_v2_in_bf16_runs_the_fused_kernels_by_default_and_eight_lanes() -> 
         backend = TorchCUDABackend(BackendConfig(model=spec, precision="bf16", options=(("cuda_graphs", "0"), *options)))
         backend.load()
         extra = backend.info().extra
-        assert (extra["fused"] is not None) is fused and extra["lanes"] == 8 and extra["staging"] == "copy"
+        assert (extra["fused"] is not None) is fused and extra["lanes"] == 8 and extra["staging"] == "dma"
         if fused:
             assert extra["fused"]["dense"] == "bf16" and set(extra["fused"]["tiles"]) >= {"cross0.up", "top0"}
         backend.close()

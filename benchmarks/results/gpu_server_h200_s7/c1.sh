@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Session 7, call 1: dma staging (the new default) on the GPU: the cuda tests of torch-cuda's host path,
+# then dlrm-v2 fp8 as typed, Offline and Server at 0.9x Offline for 300 s.
+set -u
+start=$SECONDS
+export PYTHONUNBUFFERED=1 PY=/tmp/v/bin/python RECSUITE_DATA_DIR=/tmp/data
+python3 -m venv /tmp/v && echo $(python3 -c 'import site;print(site.getsitepackages()[0])') > $(/tmp/v/bin/python -c 'import sysconfig;print(sysconfig.get_paths()["purelib"])')/base.pth && /tmp/v/bin/pip install -q --no-index --no-deps .whl/*.whl && /tmp/v/bin/pip install -q --no-index --no-deps --no-build-isolation -e . >/dev/null 2>&1
+git log --oneline -1 | cut -c1-80; git status --short | head -5
+echo "== cuda tests of the host path ($((SECONDS - start)) s)"
+(time timeout 150 $PY -m pytest -q -m cuda -p no:cacheprovider tests/test_torch_cuda.py 2>&1 | tail -6) 2>&1 | tee $OUT/cuda_tests.txt
+cd benchmarks
+g() { timeout "$1" $PY gpu_server.py "${@:2}" 2>&1 | grep -v -i warn | grep -v "^  warnings" | tail -14; }
+echo "== dlrm-v2 fp8 as typed (dma staging), Server 0.9x 300 s ($((SECONDS - start)) s)"
+g $((590 - (SECONDS - start))) --models dlrm-v2 --scale full --precisions fp8 --fractions 0.9 --seconds 300 --offline-seconds 8 --no-auto --out $OUT/c1_dlrm300_dma.jsonl
+echo "total $((SECONDS - start)) s"
