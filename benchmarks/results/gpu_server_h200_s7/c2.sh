@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Session 7, call 2: dma staging with the copies issued under the GIL (ctypes.PyDLL: call 1's CDLL
+# dropped and re-won the GIL on every copy, 3.6 ms of host a batch); the two dma tests, then dlrm-v2
+# fp8 as typed, Offline and Server at 0.9x Offline for 300 s.
+set -u
+start=$SECONDS
+export PYTHONUNBUFFERED=1 PY=/tmp/v/bin/python RECSUITE_DATA_DIR=/tmp/data
+python3 -m venv /tmp/v && echo $(python3 -c 'import site;print(site.getsitepackages()[0])') > $(/tmp/v/bin/python -c 'import sysconfig;print(sysconfig.get_paths()["purelib"])')/base.pth && /tmp/v/bin/pip install -q --no-index --no-deps .whl/*.whl && /tmp/v/bin/pip install -q --no-index --no-deps --no-build-isolation -e . >/dev/null 2>&1
+git log --oneline -1 | cut -c1-80; git status --short | head -5
+echo "== dma tests ($((SECONDS - start)) s)"
+(time timeout 100 $PY -m pytest -q -m cuda -p no:cacheprovider tests/test_torch_cuda.py -k "span_dma or small_spans or every_staging" 2>&1 | tail -4) 2>&1 | tee $OUT/cuda_tests.txt
+cd benchmarks
+g() { timeout "$1" $PY gpu_server.py "${@:2}" 2>&1 | grep -v -i warn | grep -v "^  warnings" | tail -14; }
+echo "== dlrm-v2 fp8 as typed (dma staging), Server 0.9x 300 s ($((SECONDS - start)) s)"
+g $((590 - (SECONDS - start))) --models dlrm-v2 --scale full --precisions fp8 --fractions 0.9 --seconds 300 --offline-seconds 8 --no-auto --out $OUT/c2_dlrm300_dma.jsonl
+echo "total $((SECONDS - start)) s"
