@@ -43,6 +43,7 @@ from typing import Any
 
 from common import loadgen_run
 from cuda_host import GpuBusy, uniform_library
+from gil_watch import GilWatch
 from gpu import features_only
 
 from suite.backends import Backend, get_backend
@@ -121,6 +122,8 @@ def main() -> None:
     ap.add_argument("--no-auto", action="store_true", help="skip the Server run at the probe's auto target")
     ap.add_argument("--variants", default="", help="torch-cuda option sets: 'k=v,k=v;k=v' (default: none)")
     ap.add_argument("--out", type=Path, default=Path("gpu_server.jsonl"))
+    ap.add_argument("--gil-watch", type=Path, default=None,
+                    help="write every thread's stack here whenever the driver's GIL is out of reach for 40 ms in Server (gil_watch.py)")
     args = ap.parse_args()
     for model in args.models.split(","):
         spec = ModelSpec(name=model, scale=args.scale)
@@ -181,7 +184,8 @@ def main() -> None:
                 targets += [] if args.no_auto else [("auto", auto.target_qps)]
                 for frac, qps in targets:
                     s = dataclasses.replace(srv, target_qps=round(qps, 1), target_qps_source="cli")
-                    with gpu_busy() as busy:
+                    watch = GilWatch(args.gil_watch) if args.gil_watch else contextlib.nullcontext()
+                    with gpu_busy() as busy, watch:
                         outcome, d = loadgen_run(library, backend, s, workers=srv_d.workers, backend_name=name)
                     lat = float(d.get(key) or 0)
                     valid = d.get("result_validity") == "VALID" and not outcome.errors
@@ -206,6 +210,9 @@ def main() -> None:
                     print(f"    latency ms by percentile {row['latency_ms_by_percentile']}, max {row['max_latency_ms']:.1f}; "
                           f"{outcome.issue_calls:,} issue calls for {outcome.completed_queries:,} queries; batches staged so far "
                           f"{row['staged_batches']}", flush=True)
+                    if isinstance(watch, GilWatch):
+                        row["gil_gaps"] = [[round(at, 1), round(ms)] for at, ms in watch.gaps]
+                        print(f"    GIL out of reach >= 40 ms: {row['gil_gaps']}", flush=True)
                     if outcome.issue_stalls:
                         print("    LoadGen issue stalls [s into the run, ms]: " + " ".join(f"[{at:.1f}, {ms:.0f}]" for at, ms in row["issue_stalls"]), flush=True)
                     with args.out.open("a") as f:
