@@ -118,6 +118,14 @@ COMPUTE = ("shared", "lanes")
 #: the GPU, finished together and left it idle while every lane staged its next; Offline within 2%;
 #: benchmarks/results/gpu_offline_h200). NCF's small batches failed Server either way.
 SHARED_COMPUTE_BY_DEFAULT = ("dlrm-v2",)
+#: How a lane's thread waits for its batch (option ``sync``): ``block``, the default, sleeps in
+#: the driver until the GPU signals (``cudaEventBlockingSync``); ``spin`` busy-waits, CUDA's default,
+#: which keeps one core busy for every lane in flight: on the H200 (16 cores) eight lanes waiting on
+#: one shared stream left LoadGen's issue thread, in the other process, without the GIL for 40-60
+#: ms at a time in a 300-s Server run, while no thread of that process held it in Python code
+#: (benchmarks/results/gpu_server_h200_s7/c3/gil_watch.txt): the stacks of a process the scheduler
+#: did not run.
+SYNCS = ("block", "spin")
 #: Largest packed dataset ``staging=dma`` or ``mapped`` pins (torch's pinned allocator rounds a
 #: block up to a power of two); a larger one is staged by copy, and the result says why.
 MAPPED_MAX_BYTES = 16 << 30
@@ -195,6 +203,7 @@ class TorchCUDABackend(Backend):
     :data:`REQUEST_LANES` for dlrm-v3), ``in_flight`` (Server batches held at once,
     :data:`SERVER_IN_FLIGHT`, 2 for dlrm-v3; 0: every lane),
     ``compute`` shared|lanes (:data:`COMPUTE`: one compute stream for every lane, or one each),
+    ``sync`` block|spin (:data:`SYNCS`: how a lane's thread waits for its batch),
     ``staging`` dma|copy|mapped (default dma: the copy engine moves each span of a batch's rows from
     the pinned dataset; copy: one memcpy into a pinned buffer, then one copy; mapped: the GPU's SMs
     gather a batch's rows from pinned host memory), ``start_from_device`` 0|1 (the
@@ -238,6 +247,7 @@ class TorchCUDABackend(Backend):
         "residual": Option("how fp8 cross layers read x0 and x_l: bf16, x0-fp8 or fp8 (x_l kept in fp8 alone)", choices=("bf16", "x0-fp8", "fp8")),
         "fuse_last": Option("the 1-wide last layer in the epilogue of the matmul before it", choices=("0", "1")),
         "tune": Option("time the fused matmuls' (dlrm-v3: the attention's) tile shapes at load", choices=("0", "1")),
+        "sync": Option("how a lane waits for its batch: block (sleep until the GPU signals) or spin (busy-wait, CUDA's default)", choices=SYNCS),
         "compute": Option("where batches run: one stream shared by every lane, in order (default for dlrm-v2), or a stream per lane",
                           choices=COMPUTE),
     }
@@ -255,6 +265,7 @@ class TorchCUDABackend(Backend):
         self._graphs = _flag(cfg.option("cuda_graphs", "0" if self._compile else "1"), "cuda_graphs")
         self._from_device = _flag(cfg.option("start_from_device", "0"), "start_from_device")
         self._staging = cfg.option("staging", STAGINGS[0])
+        self._sync = cfg.option("sync", SYNCS[0])
         lanes = REQUEST_LANES if cfg.model.name in MAX_BATCH_SAMPLES else self.default_workers
         self._lane_count = int(cfg.option("lanes", str(lanes)))
         self._compute_mode = cfg.option("compute", "shared" if cfg.model.name in SHARED_COMPUTE_BY_DEFAULT else "lanes")
@@ -352,7 +363,7 @@ class TorchCUDABackend(Backend):
             return _Lane(
                 copy=torch.cuda.Stream(),
                 compute=self._shared_stream or torch.cuda.Stream(),
-                done=torch.cuda.Event(),
+                done=torch.cuda.Event(blocking=self._sync == "block"),
                 capacity=capacity,
                 host=host,
                 stage=host.numpy(),
@@ -597,6 +608,7 @@ class TorchCUDABackend(Backend):
                 "fused": self._fused,
                 "lanes": self._lane_count,
                 "compute": self._compute_mode,
+                "sync": self._sync,
                 "start_from_device": self._from_device,
                 "staging": self.staging,
                 **({"staging_note": self._staging_note} if self._staging_note else {}),

@@ -255,7 +255,7 @@ def test_a_shared_compute_stream_answers_each_lane_with_its_own_batch(items: Bat
 @pytest.mark.cuda
 def test_dlrm_v2_in_bf16_runs_the_fused_kernels_by_default_and_eight_lanes() -> None:
     """The defaults measured best on the H200: fused kernels for dlrm-v2 in bf16 (fused=0 turns them
-    off), eight lanes, dma staging."""
+    off), eight lanes, dma staging, lanes that sleep until their batch is done."""
     from suite.backends.torch_cuda import TorchCUDABackend
 
     spec = ModelSpec(name="dlrm-v2", scale="tiny")
@@ -264,6 +264,7 @@ def test_dlrm_v2_in_bf16_runs_the_fused_kernels_by_default_and_eight_lanes() -> 
         backend.load()
         extra = backend.info().extra
         assert (extra["fused"] is not None) is fused and extra["lanes"] == 8 and extra["staging"] == "dma"
+        assert extra["sync"] == "block"
         if fused:
             assert extra["fused"]["dense"] == "bf16" and set(extra["fused"]["tiles"]) >= {"cross0.up", "top0"}
         backend.close()
