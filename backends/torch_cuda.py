@@ -118,13 +118,13 @@ COMPUTE = ("shared", "lanes")
 #: the GPU, finished together and left it idle while every lane staged its next; Offline within 2%;
 #: benchmarks/results/gpu_offline_h200). NCF's small batches failed Server either way.
 SHARED_COMPUTE_BY_DEFAULT = ("dlrm-v2",)
-#: How a lane's thread waits for its batch (option ``sync``): ``block``, the default, sleeps in
-#: the driver until the GPU signals (``cudaEventBlockingSync``); ``spin`` busy-waits, CUDA's default,
+#: How a lane's thread waits for its batch (option ``sync``): ``block``, the default, sleeps until
+#: the GPU signals (``cudaEventBlockingSync``); ``spin`` busy-waits, CUDA's default,
 #: which keeps one core busy for every lane in flight: on the H200 (16 cores) eight lanes waiting on
 #: one shared stream left LoadGen's issue thread, in the other process, without the GIL for 40-60
-#: ms at a time in a 300-s Server run, while no thread of that process held it in Python code
-#: (benchmarks/results/gpu_server_h200_s7/c3/gil_watch.txt): the stacks of a process the scheduler
-#: did not run.
+#: ms at a time in a 300-s Server run, while no thread of that process was anywhere that holds it
+#: for long (benchmarks/results/gpu_server_h200_s7/c3/gil_watch.txt): the stacks of a process the
+#: scheduler did not run. With ``block``, 120 s at 0.9x Offline had no stall and p99 6.5 ms (c4).
 SYNCS = ("block", "spin")
 #: Largest packed dataset ``staging=dma`` or ``mapped`` pins (torch's pinned allocator rounds a
 #: block up to a power of two); a larger one is staged by copy, and the result says why.
