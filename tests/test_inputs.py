@@ -235,6 +235,7 @@ def test_read_only_output_exits_2_before_loading(runner: CliRunner, tmp_path: Pa
         ("torch-cuda", ["foo=bar"], "'option' must be one of ['compile', 'compute', 'cuda_graphs', 'device', 'fuse_last', 'fused', 'gemm', 'in_flight', 'lanes', 'residual', 'row_scales', 'rows', 'staging', 'start_from_device', 'sync', 'tune'] for backend 'torch-cuda' (got 'foo')"),
         ("torch-cuda", ["device=cpu"], "'device' must look like cuda:N (got 'cpu')"),
         ("torch-cuda", ["staging=pinned"], "'staging' must be one of ['copy', 'dma', 'mapped'] (got 'pinned')"),
+        ("torch-cuda", ["sync=yield"], "'sync' must be one of ['block', 'spin'] (got 'yield')"),
         ("null", ["latency_us=nan"], "'latency_us' must be an integer in [0, 1000000] (got 'nan')"),
         ("null", ["latency_us=5", "latency_us=6"], "'option' 'latency_us' is given twice for backend 'null'"),
         ("deeprecsched", ["foo=bar"],
