@@ -190,11 +190,12 @@ def main() -> None:
                     lat = float(d.get(key) or 0)
                     valid = d.get("result_validity") == "VALID" and not outcome.errors
                     mean_batch = outcome.completed_items / max(outcome.batches, 1)
+                    extra = backend_extra(backend)  # a placed backend's is a round trip to its worker
                     row = {**head, "fraction": frac, "target_qps": qps, "qps": float(d.get("result_completed_samples_per_sec") or 0),
                            "latency_ms": lat / 1e6, "percentile": pct, "sla_ms": server.target_latency_ns / 1e6,
                            "valid": valid, "mean_batch_items": round(mean_batch), "errors": outcome.errors[:1],
-                           "host_us_per_batch": backend_extra(backend).get("host_us_per_batch"),
-                           "staged_batches": backend_extra(backend).get("staged_batches"),
+                           "host_us_per_batch": extra.get("host_us_per_batch"),
+                           "staged_batches": extra.get("staged_batches"),
                            "sut_p99_ms": outcome.sut_latency_s(0.99) * 1e3, "issue_gap_max_ms": round(outcome.issue_gap_max_s * 1e3, 2),
                            "issue_stalls": outcome.issue_stalls_ms(),
                            "issue_calls": outcome.issue_calls,
