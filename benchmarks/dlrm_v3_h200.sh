@@ -9,7 +9,8 @@
 # SECONDS_RUN: LoadGen's min_duration per run (a user.conf), shorter than the short profile's 60 s
 # so that everything fits one device call; SERVER_SECONDS: the same for Server (default SECONDS_RUN);
 # SKIP_PLAIN=1: the fused path only; SKIP_ACCURACY=1: no accuracy run; SERVER_ALT: options of a
-# second fused Server run (say "--max-batch-items 8"); SKIP_TESTS=1: no pytest; TILES=1: benchmarks/hstu_gpu.py first
+# second fused Server run (say "--max-batch-items 8"); OFFLINE_ALT: options of a second fused Offline run
+# right after the first (system h200-fused-alt; say "--option kept_fp32=fp32"); SKIP_TESTS=1: no pytest; TILES=1: benchmarks/hstu_gpu.py first
 # (the kernel's tile shapes on MLPerf-size requests, the fused forward per batch size TILE_BATCHES);
 # FUSED: the fused path's options (add "--option tune=1" to launch with the fastest tile measured at load).
 set -u
@@ -55,6 +56,10 @@ if [ -z "${SKIP_ACCURACY:-}" ]; then
 fi
 stamp "Offline fused"
 timeout $((SECONDS_RUN + 60)) "$PY" -m suite.cli run "${common[@]}" --scenario offline --system h200-fused $FUSED 2>&1 | tail -3
+if [ -n "${OFFLINE_ALT:-}" ]; then
+  stamp "Offline fused with $OFFLINE_ALT"
+  timeout $((SECONDS_RUN + 60)) "$PY" -m suite.cli run "${common[@]}" --scenario offline --system h200-fused-alt $FUSED $OFFLINE_ALT 2>&1 | tail -3
+fi
 if [ -z "${SKIP_PLAIN:-}" ]; then
   stamp "Offline plain"
   timeout $((SECONDS_RUN + 60)) "$PY" -m suite.cli run "${common[@]}" --scenario offline --system h200-plain $PLAIN 2>&1 | tail -3
@@ -78,7 +83,8 @@ for f in sorted(pathlib.Path(sys.argv[1]).rglob("result.json")):
            "mean_batch": round(h.get("mean_batch_items", 0), 1), "errors": d.get("errors"),
            "max_batch": (d.get("settings") or {}).get("max_batch_items"),
            "in_flight": (d.get("settings") or {}).get("batches_in_flight"),
-           "bucket_ms": (d.get("backend") or {}).get("bucket_ms"), "load_s": (d.get("backend") or {}).get("load_s")}
+           "bucket_ms": (d.get("backend") or {}).get("bucket_ms"), "load_s": (d.get("backend") or {}).get("load_s"),
+           "fp32_matmuls": (d.get("backend") or {}).get("fp32_matmuls")}
     if acc:
         row.update({k: acc.get(k) for k in ("ne", "accuracy", "gauc", "reference", "passed", "queries")})
     print(json.dumps(row))

@@ -20,8 +20,23 @@ from suite.config import Scenario
 from suite.datasets import synthetic
 from suite.datasets.batch import Batch
 from suite.datasets.store import Dataset
+from suite.errors import ConfigError
 from suite.models import ModelSpec
 from suite.runner import run
+
+
+@pytest.mark.parametrize(("model", "precision"), [("dlrm-v2", "bf16"), ("dlrm-v3", "fp32"), ("dlrm-v3", "tf32")])
+def test_kept_fp32_is_refused_where_no_part_is_kept_in_fp32(model: str, precision: str) -> None:
+    """Only a 16-bit build of a model with ``KEEP_FP32`` parts has fp32 matmuls to run in TF32 or not;
+    the option is refused before anything loads (on a machine with no GPU as well)."""
+    from suite.backends.torch_cuda import TorchCUDABackend
+
+    backend = TorchCUDABackend(BackendConfig(model=ModelSpec(name=model, scale="tiny"), precision=precision,
+                                             options=(("kept_fp32", "fp32"),)))
+    with pytest.raises(ConfigError) as caught:
+        backend.load()
+    assert str(caught.value) == (f"'kept_fp32' applies to a bf16 or fp16 build of a model that keeps parts in fp32 "
+                                 f"(dlrm-v3), not to {model} in {precision}")
 
 
 def test_a_batch_is_padded_to_the_next_bucket_and_a_larger_one_is_not() -> None:
@@ -284,6 +299,8 @@ def test_server_runs_with_graphs_at_a_realistic_rate(results: Path, data_dir: Pa
 
 @pytest.mark.cuda
 def test_dlrm_v3_times_its_eager_batches_and_serves_two_at_a_time() -> None:
+    import torch
+
     from suite.backends.torch_cuda import TorchCUDABackend
 
     spec = ModelSpec(name="dlrm-v3", scale="tiny")
@@ -295,3 +312,7 @@ def test_dlrm_v3_times_its_eager_batches_and_serves_two_at_a_time() -> None:
     assert declared.batches_in_flight == 2 and declared.batch_timeout_us == 0 and declared.max_batch_items <= cap
     assert backend.batch_defaults("Offline", 80_000_000).max_batch_items == cap
     assert backend.info().extra["lanes"] == 4
+    # Its fp32 MLPs run on the tensor cores in TF32 (kept_fp32's default), and only while it is loaded.
+    assert backend.info().extra["fp32_matmuls"] == "tf32" and torch.backends.cuda.matmul.allow_tf32
+    backend.close()
+    assert not torch.backends.cuda.matmul.allow_tf32

@@ -133,6 +133,9 @@ def worker_main(spec: WorkerSpec, conn: connection.Connection) -> None:
         if len(spec.cores) == 1:
             info["pinned_core"] = spec.cores[0]
     freeze_heap()
+    # The worker keeps CPython's 5-ms GIL switch interval: the driver's 0.2 ms
+    # (harness.GIL_SWITCH_INTERVAL_S), tried here on the H200, doubled dlrm-v2's host time a batch
+    # (2,116 us against 813-1,150) and did not lift NCF's Server capacity (docs/gpu.md).
     conn.send_bytes(b"K" + json.dumps(info, default=str).encode())
     shm: SharedMemory | None = None
     items: Batch | None = None
