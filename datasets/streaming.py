@@ -228,7 +228,8 @@ def schema_cap(spec: ModelSpec) -> int | None:
 
 def teacher_logits(spec: ModelSpec, items: Batch, device: str | None = None) -> np.ndarray:
     """The seeded model's candidate logits (N, K) float64: tables fp32, everything after the
-    lookups in float64, so labels do not depend on the device or threads."""
+    lookups in float64, so the logits differ between devices and threads only in their last bits
+    (which ``synthetic.calibrate_drawn`` keeps from flipping a label)."""
     import torch
     from torch import nn
 

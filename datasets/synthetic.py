@@ -29,8 +29,9 @@ faithful backend's score agree. Solving on the drawn labels rather than in expec
 the sampling noise of the AUC (about 0.08 percentage points at 330,067 items, as large as the
 99.9% margin); what is left is the step one label flip makes. A broken backend scores about 0.5.
 The teacher pools its fp32 rows and runs its dense layers in float64 (never a float64 copy of the
-tables), so labels do not depend on the device or the number of threads; the same seed gives the
-same bytes.
+tables), so its logits differ between devices and thread counts only in their last bits, and the
+temperature sits between two label flips, where such a difference flips no label; the same seed
+gives the same bytes.
 """
 
 from __future__ import annotations
@@ -67,8 +68,11 @@ TARGET_CLICK_RATE = 0.26
 TEACHER_BATCH = 8192
 #: Part of every generated dataset's cache key: bumped whenever the labels of a (model, rows,
 #: seed) change, so a cache never serves stale ones. 2: T solved on the drawn labels, dlrm-v2 at
-#: 80.31%.
-LABELS_VERSION = 2
+#: 80.31%. 3: T taken between two label flips, not at one (at most one label a task differs).
+LABELS_VERSION = 3
+#: The first step (in log T) :func:`calibrate_drawn` takes below the crossing flip, doubled until
+#: the labels change.
+CALIBRATION_FIRST_STEP = 1e-7
 
 
 @dataclass(frozen=True)
@@ -155,7 +159,8 @@ def teacher_logits(spec: ModelSpec, items: Batch, device: str | None = None) -> 
     The model is built in fp32 on ``device`` (the GPU where torch sees one, else the CPU), chunk by
     chunk and never in host memory when a GPU runs it. Its embedding tables stay fp32 (the values
     every backend starts from); each lookup's fp32 rows are pooled in float64 and everything after
-    the pooling runs in float64, so the labels do not depend on the device or the number of threads.
+    the pooling runs in float64, so the logits differ between devices and thread counts only in their
+    last bits (about 3e-15), which :func:`calibrate_drawn` keeps from flipping a label.
     """
     import torch
 
@@ -238,19 +243,39 @@ def calibrate_drawn(
     """Temperature T and bias b such that the labels ``u < sigmoid(z / T + b)`` give the scores z
     an AUC of ``target_auc`` (on these labels, not in expectation) at click rate about ``rate``.
 
-    The AUC falls as T grows; bisection on log T stops at the label flip that crosses the target.
+    The AUC falls as T grows; bisection on log T finds the label flip that crosses the target. T is
+    then taken midway between that flip and the flip before it: the labels are the same anywhere
+    between the two, and far from both a change of the scores in their last bits (another thread
+    count's or another device's float64 sums) cannot flip a label, where with T at the flip itself
+    it did (1 of 614 labels between one and two threads).
     """
     ranks = _ranks(z)
-    lo, hi = math.log(0.02), math.log(50.0)
+    floor = math.log(0.02)
+
+    def labels_at(log_t: float) -> np.ndarray:
+        t = math.exp(log_t)
+        return u < _sigmoid(z / t + _bias_for_rate(z, t, rate))
+
+    lo, hi = floor, math.log(50.0)
     for _ in range(50):
         mid = (lo + hi) / 2
-        t = math.exp(mid)
-        b = _bias_for_rate(z, t, rate)
-        if _drawn_auc(ranks, u < _sigmoid(z / t + b)) > target_auc:
+        if _drawn_auc(ranks, labels_at(mid)) > target_auc:
             lo = mid
         else:
             hi = mid
-    t = math.exp((lo + hi) / 2)
+    # ``lo`` sits just below the crossing flip; find the flip below it (or the search's floor).
+    kept = labels_at(lo)
+    near, step = lo, CALIBRATION_FIRST_STEP
+    while lo - step > floor and np.array_equal(labels_at(lo - step), kept):
+        near, step = lo - step, 2 * step
+    far = max(lo - step, floor)
+    for _ in range(20):  # to a millionth of the gap: the midpoint below needs no more
+        mid = (near + far) / 2
+        if np.array_equal(labels_at(mid), kept):
+            near = mid
+        else:
+            far = mid
+    t = math.exp((near + lo) / 2)
     return t, _bias_for_rate(z, t, rate)
 
 
