@@ -29,7 +29,6 @@ the packing is in ``suite.backends.packed`` and the kernels in ``suite.backends.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import queue
 import time
 from dataclasses import dataclass, field
@@ -291,8 +290,7 @@ class TorchCUDABackend(Backend):
         self._compute_mode = cfg.option("compute", "shared" if cfg.model.name in SHARED_COMPUTE_BY_DEFAULT else "lanes")
         #: What the fp32 matmuls of a 16-bit build run in (None: the build has none).
         self._fp32_matmuls: str | None = None
-        module, _, cls = cfg.model.config.module.partition(":")
-        if cfg.precision in ("bf16", "fp16") and getattr(getattr(importlib.import_module(module), cls), "KEEP_FP32", ()):
+        if cfg.precision in ("bf16", "fp16") and getattr(cfg.model.config.module_class(), "KEEP_FP32", ()):
             self._fp32_matmuls = cfg.option("kept_fp32", KEPT_FP32_MATH[0])
         elif "kept_fp32" in dict(cfg.options):
             raise ConfigError(f"'kept_fp32' applies to a bf16 or fp16 build of a model that keeps parts in fp32 "

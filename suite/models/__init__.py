@@ -6,7 +6,6 @@ Importing this package does not import torch; :func:`build` does.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -132,8 +131,7 @@ def build(spec: ModelSpec, *, device: torch.device | str = "cpu", dtype: torch.d
     from suite.models.init import Init, materialize
 
     config = spec.config
-    module_name, _, class_name = config.module.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    cls = config.module_class()
     init = Init()
     with torch.device("meta"):
         model: torch.nn.Module = cls(config, spec.schema, init)

@@ -11,7 +11,9 @@ table's rows capped for small machines (``--scale``).
 from __future__ import annotations
 
 import abc
+import importlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from suite.errors import ConfigError
 
@@ -206,6 +208,12 @@ class ModelConfig(abc.ABC):
     name: str
     #: ``module:Class`` of the ``torch.nn.Module`` that implements it, imported lazily.
     module: str = field(repr=False)
+
+    def module_class(self) -> Any:
+        """The class :attr:`module` names, imported now: what ``suite.models.build`` instantiates,
+        and where a backend reads a class attribute such as ``KEEP_FP32`` without building."""
+        module_name, _, class_name = self.module.partition(":")
+        return getattr(importlib.import_module(module_name), class_name)
 
     @abc.abstractmethod
     def schema(self, row_cap: int | None) -> ModelSchema:

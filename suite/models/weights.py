@@ -169,15 +169,12 @@ def mismatch(expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[
 def expected_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
     """Every ``state_dict`` key of ``spec``'s model with its shape, built on torch's meta device
     (no memory, no initialisation: a full-scale model costs nothing)."""
-    import importlib
-
     import torch
 
     from suite.models.init import Init
 
     config = spec.config
-    module_name, _, class_name = config.module.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    cls = config.module_class()
     with torch.device("meta"):
         model = cls(config, spec.schema, Init())
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
