@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from suite.backends.base import ACCELERATOR_BUCKETS, Backend, BackendInfo, BatchDefaults, Option, accelerator_batching, bucket
-from suite.backends.packed import HostView, PackedLayout, SpanDMA, cudart_memcpy_async, span_rows
+from suite.backends.packed import DMA_CALLS, HostView, PackedLayout, SpanDMA, cudart_memcpy_async, cudart_memcpy_batch_async, span_rows
 from suite.datasets.batch import Batch
 from suite.errors import BackendError, BackendUnavailableError, ConfigError
 from suite.models import build
@@ -67,7 +67,9 @@ EAGER_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 #: third of the bound) completed 516.0/s with p99 122.0 ms, INVALID; at most 8 (12.6 ms, within a
 #: fifth) 515.9/s with p99 64.9 ms, VALID. Earlier (run2, slower kernels): one batch at a time
 #: could not keep up whatever the cap (304/s of 315, p99 2.0 s), and every lane at once gave
-#: p99 145 ms.
+#: p99 145 ms. With Offline's batches of 8 (668/s), 20-s runs (gpu_server_h200_s9): 0.85x held
+#: with two in flight (p99 71.3 ms; once 80.3, INVALID) and with three (67.8, 76.7 ms); 0.9x held
+#: with neither three nor four (p99 153, 93 ms), so two stays.
 EAGER_SERVER_IN_FLIGHT = 2
 EAGER_SERVER_SHARE = 1 / 5
 #: fp8's storage dtype is bf16: the fused kernels (suite.backends.kernels) quantize what runs in fp8.
@@ -177,7 +179,9 @@ def eager_offline_batching(batch_ms: dict[int, float], workers: int) -> BatchDef
     per size: the size that answered the most samples a millisecond alone (the larger of equals),
     no wait, every worker. The cap is not always that size: at MLPerf's dlrm-v3 size on the H200 a
     batch of 8 requests took 11.9 ms and one of 11 took 18.6 ms, 13-18% more time a request in
-    each of three runs (benchmarks/results/gpu_server_h200_s8/c2/v3, dlrm_v3_h200/run4)."""
+    each of three runs (benchmarks/results/gpu_server_h200_s8/c2/v3, dlrm_v3_h200/run4); through
+    LoadGen, batches of 8 made 664.0 requests/s against 612.2 with the cap (1.08x, same call,
+    gpu_server_h200_s9/c1)."""
     best = max(batch_ms, key=lambda size: (size / batch_ms[size], size))
     return BatchDefaults(max_batch_items=best, batch_timeout_us=0, workers=workers)
 
@@ -223,7 +227,8 @@ class TorchCUDABackend(Backend):
     ``sync`` block|spin (:data:`SYNCS`: how a lane's thread waits for its batch),
     ``staging`` dma|copy|mapped (default dma: the copy engine moves each span of a batch's rows from
     the pinned dataset; copy: one memcpy into a pinned buffer, then one copy; mapped: the GPU's SMs
-    gather a batch's rows from pinned host memory), ``start_from_device`` 0|1 (the
+    gather a batch's rows from pinned host memory), ``dma`` batch|span (:data:`DMA_CALLS`: one
+    runtime call for a batch's copies, or one a span), ``start_from_device`` 0|1 (the
     query library's rows kept in device memory, as MLPerf's ``start_from_device``; recorded, and
     ``suite check`` reports it), ``fused`` 0|1 (DLRM models on
     ``suite.backends.kernels``: one Triton launch for all tables, matmuls with fused epilogues;
@@ -255,6 +260,8 @@ class TorchCUDABackend(Backend):
         "staging": Option("how a batch's rows reach the GPU: dma (default: the copy engine reads them from the pinned dataset), "
                           "copy (the host gathers them into a pinned buffer) or mapped (the SMs gather them from pinned host memory)",
                           choices=STAGINGS),
+        "dma": Option("how staging=dma issues a batch's copies: batch (one cudaMemcpyBatchAsync, CUDA 12.8 and later; default) "
+                      "or span (one cudaMemcpyAsync a span)", choices=DMA_CALLS),
         "start_from_device": Option("keep the query library's rows in device memory (MLPerf's start_from_device)", choices=FLAGS),
         "fused": Option("DLRM models on the fused Triton kernels (--precision fp8 implies it; default 1 for dlrm-v2 in bf16)", choices=FLAGS),
         "rows": Option("how fused tables store rows (fp8's default int8)", choices=("bf16", "fp16", "fp8", "int8")),
@@ -284,6 +291,7 @@ class TorchCUDABackend(Backend):
         self._graphs = _flag(cfg.option("cuda_graphs", "0" if self._compile else "1"), "cuda_graphs")
         self._from_device = _flag(cfg.option("start_from_device", "0"), "start_from_device")
         self._staging = cfg.option("staging", STAGINGS[0])
+        self._dma_calls = cfg.option("dma", DMA_CALLS[0])
         self._sync = cfg.option("sync", SYNCS[0])
         lanes = REQUEST_LANES if cfg.model.name in MAX_BATCH_SAMPLES else self.default_workers
         self._lane_count = int(cfg.option("lanes", str(lanes)))
@@ -532,9 +540,14 @@ class TorchCUDABackend(Backend):
             return
         self._packed = pinned.numpy()
         if self._staging == "dma":
-            self._pinned, self._dma = pinned, SpanDMA(pinned, cudart_memcpy_async())
+            batch = cudart_memcpy_batch_async() if self._dma_calls == "batch" else None
+            self._pinned, self._dma = pinned, SpanDMA(pinned, cudart_memcpy_async(), batch)
             if not self._dma.native:
                 self._staging_note = "dma: the CUDA runtime was not found through ctypes; each span is a torch copy"
+            elif self._dma_calls == "batch" and batch is None:
+                self._staging_note = "dma: this CUDA runtime has no cudaMemcpyBatchAsync (12.8 and later); one cudaMemcpyAsync a span"
+            else:
+                self._staging_note = self._dma.check_batch(self._device)
             return
         try:
             view = torch.as_tensor(HostView(pinned), device=self._device)
@@ -643,6 +656,7 @@ class TorchCUDABackend(Backend):
                 "fp32_matmuls": self._fp32_matmuls,
                 "start_from_device": self._from_device,
                 "staging": self.staging,
+                "dma_calls": self._dma.calls if self._dma is not None else None,
                 **({"staging_note": self._staging_note} if self._staging_note else {}),
                 "staged_batches": {how: sum(lane.staged.get(how, 0) for lane in self._lanes) for how in ("dma", "device", "host")},
                 "load_s": round(self._load_s, 3),

@@ -164,12 +164,12 @@ def main() -> None:
                 fused = info.get("fused") or {}
                 head = {"model": model, "scale": spec.scale, "precision": precision, "variant": variant,
                         "backend": args.backend, "placement": args.placement, "staging": info.get("staging"),
-                        "staging_note": info.get("staging_note"), "tiles": fused.get("tiles"), "tuned_ms": fused.get("tuned_ms"),
+                        "staging_note": info.get("staging_note"), "dma_calls": info.get("dma_calls"), "tiles": fused.get("tiles"), "tuned_ms": fused.get("tuned_ms"),
                         "load_s": round(load_s, 1),
                         "offline_qps": cap, "offline_items_per_s": round(outcome.completed_items / max(outcome.duration_s, 1e-9)),
                         "server_batch": dataclasses.asdict(srv_d), "auto_server_qps": auto.target_qps,
                         "bucket_ms": info.get("bucket_ms"), "capture_s": info.get("capture_s")}
-                print(f"{model:<10} {precision:<5} [{variant}] {args.placement} staging {info.get('staging')} {info.get('staging_note') or ''} sync {info.get('sync')}  "
+                print(f"{model:<10} {precision:<5} [{variant}] {args.placement} staging {info.get('staging')} {info.get('dma_calls') or ''} {info.get('staging_note') or ''} sync {info.get('sync')}  "
                       f"bucket 16384: {(info.get('bucket_ms') or {}).get('16384')} ms  tiles {fused.get('tiles')}", flush=True)
                 if "tune=1" in variant:
                     from suite.backends.kernels import dense

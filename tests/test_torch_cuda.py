@@ -206,14 +206,15 @@ def test_graphs_are_captured_at_load_and_equal_eager(name: str, data_dir: Path) 
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize(("staging", "shown", "staged"), [
-    ({}, "dma", "dma"), ({"start_from_device": "1"}, "device", "device"), ({"staging": "mapped"}, "mapped", "device"),
+@pytest.mark.parametrize(("staging", "shown", "staged", "calls"), [
+    ({}, "dma", "dma", "batch"), ({"dma": "span"}, "dma", "dma", "span"),
+    ({"start_from_device": "1"}, "device", "device", None), ({"staging": "mapped"}, "mapped", "device", None),
 ])
 def test_lanes_serve_concurrent_threads_and_every_staging_gives_the_same_scores(
-    items: Batch, staging: dict[str, str], shown: str, staged: str,
+    items: Batch, staging: dict[str, str], shown: str, staged: str, calls: str | None,
 ) -> None:
     """Copy staging, dma staging (the default: the copy engine moves each span from the pinned
-    dataset), mapped staging (the GPU gathers rows from pinned host memory) and start_from_device
+    dataset, every span of a batch in one cudaMemcpyBatchAsync, or one call a span), mapped staging (the GPU gathers rows from pinned host memory) and start_from_device
     answer every batch alike, from several threads at once."""
     spec = ModelSpec(name="dlrm-v2", scale="tiny")
     host, device = _backend(spec, lanes="2", staging="copy"), _backend(spec, lanes="2", **staging)
@@ -227,6 +228,7 @@ def test_lanes_serve_concurrent_threads_and_every_staging_gives_the_same_scores(
     extra = device.info().extra
     assert extra["staging"] == shown and extra["staged_batches"][staged] == len(spans)
     assert extra["start_from_device"] is (shown == "device") and "staging_note" not in extra
+    assert extra["dma_calls"] == calls
     unattached = Batch(dense=items.dense[:20].copy(), sparse=tuple(s[:20].copy() for s in items.sparse))
     assert np.array_equal(device.predict(unattached), host.predict(unattached))
 
@@ -267,6 +269,31 @@ def test_span_dma_puts_every_span_where_a_concatenation_would(native: bool) -> N
     stream.synchronize()
     want = torch.cat([host[lo:hi] for lo, hi in spans])
     assert copies == 3 and torch.equal(dev[: len(want)].cpu(), want) and bool((dev[len(want):] == -1).all())
+
+
+@pytest.mark.cuda
+def test_span_dma_in_one_batched_call_puts_every_span_where_a_concatenation_would() -> None:
+    """cudaMemcpyBatchAsync (CUDA 12.8 and later; the runtime's signature picked by its version):
+    one call enqueues every span's copy, in stream order behind what the stream already holds."""
+    import torch
+
+    from suite.backends.packed import SpanDMA, cudart_memcpy_async, cudart_memcpy_batch_async
+
+    batch = cudart_memcpy_batch_async()
+    assert batch is not None, f"no cudaMemcpyBatchAsync in CUDA {torch.version.cuda}"
+    host = torch.arange(5000 * 7, dtype=torch.int32).reshape(5000, 7).pin_memory()
+    dma = SpanDMA(host, cudart_memcpy_async(), batch)
+    assert dma.check_batch(torch.device("cuda")) is None and dma.calls == "batch"
+    dev = torch.full((4096, 7), -1, dtype=torch.int32, device="cuda")
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        torch.cuda._sleep(20_000_000)  # the copies queue behind this; a stream-order bug reads -2 below
+        dev.fill_(-2)
+    spans = [(4000, 4100), (4100, 4101), (0, 3), (17, 17), (2500, 2999), (10, 11)]
+    copies = dma.copy(spans, dev, stream)
+    stream.synchronize()
+    want = torch.cat([host[lo:hi] for lo, hi in spans])
+    assert copies == 4 and torch.equal(dev[: len(want)].cpu(), want) and bool((dev[len(want):] == -2).all())
 
 
 @pytest.mark.cuda
