@@ -292,6 +292,9 @@ class TorchCUDABackend(Backend):
         self._from_device = _flag(cfg.option("start_from_device", "0"), "start_from_device")
         self._staging = cfg.option("staging", STAGINGS[0])
         self._dma_calls = cfg.option("dma", DMA_CALLS[0])
+        if "dma" in dict(cfg.options) and (self._staging != "dma" or self._from_device):
+            raise ConfigError(f"'dma' applies to staging=dma, not to staging={self._staging}" if self._staging != "dma"
+                              else "'dma' applies to staging=dma, and start_from_device=1 stages nothing from the host")
         self._sync = cfg.option("sync", SYNCS[0])
         lanes = REQUEST_LANES if cfg.model.name in MAX_BATCH_SAMPLES else self.default_workers
         self._lane_count = int(cfg.option("lanes", str(lanes)))

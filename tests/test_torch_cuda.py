@@ -46,6 +46,23 @@ def test_kept_fp32_is_refused_where_no_part_is_kept_in_fp32(model: str, precisio
                                  f"(dlrm-v3), not to {model} in {precision}")
 
 
+@pytest.mark.parametrize(("options", "message"), [
+    ((("staging", "copy"),), "'dma' applies to staging=dma, not to staging=copy"),
+    ((("staging", "mapped"),), "'dma' applies to staging=dma, not to staging=mapped"),
+    ((("start_from_device", "1"),), "'dma' applies to staging=dma, and start_from_device=1 stages nothing from the host"),
+])
+def test_dma_calls_are_refused_where_nothing_is_staged_by_dma(options: tuple[tuple[str, str], ...], message: str) -> None:
+    """``dma=batch|span`` says how dma staging issues its copies; with another staging it would be
+    recorded and mean nothing, so it is refused before anything loads."""
+    from suite.backends.torch_cuda import TorchCUDABackend
+
+    backend = TorchCUDABackend(BackendConfig(model=ModelSpec(name="dlrm-v2", scale="tiny"), precision="bf16",
+                                             options=(*options, ("dma", "span"))))
+    with pytest.raises(ConfigError) as caught:
+        backend.load()
+    assert str(caught.value) == message
+
+
 def test_a_batch_is_padded_to_the_next_bucket_and_a_larger_one_is_not() -> None:
     assert [bucket(n) for n in (1, 16, 17, 1025, 2048, 2049, 9000, 16384)] == [16, 16, 64, 1536, 2048, 3072, 12288, 16384]
     assert bucket(GRAPH_BUCKETS[-1] + 1) == GRAPH_BUCKETS[-1] + 1
