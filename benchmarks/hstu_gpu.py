@@ -13,8 +13,11 @@ labels: this measures speed; the tests check each path's numbers). Then, one lin
 * the fused model, eagerly, on batches of ``--batch`` requests: ms per batch and requests/s,
   back to back for ``--seconds`` (the host's share included: this is what a lane runs);
 * ``--plain``: the same with the plain PyTorch attention (slow and memory-hungry at MLPerf's size);
-* ``--profile``: the GPU time of three fused batches of the largest ``--batch`` by kernel (torch's
-  profiler), the 15 largest, as ms per batch.
+* ``--profile``: for every ``--batch``, the GPU time of three fused batches (torch's profiler) and
+  the kernels launched, against the wall time a batch took above: where the GPU time is a small
+  part of the wall time, the batch is bound by the host's launches, not the device (a batch of one
+  request took 4-7 ms on the H200 where eight took 12); then the 15 largest kernels of the largest
+  batch, as ms per batch.
 
     python3 benchmarks/hstu_gpu.py --scale 1000000 --tiles --batch 1 4 8 11 [--plain]
 """
@@ -88,8 +91,11 @@ def sweep_tiles(hist: np.ndarray, cand: np.ndarray) -> None:
                       "tflops": round(cand_flops / ms / 1e9, 1), **shape}), flush=True)
 
 
-def profile(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tensor], batch: int, top: int = 15) -> None:
-    """One line per kernel, the ``top`` largest by GPU time over three batches: ms per batch, share."""
+def profile(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tensor], batch: int, top: int = 15,
+            wall_ms: float | None = None) -> None:
+    """The GPU time and kernel launches of a batch over three batches, with ``wall_ms`` (the batch's
+    wall time measured back to back) beside them; then one line per kernel, the ``top`` largest by
+    GPU time: ms per batch, share."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
@@ -109,7 +115,11 @@ def profile(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tens
         if us > 0:
             rows.append((float(us), e.key, e.count))
     total = sum(us for us, _, _ in rows) or 1.0
-    print(json.dumps({"profile_batch": batch, "gpu_ms_per_batch": round(total / 3000, 3)}), flush=True)
+    line: dict[str, object] = {"profile_batch": batch, "gpu_ms_per_batch": round(total / 3000, 3),
+                               "launches_per_batch": sum(count for _, _, count in rows) // 3}
+    if wall_ms is not None:
+        line.update(wall_ms_per_batch=round(wall_ms, 2), gpu_share_of_wall=round(total / 3000 / wall_ms, 2))
+    print(json.dumps(line), flush=True)
     for us, name, count in sorted(rows, reverse=True)[:top]:
         print(json.dumps({"kernel": name[:90], "ms_per_batch": round(us / 3000, 3), "share": round(us / total, 3),
                           "launches_per_batch": count // 3}), flush=True)
@@ -141,16 +151,20 @@ def main() -> None:
     base = {"scale": args.scale, "precision": args.precision, "history_mean": round(float(hist.mean())),
             "candidates_mean": round(float(cand.mean())), "load_s": round(load_s, 1), "gpu": torch.cuda.get_device_name()}
     paths = [("plain", model)] if args.plain else []
+    fused_ms: dict[int, float] = {}
     for path, m in [*paths, ("fused", None)]:
         if m is None:
             m = hstu.use_fused_attention(model)
         for b in args.batch:
             rate, ms = timed(m, dense, sparse, b, args.seconds)
+            if path == "fused":
+                fused_ms[b] = ms
             print(json.dumps({**base, "path": path, "tile": hstu.TILE.text() if path == "fused" else None, "batch": b,
                               "ms_per_batch": round(ms, 2), "requests_per_s": round(rate, 1),
                               "memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1)}), flush=True)
     if args.profile:
-        profile(model, dense, sparse, max(args.batch))
+        for b in sorted(args.batch):
+            profile(model, dense, sparse, b, top=15 if b == max(args.batch) else 0, wall_ms=fused_ms.get(b))
 
 
 if __name__ == "__main__":
