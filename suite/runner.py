@@ -62,10 +62,12 @@ log = logging.getLogger(__name__)
 PROBE_S = 2.0
 #: Offline's expected QPS is the probe's peak rate (its calls' 90th-percentile speed) times this.
 #: LoadGen issues expected QPS x min duration x 1.1 samples, so at the peak rate the run lasts about
-#: 1.2x its minimum. A run faster than its expected QPS ends before its minimum duration and is
+#: 1.5x its minimum. A run faster than its expected QPS ends before its minimum duration and is
 #: INVALID, a slower one only runs longer; on a shared machine the probe's mean caught a busy
-#: moment often enough to do that, its peak seldom (README, "Defaults on a shared machine").
-OFFLINE_PROBE_FACTOR = 1.1
+#: moment often enough to do that, and its peak once: a `make run` whose 2-s probe peaked at
+#: 114,385 items/s ran at 142,955 (1.25x), past the 1.21x that a factor of 1.1 allowed, and ended
+#: at 58 s of 60, INVALID (docs/defaults.md, "Defaults on a shared machine").
+OFFLINE_PROBE_FACTOR = 1.4
 #: Offline's factor behind a probe shorter than ``STEADY_PROBE_S`` (the smoke profile's 0.1 s): a few
 #: spans of calls catch a busy moment as their peak too, and a 1-s run that outruns its expected QPS
 #: is INVALID (seen about once in a full test suite), so a short probe sizes the run for twice its peak.
