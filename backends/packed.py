@@ -103,8 +103,9 @@ def _span_copy_arrays(spans: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.
 #: ``cudaMemcpyAsync``'s kind for host to device.
 _HOST_TO_DEVICE = 1
 #: ``cudaMemcpySrcAccessOrderStream``: a batched copy reads its sources in stream order, as
-#: ``cudaMemcpyAsync`` does (the pinned dataset never changes under a run, but a lane's buffer
-#: must not be overwritten before the batch before it has read it).
+#: ``cudaMemcpyAsync`` does. The pinned dataset never changes under a run, so a looser order would
+#: read the same bytes; the copies run in stream order whatever this says, so a lane's device
+#: buffer is written only after the batch before has read it.
 _SRC_ACCESS_ORDER_STREAM = 1
 MemcpyAsync = Callable[[int, int, int, int, int], int]
 #: ``(dsts, srcs, sizes, count, stream) -> cudaError_t``: the addresses of three arrays of
