@@ -77,16 +77,11 @@ def span_rows(spans: Sequence[tuple[int, int]], out: np.ndarray) -> np.ndarray:
     return out
 
 
-def span_copies(spans: Sequence[tuple[int, int]]) -> tuple[list[int], list[int], list[int]]:
+def span_copies(spans: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The copies, in rows, that put the rows of ``spans`` (half-open [lo, hi)) one after another:
-    each copy's first row in the destination, its first row in the source and its row count.
-    A span that starts where the one before it ended joins that one's copy; empty spans make none."""
-    dst, src, rows = _span_copy_arrays(spans)
-    return dst.tolist(), src.tolist(), rows.tolist()
-
-
-def _span_copy_arrays(spans: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`span_copies` as int64 arrays."""
+    each copy's first row in the destination, its first row in the source and its row count, as
+    int64 arrays. A span that starts where the one before it ended joins that one's copy; empty
+    spans make none."""
     bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
     bounds = bounds[bounds[:, 1] > bounds[:, 0]]
     if not len(bounds):
@@ -249,7 +244,7 @@ class SpanDMA:
     def copy(self, spans: Sequence[tuple[int, int]], dev: torch.Tensor, stream: torch.cuda.Stream) -> int:
         """Enqueue on ``stream`` the copies that put the rows of ``spans`` into ``dev``'s first rows;
         the number of copies. ``dev`` is a contiguous device tensor of rows as wide as the dataset's."""
-        dst, src, rows = _span_copy_arrays(spans)
+        dst, src, rows = span_copies(spans)
         if self._memcpy is None:
             with torch.cuda.stream(stream):
                 for d, s, k in zip(dst.tolist(), src.tolist(), rows.tolist(), strict=True):

@@ -99,14 +99,14 @@ def test_span_copies_merge_adjacent_spans_and_skip_empty_ones() -> None:
     """What dma staging asks the copy engine for: one copy a run of adjacent spans, each to where
     its rows follow the ones before."""
     spans = [(5, 8), (8, 10), (0, 2), (3, 3), (2, 4), (10, 14)]
-    dst, src, rows = span_copies(spans)
+    dst, src, rows = (a.tolist() for a in span_copies(spans))
     assert (dst, src, rows) == ([0, 5, 9], [5, 0, 10], [5, 4, 4])
     data = np.arange(20)
     out = np.zeros(sum(rows), dtype=data.dtype)
     for d, s_, k in zip(dst, src, rows, strict=True):
         out[d : d + k] = data[s_ : s_ + k]
     assert np.array_equal(out, np.concatenate([data[lo:hi] for lo, hi in spans]))
-    assert span_copies([]) == ([], [], []) and span_copies([(4, 4)]) == ([], [], [])
+    assert all([a.tolist() for a in span_copies(none)] == [[], [], []] for none in ([], [(4, 4)]))
 
 
 def test_packing_a_model_without_dense_features() -> None:
