@@ -24,7 +24,7 @@ from suite.errors import RunFailedError
 from suite.harness import Outcome, Progress, eta_text, expected_queries
 from suite.models import ModelSpec
 from suite.results import read_detail
-from suite.runner import HARNESS_QUERY_S, SHORT_PROBE_OFFLINE_FACTOR, run
+from suite.runner import HARNESS_QUERY_S, OFFLINE_PROBE_FACTOR, SHORT_PROBE_OFFLINE_FACTOR, Warmup, calibrated, run
 
 CORES = len(os.sched_getaffinity(0))
 
@@ -172,6 +172,23 @@ def test_warm_up_runs_the_largest_batch_on_every_worker_before_loadgen(results: 
     assert sum(n for _, n in first) == warm["items"]
     # The run's own calls follow: the harness answered every query after the warm-up.
     assert len(backend.calls) == warm["batches"] + result.data["harness"]["batches"]
+
+
+def test_a_steady_probe_sizes_offline_for_a_run_faster_than_its_peak() -> None:
+    """Offline's auto target after a 2-s probe: a run that outpaces the probe's peak by 1.25x (a
+    `make run` on a 2-core machine with one core busy: peak 114,385 items/s, run 142,955) still
+    issues enough queries for its minimum duration, where a factor of 1.1 ended it at 58 s of 60."""
+    offline = _settings("dlrm-rmc1", Scenario.OFFLINE, profile="short")
+    peak, mean_items = 114_385.0, 165.9
+    probe = Warmup(batches=107, items=210_480, seconds=2.06, workers=1, largest_batch_items=1994, probe_s=2.01,
+                   probe_items_per_s=102_585.0, probe_peak_items_per_s=peak)
+    sized, record = calibrated(offline, probe, mean_items)
+    assert record["factor"] == OFFLINE_PROBE_FACTOR and sized.target_qps == record["target_qps"]
+    queries = expected_queries(sized, 1_000_000)
+    assert queries is not None
+    run_s = queries / (1.25 * peak / mean_items)
+    assert run_s >= sized.min_duration_ms / 1000
+    assert run_s < 2 * sized.min_duration_ms / 1000  # and the run is not made needlessly long
 
 
 def test_expected_queries_follow_loadgen() -> None:
