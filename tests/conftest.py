@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from suite.config import Mode, RunConfig, Scenario
 from suite.datasets.batch import Batch
 from suite.models import ModelSpec
 from suite.placement import Placement
+from suite.runner import RunResult, run
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -80,6 +82,27 @@ def smoke_config(results: Path, **changes: object) -> RunConfig:
     }
     base.update(changes)
     return RunConfig(**base)
+
+
+#: How many times :func:`run_valid` makes a performance run before it lets INVALID stand.
+VALID_ATTEMPTS = 3
+
+
+def run_valid(config: RunConfig) -> RunResult:
+    """``run(config)``, made again over its own folder while LoadGen calls it INVALID (at most
+    :data:`VALID_ATTEMPTS` runs), for tests whose subject is what a VALID run writes, not the latency.
+
+    A smoke Server run lasts one second: on CI's two cores, shared with another process, one
+    scheduler stall of some 80 ms puts more than 1% of its queries past the 60-ms p99 and LoadGen
+    rightly calls the run INVALID (CI saw p99 82.4 ms for a null backend at 1,000 QPS). That is the
+    machine's doing; a change that makes such runs INVALID every time still fails.
+    """
+    result = run(config)
+    for _ in range(VALID_ATTEMPTS - 1):
+        if config.mode is not Mode.PERFORMANCE or result.data["performance"]["validity"] == "VALID":
+            break
+        result = run(dataclasses.replace(config, overwrite=True))
+    return result
 
 
 def package_dirs() -> dict[str, Path]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import smoke_config
+from conftest import run_valid, smoke_config
 
 from suite import harness
 from suite.backends import get_backend
@@ -43,7 +43,7 @@ def files(path: Path) -> set[str]:
 def test_null_backend_every_scenario_and_mode(results: Path, data_dir: Path, scenario: Scenario, mode: Mode) -> None:
     config = smoke_config(results, scenario=scenario, mode=mode, target_qps=NULL_QPS.get(scenario),
                           backend_options=NULL_FLOOR.get(scenario, ()))
-    result = run(config)
+    result = run_valid(config)
     assert result.path == results / "testsys" / "dlrm-rmc1" / scenario.value / (
         "performance/run_1" if mode is Mode.PERFORMANCE else "accuracy"
     )
@@ -81,7 +81,7 @@ def test_torch_cpu_accuracy_passes_the_gate(results: Path, data_dir: Path, scena
 @pytest.mark.parametrize("scenario", [Scenario.OFFLINE, Scenario.SERVER])
 def test_torch_cpu_performance_is_valid(results: Path, data_dir: Path, scenario: Scenario) -> None:
     # One thread: two OpenMP threads on two busy cores spin against each other and miss the SLA.
-    result = run(smoke_config(results, backend="torch-cpu", scenario=scenario, target_qps=CPU_QPS[scenario], threads=1))
+    result = run_valid(smoke_config(results, backend="torch-cpu", scenario=scenario, target_qps=CPU_QPS[scenario], threads=1))
     assert result.data["performance"]["validity"] == "VALID"
     assert result.data["harness"]["completed_items"] > 0
     assert result.data["backend"]["name"] == "torch-cpu"
