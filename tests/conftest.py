@@ -5,7 +5,7 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -88,20 +88,21 @@ def smoke_config(results: Path, **changes: object) -> RunConfig:
 VALID_ATTEMPTS = 3
 
 
-def run_valid(config: RunConfig) -> RunResult:
+def run_valid(config: RunConfig, backend: Callable[[], Backend] | None = None) -> RunResult:
     """``run(config)``, made again over its own folder while LoadGen calls it INVALID (at most
     :data:`VALID_ATTEMPTS` runs), for tests whose subject is what a VALID run writes, not the latency.
 
     A smoke Server run lasts one second: on CI's two cores, shared with another process, one
     scheduler stall of some 80 ms puts more than 1% of its queries past the 60-ms p99 and LoadGen
     rightly calls the run INVALID (CI saw p99 82.4 ms for a null backend at 1,000 QPS). That is the
-    machine's doing; a change that makes such runs INVALID every time still fails.
+    machine's doing; a change that makes such runs INVALID every time still fails. ``backend``
+    makes the unloaded backend each run uses (a test's own; the registry's when None).
     """
-    result = run(config)
+    result = run(config, backend=backend() if backend else None)
     for _ in range(VALID_ATTEMPTS - 1):
         if config.mode is not Mode.PERFORMANCE or result.data["performance"]["validity"] == "VALID":
             break
-        result = run(dataclasses.replace(config, overwrite=True))
+        result = run(dataclasses.replace(config, overwrite=True), backend=backend() if backend else None)
     return result
 
 
