@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import queue
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +95,11 @@ STAGINGS = ("dma", "copy", "mapped")
 #: engine's, so small ones are cheaper to gather (a DLRM-v2 sample is about 245 KB, an NCF query a
 #: few hundred bytes).
 DMA_MIN_SPAN_BYTES = 16 << 10
+#: Where dlrm-v3 learns each request's real history events and candidates, which size every
+#: tensor of its batch (option ``counts``; the first is the default): from the host, which holds
+#: them for the dataset, in one small copy; or counted on the device and read back mid-forward, a
+#: host sync that holds the lane's launches until the GPU has run everything queued before it.
+COUNTS_FROM = ("host", "device")
 #: Models whose ``--precision bf16`` runs the fused kernels unless ``fused=0``: DLRM-v2 through
 #: LoadGen on the H200 gave 32,974 samples/s fused against 24,175 plain (graphs both), at 99.99% of
 #: the teacher's AUC (benchmarks/results/merged_h200, kernels_h200.txt).
@@ -206,6 +212,9 @@ class _Lane:
     graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = field(default_factory=dict)
     #: Buffers for batches above ``capacity`` (eager only), made on first need and kept.
     overflow: _Lane | None = None
+    #: dlrm-v3 with counts from the host: pinned 2 x capacity int64, a batch's request counts on
+    #: their way to the device.
+    counts_host: torch.Tensor | None = None
     host_s: float = 0.0
     batches: int = 0
     #: Batches by how they were staged: "dma", "device" or "host" (gathered on the host).
@@ -274,6 +283,8 @@ class TorchCUDABackend(Backend):
         "sync": Option("how a lane waits for its batch: block (sleep until the GPU signals) or spin (busy-wait, CUDA's default)", choices=SYNCS),
         "compute": Option("where batches run: one stream shared by every lane, in order (default for dlrm-v2), or a stream per lane",
                           choices=COMPUTE),
+        "counts": Option("where dlrm-v3 learns each request's length: host (default: the dataset's counts, sent with the batch) "
+                         "or device (counted on the GPU and read back mid-forward)", choices=COUNTS_FROM),
         "kept_fp32": Option("how a 16-bit build runs the matmuls of the parts it keeps in fp32 (dlrm-v3's MLPs): tf32 (default) or fp32",
                             choices=KEPT_FP32_MATH),
     }
@@ -295,6 +306,9 @@ class TorchCUDABackend(Backend):
         if "dma" in dict(cfg.options) and (self._staging != "dma" or self._from_device):
             raise ConfigError(f"'dma' applies to staging=dma, not to staging={self._staging}" if self._staging != "dma"
                               else "'dma' applies to staging=dma, and start_from_device=1 stages nothing from the host")
+        self._counts_from = cfg.option("counts", COUNTS_FROM[0])
+        if "counts" in dict(cfg.options) and not hasattr(cfg.model.config.module_class(), "tokens"):
+            raise ConfigError(f"'counts' applies to dlrm-v3, whose requests are jagged, not to {cfg.model.name}")
         self._sync = cfg.option("sync", SYNCS[0])
         lanes = REQUEST_LANES if cfg.model.name in MAX_BATCH_SAMPLES else self.default_workers
         self._lane_count = int(cfg.option("lanes", str(lanes)))
@@ -349,6 +363,12 @@ class TorchCUDABackend(Backend):
         for module in model.modules():
             if isinstance(module, torch.nn.RNNBase):
                 module.flatten_parameters()
+        #: dlrm-v3 with counts from the host: lays a batch's tokens out on the GPU from each
+        #: request's counts, which the dataset holds, instead of counting them there and reading
+        #: them back (a sync mid-forward).
+        self._tokens: Callable[[torch.Tensor, torch.Tensor], Any] | None = (
+            getattr(model, "tokens", None) if self._counts_from == "host" else None)
+        self._request_counts: np.ndarray | None = None
         self._model: Any = torch.compile(model, dynamic=True) if self._compile else model
         self._packed_source: Batch | None = None
         self._packed: np.ndarray | None = None
@@ -411,17 +431,41 @@ class TorchCUDABackend(Backend):
                 host_rows=host_rows,
                 stage_rows=host_rows.numpy(),
                 dev_rows=torch.zeros(capacity, dtype=torch.int64, device=self._device),
+                counts_host=torch.empty(2 * capacity, dtype=torch.int64, pin_memory=True) if self._tokens is not None else None,
             )
 
-    def _forward(self, rows: torch.Tensor) -> torch.Tensor:
+    def _forward(self, rows: torch.Tensor, tokens: Any = None) -> torch.Tensor:
         dense, sparse = self._layout.unpack(rows)
         # The fused lookup reads every table's ids as one (N, sum L) matrix: in a packed row they
         # already are one, so it gets that view instead of a concatenation.
         # dlrm-v3's fused model (its attention is the fused part) reads the tables' ids apart.
         packed = self._fused is not None and self._fused.get("ids") != "tables"
         ids = rows[:, self._layout.dense :] if packed else sparse
-        logits = self._model(dense.to(self._dtype), ids)
+        logits = self._model(dense.to(self._dtype), ids) if tokens is None else self._model(dense.to(self._dtype), ids, tokens=tokens)
         return torch.sigmoid(logits.float())
+
+    def _counts(self, batch: Batch) -> np.ndarray:
+        """(2, N): each request's real history events and candidates, from the attached dataset's
+        counts for a batch of its rows, else from the batch's own dense rows."""
+        from suite.models.dlrm_v3 import request_counts
+
+        counts = self._request_counts
+        if counts is not None and batch.source is not None and batch.source is self._packed_source:
+            spans = batch.spans
+            if len(spans) == 1:
+                return counts[:, spans[0][0]:spans[0][1]]
+            return np.concatenate([counts[:, lo:hi] for lo, hi in spans], axis=1)
+        return request_counts(batch.dense, self._schema.dense - self._tasks)
+
+    def _tokens_on_device(self, counts: np.ndarray, lane: _Lane) -> Any:
+        """The batch's token layout on the device from ``counts`` (2, N), sent through ``lane``'s
+        pinned words on the current stream (the lane reuses them only once its batch is answered)."""
+        assert self._tokens is not None
+        n = counts.shape[1]
+        assert lane.counts_host is not None and len(lane.counts_host) >= 2 * n  # made with the lane, as wide
+        host = lane.counts_host[: 2 * n].view(2, n)  # contiguous: a strided pinned source would be copied to pageable memory first
+        host.numpy()[:] = counts
+        return self._tokens(host.to(self._device, non_blocking=True), host)
 
     def _capture(self, lane: _Lane) -> None:
         """One graph per bucket on ``lane``, largest first, sharing one memory pool (a lane
@@ -476,12 +520,22 @@ class TorchCUDABackend(Backend):
         lane.stage[:cap] = self._timing_rows(cap)
         lane.dev[:cap].copy_(lane.host[:cap])
         torch.cuda.synchronize(self._device)
+        counts = None
+        if self._tokens is not None:
+            from suite.models.dlrm_v3 import request_counts
+
+            counts = request_counts(self._layout.unpack(lane.stage[:cap])[0], self._schema.dense - self._tasks)
+
+        def forward(size: int) -> torch.Tensor:  # as predict runs it
+            tokens = None if counts is None else self._tokens_on_device(counts[:, :size], lane)
+            return self._forward(lane.dev[:size], tokens)
+
         with torch.inference_mode(), torch.cuda.stream(lane.compute):
             for size in sizes:
-                self._forward(lane.dev[:size]).cpu()  # compiles the kernels for this size first
+                forward(size).cpu()  # compiles the kernels for this size first
                 started = time.perf_counter()
                 for _ in range(repeats):
-                    self._forward(lane.dev[:size]).cpu()
+                    forward(size).cpu()
                 self._bucket_ms[size] = (time.perf_counter() - started) * 1000 / repeats
         lane.host.zero_()
         lane.dev.zero_()
@@ -514,6 +568,10 @@ class TorchCUDABackend(Backend):
         if items is self._packed_source:
             return
         self._packed = self._layout.pack(items.dense, items.sparse)
+        if self._tokens is not None:
+            from suite.models.dlrm_v3 import request_counts
+
+            self._request_counts = request_counts(items.dense, self._schema.dense - self._tasks)
         self._dev_packed = self._pinned = self._dma = None
         self._staging_note = None
         for lane in self._lanes:
@@ -602,6 +660,7 @@ class TorchCUDABackend(Backend):
                 work = lane.overflow
             how = self._stage(batch, work, n, size)
             lane.staged[how] = lane.staged.get(how, 0) + 1
+            counts = self._counts(batch) if self._tokens is not None and not graphed else None
             with torch.inference_mode():
                 work.compute.wait_stream(work.copy)
                 with torch.cuda.stream(work.compute):
@@ -609,7 +668,8 @@ class TorchCUDABackend(Backend):
                         graph, out = work.graphs[size]
                         graph.replay()
                     else:
-                        out = self._forward(work.dev[:n])
+                        tokens = None if counts is None else self._tokens_on_device(counts, work)
+                        out = self._forward(work.dev[:n], tokens)
                     work.host_out[:n].copy_(out[:n], non_blocking=True)
                     work.done.record()
                 # The next staging into this lane's buffers waits for this batch to have read them.
@@ -657,6 +717,7 @@ class TorchCUDABackend(Backend):
                 "compute": self._compute_mode,
                 "sync": self._sync,
                 "fp32_matmuls": self._fp32_matmuls,
+                **({"counts": self._counts_from} if hasattr(self.config.model.config.module_class(), "tokens") else {}),
                 "start_from_device": self._from_device,
                 "staging": self.staging,
                 "dma_calls": self._dma.calls if self._dma is not None else None,

@@ -11,13 +11,16 @@ labels: this measures speed; the tests check each path's numbers). Then, one lin
   multiply-add two), the fastest kept for what follows; then the last layer's form (candidate
   rows alone) with that shape;
 * the fused model, eagerly, on batches of ``--batch`` requests: ms per batch and requests/s,
-  back to back for ``--seconds`` (the host's share included: this is what a lane runs);
+  back to back for ``--seconds`` (the host's share included: this is what a lane runs), twice:
+  the model counting each request on the GPU and reading the counts back (``counts: device``), and
+  given the counts from the host as torch-cuda gives them by default (``counts: host``: no sync);
 * ``--plain``: the same with the plain PyTorch attention (slow and memory-hungry at MLPerf's size);
-* ``--profile``: for every ``--batch``, the GPU time of three fused batches (torch's profiler) and
-  the kernels launched, against the wall time a batch took above: where the GPU time is a small
-  part of the wall time, the batch is bound by the host's launches, not the device (a batch of one
-  request took 4-7 ms on the H200 where eight took 12); then the 15 largest kernels of the largest
-  batch, as ms per batch.
+* ``--profile``: for every ``--batch`` and both ways of counting, the GPU time of three fused
+  batches (torch's profiler), the kernels launched and the host's time to launch a batch (the
+  forward call's return, the GPU idle before it), against the wall time a batch took above: where
+  the GPU time is a small part of the wall time, the batch is bound by the host, not the device (a
+  batch of one request took 4-7 ms on the H200 where eight took 12); then the 15 largest kernels of
+  the largest batch, as ms per batch.
 
     python3 benchmarks/hstu_gpu.py --scale 1000000 --tiles --batch 1 4 8 11 [--plain]
 """
@@ -34,26 +37,54 @@ import torch
 from suite.backends.kernels import hstu
 from suite.datasets import streaming
 from suite.models import ModelSpec, build
+from suite.models.dlrm_v3 import request_counts
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def timed(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tensor], batch: int, seconds: float) -> tuple[float, float]:
+def forward(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tensor], lo: int, batch: int,
+            counts: np.ndarray | None) -> torch.Tensor:
+    """One batch of requests ``lo:lo + batch``. ``counts`` (2, N): each request's counts, sent from
+    the host as torch-cuda sends them (``--option counts=host``, the default); None: the model
+    counts them on the GPU and reads them back (``counts=device``)."""
+    args = (dense[lo : lo + batch], [s[lo : lo + batch] for s in sparse])
+    if counts is None:
+        return model(*args)
+    host = torch.from_numpy(np.ascontiguousarray(counts[:, lo : lo + batch])).pin_memory()
+    return model(*args, tokens=model.tokens(host.to("cuda", non_blocking=True), host))
+
+
+def timed(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tensor], batch: int, seconds: float,
+          counts: np.ndarray | None = None) -> tuple[float, float]:
     """(requests per second, ms per batch) over ``seconds`` of back-to-back batches (after one
     warm-up batch), cycling through the drawn requests."""
     n = dense.shape[0]
     with torch.inference_mode():
-        model(dense[:batch], [s[:batch] for s in sparse])
+        forward(model, dense, sparse, 0, batch, counts)
         torch.cuda.synchronize()
         done, batches, start = 0, 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
-            lo = done % (n - batch + 1)
-            model(dense[lo : lo + batch], [s[lo : lo + batch] for s in sparse])
+            forward(model, dense, sparse, done % (n - batch + 1), batch, counts)
             done += batch
             batches += 1
         torch.cuda.synchronize()
         wall = time.perf_counter() - start
         return done / wall, 1000 * wall / batches
+
+
+def host_ms(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tensor], batch: int, counts: np.ndarray | None,
+            calls: int = 5) -> float:
+    """Milliseconds for the forward call to return, the GPU idle before each call: the host's
+    launches (with counts read back, the wait for them too)."""
+    spent = 0.0
+    with torch.inference_mode():
+        for _ in range(calls):
+            torch.cuda.synchronize()
+            started = time.perf_counter()
+            forward(model, dense, sparse, 0, batch, counts)
+            spent += time.perf_counter() - started
+        torch.cuda.synchronize()
+    return 1000 * spent / calls
 
 
 def sweep_tiles(hist: np.ndarray, cand: np.ndarray) -> None:
@@ -92,20 +123,20 @@ def sweep_tiles(hist: np.ndarray, cand: np.ndarray) -> None:
 
 
 def profile(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tensor], batch: int, top: int = 15,
-            wall_ms: float | None = None) -> None:
+            wall_ms: float | None = None, counts: np.ndarray | None = None) -> None:
     """The GPU time and kernel launches of a batch over three batches, with ``wall_ms`` (the batch's
-    wall time measured back to back) beside them; then one line per kernel, the ``top`` largest by
-    GPU time: ms per batch, share."""
+    wall time measured back to back) and the host's time to launch one beside them; then one line
+    per kernel, the ``top`` largest by GPU time: ms per batch, share."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    args = (dense[:batch], [s[:batch] for s in sparse])
+    launch_ms = host_ms(model, dense, sparse, batch, counts)
     with torch.inference_mode():
-        model(*args)
+        forward(model, dense, sparse, 0, batch, counts)
         torch.cuda.synchronize()
         with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
             for _ in range(3):
-                model(*args)
+                forward(model, dense, sparse, 0, batch, counts)
             torch.cuda.synchronize()
     rows = []
     for e in prof.key_averages():
@@ -115,7 +146,8 @@ def profile(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tens
         if us > 0:
             rows.append((float(us), e.key, e.count))
     total = sum(us for us, _, _ in rows) or 1.0
-    line: dict[str, object] = {"profile_batch": batch, "gpu_ms_per_batch": round(total / 3000, 3),
+    line: dict[str, object] = {"profile_batch": batch, "counts": "device" if counts is None else "host",
+                               "gpu_ms_per_batch": round(total / 3000, 3), "host_ms_per_batch": round(launch_ms, 2),
                                "launches_per_batch": sum(count for _, _, count in rows) // 3}
     if wall_ms is not None:
         line.update(wall_ms_per_batch=round(wall_ms, 2), gpu_share_of_wall=round(total / 3000 / wall_ms, 2))
@@ -150,21 +182,26 @@ def main() -> None:
     sparse = [torch.from_numpy(s).cuda() for s in batch.sparse]
     base = {"scale": args.scale, "precision": args.precision, "history_mean": round(float(hist.mean())),
             "candidates_mean": round(float(cand.mean())), "load_s": round(load_s, 1), "gpu": torch.cuda.get_device_name()}
-    paths = [("plain", model)] if args.plain else []
-    fused_ms: dict[int, float] = {}
-    for path, m in [*paths, ("fused", None)]:
+    counts = request_counts(batch.dense, schema.dense - schema.tasks)
+    paths = [("plain", model, None)] if args.plain else []
+    fused_ms: dict[tuple[int, str], float] = {}
+    for path, m, sent in [*paths, ("fused", None, None), ("fused", None, counts)]:
         if m is None:
             m = hstu.use_fused_attention(model)
         for b in args.batch:
-            rate, ms = timed(m, dense, sparse, b, args.seconds)
+            rate, ms = timed(m, dense, sparse, b, args.seconds, sent)
+            where = "device" if sent is None else "host"
             if path == "fused":
-                fused_ms[b] = ms
-            print(json.dumps({**base, "path": path, "tile": hstu.TILE.text() if path == "fused" else None, "batch": b,
-                              "ms_per_batch": round(ms, 2), "requests_per_s": round(rate, 1),
+                fused_ms[b, where] = ms
+            print(json.dumps({**base, "path": path, "counts": where, "tile": hstu.TILE.text() if path == "fused" else None,
+                              "batch": b, "ms_per_batch": round(ms, 2), "requests_per_s": round(rate, 1),
                               "memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1)}), flush=True)
     if args.profile:
         for b in sorted(args.batch):
-            profile(model, dense, sparse, b, top=15 if b == max(args.batch) else 0, wall_ms=fused_ms.get(b))
+            for sent in (None, counts):
+                where = "device" if sent is None else "host"
+                profile(model, dense, sparse, b, top=15 if b == max(args.batch) and sent is not None else 0,
+                        wall_ms=fused_ms.get((b, where)), counts=sent)
 
 
 if __name__ == "__main__":

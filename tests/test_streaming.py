@@ -191,6 +191,30 @@ def test_a_request_scores_the_same_alone_and_in_any_batch() -> None:
     assert pad.any() and (together[pad] == 0).all()
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_tokens_from_counts_the_caller_holds_score_bit_for_bit_as_the_models_own(precision: str) -> None:
+    """torch-cuda sends each request's counts from the dataset instead of letting the model count
+    them on the GPU and read them back: the counts are the model's own, and the scores the same bits."""
+    import torch
+
+    from suite.models import build
+    from suite.models.dlrm_v3 import request_counts
+
+    batch = draw(7, seed=5)
+    dense = torch.from_numpy(batch.dense)
+    sparse = [torch.from_numpy(s) for s in batch.sparse]
+    model = build(SPEC, dtype={"fp32": torch.float32, "bf16": torch.bfloat16}[precision])
+    history = SPEC.schema.dense - SPEC.schema.tasks
+    counts = request_counts(batch.dense, history)
+    hist_n, cand_n = streaming.request_lengths(batch.dense, history)
+    assert counts.tolist() == [hist_n.tolist(), cand_n.tolist()] and len(set(hist_n.tolist())) > 1
+    host = torch.from_numpy(counts)
+    tokens = model.tokens(host.clone(), host)
+    assert tokens.jag.offsets.tolist() == [0, *np.cumsum(1 + hist_n + cand_n).tolist()]
+    with torch.inference_mode():
+        assert torch.equal(model(dense, sparse, tokens=tokens), model(dense, sparse))
+
+
 def test_the_last_layer_computes_the_candidate_rows_alone_and_exactly() -> None:
     """The head reads only candidate rows, so the last STU layer computes only those (queries, gates,
     attention, output projection; keys and values of every row): equal to the whole layer's rows."""

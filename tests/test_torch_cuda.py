@@ -63,6 +63,17 @@ def test_dma_calls_are_refused_where_nothing_is_staged_by_dma(options: tuple[tup
     assert str(caught.value) == message
 
 
+@pytest.mark.parametrize("model", ["dlrm-v2", "ncf"])
+def test_counts_are_refused_where_requests_are_not_jagged(model: str) -> None:
+    from suite.backends.torch_cuda import TorchCUDABackend
+
+    backend = TorchCUDABackend(BackendConfig(model=ModelSpec(name=model, scale="tiny"), precision="bf16",
+                                             options=(("counts", "device"),)))
+    with pytest.raises(ConfigError) as caught:
+        backend.load()
+    assert str(caught.value) == f"'counts' applies to dlrm-v3, whose requests are jagged, not to {model}"
+
+
 def test_a_batch_is_padded_to_the_next_bucket_and_a_larger_one_is_not() -> None:
     assert [bucket(n) for n in (1, 16, 17, 1025, 2048, 2049, 9000, 16384)] == [16, 16, 64, 1536, 2048, 3072, 12288, 16384]
     assert bucket(GRAPH_BUCKETS[-1] + 1) == GRAPH_BUCKETS[-1] + 1
@@ -248,6 +259,34 @@ def test_lanes_serve_concurrent_threads_and_every_staging_gives_the_same_scores(
     assert extra["dma_calls"] == calls
     unattached = Batch(dense=items.dense[:20].copy(), sparse=tuple(s[:20].copy() for s in items.sparse))
     assert np.array_equal(device.predict(unattached), host.predict(unattached))
+
+
+@pytest.mark.cuda
+def test_dlrm_v3_counts_sent_from_the_host_score_as_those_read_back_from_the_gpu() -> None:
+    """counts=host (the default: each request's counts from the dataset, one small copy, no read
+    back mid-forward) and counts=device give the same bits, from several threads, for batches of
+    the dataset's rows and for others."""
+    from suite.backends.torch_cuda import TorchCUDABackend
+    from suite.datasets import streaming
+
+    spec = ModelSpec(name="dlrm-v3", scale="tiny")
+    items = streaming.features(spec.config, spec, 300, np.random.default_rng(3))  # type: ignore[arg-type]  # dlrm-v3's config
+    made = {}
+    for counts in ("host", "device"):
+        made[counts] = TorchCUDABackend(BackendConfig(model=spec, precision="bf16", options=(("counts", counts), ("lanes", "2"))))
+        made[counts].load()
+        made[counts].attach_items(items)
+    spans = [[(i * 7 % 250, i * 7 % 250 + 1 + i % 9), (290, 292)] for i in range(24)]
+    want = [made["device"].predict(Batch.of_spans(items, s)) for s in spans]
+    got = _from_threads(made["host"], items, spans, threads=4)
+    assert all(np.array_equal(got[i], want[i]) for i in range(len(spans)))
+    unattached = Batch(dense=items.dense[:5].copy(), sparse=tuple(s[:5].copy() for s in items.sparse))
+    assert np.array_equal(made["host"].predict(unattached), made["device"].predict(unattached))
+    assert made["host"].info().extra["counts"] == "host" and made["device"].info().extra["counts"] == "device"
+    assert all(lane.counts_host is not None for lane in made["host"]._lanes)
+    assert all(lane.counts_host is None for lane in made["device"]._lanes)
+    for backend in made.values():
+        backend.close()
 
 
 @pytest.mark.cuda

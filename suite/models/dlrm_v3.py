@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -77,6 +78,68 @@ class Jagged:
         request = torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
         within = torch.arange(len(request), device=counts.device) - self.candidate_offsets[request]
         return self.offsets[request] + 1 + self.history[request] + within
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Where a batch's real entries go: its :class:`Jagged` layout; each history event's and each
+    candidate's row in the packed tokens and slot in the padded (N, H) and (N, K) inputs; every
+    token's position-embedding row. Integer work alone, from each request's counts.
+
+    It is made on the inputs' device, its sizes from the same counts on the host: :meth:`DLRMv3.forward`
+    counts the requests on the device and reads the counts back (a host sync on a GPU), unless the
+    caller gives it tokens made from counts it already holds (torch-cuda: the dataset's, sent in
+    one small copy), so a batch never waits for the device.
+    """
+
+    jag: Jagged
+    hist_at: torch.Tensor  # (Th,) int64
+    cand_at: torch.Tensor  # (Tc,) int64, request by request
+    hist_ids: torch.Tensor  # (Th,) int64, into the flattened (N, H) inputs
+    cand_ids: torch.Tensor  # (Tc,) int64, into the flattened (N, K) inputs
+    #: (T,) int64: 0 the user token, a history event its distance from the end of its history plus
+    #: one, every candidate 1 (the reference's ``_get_col_indices``).
+    positions: torch.Tensor
+
+    @classmethod
+    def of(cls, hist_n: torch.Tensor, cand_n: torch.Tensor, host: torch.Tensor, history: int, candidates: int,
+           scale: int) -> Tokens:
+        """For requests of ``hist_n`` real history events and ``cand_n`` candidates ((N,), on the
+        device to compute on), padded to ``history`` and ``candidates`` slots; ``host``: the same
+        counts on the host, (2, N), whence every size."""
+        n = len(hist_n)
+        device = hist_n.device
+        most = host.amax(1) if n else torch.zeros(2, dtype=host.dtype)
+        jag = Jagged.from_counts(hist_n, cand_n, scale, int(most[0]), int(most[1]))
+        total_h, total_c = int(host[0].sum()), int(host[1].sum())
+
+        def slots(count: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.Tensor]:
+            # (request, slot) of each request's first ``count`` slots, request by request: the real
+            # entries, which come first in their slots (the dataset layout).
+            # output_size spares a GPU a sync; ONNX's exporter knows no such argument (CPU only there).
+            sized = {"output_size": total} if count.is_cuda else {}
+            request = torch.repeat_interleave(torch.arange(n, device=device), count, **sized)
+            first = torch.cumsum(count, 0) - count
+            return request, torch.arange(total, device=device) - first[request]
+
+        hist_b, hist_j = slots(jag.history, total_h)
+        cand_b, cand_j = slots(cand_n.long(), total_c)
+        start = jag.offsets[:-1]
+        hist_at = start[hist_b] + 1 + hist_j
+        cand_at = start[cand_b] + 1 + jag.history[cand_b] + cand_j
+        positions = torch.zeros(total_h + total_c + n, dtype=torch.long, device=device)
+        positions[hist_at] = jag.history[hist_b] - hist_j + 1
+        positions[cand_at] = 1
+        return cls(jag=jag, hist_at=hist_at, cand_at=cand_at, hist_ids=hist_b * history + hist_j,
+                   cand_ids=cand_b * candidates + cand_j, positions=positions)
+
+
+def request_counts(dense: np.ndarray, history: int) -> np.ndarray:
+    """(2, N) int64: each request's real history events, then its candidates, from its dense row
+    (ages, -1 in padding slots; ``history`` slots, then the candidates'), as :meth:`DLRMv3.forward`
+    counts them."""
+    real = np.asarray(dense) >= 0
+    return np.stack([real[:, :history].sum(1), real[:, history:].sum(1)]).astype(np.int64)
 
 
 def attention_mask(history: int, candidates: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -298,39 +361,29 @@ class DLRMv3(nn.Module):
         self.layers = nn.ModuleList(STULayer(config, init) for _ in range(config.layers))
         self.head = mlp((e, config.hidden, 1), init, final_activation=False)
 
-    def forward(self, dense: torch.Tensor, sparse: list[torch.Tensor]) -> torch.Tensor:
+    def tokens(self, counts: torch.Tensor, host: torch.Tensor) -> Tokens:
+        """A batch's :class:`Tokens` from each request's real history events and candidates,
+        ``counts`` (2, N) on the device to compute on and ``host`` the same on the host (every size
+        comes from it, so nothing is read back)."""
+        return Tokens.of(counts[0], counts[1], host, self.history, self.candidates, self.max_tokens)
+
+    def forward(self, dense: torch.Tensor, sparse: list[torch.Tensor], tokens: Tokens | None = None) -> torch.Tensor:
+        """Logits (N, K) of a batch. ``tokens``: the batch's :class:`Tokens` on the inputs' device,
+        made by the caller from counts it already knows; without it the model counts each
+        request's real entries on the device and reads the counts back (a host sync on a GPU)."""
         user, items, cats, ratings, actions, cand, cand_cats = sparse
         # ``wide``: the dtype of the residual stream, its layer norms, the attention's output and the
         # parts in KEEP_FP32 (fp32 on a 16-bit build, float64 for the teacher). Only the STU layers'
         # matmuls (and the tables) run in the build's dtype: they are nearly all of the FLOPs.
         wide = self.position.dtype
         device = dense.device
-        n, hmax, kmax = dense.shape[0], self.history, self.candidates
-        real = dense >= 0
-        # One read back per batch (a host sync on a GPU): each request's real events and candidates.
-        # Every shape below follows from them, so nothing else waits for the device.
-        counts = torch.stack([real[:, :hmax].sum(1), real[:, hmax:].sum(1)])
-        hist_n, cand_n = counts[0], counts[1]
-        host = counts.cpu()  # the sizes below are then read on the host
-        most = host.amax(1) if n else torch.zeros(2, dtype=host.dtype)
-        jag = Jagged.from_counts(hist_n, cand_n, self.max_tokens, int(most[0]), int(most[1]))
-        total_h, total_c = int(host[0].sum()), int(host[1].sum())
-
-        def slots(count: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.Tensor]:
-            # (request, slot) of each request's first ``count`` slots, request by request: the real
-            # entries, which come first in their slots (the dataset layout).
-            # output_size spares a GPU a sync; ONNX's exporter knows no such argument (CPU only there).
-            sized = {"output_size": total} if count.is_cuda else {}
-            request = torch.repeat_interleave(torch.arange(n, device=device), count, **sized)
-            first = torch.cumsum(count, 0) - count
-            return request, torch.arange(total, device=device) - first[request]
-
-        hist_b, hist_j = slots(hist_n, total_h)
-        cand_b, cand_j = slots(cand_n, total_c)
+        n, hmax = dense.shape[0], self.history
+        if tokens is None:
+            real = dense >= 0
+            counts = torch.stack([real[:, :hmax].sum(1), real[:, hmax:].sum(1)])
+            tokens = self.tokens(counts, counts.cpu())
+        jag, hist_at, cand_at, hist_ids, cand_ids = tokens.jag, tokens.hist_at, tokens.cand_at, tokens.hist_ids, tokens.cand_ids
         start = jag.offsets[:-1]
-        hist_at = start[hist_b] + 1 + hist_j
-        cand_at = start[cand_b] + 1 + hist_n[cand_b] + cand_j
-        hist_ids, cand_ids = hist_b * hmax + hist_j, cand_b * kmax + cand_j  # into (N, H) and (N, K)
 
         def emb(table: nn.Embedding, ids: torch.Tensor, to: torch.dtype) -> torch.Tensor:
             # Rows are cast to the layers' dtype, so a float64 teacher keeps fp32 tables.
@@ -345,24 +398,20 @@ class DLRMv3(nn.Module):
 
         history = content(at(items, hist_ids), at(cats, hist_ids))
         history = history + emb(self.ratings, at(ratings, hist_ids), wide) + emb(self.actions, at(actions, hist_ids), wide)
-        x = torch.empty((total_h + total_c + n, history.shape[-1]), dtype=wide, device=device)
+        x = torch.empty((tokens.positions.shape[0], history.shape[-1]), dtype=wide, device=device)
         x[start] = self.context(emb(self.user, user, self.context[0].weight.dtype)).view(n, -1).to(wide)
         x[hist_at] = history
         x[cand_at] = content(at(cand, cand_ids), at(cand_cats, cand_ids))
-        # Position: 0 the user, a history event its distance from the end of its history plus one,
-        # every candidate 1 (the reference's _get_col_indices); age: log buckets, 0 but for events.
-        positions = torch.zeros(x.shape[0], dtype=torch.long, device=device)
-        positions[hist_at] = hist_n[hist_b] - hist_j + 1
-        positions[cand_at] = 1
+        # Age: log buckets of each event's age, 0 for the user and the candidates.
         ages = torch.zeros(x.shape[0], dtype=torch.float32, device=device)
         ages[hist_at] = at(dense[:, :hmax], hist_ids).float()
-        x = x + self.position[positions] + self.age[time_buckets(ages, self.buckets)]
+        x = x + self.position[tokens.positions] + self.age[time_buckets(ages, self.buckets)]
         for i, layer in enumerate(self.layers):
             # The last layer computes the candidate rows alone: the head reads nothing else.
             x = layer(x, jag, cand_at) if i == len(self.layers) - 1 else layer(x, jag)
         if not len(self.layers):
             x = x[cand_at]
         out = self.head(F.layer_norm(x, (x.shape[-1],)).to(self.head[0].weight.dtype)).squeeze(-1)
-        logits = torch.zeros((n, kmax), dtype=out.dtype, device=device)
+        logits = torch.zeros((n, self.candidates), dtype=out.dtype, device=device)
         logits.view(-1)[cand_ids] = out
         return logits
