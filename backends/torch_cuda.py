@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +147,14 @@ FLAGS = ("0", "1", "false", "true", "no", "yes")
 #: (docs/dlrm-v3.md). In fp32 those MLPs took 12% of an H200 batch, without tensor cores; in TF32
 #: dlrm-v3's Offline was 1.08x at MLPerf's size, and the gate held there.
 KEPT_FP32_MATH = ("tf32", "fp32")
+
+
+def span_columns(table: np.ndarray, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+    """The columns ``spans`` (half-open [lo, hi) ranges) of ``table`` one after another: a batch's
+    per-request values from the dataset's, a view for one span."""
+    if len(spans) == 1:
+        return table[:, spans[0][0] : spans[0][1]]
+    return np.concatenate([table[:, lo:hi] for lo, hi in spans], axis=1)
 
 
 def _flag(value: str, key: str) -> bool:
@@ -451,10 +459,7 @@ class TorchCUDABackend(Backend):
 
         counts = self._request_counts
         if counts is not None and batch.source is not None and batch.source is self._packed_source:
-            spans = batch.spans
-            if len(spans) == 1:
-                return counts[:, spans[0][0]:spans[0][1]]
-            return np.concatenate([counts[:, lo:hi] for lo, hi in spans], axis=1)
+            return span_columns(counts, batch.spans)
         return request_counts(batch.dense, self._schema.dense - self._tasks)
 
     def _tokens_on_device(self, counts: np.ndarray, lane: _Lane) -> Any:

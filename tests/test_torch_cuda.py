@@ -63,6 +63,23 @@ def test_dma_calls_are_refused_where_nothing_is_staged_by_dma(options: tuple[tup
     assert str(caught.value) == message
 
 
+def test_a_batchs_request_counts_are_its_spans_columns_of_the_datasets() -> None:
+    """torch-cuda sends a dlrm-v3 batch's counts from those of its dataset: the spans' columns, in
+    the batch's order, equal to counting the gathered batch itself."""
+    from suite.backends.torch_cuda import span_columns
+    from suite.datasets import streaming
+    from suite.models.dlrm_v3 import request_counts
+
+    spec = ModelSpec(name="dlrm-v3", scale="tiny")
+    items = streaming.features(spec.config, spec, 60, np.random.default_rng(2))  # type: ignore[arg-type]  # dlrm-v3's config
+    history = spec.schema.dense - spec.schema.tasks
+    counts = request_counts(items.dense, history)
+    for spans in ([(5, 9)], [(40, 43), (0, 2), (2, 3), (17, 17), (59, 60)]):
+        got = span_columns(counts, spans)
+        assert got.tolist() == request_counts(Batch.of_spans(items, spans).dense, history).tolist()
+    assert span_columns(counts, [(5, 9)]).base is counts  # one span: a view, no copy
+
+
 @pytest.mark.parametrize("model", ["dlrm-v2", "ncf"])
 def test_counts_are_refused_where_requests_are_not_jagged(model: str) -> None:
     from suite.backends.torch_cuda import TorchCUDABackend
