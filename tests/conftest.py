@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -103,6 +105,21 @@ def run_valid(config: RunConfig, backend: Callable[[], Backend] | None = None) -
         if config.mode is not Mode.PERFORMANCE or result.data["performance"]["validity"] == "VALID":
             break
         result = run(dataclasses.replace(config, overwrite=True), backend=backend() if backend else None)
+    return result
+
+
+def invoke_valid(runner: CliRunner, args: list[str]) -> Any:
+    """``suite run ARGS`` through ``runner`` (click's result), made again with ``--overwrite`` while
+    the run it wrote is a performance run LoadGen calls INVALID: :func:`run_valid` for the CLI."""
+    from suite.cli import cli
+
+    for attempt in range(VALID_ATTEMPTS):
+        result = runner.invoke(cli, ["run", *args, *(["--overwrite"] if attempt else [])])
+        if result.exit_code != 0:
+            return result
+        record = json.loads((Path(result.stdout.rstrip().rpartition(" -> ")[2]) / "result.json").read_text())
+        if record["config"]["mode"] != "performance" or record["performance"]["validity"] == "VALID":
+            return result
     return result
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import invoke_valid
 
 from suite import rules
 from suite.audit import verify_accuracy, verify_performance
@@ -86,13 +87,15 @@ def _mlperf_tree(out: Path) -> Path:
     runner = CliRunner()
     args = [*NULL_SERVER, "--rules", "mlperf-v5.1", "--variant", "99.9", "--output", str(out)]
     for mode in ("performance", "accuracy"):
-        result = runner.invoke(cli, ["run", *args, "--mode", mode])
+        result = invoke_valid(runner, [*args, "--mode", mode])
         assert result.exit_code == 0, result.stderr
     result = runner.invoke(cli, ["audit", "TEST01", *args])
-    if result.exit_code == 1 and "performance TEST FAIL" in result.stdout:
-        # Two 1-second runs on 2 cores shared with other work can differ by more than TEST01's
-        # 10%; one retry keeps the test about the audit, not about the machine's load.
-        result = runner.invoke(cli, ["audit", "TEST01", *args, "--overwrite"])
+    for _ in range(2):
+        if result.exit_code == 1 and "performance TEST FAIL" in result.stdout:
+            # Two 1-second runs on 2 cores shared with other work can differ by more than TEST01's
+            # 10%, or one of them be INVALID (conftest.run_valid); retries keep the test about the
+            # audit, not about the machine's load.
+            result = runner.invoke(cli, ["audit", "TEST01", *args, "--overwrite"])
     assert result.exit_code == 0, result.output
     scen = out / "audsys/dlrm-rmc1/Server"
     assert result.stdout == f"TEST01 dlrm-rmc1 null server: accuracy TEST PASS, performance TEST PASS -> {scen / 'TEST01'}\n"

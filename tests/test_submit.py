@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import invoke_valid
 
 from suite import rules
 from suite.check import check
@@ -65,11 +66,12 @@ def mlperf_results(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> 
         mp.setenv("RECSUITE_RULES_DIR", str(rules_dir))
         args = [*NULL_SERVER, "--rules", "mlperf-v5.1", "--output", str(out)]
         for mode in ("performance", "accuracy"):
-            result = runner.invoke(cli, ["run", *args, "--mode", mode])
+            result = invoke_valid(runner, [*args, "--mode", mode])
             assert result.exit_code == 0, result.output
         result = runner.invoke(cli, ["audit", "TEST01", *args])
-        if result.exit_code == 1 and "performance TEST FAIL" in result.stdout:
-            result = runner.invoke(cli, ["audit", "TEST01", *args, "--overwrite"])  # a busy 2-core box, as in test_audit
+        for _ in range(2):
+            if result.exit_code == 1 and "performance TEST FAIL" in result.stdout:
+                result = runner.invoke(cli, ["audit", "TEST01", *args, "--overwrite"])  # a busy 2-core box, as in test_audit
         assert result.exit_code == 0, result.output
         yield out
 
