@@ -19,8 +19,9 @@ labels: this measures speed; the tests check each path's numbers). Then, one lin
   batches (torch's profiler), the kernels launched and the host's time to launch a batch (the
   forward call's return, the GPU idle before it), against the wall time a batch took above: where
   the GPU time is a small part of the wall time, the batch is bound by the host, not the device (a
-  batch of one request took 4-7 ms on the H200 where eight took 12); then the 15 largest kernels of
-  the largest batch, as ms per batch.
+  batch of one request took 4-7 ms on the H200 where eight took 12); then, with the counts sent
+  from the host, the largest kernels of every batch size (15 of the largest, 5 of the others), as
+  ms per batch.
 
     python3 benchmarks/hstu_gpu.py --scale 1000000 --tiles --batch 1 4 8 11 [--plain]
 """
@@ -153,7 +154,7 @@ def profile(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tens
         line.update(wall_ms_per_batch=round(wall_ms, 2), gpu_share_of_wall=round(total / 3000 / wall_ms, 2))
     print(json.dumps(line), flush=True)
     for us, name, count in sorted(rows, reverse=True)[:top]:
-        print(json.dumps({"kernel": name[:90], "ms_per_batch": round(us / 3000, 3), "share": round(us / total, 3),
+        print(json.dumps({"batch": batch, "kernel": name[:90], "ms_per_batch": round(us / 3000, 3), "share": round(us / total, 3),
                           "launches_per_batch": count // 3}), flush=True)
 
 
@@ -200,7 +201,10 @@ def main() -> None:
         for b in sorted(args.batch):
             for sent in (None, counts):
                 where = "device" if sent is None else "host"
-                profile(model, dense, sparse, b, top=15 if b == max(args.batch) and sent is not None else 0,
+                # The largest kernels of every size (of the largest, more): where a small batch's
+                # GPU time goes against its share of a large one's (a grid of few requests, say).
+                top = 0 if sent is None else 15 if b == max(args.batch) else 5
+                profile(model, dense, sparse, b, top=top,
                         wall_ms=fused_ms.get((b, where)), counts=sent)
 
 
