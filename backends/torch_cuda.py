@@ -315,7 +315,9 @@ class TorchCUDABackend(Backend):
             raise ConfigError(f"'dma' applies to staging=dma, not to staging={self._staging}" if self._staging != "dma"
                               else "'dma' applies to staging=dma, and start_from_device=1 stages nothing from the host")
         self._counts_from = cfg.option("counts", COUNTS_FROM[0])
-        if "counts" in dict(cfg.options) and not hasattr(cfg.model.config.module_class(), "tokens"):
+        #: The model lays out jagged requests from their counts (dlrm-v3): option ``counts`` applies.
+        self._jagged = hasattr(cfg.model.config.module_class(), "tokens")
+        if "counts" in dict(cfg.options) and not self._jagged:
             raise ConfigError(f"'counts' applies to dlrm-v3, whose requests are jagged, not to {cfg.model.name}")
         self._sync = cfg.option("sync", SYNCS[0])
         lanes = REQUEST_LANES if cfg.model.name in MAX_BATCH_SAMPLES else self.default_workers
@@ -455,12 +457,16 @@ class TorchCUDABackend(Backend):
     def _counts(self, batch: Batch) -> np.ndarray:
         """(2, N): each request's real history events and candidates, from the attached dataset's
         counts for a batch of its rows, else from the batch's own dense rows."""
-        from suite.models.dlrm_v3 import request_counts
-
         counts = self._request_counts
         if counts is not None and batch.source is not None and batch.source is self._packed_source:
             return span_columns(counts, batch.spans)
-        return request_counts(batch.dense, self._schema.dense - self._tasks)
+        return self._counts_of(batch.dense)
+
+    def _counts_of(self, dense: np.ndarray) -> np.ndarray:
+        """(2, N) :func:`~suite.models.dlrm_v3.request_counts` of dense rows of this model."""
+        from suite.models.dlrm_v3 import request_counts
+
+        return request_counts(dense, self._schema.dense - self._tasks)
 
     def _tokens_on_device(self, counts: np.ndarray, lane: _Lane) -> Any:
         """The batch's token layout on the device from ``counts`` (2, N), sent through ``lane``'s
@@ -525,11 +531,7 @@ class TorchCUDABackend(Backend):
         lane.stage[:cap] = self._timing_rows(cap)
         lane.dev[:cap].copy_(lane.host[:cap])
         torch.cuda.synchronize(self._device)
-        counts = None
-        if self._tokens is not None:
-            from suite.models.dlrm_v3 import request_counts
-
-            counts = request_counts(self._layout.unpack(lane.stage[:cap])[0], self._schema.dense - self._tasks)
+        counts = self._counts_of(self._layout.unpack(lane.stage[:cap])[0]) if self._tokens is not None else None
 
         def forward(size: int) -> torch.Tensor:  # as predict runs it
             tokens = None if counts is None else self._tokens_on_device(counts[:, :size], lane)
@@ -574,9 +576,7 @@ class TorchCUDABackend(Backend):
             return
         self._packed = self._layout.pack(items.dense, items.sparse)
         if self._tokens is not None:
-            from suite.models.dlrm_v3 import request_counts
-
-            self._request_counts = request_counts(items.dense, self._schema.dense - self._tasks)
+            self._request_counts = self._counts_of(items.dense)
         self._dev_packed = self._pinned = self._dma = None
         self._staging_note = None
         for lane in self._lanes:
@@ -722,7 +722,7 @@ class TorchCUDABackend(Backend):
                 "compute": self._compute_mode,
                 "sync": self._sync,
                 "fp32_matmuls": self._fp32_matmuls,
-                **({"counts": self._counts_from} if hasattr(self.config.model.config.module_class(), "tokens") else {}),
+                **({"counts": self._counts_from} if self._jagged else {}),
                 "start_from_device": self._from_device,
                 "staging": self.staging,
                 "dma_calls": self._dma.calls if self._dma is not None else None,
