@@ -2,7 +2,8 @@
 
 Everything a run needs is made at load, before LoadGen's clock: the weights (drawn chunk by chunk
 straight into device memory in the serving dtype), a pool of *lanes* and, on every lane, one CUDA
-graph per batch bucket. A lane is a copy stream, a pinned host buffer and a device buffer of packed
+graph per batch bucket (for dlrm-v3, whose requests are jagged, one per batch size and rounded
+totals of history events and candidates: :data:`JAGGED_STEPS`). A lane is a copy stream, a pinned host buffer and a device buffer of packed
 items, and its graphs; its batches run on one compute stream every lane shares (``compute=shared``:
 they finish in the order they were sent) or on a stream of its own (``compute=lanes``). Whichever
 harness thread calls ``predict`` takes a free lane from the pool and gives it back when the batch is
@@ -55,13 +56,29 @@ BATCH_TOKENS = 1 << 17
 #: requests holds gigabytes of activations (the plain attention's scores alone are 7 GB in bf16 at
 #: 11 requests), and the fused Offline on the H200 reached 569.8 requests/s with four (run4).
 REQUEST_LANES = 4
-#: Batch sizes, in requests, timed at load for a model that runs eagerly under a batch cap (its
-#: jagged batches cannot be graphed, so there is no replay to time); the cap itself is added.
-EAGER_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+#: Batch sizes, in requests, timed at load for a model under a batch cap (dlrm-v3), besides every
+#: size it has graphs for; the cap itself is added.
+REQUEST_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+#: dlrm-v3's jagged batches replay CUDA graphs too (with counts from the host): one per batch size
+#: and totals of history events and candidates, rounded up by a padding request in steps of
+#: 1/JAGGED_STEPS of a request's slots (suite.models.dlrm_v3.Padding; 1,152 events at MLPerf's
+#: size, a sixtieth of a batch of 8). Captured at load for every size up to JAGGED_GRAPH_REQUESTS
+#: (and the cap), totals within JAGGED_SPREAD standard deviations of the mean of requests drawn as
+#: the dataset's (JAGGED_SAMPLE of them): 115 graphs a lane at MLPerf's size, sizes 1-11, captured
+#: in 5-7 s for four lanes. A size needing more than JAGGED_MAX_KEYS graphs (tiny requests, whose
+#: candidate counts vary a lot) runs eagerly, as does a batch whose totals fall outside (counted in
+#: ``jagged_graphs``). On the H200 at MLPerf's size one lane answered a request in 2.7 ms (eager
+#: 6.9), four in 6.7 (8.9), eight in 12.7 (13.9), the scores equal to eager's
+#: (benchmarks/results/gpu_server_h200_s11/c3).
+JAGGED_STEPS = 8
+JAGGED_SPREAD = 4.5
+JAGGED_SAMPLE = 256
+JAGGED_GRAPH_REQUESTS = 16
+JAGGED_MAX_KEYS = 64
 #: Server for such a model: two batches on the device at most (``batches_in_flight``; the next
 #: batch keeps filling until one of them is done, so under load batches grow to what arrived
 #: meanwhile instead of queueing), no wait, and batches whose time alone is at most this share of
-#: the latency bound. A query waits for the rest of one batch while its batch fills, then for the
+#: the latency bound (the times below were eager ones; dlrm-v3 replays graphs now). A query waits for the rest of one batch while its batch fills, then for the
 #: batch ahead of it and its own, both slowed by sharing the device: measured, p99 came to about
 #: five batch times alone. On the H200 (benchmarks/results/dlrm_v3_h200/run4, bf16, fused, two in
 #: flight, at 0.9x Offline's 569.8/s): batches of at most 11 requests (20.4 ms alone, within a
@@ -70,9 +87,17 @@ EAGER_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 #: could not keep up whatever the cap (304/s of 315, p99 2.0 s), and every lane at once gave
 #: p99 145 ms. With Offline's batches of 8 (668/s), 20-s runs (gpu_server_h200_s9): 0.85x held
 #: with two in flight (p99 71.3 ms; once 80.3, INVALID) and with three (67.8, 76.7 ms); 0.9x held
-#: with neither three nor four (p99 153, 93 ms), so two stays.
-EAGER_SERVER_IN_FLIGHT = 2
-EAGER_SERVER_SHARE = 1 / 5
+#: with neither three nor four (p99 153, 93 ms), so two stays. With graphs (gpu_server_h200_s11/c4,
+#: c5; batches of at most 7, SERVER_MIN_RATE) two held 0.9x of Offline's 728.4/s: 660.3/s for 60 s
+#: (p99 62.8 ms), 656.1/s for 150 s (p99 75.1 ms).
+REQUEST_SERVER_IN_FLIGHT = 2
+REQUEST_SERVER_SHARE = 1 / 5
+#: ... and no larger than the sizes that still serve this share of the best size's requests a
+#: millisecond: under load Server's batches grow to the cap, so a cap that serves fewer requests a
+#: millisecond lowers what Server can hold. With dlrm-v3's graphs on the H200 (gpu_server_h200_s11),
+#: 5-8 requests took 1.29-1.31 ms a request and 10 took 1.54: capped at 10 (15.4 ms, within the
+#: fifth), Server at 0.9x Offline (650/s) ran batches of 8.8 and fell behind (p99 346 ms).
+SERVER_MIN_RATE = 0.97
 #: fp8's storage dtype is bf16: the fused kernels (suite.backends.kernels) quantize what runs in fp8.
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp8": torch.bfloat16}
 #: Batch sizes CUDA graphs are captured for; a batch is padded up to the next one, and one larger
@@ -177,18 +202,20 @@ def _batch_cap(spec: Any) -> int | None:
     return cap
 
 
-def eager_server_batching(target_latency_ns: int, batch_ms: dict[int, float], workers: int,
-                          in_flight: int = EAGER_SERVER_IN_FLIGHT) -> BatchDefaults:
-    """Server's batcher for a model run eagerly under a batch cap, from the wall time of one batch
-    per size: the largest size within :data:`EAGER_SERVER_SHARE` of the latency bound (the smallest
-    if none is), no wait, at most ``in_flight`` batches on the device (0: every worker)."""
-    budget_ms = target_latency_ns / 1e6 * EAGER_SERVER_SHARE
-    fits = [size for size, ms in batch_ms.items() if ms <= budget_ms]
+def request_server_batching(target_latency_ns: int, batch_ms: dict[int, float], workers: int,
+                          in_flight: int = REQUEST_SERVER_IN_FLIGHT) -> BatchDefaults:
+    """Server's batcher for a model under a batch cap, from the wall time of one batch per size:
+    the largest size within :data:`REQUEST_SERVER_SHARE` of the latency bound that serves at least
+    :data:`SERVER_MIN_RATE` of the best size's requests a millisecond (the smallest if none does),
+    no wait, at most ``in_flight`` batches on the device (0: every worker)."""
+    budget_ms = target_latency_ns / 1e6 * REQUEST_SERVER_SHARE
+    best = max(size / ms for size, ms in batch_ms.items())
+    fits = [size for size, ms in batch_ms.items() if ms <= budget_ms and size / ms >= SERVER_MIN_RATE * best]
     return BatchDefaults(max_batch_items=max(fits, default=min(batch_ms)), batch_timeout_us=0, workers=workers,
                          batches_in_flight=min(in_flight, workers))
 
 
-def eager_offline_batching(batch_ms: dict[int, float], workers: int) -> BatchDefaults:
+def request_offline_batching(batch_ms: dict[int, float], workers: int) -> BatchDefaults:
     """Offline's batcher for a model run eagerly under a batch cap, from the wall time of one batch
     per size: the size that answered the most samples a millisecond alone (the larger of equals),
     no wait, every worker. The cap is not always that size: at MLPerf's dlrm-v3 size on the H200 a
@@ -217,12 +244,17 @@ class _Lane:
     host_rows: torch.Tensor  # pinned int64 row numbers (mapped staging, start_from_device)
     stage_rows: np.ndarray
     dev_rows: torch.Tensor
-    graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = field(default_factory=dict)
+    #: By batch bucket; for a jagged model by :meth:`suite.models.dlrm_v3.Padding.key`.
+    graphs: dict[Any, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = field(default_factory=dict)
     #: Buffers for batches above ``capacity`` (eager only), made on first need and kept.
     overflow: _Lane | None = None
-    #: dlrm-v3 with counts from the host: pinned 2 x capacity int64, a batch's request counts on
-    #: their way to the device.
+    #: dlrm-v3 with counts from the host: pinned (2, capacity) int64, a batch's request counts on
+    #: their way to the device, and where a jagged graph reads them there.
     counts_host: torch.Tensor | None = None
+    counts_dev: torch.Tensor | None = None
+    #: Jagged batches replayed as a graph, and run eagerly (no graph for their totals).
+    replayed: int = 0
+    eager: int = 0
     host_s: float = 0.0
     batches: int = 0
     #: Batches by how they were staged: "dma", "device" or "host" (gathered on the host).
@@ -357,12 +389,22 @@ class TorchCUDABackend(Backend):
         model = build(cfg.model, device=self._device, dtype=self._dtype)
         self._batch_cap = _batch_cap(cfg.model)
         self._graph_error: str | None = None
+        #: dlrm-v3's graphs: how a batch is padded to one's shapes (counts from the host only).
+        self._padding: Any = None
+        self._keys: list[tuple[int, int, int]] = []
         if self._graphs and not getattr(model, "graph_safe", True):
-            # dlrm-v3 packs each batch's real tokens: shapes that depend on the data, which a CUDA
-            # graph cannot replay. Eager it is, unless graphs were asked for by name.
-            if "cuda_graphs" in dict(cfg.options):
-                raise ConfigError(f"'cuda_graphs' 1 does not apply to {cfg.model.name}: its jagged requests give every batch its own shapes")
-            self._graphs, self._graph_error = False, f"{cfg.model.name} is jagged: shapes depend on the data"
+            # dlrm-v3 packs each batch's real tokens: shapes that depend on the data. A graph per
+            # size and rounded totals replays them, but only with the counts known on the host.
+            if self._jagged and self._counts_from == "host":
+                from suite.models.dlrm_v3 import Padding
+
+                history = self._schema.dense - self._tasks
+                self._padding = Padding(history, self._tasks, max(1, history // JAGGED_STEPS), max(1, self._tasks // JAGGED_STEPS))
+            elif "cuda_graphs" in dict(cfg.options):
+                raise ConfigError(f"'cuda_graphs' 1 needs counts=host for {cfg.model.name}: with counts=device each batch "
+                                  f"reads its sizes back mid-forward, which a graph cannot capture")
+            else:
+                self._graphs, self._graph_error = False, f"{cfg.model.name} with counts=device: each batch reads its sizes back"
         self._fused: dict[str, Any] | None = None
         fused_default = "1" if cfg.model.name in FUSED_BY_DEFAULT.get(cfg.precision, ()) else "0"
         if cfg.precision == "fp8" or _flag(cfg.option("fused", fused_default), "fused"):
@@ -403,20 +445,24 @@ class TorchCUDABackend(Backend):
             except Exception as exc:
                 if "cuda_graphs" in dict(cfg.options):
                     raise BackendError(f"torch-cuda could not capture a CUDA graph of {cfg.model.name}: {exc}") from exc
-                self._graphs, self._graph_error = False, f"{type(exc).__name__}: {exc}"
+                self._graphs, self._graph_error, self._padding = False, f"{type(exc).__name__}: {exc}", None
                 torch.cuda.synchronize(self._device)
                 self._lanes = [self._new_lane(self._lane_rows()) for _ in range(self._lane_count)]
             else:
-                self._time_buckets(self._lanes[0])
-        if not self._graphs and self._batch_cap is not None:
-            self._time_eager(self._lanes[0])
+                if self._padding is None:
+                    self._time_buckets(self._lanes[0])
+        if (not self._graphs or self._padding is not None) and self._batch_cap is not None:
+            self._time_requests(self._lanes[0])
         for lane in self._lanes:
             self._pool.put(lane)
         self._capture_s = time.perf_counter() - started
 
     def _lane_rows(self) -> int:
         """Rows a lane stages: the largest graph bucket, or the model's batch cap when it has one
-        (a dlrm-v3 row at MLPerf's size is 209 KB; 16,384 of them would be 3.4 GB per lane)."""
+        (a dlrm-v3 row at MLPerf's size is 209 KB; 16,384 of them would be 3.4 GB per lane), plus
+        the padding request's row with jagged graphs."""
+        if self._padding is not None and self._batch_cap is not None:
+            return self._batch_cap + 1
         if self._graphs or self._batch_cap is None:
             return GRAPH_BUCKETS[-1]
         return self._batch_cap
@@ -441,7 +487,8 @@ class TorchCUDABackend(Backend):
                 host_rows=host_rows,
                 stage_rows=host_rows.numpy(),
                 dev_rows=torch.zeros(capacity, dtype=torch.int64, device=self._device),
-                counts_host=torch.empty(2 * capacity, dtype=torch.int64, pin_memory=True) if self._tokens is not None else None,
+                counts_host=torch.zeros((2, capacity), dtype=torch.int64, pin_memory=True) if self._tokens is not None else None,
+                counts_dev=torch.zeros((2, capacity), dtype=torch.int64, device=self._device) if self._tokens is not None else None,
             )
 
     def _forward(self, rows: torch.Tensor, tokens: Any = None) -> torch.Tensor:
@@ -473,14 +520,20 @@ class TorchCUDABackend(Backend):
         pinned words on the current stream (the lane reuses them only once its batch is answered)."""
         assert self._tokens is not None
         n = counts.shape[1]
-        assert lane.counts_host is not None and len(lane.counts_host) >= 2 * n  # made with the lane, as wide
-        host = lane.counts_host[: 2 * n].view(2, n)  # contiguous: a strided pinned source would be copied to pageable memory first
+        assert lane.counts_host is not None and lane.counts_host.numel() >= 2 * n  # made with the lane, as wide
+        # Contiguous: a strided pinned source would be copied to pageable memory first.
+        host = lane.counts_host.view(-1)[: 2 * n].view(2, n)
         host.numpy()[:] = counts
-        return self._tokens(host.to(self._device, non_blocking=True), host)
+        from suite.models.dlrm_v3 import Extent
+
+        return self._tokens(host.to(self._device, non_blocking=True), Extent.of(counts))
 
     def _capture(self, lane: _Lane) -> None:
         """One graph per bucket on ``lane``, largest first, sharing one memory pool (a lane
         replays one graph at a time)."""
+        if self._padding is not None:
+            self._capture_jagged(lane, first=lane is self._lanes[0])
+            return
         pool = torch.cuda.graph_pool_handle()
         with torch.inference_mode():
             for size in sorted(GRAPH_BUCKETS, reverse=True):
@@ -493,6 +546,52 @@ class TorchCUDABackend(Backend):
                 with torch.cuda.graph(graph, pool=pool, stream=lane.compute, capture_error_mode="thread_local"):
                     out = self._forward(rows)
                 lane.graphs[size] = (graph, out)
+        torch.cuda.synchronize(self._device)
+
+    def _jagged_keys(self) -> list[tuple[int, int, int]]:
+        """The keys of the jagged graphs to capture, largest first: every batch size up to
+        :data:`JAGGED_GRAPH_REQUESTS` (and the cap) with at most :data:`JAGGED_MAX_KEYS` of them, the
+        totals of batches of requests drawn as the dataset's."""
+        assert self._padding is not None and self._batch_cap is not None
+        sample = self._counts_of(self._layout.unpack(self._timing_rows(JAGGED_SAMPLE))[0])
+        keys = []
+        for size in range(min(self._batch_cap, JAGGED_GRAPH_REQUESTS), 0, -1):
+            some = self._padding.keys(sample, size, JAGGED_SPREAD)
+            if len(some) <= JAGGED_MAX_KEYS:
+                keys += some
+        return keys
+
+    def _capture_jagged(self, lane: _Lane, first: bool) -> None:
+        """dlrm-v3's graphs on ``lane``, one per key (:meth:`_jagged_keys`), sharing one memory
+        pool. Each reads the lane's rows and padded counts (``counts_dev``); on the ``first`` lane
+        every key runs eagerly once before (the kernels' shapes compile outside a capture)."""
+        assert self._padding is not None and lane.counts_host is not None and lane.counts_dev is not None
+        if first:
+            self._keys = self._jagged_keys()
+        pool = torch.cuda.graph_pool_handle()
+        history, candidates = self._padding.history, self._padding.candidates
+
+        def even(total: int, n: int) -> list[int]:
+            q, r = divmod(total, n)
+            return [q + 1] * r + [q] * (n - r)
+
+        with torch.inference_mode(), torch.cuda.stream(lane.compute):
+            for key in self._keys:
+                n, th, tc = key
+                counts = np.array([even(min(th, n * history), n), even(min(tc, n * candidates), n)], dtype=np.int64)
+                assert self._padding.key(counts) == key, (key, counts)
+                lane.counts_host.numpy()[:, : n + 1] = self._padding.padded(counts)
+                lane.counts_dev.copy_(lane.counts_host)
+                extent = self._padding.extent(key)
+                rows = lane.dev[: n + 1]
+                assert self._tokens is not None
+                if first or key == self._keys[0]:
+                    self._forward(rows, self._tokens(lane.counts_dev[:, : n + 1], extent))
+                    lane.compute.synchronize()
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph, pool=pool, stream=lane.compute, capture_error_mode="thread_local"):
+                    out = self._forward(rows, self._tokens(lane.counts_dev[:, : n + 1], extent))
+                lane.graphs[key] = (graph, out)
         torch.cuda.synchronize(self._device)
 
     def _time_buckets(self, lane: _Lane, repeats: int = 5) -> None:
@@ -522,20 +621,21 @@ class TorchCUDABackend(Backend):
             return self._layout.pack(drawn.dense, drawn.sparse)
         return np.zeros((n, self._layout.words), dtype=np.int32)
 
-    def _time_eager(self, lane: _Lane, repeats: int = 3) -> None:
-        """Wall milliseconds of one eager forward (staged rows to scores on the host) per request
-        bucket up to the batch cap: what the Server batcher sizes a batch by when there are no
-        graphs to replay (:data:`EAGER_SERVER_SHARE`)."""
+    def _time_requests(self, lane: _Lane, repeats: int = 3) -> None:
+        """Wall milliseconds of one batch as predict runs it (staged rows to scores on the host: a
+        jagged graph's replay if there is one, else eager) per request bucket up to the batch cap,
+        and per size with jagged graphs: what the batcher sizes a batch by for a model under a
+        batch cap (:func:`request_server_batching`, :func:`request_offline_batching`)."""
         cap = lane.capacity if self._batch_cap is None else min(self._batch_cap, lane.capacity)
-        sizes = sorted({size for size in EAGER_BUCKETS if size < cap} | {cap})
+        graphed = {key[0] for key in lane.graphs} if self._padding is not None else set()
+        sizes = sorted({size for size in REQUEST_BUCKETS if size < cap} | {cap} | graphed)
         lane.stage[:cap] = self._timing_rows(cap)
         lane.dev[:cap].copy_(lane.host[:cap])
         torch.cuda.synchronize(self._device)
         counts = self._counts_of(self._layout.unpack(lane.stage[:cap])[0]) if self._tokens is not None else None
 
         def forward(size: int) -> torch.Tensor:  # as predict runs it
-            tokens = None if counts is None else self._tokens_on_device(counts[:, :size], lane)
-            return self._forward(lane.dev[:size], tokens)
+            return self._launch(lane, size, None if counts is None else counts[:, :size])[:size]
 
         with torch.inference_mode(), torch.cuda.stream(lane.compute):
             for size in sizes:
@@ -546,6 +646,7 @@ class TorchCUDABackend(Backend):
                 self._bucket_ms[size] = (time.perf_counter() - started) * 1000 / repeats
         lane.host.zero_()
         lane.dev.zero_()
+        lane.replayed = lane.eager = 0
         torch.cuda.synchronize(self._device)
 
     def batch_defaults(self, scenario: str, target_latency_ns: int) -> BatchDefaults:
@@ -554,14 +655,14 @@ class TorchCUDABackend(Backend):
         largest bucket within an eighth of the latency bound, waiting one replay for it to fill, at
         most ``in_flight`` batches at once); without graphs, 2,048 items in Server. A model run
         eagerly under a batch cap (dlrm-v3) gets, in Offline, the timed size with the most samples a
-        millisecond (:func:`eager_offline_batching`); in Server, the largest timed bucket within
-        :data:`EAGER_SERVER_SHARE` of the bound, no wait, :data:`EAGER_SERVER_IN_FLIGHT` batches
+        millisecond (:func:`request_offline_batching`); in Server, the largest timed bucket within
+        :data:`REQUEST_SERVER_SHARE` of the bound, no wait, :data:`REQUEST_SERVER_IN_FLIGHT` batches
         at once (option ``in_flight``)."""
-        if not self._graphs and self._batch_cap is not None and self._bucket_ms:
+        if (not self._graphs or self._padding is not None) and self._batch_cap is not None and self._bucket_ms:
             if scenario.lower() == "offline":
-                return eager_offline_batching(self._bucket_ms, self._lane_count)
-            in_flight = int(self.config.option("in_flight", str(EAGER_SERVER_IN_FLIGHT)))
-            return eager_server_batching(target_latency_ns, self._bucket_ms, self._lane_count, in_flight)
+                return request_offline_batching(self._bucket_ms, self._lane_count)
+            in_flight = int(self.config.option("in_flight", str(REQUEST_SERVER_IN_FLIGHT)))
+            return request_server_batching(target_latency_ns, self._bucket_ms, self._lane_count, in_flight)
         in_flight = int(self.config.option("in_flight", str(SERVER_IN_FLIGHT)))
         defaults = accelerator_batching(scenario, target_latency_ns, self._bucket_ms, self._lane_count, in_flight=in_flight)
         cap = self._batch_cap
@@ -651,12 +752,29 @@ class TorchCUDABackend(Backend):
             lane.dev[:size].copy_(lane.host[:size], non_blocking=True)
         return "host"
 
+    def _launch(self, lane: _Lane, n: int, counts: np.ndarray | None) -> torch.Tensor:
+        """Run the batch staged in ``lane.dev[:n]`` on the current stream, eagerly, or for a
+        jagged model with ``counts`` (2, n) as the graph of its totals where there is one (its
+        padded counts sent first); the scores' first n rows are the batch's."""
+        if counts is not None and self._padding is not None:
+            entry = lane.graphs.get(self._padding.key(counts)) if n < lane.capacity else None
+            if entry is not None:
+                assert lane.counts_host is not None and lane.counts_dev is not None
+                self._padding.padded(counts, out=lane.counts_host.numpy()[:, : n + 1])
+                lane.counts_dev.copy_(lane.counts_host, non_blocking=True)
+                entry[0].replay()
+                lane.replayed += 1
+                return entry[1]
+            lane.eager += 1
+        tokens = None if counts is None else self._tokens_on_device(counts, lane)
+        return self._forward(lane.dev[:n], tokens)
+
     def predict(self, batch: Batch) -> np.ndarray:
         n = len(batch)
         lane = self._pool.get()
         try:
             t0 = time.perf_counter()
-            graphed = self._graphs and n <= GRAPH_BUCKETS[-1]
+            graphed = self._graphs and self._padding is None and n <= GRAPH_BUCKETS[-1]
             size = bucket(n, GRAPH_BUCKETS) if graphed else n
             work = lane
             if lane.capacity < size:
@@ -673,8 +791,7 @@ class TorchCUDABackend(Backend):
                         graph, out = work.graphs[size]
                         graph.replay()
                     else:
-                        tokens = None if counts is None else self._tokens_on_device(counts, work)
-                        out = self._forward(work.dev[:n], tokens)
+                        out = self._launch(work, n, counts)
                     work.host_out[:n].copy_(out[:n], non_blocking=True)
                     work.done.record()
                 # The next staging into this lane's buffers waits for this batch to have read them.
@@ -715,7 +832,8 @@ class TorchCUDABackend(Backend):
                 "cuda": torch.version.cuda,
                 "cuda_graphs": self._graphs,
                 **({"graph_error": self._graph_error} if self._graph_error else {}),
-                "graph_buckets": list(GRAPH_BUCKETS) if self._graphs else [],
+                "graph_buckets": list(GRAPH_BUCKETS) if self._graphs and self._padding is None else [],
+                **({"jagged_graphs": self._jagged_graphs()} if self._padding is not None else {}),
                 "compile": self._compile,
                 "fused": self._fused,
                 "lanes": self._lane_count,
@@ -734,6 +852,13 @@ class TorchCUDABackend(Backend):
                 "host_us_per_batch": round(1e6 * host_s / batches, 1) if batches else None,
             },
         )
+
+    def _jagged_graphs(self) -> dict[str, Any]:
+        """What the jagged graphs cover and how many batches replayed one (the rest ran eagerly)."""
+        sizes = sorted({key[0] for key in self._lanes[0].graphs}) if self._lanes else []
+        return {"graphs_per_lane": len(self._lanes[0].graphs) if self._lanes else 0, "sizes": sizes,
+                "history_step": self._padding.history_step, "candidate_step": self._padding.candidate_step,
+                "replayed": sum(lane.replayed for lane in self._lanes), "eager": sum(lane.eager for lane in self._lanes)}
 
     def close(self) -> None:
         self._lanes = []

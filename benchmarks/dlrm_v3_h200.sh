@@ -88,7 +88,9 @@ for f in sorted(pathlib.Path(sys.argv[1]).rglob("result.json")):
            "max_batch": (d.get("settings") or {}).get("max_batch_items"),
            "in_flight": (d.get("settings") or {}).get("batches_in_flight"),
            "bucket_ms": (d.get("backend") or {}).get("bucket_ms"), "load_s": (d.get("backend") or {}).get("load_s"),
-           "fp32_matmuls": (d.get("backend") or {}).get("fp32_matmuls")}
+           "fp32_matmuls": (d.get("backend") or {}).get("fp32_matmuls"),
+           "cuda_graphs": (d.get("backend") or {}).get("cuda_graphs"), "capture_s": (d.get("backend") or {}).get("capture_s"),
+           "jagged_graphs": (d.get("backend") or {}).get("jagged_graphs")}
     if acc:
         row.update({k: acc.get(k) for k in ("ne", "accuracy", "gauc", "reference", "passed", "queries")})
     print(json.dumps(row))

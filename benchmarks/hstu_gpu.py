@@ -21,9 +21,13 @@ labels: this measures speed; the tests check each path's numbers). Then, one lin
   the GPU time is a small part of the wall time, the batch is bound by the host, not the device (a
   batch of one request took 4-7 ms on the H200 where eight took 12); then, with the counts sent
   from the host, the largest kernels of every batch size (15 of the largest, 5 of the others), as
-  ms per batch.
+  ms per batch;
+* ``--backend``: torch-cuda itself, one lane, batches of the drawn requests back to back as a
+  lane runs them (staged rows to scores on the host): replaying the jagged CUDA graphs captured at
+  load (the default) against eager (``cuda_graphs=0``), ms per batch and requests/s, the graphs'
+  load time, and the largest difference of their scores.
 
-    python3 benchmarks/hstu_gpu.py --scale 1000000 --tiles --batch 1 4 8 11 [--plain]
+    python3 benchmarks/hstu_gpu.py --scale 1000000 --tiles --batch 1 4 8 11 [--plain] [--backend]
 """
 
 from __future__ import annotations
@@ -37,8 +41,9 @@ import torch
 
 from suite.backends.kernels import hstu
 from suite.datasets import streaming
+from suite.datasets.batch import Batch
 from suite.models import ModelSpec, build
-from suite.models.dlrm_v3 import request_counts
+from suite.models.dlrm_v3 import Extent, request_counts
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -52,7 +57,7 @@ def forward(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tens
     if counts is None:
         return model(*args)
     host = torch.from_numpy(np.ascontiguousarray(counts[:, lo : lo + batch])).pin_memory()
-    return model(*args, tokens=model.tokens(host.to("cuda", non_blocking=True), host))
+    return model(*args, tokens=model.tokens(host.to("cuda", non_blocking=True), Extent.of(host)))
 
 
 def timed(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tensor], batch: int, seconds: float,
@@ -158,6 +163,45 @@ def profile(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tens
                           "launches_per_batch": count // 3}), flush=True)
 
 
+def backend_pass(spec: ModelSpec, precision: str, items: Batch, sizes: list[int], seconds: float) -> None:
+    """torch-cuda, one lane: jagged graphs against eager on the same batches (``--backend``)."""
+    from suite.backends.base import BackendConfig
+    from suite.backends.torch_cuda import TorchCUDABackend
+
+    made = {}
+    for graphs in ("1", "0"):
+        backend = TorchCUDABackend(BackendConfig(model=spec, precision=precision, options=(("cuda_graphs", graphs), ("lanes", "1"))))
+        started = time.perf_counter()
+        backend.load()
+        made[graphs] = backend, time.perf_counter() - started
+        backend.attach_items(items)
+    n = len(items)
+    for size in sizes:
+        scores = {}
+        for graphs, (backend, load_s) in made.items():
+            def one(lo: int) -> np.ndarray:
+                return backend.predict(Batch.of_spans(items, [(lo, lo + size)]))
+
+            one(0)
+            done, batches, start = 0, 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                one(done % (n - size + 1))
+                done += size
+                batches += 1
+            elapsed = time.perf_counter() - start
+            scores[graphs] = np.concatenate([one(lo) for lo in range(0, n - size + 1, size)])
+            extra = backend.info().extra
+            print(json.dumps({"path": "torch-cuda", "cuda_graphs": graphs == "1", "batch": size,
+                              "ms_per_batch": round(1000 * elapsed / batches, 2), "requests_per_s": round(done / elapsed, 1),
+                              "load_s": round(load_s, 1), "capture_s": extra["capture_s"],
+                              **{k: extra[k] for k in ("jagged_graphs", "graph_error", "bucket_ms") if k in extra},
+                              "memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1)}), flush=True)
+        print(json.dumps({"batch": size, "graph_vs_eager_max_abs": float(np.abs(scores["1"] - scores["0"]).max()),
+                          "requests_compared": len(scores["1"])}), flush=True)
+    for backend, _ in made.values():
+        backend.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", default="1000000")
@@ -169,11 +213,17 @@ def main() -> None:
     parser.add_argument("--tiles", action="store_true", help="time the attention kernel's tile shapes first")
     parser.add_argument("--plain", action="store_true", help="time the plain PyTorch attention too")
     parser.add_argument("--profile", action="store_true", help="GPU time by kernel of the fused forward")
+    parser.add_argument("--backend", action="store_true", help="torch-cuda's jagged graphs against eager, one lane")
+    parser.add_argument("--backend-only", action="store_true", help="--backend alone")
     args = parser.parse_args()
     spec = ModelSpec(name="dlrm-v3", scale=args.scale)
     schema = spec.schema
     batch = streaming.features(spec.config, spec, args.requests, np.random.default_rng(0))  # type: ignore[arg-type]  # dlrm-v3's config
     hist, cand = streaming.request_lengths(batch.dense, schema.dense - schema.tasks)
+    if args.backend or args.backend_only:
+        backend_pass(spec, args.precision, batch, args.batch, args.seconds)
+        if args.backend_only:
+            return
     if args.tiles:
         sweep_tiles(hist[: args.kernel_requests], cand[: args.kernel_requests])
     started = time.perf_counter()

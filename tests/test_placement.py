@@ -76,6 +76,25 @@ def test_thread_placement_is_registered_and_answers(items: Batch) -> None:
         placement.close()
 
 
+def test_a_placed_backends_info_is_its_workers_now_not_at_start() -> None:
+    """The result records a placed backend's info after the run: asked of its first worker then
+    (torch-cuda counts its jagged graph replays and staged batches as it runs), not what the worker
+    said when it started."""
+    from suite.placement.backend import PlacedBackend
+
+    placement = get_placement("threads")()
+    config = BackendConfig(model=TINY, threads=1)
+    placed = PlacedBackend("null", config, placement, cpu_specs("null", config, 1))
+    placed.load()
+    try:
+        assert "latency_us" not in placed.info().extra
+        placement._backends[0]._latency_s = 0.002  # type: ignore[attr-defined]  # the worker's state moves on after it started
+        assert placed.info().extra["latency_us"] == 2000
+        assert "latency_us" not in placement.worker_info[0]
+    finally:
+        placed.close()
+
+
 def _run(runner: CliRunner, tmp_path: Path, scenario: str, *extra: str) -> tuple[int, str, dict]:
     result = runner.invoke(cli, ["run", *SMOKE, "--backend", "torch-cpu", "--scenario", scenario, "--processes", "2",
                                  "--system", "placed", "--output", str(tmp_path), *extra])

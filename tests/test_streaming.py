@@ -198,7 +198,7 @@ def test_tokens_from_counts_the_caller_holds_score_bit_for_bit_as_the_models_own
     import torch
 
     from suite.models import build
-    from suite.models.dlrm_v3 import request_counts
+    from suite.models.dlrm_v3 import Extent, request_counts
 
     batch = draw(7, seed=5)
     dense = torch.from_numpy(batch.dense)
@@ -209,10 +209,61 @@ def test_tokens_from_counts_the_caller_holds_score_bit_for_bit_as_the_models_own
     hist_n, cand_n = streaming.request_lengths(batch.dense, history)
     assert counts.tolist() == [hist_n.tolist(), cand_n.tolist()] and len(set(hist_n.tolist())) > 1
     host = torch.from_numpy(counts)
-    tokens = model.tokens(host.clone(), host)
+    tokens = model.tokens(host.clone(), Extent.of(host))
     assert tokens.jag.offsets.tolist() == [0, *np.cumsum(1 + hist_n + cand_n).tolist()]
     with torch.inference_mode():
         assert torch.equal(model(dense, sparse, tokens=tokens), model(dense, sparse))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_padding_request_leaves_the_real_requests_scores_alone(precision: str) -> None:
+    """A CUDA graph of dlrm-v3 runs a batch as one more request, which brings the totals of history
+    events and candidates up to the graph's: the real requests score as they do without it (their
+    attention never reaches its tokens), and the sizes come from the graph's fixed extent."""
+    import torch
+
+    from suite.models import build
+    from suite.models.dlrm_v3 import Padding, request_counts
+
+    history, candidates = SPEC.schema.dense - SPEC.schema.tasks, SPEC.schema.tasks
+    batch = draw(7, seed=5)
+    counts = request_counts(batch.dense, history)
+    padding = Padding(history, candidates, history, candidates)  # steps of a whole request: the most padding
+    key = padding.key(counts)
+    padded = padding.padded(counts)
+    assert key[0] == 7 and padded[:, :7].tolist() == counts.tolist() and padded.sum(1).tolist() == list(key[1:])
+    assert padded[0, 7] > 0 and padded[1, 7] > 0  # this batch's padding request has events and candidates
+    extra = 6  # any valid row stands in for the padding request's inputs
+    dense = torch.from_numpy(np.concatenate([batch.dense, batch.dense[extra : extra + 1]]))
+    sparse = [torch.from_numpy(np.concatenate([s, s[extra : extra + 1]])) for s in batch.sparse]
+    model = build(SPEC, dtype={"fp32": torch.float32, "bf16": torch.bfloat16}[precision])
+    with torch.inference_mode():
+        got = model(dense, sparse, tokens=model.tokens(torch.from_numpy(padded), padding.extent(key)))
+        want = model(dense[:7], [s[:7] for s in sparse])
+    assert got.shape == (8, candidates)
+    torch.testing.assert_close(got[:7], want, atol=1e-5 if precision == "fp32" else 2e-2, rtol=0)
+
+
+def test_graph_keys_cover_the_batches_drawn_like_the_sample() -> None:
+    """The keys captured for a batch size are every rounded total of batches of requests drawn like
+    the sample, within the spread: each window of the dataset finds its graph, and a step of
+    padding at most."""
+    from suite.models.dlrm_v3 import Padding, request_counts
+
+    history, candidates = SPEC.schema.dense - SPEC.schema.tasks, SPEC.schema.tasks
+    padding = Padding(history, candidates, 4, 2)
+    sample = request_counts(draw(256, seed=1).dense, history)
+    counts = request_counts(draw(400, seed=2).dense, history)
+    for n in (1, 2, 5):
+        keys = padding.keys(sample, n, 4.5)
+        assert keys == sorted(keys, reverse=True) and len(set(keys)) == len(keys) and {k[0] for k in keys} == {n}
+        for lo in range(0, 400 - n, 7):
+            window = counts[:, lo : lo + n]
+            assert padding.key(window) in keys, (n, lo)
+            pad = padding.padded(window)[:, n]
+            assert 0 <= pad[0] < 4 and 0 <= pad[1] < 2
+    with pytest.raises(ValueError, match="steps must be within a request's slots"):
+        Padding(history, candidates, history + 1, 1)
 
 
 def test_the_last_layer_computes_the_candidate_rows_alone_and_exactly() -> None:

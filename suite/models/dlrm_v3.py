@@ -7,7 +7,12 @@ shape's widest request (the dataset layout, ``datasets/streaming.py``: -1 ages m
 slots); the model packs the real tokens of a batch into one (tokens, dim) tensor and runs every
 layer on that, so padding costs no compute. Only the plain attention pads, per batch, to the
 batch's longest request (as the reference's PyTorch attention does); the Triton kernel
-(``backends/kernels/hstu.py``) reads the packed tensor directly.
+(``backends/kernels/hstu.py``) reads the packed tensor directly. A CUDA graph replays a batch as
+one more request that pads its totals up to the graph's (:class:`Padding`).
+
+Size: this module is over 450 lines because the model and its token layout (where a batch's
+jagged tokens lie, how their sizes reach the host, how a graph pads them) are one description:
+each class of the layout is what the forward reads.
 """
 
 from __future__ import annotations
@@ -25,6 +30,15 @@ from suite.models.base import ModelSchema
 from suite.models.configs import DLRMv3Config
 from suite.models.init import Init
 from suite.models.layers import mlp, normal_
+
+
+def repeat(values: torch.Tensor, counts: torch.Tensor, total: int | None) -> torch.Tensor:
+    """``repeat_interleave(values, counts)``; ``total``, the result's length if the host knows it,
+    spares a GPU reading it back (a sync, which a CUDA graph cannot capture). ONNX's exporter knows
+    no such argument (the CPU's export path never needs it)."""
+    if total is None or not counts.is_cuda:
+        return torch.repeat_interleave(values, counts)
+    return torch.repeat_interleave(values, counts, output_size=total)
 
 
 @dataclass(frozen=True)
@@ -72,12 +86,92 @@ class Jagged:
         return cls(offsets=offsets_of(1 + history + candidates), history=history, max_len=max_len, scale=scale,
                    candidate_offsets=offsets_of(candidates), max_candidates=max_candidates)
 
-    def candidate_rows(self) -> torch.Tensor:
-        """(C,) each candidate's row in the packed tokens, request by request."""
+    def candidate_rows(self, total: int | None = None) -> torch.Tensor:
+        """(C,) each candidate's row in the packed tokens, request by request; ``total``: C, if
+        known on the host (a GPU then need not read it back)."""
         counts = self.candidate_offsets[1:] - self.candidate_offsets[:-1]
-        request = torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
+        request = repeat(torch.arange(len(counts), device=counts.device), counts, total)
         within = torch.arange(len(request), device=counts.device) - self.candidate_offsets[request]
         return self.offsets[request] + 1 + self.history[request] + within
+
+
+@dataclass(frozen=True)
+class Extent:
+    """The sizes a batch's token layout takes from the host: history events and candidates in all,
+    and the most of each in one request (they size the attention's grid; an upper bound will do).
+    From the counts (:meth:`of`), or fixed for a CUDA graph (:meth:`Padding.extent`)."""
+
+    history: int
+    candidates: int
+    most_history: int
+    most_candidates: int
+
+    @classmethod
+    def of(cls, counts: np.ndarray | torch.Tensor) -> Extent:
+        """Of counts (2, N) on the host."""
+        counts = np.asarray(counts)
+        if not counts.shape[1]:
+            return cls(0, 0, 0, 0)
+        total, most = counts.sum(1), counts.max(1)
+        return cls(int(total[0]), int(total[1]), int(most[0]), int(most[1]))
+
+
+@dataclass(frozen=True)
+class Padding:
+    """How a jagged batch takes a CUDA graph's fixed shapes: n requests with ``Th`` history events
+    and ``Tc`` candidates in all run as n + 1, the last a padding request holding the events and
+    candidates that bring the totals up to the next multiples of the steps. It is a request of its
+    own (its input row is any valid one; its logits are dropped): attention never crosses from one
+    request to another and every other layer works token by token, so the real requests score as
+    they would without it. A graph so serves every batch of n requests whose totals round up to its
+    :meth:`key`; the padding costs at most a step of tokens. Steps are at most a request's slots
+    (``history``, ``candidates``), so the padding request's entries index inside its own row."""
+
+    history: int
+    candidates: int
+    history_step: int
+    candidate_step: int
+
+    def __post_init__(self) -> None:
+        if not (0 < self.history_step <= self.history and 0 < self.candidate_step <= self.candidates):
+            raise ValueError(f"steps must be within a request's slots (got {self.history_step} of {self.history}, "
+                             f"{self.candidate_step} of {self.candidates})")
+
+    def key(self, counts: np.ndarray) -> tuple[int, int, int]:
+        """(requests, history events, candidates) of the graph that serves counts (2, N)."""
+        total = counts.sum(1)
+        return counts.shape[1], self._up(int(total[0]), self.history_step), self._up(int(total[1]), self.candidate_step)
+
+    def padded(self, counts: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """(2, N + 1): counts (2, N) and the padding request's, into ``out`` if given."""
+        n, history, candidates = self.key(counts)
+        out = np.empty((2, n + 1), dtype=np.int64) if out is None else out
+        out[:, :n] = counts
+        out[0, n] = history - int(counts[0].sum())
+        out[1, n] = candidates - int(counts[1].sum())
+        return out
+
+    def extent(self, key: tuple[int, int, int]) -> Extent:
+        """The fixed sizes of ``key``'s graph (the most in a request: the slots, an upper bound)."""
+        return Extent(key[1], key[2], self.history, self.candidates)
+
+    def keys(self, sample: np.ndarray, requests: int, spread: float) -> list[tuple[int, int, int]]:
+        """Keys of batches of ``requests`` requests drawn like ``sample`` (2, M), counts of drawn
+        requests: the totals within ``spread`` standard deviations of their mean (inside what
+        requests as small or as large as the sample's allow), every combination, largest first."""
+
+        def span(values: np.ndarray, step: int) -> range:
+            mean, sd = requests * float(values.mean()), math.sqrt(requests) * float(values.std())
+            lo = max(requests * int(values.min()), math.floor(mean - spread * sd))
+            hi = min(requests * int(values.max()), math.ceil(mean + spread * sd))
+            return range(self._up(lo, step), self._up(hi, step) + 1, step)
+
+        return [(requests, h, c) for h in reversed(span(sample[0], self.history_step))
+                for c in reversed(span(sample[1], self.candidate_step))]
+
+    @staticmethod
+    def _up(value: int, step: int) -> int:
+        return -(-value // step) * step
 
 
 @dataclass(frozen=True)
@@ -102,23 +196,20 @@ class Tokens:
     positions: torch.Tensor
 
     @classmethod
-    def of(cls, hist_n: torch.Tensor, cand_n: torch.Tensor, host: torch.Tensor, history: int, candidates: int,
+    def of(cls, hist_n: torch.Tensor, cand_n: torch.Tensor, extent: Extent, history: int, candidates: int,
            scale: int) -> Tokens:
         """For requests of ``hist_n`` real history events and ``cand_n`` candidates ((N,), on the
-        device to compute on), padded to ``history`` and ``candidates`` slots; ``host``: the same
-        counts on the host, (2, N), whence every size."""
+        device to compute on), padded to ``history`` and ``candidates`` slots; ``extent``: their
+        sizes, known on the host, whence every shape (nothing is read back)."""
         n = len(hist_n)
         device = hist_n.device
-        most = host.amax(1) if n else torch.zeros(2, dtype=host.dtype)
-        jag = Jagged.from_counts(hist_n, cand_n, scale, int(most[0]), int(most[1]))
-        total_h, total_c = int(host[0].sum()), int(host[1].sum())
+        jag = Jagged.from_counts(hist_n, cand_n, scale, extent.most_history, extent.most_candidates)
+        total_h, total_c = extent.history, extent.candidates
 
         def slots(count: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.Tensor]:
             # (request, slot) of each request's first ``count`` slots, request by request: the real
             # entries, which come first in their slots (the dataset layout).
-            # output_size spares a GPU a sync; ONNX's exporter knows no such argument (CPU only there).
-            sized = {"output_size": total} if count.is_cuda else {}
-            request = torch.repeat_interleave(torch.arange(n, device=device), count, **sized)
+            request = repeat(torch.arange(n, device=device), count, total)
             first = torch.cumsum(count, 0) - count
             return request, torch.arange(total, device=device) - first[request]
 
@@ -129,7 +220,7 @@ class Tokens:
         cand_at = start[cand_b] + 1 + jag.history[cand_b] + cand_j
         positions = torch.zeros(total_h + total_c + n, dtype=torch.long, device=device)
         positions[hist_at] = jag.history[hist_b] - hist_j + 1
-        positions[cand_at] = 1
+        positions.index_fill_(0, cand_at, 1)  # a scalar put through an index would be a host copy
         return cls(jag=jag, hist_at=hist_at, cand_at=cand_at, hist_ids=hist_b * history + hist_j,
                    cand_ids=cand_b * candidates + cand_j, positions=positions)
 
@@ -200,11 +291,11 @@ def jagged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag: Jag
     n = len(jag.history)
     total = k.shape[0]
     if candidates:
-        rows = jag.candidate_rows()
+        rows = jag.candidate_rows(q.shape[0])
         full = q.new_zeros((total, *q.shape[1:]))
         full[rows] = q
         return jagged_attention(full, k, v, jag, alpha)[rows]
-    request = torch.repeat_interleave(torch.arange(n, device=q.device), jag.lengths)
+    request = repeat(torch.arange(n, device=q.device), jag.lengths, total)
     pos = torch.arange(total, device=q.device) - jag.offsets[request]
 
     def pad(t: torch.Tensor) -> torch.Tensor:
@@ -361,11 +452,11 @@ class DLRMv3(nn.Module):
         self.layers = nn.ModuleList(STULayer(config, init) for _ in range(config.layers))
         self.head = mlp((e, config.hidden, 1), init, final_activation=False)
 
-    def tokens(self, counts: torch.Tensor, host: torch.Tensor) -> Tokens:
+    def tokens(self, counts: torch.Tensor, extent: Extent) -> Tokens:
         """A batch's :class:`Tokens` from each request's real history events and candidates,
-        ``counts`` (2, N) on the device to compute on and ``host`` the same on the host (every size
-        comes from it, so nothing is read back)."""
-        return Tokens.of(counts[0], counts[1], host, self.history, self.candidates, self.max_tokens)
+        ``counts`` (2, N) on the device to compute on, and their :class:`Extent` (every size comes
+        from it, so nothing is read back: a fixed one for a CUDA graph)."""
+        return Tokens.of(counts[0], counts[1], extent, self.history, self.candidates, self.max_tokens)
 
     def forward(self, dense: torch.Tensor, sparse: list[torch.Tensor], tokens: Tokens | None = None) -> torch.Tensor:
         """Logits (N, K) of a batch. ``tokens``: the batch's :class:`Tokens` on the inputs' device,
@@ -381,7 +472,7 @@ class DLRMv3(nn.Module):
         if tokens is None:
             real = dense >= 0
             counts = torch.stack([real[:, :hmax].sum(1), real[:, hmax:].sum(1)])
-            tokens = self.tokens(counts, counts.cpu())
+            tokens = self.tokens(counts, Extent.of(counts.cpu()))
         jag, hist_at, cand_at, hist_ids, cand_ids = tokens.jag, tokens.hist_at, tokens.cand_at, tokens.hist_ids, tokens.cand_ids
         start = jag.offsets[:-1]
 

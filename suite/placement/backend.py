@@ -21,7 +21,7 @@ from suite.backends.base import Backend, BackendConfig, BackendInfo, BatchDefaul
 from suite.datasets.batch import Batch
 from suite.errors import ConfigError
 from suite.inputs import IN_PROCESS, parse_devices_text
-from suite.placement.base import Placement, PlacementInfo, Request, WorkerSpec
+from suite.placement.base import Placement, PlacementInfo, Request, WorkerLost, WorkerSpec
 
 #: Harness threads per worker when the inner backend declares none: one batch in flight and one
 #: being gathered, so a worker never waits on the driver.
@@ -165,8 +165,16 @@ class PlacedBackend(Backend):  # type: ignore[misc]  # suite.backends is backend
                              devices=info.devices, round_trip=info.round_trip, lost=info.lost, extra=extra)
 
     def info(self) -> BackendInfo:
+        """The first worker's info as it is now (after a run: its counters, say torch-cuda's jagged
+        graph replays), asked of it; what it said when it started where it cannot answer (it died,
+        or the placement cannot ask)."""
         infos = self.placement.worker_info
         first: dict[str, Any] = dict(infos[0]) if infos else {"name": self.backend, "version": "", "device": ""}
+        if infos:
+            try:
+                first = {**first, **self.placement.ask(0, "info").to_dict()}
+            except (NotImplementedError, WorkerLost, TimeoutError, OSError):
+                pass
         extra = {k: v for k, v in first.items() if k not in ("name", "version", "device", "precision", "threads")}
         extra["placed_workers"] = len(self.specs)
         extra["dead_workers"] = self.placement.dead()
