@@ -78,8 +78,9 @@ JAGGED_MAX_KEYS = 64
 #: Server for such a model: two batches on the device at most (``batches_in_flight``; the next
 #: batch keeps filling until one of them is done, so under load batches grow to what arrived
 #: meanwhile instead of queueing), no wait, and batches whose time alone is at most this share of
-#: the latency bound (the times below were eager ones; dlrm-v3 replays graphs now). A query waits for the rest of one batch while its batch fills, then for the
-#: batch ahead of it and its own, both slowed by sharing the device: measured, p99 came to about
+#: the latency bound (the times below were eager ones; dlrm-v3 replays graphs now). A query waits
+#: for the rest of one batch while its batch fills, then for the batch ahead of it and its own,
+#: both slowed by sharing the device: measured, p99 came to about
 #: five batch times alone. On the H200 (benchmarks/results/dlrm_v3_h200/run4, bf16, fused, two in
 #: flight, at 0.9x Offline's 569.8/s): batches of at most 11 requests (20.4 ms alone, within a
 #: third of the bound) completed 516.0/s with p99 122.0 ms, INVALID; at most 8 (12.6 ms, within a
@@ -608,7 +609,7 @@ class TorchCUDABackend(Backend):
                 self._bucket_ms[size] = start.elapsed_time(end) / repeats
 
     def _timing_rows(self, n: int) -> np.ndarray:
-        """``n`` packed rows to time eager batches on: requests drawn as the dataset's are (dlrm-v3's
+        """``n`` packed rows to time batches on and to draw jagged graphs' totals from: requests drawn as the dataset's are (dlrm-v3's
         jagged lengths: a batch of the widest requests, 9,216 events each, would overstate a real
         one's time, about 6,750), else zeros."""
         spec = self.config.model
@@ -653,11 +654,11 @@ class TorchCUDABackend(Backend):
         """The batcher :func:`~suite.backends.base.accelerator_batching` picks from the measured
         replay time of every captured bucket (Offline: the largest bucket, no wait; Server: the
         largest bucket within an eighth of the latency bound, waiting one replay for it to fill, at
-        most ``in_flight`` batches at once); without graphs, 2,048 items in Server. A model run
-        eagerly under a batch cap (dlrm-v3) gets, in Offline, the timed size with the most samples a
-        millisecond (:func:`request_offline_batching`); in Server, the largest timed bucket within
-        :data:`REQUEST_SERVER_SHARE` of the bound, no wait, :data:`REQUEST_SERVER_IN_FLIGHT` batches
-        at once (option ``in_flight``)."""
+        most ``in_flight`` batches at once); without graphs, 2,048 items in Server. A model under a
+        batch cap (dlrm-v3, jagged graphs or eager) gets, in Offline, the timed size with the most
+        samples a millisecond (:func:`request_offline_batching`); in Server, the largest timed size
+        within :data:`REQUEST_SERVER_SHARE` of the bound and :data:`SERVER_MIN_RATE` of the best
+        rate, no wait, :data:`REQUEST_SERVER_IN_FLIGHT` batches at once (option ``in_flight``)."""
         if (not self._graphs or self._padding is not None) and self._batch_cap is not None and self._bucket_ms:
             if scenario.lower() == "offline":
                 return request_offline_batching(self._bucket_ms, self._lane_count)
