@@ -44,10 +44,18 @@ class Tile:
     num_stages: int = 3
     #: SiLU through the hardware tanh (CUDA only; the interpreter always takes exp2).
     fast: bool = True
+    #: Launch order: every row block of one (request, head) before the next pair's (``rows``), or
+    #: every pair's first row block before any pair's second (the default). Programs running at
+    #: once read the keys and values of the pairs they belong to: rows-first keeps those to one or
+    #: two pairs (4.5 MB each at MLPerf's size, inside a 50 MB L2), pairs-first spreads them over
+    #: every pair of the batch (144 MB for 8 requests).
+    rows_first: bool = False
 
     def text(self) -> str:
-        """One word, as results record it: ``MxN wW sS`` (``exp`` without the hardware tanh)."""
-        return f"{self.block_m}x{self.block_n} w{self.num_warps} s{self.num_stages}" + ("" if self.fast else " exp")
+        """One word, as results record it: ``MxN wW sS`` (``exp`` without the hardware tanh,
+        ``rows`` launched rows-first)."""
+        return (f"{self.block_m}x{self.block_n} w{self.num_warps} s{self.num_stages}" + ("" if self.fast else " exp")
+                + (" rows" if self.rows_first else ""))
 
 
 #: The launch shape for requests longer than :data:`SMALL` tokens: the fastest :func:`tune` found on
@@ -67,6 +75,8 @@ CANDIDATES: tuple[Tile, ...] = (
     Tile(64, 64, 4, 2), Tile(64, 64, 4, 3), Tile(64, 128, 4, 2), Tile(64, 128, 8, 3), Tile(64, 32, 4, 4),
     Tile(128, 64, 8, 2), Tile(128, 64, 8, 3), Tile(128, 64, 4, 3), Tile(128, 32, 4, 3), Tile(128, 32, 8, 4),
     Tile(128, 128, 8, 2), Tile(128, 128, 8, 3), Tile(64, 64, 4, 3, fast=False), Tile(128, 64, 8, 2, fast=False),
+    Tile(64, 64, 4, 3, rows_first=True), Tile(64, 32, 4, 4, rows_first=True), Tile(128, 64, 8, 3, rows_first=True),
+    Tile(128, 128, 8, 3, rows_first=True),
 )
 
 
@@ -124,8 +134,15 @@ def _masked(acc, q, k_base, v_base, s_kt, s_vt, rows, row_id, cols, n, hi, hist,
 def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_ptr, alpha, inv_scale,
               s_qt, s_qh, s_kt, s_kh, s_vt, s_vh, s_ot, s_oh, HEADS: tl.constexpr,
               DQK: tl.constexpr, DV: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-              CANDIDATES: tl.constexpr, IEEE: tl.constexpr, FAST: tl.constexpr):
-    pid = tl.program_id(0)
+              CANDIDATES: tl.constexpr, IEEE: tl.constexpr, FAST: tl.constexpr, ROWS_FIRST: tl.constexpr):
+    if ROWS_FIRST:  # axis 0 the row blocks, 1 the (request, head) pairs
+        pid = tl.program_id(1)
+        block = tl.program_id(0)
+        blocks = tl.num_programs(0)
+    else:
+        pid = tl.program_id(0)
+        block = tl.program_id(1)
+        blocks = tl.num_programs(1)
     b = pid // HEADS
     head = pid % HEADS
     start = tl.load(offsets_ptr + b)
@@ -134,7 +151,7 @@ def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_pt
     q_start = tl.load(q_offsets_ptr + b)
     q_n = tl.load(q_offsets_ptr + b + 1) - q_start
     # Last row blocks first: they hold the candidate rows, which walk the whole history.
-    lo = (tl.num_programs(1) - 1 - tl.program_id(1)) * BLOCK_M  # within this request's queries
+    lo = (blocks - 1 - block) * BLOCK_M  # within this request's queries
     if lo < q_n:
         first = hist + 1 if CANDIDATES else 0  # the request's row of query 0
         j = lo + tl.arange(0, BLOCK_M)
@@ -207,12 +224,14 @@ def hstu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: t
     out = torch.empty((rows, heads, dv), dtype=out_dtype, device=q.device)
     if tile is None:
         tile = TILE if max_len > SMALL else Tile(16, 16, 4, 1)
-    grid = ((len(offsets) - 1) * heads, triton.cdiv(max_queries, tile.block_m))
+    pairs, blocks = (len(offsets) - 1) * heads, triton.cdiv(max_queries, tile.block_m)
+    grid = (blocks, pairs) if tile.rows_first else (pairs, blocks)
     _hstu_fwd[grid](q, k, v, out, offsets, q_offsets, history, alpha, 1.0 / scale,
                     q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
                     out.stride(0), out.stride(1), HEADS=heads, DQK=dqk, DV=dv, BLOCK_M=tile.block_m,
                     BLOCK_N=tile.block_n, CANDIDATES=candidates, IEEE=q.dtype == torch.float32,
-                    FAST=tile.fast and _fast_silu(q.device), num_warps=tile.num_warps, num_stages=tile.num_stages)
+                    FAST=tile.fast and _fast_silu(q.device), ROWS_FIRST=tile.rows_first, num_warps=tile.num_warps,
+                    num_stages=tile.num_stages)
     return out
 
 
