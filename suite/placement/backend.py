@@ -21,7 +21,7 @@ from suite.backends.base import Backend, BackendConfig, BackendInfo, BatchDefaul
 from suite.datasets.batch import Batch
 from suite.errors import ConfigError
 from suite.inputs import IN_PROCESS, parse_devices_text
-from suite.placement.base import Placement, PlacementInfo, Request, WorkerLost, WorkerSpec
+from suite.placement.base import Placement, PlacementInfo, Request, WorkerSpec
 
 #: Harness threads per worker when the inner backend declares none: one batch in flight and one
 #: being gathered, so a worker never waits on the driver.
@@ -173,7 +173,7 @@ class PlacedBackend(Backend):  # type: ignore[misc]  # suite.backends is backend
         if infos:
             try:
                 first = {**first, **self.placement.ask(0, "info").to_dict()}
-            except (NotImplementedError, WorkerLost, TimeoutError, OSError):
+            except Exception:  # dead, lost with its node, timed out (Ray's own errors): the info from start stands
                 pass
         extra = {k: v for k, v in first.items() if k not in ("name", "version", "device", "precision", "threads")}
         extra["placed_workers"] = len(self.specs)
