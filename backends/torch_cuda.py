@@ -75,6 +75,9 @@ JAGGED_SPREAD = 4.5
 JAGGED_SAMPLE = 256
 JAGGED_GRAPH_REQUESTS = 16
 JAGGED_MAX_KEYS = 64
+#: The widest request (tokens) whose batches replay graphs with the plain attention, which pads a
+#: graph's every request to the widest: (L, L) scores a head (at --scale small, 321 tokens).
+PLAIN_GRAPH_TOKENS = 1024
 #: Server for such a model: two batches on the device at most (``batches_in_flight``; the next
 #: batch keeps filling until one of them is done, so under load batches grow to what arrived
 #: meanwhile instead of queueing), no wait, and batches whose time alone is at most this share of
@@ -390,22 +393,6 @@ class TorchCUDABackend(Backend):
         model = build(cfg.model, device=self._device, dtype=self._dtype)
         self._batch_cap = _batch_cap(cfg.model)
         self._graph_error: str | None = None
-        #: dlrm-v3's graphs: how a batch is padded to one's shapes (counts from the host only).
-        self._padding: Any = None
-        self._keys: list[tuple[int, int, int]] = []
-        if self._graphs and not getattr(model, "graph_safe", True):
-            # dlrm-v3 packs each batch's real tokens: shapes that depend on the data. A graph per
-            # size and rounded totals replays them, but only with the counts known on the host.
-            if self._jagged and self._counts_from == "host":
-                from suite.models.dlrm_v3 import Padding
-
-                history = self._schema.dense - self._tasks
-                self._padding = Padding(history, self._tasks, max(1, history // JAGGED_STEPS), max(1, self._tasks // JAGGED_STEPS))
-            elif "cuda_graphs" in dict(cfg.options):
-                raise ConfigError(f"'cuda_graphs' 1 needs counts=host for {cfg.model.name}: with counts=device each batch "
-                                  f"reads its sizes back mid-forward, which a graph cannot capture")
-            else:
-                self._graphs, self._graph_error = False, f"{cfg.model.name} with counts=device: each batch reads its sizes back"
         self._fused: dict[str, Any] | None = None
         fused_default = "1" if cfg.model.name in FUSED_BY_DEFAULT.get(cfg.precision, ()) else "0"
         if cfg.precision == "fp8" or _flag(cfg.option("fused", fused_default), "fused"):
@@ -413,6 +400,22 @@ class TorchCUDABackend(Backend):
 
             model = for_backend(model, cfg.model, cfg.precision, dict(cfg.options))
             self._fused = model.describe()
+        #: dlrm-v3's graphs: how a batch is padded to one's shapes (counts from the host only).
+        self._padding: Any = None
+        self._keys: list[tuple[int, int, int]] = []
+        if self._graphs and not getattr(model, "graph_safe", True):
+            # dlrm-v3 packs each batch's real tokens: shapes that depend on the data. A graph per
+            # size and rounded totals replays them, but only with the counts known on the host.
+            why = self._jagged_graphs_refused(model)
+            if why is None:
+                from suite.models.dlrm_v3 import Padding
+
+                history = self._schema.dense - self._tasks
+                self._padding = Padding(history, self._tasks, max(1, history // JAGGED_STEPS), max(1, self._tasks // JAGGED_STEPS))
+            elif "cuda_graphs" in dict(cfg.options):
+                raise ConfigError(f"'cuda_graphs' 1 does not apply to {cfg.model.name} {why}")
+            else:
+                self._graphs, self._graph_error = False, f"{cfg.model.name} {why}"
         for module in model.modules():
             if isinstance(module, torch.nn.RNNBase):
                 module.flatten_parameters()
@@ -457,6 +460,19 @@ class TorchCUDABackend(Backend):
         for lane in self._lanes:
             self._pool.put(lane)
         self._capture_s = time.perf_counter() - started
+
+    def _jagged_graphs_refused(self, model: Any) -> str | None:
+        """Why a jagged model's batches cannot replay graphs here (None: they can): with
+        counts=device each batch reads its sizes back mid-forward; the plain attention pads every
+        request of a graph to the widest, (L, L) scores a head, too large above
+        :data:`PLAIN_GRAPH_TOKENS` (MLPerf's 11,265: gigabytes a request)."""
+        if self._counts_from != "host":
+            return "with counts=device: each batch reads its sizes back mid-forward, which a graph cannot capture"
+        widest = int(getattr(model, "max_tokens", 0))
+        if self._fused is None and widest > PLAIN_GRAPH_TOKENS:
+            return (f"with the plain attention at {widest:,} tokens a request: a graph pads every request to that "
+                    f"(graphs up to {PLAIN_GRAPH_TOKENS:,}; the fused attention has them at any size)")
+        return None
 
     def _lane_rows(self) -> int:
         """Rows a lane stages: the largest graph bucket, or the model's batch cap when it has one

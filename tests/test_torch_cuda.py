@@ -322,10 +322,13 @@ def test_dlrm_v3_counts_sent_from_the_host_score_as_those_read_back_from_the_gpu
 
 @pytest.mark.cuda
 @pytest.mark.parametrize(("precision", "atol"), [("fp32", 1e-4), ("bf16", 2e-2)])
-def test_dlrm_v3_replays_jagged_graphs_captured_at_load_and_scores_as_eager(precision: str, atol: float) -> None:
+def test_dlrm_v3_replays_jagged_graphs_captured_at_load_and_scores_as_eager(precision: str, atol: float,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """dlrm-v3's batches replay the graph of their size and rounded totals (a padding request makes
     up the rest), captured at load for every size up to the cap: the scores are eager's, from
-    several threads; a batch over the graphs' sizes runs eagerly; counts=device has no graphs."""
+    several threads; a batch over the graphs' sizes runs eagerly; counts=device has no graphs, nor
+    the plain attention on requests wider than PLAIN_GRAPH_TOKENS."""
+    from suite.backends import torch_cuda
     from suite.backends.torch_cuda import TorchCUDABackend
     from suite.datasets import streaming
 
@@ -355,8 +358,13 @@ def test_dlrm_v3_replays_jagged_graphs_captured_at_load_and_scores_as_eager(prec
     device.close()
     with pytest.raises(ConfigError) as caught:
         TorchCUDABackend(BackendConfig(model=spec, options=(("counts", "device"), ("cuda_graphs", "1")))).load()
-    assert str(caught.value) == ("'cuda_graphs' 1 needs counts=host for dlrm-v3: with counts=device each batch reads "
+    assert str(caught.value) == ("'cuda_graphs' 1 does not apply to dlrm-v3 with counts=device: each batch reads "
                                  "its sizes back mid-forward, which a graph cannot capture")
+    monkeypatch.setattr(torch_cuda, "PLAIN_GRAPH_TOKENS", 300)  # small's 321 tokens a request, as MLPerf's 11,265
+    plain = TorchCUDABackend(BackendConfig(model=spec, precision="bf16", options=(("fused", "0"), ("lanes", "1"))))
+    plain.load()
+    assert plain.info().extra["cuda_graphs"] is False and "plain attention at 321 tokens" in plain.info().extra["graph_error"]
+    plain.close()
 
 
 @pytest.mark.cuda
