@@ -92,8 +92,8 @@ PLAIN_GRAPH_TOKENS = 1024
 #: p99 145 ms. With Offline's batches of 8 (668/s), 20-s runs (gpu_server_h200_s9): 0.85x held
 #: with two in flight (p99 71.3 ms; once 80.3, INVALID) and with three (67.8, 76.7 ms); 0.9x held
 #: with neither three nor four (p99 153, 93 ms), so two stays. With graphs (gpu_server_h200_s11/c4,
-#: c5; batches of at most 7, SERVER_MIN_RATE) two held 0.9x of Offline's 728.4/s: 660.3/s for 60 s
-#: (p99 62.8 ms), 656.1/s for 150 s (p99 75.1 ms).
+#: c5; batches of at most 7 and 8, SERVER_MIN_RATE's picks) two held 0.9x of Offline's 728.4/s:
+#: 660.3/s for 60 s (p99 62.8 ms), 656.1/s for 150 s (p99 75.1 ms).
 REQUEST_SERVER_IN_FLIGHT = 2
 REQUEST_SERVER_SHARE = 1 / 5
 #: ... and no larger than the sizes that still serve this share of the best size's requests a
