@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -60,22 +61,26 @@ def forward(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tens
     return model(*args, tokens=model.tokens(host.to("cuda", non_blocking=True), Extent.of(host)))
 
 
+def back_to_back(call: Callable[[int], object], n: int, batch: int, seconds: float) -> tuple[float, float]:
+    """(requests per second, ms per batch) over ``seconds`` of back-to-back ``call(lo)``, each a
+    batch of requests ``lo:lo + batch`` (after one warm-up batch), cycling through ``n`` requests."""
+    call(0)
+    torch.cuda.synchronize()
+    done, batches, start = 0, 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        call(done % (n - batch + 1))
+        done += batch
+        batches += 1
+    torch.cuda.synchronize()
+    wall = time.perf_counter() - start
+    return done / wall, 1000 * wall / batches
+
+
 def timed(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tensor], batch: int, seconds: float,
           counts: np.ndarray | None = None) -> tuple[float, float]:
-    """(requests per second, ms per batch) over ``seconds`` of back-to-back batches (after one
-    warm-up batch), cycling through the drawn requests."""
-    n = dense.shape[0]
+    """:func:`back_to_back` batches of the model itself."""
     with torch.inference_mode():
-        forward(model, dense, sparse, 0, batch, counts)
-        torch.cuda.synchronize()
-        done, batches, start = 0, 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            forward(model, dense, sparse, done % (n - batch + 1), batch, counts)
-            done += batch
-            batches += 1
-        torch.cuda.synchronize()
-        wall = time.perf_counter() - start
-        return done / wall, 1000 * wall / batches
+        return back_to_back(lambda lo: forward(model, dense, sparse, lo, batch, counts), dense.shape[0], batch, seconds)
 
 
 def host_ms(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tensor], batch: int, counts: np.ndarray | None,
@@ -182,17 +187,11 @@ def backend_pass(spec: ModelSpec, precision: str, items: Batch, sizes: list[int]
             def one(lo: int) -> np.ndarray:
                 return backend.predict(Batch.of_spans(items, [(lo, lo + size)]))
 
-            one(0)
-            done, batches, start = 0, 0, time.perf_counter()
-            while time.perf_counter() - start < seconds:
-                one(done % (n - size + 1))
-                done += size
-                batches += 1
-            elapsed = time.perf_counter() - start
+            rate, ms = back_to_back(one, n, size, seconds)
             scores[graphs] = np.concatenate([one(lo) for lo in range(0, n - size + 1, size)])
             extra = backend.info().extra
             print(json.dumps({"path": "torch-cuda", "cuda_graphs": graphs == "1", "batch": size,
-                              "ms_per_batch": round(1000 * elapsed / batches, 2), "requests_per_s": round(done / elapsed, 1),
+                              "ms_per_batch": round(ms, 2), "requests_per_s": round(rate, 1),
                               "load_s": round(load_s, 1), "capture_s": extra["capture_s"],
                               **{k: extra[k] for k in ("jagged_graphs", "graph_error", "bucket_ms") if k in extra},
                               "memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1)}), flush=True)
