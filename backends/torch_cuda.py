@@ -3,8 +3,8 @@
 Everything a run needs is made at load, before LoadGen's clock: the weights (drawn chunk by chunk
 straight into device memory in the serving dtype), a pool of *lanes* and, on every lane, one CUDA
 graph per batch bucket (for dlrm-v3, whose requests are jagged, one per batch size and rounded
-totals of history events and candidates: :data:`JAGGED_STEPS`). A lane is a copy stream, a pinned host buffer and a device buffer of packed
-items, and its graphs; its batches run on one compute stream every lane shares (``compute=shared``:
+totals of history events and candidates: :data:`JAGGED_STEPS`). A lane is a copy stream, a
+pinned host buffer and a device buffer of packed items, and its graphs; its batches run on one compute stream every lane shares (``compute=shared``:
 they finish in the order they were sent) or on a stream of its own (``compute=lanes``). Whichever
 harness thread calls ``predict`` takes a free lane from the pool and gives it back when the batch is
 answered, so no CUDA object is made or captured while LoadGen runs.
@@ -207,7 +207,7 @@ def _batch_cap(spec: Any) -> int | None:
 
 
 def request_server_batching(target_latency_ns: int, batch_ms: dict[int, float], workers: int,
-                          in_flight: int = REQUEST_SERVER_IN_FLIGHT) -> BatchDefaults:
+                            in_flight: int = REQUEST_SERVER_IN_FLIGHT) -> BatchDefaults:
     """Server's batcher for a model under a batch cap, from the wall time of one batch per size:
     the largest size within :data:`REQUEST_SERVER_SHARE` of the latency bound that serves at least
     :data:`SERVER_MIN_RATE` of the best size's requests a millisecond (the smallest if none does),
@@ -220,9 +220,9 @@ def request_server_batching(target_latency_ns: int, batch_ms: dict[int, float], 
 
 
 def request_offline_batching(batch_ms: dict[int, float], workers: int) -> BatchDefaults:
-    """Offline's batcher for a model run eagerly under a batch cap, from the wall time of one batch
-    per size: the size that answered the most samples a millisecond alone (the larger of equals),
-    no wait, every worker. The cap is not always that size: at MLPerf's dlrm-v3 size on the H200 a
+    """Offline's batcher for a model under a batch cap, from the wall time of one batch per size:
+    the size that answered the most samples a millisecond alone (the larger of equals), no wait,
+    every worker. The cap is not always that size: at MLPerf's dlrm-v3 size on the H200 a
     batch of 8 requests took 11.9 ms and one of 11 took 18.6 ms, 13-18% more time a request in
     each of three runs (benchmarks/results/gpu_server_h200_s8/c2/v3, dlrm_v3_h200/run4); through
     LoadGen, batches of 8 made 664.0 requests/s against 612.2 with the cap (1.08x, same call,
@@ -422,7 +422,7 @@ class TorchCUDABackend(Backend):
         #: dlrm-v3 with counts from the host: lays a batch's tokens out on the GPU from each
         #: request's counts, which the dataset holds, instead of counting them there and reading
         #: them back (a sync mid-forward).
-        self._tokens: Callable[[torch.Tensor, torch.Tensor], Any] | None = (
+        self._tokens: Callable[[torch.Tensor, Any], Any] | None = (  # (counts, Extent) -> Tokens
             getattr(model, "tokens", None) if self._counts_from == "host" else None)
         self._request_counts: np.ndarray | None = None
         self._model: Any = torch.compile(model, dynamic=True) if self._compile else model
@@ -455,11 +455,17 @@ class TorchCUDABackend(Backend):
             else:
                 if self._padding is None:
                     self._time_buckets(self._lanes[0])
-        if (not self._graphs or self._padding is not None) and self._batch_cap is not None:
+        if self._sized_by_requests:
             self._time_requests(self._lanes[0])
         for lane in self._lanes:
             self._pool.put(lane)
         self._capture_s = time.perf_counter() - started
+
+    @property
+    def _sized_by_requests(self) -> bool:
+        """Whether the batcher's sizes come from timing batches of requests as predict runs them (a
+        model under a batch cap, eager or with jagged graphs), not from fixed-shape graph replays."""
+        return self._batch_cap is not None and (not self._graphs or self._padding is not None)
 
     def _jagged_graphs_refused(self, model: Any) -> str | None:
         """Why a jagged model's batches cannot replay graphs here (None: they can): with
@@ -625,9 +631,9 @@ class TorchCUDABackend(Backend):
                 self._bucket_ms[size] = start.elapsed_time(end) / repeats
 
     def _timing_rows(self, n: int) -> np.ndarray:
-        """``n`` packed rows to time batches on and to draw jagged graphs' totals from: requests drawn as the dataset's are (dlrm-v3's
-        jagged lengths: a batch of the widest requests, 9,216 events each, would overstate a real
-        one's time, about 6,750), else zeros."""
+        """``n`` packed rows to time batches on and to draw jagged graphs' totals from: requests
+        drawn as the dataset's are (dlrm-v3's jagged lengths: a batch of the widest requests, 9,216
+        events each, would overstate a real one's time, about 6,750), else zeros."""
         spec = self.config.model
         from suite.models.configs import DLRMv3Config
 
@@ -675,7 +681,7 @@ class TorchCUDABackend(Backend):
         samples a millisecond (:func:`request_offline_batching`); in Server, the largest timed size
         within :data:`REQUEST_SERVER_SHARE` of the bound and :data:`SERVER_MIN_RATE` of the best
         rate, no wait, :data:`REQUEST_SERVER_IN_FLIGHT` batches at once (option ``in_flight``)."""
-        if (not self._graphs or self._padding is not None) and self._batch_cap is not None and self._bucket_ms:
+        if self._sized_by_requests and self._bucket_ms:
             if scenario.lower() == "offline":
                 return request_offline_batching(self._bucket_ms, self._lane_count)
             in_flight = int(self.config.option("in_flight", str(REQUEST_SERVER_IN_FLIGHT)))
