@@ -124,6 +124,10 @@ STAGINGS = ("dma", "copy", "mapped")
 #: engine's, so small ones are cheaper to gather (a DLRM-v2 sample is about 245 KB, an NCF query a
 #: few hundred bytes).
 DMA_MIN_SPAN_BYTES = 16 << 10
+#: Where a ``predict`` call's wall time goes, as ``predict_us_per_batch`` records it per batch:
+#: waiting for a free lane, staging the rows, launching (graph or eager, the scores' copy back),
+#: waiting for the GPU and copying the scores out. ``host_us_per_batch`` is stage + launch.
+PREDICT_STEPS = ("lane", "stage", "launch", "gpu")
 #: Where dlrm-v3 learns each request's real history events and candidates, which size every
 #: tensor of its batch (option ``counts``; the first is the default): from the host, which holds
 #: them for the dataset, in one small copy; or counted on the device and read back mid-forward, a
@@ -260,6 +264,9 @@ class _Lane:
     replayed: int = 0
     eager: int = 0
     host_s: float = 0.0
+    #: Seconds, summed over the lane's batches, of :data:`PREDICT_STEPS` (wall time, so each step
+    #: also holds any wait for the GIL or a CUDA call's lock on its way).
+    steps_s: np.ndarray = field(default_factory=lambda: np.zeros(len(PREDICT_STEPS)))
     batches: int = 0
     #: Batches by how they were staged: "dma", "device" or "host" (gathered on the host).
     staged: dict[str, int] = field(default_factory=dict)
@@ -794,6 +801,7 @@ class TorchCUDABackend(Backend):
 
     def predict(self, batch: Batch) -> np.ndarray:
         n = len(batch)
+        asked = time.perf_counter()
         lane = self._pool.get()
         try:
             t0 = time.perf_counter()
@@ -806,6 +814,7 @@ class TorchCUDABackend(Backend):
                 work = lane.overflow
             how = self._stage(batch, work, n, size)
             lane.staged[how] = lane.staged.get(how, 0) + 1
+            t1 = time.perf_counter()
             counts = self._counts(batch) if self._tokens is not None and not graphed else None
             with torch.inference_mode():
                 work.compute.wait_stream(work.copy)
@@ -819,10 +828,14 @@ class TorchCUDABackend(Backend):
                     work.done.record()
                 # The next staging into this lane's buffers waits for this batch to have read them.
                 work.copy.wait_event(work.done)
-                lane.host_s += time.perf_counter() - t0
+                t2 = time.perf_counter()
+                lane.host_s += t2 - t0
                 lane.batches += 1
                 work.done.synchronize()
-            return work.host_out[:n].numpy().copy()
+            scores = work.host_out[:n].numpy().copy()
+            t3 = time.perf_counter()
+            lane.steps_s += np.array((t0 - asked, t1 - t0, t2 - t1, t3 - t2))
+            return scores
         finally:
             self._pool.put(lane)
 
@@ -843,6 +856,7 @@ class TorchCUDABackend(Backend):
         props = torch.cuda.get_device_properties(self._device)
         batches = sum(lane.batches for lane in self._lanes)
         host_s = sum(lane.host_s for lane in self._lanes)
+        steps = sum((lane.steps_s for lane in self._lanes), np.zeros(len(PREDICT_STEPS)))
         return BackendInfo(
             name=self.name,
             version=torch.__version__,
@@ -873,6 +887,8 @@ class TorchCUDABackend(Backend):
                 "capture_s": round(self._capture_s, 3),
                 "bucket_ms": {str(k): round(v, 4) for k, v in sorted(self._bucket_ms.items())},
                 "host_us_per_batch": round(1e6 * host_s / batches, 1) if batches else None,
+                "predict_us_per_batch": dict(zip(PREDICT_STEPS, (round(1e6 * float(v) / batches, 1) for v in steps), strict=True))
+                if batches else None,
             },
         )
 

@@ -9,7 +9,7 @@
 # SECONDS_RUN: LoadGen's min_duration per run (a user.conf), shorter than the short profile's 60 s
 # so that everything fits one device call; SERVER_SECONDS: the same for Server (default SECONDS_RUN);
 # SERVER_FRACTION: Server's target as a fraction of the fused Offline rate (default 0.9);
-# SKIP_PLAIN=1: the fused path only; SKIP_ACCURACY=1: no accuracy run; SERVER_ALT: options of a
+# SKIP_PLAIN=1: the fused path only; SKIP_PLAIN_SERVER=1: the plain path in Offline only; SKIP_ACCURACY=1: no accuracy run; SERVER_ALT: options of a
 # second fused Server run (say "--max-batch-items 8"); OFFLINE_ALT: options of a second fused Offline run
 # right after the first (system h200-fused-alt; say "--option kept_fp32=fp32"); SKIP_TESTS=1: no pytest; TILES=1: benchmarks/hstu_gpu.py first
 # (the kernel's tile shapes on MLPerf-size requests, the fused forward per batch size TILE_BATCHES);
@@ -103,7 +103,7 @@ if [ -n "${SERVER_ALT:-}" ]; then  # a second fused Server run with these option
   stamp "Server fused at $FQ with $SERVER_ALT"
   timeout $((SERVER_SECONDS + 40)) "$PY" -m suite.cli run "${common[@]}" --user-conf /tmp/v3s.conf --scenario server --system h200-fused-alt $FUSED $SERVER_ALT --target-qps "$FQ" 2>&1 | tail -3
 fi
-if [ -z "${SKIP_PLAIN:-}" ]; then
+if [ -z "${SKIP_PLAIN:-}" ] && [ -z "${SKIP_PLAIN_SERVER:-}" ]; then
   stamp "Server plain at $PQ (0.9 x $P)"
   timeout $((SERVER_SECONDS + 40)) "$PY" -m suite.cli run "${common[@]}" --user-conf /tmp/v3s.conf --scenario server --system h200-plain $PLAIN --target-qps "$PQ" 2>&1 | tail -3
 fi

@@ -195,6 +195,7 @@ def main() -> None:
                            "latency_ms": lat / 1e6, "percentile": pct, "sla_ms": server.target_latency_ns / 1e6,
                            "valid": valid, "mean_batch_items": round(mean_batch), "errors": outcome.errors[:1],
                            "host_us_per_batch": extra.get("host_us_per_batch"),
+                           "predict_us_per_batch": extra.get("predict_us_per_batch"),
                            "staged_batches": extra.get("staged_batches"),
                            "sut_p99_ms": outcome.sut_latency_s(0.99) * 1e3, "issue_gap_max_ms": round(outcome.issue_gap_max_s * 1e3, 2),
                            "issue_stalls": outcome.issue_stalls_ms(),
@@ -210,7 +211,7 @@ def main() -> None:
                           flush=True)
                     print(f"    latency ms by percentile {row['latency_ms_by_percentile']}, max {row['max_latency_ms']:.1f}; "
                           f"{outcome.issue_calls:,} issue calls for {outcome.completed_queries:,} queries; batches staged so far "
-                          f"{row['staged_batches']}", flush=True)
+                          f"{row['staged_batches']}; predict us a batch {row['predict_us_per_batch']}", flush=True)
                     if isinstance(watch, GilWatch):
                         row["gil_gaps"] = [[round(at, 1), round(ms)] for at, ms in watch.gaps]
                         print(f"    GIL out of reach >= 40 ms: {row['gil_gaps']}", flush=True)

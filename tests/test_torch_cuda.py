@@ -261,7 +261,11 @@ def test_graphs_are_captured_at_load_and_equal_eager(name: str, data_dir: Path) 
             want = eager.predict(padded)[:n]
         assert np.array_equal(got, want), n
         np.testing.assert_allclose(got, eager.predict(batch), atol=1e-5)
-    assert graphed.info().extra["cuda_graphs"] is True and graphed.info().extra["host_us_per_batch"] > 0
+    extra = graphed.info().extra
+    assert extra["cuda_graphs"] is True and extra["host_us_per_batch"] > 0
+    steps = extra["predict_us_per_batch"]
+    assert list(steps) == ["lane", "stage", "launch", "gpu"] and steps["gpu"] > 0
+    assert steps["stage"] + steps["launch"] == pytest.approx(extra["host_us_per_batch"], abs=0.2)
 
 
 @pytest.mark.cuda

@@ -45,7 +45,7 @@ class Tile:
     #: SiLU through the hardware tanh (CUDA only; the interpreter always takes exp2).
     fast: bool = True
     #: Launch order: every row block of one (request, head) before the next pair's (``rows``), or
-    #: every pair's first row block before any pair's second (the default). Programs running at
+    #: every pair's first row block before any pair's second. Programs running at
     #: once read the keys and values of the pairs they belong to: rows-first keeps those to one or
     #: two pairs (4.5 MB each at MLPerf's size, inside a 50 MB L2), pairs-first spreads them over
     #: every pair of the batch (144 MB for 8 requests).
@@ -60,14 +60,16 @@ class Tile:
 
 #: The launch shape for requests longer than :data:`SMALL` tokens: the fastest :func:`tune` found on
 #: an H200 (Triton 3.6), eight MLPerf-size requests (history mean 6,489, 2,048 candidates), 4 heads
-#: of 128, bf16, ms per call (TFLOP/s on the FLOPs the mask keeps): 64x64 w4 s3 1.385 (408),
-#: 64x32 w4 s4 1.421 (397), 128x64 w8 s3 1.473 (383), 128x128 w8 s3 1.480 (381), 128x32 w8 s4
-#: 1.558, 64x64 w4 s2 1.661, 128x32 w4 s3 1.659, 128x128 w8 s2 1.728, 128x64 w8 s2 1.996,
-#: 64x128 w8 s3 2.203, 64x128 w4 s2 2.383, 128x64 w4 s3 3.536; SiLU through exp2 instead of the
-#: hardware tanh: 64x64 w4 s3 1.650, 128x64 w8 s2 2.393. The kernel before (64 x 64, default
-#: warps and stages, every block masked, exp SiLU): 2.348 ms (240 TFLOP/s).
-#: (benchmarks/results/dlrm_v3_h200/run3/hstu_gpu.txt)
-TILE = Tile()
+#: of 128, bf16, ms per call (TFLOP/s on the FLOPs the mask keeps), launched rows-first: 64x64 w4 s3
+#: 1.285 (440), 64x32 w4 s4 1.368, 128x128 w8 s3 1.438, 128x64 w8 s3 1.444; pairs-first: 64x64 w4
+#: s3 1.371 (412), 128x128 w8 s3 1.455, 64x32 w4 s4 1.468, 128x64 w8 s3 1.480, 128x32 w8 s4 1.546,
+#: 128x32 w4 s3 1.665, 64x64 w4 s2 1.684, 128x128 w8 s2 1.732, 128x64 w8 s2 1.999, 64x128 w8 s3
+#: 2.188, 64x128 w4 s2 2.353, 128x64 w4 s3 3.507; SiLU through exp2 instead of the hardware tanh:
+#: 64x64 w4 s3 1.669, 128x64 w8 s2 2.347. Timed at load (``tune=1``) in two LoadGen runs the same
+#: shape won too (1.40 against pairs-first's 1.42-1.43). The kernel before (64 x 64, default warps
+#: and stages, every block masked, exp SiLU, pairs-first): 2.348 ms (240 TFLOP/s).
+#: (benchmarks/results/gpu_server_h200_s12/c1/tiles.jsonl, benchmarks/results/dlrm_v3_h200/run3/)
+TILE = Tile(rows_first=True)
 #: Requests of at most this many tokens (the test shapes) get 16 x 16 tiles.
 SMALL = 64
 #: What :func:`tune` times.
