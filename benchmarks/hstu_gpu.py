@@ -104,9 +104,12 @@ def sweep_tiles(hist: np.ndarray, cand: np.ndarray) -> None:
     h, c = torch.from_numpy(hist.astype(np.int64)), torch.from_numpy(cand.astype(np.int64))
     flops = hstu.attention_flops(h, c, heads=4, dqk=128, dv=128)
     shape = {"requests": len(hist), "history_mean": round(float(hist.mean())), "candidates_mean": round(float(cand.mean()))}
-    for tile, ms in hstu.tune(h, c, calls=5):
+    rejected: list[str] = []
+    for tile, ms in hstu.tune(h, c, calls=5, rejected=rejected):
         print(json.dumps({"kernel": "hstu_attention", "tile": tile.text(), "ms": round(ms, 3),
                           "tflops": round(flops / ms / 1e9, 1), **shape}), flush=True)
+    for why in rejected:
+        print(json.dumps({"kernel": "hstu_attention", "rejected": why}), flush=True)
     print(json.dumps({"kernel": "hstu_attention", "fastest": hstu.TILE.text()}), flush=True)
     from suite.models.dlrm_v3 import Jagged
 

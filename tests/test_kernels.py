@@ -344,11 +344,13 @@ def test_hstu_attention_kernel_matches_the_plain_path(history: tuple[int, ...], 
     assert (got - want).abs().max().item() <= tolerance * max(scale_v, 1e-6)
 
 
-@pytest.mark.parametrize("tile", [None, (32, 16, 4, 2), (16, 32, 4, 3), (32, 16, 4, 2, True, True), (16, 16, 4, 1, False, True)])
+@pytest.mark.parametrize("tile", [None, (32, 16, 4, 2), (16, 32, 4, 3), (32, 16, 4, 2, True, True), (16, 16, 4, 1, False, True),
+                                  (32, 16, 4, 2, True, True, True), (16, 32, 4, 3, False, False, True, True)])
 def test_hstu_candidate_rows_alone_match_the_plain_path(tile: tuple[int, ...] | None) -> None:
     """The last layer's form: q for the candidate rows only, against every key, equals those rows of
     the plain path; with tile shapes other than the default (the unmasked bulk, the masked tail and
-    each candidate's own key all meet in requests of 70 to 110 tokens), and launched rows-first."""
+    each candidate's own key all meet in requests of 70 to 110 tokens), launched rows-first, and
+    with the bulk's keys and values read through tensor descriptors (and that loop warp-specialized)."""
     from suite.backends.kernels.hstu import Tile, hstu_attention
     from suite.models import dlrm_v3
 
@@ -368,6 +370,32 @@ def test_hstu_candidate_rows_alone_match_the_plain_path(tile: tuple[int, ...] | 
     assert torch.allclose(whole, want, atol=1e-5, rtol=1e-4)
     assert torch.allclose(alone, want[rows], atol=1e-5, rtol=1e-4)
     assert torch.equal(plain_alone, want[rows])
+
+
+@pytest.mark.cuda
+def test_hstu_tune_times_only_shapes_that_compute_the_attention(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tune`` counts a shape only if its output is the plain-load launch's: the tensor-descriptor
+    shapes pass on bf16 MLPerf-like requests, and a launch made to compute something else (every
+    value doubled) is rejected and said why, never made :data:`TILE`."""
+    from suite.backends.kernels import hstu
+
+    good = (hstu.Tile(64, 64, 4, 3, rows_first=True), hstu.Tile(64, 64, 4, 3, rows_first=True, tma=True))
+    wrong = hstu.Tile(64, 32, 4, 4, rows_first=True)
+    launch = hstu.hstu_attention
+
+    def doubled_for_wrong(*args: object, tile: hstu.Tile | None = None, **kwargs: object) -> torch.Tensor:
+        out = launch(*args, tile=tile, **kwargs)
+        return 2 * out if tile == wrong else out
+
+    monkeypatch.setattr(hstu, "hstu_attention", doubled_for_wrong)
+    rejected: list[str] = []
+    before = hstu.TILE
+    try:
+        timed = hstu.tune(torch.tensor([900, 40, 3000]), torch.tensor([64, 2048, 7]), tiles=(*good, wrong), rejected=rejected)
+    finally:
+        hstu.TILE = before
+    assert [tile for tile, _ in timed] == list(good)
+    assert len(rejected) == 1 and rejected[0].startswith("64x32 w4 s4 rows: output off by")
 
 
 @pytest.mark.parametrize("low", [torch.float32, torch.bfloat16])
