@@ -263,7 +263,6 @@ class _Lane:
     #: Jagged batches replayed as a graph, and run eagerly (no graph for their totals).
     replayed: int = 0
     eager: int = 0
-    host_s: float = 0.0
     #: Seconds, summed over the lane's batches, of :data:`PREDICT_STEPS` (wall time, so each step
     #: also holds any wait for the GIL or a CUDA call's lock on its way).
     steps_s: np.ndarray = field(default_factory=lambda: np.zeros(len(PREDICT_STEPS)))
@@ -829,12 +828,11 @@ class TorchCUDABackend(Backend):
                 # The next staging into this lane's buffers waits for this batch to have read them.
                 work.copy.wait_event(work.done)
                 t2 = time.perf_counter()
-                lane.host_s += t2 - t0
+                lane.steps_s[:3] += (t0 - asked, t1 - t0, t2 - t1)
                 lane.batches += 1
                 work.done.synchronize()
             scores = work.host_out[:n].numpy().copy()
-            t3 = time.perf_counter()
-            lane.steps_s += np.array((t0 - asked, t1 - t0, t2 - t1, t3 - t2))
+            lane.steps_s[3] += time.perf_counter() - t2
             return scores
         finally:
             self._pool.put(lane)
@@ -855,8 +853,8 @@ class TorchCUDABackend(Backend):
     def info(self) -> BackendInfo:
         props = torch.cuda.get_device_properties(self._device)
         batches = sum(lane.batches for lane in self._lanes)
-        host_s = sum(lane.host_s for lane in self._lanes)
         steps = sum((lane.steps_s for lane in self._lanes), np.zeros(len(PREDICT_STEPS)))
+        host_s = float(steps[PREDICT_STEPS.index("stage")] + steps[PREDICT_STEPS.index("launch")])
         return BackendInfo(
             name=self.name,
             version=torch.__version__,

@@ -154,7 +154,7 @@ def main() -> None:
                             max_batch_items=declared.max_batch_items)
         before = backend.info().extra
         for lane in backend._lanes:  # host time of the LoadGen run only
-            lane.host_s, lane.batches = 0.0, 0
+            lane.steps_s[:], lane.batches = 0.0, 0
         with GpuBusy() as busy:
             outcome, detail = loadgen_run(library, backend, off, workers=workers or declared.workers)
         extra = backend.info().extra
