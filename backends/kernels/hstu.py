@@ -54,25 +54,22 @@ class Tile:
     #: copies each block into shared memory; no per-element addresses in registers). Launched only
     #: where every stride and the tensors' addresses are multiples of 16 bytes (else plain loads).
     tma: bool = False
-    #: With ``tma``: ask Triton to warp-specialize that loop (loads and math in separate warps),
-    #: where this Triton and GPU can; :func:`tune` checks each shape's output before it counts.
-    warp_specialize: bool = False
 
     def text(self) -> str:
         """One word, as results record it: ``MxN wW sS`` (``exp`` without the hardware tanh,
-        ``rows`` launched rows-first, ``tma`` through tensor descriptors, ``ws`` warp-specialized)."""
+        ``rows`` launched rows-first, ``tma`` through tensor descriptors)."""
         return (f"{self.block_m}x{self.block_n} w{self.num_warps} s{self.num_stages}" + ("" if self.fast else " exp")
-                + (" rows" if self.rows_first else "") + (" tma" if self.tma else "")
-                + (" ws" if self.warp_specialize else ""))
+                + (" rows" if self.rows_first else "") + (" tma" if self.tma else ""))
 
 
 #: The launch shape for requests longer than :data:`SMALL` tokens: the fastest :func:`tune` found on
 #: an H200 (Triton 3.6), eight MLPerf-size requests (history mean 6,489, 2,048 candidates), 4 heads
-#: of 128, bf16: 64x64 w4 s3 rows 1.285 ms (440 TFLOP/s on the FLOPs the mask keeps), pairs-first
-#: 1.371; the next shapes 1.368-1.444 (every shape: docs/dlrm-v3.md, "Faster kernels"). The kernel
-#: before (64 x 64, default warps and stages, every block masked, exp SiLU): 2.348 ms.
-#: (benchmarks/results/gpu_server_h200_s12/c1/tiles.jsonl)
-TILE = Tile(rows_first=True)
+#: of 128, bf16: 64x64 w4 s3 rows tma 1.148 ms (492 TFLOP/s on the FLOPs the mask keeps), the same
+#: with plain loads 1.265, pairs-first 1.399; the next shapes 1.238-1.461 (every shape:
+#: docs/dlrm-v3.md, "Faster kernels"). Through LoadGen, dlrm-v3 Offline 794.8 requests/s with it
+#: against 749.7 with plain loads (benchmarks/results/gpu_server_h200_s13/c3). The kernel before
+#: (64 x 64, default warps and stages, every block masked, exp SiLU): 2.348 ms.
+TILE = Tile(rows_first=True, tma=True)
 #: How far a tile shape's output may be from the plain-load launch's in :func:`tune`, relative to
 #: the largest output: the shapes sum the same products in other orders in fp32, and SiLU through
 #: exp2 rounds apart from the hardware tanh (at most 0.2% of the largest output on MLPerf-size
@@ -88,7 +85,7 @@ CANDIDATES: tuple[Tile, ...] = (
     Tile(64, 64, 4, 3, rows_first=True), Tile(64, 32, 4, 4, rows_first=True), Tile(128, 64, 8, 3, rows_first=True),
     Tile(128, 128, 8, 3, rows_first=True),
     Tile(64, 64, 4, 3, rows_first=True, tma=True), Tile(128, 64, 8, 3, rows_first=True, tma=True),
-    Tile(128, 128, 8, 3, rows_first=True, tma=True), Tile(128, 64, 8, 3, rows_first=True, tma=True, warp_specialize=True),
+    Tile(128, 128, 8, 3, rows_first=True, tma=True),
 )
 
 
@@ -147,7 +144,7 @@ def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_pt
               s_qt, s_qh, s_kt, s_kh, s_vt, s_vh, s_ot, s_oh, HEADS: tl.constexpr,
               DQK: tl.constexpr, DV: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
               CANDIDATES: tl.constexpr, IEEE: tl.constexpr, FAST: tl.constexpr, ROWS_FIRST: tl.constexpr,
-              TMA: tl.constexpr, WS: tl.constexpr):
+              TMA: tl.constexpr):
     if ROWS_FIRST:  # axis 0 the row blocks, 1 the (request, head) pairs
         pid = tl.program_id(1)
         block = tl.program_id(0)
@@ -188,12 +185,9 @@ def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_pt
                                                block_shape=[BLOCK_N, DQK])
             v_desc = tl.make_tensor_descriptor(v_base, shape=[n.to(tl.int32), DV], strides=[s_vt, 1],
                                                block_shape=[BLOCK_N, DV])
-            if WS:  # the keyword only where asked for: a Triton without it still compiles the rest
-                for c in tl.range(0, full, BLOCK_N, warp_specialize=True):
-                    acc = _tile(acc, q, k_desc.load([c, 0]), v_desc.load([c, 0]), alpha, IEEE, FAST)
-            else:
-                for c in tl.range(0, full, BLOCK_N):
-                    acc = _tile(acc, q, k_desc.load([c, 0]), v_desc.load([c, 0]), alpha, IEEE, FAST)
+            # A descriptor's offsets are 32-bit (the interpreter takes 64; the GPU compiler does not).
+            for c in tl.range(0, full.to(tl.int32), BLOCK_N):
+                acc = _tile(acc, q, k_desc.load([c, 0]), v_desc.load([c, 0]), alpha, IEEE, FAST)
         else:
             k_ptrs = k_base + cols[:, None] * s_kt + dq[None, :]
             v_ptrs = v_base + cols[:, None] * s_vt + dv[None, :]
@@ -257,7 +251,7 @@ def hstu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: t
                     out.stride(0), out.stride(1), HEADS=heads, DQK=dqk, DV=dv, BLOCK_M=tile.block_m,
                     BLOCK_N=tile.block_n, CANDIDATES=candidates, IEEE=q.dtype == torch.float32,
                     FAST=tile.fast and _fast_silu(q.device), ROWS_FIRST=tile.rows_first, TMA=tma,
-                    WS=tma and tile.warp_specialize, num_warps=tile.num_warps, num_stages=tile.num_stages)
+                    num_warps=tile.num_warps, num_stages=tile.num_stages)
     return out
 
 
@@ -418,7 +412,7 @@ def tune(history: torch.Tensor, candidates: torch.Tensor, heads: int = 4, dim: i
         except Exception as exc:  # out of shared memory or registers for this shape: not a candidate here
             torch.cuda.synchronize()
             if rejected is not None:
-                rejected.append(f"{tile.text()}: {type(exc).__name__}: {str(exc)[:200]}")
+                rejected.append(f"{tile.text()}: {type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[-1][:200]}")
             continue
         timings.append((tile, start.elapsed_time(end) / calls))
     if timings:
