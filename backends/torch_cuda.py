@@ -56,6 +56,14 @@ BATCH_TOKENS = 1 << 17
 #: requests holds gigabytes of activations (the plain attention's scores alone are 7 GB in bf16 at
 #: 11 requests), and the fused Offline on the H200 reached 569.8 requests/s with four (run4).
 REQUEST_LANES = 4
+#: Lanes (and harness workers) by default for other models measured to do better with fewer than
+#: :attr:`TorchCudaBackend.default_workers`. NCF on the H200 (full scale, bf16, 10-s Server runs
+#: at the 5-ms p95 SLA): with 8 lanes the worker's lanes queued for its GIL (staging 4,774 us and
+#: launching 1,595 us a batch of about 21,000 items; 273 and 235 us with 2), Offline 163,837 q/s and
+#: Server at 0.5x of it INVALID (p95 33.6 ms); with 2, Offline 209,431-211,030 and Server at 0.5x
+#: VALID in both runs (p95 3.4 and 4.0 ms); 3 lanes 148,056 and INVALID at 0.5x, 1 lane 99,136
+#: (benchmarks/results/gpu_server_h200_s13).
+LANES_BY_MODEL: dict[str, int] = {"ncf": 2}
 #: Batch sizes, in requests, timed at load for a model under a batch cap (dlrm-v3), besides every
 #: size it has graphs for; the cap itself is added.
 REQUEST_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -314,7 +322,7 @@ class TorchCUDABackend(Backend):
         "device": Option("the GPU", pattern=r"cuda(:[0-9]{1,3})?", form="cuda:N"),
         "cuda_graphs": Option("CUDA graphs for every batch bucket, captured at load (default 1)", choices=FLAGS),
         "compile": Option("torch.compile the model (graphs then default to 0)", choices=FLAGS),
-        "lanes": Option("concurrent batches: streams and pinned buffers (default 8; 4 for dlrm-v3)", lo=1, hi=64),
+        "lanes": Option("concurrent batches: streams and pinned buffers (default 8; 4 for dlrm-v3, 2 for ncf)", lo=1, hi=64),
         "in_flight": Option("Server batches held at once (default 0: every lane; 2 for dlrm-v3)", lo=0, hi=64),
         "staging": Option("how a batch's rows reach the GPU: dma (default: the copy engine reads them from the pinned dataset), "
                           "copy (the host gathers them into a pinned buffer) or mapped (the SMs gather them from pinned host memory)",
@@ -362,7 +370,7 @@ class TorchCUDABackend(Backend):
         if "counts" in dict(cfg.options) and not self._jagged:
             raise ConfigError(f"'counts' applies to dlrm-v3, whose requests are jagged, not to {cfg.model.name}")
         self._sync = cfg.option("sync", SYNCS[0])
-        lanes = REQUEST_LANES if cfg.model.name in MAX_BATCH_SAMPLES else self.default_workers
+        lanes = REQUEST_LANES if cfg.model.name in MAX_BATCH_SAMPLES else LANES_BY_MODEL.get(cfg.model.name, self.default_workers)
         self._lane_count = int(cfg.option("lanes", str(lanes)))
         self._compute_mode = cfg.option("compute", "shared" if cfg.model.name in SHARED_COMPUTE_BY_DEFAULT else "lanes")
         #: What the fp32 matmuls of a 16-bit build run in (None: the build has none).

@@ -468,6 +468,21 @@ def test_dlrm_v2_in_bf16_runs_the_fused_kernels_by_default_and_eight_lanes() -> 
 
 
 @pytest.mark.cuda
+def test_ncf_defaults_to_two_lanes_and_the_batcher_to_two_workers() -> None:
+    """NCF's measured default (LANES_BY_MODEL): two lanes, which the batcher's workers follow in
+    both scenarios; ``lanes`` still overrides it."""
+    from suite.backends.torch_cuda import LANES_BY_MODEL, TorchCUDABackend
+
+    spec = ModelSpec(name="ncf", scale="tiny")
+    for options, lanes in (((), LANES_BY_MODEL["ncf"]), ((("lanes", "5"),), 5)):
+        backend = TorchCUDABackend(BackendConfig(model=spec, precision="bf16", options=options))
+        backend.load()
+        assert backend.info().extra["lanes"] == lanes == len(backend._lanes)
+        assert {backend.batch_defaults(s, 5_000_000).workers for s in ("Offline", "Server")} == {lanes}
+        backend.close()
+
+
+@pytest.mark.cuda
 def test_server_runs_with_graphs_at_a_realistic_rate(results: Path, data_dir: Path) -> None:
     """Graphs made at load: a Server run never captures (the old lazy capture failed with
     'operation not permitted when stream is capturing')."""
