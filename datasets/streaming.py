@@ -57,6 +57,7 @@ import numpy as np
 
 from suite.datasets.batch import Batch
 from suite.models import ModelSpec, build
+from suite.models.base import ModelSchema
 from suite.models.configs import DLRMv3Config
 
 TIMESTAMPS = 100
@@ -226,15 +227,35 @@ def schema_cap(spec: ModelSpec) -> int | None:
     return parse_scale(spec.scale)
 
 
+def teacher_rows(schema: ModelSchema, sparse: list[np.ndarray]) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+    """The rows of each of ``schema``'s tables that ``sparse`` (a batch's, in the schema's order)
+    looks up, sorted (int64), by table (a table that ``shares`` another's rows counts as that one);
+    and ``sparse`` with every id replaced by its position among them. The teacher then holds only
+    the rows it looks up: its fp32 item table at a 100 M cap would be 205 GB, more than an H200."""
+    owners: dict[str, list[int]] = {}
+    for i, table in enumerate(schema.tables):
+        owners.setdefault(table.shares or table.name, []).append(i)
+    rows: dict[str, np.ndarray] = {}
+    out = list(sparse)
+    for name, columns in owners.items():
+        used = np.unique(np.concatenate([np.asarray(sparse[c], dtype=np.int64).ravel() for c in columns]))
+        rows[name] = used
+        for c in columns:
+            out[c] = np.searchsorted(used, np.asarray(sparse[c], dtype=np.int64))
+    return rows, out
+
+
 def teacher_logits(spec: ModelSpec, items: Batch, device: str | None = None) -> np.ndarray:
     """The seeded model's candidate logits (N, K) float64: tables fp32, everything after the
     lookups in float64, so the logits differ between devices and threads only in their last bits
-    (which ``synthetic.calibrate_drawn`` keeps from flipping a label)."""
+    (which ``synthetic.calibrate_drawn`` keeps from flipping a label). The large tables hold only
+    the rows ``items`` look up (:func:`teacher_rows`), drawn as the whole table's."""
     import torch
     from torch import nn
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = build(spec, device=dev)
+    rows, sparse_ids = teacher_rows(spec.schema, items.sparse)
+    model = build(spec, device=dev, rows={name: torch.from_numpy(ids) for name, ids in rows.items()})
     for module in model.modules():
         if not isinstance(module, nn.Embedding):
             for _name, param in list(module.named_parameters(recurse=False)):
@@ -247,7 +268,7 @@ def teacher_logits(spec: ModelSpec, items: Batch, device: str | None = None) -> 
             for start in range(0, len(items), step):
                 end = start + step
                 dense = torch.from_numpy(np.ascontiguousarray(items.dense[start:end])).to(dev)
-                sparse = [torch.from_numpy(np.ascontiguousarray(s[start:end])).to(dev) for s in items.sparse]
+                sparse = [torch.from_numpy(np.ascontiguousarray(s[start:end])).to(dev) for s in sparse_ids]
                 out.append(model(dense, sparse).cpu().numpy())
     finally:
         del model

@@ -74,3 +74,32 @@ def test_build_on_the_gpu_gives_the_cpu_weights() -> None:
         assert torch.equal(gpu[key].cpu(), value.to(torch.bfloat16)), key
     gpu32 = build(spec, device="cuda").state_dict()
     assert all(torch.equal(gpu32[k].cpu(), v) for k, v in cpu.items())
+
+
+@pytest.mark.parametrize("width", [512, 300])
+def test_rows_drawn_alone_are_the_whole_parameters_rows(width: int) -> None:
+    """draw_rows gives exactly the rows fill_ puts in the whole parameter, in the order asked,
+    repeats included; with a width that does not divide a block, rows spanning two blocks too."""
+    from suite.models.init import draw_rows
+
+    rows_total = 3 * BLOCK_ELEMENTS // width + 5
+    whole = torch.empty(rows_total, width)
+    draw = Draw("normal", 0.5)
+    fill_(whole, draw, 7, "items.weight", threads=2)
+    spanning = BLOCK_ELEMENTS // width  # the row holding the first block boundary
+    rows = torch.tensor([rows_total - 1, 0, spanning, spanning + 1, 3, 3, 2 * BLOCK_ELEMENTS // width])
+    assert torch.equal(draw_rows(draw, 7, "items.weight", rows, (rows_total, width), threads=3), whole[rows])
+    assert draw_rows(draw, 7, "items.weight", torch.tensor([], dtype=torch.long), (rows_total, width)).shape == (0, width)
+
+
+def test_a_model_built_with_some_rows_of_a_table_holds_exactly_those() -> None:
+    """build(rows=...) makes the named tables of only those rows, each the seeded whole table's,
+    and leaves every other parameter as a plain build makes it."""
+    spec = ModelSpec(name="dlrm-v3", scale="tiny")
+    whole = build(spec).state_dict()
+    rows = torch.tensor([999, 4, 4, 500])
+    part = build(spec, rows={"items": rows}).state_dict()
+    assert torch.equal(part["items.weight"], whole["items.weight"][rows])
+    assert all(torch.equal(part[k], v) for k, v in whole.items() if k != "items.weight")
+    with pytest.raises(TypeError, match="'layers' is not an embedding table"):
+        build(spec, rows={"layers": rows})

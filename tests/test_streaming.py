@@ -325,3 +325,24 @@ def test_bf16_holds_the_gate_where_bf16_throughout_did_not(monkeypatch: pytest.M
     assert holds(metrics(torch.bfloat16), fp32)
     monkeypatch.setattr(DLRMv3, "KEEP_FP32", ())
     assert not holds(metrics(torch.bfloat16), fp32)
+
+
+def test_the_teacher_holds_only_the_rows_it_looks_up_and_scores_as_the_whole_model() -> None:
+    """teacher_logits builds the tables from the rows a batch uses (what lets a 100 M-row cap be
+    labelled on one GPU); its logits equal the whole float64 model's on the same requests."""
+    import torch
+
+    from suite.models import build
+
+    items, _, _, _ = synthetic.generate_requests(SPEC, 24)
+    rows, remapped = streaming.teacher_rows(SPEC.schema, items.sparse)
+    assert len(rows["items"]) < SPEC.schema.table("items").rows and set(rows) == {"user", "items", "categories", "ratings", "actions"}
+    assert all(np.array_equal(rows[t.shares or t.name][r], s) for t, r, s in zip(SPEC.schema.tables, remapped, items.sparse, strict=True))
+    got = streaming.teacher_logits(SPEC, items, device="cpu")
+    model = build(SPEC).double()
+    for module in model.modules():  # the teacher's tables stay fp32, as teacher_logits keeps them
+        if isinstance(module, torch.nn.Embedding):
+            module.weight.data = module.weight.data.float()
+    with torch.inference_mode():
+        want = model(torch.from_numpy(items.dense).double(), [torch.from_numpy(s) for s in items.sparse]).numpy()
+    assert np.array_equal(got, want)

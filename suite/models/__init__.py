@@ -118,13 +118,17 @@ class ModelSpec:
 
 
 def build(spec: ModelSpec, *, device: torch.device | str = "cpu", dtype: torch.dtype | None = None,
-          threads: int = 0) -> torch.nn.Module:
+          threads: int = 0, rows: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
     """Build the seeded model for ``spec`` in eval mode, its parameters made in ``dtype`` (fp32 when
     None) straight on ``device``, chunk by chunk (:mod:`suite.models.init`), with ``spec.weights``
     loaded over the seeded initialisation when given.
 
     The weights are the same on every device and machine for a given spec: no full fp32 copy of a
     model is made in host memory, so a model larger than the host's memory loads onto a GPU.
+
+    ``rows``: embedding tables (``nn.Embedding`` submodules, by name) made of only these rows of
+    the seeded table, in this order (int64 row ids): the caller looks them up by position, so a
+    model whose tables would not fit can still score the ids a dataset uses. Not with weights.
     """
     import torch
 
@@ -133,9 +137,22 @@ def build(spec: ModelSpec, *, device: torch.device | str = "cpu", dtype: torch.d
     config = spec.config
     cls = config.module_class()
     init = Init()
+    weight_rows: dict[str, tuple[torch.Tensor, int]] = {}
     with torch.device("meta"):
         model: torch.nn.Module = cls(config, spec.schema, init)
-    model = materialize(model, init, spec.seed, device=device, dtype=dtype or torch.float32, threads=threads)
+        for name, ids in (rows or {}).items():
+            whole = model.get_submodule(name)
+            if not isinstance(whole, torch.nn.Embedding):
+                raise TypeError(f"rows: {name!r} is not an embedding table")
+            weight_rows[f"{name}.weight"] = (ids, whole.num_embeddings)
+            part = torch.nn.Embedding(len(ids), whole.embedding_dim)
+            init.draws[id(part.weight)] = (part.weight, init.draws.pop(id(whole.weight))[1])
+            parent, _, leaf = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, leaf, part)
+    if rows and spec.weights is not None:
+        raise ValueError("rows: a model with loaded weights has no seeded rows to take")
+    model = materialize(model, init, spec.seed, device=device, dtype=dtype or torch.float32, threads=threads,
+                        rows=weight_rows)
     if spec.weights is not None:
         from suite.models.weights import load_into
 

@@ -113,12 +113,60 @@ def fill_(
         list(pool.map(run, chunks))
 
 
+def draw_rows(draw: Draw, seed: int, name: str, rows: torch.Tensor, shape: tuple[int, int], *,
+              threads: int = 0) -> torch.Tensor:
+    """Rows ``rows`` (int64, any order) of the 2-D parameter ``name`` of ``shape``, as :func:`fill_`
+    makes them in the whole parameter: a (len(rows), shape[1]) fp32 CPU tensor.
+
+    Only the blocks holding those rows are drawn, and only the rows are kept, so a model can hold
+    the rows a dataset uses of a table that would not fit anywhere whole.
+    """
+    width = shape[1]
+    total = shape[0] * width
+    out = torch.empty((len(rows), width), dtype=torch.float32)
+    if not len(rows):
+        return out
+    first = rows.long() * width  # each row's first element in the flattened parameter
+    order = torch.argsort(first)
+    starts = first[order]
+    ends = starts + width
+    blocks = torch.unique(torch.cat([first // BLOCK_ELEMENTS, (first + width - 1) // BLOCK_ELEMENTS]))
+    columns = torch.arange(width)
+    local = threading.local()
+
+    def work(block: int) -> None:
+        buf: torch.Tensor | None = getattr(local, "buf", None)
+        if buf is None:
+            buf = local.buf = torch.empty(BLOCK_ELEMENTS, dtype=torch.float32)
+        lo = block * BLOCK_ELEMENTS
+        hi = min(lo + BLOCK_ELEMENTS, total)
+        # The last block is drawn as long as the parameter has it: a stream's values depend on its length.
+        draw_block(draw, seed, name, block, buf[: hi - lo])
+        # The rows overlapping [lo, hi), found in the sorted starts; whole ones gathered at once.
+        a = int(torch.searchsorted(ends, lo, right=True))
+        b = int(torch.searchsorted(starts, hi))
+        at, start = order[a:b], starts[a:b]
+        whole = (start >= lo) & (start + width <= hi)
+        out[at[whole]] = buf[(start[whole] - lo)[:, None] + columns]
+        for i, s0 in zip(at[~whole].tolist(), start[~whole].tolist(), strict=True):  # a row across two blocks
+            x, y = max(s0, lo), min(s0 + width, hi)
+            out[i, x - s0 : y - s0] = buf[x - lo : y - lo]
+
+    workers = min(len(blocks), threads or len(os.sched_getaffinity(0)))
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        list(pool.map(work, blocks.tolist()))
+    return out
+
+
 def materialize(
     model: nn.Module, init: Init, seed: int, *, device: torch.device | str = "cpu",
-    dtype: torch.dtype = torch.float32, threads: int = 0,
+    dtype: torch.dtype = torch.float32, threads: int = 0, rows: dict[str, tuple[torch.Tensor, int]] | None = None,
 ) -> nn.Module:
     """Allocate the ``meta`` model's parameters on ``device`` in ``dtype`` and draw them (those whose
     names start with one of the model's ``KEEP_FP32`` prefixes in fp32 when ``dtype`` is 16-bit).
+
+    ``rows``: parameters (by name) that hold only some rows of the seeded whole, as (those rows, the
+    whole's row count) (:func:`draw_rows`; the parameter's first dimension is the rows' count).
 
     Every parameter must have been recorded in ``init``; one that was not is a bug in the model.
     """
@@ -141,7 +189,11 @@ def materialize(
                 param.data = param.data.float()
     model = model.to_empty(device=device)
     for name, param in model.named_parameters():
-        fill_(param, draws[name], seed, name, threads=threads)
+        if rows and name in rows:
+            ids, whole_rows = rows[name]
+            param.data.copy_(draw_rows(draws[name], seed, name, ids, (whole_rows, param.shape[1]), threads=threads))
+        else:
+            fill_(param, draws[name], seed, name, threads=threads)
     buffers = [name for name, _ in model.named_buffers()]
     if buffers:
         raise AssertionError(f"buffers {buffers} would be left uninitialised")
