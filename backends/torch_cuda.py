@@ -4,10 +4,11 @@ Everything a run needs is made at load, before LoadGen's clock: the weights (dra
 straight into device memory in the serving dtype), a pool of *lanes* and, on every lane, one CUDA
 graph per batch bucket (for dlrm-v3, whose requests are jagged, one per batch size and rounded
 totals of history events and candidates: :data:`JAGGED_STEPS`). A lane is a copy stream, a
-pinned host buffer and a device buffer of packed items, and its graphs; its batches run on one compute stream every lane shares (``compute=shared``:
-they finish in the order they were sent) or on a stream of its own (``compute=lanes``). Whichever
-harness thread calls ``predict`` takes a free lane from the pool and gives it back when the batch is
-answered, so no CUDA object is made or captured while LoadGen runs.
+pinned host buffer and a device buffer of packed items, and its graphs; its batches run on one
+compute stream every lane shares (``compute=shared``: they finish in the order they were sent) or
+on a stream of its own (``compute=lanes``). Whichever harness thread calls ``predict`` takes a
+free lane from the pool and gives it back when the batch is answered, so no CUDA object is made or
+captured while LoadGen runs.
 
 An item is packed as one row of int32 words: its dense features (float32 bits), then every table's
 ids. The dataset is packed once into pinned host memory (:meth:`TorchCUDABackend.attach_items`) and

@@ -238,10 +238,11 @@ def teacher_rows(schema: ModelSchema, sparse: list[np.ndarray]) -> tuple[dict[st
     rows: dict[str, np.ndarray] = {}
     out = list(sparse)
     for name, columns in owners.items():
-        used = np.unique(np.concatenate([np.asarray(sparse[c], dtype=np.int64).ravel() for c in columns]))
+        ids = {c: np.asarray(sparse[c], dtype=np.int64) for c in columns}
+        used = np.unique(np.concatenate([i.ravel() for i in ids.values()]))
         rows[name] = used
-        for c in columns:
-            out[c] = np.searchsorted(used, np.asarray(sparse[c], dtype=np.int64))
+        for c, i in ids.items():
+            out[c] = np.searchsorted(used, i)
     return rows, out
 
 

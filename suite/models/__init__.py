@@ -136,6 +136,8 @@ def build(spec: ModelSpec, *, device: torch.device | str = "cpu", dtype: torch.d
 
     config = spec.config
     cls = config.module_class()
+    if rows and spec.weights is not None:
+        raise ValueError("rows: a model with loaded weights has no seeded rows to take")
     init = Init()
     weight_rows: dict[str, tuple[torch.Tensor, int]] = {}
     with torch.device("meta"):
@@ -149,8 +151,6 @@ def build(spec: ModelSpec, *, device: torch.device | str = "cpu", dtype: torch.d
             init.draws[id(part.weight)] = (part.weight, init.draws.pop(id(whole.weight))[1])
             parent, _, leaf = name.rpartition(".")
             setattr(model.get_submodule(parent) if parent else model, leaf, part)
-    if rows and spec.weights is not None:
-        raise ValueError("rows: a model with loaded weights has no seeded rows to take")
     model = materialize(model, init, spec.seed, device=device, dtype=dtype or torch.float32, threads=threads,
                         rows=weight_rows)
     if spec.weights is not None:
