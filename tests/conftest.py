@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import importlib.util
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -24,6 +25,19 @@ from suite.runner import RunResult, run
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 KAGGLE_SAMPLE = SHARED / "data" / "criteo-kaggle-sample-100.tsv"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Without a GPU, Triton's kernels run under its CPU interpreter. Triton reads the switch once,
+    when it is first imported, so it is set here, before any test module is collected: set in one
+    module, it came too late whenever another module imported a kernel first (the
+    ahead-of-time compile test collected before ``test_kernels.py`` failed nine of its tests)."""
+    if importlib.util.find_spec("triton") is None:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,15 +1,16 @@
 """suite.backends.kernels against the eager reference.
 
-On a CUDA machine the kernels compile and run on the GPU; elsewhere they run under Triton's CPU
-interpreter (``TRITON_INTERPRET=1``, set here before the kernels are imported) at small sizes.
-Without Triton the module is skipped (CI installs none). Tests marked ``cuda`` need the GPU:
+On a CUDA machine the kernels compile and run on the GPU; elsewhere they run at small sizes under
+Triton's CPU interpreter (``TRITON_INTERPRET=1``, which ``conftest.py`` sets before any test module
+is collected). Without Triton the module is skipped (CI installs none). Tests marked ``cuda`` need the GPU:
 whole-model numerics and the AUC gate through the real harness.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 CUDA = torch.cuda.is_available()
-if not CUDA:  # before Triton is imported: it reads the switch once
-    os.environ["TRITON_INTERPRET"] = "1"
-pytest.importorskip("triton")
+pytest.importorskip("triton")  # without a GPU, under Triton's interpreter (conftest.py switches it on)
 
 from suite.backends.kernels import dense as dk  # noqa: E402
 from suite.backends.kernels import fused, lookup  # noqa: E402
@@ -370,6 +369,62 @@ def test_hstu_candidate_rows_alone_match_the_plain_path(tile: tuple[int, ...] | 
     assert torch.allclose(whole, want, atol=1e-5, rtol=1e-4)
     assert torch.allclose(alone, want[rows], atol=1e-5, rtol=1e-4)
     assert torch.equal(plain_alone, want[rows])
+
+
+def _in_threads(count: int, work: Callable[[], object]) -> list[object]:
+    """``work``'s result in each of ``count`` new threads, one after another (an exception re-raised)."""
+    out: list[object] = []
+
+    def run() -> None:
+        try:
+            out.append(work())
+        except Exception as exc:  # handed to the test's thread, which re-raises it
+            out.append(exc)
+
+    for _ in range(count):
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+    for result in out:
+        if isinstance(result, Exception):
+            raise result
+    return out
+
+
+def test_hstu_gives_triton_its_allocator_in_every_thread() -> None:
+    """Triton keeps its allocator per thread: each thread that launches the descriptor kernel
+    (a lane, a harness worker) gets one, not only the first."""
+    from triton.runtime import _allocation
+
+    from suite.backends.kernels import hstu
+
+    def given() -> bool:
+        return hstu._allocator(torch.device("cuda")) and not isinstance(_allocation._allocator.get(), _allocation.NullAllocator)
+
+    assert _in_threads(2, given) == [True, True]
+
+
+@pytest.mark.cuda
+def test_hstu_descriptor_kernel_launches_from_any_thread() -> None:
+    """The tensor-descriptor shape, launched eagerly from one new thread after another (as a Server
+    batch without a graph runs in a worker), equals the plain path each time."""
+    from suite.backends.kernels.hstu import Tile, hstu_attention
+    from suite.models import dlrm_v3
+
+    g = torch.Generator().manual_seed(2)
+    hist, cand = torch.tensor([300, 40, 900]), torch.tensor([64, 7, 200])
+    scale = int((1 + hist + cand).max()) + 5
+    jag = dlrm_v3.Jagged.of(hist.cuda(), cand.cuda(), scale)
+    q, k, v = (torch.randn(int(jag.offsets[-1]), 4, 16, generator=g).cuda().to(torch.bfloat16) for _ in range(3))
+    want = dlrm_v3.jagged_attention(q.float(), k.float(), v.float(), jag, 0.25)
+    tile = Tile(64, 64, 4, 3, rows_first=True, tma=True)
+
+    def launch() -> float:
+        got = hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.25, scale, tile=tile)
+        torch.cuda.synchronize()
+        return (got - want).abs().max().item()
+
+    assert all(err <= 2e-2 * want.abs().max().item() for err in _in_threads(2, launch))
 
 
 @pytest.mark.cuda

@@ -26,6 +26,7 @@ pass each (memory traffic: at MLPerf's size that work moved more bytes than the 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -261,16 +262,19 @@ def _aligned(*tensors: torch.Tensor) -> bool:
                for t in tensors)
 
 
-_ALLOCATOR_SET = False
+#: Which threads have given Triton its allocator: Triton keeps it in a ContextVar, so a thread of
+#: its own (a lane, a harness worker) starts without one, and a kernel that builds its tensor
+#: descriptors on the device then fails at launch ("no allocator was set"; seen on the H200 when a
+#: Server batch ran eagerly in a worker thread after the load thread had set it).
+_ALLOCATOR_SET = threading.local()
 
 
 def _allocator(device: torch.device) -> bool:
-    """Give Triton the scratch memory a kernel's own tensor descriptors are built in: device memory
-    of the current CUDA device (the one the kernel launches on) from torch's caching allocator,
-    which inside a CUDA graph capture is the graph's pool. False where this Triton has no
-    allocator hook; Triton's interpreter needs none."""
-    global _ALLOCATOR_SET
-    if device.type != "cuda" or _ALLOCATOR_SET:
+    """Give Triton, in this thread, the scratch memory a kernel's own tensor descriptors are built
+    in: device memory of the current CUDA device (the one the kernel launches on) from torch's
+    caching allocator, which inside a CUDA graph capture is the graph's pool. False where this
+    Triton has no allocator hook; Triton's interpreter needs none."""
+    if device.type != "cuda" or getattr(_ALLOCATOR_SET, "done", False):
         return True
     set_allocator = getattr(triton, "set_allocator", None)
     if set_allocator is None:
@@ -280,7 +284,7 @@ def _allocator(device: torch.device) -> bool:
         return torch.empty(size, dtype=torch.int8, device="cuda")
 
     set_allocator(scratch)
-    _ALLOCATOR_SET = True
+    _ALLOCATOR_SET.done = True
     return True
 
 
