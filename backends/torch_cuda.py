@@ -57,14 +57,18 @@ BATCH_TOKENS = 1 << 17
 #: requests holds gigabytes of activations (the plain attention's scores alone are 7 GB in bf16 at
 #: 11 requests), and the fused Offline on the H200 reached 569.8 requests/s with four (run4).
 REQUEST_LANES = 4
-#: Lanes (and harness workers) by default for other models measured to do better with fewer than
-#: :attr:`TorchCudaBackend.default_workers`. NCF on the H200 (full scale, bf16, 10-s Server runs
-#: at the 5-ms p95 SLA): with 8 lanes the worker's lanes queued for its GIL (staging 4,774 us and
-#: launching 1,595 us a batch of about 21,000 items; 273 and 235 us with 2), Offline 163,837 q/s and
-#: Server at 0.5x of it INVALID (p95 33.6 ms); with 2, Offline 209,431-211,030 and Server at 0.5x
-#: VALID in both runs (p95 3.4 and 4.0 ms); 3 lanes 148,056 and INVALID at 0.5x, 1 lane 99,136
-#: (benchmarks/results/gpu_server_h200_s13).
-LANES_BY_MODEL: dict[str, int] = {"ncf": 2}
+#: Option defaults by model, where a model was measured to do better than the general defaults
+#: (a user's ``--option`` still overrides each). NCF on the H200 (full scale, bf16, medium SLA: p95
+#: 5 ms), whose GPU time a batch (0.2-0.6 ms) is too short to keep many lanes' host work apart:
+#: with 8 lanes they queued for the worker's GIL (staging 4,774 us and launching 1,595 us a batch
+#: of about 21,000 items; 273 and 235 us with 2), Offline 163,837 q/s and Server at 0.5x of it
+#: INVALID (p95 33.6 ms); 2 lanes held Server at 0.5x and 0.6x, Offline 209,431-224,293 (session
+#: 13). Then, in one call (session 14, 10-s Server runs): copy staging, 4 lanes made the most
+#: Offline, 306,523 q/s (8 spinning lanes 298,028), but failed Server at 0.5x (p95 5.17 ms) with
+#: all four lanes in flight; 2 lanes with copy held 0.5x and 0.7x of their Offline (236,001: p95
+#: 3.51, 3.78 ms), ahead of dma (219,783; 3.91, 4.02 ms). So NCF loads 4 lanes with copy staging,
+#: which Offline fills, and Server keeps 2 batches in flight (benchmarks/results/gpu_server_h200_s13, _s14).
+MODEL_OPTIONS: dict[str, dict[str, str]] = {"ncf": {"lanes": "4", "in_flight": "2", "staging": "copy"}}
 #: Batch sizes, in requests, timed at load for a model under a batch cap (dlrm-v3), besides every
 #: size it has graphs for; the cap itself is added.
 REQUEST_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -290,7 +294,8 @@ class TorchCUDABackend(Backend):
     result says why), ``compile`` 0|1 (``torch.compile``; graphs then default to 0), ``lanes`` (streams and
     buffers for that many concurrent batches; default 8, the harness's default workers;
     :data:`REQUEST_LANES` for dlrm-v3), ``in_flight`` (Server batches held at once,
-    :data:`SERVER_IN_FLIGHT`, 2 for dlrm-v3; 0: every lane),
+    :data:`SERVER_IN_FLIGHT`, 2 for dlrm-v3; 0: every lane; NCF's defaults of these and of
+    ``staging`` are in :data:`MODEL_OPTIONS`),
     ``compute`` shared|lanes (:data:`COMPUTE`: one compute stream for every lane, or one each),
     ``sync`` block|spin (:data:`SYNCS`: how a lane's thread waits for its batch),
     ``staging`` dma|copy|mapped (default dma: the copy engine moves each span of a batch's rows from
@@ -323,9 +328,9 @@ class TorchCUDABackend(Backend):
         "device": Option("the GPU", pattern=r"cuda(:[0-9]{1,3})?", form="cuda:N"),
         "cuda_graphs": Option("CUDA graphs for every batch bucket, captured at load (default 1)", choices=FLAGS),
         "compile": Option("torch.compile the model (graphs then default to 0)", choices=FLAGS),
-        "lanes": Option("concurrent batches: streams and pinned buffers (default 8; 4 for dlrm-v3, 2 for ncf)", lo=1, hi=64),
-        "in_flight": Option("Server batches held at once (default 0: every lane; 2 for dlrm-v3)", lo=0, hi=64),
-        "staging": Option("how a batch's rows reach the GPU: dma (default: the copy engine reads them from the pinned dataset), "
+        "lanes": Option("concurrent batches: streams and pinned buffers (default 8; 4 for dlrm-v3 and ncf)", lo=1, hi=64),
+        "in_flight": Option("Server batches held at once (default 0: every lane; 2 for dlrm-v3 and ncf)", lo=0, hi=64),
+        "staging": Option("how a batch's rows reach the GPU: dma (default, but copy for ncf: the copy engine reads them from the pinned dataset), "
                           "copy (the host gathers them into a pinned buffer) or mapped (the SMs gather them from pinned host memory)",
                           choices=STAGINGS),
         "dma": Option("how staging=dma issues a batch's copies: batch (one cudaMemcpyBatchAsync, CUDA 12.8 and later; default) "
@@ -354,13 +359,17 @@ class TorchCUDABackend(Backend):
             return f"no CUDA GPU visible to torch {torch.__version__}"
         return None
 
+    def _option(self, key: str, default: str) -> str:
+        """Option ``key``: the user's, else the model's measured default (:data:`MODEL_OPTIONS`), else ``default``."""
+        return self.config.option(key, MODEL_OPTIONS.get(self.config.model.name, {}).get(key, default))
+
     def _options(self) -> None:
         cfg = self.config
         self.check_options(cfg.options)
         self._compile = _flag(cfg.option("compile", "0"), "compile")
         self._graphs = _flag(cfg.option("cuda_graphs", "0" if self._compile else "1"), "cuda_graphs")
         self._from_device = _flag(cfg.option("start_from_device", "0"), "start_from_device")
-        self._staging = cfg.option("staging", STAGINGS[0])
+        self._staging = self._option("staging", STAGINGS[0])
         self._dma_calls = cfg.option("dma", DMA_CALLS[0])
         if "dma" in dict(cfg.options) and (self._staging != "dma" or self._from_device):
             raise ConfigError(f"'dma' applies to staging=dma, not to staging={self._staging}" if self._staging != "dma"
@@ -371,8 +380,8 @@ class TorchCUDABackend(Backend):
         if "counts" in dict(cfg.options) and not self._jagged:
             raise ConfigError(f"'counts' applies to dlrm-v3, whose requests are jagged, not to {cfg.model.name}")
         self._sync = cfg.option("sync", SYNCS[0])
-        lanes = REQUEST_LANES if cfg.model.name in MAX_BATCH_SAMPLES else LANES_BY_MODEL.get(cfg.model.name, self.default_workers)
-        self._lane_count = int(cfg.option("lanes", str(lanes)))
+        lanes = REQUEST_LANES if cfg.model.name in MAX_BATCH_SAMPLES else self.default_workers
+        self._lane_count = int(self._option("lanes", str(lanes)))
         self._compute_mode = cfg.option("compute", "shared" if cfg.model.name in SHARED_COMPUTE_BY_DEFAULT else "lanes")
         #: What the fp32 matmuls of a 16-bit build run in (None: the build has none).
         self._fp32_matmuls: str | None = None
@@ -701,7 +710,7 @@ class TorchCUDABackend(Backend):
                 return request_offline_batching(self._bucket_ms, self._lane_count)
             in_flight = int(self.config.option("in_flight", str(REQUEST_SERVER_IN_FLIGHT)))
             return request_server_batching(target_latency_ns, self._bucket_ms, self._lane_count, in_flight)
-        in_flight = int(self.config.option("in_flight", str(SERVER_IN_FLIGHT)))
+        in_flight = int(self._option("in_flight", str(SERVER_IN_FLIGHT)))
         defaults = accelerator_batching(scenario, target_latency_ns, self._bucket_ms, self._lane_count, in_flight=in_flight)
         cap = self._batch_cap
         if cap is not None and defaults.max_batch_items > cap:

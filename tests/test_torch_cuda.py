@@ -467,18 +467,38 @@ def test_dlrm_v2_in_bf16_runs_the_fused_kernels_by_default_and_eight_lanes() -> 
         backend.close()
 
 
+@pytest.mark.parametrize(("model", "options", "want"), [
+    ("ncf", (), (4, "copy")),
+    ("ncf", (("lanes", "2"), ("staging", "dma")), (2, "dma")),
+    ("dlrm-rmc1", (), (8, "dma")),
+    ("dlrm-v3", (), (4, "dma")),
+])
+def test_model_option_defaults_yield_to_the_users(model: str, options: tuple[tuple[str, str], ...], want: tuple[int, str]) -> None:
+    """NCF's measured defaults (MODEL_OPTIONS: 4 lanes, copy staging) apply to NCF alone, and a
+    user's ``--option`` overrides each. Read as load reads them, which needs no GPU."""
+    from suite.backends.torch_cuda import TorchCUDABackend
+
+    backend = TorchCUDABackend(BackendConfig(model=ModelSpec(name=model, scale="tiny"), precision="bf16", options=options))
+    backend._options()
+    assert (backend._lane_count, backend._staging) == want
+
+
 @pytest.mark.cuda
-def test_ncf_defaults_to_two_lanes_and_the_batcher_to_two_workers() -> None:
-    """NCF's measured default (LANES_BY_MODEL): two lanes, which the batcher's workers follow in
-    both scenarios; ``lanes`` still overrides it."""
-    from suite.backends.torch_cuda import LANES_BY_MODEL, TorchCUDABackend
+def test_ncf_fills_four_lanes_in_offline_and_holds_two_batches_in_server() -> None:
+    """NCF's measured defaults (MODEL_OPTIONS): four lanes and copy staging, every lane a batcher
+    worker in both scenarios, Server holding two batches at once; ``lanes`` and ``in_flight``
+    still override them."""
+    from suite.backends.torch_cuda import TorchCUDABackend
 
     spec = ModelSpec(name="ncf", scale="tiny")
-    for options, lanes in (((), LANES_BY_MODEL["ncf"]), ((("lanes", "5"),), 5)):
+    for options, lanes, in_flight in (((), 4, 2), ((("lanes", "5"), ("in_flight", "0")), 5, 0)):
         backend = TorchCUDABackend(BackendConfig(model=spec, precision="bf16", options=options))
         backend.load()
         assert backend.info().extra["lanes"] == lanes == len(backend._lanes)
-        assert {backend.batch_defaults(s, 5_000_000).workers for s in ("Offline", "Server")} == {lanes}
+        assert backend.info().extra["staging"] == "copy"
+        offline, server = (backend.batch_defaults(s, 5_000_000) for s in ("Offline", "Server"))
+        assert offline.workers == server.workers == lanes
+        assert (offline.batches_in_flight, server.batches_in_flight) == (0, in_flight)
         backend.close()
 
 
