@@ -8,6 +8,7 @@
 # SCALE: the item table's row cap (above 100,000: MLPerf-size requests); ROWS: requests generated;
 # SECONDS_RUN: LoadGen's min_duration per run (a user.conf), shorter than the short profile's 60 s
 # so that everything fits one device call; SERVER_SECONDS: the same for Server (default SECONDS_RUN);
+# SERVER_TIMEOUT: the first fused Server run's limit in seconds, load included (default SERVER_SECONDS + 40);
 # SERVER_FRACTION: Server's target as a fraction of the fused Offline rate (default 0.9);
 # SKIP_PLAIN=1: the fused path only; SKIP_PLAIN_SERVER=1: the plain path in Offline only; SKIP_ACCURACY=1: no accuracy run; SERVER_ALT: options of a
 # second fused Server run (say "--max-batch-items 8"); OFFLINE_ALT: options of a second fused Offline run
@@ -21,6 +22,7 @@ SCALE=${SCALE:-1000000}
 ROWS=${ROWS:-512}
 SECONDS_RUN=${SECONDS_RUN:-30}
 SERVER_SECONDS=${SERVER_SECONDS:-$SECONDS_RUN}
+SERVER_TIMEOUT=${SERVER_TIMEOUT:-$((SERVER_SECONDS + 40))}  # a Server run's limit, load included (about 35 s at the 100 M cap)
 BACKEND=${BACKEND:-torch-cuda}
 PRECISION=${PRECISION:-bf16}
 FUSED=${FUSED-"--option fused=1"}  # a CPU dry run sets FUSED= and PLAIN= (torch-cpu has no kernel)
@@ -73,7 +75,7 @@ FRAC=${SERVER_FRACTION:-0.9}
 FQ=$("$PY" -c "print(round($FRAC * float('$F'), 1))")
 PQ=$("$PY" -c "print(round(0.9 * float('$P'), 1))")
 stamp "Server fused at $FQ ($FRAC x $F)"
-[ "$F" != 0 ] && timeout $((SERVER_SECONDS + 40)) "$PY" -m suite.cli run "${common[@]}" --user-conf /tmp/v3s.conf --scenario server --system h200-fused $FUSED --target-qps "$FQ" 2>&1 | tail -3
+[ "$F" != 0 ] && timeout "$SERVER_TIMEOUT" "$PY" -m suite.cli run "${common[@]}" --user-conf /tmp/v3s.conf --scenario server --system h200-fused $FUSED --target-qps "$FQ" 2>&1 | tail -3
 report() {  # the summary and the raw runs so far, into $OUT
 "$PY" - "$R" <<'PYEOF' | tee "$OUT/summary.txt"
 import json, pathlib, sys
