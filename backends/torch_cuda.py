@@ -42,6 +42,7 @@ import torch
 
 from suite.backends.base import ACCELERATOR_BUCKETS, Backend, BackendInfo, BatchDefaults, Option, accelerator_batching, bucket
 from suite.backends.packed import DMA_CALLS, HostView, PackedLayout, SpanDMA, cudart_memcpy_async, cudart_memcpy_batch_async, span_rows
+from suite.backends.timeline import Timeline
 from suite.datasets.batch import Batch
 from suite.errors import BackendError, BackendUnavailableError, ConfigError
 from suite.models import build
@@ -349,6 +350,8 @@ class TorchCUDABackend(Backend):
                           choices=COMPUTE),
         "counts": Option("where dlrm-v3 learns each request's length: host (default: the dataset's counts, sent with the batch) "
                          "or device (counted on the GPU and read back mid-forward)", choices=COUNTS_FROM),
+        "timeline": Option("record each batch's start and end on the GPU (CUDA events) and report, for the latest run, the "
+                           "share of the time the GPU held a batch and the idle gaps between batches", choices=FLAGS),
         "kept_fp32": Option("how a 16-bit build runs the matmuls of the parts it keeps in fp32 (dlrm-v3's MLPs): tf32 (default) or fp32",
                             choices=KEPT_FP32_MATH),
     }
@@ -380,6 +383,7 @@ class TorchCUDABackend(Backend):
         if "counts" in dict(cfg.options) and not self._jagged:
             raise ConfigError(f"'counts' applies to dlrm-v3, whose requests are jagged, not to {cfg.model.name}")
         self._sync = cfg.option("sync", SYNCS[0])
+        self._timeline = Timeline() if _flag(cfg.option("timeline", "0"), "timeline") else None
         lanes = REQUEST_LANES if cfg.model.name in MAX_BATCH_SAMPLES else self.default_workers
         self._lane_count = int(self._option("lanes", str(lanes)))
         self._compute_mode = cfg.option("compute", "shared" if cfg.model.name in SHARED_COMPUTE_BY_DEFAULT else "lanes")
@@ -836,12 +840,15 @@ class TorchCUDABackend(Backend):
             with torch.inference_mode():
                 work.compute.wait_stream(work.copy)
                 with torch.cuda.stream(work.compute):
+                    began = self._timeline.start(work.compute) if self._timeline is not None else None
                     if graphed:
                         graph, out = work.graphs[size]
                         graph.replay()
                     else:
                         out = self._launch(work, n, counts)
                     work.host_out[:n].copy_(out[:n], non_blocking=True)
+                    if self._timeline is not None:
+                        self._timeline.end(began, work.compute)
                     work.done.record()
                 # The next staging into this lane's buffers waits for this batch to have read them.
                 work.copy.wait_event(work.done)
@@ -898,6 +905,7 @@ class TorchCUDABackend(Backend):
                 "staging": self.staging,
                 "dma_calls": self._dma.calls if self._dma is not None else None,
                 **({"staging_note": self._staging_note} if self._staging_note else {}),
+                **({"gpu_timeline": self._timeline.summary()} if self._timeline is not None else {}),
                 "staged_batches": {how: sum(lane.staged.get(how, 0) for lane in self._lanes) for how in ("dma", "device", "host")},
                 "load_s": round(self._load_s, 3),
                 "capture_s": round(self._capture_s, 3),

@@ -153,8 +153,10 @@ def main() -> None:
                 # Offline's expected QPS from a 1-s probe, as --target-qps auto does.
                 wu = warm_up(backend, library, off, off_d.workers, probe_s=1.0)
                 off, _ = calibrated(dataclasses.replace(off, target_qps_source="auto"), wu, q_items)
-                outcome, d = loadgen_run(library, backend, off, workers=off_d.workers, backend_name=name)
+                with gpu_busy() as off_busy:
+                    outcome, d = loadgen_run(library, backend, off, workers=off_d.workers, backend_name=name)
                 cap = float(d.get("result_samples_per_second") or 0)
+                off_timeline = backend_extra(backend).get("gpu_timeline")  # with --variants timeline=1
                 srv = dataclasses.replace(server, max_batch_items=srv_d.max_batch_items, batch_timeout_us=srv_d.batch_timeout_us,
                                           min_duration_ms=int(args.seconds * 1000), min_query_count=256, performance_sample_count=0,
                                           mode=Mode.PERFORMANCE, target_qps_source="auto")
@@ -168,7 +170,8 @@ def main() -> None:
                         "load_s": round(load_s, 1),
                         "offline_qps": cap, "offline_items_per_s": round(outcome.completed_items / max(outcome.duration_s, 1e-9)),
                         "server_batch": dataclasses.asdict(srv_d), "auto_server_qps": auto.target_qps,
-                        "bucket_ms": info.get("bucket_ms"), "capture_s": info.get("capture_s")}
+                        "bucket_ms": info.get("bucket_ms"), "capture_s": info.get("capture_s"),
+                        "offline_gpu_busy_pct": round(off_busy.percent, 1), "offline_gpu_timeline": off_timeline}
                 print(f"{model:<10} {precision:<5} [{variant}] {args.placement} staging {info.get('staging')} {info.get('dma_calls') or ''} {info.get('staging_note') or ''} sync {info.get('sync')}  "
                       f"bucket 16384: {(info.get('bucket_ms') or {}).get('16384')} ms  tiles {fused.get('tiles')}", flush=True)
                 if "tune=1" in variant:
@@ -177,7 +180,9 @@ def main() -> None:
                     print("  TUNED = " + repr(dense.TUNED), flush=True)
                 print(f"{model:<10} {precision:<5} load {load_s:5.1f} s  Offline {cap:10,.0f} q/s  Server batch "
                       f"{srv_d.max_batch_items} wait {srv_d.batch_timeout_us} us  auto {auto.target_qps:,.0f} q/s "
-                      f"({auto.target_qps / max(cap, 1e-9):.2f}x)", flush=True)
+                      f"({auto.target_qps / max(cap, 1e-9):.2f}x)  GPU busy {off_busy.percent:.0f}%", flush=True)
+                if off_timeline:
+                    print(f"  Offline GPU timeline: {off_timeline}", flush=True)
                 pct = server.target_latency_percentile
                 key = f"result_{100 * pct:.2f}_percentile_latency_ns"
                 targets = [(f, f * cap) for f in (float(x) for x in args.fractions.split(","))]
@@ -204,7 +209,7 @@ def main() -> None:
                            "latency_ms_by_percentile": {p: round(float(d.get(f"result_{p}_percentile_latency_ns") or 0) / 1e6, 2)
                                                         for p in ("90.00", "95.00", "97.00", "99.00", "99.90")},
                            "max_latency_ms": float(d.get("result_max_latency_ns") or 0) / 1e6,
-                           "gpu_busy_pct": round(busy.percent, 1), "seconds": args.seconds}
+                           "gpu_busy_pct": round(busy.percent, 1), "gpu_timeline": extra.get("gpu_timeline"), "seconds": args.seconds}
                     print(f"  Server {frac!s:>4} {qps:10,.0f} q/s  p{100 * pct:.0f} {lat / 1e6:7.2f} ms (SLA "
                           f"{server.target_latency_ns / 1e6:.0f})  {'VALID' if valid else 'INVALID'}  mean batch {mean_batch:7,.0f}  p50 {row['p50_ms']:.2f} ms  "
                           f"host {row['host_us_per_batch']} us/batch  GPU busy {busy.percent:.0f}%",
@@ -212,6 +217,8 @@ def main() -> None:
                     print(f"    latency ms by percentile {row['latency_ms_by_percentile']}, max {row['max_latency_ms']:.1f}; "
                           f"{outcome.issue_calls:,} issue calls for {outcome.completed_queries:,} queries; batches staged so far "
                           f"{row['staged_batches']}; predict us a batch {row['predict_us_per_batch']}", flush=True)
+                    if row["gpu_timeline"]:
+                        print(f"    GPU timeline: {row['gpu_timeline']}", flush=True)
                     if isinstance(watch, GilWatch):
                         row["gil_gaps"] = [[round(at, 1), round(ms)] for at, ms in watch.gaps]
                         print(f"    GIL out of reach >= 40 ms: {row['gil_gaps']}", flush=True)

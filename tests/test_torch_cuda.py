@@ -502,6 +502,36 @@ def test_ncf_fills_four_lanes_in_offline_and_holds_two_batches_in_server() -> No
         backend.close()
 
 
+def test_busy_summary_merges_overlaps_and_reports_the_gaps_of_the_latest_window() -> None:
+    """Batches that overlap (lanes on streams of their own) count once; the gaps are the idle time
+    between them; a pause of WINDOW_GAP_MS or more starts a new window, and the latest is reported."""
+    from suite.backends.timeline import WINDOW_GAP_MS, busy_summary
+
+    warm_up = [(-2000.0, -1990.0)]  # a batch long before the run: its own window
+    run_ = [(0.0, 2.0), (1.0, 3.0), (4.0, 6.0), (6.0, 8.0), (10.0, 11.0)]  # merged: [0,3], [4,8], [10,11]
+    found = busy_summary(run_[::-1] + warm_up)
+    assert found is not None
+    assert (found.batches, found.span_ms, found.busy_ms) == (5, 11.0, 8.0)
+    assert found.busy_share == round(8 / 11, 4)
+    assert found.batch_ms_mean == 1.8
+    assert found.gap_ms == {"count": 2.0, "sum": 3.0, "p50": 1.5, "p90": 1.9, "p99": 1.99, "max": 2.0}
+    later = busy_summary([(0.0, 1.0), (1.0 + WINDOW_GAP_MS, 2.0 + WINDOW_GAP_MS)])
+    assert later is not None and later.batches == 1
+    assert busy_summary([]) is None
+
+
+@pytest.mark.cuda
+def test_the_gpu_timeline_covers_the_runs_batches(results: Path) -> None:
+    """``timeline=1``: the result's backend record holds the GPU's busy share and the gaps between
+    the Offline run's batches, one interval a batch."""
+    config = smoke_config(results, model=ModelSpec(name="dlrm-v2", scale="tiny"), backend="torch-cuda",
+                          scenario=Scenario.OFFLINE, backend_options=(("timeline", "1"),))
+    result = run(config)
+    timeline = result.data["backend"]["gpu_timeline"]
+    assert result.valid and timeline["batches"] >= 1
+    assert 0 < timeline["busy_share"] <= 1 and timeline["batch_ms_mean"] > 0
+
+
 @pytest.mark.cuda
 def test_server_runs_with_graphs_at_a_realistic_rate(results: Path, data_dir: Path) -> None:
     """Graphs made at load: a Server run never captures (the old lazy capture failed with
