@@ -375,7 +375,8 @@ class TorchCUDABackend(Backend):
         self._staging = self._option("staging", STAGINGS[0])
         self._dma_calls = cfg.option("dma", DMA_CALLS[0])
         if "dma" in dict(cfg.options) and (self._staging != "dma" or self._from_device):
-            raise ConfigError(f"'dma' applies to staging=dma, not to staging={self._staging}" if self._staging != "dma"
+            given = "" if "staging" in dict(cfg.options) else f" ({cfg.model.name}'s default; add --option staging=dma)"
+            raise ConfigError(f"'dma' applies to staging=dma, not to staging={self._staging}{given}" if self._staging != "dma"
                               else "'dma' applies to staging=dma, and start_from_device=1 stages nothing from the host")
         self._counts_from = cfg.option("counts", COUNTS_FROM[0])
         #: The model lays out jagged requests from their counts (dlrm-v3): option ``counts`` applies.

@@ -51,13 +51,16 @@ def test_kept_fp32_is_refused_where_no_part_is_kept_in_fp32(model: str, precisio
     ((("staging", "copy"),), "'dma' applies to staging=dma, not to staging=copy"),
     ((("staging", "mapped"),), "'dma' applies to staging=dma, not to staging=mapped"),
     ((("start_from_device", "1"),), "'dma' applies to staging=dma, and start_from_device=1 stages nothing from the host"),
+    ((), "'dma' applies to staging=dma, not to staging=copy (ncf's default; add --option staging=dma)"),
 ])
 def test_dma_calls_are_refused_where_nothing_is_staged_by_dma(options: tuple[tuple[str, str], ...], message: str) -> None:
     """``dma=batch|span`` says how dma staging issues its copies; with another staging it would be
-    recorded and mean nothing, so it is refused before anything loads."""
+    recorded and mean nothing, so it is refused before anything loads, and where that staging is
+    the model's default (NCF's copy) the message says so."""
     from suite.backends.torch_cuda import TorchCUDABackend
 
-    backend = TorchCUDABackend(BackendConfig(model=ModelSpec(name="dlrm-v2", scale="tiny"), precision="bf16",
+    model = "dlrm-v2" if options else "ncf"
+    backend = TorchCUDABackend(BackendConfig(model=ModelSpec(name=model, scale="tiny"), precision="bf16",
                                              options=(*options, ("dma", "span"))))
     with pytest.raises(ConfigError) as caught:
         backend.load()
