@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 #: An idle gap at least this long (ms) starts a new window: a pause between runs, not a run's own.
 WINDOW_GAP_MS = 500.0
@@ -90,21 +91,14 @@ class Timeline:
     """
 
     def __init__(self, kept: int = KEPT_BATCHES) -> None:
-        self._pairs: collections.deque[tuple[Any, Any]] = collections.deque(maxlen=kept)
+        self._pairs: collections.deque[tuple[torch.cuda.Event, torch.cuda.Event]] = collections.deque(maxlen=kept)
         self._lock = threading.Lock()
 
-    def start(self, stream: Any) -> Any:
-        import torch
+    def start(self, stream: torch.cuda.Stream) -> torch.cuda.Event:
+        return _recorded(stream)
 
-        event = torch.cuda.Event(enable_timing=True)
-        event.record(stream)
-        return event
-
-    def end(self, start: Any, stream: Any) -> None:
-        import torch
-
-        event = torch.cuda.Event(enable_timing=True)
-        event.record(stream)
+    def end(self, start: torch.cuda.Event, stream: torch.cuda.Stream) -> None:
+        event = _recorded(stream)
         with self._lock:
             self._pairs.append((start, event))
 
@@ -119,3 +113,10 @@ class Timeline:
         origin = pairs[0][0]  # times relative to one event; an earlier one's come out negative
         found = busy_summary([(origin.elapsed_time(start), origin.elapsed_time(end)) for start, end in pairs])
         return None if found is None else asdict(found)
+
+
+def _recorded(stream: torch.cuda.Stream) -> torch.cuda.Event:
+    """A timing event, recorded on ``stream``."""
+    event = torch.cuda.Event(enable_timing=True)
+    event.record(stream)
+    return event

@@ -713,7 +713,7 @@ class TorchCUDABackend(Backend):
         if self._sized_by_requests and self._bucket_ms:
             if scenario.lower() == "offline":
                 return request_offline_batching(self._bucket_ms, self._lane_count)
-            in_flight = int(self.config.option("in_flight", str(REQUEST_SERVER_IN_FLIGHT)))
+            in_flight = int(self._option("in_flight", str(REQUEST_SERVER_IN_FLIGHT)))
             return request_server_batching(target_latency_ns, self._bucket_ms, self._lane_count, in_flight)
         in_flight = int(self._option("in_flight", str(SERVER_IN_FLIGHT)))
         defaults = accelerator_batching(scenario, target_latency_ns, self._bucket_ms, self._lane_count, in_flight=in_flight)
