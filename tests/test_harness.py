@@ -7,6 +7,7 @@ import gc
 import json
 import math
 import threading
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ from suite.backends.base import BackendConfig
 from suite.backends.null import NullBackend
 from suite.config import Mode, Scenario, resolve
 from suite.datasets.batch import Batch
+from suite.datasets.library import QueryLibrary
+from suite.datasets.store import Dataset
 from suite.errors import BackendError, ConfigError, ResultExistsError, RunFailedError
 from suite.models import ModelSpec
 from suite.results import read_accuracy_log, read_detail
@@ -335,3 +338,38 @@ def test_a_backend_holding_the_gil_shows_as_an_issue_stall(results: Path, data_d
     threshold_ms = 1e3 * harness.stall_threshold_s(resolve(config))
     assert all(ms >= threshold_ms and at >= 0 for at, ms in stalls)
     assert max(ms for _, ms in stalls) <= data["harness"]["issue_gap_max_ms"] + 0.01
+
+
+def test_an_offline_query_is_queued_in_growing_blocks_each_in_sweeps() -> None:
+    """A many-sample query reaches the workers block by block (the first FIRST_BLOCK samples of
+    LoadGen's order, then four times as many, ...), so the device starts before the whole query is
+    sorted; within a block the samples come in sweeps over ascending indices, cut into chunks of
+    whole queries within the batch size, and every sample is queued exactly once."""
+    rng = np.random.default_rng(3)
+    sizes = rng.integers(1, 40, 5_000)
+    offsets = np.r_[0, np.cumsum(sizes)]
+    n_items = int(offsets[-1])
+    items = Batch(np.zeros((n_items, 1), np.float32), (np.zeros((n_items, 1), np.int32),))
+    library = QueryLibrary(Dataset(path=Path("/nonexistent"), meta={}, items=items,
+                                   labels=np.zeros((n_items, 1), np.int8)), offsets)
+    batcher = harness.Batcher(library, NullBackend(BackendConfig(model=ModelSpec(name="dlrm-rmc1", scale="tiny"))),
+                              max_batch_items=1_000)
+    total = harness.FIRST_BLOCK * 6
+    indices = rng.integers(0, len(library), total).tolist()
+    ids = [10**12 + i for i in range(total)]
+    batcher.issue(ids, indices)
+    chunks = []
+    while not batcher._queue.empty():
+        chunks.append(batcher._queue.get_nowait())
+    queued = [i for chunk in chunks for i in chunk[0]]
+    assert sorted(queued) == ids
+    where = {sample_id: k for k, sample_id in enumerate(ids)}
+    first_block = [where[i] for i in queued[: harness.FIRST_BLOCK]]
+    assert max(first_block) < harness.FIRST_BLOCK  # the first block is LoadGen's first samples
+    assert min(where[i] for i in queued[harness.FIRST_BLOCK:]) >= harness.FIRST_BLOCK
+    for chunk_ids, chunk_idx, chunk_items, _ in chunks:
+        assert chunk_items == sum(int(sizes[i]) for i in chunk_idx) <= 1_000
+        assert [indices[where[i]] for i in chunk_ids] == chunk_idx
+    first = [i for chunk in chunks for i in chunk[1]][: harness.FIRST_BLOCK]
+    drops = sum(b < a for a, b in zip(first, first[1:], strict=False))
+    assert drops == max(Counter(indices[: harness.FIRST_BLOCK]).values()) - 1  # one drop a sweep
