@@ -10,7 +10,9 @@ Specs (``--query-size``), each clipped to [1, 1024] items:
   likely: an inverse CDF).
 
 Queries are laid over the dataset's items in order, as MLPerf's ``multihot_criteo.py`` does: query
-i covers items ``[offsets[i], offsets[i + 1])`` and the last one is truncated at the end.
+i covers items ``[offsets[i], offsets[i + 1])`` and the last one is truncated at the end. A quantile
+list's sizes are laid stratified (:meth:`QuerySizes.offsets`), so a small library's mean query is the
+list's mean.
 """
 
 from __future__ import annotations
@@ -105,11 +107,24 @@ class QuerySizes:
             sizes = rng.normal(self.params[0], self.params[1], n)
         return np.clip(np.rint(sizes), 1, MAX_QUERY_ITEMS).astype(np.int64)
 
-    def offsets(self, items: int, seed: int) -> np.ndarray:
-        """Query boundaries over ``items`` items: int64 array of length queries + 1."""
+    def offsets(self, items: int, seed: int, *, stratified: bool = True) -> np.ndarray:
+        """Query boundaries over ``items`` items: int64 array of length queries + 1.
+
+        A quantile list (``mlperf``, ``file:``) is laid stratified: every size of the list once per
+        pass, each pass in its own random order, so the library's mean query is the list's mean
+        however few queries it holds. MLPerf's library holds 204,800 queries, whose mean is 270 to
+        within a tenth of a percent; drawn independently, DLRM-v2's default 131,072 items made 485
+        queries averaging 280.7 items, and samples/s came out 4% low. ``stratified=False`` gives the
+        independent draws that records before schema version 2 were run with.
+        """
         rng = np.random.default_rng(seed)
         sizes: list[np.ndarray] = []
         total = 0
+        if self.kind == "file" and stratified and items > 0:
+            quantiles = np.clip(np.asarray(self.quantiles, dtype=np.int64), 1, MAX_QUERY_ITEMS)
+            passes = items // int(quantiles.sum()) + 1
+            sizes.append(quantiles[rng.permuted(np.tile(np.arange(len(quantiles)), (passes, 1)), axis=1).ravel()])
+            total = int(sizes[0].sum())
         while total < items:
             draw = self.draw(rng, max(1024, (items - total) // 100))
             sizes.append(draw)

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from suite.errors import ConfigError, SuiteError
+from suite.record import stratified_queries
 from suite.scenarios import SCENARIOS
 
 #: The audit.config of each test, as in mlcommons/inference ``compliance/TEST0x`` (TEST01's is
@@ -339,7 +340,8 @@ def verify_test08_logs(reference_log: Path, sampled_log: Path, data: Mapping[str
     try:
         dataset = Dataset.load(Path(data["dataset"]["path"]), in_memory=False)
         labels = np.asarray(dataset.labels)
-        offsets = QuerySizes.parse(data["settings"]["query_size"]).offsets(len(dataset), seed=int(data["config"]["model"]["seed"]))
+        offsets = QuerySizes.parse(data["settings"]["query_size"]).offsets(
+            len(dataset), seed=int(data["config"]["model"]["seed"]), stratified=stratified_queries(data.get("schema_version", 1)))
         offsets, flat = mlperf_v6.candidate_pool(offsets, labels)
         keys = mlperf_v6.request_keys(len(offsets) - 1, dataset.extra)
         accuracy_run = mlperf_v6.samples(read_accuracy_log(reference_log), offsets)
@@ -361,7 +363,8 @@ def _score_sampled(
 
     try:
         dataset = Dataset.load(Path(data["dataset"]["path"]), in_memory=False)
-        offsets = QuerySizes.parse(data["settings"]["query_size"]).offsets(len(dataset), seed=int(data["config"]["model"]["seed"]))
+        offsets = QuerySizes.parse(data["settings"]["query_size"]).offsets(
+            len(dataset), seed=int(data["config"]["model"]["seed"]), stratified=stratified_queries(data.get("schema_version", 1)))
         target = float(data["settings"]["accuracy_target"])
         sampled = {int(e["qsl_idx"]): np.frombuffer(bytes.fromhex(str(e["data"])), np.float32) for e in entries}
         base = {i: np.frombuffer(bytes.fromhex(str(e["data"])), np.float32) for e in reference if (i := int(e["qsl_idx"])) in sampled}

@@ -16,7 +16,9 @@ proportion to a value read from a file.
 
 Versions: :data:`SCHEMA_VERSION` is written by new runs as ``schema_version``; a record without
 one is version 1 (the format before the field existed, which it does not change); a newer version
-than this suite knows is refused.
+than this suite knows is refused. Version 2 changed no field: its runs laid a quantile list's query
+sizes stratified (:meth:`suite.datasets.queries.QuerySizes.offsets`), so whoever rebuilds a run's
+queries from its record asks :func:`stratified_queries`.
 
 Size: this module is over 450 lines because every record type and its one strict reader (types, bounds, messages with the path) belong together.
 """
@@ -38,7 +40,9 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 
 from suite.errors import RecordError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: The first schema version whose runs laid a quantile list's query sizes stratified.
+STRATIFIED_SINCE = 2
 #: Caps on what a reader reads of one file (bytes).
 JSON_CAP_BYTES = 1 << 20  # config.json, result.json, power.json, tuned.json, systems/*.json
 TEXT_CAP_BYTES = 1 << 20  # mlperf_log_summary.txt, accuracy.txt, verify_*.txt
@@ -721,3 +725,9 @@ def read_result(path: Path, *, root: Path | None = None) -> ResultRecord:
 def describe(error: RecordError, name: str) -> list[str]:
     """One line per problem: ``config.json: settings.query_size: must hold finite numbers...``."""
     return [f"{name}: {where}: {problem}" if where else f"{name} {problem}" for where, problem in error.problems]
+
+
+def stratified_queries(schema_version: object) -> bool:
+    """Whether a run whose record holds ``schema_version`` (1 when the record has none) laid its
+    query sizes stratified: version 2 on."""
+    return isinstance(schema_version, int) and schema_version >= STRATIFIED_SINCE

@@ -337,3 +337,20 @@ def test_cli_not_a_result_exits_1(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["check", str(tmp_path)])
     assert result.exit_code == 1
     assert "structure.not-a-result" in result.stdout
+
+
+def test_the_queries_are_rebuilt_as_the_records_schema_version_laid_them(results: Path, data_dir: Path) -> None:
+    """A run with MLPerf's quantile sizes (stratified since schema version 2) checks clean; the same
+    run relabelled version 1 is rebuilt with the independent draws of before, whose queries are
+    not the ones its accuracy log answered."""
+    result = run(smoke_config(results, backend="torch-cpu", mode=Mode.ACCURACY, query_size="mlperf"))
+    assert check([result.path]).passed
+    for name in ("config.json", "result.json"):
+        data = json.loads((result.path / name).read_text())
+        assert data["schema_version"] == 2
+        data["schema_version"] = 1
+        (result.path / name).write_text(json.dumps(data))
+    report = check([result.path])
+    assert not report.passed
+    assert [f.rule for f in report.errors] == ["accuracy.log"]
+    assert report.errors[0].message.startswith("the accuracy log does not fit the dataset")

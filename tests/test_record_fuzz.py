@@ -329,7 +329,7 @@ def _findings(tree: Path, name: Path) -> list[tuple[str, str]]:
          "config.json: settings.target_qps: must be a finite number (got inf)"),
         (PERF / "config.json", lambda d: d["config"].update(scenario=5),
          "config.json: config.scenario: must be one of ['Offline', 'Server', 'SingleStream', 'MultiStream'] (got 5)"),
-        (PERF / "config.json", lambda d: d.update(schema_version=99), "config.json: schema_version: must be in [1, 1] (got 99)"),
+        (PERF / "config.json", lambda d: d.update(schema_version=99), "config.json: schema_version: must be in [1, 2] (got 99)"),
         (PERF / "result.json", lambda d: d["harness"].update(duration_s="fast"),
          "result.json: harness.duration_s: must be a number (got 'fast')"),
         (PERF / "result.json", lambda d: d["performance"]["metric"].update(value=-1),

@@ -334,7 +334,7 @@ def _labels(ctx: RunContext) -> tuple[np.ndarray, np.ndarray, list[float] | None
         return error("accuracy.labels", f"the dataset is not available: {problem}", where)
     try:
         dataset = Dataset.load(Path(data_path), in_memory=False)
-        offsets = QuerySizes.parse(query_size).offsets(len(dataset), seed=seed)
+        offsets = QuerySizes.parse(query_size).offsets(len(dataset), seed=seed, stratified=record.stratified_queries(config.schema_version))
     except SuiteError as exc:
         return error("accuracy.labels", f"the dataset is not available: {exc}", where)
     recorded = _dataset_reference(ctx)
