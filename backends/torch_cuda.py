@@ -849,7 +849,7 @@ class TorchCUDABackend(Backend):
                         out = self._launch(work, n, counts)
                     work.host_out[:n].copy_(out[:n], non_blocking=True)
                     if self._timeline is not None:
-                        self._timeline.end(began, work.compute)
+                        self._timeline.end(began, work.compute, n, size)
                     work.done.record()
                 # The next staging into this lane's buffers waits for this batch to have read them.
                 work.copy.wait_event(work.done)

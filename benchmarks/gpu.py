@@ -82,12 +82,14 @@ def main() -> None:
                     help="fused variants, ';'-separated, each 'dense=fp8|bf16[,rows=..,gemm=..,residual=..,fuse_last=1,split=1]'")
     ap.add_argument("--layers", action="store_true", help="per-matmul table (Triton, tile sweep, cuBLAS) per dense mode")
     ap.add_argument("--profile", action="store_true", help="torch.profiler kernel times of one forward per variant")
+    ap.add_argument("--sustain", type=float, default=0.0,
+                    help="seconds of sustained replays per fused variant: one batch again and again, then distinct batches in turn")
     args = ap.parse_args()
     sections = args.sections.split(",")
     extra: list[dict] = []
     for section, fn in (("kernels", lambda: kernels_section(extra)),
                         ("dlrm-v2", lambda: dlrm_v2_section(extra, args.dlrm_items, args.dlrm_batch, args.dlrm_variants, args.layers,
-                                                            args.profile))):
+                                                            args.profile, args.sustain))):
         if section in sections:
             try:
                 fn()
@@ -211,6 +213,59 @@ def timed_ms(fn, iters: int = 20) -> float:
     end.record()
     end.synchronize()
     return start.elapsed_time(end) / iters
+
+
+def sustained(fwd, schema, n: int, seconds: float, pool: int = 16) -> dict:
+    """A graph of ``fwd`` at ``n`` items replayed for ``seconds``: first on one batch, again and
+    again (what a short timing sees: the same rows warm in L2, the clocks at their boost), then
+    for as long on ``pool`` distinct batches in turn, each copied into the graph's inputs before
+    its replay (what a run's stream of batches costs). Replays are timed alone, by CUDA events;
+    the mean of each second shows whether the GPU slows as it stays busy (clocks, power)."""
+    from suite.backends.kernels import fused
+
+    drawn = [fused.calibration_batch(schema, n, seed=100 + k) for k in range(pool)]
+    batches = [(torch.from_numpy(d).to("cuda", torch.bfloat16), torch.from_numpy(np.concatenate(s, axis=1)).cuda())
+               for d, s in drawn]
+    d0, s0 = batches[0][0].clone(), batches[0][1].clone()
+    stream = torch.cuda.Stream()
+    graph = torch.cuda.CUDAGraph()
+    with torch.inference_mode():
+        with torch.cuda.stream(stream):
+            fwd(d0, s0)
+        torch.cuda.synchronize()
+        with torch.cuda.graph(graph, stream=stream):
+            fwd(d0, s0)
+    found: dict = {"items": n, "pool": pool}
+    for name, turns in (("same_batch", 1), ("distinct_batches", pool)):
+        pairs = []
+        started = time.perf_counter()
+        k = 0
+        with torch.cuda.stream(stream):
+            while time.perf_counter() - started < seconds:
+                if turns > 1:
+                    d0.copy_(batches[k % turns][0], non_blocking=True)
+                    s0.copy_(batches[k % turns][1], non_blocking=True)
+                a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                a.record(stream)
+                graph.replay()
+                b.record(stream)
+                pairs.append((a, b))
+                k += 1
+                if k % 64 == 0:
+                    pairs[-32][1].synchronize()  # stay at most a few dozen replays ahead of the GPU
+        torch.cuda.synchronize()
+        origin = pairs[0][0]
+        at = np.asarray([origin.elapsed_time(a) for a, _ in pairs]) / 1e3
+        ms = np.asarray([a.elapsed_time(b) for a, b in pairs])
+        per_second = [round(float(ms[(at >= t) & (at < t + 1)].mean()), 4) for t in range(int(at[-1]) + 1) if ((at >= t) & (at < t + 1)).any()]
+        found[name] = {"replays": len(ms), "ms_mean": round(float(ms.mean()), 4), "ms_by_second": per_second,
+                       "samples_per_s": round(n / float(ms.mean()) * 1e3 / ITEMS_PER_SAMPLE)}
+    same, distinct = found["same_batch"], found["distinct_batches"]
+    print(f"    sustained {seconds:.0f} s at {n}: one batch {same['ms_mean']:.3f} ms ({same['samples_per_s']:,} samples/s; "
+          f"by second {same['ms_by_second']}); {pool} batches in turn {distinct['ms_mean']:.3f} ms "
+          f"({distinct['samples_per_s']:,}; by second {distinct['ms_by_second']})", flush=True)
+    del graph
+    return found
 
 
 def copy_rate_gbs() -> float:
@@ -467,10 +522,12 @@ def kernel_profile(f, d, ids, out: list[dict], label: str) -> None:
     out.append({"section": "profile", "how": label, "items": d.shape[0], "kernels_us": kernels, "total_ms": total / 1e3})
 
 
-def dlrm_v2_section(out: list[dict], items: int, batch: int, variants: str, layers: bool, profile_kernels: bool) -> None:
+def dlrm_v2_section(out: list[dict], items: int, batch: int, variants: str, layers: bool, profile_kernels: bool,
+                    sustain_s: float = 0.0) -> None:
     """DLRM-v2 with MLPerf's full 26 tables (204 M rows) on the GPU: items/s and AUC of a plain
     PyTorch loop (eager bf16) and of the fused model per variant (``--dlrm-variants``), labels
-    from the model itself. A forward is timed as a CUDA graph at ``batch`` and twice that."""
+    from the model itself. A forward is timed as a CUDA graph at ``batch`` and twice that; with
+    ``sustain_s``, also over that many seconds of replays (:func:`sustained`)."""
     from suite.backends.kernels import fused
     from suite.datasets import synthetic
     from suite.metrics import auc
@@ -581,6 +638,8 @@ def dlrm_v2_section(out: list[dict], items: int, batch: int, variants: str, laye
                 except Exception as exc:
                     print(f"  profile FAILED {type(exc).__name__}: {exc}", flush=True)
             row = measure(f"fused {text}", f, 0.999 if f.dense_mode == "bf16" else 0.99)
+            if sustain_s > 0:
+                row["sustained"] = sustained(f, schema, big, sustain_s)
             row["ratio_to_plain"] = plain["graph_ms"] / row["graph_ms"]
             row["fuse_s"] = time.perf_counter() - t1
             del f

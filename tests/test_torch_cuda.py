@@ -518,8 +518,9 @@ def test_busy_summary_merges_overlaps_and_reports_the_gaps_of_the_latest_window(
     assert found.busy_share == round(8 / 11, 4)
     assert found.batch_ms_mean == 1.8
     assert found.gap_ms == {"count": 2.0, "sum": 3.0, "p50": 1.5, "p90": 1.9, "p99": 1.99, "max": 2.0}
-    later = busy_summary([(0.0, 1.0), (1.0 + WINDOW_GAP_MS, 2.0 + WINDOW_GAP_MS)])
+    later = busy_summary([(0.0, 1.0), (1.0 + WINDOW_GAP_MS, 2.0 + WINDOW_GAP_MS)], sizes=[(5, 8), (30, 32)])
     assert later is not None and later.batches == 1
+    assert (later.items_mean, later.padded_share, later.busy_ns_per_item) == (30.0, 0.0625, round(1e6 / 30, 2))
     assert busy_summary([]) is None
 
 
@@ -533,6 +534,7 @@ def test_the_gpu_timeline_covers_the_runs_batches(results: Path) -> None:
     timeline = result.data["backend"]["gpu_timeline"]
     assert result.valid and timeline["batches"] >= 1
     assert 0 < timeline["busy_share"] <= 1 and timeline["batch_ms_mean"] > 0
+    assert timeline["items_mean"] > 0 and 0 <= timeline["padded_share"] < 1 and timeline["busy_ns_per_item"] > 0
 
 
 @pytest.mark.cuda
