@@ -11,13 +11,15 @@ every backend and precision is what ``tests/test_backends.py`` checks.
 
     python3 benchmarks/gpu.py [--models all] [--scale full] [--seconds 3] [--out DIR]
     python3 benchmarks/gpu.py --sections kernels,dlrm-v2 [--dlrm-items 65536] [--dlrm-batch 16384]
-        [--dlrm-variants 'dense=fp8;dense=bf16,gemm=cublas'] [--layers] [--profile]
+        [--dlrm-variants 'dense=fp8;dense=bf16,gemm=cublas'] [--layers] [--profile] [--sustain 12]
 
 ``--sections kernels`` measures suite.backends.kernels alone: the fused pooled lookup against torch's
 embedding_bag and the device copy rate, the fused cross layer against eager and the matmul rate.
 ``--sections dlrm-v2`` runs MLPerf's DLRM-v2 with its full 26 tables on the GPU: a plain PyTorch
 loop next to the fused model per precision, items/s per batch and the AUC against labels drawn
-from the model itself (bf16 rows, fp32 dense layers), as the suite's teacher does.
+from the model itself (bf16 rows, fp32 dense layers), as the suite's teacher does. ``--sustain S``
+adds, per fused variant, S seconds of replays of one batch and S of 16 distinct batches in turn:
+a short timing runs at the GPU's boost clock, a run at whatever its power limit leaves.
 """
 
 from __future__ import annotations
