@@ -125,6 +125,9 @@ DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, 
 #: and Offline takes the largest bucket. Server's batches there are of any size: at 0.9x Offline
 #: they averaged 28,375 items, which the 32,768 bucket padded by 15% (benchmarks/results/gpu_offline_h200).
 GRAPH_BUCKETS = (*ACCELERATOR_BUCKETS, 20480, 24576, 28672, 32768)
+#: ``--option graph_max``: the largest graph bucket; above GRAPH_BUCKETS' last, buckets step by this.
+GRAPH_MAX_STEP = 8192
+GRAPH_MAX_RANGE = (4096, 131072)
 #: How a batch's packed rows reach the device (see the module docstring); the first is the default.
 #: Copy beat mapped: DLRM-v2 fp8 Offline on the H200 gave 34,542 samples/s with copy and 28,698 with
 #: mapped (whose PCIe gather competes with the forward), though mapped costs the host 538 us a batch
@@ -202,6 +205,14 @@ def span_columns(table: np.ndarray, spans: Sequence[tuple[int, int]]) -> np.ndar
     if len(spans) == 1:
         return table[:, spans[0][0] : spans[0][1]]
     return np.concatenate([table[:, lo:hi] for lo, hi in spans], axis=1)
+
+
+def graph_buckets(largest: int = GRAPH_BUCKETS[-1]) -> tuple[int, ...]:
+    """The batch buckets graphs are captured for up to ``largest`` items (``--option graph_max``):
+    :data:`GRAPH_BUCKETS` cut there, then steps of :data:`GRAPH_MAX_STEP` up to it. Offline takes
+    the largest; Server the largest whose replay fits its share of the latency bound."""
+    kept = tuple(b for b in GRAPH_BUCKETS if b < largest)
+    return (*kept, *range(GRAPH_BUCKETS[-1] + GRAPH_MAX_STEP, largest, GRAPH_MAX_STEP), largest)
 
 
 def _flag(value: str, key: str) -> bool:
@@ -350,6 +361,8 @@ class TorchCUDABackend(Backend):
                           choices=COMPUTE),
         "counts": Option("where dlrm-v3 learns each request's length: host (default: the dataset's counts, sent with the batch) "
                          "or device (counted on the GPU and read back mid-forward)", choices=COUNTS_FROM),
+        "graph_max": Option(f"the largest batch, in items, with a CUDA graph (default {GRAPH_BUCKETS[-1]}; a multiple of 4096; "
+                            f"above {GRAPH_BUCKETS[-1]} buckets step by {GRAPH_MAX_STEP})", lo=GRAPH_MAX_RANGE[0], hi=GRAPH_MAX_RANGE[1]),
         "timeline": Option("record each batch's start and end on the GPU (CUDA events) and report, for the latest run, the "
                            "share of the time the GPU held a batch and the idle gaps between batches", choices=FLAGS),
         "kept_fp32": Option("how a 16-bit build runs the matmuls of the parts it keeps in fp32 (dlrm-v3's MLPs): tf32 (default) or fp32",
@@ -385,6 +398,11 @@ class TorchCUDABackend(Backend):
             raise ConfigError(f"'counts' applies to dlrm-v3, whose requests are jagged, not to {cfg.model.name}")
         self._sync = cfg.option("sync", SYNCS[0])
         self._timeline = Timeline() if _flag(cfg.option("timeline", "0"), "timeline") else None
+        largest = int(cfg.option("graph_max", str(GRAPH_BUCKETS[-1])))
+        if largest % 4096:
+            raise ConfigError(f"'graph_max' must be a multiple of 4096 (got {largest})")
+        #: Batch sizes CUDA graphs are captured for (graph_buckets); a batch is padded to the next.
+        self._buckets = graph_buckets(largest)
         lanes = REQUEST_LANES if cfg.model.name in MAX_BATCH_SAMPLES else self.default_workers
         self._lane_count = int(self._option("lanes", str(lanes)))
         self._compute_mode = cfg.option("compute", "shared" if cfg.model.name in SHARED_COMPUTE_BY_DEFAULT else "lanes")
@@ -516,7 +534,7 @@ class TorchCUDABackend(Backend):
         if self._padding is not None and self._batch_cap is not None:
             return self._batch_cap + 1
         if self._graphs or self._batch_cap is None:
-            return GRAPH_BUCKETS[-1]
+            return self._buckets[-1]
         return self._batch_cap
 
     def _new_lane(self, capacity: int) -> _Lane:
@@ -588,7 +606,7 @@ class TorchCUDABackend(Backend):
             return
         pool = torch.cuda.graph_pool_handle()
         with torch.inference_mode():
-            for size in sorted(GRAPH_BUCKETS, reverse=True):
+            for size in sorted(self._buckets, reverse=True):
                 rows = lane.dev[:size]
                 with torch.cuda.stream(lane.compute):
                     for _ in range(2):
@@ -827,8 +845,8 @@ class TorchCUDABackend(Backend):
         lane = self._pool.get()
         try:
             t0 = time.perf_counter()
-            graphed = self._graphs and self._padding is None and n <= GRAPH_BUCKETS[-1]
-            size = bucket(n, GRAPH_BUCKETS) if graphed else n
+            graphed = self._graphs and self._padding is None and n <= self._buckets[-1]
+            size = bucket(n, self._buckets) if graphed else n
             work = lane
             if lane.capacity < size:
                 if lane.overflow is None or lane.overflow.capacity < size:
@@ -893,7 +911,7 @@ class TorchCUDABackend(Backend):
                 "cuda": torch.version.cuda,
                 "cuda_graphs": self._graphs,
                 **({"graph_error": self._graph_error} if self._graph_error else {}),
-                "graph_buckets": list(GRAPH_BUCKETS) if self._graphs and self._padding is None else [],
+                "graph_buckets": list(self._buckets) if self._graphs and self._padding is None else [],
                 **({"jagged_graphs": self._jagged_graphs()} if self._padding is not None else {}),
                 "compile": self._compile,
                 "fused": self._fused,

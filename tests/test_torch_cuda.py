@@ -100,6 +100,24 @@ def test_a_batch_is_padded_to_the_next_bucket_and_a_larger_one_is_not() -> None:
     assert bucket(GRAPH_BUCKETS[-1] + 1) == GRAPH_BUCKETS[-1] + 1
 
 
+def test_graph_max_extends_the_buckets_in_steps_and_refuses_odd_sizes() -> None:
+    """``--option graph_max``: the default keeps GRAPH_BUCKETS; larger adds buckets every 8,192
+    items up to it, smaller cuts the list there; a size off the 4,096 grid is refused."""
+    from suite.backends.torch_cuda import TorchCUDABackend, graph_buckets
+
+    assert graph_buckets() == GRAPH_BUCKETS
+    assert graph_buckets(65536)[-6:] == (28672, 32768, 40960, 49152, 57344, 65536)
+    assert graph_buckets(20480)[-3:] == (12288, 16384, 20480)
+    spec = ModelSpec(name="dlrm-v2", scale="tiny")
+    backend = TorchCUDABackend(BackendConfig(model=spec, precision="bf16", options=(("graph_max", "49152"),)))
+    backend._options()
+    assert backend._buckets[-2:] == (40960, 49152)
+    odd = TorchCUDABackend(BackendConfig(model=spec, precision="bf16", options=(("graph_max", "50000"),)))
+    with pytest.raises(ConfigError) as caught:
+        odd._options()
+    assert str(caught.value) == "'graph_max' must be a multiple of 4096 (got 50000)"
+
+
 def test_packed_rows_hold_dense_bits_then_every_tables_ids() -> None:
     spec = ModelSpec(name="dlrm-v2", scale="tiny")
     layout = PackedLayout.of(spec.schema)
@@ -522,6 +540,23 @@ def test_busy_summary_merges_overlaps_and_reports_the_gaps_of_the_latest_window(
     assert later is not None and later.batches == 1
     assert (later.items_mean, later.padded_share, later.busy_ns_per_item) == (30.0, 0.0625, round(1e6 / 30, 2))
     assert busy_summary([]) is None
+
+
+@pytest.mark.cuda
+def test_graph_max_captures_the_larger_buckets_and_offline_takes_the_largest() -> None:
+    """With graph_max above the default, every lane holds a graph per bucket of the longer list, the
+    load times each, and Offline's declared batch is the largest."""
+    from suite.backends.torch_cuda import TorchCUDABackend, graph_buckets
+
+    backend = TorchCUDABackend(BackendConfig(model=ModelSpec(name="dlrm-v2", scale="tiny"), precision="bf16",
+                                             options=(("graph_max", "49152"), ("lanes", "2"))))
+    backend.load()
+    try:
+        assert all(sorted(lane.graphs) == list(graph_buckets(49152)) for lane in backend._lanes)
+        assert backend.info().extra["graph_buckets"][-1] == 49152
+        assert backend.batch_defaults("Offline", 60_000_000).max_batch_items == 49152
+    finally:
+        backend.close()
 
 
 @pytest.mark.cuda
