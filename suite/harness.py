@@ -351,7 +351,7 @@ class Batcher:
         The first block is small so the device starts within milliseconds; each next one is
         :data:`BLOCK_GROWTH` times the last, so it is sorted (numpy, outside the GIL) long before
         the device has answered the blocks before it, and the large blocks keep the sweeps whole.
-        A run of 800,000 samples sorted at once kept the device idle for 0.4-0.6 s on a 2-core CPU;
+        A query of 800,000 samples sorted at once kept the device idle for 0.36-0.48 s on a 2-core CPU;
         MLPerf's 600-s Offline runs issue tens of millions of samples."""
         start, block, n = 0, FIRST_BLOCK, len(indices)
         while start < n:
