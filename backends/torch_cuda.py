@@ -401,6 +401,9 @@ class TorchCUDABackend(Backend):
         largest = int(cfg.option("graph_max", str(GRAPH_BUCKETS[-1])))
         if largest % 4096:
             raise ConfigError(f"'graph_max' must be a multiple of 4096 (got {largest})")
+        if "graph_max" in dict(cfg.options) and (self._jagged or not self._graphs):
+            raise ConfigError("'graph_max' applies to CUDA graphs of batches of items, not to "
+                              + (f"{cfg.model.name}, whose graphs are per request count" if self._jagged else "cuda_graphs=0"))
         #: Batch sizes CUDA graphs are captured for (graph_buckets); a batch is padded to the next.
         self._buckets = graph_buckets(largest)
         lanes = REQUEST_LANES if cfg.model.name in MAX_BATCH_SAMPLES else self.default_workers

@@ -116,6 +116,13 @@ def test_graph_max_extends_the_buckets_in_steps_and_refuses_odd_sizes() -> None:
     with pytest.raises(ConfigError) as caught:
         odd._options()
     assert str(caught.value) == "'graph_max' must be a multiple of 4096 (got 50000)"
+    for model, options, why in (("dlrm-v2", (("cuda_graphs", "0"),), "cuda_graphs=0"),
+                                ("dlrm-v3", (), "dlrm-v3, whose graphs are per request count")):
+        moot = TorchCUDABackend(BackendConfig(model=ModelSpec(name=model, scale="tiny"), precision="bf16",
+                                              options=(*options, ("graph_max", "65536"))))
+        with pytest.raises(ConfigError) as caught:
+            moot._options()
+        assert str(caught.value) == f"'graph_max' applies to CUDA graphs of batches of items, not to {why}"
 
 
 def test_packed_rows_hold_dense_bits_then_every_tables_ids() -> None:
