@@ -361,6 +361,8 @@ class TorchCUDABackend(Backend):
                           choices=COMPUTE),
         "counts": Option("where dlrm-v3 learns each request's length: host (default: the dataset's counts, sent with the batch) "
                          "or device (counted on the GPU and read back mid-forward)", choices=COUNTS_FROM),
+        "attention": Option("dlrm-v3's fused attention: its two products in the model's dtype (default) or in fp8 e4m3, "
+                            "q, k and v with one scale each", choices=("model", "fp8")),
         "graph_max": Option(f"the largest batch, in items, with a CUDA graph (default {GRAPH_BUCKETS[-1]}; a multiple of 4096; "
                             f"above {GRAPH_BUCKETS[-1]} buckets step by {GRAPH_MAX_STEP})", lo=GRAPH_MAX_RANGE[0], hi=GRAPH_MAX_RANGE[1]),
         "timeline": Option("record each batch's start and end on the GPU (CUDA events) and report, for the latest run, the "
@@ -401,6 +403,8 @@ class TorchCUDABackend(Backend):
         largest = int(cfg.option("graph_max", str(GRAPH_BUCKETS[-1])))
         if largest % 4096:
             raise ConfigError(f"'graph_max' must be a multiple of 4096 (got {largest})")
+        if "attention" in dict(cfg.options) and not self._jagged:
+            raise ConfigError(f"'attention' applies to dlrm-v3's fused attention, not to {cfg.model.name}")
         if "graph_max" in dict(cfg.options) and (self._jagged or not self._graphs):
             raise ConfigError("'graph_max' applies to CUDA graphs of batches of items, not to "
                               + (f"{cfg.model.name}, whose graphs are per request count" if self._jagged else "cuda_graphs=0"))
@@ -450,6 +454,8 @@ class TorchCUDABackend(Backend):
 
             model = for_backend(model, cfg.model, cfg.precision, dict(cfg.options))
             self._fused = model.describe()
+        elif "attention" in dict(cfg.options):
+            raise ConfigError(f"'attention' applies to the fused attention (fused=1), not to {cfg.model.name}'s plain path")
         #: dlrm-v3's graphs: how a batch is padded to one's shapes (counts from the host only).
         self._padding: Any = None
         self._keys: list[tuple[int, int, int]] = []

@@ -9,7 +9,9 @@ labels: this measures speed; the tests check each path's numbers). Then, one lin
   lengths (random q, k, v, 4 heads of 128), every tile shape of
   :data:`suite.backends.kernels.hstu.CANDIDATES`: ms and TFLOP/s (the FLOPs the mask keeps, a
   multiply-add two), the fastest kept for what follows; then the last layer's form (candidate
-  rows alone) with that shape;
+  rows alone) with that shape; with ``--fp8``, both forms again with fp8 e4m3 products (the
+  kernel alone on inputs quantized beforehand, and with the quantization), and how far the fp8
+  output is from the bf16 one;
 * the fused model, eagerly, on batches of ``--batch`` requests: ms per batch and requests/s,
   back to back for ``--seconds`` (the host's share included: this is what a lane runs), twice:
   the model counting each request on the GPU and reading the counts back (``counts: device``), and
@@ -98,9 +100,41 @@ def host_ms(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tens
     return 1000 * spent / calls
 
 
-def sweep_tiles(hist: np.ndarray, cand: np.ndarray) -> None:
+def gpu_ms(fn, calls: int = 5) -> float:
+    """Mean GPU ms of ``fn()`` (one untimed call first)."""
+    fn()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(calls):
+        fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / calls
+
+
+def fp8_lines(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag, qc: torch.Tensor, flops: float, cand_flops: float,
+              shape: dict) -> None:
+    """The fp8 attention (``fp8=True``) with the fastest shape: every row and the candidate rows
+    alone, the quantization timed apart, and its largest difference from bf16's output."""
+    q8, k8, v8, sq, sk, sv = hstu.quantize_qkv(q, k, v)
+    want = hstu.hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len)
+    got = hstu.hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, fp8=True)
+    off = float((got - want).abs().max() / want.abs().max())
+    quant_ms = gpu_ms(lambda: hstu.quantize_qkv(q, k, v))
+    with_quant = gpu_ms(lambda: hstu.hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, fp8=True))
+    last = gpu_ms(lambda: hstu.hstu_attention(qc, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len,
+                                              q_offsets=jag.candidate_offsets, max_queries=jag.max_candidates, fp8=True))
+    print(json.dumps({"kernel": "hstu_attention fp8", "tile": hstu.TILE.text(), "ms_with_quantize": round(with_quant, 3),
+                      "quantize_ms": round(quant_ms, 3), "tflops_kernel": round(flops / max(with_quant - quant_ms, 1e-6) / 1e9, 1),
+                      "candidates_only_ms": round(last, 3), "candidates_only_tflops": round(cand_flops / last / 1e9, 1),
+                      "max_off_vs_bf16": round(off, 4), **shape}), flush=True)
+    del q8, k8, v8, sq, sk, sv
+
+
+def sweep_tiles(hist: np.ndarray, cand: np.ndarray, fp8: bool = False) -> None:
     """One line per tile shape: the kernel's ms and TFLOP/s on these requests; then the fastest
-    shape on the candidate rows alone (the last layer's form)."""
+    shape on the candidate rows alone (the last layer's form); ``fp8``: then :func:`fp8_lines`."""
     h, c = torch.from_numpy(hist.astype(np.int64)), torch.from_numpy(cand.astype(np.int64))
     flops = hstu.attention_flops(h, c, heads=4, dqk=128, dv=128)
     shape = {"requests": len(hist), "history_mean": round(float(hist.mean())), "candidates_mean": round(float(cand.mean()))}
@@ -134,6 +168,8 @@ def sweep_tiles(hist: np.ndarray, cand: np.ndarray) -> None:
     ms = start.elapsed_time(end) / 5
     print(json.dumps({"kernel": "hstu_attention candidates only", "tile": hstu.TILE.text(), "ms": round(ms, 3),
                       "tflops": round(cand_flops / ms / 1e9, 1), **shape}), flush=True)
+    if fp8:
+        fp8_lines(q, k, v, jag, qc, flops, cand_flops, shape)
 
 
 def profile(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tensor], batch: int, top: int = 15,
@@ -213,6 +249,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 4, 8, 11])
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--tiles", action="store_true", help="time the attention kernel's tile shapes first")
+    parser.add_argument("--fp8", action="store_true", help="with --tiles: the attention with fp8 e4m3 products too")
     parser.add_argument("--plain", action="store_true", help="time the plain PyTorch attention too")
     parser.add_argument("--profile", action="store_true", help="GPU time by kernel of the fused forward")
     parser.add_argument("--backend", action="store_true", help="torch-cuda's jagged graphs against eager, one lane")
@@ -227,7 +264,7 @@ def main() -> None:
         if args.backend_only:
             return
     if args.tiles:
-        sweep_tiles(hist[: args.kernel_requests], cand[: args.kernel_requests])
+        sweep_tiles(hist[: args.kernel_requests], cand[: args.kernel_requests], fp8=args.fp8)
     started = time.perf_counter()
     model = build(spec, device="cuda", dtype=DTYPES[args.precision])
     load_s = time.perf_counter() - started

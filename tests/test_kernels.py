@@ -371,6 +371,61 @@ def test_hstu_candidate_rows_alone_match_the_plain_path(tile: tuple[int, ...] | 
     assert torch.equal(plain_alone, want[rows])
 
 
+def _with_fp8_weights(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag: object, alpha: float) -> torch.Tensor:
+    """The plain attention request by request, each SiLU weight rounded to fp8 e4m3 before its
+    product with v: what the fp8 kernel computes, in fp32 on the dequantized q, k and v."""
+    from suite.models import dlrm_v3
+
+    mask = dlrm_v3.jagged_mask(jag).float()
+    out = torch.zeros_like(v)
+    for b in range(len(jag.history)):
+        lo, hi = int(jag.offsets[b]), int(jag.offsets[b + 1])
+        s = torch.einsum("qhd,khd->hqk", q[lo:hi], k[lo:hi]) * alpha
+        w = torch.nn.functional.silu(s).clamp(-448, 448).to(torch.float8_e4m3fn).float() * mask[b, : hi - lo, : hi - lo]
+        out[lo:hi] = torch.einsum("hqk,khd->qhd", w, v[lo:hi]) / jag.scale
+    return out
+
+
+@pytest.mark.parametrize("tile", [(32, 32, 4, 2), (32, 32, 4, 2, True, True, True), None])
+def test_hstu_fp8_attention_is_the_plain_path_on_quantized_inputs_with_fp8_weights(tile: tuple[int, ...] | None) -> None:
+    """fp8=True: q and k quantized with a scale per token and head, v per head and channel (the
+    scales made on the device), each tile's SiLU output rounded to fp8 before its product with v,
+    sums in fp32: the kernel equals the
+    plain path run that way (requests that reach the unmasked bulk, the masked tail and each
+    candidate's own key), for every row and for the candidate rows alone; and it stays within a
+    tenth of the largest output of the attention on the unquantized inputs."""
+    from suite.backends.kernels.hstu import Tile, hstu_attention, quantize_qkv
+    from suite.models import dlrm_v3
+
+    g = torch.Generator().manual_seed(2)
+    hist, cand = torch.tensor([70, 0, 33, 95]), torch.tensor([20, 3, 40, 1])
+    scale = int((1 + hist + cand).max()) + 5
+    jag = dlrm_v3.Jagged.of(hist.to(DEVICE), cand.to(DEVICE), scale)
+    q, k, v = (torch.randn(int(jag.offsets[-1]), 2, 32, generator=g).to(DEVICE) for _ in range(3))
+    q8, k8, v8, sq, sk, sv = quantize_qkv(q, k, v)
+    assert q8.dtype == torch.float8_e4m3fn and (sq.shape, sk.shape, sv.shape) == (q.shape[:2], k.shape[:2], v.shape[1:])
+    want = _with_fp8_weights(q8.float() * sq[..., None], k8.float() * sk[..., None], v8.float() * sv[None], jag, 0.25)
+    shape = None if tile is None else Tile(*tile)
+    got = hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.25, scale, tile=shape, fp8=True)
+    top = want.abs().max().item()
+    # On a GPU the SiLU goes through the hardware tanh (2^-11 from torch's): a weight near an fp8
+    # rounding boundary may round the other way, one step of 1/16.
+    tol = 2e-3 if DEVICE == "cpu" else 1e-2
+    assert got.dtype == torch.float32
+    assert (got - want).abs().max().item() <= tol * top
+    rows = jag.candidate_rows()
+    alone = hstu_attention(q[rows], k, v, jag.offsets, jag.history, jag.max_len, 0.25, scale,
+                           q_offsets=jag.candidate_offsets, max_queries=jag.max_candidates, tile=shape, fp8=True)
+    q_full = torch.zeros_like(q)
+    q_full[rows] = q8[rows].float() * sq[rows][..., None]  # per-row scales: the same rows quantize the same
+    want_alone = _with_fp8_weights(q_full, k8.float() * sk[..., None], v8.float() * sv[None], jag, 0.25)[rows]
+    assert (alone - want_alone).abs().max().item() <= tol * top
+    exact = dlrm_v3.jagged_attention(q, k, v, jag, 0.25)
+    # fp8's three mantissa bits on random inputs: 5.5% of the largest output at most here; a lost
+    # scale or a garbled block is off by far more. The model's accuracy gate is the real judge.
+    assert (got - exact).abs().max().item() <= 0.1 * exact.abs().max().item()
+
+
 def _in_threads(count: int, work: Callable[[], object]) -> list[object]:
     """``work``'s result in each of ``count`` new threads, one after another (an exception re-raised)."""
     out: list[object] = []
@@ -489,3 +544,25 @@ def test_fused_dlrm_v3_forward_matches_the_plain_path() -> None:
         got = use_fused_attention(build(spec, device=DEVICE))(dense, sparse)
     assert got.shape == want.shape == (9, spec.schema.tasks)
     assert torch.allclose(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_fused_dlrm_v3_forward_with_fp8_attention_stays_near_the_plain_path() -> None:
+    """``attention=fp8`` (use_fused_attention(fp8=True)): every STU layer's attention in fp8 e4m3,
+    recorded as such; the model's logits stay within a tenth of the largest of the plain path's (the
+    accuracy gate on the GPU decides whether fp8 may be used)."""
+    from suite.backends.kernels.hstu import use_fused_attention
+    from suite.datasets import streaming
+
+    spec = ModelSpec(name="dlrm-v3", scale="tiny")
+    batch = streaming.features(spec.config, spec, 9, np.random.default_rng(0))  # type: ignore[arg-type]  # jagged requests
+    dense = torch.from_numpy(batch.dense).to(DEVICE)
+    sparse = [torch.from_numpy(s).to(DEVICE) for s in batch.sparse]
+    with torch.inference_mode():
+        want = build(spec, device=DEVICE)(dense, sparse)
+        model = use_fused_attention(build(spec, device=DEVICE), fp8=True)
+        got = model(dense, sparse)
+    assert "fp8" in model.describe()["attention"]
+    assert got.shape == want.shape and not torch.equal(got, want)
+    # 6.3% of the largest logit here (the tiny model's requests are short: few keys to average the
+    # weights' rounding over); a lost scale or a garbled block is off by far more.
+    assert (got - want).abs().max().item() <= 0.1 * want.abs().max().item()

@@ -21,27 +21,32 @@ pytest.importorskip("triton")
 
 from suite.backends.kernels import hstu  # noqa: E402
 
-#: Compiles one tile shape of ``_hstu_fwd`` for sm_90 (MLPerf's head sizes, bf16 inputs) and
-#: prints the shared memory the cubin needs, as JSON.
+#: Compiles one tile shape of ``_hstu_fwd`` for sm_90 (MLPerf's head sizes, bf16 inputs, or fp8 with
+#: ``"fp8": true``) and prints the shared memory the cubin needs, as JSON.
 COMPILE = """
 import json, sys
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from suite.backends.kernels import hstu
-t = hstu.Tile(**json.loads(sys.argv[1]))
+args = json.loads(sys.argv[1])
+fp8 = args.pop("fp8", False)
+t = hstu.Tile(**args)
 fn = hstu._hstu_fwd
 names = list(fn.arg_names)
 consts = dict(HEADS=4, DQK=128, DV=128, BLOCK_M=t.block_m, BLOCK_N=t.block_n, CANDIDATES=True, IEEE=False,
-              FAST=t.fast, ROWS_FIRST=t.rows_first, TMA=t.tma)
-pointers = dict(q_ptr="*bf16", k_ptr="*bf16", v_ptr="*bf16", o_ptr="*fp32", offsets_ptr="*i64",
-                q_offsets_ptr="*i64", history_ptr="*i64")
+              FAST=t.fast, ROWS_FIRST=t.rows_first, TMA=t.tma, FP8=fp8, EMULATE=False)
+low = "*fp8e4nv" if fp8 else "*bf16"
+pointers = dict(q_ptr=low, k_ptr=low, v_ptr=low, o_ptr="*fp32", offsets_ptr="*i64",
+                q_offsets_ptr="*i64", history_ptr="*i64", qs_ptr="*fp32", ks_ptr="*fp32", vs_ptr="*fp32")
 signature = {n: pointers.get(n) or ("constexpr" if n in consts else "fp32" if n in ("alpha", "inv_scale") else "i32")
              for n in names}
 source = ASTSource(fn, signature, constexprs={(names.index(k),): v for k, v in consts.items()})
 kernel = triton.compile(source, target=GPUTarget("cuda", 90, 32),
                         options={"num_warps": t.num_warps, "num_stages": t.num_stages})
-print(json.dumps({"shared": kernel.metadata.shared, "cubin": len(kernel.asm["cubin"])}))
+ptx = kernel.asm["ptx"]
+print(json.dumps({"shared": kernel.metadata.shared, "cubin": len(kernel.asm["cubin"]),
+                  "fp8_products": sum(("e4m3.e4m3" in line) and ("mma" in line) for line in ptx.splitlines())}))
 """
 #: An H100's or H200's most shared memory a block (227 KiB).
 SM90_SHARED_BYTES = 232_448
@@ -58,3 +63,19 @@ def test_hstu_attention_compiles_for_hopper(tile: hstu.Tile) -> None:
     built = json.loads(done.stdout.strip().splitlines()[-1])
     assert built["cubin"] > 0
     assert built["shared"] <= SM90_SHARED_BYTES
+
+
+@pytest.mark.parametrize(("tile", "e4m3"), [(hstu.TILE, True), (hstu.Tile(64, 64, 4, 3, rows_first=True), True),
+                                           (hstu.Tile(128, 64, 8, 3, rows_first=True, tma=True), True), (hstu.Tile(16, 32, 4, 1), False)],
+                         ids=lambda x: x.text() if isinstance(x, hstu.Tile) else str(x))
+def test_hstu_fp8_attention_compiles_for_hopper(tile: hstu.Tile, e4m3: bool) -> None:
+    """``fp8=True``: the launch shapes of MLPerf-size requests run both products as e4m3 wgmma;
+    the short requests' 16-row tiles (the tests' shapes) compile too, Triton widening their fp8
+    tiles for a 16-bit product. Each fits one sm_90 block's shared memory."""
+    env = {**os.environ, "TRITON_INTERPRET": "0"}
+    args = json.dumps({**{f: getattr(tile, f) for f in tile.__dataclass_fields__}, "fp8": True})
+    done = subprocess.run([sys.executable, "-c", COMPILE, args], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    built = json.loads(done.stdout.strip().splitlines()[-1])
+    assert built["cubin"] > 0 and built["shared"] <= SM90_SHARED_BYTES
+    assert (built["fp8_products"] > 0) == e4m3

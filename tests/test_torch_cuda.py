@@ -102,7 +102,8 @@ def test_a_batch_is_padded_to_the_next_bucket_and_a_larger_one_is_not() -> None:
 
 def test_graph_max_extends_the_buckets_in_steps_and_refuses_odd_sizes() -> None:
     """``--option graph_max``: the default keeps GRAPH_BUCKETS; larger adds buckets every 8,192
-    items up to it, smaller cuts the list there; a size off the 4,096 grid is refused."""
+    items up to it, smaller cuts the list there; a size off the 4,096 grid is refused, and so are
+    graph_max and attention where they change nothing."""
     from suite.backends.torch_cuda import TorchCUDABackend, graph_buckets
 
     assert graph_buckets() == GRAPH_BUCKETS
@@ -123,6 +124,10 @@ def test_graph_max_extends_the_buckets_in_steps_and_refuses_odd_sizes() -> None:
         with pytest.raises(ConfigError) as caught:
             moot._options()
         assert str(caught.value) == f"'graph_max' applies to CUDA graphs of batches of items, not to {why}"
+    other = TorchCUDABackend(BackendConfig(model=spec, precision="bf16", options=(("attention", "fp8"),)))
+    with pytest.raises(ConfigError) as caught:
+        other._options()
+    assert str(caught.value) == "'attention' applies to dlrm-v3's fused attention, not to dlrm-v2"
 
 
 def test_packed_rows_hold_dense_bits_then_every_tables_ids() -> None:

@@ -430,6 +430,9 @@ DEFAULT_ROWS = {"fp8": "fp8", "bf16": "bf16", "fp16": "fp16"}
 #:   ``tune=1`` picked Triton for every layer (0.764 ms).
 #: - bf16: Triton's GEMMs 1.263 ms (48.1k), AUC 99.99% (the 99.9% gate), against cuBLAS's with the
 #:   separate epilogue 1.298 ms (100.00%).
+#: dlrm-v3's ``--option attention``: the fused attention's two products in the model's dtype, or in
+#: fp8 e4m3 (suite.backends.kernels.hstu, ``fp8=True``).
+ATTENTION_MODES = ("model", "fp8")
 DEFAULTS: dict[str, dict[str, str]] = {
     "fp8": {"gemm": "triton", "residual": "fp8", "fuse_last": "1", "row_scales": "table"},
     "bf16": {"gemm": "triton", "residual": "bf16", "fuse_last": "0", "row_scales": "inline"},
@@ -450,8 +453,10 @@ def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, 
 
         tune = options.get("tune", "0")
         one_of("tune", tune, ("0", "1"))
+        attention = options.get("attention", ATTENTION_MODES[0])
+        one_of("attention", attention, ATTENTION_MODES)
         # tune=1: time the attention's tile shapes on MLPerf-size requests at load (a few seconds).
-        return use_fused_attention(model, tune_tiles=tune == "1")  # type: ignore[return-value]  # it returns the nn.Module it was given, patched
+        return use_fused_attention(model, tune_tiles=tune == "1", fp8=attention == "fp8")  # type: ignore[return-value]  # it returns the nn.Module it was given, patched
     if spec.name not in FUSABLE:
         raise BackendUnavailableError(
             f"torch-cuda's fused kernels ('--precision fp8', 'fused=1') run {list(FUSABLE)} only (got {spec.name!r})")

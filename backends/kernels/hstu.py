@@ -18,13 +18,25 @@ candidates in the packed q) and return only their outputs, against every key.
 
 :data:`TILE` is the tile shape it launches with; :func:`tune` times :data:`CANDIDATES` on
 MLPerf-size jagged requests and keeps the fastest (torch-cuda ``--option tune=1``).
+``fp8=True`` runs both products in fp8 e4m3 (the H200's fp8 rate is twice its bf16): q and k
+quantized with a scale per token and head, v with a scale per head and channel (each from the
+largest magnitude it covers, computed on the device: no host sync, so CUDA graphs hold), and each
+tile's SiLU output rounded to fp8 before its product with v; the sums stay fp32. Per-token scales
+fold into the scores (row times column), per-channel ones into the output's columns. Under Triton's interpreter the fp8 tiles are widened to fp32 before each product
+(exact: every fp8 value is one) and the SiLU output is rounded to e4m3's grid in fp32 first, as the
+GPU's conversion rounds.
+
 :func:`fused_norm_to` and :func:`fused_gate` do a layer's row-wise work around its matmuls in one
 pass each (memory traffic: at MLPerf's size that work moved more bytes than the matmuls).
 :func:`use_fused_attention` swaps all three into a built dlrm-v3 (torch-cuda, ``--option fused=1``).
+
+Size: this module is over 450 lines because the attention kernel, its launch shapes and their
+tuning, its fp8 form and the two row kernels around it are one unit: each changes with the others.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from dataclasses import dataclass
@@ -33,6 +45,9 @@ from typing import Any
 import torch
 import triton
 import triton.language as tl
+
+from suite.backends.kernels.lookup import FP8_MAX, interpreted
+from suite.backends.kernels.lookup import to_fp8 as _to_fp8
 
 
 @dataclass(frozen=True)
@@ -105,9 +120,37 @@ def _silu(s, alpha, FAST: tl.constexpr):
 
 
 @triton.jit
-def _tile(acc, q, k, v, alpha, IEEE: tl.constexpr, FAST: tl.constexpr):
-    # acc += silu(alpha q k^T) v, every product seen.
-    if IEEE:  # fp32 inputs: full-precision products, not TF32
+def _dot(a, b, EMULATE: tl.constexpr):
+    # a @ b of fp8 operands, fp32 sums; the interpreter has no fp8 product: widen first (exactly).
+    if EMULATE:
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="ieee")
+    return tl.dot(a, b)
+
+
+@triton.jit
+def _p8(p, EMULATE: tl.constexpr):
+    # A tile's SiLU output as fp8 e4m3 for its product with v (saturated; EMULATE: rounded as the GPU).
+    return _to_fp8(tl.minimum(tl.maximum(p, -448.0), 448.0), EMULATE)
+
+
+@triton.jit
+def _col_scales(ks_base, cols, n, HEADS: tl.constexpr, FP8: tl.constexpr):
+    # FP8: the dequantizing scales of k's rows ``cols`` (one per token of this head); else ones
+    # (unread: a kernel's returns must agree in type).
+    if FP8:
+        return tl.load(ks_base + cols * HEADS, mask=cols < n, other=0.0)
+    return tl.zeros_like(cols).to(tl.float32) + 1.0
+
+
+@triton.jit
+def _tile(acc, q, k, v, alpha, sq, sk, IEEE: tl.constexpr, FAST: tl.constexpr, FP8: tl.constexpr,
+          EMULATE: tl.constexpr):
+    # acc += silu(alpha q k^T) v, every product seen (FP8: q, k, v in e4m3; the scores dequantized
+    # by q's row scales ``sq`` and k's column scales ``sk``).
+    if FP8:
+        s = _dot(q, tl.trans(k), EMULATE) * sq[:, None] * sk[None, :]
+        acc += _dot(_p8(_silu(s, alpha, FAST), EMULATE), v, EMULATE)
+    elif IEEE:  # fp32 inputs: full-precision products, not TF32
         s = tl.dot(q, tl.trans(k), input_precision="ieee")
         acc += tl.dot(_silu(s, alpha, FAST), v, input_precision="ieee")
     else:
@@ -117,12 +160,14 @@ def _tile(acc, q, k, v, alpha, IEEE: tl.constexpr, FAST: tl.constexpr):
 
 
 @triton.jit
-def _masked(acc, q, k_base, v_base, s_kt, s_vt, rows, row_id, cols, n, hi, hist, alpha, dq, dv,
-            IEEE: tl.constexpr, FAST: tl.constexpr):
+def _masked(acc, q, k_base, v_base, s_kt, s_vt, rows, row_id, cols, n, hi, hist, alpha, dq, dv, sq, ks_base,
+            HEADS: tl.constexpr, IEEE: tl.constexpr, FAST: tl.constexpr, FP8: tl.constexpr, EMULATE: tl.constexpr):
     # Columns ``cols`` (below ``hi``) of one request's keys, each product kept only where the mask
     # says the row sees the column.
     k = tl.load(k_base + cols[:, None] * s_kt + dq[None, :], mask=cols[:, None] < n, other=0.0)
-    if IEEE:
+    if FP8:
+        s = _dot(q, tl.trans(k), EMULATE) * sq[:, None] * _col_scales(ks_base, cols, n, HEADS, FP8)[None, :]
+    elif IEEE:
         s = tl.dot(q, tl.trans(k), input_precision="ieee")
     else:
         s = tl.dot(q, tl.trans(k))
@@ -133,7 +178,9 @@ def _masked(acc, q, k_base, v_base, s_kt, s_vt, rows, row_id, cols, n, hi, hist,
     seen = seen & (cols[None, :] < hi)
     p = tl.where(seen, p, 0.0)
     v = tl.load(v_base + cols[:, None] * s_vt + dv[None, :], mask=cols[:, None] < n, other=0.0)
-    if IEEE:
+    if FP8:
+        acc += _dot(_p8(p, EMULATE), v, EMULATE)
+    elif IEEE:
         acc += tl.dot(p, v, input_precision="ieee")
     else:
         acc += tl.dot(p.to(v.dtype), v)
@@ -141,11 +188,11 @@ def _masked(acc, q, k_base, v_base, s_kt, s_vt, rows, row_id, cols, n, hi, hist,
 
 
 @triton.jit
-def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_ptr, alpha, inv_scale,
+def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_ptr, qs_ptr, ks_ptr, vs_ptr, alpha, inv_scale,
               s_qt, s_qh, s_kt, s_kh, s_vt, s_vh, s_ot, s_oh, HEADS: tl.constexpr,
               DQK: tl.constexpr, DV: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
               CANDIDATES: tl.constexpr, IEEE: tl.constexpr, FAST: tl.constexpr, ROWS_FIRST: tl.constexpr,
-              TMA: tl.constexpr):
+              TMA: tl.constexpr, FP8: tl.constexpr, EMULATE: tl.constexpr):
     if ROWS_FIRST:  # axis 0 the row blocks, 1 the (request, head) pairs
         pid = tl.program_id(1)
         block = tl.program_id(0)
@@ -169,6 +216,15 @@ def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_pt
         rows = first + j
         dq = tl.arange(0, DQK)
         dv = tl.arange(0, DV)
+        # FP8: the dequantizing scales, made on the device: q's per row, k's per token (read per
+        # tile), v's per channel (applied to the output's columns).
+        ks_base = ks_ptr + start * HEADS + head
+        if FP8:
+            sq = tl.load(qs_ptr + (q_start + j) * HEADS + head, mask=j < q_n, other=0.0)
+            out_scale = inv_scale * tl.load(vs_ptr + head * DV + dv)[None, :]
+        else:
+            sq = 1.0
+            out_scale = inv_scale
         q = tl.load(q_ptr + head * s_qh + (q_start + j[:, None]) * s_qt + dq[None, :], mask=j[:, None] < q_n, other=0.0)
         k_base = k_ptr + head * s_kh + start * s_kt
         v_base = v_ptr + head * s_vh + start * s_vt
@@ -188,30 +244,35 @@ def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_pt
                                                block_shape=[BLOCK_N, DV])
             # A descriptor's offsets are 32-bit (the interpreter takes 64; the GPU compiler does not).
             for c in tl.range(0, full.to(tl.int32), BLOCK_N):
-                acc = _tile(acc, q, k_desc.load([c, 0]), v_desc.load([c, 0]), alpha, IEEE, FAST)
+                acc = _tile(acc, q, k_desc.load([c, 0]), v_desc.load([c, 0]), alpha, sq,
+                            _col_scales(ks_base, c + cols, n, HEADS, FP8), IEEE, FAST, FP8, EMULATE)
         else:
             k_ptrs = k_base + cols[:, None] * s_kt + dq[None, :]
             v_ptrs = v_base + cols[:, None] * s_vt + dv[None, :]
-            for _ in range(0, full, BLOCK_N):
-                acc = _tile(acc, q, tl.load(k_ptrs), tl.load(v_ptrs), alpha, IEEE, FAST)
+            for c in range(0, full, BLOCK_N):
+                acc = _tile(acc, q, tl.load(k_ptrs), tl.load(v_ptrs), alpha, sq,
+                            _col_scales(ks_base, c + cols, n, HEADS, FP8), IEEE, FAST, FP8, EMULATE)
                 k_ptrs += BLOCK_N * s_kt
                 v_ptrs += BLOCK_N * s_vt
         # The rest of the history, masked: up to the last row for a block of history rows only; the
         # whole history for a block holding the user row or candidate rows.
         end = tl.where((lo_row == 0) | (last > hist), hist + 1, last + 1)
         for c in range(full, end, BLOCK_N):
-            acc = _masked(acc, q, k_base, v_base, s_kt, s_vt, rows, row_id, c + cols, n, end, hist, alpha, dq, dv,
-                          IEEE, FAST)
+            acc = _masked(acc, q, k_base, v_base, s_kt, s_vt, rows, row_id, c + cols, n, end, hist, alpha, dq, dv, sq, ks_base,
+                          HEADS, IEEE, FAST, FP8, EMULATE)
         # A candidate sees itself: one dot product per candidate row of the block.
         own = (rows > hist) & (j < q_n)
         k_own = tl.load(k_base + rows[:, None] * s_kt + dq[None, :], mask=own[:, None], other=0.0)
         v_own = tl.load(v_base + rows[:, None] * s_vt + dv[None, :], mask=own[:, None], other=0.0)
-        p_own = _silu(tl.sum(q.to(tl.float32) * k_own.to(tl.float32), axis=1), alpha, FAST)
-        if not IEEE:  # as the tiles' products are rounded before their dot with v
+        p_own = _silu(tl.sum(q.to(tl.float32) * k_own.to(tl.float32), axis=1) * sq * _col_scales(ks_base, rows, n, HEADS, FP8),
+                      alpha, FAST)
+        if FP8:  # as the tiles' products are rounded before their dot with v
+            p_own = _p8(p_own, EMULATE).to(tl.float32)
+        elif not IEEE:
             p_own = p_own.to(v_own.dtype).to(tl.float32)
         acc += tl.where(own, p_own, 0.0)[:, None] * v_own.to(tl.float32)
         o_ptrs = o_ptr + head * s_oh + (q_start + j[:, None]) * s_ot + dv[None, :]
-        tl.store(o_ptrs, (acc * inv_scale).to(o_ptr.dtype.element_ty), mask=j[:, None] < q_n)
+        tl.store(o_ptrs, (acc * out_scale).to(o_ptr.dtype.element_ty), mask=j[:, None] < q_n)
 
 
 def _fast_silu(device: torch.device) -> bool:
@@ -219,14 +280,28 @@ def _fast_silu(device: torch.device) -> bool:
     return device.type == "cuda" and os.environ.get("TRITON_INTERPRET", "0") != "1"
 
 
+def quantize_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """q (Tq, heads, D), k (T, heads, D) and v (T, heads, Dv) as fp8 e4m3, and their dequantizing
+    scales (fp32, made on their device, so nothing waits for the host): q's and k's per token and
+    head ((Tq, heads), (T, heads)), v's per head and channel ((heads, Dv)), each the largest
+    magnitude it covers over 448. Returns (q8, k8, v8, q_scales, k_scales, v_scales)."""
+    sq = (q.abs().amax(dim=-1).float() / FP8_MAX).clamp_min(1e-30)
+    sk = (k.abs().amax(dim=-1).float() / FP8_MAX).clamp_min(1e-30)
+    sv = (v.abs().amax(dim=0).float() / FP8_MAX).clamp_min(1e-30)
+    fp8 = torch.float8_e4m3fn
+    return ((q.float() / sq[..., None]).clamp(-FP8_MAX, FP8_MAX).to(fp8), (k.float() / sk[..., None]).clamp(-FP8_MAX, FP8_MAX).to(fp8),
+            (v.float() / sv[None]).clamp(-FP8_MAX, FP8_MAX).to(fp8), sq.contiguous(), sk.contiguous(), sv.contiguous())
+
+
 def hstu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor, history: torch.Tensor,
                    max_len: int, alpha: float, scale: int, *, q_offsets: torch.Tensor | None = None,
-                   max_queries: int | None = None, tile: Tile | None = None) -> torch.Tensor:
+                   max_queries: int | None = None, tile: Tile | None = None, fp8: bool = False) -> torch.Tensor:
     """k (T, heads, Dqk), v (T, heads, Dv) packed by ``offsets`` (N + 1) with each request's
     ``history`` length (N,); q (T, heads, Dqk) likewise -> (T, heads, Dv) in fp32. With
     ``q_offsets`` (N + 1), q holds each request's candidate rows only, packed by ``q_offsets``
     (``max_queries``: the most of any request), and so does the result. The last dimension must be
-    contiguous. ``tile``: the launch shape (default :data:`TILE`, 16 x 16 for short requests)."""
+    contiguous. ``tile``: the launch shape (default :data:`TILE`, 16 x 16 for short requests).
+    ``fp8``: both products in fp8 e4m3 (:func:`quantize_qkv`; see the module)."""
     total, heads, dqk = k.shape
     dv = v.shape[-1]
     rows = q.shape[0]
@@ -235,6 +310,9 @@ def hstu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: t
     # rounding that sum to bf16 would throw away what the accumulation kept (docs/dlrm-v3.md).
     if total == 0 or rows == 0:
         return v.new_zeros((rows, heads, dv), dtype=out_dtype)
+    qs = ks = vs = offsets  # read only by the fp8 launch
+    if fp8:
+        q, k, v, qs, ks, vs = quantize_qkv(q, k, v)
     if q.stride(-1) != 1 or k.stride(-1) != 1 or v.stride(-1) != 1:
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     candidates = q_offsets is not None
@@ -242,17 +320,17 @@ def hstu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: t
         q_offsets, max_queries = offsets, max_len
     assert max_queries is not None, "q_offsets needs max_queries"
     out = torch.empty((rows, heads, dv), dtype=out_dtype, device=q.device)
-    if tile is None:
-        tile = TILE if max_len > SMALL else Tile(16, 16, 4, 1)
+    if tile is None:  # an fp8 product's inner dimension is at least 32 on the GPU
+        tile = TILE if max_len > SMALL else Tile(16, 32 if fp8 else 16, 4, 1)
     tma = tile.tma and _aligned(q, k, v) and _allocator(q.device)
     pairs, blocks = (len(offsets) - 1) * heads, triton.cdiv(max_queries, tile.block_m)
     grid = (blocks, pairs) if tile.rows_first else (pairs, blocks)
-    _hstu_fwd[grid](q, k, v, out, offsets, q_offsets, history, alpha, 1.0 / scale,
+    _hstu_fwd[grid](q, k, v, out, offsets, q_offsets, history, qs, ks, vs, alpha, 1.0 / scale,
                     q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
                     out.stride(0), out.stride(1), HEADS=heads, DQK=dqk, DV=dv, BLOCK_M=tile.block_m,
                     BLOCK_N=tile.block_n, CANDIDATES=candidates, IEEE=q.dtype == torch.float32,
                     FAST=tile.fast and _fast_silu(q.device), ROWS_FIRST=tile.rows_first, TMA=tma,
-                    num_warps=tile.num_warps, num_stages=tile.num_stages)
+                    FP8=fp8, EMULATE=fp8 and interpreted(), num_warps=tile.num_warps, num_stages=tile.num_stages)
     return out
 
 
@@ -363,12 +441,12 @@ def fused_gate(u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
 
 
 def fused_jagged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag: Any, alpha: float,
-                           candidates: bool = False) -> torch.Tensor:
-    """:func:`suite.models.dlrm_v3.jagged_attention`'s signature, on the kernel."""
+                           candidates: bool = False, *, fp8: bool = False) -> torch.Tensor:
+    """:func:`suite.models.dlrm_v3.jagged_attention`'s signature, on the kernel (``fp8``: see :func:`hstu_attention`)."""
     if candidates:
         return hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, alpha, jag.scale,
-                              q_offsets=jag.candidate_offsets, max_queries=jag.max_candidates)
-    return hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, alpha, jag.scale)
+                              q_offsets=jag.candidate_offsets, max_queries=jag.max_candidates, fp8=fp8)
+    return hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, alpha, jag.scale, fp8=fp8)
 
 
 def attention_flops(history: torch.Tensor, candidates: torch.Tensor, heads: int, dqk: int, dv: int) -> float:
@@ -424,12 +502,14 @@ def tune(history: torch.Tensor, candidates: torch.Tensor, heads: int = 4, dim: i
     return timings
 
 
-def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False) -> torch.nn.Module:
+def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: bool = False) -> torch.nn.Module:
     """Have every STU layer of a built dlrm-v3 call the fused kernel instead of the plain path;
     ``tune_tiles``: first time :data:`CANDIDATES` on eight MLPerf-size requests (6,750 events,
-    2,048 candidates) and launch with the fastest."""
+    2,048 candidates) and launch with the fastest; ``fp8``: both of the attention's products in
+    fp8 e4m3 (:func:`hstu_attention`)."""
+    attend = functools.partial(fused_jagged_attention, fp8=True) if fp8 else fused_jagged_attention
     for layer in model.layers:  # type: ignore[union-attr]  # torch types a submodule as Tensor | Module; this is the dlrm-v3 model's ModuleList
-        layer.attend = fused_jagged_attention
+        layer.attend = attend
         layer.norm_to = fused_norm_to
         layer.gate = fused_gate
     tuned: dict[str, float] = {}
@@ -439,7 +519,7 @@ def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False) -> tor
         timings = tune(torch.full((n,), 6750), torch.full((n,), 2048), rejected=rejected)
         tuned = {tile.text(): round(ms, 3) for tile, ms in timings}
     # What torch-cuda records; "ids": the model reads each table's ids apart, not one packed matrix.
-    described = {"attention": "triton hstu_attention (jagged)", "ids": "tables", "tile": TILE.text(),
+    described = {"attention": "triton hstu_attention (jagged" + (", fp8 e4m3 products)" if fp8 else ")"), "ids": "tables", "tile": TILE.text(),
                  "row_kernels": "triton layer norm and output gate",
                  **({"tuned_ms": tuned} if tuned else {}), **({"tune_rejected": rejected} if rejected else {})}
     model.describe = lambda: described
