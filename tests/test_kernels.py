@@ -371,6 +371,29 @@ def test_hstu_candidate_rows_alone_match_the_plain_path(tile: tuple[int, ...] | 
     assert torch.equal(plain_alone, want[rows])
 
 
+def test_hstu_fp8_quantizing_kernel_gives_torchs_numbers() -> None:
+    """quantize_qkv's one-pass kernel: q and k (strided views, as the projection's split gives
+    them) scaled per token and head, v per head and channel, to the bit what torch's elementwise
+    ops give; every value within fp8's range and every scale positive, a row of zeros included."""
+    from suite.backends.kernels.hstu import quantize_qkv
+
+    g = torch.Generator().manual_seed(4)
+    uvqk = (torch.randn(37, 3, 2, 32, generator=g) * torch.logspace(-3, 2, 37).view(-1, 1, 1, 1)).to(DEVICE)
+    uvqk[5] = 0.0
+    q, k, v = uvqk[:, 0], uvqk[:, 1], uvqk[:, 2]
+    assert not q.is_contiguous()
+    q8, k8, v8, sq, sk, sv = quantize_qkv(q, k, v)
+    want_sq = (q.abs().amax(dim=-1).float() / 448).clamp_min(1e-30)
+    want_sk = (k.abs().amax(dim=-1).float() / 448).clamp_min(1e-30)
+    want_sv = (v.abs().amax(dim=0).float() / 448).clamp_min(1e-30)
+    assert torch.equal(sq, want_sq) and torch.equal(sk, want_sk) and torch.equal(sv, want_sv)
+    for got, x, want in ((q8, q, (q.float() / want_sq[..., None])), (k8, k, (k.float() / want_sk[..., None])),
+                         (v8, v, (v.float() / want_sv[None]))):
+        assert got.dtype == torch.float8_e4m3fn and got.shape == x.shape
+        assert torch.equal(got.float(), want.clamp(-448, 448).to(torch.float8_e4m3fn).float())
+    assert bool((q8[5].float() == 0).all()) and bool((sq > 0).all())
+
+
 def _with_fp8_weights(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag: object, alpha: float) -> torch.Tensor:
     """The plain attention request by request, each SiLU weight rounded to fp8 e4m3 before its
     product with v: what the fp8 kernel computes, in fp32 on the dequantized q, k and v."""

@@ -79,3 +79,29 @@ def test_hstu_fp8_attention_compiles_for_hopper(tile: hstu.Tile, e4m3: bool) -> 
     built = json.loads(done.stdout.strip().splitlines()[-1])
     assert built["cubin"] > 0 and built["shared"] <= SM90_SHARED_BYTES
     assert (built["fp8_products"] > 0) == e4m3
+
+
+#: Compiles quantize_qkv's kernel for sm_90 (bf16 rows of 128, per-row or per-channel scales).
+COMPILE_QUANTIZE = """
+import json, sys
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from suite.backends.kernels import hstu
+fn = hstu._quantize_fwd
+names = list(fn.arg_names)
+consts = dict(HEADS=4, D=128, BLOCK_R=hstu.QUANTIZE_ROWS, PER_ROW=json.loads(sys.argv[1]), EMULATE=False)
+types = dict(x_ptr="*bf16", out_ptr="*fp8e4nv", scale_ptr="*fp32", col_ptr="*fp32")
+signature = {n: types.get(n) or ("constexpr" if n in consts else "i32") for n in names}
+kernel = triton.compile(ASTSource(fn, signature, constexprs={(names.index(k),): v for k, v in consts.items()}),
+                        target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
+print(json.dumps({"cubin": len(kernel.asm["cubin"])}))
+"""
+
+
+@pytest.mark.parametrize("per_row", [True, False])
+def test_hstu_fp8_quantizing_kernel_compiles_for_hopper(per_row: bool) -> None:
+    env = {**os.environ, "TRITON_INTERPRET": "0"}
+    done = subprocess.run([sys.executable, "-c", COMPILE_QUANTIZE, json.dumps(per_row)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["cubin"] > 0
