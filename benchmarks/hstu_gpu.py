@@ -113,23 +113,20 @@ def gpu_ms(fn, calls: int = 5) -> float:
     return start.elapsed_time(end) / calls
 
 
-def fp8_lines(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag, qc: torch.Tensor, flops: float, cand_flops: float,
+def fp8_lines(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag, last_fp8, flops: float, cand_flops: float,
               shape: dict) -> None:
     """The fp8 attention (``fp8=True``) with the fastest shape: every row and the candidate rows
-    alone, the quantization timed apart, and its largest difference from bf16's output."""
-    q8, k8, v8, sq, sk, sv = hstu.quantize_qkv(q, k, v)
+    alone (``last_fp8()``), the quantization timed apart, and its largest difference from bf16's output."""
     want = hstu.hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len)
     got = hstu.hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, fp8=True)
     off = float((got - want).abs().max() / want.abs().max())
     quant_ms = gpu_ms(lambda: hstu.quantize_qkv(q, k, v))
     with_quant = gpu_ms(lambda: hstu.hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, fp8=True))
-    last = gpu_ms(lambda: hstu.hstu_attention(qc, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len,
-                                              q_offsets=jag.candidate_offsets, max_queries=jag.max_candidates, fp8=True))
+    last = gpu_ms(last_fp8)
     print(json.dumps({"kernel": "hstu_attention fp8", "tile": hstu.TILE.text(), "ms_with_quantize": round(with_quant, 3),
                       "quantize_ms": round(quant_ms, 3), "tflops_kernel": round(flops / max(with_quant - quant_ms, 1e-6) / 1e9, 1),
                       "candidates_only_ms": round(last, 3), "candidates_only_tflops": round(cand_flops / last / 1e9, 1),
                       "max_off_vs_bf16": round(off, 4), **shape}), flush=True)
-    del q8, k8, v8, sq, sk, sv
 
 
 def sweep_tiles(hist: np.ndarray, cand: np.ndarray, fp8: bool = False) -> None:
@@ -153,23 +150,15 @@ def sweep_tiles(hist: np.ndarray, cand: np.ndarray, fp8: bool = False) -> None:
     qc = q[rows].contiguous()
     cand_flops = float((c.double() * (h.double() + 2)).sum()) * 4 * 2 * 256
 
-    def last() -> torch.Tensor:
+    def last(fp8: bool = False) -> torch.Tensor:
         return hstu.hstu_attention(qc, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len,
-                                   q_offsets=jag.candidate_offsets, max_queries=jag.max_candidates)
+                                   q_offsets=jag.candidate_offsets, max_queries=jag.max_candidates, fp8=fp8)
 
-    last()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(5):
-        last()
-    end.record()
-    end.synchronize()
-    ms = start.elapsed_time(end) / 5
+    ms = gpu_ms(last)
     print(json.dumps({"kernel": "hstu_attention candidates only", "tile": hstu.TILE.text(), "ms": round(ms, 3),
                       "tflops": round(cand_flops / ms / 1e9, 1), **shape}), flush=True)
     if fp8:
-        fp8_lines(q, k, v, jag, qc, flops, cand_flops, shape)
+        fp8_lines(q, k, v, jag, lambda: last(fp8=True), flops, cand_flops, shape)
 
 
 def profile(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tensor], batch: int, top: int = 15,

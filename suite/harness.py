@@ -240,7 +240,6 @@ class Batcher:
         self.timeout_s = batch_timeout_us / 1e6
         self.outcome = Outcome(workers=workers, max_batch_items=max_batch_items)
         self._sizes = library.size_list
-        self._size_array = np.asarray(library.sizes, dtype=np.int64)
         # Chunks of at most max_batch_items items (or one query), as LoadGen issued them. A C-level
         # SimpleQueue keeps LoadGen's issue callback to one put: no Python lock, no notify.
         # Each chunk carries when LoadGen issued it (time.perf_counter()).
@@ -363,7 +362,7 @@ class Batcher:
     def _chunks(self, ids: np.ndarray, indices: np.ndarray, issued: float) -> list[tuple[list[int], list[int], int, float]]:
         """Cut a many-sample query (issued at ``issued``) into chunks of whole queries of at most
         ``max_items`` items (a query larger than that is a chunk of its own)."""
-        ends = np.cumsum(self._size_array[indices])
+        ends = np.cumsum(self.library.sizes[indices])
         limit = self.max_items
         chunks = []
         start, before, n = 0, 0, len(indices)

@@ -345,8 +345,8 @@ def hstu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: t
     ``history`` length (N,); q (T, heads, Dqk) likewise -> (T, heads, Dv) in fp32. With
     ``q_offsets`` (N + 1), q holds each request's candidate rows only, packed by ``q_offsets``
     (``max_queries``: the most of any request), and so does the result. The last dimension must be
-    contiguous. ``tile``: the launch shape (default :data:`TILE`, 16 x 16 for short requests).
-    ``fp8``: both products in fp8 e4m3 (:func:`quantize_qkv`; see the module)."""
+    contiguous. ``tile``: the launch shape (default :data:`TILE`; for short requests 16 x 16, 16 x 32
+    in fp8). ``fp8``: both products in fp8 e4m3 (:func:`quantize_qkv`; see the module)."""
     total, heads, dqk = k.shape
     dv = v.shape[-1]
     rows = q.shape[0]
