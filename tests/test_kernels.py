@@ -164,11 +164,18 @@ def test_linear_relu_epilogue_and_fp8_operands() -> None:
 
 @pytest.mark.parametrize("tiles", [dataclasses.replace(SMALL, persistent=1), dataclasses.replace(SMALL, persistent=2, flatten=True),
                                    dataclasses.replace(SMALL, persistent=1, warp_specialize=True),
-                                   dataclasses.replace(SMALL, persistent=2, tma_epilogue=True)], ids=dk.tiles_text)
+                                   dataclasses.replace(SMALL, persistent=2, tma_epilogue=True),
+                                   dataclasses.replace(SMALL, persistent=2, tma_epilogue=True, prefetch=True),
+                                   dataclasses.replace(SMALL, persistent=1, prefetch=True),
+                                   dataclasses.replace(SMALL, persistent=2, tma_epilogue=True, subtile=True),
+                                   dataclasses.replace(SMALL, persistent=2, flatten=True, tma_epilogue=True, subtile=True),
+                                   dataclasses.replace(SMALL, persistent=1, prefetch=True, subtile=True)], ids=dk.tiles_text)
 def test_persistent_tma_kernel_computes_what_the_pointer_kernel_does(tiles: dk.Tiles) -> None:
     """The persistent TMA kernel, with every epilogue the forward asks of it (the cross step on fp8
-    copies, ReLU with the fp8 copy out, bias alone), writes what :func:`dense.linear`'s pointer
-    kernel writes; M is not a multiple of the tile (TMA fills past the end with zeros)."""
+    copies, layer 0's x_l that is x0 itself, ReLU with the fp8 copy out, bias alone), writes what
+    :func:`dense.linear`'s pointer kernel writes; M is not a multiple of the tile (TMA fills past
+    the end with zeros). With ``prefetch`` x0 and x_l are read before the K loop; with ``subtile``
+    the epilogue runs on two halves of the tile."""
     x0, xl, down, up, bias = cross_inputs()
     h = torch.nn.functional.linear(xl, down)
     s0, sl, sh = (x.abs().max().item() / lookup.FP8_MAX for x in (x0, xl, h))
@@ -177,6 +184,8 @@ def test_persistent_tma_kernel_computes_what_the_pointer_kernel_does(tiles: dk.T
     cases = [
         (hq, uq, {"bias": bias, "a_scale": sh, "w_scale": us, "x0": x0q, "x0_scale": s0, "xl": xlq, "xl_scale": sl,
                   "out_dtype": None, "q_scale": 0.05}),
+        (hq, uq, {"bias": bias, "a_scale": sh, "w_scale": us, "x0": x0q, "x0_scale": s0, "xl": x0q, "xl_scale": s0,
+                  "out_dtype": torch.bfloat16, "q_scale": 0.05}),
         (hq, uq, {"bias": bias, "a_scale": sh, "w_scale": us, "relu": True, "out_dtype": torch.float32, "q_scale": 0.05}),
         (h.to(torch.bfloat16), up.to(torch.bfloat16), {"bias": bias, "x0": x0.to(torch.bfloat16), "xl": xl.to(torch.bfloat16),
                                                        "out_dtype": torch.float32}),

@@ -1,4 +1,4 @@
-"""The HSTU attention compiles for a Hopper GPU, on a machine without one.
+"""The HSTU attention and the dense matmuls compile for a Hopper GPU, on a machine without one.
 
 Triton's interpreter (which ``test_kernels.py`` runs the kernels under on a CPU) accepts code that
 the GPU compiler refuses: the tensor-descriptor loop once passed every interpreter test and then
@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("triton")
 
-from suite.backends.kernels import hstu  # noqa: E402
+from suite.backends.kernels import dense, hstu  # noqa: E402
 
 #: Compiles one tile shape of ``_hstu_fwd`` for sm_90 (MLPerf's head sizes, bf16 inputs, or fp8 with
 #: ``"fp8": true``) and prints the shared memory the cubin needs, as JSON.
@@ -105,3 +105,74 @@ def test_hstu_fp8_quantizing_kernel_compiles_for_hopper(per_row: bool) -> None:
     done = subprocess.run([sys.executable, "-c", COMPILE_QUANTIZE, json.dumps(per_row)], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["cubin"] > 0
+
+
+#: Launches :func:`dense.linear` on CPU tensors with its kernels swapped for a recorder, compiles
+#: the recorded launch for sm_90 and runs ptxas on its PTX for registers and spills (as JSON).
+#: argv: a Tiles as JSON, then "fp8" or "bf16". The shape is DLRM-v2's up-projection with its cross
+#: step as the fp8 forward runs it (x0 and x_l fp8, the fp8 copy out) or as bf16's does.
+COMPILE_LINEAR = """
+import json, os, re, subprocess, sys, tempfile
+import torch, triton
+from triton.backends.compiler import GPUTarget
+from triton.backends.nvidia.compiler import get_ptxas
+from triton.compiler import ASTSource
+from triton.runtime.jit import mangle_type
+from suite.backends.kernels import dense as dk
+tiles, kind = dk.Tiles(**json.loads(sys.argv[1])), sys.argv[2]
+launch = {}
+class Recorder:
+    def __init__(self, fn):
+        self.fn = fn
+    def __getitem__(self, grid):
+        return lambda *args, **kwargs: launch.update(fn=self.fn, args=args, kwargs=kwargs)
+dk._linear_tma_kernel, dk._linear_kernel = Recorder(dk._linear_tma_kernel), Recorder(dk._linear_kernel)
+fp8 = kind == "fp8"
+low = torch.float8_e4m3fn if fp8 else torch.bfloat16
+m, n, k = 1024, 3456, 512
+x0, xl = torch.zeros(m, n, dtype=low), torch.zeros(m, n, dtype=low)
+if fp8:
+    dk.linear(torch.zeros(m, k, dtype=low), torch.zeros(n, k, dtype=low), torch.zeros(n), w_scale=torch.ones(n),
+              x0=x0, xl=xl, x0_scale=1.0, xl_scale=1.0, out_dtype=None, q_scale=1.0, tiles=tiles)
+else:
+    dk.linear(torch.zeros(m, k, dtype=low), torch.zeros(n, k, dtype=low), torch.zeros(n), x0=x0, xl=xl, tiles=tiles)
+fn, kwargs = launch["fn"], dict(launch["kwargs"])
+options = {"num_warps": kwargs.pop("num_warps"), "num_stages": kwargs.pop("num_stages")}
+names = list(fn.arg_names)
+signature = {**{name: mangle_type(v) for name, v in zip(names, launch["args"])}, **{name: "constexpr" for name in kwargs}}
+kernel = triton.compile(ASTSource(fn, signature, constexprs={(names.index(key),): v for key, v in kwargs.items()}),
+                        target=GPUTarget("cuda", 90, 32), options=options)
+with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
+    f.write(kernel.asm["ptx"])
+done = subprocess.run([get_ptxas(90).path, "-arch=sm_90a", "-v", f.name, "-o", os.devnull], capture_output=True, text=True)
+os.unlink(f.name)
+log = done.stdout + done.stderr
+print(json.dumps({"shared": kernel.metadata.shared, "regs": int(re.search(r"Used (\\d+) registers", log).group(1)),
+                  "spill_stores": int(re.search(r"(\\d+) bytes spill stores", log).group(1)),
+                  "wgmma": kernel.asm["ptx"].count("wgmma.mma_async")}))
+"""
+#: Registers of one SM (sm_90).
+SM90_REGISTERS = 65_536
+#: The persistent kernel's shapes for the up-projection, the heaviest epilogue: what tune() may
+#: pick and what it has.
+UP_TILES = [(kind, t) for kind in ("fp8", "bf16") for t in dict.fromkeys(
+    [dense.tiles_for(kind == "fp8", 3456, 512),
+     *(t for t in dense.CROSS_CANDIDATES[kind] + dense.PERSISTENT_CANDIDATES[kind] if t.persistent)])]
+
+
+@pytest.mark.parametrize(("kind", "tile"), UP_TILES, ids=lambda x: x if isinstance(x, str) else dense.tiles_text(x))
+def test_persistent_up_projection_compiles_with_its_programs_resident_on_an_sm(kind: str, tile: dense.Tiles) -> None:
+    """Each persistent tile shape of DLRM-v2's cross-layer up-projection compiles for sm_90 into
+    wgmma products, and ``persistent`` programs of it fit one SM at once by registers (ptxas's
+    count, 255 at most a thread) and by shared memory: a program that cannot be resident waits for
+    another to finish its whole share of the tiles, which would make the kernel half again slower."""
+    env = {**os.environ, "TRITON_INTERPRET": "0"}
+    args = json.dumps({f: getattr(tile, f) for f in tile.__dataclass_fields__})
+    done = subprocess.run([sys.executable, "-c", COMPILE_LINEAR, args, kind], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    built = json.loads(done.stdout.strip().splitlines()[-1])
+    print(kind, dense.tiles_text(tile), built)
+    assert built["wgmma"] > 0
+    assert built["regs"] * 32 * tile.num_warps * tile.persistent <= SM90_REGISTERS
+    assert built["shared"] * tile.persistent <= SM90_SHARED_BYTES

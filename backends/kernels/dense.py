@@ -10,6 +10,10 @@ for ``w``. :func:`scaled_mm` is cuBLAS's fp8 GEMM for comparison and for ``gemm=
 
 :func:`epilogue` is the same elementwise work as one kernel after a cuBLAS GEMM, for comparison
 and for the bf16 path when cuBLAS's GEMM is the faster one.
+
+Size: this module is over 450 lines because the two matmul kernels share one epilogue, and the
+tile tables beside them carry why each candidate is there (what the H200 and ptxas measured); a
+split would put the tables apart from the kernels whose registers they are sized by.
 """
 
 from __future__ import annotations
@@ -29,12 +33,17 @@ from suite.backends.kernels.lookup import to_fp8 as _to_fp8
 
 
 @triton.jit
-def _load_x(ptr, offs, ok, FP8: tl.constexpr, scale):
-    """A tile of the cross step's x0 or x_l as fp32: the model dtype, or fp8 bytes times ``scale``."""
-    v = tl.load(ptr + offs, mask=ok, other=0)
+def _as_x(v, FP8: tl.constexpr, scale):
+    """A loaded tile of the cross step's x0 or x_l as fp32: the model dtype, or fp8 bytes times ``scale``."""
     if FP8:
         return v.to(tl.float8e4nv, bitcast=True).to(tl.float32) * scale
     return v.to(tl.float32)
+
+
+@triton.jit
+def _load_x(ptr, offs, ok, FP8: tl.constexpr, scale):
+    """A tile of the cross step's x0 or x_l, read and made fp32 (:func:`_as_x`)."""
+    return _as_x(tl.load(ptr + offs, mask=ok, other=0), FP8, scale)
 
 
 @triton.jit
@@ -67,12 +76,13 @@ def _linear_kernel(a_ptr, w_ptr, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_pt
     rows = rm.to(tl.int64)[:, None]
     x0 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)  # unread unless prefetched: the compiler drops it
     xl = x0
-    if CROSS and PREFETCH:  # issue the epilogue's reads first, so they travel while the MMAs run
-        x0 = _load_x(x0_ptr, rows * stride_x0 + rn[None, :], ok, X0_FP8, x0_scale)
+    if CROSS and PREFETCH:  # issue the epilogue's reads first, so they travel while the MMAs run; as
+        # loaded (fp8 bytes stay bytes), made fp32 only in the epilogue, so no use waits on them before it
+        x0 = tl.load(x0_ptr + rows * stride_x0 + rn[None, :], mask=ok, other=0)
         if SAME_X:
             xl = x0
         else:
-            xl = _load_x(xl_ptr, rows * stride_xl + rn[None, :], ok, XL_FP8, xl_scale)
+            xl = tl.load(xl_ptr + rows * stride_xl + rn[None, :], mask=ok, other=0)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         k_ok = (k0 + rk) < K
@@ -108,7 +118,8 @@ def _tile_epilogue(acc, om, on, rm, rn, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_pt
     (``om``, ``on``); returns the accumulator as stored. With ``EPI_TMA`` the x0 / x_l / out /
     fp8-copy arguments are tensor descriptors (typed: fp8 operands arrive as fp8) and move by TMA;
     else pointers (fp8 as bytes). With ``PRELOADED`` the cross step uses ``x0_pre`` / ``xl_pre``,
-    read by the caller before its K loop (the pointer kernel's ``prefetch``)."""
+    read by the caller before its K loop, as loaded (``Tiles.prefetch``); the stores still go by TMA
+    with ``EPI_TMA``."""
     m_ok = rm < M
     n_ok = rn < N
     ok = m_ok[:, None] & n_ok[None, :]
@@ -120,7 +131,14 @@ def _tile_epilogue(acc, om, on, rm, rn, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_pt
         acc = acc + tl.load(bias_ptr + rn, mask=n_ok, other=0.0)[None, :]
     if RELU:
         acc = tl.maximum(acc, 0.0)
-    if CROSS and EPI_TMA:
+    if CROSS and PRELOADED:
+        x0 = _as_x(x0_pre, X0_FP8, x0_scale)
+        if SAME_X:
+            xl = x0
+        else:
+            xl = _as_x(xl_pre, XL_FP8, xl_scale)
+        acc = x0 * acc + xl
+    elif CROSS and EPI_TMA:
         x0 = x0_ptr.load([om, on]).to(tl.float32)
         if X0_FP8:
             x0 = x0 * x0_scale
@@ -131,8 +149,6 @@ def _tile_epilogue(acc, om, on, rm, rn, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_pt
             if XL_FP8:
                 xl = xl * xl_scale
         acc = x0 * acc + xl
-    elif CROSS and PRELOADED:
-        acc = x0_pre * acc + xl_pre
     elif CROSS:
         x0 = _load_x(x0_ptr, rows * stride_x0 + rn[None, :], ok, X0_FP8, x0_scale)
         if SAME_X:
@@ -159,7 +175,8 @@ def _tma_tile(tile, a_desc, w_desc, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q
               HAS_BIAS: tl.constexpr, W_SCALE: tl.constexpr, RELU: tl.constexpr, CROSS: tl.constexpr,
               WRITE_OUT: tl.constexpr, WRITE_Q: tl.constexpr, UPCAST: tl.constexpr,
               X0_FP8: tl.constexpr, XL_FP8: tl.constexpr, SAME_X: tl.constexpr, EPI_TMA: tl.constexpr,
-              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
+              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+              PREFETCH: tl.constexpr, SUBTILE: tl.constexpr):
     grid_m = tl.cdiv(M, BLOCK_M)
     grid_n = tl.cdiv(N, BLOCK_N)
     width = GROUP_M * grid_n
@@ -167,6 +184,18 @@ def _tma_tile(tile, a_desc, w_desc, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q
     size_m = tl.minimum(grid_m - first_m, GROUP_M)
     pid_m = first_m + (tile % width) % size_m
     pid_n = (tile % width) // size_m
+    rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    x0 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)  # unread unless prefetched: the compiler drops it
+    xl = x0
+    if CROSS and PREFETCH:  # as in _linear_kernel: plain loads, in flight while the MMAs run
+        ok = (rm < M)[:, None] & (rn < N)[None, :]
+        rows = rm.to(tl.int64)[:, None]
+        x0 = tl.load(x0_ptr + rows * stride_x0 + rn[None, :], mask=ok, other=0)
+        if SAME_X:
+            xl = x0
+        else:
+            xl = tl.load(xl_ptr + rows * stride_xl + rn[None, :], mask=ok, other=0)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         a = a_desc.load([pid_m * BLOCK_M, k0])
@@ -175,12 +204,28 @@ def _tma_tile(tile, a_desc, w_desc, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q
             a = a.to(tl.float32)
             w = w.to(tl.float32)
         acc = tl.dot(a, w.T, acc)
-    rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    _tile_epilogue(acc, pid_m * BLOCK_M, pid_n * BLOCK_N, rm, rn, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N,
-                   stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
-                   HAS_BIAS, W_SCALE, RELU, CROSS, WRITE_OUT, WRITE_Q, UPCAST, X0_FP8, XL_FP8, SAME_X, EPI_TMA,
-                   acc, acc, False)
+    if SUBTILE:  # the epilogue over two (BLOCK_M, BLOCK_N / 2) halves: half its registers live at once
+        HALF: tl.constexpr = BLOCK_N // 2
+        a0, a1 = tl.split(tl.permute(tl.reshape(acc, (BLOCK_M, 2, HALF)), (0, 2, 1)))
+        if CROSS and PREFETCH:
+            p0, p1 = tl.split(tl.permute(tl.reshape(x0, (BLOCK_M, 2, HALF)), (0, 2, 1)))
+            l0, l1 = tl.split(tl.permute(tl.reshape(xl, (BLOCK_M, 2, HALF)), (0, 2, 1)))
+        else:
+            p0, p1, l0, l1 = a0, a1, a0, a1
+        rh = pid_n * BLOCK_N + tl.arange(0, HALF)
+        _tile_epilogue(a0, pid_m * BLOCK_M, pid_n * BLOCK_N, rm, rh, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N,
+                       stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
+                       HAS_BIAS, W_SCALE, RELU, CROSS, WRITE_OUT, WRITE_Q, UPCAST, X0_FP8, XL_FP8, SAME_X, EPI_TMA,
+                       p0, l0, PREFETCH)
+        _tile_epilogue(a1, pid_m * BLOCK_M, pid_n * BLOCK_N + HALF, rm, rh + HALF, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr,
+                       q_ptr, M, N, stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
+                       HAS_BIAS, W_SCALE, RELU, CROSS, WRITE_OUT, WRITE_Q, UPCAST, X0_FP8, XL_FP8, SAME_X, EPI_TMA,
+                       p1, l1, PREFETCH)
+    else:
+        _tile_epilogue(acc, pid_m * BLOCK_M, pid_n * BLOCK_N, rm, rn, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N,
+                       stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
+                       HAS_BIAS, W_SCALE, RELU, CROSS, WRITE_OUT, WRITE_Q, UPCAST, X0_FP8, XL_FP8, SAME_X, EPI_TMA,
+                       x0, xl, PREFETCH)
 
 
 @triton.jit
@@ -190,7 +235,8 @@ def _linear_tma_kernel(a_desc, w_desc, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr
                        WRITE_OUT: tl.constexpr, WRITE_Q: tl.constexpr, UPCAST: tl.constexpr,
                        X0_FP8: tl.constexpr, XL_FP8: tl.constexpr, SAME_X: tl.constexpr, EPI_TMA: tl.constexpr,
                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-                       PROGRAMS: tl.constexpr, FLATTEN: tl.constexpr, WARP_SPECIALIZE: tl.constexpr):
+                       PROGRAMS: tl.constexpr, FLATTEN: tl.constexpr, WARP_SPECIALIZE: tl.constexpr, PREFETCH: tl.constexpr,
+                       SUBTILE: tl.constexpr):
     # Persistent: PROGRAMS programs walk the output tiles; operands arrive by TMA (Hopper's tensor
     # memory accelerator), so the loads cost no registers and the next tile's can start early.
     tiles = tl.cdiv(M, BLOCK_M) * tl.cdiv(N, BLOCK_N)
@@ -199,19 +245,19 @@ def _linear_tma_kernel(a_desc, w_desc, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr
             _tma_tile(tile, a_desc, w_desc, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N, K,
                       stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
                       HAS_BIAS, W_SCALE, RELU, CROSS, WRITE_OUT, WRITE_Q, UPCAST, X0_FP8, XL_FP8, SAME_X, EPI_TMA,
-                      BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
+                      BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, PREFETCH, SUBTILE)
     elif FLATTEN:
         for tile in tl.range(tl.program_id(0), tiles, PROGRAMS, flatten=True):
             _tma_tile(tile, a_desc, w_desc, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N, K,
                       stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
                       HAS_BIAS, W_SCALE, RELU, CROSS, WRITE_OUT, WRITE_Q, UPCAST, X0_FP8, XL_FP8, SAME_X, EPI_TMA,
-                      BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
+                      BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, PREFETCH, SUBTILE)
     else:
         for tile in tl.range(tl.program_id(0), tiles, PROGRAMS):
             _tma_tile(tile, a_desc, w_desc, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, M, N, K,
                       stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv, x0_scale, xl_scale,
                       HAS_BIAS, W_SCALE, RELU, CROSS, WRITE_OUT, WRITE_Q, UPCAST, X0_FP8, XL_FP8, SAME_X, EPI_TMA,
-                      BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
+                      BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, PREFETCH, SUBTILE)
 
 
 @triton.jit
@@ -249,7 +295,9 @@ class Tiles:
     group_m: int = 8
     num_warps: int = 8
     num_stages: int = 3
-    #: Load the cross step's x0 and x_l tiles before the K loop instead of after it.
+    #: Load the cross step's x0 and x_l tiles by plain loads before the K loop instead of after it,
+    #: so their DRAM latency passes under the MMAs (both kernels; the persistent one still stores by
+    #: TMA with ``tma_epilogue``).
     prefetch: bool = False
     #: Programs per SM of the persistent TMA kernel (``_linear_tma_kernel``); 0: the pointer kernel.
     persistent: int = 0
@@ -258,6 +306,9 @@ class Tiles:
     warp_specialize: bool = False
     #: With ``persistent``: the epilogue's x0 / x_l reads and its stores by TMA too.
     tma_epilogue: bool = False
+    #: With ``persistent``: the epilogue in two halves of ``block_n``, so that half of its fp32
+    #: operands are live at once (a 128x128 fp8 cross step spills at four warps otherwise).
+    subtile: bool = False
 
 
 #: Tiles by operand type, chosen for Hopper (fp8 reads twice the K per byte).
@@ -276,11 +327,11 @@ CANDIDATES = {
 #: The persistent TMA kernel's candidates, tried besides :data:`CANDIDATES` by :func:`tune`.
 PERSISTENT_CANDIDATES = {
     "bf16": (Tiles(num_stages=3, persistent=1), Tiles(num_stages=3, persistent=1, flatten=True),
-             Tiles(block_n=256, num_stages=3, persistent=1, flatten=True), Tiles(num_warps=4, num_stages=4, persistent=2, flatten=True),
+             Tiles(block_n=256, num_stages=3, persistent=1, flatten=True), Tiles(num_warps=4, num_stages=3, persistent=2, flatten=True),
              Tiles(num_stages=3, persistent=1, warp_specialize=True), Tiles(num_stages=3, persistent=1, flatten=True, tma_epilogue=True)),
     "fp8": (Tiles(block_k=128, num_stages=3, persistent=1), Tiles(block_k=128, num_stages=3, persistent=1, flatten=True),
             Tiles(block_k=128, num_stages=4, persistent=1, flatten=True), Tiles(block_n=256, block_k=128, num_stages=3, persistent=1, flatten=True),
-            Tiles(block_k=128, num_warps=4, num_stages=4, persistent=2, flatten=True),
+            Tiles(block_k=128, num_warps=4, num_stages=3, persistent=2, flatten=True),
             Tiles(block_k=128, num_warps=4, num_stages=3, persistent=2),
             Tiles(block_k=128, num_stages=3, persistent=1, warp_specialize=True),
             Tiles(block_k=128, num_warps=4, num_stages=3, persistent=2, tma_epilogue=True),
@@ -289,9 +340,23 @@ PERSISTENT_CANDIDATES = {
 }
 #: Tried besides :data:`CANDIDATES` where the epilogue has the cross step (see ``Tiles.prefetch``).
 CROSS_CANDIDATES = {
-    "bf16": (Tiles(prefetch=True), Tiles(block_m=64, block_n=128, num_warps=4, num_stages=3, prefetch=True)),
+    "bf16": (Tiles(prefetch=True), Tiles(block_m=64, block_n=128, num_warps=4, num_stages=3, prefetch=True),
+             Tiles(num_stages=3, persistent=1, flatten=True, tma_epilogue=True, subtile=True),
+             Tiles(num_warps=4, num_stages=3, persistent=2, tma_epilogue=True, subtile=True)),
     "fp8": (Tiles(block_k=128, num_stages=3, prefetch=True), Tiles(block_m=64, block_n=128, block_k=128, num_warps=4, num_stages=3, prefetch=True),
-            Tiles(block_k=128, num_stages=2, prefetch=True), Tiles(block_n=64, block_k=128, num_warps=4, num_stages=2, prefetch=True)),
+            Tiles(block_k=128, num_stages=2, prefetch=True), Tiles(block_n=64, block_k=128, num_warps=4, num_stages=2, prefetch=True),
+            # The persistent kernel with its epilogue in two halves of the tile: registers and shared
+            # memory from ptxas for sm_90 (Triton 3.6) decide the programs an SM (128x128 at four
+            # warps spills 56 B whole and needs 216 registers in halves; 64x128 in halves needs 125
+            # and 53 KB, so four fit an SM). Timed alone on the H200 at 16,384 items, the first two
+            # came within 1% of the default (0.0861 and 0.0951 ms for layer 0, 0.1167 and 0.1092 for
+            # layer 1, against 0.0851 and 0.1093); shapes reading x0 and x_l before the K loop took
+            # 0.107-0.121 and 0.123-0.142 and are not kept (benchmarks/results/gpu_server_h200_s16/c3).
+            # The flattened two are not yet timed on a GPU.
+            Tiles(block_k=128, num_warps=4, num_stages=3, persistent=2, tma_epilogue=True, subtile=True),
+            Tiles(block_m=64, block_k=128, num_warps=4, num_stages=2, persistent=4, tma_epilogue=True, subtile=True),
+            Tiles(block_k=128, num_warps=4, num_stages=3, persistent=2, flatten=True, tma_epilogue=True, subtile=True),
+            Tiles(block_k=128, num_warps=8, num_stages=3, persistent=2, flatten=True, tma_epilogue=True, subtile=True)),
 }
 #: Tiles :func:`tune` found fastest, by (operand type, N, K); :data:`TILES` where a shape has none.
 #: Filled with what the layer sweep of ``benchmarks/gpu.py --sections dlrm-v2 --layers`` picked for
@@ -322,10 +387,10 @@ TUNED: dict[tuple[str, int, int], Tiles] = {
 def tiles_text(t: Tiles) -> str:
     """A tile shape in one word, as results record it: ``MxNxK wW sS`` (``p`` when prefetching,
     ``tmaP`` for the persistent TMA kernel with P programs an SM, ``f`` flattened, ``ws``
-    warp-specialized, ``e`` its epilogue by TMA too)."""
+    warp-specialized, ``e`` its epilogue by TMA too, ``h`` in halves)."""
     text = f"{t.block_m}x{t.block_n}x{t.block_k} w{t.num_warps} s{t.num_stages}" + (" p" if t.prefetch else "")
     if t.persistent:
-        text += f" tma{t.persistent}" + (" f" if t.flatten else "") + (" ws" if t.warp_specialize else "") + (" e" if t.tma_epilogue else "")
+        text += f" tma{t.persistent}" + (" f" if t.flatten else "") + (" ws" if t.warp_specialize else "") + (" e" if t.tma_epilogue else "") + (" h" if t.subtile else "")
     return text
 
 
@@ -473,18 +538,20 @@ def linear(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None, *
     if t.persistent and last is None and _tma_ready(a, w):
         tiles_mn = triton.cdiv(m, t.block_m) * triton.cdiv(n, t.block_n)
         programs = min(tiles_mn, t.persistent * _sm_count(a.device))
-        epi_ops = [x for x in (x0 if cross else None, xl if cross and not same else None, out, q_out) if x is not None]
+        prefetch = t.prefetch and cross  # x0 and x_l by plain loads before the K loop, the stores as asked
+        epi_ops = [x for x in (x0 if cross and not prefetch else None, xl if cross and not same and not prefetch else None,
+                               out, q_out) if x is not None]
         epi_tma = t.tma_epilogue and _tma_ready(*epi_ops)
-        block = [t.block_m, t.block_n]
+        block = [t.block_m, t.block_n // 2 if t.subtile else t.block_n]
 
-        def epi(x: torch.Tensor | None, pointer: torch.Tensor | None) -> Any:
+        def epi(x: torch.Tensor | None, pointer: torch.Tensor | None, tma: bool = True) -> Any:
             if x is None:
                 return dummy
-            return TensorDescriptor(x, [m, n], [x.stride(0), 1], block) if epi_tma else pointer
+            return TensorDescriptor(x, [m, n], [x.stride(0), 1], block) if epi_tma and tma else pointer
         _linear_tma_kernel[(programs,)](
             TensorDescriptor.from_tensor(a, [t.block_m, t.block_k]), TensorDescriptor.from_tensor(w, [t.block_n, t.block_k]),
             bias if bias is not None else dummy, w_scale if w_scale is not None else dummy,
-            epi(x0 if cross else None, x0v), epi(xl if cross and not same else None, xlv),
+            epi(x0 if cross else None, x0v, not prefetch), epi(xl if cross and not same else None, xlv, not prefetch),
             epi(out, out), epi(q_out, q_out), m, n, k,
             x0v.stride(0) if cross else 0, xlv.stride(0) if cross else 0,
             out.stride(0) if out is not None else 0, q_out.stride(0) if q_out is not None else 0,
@@ -493,8 +560,8 @@ def linear(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None, *
             WRITE_OUT=out is not None, WRITE_Q=q_out is not None, UPCAST=interpreted(),
             X0_FP8=x0_fp8, XL_FP8=xl_fp8, SAME_X=same, EPI_TMA=epi_tma,
             BLOCK_M=t.block_m, BLOCK_N=t.block_n, BLOCK_K=t.block_k, GROUP_M=t.group_m,
-            PROGRAMS=programs, FLATTEN=t.flatten, WARP_SPECIALIZE=t.warp_specialize,
-            num_warps=t.num_warps, num_stages=t.num_stages,
+            PROGRAMS=programs, FLATTEN=t.flatten, WARP_SPECIALIZE=t.warp_specialize, PREFETCH=prefetch,
+            SUBTILE=t.subtile, num_warps=t.num_warps, num_stages=t.num_stages,
         )
         return out, q_out
     grid = (triton.cdiv(m, t.block_m) * triton.cdiv(n, t.block_n),)
