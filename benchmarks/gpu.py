@@ -416,7 +416,7 @@ def fuse_variant(model, schema, opts: dict[str, str]):
 
 def layer_table(f, m: int, out: list[dict], label: str, sweep: bool, seen: set) -> None:
     """Per matmul of a fused model at ``m`` items, each timed in a CUDA graph: Triton with the
-    tiles it has, the best of a tile sweep (``sweep``), cuBLAS alone and cuBLAS with the epilogue
+    tiles it has, the best of a tile sweep (``sweep``; the row keeps every candidate's time), cuBLAS alone and cuBLAS with the epilogue
     kernel the forward would add; then the lookup stage."""
     from suite.backends.kernels import dense as dk
 
@@ -467,6 +467,7 @@ def layer_table(f, m: int, out: list[dict], label: str, sweep: bool, seen: set) 
             print(f"    {name}: triton FAILED {type(exc).__name__}: {exc}", flush=True)
             t_ms = float("nan")
         best_ms, best_tiles = t_ms, tiles
+        swept: dict[str, float] = {}
         sig = (fp8, n, k, tuple(sorted(epi)), epi.get("out_dtype") is None, "x0" in epi and epi["xl"] is epi["x0"],
                "x0" in epi and epi["x0"].dtype, "xl" in epi and epi["xl"].dtype)
         if sweep and sig not in seen and name not in ("cross0.up", f"cross{n_cross - 1}.up"):
@@ -481,6 +482,8 @@ def layer_table(f, m: int, out: list[dict], label: str, sweep: bool, seen: set) 
             if "last" in epi:
                 cands = tuple(dataclasses.replace(c, block_n=256) for c in cands if c.block_m <= 128 and not c.persistent)
             timings = dk.tune(m, n, k, fp8=fp8, candidates=cands, **epi)
+            swept = {dk.tiles_text(t): round(ms, 5) for t, ms in sorted(timings, key=lambda t: t[1])}
+            swept.update({dk.tiles_text(c): float("nan") for c in cands if dk.tiles_text(c) not in swept})  # failed
             if timings:
                 best_tiles, best_ms = min(timings, key=lambda t: t[1])
             if best_ms > t_ms and saved is not None:  # keep what was there when it is still the best
@@ -501,6 +504,8 @@ def layer_table(f, m: int, out: list[dict], label: str, sweep: bool, seen: set) 
         row = {"section": "layers", "model": label, "m": m, "layer": name, "n": n, "k": k, "triton_ms": t_ms,
                "sweep_ms": best_ms, "sweep_tiles": dk.tiles_text(best_tiles), "cublas_ms": c_ms, "cublas_epilogue_ms": ce_ms,
                "tflops_best": flop / best / 1e9}
+        if swept:  # every candidate's time (NaN: it failed), not only the best
+            row["sweep_candidates_ms"] = swept
         out.append(row)
         print(f"    {name:<12} {n:>4}x{k:<6} {t_ms:7.4f} {best_ms:7.4f} {dk.tiles_text(best_tiles):<22} {c_ms:7.4f} {ce_ms:7.4f} "
               f"{flop / best / 1e9:9.0f}", flush=True)

@@ -201,6 +201,28 @@ def test_persistent_tma_kernel_computes_what_the_pointer_kernel_does(tiles: dk.T
                 torch.testing.assert_close(g.float(), ref.float(), rtol=1e-3, atol=1e-3)
 
 
+def test_tune_keeps_only_tile_shapes_whose_outputs_agree() -> None:
+    """:func:`dense.outputs_agree`, which :func:`dense.tune` asks of every candidate before timing
+    it: another tile shape's outputs pass; a garbled tile, a missing fp8 copy or an fp8 copy off by
+    more than one e4m3 step do not."""
+    x0, xl, down, up, bias = cross_inputs()
+    h = torch.nn.functional.linear(xl, down)
+    sh = h.abs().max().item() / lookup.FP8_MAX
+    uq, us = dk.quantize_weight(up)
+    kw = {"bias": bias, "a_scale": sh, "w_scale": us, "out_dtype": torch.bfloat16, "q_scale": 0.05}
+    want = dk.linear(dk.quantize(h, sh), uq, tiles=SMALL, **kw)
+    got = dk.linear(dk.quantize(h, sh), uq, tiles=dataclasses.replace(SMALL, persistent=2, tma_epilogue=True, subtile=True), **kw)
+    assert dk.outputs_agree(got, want)
+    out, q = got
+    assert out is not None and q is not None
+    garbled = out.clone()
+    garbled[:16, :16] = 0  # one tile lost
+    assert not dk.outputs_agree((garbled, q), want)
+    assert not dk.outputs_agree((out, None), want)
+    doubled = (q.float() * 2).clamp(-lookup.FP8_MAX, lookup.FP8_MAX).to(torch.float8_e4m3fn)
+    assert not dk.outputs_agree((out, doubled), want)
+
+
 def small_dlrm_v2() -> tuple[torch.nn.Module, ModelSchema, torch.Tensor, list[torch.Tensor]]:
     """A narrow DLRM-v2 (same structure as MLPerf's, small widths) and a batch for it."""
     config = DLRMv2Config(name="dlrm-v2", module="suite.models.dlrm_v2:DLRMv2", rows=(40, 9, 300), hotness=(3, 1, 10),
