@@ -22,7 +22,9 @@ MLPerf-size jagged requests and keeps the fastest (torch-cuda ``--option tune=1`
 quantized with a scale per token and head, v with a scale per head and channel (each from the
 largest magnitude it covers, computed on the device: no host sync, so CUDA graphs hold), and each
 tile's SiLU output rounded to fp8 before its product with v; the sums stay fp32. Per-token scales
-fold into the scores (row times column), per-channel ones into the output's columns. Under Triton's interpreter the fp8 tiles are widened to fp32 before each product
+fold into the scores (row times column), per-channel ones into the output's columns; v is laid
+out channels by tokens, as Hopper's 8-bit products want their second operand, and fp8 launches
+with its own shape (:data:`FP8_TILE`). Under Triton's interpreter the fp8 tiles are widened to fp32 before each product
 (exact: every fp8 value is one) and the SiLU output is rounded to e4m3's grid in fp32 first, as the
 GPU's conversion rounds.
 
@@ -86,6 +88,13 @@ class Tile:
 #: against 749.7 with plain loads (benchmarks/results/gpu_server_h200_s13/c3). The kernel before
 #: (64 x 64, default warps and stages, every block masked, exp SiLU): 2.348 ms.
 TILE = Tile(rows_first=True, tma=True)
+#: fp8's launch shape (``fp8=True``): eight warps on 64 x 64 tiles. Compiled for sm_90 (Triton 3.6,
+#: ptxas), the fp8 kernel spills 544 bytes a thread to local memory with it, against 3,316 with
+#: :data:`TILE`'s four warps (and 3,140 before v was laid out channels by tokens, which also took
+#: the 8-bit byte shuffles from 112 to 16). Chosen by those counts; not yet timed on a GPU.
+FP8_TILE = Tile(64, 64, 8, 3, rows_first=True, tma=True)
+#: What ``benchmarks/hstu_gpu.py --fp8`` times besides FP8_TILE and the bf16 pick.
+FP8_CANDIDATES = (Tile(64, 128, 8, 2, rows_first=True, tma=True), Tile(64, 32, 4, 3, rows_first=True, tma=True))
 #: How far a tile shape's output may be from the plain-load launch's in :func:`tune`, relative to
 #: the largest output: the shapes sum the same products in other orders in fp32, and SiLU through
 #: exp2 rounds apart from the hardware tanh (at most 0.2% of the largest output on MLPerf-size
@@ -160,7 +169,7 @@ def _tile(acc, q, k, v, alpha, sq, sk, IEEE: tl.constexpr, FAST: tl.constexpr, F
 
 
 @triton.jit
-def _masked(acc, q, k_base, v_base, s_kt, s_vt, rows, row_id, cols, n, hi, hist, alpha, dq, dv, sq, ks_base,
+def _masked(acc, q, k_base, v_base, s_kt, s_vt, s_vd, rows, row_id, cols, n, hi, hist, alpha, dq, dv, sq, ks_base,
             HEADS: tl.constexpr, IEEE: tl.constexpr, FAST: tl.constexpr, FP8: tl.constexpr, EMULATE: tl.constexpr):
     # Columns ``cols`` (below ``hi``) of one request's keys, each product kept only where the mask
     # says the row sees the column.
@@ -177,7 +186,7 @@ def _masked(acc, q, k_base, v_base, s_kt, s_vt, rows, row_id, cols, n, hi, hist,
     seen = seen | ((rows[:, None] == 0) & (cols[None, :] <= hist))
     seen = seen & (cols[None, :] < hi)
     p = tl.where(seen, p, 0.0)
-    v = tl.load(v_base + cols[:, None] * s_vt + dv[None, :], mask=cols[:, None] < n, other=0.0)
+    v = tl.load(v_base + cols[:, None] * s_vt + dv[None, :] * s_vd, mask=cols[:, None] < n, other=0.0)
     if FP8:
         acc += _dot(_p8(p, EMULATE), v, EMULATE)
     elif IEEE:
@@ -189,10 +198,12 @@ def _masked(acc, q, k_base, v_base, s_kt, s_vt, rows, row_id, cols, n, hi, hist,
 
 @triton.jit
 def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_ptr, qs_ptr, ks_ptr, vs_ptr, alpha, inv_scale,
-              s_qt, s_qh, s_kt, s_kh, s_vt, s_vh, s_ot, s_oh, HEADS: tl.constexpr,
+              s_qt, s_qh, s_kt, s_kh, s_vt, s_vh, s_vd, s_ot, s_oh, HEADS: tl.constexpr,
               DQK: tl.constexpr, DV: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
               CANDIDATES: tl.constexpr, IEEE: tl.constexpr, FAST: tl.constexpr, ROWS_FIRST: tl.constexpr,
-              TMA: tl.constexpr, FP8: tl.constexpr, EMULATE: tl.constexpr):
+              TMA: tl.constexpr, FP8: tl.constexpr, EMULATE: tl.constexpr, V_T: tl.constexpr):
+    # V_T: v is laid out channels by tokens (s_vt 1; fp8, see quantize_qkv): a (BLOCK_N, DV) tile of
+    # it has the product's inner dimension contiguous, as Hopper's 8-bit products need.
     if ROWS_FIRST:  # axis 0 the row blocks, 1 the (request, head) pairs
         pid = tl.program_id(1)
         block = tl.program_id(0)
@@ -221,10 +232,8 @@ def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_pt
         ks_base = ks_ptr + start * HEADS + head
         if FP8:
             sq = tl.load(qs_ptr + (q_start + j) * HEADS + head, mask=j < q_n, other=0.0)
-            out_scale = inv_scale * tl.load(vs_ptr + head * DV + dv)[None, :]
         else:
             sq = 1.0
-            out_scale = inv_scale
         q = tl.load(q_ptr + head * s_qh + (q_start + j[:, None]) * s_qt + dq[None, :], mask=j[:, None] < q_n, other=0.0)
         k_base = k_ptr + head * s_kh + start * s_kt
         v_base = v_ptr + head * s_vh + start * s_vt
@@ -240,15 +249,22 @@ def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_pt
         if TMA:
             k_desc = tl.make_tensor_descriptor(k_base, shape=[n.to(tl.int32), DQK], strides=[s_kt, 1],
                                                block_shape=[BLOCK_N, DQK])
-            v_desc = tl.make_tensor_descriptor(v_base, shape=[n.to(tl.int32), DV], strides=[s_vt, 1],
-                                               block_shape=[BLOCK_N, DV])
+            if V_T:  # v by plain loads: a request's tokens start anywhere, and a descriptor's base must be 16-byte aligned
+                v_ptrs = v_base + cols[:, None] * s_vt + dv[None, :] * s_vd
+            else:
+                v_desc = tl.make_tensor_descriptor(v_base, shape=[n.to(tl.int32), DV], strides=[s_vt, 1],
+                                                   block_shape=[BLOCK_N, DV])
             # A descriptor's offsets are 32-bit (the interpreter takes 64; the GPU compiler does not).
             for c in tl.range(0, full.to(tl.int32), BLOCK_N):
-                acc = _tile(acc, q, k_desc.load([c, 0]), v_desc.load([c, 0]), alpha, sq,
+                if V_T:
+                    v_tile = tl.load(v_ptrs + c)
+                else:
+                    v_tile = v_desc.load([c, 0])
+                acc = _tile(acc, q, k_desc.load([c, 0]), v_tile, alpha, sq,
                             _col_scales(ks_base, c + cols, n, HEADS, FP8), IEEE, FAST, FP8, EMULATE)
         else:
             k_ptrs = k_base + cols[:, None] * s_kt + dq[None, :]
-            v_ptrs = v_base + cols[:, None] * s_vt + dv[None, :]
+            v_ptrs = v_base + cols[:, None] * s_vt + dv[None, :] * s_vd
             for c in range(0, full, BLOCK_N):
                 acc = _tile(acc, q, tl.load(k_ptrs), tl.load(v_ptrs), alpha, sq,
                             _col_scales(ks_base, c + cols, n, HEADS, FP8), IEEE, FAST, FP8, EMULATE)
@@ -258,12 +274,12 @@ def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_pt
         # whole history for a block holding the user row or candidate rows.
         end = tl.where((lo_row == 0) | (last > hist), hist + 1, last + 1)
         for c in range(full, end, BLOCK_N):
-            acc = _masked(acc, q, k_base, v_base, s_kt, s_vt, rows, row_id, c + cols, n, end, hist, alpha, dq, dv, sq, ks_base,
+            acc = _masked(acc, q, k_base, v_base, s_kt, s_vt, s_vd, rows, row_id, c + cols, n, end, hist, alpha, dq, dv, sq, ks_base,
                           HEADS, IEEE, FAST, FP8, EMULATE)
         # A candidate sees itself: one dot product per candidate row of the block.
         own = (rows > hist) & (j < q_n)
         k_own = tl.load(k_base + rows[:, None] * s_kt + dq[None, :], mask=own[:, None], other=0.0)
-        v_own = tl.load(v_base + rows[:, None] * s_vt + dv[None, :], mask=own[:, None], other=0.0)
+        v_own = tl.load(v_base + rows[:, None] * s_vt + dv[None, :] * s_vd, mask=own[:, None], other=0.0)
         p_own = _silu(tl.sum(q.to(tl.float32) * k_own.to(tl.float32), axis=1) * sq * _col_scales(ks_base, rows, n, HEADS, FP8),
                       alpha, FAST)
         if FP8:  # as the tiles' products are rounded before their dot with v
@@ -272,7 +288,11 @@ def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_pt
             p_own = p_own.to(v_own.dtype).to(tl.float32)
         acc += tl.where(own, p_own, 0.0)[:, None] * v_own.to(tl.float32)
         o_ptrs = o_ptr + head * s_oh + (q_start + j[:, None]) * s_ot + dv[None, :]
-        tl.store(o_ptrs, (acc * out_scale).to(o_ptr.dtype.element_ty), mask=j[:, None] < q_n)
+        if FP8:  # v's channel scales, read last: held through the loops they would cost registers
+            acc = acc * (inv_scale * tl.load(vs_ptr + head * DV + dv)[None, :])
+        else:
+            acc = acc * inv_scale
+        tl.store(o_ptrs, acc.to(o_ptr.dtype.element_ty), mask=j[:, None] < q_n)
 
 
 def _fast_silu(device: torch.device) -> bool:
@@ -281,11 +301,11 @@ def _fast_silu(device: torch.device) -> bool:
 
 
 @triton.jit
-def _quantize_fwd(x_ptr, out_ptr, scale_ptr, col_ptr, rows, s_t, s_h, HEADS: tl.constexpr, D: tl.constexpr,
+def _quantize_fwd(x_ptr, out_ptr, scale_ptr, col_ptr, rows, s_t, s_h, o_t, o_h, o_d, HEADS: tl.constexpr, D: tl.constexpr,
                   BLOCK_R: tl.constexpr, PER_ROW: tl.constexpr, EMULATE: tl.constexpr):
-    # Rows r = (token, head) of x (T, HEADS, D), strided, into out (T, HEADS, D) as fp8 e4m3: divided
-    # by their own scale (PER_ROW: largest magnitude over 448, stored at scale_ptr + r) or by the
-    # per-(head, channel) scales at col_ptr.
+    # Rows r = (token, head) of x (T, HEADS, D), strided, into out (T, HEADS, D) as fp8 e4m3, strided
+    # by (o_t, o_h, o_d) (v: channels by tokens): divided by their own scale (PER_ROW: largest
+    # magnitude over 448, stored at scale_ptr + r) or by the per-(head, channel) scales at col_ptr.
     r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
     d = tl.arange(0, D)
     ok = r < rows
@@ -299,7 +319,7 @@ def _quantize_fwd(x_ptr, out_ptr, scale_ptr, col_ptr, rows, s_t, s_h, HEADS: tl.
     else:
         y = x / tl.load(col_ptr + h[:, None] * D + d[None, :])
     q = _to_fp8(tl.minimum(tl.maximum(y, -448.0), 448.0), EMULATE)
-    tl.store(out_ptr + r.to(tl.int64)[:, None] * D + d[None, :], q, mask=ok[:, None])
+    tl.store(out_ptr + t[:, None] * o_t + h[:, None] * o_h + d[None, :].to(tl.int64) * o_d, q, mask=ok[:, None])
 
 
 #: Rows (token, head) per program of the quantizing kernel.
@@ -312,6 +332,9 @@ def quantize_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[tor
     head ((Tq, heads), (T, heads)), v's per head and channel ((heads, Dv)), each the largest
     magnitude it covers over 448. One kernel pass each (v's scales first, from two reductions):
     read once, written once as fp8, where torch's elementwise ops made five fp32 passes.
+    v8 is laid out channels by tokens (a (T, heads, Dv) view of (heads, Dv, T rounded up to 16)
+    storage, tokens contiguous): Hopper's 8-bit products take their second operand only with its
+    inner dimension contiguous, and for the product with v that is the tokens.
     Returns (q8, k8, v8, q_scales, k_scales, v_scales)."""
     emulate = interpreted()
     sv = (torch.maximum(v.amax(dim=0), -v.amin(dim=0)).float() / FP8_MAX).clamp_min(1e-30).contiguous()
@@ -327,11 +350,15 @@ def quantize_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[tor
             continue
         if x.stride(-1) != 1:
             x = x.contiguous()
-        x8 = torch.empty((tokens, heads, d), dtype=torch.float8_e4m3fn, device=x.device)
+        if per_row:
+            x8 = torch.empty((tokens, heads, d), dtype=torch.float8_e4m3fn, device=x.device)
+        else:  # channels by tokens, each (head, channel) row 16-byte aligned
+            padded = triton.cdiv(max(tokens, 1), 16) * 16
+            x8 = torch.empty((heads, d, padded), dtype=torch.float8_e4m3fn, device=x.device).permute(2, 0, 1)[:tokens]
         scale = torch.empty((tokens, heads), dtype=torch.float32, device=x.device) if per_row else sv
         if tokens * heads:
             _quantize_fwd[(triton.cdiv(tokens * heads, QUANTIZE_ROWS),)](
-                x, x8, scale, sv, tokens * heads, x.stride(0), x.stride(1), HEADS=heads, D=d,
+                x, x8, scale, sv, tokens * heads, x.stride(0), x.stride(1), *x8.stride(), HEADS=heads, D=d,
                 BLOCK_R=QUANTIZE_ROWS, PER_ROW=per_row, EMULATE=emulate, num_warps=4)
         out.append(x8)
         scales.append(scale)
@@ -345,8 +372,8 @@ def hstu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: t
     ``history`` length (N,); q (T, heads, Dqk) likewise -> (T, heads, Dv) in fp32. With
     ``q_offsets`` (N + 1), q holds each request's candidate rows only, packed by ``q_offsets``
     (``max_queries``: the most of any request), and so does the result. The last dimension must be
-    contiguous. ``tile``: the launch shape (default :data:`TILE`; for short requests 16 x 16, 16 x 32
-    in fp8). ``fp8``: both products in fp8 e4m3 (:func:`quantize_qkv`; see the module)."""
+    contiguous. ``tile``: the launch shape (default :data:`TILE`, :data:`FP8_TILE` in fp8; for short
+    requests 16 x 16, 16 x 32 in fp8). ``fp8``: both products in fp8 e4m3 (:func:`quantize_qkv`; see the module)."""
     total, heads, dqk = k.shape
     dv = v.shape[-1]
     rows = q.shape[0]
@@ -358,7 +385,8 @@ def hstu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: t
     qs = ks = vs = offsets  # read only by the fp8 launch
     if fp8:
         q, k, v, qs, ks, vs = quantize_qkv(q, k, v)
-    if q.stride(-1) != 1 or k.stride(-1) != 1 or v.stride(-1) != 1:
+    v_t = fp8 and v.stride(-1) != 1  # channels by tokens, as quantize_qkv lays it
+    if q.stride(-1) != 1 or k.stride(-1) != 1 or (v.stride(-1) != 1 and not v_t):
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     candidates = q_offsets is not None
     if q_offsets is None:
@@ -366,22 +394,22 @@ def hstu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: t
     assert max_queries is not None, "q_offsets needs max_queries"
     out = torch.empty((rows, heads, dv), dtype=out_dtype, device=q.device)
     if tile is None:  # an fp8 product's inner dimension is at least 32 on the GPU
-        tile = TILE if max_len > SMALL else Tile(16, 32 if fp8 else 16, 4, 1)
+        tile = (FP8_TILE if fp8 else TILE) if max_len > SMALL else Tile(16, 32 if fp8 else 16, 4, 1)
     tma = tile.tma and _aligned(q, k, v) and _allocator(q.device)
     pairs, blocks = (len(offsets) - 1) * heads, triton.cdiv(max_queries, tile.block_m)
     grid = (blocks, pairs) if tile.rows_first else (pairs, blocks)
     _hstu_fwd[grid](q, k, v, out, offsets, q_offsets, history, qs, ks, vs, alpha, 1.0 / scale,
-                    q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
+                    q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), v.stride(2),
                     out.stride(0), out.stride(1), HEADS=heads, DQK=dqk, DV=dv, BLOCK_M=tile.block_m,
                     BLOCK_N=tile.block_n, CANDIDATES=candidates, IEEE=q.dtype == torch.float32,
                     FAST=tile.fast and _fast_silu(q.device), ROWS_FIRST=tile.rows_first, TMA=tma,
-                    FP8=fp8, EMULATE=fp8 and interpreted(), num_warps=tile.num_warps, num_stages=tile.num_stages)
+                    FP8=fp8, EMULATE=fp8 and interpreted(), V_T=v_t, num_warps=tile.num_warps, num_stages=tile.num_stages)
     return out
 
 
 def _aligned(*tensors: torch.Tensor) -> bool:
-    """A tensor descriptor needs its base address and every stride but the last at multiples of 16 bytes."""
-    return all(t.data_ptr() % 16 == 0 and all(stride * t.element_size() % 16 == 0 for stride in t.stride()[:-1])
+    """A tensor descriptor needs its base address and every stride but the unit one at multiples of 16 bytes."""
+    return all(t.data_ptr() % 16 == 0 and all(stride * t.element_size() % 16 == 0 for stride in t.stride() if stride != 1)
                for t in tensors)
 
 
@@ -564,7 +592,8 @@ def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: b
         timings = tune(torch.full((n,), 6750), torch.full((n,), 2048), rejected=rejected)
         tuned = {tile.text(): round(ms, 3) for tile, ms in timings}
     # What torch-cuda records; "ids": the model reads each table's ids apart, not one packed matrix.
-    described = {"attention": "triton hstu_attention (jagged" + (", fp8 e4m3 products)" if fp8 else ")"), "ids": "tables", "tile": TILE.text(),
+    described = {"attention": "triton hstu_attention (jagged" + (", fp8 e4m3 products)" if fp8 else ")"), "ids": "tables",
+                 "tile": (FP8_TILE if fp8 else TILE).text(),
                  "row_kernels": "triton layer norm and output gate",
                  **({"tuned_ms": tuned} if tuned else {}), **({"tune_rejected": rejected} if rejected else {})}
     model.describe = lambda: described
