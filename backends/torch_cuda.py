@@ -69,13 +69,15 @@ REQUEST_LANES = 4
 #: all four lanes in flight; 2 lanes with copy held 0.5x and 0.7x of their Offline (236,001: p95
 #: 3.51, 3.78 ms), ahead of dma (219,783; 3.91, 4.02 ms). So NCF loads 4 lanes with copy staging,
 #: which Offline fills, and Server keeps 2 batches in flight (benchmarks/results/gpu_server_h200_s13, _s14).
-#: DLRM-v2 (full scale, fp8, one call, one load each): graphs up to 65,536 items made Offline 75,186
-#: samples/s against 73,258 with the default 32,768 (the GPU's time an item 48.3 ns against 49.2),
-#: and held Server at 0.85x and 0.9x of that for 45 s (p99 19.9 and 9.2 ms), where 0.85x of the
-#: smaller Offline failed (p99 64 ms): Server's batches grow to about 50,000 items
-#: (benchmarks/results/gpu_server_h200_s16/c3).
-MODEL_OPTIONS: dict[str, dict[str, str]] = {"ncf": {"lanes": "4", "in_flight": "2", "staging": "copy"},
-                                            "dlrm-v2": {"graph_max": "65536"}}
+MODEL_OPTIONS: dict[str, dict[str, str]] = {"ncf": {"lanes": "4", "in_flight": "2", "staging": "copy"}}
+#: The same by model and precision, over MODEL_OPTIONS. DLRM-v2 in fp8 (full scale, one call, one
+#: load each): graphs up to 65,536 items made Offline 75,186 samples/s against 73,258 with the
+#: default 32,768 (the GPU's time an item 48.3 ns against 49.2), and held Server at 0.85x and 0.9x
+#: of that for 45 s (p99 19.9 and 9.2 ms), where 0.85x of the smaller Offline failed (p99 64 ms):
+#: Server's batches grow to about 50,000 items (benchmarks/results/gpu_server_h200_s16/c3). Not
+#: measured in the other precisions, whose larger activations at 65,536 items would also crowd
+#: full-scale tables (fp32's are 105 GB).
+MODEL_PRECISION_OPTIONS: dict[tuple[str, str], dict[str, str]] = {("dlrm-v2", "fp8"): {"graph_max": "65536"}}
 #: Batch sizes, in requests, timed at load for a model under a batch cap (dlrm-v3), besides every
 #: size it has graphs for; the cap itself is added.
 REQUEST_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -370,7 +372,7 @@ class TorchCUDABackend(Backend):
         "attention": Option("dlrm-v3's fused attention: its two products in the model's dtype (default) or in fp8 e4m3 "
                             "(q and k scaled per token and head, v per head and channel; passes the 99.9% gate but ran "
                             "3.9x slower on an H200)", choices=("model", "fp8")),
-        "graph_max": Option(f"the largest batch, in items, with a CUDA graph (default {GRAPH_BUCKETS[-1]}, 65536 for dlrm-v2; a multiple of 4096; "
+        "graph_max": Option(f"the largest batch, in items, with a CUDA graph (default {GRAPH_BUCKETS[-1]}, 65536 for dlrm-v2 in fp8; a multiple of 4096; "
                             f"above {GRAPH_BUCKETS[-1]} buckets step by {GRAPH_MAX_STEP})", lo=GRAPH_MAX_RANGE[0], hi=GRAPH_MAX_RANGE[1]),
         "timeline": Option("record each batch's start and end on the GPU (CUDA events) and report, for the latest run, the "
                            "share of the time the GPU held a batch and the idle gaps between batches", choices=FLAGS),
@@ -385,8 +387,11 @@ class TorchCUDABackend(Backend):
         return None
 
     def _option(self, key: str, default: str) -> str:
-        """Option ``key``: the user's, else the model's measured default (:data:`MODEL_OPTIONS`), else ``default``."""
-        return self.config.option(key, MODEL_OPTIONS.get(self.config.model.name, {}).get(key, default))
+        """Option ``key``: the user's, else the model's measured default (:data:`MODEL_PRECISION_OPTIONS`,
+        then :data:`MODEL_OPTIONS`), else ``default``."""
+        name, precision = self.config.model.name, self.config.precision
+        measured = {**MODEL_OPTIONS.get(name, {}), **MODEL_PRECISION_OPTIONS.get((name, precision), {})}
+        return self.config.option(key, measured.get(key, default))
 
     def _options(self) -> None:
         cfg = self.config

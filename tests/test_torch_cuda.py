@@ -101,7 +101,7 @@ def test_a_batch_is_padded_to_the_next_bucket_and_a_larger_one_is_not() -> None:
 
 
 def test_graph_max_extends_the_buckets_in_steps_and_refuses_odd_sizes() -> None:
-    """``--option graph_max``: the default keeps GRAPH_BUCKETS (dlrm-v2's goes to 65,536); larger adds buckets every 8,192
+    """``--option graph_max``: the default keeps GRAPH_BUCKETS (dlrm-v2 in fp8: up to 65,536); larger adds buckets every 8,192
     items up to it, smaller cuts the list there; a size off the 4,096 grid is refused, and so are
     graph_max and attention where they change nothing."""
     from suite.backends.torch_cuda import TorchCUDABackend, graph_buckets
@@ -113,8 +113,9 @@ def test_graph_max_extends_the_buckets_in_steps_and_refuses_odd_sizes() -> None:
     backend = TorchCUDABackend(BackendConfig(model=spec, precision="bf16", options=(("graph_max", "49152"),)))
     backend._options()
     assert backend._buckets[-2:] == (40960, 49152)
-    for model, largest in (("dlrm-v2", 65536), ("dlrm-rmc1", GRAPH_BUCKETS[-1])):  # dlrm-v2's measured default
-        typed = TorchCUDABackend(BackendConfig(model=ModelSpec(name=model, scale="tiny"), precision="bf16"))
+    for model, precision, largest in (("dlrm-v2", "fp8", 65536), ("dlrm-v2", "bf16", GRAPH_BUCKETS[-1]),
+                                      ("dlrm-rmc1", "fp8", GRAPH_BUCKETS[-1])):  # measured for dlrm-v2 in fp8
+        typed = TorchCUDABackend(BackendConfig(model=ModelSpec(name=model, scale="tiny"), precision=precision))
         typed._options()
         assert typed._buckets == graph_buckets(largest)
     odd = TorchCUDABackend(BackendConfig(model=spec, precision="bf16", options=(("graph_max", "50000"),)))
@@ -597,9 +598,7 @@ def test_server_runs_with_graphs_at_a_realistic_rate(results: Path, data_dir: Pa
     result = run(config)
     assert result.valid and result.data["backend"]["cuda_graphs"] is True
     assert result.data["harness"]["backend_errors"] == 0
-    from suite.backends.torch_cuda import graph_buckets
-
-    assert result.data["settings"]["max_batch_items"] in graph_buckets(65536)  # dlrm-v2's graph_max
+    assert result.data["settings"]["max_batch_items"] in GRAPH_BUCKETS
 
 
 @pytest.mark.cuda
