@@ -9,9 +9,9 @@ labels: this measures speed; the tests check each path's numbers). Then, one lin
   lengths (random q, k, v, 4 heads of 128), every tile shape of
   :data:`suite.backends.kernels.hstu.CANDIDATES`: ms and TFLOP/s (the FLOPs the mask keeps, a
   multiply-add two), the fastest kept for what follows; then the last layer's form (candidate
-  rows alone) with that shape; with ``--fp8``, both forms again with fp8 e4m3 products (the
-  kernel alone on inputs quantized beforehand, and with the quantization), and how far the fp8
-  output is from the bf16 one;
+  rows alone) with that shape; with ``--fp8``, the attention with fp8 e4m3 products, quantization
+  included and timed apart, for its launch shape, bf16's pick and two more (the candidate rows
+  alone with the launch shape), and how far the fp8 output is from the bf16 one;
 * the fused model, eagerly, on batches of ``--batch`` requests: ms per batch and requests/s,
   back to back for ``--seconds`` (the host's share included: this is what a lane runs), twice:
   the model counting each request on the GPU and reading the counts back (``counts: device``), and

@@ -329,19 +329,27 @@ def _verify_test08_accuracy(audit_dir: Path, run_dir: Path, acc_ref: Path, data:
     return verdict
 
 
+def _library_offsets(data: Mapping[str, Any], items: int) -> np.ndarray:
+    """The query boundaries the run whose ``result.json``/``config.json`` is ``data`` laid over its
+    dataset's ``items`` items, as its schema version laid them (:func:`stratified_queries`)."""
+    from suite.datasets.queries import QuerySizes
+
+    offsets: np.ndarray = QuerySizes.parse(data["settings"]["query_size"]).offsets(
+        items, seed=int(data["config"]["model"]["seed"]), stratified=stratified_queries(data.get("schema_version", 1)))
+    return offsets
+
+
 def verify_test08_logs(reference_log: Path, sampled_log: Path, data: Mapping[str, Any]) -> Verdict:
     """TEST08 on two accuracy logs of a run whose ``result.json``/``config.json`` is ``data``: the
     accuracy run's and the audit's, matched by (ts_idx, query_idx) and compared by NE."""
     from suite import mlperf_v6
-    from suite.datasets.queries import QuerySizes
     from suite.datasets.store import Dataset
     from suite.results import read_accuracy_log
 
     try:
         dataset = Dataset.load(Path(data["dataset"]["path"]), in_memory=False)
         labels = np.asarray(dataset.labels)
-        offsets = QuerySizes.parse(data["settings"]["query_size"]).offsets(
-            len(dataset), seed=int(data["config"]["model"]["seed"]), stratified=stratified_queries(data.get("schema_version", 1)))
+        offsets = _library_offsets(data, len(dataset))
         offsets, flat = mlperf_v6.candidate_pool(offsets, labels)
         keys = mlperf_v6.request_keys(len(offsets) - 1, dataset.extra)
         accuracy_run = mlperf_v6.samples(read_accuracy_log(reference_log), offsets)
@@ -357,14 +365,12 @@ def _score_sampled(
     reference: Sequence[Mapping[str, Any]], entries: Sequence[Mapping[str, Any]], data: Mapping[str, Any]
 ) -> tuple[Any, Any] | None:
     """AccuracyReports of the sampled queries: the accuracy run's answers and the audit's."""
-    from suite.datasets.queries import QuerySizes
     from suite.datasets.store import Dataset
     from suite.results import score_accuracy
 
     try:
         dataset = Dataset.load(Path(data["dataset"]["path"]), in_memory=False)
-        offsets = QuerySizes.parse(data["settings"]["query_size"]).offsets(
-            len(dataset), seed=int(data["config"]["model"]["seed"]), stratified=stratified_queries(data.get("schema_version", 1)))
+        offsets = _library_offsets(data, len(dataset))
         target = float(data["settings"]["accuracy_target"])
         sampled = {int(e["qsl_idx"]): np.frombuffer(bytes.fromhex(str(e["data"])), np.float32) for e in entries}
         base = {i: np.frombuffer(bytes.fromhex(str(e["data"])), np.float32) for e in reference if (i := int(e["qsl_idx"])) in sampled}

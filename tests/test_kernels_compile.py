@@ -21,9 +21,23 @@ pytest.importorskip("triton")
 
 from suite.backends.kernels import dense, hstu  # noqa: E402
 
+#: Prefixed to the compiling scripts: ``ptxas_counts(ptx)``, the registers a thread and the bytes
+#: spilled to local memory that ptxas reports for sm_90 (Triton's own build does not report them).
+PTXAS = """
+import os, re, subprocess, tempfile
+from triton.backends.nvidia.compiler import get_ptxas
+def ptxas_counts(ptx):
+    with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
+        f.write(ptx)
+    done = subprocess.run([get_ptxas(90).path, "-arch=sm_90a", "-v", f.name, "-o", os.devnull], capture_output=True, text=True)
+    os.unlink(f.name)
+    log = done.stdout + done.stderr
+    return {"regs": int(re.search(r"Used (\\d+) registers", log).group(1)),
+            "spill_stores": int(re.search(r"(\\d+) bytes spill stores", log).group(1))}
+"""
 #: Compiles one tile shape of ``_hstu_fwd`` for sm_90 (MLPerf's head sizes, bf16 inputs, or fp8 with
 #: ``"fp8": true``) and prints the shared memory the cubin needs, as JSON.
-COMPILE = """
+COMPILE = PTXAS + """
 import json, sys
 import triton
 from triton.backends.compiler import GPUTarget
@@ -47,29 +61,28 @@ source = ASTSource(fn, signature, constexprs={(names.index(k),): v for k, v in c
 kernel = triton.compile(source, target=GPUTarget("cuda", 90, 32),
                         options={"num_warps": t.num_warps, "num_stages": t.num_stages})
 ptx = kernel.asm["ptx"]
-import os, re, subprocess, tempfile
-from triton.backends.nvidia.compiler import get_ptxas
-with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
-    f.write(ptx)
-log = subprocess.run([get_ptxas(90).path, "-arch=sm_90a", "-v", f.name, "-o", os.devnull], capture_output=True, text=True)
-os.unlink(f.name)
 print(json.dumps({"shared": kernel.metadata.shared, "cubin": len(kernel.asm["cubin"]),
                   "fp8_products": sum(("e4m3.e4m3" in line) and ("mma" in line) for line in ptx.splitlines()),
-                  "spill_stores": int(re.search(r"(\\d+) bytes spill stores", log.stdout + log.stderr).group(1))}))
+                  **ptxas_counts(ptx)}))
 """
 #: An H100's or H200's most shared memory a block (227 KiB).
 SM90_SHARED_BYTES = 232_448
+
+
+def compiled(script: str, *argv: str) -> dict:
+    """Run a compiling script in a child process with Triton's interpreter off; what it printed last, as JSON."""
+    env = {**os.environ, "TRITON_INTERPRET": "0"}
+    done = subprocess.run([sys.executable, "-c", script, *argv], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    built: dict = json.loads(done.stdout.strip().splitlines()[-1])
+    return built
 
 
 @pytest.mark.parametrize("tile", list(dict.fromkeys([hstu.TILE, *(t for t in hstu.CANDIDATES if t.tma)])), ids=hstu.Tile.text)
 def test_hstu_attention_compiles_for_hopper(tile: hstu.Tile) -> None:
     """The default shape and every tensor-descriptor shape :func:`hstu.tune` may pick compile to a
     cubin whose shared memory fits one sm_90 block."""
-    env = {**os.environ, "TRITON_INTERPRET": "0"}
-    args = json.dumps({f: getattr(tile, f) for f in tile.__dataclass_fields__})
-    done = subprocess.run([sys.executable, "-c", COMPILE, args], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    built = json.loads(done.stdout.strip().splitlines()[-1])
+    built = compiled(COMPILE, json.dumps({f: getattr(tile, f) for f in tile.__dataclass_fields__}))
     assert built["cubin"] > 0
     assert built["shared"] <= SM90_SHARED_BYTES
 
@@ -81,11 +94,7 @@ def test_hstu_fp8_attention_compiles_for_hopper(tile: hstu.Tile, e4m3: bool) -> 
     """``fp8=True``: the launch shapes of MLPerf-size requests run both products as e4m3 wgmma;
     the short requests' 16-row tiles (the tests' shapes) compile too, Triton widening their fp8
     tiles for a 16-bit product. Each fits one sm_90 block's shared memory."""
-    env = {**os.environ, "TRITON_INTERPRET": "0"}
-    args = json.dumps({**{f: getattr(tile, f) for f in tile.__dataclass_fields__}, "fp8": True})
-    done = subprocess.run([sys.executable, "-c", COMPILE, args], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    built = json.loads(done.stdout.strip().splitlines()[-1])
+    built = compiled(COMPILE, json.dumps({**{f: getattr(tile, f) for f in tile.__dataclass_fields__}, "fp8": True}))
     assert built["cubin"] > 0 and built["shared"] <= SM90_SHARED_BYTES
     assert (built["fp8_products"] > 0) == e4m3
     if tile == hstu.FP8_TILE:  # why it is fp8's launch shape: few registers spilled (TILE's four warps: 3.3 KB)
@@ -112,21 +121,17 @@ print(json.dumps({"cubin": len(kernel.asm["cubin"])}))
 
 @pytest.mark.parametrize("per_row", [True, False])
 def test_hstu_fp8_quantizing_kernel_compiles_for_hopper(per_row: bool) -> None:
-    env = {**os.environ, "TRITON_INTERPRET": "0"}
-    done = subprocess.run([sys.executable, "-c", COMPILE_QUANTIZE, json.dumps(per_row)], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads(done.stdout.strip().splitlines()[-1])["cubin"] > 0
+    assert compiled(COMPILE_QUANTIZE, json.dumps(per_row))["cubin"] > 0
 
 
 #: Launches :func:`dense.linear` on CPU tensors with its kernels swapped for a recorder, compiles
 #: the recorded launch for sm_90 and runs ptxas on its PTX for registers and spills (as JSON).
 #: argv: a Tiles as JSON, then "fp8" or "bf16". The shape is DLRM-v2's up-projection with its cross
 #: step as the fp8 forward runs it (x0 and x_l fp8, the fp8 copy out) or as bf16's does.
-COMPILE_LINEAR = """
-import json, os, re, subprocess, sys, tempfile
+COMPILE_LINEAR = PTXAS + """
+import json, sys
 import torch, triton
 from triton.backends.compiler import GPUTarget
-from triton.backends.nvidia.compiler import get_ptxas
 from triton.compiler import ASTSource
 from triton.runtime.jit import mangle_type
 from suite.backends.kernels import dense as dk
@@ -153,14 +158,8 @@ names = list(fn.arg_names)
 signature = {**{name: mangle_type(v) for name, v in zip(names, launch["args"])}, **{name: "constexpr" for name in kwargs}}
 kernel = triton.compile(ASTSource(fn, signature, constexprs={(names.index(key),): v for key, v in kwargs.items()}),
                         target=GPUTarget("cuda", 90, 32), options=options)
-with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
-    f.write(kernel.asm["ptx"])
-done = subprocess.run([get_ptxas(90).path, "-arch=sm_90a", "-v", f.name, "-o", os.devnull], capture_output=True, text=True)
-os.unlink(f.name)
-log = done.stdout + done.stderr
-print(json.dumps({"shared": kernel.metadata.shared, "regs": int(re.search(r"Used (\\d+) registers", log).group(1)),
-                  "spill_stores": int(re.search(r"(\\d+) bytes spill stores", log).group(1)),
-                  "wgmma": kernel.asm["ptx"].count("wgmma.mma_async")}))
+print(json.dumps({"shared": kernel.metadata.shared, "wgmma": kernel.asm["ptx"].count("wgmma.mma_async"),
+                  **ptxas_counts(kernel.asm["ptx"])}))
 """
 #: Registers of one SM (sm_90).
 SM90_REGISTERS = 65_536
@@ -177,12 +176,7 @@ def test_persistent_up_projection_compiles_with_its_programs_resident_on_an_sm(k
     wgmma products, and ``persistent`` programs of it fit one SM at once by registers (ptxas's
     count, 255 at most a thread) and by shared memory: a program that cannot be resident waits for
     another to finish its whole share of the tiles, which would make the kernel half again slower."""
-    env = {**os.environ, "TRITON_INTERPRET": "0"}
-    args = json.dumps({f: getattr(tile, f) for f in tile.__dataclass_fields__})
-    done = subprocess.run([sys.executable, "-c", COMPILE_LINEAR, args, kind], env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    built = json.loads(done.stdout.strip().splitlines()[-1])
+    built = compiled(COMPILE_LINEAR, json.dumps({f: getattr(tile, f) for f in tile.__dataclass_fields__}), kind)
     print(kind, dense.tiles_text(tile), built)
     assert built["wgmma"] > 0
     assert built["regs"] * 32 * tile.num_warps * tile.persistent <= SM90_REGISTERS

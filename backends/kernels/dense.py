@@ -47,6 +47,16 @@ def _load_x(ptr, offs, ok, FP8: tl.constexpr, scale):
 
 
 @triton.jit
+def _prefetch_x(x0_ptr, xl_ptr, rows, rn, ok, stride_x0, stride_xl, SAME_X: tl.constexpr):
+    """The cross step's x0 and x_l tiles by plain loads, as loaded (fp8 bytes stay bytes, made fp32
+    only in the epilogue by :func:`_as_x`), so no use waits on them before the K loop has run."""
+    x0 = tl.load(x0_ptr + rows * stride_x0 + rn[None, :], mask=ok, other=0)
+    if SAME_X:
+        return x0, x0
+    return x0, tl.load(xl_ptr + rows * stride_xl + rn[None, :], mask=ok, other=0)
+
+
+@triton.jit
 def _linear_kernel(a_ptr, w_ptr, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_ptr, last_w_ptr, last_ptr,
                    M, N, K, stride_am, stride_wn, stride_x0, stride_xl, stride_out, stride_q, a_scale, q_inv,
                    x0_scale, xl_scale, last_bias,
@@ -76,13 +86,8 @@ def _linear_kernel(a_ptr, w_ptr, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q_pt
     rows = rm.to(tl.int64)[:, None]
     x0 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)  # unread unless prefetched: the compiler drops it
     xl = x0
-    if CROSS and PREFETCH:  # issue the epilogue's reads first, so they travel while the MMAs run; as
-        # loaded (fp8 bytes stay bytes), made fp32 only in the epilogue, so no use waits on them before it
-        x0 = tl.load(x0_ptr + rows * stride_x0 + rn[None, :], mask=ok, other=0)
-        if SAME_X:
-            xl = x0
-        else:
-            xl = tl.load(xl_ptr + rows * stride_xl + rn[None, :], mask=ok, other=0)
+    if CROSS and PREFETCH:  # issue the epilogue's reads first, so they travel while the MMAs run
+        x0, xl = _prefetch_x(x0_ptr, xl_ptr, rows, rn, ok, stride_x0, stride_xl, SAME_X)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         k_ok = (k0 + rk) < K
@@ -188,14 +193,9 @@ def _tma_tile(tile, a_desc, w_desc, bias_ptr, ws_ptr, x0_ptr, xl_ptr, out_ptr, q
     rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     x0 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)  # unread unless prefetched: the compiler drops it
     xl = x0
-    if CROSS and PREFETCH:  # as in _linear_kernel: plain loads, in flight while the MMAs run
-        ok = (rm < M)[:, None] & (rn < N)[None, :]
-        rows = rm.to(tl.int64)[:, None]
-        x0 = tl.load(x0_ptr + rows * stride_x0 + rn[None, :], mask=ok, other=0)
-        if SAME_X:
-            xl = x0
-        else:
-            xl = tl.load(xl_ptr + rows * stride_xl + rn[None, :], mask=ok, other=0)
+    if CROSS and PREFETCH:  # as in _linear_kernel: in flight while the MMAs run
+        x0, xl = _prefetch_x(x0_ptr, xl_ptr, rm.to(tl.int64)[:, None], rn, (rm < M)[:, None] & (rn < N)[None, :],
+                             stride_x0, stride_xl, SAME_X)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         a = a_desc.load([pid_m * BLOCK_M, k0])

@@ -335,8 +335,8 @@ def quantize_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[tor
     head ((Tq, heads), (T, heads)), v's per head and channel ((heads, Dv)), each the largest
     magnitude it covers over 448. One kernel pass each (v's scales first, from two reductions):
     read once, written once as fp8, where torch's elementwise ops made five fp32 passes.
-    v8 is laid out channels by tokens (a (T, heads, Dv) view of (heads, Dv, T rounded up to 16)
-    storage, tokens contiguous): Hopper's 8-bit products take their second operand only with its
+    For a power-of-two Dv, v8 is laid out channels by tokens (a (T, heads, Dv) view of (heads, Dv,
+    T rounded up to 16) storage, tokens contiguous): Hopper's 8-bit products take their second operand only with its
     inner dimension contiguous, and for the product with v that is the tokens.
     Returns (q8, k8, v8, q_scales, k_scales, v_scales)."""
     emulate = interpreted()
