@@ -371,7 +371,7 @@ class TorchCUDABackend(Backend):
                          "or device (counted on the GPU and read back mid-forward)", choices=COUNTS_FROM),
         "attention": Option("dlrm-v3's fused attention: its two products in the model's dtype (default) or in fp8 e4m3 "
                             "(q and k scaled per token and head, v per head and channel; passes the 99.9% gate but ran "
-                            "3.9x slower on an H200)", choices=("model", "fp8")),
+                            "3.0x slower on an H200)", choices=("model", "fp8")),
         "graph_max": Option(f"the largest batch, in items, with a CUDA graph (default {GRAPH_BUCKETS[-1]}, 65536 for dlrm-v2 in fp8; a multiple of 4096; "
                             f"above {GRAPH_BUCKETS[-1]} buckets step by {GRAPH_MAX_STEP})", lo=GRAPH_MAX_RANGE[0], hi=GRAPH_MAX_RANGE[1]),
         "timeline": Option("record each batch's start and end on the GPU (CUDA events) and report, for the latest run, the "

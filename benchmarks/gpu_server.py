@@ -204,7 +204,9 @@ def main() -> None:
                            "staged_batches": extra.get("staged_batches"),
                            "sut_p99_ms": outcome.sut_latency_s(0.99) * 1e3, "issue_gap_max_ms": round(outcome.issue_gap_max_s * 1e3, 2),
                            "issue_stalls": outcome.issue_stalls_ms(),
-                           "issue_calls": outcome.issue_calls,
+                           "issue_calls": outcome.issue_calls, "driver_gc": outcome.gc.summary(),
+                           # to line the stalls up with pause_probe.py's wall-clock gaps
+                           "started_unix": round(time.time() - (time.perf_counter() - outcome.started), 3),
                            "p50_ms": float(d.get("result_50.00_percentile_latency_ns") or 0) / 1e6,
                            "latency_ms_by_percentile": {p: round(float(d.get(f"result_{p}_percentile_latency_ns") or 0) / 1e6, 2)
                                                         for p in ("90.00", "95.00", "97.00", "99.00", "99.90")},
@@ -222,6 +224,7 @@ def main() -> None:
                     if isinstance(watch, GilWatch):
                         row["gil_gaps"] = [[round(at, 1), round(ms)] for at, ms in watch.gaps]
                         print(f"    GIL out of reach >= 40 ms: {row['gil_gaps']}", flush=True)
+                    print(f"    the driver's garbage collections: {row['driver_gc']}", flush=True)
                     if outcome.issue_stalls:
                         print("    LoadGen issue stalls [s into the run, ms]: " + " ".join(f"[{at:.1f}, {ms:.0f}]" for at, ms in row["issue_stalls"]), flush=True)
                     with args.out.open("a") as f:

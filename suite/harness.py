@@ -91,9 +91,50 @@ SLOT_POLL_S = 0.0002
 FILL_NAP_S = 0.0001
 
 
+#: A collection of Python's cyclic garbage collector during a run is recorded in
+#: :attr:`GcWatch.pauses` when it takes at least this long (the first :data:`MAX_RECORDED_STALLS`).
+GC_PAUSE_S = 0.005
+
+
+@dataclass
+class GcWatch:
+    """The collections of Python's cyclic garbage collector in this process while it is installed
+    (``gc.callbacks``): counts and time by generation, objects found unreachable, and the long ones
+    as ``(seconds since start, seconds)``. A collection holds the GIL throughout, so one of tens of
+    milliseconds is a stall of LoadGen's issue thread and of every completion; ``collected`` zero
+    over a run says the run made no reference cycles."""
+
+    start: float = 0.0
+    collections: list[int] = field(default_factory=lambda: [0, 0, 0])
+    seconds: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    collected: int = 0
+    pauses: list[tuple[float, float, int]] = field(default_factory=list)
+    _began: float = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            self._began = now
+            return
+        generation, took = info["generation"], now - self._began
+        self.collections[generation] += 1
+        self.seconds[generation] += took
+        self.collected += info["collected"]
+        if took >= GC_PAUSE_S and len(self.pauses) < MAX_RECORDED_STALLS:
+            self.pauses.append((self._began - self.start, took, generation))
+
+    def summary(self) -> dict[str, Any]:
+        """As a result records it: per generation (0, 1, 2) the collections and their milliseconds,
+        objects collected, and ``[seconds since start, ms, generation]`` of the long ones."""
+        return {"collections": list(self.collections), "ms": [round(1e3 * s, 3) for s in self.seconds],
+                "collected": self.collected,
+                "pauses": [[round(at, 3), round(1e3 * took, 2), gen] for at, took, gen in self.pauses]}
+
+
 @contextlib.contextmanager
-def frozen_heap() -> Iterator[None]:
-    """Collect, then freeze, every object made before LoadGen starts, until the run ends.
+def frozen_heap(watch: GcWatch | None = None) -> Iterator[None]:
+    """Collect, then freeze, every object made before LoadGen starts, until the run ends; with
+    ``watch``, record the run's collections in it meanwhile.
 
     A full collection walks every tracked object: with torch loaded that is some 300,000 (the model,
     the dataset, the imported modules), 170 ms on a 2-core CPU, and one that comes during a Server
@@ -102,9 +143,14 @@ def frozen_heap() -> Iterator[None]:
     """
     gc.collect()
     gc.freeze()
+    if watch is not None:
+        watch.start = time.perf_counter()
+        gc.callbacks.append(watch)
     try:
         yield
     finally:
+        if watch is not None:
+            gc.callbacks.remove(watch)
         gc.unfreeze()
 
 
@@ -149,6 +195,8 @@ class Outcome:
     #: :func:`stall_threshold_s`, the first :data:`MAX_RECORDED_STALLS`: when LoadGen's issue
     #: thread stopped, to line up with what else happened then.
     issue_stalls: list[tuple[float, float]] = field(default_factory=list)
+    #: The driver's garbage collections during the run (:func:`frozen_heap`).
+    gc: GcWatch = field(default_factory=GcWatch)
 
     @property
     def duration_s(self) -> float:
@@ -951,7 +999,7 @@ def _run(
         batcher.start()
         guard.start()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-        with stop.on_stop(on_signal), frozen_heap(), Progress(
+        with stop.on_stop(on_signal), frozen_heap(outcome.gc), Progress(
             outcome, expected_duration_s(settings, total), total_shown, enabled=progress
         ):
             driver.start()

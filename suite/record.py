@@ -576,6 +576,18 @@ class BackendRecord(_Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class GcRecord(_Record):
+    """``harness.gc``: the driver's garbage collections during the run (harness.GcWatch): per
+    generation (0, 1, 2) the collections and their milliseconds, objects found unreachable, and
+    [seconds into the run, ms, generation] of each that took 5 ms or more (the first 32)."""
+
+    collections: tuple[int, ...] | None = _field(lo=0)
+    ms: tuple[float, ...] | None = _field(lo=0.0)
+    collected: int | None = _field(lo=0)
+    pauses: tuple[tuple[float, float, int], ...] | None = _field(lo=0.0)
+
+
+@dataclass(frozen=True, kw_only=True)
 class HarnessRecord(_Record):
     completed_queries: int | None = _field(lo=0)
     completed_items: int | None = _field(lo=0)
@@ -598,6 +610,7 @@ class HarnessRecord(_Record):
     #: Server: [seconds into the run, gap in ms] of LoadGen's issue gaps of at least 20 ms and
     #: 20 mean arrival gaps (harness.stall_threshold_s; the first 32).
     issue_stalls: tuple[tuple[float, float], ...] | None = _field(lo=0.0)
+    gc: GcRecord | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -761,6 +761,7 @@ def _finish(
             "issue_gap_max_ms": 1e3 * outcome.issue_gap_max_s,
             "issue_calls": outcome.issue_calls,
             "issue_stalls": outcome.issue_stalls_ms(),
+            "gc": outcome.gc.summary(),
         }
     if interrupted is not None:
         data["interrupted"] = _interruption(interrupted, outcome)

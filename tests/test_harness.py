@@ -24,6 +24,7 @@ from suite.datasets.library import QueryLibrary
 from suite.datasets.store import Dataset
 from suite.errors import BackendError, ConfigError, ResultExistsError, RunFailedError
 from suite.models import ModelSpec
+from suite.record import read_result
 from suite.results import read_accuracy_log, read_detail
 from suite.runner import run
 
@@ -88,6 +89,30 @@ def test_torch_cpu_performance_is_valid(results: Path, data_dir: Path, scenario:
     assert result.data["performance"]["validity"] == "VALID"
     assert result.data["harness"]["completed_items"] > 0
     assert result.data["backend"]["name"] == "torch-cpu"
+    collections = result.data["harness"]["gc"]
+    assert len(collections["collections"]) == 3 and len(collections["ms"]) == 3
+    recorded = read_result(result.path / "result.json").harness
+    assert recorded is not None and recorded.gc is not None and recorded.gc.collected == collections["collected"]
+
+
+def test_gc_watch_records_the_runs_collections_and_the_long_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the run makes is still collected under the frozen heap, and the watch sees it: cycles
+    found, the full collection counted, and (with a threshold of zero) recorded as a pause with its
+    generation; the callback goes when the run ends."""
+    monkeypatch.setattr(harness, "GC_PAUSE_S", 0.0)
+    watch = harness.GcWatch()
+    with harness.frozen_heap(watch):
+        for _ in range(100):
+            cycle: list = []
+            cycle.append(cycle)
+        del cycle
+        gc.collect()
+    assert watch not in gc.callbacks
+    assert watch.collections[2] >= 1 and watch.collected >= 100
+    summary = watch.summary()
+    assert summary["collected"] == watch.collected
+    assert any(generation == 2 for _, _, generation in summary["pauses"])
+    assert all(at >= 0.0 and ms >= 0.0 for at, ms, _ in summary["pauses"])
 
 
 class FailingBackend(NullBackend):

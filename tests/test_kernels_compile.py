@@ -35,6 +35,39 @@ def ptxas_counts(ptx):
     return {"regs": int(re.search(r"Used (\\d+) registers", log).group(1)),
             "spill_stores": int(re.search(r"(\\d+) bytes spill stores", log).group(1))}
 """
+#: Prefixed to the scripts that compile a recorded launch: ``Recorder`` stands in for a kernel and
+#: keeps the arguments of the launch; ``source(launch)`` is the kernel's source specialized as
+#: Triton's launcher specializes those arguments (a pointer or an integer that is a multiple of 16
+#: gets ``tt.divisibility=16``, an integer 1 becomes a constant), and the options it named. Without
+#: those hints the compiler cannot prove a row's address aligned and loads 2 bytes a thread where the
+#: GPU loads 16.
+LAUNCH = """
+from triton.backends.nvidia.compiler import CUDABackend
+from triton.compiler import ASTSource
+from triton.runtime.jit import native_specialize_impl
+launch = {}
+class Recorder:
+    def __init__(self, fn):
+        self.fn = fn
+    def __getitem__(self, grid):
+        return lambda *args, **kwargs: launch.update(fn=self.fn, args=args, kwargs=kwargs)
+def source(launch):
+    fn, kwargs = launch["fn"], dict(launch["kwargs"])
+    options = {k: kwargs.pop(k) for k in ("num_warps", "num_stages") if k in kwargs}
+    names = list(fn.arg_names)
+    signature, constexprs, attrs = {}, {}, {}
+    for i, (name, value) in enumerate(zip(names, launch["args"])):
+        kind, attr = native_specialize_impl(CUDABackend, value, False, True, True)
+        signature[name] = kind
+        if kind == "constexpr":
+            constexprs[(i,)] = attr
+        elif isinstance(attr, str) and attr:
+            attrs[(i,)] = CUDABackend.parse_attr(attr)
+    for name, value in kwargs.items():
+        signature[name] = "constexpr"
+        constexprs[(names.index(name),)] = value
+    return ASTSource(fn, signature, constexprs=constexprs, attrs=attrs), options
+"""
 #: Compiles one tile shape of ``_hstu_fwd`` for sm_90 (MLPerf's head sizes, bf16 inputs, or fp8 with
 #: ``"fp8": true``) and prints the shared memory the cubin needs, as JSON.
 COMPILE = PTXAS + """
@@ -97,8 +130,6 @@ def test_hstu_fp8_attention_compiles_for_hopper(tile: hstu.Tile, e4m3: bool) -> 
     built = compiled(COMPILE, json.dumps({**{f: getattr(tile, f) for f in tile.__dataclass_fields__}, "fp8": True}))
     assert built["cubin"] > 0 and built["shared"] <= SM90_SHARED_BYTES
     assert (built["fp8_products"] > 0) == e4m3
-    if tile == hstu.FP8_TILE:  # why it is fp8's launch shape: few registers spilled (TILE's four warps: 3.3 KB)
-        assert built["spill_stores"] <= 1024
 
 
 #: Compiles quantize_qkv's kernel for sm_90 (bf16 rows of 128, per-row or per-channel scales).
@@ -128,20 +159,12 @@ def test_hstu_fp8_quantizing_kernel_compiles_for_hopper(per_row: bool) -> None:
 #: the recorded launch for sm_90 and runs ptxas on its PTX for registers and spills (as JSON).
 #: argv: a Tiles as JSON, then "fp8" or "bf16". The shape is DLRM-v2's up-projection with its cross
 #: step as the fp8 forward runs it (x0 and x_l fp8, the fp8 copy out) or as bf16's does.
-COMPILE_LINEAR = PTXAS + """
+COMPILE_LINEAR = PTXAS + LAUNCH + """
 import json, sys
 import torch, triton
 from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
-from triton.runtime.jit import mangle_type
 from suite.backends.kernels import dense as dk
 tiles, kind = dk.Tiles(**json.loads(sys.argv[1])), sys.argv[2]
-launch = {}
-class Recorder:
-    def __init__(self, fn):
-        self.fn = fn
-    def __getitem__(self, grid):
-        return lambda *args, **kwargs: launch.update(fn=self.fn, args=args, kwargs=kwargs)
 dk._linear_tma_kernel, dk._linear_kernel = Recorder(dk._linear_tma_kernel), Recorder(dk._linear_kernel)
 fp8 = kind == "fp8"
 low = torch.float8_e4m3fn if fp8 else torch.bfloat16
@@ -152,12 +175,8 @@ if fp8:
               x0=x0, xl=xl, x0_scale=1.0, xl_scale=1.0, out_dtype=None, q_scale=1.0, tiles=tiles)
 else:
     dk.linear(torch.zeros(m, k, dtype=low), torch.zeros(n, k, dtype=low), torch.zeros(n), x0=x0, xl=xl, tiles=tiles)
-fn, kwargs = launch["fn"], dict(launch["kwargs"])
-options = {"num_warps": kwargs.pop("num_warps"), "num_stages": kwargs.pop("num_stages")}
-names = list(fn.arg_names)
-signature = {**{name: mangle_type(v) for name, v in zip(names, launch["args"])}, **{name: "constexpr" for name in kwargs}}
-kernel = triton.compile(ASTSource(fn, signature, constexprs={(names.index(key),): v for key, v in kwargs.items()}),
-                        target=GPUTarget("cuda", 90, 32), options=options)
+src, options = source(launch)
+kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=options)
 print(json.dumps({"shared": kernel.metadata.shared, "wgmma": kernel.asm["ptx"].count("wgmma.mma_async"),
                   **ptxas_counts(kernel.asm["ptx"])}))
 """
@@ -181,3 +200,65 @@ def test_persistent_up_projection_compiles_with_its_programs_resident_on_an_sm(k
     assert built["wgmma"] > 0
     assert built["regs"] * 32 * tile.num_warps * tile.persistent <= SM90_REGISTERS
     assert built["shared"] * tile.persistent <= SM90_SHARED_BYTES
+
+
+#: Launches :func:`lookup.pooled` on CPU tensors with its kernel swapped for a recorder, with the
+#: block it picks for each case, compiles each for sm_90 and counts, in the PTX, the barriers inside
+#: the loop over ids (a sum over ids that crosses warps needs one every step). argv: a JSON list of
+#: [row type, scales, dim]; prints a JSON list of {"loops", "barriers", "block"}.
+COMPILE_LOOKUP = LAUNCH + """
+import json, sys
+import torch, triton
+from triton.backends.compiler import GPUTarget
+from suite.backends.kernels import lookup
+lookup._pooled_kernel = Recorder(lookup._pooled_kernel)
+def loop_barriers(ptx):
+    lines = ptx.splitlines()
+    loops, barriers = 0, 0
+    for i, line in enumerate(lines):
+        if "Loop Header" in line:
+            label = line.split(":")[0]
+            end = max(j for j, text in enumerate(lines) if "bra" in text and text.strip().endswith(label + ";"))
+            loops += 1
+            barriers += sum("bar.sync" in text for text in lines[i:end])
+    return loops, barriers
+out = []
+for row_type, scales, dim in json.loads(sys.argv[1]):
+    tables = lookup.pack([torch.randn(64, dim) for _ in range(3)], [4, 8, 2], row_type, scales=scales)
+    n = 4096
+    ids = torch.zeros((n, tables.id_columns), dtype=torch.int32)
+    x = torch.zeros((n, (3 + 1) * dim), dtype=torch.bfloat16)
+    lookup.pooled(tables, ids, x, dim)
+    src, options = source(launch)
+    kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=options)
+    loops, barriers = loop_barriers(kernel.asm["ptx"])
+    block = [launch["kwargs"]["BLOCK_N"], launch["kwargs"]["BLOCK_L"], options["num_warps"]]
+    out.append({"loops": loops, "barriers": barriers, "block": block})
+print(json.dumps(out))
+"""
+#: Every row format the fused lookup stores, at the widths of the models it runs (RMC1 and RMC3 32,
+#: RMC2 64, DLRM-v2 128).
+LOOKUP_CASES = [[row_type, scales, dim] for dim in (32, 64, 128)
+                for row_type, scales in (("fp32", "inline"), ("bf16", "inline"), ("fp16", "inline"), ("fp8", "inline"),
+                                         ("int8", "inline"), ("fp8", "table"), ("int8", "table"))]
+
+
+@pytest.fixture(scope="module")
+def lookup_builds() -> list[dict]:
+    """The fused lookup compiled once for every case of :data:`LOOKUP_CASES`, in one child process."""
+    done = subprocess.run([sys.executable, "-c", COMPILE_LOOKUP, json.dumps(LOOKUP_CASES)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "TRITON_INTERPRET": "0"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    builds: list[dict] = json.loads(done.stdout.strip().splitlines()[-1])
+    return builds
+
+
+@pytest.mark.parametrize("case", range(len(LOOKUP_CASES)), ids=lambda i: "-".join(map(str, LOOKUP_CASES[i])))
+def test_lookup_sums_ids_within_a_warp(lookup_builds: list[dict], case: int) -> None:
+    """With the block :func:`lookup.pooled` picks by default, the loop over ids has no barrier: each
+    warp holds whole items, so the per-step sum over ids stays in its registers and shuffles. With
+    16 items a block, 64-byte bf16 rows put two of four warps on ids and a barrier in every step."""
+    built = lookup_builds[case]
+    print(LOOKUP_CASES[case], built)
+    assert built["loops"] == 1
+    assert built["barriers"] == 0

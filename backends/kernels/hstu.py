@@ -88,13 +88,14 @@ class Tile:
 #: against 749.7 with plain loads (benchmarks/results/gpu_server_h200_s13/c3). The kernel before
 #: (64 x 64, default warps and stages, every block masked, exp SiLU): 2.348 ms.
 TILE = Tile(rows_first=True, tma=True)
-#: fp8's launch shape (``fp8=True``): eight warps on 64 x 64 tiles. Compiled for sm_90 (Triton 3.6,
-#: ptxas), the fp8 kernel spills 544 bytes a thread to local memory with it, against 3,316 with
-#: :data:`TILE`'s four warps (and 3,140 before v was laid out channels by tokens, which also took
-#: the 8-bit byte shuffles from 112 to 16). Chosen by those counts; not yet timed on a GPU.
-FP8_TILE = Tile(64, 64, 8, 3, rows_first=True, tma=True)
+#: fp8's launch shape (``fp8=True``): four warps on 64 x 32 tiles, the fastest fp8 shape timed on the
+#: H200 (8 MLPerf-size requests, quantizing included: 3.489 ms, against 4.276 with 64 x 64 and four
+#: warps, 4.927 with eight, 5.384 with 64 x 128; bf16's kernel 1.173 ms; benchmarks/results/
+#: gpu_server_h200_s17/c2). ptxas's spills did not predict it: 2,036 bytes a thread for this shape,
+#: 544 for 64 x 64 with eight warps.
+FP8_TILE = Tile(64, 32, 4, 3, rows_first=True, tma=True)
 #: What ``benchmarks/hstu_gpu.py --fp8`` times besides FP8_TILE and the bf16 pick.
-FP8_CANDIDATES = (Tile(64, 128, 8, 2, rows_first=True, tma=True), Tile(64, 32, 4, 3, rows_first=True, tma=True))
+FP8_CANDIDATES = (Tile(64, 64, 8, 3, rows_first=True, tma=True), Tile(64, 128, 8, 2, rows_first=True, tma=True))
 #: How far a tile shape's output may be from the plain-load launch's in :func:`tune`, relative to
 #: the largest output: the shapes sum the same products in other orders in fp32, and SiLU through
 #: exp2 rounds apart from the hardware tanh (at most 0.2% of the largest output on MLPerf-size
@@ -111,9 +112,9 @@ CANDIDATES: tuple[Tile, ...] = (
     Tile(128, 128, 8, 3, rows_first=True),
     Tile(64, 64, 4, 3, rows_first=True, tma=True), Tile(128, 64, 8, 3, rows_first=True, tma=True),
     Tile(128, 128, 8, 3, rows_first=True, tma=True),
-    # Eight warps on 64-row tiles: compiled for sm_90 (Triton 3.6, ptxas), the bf16 kernel spills
-    # 160 and 464 bytes a thread with these, against 1,060 with TILE's four warps; not yet timed.
-    Tile(64, 64, 8, 3, rows_first=True, tma=True), Tile(64, 128, 8, 3, rows_first=True, tma=True),
+    # Not kept: eight warps on 64-row tiles. ptxas spills 160 and 464 bytes a thread with them for
+    # 64 x 64 and 64 x 128, against 1,060 with TILE's four warps, but on the H200 they took 2.212 and
+    # 2.068 ms against TILE's 1.173 (benchmarks/results/gpu_server_h200_s17/c2).
 )
 
 

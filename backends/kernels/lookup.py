@@ -42,10 +42,14 @@ TRAILER_BYTES = {"fp32": 0, "bf16": 0, "fp16": 0, "fp8": 4, "int8": 8}
 FP8_MAX = 448.0
 #: Where 8-bit rows keep their scales (see the module's docstring).
 SCALES = ("inline", "apart", "table")
-#: (BLOCK_N items, BLOCK_L ids, warps) a program takes, by row type, where the caller names none;
-#: ``benchmarks/gpu.py --sections kernels`` times the candidates and records its pick here.
-BLOCKS: dict[str, tuple[int, int, int]] = {}
+#: (BLOCK_N items, BLOCK_L ids, warps) a program takes, by (row format, dim), where the caller names
+#: none; ``benchmarks/gpu.py --sections kernels`` times the candidates and records its pick here.
+#: The row format is the row type, with ``/table`` for 8-bit rows with one scale per table.
+BLOCKS: dict[tuple[str, int], tuple[int, int, int]] = {}
+#: The block where :data:`BLOCKS` has none, its items raised by :func:`default_block` where needed.
 DEFAULT_BLOCK = (16, 4, 4)
+#: Contiguous bytes of a row that one thread loads, as Triton's coalescing lays out a row load.
+THREAD_BYTES = 16
 #: Rows quantized at once when packing, to bound the temporary fp32 copy.
 PACK_CHUNK_ROWS = 1 << 20
 
@@ -284,6 +288,34 @@ def interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
+def default_block(tables: PackedTables) -> tuple[int, int, int]:
+    """The (BLOCK_N, BLOCK_L, warps) :func:`pooled` launches with where neither the caller nor
+    :data:`BLOCKS` names one, chosen so that the loop over ids has no barrier.
+
+    Triton lays the (BLOCK_N, BLOCK_L, dim) row load out with up to :data:`THREAD_BYTES` of a row a
+    thread (less where the row stride is less aligned), a row's threads side by side and a warp's
+    other threads on further items; warps go to items first and to ids only once the items run out.
+    Two things then put a shared-memory round and a barrier into every step, compiled for sm_90 with
+    Triton 3.6:
+
+    * warps on ids: the sum over ids crosses warps. This held RMC1's 64-byte bf16 rows to 19% of
+      the H200's copy rate at 16 x 4 items x ids (two of four warps on ids) while its 128-byte fp32
+      rows reached 87%.
+    * as many ids a step as the block has threads: the ids' load is laid out for itself and then
+      moved into the rows' layout.
+
+    So a block takes enough items to fill every warp (``items_a_warp * warps``), and two ids a step
+    where a warp holds more than four items; ``tests/test_kernels_compile.py`` compiles every row
+    format at the zoo's widths and checks that no barrier is left in the loop."""
+    block_n, block_l, warps = DEFAULT_BLOCK
+    values, _, row_stride, _, _ = tables._views()
+    size = values.element_size()
+    aligned = row_stride * size & -(row_stride * size)  # the largest power of two dividing the stride in bytes
+    per_thread = max(1, min(THREAD_BYTES, aligned) // size)
+    items_a_warp = 32 // min(32, max(1, tables.dim // per_thread))
+    return max(block_n, items_a_warp * warps), block_l if items_a_warp <= 4 else 2, warps
+
+
 def pooled(tables: PackedTables, ids: torch.Tensor, out: torch.Tensor | None = None, col0: int = 0, *,
            block_n: int | None = None, block_l: int | None = None, num_warps: int | None = None,
            out_dtype: torch.dtype = torch.bfloat16, q_out: torch.Tensor | None = None, q_scale: float = 1.0,
@@ -313,7 +345,8 @@ def pooled(tables: PackedTables, ids: torch.Tensor, out: torch.Tensor | None = N
         raise ValueError(f"out must be (N, >= {col0 + t * tables.dim}) with unit column stride")
     if n == 0:
         return out if write_out else None
-    default = BLOCKS.get(tables.row_type if tables.kind < 3 else f"{tables.row_type}/table", DEFAULT_BLOCK)
+    row_format = tables.row_type if tables.kind < 3 else f"{tables.row_type}/table"
+    default = BLOCKS.get((row_format, tables.dim)) or default_block(tables)
     block_n, block_l, num_warps = block_n or default[0], block_l or default[1], num_warps or default[2]
     values, aux, row_stride, aux_stride, aux_off = tables._views()
     grid = (triton.cdiv(n, block_n), t)
