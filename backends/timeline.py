@@ -10,7 +10,8 @@ carried: its real items, the rows its graph bucket padded it to, and the GPU's t
 
 A summary covers the latest *window*: the batches since the last idle gap of at least
 :data:`WINDOW_GAP_MS`, so a run's figures are not diluted by the warm-up before it or an earlier
-run on the same load.
+run on the same load. Its ``series`` splits the window into :data:`SERIES_S` slices, so a rate that
+changes during a run (a slow start, a card that heats) shows where.
 """
 
 from __future__ import annotations
@@ -26,8 +27,13 @@ import torch
 
 #: An idle gap at least this long (ms) starts a new window: a pause between runs, not a run's own.
 WINDOW_GAP_MS = 500.0
-#: Batches a timeline keeps (the oldest are dropped): about 30 s of DLRM-v2 Offline batches.
-KEPT_BATCHES = 20_000
+#: Batches a timeline keeps (the oldest are dropped): DLRM-v2's 300-s Server run has about 110,000.
+KEPT_BATCHES = 400_000
+#: Batches whose events are read once they are done, a few at a time, so that a timeline holds
+#: numbers, not two CUDA events, for all but the latest batches.
+PENDING_BATCHES = 64
+#: The length of a slice of :attr:`BusySummary.series`, in seconds.
+SERIES_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,9 @@ class BusySummary:
         items_mean: mean real items a batch (0 when no sizes were given).
         padded_share: the share of the rows run that were padding up to a graph bucket.
         busy_ns_per_item: busy time over the window's real items: what an item cost the GPU.
+        series: per :data:`SERIES_S` slice of the window, ``[seconds from its start, batches begun
+            in it, real items of those a second, busy share, busy ns an item]`` (items 0 when no
+            sizes were given).
     """
 
     batches: int
@@ -55,6 +64,7 @@ class BusySummary:
     items_mean: float = 0.0
     padded_share: float = 0.0
     busy_ns_per_item: float = 0.0
+    series: tuple[tuple[float, int, float, float, float], ...] = ()
 
 
 def busy_summary(intervals: Sequence[tuple[float, float]], window_gap_ms: float = WINDOW_GAP_MS,
@@ -91,11 +101,35 @@ def busy_summary(intervals: Sequence[tuple[float, float]], window_gap_ms: float 
     if len(gaps):
         stats.update({f"p{q}": round(float(np.percentile(gaps, q)), 4) for q in (50, 90, 99)})
         stats["max"] = round(float(gaps.max()), 4)
+    items = None if sizes is None else [sizes[k][0] for k in ranked[first_batch[begin]:]]
     return BusySummary(batches=len(batches), span_ms=round(span, 3), busy_ms=round(busy, 3),
                        busy_share=round(busy / span, 4) if span > 0 else 1.0,
                        batch_ms_mean=round(float(np.mean([end - start for start, end in batches])), 4), gap_ms=stats,
                        items_mean=round(real / len(batches), 1), padded_share=round(1 - real / run, 4) if run else 0.0,
-                       busy_ns_per_item=round(busy * 1e6 / real, 2) if real else 0.0)
+                       busy_ns_per_item=round(busy * 1e6 / real, 2) if real else 0.0,
+                       series=_series(window, batches, items))
+
+
+def _series(window: np.ndarray, batches: Sequence[tuple[float, float]],
+            items: Sequence[int] | None) -> tuple[tuple[float, int, float, float, float], ...]:
+    """:attr:`BusySummary.series` of a window: its merged busy intervals ``window`` (start, end ms,
+    in order) and its batches (in order of start) with their real items."""
+    slice_ms = SERIES_S * 1e3
+    origin = float(window[0, 0])
+    end = float(window[-1, 1])
+    edges = np.arange(origin, end, slice_ms)
+    starts = np.asarray([b[0] for b in batches], dtype=np.float64)
+    counts = np.asarray(items if items is not None else np.zeros(len(batches)), dtype=np.float64)
+    out = []
+    for left in edges:
+        right = min(left + slice_ms, end)
+        busy = float(np.clip(np.minimum(window[:, 1], right) - np.maximum(window[:, 0], left), 0.0, None).sum())
+        begun = (starts >= left) & (starts < right)
+        real = float(counts[begun].sum())
+        length_s = (right - left) / 1e3
+        out.append((round((left - origin) / 1e3, 3), int(begun.sum()), round(real / length_s, 1) if length_s > 0 else 0.0,
+                    round(busy / (right - left), 4) if right > left else 1.0, round(busy * 1e6 / real, 2) if real else 0.0))
+    return tuple(out)
 
 
 class Timeline:
@@ -108,7 +142,10 @@ class Timeline:
     """
 
     def __init__(self, kept: int = KEPT_BATCHES) -> None:
-        self._pairs: collections.deque[tuple[torch.cuda.Event, torch.cuda.Event, int, int]] = collections.deque(maxlen=kept)
+        self._pairs: collections.deque[tuple[torch.cuda.Event, torch.cuda.Event, int, int]] = collections.deque()
+        #: (start ms, end ms, items, rows) of the batches whose events were read, relative to ``_origin``.
+        self._done: collections.deque[tuple[float, float, int, int]] = collections.deque(maxlen=kept)
+        self._origin: torch.cuda.Event | None = None
         self._lock = threading.Lock()
 
     def start(self, stream: torch.cuda.Stream) -> torch.cuda.Event:
@@ -117,19 +154,28 @@ class Timeline:
     def end(self, start: torch.cuda.Event, stream: torch.cuda.Stream, items: int, rows: int) -> None:
         event = _recorded(stream)
         with self._lock:
+            if self._origin is None:
+                self._origin = start  # times relative to one event; an earlier one's come out negative
             self._pairs.append((start, event, items, rows))
+            if len(self._pairs) >= PENDING_BATCHES:
+                self._read(wait=False)
+
+    def _read(self, wait: bool) -> None:
+        """Move the oldest batches whose events are done (all of them, with ``wait``) into numbers."""
+        assert self._origin is not None
+        while self._pairs and (wait or self._pairs[0][1].query()):
+            start, end, items, rows = self._pairs.popleft()
+            end.synchronize()
+            self._done.append((self._origin.elapsed_time(start), self._origin.elapsed_time(end), items, rows))
 
     def summary(self) -> dict[str, Any] | None:
         """:func:`busy_summary` of the recorded batches, as a dict for a result's record."""
         with self._lock:
-            pairs = list(self._pairs)
-        if not pairs:
-            return None
-        for _, end, _, _ in pairs:
-            end.synchronize()
-        origin = pairs[0][0]  # times relative to one event; an earlier one's come out negative
-        found = busy_summary([(origin.elapsed_time(start), origin.elapsed_time(end)) for start, end, _, _ in pairs],
-                             sizes=[(items, rows) for _, _, items, rows in pairs])
+            if self._origin is None:
+                return None
+            self._read(wait=True)
+            done = list(self._done)
+        found = busy_summary([(start, end) for start, end, _, _ in done], sizes=[(items, rows) for _, _, items, rows in done])
         return None if found is None else asdict(found)
 
 

@@ -559,6 +559,44 @@ def test_busy_summary_merges_overlaps_and_reports_the_gaps_of_the_latest_window(
     assert busy_summary([]) is None
 
 
+def test_busy_summary_series_shows_each_slice_of_the_run() -> None:
+    """``series`` splits the window into SERIES_S slices: the batches begun in each, their items a
+    second, the share of the slice some batch held the GPU (a batch across an edge counts on both
+    sides) and the GPU's time an item: a run whose rate changes shows where."""
+    from suite.backends.timeline import SERIES_S, busy_summary
+
+    slice_ms = SERIES_S * 1e3
+    batches = [(0.0, 0.5 * slice_ms), (0.5 * slice_ms, 1.2 * slice_ms), (1.5 * slice_ms, 1.6 * slice_ms), (2.0 * slice_ms, 2.5 * slice_ms)]
+    found = busy_summary(batches, window_gap_ms=1e9, sizes=[(100, 100), (300, 304), (50, 64), (10, 16)])
+    assert found is not None
+    first, second, last = found.series
+    assert first == (0.0, 2, 400 / SERIES_S, 1.0, round(slice_ms * 1e6 / 400, 2))
+    assert second == (SERIES_S, 1, 50 / SERIES_S, 0.3, round(0.3 * slice_ms * 1e6 / 50, 2))
+    assert last == (2 * SERIES_S, 1, round(10 / (0.5 * SERIES_S), 1), 1.0, round(0.5 * slice_ms * 1e6 / 10, 2))
+    assert sum(row[1] for row in found.series) == found.batches
+
+
+@pytest.mark.cuda
+def test_timeline_reads_its_events_as_they_finish_and_sums_the_whole_run() -> None:
+    """More batches than are kept pending: the older ones' events are read as numbers as they
+    finish, and the summary counts every batch and its items, with nothing left pending."""
+    import torch
+
+    from suite.backends.timeline import PENDING_BATCHES, Timeline
+
+    timeline, stream = Timeline(), torch.cuda.Stream()
+    x = torch.randn(256, 256, device="cuda")
+    batches = 3 * PENDING_BATCHES + 5
+    for _ in range(batches):
+        began = timeline.start(stream)
+        with torch.cuda.stream(stream):
+            x = x @ x.T / 256
+        timeline.end(began, stream, 7, 8)
+    summary = timeline.summary()
+    assert summary is not None and summary["batches"] == batches and summary["items_mean"] == 7.0
+    assert len(timeline._pairs) == 0 and len(timeline._done) == batches
+
+
 @pytest.mark.cuda
 def test_graph_max_captures_the_larger_buckets_and_offline_takes_the_largest() -> None:
     """With graph_max above the default, every lane holds a graph per bucket of the longer list, the
