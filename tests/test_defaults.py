@@ -18,7 +18,7 @@ from suite.backends import get_backend
 from suite.backends.base import BackendConfig
 from suite.backends.null import NullBackend
 from suite.cli import cli
-from suite.config import AUTO, Mode, RunConfig, Scenario, resolve
+from suite.config import AUTO, Mode, RunConfig, Scenario, Settings, resolve
 from suite.datasets.batch import Batch
 from suite.errors import RunFailedError
 from suite.harness import Outcome, Progress, eta_text, expected_queries
@@ -189,6 +189,32 @@ def test_a_steady_probe_sizes_offline_for_a_run_faster_than_its_peak() -> None:
     run_s = queries / (1.25 * peak / mean_items)
     assert run_s >= sized.min_duration_ms / 1000
     assert run_s < 2 * sized.min_duration_ms / 1000  # and the run is not made needlessly long
+
+
+def test_offline_on_lanes_of_one_device_is_sized_by_the_probes_mean() -> None:
+    """A backend that declared its batching (torch-cuda's lanes, taking turns on one GPU): Offline's
+    auto target comes from the probe's mean rate, not its peak (each lane's fastest spans times the
+    lanes). The H200's DLRM-v2 probe: mean 20.6 M items/s, peak 30.6 M, the run 20.3 M; sized by the
+    peak, a 60-s Offline ran 132 s; by the mean it lasts under 1.6x its minimum, and still its minimum
+    for a run up to 1.2x faster than the probe."""
+    offline = _settings("dlrm-v2", Scenario.OFFLINE, profile="short")
+    mean_items, run_items_per_s = 270.25, 20_292_447.0
+    probe = Warmup(batches=967, items=42_466_868, seconds=2.06, workers=8, largest_batch_items=65_500, probe_s=2.01,
+                   probe_items_per_s=20_630_857.0, probe_peak_items_per_s=30_597_032.0)
+    by_peak, _ = calibrated(offline, probe, mean_items)
+    sized, record = calibrated(offline, probe, mean_items, shared_device=True)
+    assert record["probe_rate"] == "mean: lanes onto one device" and record["factor"] == OFFLINE_PROBE_FACTOR
+    assert sized.target_qps == float(f"{1 / (mean_items / probe.probe_items_per_s + HARNESS_QUERY_S) * OFFLINE_PROBE_FACTOR:.4g}")
+    minimum_s = sized.min_duration_ms / 1000
+
+    def lasts_s(settings: Settings, items_per_s: float) -> float:
+        queries = expected_queries(settings, 10**9)
+        assert queries is not None
+        return queries / (items_per_s / mean_items)
+
+    assert lasts_s(by_peak, run_items_per_s) > 2 * minimum_s
+    assert minimum_s <= lasts_s(sized, run_items_per_s) < 1.6 * minimum_s
+    assert lasts_s(sized, 1.2 * probe.probe_items_per_s) >= minimum_s
 
 
 def test_expected_queries_follow_loadgen() -> None:
