@@ -2,8 +2,8 @@
 # Planned for the next H200 session: DLRM-v2 fp8 Offline from the CLI as typed (plus the timeline),
 # min_duration 60 s, as session 17's call 3 (76,362.1 samples/s VALID over 132 s, whose last 62 s ran
 # 4% faster than the whole): the timeline now covers the whole run in 10-s slices (`series`), to see
-# where the first half lost its time. nvidia-smi logs clocks and power. About 250 s on a fresh
-# machine. Copy to .device/ and run with carry .whl, .device.
+# where the first half lost its time (the auto target now comes from the probe's mean, so the run
+# lasts about 92 s, not 132). nvidia-smi logs clocks and power. About 220 s on a fresh machine. Copy to .device/ and run with carry .whl, .device.
 set -u
 start=$SECONDS
 export PYTHONUNBUFFERED=1 PY=/tmp/v/bin/python RECSUITE_DATA_DIR=/tmp/data
