@@ -121,7 +121,7 @@ def _series(window: np.ndarray, batches: Sequence[tuple[float, float]],
     starts = np.asarray([b[0] for b in batches], dtype=np.float64)
     counts = np.asarray(items if items is not None else np.zeros(len(batches)), dtype=np.float64)
     out = []
-    for left in edges:
+    for left in edges.tolist():  # plain floats, so the series prints and serializes as numbers
         right = min(left + slice_ms, end)
         busy = float(np.clip(np.minimum(window[:, 1], right) - np.maximum(window[:, 0], left), 0.0, None).sum())
         begun = (starts >= left) & (starts < right)

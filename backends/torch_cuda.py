@@ -134,7 +134,9 @@ DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, 
 #: they averaged 28,375 items, which the 32,768 bucket padded by 15% (benchmarks/results/gpu_offline_h200).
 GRAPH_BUCKETS = (*ACCELERATOR_BUCKETS, 20480, 24576, 28672, 32768)
 #: ``--option graph_max``: the largest graph bucket; above GRAPH_BUCKETS' last, buckets step by this.
-GRAPH_MAX_STEP = 8192
+#: With steps of 8,192, DLRM-v2 fp8's Server batches at 0.9x Offline (52,645 items on average) were
+#: padded by 7.1% on the H200 (benchmarks/results/gpu_server_h200_s18/c1): GPU time spent on nothing.
+GRAPH_MAX_STEP = 4096
 GRAPH_MAX_RANGE = (4096, 131072)
 #: How a batch's packed rows reach the device (see the module docstring); the first is the default.
 #: Copy beat mapped: DLRM-v2 fp8 Offline on the H200 gave 34,542 samples/s with copy and 28,698 with

@@ -22,9 +22,11 @@ import json
 import time
 from pathlib import Path
 
-#: /proc/vmstat counters worth seeing beside a gap: direct compaction and reclaim stall a process.
+#: /proc/vmstat counters worth seeing beside a gap: direct compaction and reclaim stall a process, and
+#: automatic NUMA balancing's scans unmap pages that its threads then fault back in.
 VMSTAT_KEYS = ("compact_stall", "compact_fail", "compact_success", "allocstall_normal", "allocstall_movable",
-               "pgmajfault", "thp_fault_alloc", "thp_collapse_alloc")
+               "pgmajfault", "thp_fault_alloc", "thp_collapse_alloc", "numa_hint_faults", "numa_pte_updates",
+               "numa_pages_migrated")
 MAX_GAPS = 256
 
 

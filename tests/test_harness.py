@@ -398,3 +398,68 @@ def test_an_offline_query_is_queued_in_growing_blocks_each_in_sweeps() -> None:
     first = [i for chunk in chunks for i in chunk[1]][: harness.FIRST_BLOCK]
     drops = sum(b < a for a, b in zip(first, first[1:], strict=False))
     assert drops == max(Counter(indices[: harness.FIRST_BLOCK]).values()) - 1  # one drop a sweep
+
+
+def test_a_query_of_few_samples_but_more_items_than_a_batch_is_cut_too() -> None:
+    """A query of fewer samples than ``max_batch_items`` can still hold more items than a batch (the
+    sum is taken only then: a query of more samples than that is cut without one); either way
+    every chunk stays within the limit and every sample is queued once."""
+    sizes = np.full(400, 30)
+    offsets = np.r_[0, np.cumsum(sizes)]
+    n_items = int(offsets[-1])
+    items = Batch(np.zeros((n_items, 1), np.float32), (np.zeros((n_items, 1), np.int32),))
+    library = QueryLibrary(Dataset(path=Path("/nonexistent"), meta={}, items=items,
+                                   labels=np.zeros((n_items, 1), np.int8)), offsets)
+    batcher = harness.Batcher(library, NullBackend(BackendConfig(model=ModelSpec(name="dlrm-rmc1", scale="tiny"))),
+                              max_batch_items=1_000)
+    for n in (40, 33, 1_500):  # 1,200 items in 40 samples; 990 in 33 (one batch); more samples than the limit
+        ids = list(range(n))
+        batcher.issue(ids, [i % 400 for i in ids])
+        chunks = []
+        while not batcher._queue.empty():
+            chunks.append(batcher._queue.get_nowait())
+        assert sorted(i for chunk in chunks for i in chunk[0]) == ids
+        assert all(chunk[2] == 30 * len(chunk[1]) <= 1_000 for chunk in chunks)
+        assert len(chunks) == -(-n // 33)
+
+
+def test_an_offline_feed_sets_off_no_collection_and_freezes_its_lists() -> None:
+    """During a run (inside ``frozen_heap``) queueing a many-sample query makes hundreds of
+    thousands of list slots and thousands of chunks; none of it may set off a garbage collection
+    (each walked the young lists: 0.5 s of pauses at the start of an H200 Offline run), and what it
+    queued is frozen, so later collections skip it too. Collection is back on afterwards."""
+    import gc
+
+    rng = np.random.default_rng(5)
+    sizes = rng.integers(1, 40, 5_000)
+    offsets = np.r_[0, np.cumsum(sizes)]
+    n_items = int(offsets[-1])
+    items = Batch(np.zeros((n_items, 1), np.float32), (np.zeros((n_items, 1), np.int32),))
+    library = QueryLibrary(Dataset(path=Path("/nonexistent"), meta={}, items=items,
+                                   labels=np.zeros((n_items, 1), np.int8)), offsets)
+    batcher = harness.Batcher(library, NullBackend(BackendConfig(model=ModelSpec(name="dlrm-rmc1", scale="tiny"))),
+                              max_batch_items=200)
+    total = harness.FIRST_BLOCK * 6
+    indices = rng.integers(0, len(library), total).tolist()
+    ids = list(range(total))
+    collections: list[int] = []
+
+    def seen(phase: str, info: dict) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    with harness.frozen_heap():
+        frozen = gc.get_freeze_count()
+        gc.callbacks.append(seen)
+        try:
+            batcher.issue(ids, indices)
+        finally:
+            gc.callbacks.remove(seen)
+        assert gc.isenabled()
+        chunks = []
+        while not batcher._queue.empty():
+            chunks.append(batcher._queue.get_nowait())
+        assert collections == []
+        assert gc.get_freeze_count() >= frozen + 2 * len(chunks)  # each chunk's two lists at least
+    assert sorted(i for chunk in chunks for i in chunk[0]) == ids
+    assert gc.get_freeze_count() == 0

@@ -101,18 +101,18 @@ def test_a_batch_is_padded_to_the_next_bucket_and_a_larger_one_is_not() -> None:
 
 
 def test_graph_max_extends_the_buckets_in_steps_and_refuses_odd_sizes() -> None:
-    """``--option graph_max``: the default keeps GRAPH_BUCKETS (dlrm-v2 in fp8: up to 65,536); larger adds buckets every 8,192
+    """``--option graph_max``: the default keeps GRAPH_BUCKETS (dlrm-v2 in fp8: up to 65,536); larger adds buckets every 4,096
     items up to it, smaller cuts the list there; a size off the 4,096 grid is refused, and so are
     graph_max and attention where they change nothing."""
     from suite.backends.torch_cuda import TorchCUDABackend, graph_buckets
 
     assert graph_buckets() == GRAPH_BUCKETS
-    assert graph_buckets(65536)[-6:] == (28672, 32768, 40960, 49152, 57344, 65536)
+    assert graph_buckets(65536)[-10:] == (28672, 32768, 36864, 40960, 45056, 49152, 53248, 57344, 61440, 65536)
     assert graph_buckets(20480)[-3:] == (12288, 16384, 20480)
     spec = ModelSpec(name="dlrm-v2", scale="tiny")
     backend = TorchCUDABackend(BackendConfig(model=spec, precision="bf16", options=(("graph_max", "49152"),)))
     backend._options()
-    assert backend._buckets[-2:] == (40960, 49152)
+    assert backend._buckets[-3:] == (40960, 45056, 49152)
     for model, precision, largest in (("dlrm-v2", "fp8", 65536), ("dlrm-v2", "bf16", GRAPH_BUCKETS[-1]),
                                       ("dlrm-rmc1", "fp8", GRAPH_BUCKETS[-1])):  # measured for dlrm-v2 in fp8
         typed = TorchCUDABackend(BackendConfig(model=ModelSpec(name=model, scale="tiny"), precision=precision))
@@ -574,6 +574,7 @@ def test_busy_summary_series_shows_each_slice_of_the_run() -> None:
     assert second == (SERIES_S, 1, 50 / SERIES_S, 0.3, round(0.3 * slice_ms * 1e6 / 50, 2))
     assert last == (2 * SERIES_S, 1, round(10 / (0.5 * SERIES_S), 1), 1.0, round(0.5 * slice_ms * 1e6 / 10, 2))
     assert sum(row[1] for row in found.series) == found.batches
+    assert all(type(value) in (int, float) for row in found.series for value in row), "numbers, not numpy scalars"
 
 
 @pytest.mark.cuda
