@@ -8,15 +8,19 @@ pair of timing events per batch; :func:`busy_summary` turns the intervals into t
 time the GPU held a batch, the mean batch time, the idle gaps between batches, and what a batch
 carried: its real items, the rows its graph bucket padded it to, and the GPU's time an item.
 
-A summary covers the latest *window*: the batches since the last idle gap of at least
-:data:`WINDOW_GAP_MS`, so a run's figures are not diluted by the warm-up before it or an earlier
-run on the same load. Its ``series`` splits the window into :data:`SERIES_S` slices, so a rate that
-changes during a run (a slow start, a card that heats) shows where.
+A :class:`Timeline` covers one run: the harness tells the backend when LoadGen's run begins
+(``Backend.begin_run``) and the timeline starts over, so a run's figures hold none of the warm-up
+before it or an earlier run's on the same load. (Before, a summary took the batches after the last
+idle gap of :data:`WINDOW_GAP_MS`, and a 20-s Offline whose LoadGen start took 455 ms counted its
+warm-up and that gap as the run's.) :func:`busy_summary` keeps that window for intervals of unknown
+origin. Its ``series`` splits the window into :data:`SERIES_S` slices, so a rate that changes
+during a run (a slow start, a card that heats) shows where.
 """
 
 from __future__ import annotations
 
 import collections
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -168,14 +172,25 @@ class Timeline:
             end.synchronize()
             self._done.append((self._origin.elapsed_time(start), self._origin.elapsed_time(end), items, rows))
 
+    def restart(self) -> None:
+        """Forget every batch recorded so far (a run begins); their events are waited for first."""
+        with self._lock:
+            if self._origin is not None:
+                self._read(wait=True)
+            self._pairs.clear()
+            self._done.clear()
+            self._origin = None
+
     def summary(self) -> dict[str, Any] | None:
-        """:func:`busy_summary` of the recorded batches, as a dict for a result's record."""
+        """:func:`busy_summary` of the batches recorded since the last :meth:`restart`, every one of
+        them (no window), as a dict for a result's record."""
         with self._lock:
             if self._origin is None:
                 return None
             self._read(wait=True)
             done = list(self._done)
-        found = busy_summary([(start, end) for start, end, _, _ in done], sizes=[(items, rows) for _, _, items, rows in done])
+        found = busy_summary([(start, end) for start, end, _, _ in done], window_gap_ms=math.inf,
+                             sizes=[(items, rows) for _, _, items, rows in done])
         return None if found is None else asdict(found)
 
 

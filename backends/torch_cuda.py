@@ -763,6 +763,11 @@ class TorchCUDABackend(Backend):
             defaults = dataclasses.replace(defaults, max_batch_items=cap)
         return defaults
 
+    def begin_run(self) -> None:
+        """The timeline (``--option timeline=1``) starts over: it reports this run's batches."""
+        if self._timeline is not None:
+            self._timeline.restart()
+
     def attach_items(self, items: Batch) -> None:
         """Pack the dataset's items once, and give the GPU a view of them: in pinned host memory
         (``staging=mapped``) or, with ``start_from_device``, in device memory."""

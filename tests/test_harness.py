@@ -9,6 +9,7 @@ import math
 import threading
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -421,6 +422,56 @@ def test_a_query_of_few_samples_but_more_items_than_a_batch_is_cut_too() -> None
         assert sorted(i for chunk in chunks for i in chunk[0]) == ids
         assert all(chunk[2] == 30 * len(chunk[1]) <= 1_000 for chunk in chunks)
         assert len(chunks) == -(-n // 33)
+
+
+def test_a_run_begins_after_its_warm_up(tmp_path: Path) -> None:
+    """The harness calls ``begin_run`` once, after the warm-up's batches and before the run's, so a
+    backend's per-run figures (torch-cuda's timeline) hold LoadGen's run alone."""
+    events: list[str] = []
+
+    class Marking(NullBackend):
+        def begin_run(self) -> None:
+            events.append("begin")
+
+        def predict(self, batch: Batch) -> np.ndarray:
+            events.append("predict")
+            return super().predict(batch)
+
+    config = smoke_config(tmp_path)
+    run(config, backend=Marking(BackendConfig(model=config.model)))
+    assert events.count("begin") == 1
+    begun = events.index("begin")
+    assert "predict" in events[:begun] and "predict" in events[begun + 1:]
+
+
+def test_an_offline_feed_reads_loadgens_lists_a_piece_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``np.fromiter`` holds the GIL for its whole list (about 0.1 s for the 5 M samples of a 60-s
+    Offline's last block), and the device's lanes cannot launch meanwhile: the feed reads LoadGen's
+    lists at most ARRAY_PIECE samples a call, ids and indices once each, and the arrays equal the
+    lists' slices."""
+    monkeypatch.setattr(harness, "ARRAY_PIECE", 1_000)
+    calls: list[int] = []
+    fromiter = np.fromiter
+
+    def counted(values: Any, dtype: Any, count: int = -1) -> np.ndarray:
+        calls.append(count)
+        return fromiter(values, dtype=dtype, count=count)
+
+    monkeypatch.setattr(np, "fromiter", counted)
+    values = list(range(7, 2_510))
+    assert harness.as_array(values, 5, 2_503, np.int64).tolist() == values[5:2_503]
+    assert calls == [1_000, 1_000, 498]
+    calls.clear()
+    sizes = np.full(500, 3)
+    offsets = np.r_[0, np.cumsum(sizes)]
+    items = Batch(np.zeros((1_500, 1), np.float32), (np.zeros((1_500, 1), np.int32),))
+    library = QueryLibrary(Dataset(path=Path("/nonexistent"), meta={}, items=items,
+                                   labels=np.zeros((1_500, 1), np.int8)), offsets)
+    batcher = harness.Batcher(library, NullBackend(BackendConfig(model=ModelSpec(name="dlrm-rmc1", scale="tiny"))),
+                              max_batch_items=300)
+    total = harness.FIRST_BLOCK * 6
+    batcher.issue(list(range(total)), [i % 500 for i in range(total)])
+    assert max(calls) == 1_000 and sum(calls) == 2 * total
 
 
 def test_an_offline_feed_sets_off_no_collection_and_freezes_its_lists() -> None:

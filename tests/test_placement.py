@@ -76,6 +76,24 @@ def test_thread_placement_is_registered_and_answers(items: Batch) -> None:
         placement.close()
 
 
+def test_a_placed_backend_tells_every_worker_that_a_run_begins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``begin_run`` (the harness calls it as LoadGen starts) reaches each worker's backend once,
+    so what a worker measures per run (torch-cuda's timeline) covers that run on every device."""
+    from suite.backends.null import NullBackend
+    from suite.placement.backend import PlacedBackend
+
+    told: list[int] = []
+    monkeypatch.setattr(NullBackend, "begin_run", lambda self: told.append(id(self)))
+    inner = BackendConfig(model=TINY, threads=1)
+    placed = PlacedBackend("null", inner, get_placement("threads")(), cpu_specs("null", inner, 3))
+    placed.load()
+    try:
+        placed.begin_run()
+    finally:
+        placed.close()
+    assert len(told) == 3
+
+
 def test_a_placed_backends_info_is_its_workers_now_not_at_start() -> None:
     """The result records a placed backend's info after the run: asked of its first worker then
     (torch-cuda counts its jagged graph replays and staged batches as it runs), not what the worker

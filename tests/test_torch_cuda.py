@@ -599,6 +599,37 @@ def test_timeline_reads_its_events_as_they_finish_and_sums_the_whole_run() -> No
 
 
 @pytest.mark.cuda
+def test_a_timeline_restarted_as_a_run_begins_reports_that_run_alone() -> None:
+    """``restart`` (torch-cuda's ``begin_run``) forgets the warm-up's batches, pending or read, and
+    the summary then counts every batch of the run, with no window cut at an idle gap."""
+    import time
+
+    import torch
+
+    from suite.backends.timeline import WINDOW_GAP_MS, Timeline
+
+    timeline, stream = Timeline(), torch.cuda.Stream()
+    x = torch.randn(256, 256, device="cuda")
+
+    def batches(n: int, items: int) -> None:
+        nonlocal x
+        for _ in range(n):
+            began = timeline.start(stream)
+            with torch.cuda.stream(stream):
+                x = x @ x.T / 256
+            timeline.end(began, stream, items, items)
+
+    batches(5, 3)
+    timeline.restart()
+    batches(2, 7)
+    torch.cuda.synchronize()
+    time.sleep(1.5 * WINDOW_GAP_MS / 1e3)  # an idle gap inside the run: no longer a window's edge
+    batches(2, 7)
+    summary = timeline.summary()
+    assert summary is not None and summary["batches"] == 4 and summary["items_mean"] == 7.0
+
+
+@pytest.mark.cuda
 def test_graph_max_captures_the_larger_buckets_and_offline_takes_the_largest() -> None:
     """With graph_max above the default, every lane holds a graph per bucket of the longer list, the
     load times each, and Offline's declared batch is the largest."""

@@ -21,7 +21,7 @@ from suite.backends.base import Backend, BackendConfig, BackendInfo, BatchDefaul
 from suite.datasets.batch import Batch
 from suite.errors import ConfigError
 from suite.inputs import IN_PROCESS, parse_devices_text
-from suite.placement.base import Placement, PlacementInfo, Request, WorkerSpec
+from suite.placement.base import Placement, PlacementInfo, Request, WorkerLost, WorkerSpec
 
 #: Harness threads per worker when the inner backend declares none: one batch in flight and one
 #: being gathered, so a worker never waits on the driver.
@@ -120,6 +120,17 @@ class PlacedBackend(Backend):  # type: ignore[misc]  # suite.backends is backend
 
     def queries_in_flight(self) -> int:
         return self.network
+
+    def begin_run(self) -> None:
+        """Every live worker's backend is told, one round trip each (a lost worker is the run's
+        to report, not this hook's; a placement that cannot ask its workers tells none)."""
+        for worker in range(len(self.specs)):
+            try:
+                self.placement.ask(worker, "begin_run")
+            except WorkerLost:
+                continue
+            except NotImplementedError:
+                return
 
     def network_name(self) -> str | None:
         """``Network SUT: ...``: every worker's backend, device and node, asked of each worker (one
