@@ -431,9 +431,8 @@ class Backend(abc.ABC):
         """
 
     def begin_run(self) -> None:  # noqa: B027 - a hook most backends leave empty
-        """Called by the harness as LoadGen's run begins, after the warm-up: what a backend
-        measures per run (torch-cuda's ``timeline``) covers the run's batches from here, none of the
-        warm-up's or an earlier run's on the same load. The default does nothing."""
+        """Called by the harness as LoadGen's run begins, after the warm-up: what a backend measures
+        per run (torch-cuda's ``timeline``) starts here. The default does nothing."""
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -119,7 +119,7 @@ def fp8_lines(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag, last_fp8, 
     fastest and hstu.FP8_CANDIDATES: every row (the quantization timed apart) and, for the launch
     shape, the candidate rows alone (``last_fp8()``), and the largest difference from bf16's output."""
     want = hstu.hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len)
-    quant_ms = gpu_ms(lambda: hstu.quantize_qkv(q, k, v))
+    quant_ms = gpu_ms(lambda: hstu.quantize_qkv(q, k, v, jag.offsets))
     for tile in dict.fromkeys((hstu.FP8_TILE, hstu.TILE, *hstu.FP8_CANDIDATES)):
         try:
             got = hstu.hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, fp8=True, tile=tile)

@@ -405,15 +405,24 @@ def test_hstu_candidate_rows_alone_match_the_plain_path(tile: tuple[int, ...] | 
 def test_hstu_fp8_quantizing_kernel_gives_torchs_numbers() -> None:
     """quantize_qkv's one-pass kernel: q and k (strided views, as the projection's split gives
     them) scaled per token and head, v per head and channel, to the bit what torch's elementwise
-    ops give; every value within fp8's range and every scale positive, a row of zeros included."""
-    from suite.backends.kernels.hstu import quantize_qkv
+    ops give; every value within fp8's range and every scale positive, a row of zeros included.
+    v's requests start at aligned columns, with zeros between them."""
+    from suite.backends.kernels.hstu import V_ALIGN, quantize_qkv
 
     g = torch.Generator().manual_seed(4)
     uvqk = (torch.randn(37, 3, 2, 32, generator=g) * torch.logspace(-3, 2, 37).view(-1, 1, 1, 1)).to(DEVICE)
     uvqk[5] = 0.0
     q, k, v = uvqk[:, 0], uvqk[:, 1], uvqk[:, 2]
     assert not q.is_contiguous()
-    q8, k8, v8, sq, sk, sv = quantize_qkv(q, k, v)
+    offsets = torch.tensor([0, 20, 20, 37], device=DEVICE)  # a request with no tokens between two
+    quantized = quantize_qkv(q, k, v, offsets)
+    q8, k8, v8 = quantized.q, quantized.k, quantized.v_tokens()
+    sq, sk, sv = quantized.q_scales, quantized.k_scales, quantized.v_scales
+    assert quantized.v_offsets.tolist() == [0, 32, 32, 64] and V_ALIGN == 16
+    assert quantized.v.stride(0) == 1 and quantized.v.data_ptr() % 16 == 0
+    padding = torch.ones(quantized.v.shape[0], dtype=torch.bool, device=DEVICE)
+    padding[quantized.v_index] = False
+    assert int(padding.sum()) == quantized.v.shape[0] - 37 and bool((quantized.v[padding].float() == 0).all())
     want_sq = (q.abs().amax(dim=-1).float() / 448).clamp_min(1e-30)
     want_sk = (k.abs().amax(dim=-1).float() / 448).clamp_min(1e-30)
     want_sv = (v.abs().amax(dim=0).float() / 448).clamp_min(1e-30)
@@ -456,7 +465,9 @@ def test_hstu_fp8_attention_is_the_plain_path_on_quantized_inputs_with_fp8_weigh
     scale = int((1 + hist + cand).max()) + 5
     jag = dlrm_v3.Jagged.of(hist.to(DEVICE), cand.to(DEVICE), scale)
     q, k, v = (torch.randn(int(jag.offsets[-1]), 2, 32, generator=g).to(DEVICE) for _ in range(3))
-    q8, k8, v8, sq, sk, sv = quantize_qkv(q, k, v)
+    quantized = quantize_qkv(q, k, v, jag.offsets)
+    q8, k8, v8 = quantized.q, quantized.k, quantized.v_tokens()
+    sq, sk, sv = quantized.q_scales, quantized.k_scales, quantized.v_scales
     assert q8.dtype == torch.float8_e4m3fn and (sq.shape, sk.shape, sv.shape) == (q.shape[:2], k.shape[:2], v.shape[1:])
     want = _with_fp8_weights(q8.float() * sq[..., None], k8.float() * sk[..., None], v8.float() * sv[None], jag, 0.25)
     shape = None if tile is None else Tile(*tile)

@@ -23,8 +23,9 @@ quantized with a scale per token and head, v with a scale per head and channel (
 largest magnitude it covers, computed on the device: no host sync, so CUDA graphs hold), and each
 tile's SiLU output rounded to fp8 before its product with v; the sums stay fp32. Per-token scales
 fold into the scores (row times column), per-channel ones into the output's columns; v is laid
-out channels by tokens, as Hopper's 8-bit products want their second operand, and fp8 launches
-with its own shape (:data:`FP8_TILE`). Under Triton's interpreter the fp8 tiles are widened to fp32 before each product
+out channels by tokens, as Hopper's 8-bit products want their second operand, each request's
+first token at a 16-byte boundary so the unmasked bulk reads v through a tensor descriptor as it
+reads k, and fp8 launches with its own shape (:data:`FP8_TILE`). Under Triton's interpreter the fp8 tiles are widened to fp32 before each product
 (exact: every fp8 value is one) and the SiLU output is rounded to e4m3's grid in fp32 first, as the
 GPU's conversion rounds.
 
@@ -201,13 +202,15 @@ def _masked(acc, q, k_base, v_base, s_kt, s_vt, s_vd, rows, row_id, cols, n, hi,
 
 
 @triton.jit
-def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_ptr, qs_ptr, ks_ptr, vs_ptr, alpha, inv_scale,
+def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, v_offsets_ptr, history_ptr, qs_ptr, ks_ptr, vs_ptr,
+              alpha, inv_scale,
               s_qt, s_qh, s_kt, s_kh, s_vt, s_vh, s_vd, s_ot, s_oh, HEADS: tl.constexpr,
               DQK: tl.constexpr, DV: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
               CANDIDATES: tl.constexpr, IEEE: tl.constexpr, FAST: tl.constexpr, ROWS_FIRST: tl.constexpr,
               TMA: tl.constexpr, FP8: tl.constexpr, EMULATE: tl.constexpr, V_T: tl.constexpr):
     # V_T: v is laid out channels by tokens (s_vt 1; fp8, see quantize_qkv): a (BLOCK_N, DV) tile of
-    # it has the product's inner dimension contiguous, as Hopper's 8-bit products need.
+    # it has the product's inner dimension contiguous, as Hopper's 8-bit products need, and request
+    # b's tokens start at column v_offsets_ptr[b], a multiple of 16.
     if ROWS_FIRST:  # axis 0 the row blocks, 1 the (request, head) pairs
         pid = tl.program_id(1)
         block = tl.program_id(0)
@@ -240,7 +243,8 @@ def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_pt
             sq = 1.0
         q = tl.load(q_ptr + head * s_qh + (q_start + j[:, None]) * s_qt + dq[None, :], mask=j[:, None] < q_n, other=0.0)
         k_base = k_ptr + head * s_kh + start * s_kt
-        v_base = v_ptr + head * s_vh + start * s_vt
+        v_start = tl.load(v_offsets_ptr + b) if V_T else start
+        v_base = v_ptr + head * s_vh + v_start * s_vt
         row_id = tl.minimum(rows, hist + 1)
         acc = tl.zeros((BLOCK_M, DV), dtype=tl.float32)
         lo_row = first + lo
@@ -253,15 +257,16 @@ def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_pt
         if TMA:
             k_desc = tl.make_tensor_descriptor(k_base, shape=[n.to(tl.int32), DQK], strides=[s_kt, 1],
                                                block_shape=[BLOCK_N, DQK])
-            if V_T:  # v by plain loads: a request's tokens start anywhere, and a descriptor's base must be 16-byte aligned
-                v_ptrs = v_base + cols[:, None] * s_vt + dv[None, :] * s_vd
+            if V_T:  # (channels, tokens) blocks, turned for the product: the request's columns start aligned
+                v_desc = tl.make_tensor_descriptor(v_base, shape=[DV, n.to(tl.int32)], strides=[s_vd, 1],
+                                                   block_shape=[DV, BLOCK_N])
             else:
                 v_desc = tl.make_tensor_descriptor(v_base, shape=[n.to(tl.int32), DV], strides=[s_vt, 1],
                                                    block_shape=[BLOCK_N, DV])
             # A descriptor's offsets are 32-bit (the interpreter takes 64; the GPU compiler does not).
             for c in tl.range(0, full.to(tl.int32), BLOCK_N):
                 if V_T:
-                    v_tile = tl.load(v_ptrs + c)
+                    v_tile = tl.trans(v_desc.load([0, c]))
                 else:
                     v_tile = v_desc.load([c, 0])
                 acc = _tile(acc, q, k_desc.load([c, 0]), v_tile, alpha, sq,
@@ -305,11 +310,13 @@ def _fast_silu(device: torch.device) -> bool:
 
 
 @triton.jit
-def _quantize_fwd(x_ptr, out_ptr, scale_ptr, col_ptr, rows, s_t, s_h, o_t, o_h, o_d, HEADS: tl.constexpr, D: tl.constexpr,
-                  BLOCK_R: tl.constexpr, PER_ROW: tl.constexpr, EMULATE: tl.constexpr):
-    # Rows r = (token, head) of x (T, HEADS, D), strided, into out (T, HEADS, D) as fp8 e4m3, strided
-    # by (o_t, o_h, o_d) (v: channels by tokens): divided by their own scale (PER_ROW: largest
-    # magnitude over 448, stored at scale_ptr + r) or by the per-(head, channel) scales at col_ptr.
+def _quantize_fwd(x_ptr, out_ptr, scale_ptr, col_ptr, to_ptr, rows, s_t, s_h, o_t, o_h, o_d, HEADS: tl.constexpr,
+                  D: tl.constexpr, BLOCK_R: tl.constexpr, PER_ROW: tl.constexpr, SCATTER: tl.constexpr,
+                  EMULATE: tl.constexpr):
+    # Rows r = (token, head) of x (T, HEADS, D), strided, into out as fp8 e4m3, strided by (o_t, o_h,
+    # o_d) (v: channels by tokens), token t at out's token to_ptr[t] with SCATTER, else at t: divided
+    # by their own scale (PER_ROW: largest magnitude over 448, stored at scale_ptr + r) or by the
+    # per-(head, channel) scales at col_ptr.
     r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
     d = tl.arange(0, D)
     ok = r < rows
@@ -323,6 +330,8 @@ def _quantize_fwd(x_ptr, out_ptr, scale_ptr, col_ptr, rows, s_t, s_h, o_t, o_h, 
     else:
         y = x / tl.load(col_ptr + h[:, None] * D + d[None, :])
     q = _to_fp8(tl.minimum(tl.maximum(y, -448.0), 448.0), EMULATE)
+    if SCATTER:
+        t = tl.load(to_ptr + t, mask=ok, other=0)
     tl.store(out_ptr + t[:, None] * o_t + h[:, None] * o_h + d[None, :].to(tl.int64) * o_d, q, mask=ok[:, None])
 
 
@@ -330,20 +339,66 @@ def _quantize_fwd(x_ptr, out_ptr, scale_ptr, col_ptr, rows, s_t, s_h, o_t, o_h, 
 QUANTIZE_ROWS = 16
 
 
-def quantize_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """q (Tq, heads, D), k (T, heads, D) and v (T, heads, Dv) as fp8 e4m3, and their dequantizing
-    scales (fp32, made on their device, so nothing waits for the host): q's and k's per token and
-    head ((Tq, heads), (T, heads)), v's per head and channel ((heads, Dv)), each the largest
+#: Where :func:`quantize_qkv` puts each request's first token of v (channels by tokens): a
+#: multiple of this many columns, so a tensor descriptor's base at that column is 16-byte aligned.
+V_ALIGN = 16
+
+
+@dataclass(frozen=True)
+class Quantized:
+    """q, k and v as fp8 e4m3 with their dequantizing scales (:func:`quantize_qkv`).
+
+    ``q`` (Tq, heads, D) and ``k`` (T, heads, D) in token order, scaled per token and head
+    (``q_scales`` (Tq, heads), ``k_scales`` (T, heads)); ``v`` scaled per head and channel
+    (``v_scales`` (heads, Dv)). For a power-of-two Dv, ``v`` is a (columns, heads, Dv) view of
+    (heads, Dv, columns) storage, tokens contiguous, where request b's tokens start at column
+    ``v_offsets[b]`` (a multiple of :data:`V_ALIGN`) and token t sits at column ``v_index[t]``;
+    otherwise ``v`` is (T, heads, Dv) in token order (``v_offsets`` the requests' offsets,
+    ``v_index`` None)."""
+
+    q: torch.Tensor
+    k: torch.Tensor
+    v: torch.Tensor
+    q_scales: torch.Tensor
+    k_scales: torch.Tensor
+    v_scales: torch.Tensor
+    v_offsets: torch.Tensor
+    v_index: torch.Tensor | None
+
+    def v_tokens(self) -> torch.Tensor:
+        """v8 as (T, heads, Dv) in token order (a copy where v is laid out by request)."""
+        return self.v if self.v_index is None else self.v[self.v_index]
+
+
+def _request_columns(offsets: torch.Tensor, tokens: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Each request's first column of v (``offsets`` (N + 1) packing ``tokens`` tokens), every
+    request starting at a multiple of :data:`V_ALIGN`; each token's column; the columns to allocate
+    (an upper bound known on the host: nothing waits for the device)."""
+    offsets = offsets.to(torch.int64)
+    lengths = offsets[1:] - offsets[:-1]
+    columns = torch.zeros_like(offsets)
+    columns[1:] = torch.cumsum((lengths + V_ALIGN - 1) // V_ALIGN * V_ALIGN, 0)
+    shift = torch.repeat_interleave(columns[:-1] - offsets[:-1], lengths, output_size=tokens)
+    index = torch.arange(tokens, device=offsets.device) + shift
+    width = triton.cdiv(tokens + V_ALIGN * (len(offsets) - 1), V_ALIGN) * V_ALIGN
+    return columns, index, max(width, V_ALIGN)
+
+
+def quantize_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor) -> Quantized:
+    """q (Tq, heads, D), k (T, heads, D) and v (T, heads, Dv), v's requests packed by ``offsets``
+    (N + 1), as fp8 e4m3 with their dequantizing scales (fp32, made on their device, so nothing
+    waits for the host): q's and k's per token and head, v's per head and channel, each the largest
     magnitude it covers over 448. One kernel pass each (v's scales first, from two reductions):
     read once, written once as fp8, where torch's elementwise ops made five fp32 passes.
-    For a power-of-two Dv, v8 is laid out channels by tokens (a (T, heads, Dv) view of (heads, Dv,
-    T rounded up to 16) storage, tokens contiguous): Hopper's 8-bit products take their second operand only with its
-    inner dimension contiguous, and for the product with v that is the tokens.
-    Returns (q8, k8, v8, q_scales, k_scales, v_scales)."""
+    For a power-of-two Dv, v8 is laid out channels by tokens, each request from a 16-byte
+    boundary (:class:`Quantized`): Hopper's 8-bit products take their second operand only with its
+    inner dimension contiguous, for the product with v the tokens, and a tensor descriptor reads a
+    request's blocks only from an aligned base (the padding columns are zeros)."""
     emulate = interpreted()
     sv = (torch.maximum(v.amax(dim=0), -v.amin(dim=0)).float() / FP8_MAX).clamp_min(1e-30).contiguous()
     out: list[torch.Tensor] = []
     scales: list[torch.Tensor] = []
+    v_offsets, v_index = offsets, None
     for x, per_row in ((q, True), (k, True), (v, False)):
         tokens, heads, d = x.shape
         if d & (d - 1):  # not a power of two wide: torch's elementwise ops, the same numbers
@@ -354,19 +409,21 @@ def quantize_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[tor
             continue
         if x.stride(-1) != 1:
             x = x.contiguous()
+        to = x  # read only with SCATTER
         if per_row:
             x8 = torch.empty((tokens, heads, d), dtype=torch.float8_e4m3fn, device=x.device)
-        else:  # channels by tokens, each (head, channel) row 16-byte aligned
-            padded = triton.cdiv(max(tokens, 1), 16) * 16
-            x8 = torch.empty((heads, d, padded), dtype=torch.float8_e4m3fn, device=x.device).permute(2, 0, 1)[:tokens]
+        else:  # channels by tokens, each request from an aligned column
+            v_offsets, v_index, width = _request_columns(offsets, tokens)
+            to = v_index
+            x8 = torch.zeros((heads, d, width), dtype=torch.float8_e4m3fn, device=x.device).permute(2, 0, 1)
         scale = torch.empty((tokens, heads), dtype=torch.float32, device=x.device) if per_row else sv
         if tokens * heads:
             _quantize_fwd[(triton.cdiv(tokens * heads, QUANTIZE_ROWS),)](
-                x, x8, scale, sv, tokens * heads, x.stride(0), x.stride(1), *x8.stride(), HEADS=heads, D=d,
-                BLOCK_R=QUANTIZE_ROWS, PER_ROW=per_row, EMULATE=emulate, num_warps=4)
+                x, x8, scale, sv, to, tokens * heads, x.stride(0), x.stride(1), *x8.stride(), HEADS=heads, D=d,
+                BLOCK_R=QUANTIZE_ROWS, PER_ROW=per_row, SCATTER=not per_row, EMULATE=emulate, num_warps=4)
         out.append(x8)
         scales.append(scale)
-    return (*out, *scales)
+    return Quantized(*out, *scales, v_offsets=v_offsets, v_index=v_index)
 
 
 def hstu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor, history: torch.Tensor,
@@ -386,9 +443,11 @@ def hstu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: t
     # rounding that sum to bf16 would throw away what the accumulation kept (docs/dlrm-v3.md).
     if total == 0 or rows == 0:
         return v.new_zeros((rows, heads, dv), dtype=out_dtype)
-    qs = ks = vs = offsets  # read only by the fp8 launch
+    qs = ks = vs = v_offsets = offsets  # read only by the fp8 launch
     if fp8:
-        q, k, v, qs, ks, vs = quantize_qkv(q, k, v)
+        quantized = quantize_qkv(q, k, v, offsets)
+        q, k, v = quantized.q, quantized.k, quantized.v
+        qs, ks, vs, v_offsets = quantized.q_scales, quantized.k_scales, quantized.v_scales, quantized.v_offsets
     v_t = fp8 and v.stride(-1) != 1  # channels by tokens, as quantize_qkv lays it
     if q.stride(-1) != 1 or k.stride(-1) != 1 or (v.stride(-1) != 1 and not v_t):
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
@@ -402,7 +461,7 @@ def hstu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: t
     tma = tile.tma and _aligned(q, k, v) and _allocator(q.device)
     pairs, blocks = (len(offsets) - 1) * heads, triton.cdiv(max_queries, tile.block_m)
     grid = (blocks, pairs) if tile.rows_first else (pairs, blocks)
-    _hstu_fwd[grid](q, k, v, out, offsets, q_offsets, history, qs, ks, vs, alpha, 1.0 / scale,
+    _hstu_fwd[grid](q, k, v, out, offsets, q_offsets, v_offsets, history, qs, ks, vs, alpha, 1.0 / scale,
                     q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), v.stride(2),
                     out.stride(0), out.stride(1), HEADS=heads, DQK=dqk, DV=dv, BLOCK_M=tile.block_m,
                     BLOCK_N=tile.block_n, CANDIDATES=candidates, IEEE=q.dtype == torch.float32,
