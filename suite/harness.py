@@ -763,16 +763,15 @@ def sweep_order(ids: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.nd
     every batch would gather scattered queries' rows. In sweeps (each index once, ascending, then
     again), consecutive samples are mostly consecutive queries, whose items are one contiguous
     slice that reaches the backend without a copy. The SUT may answer an Offline query's samples in
-    any order; every sample is still answered, and no answer is reused. Returns (ids, indices) as
-    arrays (uint64, int64); which of an index's repeats lands in which sweep is arbitrary.
+    any order; every sample is still answered, and no answer is reused. Takes and returns (ids,
+    indices) as arrays (uint64, int64); which of an index's repeats lands in which sweep is arbitrary.
     """
-    idx = indices.astype(np.int64, copy=False)
-    counts = np.bincount(idx)
-    by_index = np.argsort(idx)  # groups each index's repeats, in no particular order
-    occurrence = np.empty_like(idx)
-    occurrence[by_index] = np.arange(len(idx)) - (np.cumsum(counts) - counts)[idx[by_index]]
-    order = np.argsort(occurrence * len(counts) + idx)  # sweep, then index: every key distinct
-    return ids.astype(np.uint64, copy=False)[order], idx[order]
+    counts = np.bincount(indices)
+    by_index = np.argsort(indices)  # groups each index's repeats, in no particular order
+    occurrence = np.empty_like(indices)
+    occurrence[by_index] = np.arange(len(indices)) - (np.cumsum(counts) - counts)[indices[by_index]]
+    order = np.argsort(occurrence * len(counts) + indices)  # sweep, then index: every key distinct
+    return ids[order], indices[order]
 
 
 class Progress:

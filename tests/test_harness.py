@@ -366,6 +366,17 @@ def test_a_backend_holding_the_gil_shows_as_an_issue_stall(results: Path, data_d
     assert max(ms for _, ms in stalls) <= data["harness"]["issue_gap_max_ms"] + 0.01
 
 
+def _null_batcher(sizes: np.ndarray, max_batch_items: int) -> harness.Batcher:
+    """A Batcher on the null backend over a library of queries of ``sizes`` items (zeros, no files)."""
+    offsets = np.r_[0, np.cumsum(sizes)]
+    n_items = int(offsets[-1])
+    items = Batch(np.zeros((n_items, 1), np.float32), (np.zeros((n_items, 1), np.int32),))
+    library = QueryLibrary(Dataset(path=Path("/nonexistent"), meta={}, items=items,
+                                   labels=np.zeros((n_items, 1), np.int8)), offsets)
+    return harness.Batcher(library, NullBackend(BackendConfig(model=ModelSpec(name="dlrm-rmc1", scale="tiny"))),
+                           max_batch_items=max_batch_items)
+
+
 def test_an_offline_query_is_queued_in_growing_blocks_each_in_sweeps() -> None:
     """A many-sample query reaches the workers block by block (the first FIRST_BLOCK samples of
     LoadGen's order, then four times as many, ...), so the device starts before the whole query is
@@ -373,15 +384,9 @@ def test_an_offline_query_is_queued_in_growing_blocks_each_in_sweeps() -> None:
     whole queries within the batch size, and every sample is queued exactly once."""
     rng = np.random.default_rng(3)
     sizes = rng.integers(1, 40, 5_000)
-    offsets = np.r_[0, np.cumsum(sizes)]
-    n_items = int(offsets[-1])
-    items = Batch(np.zeros((n_items, 1), np.float32), (np.zeros((n_items, 1), np.int32),))
-    library = QueryLibrary(Dataset(path=Path("/nonexistent"), meta={}, items=items,
-                                   labels=np.zeros((n_items, 1), np.int8)), offsets)
-    batcher = harness.Batcher(library, NullBackend(BackendConfig(model=ModelSpec(name="dlrm-rmc1", scale="tiny"))),
-                              max_batch_items=1_000)
+    batcher = _null_batcher(sizes, max_batch_items=1_000)
     total = harness.FIRST_BLOCK * 6
-    indices = rng.integers(0, len(library), total).tolist()
+    indices = rng.integers(0, len(sizes), total).tolist()
     ids = [10**12 + i for i in range(total)]
     batcher.issue(ids, indices)
     chunks = []
@@ -406,13 +411,7 @@ def test_a_query_of_few_samples_but_more_items_than_a_batch_is_cut_too() -> None
     sum is taken only then: a query of more samples than that is cut without one); either way
     every chunk stays within the limit and every sample is queued once."""
     sizes = np.full(400, 30)
-    offsets = np.r_[0, np.cumsum(sizes)]
-    n_items = int(offsets[-1])
-    items = Batch(np.zeros((n_items, 1), np.float32), (np.zeros((n_items, 1), np.int32),))
-    library = QueryLibrary(Dataset(path=Path("/nonexistent"), meta={}, items=items,
-                                   labels=np.zeros((n_items, 1), np.int8)), offsets)
-    batcher = harness.Batcher(library, NullBackend(BackendConfig(model=ModelSpec(name="dlrm-rmc1", scale="tiny"))),
-                              max_batch_items=1_000)
+    batcher = _null_batcher(sizes, max_batch_items=1_000)
     for n in (40, 33, 1_500):  # 1,200 items in 40 samples; 990 in 33 (one batch); more samples than the limit
         ids = list(range(n))
         batcher.issue(ids, [i % 400 for i in ids])
@@ -463,12 +462,7 @@ def test_an_offline_feed_reads_loadgens_lists_a_piece_at_a_time(monkeypatch: pyt
     assert calls == [1_000, 1_000, 498]
     calls.clear()
     sizes = np.full(500, 3)
-    offsets = np.r_[0, np.cumsum(sizes)]
-    items = Batch(np.zeros((1_500, 1), np.float32), (np.zeros((1_500, 1), np.int32),))
-    library = QueryLibrary(Dataset(path=Path("/nonexistent"), meta={}, items=items,
-                                   labels=np.zeros((1_500, 1), np.int8)), offsets)
-    batcher = harness.Batcher(library, NullBackend(BackendConfig(model=ModelSpec(name="dlrm-rmc1", scale="tiny"))),
-                              max_batch_items=300)
+    batcher = _null_batcher(sizes, max_batch_items=300)
     total = harness.FIRST_BLOCK * 6
     batcher.issue(list(range(total)), [i % 500 for i in range(total)])
     assert max(calls) == 1_000 and sum(calls) == 2 * total
@@ -483,15 +477,9 @@ def test_an_offline_feed_sets_off_no_collection_and_freezes_its_lists() -> None:
 
     rng = np.random.default_rng(5)
     sizes = rng.integers(1, 40, 5_000)
-    offsets = np.r_[0, np.cumsum(sizes)]
-    n_items = int(offsets[-1])
-    items = Batch(np.zeros((n_items, 1), np.float32), (np.zeros((n_items, 1), np.int32),))
-    library = QueryLibrary(Dataset(path=Path("/nonexistent"), meta={}, items=items,
-                                   labels=np.zeros((n_items, 1), np.int8)), offsets)
-    batcher = harness.Batcher(library, NullBackend(BackendConfig(model=ModelSpec(name="dlrm-rmc1", scale="tiny"))),
-                              max_batch_items=200)
+    batcher = _null_batcher(sizes, max_batch_items=200)
     total = harness.FIRST_BLOCK * 6
-    indices = rng.integers(0, len(library), total).tolist()
+    indices = rng.integers(0, len(sizes), total).tolist()
     ids = list(range(total))
     collections: list[int] = []
 

@@ -10,9 +10,7 @@
 # About 300 s. Copy to .device/ and run with carry .whl, .device.
 set -u
 start=$SECONDS
-export PYTHONUNBUFFERED=1 PY=/tmp/v/bin/python RECSUITE_DATA_DIR=/tmp/data
-[ -x /tmp/v/bin/python ] || { python3 -m venv /tmp/v && echo $(python3 -c 'import site;print(site.getsitepackages()[0])') > $(/tmp/v/bin/python -c 'import sysconfig;print(sysconfig.get_paths()["purelib"])')/base.pth && /tmp/v/bin/pip install -q --no-index --no-deps .whl/*.whl; }
-/tmp/v/bin/pip install -q --no-index --no-deps --no-build-isolation -e . >/dev/null 2>&1
+. benchmarks/h200_env.sh
 echo "== cuda tests of the fp8 attention ($((SECONDS - start)) s)"
 timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_kernels.py -k "fp8_attention or quantizing" 2>&1 | tail -3
 echo "== dlrm-v3, 1 M cap, bf16 with attention=fp8 ($((SECONDS - start)) s)"
