@@ -251,9 +251,13 @@ def main() -> None:
     parser.add_argument("--fp8", action="store_true", help="with --tiles: the attention with fp8 e4m3 products too")
     parser.add_argument("--plain", action="store_true", help="time the plain PyTorch attention too")
     parser.add_argument("--profile", action="store_true", help="GPU time by kernel of the fused forward")
+    parser.add_argument("--kept-fp32", default="tf32", choices=["tf32", "fp32"],
+                        help="the matmuls of the parts a 16-bit build keeps in fp32, as torch-cuda's option (default tf32)")
+    parser.add_argument("--top", type=int, default=15, help="with --profile: kernels listed for the largest batch")
     parser.add_argument("--backend", action="store_true", help="torch-cuda's jagged graphs against eager, one lane")
     parser.add_argument("--backend-only", action="store_true", help="--backend alone")
     args = parser.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = args.kept_fp32 == "tf32"
     spec = ModelSpec(name="dlrm-v3", scale=args.scale)
     schema = spec.schema
     batch = streaming.features(spec.config, spec, args.requests, np.random.default_rng(0))  # type: ignore[arg-type]  # dlrm-v3's config
@@ -291,7 +295,7 @@ def main() -> None:
                 where = "device" if sent is None else "host"
                 # The largest kernels of every size (of the largest, more): where a small batch's
                 # GPU time goes against its share of a large one's (a grid of few requests, say).
-                top = 0 if sent is None else 15 if b == max(args.batch) else 5
+                top = 0 if sent is None else args.top if b == max(args.batch) else 5
                 profile(model, dense, sparse, b, top=top,
                         wall_ms=fused_ms.get((b, where)), counts=sent)
 

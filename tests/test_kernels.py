@@ -595,6 +595,33 @@ def test_hstu_row_kernels_match_the_plain_path(low: torch.dtype) -> None:
     assert torch.allclose(got[:, 64:128].float(), a, rtol=2 ** -7, atol=0)  # a passes through, rounded once
 
 
+@pytest.mark.parametrize(("parts", "scatter", "source"), [(1, False, False), (2, True, True), (4, True, True), (3, False, True)])
+def test_hstu_rows_sum_kernel_adds_rows_as_the_plain_path(parts: int, scatter: bool, source: bool) -> None:
+    """dlrm-v3's token sums (:func:`suite.models.dlrm_v3.rows_sum`): each output row its source
+    row plus table rows, bf16 and fp32 tables, ids of any int type and an expanded (stride-0) one,
+    added in the same order as the plain path (equal to the bit), into a column slice or scattered."""
+    from suite.backends.kernels.hstu import fused_rows_sum
+    from suite.models import dlrm_v3
+
+    g = torch.Generator().manual_seed(5)
+    n, d = 23, 32
+    tables = [torch.randn(40, d, generator=g).to(DEVICE, dtype) for dtype in (torch.bfloat16, torch.float32) * 2][:parts]
+    ids = [torch.randint(0, 40, (n,), generator=g).to(DEVICE, dtype) for dtype in (torch.int32, torch.int64) * 2][:parts]
+    if parts > 2:
+        ids[2] = torch.tensor([7], device=DEVICE).expand(n)
+    src = torch.randn(n, d, generator=g).to(DEVICE) if source else None
+    at = torch.randperm(n + 5, generator=g)[:n].to(DEVICE) if scatter else None
+    got, want = (torch.full((n + 5 if scatter else n, 2 * d), -1.0, device=DEVICE) for _ in range(2))
+    fused_rows_sum(got[:, d:], at, src, list(zip(tables, ids, strict=True)))
+    dlrm_v3.rows_sum(want[:, d:], at, src, list(zip(tables, ids, strict=True)))
+    assert torch.equal(got, want)
+    assert (got[:, :d] == -1).all()  # the other columns untouched
+    if scatter:  # rows not scattered to untouched, those scattered to written
+        written = torch.zeros(n + 5, dtype=torch.bool, device=DEVICE)
+        written[at] = True
+        assert (got[~written] == -1).all() and not (got[written][:, d:] == -1).any()
+
+
 def test_fused_dlrm_v3_forward_matches_the_plain_path() -> None:
     from suite.backends.kernels.hstu import use_fused_attention
     from suite.datasets import streaming
@@ -609,6 +636,26 @@ def test_fused_dlrm_v3_forward_matches_the_plain_path() -> None:
         got = use_fused_attention(build(spec, device=DEVICE))(dense, sparse)
     assert got.shape == want.shape == (9, spec.schema.tasks)
     assert torch.allclose(got, want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+def test_hstu_residual_out_adds_inside_the_product_in_place() -> None:
+    """The output projection with the residual add in cuBLAS's accumulator: x + g W^T written into
+    x, the product kept in fp32 (closer to the exact sum than the plain path's bf16-rounded one)."""
+    from suite.backends.kernels.hstu import fused_residual_out
+    from suite.models import dlrm_v3
+
+    g = torch.Generator(device="cuda").manual_seed(3)
+    x = torch.randn(1000, 512, device="cuda", generator=g)
+    gate = torch.randn(1000, 1536, device="cuda", generator=g).bfloat16()
+    w = (torch.randn(512, 1536, device="cuda", generator=g) / 40).bfloat16()
+    exact = x.double() + gate.double() @ w.double().t()
+    plain = dlrm_v3.residual_out(x, gate, w)
+    got = fused_residual_out(x, gate, w)
+    assert got.data_ptr() == x.data_ptr() and got.dtype == torch.float32
+    assert (got.double() - exact).abs().max() <= (plain.double() - exact).abs().max()
+    assert torch.allclose(got, plain, atol=2e-2, rtol=1e-2)
 
 
 def test_fused_dlrm_v3_forward_with_fp8_attention_stays_near_the_plain_path() -> None:

@@ -30,11 +30,13 @@ reads k, and fp8 launches with its own shape (:data:`FP8_TILE`). Under Triton's 
 GPU's conversion rounds.
 
 :func:`fused_norm_to` and :func:`fused_gate` do a layer's row-wise work around its matmuls in one
-pass each (memory traffic: at MLPerf's size that work moved more bytes than the matmuls).
-:func:`use_fused_attention` swaps all three into a built dlrm-v3 (torch-cuda, ``--option fused=1``).
+pass each (memory traffic: at MLPerf's size that work moved more bytes than the matmuls);
+:func:`fused_residual_out` adds the residual inside the output projection's cuBLAS call, and
+:func:`fused_rows_sum` builds the tokens from their table rows in one pass.
+:func:`use_fused_attention` swaps them all into a built dlrm-v3 (torch-cuda, ``--option fused=1``).
 
 Size: this module is over 450 lines because the attention kernel, its launch shapes and their
-tuning, its fp8 form and the two row kernels around it are one unit: each changes with the others.
+tuning, its fp8 form and the row kernels around it are one unit: each changes with the others.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,7 +118,9 @@ CANDIDATES: tuple[Tile, ...] = (
     Tile(128, 128, 8, 3, rows_first=True, tma=True),
     # Not kept: eight warps on 64-row tiles. ptxas spills 160 and 464 bytes a thread with them for
     # 64 x 64 and 64 x 128, against 1,060 with TILE's four warps, but on the H200 they took 2.212 and
-    # 2.068 ms against TILE's 1.173 (benchmarks/results/gpu_server_h200_s17/c2).
+    # 2.068 ms against TILE's 1.173 (benchmarks/results/gpu_server_h200_s17/c2). Nor SiLU in packed
+    # fp16 (tanh.approx.f16x2 and one fma.rn.f16x2 for two elements, the product with v in fp16):
+    # 1.247 ms against 1.163 for TILE's shape, v's conversion to fp16 included (gpu_server_h200_s20/c4).
 )
 
 
@@ -534,7 +539,34 @@ def _gate_fwd(u_ptr, a_ptr, o_ptr, rows, s_u, s_a, s_o, eps, D: tl.constexpr, BL
     tl.store(out + 2 * D, y.to(o_ptr.dtype.element_ty), mask=m)
 
 
-#: Rows per program of the two row kernels below (512 wide at dlrm-v3's size).
+@triton.jit
+def _rows_sum_fwd(out_ptr, at_ptr, src_ptr, t0, i0, t1, i1, t2, i2, t3, i3, rows, s_out, s_src,
+                  s_t0, s_t1, s_t2, s_t3, s_i0, s_i1, s_i2, s_i3, D: tl.constexpr, PARTS: tl.constexpr,
+                  AT: tl.constexpr, SRC: tl.constexpr, BLOCK_R: tl.constexpr):
+    # out[at[r]] = src[r] + t0[i0[r]] + ... + t{PARTS-1}[...], in fp32, left to right.
+    r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    d = tl.arange(0, D)
+    ok = r < rows
+    m = ok[:, None]
+    if SRC:
+        y = tl.load(src_ptr + r[:, None].to(tl.int64) * s_src + d[None, :], mask=m, other=0.0).to(tl.float32)
+    else:
+        y = tl.zeros((BLOCK_R, D), dtype=tl.float32)
+    y += tl.load(t0 + tl.load(i0 + r * s_i0, mask=ok, other=0).to(tl.int64)[:, None] * s_t0 + d[None, :], mask=m, other=0.0).to(tl.float32)
+    if PARTS > 1:
+        y += tl.load(t1 + tl.load(i1 + r * s_i1, mask=ok, other=0).to(tl.int64)[:, None] * s_t1 + d[None, :], mask=m, other=0.0).to(tl.float32)
+    if PARTS > 2:
+        y += tl.load(t2 + tl.load(i2 + r * s_i2, mask=ok, other=0).to(tl.int64)[:, None] * s_t2 + d[None, :], mask=m, other=0.0).to(tl.float32)
+    if PARTS > 3:
+        y += tl.load(t3 + tl.load(i3 + r * s_i3, mask=ok, other=0).to(tl.int64)[:, None] * s_t3 + d[None, :], mask=m, other=0.0).to(tl.float32)
+    if AT:
+        dst = tl.load(at_ptr + r, mask=ok, other=0).to(tl.int64)
+    else:
+        dst = r.to(tl.int64)
+    tl.store(out_ptr + dst[:, None] * s_out + d[None, :], y.to(out_ptr.dtype.element_ty), mask=m)
+
+
+#: Rows per program of the row kernels below (512 wide at dlrm-v3's size).
 ROWS_PER_PROGRAM = 4
 
 
@@ -574,6 +606,47 @@ def fused_gate(u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         _gate_fwd[(triton.cdiv(rows, ROWS_PER_PROGRAM),)](u, a, out, rows, u.stride(0), a.stride(0), out.stride(0), 1e-5,
                                                            D=d, BLOCK_R=ROWS_PER_PROGRAM, num_warps=4)
     return out
+
+
+def fused_rows_sum(out: torch.Tensor, at: torch.Tensor | None, src: torch.Tensor | None,
+                   parts: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """:func:`suite.models.dlrm_v3.rows_sum` as one kernel: each output row written once from its
+    source row and up to four table rows, summed in fp32 in the same order (the plain path made a
+    tensor per gather, cast and add: about four times the bytes). For an fp32 ``out`` (or a slice
+    of one) of a power-of-two width; anything else takes the plain path."""
+    from suite.models.dlrm_v3 import rows_sum
+
+    width = out.shape[-1]
+    tensors = [out, *(t for t, _ in parts), *([src] if src is not None else [])]
+    if (out.dtype != torch.float32 or not 1 <= len(parts) <= 4 or width & (width - 1) or width > 1024
+            or any(t.dim() != 2 or t.stride(-1) != 1 or t.shape[-1] != width for t in tensors)
+            or any(ids.dim() != 1 for _, ids in parts)):
+        rows_sum(out, at, src, parts)
+        return
+    rows = len(parts[0][1])
+    if not rows:
+        return
+    tables = [t for t, _ in parts] + [out] * (4 - len(parts))  # unread past PARTS
+    ids = [i for _, i in parts] + [parts[0][1]] * (4 - len(parts))
+    _rows_sum_fwd[(triton.cdiv(rows, ROWS_PER_PROGRAM),)](
+        out, at if at is not None else ids[0], src if src is not None else out,
+        tables[0], ids[0], tables[1], ids[1], tables[2], ids[2], tables[3], ids[3], rows, out.stride(0),
+        src.stride(0) if src is not None else 0, *(t.stride(0) for t in tables), *(i.stride(0) for i in ids),
+        D=width, PARTS=len(parts), AT=at is not None, SRC=src is not None, BLOCK_R=ROWS_PER_PROGRAM, num_warps=4)
+
+
+def fused_residual_out(x: torch.Tensor, g: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """:func:`suite.models.dlrm_v3.residual_out` with the add inside the product: on a GPU, for an
+    fp32 stream and 16-bit weights, one cuBLAS call reads x as its accumulator and writes
+    ``x + g W^T`` back into x (the product kept in fp32, not rounded to 16 bits before the add; the
+    plain path wrote the product, then read it and x and wrote the sum). x is the layer's own input,
+    which nothing reads after the layer. Elsewhere, the plain path."""
+    from suite.models.dlrm_v3 import residual_out
+
+    if (x.is_cuda and x.dtype == torch.float32 and g.dtype in (torch.bfloat16, torch.float16) and weight.dtype == g.dtype
+            and x.dim() == 2 and x.is_contiguous()):
+        return torch.addmm(x, g, weight.t(), out_dtype=torch.float32, out=x)
+    return residual_out(x, g, weight)
 
 
 def fused_jagged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag: Any, alpha: float,
@@ -648,6 +721,8 @@ def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: b
         layer.attend = attend
         layer.norm_to = fused_norm_to
         layer.gate = fused_gate
+        layer.residual_out = fused_residual_out
+    model.rows_sum = fused_rows_sum
     tuned: dict[str, float] = {}
     rejected: list[str] = []
     if tune_tiles:
@@ -657,7 +732,7 @@ def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: b
     # What torch-cuda records; "ids": the model reads each table's ids apart, not one packed matrix.
     described = {"attention": "triton hstu_attention (jagged" + (", fp8 e4m3 products)" if fp8 else ")"), "ids": "tables",
                  "tile": (FP8_TILE if fp8 else TILE).text(),
-                 "row_kernels": "triton layer norm and output gate",
+                 "row_kernels": "triton layer norm, output gate and token sums; the residual add in the output projection",
                  **({"tuned_ms": tuned} if tuned else {}), **({"tune_rejected": rejected} if rejected else {})}
     model.describe = lambda: described
     return model

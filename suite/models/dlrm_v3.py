@@ -18,6 +18,7 @@ each class of the layout is what the forward reads.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -327,6 +328,30 @@ def norm_to(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return F.layer_norm(x, (x.shape[-1],)).to(dtype)
 
 
+def rows_sum(out: torch.Tensor, at: torch.Tensor | None, src: torch.Tensor | None,
+             parts: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """``out[at] = src + table_1[ids_1] + table_2[ids_2] + ...`` in out's dtype, added left to right
+    (``at`` None: out's rows in order; ``src`` None: the tables' rows alone). How the forward builds
+    its tokens: the content MLP's input from two tables' rows side by side (``out`` a column slice),
+    each token from its MLP output plus its rating, action, position and age rows, scattered to its
+    packed row. A fused kernel may take its place (one pass: each row read once, written once)."""
+    y = None if src is None else src.to(out.dtype)
+    for table, ids in parts:
+        rows = F.embedding(ids.long(), table).to(out.dtype)
+        y = rows if y is None else y + rows
+    assert y is not None, "rows_sum needs src or a table"
+    if at is None:
+        out.copy_(y)
+    else:
+        out[at] = y
+
+
+def residual_out(x: torch.Tensor, g: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """A layer's output ``x + g W^T``: the output projection of the gate ``g`` added to the residual
+    stream x in x's dtype. A fused form may add it inside the product and write x in place."""
+    return x + F.linear(g, weight)
+
+
 def gate(u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """The output projection's input, in u's dtype: ``[silu(u), a, silu(u) * LN(a)]`` (the
     reference's ``concat_ux``); u (rows, D) as the projection gives it, a (rows, D) the attention
@@ -355,6 +380,7 @@ class STULayer(nn.Module):
         self.attend = jagged_attention
         self.norm_to = norm_to
         self.gate = gate
+        self.residual_out = residual_out
 
     def forward(self, x: torch.Tensor, jag: Jagged, keep: torch.Tensor | None = None) -> torch.Tensor:
         """x (T, dim): the packed tokens of a batch of requests laid out by ``jag``, in the residual
@@ -380,8 +406,7 @@ class STULayer(nn.Module):
         rows, total = x.shape[0], k.shape[0]
         a = self.attend(q.view(rows, h, qk), k.view(total, h, qk), v.view(total, h, lin), jag, self.alpha,
                         candidates=keep is not None)
-        # x + o promotes o to the stream's dtype inside the add (no separate cast).
-        return x + self.out(self.gate(u, a.reshape(rows, h * lin).to(x.dtype)))
+        return self.residual_out(x, self.gate(u, a.reshape(rows, h * lin).to(x.dtype)), self.out.weight)
 
 
 class DLRMv3(nn.Module):
@@ -451,6 +476,8 @@ class DLRMv3(nn.Module):
         self.context = mlp((e, config.hidden, e), init, final_activation=False)
         self.layers = nn.ModuleList(STULayer(config, init) for _ in range(config.layers))
         self.head = mlp((e, config.hidden, 1), init, final_activation=False)
+        #: How tokens are assembled from table rows (:func:`rows_sum`); a fused kernel may take its place.
+        self.rows_sum = rows_sum
 
     def tokens(self, counts: torch.Tensor, extent: Extent) -> Tokens:
         """A batch's :class:`Tokens` from each request's real history events and candidates,
@@ -476,27 +503,31 @@ class DLRMv3(nn.Module):
         jag, hist_at, cand_at, hist_ids, cand_ids = tokens.jag, tokens.hist_at, tokens.cand_at, tokens.hist_ids, tokens.cand_ids
         start = jag.offsets[:-1]
 
-        def emb(table: nn.Embedding, ids: torch.Tensor, to: torch.dtype) -> torch.Tensor:
-            # Rows are cast to the layers' dtype, so a float64 teacher keeps fp32 tables.
-            return table(ids.long()).to(to)
-
-        def content(item_ids: torch.Tensor, cat_ids: torch.Tensor) -> torch.Tensor:
-            to = self.content[0].weight.dtype
-            return self.content(torch.cat([emb(self.items, item_ids, to), emb(self.categories, cat_ids, to)], dim=-1)).to(wide)
-
         def at(t: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
             return t.reshape(-1)[ids]
 
-        history = content(at(items, hist_ids), at(cats, hist_ids))
-        history = history + emb(self.ratings, at(ratings, hist_ids), wide) + emb(self.actions, at(actions, hist_ids), wide)
-        x = torch.empty((tokens.positions.shape[0], history.shape[-1]), dtype=wide, device=device)
-        x[start] = self.context(emb(self.user, user, self.context[0].weight.dtype)).view(n, -1).to(wide)
-        x[hist_at] = history
-        x[cand_at] = content(at(cand, cand_ids), at(cand_cats, cand_ids))
-        # Age: log buckets of each event's age, 0 for the user and the candidates.
-        ages = torch.zeros(x.shape[0], dtype=torch.float32, device=device)
-        ages[hist_at] = at(dense[:, :hmax], hist_ids).float()
-        x = x + self.position[tokens.positions] + self.age[time_buckets(ages, self.buckets)]
+        def content(item_ids: torch.Tensor, cat_ids: torch.Tensor) -> torch.Tensor:
+            # The MLP's input, item and category rows side by side in its dtype (a float64 teacher
+            # widens fp32 tables' rows), written straight into place.
+            d = self.items.weight.shape[1]
+            wide_in = torch.empty((len(item_ids), d + self.categories.weight.shape[1]),
+                                  dtype=self.content[0].weight.dtype, device=device)
+            self.rows_sum(wide_in[:, :d], None, None, [(self.items.weight, item_ids)])
+            self.rows_sum(wide_in[:, d:], None, None, [(self.categories.weight, cat_ids)])
+            return self.content(wide_in)
+
+        x = torch.empty((tokens.positions.shape[0], self.position.shape[1]), dtype=wide, device=device)
+        # Every token: its vector plus its position row and its age bucket's row (log buckets of an
+        # event's age; 0 for the user and the candidates), each token's sum written to its row.
+        zero_age = time_buckets(torch.zeros(1, device=device), self.buckets)
+        ages = time_buckets(at(dense[:, :hmax], hist_ids), self.buckets)
+        self.rows_sum(x, hist_at, content(at(items, hist_ids), at(cats, hist_ids)),
+                      [(self.ratings.weight, at(ratings, hist_ids)), (self.actions.weight, at(actions, hist_ids)),
+                       (self.position, tokens.positions[hist_at]), (self.age, ages)])
+        self.rows_sum(x, cand_at, content(at(cand, cand_ids), at(cand_cats, cand_ids)),
+                      [(self.position, tokens.positions[cand_at]), (self.age, zero_age.expand(len(cand_at)))])
+        context = self.context(F.embedding(user.reshape(-1).long(), self.user.weight).to(self.context[0].weight.dtype))
+        self.rows_sum(x, start, context, [(self.position, tokens.positions[start]), (self.age, zero_age.expand(n))])
         for i, layer in enumerate(self.layers):
             # The last layer computes the candidate rows alone: the head reads nothing else.
             x = layer(x, jag, cand_at) if i == len(self.layers) - 1 else layer(x, jag)
