@@ -161,6 +161,30 @@ def test_hstu_fp8_quantizing_kernel_compiles_for_hopper(per_row: bool) -> None:
     assert compiled(COMPILE_QUANTIZE, json.dumps(per_row))["cubin"] > 0
 
 
+#: Compiles dlrm-v3's token-sum kernel for sm_90: fp32 rows of 512, a source, four tables (bf16
+#: items' rows and fp32 position and age rows) and a scatter, as the forward launches it for history events.
+COMPILE_ROWS_SUM = """
+import json
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from suite.backends.kernels import hstu
+fn = hstu._rows_sum_fwd
+names = list(fn.arg_names)
+consts = dict(D=512, PARTS=4, AT=True, SRC=True, BLOCK_R=hstu.ROWS_PER_PROGRAM)
+types = dict(out_ptr="*fp32", at_ptr="*i64", src_ptr="*fp32", t0="*bf16", t1="*bf16", t2="*fp32", t3="*fp32",
+             i0="*i32", i1="*i64", i2="*i64", i3="*i64")
+signature = {n: types.get(n) or ("constexpr" if n in consts else "i32") for n in names}
+kernel = triton.compile(ASTSource(fn, signature, constexprs={(names.index(k),): v for k, v in consts.items()}),
+                        target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
+print(json.dumps({"cubin": len(kernel.asm["cubin"])}))
+"""
+
+
+def test_hstu_rows_sum_kernel_compiles_for_hopper() -> None:
+    assert compiled(COMPILE_ROWS_SUM)["cubin"] > 0
+
+
 #: Launches :func:`dense.linear` on CPU tensors with its kernels swapped for a recorder, compiles
 #: the recorded launch for sm_90 and runs ptxas on its PTX for registers and spills (as JSON).
 #: argv: a Tiles as JSON, then "fp8" or "bf16". The shape is DLRM-v2's up-projection with its cross
