@@ -136,19 +136,18 @@ def test_hstu_fp8_attention_compiles_for_hopper(tile: hstu.Tile, e4m3: bool) -> 
     assert built["tma_loads"] == (2 * tile.num_stages if tile.tma else 0)
 
 
-#: Compiles quantize_qkv's kernel for sm_90 (bf16 rows of 128, per-row scales, or per-channel ones
-#: with each token written to its request's aligned column).
-COMPILE_QUANTIZE = """
+#: Compiles one of hstu's row-wise kernels for sm_90 with 4 warps. argv: JSON of its name, its
+#: constexprs and its pointers' types (every other argument an i32).
+COMPILE_ROWS = """
 import json, sys
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from suite.backends.kernels import hstu
-fn = hstu._quantize_fwd
+args = json.loads(sys.argv[1])
+fn = getattr(hstu, args["kernel"])
 names = list(fn.arg_names)
-per_row = json.loads(sys.argv[1])
-consts = dict(HEADS=4, D=128, BLOCK_R=hstu.QUANTIZE_ROWS, PER_ROW=per_row, SCATTER=not per_row, EMULATE=False)
-types = dict(x_ptr="*bf16", out_ptr="*fp8e4nv", scale_ptr="*fp32", col_ptr="*fp32", to_ptr="*bf16" if per_row else "*i64")
+consts, types = args["consts"], args["types"]
 signature = {n: types.get(n) or ("constexpr" if n in consts else "i32") for n in names}
 kernel = triton.compile(ASTSource(fn, signature, constexprs={(names.index(k),): v for k, v in consts.items()}),
                         target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
@@ -158,31 +157,20 @@ print(json.dumps({"cubin": len(kernel.asm["cubin"])}))
 
 @pytest.mark.parametrize("per_row", [True, False])
 def test_hstu_fp8_quantizing_kernel_compiles_for_hopper(per_row: bool) -> None:
-    assert compiled(COMPILE_QUANTIZE, json.dumps(per_row))["cubin"] > 0
-
-
-#: Compiles dlrm-v3's token-sum kernel for sm_90: fp32 rows of 512, a source, four tables (bf16
-#: items' rows and fp32 position and age rows) and a scatter, as the forward launches it for history events.
-COMPILE_ROWS_SUM = """
-import json
-import triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
-from suite.backends.kernels import hstu
-fn = hstu._rows_sum_fwd
-names = list(fn.arg_names)
-consts = dict(D=512, PARTS=4, AT=True, SRC=True, BLOCK_R=hstu.ROWS_PER_PROGRAM)
-types = dict(out_ptr="*fp32", at_ptr="*i64", src_ptr="*fp32", t0="*bf16", t1="*bf16", t2="*fp32", t3="*fp32",
-             i0="*i32", i1="*i64", i2="*i64", i3="*i64")
-signature = {n: types.get(n) or ("constexpr" if n in consts else "i32") for n in names}
-kernel = triton.compile(ASTSource(fn, signature, constexprs={(names.index(k),): v for k, v in consts.items()}),
-                        target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
-print(json.dumps({"cubin": len(kernel.asm["cubin"])}))
-"""
+    """quantize_qkv's kernel: bf16 rows of 128, per-row scales, or per-channel ones with each token
+    written to its request's aligned column."""
+    consts = dict(HEADS=4, D=128, BLOCK_R=hstu.QUANTIZE_ROWS, PER_ROW=per_row, SCATTER=not per_row, EMULATE=False)
+    types = dict(x_ptr="*bf16", out_ptr="*fp8e4nv", scale_ptr="*fp32", col_ptr="*fp32", to_ptr="*bf16" if per_row else "*i64")
+    assert compiled(COMPILE_ROWS, json.dumps({"kernel": "_quantize_fwd", "consts": consts, "types": types}))["cubin"] > 0
 
 
 def test_hstu_rows_sum_kernel_compiles_for_hopper() -> None:
-    assert compiled(COMPILE_ROWS_SUM)["cubin"] > 0
+    """dlrm-v3's token-sum kernel: fp32 rows of 512, a source, four tables (bf16 items' rows and
+    fp32 position and age rows) and a scatter, as the forward launches it for history events."""
+    consts = dict(D=512, PARTS=4, AT=True, SRC=True, BLOCK_R=hstu.ROWS_PER_PROGRAM)
+    types = dict(out_ptr="*fp32", at_ptr="*i64", src_ptr="*fp32", t0="*bf16", t1="*bf16", t2="*fp32", t3="*fp32",
+                 i0="*i32", i1="*i64", i2="*i64", i3="*i64")
+    assert compiled(COMPILE_ROWS, json.dumps({"kernel": "_rows_sum_fwd", "consts": consts, "types": types}))["cubin"] > 0
 
 
 #: Launches :func:`dense.linear` on CPU tensors with its kernels swapped for a recorder, compiles
