@@ -375,12 +375,14 @@ def test_hstu_attention_kernel_matches_the_plain_path(history: tuple[int, ...], 
 
 
 @pytest.mark.parametrize("tile", [None, (32, 16, 4, 2), (16, 32, 4, 3), (32, 16, 4, 2, True, True), (16, 16, 4, 1, False, True),
-                                  (32, 16, 4, 2, True, True, True), (16, 32, 4, 3, False, False, True)])
+                                  (32, 16, 4, 2, True, True, True), (16, 32, 4, 3, False, False, True),
+                                  (32, 16, 4, 2, True, True, True, 128)])
 def test_hstu_candidate_rows_alone_match_the_plain_path(tile: tuple[int, ...] | None) -> None:
     """The last layer's form: q for the candidate rows only, against every key, equals those rows of
     the plain path; with tile shapes other than the default (the unmasked bulk, the masked tail and
-    each candidate's own key all meet in requests of 70 to 110 tokens), launched rows-first, and
-    with the bulk's keys and values read through tensor descriptors."""
+    each candidate's own key all meet in requests of 70 to 110 tokens), launched rows-first, with
+    q's block, the keys and values and the output through tensor descriptors, and under a
+    register cap."""
     from suite.backends.kernels.hstu import Tile, hstu_attention
     from suite.models import dlrm_v3
 

@@ -8,7 +8,9 @@ candidate h + 1; a row sees smaller ids and itself; the user row sees the whole 
 program owns ``block_m`` query rows of one (request, head) and walks only the key blocks its rows
 may see: first the columns every row of the block sees (no mask at all: the bulk of the work),
 then the history's masked tail (the causal diagonal, or the user row's), and for candidate rows
-their own key, one dot product per row rather than a tile. Without a softmax there is no running
+their own keys, the diagonal of one masked tile on the tensor cores (until 2026-12-03 one dot
+product per row in fp32 on the CUDA cores, which every program paid for, history rows too, with
+spilled registers). Without a softmax there is no running
 maximum to keep, so the blocks simply add up, and the constant ``1 / scale`` is applied once at
 the end.
 
@@ -72,16 +74,21 @@ class Tile:
     #: two pairs (4.5 MB each at MLPerf's size, inside a 50 MB L2), pairs-first spreads them over
     #: every pair of the batch (144 MB for 8 requests).
     rows_first: bool = False
-    #: The unmasked bulk's keys and values read through tensor descriptors (the Hopper TMA unit
-    #: copies each block into shared memory; no per-element addresses in registers). Launched only
-    #: where every stride and the tensors' addresses are multiples of 16 bytes (else plain loads).
+    #: Keys and values read through tensor descriptors (the Hopper TMA unit copies each block into
+    #: shared memory; no per-element addresses in registers), and so are the block of q and the
+    #: output (rows past the request read as zeros and are not written). Launched only where every
+    #: stride and the tensors' addresses are multiples of 16 bytes (else plain loads).
     tma: bool = False
+    #: The most registers a thread may hold (``maxnreg``; 0: the compiler's choice), so that more
+    #: programs share a multiprocessor: four of 64 x 32, two stages, fit one at 128.
+    max_registers: int = 0
 
     def text(self) -> str:
         """One word, as results record it: ``MxN wW sS`` (``exp`` without the hardware tanh,
         ``rows`` launched rows-first, ``tma`` through tensor descriptors)."""
         return (f"{self.block_m}x{self.block_n} w{self.num_warps} s{self.num_stages}" + ("" if self.fast else " exp")
-                + (" rows" if self.rows_first else "") + (" tma" if self.tma else ""))
+                + (" rows" if self.rows_first else "") + (" tma" if self.tma else "")
+                + (f" r{self.max_registers}" if self.max_registers else ""))
 
 
 #: The launch shape for requests longer than :data:`SMALL` tokens: the fastest :func:`tune` found on
@@ -90,7 +97,9 @@ class Tile:
 #: with plain loads 1.265, pairs-first 1.399; the next shapes 1.238-1.461 (every shape:
 #: docs/dlrm-v3.md, "Faster kernels"). Through LoadGen, dlrm-v3 Offline 794.8 requests/s with it
 #: against 749.7 with plain loads (benchmarks/results/gpu_server_h200_s13/c3). The kernel before
-#: (64 x 64, default warps and stages, every block masked, exp SiLU): 2.348 ms.
+#: (64 x 64, default warps and stages, every block masked, exp SiLU): 2.348 ms. With q, the masked
+#: tail, the own keys and the output through descriptors: 1.098 ms (514 TFLOP/s), still the fastest
+#: of 25 shapes; 64x32 three stages (three programs a multiprocessor) 1.113 (gpu_server_h200_s21/c1).
 TILE = Tile(rows_first=True, tma=True)
 #: fp8's launch shape (``fp8=True``): four warps on 64 x 32 tiles, the fastest fp8 shape timed on the
 #: H200 (8 MLPerf-size requests, quantizing included: 3.489 ms, against 4.276 with 64 x 64 and four
@@ -116,11 +125,18 @@ CANDIDATES: tuple[Tile, ...] = (
     Tile(128, 128, 8, 3, rows_first=True),
     Tile(64, 64, 4, 3, rows_first=True, tma=True), Tile(128, 64, 8, 3, rows_first=True, tma=True),
     Tile(128, 128, 8, 3, rows_first=True, tma=True),
+    # Smaller shapes, more of them a multiprocessor (since the masked tail and the epilogue went
+    # through descriptors: 64 x 64 three stages 116 KB of shared memory and 172 registers, two a
+    # multiprocessor; 64 x 32 three stages 67 KB and 132, three; two stages at 128, four).
+    Tile(64, 32, 4, 3, rows_first=True, tma=True), Tile(64, 32, 4, 4, rows_first=True, tma=True),
+    Tile(64, 32, 4, 2, rows_first=True, tma=True, max_registers=128), Tile(64, 64, 4, 2, rows_first=True, tma=True),
     # Not kept: eight warps on 64-row tiles. ptxas spills 160 and 464 bytes a thread with them for
     # 64 x 64 and 64 x 128, against 1,060 with TILE's four warps, but on the H200 they took 2.212 and
     # 2.068 ms against TILE's 1.173 (benchmarks/results/gpu_server_h200_s17/c2). Nor SiLU in packed
     # fp16 (tanh.approx.f16x2 and one fma.rn.f16x2 for two elements, the product with v in fp16):
-    # 1.247 ms against 1.163 for TILE's shape, v's conversion to fp16 included (gpu_server_h200_s20/c4).
+    # 1.247 ms against 1.163 for TILE's shape, v's conversion to fp16 included (gpu_server_h200_s20/c4);
+    # ptxas turns tanh.approx.f16x2 and .bf16x2 into two MUFU.TANH instructions a pair on sm_90, so
+    # the packed form saves no hardware tanh.
 )
 
 
@@ -179,13 +195,12 @@ def _tile(acc, q, k, v, alpha, sq, sk, IEEE: tl.constexpr, FAST: tl.constexpr, F
 
 
 @triton.jit
-def _masked(acc, q, k_base, v_base, s_kt, s_vt, s_vd, rows, row_id, cols, n, hi, hist, alpha, dq, dv, sq, ks_base,
-            HEADS: tl.constexpr, IEEE: tl.constexpr, FAST: tl.constexpr, FP8: tl.constexpr, EMULATE: tl.constexpr):
-    # Columns ``cols`` (below ``hi``) of one request's keys, each product kept only where the mask
-    # says the row sees the column.
-    k = tl.load(k_base + cols[:, None] * s_kt + dq[None, :], mask=cols[:, None] < n, other=0.0)
+def _masked(acc, q, k, v, rows, row_id, cols, lo, hi, hist, alpha, sq, sk, IEEE: tl.constexpr, FAST: tl.constexpr,
+            FP8: tl.constexpr, EMULATE: tl.constexpr):
+    # Key columns ``cols`` (from ``lo``, below ``hi``) of one request, their keys k and values v
+    # (zero past the request), each product kept only where the mask says the row sees the column.
     if FP8:
-        s = _dot(q, tl.trans(k), EMULATE) * sq[:, None] * _col_scales(ks_base, cols, n, HEADS, FP8)[None, :]
+        s = _dot(q, tl.trans(k), EMULATE) * sq[:, None] * sk[None, :]
     elif IEEE:
         s = tl.dot(q, tl.trans(k), input_precision="ieee")
     else:
@@ -194,9 +209,8 @@ def _masked(acc, q, k_base, v_base, s_kt, s_vt, s_vd, rows, row_id, cols, n, hi,
     col_id = tl.minimum(cols, hist + 1)
     seen = (row_id[:, None] > col_id[None, :]) | (rows[:, None] == cols[None, :])
     seen = seen | ((rows[:, None] == 0) & (cols[None, :] <= hist))
-    seen = seen & (cols[None, :] < hi)
+    seen = seen & (cols[None, :] >= lo) & (cols[None, :] < hi)
     p = tl.where(seen, p, 0.0)
-    v = tl.load(v_base + cols[:, None] * s_vt + dv[None, :] * s_vd, mask=cols[:, None] < n, other=0.0)
     if FP8:
         acc += _dot(_p8(p, EMULATE), v, EMULATE)
     elif IEEE:
@@ -204,6 +218,25 @@ def _masked(acc, q, k_base, v_base, s_kt, s_vt, s_vd, rows, row_id, cols, n, hi,
     else:
         acc += tl.dot(p.to(v.dtype), v)
     return acc
+
+
+@triton.jit
+def _keys_values(k_desc, v_desc, k_base, v_base, c, cols, n, s_kt, s_vt, s_vd, dq, dv, TMA: tl.constexpr,
+                 V_T: tl.constexpr):
+    # One request's keys and values of columns c + cols (zeros past the request): through the
+    # descriptors (TMA) or plain loads.
+    if TMA:
+        at = tl.cast(c, tl.int32)  # a descriptor's offsets are 32-bit on the GPU
+        k = k_desc.load([at, 0])
+        if V_T:
+            v = tl.trans(v_desc.load([0, at]))
+        else:
+            v = v_desc.load([at, 0])
+    else:
+        inside = (c + cols)[:, None] < n
+        k = tl.load(k_base + (c + cols)[:, None] * s_kt + dq[None, :], mask=inside, other=0.0)
+        v = tl.load(v_base + (c + cols)[:, None] * s_vt + dv[None, :] * s_vd, mask=inside, other=0.0)
+    return k, v
 
 
 @triton.jit
@@ -246,10 +279,26 @@ def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, v_offsets_
             sq = tl.load(qs_ptr + (q_start + j) * HEADS + head, mask=j < q_n, other=0.0)
         else:
             sq = 1.0
-        q = tl.load(q_ptr + head * s_qh + (q_start + j[:, None]) * s_qt + dq[None, :], mask=j[:, None] < q_n, other=0.0)
         k_base = k_ptr + head * s_kh + start * s_kt
         v_start = tl.load(v_offsets_ptr + b) if V_T else start
         v_base = v_ptr + head * s_vh + v_start * s_vt
+        if TMA:  # q's block and k's and v's through descriptors (rows past the request read as zeros)
+            q_desc = tl.make_tensor_descriptor(q_ptr + head * s_qh + q_start * s_qt, shape=[q_n.to(tl.int32), DQK],
+                                               strides=[s_qt, 1], block_shape=[BLOCK_M, DQK])
+            q = q_desc.load([lo.to(tl.int32), 0])
+            k_desc = tl.make_tensor_descriptor(k_base, shape=[n.to(tl.int32), DQK], strides=[s_kt, 1],
+                                               block_shape=[BLOCK_N, DQK])
+            if V_T:  # (channels, tokens) blocks, turned for the product: the request's columns start aligned
+                v_desc = tl.make_tensor_descriptor(v_base, shape=[DV, n.to(tl.int32)], strides=[s_vd, 1],
+                                                   block_shape=[DV, BLOCK_N])
+            else:
+                v_desc = tl.make_tensor_descriptor(v_base, shape=[n.to(tl.int32), DV], strides=[s_vt, 1],
+                                                   block_shape=[BLOCK_N, DV])
+        else:
+            q = tl.load(q_ptr + head * s_qh + (q_start + j[:, None]) * s_qt + dq[None, :], mask=j[:, None] < q_n,
+                        other=0.0)
+            k_desc = None
+            v_desc = None
         row_id = tl.minimum(rows, hist + 1)
         acc = tl.zeros((BLOCK_M, DV), dtype=tl.float32)
         lo_row = first + lo
@@ -260,14 +309,6 @@ def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, v_offsets_
         full = full // BLOCK_N * BLOCK_N
         cols = tl.arange(0, BLOCK_N)
         if TMA:
-            k_desc = tl.make_tensor_descriptor(k_base, shape=[n.to(tl.int32), DQK], strides=[s_kt, 1],
-                                               block_shape=[BLOCK_N, DQK])
-            if V_T:  # (channels, tokens) blocks, turned for the product: the request's columns start aligned
-                v_desc = tl.make_tensor_descriptor(v_base, shape=[DV, n.to(tl.int32)], strides=[s_vd, 1],
-                                                   block_shape=[DV, BLOCK_N])
-            else:
-                v_desc = tl.make_tensor_descriptor(v_base, shape=[n.to(tl.int32), DV], strides=[s_vt, 1],
-                                                   block_shape=[BLOCK_N, DV])
             # A descriptor's offsets are 32-bit (the interpreter takes 64; the GPU compiler does not).
             for c in tl.range(0, full.to(tl.int32), BLOCK_N):
                 if V_T:
@@ -288,25 +329,29 @@ def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, v_offsets_
         # whole history for a block holding the user row or candidate rows.
         end = tl.where((lo_row == 0) | (last > hist), hist + 1, last + 1)
         for c in range(full, end, BLOCK_N):
-            acc = _masked(acc, q, k_base, v_base, s_kt, s_vt, s_vd, rows, row_id, c + cols, n, end, hist, alpha, dq, dv, sq, ks_base,
-                          HEADS, IEEE, FAST, FP8, EMULATE)
-        # A candidate sees itself: one dot product per candidate row of the block.
-        own = (rows > hist) & (j < q_n)
-        k_own = tl.load(k_base + rows[:, None] * s_kt + dq[None, :], mask=own[:, None], other=0.0)
-        v_own = tl.load(v_base + rows[:, None] * s_vt + dv[None, :] * s_vd, mask=own[:, None], other=0.0)
-        p_own = _silu(tl.sum(q.to(tl.float32) * k_own.to(tl.float32), axis=1) * sq * _col_scales(ks_base, rows, n, HEADS, FP8),
-                      alpha, FAST)
-        if FP8:  # as the tiles' products are rounded before their dot with v
-            p_own = _p8(p_own, EMULATE).to(tl.float32)
-        elif not IEEE:
-            p_own = p_own.to(v_own.dtype).to(tl.float32)
-        acc += tl.where(own, p_own, 0.0)[:, None] * v_own.to(tl.float32)
+            k, v = _keys_values(k_desc, v_desc, k_base, v_base, c, cols, n, s_kt, s_vt, s_vd, dq, dv, TMA, V_T)
+            acc = _masked(acc, q, k, v, rows, row_id, c + cols, 0, end, hist, alpha, sq,
+                          _col_scales(ks_base, c + cols, n, HEADS, FP8), IEEE, FAST, FP8, EMULATE)
+        # A candidate sees itself: the diagonal of the columns from the block's first candidate row
+        # to its last (past the history, where the mask keeps no other product); none for history
+        # rows. V_T's blocks start at multiples of 16 tokens (16 bytes of fp8, as a descriptor's
+        # innermost offset must).
+        own = tl.maximum(lo_row, hist + 1)
+        for c in range(own // (16 if V_T else 1) * (16 if V_T else 1), last + 1, BLOCK_N):
+            k, v = _keys_values(k_desc, v_desc, k_base, v_base, c, cols, n, s_kt, s_vt, s_vd, dq, dv, TMA, V_T)
+            acc = _masked(acc, q, k, v, rows, row_id, c + cols, own, last + 1, hist, alpha, sq,
+                          _col_scales(ks_base, c + cols, n, HEADS, FP8), IEEE, FAST, FP8, EMULATE)
         o_ptrs = o_ptr + head * s_oh + (q_start + j[:, None]) * s_ot + dv[None, :]
         if FP8:  # v's channel scales, read last: held through the loops they would cost registers
             acc = acc * (inv_scale * tl.load(vs_ptr + head * DV + dv)[None, :])
         else:
             acc = acc * inv_scale
-        tl.store(o_ptrs, acc.to(o_ptr.dtype.element_ty), mask=j[:, None] < q_n)
+        if TMA:
+            o_desc = tl.make_tensor_descriptor(o_ptr + head * s_oh + q_start * s_ot, shape=[q_n.to(tl.int32), DV],
+                                               strides=[s_ot, 1], block_shape=[BLOCK_M, DV])
+            o_desc.store([lo.to(tl.int32), 0], acc.to(o_ptr.dtype.element_ty))
+        else:
+            tl.store(o_ptrs, acc.to(o_ptr.dtype.element_ty), mask=j[:, None] < q_n)
 
 
 def _fast_silu(device: torch.device) -> bool:
@@ -471,7 +516,8 @@ def hstu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: t
                     out.stride(0), out.stride(1), HEADS=heads, DQK=dqk, DV=dv, BLOCK_M=tile.block_m,
                     BLOCK_N=tile.block_n, CANDIDATES=candidates, IEEE=q.dtype == torch.float32,
                     FAST=tile.fast and _fast_silu(q.device), ROWS_FIRST=tile.rows_first, TMA=tma,
-                    FP8=fp8, EMULATE=fp8 and interpreted(), V_T=v_t, num_warps=tile.num_warps, num_stages=tile.num_stages)
+                    FP8=fp8, EMULATE=fp8 and interpreted(), V_T=v_t, num_warps=tile.num_warps, num_stages=tile.num_stages,
+                    **({"maxnreg": tile.max_registers} if tile.max_registers else {}))
     return out
 
 
