@@ -311,12 +311,9 @@ def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, v_offsets_
         if TMA:
             # A descriptor's offsets are 32-bit (the interpreter takes 64; the GPU compiler does not).
             for c in tl.range(0, full.to(tl.int32), BLOCK_N):
-                if V_T:
-                    v_tile = tl.trans(v_desc.load([0, c]))
-                else:
-                    v_tile = v_desc.load([c, 0])
-                acc = _tile(acc, q, k_desc.load([c, 0]), v_tile, alpha, sq,
-                            _col_scales(ks_base, c + cols, n, HEADS, FP8), IEEE, FAST, FP8, EMULATE)
+                k, v = _keys_values(k_desc, v_desc, k_base, v_base, c, cols, n, s_kt, s_vt, s_vd, dq, dv, TMA, V_T)
+                acc = _tile(acc, q, k, v, alpha, sq, _col_scales(ks_base, c + cols, n, HEADS, FP8), IEEE, FAST, FP8,
+                            EMULATE)
         else:
             k_ptrs = k_base + cols[:, None] * s_kt + dq[None, :]
             v_ptrs = v_base + cols[:, None] * s_vt + dv[None, :] * s_vd
@@ -341,7 +338,6 @@ def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, v_offsets_
             k, v = _keys_values(k_desc, v_desc, k_base, v_base, c, cols, n, s_kt, s_vt, s_vd, dq, dv, TMA, V_T)
             acc = _masked(acc, q, k, v, rows, row_id, c + cols, own, last + 1, hist, alpha, sq,
                           _col_scales(ks_base, c + cols, n, HEADS, FP8), IEEE, FAST, FP8, EMULATE)
-        o_ptrs = o_ptr + head * s_oh + (q_start + j[:, None]) * s_ot + dv[None, :]
         if FP8:  # v's channel scales, read last: held through the loops they would cost registers
             acc = acc * (inv_scale * tl.load(vs_ptr + head * DV + dv)[None, :])
         else:
@@ -351,6 +347,7 @@ def _hstu_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, v_offsets_
                                                strides=[s_ot, 1], block_shape=[BLOCK_M, DV])
             o_desc.store([lo.to(tl.int32), 0], acc.to(o_ptr.dtype.element_ty))
         else:
+            o_ptrs = o_ptr + head * s_oh + (q_start + j[:, None]) * s_ot + dv[None, :]
             tl.store(o_ptrs, acc.to(o_ptr.dtype.element_ty), mask=j[:, None] < q_n)
 
 
