@@ -371,9 +371,10 @@ class TorchCUDABackend(Backend):
                           choices=COMPUTE),
         "counts": Option("where dlrm-v3 learns each request's length: host (default: the dataset's counts, sent with the batch) "
                          "or device (counted on the GPU and read back mid-forward)", choices=COUNTS_FROM),
-        "attention": Option("dlrm-v3's fused attention: its two products in the model's dtype (default) or in fp8 e4m3 "
-                            "(q and k scaled per token and head, v per head and channel; passes the 99.9% gate but ran "
-                            "3.0x slower on an H200)", choices=("model", "fp8")),
+        "attention": Option("dlrm-v3's fused attention: auto (default: gluon where it runs, else model), gluon (the Hopper "
+                            "kernel with asynchronous products, bf16 on sm_90: 1.08x the Triton kernel on an H200), model "
+                            "(the Triton kernel in the model's dtype) or fp8 (its two products in fp8 e4m3; passes the "
+                            "99.9% gate but took 2.3x bf16's time on an H200, quantizing included)", choices=("auto", "gluon", "model", "fp8")),
         "graph_max": Option(f"the largest batch, in items, with a CUDA graph (default {GRAPH_BUCKETS[-1]}, 65536 for dlrm-v2 in fp8; a multiple of 4096; "
                             f"above {GRAPH_BUCKETS[-1]} buckets step by {GRAPH_MAX_STEP})", lo=GRAPH_MAX_RANGE[0], hi=GRAPH_MAX_RANGE[1]),
         "timeline": Option("record each batch's start and end on the GPU (CUDA events) and report, for the latest run, the "

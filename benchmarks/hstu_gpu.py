@@ -139,14 +139,16 @@ def fp8_lines(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag, last_fp8, 
         print(json.dumps(line), flush=True)
 
 
-def sweep_tiles(hist: np.ndarray, cand: np.ndarray, fp8: bool = False) -> None:
+def sweep_tiles(hist: np.ndarray, cand: np.ndarray, fp8: bool = False, gluon: bool = False,
+                tiles: tuple[hstu.Tile, ...] = hstu.CANDIDATES) -> None:
     """One line per tile shape: the kernel's ms and TFLOP/s on these requests; then the fastest
-    shape on the candidate rows alone (the last layer's form); ``fp8``: then :func:`fp8_lines`."""
+    shape on the candidate rows alone (the last layer's form); ``fp8``: then :func:`fp8_lines`;
+    ``gluon``: then :func:`gluon_lines`."""
     h, c = torch.from_numpy(hist.astype(np.int64)), torch.from_numpy(cand.astype(np.int64))
     flops = hstu.attention_flops(h, c, heads=4, dqk=128, dv=128)
     shape = {"requests": len(hist), "history_mean": round(float(hist.mean())), "candidates_mean": round(float(cand.mean()))}
     rejected: list[str] = []
-    for tile, ms in hstu.tune(h, c, calls=5, rejected=rejected):
+    for tile, ms in hstu.tune(h, c, calls=5, rejected=rejected, tiles=tiles):
         print(json.dumps({"kernel": "hstu_attention", "tile": tile.text(), "ms": round(ms, 3),
                           "tflops": round(flops / ms / 1e9, 1), **shape}), flush=True)
     for why in rejected:
@@ -169,6 +171,38 @@ def sweep_tiles(hist: np.ndarray, cand: np.ndarray, fp8: bool = False) -> None:
                       "tflops": round(cand_flops / ms / 1e9, 1), **shape}), flush=True)
     if fp8:
         fp8_lines(q, k, v, jag, lambda: last(fp8=True), flops, cand_flops, shape)
+    if gluon:
+        gluon_lines(q, k, v, qc, jag, flops, cand_flops, shape)
+
+
+def gluon_lines(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, qc: torch.Tensor, jag, flops: float,
+                cand_flops: float, shape: dict) -> None:
+    """The Gluon kernel (suite.backends.kernels.hstu_wg) in each of its launch shapes, every row and
+    the candidate rows alone: ms, TFLOP/s, and the largest distance from the Triton kernel's output
+    relative to its largest output."""
+    from suite.backends.kernels import hstu_wg
+
+    want = hstu.hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len)
+    want_c = hstu.hstu_attention(qc, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len,
+                                 q_offsets=jag.candidate_offsets, max_queries=jag.max_candidates)
+    for tile in hstu_wg.WG_CANDIDATES:
+        def whole(tile: hstu_wg.WgTile = tile) -> torch.Tensor:
+            return hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, tile=tile)
+
+        def alone(tile: hstu_wg.WgTile = tile) -> torch.Tensor:
+            return hstu_wg.hstu_attention_wg(qc, k, v, jag.offsets, jag.history, jag.max_candidates, 0.1, jag.max_len,
+                                             q_offsets=jag.candidate_offsets, tile=tile)
+
+        try:
+            off = float((whole() - want).abs().max()) / float(want.abs().max())
+            off_c = float((alone() - want_c).abs().max()) / float(want_c.abs().max())
+            ms, ms_c = gpu_ms(whole), gpu_ms(alone)
+        except Exception as exc:  # a shape that does not compile or fit here: say so, go on
+            print(json.dumps({"kernel": "hstu_attention_wg", "tile": tile.text(), "error": f"{type(exc).__name__}: {str(exc)[:300]}"}), flush=True)
+            continue
+        print(json.dumps({"kernel": "hstu_attention_wg", "tile": tile.text(), "ms": round(ms, 3), "tflops": round(flops / ms / 1e9, 1),
+                          "off": round(off, 5), "candidates_ms": round(ms_c, 3), "candidates_tflops": round(cand_flops / ms_c / 1e9, 1),
+                          "candidates_off": round(off_c, 5), **shape}), flush=True)
 
 
 def profile(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tensor], batch: int, top: int = 15,
@@ -249,6 +283,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--tiles", action="store_true", help="time the attention kernel's tile shapes first")
     parser.add_argument("--fp8", action="store_true", help="with --tiles: the attention with fp8 e4m3 products too")
+    parser.add_argument("--tile-set", default="all", choices=["all", "default"],
+                        help="with --tiles: every shape of hstu.CANDIDATES, or the default TILE alone")
+    parser.add_argument("--gluon", action="store_true", help="the Gluon kernel too: its shapes with --tiles, the forward with it last (and profiled so, with --profile)")
     parser.add_argument("--plain", action="store_true", help="time the plain PyTorch attention too")
     parser.add_argument("--profile", action="store_true", help="GPU time by kernel of the fused forward")
     parser.add_argument("--kept-fp32", default="tf32", choices=["tf32", "fp32"],
@@ -267,7 +304,8 @@ def main() -> None:
         if args.backend_only:
             return
     if args.tiles:
-        sweep_tiles(hist[: args.kernel_requests], cand[: args.kernel_requests], fp8=args.fp8)
+        sweep_tiles(hist[: args.kernel_requests], cand[: args.kernel_requests], fp8=args.fp8, gluon=args.gluon,
+                    tiles=hstu.CANDIDATES if args.tile_set == "all" else (hstu.TILE,))
     started = time.perf_counter()
     model = build(spec, device="cuda", dtype=DTYPES[args.precision])
     load_s = time.perf_counter() - started
@@ -278,9 +316,12 @@ def main() -> None:
     counts = request_counts(batch.dense, schema.dense - schema.tasks)
     plain = [("plain", None)] if args.plain else []
     fused_ms: dict[tuple[int, str], float] = {}
-    for path, sent in [*plain, ("fused", None), ("fused", counts)]:
+    gluon = [("gluon", counts)] if args.gluon else []
+    for path, sent in [*plain, ("fused", None), ("fused", counts), *gluon]:
         if path == "fused" and not fused_ms:  # after the plain path: it patches the model's layers in place
             hstu.use_fused_attention(model)
+        if path == "gluon":  # last: the fused model's attention through suite.backends.kernels.hstu_wg
+            hstu.use_fused_attention(model, gluon=True)
         where = "device" if sent is None else "host"
         for b in args.batch:
             rate, ms = timed(model, dense, sparse, b, args.seconds, sent)

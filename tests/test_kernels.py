@@ -404,6 +404,44 @@ def test_hstu_candidate_rows_alone_match_the_plain_path(tile: tuple[int, ...] | 
     assert torch.equal(plain_alone, want[rows])
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+@pytest.mark.parametrize("tile", [(64, 64, 3, 0), (64, 64, 3, 1), (64, 64, 3, 2), (128, 64, 2, 2)])
+def test_hstu_gluon_kernel_matches_the_plain_path(tile: tuple[int, int, int, int]) -> None:
+    """The Hopper kernel with asynchronous products (bf16, heads of 128), every row and the
+    candidate rows alone, against the plain path in fp32 and against the Triton kernel: requests
+    whose history ends inside, at and past a block's edge, a user row alone, one candidate, more
+    candidates than a block, and one MLPerf-size request."""
+    from suite.backends.kernels import hstu, hstu_wg
+    from suite.models import dlrm_v3
+
+    if torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("the Gluon kernel is for sm_90")
+    g = torch.Generator().manual_seed(5)
+    hist = torch.tensor([0, 63, 64, 65, 130, 200, 5, 6500])
+    cand = torch.tensor([3, 1, 64, 100, 7, 129, 0, 2048])
+    jag = dlrm_v3.Jagged.of(hist.cuda(), cand.cuda(), int((1 + hist + cand).max()))
+    # q, k, v as views of one projection's output, as the model makes them
+    qkv = (torch.randn(int(jag.offsets[-1]), 3, 4, 128, generator=g) / 4).cuda().to(torch.bfloat16)
+    q, k, v = qkv[:, 0], qkv[:, 1], qkv[:, 2]
+    assert hstu_wg.supported(q, k, v)
+    shape = hstu_wg.WgTile(*tile)
+    got = hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, 0.3, jag.max_len, tile=shape)
+    triton_out = hstu.hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.3, jag.max_len)
+    rows = jag.candidate_rows()
+    qc = q[rows]
+    alone = hstu_wg.hstu_attention_wg(qc, k, v, jag.offsets, jag.history, jag.max_candidates, 0.3, jag.max_len,
+                                      q_offsets=jag.candidate_offsets, tile=shape)
+    for part in range(0, len(hist), 4):  # the plain path pads every request to the longest: a few at a time
+        lo, hi = int(jag.offsets[part]), int(jag.offsets[part + 4]) if part + 4 < len(hist) else int(jag.offsets[-1])
+        sub = dlrm_v3.Jagged.of(hist[part:part + 4].cuda(), cand[part:part + 4].cuda(), jag.max_len)
+        want = dlrm_v3.jagged_attention(q[lo:hi].float(), k[lo:hi].float(), v[lo:hi].float(), sub, 0.3)
+        bound = 2e-2 * want.abs().max().item()
+        assert (got[lo:hi] - want).abs().max().item() <= bound, (part, tile)
+    assert (got - triton_out).abs().max().item() <= 1e-2 * triton_out.abs().max().item()
+    assert torch.allclose(alone, got[rows], atol=1e-5, rtol=1e-4)
+
+
 def test_hstu_fp8_quantizing_kernel_gives_torchs_numbers() -> None:
     """quantize_qkv's one-pass kernel: q and k (strided views, as the projection's split gives
     them) scaled per token and head, v per head and channel, to the bit what torch's elementwise
@@ -638,6 +676,23 @@ def test_fused_dlrm_v3_forward_matches_the_plain_path() -> None:
         got = use_fused_attention(build(spec, device=DEVICE))(dense, sparse)
     assert got.shape == want.shape == (9, spec.schema.tasks)
     assert torch.allclose(got, want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.skipif(CUDA, reason="on a GPU the sm_90 check may pass")
+def test_dlrm_v3_attention_option_takes_gluon_only_where_it_runs() -> None:
+    """``attention=auto`` (the default) launches the Gluon kernel only where it runs and the Triton
+    kernel elsewhere; ``attention=gluon`` asked for where it cannot run is refused at load, saying why."""
+    from suite.errors import BackendUnavailableError
+
+    spec = ModelSpec(name="dlrm-v3", scale="tiny")
+    model = fused.for_backend(build(spec), spec, "bf16", {})
+    assert model.describe()["attention"].startswith("triton hstu_attention")  # type: ignore[operator]  # describe is patched in
+    with pytest.raises(BackendUnavailableError) as caught:
+        fused.for_backend(build(spec), spec, "bf16", {"attention": "gluon"})
+    assert str(caught.value) == "'attention' gluon needs an sm_90 GPU (Hopper: H100, H200; got cpu)"
+    with pytest.raises(BackendUnavailableError) as caught:
+        fused.for_backend(build(spec), spec, "fp16", {"attention": "gluon"})
+    assert str(caught.value) == "'attention' gluon runs bf16 only (got 'fp16')"
 
 
 @pytest.mark.cuda

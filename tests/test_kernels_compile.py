@@ -9,6 +9,7 @@ a cubin, in a child process that has the interpreter switched off. Skipped witho
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("triton")
 
-from suite.backends.kernels import dense, hstu  # noqa: E402
+from suite.backends.kernels import dense, hstu, hstu_wg  # noqa: E402
 
 #: Prefixed to the compiling scripts: ``ptxas_counts(ptx)``, the registers a thread and the bytes
 #: spilled to local memory that ptxas reports for sm_90 (Triton's own build does not report them).
@@ -149,6 +150,63 @@ def test_hstu_fp8_attention_compiles_for_hopper(tile: hstu.Tile, e4m3: bool) -> 
         assert built["tma_loads"] >= 2 * tile.num_stages + 1 and built["tma_stores"] == 1
     else:
         assert built["tma_loads"] == built["tma_stores"] == 0
+
+
+#: Compiles one launch shape of :mod:`hstu_wg`'s Gluon kernel for sm_90 (bf16, heads of 128, every
+#: row or the candidate rows alone) and prints, as JSON: shared memory, ptxas's registers and spills,
+#: whether ptxas serialized the warpgroup products, and what the PTX waits for and copies.
+COMPILE_WG = PTXAS + """
+import json, re, sys
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.experimental.gluon._runtime import GluonASTSource
+from triton.backends.nvidia.compiler import get_ptxas
+from suite.backends.kernels import hstu_wg
+args = json.loads(sys.argv[1])
+t = hstu_wg.WgTile(args["block_m"], args["block_n"], args["stages"], args["order"])
+fn = hstu_wg._hstu_wg_fwd
+names = list(fn.arg_names)
+consts = dict(HEADS=4, D=128, BLOCK_M=t.block_m, BLOCK_N=t.block_n, STAGES=t.stages, CANDIDATES=args["candidates"],
+              ORDER=t.order, num_warps=t.num_warps)
+pointers = dict(q_ptr="*bf16", k_ptr="*bf16", v_ptr="*bf16", o_ptr="*fp32", offsets_ptr="*i64", q_offsets_ptr="*i64",
+                history_ptr="*i64")
+signature = {n: pointers.get(n) or ("constexpr" if n in consts else "fp32" if n in ("half_alpha", "inv_scale") else "i32")
+             for n in names}
+# A launch specializes the pointers and the token strides (multiples of 16) as divisible by 16.
+attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in ("q_ptr", "k_ptr", "v_ptr", "o_ptr", "s_qt", "s_kt", "s_vt", "s_ot")}
+source = GluonASTSource(fn, signature, constexprs={(names.index(k),): v for k, v in consts.items()}, attrs=attrs)
+kernel = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": t.num_warps})
+ptx = kernel.asm["ptx"]
+lines = ptx.splitlines()
+import os, subprocess, tempfile
+with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
+    f.write(ptx)
+log = subprocess.run([get_ptxas(90).path, "-arch=sm_90a", "-v", f.name, "-o", os.devnull], capture_output=True, text=True)
+os.unlink(f.name)
+print(json.dumps({"shared": kernel.metadata.shared, "cubin": len(kernel.asm["cubin"]),
+                  "serialized": "serialized" in (log.stdout + log.stderr),
+                  "waits": sorted({int(m.group(1)) for m in re.finditer(r"wgmma\\.wait_group\\.sync\\.aligned (\\d+)", ptx)}),
+                  "tanh": sum("tanh.approx.f32" in line for line in lines),
+                  "tma_loads": sum(bool(re.search(r"cp\\.async\\.bulk\\.tensor\\.\\dd\\.shared", line)) for line in lines),
+                  "tma_stores": sum(bool(re.search(r"cp\\.async\\.bulk\\.tensor\\.\\dd\\.global", line)) for line in lines),
+                  **ptxas_counts(ptx)}))
+"""
+
+
+@pytest.mark.parametrize("candidates", [False, True], ids=["every-row", "candidates"])
+@pytest.mark.parametrize("tile", hstu_wg.WG_CANDIDATES, ids=hstu_wg.WgTile.text)
+def test_hstu_gluon_attention_compiles_for_hopper(tile: hstu_wg.WgTile, candidates: bool) -> None:
+    """The Gluon kernel's launch shapes compile for sm_90 within one block's shared memory and spill
+    nothing. Orders 1 and 2 keep a product running across a wait (wait_group 1: the SiLU of one
+    block beside a product), order 0 waits for all (as the Triton kernel), and ptxas serializes none
+    of them. The SiLU takes the hardware tanh, and the keys and values (the stages ahead and the
+    loop's), q's block and the output go through descriptors."""
+    built = compiled(COMPILE_WG, json.dumps({**dataclasses.asdict(tile), "candidates": candidates}))
+    assert built["cubin"] > 0 and built["shared"] <= SM90_SHARED_BYTES
+    assert built["spill_stores"] == 0
+    assert not built["serialized"]
+    assert (1 in built["waits"]) == (tile.order > 0) and built["tanh"] > 0
+    assert built["tma_loads"] >= 2 * tile.stages + 1 and built["tma_stores"] == 1
 
 
 #: Compiles one of hstu's row-wise kernels for sm_90 with 4 warps. argv: JSON of its name, its

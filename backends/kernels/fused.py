@@ -430,13 +430,31 @@ DEFAULT_ROWS = {"fp8": "fp8", "bf16": "bf16", "fp16": "fp16"}
 #:   ``tune=1`` picked Triton for every layer (0.764 ms).
 #: - bf16: Triton's GEMMs 1.263 ms (48.1k), AUC 99.99% (the 99.9% gate), against cuBLAS's with the
 #:   separate epilogue 1.298 ms (100.00%).
-#: dlrm-v3's ``--option attention``: the fused attention's two products in the model's dtype, or in
-#: fp8 e4m3 (suite.backends.kernels.hstu, ``fp8=True``).
-ATTENTION_MODES = ("model", "fp8")
+#: dlrm-v3's ``--option attention``: ``auto`` (the default) the Gluon kernel where it runs, else
+#: the Triton one; ``gluon`` the Hopper kernel with asynchronous products (suite.backends.kernels.
+#: hstu_wg: bf16 on sm_90; on an H200, 1.052 ms against the Triton kernel's 1.136 for 8 MLPerf-size
+#: requests, and dlrm-v3 Offline 936.2 against 903.9 requests/s); ``model`` the Triton kernel in the
+#: model's dtype; ``fp8`` its two products in fp8 e4m3 (suite.backends.kernels.hstu, ``fp8=True``).
+ATTENTION_MODES = ("auto", "gluon", "model", "fp8")
 DEFAULTS: dict[str, dict[str, str]] = {
     "fp8": {"gemm": "triton", "residual": "fp8", "fuse_last": "1", "row_scales": "table"},
     "bf16": {"gemm": "triton", "residual": "bf16", "fuse_last": "0", "row_scales": "inline"},
 }
+
+
+def _gluon_runs(model: nn.Module, precision: str) -> bool | str:
+    """True where dlrm-v3's Gluon attention kernel runs this model (bf16 on an sm_90 GPU, a Triton
+    with Gluon), else what stands in its way, as the end of a sentence."""
+    device = next(model.parameters()).device
+    if precision != "bf16":
+        return f"runs bf16 only (got {precision!r})"
+    if device.type != "cuda" or torch.cuda.get_device_capability(device)[0] != 9:
+        return f"needs an sm_90 GPU (Hopper: H100, H200; got {torch.cuda.get_device_name(device) if device.type == 'cuda' else device})"
+    try:
+        from suite.backends.kernels import hstu_wg  # noqa: F401
+    except ImportError as exc:
+        return f"needs a Triton with Gluon ({exc})"
+    return True
 
 
 def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, str]) -> FusedDLRM:
@@ -455,8 +473,12 @@ def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, 
         one_of("tune", tune, ("0", "1"))
         attention = options.get("attention", ATTENTION_MODES[0])
         one_of("attention", attention, ATTENTION_MODES)
+        runs = _gluon_runs(model, precision)
+        if attention == "gluon" and runs is not True:
+            raise BackendUnavailableError(f"'attention' gluon {runs}")
         # tune=1: time the attention's tile shapes on MLPerf-size requests at load (a few seconds).
-        return use_fused_attention(model, tune_tiles=tune == "1", fp8=attention == "fp8")  # type: ignore[return-value]  # it returns the nn.Module it was given, patched
+        gluon = attention == "gluon" or (attention == "auto" and runs is True)
+        return use_fused_attention(model, tune_tiles=tune == "1", fp8=attention == "fp8", gluon=gluon)  # type: ignore[return-value]  # it returns the nn.Module it was given, patched
     if spec.name not in FUSABLE:
         raise BackendUnavailableError(
             f"torch-cuda's fused kernels ('--precision fp8', 'fused=1') run {list(FUSABLE)} only (got {spec.name!r})")

@@ -693,8 +693,17 @@ def fused_residual_out(x: torch.Tensor, g: torch.Tensor, weight: torch.Tensor) -
 
 
 def fused_jagged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag: Any, alpha: float,
-                           candidates: bool = False, *, fp8: bool = False) -> torch.Tensor:
-    """:func:`suite.models.dlrm_v3.jagged_attention`'s signature, on the kernel (``fp8``: see :func:`hstu_attention`)."""
+                           candidates: bool = False, *, fp8: bool = False, gluon: bool = False) -> torch.Tensor:
+    """:func:`suite.models.dlrm_v3.jagged_attention`'s signature, on the kernel (``fp8``: see
+    :func:`hstu_attention`; ``gluon``: :mod:`suite.backends.kernels.hstu_wg` where it takes the tensors)."""
+    if gluon and jag.max_len > SMALL:
+        from suite.backends.kernels import hstu_wg
+
+        if hstu_wg.supported(q, k, v):
+            if candidates:
+                return hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_candidates, alpha,
+                                                 jag.scale, q_offsets=jag.candidate_offsets)
+            return hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, alpha, jag.scale)
     if candidates:
         return hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, alpha, jag.scale,
                               q_offsets=jag.candidate_offsets, max_queries=jag.max_candidates, fp8=fp8)
@@ -754,12 +763,19 @@ def tune(history: torch.Tensor, candidates: torch.Tensor, heads: int = 4, dim: i
     return timings
 
 
-def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: bool = False) -> torch.nn.Module:
+def _wg_tile() -> str:
+    from suite.backends.kernels import hstu_wg
+
+    return hstu_wg.WG_TILE.text()
+
+
+def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: bool = False,
+                        gluon: bool = False) -> torch.nn.Module:
     """Have every STU layer of a built dlrm-v3 call the fused kernel instead of the plain path;
     ``tune_tiles``: first time :data:`CANDIDATES` on eight MLPerf-size requests (6,750 events,
     2,048 candidates) and launch with the fastest; ``fp8``: both of the attention's products in
     fp8 e4m3 (:func:`hstu_attention`)."""
-    attend = functools.partial(fused_jagged_attention, fp8=True) if fp8 else fused_jagged_attention
+    attend = functools.partial(fused_jagged_attention, fp8=fp8, gluon=gluon)
     for layer in model.layers:  # type: ignore[union-attr]  # torch types a submodule as Tensor | Module; this is the dlrm-v3 model's ModuleList
         layer.attend = attend
         layer.norm_to = fused_norm_to
@@ -770,11 +786,18 @@ def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: b
     rejected: list[str] = []
     if tune_tiles:
         n = 8
-        timings = tune(torch.full((n,), 6750), torch.full((n,), 2048), rejected=rejected)
-        tuned = {tile.text(): round(ms, 3) for tile, ms in timings}
+        if gluon:
+            from suite.backends.kernels import hstu_wg
+
+            wg_timings = hstu_wg.tune(torch.full((n,), 6750), torch.full((n,), 2048), rejected=rejected)
+            tuned = {tile.text(): round(ms, 3) for tile, ms in wg_timings}
+        else:
+            timings = tune(torch.full((n,), 6750), torch.full((n,), 2048), rejected=rejected)
+            tuned = {tile.text(): round(ms, 3) for tile, ms in timings}
     # What torch-cuda records; "ids": the model reads each table's ids apart, not one packed matrix.
-    described = {"attention": "triton hstu_attention (jagged" + (", fp8 e4m3 products)" if fp8 else ")"), "ids": "tables",
-                 "tile": (FP8_TILE if fp8 else TILE).text(),
+    described = {"attention": ("gluon hstu_attention_wg (jagged, async products)" if gluon else
+                               "triton hstu_attention (jagged" + (", fp8 e4m3 products)" if fp8 else ")")), "ids": "tables",
+                 "tile": _wg_tile() if gluon else (FP8_TILE if fp8 else TILE).text(),
                  "row_kernels": "triton layer norm, output gate and token sums; the residual add in the output projection",
                  **({"tuned_ms": tuned} if tuned else {}), **({"tune_rejected": rejected} if rejected else {})}
     model.describe = lambda: described

@@ -1,0 +1,322 @@
+"""HSTU's SiLU attention for Hopper, written in Gluon: the products issued asynchronously, so that
+the SiLU of one block of scores runs on the multi-function units while the tensor cores work.
+
+:mod:`suite.backends.kernels.hstu`'s Triton kernel computes the same thing (and is what the tests
+under Triton's interpreter check; this kernel has no interpreter). Compiled by Triton 3.6 for sm_90
+that kernel waits for each product right after issuing it, so a program's tensor cores sit idle
+while it takes the hardware tanh of the scores (one ``MUFU.TANH`` an element: a quarter of the
+time the two products of that element take on the tensor cores). Gluon, Triton's lower-level
+language, places the waits where the kernel says. :attr:`WgTile.order` picks where:
+
+- 0: as the Triton kernel (the scores, waited for; their SiLU; ``p v`` left running);
+- 1: the next block's scores issued before this block's SiLU, ``p v`` after it;
+- 2 (the default, FlashAttention-3's order): both products issued (the next block's scores, then
+  this block's ``p v``), the wait for the scores only, the next block's SiLU while ``p v`` runs, then
+  the wait for ``p v``, whose registers the next p then takes.
+
+On an H200 (8 MLPerf-size requests, 64 x 64 tiles, three slots) order 2 took 1.052 ms, order 0
+1.083 and order 1 1.352, against 1.136 for the Triton kernel; 128-row tiles (two warpgroups in
+step, sharing each block of keys and values) were slower (docs/dlrm-v3.md).
+
+Keys and values arrive through tensor descriptors (TMA) into a ring of ``stages`` shared-memory
+slots with one barrier each; a slot is refilled as soon as the products that read it are done.
+The blocks a program walks are the Triton kernel's: the history's columns (unmasked up to the
+block's first row, then the masked tail) and for candidate rows the diagonal of their own keys;
+the output leaves through a descriptor, staged in the slots' memory.
+
+bf16 only (the fp8 path and the interpreter keep the Triton kernel), q, k and v with their last
+dimension contiguous and 16-byte-aligned rows, heads of 128, an sm_90 GPU (:func:`supported`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import triton
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_init, warpgroup_mma_wait
+
+from suite.backends.kernels.hstu import _allocator
+
+# The TMA copies: Triton 3.6 (the H200's) names them async_copy_*, later versions async_load and async_store.
+_tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
+_tma_store = getattr(tma, "async_store", None) or tma.async_copy_shared_to_global
+#: Whether shared memory is viewed as another type by ``reinterpret`` (later versions) or ``_reinterpret`` (3.6).
+_REINTERPRET: gl.constexpr = gl.constexpr(hasattr(gl.shared_memory_descriptor, "reinterpret"))
+
+
+@dataclass(frozen=True)
+class WgTile:
+    """The Gluon kernel's launch shape: query rows (64 a warpgroup), key columns a step, slots."""
+
+    block_m: int = 64
+    block_n: int = 64
+    stages: int = 3
+    #: Where the waits go: 0 as the Triton kernel (scores, wait, SiLU, p v left running), 1 the next
+    #: block's scores issued before this block's SiLU, 2 FlashAttention-3's (both products issued,
+    #: the next SiLU beside p v). See the module.
+    order: int = 2
+
+    @property
+    def num_warps(self) -> int:
+        return self.block_m // 16
+
+    def text(self) -> str:
+        """As results record it: ``wg MxN sS oO`` (rows x key columns, slots, order)."""
+        return f"wg {self.block_m}x{self.block_n} s{self.stages} o{self.order}"
+
+
+#: The default launch shape: the fastest on an H200 (Triton 3.6), 8 MLPerf-size requests, bf16:
+#: 1.052 ms (548 TFLOP/s on the FLOPs the mask keeps; the candidate rows alone 0.367 ms, 601), against
+#: 1.083 with order 0, 1.352 with order 1, 1.408 with two slots, 1.303 with 128 rows and 1.136 for the
+#: Triton kernel's default (benchmarks/results/gpu_server_h200_s22/c2). :func:`tune` replaces it.
+WG_TILE = WgTile()
+#: What :func:`tune` and ``benchmarks/hstu_gpu.py --tiles --gluon`` time.
+WG_CANDIDATES = (WgTile(64, 64, 3, 2), WgTile(64, 64, 3, 0), WgTile(64, 64, 3, 1), WgTile(64, 64, 2, 2),
+                 WgTile(128, 64, 3, 2), WgTile(64, 32, 3, 2), WgTile(64, 32, 4, 2))
+
+
+@gluon.jit
+def _silu_half(s, c):
+    # silu(2 c s) = h (1 + tanh h) with h = c s; tanh one hardware instruction.
+    h = s * c
+    t = gl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=f,f", [h], dtype=gl.float32, is_pure=True, pack=1)
+    return h + h * t
+
+
+@gluon.jit
+def _issue(kv_desc_k, kv_desc_v, kv, bars, j, n_hist, own, STAGES: gl.constexpr, BLOCK_N: gl.constexpr,
+           pred):
+    # Start the copy of block j's keys and values into slot j % STAGES (nothing where pred is false).
+    slot = j % STAGES
+    c = gl.where(j < n_hist, j * BLOCK_N, own + (j - n_hist) * BLOCK_N).to(gl.int32)
+    bar = bars.index(slot)
+    mbarrier.expect(bar, 2 * kv_desc_k.block_type.nbytes, pred=pred)
+    _tma_load(kv_desc_k, [c, 0], bar, kv.index(2 * slot), pred=pred)
+    _tma_load(kv_desc_v, [c, 0], bar, kv.index(2 * slot + 1), pred=pred)
+
+
+@gluon.jit
+def _p_of(s, j, half_alpha, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N: gl.constexpr):
+    # Block j's SiLU of its scores s, masked in the history's tail and on the own keys' diagonal.
+    y = _silu_half(s, half_alpha)
+    if j >= n_full:
+        in_hist = j < n_hist
+        c = gl.where(in_hist, j * BLOCK_N, own + (j - n_hist) * BLOCK_N)
+        lo_c = gl.where(in_hist, 0, own)
+        hi_c = gl.where(in_hist, end, last + 1)
+        cols = c + cols0
+        col_id = gl.minimum(cols, hist + 1)
+        seen = (row_id[:, None] > col_id[None, :]) | (rows[:, None] == cols[None, :])
+        seen = seen | ((rows[:, None] == 0) & (cols[None, :] <= hist))
+        seen = seen & (cols[None, :] >= lo_c) & (cols[None, :] < hi_c)
+        y = gl.where(seen, y, 0.0)
+    return y
+
+
+@gluon.jit
+def _hstu_wg_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_ptr, half_alpha, inv_scale,
+                 s_qt, s_kt, s_vt, s_ot, HEADS: gl.constexpr, D: gl.constexpr, BLOCK_M: gl.constexpr,
+                 BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CANDIDATES: gl.constexpr, ORDER: gl.constexpr,
+                 num_warps: gl.constexpr):
+    # Grid: axis 0 the row blocks (last first: the candidate blocks are the longest), axis 1 the
+    # (request, head) pairs, as the Triton kernel's rows-first launch.
+    block = gl.program_id(0)
+    pid = gl.program_id(1)
+    blocks = gl.num_programs(0)
+    b = pid // HEADS
+    head = pid % HEADS
+    start = gl.load(offsets_ptr + b)  # int64: kept so for the addresses; counts below in int32
+    n = (gl.load(offsets_ptr + b + 1) - start).to(gl.int32)
+    hist = gl.load(history_ptr + b).to(gl.int32)
+    q_start = gl.load(q_offsets_ptr + b)
+    q_n = (gl.load(q_offsets_ptr + b + 1) - q_start).to(gl.int32)
+    lo = (blocks - 1 - block) * BLOCK_M
+    if lo < q_n:
+        s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1],
+                                                           instr_shape=[16, BLOCK_N, 16])
+        o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1],
+                                                           instr_shape=[16, D, 16])
+        p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
+        q_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_M, D], gl.bfloat16)
+        kv_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, D], gl.bfloat16)
+        o_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_M, D], gl.float32)
+
+        first = hist + 1 if CANDIDATES else 0  # the request's row of query 0
+        lo_row = first + lo
+        last = first + gl.minimum(lo + BLOCK_M, q_n) - 1  # the block's last real row
+        # Columns every row of the block sees (no mask): below its first row for history rows, the
+        # whole history for candidate rows, none for the block holding the user row.
+        full = gl.where(lo_row == 0, 0, gl.where(lo_row > hist, hist + 1, lo_row))
+        n_full = full // BLOCK_N
+        end = gl.where((lo_row == 0) | (last > hist), hist + 1, last + 1)
+        n_hist = gl.cdiv(end, BLOCK_N)
+        own = gl.maximum(lo_row, hist + 1)  # a candidate row's own key: from here to ``last``
+        n_own = gl.where(last >= own, gl.cdiv(last + 1 - own, BLOCK_N), 0)
+        nb = n_hist + n_own
+
+        q_desc = tma.make_tensor_descriptor(q_ptr + head * D + q_start * s_qt, shape=[q_n, D],
+                                            strides=[s_qt, 1], block_shape=[BLOCK_M, D], layout=q_smem_layout)
+        k_desc = tma.make_tensor_descriptor(k_ptr + head * D + start * s_kt, shape=[n, D],
+                                            strides=[s_kt, 1], block_shape=[BLOCK_N, D], layout=kv_smem_layout)
+        v_desc = tma.make_tensor_descriptor(v_ptr + head * D + start * s_vt, shape=[n, D],
+                                            strides=[s_vt, 1], block_shape=[BLOCK_N, D], layout=kv_smem_layout)
+
+        q_smem = gl.allocate_shared_memory(gl.bfloat16, [BLOCK_M, D], q_smem_layout)
+        kv = gl.allocate_shared_memory(gl.bfloat16, [2 * STAGES, BLOCK_N, D], kv_smem_layout)
+        bars = gl.allocate_shared_memory(gl.int64, [STAGES + 1, 1], mbarrier.MBarrierLayout())
+        for i in gl.static_range(STAGES + 1):
+            mbarrier.init(bars.index(i), count=1)
+        q_bar = bars.index(STAGES)
+        mbarrier.expect(q_bar, q_desc.block_type.nbytes)
+        _tma_load(q_desc, [lo.to(gl.int32), 0], q_bar, q_smem)
+        for i in gl.static_range(STAGES - 1 if ORDER < 2 else STAGES):
+            _issue(k_desc, v_desc, kv, bars, i, n_hist, own, STAGES, BLOCK_N, i < nb)
+
+        rows = lo_row + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, s_layout))
+        row_id = gl.minimum(rows, hist + 1)
+        cols0 = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
+        zero_s = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, s_layout)
+
+        mbarrier.wait(q_bar, 0)
+        mbarrier.wait(bars.index(0), 0, pred=nb > 0)
+        acc = gl.zeros([BLOCK_M, D], gl.float32, o_layout)
+        if ORDER < 2:  # the loop ends with p v running
+            acc = warpgroup_mma_init(acc)
+        if ORDER == 0:  # as the Triton kernel: the scores, waited for; their SiLU; p v, left running
+            for j in range(0, nb):
+                slot = j % STAGES
+                mbarrier.wait(bars.index(slot), (j // STAGES) & 1, pred=j > 0)
+                s = warpgroup_mma(q_smem, kv.index(2 * slot).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                s, acc = warpgroup_mma_wait(0, deps=[s, acc])
+                y = _p_of(s, j, half_alpha, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
+                p = gl.convert_layout(y.to(gl.bfloat16), p_layout)
+                acc = warpgroup_mma(p, kv.index(2 * slot + 1), acc, is_async=True)
+                _issue(k_desc, v_desc, kv, bars, j + STAGES - 1, n_hist, own, STAGES, BLOCK_N, j + STAGES - 1 < nb)
+        elif ORDER == 1:  # the next scores issued before this block's SiLU
+            s = warpgroup_mma(q_smem, kv.index(0).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+            s = warpgroup_mma_wait(0, deps=[s])
+            p = gl.zeros([BLOCK_M, BLOCK_N], gl.bfloat16, p_layout)
+            for j in range(0, nb):
+                # 1. The next block's scores (a stale slot on the last step: computed, never read).
+                nxt = (j + 1) % STAGES
+                mbarrier.wait(bars.index(nxt), ((j + 1) // STAGES) & 1, pred=j + 1 < nb)
+                s_next = warpgroup_mma(q_smem, kv.index(2 * nxt).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                # 2. This block's SiLU, masked in the tail and on the own keys' diagonal.
+                y = _p_of(s, j, half_alpha, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
+                # 3. The previous p v is done with p's registers: the next p, then its product.
+                acc, p = warpgroup_mma_wait(1, deps=[acc, p])
+                p = gl.convert_layout(y.to(gl.bfloat16), p_layout)
+                acc = warpgroup_mma(p, kv.index(2 * (j % STAGES) + 1), acc, is_async=True)
+                # 4. The next scores; block j - 1's slot is free: copy block j - 1 + STAGES into it.
+                s = warpgroup_mma_wait(1, deps=[s_next])
+                _issue(k_desc, v_desc, kv, bars, j + STAGES - 1, n_hist, own, STAGES, BLOCK_N, j + STAGES - 1 < nb)
+        else:  # FlashAttention-3's order: both products issued, then the next SiLU beside p v
+            s = warpgroup_mma(q_smem, kv.index(0).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+            s = warpgroup_mma_wait(0, deps=[s])
+            y = _p_of(s, 0, half_alpha, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
+            p = gl.convert_layout(y.to(gl.bfloat16), p_layout)
+            for j in range(0, nb):
+                nxt = (j + 1) % STAGES
+                mbarrier.wait(bars.index(nxt), ((j + 1) // STAGES) & 1, pred=j + 1 < nb)
+                s_next = warpgroup_mma(q_smem, kv.index(2 * nxt).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                acc = warpgroup_mma(p, kv.index(2 * (j % STAGES) + 1), acc, is_async=True)
+                s = warpgroup_mma_wait(1, deps=[s_next])
+                y = _p_of(s, j + 1, half_alpha, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
+                acc, p = warpgroup_mma_wait(0, deps=[acc, p])
+                p = gl.convert_layout(y.to(gl.bfloat16), p_layout)
+                # block j's slot is free: copy block j + STAGES into it
+                _issue(k_desc, v_desc, kv, bars, j + STAGES, n_hist, own, STAGES, BLOCK_N, j + STAGES < nb)
+        acc = warpgroup_mma_wait(0, deps=[acc])
+        for i in gl.static_range(STAGES + 1):
+            mbarrier.invalidate(bars.index(i))
+        out = acc * inv_scale
+        o_desc = tma.make_tensor_descriptor(o_ptr + head * D + q_start * s_ot, shape=[q_n, D],
+                                            strides=[s_ot, 1], block_shape=[BLOCK_M, D], layout=o_smem_layout)
+        if _REINTERPRET:  # the output through the slots' memory, free now
+            o_smem = kv.reinterpret(gl.float32, [BLOCK_M, D], o_smem_layout)
+        else:
+            o_smem = kv._reinterpret(gl.float32, [BLOCK_M, D], o_smem_layout)
+        o_smem.store(out)
+        fence_async_shared()
+        _tma_store(o_desc, [lo.to(gl.int32), 0], o_smem)
+        tma.store_wait(pendings=0)
+
+
+def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
+    """Whether this kernel takes these tensors: bf16 on a Hopper-class CUDA device, heads of 128,
+    the last dimension contiguous and every row 16-byte aligned (the descriptors need it)."""
+    if not (q.is_cuda and q.dtype == k.dtype == v.dtype == torch.bfloat16):
+        return False
+    if q.shape[-1] != 128 or k.shape[-1] != 128 or v.shape[-1] != 128:
+        return False
+    if torch.cuda.get_device_capability(q.device)[0] != 9:
+        return False
+    return all(t.stride(-1) == 1 and t.stride(1) == t.shape[-1] and t.data_ptr() % 16 == 0
+               and t.stride(0) * 2 % 16 == 0 for t in (q, k, v))
+
+
+def hstu_attention_wg(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor,
+                      history: torch.Tensor, max_queries: int, alpha: float, scale: int, *,
+                      q_offsets: torch.Tensor | None = None, tile: WgTile | None = None) -> torch.Tensor:
+    """:func:`suite.backends.kernels.hstu.hstu_attention` for bf16 on Hopper (see the module and
+    :func:`supported`): q, k, v (T, heads, 128) packed by ``offsets``, -> (rows, heads, 128) fp32;
+    ``q_offsets``: q holds each request's candidate rows alone (``max_queries`` the most of any)."""
+    tile = tile or WG_TILE
+    total, heads, d = k.shape
+    rows = q.shape[0]
+    out = torch.empty((rows, heads, d), dtype=torch.float32, device=q.device)
+    if rows == 0 or total == 0:
+        return out.zero_()
+    candidates = q_offsets is not None
+    _allocator(q.device)  # the kernel builds its descriptors on the device, in scratch from torch's allocator
+    grid = (triton.cdiv(max_queries, tile.block_m), (len(offsets) - 1) * heads)
+    _hstu_wg_fwd[grid](q, k, v, out, offsets, q_offsets if candidates else offsets, history, 0.5 * alpha, 1.0 / scale,
+                       q.stride(0), k.stride(0), v.stride(0), out.stride(0), HEADS=heads, D=d,
+                       BLOCK_M=tile.block_m, BLOCK_N=tile.block_n, STAGES=tile.stages, CANDIDATES=candidates,
+                       ORDER=tile.order, num_warps=tile.num_warps)
+    return out
+
+
+def tune(history: torch.Tensor, candidates: torch.Tensor, heads: int = 4, dim: int = 128, *, calls: int = 3,
+         tiles: tuple[WgTile, ...] = WG_CANDIDATES, rejected: list[str] | None = None) -> list[tuple[WgTile, float]]:
+    """:func:`suite.backends.kernels.hstu.tune` for this kernel: time every shape in ``tiles`` on
+    random bf16 q, k, v of jagged requests of these counts, keep those whose output is the Triton
+    kernel's (within :data:`hstu.TUNE_TOLERANCE` of its largest output), make the fastest
+    :data:`WG_TILE`, and return (tile, ms) of each kept; ``rejected`` says why the others were not."""
+    global WG_TILE
+    from suite.backends.kernels import hstu
+    from suite.models.dlrm_v3 import Jagged
+
+    device = torch.device("cuda")
+    jag = Jagged.of(history.to(device), candidates.to(device), int((1 + history + candidates).max()))
+    g = torch.Generator(device=device).manual_seed(0)
+    q, k, v = (torch.randn(int(jag.offsets[-1]), heads, dim, device=device, generator=g).to(torch.bfloat16) for _ in range(3))
+    want = hstu.hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len)
+    bound = hstu.TUNE_TOLERANCE * float(want.abs().max())
+    timings = []
+    for tile in tiles:
+        try:
+            off = float((hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, tile=tile)
+                         - want).abs().max())
+            if not off <= bound:
+                if rejected is not None:
+                    rejected.append(f"{tile.text()}: output off by {off:.3g} (allowed {bound:.3g})")
+                continue
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(calls):
+                hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, tile=tile)
+            end.record()
+            end.synchronize()
+        except Exception as exc:  # a shape that does not compile or fit on this GPU: not a candidate here
+            torch.cuda.synchronize()
+            if rejected is not None:
+                rejected.append(f"{tile.text()}: {type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[-1][:200]}")
+            continue
+        timings.append((tile, start.elapsed_time(end) / calls))
+    if timings:
+        WG_TILE = min(timings, key=lambda t: t[1])[0]
+    return timings
