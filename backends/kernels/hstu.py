@@ -774,7 +774,8 @@ def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: b
     """Have every STU layer of a built dlrm-v3 call the fused kernel instead of the plain path;
     ``tune_tiles``: first time :data:`CANDIDATES` on eight MLPerf-size requests (6,750 events,
     2,048 candidates) and launch with the fastest; ``fp8``: both of the attention's products in
-    fp8 e4m3 (:func:`hstu_attention`)."""
+    fp8 e4m3 (:func:`hstu_attention`); ``gluon``: the attention through :mod:`suite.backends.kernels.hstu_wg`
+    where it takes the tensors (its shapes are then what ``tune_tiles`` times)."""
     attend = functools.partial(fused_jagged_attention, fp8=fp8, gluon=gluon)
     for layer in model.layers:  # type: ignore[union-attr]  # torch types a submodule as Tensor | Module; this is the dlrm-v3 model's ModuleList
         layer.attend = attend
