@@ -258,15 +258,28 @@ def request_server_batching(target_latency_ns: int, batch_ms: dict[int, float], 
                          batches_in_flight=min(in_flight, workers))
 
 
-def request_offline_batching(batch_ms: dict[int, float], workers: int) -> BatchDefaults:
+def request_offline_batching(batch_ms: dict[int, float], workers: int, work: dict[int, float] | None = None) -> BatchDefaults:
     """Offline's batcher for a model under a batch cap, from the wall time of one batch per size:
-    the size that answered the most samples a millisecond alone (the larger of equals), no wait,
-    every worker. The cap is not always that size: at MLPerf's dlrm-v3 size on the H200 a
-    batch of 8 requests took 11.9 ms and one of 11 took 18.6 ms, 13-18% more time a request in
-    each of three runs (benchmarks/results/gpu_server_h200_s8/c2/v3, dlrm_v3_h200/run4); through
-    LoadGen, batches of 8 made 664.0 requests/s against 612.2 with the cap (1.08x, same call,
-    gpu_server_h200_s9/c1)."""
-    best = max(batch_ms, key=lambda size: (size / batch_ms[size], size))
+    the size that did the most work a millisecond alone (the larger of equals), no wait, every
+    worker. ``work``: what each size's timed batch held (dlrm-v3: its requests' multiply-adds,
+    :meth:`~suite.models.configs.DLRMv3Config.request_macs`); without it, its requests.
+
+    The cap is not always that size: at MLPerf's dlrm-v3 size on the H200 a batch of 8 requests
+    took 11.9 ms and one of 11 took 18.6 ms, 13-18% more time a request in each of three runs
+    (benchmarks/results/gpu_server_h200_s8/c2/v3, dlrm_v3_h200/run4); through LoadGen, batches of 8
+    made 664.0 requests/s against 612.2 with the cap (1.08x, same call, gpu_server_h200_s9/c1).
+
+    Why work and not requests: jagged requests differ, and the first k of the timing rows are not
+    the mean request for every k. At MLPerf's size the first 5 hold 8,139 tokens a request and the
+    first 7 hold 8,316 (3.9% more multiply-adds a request), so by requests a millisecond a batch
+    of 7 is charged for its longer requests, and the pick swung between 5 and 7 with the timing's
+    noise. On the H200, two runs of the same code in one call made 922.2 requests/s with 7 and
+    909.3 with 5 (benchmarks/results/gpu_server_h200_s21/c2); in another call 947.2 with 7 and
+    936.2 with 5 (gpu_server_h200_s22/c2). By multiply-adds a millisecond, sizes 8 to 11 are within
+    2% of each other there and the pick is the cap, 11: 964.6 requests/s VALID, against 957.6 with
+    batches of 7 in the same call (gpu_server_h200_s22/c4)."""
+    done = work or {size: float(size) for size in batch_ms}
+    best = max(batch_ms, key=lambda size: (done[size] / batch_ms[size], size))
     return BatchDefaults(max_batch_items=best, batch_timeout_us=0, workers=workers)
 
 
@@ -512,6 +525,8 @@ class TorchCUDABackend(Backend):
             self._shared_stream = torch.cuda.Stream() if self._compute_mode == "shared" else None
         self._lanes = [self._new_lane(self._lane_rows()) for _ in range(self._lane_count)]
         self._bucket_ms: dict[int, float] = {}
+        #: What each timed request bucket's batch held, in multiply-adds (jagged dlrm-v3 only).
+        self._bucket_work: dict[int, float] = {}
         torch.cuda.synchronize(self._device)
         if self._graphs:
             try:
@@ -727,6 +742,8 @@ class TorchCUDABackend(Backend):
         lane.dev[:cap].copy_(lane.host[:cap])
         torch.cuda.synchronize(self._device)
         counts = self._counts_of(self._layout.unpack(lane.stage[:cap])[0]) if self._tokens is not None else None
+        request_macs = getattr(self.config.model.config, "request_macs", None)
+        macs = request_macs(*self._counts_of(self._layout.unpack(lane.stage[:cap])[0])) if request_macs else None
 
         def forward(size: int) -> torch.Tensor:  # as predict runs it
             return self._launch(lane, size, None if counts is None else counts[:, :size])[:size]
@@ -738,6 +755,8 @@ class TorchCUDABackend(Backend):
                 for _ in range(repeats):
                     forward(size).cpu()
                 self._bucket_ms[size] = (time.perf_counter() - started) * 1000 / repeats
+                if macs is not None:
+                    self._bucket_work[size] = float(macs[:size].sum())
         lane.host.zero_()
         lane.dev.zero_()
         lane.replayed = lane.eager = 0
@@ -748,13 +767,13 @@ class TorchCUDABackend(Backend):
         replay time of every captured bucket (Offline: the largest bucket, no wait; Server: the
         largest bucket within an eighth of the latency bound, waiting one replay for it to fill, at
         most ``in_flight`` batches at once); without graphs, 2,048 items in Server. A model under a
-        batch cap (dlrm-v3, jagged graphs or eager) gets, in Offline, the timed size with the most
-        samples a millisecond (:func:`request_offline_batching`); in Server, the largest timed size
+        batch cap (dlrm-v3, jagged graphs or eager) gets, in Offline, the timed size that did the most
+        work a millisecond (:func:`request_offline_batching`); in Server, the largest timed size
         within :data:`REQUEST_SERVER_SHARE` of the bound and :data:`SERVER_MIN_RATE` of the best
         rate, no wait, :data:`REQUEST_SERVER_IN_FLIGHT` batches at once (option ``in_flight``)."""
         if self._sized_by_requests and self._bucket_ms:
             if scenario.lower() == "offline":
-                return request_offline_batching(self._bucket_ms, self._lane_count)
+                return request_offline_batching(self._bucket_ms, self._lane_count, self._bucket_work or None)
             in_flight = int(self._option("in_flight", str(REQUEST_SERVER_IN_FLIGHT)))
             return request_server_batching(target_latency_ns, self._bucket_ms, self._lane_count, in_flight)
         in_flight = int(self._option("in_flight", str(SERVER_IN_FLIGHT)))
@@ -958,6 +977,8 @@ class TorchCUDABackend(Backend):
                 "load_s": round(self._load_s, 3),
                 "capture_s": round(self._capture_s, 3),
                 "bucket_ms": {str(k): round(v, 4) for k, v in sorted(self._bucket_ms.items())},
+                **({"bucket_tmac": {str(k): round(v / 1e12, 4) for k, v in sorted(self._bucket_work.items())}}
+                   if self._bucket_work else {}),
                 "host_us_per_batch": round(1e6 * host_s / batches, 1) if batches else None,
                 "predict_us_per_batch": dict(zip(PREDICT_STEPS, (round(1e6 * float(v) / batches, 1) for v in steps), strict=True))
                 if batches else None,
