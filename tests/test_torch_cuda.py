@@ -704,9 +704,10 @@ def test_dlrm_v3_times_its_eager_batches_and_serves_two_at_a_time() -> None:
     assert cap is not None and max(backend._bucket_ms) == cap and all(ms > 0 for ms in backend._bucket_ms.values())
     declared = backend.batch_defaults("Server", 80_000_000)
     assert declared.batches_in_flight == 2 and declared.batch_timeout_us == 0 and declared.max_batch_items <= cap
-    # Offline: the timed size that served the most requests a millisecond (the cap or below it).
-    ms = backend._bucket_ms
-    assert backend.batch_defaults("Offline", 80_000_000).max_batch_items == max(ms, key=lambda k: (k / ms[k], k))
+    # Offline: the timed size that did the most work (its requests' multiply-adds) a millisecond.
+    ms, work = backend._bucket_ms, backend._bucket_work
+    assert set(work) == set(ms) and all(work[k] < work[k2] for k, k2 in zip(sorted(work), sorted(work)[1:], strict=False))
+    assert backend.batch_defaults("Offline", 80_000_000).max_batch_items == max(ms, key=lambda k: (work[k] / ms[k], k))
     assert backend.info().extra["lanes"] == 4
     # Its fp32 MLPs run on the tensor cores in TF32 (kept_fp32's default), and only while it is loaded.
     assert backend.info().extra["fp32_matmuls"] == "tf32" and torch.backends.cuda.matmul.allow_tf32
