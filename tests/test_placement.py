@@ -333,7 +333,12 @@ def test_placed_server_answers_a_batch_at_once_from_the_collector(runner: CliRun
     assert len(calls) == h["batches"]  # one call a batch
     assert sum(n for _, n, _ in calls) == h["completed_queries"] == data["performance"]["query_count"]
     assert h["completed_queries"] >= 3 * h["batches"]  # a 20-ms wait at 1,000 queries/s holds about 20
-    assert {name for name, _, _ in calls} == {"recsuite-collector"}
+    # From the collector; a batch whose answer came back before the harness added its callback is
+    # answered at once on the thread that submitted it (concurrent.futures runs a callback added to a
+    # done future there): under load that happens. Never from a harness thread of its own.
+    names = [name for name, _, _ in calls]
+    assert "recsuite-collector" in names
+    assert all(name == "recsuite-collector" or not name.startswith("recsuite-") for name in names), names
     assert all(extra == [] for _, _, extra in calls)  # no harness thread beside the one forming batches
     assert data["placement"]["name"] == "processes"
 
