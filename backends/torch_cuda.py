@@ -271,7 +271,7 @@ def request_offline_batching(batch_ms: dict[int, float], workers: int, work: dic
 
     Why work and not requests: jagged requests differ, and the first k of the timing rows are not
     the mean request for every k. At MLPerf's size the first 5 hold 8,139 tokens a request and the
-    first 7 hold 8,316 (3.9% more multiply-adds a request), so by requests a millisecond a batch
+    first 7 hold 8,316 (about 4% more multiply-adds a request), so by requests a millisecond a batch
     of 7 is charged for its longer requests, and the pick swung between 5 and 7 with the timing's
     noise. On the H200, two runs of the same code in one call made 922.2 requests/s with 7 and
     909.3 with 5 (benchmarks/results/gpu_server_h200_s21/c2); in another call 947.2 with 7 and
