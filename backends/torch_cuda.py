@@ -741,9 +741,11 @@ class TorchCUDABackend(Backend):
         lane.stage[:cap] = self._timing_rows(cap)
         lane.dev[:cap].copy_(lane.host[:cap])
         torch.cuda.synchronize(self._device)
-        counts = self._counts_of(self._layout.unpack(lane.stage[:cap])[0]) if self._tokens is not None else None
         request_macs = getattr(self.config.model.config, "request_macs", None)
-        macs = request_macs(*self._counts_of(self._layout.unpack(lane.stage[:cap])[0])) if request_macs else None
+        jagged = self._tokens is not None or request_macs is not None
+        rows_counts = self._counts_of(self._layout.unpack(lane.stage[:cap])[0]) if jagged else None
+        counts = rows_counts if self._tokens is not None else None
+        macs = request_macs(*rows_counts) if request_macs is not None and rows_counts is not None else None
 
         def forward(size: int) -> torch.Tensor:  # as predict runs it
             return self._launch(lane, size, None if counts is None else counts[:, :size])[:size]

@@ -473,11 +473,11 @@ def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, 
         one_of("tune", tune, ("0", "1"))
         attention = options.get("attention", ATTENTION_MODES[0])
         one_of("attention", attention, ATTENTION_MODES)
-        runs = _gluon_runs(model, precision)
+        runs = _gluon_runs(model, precision) if attention in ("auto", "gluon") else False
         if attention == "gluon" and runs is not True:
             raise BackendUnavailableError(f"'attention' gluon {runs}")
         # tune=1: time the attention's tile shapes on MLPerf-size requests at load (a few seconds).
-        gluon = attention == "gluon" or (attention == "auto" and runs is True)
+        gluon = runs is True
         return use_fused_attention(model, tune_tiles=tune == "1", fp8=attention == "fp8", gluon=gluon)  # type: ignore[return-value]  # it returns the nn.Module it was given, patched
     if spec.name not in FUSABLE:
         raise BackendUnavailableError(

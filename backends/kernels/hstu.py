@@ -46,7 +46,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -713,9 +713,54 @@ def fused_jagged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ja
 def attention_flops(history: torch.Tensor, candidates: torch.Tensor, heads: int, dqk: int, dv: int) -> float:
     """Multiply-adds times two of the attention's two products over the (row, column) pairs the
     mask keeps, for requests of these history and candidate counts: what TFLOP/s are counted on."""
-    h, c = history.double(), candidates.double()
-    pairs = (h + 1) * (h + 2) / 2 + h + c * (h + 2)  # causal history with the user row's extra view; candidates
-    return float(pairs.sum()) * heads * 2 * (dqk + dv)
+    from suite.models.configs import attention_pairs
+
+    return float(attention_pairs(history.double(), candidates.double()).sum()) * heads * 2 * (dqk + dv)
+
+
+def tune_inputs(history: torch.Tensor, candidates: torch.Tensor, heads: int, dim: int,
+                dtype: torch.dtype) -> tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(Jagged, q, k, v): seeded random q, k, v (T, heads, dim) on CUDA of jagged requests of these
+    ``history`` and ``candidates`` counts, what :func:`tune` (and ``hstu_wg.tune``) time shapes on."""
+    from suite.models.dlrm_v3 import Jagged
+
+    device = torch.device("cuda")
+    lengths = 1 + history + candidates
+    jag = Jagged.of(history.to(device), candidates.to(device), int(lengths.max()))
+    g = torch.Generator(device=device).manual_seed(0)
+    q, k, v = (torch.randn(int(lengths.sum()), heads, dim, device=device, generator=g).to(dtype) for _ in range(3))
+    return jag, q, k, v
+
+
+def time_shapes(tiles: Sequence[Any], launch: Callable[[Any], torch.Tensor], want: torch.Tensor, calls: int,
+                rejected: list[str] | None) -> list[tuple[Any, float]]:
+    """(tile, ms) of ``launch(tile)`` for each shape in ``tiles`` whose output is ``want`` within
+    :data:`TUNE_TOLERANCE` of its largest value, in the order tried; any other shape (off, or one
+    that does not compile or fit on this GPU) is skipped and said why in ``rejected``."""
+    bound = TUNE_TOLERANCE * float(want.abs().max())
+    timings = []
+    for tile in tiles:
+        try:
+            got = launch(tile)
+            torch.cuda.synchronize()
+            off = float((got - want).abs().max())
+            if not off <= bound:
+                if rejected is not None:
+                    rejected.append(f"{tile.text()}: output off by {off:.3g} (allowed {bound:.3g})")
+                continue
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(calls):
+                launch(tile)
+            end.record()
+            end.synchronize()
+        except Exception as exc:  # out of shared memory or registers for this shape: not a candidate here
+            torch.cuda.synchronize()
+            if rejected is not None:
+                rejected.append(f"{tile.text()}: {type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[-1][:200]}")
+            continue
+        timings.append((tile, start.elapsed_time(end) / calls))
+    return timings
 
 
 def tune(history: torch.Tensor, candidates: torch.Tensor, heads: int = 4, dim: int = 128, *, calls: int = 3,
@@ -726,38 +771,12 @@ def tune(history: torch.Tensor, candidates: torch.Tensor, heads: int = 4, dim: i
     that compiled and computed what the plain-load launch does (within :data:`TUNE_TOLERANCE` of its
     largest output), in the order tried. Any other shape is skipped, and said why in ``rejected``."""
     global TILE
-    from suite.models.dlrm_v3 import Jagged
+    jag, q, k, v = tune_inputs(history, candidates, heads, dim, dtype)
 
-    device = torch.device("cuda")
-    lengths = 1 + history + candidates
-    jag = Jagged.of(history.to(device), candidates.to(device), int(lengths.max()))
-    total = int(lengths.sum())
-    g = torch.Generator(device=device).manual_seed(0)
-    q, k, v = (torch.randn(total, heads, dim, device=device, generator=g).to(dtype) for _ in range(3))
-    want = hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, tile=Tile(rows_first=True))
-    bound = TUNE_TOLERANCE * float(want.abs().max())
-    timings = []
-    for tile in tiles:
-        try:
-            got = hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, tile=tile)
-            torch.cuda.synchronize()
-            off = float((got - want).abs().max())
-            if not off <= bound:
-                if rejected is not None:
-                    rejected.append(f"{tile.text()}: output off by {off:.3g} (allowed {bound:.3g})")
-                continue
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(calls):
-                hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, tile=tile)
-            end.record()
-            end.synchronize()
-        except Exception as exc:  # out of shared memory or registers for this shape: not a candidate here
-            torch.cuda.synchronize()
-            if rejected is not None:
-                rejected.append(f"{tile.text()}: {type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[-1][:200]}")
-            continue
-        timings.append((tile, start.elapsed_time(end) / calls))
+    def launch(tile: Tile) -> torch.Tensor:
+        return hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, tile=tile)
+
+    timings = time_shapes(tiles, launch, launch(Tile(rows_first=True)), calls, rejected)
     if timings:
         TILE = min(timings, key=lambda t: t[1])[0]
     return timings
@@ -790,11 +809,10 @@ def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: b
         if gluon:
             from suite.backends.kernels import hstu_wg
 
-            wg_timings = hstu_wg.tune(torch.full((n,), 6750), torch.full((n,), 2048), rejected=rejected)
-            tuned = {tile.text(): round(ms, 3) for tile, ms in wg_timings}
+            timed: Sequence[tuple[Any, float]] = hstu_wg.tune(torch.full((n,), 6750), torch.full((n,), 2048), rejected=rejected)
         else:
-            timings = tune(torch.full((n,), 6750), torch.full((n,), 2048), rejected=rejected)
-            tuned = {tile.text(): round(ms, 3) for tile, ms in timings}
+            timed = tune(torch.full((n,), 6750), torch.full((n,), 2048), rejected=rejected)
+        tuned = {tile.text(): round(ms, 3) for tile, ms in timed}
     # What torch-cuda records; "ids": the model reads each table's ids apart, not one packed matrix.
     described = {"attention": ("gluon hstu_attention_wg (jagged, async products)" if gluon else
                                "triton hstu_attention (jagged" + (", fp8 e4m3 products)" if fp8 else ")")), "ids": "tables",

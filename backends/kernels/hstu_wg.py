@@ -38,7 +38,7 @@ from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_init, warpgroup_mma_wait
 
-from suite.backends.kernels.hstu import _allocator
+from suite.backends.kernels import hstu
 
 # The TMA copies: Triton 3.6 (the H200's) names them async_copy_*, later versions async_load and async_store.
 _tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
@@ -271,7 +271,7 @@ def hstu_attention_wg(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets
     if rows == 0 or total == 0:
         return out.zero_()
     candidates = q_offsets is not None
-    _allocator(q.device)  # the kernel builds its descriptors on the device, in scratch from torch's allocator
+    hstu._allocator(q.device)  # the kernel builds its descriptors on the device, in scratch from torch's allocator
     grid = (triton.cdiv(max_queries, tile.block_m), (len(offsets) - 1) * heads)
     _hstu_wg_fwd[grid](q, k, v, out, offsets, q_offsets if candidates else offsets, history, 0.5 * alpha, 1.0 / scale,
                        q.stride(0), k.stride(0), v.stride(0), out.stride(0), HEADS=heads, D=d,
@@ -287,36 +287,13 @@ def tune(history: torch.Tensor, candidates: torch.Tensor, heads: int = 4, dim: i
     kernel's (within :data:`hstu.TUNE_TOLERANCE` of its largest output), make the fastest
     :data:`WG_TILE`, and return (tile, ms) of each kept; ``rejected`` says why the others were not."""
     global WG_TILE
-    from suite.backends.kernels import hstu
-    from suite.models.dlrm_v3 import Jagged
+    jag, q, k, v = hstu.tune_inputs(history, candidates, heads, dim, torch.bfloat16)
 
-    device = torch.device("cuda")
-    jag = Jagged.of(history.to(device), candidates.to(device), int((1 + history + candidates).max()))
-    g = torch.Generator(device=device).manual_seed(0)
-    q, k, v = (torch.randn(int(jag.offsets[-1]), heads, dim, device=device, generator=g).to(torch.bfloat16) for _ in range(3))
+    def launch(tile: WgTile) -> torch.Tensor:
+        return hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, tile=tile)
+
     want = hstu.hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len)
-    bound = hstu.TUNE_TOLERANCE * float(want.abs().max())
-    timings = []
-    for tile in tiles:
-        try:
-            off = float((hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, tile=tile)
-                         - want).abs().max())
-            if not off <= bound:
-                if rejected is not None:
-                    rejected.append(f"{tile.text()}: output off by {off:.3g} (allowed {bound:.3g})")
-                continue
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(calls):
-                hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, tile=tile)
-            end.record()
-            end.synchronize()
-        except Exception as exc:  # a shape that does not compile or fit on this GPU: not a candidate here
-            torch.cuda.synchronize()
-            if rejected is not None:
-                rejected.append(f"{tile.text()}: {type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[-1][:200]}")
-            continue
-        timings.append((tile, start.elapsed_time(end) / calls))
+    timings = hstu.time_shapes(tiles, launch, want, calls, rejected)
     if timings:
         WG_TILE = min(timings, key=lambda t: t[1])[0]
     return timings

@@ -13,7 +13,7 @@ sizes Offline batches by); split per model, ``suite models`` would read ten modu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from suite.errors import ConfigError
 from suite.models.base import DenseCost, ModelConfig, ModelSchema, TableSpec, add, cap, mlp_cost
@@ -460,12 +460,19 @@ class DLRMv3Config(ModelConfig):
         tokens = 1 + h + c
         hd, e, qk, lin = self.heads, self.dim, self.qk_dim, self.linear_dim
         uv_qk, out = e * (lin + qk) * hd, 3 * lin * hd * e  # (u, q) or (v, k) for one row; the output
-        pairs = (h + 1) * (h + 2) / 2 + h + c * (h + 2)
+        pairs = attention_pairs(h, c)
         full = tokens * (2 * uv_qk + out) + hd * pairs * (qk + lin)
         last = tokens * uv_qk + c * (uv_qk + out) + hd * c * (h + 2) * (qk + lin)
         content = mlp_cost((2 * e, self.hidden, e)).mlp_macs * (h + c)
         head = mlp_cost((e, self.hidden, 1)).mlp_macs * c
         return (self.layers - 1) * full + last + content + head
+
+
+def attention_pairs(history: Any, candidates: Any) -> Any:
+    """The (row, column) pairs dlrm-v3's attention mask keeps in a request of these counts (float
+    arrays or tensors, elementwise): the causal history with the user row's view of all of it, and
+    each candidate against the user, the history and itself."""
+    return (history + 1) * (history + 2) / 2 + history + candidates * (history + 2)
 
 
 DLRM_V3 = DLRMv3Config(name="dlrm-v3", module="suite.models.dlrm_v3:DLRMv3")
