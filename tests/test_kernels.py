@@ -406,12 +406,14 @@ def test_hstu_candidate_rows_alone_match_the_plain_path(tile: tuple[int, ...] | 
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
-@pytest.mark.parametrize("tile", [(64, 64, 3, 0), (64, 64, 3, 1), (64, 64, 3, 2), (128, 64, 2, 2)])
-def test_hstu_gluon_kernel_matches_the_plain_path(tile: tuple[int, int, int, int]) -> None:
+@pytest.mark.parametrize("tile", [(64, 64, 3, 0), (64, 64, 3, 1), (64, 64, 3, 2), (128, 64, 2, 2), (128, 64, 4, 2, True, True),
+                                  (128, 64, 4, 2, True), (64, 64, 3, 2, True)])
+def test_hstu_gluon_kernel_matches_the_plain_path(tile: tuple[int | bool, ...]) -> None:
     """The Hopper kernel with asynchronous products (bf16, heads of 128), every row and the
     candidate rows alone, against the plain path in fp32 and against the Triton kernel: requests
     whose history ends inside, at and past a block's edge, a user row alone, one candidate, more
-    candidates than a block, and one MLPerf-size request."""
+    candidates than a block, and one MLPerf-size request; with specialized warps (one or two
+    consumers, in turns or free), blocks whose second consumer has no rows."""
     from suite.backends.kernels import hstu, hstu_wg
     from suite.models import dlrm_v3
 

@@ -98,7 +98,9 @@ if t.max_registers:
 kernel = triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
 ptx = kernel.asm["ptx"]
 tma = [line for line in ptx.splitlines() if "cp.async.bulk.tensor" in line]
-print(json.dumps({"shared": kernel.metadata.shared, "cubin": len(kernel.asm["cubin"]),
+print(json.dumps({"shared": kernel.metadata.shared, "cubin": len(kernel.asm["cubin"]), "warps": kernel.metadata.num_warps,
+                  "setmaxnreg": sorted({int(m.group(1)) for m in re.finditer(r"setmaxnreg\\.\\w+\\.sync\\.aligned\\.u32\\s+(\\d+)", ptx)}),
+                  "mbarrier_arrives": sum("mbarrier.arrive.shared" in line for line in lines),
                   "fp8_products": sum(("e4m3.e4m3" in line) and ("mma" in line) for line in ptx.splitlines()),
                   "tma_loads": sum(bool(re.search(r"cp\\.async\\.bulk\\.tensor\\.\\dd\\.shared", line)) for line in tma),
                   "tma_stores": sum(bool(re.search(r"cp\\.async\\.bulk\\.tensor\\.\\dd\\.global", line)) for line in tma),
@@ -163,11 +165,15 @@ from triton.experimental.gluon._runtime import GluonASTSource
 from triton.backends.nvidia.compiler import get_ptxas
 from suite.backends.kernels import hstu_wg
 args = json.loads(sys.argv[1])
-t = hstu_wg.WgTile(args["block_m"], args["block_n"], args["stages"], args["order"])
-fn = hstu_wg._hstu_wg_fwd
+t = hstu_wg.WgTile(args["block_m"], args["block_n"], args["stages"], args["order"], args["specialized"], args["pingpong"])
+fn = hstu_wg._hstu_ws_fwd if t.specialized else hstu_wg._hstu_wg_fwd
 names = list(fn.arg_names)
-consts = dict(HEADS=4, D=128, BLOCK_M=t.block_m, BLOCK_N=t.block_n, STAGES=t.stages, CANDIDATES=args["candidates"],
-              ORDER=t.order, num_warps=t.num_warps)
+if t.specialized:
+    consts = dict(HEADS=4, D=128, BLOCK_N=t.block_n, STAGES=t.stages, CONSUMERS=t.block_m // 64,
+                  CANDIDATES=args["candidates"], PINGPONG=t.pingpong, CONSUMER_REGS=240, num_warps=t.num_warps)
+else:
+    consts = dict(HEADS=4, D=128, BLOCK_M=t.block_m, BLOCK_N=t.block_n, STAGES=t.stages, CANDIDATES=args["candidates"],
+                  ORDER=t.order, num_warps=t.num_warps)
 pointers = dict(q_ptr="*bf16", k_ptr="*bf16", v_ptr="*bf16", o_ptr="*fp32", offsets_ptr="*i64", q_offsets_ptr="*i64",
                 history_ptr="*i64")
 signature = {n: pointers.get(n) or ("constexpr" if n in consts else "fp32" if n in ("half_alpha", "inv_scale") else "i32")
@@ -175,7 +181,8 @@ signature = {n: pointers.get(n) or ("constexpr" if n in consts else "fp32" if n 
 # A launch specializes the pointers and the token strides (multiples of 16) as divisible by 16.
 attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in ("q_ptr", "k_ptr", "v_ptr", "o_ptr", "s_qt", "s_kt", "s_vt", "s_ot")}
 source = GluonASTSource(fn, signature, constexprs={(names.index(k),): v for k, v in consts.items()}, attrs=attrs)
-kernel = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": t.num_warps})
+options = {"num_warps": t.num_warps} | ({"maxnreg": t.maxnreg} if t.maxnreg else {})
+kernel = triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
 ptx = kernel.asm["ptx"]
 lines = ptx.splitlines()
 import os, subprocess, tempfile
@@ -183,7 +190,9 @@ with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
     f.write(ptx)
 log = subprocess.run([get_ptxas(90).path, "-arch=sm_90a", "-v", f.name, "-o", os.devnull], capture_output=True, text=True)
 os.unlink(f.name)
-print(json.dumps({"shared": kernel.metadata.shared, "cubin": len(kernel.asm["cubin"]),
+print(json.dumps({"shared": kernel.metadata.shared, "cubin": len(kernel.asm["cubin"]), "warps": kernel.metadata.num_warps,
+                  "setmaxnreg": sorted({int(m.group(1)) for m in re.finditer(r"setmaxnreg\\.\\w+\\.sync\\.aligned\\.u32\\s+(\\d+)", ptx)}),
+                  "mbarrier_arrives": sum("mbarrier.arrive.shared" in line for line in lines),
                   "serialized": "serialized" in (log.stdout + log.stderr),
                   "waits": sorted({int(m.group(1)) for m in re.finditer(r"wgmma\\.wait_group\\.sync\\.aligned (\\d+)", ptx)}),
                   "tanh": sum("tanh.approx.f32" in line for line in lines),
@@ -200,13 +209,23 @@ def test_hstu_gluon_attention_compiles_for_hopper(tile: hstu_wg.WgTile, candidat
     nothing. Orders 1 and 2 keep a product running across a wait (wait_group 1: the SiLU of one
     block beside a product), order 0 waits for all (as the Triton kernel), and ptxas serializes none
     of them. The SiLU takes the hardware tanh, and the keys and values (the stages ahead and the
-    loop's), q's block and the output go through descriptors."""
+    loop's), q's block and the output go through descriptors. Specialized shapes: a producer
+    warpgroup given 24 registers a thread and consumers 240 (232 with one), the copies in the
+    producer's loop, each consumer releasing its slot by an arrival (and handing its turn over)."""
     built = compiled(COMPILE_WG, json.dumps({**dataclasses.asdict(tile), "candidates": candidates}))
     assert built["cubin"] > 0 and built["shared"] <= SM90_SHARED_BYTES
     assert built["spill_stores"] == 0
     assert not built["serialized"]
     assert (1 in built["waits"]) == (tile.order > 0) and built["tanh"] > 0
-    assert built["tma_loads"] >= 2 * tile.stages + 1 and built["tma_stores"] == 1
+    if not tile.specialized:
+        assert built["tma_loads"] >= 2 * tile.stages + 1 and built["tma_stores"] == 1
+        assert not built["setmaxnreg"]
+        return
+    consumers = tile.block_m // 64
+    assert built["warps"] == 4 * (consumers + 1)
+    assert 24 in built["setmaxnreg"] and (240 if consumers == 2 else 232) in built["setmaxnreg"]
+    assert built["tma_loads"] >= 2 + consumers and built["tma_stores"] == 0
+    assert built["mbarrier_arrives"] == consumers * (2 if tile.pingpong else 1)
 
 
 #: Compiles one of hstu's row-wise kernels for sm_90 with 4 warps. argv: JSON of its name, its
@@ -353,3 +372,19 @@ def test_lookup_sums_ids_within_a_warp(lookup_builds: list[dict], case: int) -> 
     print(LOOKUP_CASES[case], built)
     assert built["loops"] == 1
     assert built["barriers"] == 0
+
+
+def test_gluon_shapes_refuse_what_the_specialized_kernel_cannot_run() -> None:
+    """Specialized warps run order 2 with one or two 64-row consumers, and the turns need two: any
+    other combination is refused when the shape is made, naming it."""
+    with pytest.raises(ValueError, match=r"specialized warps take order 2 and 64 or 128 rows \(got wg 64x64 s3 o1 ws\)"):
+        hstu_wg.WgTile(64, 64, 3, 1, True)
+    with pytest.raises(ValueError, match=r"specialized warps take order 2 and 64 or 128 rows \(got wg 256x64 s3 o2 ws\)"):
+        hstu_wg.WgTile(256, 64, 3, 2, True)
+    with pytest.raises(ValueError, match=r"the ping-pong takes two consumers: specialized, 128 rows \(got wg 64x64 s3 o2 ws pp\)"):
+        hstu_wg.WgTile(64, 64, 3, 2, True, True)
+    with pytest.raises(ValueError, match="the ping-pong takes two consumers"):
+        hstu_wg.WgTile(128, 64, 3, 2, False, True)
+    assert hstu_wg.WgTile(128, 64, 4, 2, True, True).num_warps == 4
+    assert hstu_wg.WgTile(128, 64, 4, 2, True).maxnreg == 168 and hstu_wg.WgTile(64, 64, 3, 2, True).maxnreg == 128
+    assert hstu_wg.WgTile(128, 64).maxnreg is None and hstu_wg.WgTile(128, 64).num_warps == 8

@@ -431,9 +431,9 @@ DEFAULT_ROWS = {"fp8": "fp8", "bf16": "bf16", "fp16": "fp16"}
 #: - bf16: Triton's GEMMs 1.263 ms (48.1k), AUC 99.99% (the 99.9% gate), against cuBLAS's with the
 #:   separate epilogue 1.298 ms (100.00%).
 #: dlrm-v3's ``--option attention``: ``auto`` (the default) the Gluon kernel where it runs, else
-#: the Triton one; ``gluon`` the Hopper kernel with asynchronous products (suite.backends.kernels.
-#: hstu_wg: bf16 on sm_90; on an H200, 1.052 ms against the Triton kernel's 1.136 for 8 MLPerf-size
-#: requests, and dlrm-v3 Offline 936.2 against 903.9 requests/s); ``model`` the Triton kernel in the
+#: the Triton one; ``gluon`` the Hopper kernel with asynchronous products and specialized warps
+#: (suite.backends.kernels.hstu_wg: bf16 on sm_90; on an H200, 0.977 ms against the Triton kernel's
+#: 1.111 for 8 MLPerf-size requests, and dlrm-v3 Offline 1,019.3 requests/s); ``model`` the Triton kernel in the
 #: model's dtype; ``fp8`` its two products in fp8 e4m3 (suite.backends.kernels.hstu, ``fp8=True``).
 ATTENTION_MODES = ("auto", "gluon", "model", "fp8")
 DEFAULTS: dict[str, dict[str, str]] = {

@@ -10,22 +10,28 @@ language, places the waits where the kernel says. :attr:`WgTile.order` picks whe
 
 - 0: as the Triton kernel (the scores, waited for; their SiLU; ``p v`` left running);
 - 1: the next block's scores issued before this block's SiLU, ``p v`` after it;
-- 2 (the default, FlashAttention-3's order): both products issued (the next block's scores, then
-  this block's ``p v``), the wait for the scores only, the next block's SiLU while ``p v`` runs, then
-  the wait for ``p v``, whose registers the next p then takes.
-
-On an H200 (8 MLPerf-size requests, 64 x 64 tiles, three slots) order 2 took 1.052 ms, order 0
-1.083 and order 1 1.352, against 1.136 for the Triton kernel; 128-row tiles (two warpgroups in
-step, sharing each block of keys and values) were slower (docs/dlrm-v3.md).
+- 2 (FlashAttention-3's order): both products issued (the next block's scores, then this block's
+  ``p v``), the wait for the scores only, the next block's SiLU while ``p v`` runs, then the wait
+  for ``p v``, whose registers the next p then takes.
 
 Keys and values arrive through tensor descriptors (TMA) into a ring of ``stages`` shared-memory
-slots with one barrier each; a slot is refilled as soon as the products that read it are done.
-The blocks a program walks are the Triton kernel's: the history's columns (unmasked up to the
-block's first row, then the masked tail) and for candidate rows the diagonal of their own keys;
-the output leaves through a descriptor, staged in the slots' memory.
+slots with one barrier each. The blocks a program walks are the Triton kernel's: the history's
+columns (unmasked up to the block's first row, then the masked tail) and for candidate rows the
+diagonal of their own keys.
+
+:attr:`WgTile.specialized` (the default since session 23) splits a program's warps by task, as
+FlashAttention-3 does: one producer warp issues every copy and waits for free slots; each 64 rows
+is a consumer warpgroup of its own (order 2) that releases a slot by an arrival on its barrier, so
+the consumers of a 128-row block share each block of keys and values (half the L2 traffic of 64-row
+blocks) without stepping together. Consumers get 240 registers a thread, the producer 24.
+:attr:`WgTile.pingpong` makes the two take turns to issue their products. On an H200 (8
+MLPerf-size requests) 128 rows specialized took 0.977 ms, 64 x 64 order 2 unspecialized 1.042,
+order 0 1.081, order 1 1.309, against 1.111 for the Triton kernel (docs/dlrm-v3.md).
 
 bf16 only (the fp8 path and the interpreter keep the Triton kernel), q, k and v with their last
 dimension contiguous and 16-byte-aligned rows, heads of 128, an sm_90 GPU (:func:`supported`).
+Over 450 lines because it holds both kernels (unspecialized and specialized), which share their
+block walk and SiLU, and the launch and tune code that picks between them.
 """
 
 from __future__ import annotations
@@ -49,33 +55,58 @@ _REINTERPRET: gl.constexpr = gl.constexpr(hasattr(gl.shared_memory_descriptor, "
 
 @dataclass(frozen=True)
 class WgTile:
-    """The Gluon kernel's launch shape: query rows (64 a warpgroup), key columns a step, slots."""
+    """The Gluon kernel's launch shape: query rows (64 a warpgroup), key columns a step, slots, the
+    order of the waits, and whether warps are specialized (a producer warp and a consumer warpgroup
+    for each 64 rows: see the module)."""
 
     block_m: int = 64
     block_n: int = 64
     stages: int = 3
     #: Where the waits go: 0 as the Triton kernel (scores, wait, SiLU, p v left running), 1 the next
     #: block's scores issued before this block's SiLU, 2 FlashAttention-3's (both products issued,
-    #: the next SiLU beside p v). See the module.
+    #: the next SiLU beside p v). See the module. Specialized shapes take 2.
     order: int = 2
+    #: A producer warp issues the copies; each 64 rows is a consumer warpgroup of its own.
+    specialized: bool = False
+    #: With two consumers: they take turns issuing their products (FlashAttention-3's ping-pong).
+    pingpong: bool = False
+
+    def __post_init__(self) -> None:
+        if self.specialized and (self.order != 2 or self.block_m not in (64, 128)):
+            raise ValueError(f"specialized warps take order 2 and 64 or 128 rows (got {self.text()})")
+        if self.pingpong and not (self.specialized and self.block_m == 128):
+            raise ValueError(f"the ping-pong takes two consumers: specialized, 128 rows (got {self.text()})")
 
     @property
     def num_warps(self) -> int:
-        return self.block_m // 16
+        return 4 if self.specialized else self.block_m // 16
+
+    @property
+    def maxnreg(self) -> int | None:
+        """The registers a thread before the partitions reallocate them: the register file over the
+        block's warps (12 for two consumers, 8 for one: the producer's warp counts as a warpgroup)."""
+        if not self.specialized:
+            return None
+        return 168 if self.block_m == 128 else 128
 
     def text(self) -> str:
-        """As results record it: ``wg MxN sS oO`` (rows x key columns, slots, order)."""
-        return f"wg {self.block_m}x{self.block_n} s{self.stages} o{self.order}"
+        """As results record it: ``wg MxN sS oO`` (rows x key columns, slots, order), then ``ws``
+        for specialized warps and ``pp`` for the ping-pong."""
+        return f"wg {self.block_m}x{self.block_n} s{self.stages} o{self.order}" + (" ws" if self.specialized else "") + (
+            " pp" if self.pingpong else "")
 
 
-#: The default launch shape: the fastest on an H200 (Triton 3.6), 8 MLPerf-size requests, bf16:
-#: 1.052 ms (548 TFLOP/s on the FLOPs the mask keeps; the candidate rows alone 0.367 ms, 601), against
-#: 1.083 with order 0, 1.352 with order 1, 1.408 with two slots, 1.303 with 128 rows and 1.136 for the
-#: Triton kernel's default (benchmarks/results/gpu_server_h200_s22/c2). :func:`tune` replaces it.
-WG_TILE = WgTile()
-#: What :func:`tune` and ``benchmarks/hstu_gpu.py --tiles --gluon`` time.
-WG_CANDIDATES = (WgTile(64, 64, 3, 2), WgTile(64, 64, 3, 0), WgTile(64, 64, 3, 1), WgTile(64, 64, 2, 2),
-                 WgTile(128, 64, 3, 2), WgTile(64, 32, 3, 2), WgTile(64, 32, 4, 2))
+#: The default launch shape: the fastest on an H200 (Triton 3.6), 8 MLPerf-size requests, bf16: 128 rows
+#: with specialized warps, two consumers free of each other, 0.977 ms (590 TFLOP/s on the FLOPs the mask
+#: keeps), against 1.042 for 64 x 64 order 2 unspecialized (the default before), 1.002 with the two in
+#: turns, 0.987 for one consumer of 64 rows and 1.111 for the Triton kernel's default
+#: (benchmarks/results/gpu_server_h200_s23/c2; c1 the same order). :func:`tune` replaces it.
+WG_TILE = WgTile(128, 64, 4, 2, True)
+#: What :func:`tune` and ``benchmarks/hstu_gpu.py --tiles --gluon`` time: the unspecialized orders
+#: (0 and 1 for comparison), then the specialized shapes. 128 key columns a step were slower (1.000 ms
+#: with three slots, 1.49 to 1.54 with two) and spill a few bytes in the every-row form: left out.
+WG_CANDIDATES = (WgTile(64, 64, 3, 2), WgTile(64, 64, 3, 0), WgTile(64, 64, 3, 1), WgTile(64, 32, 3, 2),
+                 WgTile(64, 64, 3, 2, True), WgTile(128, 64, 4, 2, True), WgTile(128, 64, 4, 2, True, True))
 
 
 @gluon.jit
@@ -245,6 +276,138 @@ def _hstu_wg_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history
         tma.store_wait(pendings=0)
 
 
+@gluon.jit
+def _ws_producer(q_desc, k_desc, v_desc, q_smem, kv, ready, empty, q_bars, lo, nb, n_hist, own,
+                 STAGES: gl.constexpr, BLOCK_N: gl.constexpr, CONSUMERS: gl.constexpr):
+    # One warp: q's halves, then every block's keys and values into the ring as slots free up.
+    for h in gl.static_range(CONSUMERS):
+        mbarrier.expect(q_bars.index(h), q_desc.block_type.nbytes)
+        _tma_load(q_desc, [lo + h * 64, 0], q_bars.index(h), q_smem.index(h))
+    for j in range(0, nb):
+        slot = j % STAGES
+        mbarrier.wait(empty.index(slot), ((j // STAGES) & 1) ^ 1)
+        c = gl.where(j < n_hist, j * BLOCK_N, own + (j - n_hist) * BLOCK_N).to(gl.int32)
+        bar = ready.index(slot)
+        mbarrier.expect(bar, 2 * k_desc.block_type.nbytes)
+        _tma_load(k_desc, [c, 0], bar, kv.index(2 * slot))
+        _tma_load(v_desc, [c, 0], bar, kv.index(2 * slot + 1))
+
+
+@gluon.jit
+def _ws_consumer(o_ptr, s_ot, q_smem, kv, ready, empty, q_bars, turn, half_alpha, inv_scale, lo, lo_row, q_n, nb,
+                 n_hist, own, end, last, hist, H: gl.constexpr, D: gl.constexpr, BLOCK_N: gl.constexpr,
+                 STAGES: gl.constexpr, PINGPONG: gl.constexpr):
+    # One warpgroup: rows H * 64 to H * 64 + 63 of the block, in order 2. With PINGPONG the two
+    # consumers take turns to issue their products (consumer 0 first): each waits for its turn,
+    # issues, then hands the turn over, so that one's SiLU runs beside the other's products.
+    s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                       instr_shape=[16, BLOCK_N, 16])
+    o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                       instr_shape=[16, D, 16])
+    p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
+    my_row = lo_row + H * 64
+    full = gl.where(my_row == 0, 0, gl.where(my_row > hist, hist + 1, my_row))
+    n_full = full // BLOCK_N
+    rows = my_row + gl.arange(0, 64, layout=gl.SliceLayout(1, s_layout))
+    row_id = gl.minimum(rows, hist + 1)
+    cols0 = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
+    zero_s = gl.zeros([64, BLOCK_N], gl.float32, s_layout)
+    q = q_smem.index(H)
+    acc = gl.zeros([64, D], gl.float32, o_layout)
+    mbarrier.wait(q_bars.index(H), 0)
+    if nb > 0:
+        mbarrier.wait(ready.index(0), 0)
+        s = warpgroup_mma(q, kv.index(0).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+        s = warpgroup_mma_wait(0, deps=[s])
+        y = _p_of(s, 0, half_alpha, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
+        p = gl.convert_layout(y.to(gl.bfloat16), p_layout)
+        for j in range(0, nb):
+            nxt = (j + 1) % STAGES
+            mbarrier.wait(ready.index(nxt), ((j + 1) // STAGES) & 1, pred=j + 1 < nb)
+            if PINGPONG:
+                mbarrier.wait(turn.index(H), (j & 1) ^ (1 - H))
+            s_next = warpgroup_mma(q, kv.index(2 * nxt).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+            acc = warpgroup_mma(p, kv.index(2 * (j % STAGES) + 1), acc, is_async=True)
+            if PINGPONG:
+                mbarrier.arrive(turn.index(1 - H), count=1)
+            s = warpgroup_mma_wait(1, deps=[s_next])
+            y = _p_of(s, j + 1, half_alpha, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
+            acc, p = warpgroup_mma_wait(0, deps=[acc, p])
+            mbarrier.arrive(empty.index(j % STAGES), count=1)
+            p = gl.convert_layout(y.to(gl.bfloat16), p_layout)
+    out = acc * inv_scale
+    o_rows = lo + H * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, o_layout))
+    o_cols = gl.arange(0, D, layout=gl.SliceLayout(0, o_layout))
+    gl.store(o_ptr + o_rows[:, None].to(gl.int64) * s_ot + o_cols[None, :], out, mask=(o_rows < q_n)[:, None])
+
+
+@gluon.jit
+def _hstu_ws_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_ptr, half_alpha, inv_scale,
+                 s_qt, s_kt, s_vt, s_ot, HEADS: gl.constexpr, D: gl.constexpr, BLOCK_N: gl.constexpr,
+                 STAGES: gl.constexpr, CONSUMERS: gl.constexpr, CANDIDATES: gl.constexpr, PINGPONG: gl.constexpr,
+                 CONSUMER_REGS: gl.constexpr, num_warps: gl.constexpr):
+    # The specialized kernel: the block walk of _hstu_wg_fwd, a producer warp filling the ring and
+    # CONSUMERS warpgroups of 64 rows each reading it; a slot is free once every consumer is done.
+    BLOCK_M: gl.constexpr = 64 * CONSUMERS
+    block = gl.program_id(0)
+    pid = gl.program_id(1)
+    blocks = gl.num_programs(0)
+    b = pid // HEADS
+    head = pid % HEADS
+    start = gl.load(offsets_ptr + b)
+    n = (gl.load(offsets_ptr + b + 1) - start).to(gl.int32)
+    hist = gl.load(history_ptr + b).to(gl.int32)
+    q_start = gl.load(q_offsets_ptr + b)
+    q_n = (gl.load(q_offsets_ptr + b + 1) - q_start).to(gl.int32)
+    lo = (blocks - 1 - block) * BLOCK_M
+    if lo < q_n:
+        q_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([64, D], gl.bfloat16)
+        kv_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, D], gl.bfloat16)
+        first = hist + 1 if CANDIDATES else 0
+        lo_row = first + lo
+        last = first + gl.minimum(lo + BLOCK_M, q_n) - 1
+        end = gl.where((lo_row == 0) | (last > hist), hist + 1, last + 1)
+        n_hist = gl.cdiv(end, BLOCK_N)
+        own = gl.maximum(lo_row, hist + 1)
+        n_own = gl.where(last >= own, gl.cdiv(last + 1 - own, BLOCK_N), 0)
+        nb = n_hist + n_own
+        q_desc = tma.make_tensor_descriptor(q_ptr + head * D + q_start * s_qt, shape=[q_n, D],
+                                            strides=[s_qt, 1], block_shape=[64, D], layout=q_smem_layout)
+        k_desc = tma.make_tensor_descriptor(k_ptr + head * D + start * s_kt, shape=[n, D],
+                                            strides=[s_kt, 1], block_shape=[BLOCK_N, D], layout=kv_smem_layout)
+        v_desc = tma.make_tensor_descriptor(v_ptr + head * D + start * s_vt, shape=[n, D],
+                                            strides=[s_vt, 1], block_shape=[BLOCK_N, D], layout=kv_smem_layout)
+        q_smem = gl.allocate_shared_memory(gl.bfloat16, [CONSUMERS, 64, D], q_smem_layout)
+        kv = gl.allocate_shared_memory(gl.bfloat16, [2 * STAGES, BLOCK_N, D], kv_smem_layout)
+        ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        q_bars = gl.allocate_shared_memory(gl.int64, [CONSUMERS, 1], mbarrier.MBarrierLayout())
+        turn = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+        for i in gl.static_range(STAGES):
+            mbarrier.init(ready.index(i), count=1)
+            mbarrier.init(empty.index(i), count=CONSUMERS)
+        for i in gl.static_range(CONSUMERS):
+            mbarrier.init(q_bars.index(i), count=1)
+            mbarrier.init(turn.index(i), count=1)
+        o_base = o_ptr + head * D + q_start * s_ot
+        if CONSUMERS == 2:
+            gl.warp_specialize([
+                (_ws_consumer, (o_base, s_ot, q_smem, kv, ready, empty, q_bars, turn, half_alpha, inv_scale, lo, lo_row,
+                                q_n, nb, n_hist, own, end, last, hist, 0, D, BLOCK_N, STAGES, PINGPONG)),
+                (_ws_consumer, (o_base, s_ot, q_smem, kv, ready, empty, q_bars, turn, half_alpha, inv_scale, lo, lo_row,
+                                q_n, nb, n_hist, own, end, last, hist, 1, D, BLOCK_N, STAGES, PINGPONG)),
+                (_ws_producer, (q_desc, k_desc, v_desc, q_smem, kv, ready, empty, q_bars, lo, nb, n_hist, own,
+                                STAGES, BLOCK_N, CONSUMERS)),
+            ], [4, 1], [CONSUMER_REGS, 24])
+        else:
+            gl.warp_specialize([
+                (_ws_consumer, (o_base, s_ot, q_smem, kv, ready, empty, q_bars, turn, half_alpha, inv_scale, lo, lo_row,
+                                q_n, nb, n_hist, own, end, last, hist, 0, D, BLOCK_N, STAGES, PINGPONG)),
+                (_ws_producer, (q_desc, k_desc, v_desc, q_smem, kv, ready, empty, q_bars, lo, nb, n_hist, own,
+                                STAGES, BLOCK_N, CONSUMERS)),
+            ], [1], [24])
+
+
 def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
     """Whether this kernel takes these tensors: bf16 on a Hopper-class CUDA device, heads of 128,
     the last dimension contiguous and every row 16-byte aligned (the descriptors need it)."""
@@ -273,6 +436,13 @@ def hstu_attention_wg(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets
     candidates = q_offsets is not None
     hstu._allocator(q.device)  # the kernel builds its descriptors on the device, in scratch from torch's allocator
     grid = (triton.cdiv(max_queries, tile.block_m), (len(offsets) - 1) * heads)
+    if tile.specialized:
+        _hstu_ws_fwd[grid](q, k, v, out, offsets, q_offsets if candidates else offsets, history, 0.5 * alpha,
+                           1.0 / scale, q.stride(0), k.stride(0), v.stride(0), out.stride(0), HEADS=heads, D=d,
+                           BLOCK_N=tile.block_n, STAGES=tile.stages, CONSUMERS=tile.block_m // 64,
+                           CANDIDATES=candidates, PINGPONG=tile.pingpong, CONSUMER_REGS=240,
+                           num_warps=tile.num_warps, maxnreg=tile.maxnreg)
+        return out
     _hstu_wg_fwd[grid](q, k, v, out, offsets, q_offsets if candidates else offsets, history, 0.5 * alpha, 1.0 / scale,
                        q.stride(0), k.stride(0), v.stride(0), out.stride(0), HEADS=heads, D=d,
                        BLOCK_M=tile.block_m, BLOCK_N=tile.block_n, STAGES=tile.stages, CANDIDATES=candidates,
