@@ -148,23 +148,44 @@ def _p_of(s, j, half_alpha, n_full, n_hist, own, end, last, hist, rows, row_id, 
 
 
 @gluon.jit
-def _hstu_wg_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_ptr, half_alpha, inv_scale,
-                 s_qt, s_kt, s_vt, s_ot, HEADS: gl.constexpr, D: gl.constexpr, BLOCK_M: gl.constexpr,
-                 BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CANDIDATES: gl.constexpr, ORDER: gl.constexpr,
-                 num_warps: gl.constexpr):
-    # Grid: axis 0 the row blocks (last first: the candidate blocks are the longest), axis 1 the
-    # (request, head) pairs, as the Triton kernel's rows-first launch.
+def _walk(offsets_ptr, q_offsets_ptr, history_ptr, HEADS: gl.constexpr, BLOCK_M: gl.constexpr,
+          BLOCK_N: gl.constexpr, CANDIDATES: gl.constexpr):
+    # This program's (request, head), its block of query rows and the blocks of keys it walks, for
+    # both kernels. Grid: axis 0 the row blocks (last first: the candidate blocks are the longest),
+    # axis 1 the (request, head) pairs, as the Triton kernel's rows-first launch.
     block = gl.program_id(0)
     pid = gl.program_id(1)
-    blocks = gl.num_programs(0)
     b = pid // HEADS
-    head = pid % HEADS
     start = gl.load(offsets_ptr + b)  # int64: kept so for the addresses; counts below in int32
     n = (gl.load(offsets_ptr + b + 1) - start).to(gl.int32)
     hist = gl.load(history_ptr + b).to(gl.int32)
     q_start = gl.load(q_offsets_ptr + b)
     q_n = (gl.load(q_offsets_ptr + b + 1) - q_start).to(gl.int32)
-    lo = (blocks - 1 - block) * BLOCK_M
+    lo = (gl.num_programs(0) - 1 - block) * BLOCK_M
+    first = hist + 1 if CANDIDATES else 0  # the request's row of query 0
+    lo_row = first + lo
+    last = first + gl.minimum(lo + BLOCK_M, q_n) - 1  # the block's last real row
+    end = gl.where((lo_row == 0) | (last > hist), hist + 1, last + 1)
+    n_hist = gl.cdiv(end, BLOCK_N)
+    own = gl.maximum(lo_row, hist + 1)  # a candidate row's own key: from here to ``last``
+    n_own = gl.where(last >= own, gl.cdiv(last + 1 - own, BLOCK_N), 0)
+    return pid % HEADS, start, n, hist, q_start, q_n, lo, lo_row, last, end, n_hist, own, n_hist + n_own
+
+
+@gluon.jit
+def _full_blocks(row, hist, BLOCK_N: gl.constexpr):
+    # Blocks of columns that every row from ``row`` on sees (no mask): below the row for history
+    # rows, the whole history for candidate rows, none for the block holding the user row.
+    return gl.where(row == 0, 0, gl.where(row > hist, hist + 1, row)) // BLOCK_N
+
+
+@gluon.jit
+def _hstu_wg_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_ptr, half_alpha, inv_scale,
+                 s_qt, s_kt, s_vt, s_ot, HEADS: gl.constexpr, D: gl.constexpr, BLOCK_M: gl.constexpr,
+                 BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CANDIDATES: gl.constexpr, ORDER: gl.constexpr,
+                 num_warps: gl.constexpr):
+    head, start, n, hist, q_start, q_n, lo, lo_row, last, end, n_hist, own, nb = _walk(
+        offsets_ptr, q_offsets_ptr, history_ptr, HEADS, BLOCK_M, BLOCK_N, CANDIDATES)
     if lo < q_n:
         s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1],
                                                            instr_shape=[16, BLOCK_N, 16])
@@ -174,19 +195,7 @@ def _hstu_wg_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history
         q_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_M, D], gl.bfloat16)
         kv_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, D], gl.bfloat16)
         o_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_M, D], gl.float32)
-
-        first = hist + 1 if CANDIDATES else 0  # the request's row of query 0
-        lo_row = first + lo
-        last = first + gl.minimum(lo + BLOCK_M, q_n) - 1  # the block's last real row
-        # Columns every row of the block sees (no mask): below its first row for history rows, the
-        # whole history for candidate rows, none for the block holding the user row.
-        full = gl.where(lo_row == 0, 0, gl.where(lo_row > hist, hist + 1, lo_row))
-        n_full = full // BLOCK_N
-        end = gl.where((lo_row == 0) | (last > hist), hist + 1, last + 1)
-        n_hist = gl.cdiv(end, BLOCK_N)
-        own = gl.maximum(lo_row, hist + 1)  # a candidate row's own key: from here to ``last``
-        n_own = gl.where(last >= own, gl.cdiv(last + 1 - own, BLOCK_N), 0)
-        nb = n_hist + n_own
+        n_full = _full_blocks(lo_row, hist, BLOCK_N)
 
         q_desc = tma.make_tensor_descriptor(q_ptr + head * D + q_start * s_qt, shape=[q_n, D],
                                             strides=[s_qt, 1], block_shape=[BLOCK_M, D], layout=q_smem_layout)
@@ -306,8 +315,7 @@ def _ws_consumer(o_ptr, s_ot, q_smem, kv, ready, empty, q_bars, turn, half_alpha
                                                        instr_shape=[16, D, 16])
     p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
     my_row = lo_row + H * 64
-    full = gl.where(my_row == 0, 0, gl.where(my_row > hist, hist + 1, my_row))
-    n_full = full // BLOCK_N
+    n_full = _full_blocks(my_row, hist, BLOCK_N)
     rows = my_row + gl.arange(0, 64, layout=gl.SliceLayout(1, s_layout))
     row_id = gl.minimum(rows, hist + 1)
     cols0 = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
@@ -349,28 +357,11 @@ def _hstu_ws_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history
     # The specialized kernel: the block walk of _hstu_wg_fwd, a producer warp filling the ring and
     # CONSUMERS warpgroups of 64 rows each reading it; a slot is free once every consumer is done.
     BLOCK_M: gl.constexpr = 64 * CONSUMERS
-    block = gl.program_id(0)
-    pid = gl.program_id(1)
-    blocks = gl.num_programs(0)
-    b = pid // HEADS
-    head = pid % HEADS
-    start = gl.load(offsets_ptr + b)
-    n = (gl.load(offsets_ptr + b + 1) - start).to(gl.int32)
-    hist = gl.load(history_ptr + b).to(gl.int32)
-    q_start = gl.load(q_offsets_ptr + b)
-    q_n = (gl.load(q_offsets_ptr + b + 1) - q_start).to(gl.int32)
-    lo = (blocks - 1 - block) * BLOCK_M
+    head, start, n, hist, q_start, q_n, lo, lo_row, last, end, n_hist, own, nb = _walk(
+        offsets_ptr, q_offsets_ptr, history_ptr, HEADS, BLOCK_M, BLOCK_N, CANDIDATES)
     if lo < q_n:
         q_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([64, D], gl.bfloat16)
         kv_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, D], gl.bfloat16)
-        first = hist + 1 if CANDIDATES else 0
-        lo_row = first + lo
-        last = first + gl.minimum(lo + BLOCK_M, q_n) - 1
-        end = gl.where((lo_row == 0) | (last > hist), hist + 1, last + 1)
-        n_hist = gl.cdiv(end, BLOCK_N)
-        own = gl.maximum(lo_row, hist + 1)
-        n_own = gl.where(last >= own, gl.cdiv(last + 1 - own, BLOCK_N), 0)
-        nb = n_hist + n_own
         q_desc = tma.make_tensor_descriptor(q_ptr + head * D + q_start * s_qt, shape=[q_n, D],
                                             strides=[s_qt, 1], block_shape=[64, D], layout=q_smem_layout)
         k_desc = tma.make_tensor_descriptor(k_ptr + head * D + start * s_kt, shape=[n, D],

@@ -39,18 +39,30 @@ DENSE = ("int8", "bf16")
 ROWS = ("int8", "fp32")
 
 
+def full_range_activations() -> bool:
+    """Whether fbgemm's int8 products take activations over all 8 bits on this CPU: with AVX-512
+    VNNI they sum uint8 x int8 products straight into int32. Without it (AVX2) they add each pair of
+    products into int16 with saturation first (``vpmaddubsw``): 255 x 127 x 2 overflows, so
+    activations must keep to 7 bits (torch's ``reduce_range``), where 127 x 127 x 2 fits. On an
+    AVX2-only EPYC the full 8 bits put a 64-wide layer's output 19% of its largest value off fp32."""
+    probe = getattr(torch.cpu, "_is_vnni_supported", None)  # torch's probe of avx512_vnni
+    return bool(probe()) if probe is not None else False
+
+
 class Int8Linear(nn.Module):
     """``nn.Linear`` with int8 weights (symmetric, one scale per output channel) and activations
-    quantized per call to uint8 over their full range, accumulated in int32 (fbgemm's
-    ``linear_dynamic``). torch's own dynamic Linear asks for ``reduce_range`` (7-bit activations,
-    against overflow on CPUs without VNNI); the full 8 bits took dlrm-v2 from 99.60% to 99.91% of
-    the reference AUC here at the same speed.
+    quantized per call to uint8, accumulated in int32 (fbgemm's ``linear_dynamic``). The
+    activations use their full 8 bits where the CPU has AVX-512 VNNI and 7 bits elsewhere
+    (:func:`full_range_activations`; ``reduce_range`` says which). torch's own dynamic Linear always
+    takes 7 bits; the full 8 bits took dlrm-v2 from 99.60% to 99.91% of the reference AUC on a
+    VNNI CPU at the same speed.
     """
 
     def __init__(self, linear: nn.Linear, relu: bool = False) -> None:
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.relu = relu
+        self.reduce_range = not full_range_activations()
         weight = linear.weight.detach().float()
         scale = (weight.abs().amax(dim=1) / 127).clamp_min(1e-12).double()
         zero = torch.zeros(self.out_features, dtype=torch.long)
@@ -62,7 +74,7 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         op = torch.ops.quantized.linear_relu_dynamic if self.relu else torch.ops.quantized.linear_dynamic
-        out: torch.Tensor = op(x, self.packed, False)
+        out: torch.Tensor = op(x, self.packed, self.reduce_range)
         return out
 
 
@@ -155,7 +167,8 @@ class Int8Plan:
             "embedding_rows": rows,
             "dense": (
                 f"dynamic int8 ({self.linear_int8} Linear, {self.recurrent_int8} GRU): per-channel int8 weights, "
-                f"activations quantized per batch; {self.linear_fp32} output layer(s) fp32"
+                f"activations quantized per batch to {8 if full_range_activations() else 7} bits; "
+                f"{self.linear_fp32} output layer(s) fp32"
             ),
             "engine": self.engine,
             "calibration": "none (dynamic activation scales)",
