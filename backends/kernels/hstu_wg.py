@@ -427,17 +427,15 @@ def hstu_attention_wg(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets
     candidates = q_offsets is not None
     hstu._allocator(q.device)  # the kernel builds its descriptors on the device, in scratch from torch's allocator
     grid = (triton.cdiv(max_queries, tile.block_m), (len(offsets) - 1) * heads)
+    args = (q, k, v, out, offsets, q_offsets if candidates else offsets, history, 0.5 * alpha, 1.0 / scale,
+            q.stride(0), k.stride(0), v.stride(0), out.stride(0))
     if tile.specialized:
-        _hstu_ws_fwd[grid](q, k, v, out, offsets, q_offsets if candidates else offsets, history, 0.5 * alpha,
-                           1.0 / scale, q.stride(0), k.stride(0), v.stride(0), out.stride(0), HEADS=heads, D=d,
-                           BLOCK_N=tile.block_n, STAGES=tile.stages, CONSUMERS=tile.block_m // 64,
-                           CANDIDATES=candidates, PINGPONG=tile.pingpong, CONSUMER_REGS=240,
-                           num_warps=tile.num_warps, maxnreg=tile.maxnreg)
-        return out
-    _hstu_wg_fwd[grid](q, k, v, out, offsets, q_offsets if candidates else offsets, history, 0.5 * alpha, 1.0 / scale,
-                       q.stride(0), k.stride(0), v.stride(0), out.stride(0), HEADS=heads, D=d,
-                       BLOCK_M=tile.block_m, BLOCK_N=tile.block_n, STAGES=tile.stages, CANDIDATES=candidates,
-                       ORDER=tile.order, num_warps=tile.num_warps)
+        _hstu_ws_fwd[grid](*args, HEADS=heads, D=d, BLOCK_N=tile.block_n, STAGES=tile.stages,
+                           CONSUMERS=tile.block_m // 64, CANDIDATES=candidates, PINGPONG=tile.pingpong,
+                           CONSUMER_REGS=240, num_warps=tile.num_warps, maxnreg=tile.maxnreg)
+    else:
+        _hstu_wg_fwd[grid](*args, HEADS=heads, D=d, BLOCK_M=tile.block_m, BLOCK_N=tile.block_n, STAGES=tile.stages,
+                           CANDIDATES=candidates, ORDER=tile.order, num_warps=tile.num_warps)
     return out
 
 
