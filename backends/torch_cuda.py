@@ -387,7 +387,11 @@ class TorchCUDABackend(Backend):
         "attention": Option("dlrm-v3's fused attention: auto (default: gluon where it runs, else model), gluon (the Hopper "
                             "kernel with asynchronous products, bf16 on sm_90: 1.08x the Triton kernel on an H200), model "
                             "(the Triton kernel in the model's dtype) or fp8 (its two products in fp8 e4m3; passes the "
-                            "99.9% gate but took 2.3x bf16's time on an H200, quantizing included)", choices=("auto", "gluon", "model", "fp8")),
+                            "99.9% gate but took 2.3x bf16's time on an H200, quantizing included) or qk-fp8 (the gluon kernel with q "
+                            "and k in fp8 e4m3, one scale per token and head)", choices=("auto", "gluon", "model", "fp8", "qk-fp8")),
+        "projections": Option("dlrm-v3's STU products (fused=1, bf16 build): bf16 (default), fp8 (both in fp8 e4m3 with row-wise "
+                              "scales; 1.03x on an H200 and the 99.9% gate failed) or fp8-out (the output projection alone)",
+                              choices=("bf16", "fp8", "fp8-out")),
         "graph_max": Option(f"the largest batch, in items, with a CUDA graph (default {GRAPH_BUCKETS[-1]}, 65536 for dlrm-v2 in fp8; a multiple of 4096; "
                             f"above {GRAPH_BUCKETS[-1]} buckets step by {GRAPH_MAX_STEP})", lo=GRAPH_MAX_RANGE[0], hi=GRAPH_MAX_RANGE[1]),
         "timeline": Option("record each batch's start and end on the GPU (CUDA events) and report, for the latest run, the "
@@ -431,8 +435,9 @@ class TorchCUDABackend(Backend):
         largest = int(self._option("graph_max", str(GRAPH_BUCKETS[-1])))
         if largest % 4096:
             raise ConfigError(f"'graph_max' must be a multiple of 4096 (got {largest})")
-        if "attention" in dict(cfg.options) and not self._jagged:
-            raise ConfigError(f"'attention' applies to dlrm-v3's fused attention, not to {cfg.model.name}")
+        for key in ("attention", "projections"):
+            if key in dict(cfg.options) and not self._jagged:
+                raise ConfigError(f"'{key}' applies to dlrm-v3's fused STU layers, not to {cfg.model.name}")
         if "graph_max" in dict(cfg.options) and (self._jagged or not self._graphs):
             raise ConfigError("'graph_max' applies to CUDA graphs of batches of items, not to "
                               + (f"{cfg.model.name}, whose graphs are per request count" if self._jagged else "cuda_graphs=0"))
@@ -482,8 +487,10 @@ class TorchCUDABackend(Backend):
 
             model = for_backend(model, cfg.model, cfg.precision, dict(cfg.options))
             self._fused = model.describe()
-        elif "attention" in dict(cfg.options):
-            raise ConfigError(f"'attention' applies to the fused attention (fused=1), not to {cfg.model.name}'s plain path")
+        else:
+            for key in ("attention", "projections"):
+                if key in dict(cfg.options):
+                    raise ConfigError(f"'{key}' applies to the fused STU layers (fused=1), not to {cfg.model.name}'s plain path")
         #: dlrm-v3's graphs: how a batch is padded to one's shapes (counts from the host only).
         self._padding: Any = None
         self._keys: list[tuple[int, int, int]] = []

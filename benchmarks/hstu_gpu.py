@@ -140,7 +140,7 @@ def fp8_lines(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag, last_fp8, 
 
 
 def sweep_tiles(hist: np.ndarray, cand: np.ndarray, fp8: bool = False, gluon: bool = False,
-                tiles: tuple[hstu.Tile, ...] = hstu.CANDIDATES) -> None:
+                tiles: tuple[hstu.Tile, ...] = hstu.CANDIDATES, qk_fp8: bool = False) -> None:
     """One line per tile shape: the kernel's ms and TFLOP/s on these requests; then the fastest
     shape on the candidate rows alone (the last layer's form); ``fp8``: then :func:`fp8_lines`;
     ``gluon``: then :func:`gluon_lines`."""
@@ -172,14 +172,14 @@ def sweep_tiles(hist: np.ndarray, cand: np.ndarray, fp8: bool = False, gluon: bo
     if fp8:
         fp8_lines(q, k, v, jag, lambda: last(fp8=True), flops, cand_flops, shape)
     if gluon:
-        gluon_lines(q, k, v, qc, jag, flops, cand_flops, shape)
+        gluon_lines(q, k, v, qc, jag, flops, cand_flops, shape, qk_fp8=qk_fp8)
 
 
 def gluon_lines(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, qc: torch.Tensor, jag, flops: float,
-                cand_flops: float, shape: dict) -> None:
+                cand_flops: float, shape: dict, qk_fp8: bool = False) -> None:
     """The Gluon kernel (suite.backends.kernels.hstu_wg) in each of its launch shapes, every row and
     the candidate rows alone: ms, TFLOP/s, and the largest distance from the Triton kernel's output
-    relative to its largest output."""
+    relative to its largest output; ``qk_fp8``: then :func:`qk8_lines`."""
     from suite.backends.kernels import hstu_wg
 
     want = hstu.hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len)
@@ -203,6 +203,39 @@ def gluon_lines(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, qc: torch.Ten
         print(json.dumps({"kernel": "hstu_attention_wg", "tile": tile.text(), "ms": round(ms, 3), "tflops": round(flops / ms / 1e9, 1),
                           "off": round(off, 5), "candidates_ms": round(ms_c, 3), "candidates_tflops": round(cand_flops / ms_c / 1e9, 1),
                           "candidates_off": round(off_c, 5), **shape}), flush=True)
+    if qk_fp8:
+        qk8_lines(q, k, v, qc, jag, flops, cand_flops, shape, want, want_c)
+
+
+def qk8_lines(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, qc: torch.Tensor, jag, flops: float, cand_flops: float,
+              shape: dict, want: torch.Tensor, want_c: torch.Tensor) -> None:
+    """The Gluon kernel with q and k in fp8 (``qk_fp8``) in its specialized shapes: ms with the
+    quantizing of q and k (timed apart too), the kernel's TFLOP/s without it, every row and the
+    candidate rows alone, and the largest distance from the bf16 Triton kernel's output."""
+    from suite.backends.kernels import hstu_wg
+
+    quant = gpu_ms(lambda: (hstu.quantize_heads(q), hstu.quantize_heads(k)))
+    quant_c = gpu_ms(lambda: (hstu.quantize_heads(qc), hstu.quantize_heads(k)))
+    for tile in [t for t in hstu_wg.WG_CANDIDATES if t.specialized]:
+        def whole(tile: hstu_wg.WgTile = tile) -> torch.Tensor:
+            return hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, tile=tile,
+                                             qk_fp8=True)
+
+        def alone(tile: hstu_wg.WgTile = tile) -> torch.Tensor:
+            return hstu_wg.hstu_attention_wg(qc, k, v, jag.offsets, jag.history, jag.max_candidates, 0.1, jag.max_len,
+                                             q_offsets=jag.candidate_offsets, tile=tile, qk_fp8=True)
+
+        try:
+            off = float((whole() - want).abs().max()) / float(want.abs().max())
+            off_c = float((alone() - want_c).abs().max()) / float(want_c.abs().max())
+            ms, ms_c = gpu_ms(whole), gpu_ms(alone)
+        except Exception as exc:  # a shape that does not compile or fit here: say so, go on
+            print(json.dumps({"kernel": "hstu_attention_wg qk_fp8", "tile": tile.text(), "error": f"{type(exc).__name__}: {str(exc)[:300]}"}), flush=True)
+            continue
+        print(json.dumps({"kernel": "hstu_attention_wg qk_fp8", "tile": tile.text(), "ms_with_quantize": round(ms, 3),
+                          "quantize_ms": round(quant, 3), "tflops_kernel": round(flops / max(ms - quant, 1e-6) / 1e9, 1),
+                          "off_vs_bf16": round(off, 5), "candidates_ms_with_quantize": round(ms_c, 3),
+                          "candidates_quantize_ms": round(quant_c, 3), "candidates_off": round(off_c, 5), **shape}), flush=True)
 
 
 def profile(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tensor], batch: int, top: int = 15,
@@ -286,6 +319,8 @@ def main() -> None:
     parser.add_argument("--tile-set", default="all", choices=["all", "default"],
                         help="with --tiles: every shape of hstu.CANDIDATES, or the default TILE alone")
     parser.add_argument("--gluon", action="store_true", help="the Gluon kernel too: its shapes with --tiles, the forward with it last (and profiled so, with --profile)")
+    parser.add_argument("--qk-fp8", action="store_true", help="with --gluon: the Gluon kernel with q and k in fp8 too "
+                        "(its shapes with --tiles; the forward with it last, and profiled so)")
     parser.add_argument("--plain", action="store_true", help="time the plain PyTorch attention too")
     parser.add_argument("--profile", action="store_true", help="GPU time by kernel of the fused forward")
     parser.add_argument("--kept-fp32", default="tf32", choices=["tf32", "fp32"],
@@ -305,7 +340,7 @@ def main() -> None:
             return
     if args.tiles:
         sweep_tiles(hist[: args.kernel_requests], cand[: args.kernel_requests], fp8=args.fp8, gluon=args.gluon,
-                    tiles=hstu.CANDIDATES if args.tile_set == "all" else (hstu.TILE,))
+                    tiles=hstu.CANDIDATES if args.tile_set == "all" else (hstu.TILE,), qk_fp8=args.qk_fp8)
     started = time.perf_counter()
     model = build(spec, device="cuda", dtype=DTYPES[args.precision])
     load_s = time.perf_counter() - started
@@ -317,11 +352,12 @@ def main() -> None:
     plain = [("plain", None)] if args.plain else []
     fused_ms: dict[tuple[int, str], float] = {}
     gluon = [("gluon", counts)] if args.gluon else []
+    gluon += [("gluon-qk8", counts)] if args.gluon and args.qk_fp8 else []
     for path, sent in [*plain, ("fused", None), ("fused", counts), *gluon]:
         if path == "fused" and not fused_ms:  # after the plain path: it patches the model's layers in place
             hstu.use_fused_attention(model)
-        if path == "gluon":  # last: the fused model's attention through suite.backends.kernels.hstu_wg
-            hstu.use_fused_attention(model, gluon=True)
+        if path.startswith("gluon"):  # last: the fused model's attention through suite.backends.kernels.hstu_wg
+            hstu.use_fused_attention(model, gluon=True, qk_fp8=path == "gluon-qk8")
         where = "device" if sent is None else "host"
         for b in args.batch:
             rate, ms = timed(model, dense, sparse, b, args.seconds, sent)

@@ -444,6 +444,60 @@ def test_hstu_gluon_kernel_matches_the_plain_path(tile: tuple[int | bool, ...]) 
     assert torch.allclose(alone, got[rows], atol=1e-5, rtol=1e-4)
 
 
+def test_hstu_quantize_heads_scales_each_token_and_head() -> None:
+    """quantize_heads: a strided (T, heads, D) view into e4m3 with one scale per token and head,
+    laid out (heads, T), each row's largest on 448; dequantized within half an e4m3 step."""
+    from suite.backends.kernels import hstu
+
+    g = torch.Generator().manual_seed(6)
+    qkv = (torch.randn(37, 3, 4, 128, generator=g) * torch.logspace(-2, 2, 37)[:, None, None, None]).to(DEVICE)
+    qkv[3, 1, 2] = 0
+    x = qkv[:, 1]
+    x8, scale = hstu.quantize_heads(x)
+    assert x8.shape == (37, 4, 128) and x8.is_contiguous() and scale.shape == (4, 37)
+    want = x.abs().amax(dim=-1).t() / 448
+    assert torch.allclose(scale[want > 0], want[want > 0], rtol=1e-6) and (scale > 0).all()
+    back = x8.float() * scale.t()[..., None]
+    assert torch.all((back - x).abs() <= 2.0 ** -4 * x.abs() + scale.t()[..., None] * 2.0 ** -9)
+    assert back[3, 2].abs().max() == 0
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+@pytest.mark.parametrize("tile", [(128, 64, 4, 2, True), (64, 64, 3, 2, True)])
+def test_hstu_gluon_qk_fp8_is_the_plain_path_on_quantized_q_and_k(tile: tuple[int | bool, ...]) -> None:
+    """``qk_fp8``: the Gluon kernel with q and k in e4m3 gives the plain path's attention on the
+    dequantized q and k (bf16 v), every row and the candidate rows alone, and stays near bf16's."""
+    from suite.backends.kernels import hstu, hstu_wg
+    from suite.models import dlrm_v3
+
+    if torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("the Gluon kernel is for sm_90")
+    g = torch.Generator().manual_seed(5)
+    hist = torch.tensor([0, 63, 64, 65, 130, 200, 5, 6500])
+    cand = torch.tensor([3, 1, 64, 100, 7, 129, 0, 2048])
+    jag = dlrm_v3.Jagged.of(hist.cuda(), cand.cuda(), int((1 + hist + cand).max()))
+    qkv = (torch.randn(int(jag.offsets[-1]), 3, 4, 128, generator=g) / 4).cuda().to(torch.bfloat16)
+    q, k, v = qkv[:, 0], qkv[:, 1], qkv[:, 2]
+    shape = hstu_wg.WgTile(*tile)
+    got = hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, 0.3, jag.max_len, tile=shape,
+                                    qk_fp8=True)
+    bf16 = hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, 0.3, jag.max_len, tile=shape)
+    rows = jag.candidate_rows()
+    alone = hstu_wg.hstu_attention_wg(q[rows], k, v, jag.offsets, jag.history, jag.max_candidates, 0.3, jag.max_len,
+                                      q_offsets=jag.candidate_offsets, tile=shape, qk_fp8=True)
+    (q8, sq), (k8, sk) = hstu.quantize_heads(q), hstu.quantize_heads(k)
+    qd, kd = q8.float() * sq.t()[..., None], k8.float() * sk.t()[..., None]
+    for part in range(0, len(hist), 4):
+        lo, hi = int(jag.offsets[part]), int(jag.offsets[part + 4]) if part + 4 < len(hist) else int(jag.offsets[-1])
+        sub = dlrm_v3.Jagged.of(hist[part:part + 4].cuda(), cand[part:part + 4].cuda(), jag.max_len)
+        want = dlrm_v3.jagged_attention(qd[lo:hi], kd[lo:hi], v[lo:hi].float(), sub, 0.3)
+        assert (got[lo:hi] - want).abs().max().item() <= 2e-2 * want.abs().max().item(), (part, tile)
+    assert (got - bf16).abs().max().item() <= 0.1 * bf16.abs().max().item()
+    assert not torch.equal(got, bf16)
+    assert torch.allclose(alone, got[rows], atol=1e-5, rtol=1e-4)
+
+
 def test_hstu_fp8_quantizing_kernel_gives_torchs_numbers() -> None:
     """quantize_qkv's one-pass kernel: q and k (strided views, as the projection's split gives
     them) scaled per token and head, v per head and channel, to the bit what torch's elementwise
@@ -637,6 +691,53 @@ def test_hstu_row_kernels_match_the_plain_path(low: torch.dtype) -> None:
     assert torch.allclose(got[:, 64:128].float(), a, rtol=2 ** -7, atol=0)  # a passes through, rounded once
 
 
+def test_hstu_fp8_row_kernels_quantize_as_the_plain_path() -> None:
+    """The layer norm and the output gate quantized per row to e4m3 (suite.models.dlrm_v3_fp8):
+    the same scales, and every value on the plain path's e4m3 code or its neighbour (the fp32
+    math before the rounding may differ in its last bit)."""
+    from suite.backends.kernels.hstu import fused_gate_fp8, fused_norm_fp8
+    from suite.models import dlrm_v3_fp8 as f8
+
+    g = torch.Generator().manual_seed(4)
+    x = (3 * torch.randn(37, 64, generator=g) + 1).to(DEVICE)
+    x[5] = 0  # a zero row: zeros, not NaNs
+    uvqk = torch.randn(37, 256, generator=g).to(DEVICE, torch.bfloat16)
+    u, a = uvqk[:, 64:128], (2 * torch.randn(37, 64, generator=g) - 0.5).to(DEVICE)
+    for (got8, got_s), (want8, want_s), width in ((fused_norm_fp8(x), f8.norm_fp8(x), 64),
+                                                  (fused_gate_fp8(u, a), f8.gate_fp8(u, a), 192)):
+        assert got8.shape == (37, width) and got8.dtype == torch.float8_e4m3fn and got_s.shape == (37, 1)
+        assert torch.allclose(got_s, want_s, rtol=1e-5, atol=0)
+        got, want = got8.float(), want8.float()
+        assert torch.isfinite(got).all() and got.abs().max() == 448
+        assert torch.all((got - want).abs() <= 2.0 ** -3 * want.abs() + 2.0 ** -9)  # one e4m3 step at most
+        assert (got != want).float().mean() < 0.01
+
+
+def test_fused_dlrm_v3_forward_with_fp8_products_matches_the_plain_fp8_path() -> None:
+    """``projections=fp8`` through the fused attention and row kernels gives the plain fp8 path's
+    logits (suite.models.dlrm_v3_fp8 on the plain attention), and says so in what it records."""
+    from suite.backends.kernels.hstu import use_fused_attention
+    from suite.datasets import streaming
+    from suite.models.dlrm_v3_fp8 import use_fp8_projections
+
+    spec = ModelSpec(name="dlrm-v3", scale="tiny")
+    batch = streaming.features(spec.config, spec, 9, np.random.default_rng(0))  # type: ignore[arg-type]  # jagged requests
+    dense = torch.from_numpy(batch.dense).to(DEVICE)
+    sparse = [torch.from_numpy(s).to(DEVICE) for s in batch.sparse]
+    low = torch.bfloat16 if CUDA else torch.float32  # the interpreter runs the attention kernel in fp32 only
+    with torch.inference_mode():
+        want = use_fp8_projections(build(spec, device=DEVICE, dtype=low))(dense, sparse)
+        model = use_fused_attention(build(spec, device=DEVICE, dtype=low), projections="fp8")
+        got = model(dense, sparse)
+    assert model.describe()["projections"] == "fp8 e4m3, row-wise scales: uvqk and the output projection"
+    assert got.shape == want.shape
+    # Most logits agree to float rounding; a few requests differ where a row kernel's value landed on
+    # the neighbouring e4m3 code (the fp32 math before the rounding differs in its last bit) and the
+    # layers after carried it (6.6% of the largest logit at most here).
+    off = (got - want).abs()
+    assert off.median() <= 1e-4 * want.abs().max() and off.max() <= 0.1 * want.abs().max()
+
+
 @pytest.mark.parametrize(("parts", "scatter", "source"), [(1, False, False), (2, True, True), (4, True, True), (3, False, True)])
 def test_hstu_rows_sum_kernel_adds_rows_as_the_plain_path(parts: int, scatter: bool, source: bool) -> None:
     """dlrm-v3's token sums (:func:`suite.models.dlrm_v3.rows_sum`): each output row its source
@@ -695,6 +796,17 @@ def test_dlrm_v3_attention_option_takes_gluon_only_where_it_runs() -> None:
     with pytest.raises(BackendUnavailableError) as caught:
         fused.for_backend(build(spec), spec, "fp16", {"attention": "gluon"})
     assert str(caught.value) == "'attention' gluon runs bf16 only (got 'fp16')"
+    with pytest.raises(BackendUnavailableError) as caught:
+        fused.for_backend(build(spec), spec, "bf16", {"attention": "qk-fp8"})
+    assert str(caught.value) == "'attention' qk-fp8 needs an sm_90 GPU (Hopper: H100, H200; got cpu)"
+    from suite.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        fused.for_backend(build(spec), spec, "fp16", {"projections": "fp8"})
+    assert str(refused.value) == "'projections' fp8 needs 'precision' bf16 (got 'fp16')"
+    with pytest.raises(ConfigError) as refused:
+        fused.for_backend(build(spec), spec, "bf16", {"projections": "int8"})
+    assert str(refused.value) == "'projections' must be one of ['bf16', 'fp8', 'fp8-out'] (got 'int8')"
 
 
 @pytest.mark.cuda

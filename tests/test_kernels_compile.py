@@ -168,14 +168,16 @@ args = json.loads(sys.argv[1])
 t = hstu_wg.WgTile(args["block_m"], args["block_n"], args["stages"], args["order"], args["specialized"], args["pingpong"])
 fn = hstu_wg._hstu_ws_fwd if t.specialized else hstu_wg._hstu_wg_fwd
 names = list(fn.arg_names)
+fp8 = args.get("fp8", False)
 if t.specialized:
     consts = dict(HEADS=4, D=128, BLOCK_N=t.block_n, STAGES=t.stages, CONSUMERS=t.block_m // 64,
-                  CANDIDATES=args["candidates"], PINGPONG=t.pingpong, CONSUMER_REGS=240, num_warps=t.num_warps)
+                  CANDIDATES=args["candidates"], PINGPONG=t.pingpong, FP8=fp8, CONSUMER_REGS=240, num_warps=t.num_warps)
 else:
     consts = dict(HEADS=4, D=128, BLOCK_M=t.block_m, BLOCK_N=t.block_n, STAGES=t.stages, CANDIDATES=args["candidates"],
                   ORDER=t.order, num_warps=t.num_warps)
-pointers = dict(q_ptr="*bf16", k_ptr="*bf16", v_ptr="*bf16", o_ptr="*fp32", offsets_ptr="*i64", q_offsets_ptr="*i64",
-                history_ptr="*i64")
+qk = "*fp8e4nv" if fp8 else "*bf16"
+pointers = dict(q_ptr=qk, k_ptr=qk, v_ptr="*bf16", o_ptr="*fp32", offsets_ptr="*i64", q_offsets_ptr="*i64",
+                history_ptr="*i64", sq_ptr="*fp32", sk_ptr="*fp32")
 signature = {n: pointers.get(n) or ("constexpr" if n in consts else "fp32" if n in ("half_alpha", "inv_scale") else "i32")
              for n in names}
 # A launch specializes the pointers and the token strides (multiples of 16) as divisible by 16.
@@ -196,6 +198,8 @@ print(json.dumps({"shared": kernel.metadata.shared, "cubin": len(kernel.asm["cub
                   "serialized": "serialized" in (log.stdout + log.stderr),
                   "waits": sorted({int(m.group(1)) for m in re.finditer(r"wgmma\\.wait_group\\.sync\\.aligned (\\d+)", ptx)}),
                   "tanh": sum("tanh.approx.f32" in line for line in lines),
+                  "e4m3_products": sum(bool(re.search(r"wgmma\\.mma_async\\S*\\.e4m3\\.e4m3", line)) for line in lines),
+                  "bf16_products": sum(bool(re.search(r"wgmma\\.mma_async\\S*\\.bf16\\.bf16", line)) for line in lines),
                   "tma_loads": sum(bool(re.search(r"cp\\.async\\.bulk\\.tensor\\.\\dd\\.shared", line)) for line in lines),
                   "tma_stores": sum(bool(re.search(r"cp\\.async\\.bulk\\.tensor\\.\\dd\\.global", line)) for line in lines),
                   **ptxas_counts(ptx)}))
@@ -226,6 +230,23 @@ def test_hstu_gluon_attention_compiles_for_hopper(tile: hstu_wg.WgTile, candidat
     assert 24 in built["setmaxnreg"] and (240 if consumers == 2 else 232) in built["setmaxnreg"]
     assert built["tma_loads"] >= 2 + consumers and built["tma_stores"] == 0
     assert built["mbarrier_arrives"] == consumers * (2 if tile.pingpong else 1)
+
+
+@pytest.mark.parametrize("candidates", [False, True], ids=["every-row", "candidates"])
+@pytest.mark.parametrize("tile", [hstu_wg.FP8_WG_TILE, hstu_wg.WgTile(64, 64, 3, 2, True)], ids=hstu_wg.WgTile.text)
+def test_hstu_gluon_qk_fp8_compiles_to_e4m3_scores_and_bf16_values(tile: hstu_wg.WgTile, candidates: bool) -> None:
+    """``qk_fp8``: the scores' products take e4m3 operands, the products with v stay bf16, with the
+    partitions of the bf16 kernel, no spills and nothing serialized."""
+    built = compiled(COMPILE_WG, json.dumps({**dataclasses.asdict(tile), "candidates": candidates, "fp8": True}))
+    assert built["cubin"] > 0 and built["shared"] <= SM90_SHARED_BYTES
+    assert built["spill_stores"] == 0 and not built["serialized"]
+    assert built["e4m3_products"] > 0 and built["bf16_products"] > 0
+    consumers = tile.block_m // 64
+    assert built["warps"] == 4 * (consumers + 1) and 24 in built["setmaxnreg"]
+    assert built["mbarrier_arrives"] == consumers
+    bf16 = compiled(COMPILE_WG, json.dumps({**dataclasses.asdict(tile), "candidates": candidates}))
+    assert bf16["e4m3_products"] == 0 and bf16["bf16_products"] > 0
+    assert built["shared"] < bf16["shared"]  # q's and k's slots take a byte a value
 
 
 #: Compiles one of hstu's row-wise kernels for sm_90 with 4 warps. argv: JSON of its name, its

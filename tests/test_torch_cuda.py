@@ -129,10 +129,11 @@ def test_graph_max_extends_the_buckets_in_steps_and_refuses_odd_sizes() -> None:
         with pytest.raises(ConfigError) as caught:
             moot._options()
         assert str(caught.value) == f"'graph_max' applies to CUDA graphs of batches of items, not to {why}"
-    other = TorchCUDABackend(BackendConfig(model=spec, precision="bf16", options=(("attention", "fp8"),)))
-    with pytest.raises(ConfigError) as caught:
-        other._options()
-    assert str(caught.value) == "'attention' applies to dlrm-v3's fused attention, not to dlrm-v2"
+    for key, value in (("attention", "fp8"), ("projections", "fp8")):
+        other = TorchCUDABackend(BackendConfig(model=spec, precision="bf16", options=((key, value),)))
+        with pytest.raises(ConfigError) as caught:
+            other._options()
+        assert str(caught.value) == f"'{key}' applies to dlrm-v3's fused STU layers, not to dlrm-v2"
 
 
 def test_packed_rows_hold_dense_bits_then_every_tables_ids() -> None:

@@ -434,8 +434,14 @@ DEFAULT_ROWS = {"fp8": "fp8", "bf16": "bf16", "fp16": "fp16"}
 #: the Triton one; ``gluon`` the Hopper kernel with asynchronous products and specialized warps
 #: (suite.backends.kernels.hstu_wg: bf16 on sm_90; on an H200, 0.977 ms against the Triton kernel's
 #: 1.111 for 8 MLPerf-size requests, and dlrm-v3 Offline 1,019.3 requests/s); ``model`` the Triton kernel in the
-#: model's dtype; ``fp8`` its two products in fp8 e4m3 (suite.backends.kernels.hstu, ``fp8=True``).
-ATTENTION_MODES = ("auto", "gluon", "model", "fp8")
+#: model's dtype; ``fp8`` its two products in fp8 e4m3 (suite.backends.kernels.hstu, ``fp8=True``);
+#: ``qk-fp8`` the Gluon kernel with q and k in fp8 e4m3 (one scale per token and head), the
+#: products with v in bf16 (suite.backends.kernels.hstu_wg, ``qk_fp8=True``).
+ATTENTION_MODES = ("auto", "gluon", "model", "fp8", "qk-fp8")
+#: dlrm-v3's ``--option projections``: its STU layers' two products in ``bf16`` (the default), both
+#: in fp8 e4m3 with row-wise scales (``fp8``) or the output projection alone (``fp8-out``):
+#: suite.models.dlrm_v3_fp8.
+PROJECTIONS = ("bf16", "fp8", "fp8-out")
 DEFAULTS: dict[str, dict[str, str]] = {
     "fp8": {"gemm": "triton", "residual": "fp8", "fuse_last": "1", "row_scales": "table"},
     "bf16": {"gemm": "triton", "residual": "bf16", "fuse_last": "0", "row_scales": "inline"},
@@ -473,12 +479,17 @@ def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, 
         one_of("tune", tune, ("0", "1"))
         attention = options.get("attention", ATTENTION_MODES[0])
         one_of("attention", attention, ATTENTION_MODES)
-        runs = _gluon_runs(model, precision) if attention in ("auto", "gluon") else False
-        if attention == "gluon" and runs is not True:
-            raise BackendUnavailableError(f"'attention' gluon {runs}")
+        runs = _gluon_runs(model, precision) if attention in ("auto", "gluon", "qk-fp8") else False
+        if attention in ("gluon", "qk-fp8") and runs is not True:
+            raise BackendUnavailableError(f"'attention' {attention} {runs}")
         # tune=1: time the attention's tile shapes on MLPerf-size requests at load (a few seconds).
         gluon = runs is True
-        return use_fused_attention(model, tune_tiles=tune == "1", fp8=attention == "fp8", gluon=gluon)  # type: ignore[return-value]  # it returns the nn.Module it was given, patched
+        projections = options.get("projections", PROJECTIONS[0])
+        one_of("projections", projections, PROJECTIONS)
+        if projections != "bf16" and precision != "bf16":
+            raise ConfigError(f"'projections' {projections} needs 'precision' bf16 (got {precision!r})")
+        return use_fused_attention(model, tune_tiles=tune == "1", fp8=attention == "fp8", gluon=gluon,  # type: ignore[return-value]  # it returns the nn.Module it was given, patched
+                                   projections=projections, qk_fp8=attention == "qk-fp8")
     if spec.name not in FUSABLE:
         raise BackendUnavailableError(
             f"torch-cuda's fused kernels ('--precision fp8', 'fused=1') run {list(FUSABLE)} only (got {spec.name!r})")

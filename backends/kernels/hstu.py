@@ -357,13 +357,13 @@ def _fast_silu(device: torch.device) -> bool:
 
 
 @triton.jit
-def _quantize_fwd(x_ptr, out_ptr, scale_ptr, col_ptr, to_ptr, rows, s_t, s_h, o_t, o_h, o_d, HEADS: tl.constexpr,
-                  D: tl.constexpr, BLOCK_R: tl.constexpr, PER_ROW: tl.constexpr, SCATTER: tl.constexpr,
-                  EMULATE: tl.constexpr):
+def _quantize_fwd(x_ptr, out_ptr, scale_ptr, col_ptr, to_ptr, rows, s_t, s_h, o_t, o_h, o_d, sc_t, sc_h,
+                  HEADS: tl.constexpr, D: tl.constexpr, BLOCK_R: tl.constexpr, PER_ROW: tl.constexpr,
+                  SCATTER: tl.constexpr, EMULATE: tl.constexpr):
     # Rows r = (token, head) of x (T, HEADS, D), strided, into out as fp8 e4m3, strided by (o_t, o_h,
     # o_d) (v: channels by tokens), token t at out's token to_ptr[t] with SCATTER, else at t: divided
-    # by their own scale (PER_ROW: largest magnitude over 448, stored at scale_ptr + r) or by the
-    # per-(head, channel) scales at col_ptr.
+    # by their own scale (PER_ROW: largest magnitude over 448, stored at scale_ptr + t sc_t + h sc_h)
+    # or by the per-(head, channel) scales at col_ptr.
     r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
     d = tl.arange(0, D)
     ok = r < rows
@@ -372,7 +372,7 @@ def _quantize_fwd(x_ptr, out_ptr, scale_ptr, col_ptr, to_ptr, rows, s_t, s_h, o_
     x = tl.load(x_ptr + t[:, None] * s_t + h[:, None] * s_h + d[None, :], mask=ok[:, None], other=0.0).to(tl.float32)
     if PER_ROW:
         scale = tl.maximum(tl.max(tl.abs(x), axis=1) / 448.0, 1e-30)
-        tl.store(scale_ptr + r, scale, mask=ok)
+        tl.store(scale_ptr + t * sc_t + h * sc_h, scale, mask=ok)
         y = x / scale[:, None]
     else:
         y = x / tl.load(col_ptr + h[:, None] * D + d[None, :])
@@ -431,6 +431,25 @@ def _request_columns(offsets: torch.Tensor, tokens: int) -> tuple[torch.Tensor, 
     return columns, index, max(width, V_ALIGN)
 
 
+#: Rows (token, head) per program of :func:`quantize_heads`.
+QUANTIZE_HEAD_ROWS = 32
+
+
+def quantize_heads(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x (T, heads, D), bf16, any token and head strides, as fp8 e4m3 (T, heads, D) contiguous with
+    one dequantizing scale per token and head (its largest magnitude over 448), laid out (heads, T)
+    so that a head's scales are contiguous: what the Gluon kernel's fp8 scores read
+    (:mod:`suite.backends.kernels.hstu_wg`, ``qk_fp8``). One pass: x read once, written once."""
+    tokens, heads, d = x.shape
+    x8 = torch.empty((tokens, heads, d), dtype=torch.float8_e4m3fn, device=x.device)
+    scale = torch.empty((heads, tokens), dtype=torch.float32, device=x.device)
+    if tokens * heads:
+        _quantize_fwd[(triton.cdiv(tokens * heads, QUANTIZE_HEAD_ROWS),)](
+            x, x8, scale, scale, x, tokens * heads, x.stride(0), x.stride(1), *x8.stride(), 1, tokens, HEADS=heads, D=d,
+            BLOCK_R=QUANTIZE_HEAD_ROWS, PER_ROW=True, SCATTER=False, EMULATE=interpreted(), num_warps=4)
+    return x8, scale
+
+
 def quantize_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor) -> Quantized:
     """q (Tq, heads, D), k (T, heads, D) and v (T, heads, Dv), v's requests packed by ``offsets``
     (N + 1), as fp8 e4m3 with their dequantizing scales (fp32, made on their device, so nothing
@@ -466,7 +485,7 @@ def quantize_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: tor
         scale = torch.empty((tokens, heads), dtype=torch.float32, device=x.device) if per_row else sv
         if tokens * heads:
             _quantize_fwd[(triton.cdiv(tokens * heads, QUANTIZE_ROWS),)](
-                x, x8, scale, sv, to, tokens * heads, x.stride(0), x.stride(1), *x8.stride(), HEADS=heads, D=d,
+                x, x8, scale, sv, to, tokens * heads, x.stride(0), x.stride(1), *x8.stride(), heads, 1, HEADS=heads, D=d,
                 BLOCK_R=QUANTIZE_ROWS, PER_ROW=per_row, SCATTER=not per_row, EMULATE=emulate, num_warps=4)
         out.append(x8)
         scales.append(scale)
@@ -583,6 +602,52 @@ def _gate_fwd(u_ptr, a_ptr, o_ptr, rows, s_u, s_a, s_o, eps, D: tl.constexpr, BL
 
 
 @triton.jit
+def _row_scales(top, s_ptr, r, ok):
+    # Dequantizing scales of rows whose largest magnitudes are ``top``, stored at s_ptr + r
+    # (suite.models.dlrm_v3_fp8.quantize_rows).
+    scale = tl.maximum(top / 448.0, 1e-30)
+    tl.store(s_ptr + r, scale, mask=ok)
+    return scale[:, None]
+
+
+@triton.jit
+def _scaled_fp8(y, scale, ROUND: tl.constexpr):
+    return _to_fp8(tl.minimum(tl.maximum(y / scale, -448.0), 448.0), ROUND)
+
+
+@triton.jit
+def _norm_fp8_fwd(x_ptr, o_ptr, s_ptr, rows, s_x, s_o, eps, D: tl.constexpr, BLOCK_R: tl.constexpr, ROUND: tl.constexpr):
+    r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    d = tl.arange(0, D)
+    ok = r < rows
+    r64 = r[:, None].to(tl.int64)
+    y = _layer_norm(tl.load(x_ptr + r64 * s_x + d[None, :], mask=ok[:, None], other=0.0).to(tl.float32), D, eps)
+    scale = _row_scales(tl.max(tl.abs(y), axis=1), s_ptr, r, ok)
+    tl.store(o_ptr + r64 * s_o + d[None, :], _scaled_fp8(y, scale, ROUND), mask=ok[:, None])
+
+
+@triton.jit
+def _gate_fp8_fwd(u_ptr, a_ptr, o_ptr, s_ptr, rows, s_u, s_a, s_o, eps, D: tl.constexpr, BLOCK_R: tl.constexpr,
+                  ROUND: tl.constexpr):
+    # [silu(u), a, silu(u) * LN(a)] in fp32, one scale a row over all 3 D columns, as e4m3.
+    r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    d = tl.arange(0, D)
+    ok = r < rows
+    m = ok[:, None]
+    r64 = r[:, None].to(tl.int64)
+    u = tl.load(u_ptr + r64 * s_u + d[None, :], mask=m, other=0.0).to(tl.float32)
+    su = u / (1.0 + tl.exp(-u))
+    a = tl.load(a_ptr + r64 * s_a + d[None, :], mask=m, other=0.0).to(tl.float32)
+    y = su * _layer_norm(a, D, eps)
+    top = tl.maximum(tl.maximum(tl.max(tl.abs(su), axis=1), tl.max(tl.abs(a), axis=1)), tl.max(tl.abs(y), axis=1))
+    scale = _row_scales(top, s_ptr, r, ok)
+    out = o_ptr + r64 * s_o + d[None, :]
+    tl.store(out, _scaled_fp8(su, scale, ROUND), mask=m)
+    tl.store(out + D, _scaled_fp8(a, scale, ROUND), mask=m)
+    tl.store(out + 2 * D, _scaled_fp8(y, scale, ROUND), mask=m)
+
+
+@triton.jit
 def _rows_sum_fwd(out_ptr, at_ptr, src_ptr, t0, i0, t1, i1, t2, i2, t3, i3, rows, s_out, s_src,
                   s_t0, s_t1, s_t2, s_t3, s_i0, s_i1, s_i2, s_i3, D: tl.constexpr, PARTS: tl.constexpr,
                   AT: tl.constexpr, SRC: tl.constexpr, BLOCK_R: tl.constexpr):
@@ -651,6 +716,40 @@ def fused_gate(u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def fused_norm_fp8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`suite.models.dlrm_v3_fp8.norm_fp8` as one kernel: x read once, LN(x) written as e4m3
+    with each row's scale."""
+    from suite.models.dlrm_v3_fp8 import norm_fp8
+
+    if not _row_kernel_fits(x):
+        return norm_fp8(x)
+    rows, d = x.shape
+    out = torch.empty((rows, d), dtype=torch.float8_e4m3fn, device=x.device)
+    scale = torch.empty((rows, 1), dtype=torch.float32, device=x.device)
+    if rows:
+        _norm_fp8_fwd[(triton.cdiv(rows, ROWS_PER_PROGRAM),)](x, out, scale, rows, x.stride(0), out.stride(0), 1e-5, D=d,
+                                                               BLOCK_R=ROWS_PER_PROGRAM, ROUND=interpreted(), num_warps=4)
+    return out, scale
+
+
+def fused_gate_fp8(u: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`suite.models.dlrm_v3_fp8.gate_fp8` as one kernel: u and a read once, the gate written
+    once as e4m3 (a quarter of the fp32 bytes the plain path's concatenation writes) with each
+    row's scale."""
+    from suite.models.dlrm_v3_fp8 import gate_fp8
+
+    if not _row_kernel_fits(u, a) or u.shape[0] != a.shape[0]:
+        return gate_fp8(u, a)
+    rows, d = u.shape
+    out = torch.empty((rows, 3 * d), dtype=torch.float8_e4m3fn, device=u.device)
+    scale = torch.empty((rows, 1), dtype=torch.float32, device=u.device)
+    if rows:
+        _gate_fp8_fwd[(triton.cdiv(rows, ROWS_PER_PROGRAM),)](u, a, out, scale, rows, u.stride(0), a.stride(0), out.stride(0),
+                                                               1e-5, D=d, BLOCK_R=ROWS_PER_PROGRAM, ROUND=interpreted(),
+                                                               num_warps=4)
+    return out, scale
+
+
 def fused_rows_sum(out: torch.Tensor, at: torch.Tensor | None, src: torch.Tensor | None,
                    parts: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> None:
     """:func:`suite.models.dlrm_v3.rows_sum` as one kernel: each output row written once from its
@@ -693,17 +792,20 @@ def fused_residual_out(x: torch.Tensor, g: torch.Tensor, weight: torch.Tensor) -
 
 
 def fused_jagged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag: Any, alpha: float,
-                           candidates: bool = False, *, fp8: bool = False, gluon: bool = False) -> torch.Tensor:
+                           candidates: bool = False, *, fp8: bool = False, gluon: bool = False,
+                           qk_fp8: bool = False) -> torch.Tensor:
     """:func:`suite.models.dlrm_v3.jagged_attention`'s signature, on the kernel (``fp8``: see
-    :func:`hstu_attention`; ``gluon``: :mod:`suite.backends.kernels.hstu_wg` where it takes the tensors)."""
+    :func:`hstu_attention`; ``gluon``: :mod:`suite.backends.kernels.hstu_wg` where it takes the
+    tensors, with q and k in fp8 if ``qk_fp8``)."""
     if gluon and jag.max_len > SMALL:
         from suite.backends.kernels import hstu_wg
 
         if hstu_wg.supported(q, k, v):
             if candidates:
                 return hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_candidates, alpha,
-                                                 jag.scale, q_offsets=jag.candidate_offsets)
-            return hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, alpha, jag.scale)
+                                                 jag.scale, q_offsets=jag.candidate_offsets, qk_fp8=qk_fp8)
+            return hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, alpha, jag.scale,
+                                             qk_fp8=qk_fp8)
     if candidates:
         return hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, alpha, jag.scale,
                               q_offsets=jag.candidate_offsets, max_queries=jag.max_candidates, fp8=fp8)
@@ -782,26 +884,33 @@ def tune(history: torch.Tensor, candidates: torch.Tensor, heads: int = 4, dim: i
     return timings
 
 
-def _wg_tile() -> str:
+def _wg_tile(qk_fp8: bool = False) -> str:
     from suite.backends.kernels import hstu_wg
 
-    return hstu_wg.WG_TILE.text()
+    return (hstu_wg.FP8_WG_TILE if qk_fp8 and not hstu_wg.WG_TILE.specialized else hstu_wg.WG_TILE).text()
 
 
 def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: bool = False,
-                        gluon: bool = False) -> torch.nn.Module:
+                        gluon: bool = False, projections: str = "bf16", qk_fp8: bool = False) -> torch.nn.Module:
     """Have every STU layer of a built dlrm-v3 call the fused kernel instead of the plain path;
     ``tune_tiles``: first time :data:`CANDIDATES` on eight MLPerf-size requests (6,750 events,
     2,048 candidates) and launch with the fastest; ``fp8``: both of the attention's products in
     fp8 e4m3 (:func:`hstu_attention`); ``gluon``: the attention through :mod:`suite.backends.kernels.hstu_wg`
-    where it takes the tensors (its shapes are then what ``tune_tiles`` times)."""
-    attend = functools.partial(fused_jagged_attention, fp8=fp8, gluon=gluon)
+    where it takes the tensors (its shapes are then what ``tune_tiles`` times); ``projections``:
+    ``fp8`` or ``fp8-out`` runs the STU layers' products (both, or the output projection) in fp8
+    e4m3 (:mod:`suite.models.dlrm_v3_fp8`, with this module's row kernels); ``qk_fp8`` (with
+    ``gluon``): the Gluon kernel's scores from q and k in fp8 e4m3."""
+    attend = functools.partial(fused_jagged_attention, fp8=fp8, gluon=gluon, qk_fp8=qk_fp8 and gluon)
     for layer in model.layers:  # type: ignore[union-attr]  # torch types a submodule as Tensor | Module; this is the dlrm-v3 model's ModuleList
         layer.attend = attend
         layer.norm_to = fused_norm_to
         layer.gate = fused_gate
         layer.residual_out = fused_residual_out
     model.rows_sum = fused_rows_sum
+    if projections != "bf16":
+        from suite.models.dlrm_v3_fp8 import use_fp8_projections
+
+        use_fp8_projections(model, projections, norm=fused_norm_fp8, gate=fused_gate_fp8)
     tuned: dict[str, float] = {}
     rejected: list[str] = []
     if tune_tiles:
@@ -814,10 +923,14 @@ def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: b
             timed = tune(torch.full((n,), 6750), torch.full((n,), 2048), rejected=rejected)
         tuned = {tile.text(): round(ms, 3) for tile, ms in timed}
     # What torch-cuda records; "ids": the model reads each table's ids apart, not one packed matrix.
-    described = {"attention": ("gluon hstu_attention_wg (jagged, async products)" if gluon else
+    described = {"attention": ("gluon hstu_attention_wg (jagged, async products" + (", q and k in fp8 e4m3)" if qk_fp8 else ")")
+                               if gluon else
                                "triton hstu_attention (jagged" + (", fp8 e4m3 products)" if fp8 else ")")), "ids": "tables",
-                 "tile": _wg_tile() if gluon else (FP8_TILE if fp8 else TILE).text(),
-                 "row_kernels": "triton layer norm, output gate and token sums; the residual add in the output projection",
+                 "tile": _wg_tile(qk_fp8) if gluon else (FP8_TILE if fp8 else TILE).text(),
+                 "row_kernels": "triton layer norm, output gate and token sums; the residual add in the output projection"
+                 if projections == "bf16" else "triton layer norm and output gate quantizing each row to fp8 e4m3, token sums",
+                 "projections": {"bf16": "bf16", "fp8": "fp8 e4m3, row-wise scales: uvqk and the output projection",
+                                 "fp8-out": "fp8 e4m3, row-wise scales: the output projection; uvqk bf16"}[projections],
                  **({"tuned_ms": tuned} if tuned else {}), **({"tune_rejected": rejected} if rejected else {})}
     model.describe = lambda: described
     return model

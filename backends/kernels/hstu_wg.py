@@ -102,6 +102,8 @@ class WgTile:
 #: turns, 0.987 for one consumer of 64 rows and 1.111 for the Triton kernel's default
 #: (benchmarks/results/gpu_server_h200_s23/c2; c1 the same order). :func:`tune` replaces it.
 WG_TILE = WgTile(128, 64, 4, 2, True)
+#: The shape ``qk_fp8`` launches with where the one asked for is not specialized.
+FP8_WG_TILE = WgTile(128, 64, 4, 2, True)
 #: What :func:`tune` and ``benchmarks/hstu_gpu.py --tiles --gluon`` time: the unspecialized orders
 #: (0 and 1 for comparison), then the specialized shapes. 128 key columns a step were slower (1.000 ms
 #: with three slots, 1.49 to 1.54 with two) and spill a few bytes in the every-row form: left out.
@@ -170,6 +172,13 @@ def _walk(offsets_ptr, q_offsets_ptr, history_ptr, HEADS: gl.constexpr, BLOCK_M:
     own = gl.maximum(lo_row, hist + 1)  # a candidate row's own key: from here to ``last``
     n_own = gl.where(last >= own, gl.cdiv(last + 1 - own, BLOCK_N), 0)
     return pid % HEADS, start, n, hist, q_start, q_n, lo, lo_row, last, end, n_hist, own, n_hist + n_own
+
+
+@gluon.jit
+def _k_scales(sk_ptr, j, n_hist, own, n, cols0, BLOCK_N: gl.constexpr):
+    # Block j's keys' dequantizing scales as a (1, BLOCK_N) row (0 past the request's keys).
+    cols = gl.where(j < n_hist, j * BLOCK_N, own + (j - n_hist) * BLOCK_N) + cols0
+    return gl.expand_dims(gl.load(sk_ptr + cols, mask=cols < n, other=0.0), 0)
 
 
 @gluon.jit
@@ -286,9 +295,9 @@ def _hstu_wg_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history
 
 
 @gluon.jit
-def _ws_producer(q_desc, k_desc, v_desc, q_smem, kv, ready, empty, q_bars, lo, nb, n_hist, own,
+def _ws_producer(q_desc, k_desc, v_desc, q_smem, k_ring, v_ring, ready, empty, q_bars, lo, nb, n_hist, own,
                  STAGES: gl.constexpr, BLOCK_N: gl.constexpr, CONSUMERS: gl.constexpr):
-    # One warp: q's halves, then every block's keys and values into the ring as slots free up.
+    # One warp: q's halves, then every block's keys and values into the rings as slots free up.
     for h in gl.static_range(CONSUMERS):
         mbarrier.expect(q_bars.index(h), q_desc.block_type.nbytes)
         _tma_load(q_desc, [lo + h * 64, 0], q_bars.index(h), q_smem.index(h))
@@ -297,20 +306,22 @@ def _ws_producer(q_desc, k_desc, v_desc, q_smem, kv, ready, empty, q_bars, lo, n
         mbarrier.wait(empty.index(slot), ((j // STAGES) & 1) ^ 1)
         c = gl.where(j < n_hist, j * BLOCK_N, own + (j - n_hist) * BLOCK_N).to(gl.int32)
         bar = ready.index(slot)
-        mbarrier.expect(bar, 2 * k_desc.block_type.nbytes)
-        _tma_load(k_desc, [c, 0], bar, kv.index(2 * slot))
-        _tma_load(v_desc, [c, 0], bar, kv.index(2 * slot + 1))
+        mbarrier.expect(bar, k_desc.block_type.nbytes + v_desc.block_type.nbytes)
+        _tma_load(k_desc, [c, 0], bar, k_ring.index(slot))
+        _tma_load(v_desc, [c, 0], bar, v_ring.index(slot))
 
 
 @gluon.jit
-def _ws_consumer(o_ptr, s_ot, q_smem, kv, ready, empty, q_bars, turn, half_alpha, inv_scale, lo, lo_row, q_n, nb,
-                 n_hist, own, end, last, hist, H: gl.constexpr, D: gl.constexpr, BLOCK_N: gl.constexpr,
-                 STAGES: gl.constexpr, PINGPONG: gl.constexpr):
+def _ws_consumer(o_ptr, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn, half_alpha, inv_scale, sq_ptr, sk_ptr,
+                 lo, lo_row, q_n, n, nb, n_hist, own, end, last, hist, H: gl.constexpr, D: gl.constexpr,
+                 BLOCK_N: gl.constexpr, STAGES: gl.constexpr, PINGPONG: gl.constexpr, FP8: gl.constexpr):
     # One warpgroup: rows H * 64 to H * 64 + 63 of the block, in order 2. With PINGPONG the two
     # consumers take turns to issue their products (consumer 0 first): each waits for its turn,
-    # issues, then hands the turn over, so that one's SiLU runs beside the other's products.
+    # issues, then hands the turn over, so that one's SiLU runs beside the other's products. FP8: q
+    # and k in e4m3, each score scaled by its row's and its column's scales (sq_ptr, sk_ptr: this
+    # head's, from the request's first query and key) before the SiLU; p v stays bf16.
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
-                                                       instr_shape=[16, BLOCK_N, 16])
+                                                       instr_shape=[16, BLOCK_N, 32 if FP8 else 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
                                                        instr_shape=[16, D, 16])
     p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
@@ -322,24 +333,37 @@ def _ws_consumer(o_ptr, s_ot, q_smem, kv, ready, empty, q_bars, turn, half_alpha
     zero_s = gl.zeros([64, BLOCK_N], gl.float32, s_layout)
     q = q_smem.index(H)
     acc = gl.zeros([64, D], gl.float32, o_layout)
+    if FP8:  # half alpha times each row's scale
+        q_rows = lo + H * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, s_layout))
+        row_c = gl.expand_dims(gl.load(sq_ptr + q_rows, mask=q_rows < q_n, other=0.0) * half_alpha, 1)
     mbarrier.wait(q_bars.index(H), 0)
     if nb > 0:
         mbarrier.wait(ready.index(0), 0)
-        s = warpgroup_mma(q, kv.index(0).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+        if FP8:
+            k_c = _k_scales(sk_ptr, 0, n_hist, own, n, cols0, BLOCK_N)
+        s = warpgroup_mma(q, k_ring.index(0).permute((1, 0)), zero_s, use_acc=False, is_async=True)
         s = warpgroup_mma_wait(0, deps=[s])
-        y = _p_of(s, 0, half_alpha, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
+        if FP8:
+            y = _p_of(s * k_c, 0, row_c, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
+        else:
+            y = _p_of(s, 0, half_alpha, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
         p = gl.convert_layout(y.to(gl.bfloat16), p_layout)
         for j in range(0, nb):
             nxt = (j + 1) % STAGES
             mbarrier.wait(ready.index(nxt), ((j + 1) // STAGES) & 1, pred=j + 1 < nb)
             if PINGPONG:
                 mbarrier.wait(turn.index(H), (j & 1) ^ (1 - H))
-            s_next = warpgroup_mma(q, kv.index(2 * nxt).permute((1, 0)), zero_s, use_acc=False, is_async=True)
-            acc = warpgroup_mma(p, kv.index(2 * (j % STAGES) + 1), acc, is_async=True)
+            s_next = warpgroup_mma(q, k_ring.index(nxt).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+            acc = warpgroup_mma(p, v_ring.index(j % STAGES), acc, is_async=True)
             if PINGPONG:
                 mbarrier.arrive(turn.index(1 - H), count=1)
+            if FP8:  # the next block's column scales, loaded while the products run
+                k_c = _k_scales(sk_ptr, j + 1, n_hist, own, n, cols0, BLOCK_N)
             s = warpgroup_mma_wait(1, deps=[s_next])
-            y = _p_of(s, j + 1, half_alpha, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
+            if FP8:
+                y = _p_of(s * k_c, j + 1, row_c, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
+            else:
+                y = _p_of(s, j + 1, half_alpha, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
             acc, p = warpgroup_mma_wait(0, deps=[acc, p])
             mbarrier.arrive(empty.index(j % STAGES), count=1)
             p = gl.convert_layout(y.to(gl.bfloat16), p_layout)
@@ -351,25 +375,29 @@ def _ws_consumer(o_ptr, s_ot, q_smem, kv, ready, empty, q_bars, turn, half_alpha
 
 @gluon.jit
 def _hstu_ws_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_ptr, half_alpha, inv_scale,
-                 s_qt, s_kt, s_vt, s_ot, HEADS: gl.constexpr, D: gl.constexpr, BLOCK_N: gl.constexpr,
-                 STAGES: gl.constexpr, CONSUMERS: gl.constexpr, CANDIDATES: gl.constexpr, PINGPONG: gl.constexpr,
-                 CONSUMER_REGS: gl.constexpr, num_warps: gl.constexpr):
-    # The specialized kernel: the block walk of _hstu_wg_fwd, a producer warp filling the ring and
-    # CONSUMERS warpgroups of 64 rows each reading it; a slot is free once every consumer is done.
+                 s_qt, s_kt, s_vt, s_ot, sq_ptr, sk_ptr, s_sq, s_sk, HEADS: gl.constexpr, D: gl.constexpr,
+                 BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CONSUMERS: gl.constexpr, CANDIDATES: gl.constexpr,
+                 PINGPONG: gl.constexpr, FP8: gl.constexpr, CONSUMER_REGS: gl.constexpr, num_warps: gl.constexpr):
+    # The specialized kernel: the block walk of _hstu_wg_fwd, a producer warp filling the rings and
+    # CONSUMERS warpgroups of 64 rows each reading them; a slot is free once every consumer is done.
+    # FP8: q and k in e4m3 (their type), their scales (heads, tokens) at sq_ptr and sk_ptr.
     BLOCK_M: gl.constexpr = 64 * CONSUMERS
     head, start, n, hist, q_start, q_n, lo, lo_row, last, end, n_hist, own, nb = _walk(
         offsets_ptr, q_offsets_ptr, history_ptr, HEADS, BLOCK_M, BLOCK_N, CANDIDATES)
     if lo < q_n:
-        q_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([64, D], gl.bfloat16)
-        kv_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, D], gl.bfloat16)
+        qk_type: gl.constexpr = q_ptr.dtype.element_ty
+        q_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([64, D], qk_type)
+        k_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, D], qk_type)
+        v_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, D], gl.bfloat16)
         q_desc = tma.make_tensor_descriptor(q_ptr + head * D + q_start * s_qt, shape=[q_n, D],
                                             strides=[s_qt, 1], block_shape=[64, D], layout=q_smem_layout)
         k_desc = tma.make_tensor_descriptor(k_ptr + head * D + start * s_kt, shape=[n, D],
-                                            strides=[s_kt, 1], block_shape=[BLOCK_N, D], layout=kv_smem_layout)
+                                            strides=[s_kt, 1], block_shape=[BLOCK_N, D], layout=k_smem_layout)
         v_desc = tma.make_tensor_descriptor(v_ptr + head * D + start * s_vt, shape=[n, D],
-                                            strides=[s_vt, 1], block_shape=[BLOCK_N, D], layout=kv_smem_layout)
-        q_smem = gl.allocate_shared_memory(gl.bfloat16, [CONSUMERS, 64, D], q_smem_layout)
-        kv = gl.allocate_shared_memory(gl.bfloat16, [2 * STAGES, BLOCK_N, D], kv_smem_layout)
+                                            strides=[s_vt, 1], block_shape=[BLOCK_N, D], layout=v_smem_layout)
+        q_smem = gl.allocate_shared_memory(qk_type, [CONSUMERS, 64, D], q_smem_layout)
+        k_ring = gl.allocate_shared_memory(qk_type, [STAGES, BLOCK_N, D], k_smem_layout)
+        v_ring = gl.allocate_shared_memory(gl.bfloat16, [STAGES, BLOCK_N, D], v_smem_layout)
         ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
         empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
         q_bars = gl.allocate_shared_memory(gl.int64, [CONSUMERS, 1], mbarrier.MBarrierLayout())
@@ -381,20 +409,25 @@ def _hstu_ws_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history
             mbarrier.init(q_bars.index(i), count=1)
             mbarrier.init(turn.index(i), count=1)
         o_base = o_ptr + head * D + q_start * s_ot
+        sq = sq_ptr + head * s_sq + q_start
+        sk = sk_ptr + head * s_sk + start
         if CONSUMERS == 2:
             gl.warp_specialize([
-                (_ws_consumer, (o_base, s_ot, q_smem, kv, ready, empty, q_bars, turn, half_alpha, inv_scale, lo, lo_row,
-                                q_n, nb, n_hist, own, end, last, hist, 0, D, BLOCK_N, STAGES, PINGPONG)),
-                (_ws_consumer, (o_base, s_ot, q_smem, kv, ready, empty, q_bars, turn, half_alpha, inv_scale, lo, lo_row,
-                                q_n, nb, n_hist, own, end, last, hist, 1, D, BLOCK_N, STAGES, PINGPONG)),
-                (_ws_producer, (q_desc, k_desc, v_desc, q_smem, kv, ready, empty, q_bars, lo, nb, n_hist, own,
+                (_ws_consumer, (o_base, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn, half_alpha, inv_scale, sq,
+                                sk, lo, lo_row, q_n, n, nb, n_hist, own, end, last, hist, 0, D, BLOCK_N, STAGES, PINGPONG,
+                                FP8)),
+                (_ws_consumer, (o_base, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn, half_alpha, inv_scale, sq,
+                                sk, lo, lo_row, q_n, n, nb, n_hist, own, end, last, hist, 1, D, BLOCK_N, STAGES, PINGPONG,
+                                FP8)),
+                (_ws_producer, (q_desc, k_desc, v_desc, q_smem, k_ring, v_ring, ready, empty, q_bars, lo, nb, n_hist, own,
                                 STAGES, BLOCK_N, CONSUMERS)),
             ], [4, 1], [CONSUMER_REGS, 24])
         else:
             gl.warp_specialize([
-                (_ws_consumer, (o_base, s_ot, q_smem, kv, ready, empty, q_bars, turn, half_alpha, inv_scale, lo, lo_row,
-                                q_n, nb, n_hist, own, end, last, hist, 0, D, BLOCK_N, STAGES, PINGPONG)),
-                (_ws_producer, (q_desc, k_desc, v_desc, q_smem, kv, ready, empty, q_bars, lo, nb, n_hist, own,
+                (_ws_consumer, (o_base, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn, half_alpha, inv_scale, sq,
+                                sk, lo, lo_row, q_n, n, nb, n_hist, own, end, last, hist, 0, D, BLOCK_N, STAGES, PINGPONG,
+                                FP8)),
+                (_ws_producer, (q_desc, k_desc, v_desc, q_smem, k_ring, v_ring, ready, empty, q_bars, lo, nb, n_hist, own,
                                 STAGES, BLOCK_N, CONSUMERS)),
             ], [1], [24])
 
@@ -414,11 +447,17 @@ def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
 
 def hstu_attention_wg(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor,
                       history: torch.Tensor, max_queries: int, alpha: float, scale: int, *,
-                      q_offsets: torch.Tensor | None = None, tile: WgTile | None = None) -> torch.Tensor:
+                      q_offsets: torch.Tensor | None = None, tile: WgTile | None = None,
+                      qk_fp8: bool = False) -> torch.Tensor:
     """:func:`suite.backends.kernels.hstu.hstu_attention` for bf16 on Hopper (see the module and
     :func:`supported`): q, k, v (T, heads, 128) packed by ``offsets``, -> (rows, heads, 128) fp32;
-    ``q_offsets``: q holds each request's candidate rows alone (``max_queries`` the most of any)."""
+    ``q_offsets``: q holds each request's candidate rows alone (``max_queries`` the most of any).
+    ``qk_fp8``: q and k quantized to e4m3, one scale per token and head
+    (:func:`suite.backends.kernels.hstu.quantize_heads`), the scores from fp8 products, the rest as
+    in bf16; specialized shapes only (the default's when ``tile`` is not one)."""
     tile = tile or WG_TILE
+    if qk_fp8 and not tile.specialized:
+        tile = FP8_WG_TILE
     total, heads, d = k.shape
     rows = q.shape[0]
     out = torch.empty((rows, heads, d), dtype=torch.float32, device=q.device)
@@ -427,12 +466,16 @@ def hstu_attention_wg(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets
     candidates = q_offsets is not None
     hstu._allocator(q.device)  # the kernel builds its descriptors on the device, in scratch from torch's allocator
     grid = (triton.cdiv(max_queries, tile.block_m), (len(offsets) - 1) * heads)
+    sq = sk = out  # unread in bf16
+    if qk_fp8:
+        (q, sq), (k, sk) = hstu.quantize_heads(q), hstu.quantize_heads(k)
     args = (q, k, v, out, offsets, q_offsets if candidates else offsets, history, 0.5 * alpha, 1.0 / scale,
             q.stride(0), k.stride(0), v.stride(0), out.stride(0))
     if tile.specialized:
-        _hstu_ws_fwd[grid](*args, HEADS=heads, D=d, BLOCK_N=tile.block_n, STAGES=tile.stages,
-                           CONSUMERS=tile.block_m // 64, CANDIDATES=candidates, PINGPONG=tile.pingpong,
-                           CONSUMER_REGS=240, num_warps=tile.num_warps, maxnreg=tile.maxnreg)
+        _hstu_ws_fwd[grid](*args, sq, sk, sq.stride(0), sk.stride(0), HEADS=heads, D=d, BLOCK_N=tile.block_n,
+                           STAGES=tile.stages, CONSUMERS=tile.block_m // 64, CANDIDATES=candidates,
+                           PINGPONG=tile.pingpong, FP8=qk_fp8, CONSUMER_REGS=240, num_warps=tile.num_warps,
+                           maxnreg=tile.maxnreg)
     else:
         _hstu_wg_fwd[grid](*args, HEADS=heads, D=d, BLOCK_M=tile.block_m, BLOCK_N=tile.block_n, STAGES=tile.stages,
                            CANDIDATES=candidates, ORDER=tile.order, num_warps=tile.num_warps)
