@@ -214,8 +214,8 @@ def qk8_lines(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, qc: torch.Tenso
     candidate rows alone, and the largest distance from the bf16 Triton kernel's output."""
     from suite.backends.kernels import hstu_wg
 
-    quant = gpu_ms(lambda: (hstu.quantize_heads(q), hstu.quantize_heads(k)))
-    quant_c = gpu_ms(lambda: (hstu.quantize_heads(qc), hstu.quantize_heads(k)))
+    quant = gpu_ms(lambda: (hstu.quantize_heads(q), hstu.quantize_spans(k, jag.offsets, jag.max_len)))
+    quant_c = gpu_ms(lambda: (hstu.quantize_heads(qc), hstu.quantize_spans(k, jag.offsets, jag.max_len)))
     for tile in [t for t in hstu_wg.WG_CANDIDATES if t.specialized]:
         def whole(tile: hstu_wg.WgTile = tile) -> torch.Tensor:
             return hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, tile=tile,

@@ -462,12 +462,38 @@ def test_hstu_quantize_heads_scales_each_token_and_head() -> None:
     assert back[3, 2].abs().max() == 0
 
 
+def test_hstu_quantize_spans_scales_each_request_and_head() -> None:
+    """quantize_spans: keys packed by request into e4m3 with one scale per head and request (its
+    largest magnitude in the request over 448), laid out (heads, requests); a request of zeros
+    included, and requests longer than one program's chunk."""
+    from suite.backends.kernels import hstu
+
+    g = torch.Generator().manual_seed(7)
+    lengths = torch.tensor([5, 130, 0, 64, 1])
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)]).to(DEVICE)
+    qkv = torch.randn(int(lengths.sum()), 3, 4, 128, generator=g).to(DEVICE)
+    qkv[:, 1] *= torch.repeat_interleave(torch.tensor([1.0, 30.0, 1.0, 0.01, 0.0]), lengths)[:, None, None].to(DEVICE)
+    k = qkv[:, 1]
+    k8, scale = hstu.quantize_spans(k, offsets, int(lengths.max()))
+    assert k8.shape == k.shape and k8.is_contiguous() and scale.shape == (4, 5)
+    for b in range(5):
+        lo, hi = int(offsets[b]), int(offsets[b + 1])
+        span = k[lo:hi]
+        want = span.abs().amax(dim=(0, 2)) / 448 if hi > lo else torch.zeros(4, device=DEVICE)
+        assert torch.allclose(scale[:, b], want, rtol=1e-6, atol=0), b
+        if hi > lo:
+            back = k8[lo:hi].float() * scale[:, b][None, :, None]
+            step = scale[:, b][None, :, None] * 2.0 ** -9
+            assert torch.all((back - span).abs() <= 2.0 ** -4 * span.abs() + step), b
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
 @pytest.mark.parametrize("tile", [(128, 64, 4, 2, True), (64, 64, 3, 2, True)])
 def test_hstu_gluon_qk_fp8_is_the_plain_path_on_quantized_q_and_k(tile: tuple[int | bool, ...]) -> None:
-    """``qk_fp8``: the Gluon kernel with q and k in e4m3 gives the plain path's attention on the
-    dequantized q and k (bf16 v), every row and the candidate rows alone, and stays near bf16's."""
+    """``qk_fp8``: the Gluon kernel with q (a scale per token and head) and k (per request and head)
+    in e4m3 gives the plain path's attention on the dequantized q and k (bf16 v), every row and the
+    candidate rows alone, and stays near bf16's."""
     from suite.backends.kernels import hstu, hstu_wg
     from suite.models import dlrm_v3
 
@@ -486,8 +512,9 @@ def test_hstu_gluon_qk_fp8_is_the_plain_path_on_quantized_q_and_k(tile: tuple[in
     rows = jag.candidate_rows()
     alone = hstu_wg.hstu_attention_wg(q[rows], k, v, jag.offsets, jag.history, jag.max_candidates, 0.3, jag.max_len,
                                       q_offsets=jag.candidate_offsets, tile=shape, qk_fp8=True)
-    (q8, sq), (k8, sk) = hstu.quantize_heads(q), hstu.quantize_heads(k)
-    qd, kd = q8.float() * sq.t()[..., None], k8.float() * sk.t()[..., None]
+    (q8, sq), (k8, sk) = hstu.quantize_heads(q), hstu.quantize_spans(k, jag.offsets, jag.max_len)
+    request = torch.repeat_interleave(torch.arange(len(hist), device="cuda"), jag.offsets.diff())
+    qd, kd = q8.float() * sq.t()[..., None], k8.float() * sk.t()[request][..., None]
     for part in range(0, len(hist), 4):
         lo, hi = int(jag.offsets[part]), int(jag.offsets[part + 4]) if part + 4 < len(hist) else int(jag.offsets[-1])
         sub = dlrm_v3.Jagged.of(hist[part:part + 4].cuda(), cand[part:part + 4].cuda(), jag.max_len)
@@ -731,11 +758,12 @@ def test_fused_dlrm_v3_forward_with_fp8_products_matches_the_plain_fp8_path() ->
         got = model(dense, sparse)
     assert model.describe()["projections"] == "fp8 e4m3, row-wise scales: uvqk and the output projection"
     assert got.shape == want.shape
-    # Most logits agree to float rounding; a few requests differ where a row kernel's value landed on
-    # the neighbouring e4m3 code (the fp32 math before the rounding differs in its last bit) and the
-    # layers after carried it (6.6% of the largest logit at most here).
+    # Under the interpreter (fp32) most logits agree to float rounding; a few requests differ where a
+    # row kernel's value landed on the neighbouring e4m3 code (the fp32 math before the rounding
+    # differs in its last bit) and the layers after carried it (6.6% of the largest logit at most).
+    # On the GPU the attention kernel's bf16 rounding differs from the plain path's too (median 0.2%).
     off = (got - want).abs()
-    assert off.median() <= 1e-4 * want.abs().max() and off.max() <= 0.1 * want.abs().max()
+    assert off.median() <= (1e-2 if CUDA else 1e-4) * want.abs().max() and off.max() <= 0.1 * want.abs().max()
 
 
 @pytest.mark.parametrize(("parts", "scatter", "source"), [(1, False, False), (2, True, True), (4, True, True), (3, False, True)])

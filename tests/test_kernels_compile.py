@@ -277,6 +277,14 @@ def test_hstu_fp8_quantizing_kernel_compiles_for_hopper(per_row: bool) -> None:
     assert compiled(COMPILE_ROWS, json.dumps({"kernel": "_quantize_fwd", "consts": consts, "types": types}))["cubin"] > 0
 
 
+@pytest.mark.parametrize("quantize", [False, True], ids=["scales", "values"])
+def test_hstu_span_quantizing_kernel_compiles_for_hopper(quantize: bool) -> None:
+    """quantize_spans' two passes: the per-(head, request) largest by an atomic max, then e4m3."""
+    consts = dict(HEADS=4, D=128, BLOCK_T=hstu.SPAN_TOKENS, QUANTIZE=quantize, ROUND=False)
+    types = dict(x_ptr="*bf16", out_ptr="*fp8e4nv", scale_ptr="*fp32", offsets_ptr="*i64")
+    assert compiled(COMPILE_ROWS, json.dumps({"kernel": "_spans_fwd", "consts": consts, "types": types}))["cubin"] > 0
+
+
 def test_hstu_rows_sum_kernel_compiles_for_hopper() -> None:
     """dlrm-v3's token-sum kernel: fp32 rows of 512, a source, four tables (bf16 items' rows and
     fp32 position and age rows) and a scatter, as the forward launches it for history events."""

@@ -450,6 +450,51 @@ def quantize_heads(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x8, scale
 
 
+@triton.jit
+def _spans_fwd(x_ptr, out_ptr, scale_ptr, offsets_ptr, s_t, s_h, o_t, o_h, sc_h, HEADS: tl.constexpr, D: tl.constexpr,
+               BLOCK_T: tl.constexpr, QUANTIZE: tl.constexpr, ROUND: tl.constexpr):
+    # A chunk of BLOCK_T tokens of request b, every head: without QUANTIZE, each head's largest
+    # magnitude over 448 into its (head, request) scale (an atomic max over the request's chunks,
+    # from zeros); with it, the tokens divided by that scale as e4m3.
+    b = tl.program_id(0)
+    start = tl.load(offsets_ptr + b)
+    end = tl.load(offsets_ptr + b + 1)
+    t = start + tl.program_id(1) * BLOCK_T + tl.arange(0, BLOCK_T)
+    ok = (t < end)[:, None]
+    d = tl.arange(0, D)
+    t64 = t[:, None].to(tl.int64)
+    for h in tl.static_range(HEADS):
+        x = tl.load(x_ptr + t64 * s_t + h * s_h + d[None, :], mask=ok, other=0.0).to(tl.float32)
+        if QUANTIZE:
+            scale = tl.maximum(tl.load(scale_ptr + h * sc_h + b), 1e-30)
+            tl.store(out_ptr + t64 * o_t + h * o_h + d[None, :], _scaled_fp8(x, scale, ROUND), mask=ok)
+        else:
+            tl.atomic_max(scale_ptr + h * sc_h + b, tl.max(tl.max(tl.abs(x), axis=1), axis=0) / 448.0)
+
+
+#: Tokens per program of :func:`quantize_spans`.
+SPAN_TOKENS = 64
+
+
+def quantize_spans(x: torch.Tensor, offsets: torch.Tensor, longest: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """x (T, heads, D), bf16, packed by ``offsets`` (N + 1) into requests of at most ``longest``
+    tokens (an upper bound known on the host: nothing waits for the device), as fp8 e4m3 (T, heads,
+    D) contiguous with one dequantizing scale per head and request (the largest magnitude of that
+    head's values in the request over 448; 0 for a request of zeros), laid out (heads, N): the Gluon
+    kernel's keys with ``qk_fp8``, whose scale then multiplies a whole row of scores at once. Two
+    passes over x (the scales, then the values)."""
+    tokens, heads, d = x.shape
+    n = len(offsets) - 1
+    x8 = torch.empty((tokens, heads, d), dtype=torch.float8_e4m3fn, device=x.device)
+    scale = torch.zeros((heads, n), dtype=torch.float32, device=x.device)
+    if tokens and n:
+        grid = (n, triton.cdiv(longest, SPAN_TOKENS))
+        for quantize in (False, True):
+            _spans_fwd[grid](x, x8, scale, offsets, x.stride(0), x.stride(1), x8.stride(0), x8.stride(1), n, HEADS=heads, D=d,
+                             BLOCK_T=SPAN_TOKENS, QUANTIZE=quantize, ROUND=interpreted(), num_warps=4)
+    return x8, scale
+
+
 def quantize_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor) -> Quantized:
     """q (Tq, heads, D), k (T, heads, D) and v (T, heads, Dv), v's requests packed by ``offsets``
     (N + 1), as fp8 e4m3 with their dequantizing scales (fp32, made on their device, so nothing

@@ -175,13 +175,6 @@ def _walk(offsets_ptr, q_offsets_ptr, history_ptr, HEADS: gl.constexpr, BLOCK_M:
 
 
 @gluon.jit
-def _k_scales(sk_ptr, j, n_hist, own, n, cols0, BLOCK_N: gl.constexpr):
-    # Block j's keys' dequantizing scales as a (1, BLOCK_N) row (0 past the request's keys).
-    cols = gl.where(j < n_hist, j * BLOCK_N, own + (j - n_hist) * BLOCK_N) + cols0
-    return gl.expand_dims(gl.load(sk_ptr + cols, mask=cols < n, other=0.0), 0)
-
-
-@gluon.jit
 def _full_blocks(row, hist, BLOCK_N: gl.constexpr):
     # Blocks of columns that every row from ``row`` on sees (no mask): below the row for history
     # rows, the whole history for candidate rows, none for the block holding the user row.
@@ -313,13 +306,13 @@ def _ws_producer(q_desc, k_desc, v_desc, q_smem, k_ring, v_ring, ready, empty, q
 
 @gluon.jit
 def _ws_consumer(o_ptr, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn, half_alpha, inv_scale, sq_ptr, sk_ptr,
-                 lo, lo_row, q_n, n, nb, n_hist, own, end, last, hist, H: gl.constexpr, D: gl.constexpr,
+                 lo, lo_row, q_n, nb, n_hist, own, end, last, hist, H: gl.constexpr, D: gl.constexpr,
                  BLOCK_N: gl.constexpr, STAGES: gl.constexpr, PINGPONG: gl.constexpr, FP8: gl.constexpr):
     # One warpgroup: rows H * 64 to H * 64 + 63 of the block, in order 2. With PINGPONG the two
     # consumers take turns to issue their products (consumer 0 first): each waits for its turn,
     # issues, then hands the turn over, so that one's SiLU runs beside the other's products. FP8: q
-    # and k in e4m3, each score scaled by its row's and its column's scales (sq_ptr, sk_ptr: this
-    # head's, from the request's first query and key) before the SiLU; p v stays bf16.
+    # and k in e4m3, each row of scores scaled by its query's scale (sq_ptr: this head's, from the
+    # request's first query) times the request's keys' one (at sk_ptr) with alpha; p v stays bf16.
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
                                                        instr_shape=[16, BLOCK_N, 32 if FP8 else 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
@@ -333,18 +326,16 @@ def _ws_consumer(o_ptr, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn
     zero_s = gl.zeros([64, BLOCK_N], gl.float32, s_layout)
     q = q_smem.index(H)
     acc = gl.zeros([64, D], gl.float32, o_layout)
-    if FP8:  # half alpha times each row's scale
+    if FP8:  # half alpha times each row's scale and the keys' scale
         q_rows = lo + H * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, s_layout))
-        row_c = gl.expand_dims(gl.load(sq_ptr + q_rows, mask=q_rows < q_n, other=0.0) * half_alpha, 1)
+        row_c = gl.expand_dims(gl.load(sq_ptr + q_rows, mask=q_rows < q_n, other=0.0) * (half_alpha * gl.load(sk_ptr)), 1)
     mbarrier.wait(q_bars.index(H), 0)
     if nb > 0:
         mbarrier.wait(ready.index(0), 0)
-        if FP8:
-            k_c = _k_scales(sk_ptr, 0, n_hist, own, n, cols0, BLOCK_N)
         s = warpgroup_mma(q, k_ring.index(0).permute((1, 0)), zero_s, use_acc=False, is_async=True)
         s = warpgroup_mma_wait(0, deps=[s])
         if FP8:
-            y = _p_of(s * k_c, 0, row_c, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
+            y = _p_of(s, 0, row_c, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
         else:
             y = _p_of(s, 0, half_alpha, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
         p = gl.convert_layout(y.to(gl.bfloat16), p_layout)
@@ -357,11 +348,9 @@ def _ws_consumer(o_ptr, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn
             acc = warpgroup_mma(p, v_ring.index(j % STAGES), acc, is_async=True)
             if PINGPONG:
                 mbarrier.arrive(turn.index(1 - H), count=1)
-            if FP8:  # the next block's column scales, loaded while the products run
-                k_c = _k_scales(sk_ptr, j + 1, n_hist, own, n, cols0, BLOCK_N)
             s = warpgroup_mma_wait(1, deps=[s_next])
             if FP8:
-                y = _p_of(s * k_c, j + 1, row_c, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
+                y = _p_of(s, j + 1, row_c, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
             else:
                 y = _p_of(s, j + 1, half_alpha, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
             acc, p = warpgroup_mma_wait(0, deps=[acc, p])
@@ -380,7 +369,7 @@ def _hstu_ws_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history
                  PINGPONG: gl.constexpr, FP8: gl.constexpr, CONSUMER_REGS: gl.constexpr, num_warps: gl.constexpr):
     # The specialized kernel: the block walk of _hstu_wg_fwd, a producer warp filling the rings and
     # CONSUMERS warpgroups of 64 rows each reading them; a slot is free once every consumer is done.
-    # FP8: q and k in e4m3 (their type), their scales (heads, tokens) at sq_ptr and sk_ptr.
+    # FP8: q and k in e4m3 (their type), q's scales (heads, tokens) at sq_ptr, k's (heads, requests) at sk_ptr.
     BLOCK_M: gl.constexpr = 64 * CONSUMERS
     head, start, n, hist, q_start, q_n, lo, lo_row, last, end, n_hist, own, nb = _walk(
         offsets_ptr, q_offsets_ptr, history_ptr, HEADS, BLOCK_M, BLOCK_N, CANDIDATES)
@@ -410,14 +399,14 @@ def _hstu_ws_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history
             mbarrier.init(turn.index(i), count=1)
         o_base = o_ptr + head * D + q_start * s_ot
         sq = sq_ptr + head * s_sq + q_start
-        sk = sk_ptr + head * s_sk + start
+        sk = sk_ptr + head * s_sk + gl.program_id(1) // HEADS
         if CONSUMERS == 2:
             gl.warp_specialize([
                 (_ws_consumer, (o_base, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn, half_alpha, inv_scale, sq,
-                                sk, lo, lo_row, q_n, n, nb, n_hist, own, end, last, hist, 0, D, BLOCK_N, STAGES, PINGPONG,
+                                sk, lo, lo_row, q_n, nb, n_hist, own, end, last, hist, 0, D, BLOCK_N, STAGES, PINGPONG,
                                 FP8)),
                 (_ws_consumer, (o_base, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn, half_alpha, inv_scale, sq,
-                                sk, lo, lo_row, q_n, n, nb, n_hist, own, end, last, hist, 1, D, BLOCK_N, STAGES, PINGPONG,
+                                sk, lo, lo_row, q_n, nb, n_hist, own, end, last, hist, 1, D, BLOCK_N, STAGES, PINGPONG,
                                 FP8)),
                 (_ws_producer, (q_desc, k_desc, v_desc, q_smem, k_ring, v_ring, ready, empty, q_bars, lo, nb, n_hist, own,
                                 STAGES, BLOCK_N, CONSUMERS)),
@@ -425,7 +414,7 @@ def _hstu_ws_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history
         else:
             gl.warp_specialize([
                 (_ws_consumer, (o_base, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn, half_alpha, inv_scale, sq,
-                                sk, lo, lo_row, q_n, n, nb, n_hist, own, end, last, hist, 0, D, BLOCK_N, STAGES, PINGPONG,
+                                sk, lo, lo_row, q_n, nb, n_hist, own, end, last, hist, 0, D, BLOCK_N, STAGES, PINGPONG,
                                 FP8)),
                 (_ws_producer, (q_desc, k_desc, v_desc, q_smem, k_ring, v_ring, ready, empty, q_bars, lo, nb, n_hist, own,
                                 STAGES, BLOCK_N, CONSUMERS)),
@@ -453,8 +442,10 @@ def hstu_attention_wg(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets
     :func:`supported`): q, k, v (T, heads, 128) packed by ``offsets``, -> (rows, heads, 128) fp32;
     ``q_offsets``: q holds each request's candidate rows alone (``max_queries`` the most of any).
     ``qk_fp8``: q and k quantized to e4m3, one scale per token and head
-    (:func:`suite.backends.kernels.hstu.quantize_heads`), the scores from fp8 products, the rest as
-    in bf16; specialized shapes only (the default's when ``tile`` is not one)."""
+    (:func:`suite.backends.kernels.hstu.quantize_heads`), and k with one scale per request and head
+    (:func:`suite.backends.kernels.hstu.quantize_spans`: a row of scores then takes one scale, as in
+    bf16 it takes alpha); the scores from fp8 products, the rest as in bf16; specialized shapes only
+    (the default's when ``tile`` is not one)."""
     tile = tile or WG_TILE
     if qk_fp8 and not tile.specialized:
         tile = FP8_WG_TILE
@@ -468,7 +459,7 @@ def hstu_attention_wg(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets
     grid = (triton.cdiv(max_queries, tile.block_m), (len(offsets) - 1) * heads)
     sq = sk = out  # unread in bf16
     if qk_fp8:
-        (q, sq), (k, sk) = hstu.quantize_heads(q), hstu.quantize_heads(k)
+        (q, sq), (k, sk) = hstu.quantize_heads(q), hstu.quantize_spans(k, offsets, scale)
     args = (q, k, v, out, offsets, q_offsets if candidates else offsets, history, 0.5 * alpha, 1.0 / scale,
             q.stride(0), k.stride(0), v.stride(0), out.stride(0))
     if tile.specialized:
