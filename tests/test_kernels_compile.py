@@ -233,7 +233,7 @@ def test_hstu_gluon_attention_compiles_for_hopper(tile: hstu_wg.WgTile, candidat
 
 
 @pytest.mark.parametrize("candidates", [False, True], ids=["every-row", "candidates"])
-@pytest.mark.parametrize("tile", [hstu_wg.FP8_WG_TILE, hstu_wg.WgTile(64, 64, 3, 2, True)], ids=hstu_wg.WgTile.text)
+@pytest.mark.parametrize("tile", [hstu_wg.FP8_WG_TILE, hstu_wg.WgTile(128, 64, 4, 2, True)], ids=hstu_wg.WgTile.text)
 def test_hstu_gluon_qk_fp8_compiles_to_e4m3_scores_and_bf16_values(tile: hstu_wg.WgTile, candidates: bool) -> None:
     """``qk_fp8``: the scores' products take e4m3 operands, the products with v stay bf16, with the
     partitions of the bf16 kernel, no spills and nothing serialized."""

@@ -932,7 +932,7 @@ def tune(history: torch.Tensor, candidates: torch.Tensor, heads: int = 4, dim: i
 def _wg_tile(qk_fp8: bool = False) -> str:
     from suite.backends.kernels import hstu_wg
 
-    return (hstu_wg.FP8_WG_TILE if qk_fp8 and not hstu_wg.WG_TILE.specialized else hstu_wg.WG_TILE).text()
+    return (hstu_wg.FP8_WG_TILE if qk_fp8 else hstu_wg.WG_TILE).text()
 
 
 def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: bool = False,

@@ -28,8 +28,10 @@ blocks) without stepping together. Consumers get 240 registers a thread, the pro
 MLPerf-size requests) 128 rows specialized took 0.977 ms, 64 x 64 order 2 unspecialized 1.042,
 order 0 1.081, order 1 1.309, against 1.111 for the Triton kernel (docs/dlrm-v3.md).
 
-bf16 only (the fp8 path and the interpreter keep the Triton kernel), q, k and v with their last
-dimension contiguous and 16-byte-aligned rows, heads of 128, an sm_90 GPU (:func:`supported`).
+bf16 inputs (the interpreter and the all-fp8 path keep the Triton kernel), q, k and v with their
+last dimension contiguous and 16-byte-aligned rows, heads of 128, an sm_90 GPU (:func:`supported`).
+With ``qk_fp8`` the specialized kernel quantizes q and k to e4m3 and takes its scores from 8-bit
+products (``--option attention=qk-fp8``: the kernel 1.26x faster on an H200, docs/dlrm-v3.md).
 Over 450 lines because it holds both kernels (unspecialized and specialized), which share their
 block walk and SiLU, and the launch and tune code that picks between them.
 """
@@ -102,8 +104,10 @@ class WgTile:
 #: turns, 0.987 for one consumer of 64 rows and 1.111 for the Triton kernel's default
 #: (benchmarks/results/gpu_server_h200_s23/c2; c1 the same order). :func:`tune` replaces it.
 WG_TILE = WgTile(128, 64, 4, 2, True)
-#: The shape ``qk_fp8`` launches with where the one asked for is not specialized.
-FP8_WG_TILE = WgTile(128, 64, 4, 2, True)
+#: The shape ``qk_fp8`` launches with unless given one: one consumer of 64 rows, the fastest with q
+#: and k in fp8 on an H200 (0.925 ms for 8 MLPerf-size requests, quantizing included, against 0.950
+#: for the two consumers of WG_TILE and 1.002 for WG_TILE in bf16; benchmarks/results/gpu_server_h200_s24/c4).
+FP8_WG_TILE = WgTile(64, 64, 3, 2, True)
 #: What :func:`tune` and ``benchmarks/hstu_gpu.py --tiles --gluon`` time: the unspecialized orders
 #: (0 and 1 for comparison), then the specialized shapes. 128 key columns a step were slower (1.000 ms
 #: with three slots, 1.49 to 1.54 with two) and spill a few bytes in the every-row form: left out.
@@ -445,10 +449,10 @@ def hstu_attention_wg(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets
     (:func:`suite.backends.kernels.hstu.quantize_heads`), and k with one scale per request and head
     (:func:`suite.backends.kernels.hstu.quantize_spans`: a row of scores then takes one scale, as in
     bf16 it takes alpha); the scores from fp8 products, the rest as in bf16; specialized shapes only
-    (the default's when ``tile`` is not one)."""
-    tile = tile or WG_TILE
+    (:data:`FP8_WG_TILE` unless ``tile`` is given)."""
+    tile = tile or (FP8_WG_TILE if qk_fp8 else WG_TILE)
     if qk_fp8 and not tile.specialized:
-        tile = FP8_WG_TILE
+        raise ValueError(f"q and k in fp8 take specialized shapes (got {tile.text()})")
     total, heads, d = k.shape
     rows = q.shape[0]
     out = torch.empty((rows, heads, d), dtype=torch.float32, device=q.device)
