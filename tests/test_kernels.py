@@ -812,29 +812,22 @@ def test_fused_dlrm_v3_forward_matches_the_plain_path() -> None:
 @pytest.mark.skipif(CUDA, reason="on a GPU the sm_90 check may pass")
 def test_dlrm_v3_attention_option_takes_gluon_only_where_it_runs() -> None:
     """``attention=auto`` (the default) launches the Gluon kernel only where it runs and the Triton
-    kernel elsewhere; ``attention=gluon`` asked for where it cannot run is refused at load, saying why."""
-    from suite.errors import BackendUnavailableError
+    kernel elsewhere; ``attention=gluon`` or ``qk-fp8`` asked for where it cannot run, and fp8
+    ``projections`` outside bf16, are refused at load, saying why."""
+    from suite.errors import BackendUnavailableError, ConfigError
 
     spec = ModelSpec(name="dlrm-v3", scale="tiny")
     model = fused.for_backend(build(spec), spec, "bf16", {})
     assert model.describe()["attention"].startswith("triton hstu_attention")  # type: ignore[operator]  # describe is patched in
-    with pytest.raises(BackendUnavailableError) as caught:
-        fused.for_backend(build(spec), spec, "bf16", {"attention": "gluon"})
-    assert str(caught.value) == "'attention' gluon needs an sm_90 GPU (Hopper: H100, H200; got cpu)"
-    with pytest.raises(BackendUnavailableError) as caught:
-        fused.for_backend(build(spec), spec, "fp16", {"attention": "gluon"})
-    assert str(caught.value) == "'attention' gluon runs bf16 only (got 'fp16')"
-    with pytest.raises(BackendUnavailableError) as caught:
-        fused.for_backend(build(spec), spec, "bf16", {"attention": "qk-fp8"})
-    assert str(caught.value) == "'attention' qk-fp8 needs an sm_90 GPU (Hopper: H100, H200; got cpu)"
-    from suite.errors import ConfigError
-
-    with pytest.raises(ConfigError) as refused:
-        fused.for_backend(build(spec), spec, "fp16", {"projections": "fp8"})
-    assert str(refused.value) == "'projections' fp8 needs 'precision' bf16 (got 'fp16')"
-    with pytest.raises(ConfigError) as refused:
-        fused.for_backend(build(spec), spec, "bf16", {"projections": "int8"})
-    assert str(refused.value) == "'projections' must be one of ['bf16', 'fp8', 'fp8-out'] (got 'int8')"
+    for precision, options, error, message in (
+            ("bf16", {"attention": "gluon"}, BackendUnavailableError, "'attention' gluon needs an sm_90 GPU (Hopper: H100, H200; got cpu)"),
+            ("fp16", {"attention": "gluon"}, BackendUnavailableError, "'attention' gluon runs bf16 only (got 'fp16')"),
+            ("bf16", {"attention": "qk-fp8"}, BackendUnavailableError, "'attention' qk-fp8 needs an sm_90 GPU (Hopper: H100, H200; got cpu)"),
+            ("fp16", {"projections": "fp8"}, ConfigError, "'projections' fp8 needs 'precision' bf16 (got 'fp16')"),
+            ("bf16", {"projections": "int8"}, ConfigError, "'projections' must be one of ['bf16', 'fp8', 'fp8-out'] (got 'int8')")):
+        with pytest.raises(error) as caught:
+            fused.for_backend(build(spec), spec, precision, options)
+        assert str(caught.value) == message
 
 
 @pytest.mark.cuda

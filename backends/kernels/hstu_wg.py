@@ -333,15 +333,14 @@ def _ws_consumer(o_ptr, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn
     if FP8:  # half alpha times each row's scale and the keys' scale
         q_rows = lo + H * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, s_layout))
         row_c = gl.expand_dims(gl.load(sq_ptr + q_rows, mask=q_rows < q_n, other=0.0) * (half_alpha * gl.load(sk_ptr)), 1)
+    else:
+        row_c = half_alpha
     mbarrier.wait(q_bars.index(H), 0)
     if nb > 0:
         mbarrier.wait(ready.index(0), 0)
         s = warpgroup_mma(q, k_ring.index(0).permute((1, 0)), zero_s, use_acc=False, is_async=True)
         s = warpgroup_mma_wait(0, deps=[s])
-        if FP8:
-            y = _p_of(s, 0, row_c, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
-        else:
-            y = _p_of(s, 0, half_alpha, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
+        y = _p_of(s, 0, row_c, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
         p = gl.convert_layout(y.to(gl.bfloat16), p_layout)
         for j in range(0, nb):
             nxt = (j + 1) % STAGES
@@ -353,10 +352,7 @@ def _ws_consumer(o_ptr, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn
             if PINGPONG:
                 mbarrier.arrive(turn.index(1 - H), count=1)
             s = warpgroup_mma_wait(1, deps=[s_next])
-            if FP8:
-                y = _p_of(s, j + 1, row_c, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
-            else:
-                y = _p_of(s, j + 1, half_alpha, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
+            y = _p_of(s, j + 1, row_c, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
             acc, p = warpgroup_mma_wait(0, deps=[acc, p])
             mbarrier.arrive(empty.index(j % STAGES), count=1)
             p = gl.convert_layout(y.to(gl.bfloat16), p_layout)
@@ -445,8 +441,8 @@ def hstu_attention_wg(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets
     """:func:`suite.backends.kernels.hstu.hstu_attention` for bf16 on Hopper (see the module and
     :func:`supported`): q, k, v (T, heads, 128) packed by ``offsets``, -> (rows, heads, 128) fp32;
     ``q_offsets``: q holds each request's candidate rows alone (``max_queries`` the most of any).
-    ``qk_fp8``: q and k quantized to e4m3, one scale per token and head
-    (:func:`suite.backends.kernels.hstu.quantize_heads`), and k with one scale per request and head
+    ``qk_fp8``: q and k quantized to e4m3, q with one scale per token and head
+    (:func:`suite.backends.kernels.hstu.quantize_heads`), k with one per request and head
     (:func:`suite.backends.kernels.hstu.quantize_spans`: a row of scores then takes one scale, as in
     bf16 it takes alpha); the scores from fp8 products, the rest as in bf16; specialized shapes only
     (:data:`FP8_WG_TILE` unless ``tile`` is given)."""

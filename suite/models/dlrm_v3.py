@@ -382,6 +382,25 @@ class STULayer(nn.Module):
         self.gate = gate
         self.residual_out = residual_out
 
+    # The uvqk product and the output, as methods an instance may shadow (suite.models.dlrm_v3_fp8
+    # does, with fp8 forms): the product's input made from x, the product's output columns lo:hi, the
+    # input's rows ``keep``, and the layer's output from x, u and the attention.
+    def source(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The uvqk product's input: the layer norm of x, rounded to the matmuls' dtype."""
+        return (self.norm_to(x, self.uvqk.weight.dtype),)
+
+    def product(self, src: tuple[torch.Tensor, ...], lo: int, hi: int) -> torch.Tensor:
+        """Columns lo:hi of the uvqk product of :meth:`source`'s input."""
+        return F.linear(src[0], self.uvqk.weight[lo:hi], self.uvqk.bias[lo:hi])
+
+    def pick(self, src: tuple[torch.Tensor, ...], keep: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The rows ``keep`` of :meth:`source`'s input."""
+        return (src[0][keep],)
+
+    def output(self, x: torch.Tensor, u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """x plus the output projection of the gate of u and the attention a (rows, h * lin)."""
+        return self.residual_out(x, self.gate(u, a), self.out.weight)
+
     def forward(self, x: torch.Tensor, jag: Jagged, keep: torch.Tensor | None = None) -> torch.Tensor:
         """x (T, dim): the packed tokens of a batch of requests laid out by ``jag``, in the residual
         stream's dtype (fp32 when the layer's weights are 16-bit: see :class:`DLRMv3`). ``keep``:
@@ -390,23 +409,19 @@ class STULayer(nn.Module):
         their queries, gates, attention and output projection are the only ones computed (every
         row's keys and values still are: a candidate attends to the whole history). Exact."""
         h, lin, qk = self.heads, self.lin, self.qk
-        low = self.uvqk.weight.dtype
         # Layer norms run in the stream's dtype; only the matmuls' operands are rounded to 16 bits.
-        xn = self.norm_to(x, low)
+        src = self.source(x)
+        cut = (0, lin * h, 2 * lin * h, 2 * lin * h + qk * h, 2 * lin * h + 2 * qk * h)  # u, v, q, k
         if keep is None:
-            u, v, q, k = torch.split(self.uvqk(xn), [lin * h, lin * h, qk * h, qk * h], dim=-1)
+            u, v, q, k = torch.split(self.product(src, 0, cut[4]), [lin * h, lin * h, qk * h, qk * h], dim=-1)
         else:
-            w, b = self.uvqk.weight, self.uvqk.bias
-            cut = (0, lin * h, 2 * lin * h, 2 * lin * h + qk * h, 2 * lin * h + 2 * qk * h)  # u, v, q, k
-            v = F.linear(xn, w[cut[1]:cut[2]], b[cut[1]:cut[2]])
-            k = F.linear(xn, w[cut[3]:cut[4]], b[cut[3]:cut[4]])
-            xn, x = xn[keep], x[keep]
-            u = F.linear(xn, w[cut[0]:cut[1]], b[cut[0]:cut[1]])
-            q = F.linear(xn, w[cut[2]:cut[3]], b[cut[2]:cut[3]])
+            v, k = self.product(src, cut[1], cut[2]), self.product(src, cut[3], cut[4])
+            src, x = self.pick(src, keep), x[keep]
+            u, q = self.product(src, cut[0], cut[1]), self.product(src, cut[2], cut[3])
         rows, total = x.shape[0], k.shape[0]
         a = self.attend(q.view(rows, h, qk), k.view(total, h, qk), v.view(total, h, lin), jag, self.alpha,
                         candidates=keep is not None)
-        return self.residual_out(x, self.gate(u, a.reshape(rows, h * lin).to(x.dtype)), self.out.weight)
+        return self.output(x, u, a.reshape(rows, h * lin).to(x.dtype))
 
 
 class DLRMv3(nn.Module):

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from suite.models.dlrm_v3 import Jagged, STULayer
+from suite.models.dlrm_v3 import STULayer
 
 #: e4m3's largest finite magnitude.
 E4M3_MAX = 448.0
@@ -124,7 +124,9 @@ def wide_output(device: torch.device) -> bool:
 class Fp8Layer:
     """One STU layer's products in fp8 (``uvqk`` None: that one in bf16, as the bf16 layer runs
     it), the dtype the output projection comes out in, and the row functions that feed the
-    products (replaceable by fused kernels with the same numbers)."""
+    products (replaceable by fused kernels with the same numbers). :meth:`install` puts them in
+    the layer's place (:class:`suite.models.dlrm_v3.STULayer`'s ``source``, ``product``, ``pick``
+    and ``output``): the layer's forward is otherwise its own."""
 
     uvqk: Fp8Linear | None
     out: Fp8Linear
@@ -141,50 +143,21 @@ class Fp8Layer:
         return cls(Fp8Linear.of(w, layer.uvqk.bias) if products == "fp8" else None, Fp8Linear.of(layer.out.weight),
                    wide, **rows)
 
-
-def stu_forward_fp8(layer: STULayer, fp8: Fp8Layer, x: torch.Tensor, jag: Jagged,
-                    keep: torch.Tensor | None = None) -> torch.Tensor:
-    """:meth:`suite.models.dlrm_v3.STULayer.forward` with its products in fp8 (``fp8``); the same
-    arguments and result. x is the layer's own input (fp32): the output is added into it."""
-    h, lin, qk = layer.heads, layer.lin, layer.qk
-    low = layer.uvqk.weight.dtype
-    src: tuple[torch.Tensor, ...]
-    if fp8.uvqk is None:
-        w, b = layer.uvqk.weight, layer.uvqk.bias
-        src = (layer.norm_to(x, low),)
-
-        def project(lo: int, hi: int, src: tuple[torch.Tensor, ...]) -> torch.Tensor:
-            return F.linear(src[0], w[lo:hi], b[lo:hi])
-
-        def pick(src: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-            return (src[0][keep],)
-    else:
-        uvqk = fp8.uvqk
-        src = fp8.norm(x)
-
-        def project(lo: int, hi: int, src: tuple[torch.Tensor, ...]) -> torch.Tensor:
-            return uvqk.rows(lo, hi)(src[0], src[1], low)
-
-        def pick(src: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-            return gather_rows(src[0], keep), src[1][keep]
-    cut = (0, lin * h, 2 * lin * h, 2 * lin * h + qk * h, 2 * lin * h + 2 * qk * h)  # u, v, q, k
-    if keep is None:
-        u, v, q, k = torch.split(project(0, cut[4], src), [lin * h, lin * h, qk * h, qk * h], dim=-1)
-    else:
-        v, k = project(cut[1], cut[2], src), project(cut[3], cut[4], src)
-        src, x = pick(src), x[keep]
-        u, q = project(cut[0], cut[1], src), project(cut[2], cut[3], src)
-    rows, total = x.shape[0], k.shape[0]
-    a = layer.attend(q.view(rows, h, qk), k.view(total, h, qk), v.view(total, h, lin), jag, layer.alpha,
-                     candidates=keep is not None)
-    g8, sg = fp8.gate(u, a.reshape(rows, h * lin))
-    return x.add_(fp8.out(g8, sg, fp8.out_dtype))
+    def install(self, layer: STULayer) -> None:
+        """Shadow the layer's ``output`` (and, with ``uvqk``, its ``source``, ``product`` and
+        ``pick``) with the fp8 forms; x, the layer's own input (fp32), takes the output in place."""
+        uvqk, low = self.uvqk, layer.uvqk.weight.dtype
+        if uvqk is not None:
+            layer.source = self.norm  # type: ignore[method-assign, assignment]  # an instance's own form, by design; a pair is a tuple
+            layer.product = lambda src, lo, hi: uvqk.rows(lo, hi)(src[0], src[1], low)  # type: ignore[method-assign]  # as above
+            layer.pick = lambda src, keep: (gather_rows(src[0], keep), src[1][keep])  # type: ignore[method-assign]  # as above
+        layer.output = lambda x, u, a: x.add_(self.out(*self.gate(u, a), self.out_dtype))  # type: ignore[method-assign]  # as above
 
 
 def use_fp8_projections(model: nn.Module, products: str = "fp8", **rows: Callable) -> nn.Module:
     """Have every STU layer of a built 16-bit dlrm-v3 run ``products`` (:data:`PRODUCTS`) in fp8
-    (:func:`stu_forward_fp8`); ``rows``: fused ``norm`` and ``gate`` in place of the plain ones.
+    (:meth:`Fp8Layer.install`); ``rows``: fused ``norm`` and ``gate`` in place of the plain ones.
     Returns the model it was given."""
     for layer in model.layers:  # type: ignore[union-attr]  # the dlrm-v3 model's ModuleList
-        layer.forward = functools.partial(stu_forward_fp8, layer, Fp8Layer.of(layer, products, **rows))
+        Fp8Layer.of(layer, products, **rows).install(layer)
     return model
