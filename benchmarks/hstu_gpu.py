@@ -209,14 +209,14 @@ def gluon_lines(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, qc: torch.Ten
 
 def qk8_lines(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, qc: torch.Tensor, jag, flops: float, cand_flops: float,
               shape: dict, want: torch.Tensor, want_c: torch.Tensor) -> None:
-    """The Gluon kernel with q and k in fp8 (``qk_fp8``) in its specialized shapes: ms with the
+    """The Gluon kernel with q and k in fp8 (``qk_fp8``) in its fp8 shapes (``hstu_wg.FP8_CANDIDATES``): ms with the
     quantizing of q and k (timed apart too), the kernel's TFLOP/s without it, every row and the
     candidate rows alone, and the largest distance from the bf16 Triton kernel's output."""
     from suite.backends.kernels import hstu_wg
 
     quant = gpu_ms(lambda: (hstu.quantize_heads(q), hstu.quantize_spans(k, jag.offsets, jag.max_len)))
     quant_c = gpu_ms(lambda: (hstu.quantize_heads(qc), hstu.quantize_spans(k, jag.offsets, jag.max_len)))
-    for tile in [t for t in hstu_wg.WG_CANDIDATES if t.specialized]:
+    for tile in hstu_wg.FP8_CANDIDATES:
         def whole(tile: hstu_wg.WgTile = tile) -> torch.Tensor:
             return hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, tile=tile,
                                              qk_fp8=True)

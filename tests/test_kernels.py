@@ -809,6 +809,26 @@ def test_fused_dlrm_v3_forward_matches_the_plain_path() -> None:
     assert torch.allclose(got, want, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+def test_hstu_gluon_tune_with_qk_fp8_picks_the_fastest_fp8_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tune(qk_fp8=True)`` (``attention=qk-fp8 tune=1``) times the fp8 shapes against the default
+    fp8 shape's output and makes the fastest :data:`hstu_wg.FP8_WG_TILE`; the bf16 shape stays."""
+    from suite.backends.kernels import hstu_wg
+
+    if torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("the Gluon kernel is for sm_90")
+    monkeypatch.setattr(hstu_wg, "FP8_WG_TILE", hstu_wg.FP8_WG_TILE)
+    monkeypatch.setattr(hstu_wg, "WG_TILE", hstu_wg.WG_TILE)
+    bf16 = hstu_wg.WG_TILE
+    shapes = (hstu_wg.WgTile(64, 64, 3, 2, True), hstu_wg.WgTile(64, 64, 4, 2, True), hstu_wg.WgTile(128, 64, 4, 2, True))
+    rejected: list[str] = []
+    timed = hstu_wg.tune(torch.tensor([700, 1300]), torch.tensor([200, 64]), calls=2, tiles=shapes, rejected=rejected,
+                         qk_fp8=True)
+    assert not rejected and [tile for tile, _ in timed] == list(shapes)
+    assert hstu_wg.FP8_WG_TILE == min(timed, key=lambda t: t[1])[0] and hstu_wg.WG_TILE == bf16
+
+
 @pytest.mark.skipif(CUDA, reason="on a GPU the sm_90 check may pass")
 def test_dlrm_v3_attention_option_takes_gluon_only_where_it_runs() -> None:
     """``attention=auto`` (the default) launches the Gluon kernel only where it runs and the Triton

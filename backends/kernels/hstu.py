@@ -941,7 +941,8 @@ def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: b
     ``tune_tiles``: first time :data:`CANDIDATES` on eight MLPerf-size requests (6,750 events,
     2,048 candidates) and launch with the fastest; ``fp8``: both of the attention's products in
     fp8 e4m3 (:func:`hstu_attention`); ``gluon``: the attention through :mod:`suite.backends.kernels.hstu_wg`
-    where it takes the tensors (its shapes are then what ``tune_tiles`` times); ``projections``:
+    where it takes the tensors (its shapes are then what ``tune_tiles`` times, the fp8 ones with
+    ``qk_fp8``); ``projections``:
     ``fp8`` or ``fp8-out`` runs the STU layers' products (both, or the output projection) in fp8
     e4m3 (:mod:`suite.models.dlrm_v3_fp8`, with this module's row kernels); ``qk_fp8`` (with
     ``gluon``): the Gluon kernel's scores from q and k in fp8 e4m3."""
@@ -963,7 +964,8 @@ def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: b
         if gluon:
             from suite.backends.kernels import hstu_wg
 
-            timed: Sequence[tuple[Any, float]] = hstu_wg.tune(torch.full((n,), 6750), torch.full((n,), 2048), rejected=rejected)
+            timed: Sequence[tuple[Any, float]] = hstu_wg.tune(torch.full((n,), 6750), torch.full((n,), 2048), rejected=rejected,
+                                                              qk_fp8=qk_fp8)
         else:
             timed = tune(torch.full((n,), 6750), torch.full((n,), 2048), rejected=rejected)
         tuned = {tile.text(): round(ms, 3) for tile, ms in timed}

@@ -108,6 +108,14 @@ WG_TILE = WgTile(128, 64, 4, 2, True)
 #: and k in fp8 on an H200 (0.925 ms for 8 MLPerf-size requests, quantizing included, against 0.950
 #: for the two consumers of WG_TILE and 1.002 for WG_TILE in bf16; benchmarks/results/gpu_server_h200_s24/c4).
 FP8_WG_TILE = WgTile(64, 64, 3, 2, True)
+#: What :func:`tune` times for ``qk_fp8`` (``--option attention=qk-fp8 tune=1``) and
+#: ``benchmarks/hstu_gpu.py --qk-fp8`` times: the specialized shapes, and four slots for one consumer
+#: (8-bit keys leave room). On an H200 (8 MLPerf-size requests, quantizing included;
+#: benchmarks/results/gpu_server_h200_s25/c1) 64 x 64 with four slots took 0.956 ms, with three 0.993,
+#: 128 x 64 0.984, in turns 1.054; 128 key columns a step were slower (1.005 ms for 128 rows, 1.311 for
+#: 64) and spill in the every-row form: left out.
+FP8_CANDIDATES = (WgTile(64, 64, 3, 2, True), WgTile(64, 64, 4, 2, True), WgTile(128, 64, 4, 2, True),
+                  WgTile(128, 64, 4, 2, True, True))
 #: What :func:`tune` and ``benchmarks/hstu_gpu.py --tiles --gluon`` time: the unspecialized orders
 #: (0 and 1 for comparison), then the specialized shapes. 128 key columns a step were slower (1.000 ms
 #: with three slots, 1.49 to 1.54 with two) and spill a few bytes in the every-row form: left out.
@@ -474,19 +482,30 @@ def hstu_attention_wg(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets
 
 
 def tune(history: torch.Tensor, candidates: torch.Tensor, heads: int = 4, dim: int = 128, *, calls: int = 3,
-         tiles: tuple[WgTile, ...] = WG_CANDIDATES, rejected: list[str] | None = None) -> list[tuple[WgTile, float]]:
-    """:func:`suite.backends.kernels.hstu.tune` for this kernel: time every shape in ``tiles`` on
-    random bf16 q, k, v of jagged requests of these counts, keep those whose output is the Triton
-    kernel's (within :data:`hstu.TUNE_TOLERANCE` of its largest output), make the fastest
-    :data:`WG_TILE`, and return (tile, ms) of each kept; ``rejected`` says why the others were not."""
-    global WG_TILE
+         tiles: tuple[WgTile, ...] | None = None, rejected: list[str] | None = None,
+         qk_fp8: bool = False) -> list[tuple[WgTile, float]]:
+    """:func:`suite.backends.kernels.hstu.tune` for this kernel: time every shape in ``tiles``
+    (:data:`WG_CANDIDATES`, or :data:`FP8_CANDIDATES` with ``qk_fp8``) on random bf16 q, k, v of
+    jagged requests of these counts, keep those whose output is the Triton kernel's (with
+    ``qk_fp8``: the default fp8 shape's) within :data:`hstu.TUNE_TOLERANCE` of its largest output,
+    make the fastest :data:`WG_TILE` (:data:`FP8_WG_TILE`), and return (tile, ms) of each kept;
+    ``rejected`` says why the others were not. With ``qk_fp8`` a shape's time includes quantizing q
+    and k, the same for every shape."""
+    global WG_TILE, FP8_WG_TILE
     jag, q, k, v = hstu.tune_inputs(history, candidates, heads, dim, torch.bfloat16)
 
     def launch(tile: WgTile) -> torch.Tensor:
-        return hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, tile=tile)
+        return hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, tile=tile, qk_fp8=qk_fp8)
 
-    want = hstu.hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len)
-    timings = hstu.time_shapes(tiles, launch, want, calls, rejected)
+    if qk_fp8:
+        want = launch(FP8_WG_TILE)
+    else:
+        want = hstu.hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len)
+    timings = hstu.time_shapes(tiles or (FP8_CANDIDATES if qk_fp8 else WG_CANDIDATES), launch, want, calls, rejected)
     if timings:
-        WG_TILE = min(timings, key=lambda t: t[1])[0]
+        fastest = min(timings, key=lambda t: t[1])[0]
+        if qk_fp8:
+            FP8_WG_TILE = fastest
+        else:
+            WG_TILE = fastest
     return timings
