@@ -385,11 +385,14 @@ class TorchCUDABackend(Backend):
                           choices=COMPUTE),
         "counts": Option("where dlrm-v3 learns each request's length: host (default: the dataset's counts, sent with the batch) "
                          "or device (counted on the GPU and read back mid-forward)", choices=COUNTS_FROM),
-        "attention": Option("dlrm-v3's fused attention: auto (default: gluon where it runs, else model), gluon (the Hopper "
-                            "kernel with asynchronous products, bf16 on sm_90: 1.08x the Triton kernel on an H200), model "
-                            "(the Triton kernel in the model's dtype) or fp8 (its two products in fp8 e4m3; passes the "
-                            "99.9% gate but took 2.3x bf16's time on an H200, quantizing included) or qk-fp8 (the gluon kernel with q "
-                            "and k in fp8 e4m3, one scale per token and head)", choices=("auto", "gluon", "model", "fp8", "qk-fp8")),
+        "attention": Option("dlrm-v3's fused attention: auto (default: qk-fp8 where the Gluon kernel runs, else model), gluon "
+                            "(the Hopper kernel with asynchronous products, bf16 on sm_90: 1.08x the Triton kernel on an H200), "
+                            "model (the Triton kernel in the model's dtype), fp8 (its two products in fp8 e4m3; passes the "
+                            "99.9% gate but took 2.3x bf16's time on an H200, quantizing included) or qk-fp8 (the gluon kernel "
+                            "with q and k in fp8 e4m3: 1.04x to 1.06x gluon on an H200, passing the gate)",
+                            choices=("auto", "gluon", "model", "fp8", "qk-fp8")),
+        "attention_out": Option("the dtype dlrm-v3's Gluon attention writes its output in: bf16 (default; rounded once from "
+                                "fp32 sums, as the plain path's bf16 attention) or fp32", choices=("bf16", "fp32")),
         "projections": Option("dlrm-v3's STU products (fused=1, bf16 build): bf16 (default), fp8 (both in fp8 e4m3 with row-wise "
                               "scales; 1.03x on an H200 and the 99.9% gate failed) or fp8-out (the output projection alone)",
                               choices=("bf16", "fp8", "fp8-out")),
@@ -436,7 +439,7 @@ class TorchCUDABackend(Backend):
         largest = int(self._option("graph_max", str(GRAPH_BUCKETS[-1])))
         if largest % 4096:
             raise ConfigError(f"'graph_max' must be a multiple of 4096 (got {largest})")
-        for key in ("attention", "projections"):
+        for key in ("attention", "attention_out", "projections"):
             if key in dict(cfg.options) and not self._jagged:
                 raise ConfigError(f"'{key}' applies to dlrm-v3's fused STU layers, not to {cfg.model.name}")
         if "graph_max" in dict(cfg.options) and (self._jagged or not self._graphs):
@@ -489,7 +492,7 @@ class TorchCUDABackend(Backend):
             model = for_backend(model, cfg.model, cfg.precision, dict(cfg.options))
             self._fused = model.describe()
         else:
-            for key in ("attention", "projections"):
+            for key in ("attention", "attention_out", "projections"):
                 if key in dict(cfg.options):
                     raise ConfigError(f"'{key}' applies to the fused STU layers (fused=1), not to {cfg.model.name}'s plain path")
         #: dlrm-v3's graphs: how a batch is padded to one's shapes (counts from the host only).

@@ -442,6 +442,13 @@ def test_hstu_gluon_kernel_matches_the_plain_path(tile: tuple[int | bool, ...]) 
         assert (got[lo:hi] - want).abs().max().item() <= bound, (part, tile)
     assert (got - triton_out).abs().max().item() <= 1e-2 * triton_out.abs().max().item()
     assert torch.allclose(alone, got[rows], atol=1e-5, rtol=1e-4)
+    # bf16 out: the same fp32 sums, each rounded once on the way out
+    got16 = hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, 0.3, jag.max_len, tile=shape,
+                                      out_dtype=torch.bfloat16)
+    alone16 = hstu_wg.hstu_attention_wg(qc, k, v, jag.offsets, jag.history, jag.max_candidates, 0.3, jag.max_len,
+                                        q_offsets=jag.candidate_offsets, tile=shape, out_dtype=torch.bfloat16)
+    assert got16.dtype == alone16.dtype == torch.bfloat16
+    assert torch.equal(got16, got.to(torch.bfloat16)) and torch.equal(alone16, alone.to(torch.bfloat16)), tile
 
 
 def test_hstu_quantize_heads_scales_each_token_and_head() -> None:
@@ -485,6 +492,42 @@ def test_hstu_quantize_spans_scales_each_request_and_head() -> None:
             back = k8[lo:hi].float() * scale[:, b][None, :, None]
             step = scale[:, b][None, :, None] * 2.0 ** -9
             assert torch.all((back - span).abs() <= 2.0 ** -4 * span.abs() + step), b
+    # given per-head scales: one pass, every request by its head's scale, past 448 clamped
+    given = torch.tensor([0.5, 0.01, 2.0, 0.1], device=DEVICE)
+    k8g, scale_g = hstu.quantize_spans(k, offsets, int(lengths.max()), given=given)
+    assert scale_g.shape == (4, 5) and torch.equal(scale_g, given[:, None].expand(4, 5))
+    want8 = (k.float() / given[None, :, None]).clamp(-448, 448).to(torch.float8_e4m3fn).float()
+    assert torch.allclose(k8g.float(), want8, rtol=2.0 ** -3, atol=2.0 ** -9)
+    assert k8g.float().abs().max() <= 448 and (k.float() / given[None, :, None]).abs().max() > 448
+    # whole rows a program where a token's heads are contiguous (k above), a head at a time where not
+    apart = torch.zeros(k.shape[0], 4, 256, device=DEVICE)[:, :, :128]
+    apart.copy_(k)
+    assert apart.stride(1) != 128 and torch.equal(apart, k)
+    k8a, _ = hstu.quantize_spans(apart, offsets, int(lengths.max()), given=given)
+    assert torch.equal(k8a.view(torch.uint8), k8g.view(torch.uint8))
+
+
+def test_stu_key_bounds_hold_every_key() -> None:
+    """STULayer.key_bounds: no key of any token exceeds its head's bound (LN(x) . w + b with
+    |LN(x)| <= sqrt(dim)), for tokens of any scale, and the bound is not loose beyond reason."""
+    from suite.models import dlrm_v3
+
+    layer = next(m for m in build(ModelSpec(name="dlrm-v3", scale="tiny")).modules() if isinstance(m, dlrm_v3.STULayer))
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(500, layer.uvqk.in_features, generator=g) * torch.logspace(-3, 3, 500)[:, None]
+    x[0] = 0
+    h, lin, qk = layer.heads, layer.lin, layer.qk
+    with torch.no_grad():
+        keys = layer.product(layer.source(x), 2 * lin * h + qk * h, 2 * lin * h + 2 * qk * h).view(-1, h, qk)
+        bound = layer.key_bounds()
+    top = keys.abs().amax(dim=(0, 2))
+    assert bound.shape == (h,) and torch.all(top <= bound) and torch.all(bound <= 50 * top)
+    # the worst case is reached: x along a head's largest weight row
+    w = layer.uvqk.weight[2 * lin * h + qk * h:].detach()
+    row = int(w.norm(dim=1).argmax())
+    with torch.no_grad():
+        worst = layer.product(layer.source(w[row:row + 1]), 2 * lin * h + qk * h + row, 2 * lin * h + qk * h + row + 1)
+    assert float(worst.abs()) >= 0.5 * float(bound[row // qk])
 
 
 @pytest.mark.cuda
@@ -523,6 +566,23 @@ def test_hstu_gluon_qk_fp8_is_the_plain_path_on_quantized_q_and_k(tile: tuple[in
     assert (got - bf16).abs().max().item() <= 0.1 * bf16.abs().max().item()
     assert not torch.equal(got, bf16)
     assert torch.allclose(alone, got[rows], atol=1e-5, rtol=1e-4)
+    got16 = hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, 0.3, jag.max_len, tile=shape,
+                                      qk_fp8=True, out_dtype=torch.bfloat16)
+    assert torch.equal(got16, got.to(torch.bfloat16))  # bf16 out: the same sums, rounded once
+    # q quantized by its own pass (quantize_heads) instead of in the kernel: the same scales
+    q8_pass = hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, 0.3, jag.max_len, tile=shape,
+                                        qk_fp8=True, q_in_kernel=False)
+    assert (q8_pass - got).abs().max().item() <= 1e-3 * got.abs().max().item()
+    # k by given per-head scales (twice each head's largest): the plain path on k so quantized
+    ks = 2 * k.float().abs().amax(dim=(0, 2)) / 448
+    given = hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, 0.3, jag.max_len, tile=shape,
+                                      qk_fp8=True, k_scale=ks)
+    kg = (k.float() / ks[None, :, None]).to(torch.float8_e4m3fn).float() * ks[None, :, None]
+    for part in range(0, len(hist), 4):
+        lo, hi = int(jag.offsets[part]), int(jag.offsets[part + 4]) if part + 4 < len(hist) else int(jag.offsets[-1])
+        sub = dlrm_v3.Jagged.of(hist[part:part + 4].cuda(), cand[part:part + 4].cuda(), jag.max_len)
+        want = dlrm_v3.jagged_attention(qd[lo:hi], kg[lo:hi], v[lo:hi].float(), sub, 0.3)
+        assert (given[lo:hi] - want).abs().max().item() <= 2e-2 * want.abs().max().item(), (part, tile)
 
 
 def test_hstu_fp8_quantizing_kernel_gives_torchs_numbers() -> None:
@@ -832,8 +892,9 @@ def test_hstu_gluon_tune_with_qk_fp8_picks_the_fastest_fp8_shape(monkeypatch: py
 @pytest.mark.skipif(CUDA, reason="on a GPU the sm_90 check may pass")
 def test_dlrm_v3_attention_option_takes_gluon_only_where_it_runs() -> None:
     """``attention=auto`` (the default) launches the Gluon kernel only where it runs and the Triton
-    kernel elsewhere; ``attention=gluon`` or ``qk-fp8`` asked for where it cannot run, and fp8
-    ``projections`` outside bf16, are refused at load, saying why."""
+    kernel elsewhere; ``attention=gluon`` or ``qk-fp8`` asked for where it cannot run, fp8
+    ``projections`` outside bf16 and ``attention_out`` without the Gluon kernel are refused at
+    load, saying why."""
     from suite.errors import BackendUnavailableError, ConfigError
 
     spec = ModelSpec(name="dlrm-v3", scale="tiny")
@@ -844,7 +905,12 @@ def test_dlrm_v3_attention_option_takes_gluon_only_where_it_runs() -> None:
             ("fp16", {"attention": "gluon"}, BackendUnavailableError, "'attention' gluon runs bf16 only (got 'fp16')"),
             ("bf16", {"attention": "qk-fp8"}, BackendUnavailableError, "'attention' qk-fp8 needs an sm_90 GPU (Hopper: H100, H200; got cpu)"),
             ("fp16", {"projections": "fp8"}, ConfigError, "'projections' fp8 needs 'precision' bf16 (got 'fp16')"),
-            ("bf16", {"projections": "int8"}, ConfigError, "'projections' must be one of ['bf16', 'fp8', 'fp8-out'] (got 'int8')")):
+            ("bf16", {"projections": "int8"}, ConfigError, "'projections' must be one of ['bf16', 'fp8', 'fp8-out'] (got 'int8')"),
+            ("bf16", {"attention_out": "fp16"}, ConfigError, "'attention_out' must be one of ['bf16', 'fp32'] (got 'fp16')"),
+            ("bf16", {"attention_out": "fp32"}, ConfigError, "'attention_out' applies to the Gluon attention (attention=auto "
+             "on sm_90, gluon or qk-fp8), not to attention=auto (the Gluon kernel needs an sm_90 GPU (Hopper: H100, H200; got cpu))"),
+            ("bf16", {"attention": "model", "attention_out": "bf16"}, ConfigError, "'attention_out' applies to the Gluon "
+             "attention (attention=auto on sm_90, gluon or qk-fp8), not to attention=model")):
         with pytest.raises(error) as caught:
             fused.for_backend(build(spec), spec, precision, options)
         assert str(caught.value) == message

@@ -171,12 +171,13 @@ names = list(fn.arg_names)
 fp8 = args.get("fp8", False)
 if t.specialized:
     consts = dict(HEADS=4, D=128, BLOCK_N=t.block_n, STAGES=t.stages, CONSUMERS=t.block_m // 64,
-                  CANDIDATES=args["candidates"], PINGPONG=t.pingpong, FP8=fp8, CONSUMER_REGS=240, num_warps=t.num_warps)
+                  CANDIDATES=args["candidates"], PINGPONG=t.pingpong, FP8=fp8, QUANT_Q=args.get("quant_q", False),
+                  CONSUMER_REGS=240, num_warps=t.num_warps)
 else:
     consts = dict(HEADS=4, D=128, BLOCK_M=t.block_m, BLOCK_N=t.block_n, STAGES=t.stages, CANDIDATES=args["candidates"],
                   ORDER=t.order, num_warps=t.num_warps)
 qk = "*fp8e4nv" if fp8 else "*bf16"
-pointers = dict(q_ptr=qk, k_ptr=qk, v_ptr="*bf16", o_ptr="*fp32", offsets_ptr="*i64", q_offsets_ptr="*i64",
+pointers = dict(q_ptr="*bf16" if args.get("quant_q") else qk, k_ptr=qk, v_ptr="*bf16", o_ptr="*" + args.get("out", "fp32"), offsets_ptr="*i64", q_offsets_ptr="*i64",
                 history_ptr="*i64", sq_ptr="*fp32", sk_ptr="*fp32")
 signature = {n: pointers.get(n) or ("constexpr" if n in consts else "fp32" if n in ("half_alpha", "inv_scale") else "i32")
              for n in names}
@@ -206,17 +207,19 @@ print(json.dumps({"shared": kernel.metadata.shared, "cubin": len(kernel.asm["cub
 """
 
 
+@pytest.mark.parametrize("out", ["fp32", "bf16"])
 @pytest.mark.parametrize("candidates", [False, True], ids=["every-row", "candidates"])
 @pytest.mark.parametrize("tile", hstu_wg.WG_CANDIDATES, ids=hstu_wg.WgTile.text)
-def test_hstu_gluon_attention_compiles_for_hopper(tile: hstu_wg.WgTile, candidates: bool) -> None:
+def test_hstu_gluon_attention_compiles_for_hopper(tile: hstu_wg.WgTile, candidates: bool, out: str) -> None:
     """The Gluon kernel's launch shapes compile for sm_90 within one block's shared memory and spill
     nothing. Orders 1 and 2 keep a product running across a wait (wait_group 1: the SiLU of one
     block beside a product), order 0 waits for all (as the Triton kernel), and ptxas serializes none
     of them. The SiLU takes the hardware tanh, and the keys and values (the stages ahead and the
     loop's), q's block and the output go through descriptors. Specialized shapes: a producer
     warpgroup given 24 registers a thread and consumers 240 (232 with one), the copies in the
-    producer's loop, each consumer releasing its slot by an arrival (and handing its turn over)."""
-    built = compiled(COMPILE_WG, json.dumps({**dataclasses.asdict(tile), "candidates": candidates}))
+    producer's loop, each consumer releasing its slot by an arrival (and handing its turn over).
+    Either output dtype (``out_dtype``: fp32, or bf16 rounded on the way out)."""
+    built = compiled(COMPILE_WG, json.dumps({**dataclasses.asdict(tile), "candidates": candidates, "out": out}))
     assert built["cubin"] > 0 and built["shared"] <= SM90_SHARED_BYTES
     assert built["spill_stores"] == 0
     assert not built["serialized"]
@@ -232,12 +235,16 @@ def test_hstu_gluon_attention_compiles_for_hopper(tile: hstu_wg.WgTile, candidat
     assert built["mbarrier_arrives"] == consumers * (2 if tile.pingpong else 1)
 
 
+@pytest.mark.parametrize("quant_q", [True, False], ids=["q-in-kernel", "q8"])
 @pytest.mark.parametrize("candidates", [False, True], ids=["every-row", "candidates"])
 @pytest.mark.parametrize("tile", hstu_wg.FP8_CANDIDATES, ids=hstu_wg.WgTile.text)
-def test_hstu_gluon_qk_fp8_compiles_to_e4m3_scores_and_bf16_values(tile: hstu_wg.WgTile, candidates: bool) -> None:
+def test_hstu_gluon_qk_fp8_compiles_to_e4m3_scores_and_bf16_values(tile: hstu_wg.WgTile, candidates: bool,
+                                                                   quant_q: bool) -> None:
     """``qk_fp8``: the scores' products take e4m3 operands, the products with v stay bf16, with the
-    partitions of the bf16 kernel, no spills and nothing serialized."""
-    built = compiled(COMPILE_WG, json.dumps({**dataclasses.asdict(tile), "candidates": candidates, "fp8": True}))
+    partitions of the bf16 kernel, no spills and nothing serialized; q quantized by the consumers
+    (read in bf16, held in registers) or read as e4m3."""
+    built = compiled(COMPILE_WG, json.dumps({**dataclasses.asdict(tile), "candidates": candidates, "fp8": True,
+                                             "quant_q": quant_q}))
     assert built["cubin"] > 0 and built["shared"] <= SM90_SHARED_BYTES
     assert built["spill_stores"] == 0 and not built["serialized"]
     assert built["e4m3_products"] > 0 and built["bf16_products"] > 0
@@ -283,6 +290,13 @@ def test_hstu_span_quantizing_kernel_compiles_for_hopper(quantize: bool) -> None
     consts = dict(HEADS=4, D=128, BLOCK_T=hstu.SPAN_TOKENS, QUANTIZE=quantize, ROUND=False)
     types = dict(x_ptr="*bf16", out_ptr="*fp8e4nv", scale_ptr="*fp32", offsets_ptr="*i64")
     assert compiled(COMPILE_ROWS, json.dumps({"kernel": "_spans_fwd", "consts": consts, "types": types}))["cubin"] > 0
+
+
+def test_hstu_given_scale_quantizing_kernel_compiles_for_hopper() -> None:
+    """quantize_spans with given per-head scales: whole rows of k (4 heads of 128) a program."""
+    consts = dict(W=512, D=128, BLOCK_T=hstu.GIVEN_TOKENS, ROUND=False)
+    types = dict(x_ptr="*bf16", out_ptr="*fp8e4nv", scale_ptr="*fp32")
+    assert compiled(COMPILE_ROWS, json.dumps({"kernel": "_given_fp8_fwd", "consts": consts, "types": types}))["cubin"] > 0
 
 
 def test_hstu_rows_sum_kernel_compiles_for_hopper() -> None:

@@ -476,20 +476,48 @@ def _spans_fwd(x_ptr, out_ptr, scale_ptr, offsets_ptr, s_t, s_h, o_t, o_h, sc_h,
 SPAN_TOKENS = 64
 
 
-def quantize_spans(x: torch.Tensor, offsets: torch.Tensor, longest: int) -> tuple[torch.Tensor, torch.Tensor]:
+@triton.jit
+def _given_fp8_fwd(x_ptr, out_ptr, scale_ptr, tokens, s_t, W: tl.constexpr, D: tl.constexpr, BLOCK_T: tl.constexpr,
+                   ROUND: tl.constexpr):
+    # BLOCK_T tokens of x, each W = heads * D contiguous values (a row of the projection's output),
+    # divided by their head's scale (scale_ptr: one a head), clamped to e4m3's range, written
+    # contiguous: whole rows a program, where _spans_fwd reads a head's D values at a time.
+    t = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
+    c = tl.arange(0, W)
+    ok = (t < tokens)[:, None]
+    t64 = t[:, None].to(tl.int64)
+    x = tl.load(x_ptr + t64 * s_t + c[None, :], mask=ok, other=0.0).to(tl.float32)
+    scale = tl.maximum(tl.load(scale_ptr + c // D), 1e-30)
+    tl.store(out_ptr + t64 * W + c[None, :], _scaled_fp8(x, scale[None, :], ROUND), mask=ok)
+
+
+#: Tokens per program of :func:`quantize_spans` with given scales.
+GIVEN_TOKENS = 16
+
+
+def quantize_spans(x: torch.Tensor, offsets: torch.Tensor, longest: int, *,
+                   given: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """x (T, heads, D), bf16, packed by ``offsets`` (N + 1) into requests of at most ``longest``
     tokens (an upper bound known on the host: nothing waits for the device), as fp8 e4m3 (T, heads,
     D) contiguous with one dequantizing scale per head and request (the largest magnitude of that
     head's values in the request over 448; 0 for a request of zeros), laid out (heads, N): the Gluon
     kernel's keys with ``qk_fp8``, whose scale then multiplies a whole row of scores at once. Two
-    passes over x (the scales, then the values)."""
+    passes over x (the scales, then the values); one with ``given`` (heads,): each head's scale for
+    every request, values past 448 times it clamped."""
     tokens, heads, d = x.shape
     n = len(offsets) - 1
     x8 = torch.empty((tokens, heads, d), dtype=torch.float8_e4m3fn, device=x.device)
-    scale = torch.zeros((heads, n), dtype=torch.float32, device=x.device)
-    if tokens and n:
+    if given is None:
+        scale = torch.zeros((heads, n), dtype=torch.float32, device=x.device)
+    else:
+        per_head = given.to(device=x.device, dtype=torch.float32).reshape(heads).contiguous()
+        scale = per_head.view(heads, 1).expand(heads, n).contiguous()
+    if given is not None and tokens and x.stride(1) == d and x.stride(2) == 1 and not (heads * d) & (heads * d - 1):
+        _given_fp8_fwd[(triton.cdiv(tokens, GIVEN_TOKENS),)](x, x8, per_head, tokens, x.stride(0), W=heads * d,
+                                                             D=d, BLOCK_T=GIVEN_TOKENS, ROUND=interpreted(), num_warps=8)
+    elif tokens and n:
         grid = (n, triton.cdiv(longest, SPAN_TOKENS))
-        for quantize in (False, True):
+        for quantize in (False, True) if given is None else (True,):
             _spans_fwd[grid](x, x8, scale, offsets, x.stride(0), x.stride(1), x8.stride(0), x8.stride(1), n, HEADS=heads, D=d,
                              BLOCK_T=SPAN_TOKENS, QUANTIZE=quantize, ROUND=interpreted(), num_warps=4)
     return x8, scale
@@ -838,19 +866,22 @@ def fused_residual_out(x: torch.Tensor, g: torch.Tensor, weight: torch.Tensor) -
 
 def fused_jagged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag: Any, alpha: float,
                            candidates: bool = False, *, fp8: bool = False, gluon: bool = False,
-                           qk_fp8: bool = False) -> torch.Tensor:
+                           qk_fp8: bool = False, gluon_out: torch.dtype = torch.float32,
+                           k_scale: torch.Tensor | None = None) -> torch.Tensor:
     """:func:`suite.models.dlrm_v3.jagged_attention`'s signature, on the kernel (``fp8``: see
     :func:`hstu_attention`; ``gluon``: :mod:`suite.backends.kernels.hstu_wg` where it takes the
-    tensors, with q and k in fp8 if ``qk_fp8``)."""
+    tensors, with q and k in fp8 if ``qk_fp8`` (k by ``k_scale`` if given), its output in
+    ``gluon_out``; the Triton kernel's is fp32)."""
     if gluon and jag.max_len > SMALL:
         from suite.backends.kernels import hstu_wg
 
         if hstu_wg.supported(q, k, v):
             if candidates:
                 return hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_candidates, alpha,
-                                                 jag.scale, q_offsets=jag.candidate_offsets, qk_fp8=qk_fp8)
+                                                 jag.scale, q_offsets=jag.candidate_offsets, qk_fp8=qk_fp8,
+                                                 out_dtype=gluon_out, k_scale=k_scale)
             return hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, alpha, jag.scale,
-                                             qk_fp8=qk_fp8)
+                                             qk_fp8=qk_fp8, out_dtype=gluon_out, k_scale=k_scale)
     if candidates:
         return hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, alpha, jag.scale,
                               q_offsets=jag.candidate_offsets, max_queries=jag.max_candidates, fp8=fp8)
@@ -929,6 +960,10 @@ def tune(history: torch.Tensor, candidates: torch.Tensor, heads: int = 4, dim: i
     return timings
 
 
+#: The dtypes the Gluon attention may write its output in (``use_fused_attention(attention_out=...)``).
+ATTENTION_OUT: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp32": torch.float32}
+
+
 def _wg_tile(qk_fp8: bool = False) -> str:
     from suite.backends.kernels import hstu_wg
 
@@ -936,7 +971,8 @@ def _wg_tile(qk_fp8: bool = False) -> str:
 
 
 def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: bool = False,
-                        gluon: bool = False, projections: str = "bf16", qk_fp8: bool = False) -> torch.nn.Module:
+                        gluon: bool = False, projections: str = "bf16", qk_fp8: bool = False,
+                        attention_out: str = "bf16") -> torch.nn.Module:
     """Have every STU layer of a built dlrm-v3 call the fused kernel instead of the plain path;
     ``tune_tiles``: first time :data:`CANDIDATES` on eight MLPerf-size requests (6,750 events,
     2,048 candidates) and launch with the fastest; ``fp8``: both of the attention's products in
@@ -945,10 +981,16 @@ def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: b
     ``qk_fp8``); ``projections``:
     ``fp8`` or ``fp8-out`` runs the STU layers' products (both, or the output projection) in fp8
     e4m3 (:mod:`suite.models.dlrm_v3_fp8`, with this module's row kernels); ``qk_fp8`` (with
-    ``gluon``): the Gluon kernel's scores from q and k in fp8 e4m3."""
-    attend = functools.partial(fused_jagged_attention, fp8=fp8, gluon=gluon, qk_fp8=qk_fp8 and gluon)
+    ``gluon``): the Gluon kernel's scores from q and k in fp8 e4m3; ``attention_out`` (``bf16`` or
+    ``fp32``): the dtype the Gluon kernel writes its output in (the output gate reads it and takes
+    its layer norm in fp32 either way; the plain path's bf16 attention is bf16 too)."""
+    if attention_out not in ATTENTION_OUT:
+        raise ValueError(f"'attention_out' must be one of {list(ATTENTION_OUT)} (got {attention_out!r})")
+    attend = functools.partial(fused_jagged_attention, fp8=fp8, gluon=gluon, qk_fp8=qk_fp8 and gluon,
+                               gluon_out=ATTENTION_OUT[attention_out])
     for layer in model.layers:  # type: ignore[union-attr]  # torch types a submodule as Tensor | Module; this is the dlrm-v3 model's ModuleList
-        layer.attend = attend
+        # fp8 keys scaled by a bound from the layer's weights: one pass over k, not two
+        layer.attend = functools.partial(attend, k_scale=layer.key_bounds() / FP8_MAX) if qk_fp8 and gluon else attend
         layer.norm_to = fused_norm_to
         layer.gate = fused_gate
         layer.residual_out = fused_residual_out
@@ -974,6 +1016,7 @@ def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: b
                                if gluon else
                                "triton hstu_attention (jagged" + (", fp8 e4m3 products)" if fp8 else ")")), "ids": "tables",
                  "tile": _wg_tile(qk_fp8) if gluon else (FP8_TILE if fp8 else TILE).text(),
+                 "attention_out": attention_out if gluon else "fp32",
                  "row_kernels": "triton layer norm, output gate and token sums; the residual add in the output projection"
                  if projections == "bf16" else "triton layer norm and output gate quantizing each row to fp8 e4m3, token sums",
                  "projections": {"bf16": "bf16", "fp8": "fp8 e4m3, row-wise scales: uvqk and the output projection",

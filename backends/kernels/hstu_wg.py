@@ -208,7 +208,8 @@ def _hstu_wg_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history
         p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
         q_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_M, D], gl.bfloat16)
         kv_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, D], gl.bfloat16)
-        o_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_M, D], gl.float32)
+        o_type: gl.constexpr = o_ptr.dtype.element_ty
+        o_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_M, D], o_type)
         n_full = _full_blocks(lo_row, hist, BLOCK_N)
 
         q_desc = tma.make_tensor_descriptor(q_ptr + head * D + q_start * s_qt, shape=[q_n, D],
@@ -290,10 +291,10 @@ def _hstu_wg_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history
         o_desc = tma.make_tensor_descriptor(o_ptr + head * D + q_start * s_ot, shape=[q_n, D],
                                             strides=[s_ot, 1], block_shape=[BLOCK_M, D], layout=o_smem_layout)
         if _REINTERPRET:  # the output through the slots' memory, free now
-            o_smem = kv.reinterpret(gl.float32, [BLOCK_M, D], o_smem_layout)
+            o_smem = kv.reinterpret(o_type, [BLOCK_M, D], o_smem_layout)
         else:
-            o_smem = kv._reinterpret(gl.float32, [BLOCK_M, D], o_smem_layout)
-        o_smem.store(out)
+            o_smem = kv._reinterpret(o_type, [BLOCK_M, D], o_smem_layout)
+        o_smem.store(out.to(o_type))
         fence_async_shared()
         _tma_store(o_desc, [lo.to(gl.int32), 0], o_smem)
         tma.store_wait(pendings=0)
@@ -319,12 +320,15 @@ def _ws_producer(q_desc, k_desc, v_desc, q_smem, k_ring, v_ring, ready, empty, q
 @gluon.jit
 def _ws_consumer(o_ptr, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn, half_alpha, inv_scale, sq_ptr, sk_ptr,
                  lo, lo_row, q_n, nb, n_hist, own, end, last, hist, H: gl.constexpr, D: gl.constexpr,
-                 BLOCK_N: gl.constexpr, STAGES: gl.constexpr, PINGPONG: gl.constexpr, FP8: gl.constexpr):
+                 BLOCK_N: gl.constexpr, STAGES: gl.constexpr, PINGPONG: gl.constexpr, FP8: gl.constexpr,
+                 QUANT_Q: gl.constexpr):
     # One warpgroup: rows H * 64 to H * 64 + 63 of the block, in order 2. With PINGPONG the two
     # consumers take turns to issue their products (consumer 0 first): each waits for its turn,
     # issues, then hands the turn over, so that one's SiLU runs beside the other's products. FP8: q
     # and k in e4m3, each row of scores scaled by its query's scale (sq_ptr: this head's, from the
     # request's first query) times the request's keys' one (at sk_ptr) with alpha; p v stays bf16.
+    # QUANT_Q (with FP8): q's block comes in bf16 and is quantized here, each row by its largest
+    # magnitude over 448 (quantize_heads' scales), into registers, the scores' left operand.
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
                                                        instr_shape=[16, BLOCK_N, 32 if FP8 else 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
@@ -336,14 +340,22 @@ def _ws_consumer(o_ptr, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn
     row_id = gl.minimum(rows, hist + 1)
     cols0 = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
     zero_s = gl.zeros([64, BLOCK_N], gl.float32, s_layout)
-    q = q_smem.index(H)
     acc = gl.zeros([64, D], gl.float32, o_layout)
-    if FP8:  # half alpha times each row's scale and the keys' scale
-        q_rows = lo + H * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, s_layout))
-        row_c = gl.expand_dims(gl.load(sq_ptr + q_rows, mask=q_rows < q_n, other=0.0) * (half_alpha * gl.load(sk_ptr)), 1)
+    if FP8 and QUANT_Q:  # q's block in bf16: each row to e4m3 by its own scale, held in registers
+        mbarrier.wait(q_bars.index(H), 0)
+        qa_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=s_layout, k_width=4)
+        qf = q_smem.index(H).load(qa_layout).to(gl.float32)
+        q_scale = gl.maximum(gl.max(gl.abs(qf), axis=1) / 448.0, 1e-30)
+        q = gl.minimum(gl.maximum(qf / gl.expand_dims(q_scale, 1), -448.0), 448.0).to(gl.float8e4nv)
+        row_c = gl.expand_dims(gl.convert_layout(q_scale, gl.SliceLayout(1, s_layout)) * (half_alpha * gl.load(sk_ptr)), 1)
     else:
-        row_c = half_alpha
-    mbarrier.wait(q_bars.index(H), 0)
+        q = q_smem.index(H)
+        if FP8:  # half alpha times each row's scale and the keys' scale
+            q_rows = lo + H * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, s_layout))
+            row_c = gl.expand_dims(gl.load(sq_ptr + q_rows, mask=q_rows < q_n, other=0.0) * (half_alpha * gl.load(sk_ptr)), 1)
+        else:
+            row_c = half_alpha
+        mbarrier.wait(q_bars.index(H), 0)
     if nb > 0:
         mbarrier.wait(ready.index(0), 0)
         s = warpgroup_mma(q, k_ring.index(0).permute((1, 0)), zero_s, use_acc=False, is_async=True)
@@ -367,24 +379,28 @@ def _ws_consumer(o_ptr, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn
     out = acc * inv_scale
     o_rows = lo + H * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, o_layout))
     o_cols = gl.arange(0, D, layout=gl.SliceLayout(0, o_layout))
-    gl.store(o_ptr + o_rows[:, None].to(gl.int64) * s_ot + o_cols[None, :], out, mask=(o_rows < q_n)[:, None])
+    gl.store(o_ptr + o_rows[:, None].to(gl.int64) * s_ot + o_cols[None, :], out.to(o_ptr.dtype.element_ty),
+             mask=(o_rows < q_n)[:, None])
 
 
 @gluon.jit
 def _hstu_ws_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_ptr, half_alpha, inv_scale,
                  s_qt, s_kt, s_vt, s_ot, sq_ptr, sk_ptr, s_sq, s_sk, HEADS: gl.constexpr, D: gl.constexpr,
                  BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CONSUMERS: gl.constexpr, CANDIDATES: gl.constexpr,
-                 PINGPONG: gl.constexpr, FP8: gl.constexpr, CONSUMER_REGS: gl.constexpr, num_warps: gl.constexpr):
+                 PINGPONG: gl.constexpr, FP8: gl.constexpr, QUANT_Q: gl.constexpr, CONSUMER_REGS: gl.constexpr,
+                 num_warps: gl.constexpr):
     # The specialized kernel: the block walk of _hstu_wg_fwd, a producer warp filling the rings and
     # CONSUMERS warpgroups of 64 rows each reading them; a slot is free once every consumer is done.
-    # FP8: q and k in e4m3 (their type), q's scales (heads, tokens) at sq_ptr, k's (heads, requests) at sk_ptr.
+    # FP8: k in e4m3 (its type) with its scales (heads, requests) at sk_ptr; q in e4m3 too with its
+    # scales (heads, tokens) at sq_ptr, or in bf16, quantized by the consumers.
     BLOCK_M: gl.constexpr = 64 * CONSUMERS
     head, start, n, hist, q_start, q_n, lo, lo_row, last, end, n_hist, own, nb = _walk(
         offsets_ptr, q_offsets_ptr, history_ptr, HEADS, BLOCK_M, BLOCK_N, CANDIDATES)
     if lo < q_n:
-        qk_type: gl.constexpr = q_ptr.dtype.element_ty
-        q_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([64, D], qk_type)
-        k_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, D], qk_type)
+        q_type: gl.constexpr = q_ptr.dtype.element_ty
+        k_type: gl.constexpr = k_ptr.dtype.element_ty
+        q_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([64, D], q_type)
+        k_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, D], k_type)
         v_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, D], gl.bfloat16)
         q_desc = tma.make_tensor_descriptor(q_ptr + head * D + q_start * s_qt, shape=[q_n, D],
                                             strides=[s_qt, 1], block_shape=[64, D], layout=q_smem_layout)
@@ -392,8 +408,8 @@ def _hstu_ws_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history
                                             strides=[s_kt, 1], block_shape=[BLOCK_N, D], layout=k_smem_layout)
         v_desc = tma.make_tensor_descriptor(v_ptr + head * D + start * s_vt, shape=[n, D],
                                             strides=[s_vt, 1], block_shape=[BLOCK_N, D], layout=v_smem_layout)
-        q_smem = gl.allocate_shared_memory(qk_type, [CONSUMERS, 64, D], q_smem_layout)
-        k_ring = gl.allocate_shared_memory(qk_type, [STAGES, BLOCK_N, D], k_smem_layout)
+        q_smem = gl.allocate_shared_memory(q_type, [CONSUMERS, 64, D], q_smem_layout)
+        k_ring = gl.allocate_shared_memory(k_type, [STAGES, BLOCK_N, D], k_smem_layout)
         v_ring = gl.allocate_shared_memory(gl.bfloat16, [STAGES, BLOCK_N, D], v_smem_layout)
         ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
         empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
@@ -412,10 +428,10 @@ def _hstu_ws_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history
             gl.warp_specialize([
                 (_ws_consumer, (o_base, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn, half_alpha, inv_scale, sq,
                                 sk, lo, lo_row, q_n, nb, n_hist, own, end, last, hist, 0, D, BLOCK_N, STAGES, PINGPONG,
-                                FP8)),
+                                FP8, QUANT_Q)),
                 (_ws_consumer, (o_base, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn, half_alpha, inv_scale, sq,
                                 sk, lo, lo_row, q_n, nb, n_hist, own, end, last, hist, 1, D, BLOCK_N, STAGES, PINGPONG,
-                                FP8)),
+                                FP8, QUANT_Q)),
                 (_ws_producer, (q_desc, k_desc, v_desc, q_smem, k_ring, v_ring, ready, empty, q_bars, lo, nb, n_hist, own,
                                 STAGES, BLOCK_N, CONSUMERS)),
             ], [4, 1], [CONSUMER_REGS, 24])
@@ -423,7 +439,7 @@ def _hstu_ws_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history
             gl.warp_specialize([
                 (_ws_consumer, (o_base, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn, half_alpha, inv_scale, sq,
                                 sk, lo, lo_row, q_n, nb, n_hist, own, end, last, hist, 0, D, BLOCK_N, STAGES, PINGPONG,
-                                FP8)),
+                                FP8, QUANT_Q)),
                 (_ws_producer, (q_desc, k_desc, v_desc, q_smem, k_ring, v_ring, ready, empty, q_bars, lo, nb, n_hist, own,
                                 STAGES, BLOCK_N, CONSUMERS)),
             ], [1], [24])
@@ -445,21 +461,29 @@ def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
 def hstu_attention_wg(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor,
                       history: torch.Tensor, max_queries: int, alpha: float, scale: int, *,
                       q_offsets: torch.Tensor | None = None, tile: WgTile | None = None,
-                      qk_fp8: bool = False) -> torch.Tensor:
+                      qk_fp8: bool = False, out_dtype: torch.dtype = torch.float32, q_in_kernel: bool = True,
+                      k_scale: torch.Tensor | None = None) -> torch.Tensor:
     """:func:`suite.backends.kernels.hstu.hstu_attention` for bf16 on Hopper (see the module and
-    :func:`supported`): q, k, v (T, heads, 128) packed by ``offsets``, -> (rows, heads, 128) fp32;
+    :func:`supported`): q, k, v (T, heads, 128) packed by ``offsets``, -> (rows, heads, 128) in
+    ``out_dtype`` (fp32, or bf16: the sums in fp32 rounded once, half the bytes written and read after);
     ``q_offsets``: q holds each request's candidate rows alone (``max_queries`` the most of any).
     ``qk_fp8``: q and k quantized to e4m3, q with one scale per token and head
     (:func:`suite.backends.kernels.hstu.quantize_heads`), k with one per request and head
     (:func:`suite.backends.kernels.hstu.quantize_spans`: a row of scores then takes one scale, as in
     bf16 it takes alpha); the scores from fp8 products, the rest as in bf16; specialized shapes only
-    (:data:`FP8_WG_TILE` unless ``tile`` is given)."""
+    (:data:`FP8_WG_TILE` unless ``tile`` is given). With ``q_in_kernel`` (the default) the kernel
+    reads q in bf16 and quantizes each block of it as it starts, with the same scales: no pass of its
+    own over q. ``k_scale`` (heads,), fp32: k's dequantizing scale per head for every request, one
+    that no value can exceed 448 times (:func:`key_scales` makes one from the layer's weights), so
+    k takes one pass instead of two."""
     tile = tile or (FP8_WG_TILE if qk_fp8 else WG_TILE)
     if qk_fp8 and not tile.specialized:
         raise ValueError(f"q and k in fp8 take specialized shapes (got {tile.text()})")
     total, heads, d = k.shape
     rows = q.shape[0]
-    out = torch.empty((rows, heads, d), dtype=torch.float32, device=q.device)
+    if out_dtype not in (torch.float32, torch.bfloat16):
+        raise ValueError(f"the output is fp32 or bf16 (got {out_dtype})")
+    out = torch.empty((rows, heads, d), dtype=out_dtype, device=q.device)
     if rows == 0 or total == 0:
         return out.zero_()
     candidates = q_offsets is not None
@@ -467,13 +491,16 @@ def hstu_attention_wg(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets
     grid = (triton.cdiv(max_queries, tile.block_m), (len(offsets) - 1) * heads)
     sq = sk = out  # unread in bf16
     if qk_fp8:
-        (q, sq), (k, sk) = hstu.quantize_heads(q), hstu.quantize_spans(k, offsets, scale)
+        if not q_in_kernel:
+            q, sq = hstu.quantize_heads(q)
+        k, sk = hstu.quantize_spans(k, offsets, scale, given=k_scale)
     args = (q, k, v, out, offsets, q_offsets if candidates else offsets, history, 0.5 * alpha, 1.0 / scale,
             q.stride(0), k.stride(0), v.stride(0), out.stride(0))
     if tile.specialized:
         _hstu_ws_fwd[grid](*args, sq, sk, sq.stride(0), sk.stride(0), HEADS=heads, D=d, BLOCK_N=tile.block_n,
                            STAGES=tile.stages, CONSUMERS=tile.block_m // 64, CANDIDATES=candidates,
-                           PINGPONG=tile.pingpong, FP8=qk_fp8, CONSUMER_REGS=240, num_warps=tile.num_warps,
+                           PINGPONG=tile.pingpong, FP8=qk_fp8, QUANT_Q=qk_fp8 and q_in_kernel, CONSUMER_REGS=240,
+                           num_warps=tile.num_warps,
                            maxnreg=tile.maxnreg)
     else:
         _hstu_wg_fwd[grid](*args, HEADS=heads, D=d, BLOCK_M=tile.block_m, BLOCK_N=tile.block_n, STAGES=tile.stages,

@@ -355,9 +355,11 @@ def residual_out(x: torch.Tensor, g: torch.Tensor, weight: torch.Tensor) -> torc
 def gate(u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """The output projection's input, in u's dtype: ``[silu(u), a, silu(u) * LN(a)]`` (the
     reference's ``concat_ux``); u (rows, D) as the projection gives it, a (rows, D) the attention
-    in the residual stream's dtype, whose layer norm and product run in that dtype."""
+    as its kernel wrote it (bf16 from a 16-bit build's products), whose layer norm and product run
+    in fp32 at least (a float64 teacher's in float64)."""
     su = F.silu(u)
-    return torch.cat([su, a.to(u.dtype), (su * F.layer_norm(a, (a.shape[-1],))).to(u.dtype)], dim=-1)
+    wide = a.to(torch.promote_types(a.dtype, torch.float32))
+    return torch.cat([su, a.to(u.dtype), (su * F.layer_norm(wide, (a.shape[-1],))).to(u.dtype)], dim=-1)
 
 
 class STULayer(nn.Module):
@@ -401,6 +403,17 @@ class STULayer(nn.Module):
         """x plus the output projection of the gate of u and the attention a (rows, h * lin)."""
         return self.residual_out(x, self.gate(u, a), self.out.weight)
 
+    def key_bounds(self) -> torch.Tensor:
+        """(heads,) fp32: a bound on the magnitude of every key of each head, from the weights alone.
+        A key's channel is ``LN(x) . w + b``, and a layer norm without affine parameters has norm at
+        most sqrt(dim), so ``|k| <= sqrt(dim) |w| + |b|`` (Cauchy-Schwarz); 1% more for the 16-bit
+        roundings of the norm and the product. What fp8 keys can be scaled by without reading them."""
+        h, lin, qk = self.heads, self.lin, self.qk
+        lo = 2 * lin * h + qk * h
+        w, b = self.uvqk.weight[lo:lo + qk * h].float(), self.uvqk.bias[lo:lo + qk * h].float()
+        bound = w.norm(dim=1) * math.sqrt(w.shape[1]) + b.abs()
+        return 1.01 * bound.view(h, qk).amax(dim=1)
+
     def forward(self, x: torch.Tensor, jag: Jagged, keep: torch.Tensor | None = None) -> torch.Tensor:
         """x (T, dim): the packed tokens of a batch of requests laid out by ``jag``, in the residual
         stream's dtype (fp32 when the layer's weights are 16-bit: see :class:`DLRMv3`). ``keep``:
@@ -421,7 +434,7 @@ class STULayer(nn.Module):
         rows, total = x.shape[0], k.shape[0]
         a = self.attend(q.view(rows, h, qk), k.view(total, h, qk), v.view(total, h, lin), jag, self.alpha,
                         candidates=keep is not None)
-        return self.output(x, u, a.reshape(rows, h * lin).to(x.dtype))
+        return self.output(x, u, a.reshape(rows, h * lin))
 
 
 class DLRMv3(nn.Module):
@@ -505,9 +518,9 @@ class DLRMv3(nn.Module):
         made by the caller from counts it already knows; without it the model counts each
         request's real entries on the device and reads the counts back (a host sync on a GPU)."""
         user, items, cats, ratings, actions, cand, cand_cats = sparse
-        # ``wide``: the dtype of the residual stream, its layer norms, the attention's output and the
+        # ``wide``: the dtype of the residual stream, its layer norms (the output gate's too) and the
         # parts in KEEP_FP32 (fp32 on a 16-bit build, float64 for the teacher). Only the STU layers'
-        # matmuls (and the tables) run in the build's dtype: they are nearly all of the FLOPs.
+        # matmuls, the attention's output and the tables are in the build's dtype: nearly all of the FLOPs.
         wide = self.position.dtype
         device = dense.device
         n, hmax = dense.shape[0], self.history
