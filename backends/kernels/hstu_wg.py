@@ -30,8 +30,10 @@ order 0 1.081, order 1 1.309, against 1.111 for the Triton kernel (docs/dlrm-v3.
 
 bf16 inputs (the interpreter and the all-fp8 path keep the Triton kernel), q, k and v with their
 last dimension contiguous and 16-byte-aligned rows, heads of 128, an sm_90 GPU (:func:`supported`).
-With ``qk_fp8`` the specialized kernel quantizes q and k to e4m3 and takes its scores from 8-bit
-products (``--option attention=qk-fp8``: the kernel 1.26x faster on an H200, docs/dlrm-v3.md).
+With ``qk_fp8`` the specialized kernel takes its scores from 8-bit products of q and k in e4m3: q
+read in bf16 and quantized by the consumers, k quantized by one pass before the launch
+(``--option attention=qk-fp8``, what ``auto`` runs on sm_90: the kernel 1.26x faster on an H200, and
+with the passes gone 0.865 ms against 0.944 for bf16's on 8 MLPerf-size requests; docs/dlrm-v3.md).
 Over 450 lines because it holds both kernels (unspecialized and specialized), which share their
 block walk and SiLU, and the launch and tune code that picks between them.
 """
@@ -474,7 +476,7 @@ def hstu_attention_wg(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets
     (:data:`FP8_WG_TILE` unless ``tile`` is given). With ``q_in_kernel`` (the default) the kernel
     reads q in bf16 and quantizes each block of it as it starts, with the same scales: no pass of its
     own over q. ``k_scale`` (heads,), fp32: k's dequantizing scale per head for every request, one
-    that no value can exceed 448 times (:func:`key_scales` makes one from the layer's weights), so
+    that no value can exceed 448 times (``STULayer.key_bounds() / 448`` from a layer's weights), so
     k takes one pass instead of two."""
     tile = tile or (FP8_WG_TILE if qk_fp8 else WG_TILE)
     if qk_fp8 and not tile.specialized:
