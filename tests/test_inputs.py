@@ -232,7 +232,7 @@ def test_read_only_output_exits_2_before_loading(runner: CliRunner, tmp_path: Pa
          "'option' must be one of ['allow_spinning', 'inter_op_threads', 'lowering', 'opt_level', 'provider', 'quantization'] for backend 'onnxruntime' (got 'foo')"),
         ("onnxruntime", ["opt_level=max"], "'opt_level' must be one of ['all', 'basic', 'disable', 'extended'] (got 'max')"),
         ("onnxruntime", ["inter_op_threads=0"], "'inter_op_threads' must be an integer in [1, 1024] (got '0')"),
-        ("torch-cuda", ["foo=bar"], "'option' must be one of ['attention', 'compile', 'compute', 'counts', 'cuda_graphs', 'device', 'dma', 'fuse_last', 'fused', 'gemm', 'graph_max', 'in_flight', 'kept_fp32', 'lanes', 'projections', 'residual', 'row_scales', 'rows', 'staging', 'start_from_device', 'sync', 'timeline', 'tune'] for backend 'torch-cuda' (got 'foo')"),
+        ("torch-cuda", ["foo=bar"], "'option' must be one of ['attention', 'attention_out', 'compile', 'compute', 'counts', 'cuda_graphs', 'device', 'dma', 'fuse_last', 'fused', 'gemm', 'graph_max', 'in_flight', 'kept_fp32', 'lanes', 'projections', 'residual', 'row_scales', 'rows', 'staging', 'start_from_device', 'sync', 'timeline', 'tune'] for backend 'torch-cuda' (got 'foo')"),
         ("torch-cuda", ["device=cpu"], "'device' must look like cuda:N (got 'cpu')"),
         ("torch-cuda", ["staging=pinned"], "'staging' must be one of ['copy', 'dma', 'mapped'] (got 'pinned')"),
         ("torch-cuda", ["sync=yield"], "'sync' must be one of ['block', 'spin'] (got 'yield')"),
