@@ -445,10 +445,6 @@ ATTENTION_MODES = ("auto", "gluon", "model", "fp8", "qk-fp8")
 #: in fp8 e4m3 with row-wise scales (``fp8``) or the output projection alone (``fp8-out``):
 #: suite.models.dlrm_v3_fp8.
 PROJECTIONS = ("bf16", "fp8", "fp8-out")
-#: dlrm-v3's ``--option attention_out``: the dtype the Gluon attention writes its output in, ``bf16``
-#: (the default: rounded once from its fp32 sums, as the plain path's bf16 attention is; half the
-#: bytes for the kernel to write and the output gate to read) or ``fp32``.
-ATTENTION_OUT = ("bf16", "fp32")
 DEFAULTS: dict[str, dict[str, str]] = {
     "fp8": {"gemm": "triton", "residual": "fp8", "fuse_last": "1", "row_scales": "table"},
     "bf16": {"gemm": "triton", "residual": "bf16", "fuse_last": "0", "row_scales": "inline"},
@@ -480,7 +476,7 @@ def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, 
     from suite.errors import BackendUnavailableError, ConfigError, one_of
 
     if spec.name == "dlrm-v3" and precision != "fp8":  # its attention is the fused part
-        from suite.backends.kernels.hstu import use_fused_attention
+        from suite.backends.kernels.hstu import ATTENTION_OUT, use_fused_attention
 
         tune = options.get("tune", "0")
         one_of("tune", tune, ("0", "1"))
@@ -491,8 +487,8 @@ def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, 
             raise BackendUnavailableError(f"'attention' {attention} {runs}")
         # tune=1: time the attention's tile shapes on MLPerf-size requests at load (a few seconds).
         gluon = runs is True
-        attention_out = options.get("attention_out", ATTENTION_OUT[0])
-        one_of("attention_out", attention_out, ATTENTION_OUT)
+        attention_out = options.get("attention_out", "bf16")
+        one_of("attention_out", attention_out, tuple(ATTENTION_OUT))
         if "attention_out" in options and not gluon:
             raise ConfigError(f"'attention_out' applies to the Gluon attention (attention=auto on sm_90, gluon or qk-fp8), "
                               f"not to attention={attention}" + (f" (the Gluon kernel {runs})" if attention == "auto" else ""))

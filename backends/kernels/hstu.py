@@ -56,6 +56,7 @@ import triton.language as tl
 
 from suite.backends.kernels.lookup import FP8_MAX, interpreted
 from suite.backends.kernels.lookup import to_fp8 as _to_fp8
+from suite.errors import one_of
 
 
 @dataclass(frozen=True)
@@ -960,7 +961,10 @@ def tune(history: torch.Tensor, candidates: torch.Tensor, heads: int = 4, dim: i
     return timings
 
 
-#: The dtypes the Gluon attention may write its output in (``use_fused_attention(attention_out=...)``).
+#: dlrm-v3's ``--option attention_out``: the dtypes the Gluon attention may write its output in
+#: (``use_fused_attention(attention_out=...)``): ``bf16`` (the default: rounded once from its fp32
+#: sums, as the plain path's bf16 attention is; half the bytes for the kernel to write and the output
+#: gate to read) or ``fp32``.
 ATTENTION_OUT: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
@@ -984,8 +988,7 @@ def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: b
     ``gluon``): the Gluon kernel's scores from q and k in fp8 e4m3; ``attention_out`` (``bf16`` or
     ``fp32``): the dtype the Gluon kernel writes its output in (the output gate reads it and takes
     its layer norm in fp32 either way; the plain path's bf16 attention is bf16 too)."""
-    if attention_out not in ATTENTION_OUT:
-        raise ValueError(f"'attention_out' must be one of {list(ATTENTION_OUT)} (got {attention_out!r})")
+    one_of("attention_out", attention_out, ATTENTION_OUT)
     attend = functools.partial(fused_jagged_attention, fp8=fp8, gluon=gluon, qk_fp8=qk_fp8 and gluon,
                                gluon_out=ATTENTION_OUT[attention_out])
     for layer in model.layers:  # type: ignore[union-attr]  # torch types a submodule as Tensor | Module; this is the dlrm-v3 model's ModuleList

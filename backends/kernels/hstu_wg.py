@@ -491,7 +491,7 @@ def hstu_attention_wg(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets
     candidates = q_offsets is not None
     hstu._allocator(q.device)  # the kernel builds its descriptors on the device, in scratch from torch's allocator
     grid = (triton.cdiv(max_queries, tile.block_m), (len(offsets) - 1) * heads)
-    sq = sk = out  # unread in bf16
+    sq = sk = out  # unread unless the fp8 passes below set them
     if qk_fp8:
         if not q_in_kernel:
             q, sq = hstu.quantize_heads(q)
