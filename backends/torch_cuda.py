@@ -389,8 +389,9 @@ class TorchCUDABackend(Backend):
                             "(the Hopper kernel with asynchronous products, bf16 on sm_90: 1.08x the Triton kernel on an H200), "
                             "model (the Triton kernel in the model's dtype), fp8 (its two products in fp8 e4m3; passes the "
                             "99.9% gate but took 2.3x bf16's time on an H200, quantizing included) or qk-fp8 (the gluon kernel "
-                            "with q and k in fp8 e4m3: 1.04x to 1.06x gluon on an H200, passing the gate)",
-                            choices=("auto", "gluon", "model", "fp8", "qk-fp8")),
+                            "with q and k in fp8 e4m3: 1.04x to 1.06x gluon on an H200, passing the gate) or qkv-fp8 (qk-fp8 "
+                            "with p v in e4m3 too: Offline 1.02x qk-fp8 on an H200, gated at the 1 M cap)",
+                            choices=("auto", "gluon", "model", "fp8", "qk-fp8", "qkv-fp8")),
         "attention_out": Option("the dtype dlrm-v3's Gluon attention writes its output in: bf16 (default; rounded once from "
                                 "fp32 sums, as the plain path's bf16 attention) or fp32", choices=("bf16", "fp32")),
         "projections": Option("dlrm-v3's STU products (fused=1, bf16 build): bf16 (default), fp8 (both in fp8 e4m3 with row-wise "

@@ -530,6 +530,57 @@ def test_stu_key_bounds_hold_every_key() -> None:
     assert float(worst.abs()) >= 0.5 * float(bound[row // qk])
 
 
+def test_stu_value_bounds_hold_every_value() -> None:
+    """STULayer.value_bounds: key_bounds' argument for v's channels of uvqk; no value of any token
+    exceeds its head's bound, and the bound is not loose beyond reason."""
+    from suite.models import dlrm_v3
+
+    layer = next(m for m in build(ModelSpec(name="dlrm-v3", scale="tiny")).modules() if isinstance(m, dlrm_v3.STULayer))
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(500, layer.uvqk.in_features, generator=g) * torch.logspace(-3, 3, 500)[:, None]
+    h, lin = layer.heads, layer.lin
+    with torch.no_grad():
+        values = layer.product(layer.source(x), lin * h, 2 * lin * h).view(-1, h, lin)
+        bound = layer.value_bounds()
+    top = values.abs().amax(dim=(0, 2))
+    assert bound.shape == (h,) and torch.all(top <= bound) and torch.all(bound <= 50 * top)
+    assert not torch.equal(bound, layer.key_bounds())
+
+
+def test_hstu_quantize_v_columns_lays_out_chunks_for_the_8bit_p() -> None:
+    """quantize_v_columns: v as e4m3 channels by tokens, each request from a multiple of 32
+    columns, the tokens of each chunk of 32 in the order the Gluon kernel's 8-bit p holds its
+    columns (position m holds token pi(m)), padding zeros; a value is its head's quantized value,
+    past 448 times the scale clamped. Requests shorter than, equal to and longer than a chunk, and
+    an empty one."""
+    from suite.backends.kernels import hstu
+
+    g = torch.Generator().manual_seed(11)
+    lengths = torch.tensor([5, 32, 0, 70, 1])
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)]).to(DEVICE)
+    uvqk = torch.randn(int(lengths.sum()), 3, 4, 128, generator=g).to(DEVICE)
+    v = uvqk[:, 2]  # a strided view, as the projection's split gives it
+    scale = torch.tensor([0.01, 0.002, 0.05, 0.004], device=DEVICE)
+    vt, columns = hstu.quantize_v_columns(v, offsets, int(lengths.max()), scale)
+    assert vt.dtype == torch.float8_e4m3fn and vt.shape[:2] == (4, 128) and vt.shape[2] % 16 == 0
+    assert columns.tolist() == [0, 32, 64, 64, 160, 192] and vt.shape[2] >= 192
+    m = torch.arange(32)
+    pi = (m & 1) | (((m >> 2) & 1) << 1) | (((m >> 3) & 1) << 2) | (((m >> 1) & 1) << 3) | (m & 16)
+    assert sorted(pi.tolist()) == list(range(32)) and pi[:4].tolist() == [0, 1, 8, 9]
+    want = torch.zeros(4, 128, vt.shape[2])
+    q8 = (v.float().cpu() / scale.cpu()[None, :, None]).clamp(-448, 448).to(torch.float8_e4m3fn).float()
+    for b in range(5):
+        lo, n, col = int(offsets[b]), int(lengths[b]), int(columns[b])
+        for c0 in range(0, n, 32):
+            for pos in range(32):
+                t = c0 + int(pi[pos])
+                if t < n:
+                    want[:, :, col + c0 + pos] = q8[lo + t].reshape(4, 128)
+    got = vt.float().cpu()
+    assert torch.allclose(got, want, rtol=2.0 ** -3, atol=0) and torch.equal(got == 0, want == 0)
+    assert got.abs().max() <= 448 and (v.float().cpu() / scale.cpu()[None, :, None]).abs().max() > 448
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
 @pytest.mark.parametrize("tile", [(128, 64, 4, 2, True), (64, 64, 3, 2, True)])
@@ -583,6 +634,48 @@ def test_hstu_gluon_qk_fp8_is_the_plain_path_on_quantized_q_and_k(tile: tuple[in
         sub = dlrm_v3.Jagged.of(hist[part:part + 4].cuda(), cand[part:part + 4].cuda(), jag.max_len)
         want = dlrm_v3.jagged_attention(qd[lo:hi], kg[lo:hi], v[lo:hi].float(), sub, 0.3)
         assert (given[lo:hi] - want).abs().max().item() <= 2e-2 * want.abs().max().item(), (part, tile)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+def test_hstu_gluon_qkv_fp8_is_the_plain_path_on_quantized_q_k_and_v() -> None:
+    """``v_scale``: the Gluon kernel with p v in e4m3 too (v^T by quantize_v_columns, p cast in the
+    kernel) gives the plain path's attention on the dequantized q, k and v within p's e4m3 rounding,
+    every row and the candidate rows alone (whose own keys' blocks start on a chunk of 32 columns),
+    and stays near qk_fp8's; two consumers are refused."""
+    from suite.backends.kernels import hstu, hstu_wg
+    from suite.models import dlrm_v3
+
+    if torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("the Gluon kernel is for sm_90")
+    g = torch.Generator().manual_seed(6)
+    hist = torch.tensor([0, 63, 64, 65, 130, 200, 5, 6500])
+    cand = torch.tensor([3, 1, 64, 100, 7, 129, 0, 2048])
+    jag = dlrm_v3.Jagged.of(hist.cuda(), cand.cuda(), int((1 + hist + cand).max()))
+    qkv = (torch.randn(int(jag.offsets[-1]), 3, 4, 128, generator=g) / 4).cuda().to(torch.bfloat16)
+    q, k, v = qkv[:, 0], qkv[:, 1], qkv[:, 2]
+    ks = 2 * k.float().abs().amax(dim=(0, 2)) / 448
+    vs = 2 * v.float().abs().amax(dim=(0, 2)) / 448
+    args = (q, k, v, jag.offsets, jag.history, jag.max_len, 0.3, jag.max_len)
+    got = hstu_wg.hstu_attention_wg(*args, qk_fp8=True, k_scale=ks, v_scale=vs)
+    qk8 = hstu_wg.hstu_attention_wg(*args, qk_fp8=True, k_scale=ks)
+    rows = jag.candidate_rows()
+    alone = hstu_wg.hstu_attention_wg(q[rows], k, v, jag.offsets, jag.history, jag.max_candidates, 0.3, jag.max_len,
+                                      q_offsets=jag.candidate_offsets, qk_fp8=True, k_scale=ks, v_scale=vs)
+    q8, sq = hstu.quantize_heads(q)
+    qd = q8.float() * sq.t()[..., None]
+    kd = (k.float() / ks[None, :, None]).to(torch.float8_e4m3fn).float() * ks[None, :, None]
+    vd = (v.float() / vs[None, :, None]).to(torch.float8_e4m3fn).float() * vs[None, :, None]
+    for part in range(0, len(hist), 4):
+        lo, hi = int(jag.offsets[part]), int(jag.offsets[part + 4]) if part + 4 < len(hist) else int(jag.offsets[-1])
+        sub = dlrm_v3.Jagged.of(hist[part:part + 4].cuda(), cand[part:part + 4].cuda(), jag.max_len)
+        want = dlrm_v3.jagged_attention(qd[lo:hi], kd[lo:hi], vd[lo:hi], sub, 0.3)
+        err, top = got[lo:hi] - want, want.abs().max().item()  # p's e4m3 rounding: at most 2^-4 of each term
+        assert err.abs().max().item() <= 8e-2 * top and err.pow(2).mean().sqrt().item() <= 1e-2 * top, part
+    assert (got - qk8).abs().max().item() <= 0.1 * qk8.abs().max().item() and not torch.equal(got, qk8)
+    assert (alone - got[rows]).abs().max().item() <= 1e-5 + 1e-4 * got.abs().max().item()
+    with pytest.raises(ValueError, match="one consumer of 64 rows"):
+        hstu_wg.hstu_attention_wg(*args, qk_fp8=True, k_scale=ks, v_scale=vs, tile=hstu_wg.WgTile(128, 64, 4, 2, True))
 
 
 def test_hstu_fp8_quantizing_kernel_gives_torchs_numbers() -> None:
@@ -892,7 +985,7 @@ def test_hstu_gluon_tune_with_qk_fp8_picks_the_fastest_fp8_shape(monkeypatch: py
 @pytest.mark.skipif(CUDA, reason="on a GPU the sm_90 check may pass")
 def test_dlrm_v3_attention_option_takes_gluon_only_where_it_runs() -> None:
     """``attention=auto`` (the default) launches the Gluon kernel only where it runs and the Triton
-    kernel elsewhere; ``attention=gluon`` or ``qk-fp8`` asked for where it cannot run, fp8
+    kernel elsewhere; ``attention=gluon``, ``qk-fp8`` or ``qkv-fp8`` asked for where it cannot run, fp8
     ``projections`` outside bf16 and ``attention_out`` without the Gluon kernel are refused at
     load, saying why."""
     from suite.errors import BackendUnavailableError, ConfigError
@@ -908,9 +1001,12 @@ def test_dlrm_v3_attention_option_takes_gluon_only_where_it_runs() -> None:
             ("bf16", {"projections": "int8"}, ConfigError, "'projections' must be one of ['bf16', 'fp8', 'fp8-out'] (got 'int8')"),
             ("bf16", {"attention_out": "fp16"}, ConfigError, "'attention_out' must be one of ['bf16', 'fp32'] (got 'fp16')"),
             ("bf16", {"attention_out": "fp32"}, ConfigError, "'attention_out' applies to the Gluon attention (attention=auto "
-             "on sm_90, gluon or qk-fp8), not to attention=auto (the Gluon kernel needs an sm_90 GPU (Hopper: H100, H200; got cpu))"),
+             "on sm_90, gluon, qk-fp8 or qkv-fp8), not to attention=auto (the Gluon kernel needs an sm_90 GPU (Hopper: H100, H200; got cpu))"),
             ("bf16", {"attention": "model", "attention_out": "bf16"}, ConfigError, "'attention_out' applies to the Gluon "
-             "attention (attention=auto on sm_90, gluon or qk-fp8), not to attention=model")):
+             "attention (attention=auto on sm_90, gluon, qk-fp8 or qkv-fp8), not to attention=model"),
+            ("bf16", {"attention": "qkv-fp8"}, BackendUnavailableError, "'attention' qkv-fp8 needs an sm_90 GPU (Hopper: H100, H200; got cpu)"),
+            ("bf16", {"attention": "qkv-fp8", "tune": "1"}, ConfigError,
+             "'tune' 1 times the shapes of attention=qk-fp8 and gluon; qkv-fp8 has one (got attention=qkv-fp8)")):
         with pytest.raises(error) as caught:
             fused.for_backend(build(spec), spec, precision, options)
         assert str(caught.value) == message

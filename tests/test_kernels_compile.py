@@ -172,13 +172,14 @@ fp8 = args.get("fp8", False)
 if t.specialized:
     consts = dict(HEADS=4, D=128, BLOCK_N=t.block_n, STAGES=t.stages, CONSUMERS=t.block_m // 64,
                   CANDIDATES=args["candidates"], PINGPONG=t.pingpong, FP8=fp8, QUANT_Q=args.get("quant_q", False),
-                  CONSUMER_REGS=240, num_warps=t.num_warps)
+                  CONSUMER_REGS=240, FP8_V=args.get("v8", False), num_warps=t.num_warps)
 else:
     consts = dict(HEADS=4, D=128, BLOCK_M=t.block_m, BLOCK_N=t.block_n, STAGES=t.stages, CANDIDATES=args["candidates"],
                   ORDER=t.order, num_warps=t.num_warps)
 qk = "*fp8e4nv" if fp8 else "*bf16"
-pointers = dict(q_ptr="*bf16" if args.get("quant_q") else qk, k_ptr=qk, v_ptr="*bf16", o_ptr="*" + args.get("out", "fp32"), offsets_ptr="*i64", q_offsets_ptr="*i64",
-                history_ptr="*i64", sq_ptr="*fp32", sk_ptr="*fp32")
+pointers = dict(q_ptr="*bf16" if args.get("quant_q") else qk, k_ptr=qk, v_ptr="*fp8e4nv" if args.get("v8") else "*bf16",
+                o_ptr="*" + args.get("out", "fp32"), offsets_ptr="*i64", q_offsets_ptr="*i64", history_ptr="*i64",
+                sq_ptr="*fp32", sk_ptr="*fp32", sv_ptr="*fp32", v_columns_ptr="*i64")
 signature = {n: pointers.get(n) or ("constexpr" if n in consts else "fp32" if n in ("half_alpha", "inv_scale") else "i32")
              for n in names}
 # A launch specializes the pointers and the token strides (multiples of 16) as divisible by 16.
@@ -199,6 +200,8 @@ print(json.dumps({"shared": kernel.metadata.shared, "cubin": len(kernel.asm["cub
                   "serialized": "serialized" in (log.stdout + log.stderr),
                   "waits": sorted({int(m.group(1)) for m in re.finditer(r"wgmma\\.wait_group\\.sync\\.aligned (\\d+)", ptx)}),
                   "tanh": sum("tanh.approx.f32" in line for line in lines),
+                  "shuffles": sum("shfl.sync" in line for line in lines),
+                  "e4m3_pairs": sum("cvt.rn.satfinite.e4m3x2.f32" in line for line in lines),
                   "e4m3_products": sum(bool(re.search(r"wgmma\\.mma_async\\S*\\.e4m3\\.e4m3", line)) for line in lines),
                   "bf16_products": sum(bool(re.search(r"wgmma\\.mma_async\\S*\\.bf16\\.bf16", line)) for line in lines),
                   "tma_loads": sum(bool(re.search(r"cp\\.async\\.bulk\\.tensor\\.\\dd\\.shared", line)) for line in lines),
@@ -256,6 +259,24 @@ def test_hstu_gluon_qk_fp8_compiles_to_e4m3_scores_and_bf16_values(tile: hstu_wg
     assert built["shared"] < bf16["shared"]  # q's and k's slots take a byte a value
 
 
+@pytest.mark.parametrize("candidates", [False, True], ids=["every-row", "candidates"])
+def test_hstu_gluon_qkv_fp8_compiles_to_e4m3_products_without_moving_p(candidates: bool) -> None:
+    """``v_scale`` (v in e4m3 too): both products take e4m3 operands and none bf16; p's layout change
+    to the left operand of p v is a relabeling (the kernel asserts it trivial; here: no more
+    shuffles than q and k in fp8 alone, and p cast in pairs, two pairs to a register); a producer of 88
+    registers (24 died at v^T's copy on the H200). Its one spill is 8 bytes, in the every-row form."""
+    tile = hstu_wg.FP8V_WG_TILE
+    built = compiled(COMPILE_WG, json.dumps({**dataclasses.asdict(tile), "candidates": candidates, "fp8": True,
+                                             "quant_q": True, "v8": True}))
+    qk8 = compiled(COMPILE_WG, json.dumps({**dataclasses.asdict(tile), "candidates": candidates, "fp8": True,
+                                           "quant_q": True}))
+    assert built["cubin"] > 0 and built["shared"] <= SM90_SHARED_BYTES and not built["serialized"]
+    assert built["e4m3_products"] > qk8["e4m3_products"] > 0 and built["bf16_products"] == 0 < qk8["bf16_products"]
+    assert built["shuffles"] <= qk8["shuffles"] and built["e4m3_pairs"] > qk8["e4m3_pairs"]  # q is cast in pairs too
+    assert 88 in built["setmaxnreg"] and 88 not in qk8["setmaxnreg"] and built["spill_stores"] <= 8
+    assert built["shared"] < qk8["shared"]  # v's slots take a byte a value
+
+
 #: Compiles one of hstu's row-wise kernels for sm_90 with 4 warps. argv: JSON of its name, its
 #: constexprs and its pointers' types (every other argument an i32).
 COMPILE_ROWS = """
@@ -297,6 +318,13 @@ def test_hstu_given_scale_quantizing_kernel_compiles_for_hopper() -> None:
     consts = dict(W=512, D=128, BLOCK_T=hstu.GIVEN_TOKENS, ROUND=False)
     types = dict(x_ptr="*bf16", out_ptr="*fp8e4nv", scale_ptr="*fp32")
     assert compiled(COMPILE_ROWS, json.dumps({"kernel": "_given_fp8_fwd", "consts": consts, "types": types}))["cubin"] > 0
+
+
+def test_hstu_v_columns_kernel_compiles_for_hopper() -> None:
+    """quantize_v_columns' pass (v^T in e4m3 for attention=qkv-fp8) compiles for sm_90."""
+    consts = {"HEADS": 4, "D": 128, "BLOCK_T": hstu.V_COLUMN_TOKENS, "ROUND": False}
+    types = {"v_ptr": "*bf16", "out_ptr": "*fp8e4nv", "scale_ptr": "*fp32", "offsets_ptr": "*i64", "columns_ptr": "*i64"}
+    assert compiled(COMPILE_ROWS, json.dumps({"kernel": "_v_columns_fwd", "consts": consts, "types": types}))["cubin"] > 0
 
 
 def test_hstu_rows_sum_kernel_compiles_for_hopper() -> None:

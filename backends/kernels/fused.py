@@ -439,8 +439,11 @@ DEFAULT_ROWS = {"fp8": "fp8", "bf16": "bf16", "fp16": "fp16"}
 #: ``qk-fp8`` the Gluon kernel with q and k in fp8 e4m3 (q one scale per token and head, quantized
 #: in the kernel; k one per head from a bound on the layer's weights), the products with v in bf16
 #: (suite.backends.kernels.hstu_wg, ``qk_fp8=True``): on an H200 1,070.2 requests/s Offline at the
-#: 1 M cap, passing the 99.9% gate (session 26).
-ATTENTION_MODES = ("auto", "gluon", "model", "fp8", "qk-fp8")
+#: 1 M cap, passing the 99.9% gate (session 26); ``qkv-fp8`` that kernel with ``p v`` in e4m3 too (v
+#: one scale per head from a bound on the layer's weights, p cast in the kernel; on an H200 the
+#: kernel alone 1.10x qk-fp8's and Offline 1.02x at the 1 M cap, passing the gate there, session 28;
+#: docs/dlrm-v3.md).
+ATTENTION_MODES = ("auto", "gluon", "model", "fp8", "qk-fp8", "qkv-fp8")
 #: dlrm-v3's ``--option projections``: its STU layers' two products in ``bf16`` (the default), both
 #: in fp8 e4m3 with row-wise scales (``fp8``) or the output projection alone (``fp8-out``):
 #: suite.models.dlrm_v3_fp8.
@@ -482,23 +485,26 @@ def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, 
         one_of("tune", tune, ("0", "1"))
         attention = options.get("attention", ATTENTION_MODES[0])
         one_of("attention", attention, ATTENTION_MODES)
-        runs = _gluon_runs(model, precision) if attention in ("auto", "gluon", "qk-fp8") else False
-        if attention in ("gluon", "qk-fp8") and runs is not True:
+        if attention == "qkv-fp8" and tune == "1":
+            raise ConfigError("'tune' 1 times the shapes of attention=qk-fp8 and gluon; qkv-fp8 has one (got attention=qkv-fp8)")
+        runs = _gluon_runs(model, precision) if attention in ("auto", "gluon", "qk-fp8", "qkv-fp8") else False
+        if attention in ("gluon", "qk-fp8", "qkv-fp8") and runs is not True:
             raise BackendUnavailableError(f"'attention' {attention} {runs}")
         # tune=1: time the attention's tile shapes on MLPerf-size requests at load (a few seconds).
         gluon = runs is True
         attention_out = options.get("attention_out", "bf16")
         one_of("attention_out", attention_out, tuple(ATTENTION_OUT))
         if "attention_out" in options and not gluon:
-            raise ConfigError(f"'attention_out' applies to the Gluon attention (attention=auto on sm_90, gluon or qk-fp8), "
+            raise ConfigError(f"'attention_out' applies to the Gluon attention (attention=auto on sm_90, gluon, qk-fp8 or qkv-fp8), "
                               f"not to attention={attention}" + (f" (the Gluon kernel {runs})" if attention == "auto" else ""))
         projections = options.get("projections", PROJECTIONS[0])
         one_of("projections", projections, PROJECTIONS)
         if projections != "bf16" and precision != "bf16":
             raise ConfigError(f"'projections' {projections} needs 'precision' bf16 (got {precision!r})")
         return use_fused_attention(model, tune_tiles=tune == "1", fp8=attention == "fp8", gluon=gluon,  # type: ignore[return-value]  # it returns the nn.Module it was given, patched
-                                   projections=projections, qk_fp8=attention == "qk-fp8" or (attention == "auto" and gluon),
-                                   attention_out=attention_out)
+                                   projections=projections,
+                                   qk_fp8=attention in ("qk-fp8", "qkv-fp8") or (attention == "auto" and gluon),
+                                   attention_out=attention_out, v_fp8=attention == "qkv-fp8")
     if spec.name not in FUSABLE:
         raise BackendUnavailableError(
             f"torch-cuda's fused kernels ('--precision fp8', 'fused=1') run {list(FUSABLE)} only (got {spec.name!r})")

@@ -496,6 +496,66 @@ def _given_fp8_fwd(x_ptr, out_ptr, scale_ptr, tokens, s_t, W: tl.constexpr, D: t
 GIVEN_TOKENS = 16
 
 
+#: Tokens a chunk of :func:`quantize_v_columns`: the columns an 8-bit product of p v takes at once
+#: (the k of Hopper's e4m3 ``wgmma``), and so the alignment of every request's first column.
+V_CHUNK = 32
+
+
+@triton.jit
+def _v_columns_fwd(v_ptr, out_ptr, scale_ptr, offsets_ptr, columns_ptr, s_t, o_h, o_d, HEADS: tl.constexpr,
+                   D: tl.constexpr, BLOCK_T: tl.constexpr, ROUND: tl.constexpr):
+    # BLOCK_T tokens (whole chunks of 32) of request b, head h, into v^T's columns: position m of a
+    # chunk holds token pi(m), the column the Gluon kernel's 8-bit p holds in that register
+    # (hstu_wg._p_e4m3); padding tokens as zeros, and no column written past the request's last
+    # chunk. Read as rows of D values, written as rows of BLOCK_T columns.
+    b = tl.program_id(0)
+    h = tl.program_id(2)
+    start = tl.load(offsets_ptr + b)
+    n = tl.load(offsets_ptr + b + 1) - start
+    t0 = tl.program_id(1) * BLOCK_T
+    if t0 < n:
+        m = tl.arange(0, BLOCK_T)
+        i = m % 32
+        tok = t0 + (m - i) + ((i & 1) | (((i >> 2) & 1) << 1) | (((i >> 3) & 1) << 2) | (((i >> 1) & 1) << 3) | (i & 16))
+        d = tl.arange(0, D)
+        x = tl.load(v_ptr + (start + tok)[:, None].to(tl.int64) * s_t + h * D + d[None, :], mask=(tok < n)[:, None],
+                    other=0.0).to(tl.float32)
+        y = _scaled_fp8(x, tl.maximum(tl.load(scale_ptr + h), 1e-30), ROUND)
+        col = tl.load(columns_ptr + b) + t0 + m
+        tl.store(out_ptr + h * o_h + d[:, None] * o_d + col[None, :], tl.trans(y), mask=(t0 + m - i < n)[None, :])
+
+
+#: Tokens a program of :func:`quantize_v_columns` (whole chunks). On an H200 (8 MLPerf-size
+#: requests) the pass took 0.150 ms with 32 and 4 warps, 0.215 ms with 128 and 8 warps, in two
+#: calls (benchmarks/results/gpu_server_h200_s28/c5, c6): at about a fifth of the memory's rate
+#: either way, so there is more to have here.
+V_COLUMN_TOKENS = 32
+
+
+def quantize_v_columns(v: torch.Tensor, offsets: torch.Tensor, longest: int,
+                       scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """v (T, heads, D), bf16, packed by ``offsets`` (N + 1) into requests of at most ``longest``
+    tokens, divided by its head's ``scale`` (heads,) and clamped, as fp8 e4m3 laid out channels by
+    tokens (heads, D, columns): what the Gluon kernel reads for ``p v`` in e4m3, whose second
+    operand Hopper takes only with the tokens contiguous. Request b starts at column
+    ``columns[b]``, a multiple of :data:`V_CHUNK`, and within each chunk of 32 its tokens are in
+    the order the kernel's 8-bit p holds its columns (so p needs no shuffle); padding columns are
+    zeros. -> (v^T, columns (N + 1)). One pass; the column count is a bound known on the host."""
+    tokens, heads, d = v.shape
+    n = len(offsets) - 1
+    lengths = offsets[1:] - offsets[:-1]
+    columns = torch.zeros(n + 1, dtype=torch.int64, device=v.device)
+    columns[1:] = torch.cumsum((lengths + V_CHUNK - 1) // V_CHUNK * V_CHUNK, 0)
+    width = triton.cdiv(tokens + V_CHUNK * n, 16) * 16
+    out = torch.zeros((heads, d, width), dtype=torch.float8_e4m3fn, device=v.device)
+    if tokens and n:
+        per_head = scale.to(device=v.device, dtype=torch.float32).reshape(heads).contiguous()
+        _v_columns_fwd[(n, triton.cdiv(longest, V_COLUMN_TOKENS), heads)](
+            v, out, per_head, offsets, columns, v.stride(0), out.stride(0), out.stride(1), HEADS=heads, D=d,
+            BLOCK_T=V_COLUMN_TOKENS, ROUND=interpreted(), num_warps=4)
+    return out, columns
+
+
 def quantize_spans(x: torch.Tensor, offsets: torch.Tensor, longest: int, *,
                    given: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """x (T, heads, D), bf16, packed by ``offsets`` (N + 1) into requests of at most ``longest``
@@ -868,11 +928,11 @@ def fused_residual_out(x: torch.Tensor, g: torch.Tensor, weight: torch.Tensor) -
 def fused_jagged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag: Any, alpha: float,
                            candidates: bool = False, *, fp8: bool = False, gluon: bool = False,
                            qk_fp8: bool = False, gluon_out: torch.dtype = torch.float32,
-                           k_scale: torch.Tensor | None = None) -> torch.Tensor:
+                           k_scale: torch.Tensor | None = None, v_scale: torch.Tensor | None = None) -> torch.Tensor:
     """:func:`suite.models.dlrm_v3.jagged_attention`'s signature, on the kernel (``fp8``: see
     :func:`hstu_attention`; ``gluon``: :mod:`suite.backends.kernels.hstu_wg` where it takes the
-    tensors, with q and k in fp8 if ``qk_fp8`` (k by ``k_scale`` if given), its output in
-    ``gluon_out``; the Triton kernel's is fp32)."""
+    tensors, with q and k in fp8 if ``qk_fp8`` (k by ``k_scale`` if given; v too, by ``v_scale``,
+    if given), its output in ``gluon_out``; the Triton kernel's is fp32)."""
     if gluon and jag.max_len > SMALL:
         from suite.backends.kernels import hstu_wg
 
@@ -880,9 +940,9 @@ def fused_jagged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ja
             if candidates:
                 return hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_candidates, alpha,
                                                  jag.scale, q_offsets=jag.candidate_offsets, qk_fp8=qk_fp8,
-                                                 out_dtype=gluon_out, k_scale=k_scale)
+                                                 out_dtype=gluon_out, k_scale=k_scale, v_scale=v_scale)
             return hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, alpha, jag.scale,
-                                             qk_fp8=qk_fp8, out_dtype=gluon_out, k_scale=k_scale)
+                                             qk_fp8=qk_fp8, out_dtype=gluon_out, k_scale=k_scale, v_scale=v_scale)
     if candidates:
         return hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, alpha, jag.scale,
                               q_offsets=jag.candidate_offsets, max_queries=jag.max_candidates, fp8=fp8)
@@ -968,15 +1028,15 @@ def tune(history: torch.Tensor, candidates: torch.Tensor, heads: int = 4, dim: i
 ATTENTION_OUT: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
-def _wg_tile(qk_fp8: bool = False) -> str:
+def _wg_tile(qk_fp8: bool = False, v_fp8: bool = False) -> str:
     from suite.backends.kernels import hstu_wg
 
-    return (hstu_wg.FP8_WG_TILE if qk_fp8 else hstu_wg.WG_TILE).text()
+    return (hstu_wg.FP8V_WG_TILE if v_fp8 else hstu_wg.FP8_WG_TILE if qk_fp8 else hstu_wg.WG_TILE).text()
 
 
 def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: bool = False,
                         gluon: bool = False, projections: str = "bf16", qk_fp8: bool = False,
-                        attention_out: str = "bf16") -> torch.nn.Module:
+                        attention_out: str = "bf16", v_fp8: bool = False) -> torch.nn.Module:
     """Have every STU layer of a built dlrm-v3 call the fused kernel instead of the plain path;
     ``tune_tiles``: first time :data:`CANDIDATES` on eight MLPerf-size requests (6,750 events,
     2,048 candidates) and launch with the fastest; ``fp8``: both of the attention's products in
@@ -987,13 +1047,18 @@ def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: b
     e4m3 (:mod:`suite.models.dlrm_v3_fp8`, with this module's row kernels); ``qk_fp8`` (with
     ``gluon``): the Gluon kernel's scores from q and k in fp8 e4m3; ``attention_out`` (``bf16`` or
     ``fp32``): the dtype the Gluon kernel writes its output in (the output gate reads it and takes
-    its layer norm in fp32 either way; the plain path's bf16 attention is bf16 too)."""
+    its layer norm in fp32 either way; the plain path's bf16 attention is bf16 too); ``v_fp8``
+    (with ``qk_fp8``): ``p v`` in e4m3 too, v scaled by a bound from each layer's weights."""
     one_of("attention_out", attention_out, ATTENTION_OUT)
     attend = functools.partial(fused_jagged_attention, fp8=fp8, gluon=gluon, qk_fp8=qk_fp8 and gluon,
                                gluon_out=ATTENTION_OUT[attention_out])
     for layer in model.layers:  # type: ignore[union-attr]  # torch types a submodule as Tensor | Module; this is the dlrm-v3 model's ModuleList
         # fp8 keys scaled by a bound from the layer's weights: one pass over k, not two
-        layer.attend = functools.partial(attend, k_scale=layer.key_bounds() / FP8_MAX) if qk_fp8 and gluon else attend
+        if qk_fp8 and gluon:
+            v_scale = layer.value_bounds() / FP8_MAX if v_fp8 else None
+            layer.attend = functools.partial(attend, k_scale=layer.key_bounds() / FP8_MAX, v_scale=v_scale)
+        else:
+            layer.attend = attend
         layer.norm_to = fused_norm_to
         layer.gate = fused_gate
         layer.residual_out = fused_residual_out
@@ -1015,10 +1080,11 @@ def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: b
             timed = tune(torch.full((n,), 6750), torch.full((n,), 2048), rejected=rejected)
         tuned = {tile.text(): round(ms, 3) for tile, ms in timed}
     # What torch-cuda records; "ids": the model reads each table's ids apart, not one packed matrix.
-    described = {"attention": ("gluon hstu_attention_wg (jagged, async products" + (", q and k in fp8 e4m3)" if qk_fp8 else ")")
+    fp8_inputs = ", q, k and v in fp8 e4m3)" if v_fp8 and qk_fp8 else ", q and k in fp8 e4m3)" if qk_fp8 else ")"
+    described = {"attention": ("gluon hstu_attention_wg (jagged, async products" + fp8_inputs
                                if gluon else
                                "triton hstu_attention (jagged" + (", fp8 e4m3 products)" if fp8 else ")")), "ids": "tables",
-                 "tile": _wg_tile(qk_fp8) if gluon else (FP8_TILE if fp8 else TILE).text(),
+                 "tile": _wg_tile(qk_fp8, v_fp8 and qk_fp8) if gluon else (FP8_TILE if fp8 else TILE).text(),
                  "attention_out": attention_out if gluon else "fp32",
                  "row_kernels": "triton layer norm, output gate and token sums; the residual add in the output projection"
                  if projections == "bf16" else "triton layer norm and output gate quantizing each row to fp8 e4m3, token sums",

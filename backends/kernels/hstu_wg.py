@@ -34,6 +34,8 @@ With ``qk_fp8`` the specialized kernel takes its scores from 8-bit products of q
 read in bf16 and quantized by the consumers, k quantized by one pass before the launch
 (``--option attention=qk-fp8``, what ``auto`` runs on sm_90: the kernel 1.26x faster on an H200, and
 with the passes gone 0.865 ms against 0.944 for bf16's on 8 MLPerf-size requests; docs/dlrm-v3.md).
+With ``v_scale`` as well, ``p v`` takes e4m3 operands too (``--option attention=qkv-fp8``): v^T made
+by one pass in an order that lets p be cast in registers without moving a value between threads.
 Over 450 lines because it holds both kernels (unspecialized and specialized), which share their
 block walk and SiLU, and the launch and tune code that picks between them.
 """
@@ -110,6 +112,11 @@ WG_TILE = WgTile(128, 64, 4, 2, True)
 #: and k in fp8 on an H200 (0.925 ms for 8 MLPerf-size requests, quantizing included, against 0.950
 #: for the two consumers of WG_TILE and 1.002 for WG_TILE in bf16; benchmarks/results/gpu_server_h200_s24/c4).
 FP8_WG_TILE = WgTile(64, 64, 3, 2, True)
+#: The shape ``v_scale`` (v in e4m3 too) launches with: one consumer of 64 rows, four slots, the
+#: fastest of those timed on an H200 (8 MLPerf-size requests: 0.766 ms against 0.842 for qk_fp8's
+#: default in the same call; benchmarks/results/gpu_server_h200_s28/v8p). Two consumers are not
+#: offered: their producer is held to 24 registers, too few for v^T's copy (see _hstu_ws_fwd).
+FP8V_WG_TILE = WgTile(64, 64, 4, 2, True)
 #: What :func:`tune` times for ``qk_fp8`` (``--option attention=qk-fp8 tune=1``) and
 #: ``benchmarks/hstu_gpu.py --qk-fp8`` times: the specialized shapes, and four slots for one consumer
 #: (8-bit keys leave room). On an H200 (8 MLPerf-size requests, quantizing included;
@@ -146,12 +153,13 @@ def _issue(kv_desc_k, kv_desc_v, kv, bars, j, n_hist, own, STAGES: gl.constexpr,
 
 
 @gluon.jit
-def _p_of(s, j, half_alpha, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N: gl.constexpr):
+def _p_of(s, j, half_alpha, n_full, n_hist, own, own_c, end, last, hist, rows, row_id, cols0, BLOCK_N: gl.constexpr):
     # Block j's SiLU of its scores s, masked in the history's tail and on the own keys' diagonal.
+    # The own keys' blocks start at column own_c (own, or below it: see _walk); the mask keeps own.
     y = _silu_half(s, half_alpha)
     if j >= n_full:
         in_hist = j < n_hist
-        c = gl.where(in_hist, j * BLOCK_N, own + (j - n_hist) * BLOCK_N)
+        c = gl.where(in_hist, j * BLOCK_N, own_c + (j - n_hist) * BLOCK_N)
         lo_c = gl.where(in_hist, 0, own)
         hi_c = gl.where(in_hist, end, last + 1)
         cols = c + cols0
@@ -164,11 +172,30 @@ def _p_of(s, j, half_alpha, n_full, n_hist, own, end, last, hist, rows, row_id, 
 
 
 @gluon.jit
+def _p_e4m3(y, p_layout: gl.constexpr):
+    # p (64, BLOCK_N) fp32 in the scores' layout as the e4m3 left operand of p v, without moving a
+    # value: within each 32 columns, operand column m is taken to be score column pi(m) (the bits
+    # of m: c0 = m0, c1 = m2, c2 = m3, c3 = m1), the value a thread already holds there, so the
+    # layout change is a relabeling (checked: assert_trivial); v^T's tokens are stored in the
+    # same order (hstu.quantize_v_columns). Four values of a row a register: two conversions to
+    # e4m3 pairs, joined.
+    R: gl.constexpr = y.shape[0]
+    N: gl.constexpr = y.shape[1]
+    y = gl.reshape(gl.permute(gl.reshape(y, [R, N // 32, 2, 2, 2, 2, 2]), (0, 1, 2, 4, 5, 3, 6)), [R, N])
+    y = gl.convert_layout(y, p_layout, assert_trivial=True)
+    return gl.inline_asm_elementwise(
+        "{ .reg .b16 lo, hi; cvt.rn.satfinite.e4m3x2.f32 lo, $2, $1; cvt.rn.satfinite.e4m3x2.f32 hi, $4, $3; "
+        "mov.b32 $0, {lo, hi}; }", "=r,f,f,f,f", [y], dtype=gl.float8e4nv, is_pure=True, pack=4)
+
+
+@gluon.jit
 def _walk(offsets_ptr, q_offsets_ptr, history_ptr, HEADS: gl.constexpr, BLOCK_M: gl.constexpr,
-          BLOCK_N: gl.constexpr, CANDIDATES: gl.constexpr):
+          BLOCK_N: gl.constexpr, CANDIDATES: gl.constexpr, OWN_ALIGN: gl.constexpr):
     # This program's (request, head), its block of query rows and the blocks of keys it walks, for
     # both kernels. Grid: axis 0 the row blocks (last first: the candidate blocks are the longest),
-    # axis 1 the (request, head) pairs, as the Triton kernel's rows-first launch.
+    # axis 1 the (request, head) pairs, as the Triton kernel's rows-first launch. The own keys'
+    # blocks start at own_c: own rounded down to a multiple of OWN_ALIGN (v in e4m3 reads its blocks
+    # from chunks of 32 columns; the mask still starts at own).
     block = gl.program_id(0)
     pid = gl.program_id(1)
     b = pid // HEADS
@@ -184,8 +211,9 @@ def _walk(offsets_ptr, q_offsets_ptr, history_ptr, HEADS: gl.constexpr, BLOCK_M:
     end = gl.where((lo_row == 0) | (last > hist), hist + 1, last + 1)
     n_hist = gl.cdiv(end, BLOCK_N)
     own = gl.maximum(lo_row, hist + 1)  # a candidate row's own key: from here to ``last``
-    n_own = gl.where(last >= own, gl.cdiv(last + 1 - own, BLOCK_N), 0)
-    return pid % HEADS, start, n, hist, q_start, q_n, lo, lo_row, last, end, n_hist, own, n_hist + n_own
+    own_c = own // OWN_ALIGN * OWN_ALIGN
+    n_own = gl.where(last >= own, gl.cdiv(last + 1 - own_c, BLOCK_N), 0)
+    return pid % HEADS, start, n, hist, q_start, q_n, lo, lo_row, last, end, n_hist, own, n_hist + n_own, own_c
 
 
 @gluon.jit
@@ -200,8 +228,8 @@ def _hstu_wg_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history
                  s_qt, s_kt, s_vt, s_ot, HEADS: gl.constexpr, D: gl.constexpr, BLOCK_M: gl.constexpr,
                  BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CANDIDATES: gl.constexpr, ORDER: gl.constexpr,
                  num_warps: gl.constexpr):
-    head, start, n, hist, q_start, q_n, lo, lo_row, last, end, n_hist, own, nb = _walk(
-        offsets_ptr, q_offsets_ptr, history_ptr, HEADS, BLOCK_M, BLOCK_N, CANDIDATES)
+    head, start, n, hist, q_start, q_n, lo, lo_row, last, end, n_hist, own, nb, _ = _walk(
+        offsets_ptr, q_offsets_ptr, history_ptr, HEADS, BLOCK_M, BLOCK_N, CANDIDATES, 1)
     if lo < q_n:
         s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1],
                                                            instr_shape=[16, BLOCK_N, 16])
@@ -248,7 +276,7 @@ def _hstu_wg_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history
                 mbarrier.wait(bars.index(slot), (j // STAGES) & 1, pred=j > 0)
                 s = warpgroup_mma(q_smem, kv.index(2 * slot).permute((1, 0)), zero_s, use_acc=False, is_async=True)
                 s, acc = warpgroup_mma_wait(0, deps=[s, acc])
-                y = _p_of(s, j, half_alpha, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
+                y = _p_of(s, j, half_alpha, n_full, n_hist, own, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
                 p = gl.convert_layout(y.to(gl.bfloat16), p_layout)
                 acc = warpgroup_mma(p, kv.index(2 * slot + 1), acc, is_async=True)
                 _issue(k_desc, v_desc, kv, bars, j + STAGES - 1, n_hist, own, STAGES, BLOCK_N, j + STAGES - 1 < nb)
@@ -262,7 +290,7 @@ def _hstu_wg_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history
                 mbarrier.wait(bars.index(nxt), ((j + 1) // STAGES) & 1, pred=j + 1 < nb)
                 s_next = warpgroup_mma(q_smem, kv.index(2 * nxt).permute((1, 0)), zero_s, use_acc=False, is_async=True)
                 # 2. This block's SiLU, masked in the tail and on the own keys' diagonal.
-                y = _p_of(s, j, half_alpha, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
+                y = _p_of(s, j, half_alpha, n_full, n_hist, own, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
                 # 3. The previous p v is done with p's registers: the next p, then its product.
                 acc, p = warpgroup_mma_wait(1, deps=[acc, p])
                 p = gl.convert_layout(y.to(gl.bfloat16), p_layout)
@@ -273,7 +301,7 @@ def _hstu_wg_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history
         else:  # FlashAttention-3's order: both products issued, then the next SiLU beside p v
             s = warpgroup_mma(q_smem, kv.index(0).permute((1, 0)), zero_s, use_acc=False, is_async=True)
             s = warpgroup_mma_wait(0, deps=[s])
-            y = _p_of(s, 0, half_alpha, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
+            y = _p_of(s, 0, half_alpha, n_full, n_hist, own, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
             p = gl.convert_layout(y.to(gl.bfloat16), p_layout)
             for j in range(0, nb):
                 nxt = (j + 1) % STAGES
@@ -281,7 +309,7 @@ def _hstu_wg_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history
                 s_next = warpgroup_mma(q_smem, kv.index(2 * nxt).permute((1, 0)), zero_s, use_acc=False, is_async=True)
                 acc = warpgroup_mma(p, kv.index(2 * (j % STAGES) + 1), acc, is_async=True)
                 s = warpgroup_mma_wait(1, deps=[s_next])
-                y = _p_of(s, j + 1, half_alpha, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
+                y = _p_of(s, j + 1, half_alpha, n_full, n_hist, own, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
                 acc, p = warpgroup_mma_wait(0, deps=[acc, p])
                 p = gl.convert_layout(y.to(gl.bfloat16), p_layout)
                 # block j's slot is free: copy block j + STAGES into it
@@ -303,27 +331,31 @@ def _hstu_wg_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history
 
 
 @gluon.jit
-def _ws_producer(q_desc, k_desc, v_desc, q_smem, k_ring, v_ring, ready, empty, q_bars, lo, nb, n_hist, own,
-                 STAGES: gl.constexpr, BLOCK_N: gl.constexpr, CONSUMERS: gl.constexpr):
+def _ws_producer(q_desc, k_desc, v_desc, q_smem, k_ring, v_ring, ready, empty, q_bars, lo, nb, n_hist, own_c, v_col,
+                 STAGES: gl.constexpr, BLOCK_N: gl.constexpr, CONSUMERS: gl.constexpr, FP8_V: gl.constexpr):
     # One warp: q's halves, then every block's keys and values into the rings as slots free up.
+    # FP8_V: v's block is a (D, BLOCK_N) box of v^T, from the request's first column v_col.
     for h in gl.static_range(CONSUMERS):
         mbarrier.expect(q_bars.index(h), q_desc.block_type.nbytes)
         _tma_load(q_desc, [lo + h * 64, 0], q_bars.index(h), q_smem.index(h))
     for j in range(0, nb):
         slot = j % STAGES
         mbarrier.wait(empty.index(slot), ((j // STAGES) & 1) ^ 1)
-        c = gl.where(j < n_hist, j * BLOCK_N, own + (j - n_hist) * BLOCK_N).to(gl.int32)
+        c = gl.where(j < n_hist, j * BLOCK_N, own_c + (j - n_hist) * BLOCK_N).to(gl.int32)
         bar = ready.index(slot)
         mbarrier.expect(bar, k_desc.block_type.nbytes + v_desc.block_type.nbytes)
         _tma_load(k_desc, [c, 0], bar, k_ring.index(slot))
-        _tma_load(v_desc, [c, 0], bar, v_ring.index(slot))
+        if FP8_V:
+            _tma_load(v_desc, [0, v_col + c], bar, v_ring.index(slot))
+        else:
+            _tma_load(v_desc, [c, 0], bar, v_ring.index(slot))
 
 
 @gluon.jit
 def _ws_consumer(o_ptr, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn, half_alpha, inv_scale, sq_ptr, sk_ptr,
-                 lo, lo_row, q_n, nb, n_hist, own, end, last, hist, H: gl.constexpr, D: gl.constexpr,
+                 lo, lo_row, q_n, nb, n_hist, own, own_c, end, last, hist, v_scale, H: gl.constexpr, D: gl.constexpr,
                  BLOCK_N: gl.constexpr, STAGES: gl.constexpr, PINGPONG: gl.constexpr, FP8: gl.constexpr,
-                 QUANT_Q: gl.constexpr):
+                 QUANT_Q: gl.constexpr, FP8_V: gl.constexpr):
     # One warpgroup: rows H * 64 to H * 64 + 63 of the block, in order 2. With PINGPONG the two
     # consumers take turns to issue their products (consumer 0 first): each waits for its turn,
     # issues, then hands the turn over, so that one's SiLU runs beside the other's products. FP8: q
@@ -331,11 +363,14 @@ def _ws_consumer(o_ptr, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn
     # request's first query) times the request's keys' one (at sk_ptr) with alpha; p v stays bf16.
     # QUANT_Q (with FP8): q's block comes in bf16 and is quantized here, each row by its largest
     # magnitude over 448 (quantize_heads' scales), into registers, the scores' left operand.
+    # FP8_V (with FP8): p v in e4m3 too, v's blocks (D, BLOCK_N) of v^T scaled by v_scale, p
+    # (0 to about 1.1 times alpha's half) cast as it is issued (_p_e4m3): a p kept across the
+    # loop in 8 bits is split into bytes and joined again, a hundred instructions a block.
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
                                                        instr_shape=[16, BLOCK_N, 32 if FP8 else 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
-                                                       instr_shape=[16, D, 16])
-    p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
+                                                       instr_shape=[16, D, 32 if FP8_V else 16])
+    p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=4 if FP8_V else 2)
     my_row = lo_row + H * 64
     n_full = _full_blocks(my_row, hist, BLOCK_N)
     rows = my_row + gl.arange(0, 64, layout=gl.SliceLayout(1, s_layout))
@@ -362,23 +397,34 @@ def _ws_consumer(o_ptr, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn
         mbarrier.wait(ready.index(0), 0)
         s = warpgroup_mma(q, k_ring.index(0).permute((1, 0)), zero_s, use_acc=False, is_async=True)
         s = warpgroup_mma_wait(0, deps=[s])
-        y = _p_of(s, 0, row_c, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
-        p = gl.convert_layout(y.to(gl.bfloat16), p_layout)
+        y = _p_of(s, 0, row_c, n_full, n_hist, own, own_c, end, last, hist, rows, row_id, cols0, BLOCK_N)
+        if FP8_V:
+            p = y
+        else:
+            p = gl.convert_layout(y.to(gl.bfloat16), p_layout)
         for j in range(0, nb):
             nxt = (j + 1) % STAGES
             mbarrier.wait(ready.index(nxt), ((j + 1) // STAGES) & 1, pred=j + 1 < nb)
             if PINGPONG:
                 mbarrier.wait(turn.index(H), (j & 1) ^ (1 - H))
             s_next = warpgroup_mma(q, k_ring.index(nxt).permute((1, 0)), zero_s, use_acc=False, is_async=True)
-            acc = warpgroup_mma(p, v_ring.index(j % STAGES), acc, is_async=True)
+            if FP8_V:
+                acc = warpgroup_mma(_p_e4m3(p, p_layout), v_ring.index(j % STAGES).permute((1, 0)), acc, is_async=True)
+            else:
+                acc = warpgroup_mma(p, v_ring.index(j % STAGES), acc, is_async=True)
             if PINGPONG:
                 mbarrier.arrive(turn.index(1 - H), count=1)
             s = warpgroup_mma_wait(1, deps=[s_next])
-            y = _p_of(s, j + 1, row_c, n_full, n_hist, own, end, last, hist, rows, row_id, cols0, BLOCK_N)
-            acc, p = warpgroup_mma_wait(0, deps=[acc, p])
-            mbarrier.arrive(empty.index(j % STAGES), count=1)
-            p = gl.convert_layout(y.to(gl.bfloat16), p_layout)
-    out = acc * inv_scale
+            y = _p_of(s, j + 1, row_c, n_full, n_hist, own, own_c, end, last, hist, rows, row_id, cols0, BLOCK_N)
+            if FP8_V:
+                acc = warpgroup_mma_wait(0, deps=[acc])
+                mbarrier.arrive(empty.index(j % STAGES), count=1)
+                p = y
+            else:
+                acc, p = warpgroup_mma_wait(0, deps=[acc, p])
+                mbarrier.arrive(empty.index(j % STAGES), count=1)
+                p = gl.convert_layout(y.to(gl.bfloat16), p_layout)
+    out = acc * (inv_scale * v_scale)
     o_rows = lo + H * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, o_layout))
     o_cols = gl.arange(0, D, layout=gl.SliceLayout(0, o_layout))
     gl.store(o_ptr + o_rows[:, None].to(gl.int64) * s_ot + o_cols[None, :], out.to(o_ptr.dtype.element_ty),
@@ -387,32 +433,44 @@ def _ws_consumer(o_ptr, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn
 
 @gluon.jit
 def _hstu_ws_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history_ptr, half_alpha, inv_scale,
-                 s_qt, s_kt, s_vt, s_ot, sq_ptr, sk_ptr, s_sq, s_sk, HEADS: gl.constexpr, D: gl.constexpr,
-                 BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CONSUMERS: gl.constexpr, CANDIDATES: gl.constexpr,
-                 PINGPONG: gl.constexpr, FP8: gl.constexpr, QUANT_Q: gl.constexpr, CONSUMER_REGS: gl.constexpr,
-                 num_warps: gl.constexpr):
+                 s_qt, s_kt, s_vt, s_ot, sq_ptr, sk_ptr, s_sq, s_sk, sv_ptr, v_columns_ptr, HEADS: gl.constexpr,
+                 D: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CONSUMERS: gl.constexpr,
+                 CANDIDATES: gl.constexpr, PINGPONG: gl.constexpr, FP8: gl.constexpr, QUANT_Q: gl.constexpr,
+                 CONSUMER_REGS: gl.constexpr, FP8_V: gl.constexpr, num_warps: gl.constexpr):
     # The specialized kernel: the block walk of _hstu_wg_fwd, a producer warp filling the rings and
     # CONSUMERS warpgroups of 64 rows each reading them; a slot is free once every consumer is done.
     # FP8: k in e4m3 (its type) with its scales (heads, requests) at sk_ptr; q in e4m3 too with its
-    # scales (heads, tokens) at sq_ptr, or in bf16, quantized by the consumers.
+    # scales (heads, tokens) at sq_ptr, or in bf16, quantized by the consumers. FP8_V: v is v^T
+    # (heads, D, s_vt) in e4m3 (hstu.quantize_v_columns: request b from column v_columns_ptr[b]),
+    # with one scale a head at sv_ptr; the own keys' blocks then start on a chunk of 32 columns.
     BLOCK_M: gl.constexpr = 64 * CONSUMERS
-    head, start, n, hist, q_start, q_n, lo, lo_row, last, end, n_hist, own, nb = _walk(
-        offsets_ptr, q_offsets_ptr, history_ptr, HEADS, BLOCK_M, BLOCK_N, CANDIDATES)
+    head, start, n, hist, q_start, q_n, lo, lo_row, last, end, n_hist, own, nb, own_c = _walk(
+        offsets_ptr, q_offsets_ptr, history_ptr, HEADS, BLOCK_M, BLOCK_N, CANDIDATES, 32 if FP8_V else 1)
     if lo < q_n:
         q_type: gl.constexpr = q_ptr.dtype.element_ty
         k_type: gl.constexpr = k_ptr.dtype.element_ty
+        v_type: gl.constexpr = v_ptr.dtype.element_ty
+        v_box: gl.constexpr = [D, BLOCK_N] if FP8_V else [BLOCK_N, D]
         q_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([64, D], q_type)
         k_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, D], k_type)
-        v_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, D], gl.bfloat16)
+        v_smem_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for(v_box, v_type)
         q_desc = tma.make_tensor_descriptor(q_ptr + head * D + q_start * s_qt, shape=[q_n, D],
                                             strides=[s_qt, 1], block_shape=[64, D], layout=q_smem_layout)
         k_desc = tma.make_tensor_descriptor(k_ptr + head * D + start * s_kt, shape=[n, D],
                                             strides=[s_kt, 1], block_shape=[BLOCK_N, D], layout=k_smem_layout)
-        v_desc = tma.make_tensor_descriptor(v_ptr + head * D + start * s_vt, shape=[n, D],
-                                            strides=[s_vt, 1], block_shape=[BLOCK_N, D], layout=v_smem_layout)
+        if FP8_V:
+            v_desc = tma.make_tensor_descriptor(v_ptr + head * D * s_vt, shape=[D, s_vt], strides=[s_vt, 1],
+                                                block_shape=v_box, layout=v_smem_layout)
+            v_col = gl.load(v_columns_ptr + gl.program_id(1) // HEADS).to(gl.int32)
+            v_scale = gl.load(sv_ptr + head)
+        else:
+            v_desc = tma.make_tensor_descriptor(v_ptr + head * D + start * s_vt, shape=[n, D],
+                                                strides=[s_vt, 1], block_shape=v_box, layout=v_smem_layout)
+            v_col = 0
+            v_scale = 1.0
         q_smem = gl.allocate_shared_memory(q_type, [CONSUMERS, 64, D], q_smem_layout)
         k_ring = gl.allocate_shared_memory(k_type, [STAGES, BLOCK_N, D], k_smem_layout)
-        v_ring = gl.allocate_shared_memory(gl.bfloat16, [STAGES, BLOCK_N, D], v_smem_layout)
+        v_ring = gl.allocate_shared_memory(v_type, [STAGES] + v_box, v_smem_layout)
         ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
         empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
         q_bars = gl.allocate_shared_memory(gl.int64, [CONSUMERS, 1], mbarrier.MBarrierLayout())
@@ -429,22 +487,25 @@ def _hstu_ws_fwd(q_ptr, k_ptr, v_ptr, o_ptr, offsets_ptr, q_offsets_ptr, history
         if CONSUMERS == 2:
             gl.warp_specialize([
                 (_ws_consumer, (o_base, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn, half_alpha, inv_scale, sq,
-                                sk, lo, lo_row, q_n, nb, n_hist, own, end, last, hist, 0, D, BLOCK_N, STAGES, PINGPONG,
-                                FP8, QUANT_Q)),
+                                sk, lo, lo_row, q_n, nb, n_hist, own, own_c, end, last, hist, v_scale, 0, D, BLOCK_N,
+                                STAGES, PINGPONG, FP8, QUANT_Q, FP8_V)),
                 (_ws_consumer, (o_base, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn, half_alpha, inv_scale, sq,
-                                sk, lo, lo_row, q_n, nb, n_hist, own, end, last, hist, 1, D, BLOCK_N, STAGES, PINGPONG,
-                                FP8, QUANT_Q)),
-                (_ws_producer, (q_desc, k_desc, v_desc, q_smem, k_ring, v_ring, ready, empty, q_bars, lo, nb, n_hist, own,
-                                STAGES, BLOCK_N, CONSUMERS)),
+                                sk, lo, lo_row, q_n, nb, n_hist, own, own_c, end, last, hist, v_scale, 1, D, BLOCK_N,
+                                STAGES, PINGPONG, FP8, QUANT_Q, FP8_V)),
+                (_ws_producer, (q_desc, k_desc, v_desc, q_smem, k_ring, v_ring, ready, empty, q_bars, lo, nb, n_hist, own_c,
+                                v_col, STAGES, BLOCK_N, CONSUMERS, FP8_V)),
             ], [4, 1], [CONSUMER_REGS, 24])
         else:
+            # With v^T's copy the producer needs more than 24 registers: on the H200 a producer held
+            # to 24 died with an illegal instruction at that copy (sessions 25 to 27). With 40, 56
+            # or 88 it runs; FP8V_WG_TILE was timed with 88 (docs/dlrm-v3.md).
             gl.warp_specialize([
                 (_ws_consumer, (o_base, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn, half_alpha, inv_scale, sq,
-                                sk, lo, lo_row, q_n, nb, n_hist, own, end, last, hist, 0, D, BLOCK_N, STAGES, PINGPONG,
-                                FP8, QUANT_Q)),
-                (_ws_producer, (q_desc, k_desc, v_desc, q_smem, k_ring, v_ring, ready, empty, q_bars, lo, nb, n_hist, own,
-                                STAGES, BLOCK_N, CONSUMERS)),
-            ], [1], [24])
+                                sk, lo, lo_row, q_n, nb, n_hist, own, own_c, end, last, hist, v_scale, 0, D, BLOCK_N,
+                                STAGES, PINGPONG, FP8, QUANT_Q, FP8_V)),
+                (_ws_producer, (q_desc, k_desc, v_desc, q_smem, k_ring, v_ring, ready, empty, q_bars, lo, nb, n_hist, own_c,
+                                v_col, STAGES, BLOCK_N, CONSUMERS, FP8_V)),
+            ], [1], [88 if FP8_V else 24])
 
 
 def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
@@ -464,7 +525,7 @@ def hstu_attention_wg(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets
                       history: torch.Tensor, max_queries: int, alpha: float, scale: int, *,
                       q_offsets: torch.Tensor | None = None, tile: WgTile | None = None,
                       qk_fp8: bool = False, out_dtype: torch.dtype = torch.float32, q_in_kernel: bool = True,
-                      k_scale: torch.Tensor | None = None) -> torch.Tensor:
+                      k_scale: torch.Tensor | None = None, v_scale: torch.Tensor | None = None) -> torch.Tensor:
     """:func:`suite.backends.kernels.hstu.hstu_attention` for bf16 on Hopper (see the module and
     :func:`supported`): q, k, v (T, heads, 128) packed by ``offsets``, -> (rows, heads, 128) in
     ``out_dtype`` (fp32, or bf16: the sums in fp32 rounded once, half the bytes written and read after);
@@ -477,10 +538,16 @@ def hstu_attention_wg(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets
     reads q in bf16 and quantizes each block of it as it starts, with the same scales: no pass of its
     own over q. ``k_scale`` (heads,), fp32: k's dequantizing scale per head for every request, one
     that no value can exceed 448 times (``STULayer.key_bounds() / 448`` from a layer's weights), so
-    k takes one pass instead of two."""
-    tile = tile or (FP8_WG_TILE if qk_fp8 else WG_TILE)
+    k takes one pass instead of two. ``v_scale`` (heads,), fp32, with ``qk_fp8``: ``p v`` in e4m3 too,
+    v divided by its head's scale into v^T by one pass (:func:`suite.backends.kernels.hstu.quantize_v_columns`;
+    the scale a bound no value exceeds 448 times, ``STULayer.value_bounds() / 448``), one consumer
+    of 64 rows (:data:`FP8V_WG_TILE` unless ``tile`` is given)."""
+    v_fp8 = v_scale is not None
+    tile = tile or (FP8V_WG_TILE if v_fp8 else FP8_WG_TILE if qk_fp8 else WG_TILE)
     if qk_fp8 and not tile.specialized:
         raise ValueError(f"q and k in fp8 take specialized shapes (got {tile.text()})")
+    if v_fp8 and not (qk_fp8 and tile.block_m == 64):
+        raise ValueError(f"v in fp8 takes qk_fp8 and one consumer of 64 rows (got {tile.text()}, qk_fp8={qk_fp8})")
     total, heads, d = k.shape
     rows = q.shape[0]
     if out_dtype not in (torch.float32, torch.bfloat16):
@@ -496,13 +563,17 @@ def hstu_attention_wg(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets
         if not q_in_kernel:
             q, sq = hstu.quantize_heads(q)
         k, sk = hstu.quantize_spans(k, offsets, scale, given=k_scale)
+    sv = v_columns = offsets  # read only with v in fp8
+    if v_fp8:
+        sv = v_scale.to(device=v.device, dtype=torch.float32).reshape(heads).contiguous()
+        v, v_columns = hstu.quantize_v_columns(v, offsets, scale, sv)
     args = (q, k, v, out, offsets, q_offsets if candidates else offsets, history, 0.5 * alpha, 1.0 / scale,
-            q.stride(0), k.stride(0), v.stride(0), out.stride(0))
+            q.stride(0), k.stride(0), v.stride(1) if v_fp8 else v.stride(0), out.stride(0))
     if tile.specialized:
-        _hstu_ws_fwd[grid](*args, sq, sk, sq.stride(0), sk.stride(0), HEADS=heads, D=d, BLOCK_N=tile.block_n,
-                           STAGES=tile.stages, CONSUMERS=tile.block_m // 64, CANDIDATES=candidates,
-                           PINGPONG=tile.pingpong, FP8=qk_fp8, QUANT_Q=qk_fp8 and q_in_kernel, CONSUMER_REGS=240,
-                           num_warps=tile.num_warps,
+        _hstu_ws_fwd[grid](*args, sq, sk, sq.stride(0), sk.stride(0), sv, v_columns, HEADS=heads, D=d,
+                           BLOCK_N=tile.block_n, STAGES=tile.stages, CONSUMERS=tile.block_m // 64,
+                           CANDIDATES=candidates, PINGPONG=tile.pingpong, FP8=qk_fp8,
+                           QUANT_Q=qk_fp8 and q_in_kernel, CONSUMER_REGS=240, FP8_V=v_fp8, num_warps=tile.num_warps,
                            maxnreg=tile.maxnreg)
     else:
         _hstu_wg_fwd[grid](*args, HEADS=heads, D=d, BLOCK_M=tile.block_m, BLOCK_N=tile.block_n, STAGES=tile.stages,

@@ -408,11 +408,18 @@ class STULayer(nn.Module):
         A key's channel is ``LN(x) . w + b``, and a layer norm without affine parameters has norm at
         most sqrt(dim), so ``|k| <= sqrt(dim) |w| + |b|`` (Cauchy-Schwarz); 1% more for the 16-bit
         roundings of the norm and the product. What fp8 keys can be scaled by without reading them."""
-        h, lin, qk = self.heads, self.lin, self.qk
-        lo = 2 * lin * h + qk * h
-        w, b = self.uvqk.weight[lo:lo + qk * h].float(), self.uvqk.bias[lo:lo + qk * h].float()
+        return self._bounds(2 * self.lin * self.heads + self.qk * self.heads, self.qk)
+
+    def value_bounds(self) -> torch.Tensor:
+        """(heads,) fp32: :meth:`key_bounds` for the values (v's channels of ``uvqk``): what fp8
+        values are scaled by (``--option attention=qkv-fp8``)."""
+        return self._bounds(self.lin * self.heads, self.lin)
+
+    def _bounds(self, lo: int, width: int) -> torch.Tensor:
+        h = self.heads
+        w, b = self.uvqk.weight[lo:lo + width * h].float(), self.uvqk.bias[lo:lo + width * h].float()
         bound = w.norm(dim=1) * math.sqrt(w.shape[1]) + b.abs()
-        return 1.01 * bound.view(h, qk).amax(dim=1)
+        return 1.01 * bound.view(h, width).amax(dim=1)
 
     def forward(self, x: torch.Tensor, jag: Jagged, keep: torch.Tensor | None = None) -> torch.Tensor:
         """x (T, dim): the packed tokens of a batch of requests laid out by ``jag``, in the residual
