@@ -12,6 +12,7 @@ import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -404,6 +405,20 @@ def test_hstu_candidate_rows_alone_match_the_plain_path(tile: tuple[int, ...] | 
     assert torch.equal(plain_alone, want[rows])
 
 
+def _gluon_requests(seed: int) -> tuple[torch.Tensor, torch.Tensor, Any, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(history counts, candidate counts, Jagged, q, k, v) on CUDA for the Gluon kernel's tests:
+    requests with no history, no candidates, fewer candidates than a block, and one MLPerf-size;
+    q, k, v bf16 views of one projection's output, as the model makes them."""
+    from suite.models import dlrm_v3
+
+    g = torch.Generator().manual_seed(seed)
+    hist = torch.tensor([0, 63, 64, 65, 130, 200, 5, 6500])
+    cand = torch.tensor([3, 1, 64, 100, 7, 129, 0, 2048])
+    jag = dlrm_v3.Jagged.of(hist.cuda(), cand.cuda(), int((1 + hist + cand).max()))
+    qkv = (torch.randn(int(jag.offsets[-1]), 3, 4, 128, generator=g) / 4).cuda().to(torch.bfloat16)
+    return hist, cand, jag, qkv[:, 0], qkv[:, 1], qkv[:, 2]
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
 @pytest.mark.parametrize("tile", [(64, 64, 3, 0), (64, 64, 3, 1), (64, 64, 3, 2), (128, 64, 2, 2), (128, 64, 4, 2, True, True),
@@ -419,13 +434,7 @@ def test_hstu_gluon_kernel_matches_the_plain_path(tile: tuple[int | bool, ...]) 
 
     if torch.cuda.get_device_capability()[0] != 9:
         pytest.skip("the Gluon kernel is for sm_90")
-    g = torch.Generator().manual_seed(5)
-    hist = torch.tensor([0, 63, 64, 65, 130, 200, 5, 6500])
-    cand = torch.tensor([3, 1, 64, 100, 7, 129, 0, 2048])
-    jag = dlrm_v3.Jagged.of(hist.cuda(), cand.cuda(), int((1 + hist + cand).max()))
-    # q, k, v as views of one projection's output, as the model makes them
-    qkv = (torch.randn(int(jag.offsets[-1]), 3, 4, 128, generator=g) / 4).cuda().to(torch.bfloat16)
-    q, k, v = qkv[:, 0], qkv[:, 1], qkv[:, 2]
+    hist, cand, jag, q, k, v = _gluon_requests(5)
     assert hstu_wg.supported(q, k, v)
     shape = hstu_wg.WgTile(*tile)
     got = hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, 0.3, jag.max_len, tile=shape)
@@ -593,12 +602,7 @@ def test_hstu_gluon_qk_fp8_is_the_plain_path_on_quantized_q_and_k(tile: tuple[in
 
     if torch.cuda.get_device_capability()[0] != 9:
         pytest.skip("the Gluon kernel is for sm_90")
-    g = torch.Generator().manual_seed(5)
-    hist = torch.tensor([0, 63, 64, 65, 130, 200, 5, 6500])
-    cand = torch.tensor([3, 1, 64, 100, 7, 129, 0, 2048])
-    jag = dlrm_v3.Jagged.of(hist.cuda(), cand.cuda(), int((1 + hist + cand).max()))
-    qkv = (torch.randn(int(jag.offsets[-1]), 3, 4, 128, generator=g) / 4).cuda().to(torch.bfloat16)
-    q, k, v = qkv[:, 0], qkv[:, 1], qkv[:, 2]
+    hist, cand, jag, q, k, v = _gluon_requests(5)
     shape = hstu_wg.WgTile(*tile)
     got = hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, 0.3, jag.max_len, tile=shape,
                                     qk_fp8=True)
@@ -648,12 +652,7 @@ def test_hstu_gluon_qkv_fp8_is_the_plain_path_on_quantized_q_k_and_v() -> None:
 
     if torch.cuda.get_device_capability()[0] != 9:
         pytest.skip("the Gluon kernel is for sm_90")
-    g = torch.Generator().manual_seed(6)
-    hist = torch.tensor([0, 63, 64, 65, 130, 200, 5, 6500])
-    cand = torch.tensor([3, 1, 64, 100, 7, 129, 0, 2048])
-    jag = dlrm_v3.Jagged.of(hist.cuda(), cand.cuda(), int((1 + hist + cand).max()))
-    qkv = (torch.randn(int(jag.offsets[-1]), 3, 4, 128, generator=g) / 4).cuda().to(torch.bfloat16)
-    q, k, v = qkv[:, 0], qkv[:, 1], qkv[:, 2]
+    hist, cand, jag, q, k, v = _gluon_requests(6)
     ks = 2 * k.float().abs().amax(dim=(0, 2)) / 448
     vs = 2 * v.float().abs().amax(dim=(0, 2)) / 448
     args = (q, k, v, jag.offsets, jag.history, jag.max_len, 0.3, jag.max_len)
