@@ -97,11 +97,12 @@ if t.max_registers:
     options["maxnreg"] = t.max_registers
 kernel = triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
 ptx = kernel.asm["ptx"]
-tma = [line for line in ptx.splitlines() if "cp.async.bulk.tensor" in line]
+lines = ptx.splitlines()
+tma = [line for line in lines if "cp.async.bulk.tensor" in line]
 print(json.dumps({"shared": kernel.metadata.shared, "cubin": len(kernel.asm["cubin"]), "warps": kernel.metadata.num_warps,
                   "setmaxnreg": sorted({int(m.group(1)) for m in re.finditer(r"setmaxnreg\\.\\w+\\.sync\\.aligned\\.u32\\s+(\\d+)", ptx)}),
                   "mbarrier_arrives": sum("mbarrier.arrive.shared" in line for line in lines),
-                  "fp8_products": sum(("e4m3.e4m3" in line) and ("mma" in line) for line in ptx.splitlines()),
+                  "fp8_products": sum(("e4m3.e4m3" in line) and ("mma" in line) for line in lines),
                   "tma_loads": sum(bool(re.search(r"cp\\.async\\.bulk\\.tensor\\.\\dd\\.shared", line)) for line in tma),
                   "tma_stores": sum(bool(re.search(r"cp\\.async\\.bulk\\.tensor\\.\\dd\\.global", line)) for line in tma),
                   **ptxas_counts(ptx)}))
