@@ -981,6 +981,25 @@ def test_hstu_gluon_tune_with_qk_fp8_picks_the_fastest_fp8_shape(monkeypatch: py
     assert hstu_wg.FP8_WG_TILE == min(timed, key=lambda t: t[1])[0] and hstu_wg.WG_TILE == bf16
 
 
+def test_qkv_fp8_gives_every_layer_its_key_and_value_bounds() -> None:
+    """use_fused_attention with v in fp8 (what ``attention=qkv-fp8`` asks for where the Gluon kernel
+    runs): every STU layer's attention takes k's and v's per-head scales from that layer's own
+    weight bounds over 448, and the run records the kernel and its one launch shape; with q and k
+    alone, no v scale."""
+    from suite.backends.kernels import hstu, hstu_wg
+
+    spec = ModelSpec(name="dlrm-v3", scale="tiny")
+    model = hstu.use_fused_attention(build(spec), gluon=True, qk_fp8=True, v_fp8=True)
+    for layer in model.layers:  # type: ignore[union-attr]  # the dlrm-v3 model's ModuleList
+        kw = layer.attend.keywords
+        assert torch.equal(kw["k_scale"], layer.key_bounds() / 448) and torch.equal(kw["v_scale"], layer.value_bounds() / 448)
+    described = model.describe()  # type: ignore[operator]  # describe is patched in
+    assert described["attention"].endswith("q, k and v in fp8 e4m3)") and described["tile"] == hstu_wg.FP8V_WG_TILE.text()
+    qk = hstu.use_fused_attention(build(spec), gluon=True, qk_fp8=True)
+    assert all(layer.attend.keywords["v_scale"] is None for layer in qk.layers)  # type: ignore[union-attr]
+    assert qk.describe()["attention"].endswith("q and k in fp8 e4m3)")  # type: ignore[operator]
+
+
 @pytest.mark.skipif(CUDA, reason="on a GPU the sm_90 check may pass")
 def test_dlrm_v3_attention_option_takes_gluon_only_where_it_runs() -> None:
     """``attention=auto`` (the default) launches the Gluon kernel only where it runs and the Triton
