@@ -588,6 +588,12 @@ def test_hstu_quantize_v_columns_lays_out_chunks_for_the_8bit_p() -> None:
     got = vt.float().cpu()
     assert torch.allclose(got, want, rtol=2.0 ** -3, atol=0) and torch.equal(got == 0, want == 0)
     assert got.abs().max() <= 448 and (v.float().cpu() / scale.cpu()[None, :, None]).abs().max() > 448
+    # heads not side by side (a head's channels apart from the next's): the same columns
+    apart = torch.zeros(v.shape[0], 4, 256, device=DEVICE)[:, :, :128]
+    apart.copy_(v)
+    assert apart.stride(1) != 128
+    assert torch.equal(hstu.quantize_v_columns(apart, offsets, int(lengths.max()), scale)[0].view(torch.uint8),
+                       vt.view(torch.uint8))
 
 
 @pytest.mark.cuda

@@ -542,6 +542,8 @@ def quantize_v_columns(v: torch.Tensor, offsets: torch.Tensor, longest: int,
     the order the kernel's 8-bit p holds its columns (so p needs no shuffle); padding columns are
     zeros. -> (v^T, columns (N + 1)). One pass; the column count is a bound known on the host."""
     tokens, heads, d = v.shape
+    if v.stride(2) != 1 or v.stride(1) != d:  # the pass reads a token's heads as one row of heads * d
+        v = v.contiguous()
     n = len(offsets) - 1
     lengths = offsets[1:] - offsets[:-1]
     columns = torch.zeros(n + 1, dtype=torch.int64, device=v.device)
