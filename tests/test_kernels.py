@@ -1002,8 +1002,8 @@ def test_qkv_fp8_gives_every_layer_its_key_and_value_bounds() -> None:
     described = model.describe()  # type: ignore[operator]  # describe is patched in
     assert described["attention"].endswith("q, k and v in fp8 e4m3)") and described["tile"] == hstu_wg.FP8V_WG_TILE.text()
     qk = hstu.use_fused_attention(build(spec), gluon=True, qk_fp8=True)
-    assert all(layer.attend.keywords["v_scale"] is None for layer in qk.layers)  # type: ignore[union-attr]
-    assert qk.describe()["attention"].endswith("q and k in fp8 e4m3)")  # type: ignore[operator]
+    assert all(layer.attend.keywords["v_scale"] is None for layer in qk.layers)  # type: ignore[union-attr]  # the dlrm-v3 model's ModuleList
+    assert qk.describe()["attention"].endswith("q and k in fp8 e4m3)")  # type: ignore[operator]  # describe is patched in
 
 
 @pytest.mark.skipif(CUDA, reason="on a GPU the sm_90 check may pass")
