@@ -418,18 +418,24 @@ class Quantized:
         return self.v if self.v_index is None else self.v[self.v_index]
 
 
-def _request_columns(offsets: torch.Tensor, tokens: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Each request's first column of v (``offsets`` (N + 1) packing ``tokens`` tokens), every
-    request starting at a multiple of :data:`V_ALIGN`; each token's column; the columns to allocate
-    (an upper bound known on the host: nothing waits for the device)."""
+def _aligned_columns(offsets: torch.Tensor, tokens: int, align: int) -> tuple[torch.Tensor, int]:
+    """Each request's first column of v laid out channels by tokens (``offsets`` (N + 1) packing
+    ``tokens`` tokens), every request starting at a multiple of ``align``; and the columns to
+    allocate (an upper bound known on the host: nothing waits for the device)."""
     offsets = offsets.to(torch.int64)
     lengths = offsets[1:] - offsets[:-1]
     columns = torch.zeros_like(offsets)
-    columns[1:] = torch.cumsum((lengths + V_ALIGN - 1) // V_ALIGN * V_ALIGN, 0)
-    shift = torch.repeat_interleave(columns[:-1] - offsets[:-1], lengths, output_size=tokens)
-    index = torch.arange(tokens, device=offsets.device) + shift
-    width = triton.cdiv(tokens + V_ALIGN * (len(offsets) - 1), V_ALIGN) * V_ALIGN
-    return columns, index, max(width, V_ALIGN)
+    columns[1:] = torch.cumsum((lengths + align - 1) // align * align, 0)
+    width = triton.cdiv(tokens + align * (len(offsets) - 1), align) * align
+    return columns, max(width, align)
+
+
+def _request_columns(offsets: torch.Tensor, tokens: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """:func:`_aligned_columns` at :data:`V_ALIGN`, with each token's column between them."""
+    columns, width = _aligned_columns(offsets, tokens, V_ALIGN)
+    offsets = offsets.to(torch.int64)
+    shift = torch.repeat_interleave(columns[:-1] - offsets[:-1], offsets.diff(), output_size=tokens)
+    return columns, torch.arange(tokens, device=offsets.device) + shift, width
 
 
 #: Rows (token, head) per program of :func:`quantize_heads`.
@@ -545,10 +551,7 @@ def quantize_v_columns(v: torch.Tensor, offsets: torch.Tensor, longest: int,
     if v.stride(2) != 1 or v.stride(1) != d:  # the pass reads a token's heads as one row of heads * d
         v = v.contiguous()
     n = len(offsets) - 1
-    lengths = offsets[1:] - offsets[:-1]
-    columns = torch.zeros(n + 1, dtype=torch.int64, device=v.device)
-    columns[1:] = torch.cumsum((lengths + V_CHUNK - 1) // V_CHUNK * V_CHUNK, 0)
-    width = triton.cdiv(tokens + V_CHUNK * n, 16) * 16
+    columns, width = _aligned_columns(offsets, tokens, V_CHUNK)
     out = torch.zeros((heads, d, width), dtype=torch.float8_e4m3fn, device=v.device)
     if tokens and n:
         per_head = scale.to(device=v.device, dtype=torch.float32).reshape(heads).contiguous()
@@ -1052,6 +1055,7 @@ def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: b
     its layer norm in fp32 either way; the plain path's bf16 attention is bf16 too); ``v_fp8``
     (with ``qk_fp8``): ``p v`` in e4m3 too, v scaled by a bound from each layer's weights."""
     one_of("attention_out", attention_out, ATTENTION_OUT)
+    v_fp8 = v_fp8 and qk_fp8  # v in e4m3 only beside q and k in e4m3
     attend = functools.partial(fused_jagged_attention, fp8=fp8, gluon=gluon, qk_fp8=qk_fp8 and gluon,
                                gluon_out=ATTENTION_OUT[attention_out])
     for layer in model.layers:  # type: ignore[union-attr]  # torch types a submodule as Tensor | Module; this is the dlrm-v3 model's ModuleList
@@ -1082,11 +1086,11 @@ def use_fused_attention(model: torch.nn.Module, tune_tiles: bool = False, fp8: b
             timed = tune(torch.full((n,), 6750), torch.full((n,), 2048), rejected=rejected)
         tuned = {tile.text(): round(ms, 3) for tile, ms in timed}
     # What torch-cuda records; "ids": the model reads each table's ids apart, not one packed matrix.
-    fp8_inputs = ", q, k and v in fp8 e4m3)" if v_fp8 and qk_fp8 else ", q and k in fp8 e4m3)" if qk_fp8 else ")"
+    fp8_inputs = ", q, k and v in fp8 e4m3)" if v_fp8 else ", q and k in fp8 e4m3)" if qk_fp8 else ")"
     described = {"attention": ("gluon hstu_attention_wg (jagged, async products" + fp8_inputs
                                if gluon else
                                "triton hstu_attention (jagged" + (", fp8 e4m3 products)" if fp8 else ")")), "ids": "tables",
-                 "tile": _wg_tile(qk_fp8, v_fp8 and qk_fp8) if gluon else (FP8_TILE if fp8 else TILE).text(),
+                 "tile": _wg_tile(qk_fp8, v_fp8) if gluon else (FP8_TILE if fp8 else TILE).text(),
                  "attention_out": attention_out if gluon else "fp32",
                  "row_kernels": "triton layer norm, output gate and token sums; the residual add in the output projection"
                  if projections == "bf16" else "triton layer norm and output gate quantizing each row to fp8 e4m3, token sums",

@@ -364,8 +364,8 @@ def _ws_consumer(o_ptr, s_ot, q_smem, k_ring, v_ring, ready, empty, q_bars, turn
     # QUANT_Q (with FP8): q's block comes in bf16 and is quantized here, each row by its largest
     # magnitude over 448 (quantize_heads' scales), into registers, the scores' left operand.
     # FP8_V (with FP8): p v in e4m3 too, v's blocks (D, BLOCK_N) of v^T scaled by v_scale, p
-    # (0 to about 1.1 times alpha's half) cast as it is issued (_p_e4m3): a p kept across the
-    # loop in 8 bits is split into bytes and joined again, a hundred instructions a block.
+    # cast as it is issued (_p_e4m3): a p kept across the loop in 8 bits is split into bytes and
+    # joined again, a hundred instructions a block.
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
                                                        instr_shape=[16, BLOCK_N, 32 if FP8 else 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
