@@ -7,6 +7,7 @@ import gc
 import json
 import math
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,33 @@ def test_backend_raising_mid_run_completes_every_sample_and_fails_the_run(
     assert data["harness"]["completed_queries"] == data["dataset"]["queries"]
     assert LOADGEN_FILES <= files(run_dir)
     assert len(json.loads((run_dir / "mlperf_log_accuracy.json").read_text())) == data["dataset"]["queries"]
+
+
+class SlowReadOutcome(harness.Outcome):
+    """An outcome whose query count takes a moment to read, so another worker runs between the read
+    and the write of each ``completed_queries += ...``: the thread switch that, unguarded, loses counts."""
+
+    def __getattribute__(self, name: str) -> Any:
+        value = super().__getattribute__(name)
+        if name == "completed_queries":
+            time.sleep(0.0005)
+        return value
+
+
+def test_workers_answering_and_failing_at_once_count_every_query(
+    results: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every worker adds to the outcome's counts; a count lost to a thread switch read as queries
+    LoadGen never got back (CI once saw 144 answered of LoadGen's 147 after a worker was killed)."""
+    monkeypatch.setattr(harness, "Outcome", SlowReadOutcome)
+    config = smoke_config(results, mode=Mode.ACCURACY, max_batch_items=2, workers=4)
+    backend = FailingBackend(BackendConfig(model=config.model), fail_every=2)
+    with pytest.raises(RunFailedError, match="RuntimeError: device lost"):
+        run(config, backend=backend)
+    data = json.loads((config.run_dir() / "result.json").read_text())
+    h = data["harness"]
+    assert h["workers"] == 4 and h["backend_errors"] >= 10
+    assert h["completed_queries"] == data["dataset"]["queries"]
 
 
 def test_server_records_where_latency_accrues_inside_the_sut(results: Path, data_dir: Path) -> None:
