@@ -101,3 +101,20 @@ def raw_items_per_s(backend, items: Batch, batch_items: int, seconds: float) -> 
             backend.predict(b)
             done += len(b)
     return done / (time.perf_counter() - t0)
+
+
+def cuda_ms(fn, calls: int = 20, warmups: int = 2) -> float:
+    """Mean GPU time of ``fn()`` in ms over ``calls`` calls, by CUDA events around them all, after
+    ``warmups`` untimed calls (compiles, autotuning and first-touch allocations stay outside)."""
+    import torch
+
+    for _ in range(warmups):
+        fn()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(calls):
+        fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / calls

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import loadgen_run, raw_items_per_s
+from common import cuda_ms, loadgen_run, raw_items_per_s
 
 from suite.backends import BackendConfig, get_backend
 from suite.config import Mode, RunConfig, Scenario, resolve
@@ -203,20 +203,6 @@ def measure(args, spec, size, base, library, precision, options, peak, name, gen
 ITEMS_PER_SAMPLE = 270
 
 
-def timed_ms(fn, iters: int = 20) -> float:
-    """Mean GPU time of ``fn()`` in ms (CUDA events, after two warm-up calls)."""
-    fn()
-    fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(iters):
-        fn()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) / iters
-
-
 def sustained(fwd, schema, n: int, seconds: float, pool: int = 16) -> dict:
     """A graph of ``fwd`` at ``n`` items replayed for ``seconds``: first on one batch, again and
     again (what a short timing sees: the same rows warm in L2, the clocks at their boost), then
@@ -274,7 +260,7 @@ def copy_rate_gbs() -> float:
     """Device-to-device copy rate (read + write bytes), 4 GiB each way."""
     a = torch.empty(1 << 32, dtype=torch.uint8, device="cuda")
     b = torch.empty_like(a)
-    ms = timed_ms(lambda: b.copy_(a), 10)
+    ms = cuda_ms(lambda: b.copy_(a), 10)
     del a, b
     return 2 * (1 << 32) / ms / 1e6
 
@@ -283,7 +269,7 @@ def fastest_block(packed, ids: torch.Tensor, x: torch.Tensor, col0: int, blocks)
     """(ms, block_n, block_l, warps) of the fastest of ``blocks`` for one pooled lookup into ``x``."""
     from suite.backends.kernels import lookup
 
-    return min((timed_ms(lambda bn=bn, bl=bl, w=w: lookup.pooled(packed, ids, x, col0, block_n=bn, block_l=bl, num_warps=w)), bn, bl, w)
+    return min((cuda_ms(lambda bn=bn, bl=bl, w=w: lookup.pooled(packed, ids, x, col0, block_n=bn, block_l=bl, num_warps=w)), bn, bl, w)
                for bn, bl, w in blocks)
 
 
@@ -313,7 +299,7 @@ def row_read_ceiling(table: torch.Tensor, ids: torch.Tensor) -> tuple[float, int
     out = torch.empty(n, dtype=torch.float32, device=table.device)
     best = None
     for block, warps in ((64, 4), (128, 4), (256, 4), (256, 8), (512, 8), (1024, 8)):
-        ms = timed_ms(lambda b=block, w=warps: kernel[(triton_cdiv(n, b),)](table, flat, out, n, DIM=table.shape[1], BLOCK=b, num_warps=w))
+        ms = cuda_ms(lambda b=block, w=warps: kernel[(triton_cdiv(n, b),)](table, flat, out, n, DIM=table.shape[1], BLOCK=b, num_warps=w))
         if best is None or ms < best[0]:
             best = (ms, block, warps)
     return best
@@ -359,7 +345,7 @@ def lookups_section(out: list[dict], copy: float | None = None, g: torch.Generat
             blocks = dict.fromkeys((default, (32, 2, 4), (64, 2, 4), (64, 2, 8), (32, 4, 4), (16, 4, 4), (128, 2, 8), (32, 1, 4), (64, 1, 8)))
             for draw, ids in draws.items():
                 looked = ids.numel()
-                default_ms = timed_ms(lambda ids=ids: lookup.pooled(packed, ids, x, 0))
+                default_ms = cuda_ms(lambda ids=ids: lookup.pooled(packed, ids, x, 0))
                 ms, bn, bl, warps = fastest_block(packed, ids, x, 0, blocks)
                 got = lookup.pooled(packed, ids[:256], out_dtype=torch.float32)
                 err = (got - lookup.pooled_reference(packed, ids[:256])).abs().max().item()
@@ -409,7 +395,7 @@ def kernels_section(out: list[dict]) -> None:
     def torch_loop() -> None:
         torch.cat([torch.nn.functional.embedding_bag(p, w, mode="sum") for p, w in zip(per, weights, strict=False)], dim=1)
 
-    ms = timed_ms(torch_loop)
+    ms = cuda_ms(torch_loop)
     row = {"kernel": "lookup", "how": "torch embedding_bag x26 bf16", "ms": ms, "grows_s": looked / ms / 1e6,
            "gbs": looked * dim * 2 / ms / 1e6}
     out.append(row)
@@ -467,7 +453,7 @@ def kernels_section(out: list[dict]) -> None:
         uq.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
     for name, fn in variants.items():
         try:
-            ms = timed_ms(fn)
+            ms = cuda_ms(fn)
         except Exception as exc:
             print(f"  cross {name}: FAILED {type(exc).__name__}: {exc}", flush=True)
             continue
@@ -676,7 +662,7 @@ def dlrm_v2_section(out: list[dict], items: int, batch: int, variants: str, laye
             torch.cuda.synchronize()
             with torch.cuda.graph(graph, stream=stream):
                 fwd(d, arg)
-            ms = timed_ms(graph.replay, 10)
+            ms = cuda_ms(graph.replay, 10)
         del graph
         return ms
 
@@ -688,7 +674,7 @@ def dlrm_v2_section(out: list[dict], items: int, batch: int, variants: str, laye
         with torch.inference_mode():
             if isinstance(fwd, fused.FusedDLRM):  # the bottom MLP and the lookups alone (bf16 out)
                 ids = torch.cat(s, dim=1)
-                lookup_ms = timed_ms(lambda: fwd.interaction(d, ids), 10)
+                lookup_ms = cuda_ms(lambda: fwd.interaction(d, ids), 10)
                 extra = {"interaction_ms": lookup_ms, "lookup_grows_s": looked / lookup_ms / 1e6,
                          "lookup_gbs": looked * fwd.tables.row_bytes / lookup_ms / 1e6, "settings": fwd.describe()}
         g1 = graph_ms(fwd, batch)

@@ -41,6 +41,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from common import cuda_ms
 
 from suite.backends.kernels import hstu
 from suite.datasets import streaming
@@ -100,31 +101,18 @@ def host_ms(model: torch.nn.Module, dense: torch.Tensor, sparse: list[torch.Tens
     return 1000 * spent / calls
 
 
-def gpu_ms(fn, calls: int = 5) -> float:
-    """Mean GPU ms of ``fn()`` (one untimed call first)."""
-    fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(calls):
-        fn()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) / calls
-
-
 def fp8_lines(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag, last_fp8, flops: float, cand_flops: float,
               shape: dict) -> None:
     """The fp8 attention (``fp8=True``) with its launch shape (hstu.FP8_TILE), then with bf16's
     fastest and hstu.FP8_CANDIDATES: every row (the quantization timed apart) and, for the launch
     shape, the candidate rows alone (``last_fp8()``), and the largest difference from bf16's output."""
     want = hstu.hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len)
-    quant_ms = gpu_ms(lambda: hstu.quantize_qkv(q, k, v, jag.offsets))
+    quant_ms = cuda_ms(lambda: hstu.quantize_qkv(q, k, v, jag.offsets))
     for tile in dict.fromkeys((hstu.FP8_TILE, hstu.TILE, *hstu.FP8_CANDIDATES)):
         try:
             got = hstu.hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, fp8=True, tile=tile)
             off = float((got - want).abs().max() / want.abs().max())
-            with_quant = gpu_ms(lambda tile=tile: hstu.hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1,
+            with_quant = cuda_ms(lambda tile=tile: hstu.hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1,
                                                                        jag.max_len, fp8=True, tile=tile))
         except Exception as exc:  # a shape that does not compile or launch here: said, and the rest go on
             print(json.dumps({"kernel": "hstu_attention fp8", "tile": tile.text(), "failed": f"{type(exc).__name__}: {exc}"[:300]}),
@@ -134,7 +122,7 @@ def fp8_lines(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag, last_fp8, 
                 "quantize_ms": round(quant_ms, 3), "tflops_kernel": round(flops / max(with_quant - quant_ms, 1e-6) / 1e9, 1),
                 "max_off_vs_bf16": round(off, 4), **shape}
         if tile == hstu.FP8_TILE:
-            last = gpu_ms(last_fp8)
+            last = cuda_ms(last_fp8)
             line.update({"candidates_only_ms": round(last, 3), "candidates_only_tflops": round(cand_flops / last / 1e9, 1)})
         print(json.dumps(line), flush=True)
 
@@ -166,7 +154,7 @@ def sweep_tiles(hist: np.ndarray, cand: np.ndarray, fp8: bool = False, gluon: bo
         return hstu.hstu_attention(qc, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len,
                                    q_offsets=jag.candidate_offsets, max_queries=jag.max_candidates, fp8=fp8)
 
-    ms = gpu_ms(last)
+    ms = cuda_ms(last)
     print(json.dumps({"kernel": "hstu_attention candidates only", "tile": hstu.TILE.text(), "ms": round(ms, 3),
                       "tflops": round(cand_flops / ms / 1e9, 1), **shape}), flush=True)
     if fp8:
@@ -196,7 +184,7 @@ def gluon_lines(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, qc: torch.Ten
         try:
             off = float((whole() - want).abs().max()) / float(want.abs().max())
             off_c = float((alone() - want_c).abs().max()) / float(want_c.abs().max())
-            ms, ms_c = gpu_ms(whole), gpu_ms(alone)
+            ms, ms_c = cuda_ms(whole), cuda_ms(alone)
         except Exception as exc:  # a shape that does not compile or fit here: say so, go on
             print(json.dumps({"kernel": "hstu_attention_wg", "tile": tile.text(), "error": f"{type(exc).__name__}: {str(exc)[:300]}"}), flush=True)
             continue
@@ -214,8 +202,8 @@ def qk8_lines(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, qc: torch.Tenso
     candidate rows alone, and the largest distance from the bf16 Triton kernel's output."""
     from suite.backends.kernels import hstu_wg
 
-    quant = gpu_ms(lambda: (hstu.quantize_heads(q), hstu.quantize_spans(k, jag.offsets, jag.max_len)))
-    quant_c = gpu_ms(lambda: (hstu.quantize_heads(qc), hstu.quantize_spans(k, jag.offsets, jag.max_len)))
+    quant = cuda_ms(lambda: (hstu.quantize_heads(q), hstu.quantize_spans(k, jag.offsets, jag.max_len)))
+    quant_c = cuda_ms(lambda: (hstu.quantize_heads(qc), hstu.quantize_spans(k, jag.offsets, jag.max_len)))
     for tile in hstu_wg.FP8_CANDIDATES:
         def whole(tile: hstu_wg.WgTile = tile) -> torch.Tensor:
             return hstu_wg.hstu_attention_wg(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, tile=tile,
@@ -228,7 +216,7 @@ def qk8_lines(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, qc: torch.Tenso
         try:
             off = float((whole() - want).abs().max()) / float(want.abs().max())
             off_c = float((alone() - want_c).abs().max()) / float(want_c.abs().max())
-            ms, ms_c = gpu_ms(whole), gpu_ms(alone)
+            ms, ms_c = cuda_ms(whole), cuda_ms(alone)
         except Exception as exc:  # a shape that does not compile or fit here: say so, go on
             print(json.dumps({"kernel": "hstu_attention_wg qk_fp8", "tile": tile.text(), "error": f"{type(exc).__name__}: {str(exc)[:300]}"}), flush=True)
             continue
