@@ -527,14 +527,18 @@ def _v_columns_fwd(v_ptr, out_ptr, scale_ptr, offsets_ptr, columns_ptr, s_t, o_h
         x = tl.load(v_ptr + (start + tok)[:, None].to(tl.int64) * s_t + h * D + d[None, :], mask=(tok < n)[:, None],
                     other=0.0).to(tl.float32)
         y = _scaled_fp8(x, tl.maximum(tl.load(scale_ptr + h), 1e-30), ROUND)
-        col = tl.load(columns_ptr + b) + t0 + m
-        tl.store(out_ptr + h * o_h + d[:, None] * o_d + col[None, :], tl.trans(y), mask=(t0 + m - i < n)[None, :])
+        # A request's first column is a multiple of 32, and a chunk is written whole or not at all:
+        # said so, the store goes 16 bytes a thread (without it, a byte a thread: 32 stores each).
+        col = tl.multiple_of(tl.load(columns_ptr + b), 32) + t0 + m
+        written = t0 + (m // 32) * 32 < n
+        tl.store(out_ptr + h * o_h + d[:, None] * o_d + col[None, :], tl.trans(y), mask=written[None, :])
 
 
 #: Tokens a program of :func:`quantize_v_columns` (whole chunks). On an H200 (8 MLPerf-size
 #: requests) the pass took 0.150 ms with 32 and 4 warps, 0.215 ms with 128 and 8 warps, in two
-#: calls (benchmarks/results/gpu_server_h200_s28/c5, c6): at about a fifth of the memory's rate
-#: either way, so there is more to have here.
+#: calls (benchmarks/results/gpu_server_h200_s28/c5, c6): about a fifth of the memory's rate.
+#: It then wrote v^T a byte a thread (32 stores each, seen in its PTX); it now writes 16 bytes a
+#: thread (two stores), not yet timed on a GPU.
 V_COLUMN_TOKENS = 32
 
 
@@ -552,7 +556,10 @@ def quantize_v_columns(v: torch.Tensor, offsets: torch.Tensor, longest: int,
         v = v.contiguous()
     n = len(offsets) - 1
     columns, width = _aligned_columns(offsets, tokens, V_CHUNK)
-    out = torch.zeros((heads, d, width), dtype=torch.float8_e4m3fn, device=v.device)
+    out = torch.empty((heads, d, width), dtype=torch.float8_e4m3fn, device=v.device)
+    # The pass writes every chunk of every request, columns[n] >= tokens of them: only the columns
+    # past the tokens may be left, and zeros there cost a memset of (n + 1) chunks, not of v^T.
+    out[:, :, tokens:].zero_()
     if tokens and n:
         per_head = scale.to(device=v.device, dtype=torch.float32).reshape(heads).contiguous()
         _v_columns_fwd[(n, triton.cdiv(longest, V_COLUMN_TOKENS), heads)](
