@@ -19,6 +19,7 @@ import json
 
 import torch
 import torch.nn.functional as F
+from common import cuda_ms
 
 E4M3_MAX = 448.0
 
@@ -27,20 +28,6 @@ def rowwise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """x (M, K) as e4m3 with one fp32 scale per row (its largest magnitude over 448)."""
     scale = x.float().abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / E4M3_MAX
     return (x.float() / scale).to(torch.float8_e4m3fn), scale
-
-
-def timed(fn, repeats: int) -> float:
-    """ms a call, from CUDA events around ``repeats`` calls after 3 warm-up calls."""
-    for _ in range(3):
-        fn()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda.synchronize()
-    start.record()
-    for _ in range(repeats):
-        fn()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) / repeats
 
 
 def distance(got: torch.Tensor, want: torch.Tensor) -> dict[str, float]:
@@ -73,12 +60,12 @@ def main() -> None:
             b16 = None if bias is None else bias.bfloat16()
             rows: dict[str, dict[str, float | str]] = {}
             if bias is not None:
-                rows["bf16 linear"] = {"ms": timed(lambda: F.linear(a16, w16, b16), args.repeats),
+                rows["bf16 linear"] = {"ms": cuda_ms(lambda: F.linear(a16, w16, b16), args.repeats, warmups=3),
                                        **distance(F.linear(a16, w16, b16), want)}
             else:
                 stream = torch.zeros(m, e, device=dev)
                 rows["bf16 addmm into fp32"] = {
-                    "ms": timed(lambda: torch.addmm(stream, a16, w16.t(), out_dtype=torch.float32, out=stream), args.repeats),
+                    "ms": cuda_ms(lambda: torch.addmm(stream, a16, w16.t(), out_dtype=torch.float32, out=stream), args.repeats, warmups=3),
                     **distance(torch.addmm(torch.zeros(m, e, device=dev), a16, w16.t(), out_dtype=torch.float32), want)}
             a8, sa = rowwise(act)
             w8, sw = rowwise(w)
@@ -91,7 +78,7 @@ def main() -> None:
                         return torch._scaled_mm(a8, w8.t(), sa, sw_t, bias=None if bias is None else bias.to(out_dtype),
                                                 out_dtype=out_dtype, use_fast_accum=fast)
                     try:
-                        rows[label] = {"ms": timed(run, args.repeats), **distance(run(), want)}
+                        rows[label] = {"ms": cuda_ms(run, args.repeats, warmups=3), **distance(run(), want)}
                     except Exception as exc:
                         rows[label] = {"refused": str(exc).splitlines()[0][:160]}
             amax_a, amax_w = float(act.abs().max()) / E4M3_MAX, float(w.abs().max()) / E4M3_MAX
@@ -103,10 +90,10 @@ def main() -> None:
                 return torch._scaled_mm(t8, tw8.t(), sta, stw, bias=None if bias is None else bias.bfloat16(),
                                         out_dtype=torch.bfloat16, use_fast_accum=True)
             try:
-                rows["fp8 tensorwise bf16 fast"] = {"ms": timed(tensorwise, args.repeats), **distance(tensorwise(), want)}
+                rows["fp8 tensorwise bf16 fast"] = {"ms": cuda_ms(tensorwise, args.repeats, warmups=3), **distance(tensorwise(), want)}
             except Exception as exc:
                 rows["fp8 tensorwise bf16 fast"] = {"refused": str(exc).splitlines()[0][:160]}
-            quant = timed(lambda: rowwise(act), args.repeats)
+            quant = cuda_ms(lambda: rowwise(act), args.repeats, warmups=3)
             for label, row in rows.items():
                 if "ms" in row:
                     row["ms"] = round(row["ms"], 4)
