@@ -563,7 +563,6 @@ class Batcher:
             self.outcome.discarded_queries += len(ids)
 
     def _answer(self, ids: list[int], idx: list[int], staging: Staging) -> None:
-        out = self.outcome
         if self._stopping:
             self._discard(ids)
             return
@@ -573,13 +572,10 @@ class Batcher:
             t1 = time.perf_counter()
             scores = self.backend.predict(batch)
             t2 = time.perf_counter()
-            with self._tally:
-                out.predict_s += t2 - t1
-                out.gather_s += t1 - t0
         except Exception as exc:
             self._failed(ids, exc)
             return
-        self._respond(ids, idx, scores, len(batch))
+        self._respond(ids, idx, scores, len(batch), t2 - t1, t1 - t0)
 
     def _submit(self, ids: list[int], idx: list[int], stamps: list[tuple[float, int]]) -> None:
         """Asynchronous: hand the batch to ``predict_async``; :meth:`_resolved` answers it. No
@@ -593,29 +589,25 @@ class Batcher:
             batch = self.library.gather(idx)
             t1 = time.perf_counter()
             future = self.backend.predict_async(batch)
-            with self._tally:
-                self.outcome.gather_s += t1 - t0
         except Exception as exc:
             self._failed(ids, exc)
             self._settled(stamps)
             return
         n = len(batch)
-        future.add_done_callback(lambda done: self._resolved(done, ids, idx, n, stamps, t1))
+        future.add_done_callback(lambda done: self._resolved(done, ids, idx, n, stamps, t1, t1 - t0))
 
     def _resolved(self, done: Future[np.ndarray], ids: list[int], idx: list[int], n: int,
-                  stamps: list[tuple[float, int]], submitted: float) -> None:
+                  stamps: list[tuple[float, int]], submitted: float, gather_s: float) -> None:
         """Answer a batch whose future resolved (on the thread that resolved it). Never raises: a
         future's callback that raised would be logged and dropped, its samples never answered."""
         try:
             waited = time.perf_counter() - submitted
-            with self._tally:
-                self.outcome.predict_s += waited
             try:
                 scores = done.result()
             except Exception as exc:
-                self._failed(ids, exc)
+                self._failed(ids, exc, waited, gather_s)
             else:
-                self._respond(ids, idx, scores, n)
+                self._respond(ids, idx, scores, n, waited, gather_s)
         except Exception as exc:  # pragma: no cover - _failed and _respond answer every sample themselves
             log.exception("answering a batch failed: %s", exc)
         finally:
@@ -630,21 +622,26 @@ class Batcher:
                 self._slots.release()
             self._permits.release()
 
-    def _failed(self, ids: list[int], exc: Exception) -> None:
+    def _failed(self, ids: list[int], exc: Exception, predict_s: float = 0.0, gather_s: float = 0.0) -> None:
         """Answer a batch whose backend call raised with empty responses and record the error
-        (after a stop signal: discard it, e.g. a scheduler closed under a call that was waiting)."""
+        (after a stop signal: discard it, e.g. a scheduler closed under a call that was waiting);
+        ``predict_s`` and ``gather_s``: the batch's time in the backend and in gathering, if known."""
         if self._stopping:
             self._discard(ids)
             return
         message = f"{type(exc).__name__}: {exc}"
+        out = self.outcome
         with self._tally:
-            self.outcome.record_error(message)  # before LoadGen hears of it: the run's end may follow
+            out.record_error(message)  # before LoadGen hears of it: the run's end may follow
+            out.predict_s += predict_s
+            out.gather_s += gather_s
         lg.QuerySamplesComplete([lg.QuerySampleResponse(i, 0, 0) for i in ids])
         with self._tally:
             self.outcome.completed_queries += len(ids)
 
-    def _respond(self, ids: list[int], idx: list[int], scores: Any, n: int) -> None:
-        """Answer a batch of ``n`` items with ``scores``: one ``QuerySamplesComplete`` for all of it."""
+    def _respond(self, ids: list[int], idx: list[int], scores: Any, n: int, predict_s: float, gather_s: float) -> None:
+        """Answer a batch of ``n`` items with ``scores``: one ``QuerySamplesComplete`` for all of it;
+        counted with the seconds it spent in the backend (``predict_s``) and being gathered."""
         out = self.outcome
         try:
             if not isinstance(scores, np.ndarray) or scores.dtype != np.float32 or scores.shape[:1] != (n,):
@@ -657,7 +654,7 @@ class Batcher:
             elif self._labels is not None:
                 scores = self._pairs(scores, idx, self._labels)
         except Exception as exc:
-            self._failed(ids, exc)
+            self._failed(ids, exc, predict_s, gather_s)
             return
         response = lg.QuerySampleResponse
         responses: list[Any] = []
@@ -681,6 +678,8 @@ class Batcher:
             out.completed_queries += len(ids)
             out.completed_items += offset
             out.batches += 1
+            out.predict_s += predict_s
+            out.gather_s += gather_s
 
     def _pairs(self, scores: np.ndarray, idx: list[int], labels: np.ndarray) -> np.ndarray:
         """(items, tasks, 2) float32: each score beside its item's label, in the batch's order."""
