@@ -637,7 +637,7 @@ class Batcher:
             out.gather_s += gather_s
         lg.QuerySamplesComplete([lg.QuerySampleResponse(i, 0, 0) for i in ids])
         with self._tally:
-            self.outcome.completed_queries += len(ids)
+            out.completed_queries += len(ids)
 
     def _respond(self, ids: list[int], idx: list[int], scores: Any, n: int, predict_s: float, gather_s: float) -> None:
         """Answer a batch of ``n`` items with ``scores``: one ``QuerySamplesComplete`` for all of it;
