@@ -113,7 +113,7 @@ def fp8_lines(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, jag, last_fp8, 
             got = hstu.hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1, jag.max_len, fp8=True, tile=tile)
             off = float((got - want).abs().max() / want.abs().max())
             with_quant = cuda_ms(lambda tile=tile: hstu.hstu_attention(q, k, v, jag.offsets, jag.history, jag.max_len, 0.1,
-                                                                       jag.max_len, fp8=True, tile=tile))
+                                                                        jag.max_len, fp8=True, tile=tile))
         except Exception as exc:  # a shape that does not compile or launch here: said, and the rest go on
             print(json.dumps({"kernel": "hstu_attention fp8", "tile": tile.text(), "failed": f"{type(exc).__name__}: {exc}"[:300]}),
                   flush=True)

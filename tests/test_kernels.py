@@ -572,11 +572,12 @@ def test_hstu_quantize_v_columns_lays_out_chunks_for_the_8bit_p() -> None:
     scale = torch.tensor([0.01, 0.002, 0.05, 0.004], device=DEVICE)
     # Memory torch leaves uninitialized is filled with NaN (0x7f in e4m3): a column the pass and its
     # zeroing miss fails the comparisons below.
+    deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     try:
         vt, columns = hstu.quantize_v_columns(v, offsets, int(lengths.max()), scale)
     finally:
-        torch.use_deterministic_algorithms(False)
+        torch.use_deterministic_algorithms(deterministic)
     assert vt.dtype == torch.float8_e4m3fn and vt.shape[:2] == (4, 128) and vt.shape[2] % 16 == 0
     assert columns.tolist() == [0, 32, 64, 64, 160, 192] and vt.shape[2] >= 192
     m = torch.arange(32)
