@@ -378,19 +378,19 @@ class TorchCUDABackend(Backend):
         "gemm": Option("fused matmuls: Triton, cuBLAS (then one epilogue kernel) or the measured pick per weight", choices=("triton", "cublas", "auto")),
         "residual": Option("how fp8 cross layers read x0 and x_l: bf16, x0-fp8 or fp8 (x_l kept in fp8 alone)", choices=("bf16", "x0-fp8", "fp8")),
         "fuse_last": Option("the 1-wide last layer in the epilogue of the matmul before it", choices=("0", "1")),
-        "tune": Option("time the fused matmuls' (dlrm-v3: the attention's, in fp8 with attention=qk-fp8) tile shapes at load",
+        "tune": Option("time the fused matmuls' (dlrm-v3: the attention's, in fp8 with attention=qk-fp8; not qkv-fp8) tile shapes at load",
                        choices=("0", "1")),
         "sync": Option("how a lane waits for its batch: block (sleep until the GPU signals) or spin (busy-wait, CUDA's default)", choices=SYNCS),
         "compute": Option("where batches run: one stream shared by every lane, in order (default for dlrm-v2), or a stream per lane",
                           choices=COMPUTE),
         "counts": Option("where dlrm-v3 learns each request's length: host (default: the dataset's counts, sent with the batch) "
                          "or device (counted on the GPU and read back mid-forward)", choices=COUNTS_FROM),
-        "attention": Option("dlrm-v3's fused attention: auto (default: qk-fp8 where the Gluon kernel runs, else model), gluon "
+        "attention": Option("dlrm-v3's fused attention: auto (default: qkv-fp8 where the Gluon kernel runs, else model), gluon "
                             "(the Hopper kernel with asynchronous products, bf16 on sm_90: 1.08x the Triton kernel on an H200), "
                             "model (the Triton kernel in the model's dtype), fp8 (its two products in fp8 e4m3; passes the "
                             "99.9% gate but took 2.3x bf16's time on an H200, quantizing included) or qk-fp8 (the gluon kernel "
                             "with q and k in fp8 e4m3: 1.04x to 1.06x gluon on an H200, passing the gate) or qkv-fp8 (qk-fp8 "
-                            "with p v in e4m3 too: Offline 1.02x qk-fp8 on an H200, gated at the 1 M cap)",
+                            "with p v in e4m3 too: Offline 1.06x qk-fp8 on an H200, passing the gate; one launch shape, so no tune=1)",
                             choices=("auto", "gluon", "model", "fp8", "qk-fp8", "qkv-fp8")),
         "attention_out": Option("the dtype dlrm-v3's Gluon attention writes its output in: bf16 (default; rounded once from "
                                 "fp32 sums, as the plain path's bf16 attention) or fp32", choices=("bf16", "fp32")),

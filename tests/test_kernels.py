@@ -1036,11 +1036,27 @@ def test_dlrm_v3_attention_option_takes_gluon_only_where_it_runs() -> None:
             ("bf16", {"attention": "model", "attention_out": "bf16"}, ConfigError, "'attention_out' applies to the Gluon "
              "attention (attention=auto on sm_90, gluon, qk-fp8 or qkv-fp8), not to attention=model"),
             ("bf16", {"attention": "qkv-fp8"}, BackendUnavailableError, "'attention' qkv-fp8 needs an sm_90 GPU (Hopper: H100, H200; got cpu)"),
-            ("bf16", {"attention": "qkv-fp8", "tune": "1"}, ConfigError,
-             "'tune' 1 times the shapes of attention=qk-fp8 and gluon; qkv-fp8 has one (got attention=qkv-fp8)")):
+            ("bf16", {"attention": "qkv-fp8", "tune": "1"}, BackendUnavailableError,
+             "'attention' qkv-fp8 needs an sm_90 GPU (Hopper: H100, H200; got cpu)")):
         with pytest.raises(error) as caught:
             fused.for_backend(build(spec), spec, precision, options)
         assert str(caught.value) == message
+
+
+def test_attention_auto_is_qkv_fp8_where_the_gluon_kernel_runs() -> None:
+    """What ``--option attention`` runs, given whether the Gluon kernel runs here (True, or why
+    not): ``auto`` is qkv-fp8 on sm_90 in bf16 and the Triton kernel elsewhere; qkv-fp8, asked for
+    or picked by ``auto``, is refused with ``tune=1`` (one launch shape), which the other modes take."""
+    from suite.errors import ConfigError
+
+    why = "needs an sm_90 GPU (Hopper: H100, H200; got cpu)"
+    assert fused.attention_mode("auto", True, "0") == "qkv-fp8"
+    assert fused.attention_mode("auto", why, "0") == fused.attention_mode("auto", why, "1") == "model"
+    assert [fused.attention_mode(m, True, "1") for m in ("gluon", "qk-fp8", "model", "fp8")] == ["gluon", "qk-fp8", "model", "fp8"]
+    for attention, got in (("qkv-fp8", "attention=qkv-fp8"), ("auto", "attention=auto, which is qkv-fp8 on this GPU")):
+        with pytest.raises(ConfigError) as caught:
+            fused.attention_mode(attention, True, "1")
+        assert str(caught.value) == f"'tune' 1 times the shapes of attention=qk-fp8 and gluon; qkv-fp8 has one (got {got})"
 
 
 @pytest.mark.cuda

@@ -430,8 +430,8 @@ DEFAULT_ROWS = {"fp8": "fp8", "bf16": "bf16", "fp16": "fp16"}
 #:   ``tune=1`` picked Triton for every layer (0.764 ms).
 #: - bf16: Triton's GEMMs 1.263 ms (48.1k), AUC 99.99% (the 99.9% gate), against cuBLAS's with the
 #:   separate epilogue 1.298 ms (100.00%).
-#: dlrm-v3's ``--option attention``: ``auto`` (the default) the Gluon kernel with q and k in fp8
-#: (``qk-fp8``) where it runs, else the Triton one; ``gluon`` the Hopper kernel with asynchronous
+#: dlrm-v3's ``--option attention``: ``auto`` (the default) the Gluon kernel with q, k and v in fp8
+#: (``qkv-fp8``) where it runs, else the Triton one (:func:`attention_mode`); ``gluon`` the Hopper kernel with asynchronous
 #: products and specialized warps in bf16
 #: (suite.backends.kernels.hstu_wg: bf16 on sm_90; on an H200, 0.977 ms against the Triton kernel's
 #: 1.111 for 8 MLPerf-size requests, and dlrm-v3 Offline 1,019.3 requests/s); ``model`` the Triton kernel in the
@@ -440,10 +440,13 @@ DEFAULT_ROWS = {"fp8": "fp8", "bf16": "bf16", "fp16": "fp16"}
 #: in the kernel; k one per head from a bound on the layer's weights), the products with v in bf16
 #: (suite.backends.kernels.hstu_wg, ``qk_fp8=True``): on an H200 1,070.2 requests/s Offline at the
 #: 1 M cap, passing the 99.9% gate (session 26); ``qkv-fp8`` that kernel with ``p v`` in e4m3 too (v
-#: one scale per head from a bound on the layer's weights, p cast in the kernel; on an H200 the
-#: kernel alone 1.10x qk-fp8's and Offline 1.02x at the 1 M cap, passing the gate there, session 28;
-#: docs/dlrm-v3.md).
+#: one scale per head from a bound on the layer's weights, p cast in the kernel; on an H200, once
+#: its v^T pass wrote 16 bytes a thread, Offline 1,136.0 requests/s against qk-fp8's 1,073.0 at the
+#: 100 M cap in one call, passing the gate at 1 M and 100 M, Server 1,022.5 VALID at 0.9x, session
+#: 30; docs/dlrm-v3.md).
 ATTENTION_MODES = ("auto", "gluon", "model", "fp8", "qk-fp8", "qkv-fp8")
+#: The modes that run the Gluon kernel, refused where it cannot run.
+GLUON_MODES = ("gluon", "qk-fp8", "qkv-fp8")
 #: dlrm-v3's ``--option projections``: its STU layers' two products in ``bf16`` (the default), both
 #: in fp8 e4m3 with row-wise scales (``fp8``) or the output projection alone (``fp8-out``):
 #: suite.models.dlrm_v3_fp8.
@@ -469,6 +472,22 @@ def _gluon_runs(model: nn.Module, precision: str) -> bool | str:
     return True
 
 
+def attention_mode(attention: str, runs: bool | str, tune: str) -> str:
+    """The attention dlrm-v3's ``--option attention`` runs: ``auto`` is ``qkv-fp8`` where the
+    Gluon kernel runs (``runs`` True, from :func:`_gluon_runs`), else ``model``; any other mode is
+    itself. Refused: a Gluon mode where the kernel cannot run (``runs`` says why), and ``tune`` 1
+    with ``qkv-fp8``, whose kernel has one launch shape."""
+    from suite.errors import BackendUnavailableError, ConfigError
+
+    if attention in GLUON_MODES and runs is not True:
+        raise BackendUnavailableError(f"'attention' {attention} {runs}")
+    mode = attention if attention != "auto" else "qkv-fp8" if runs is True else "model"
+    if mode == "qkv-fp8" and tune == "1":
+        got = "attention=qkv-fp8" if attention == mode else f"attention={attention}, which is qkv-fp8 on this GPU"
+        raise ConfigError(f"'tune' 1 times the shapes of attention=qk-fp8 and gluon; qkv-fp8 has one (got {got})")
+    return mode
+
+
 def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, str]) -> FusedDLRM:
     """torch-cuda's hook: :func:`fuse` with the backend's ``--precision`` and its options ``rows``
     (bf16|fp16|fp8|int8), ``row_scales`` (inline|apart|table: where 8-bit rows keep their scales),
@@ -485,12 +504,9 @@ def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, 
         one_of("tune", tune, ("0", "1"))
         attention = options.get("attention", ATTENTION_MODES[0])
         one_of("attention", attention, ATTENTION_MODES)
-        if attention == "qkv-fp8" and tune == "1":
-            raise ConfigError("'tune' 1 times the shapes of attention=qk-fp8 and gluon; qkv-fp8 has one (got attention=qkv-fp8)")
-        runs = _gluon_runs(model, precision) if attention in ("auto", "gluon", "qk-fp8", "qkv-fp8") else False
-        if attention in ("gluon", "qk-fp8", "qkv-fp8") and runs is not True:
-            raise BackendUnavailableError(f"'attention' {attention} {runs}")
+        runs = _gluon_runs(model, precision) if attention in ("auto", *GLUON_MODES) else False
         # tune=1: time the attention's tile shapes on MLPerf-size requests at load (a few seconds).
+        picked = attention_mode(attention, runs, tune)
         gluon = runs is True
         attention_out = options.get("attention_out", "bf16")
         one_of("attention_out", attention_out, tuple(ATTENTION_OUT))
@@ -501,10 +517,9 @@ def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, 
         one_of("projections", projections, PROJECTIONS)
         if projections != "bf16" and precision != "bf16":
             raise ConfigError(f"'projections' {projections} needs 'precision' bf16 (got {precision!r})")
-        return use_fused_attention(model, tune_tiles=tune == "1", fp8=attention == "fp8", gluon=gluon,  # type: ignore[return-value]  # it returns the nn.Module it was given, patched
-                                   projections=projections,
-                                   qk_fp8=attention in ("qk-fp8", "qkv-fp8") or (attention == "auto" and gluon),
-                                   attention_out=attention_out, v_fp8=attention == "qkv-fp8")
+        return use_fused_attention(model, tune_tiles=tune == "1", fp8=picked == "fp8", gluon=gluon,  # type: ignore[return-value]  # it returns the nn.Module it was given, patched
+                                   projections=projections, qk_fp8=picked in ("qk-fp8", "qkv-fp8"),
+                                   attention_out=attention_out, v_fp8=picked == "qkv-fp8")
     if spec.name not in FUSABLE:
         raise BackendUnavailableError(
             f"torch-cuda's fused kernels ('--precision fp8', 'fused=1') run {list(FUSABLE)} only (got {spec.name!r})")
