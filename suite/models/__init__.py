@@ -132,7 +132,7 @@ def build(spec: ModelSpec, *, device: torch.device | str = "cpu", dtype: torch.d
     """
     import torch
 
-    from suite.models.init import Init, materialize
+    from suite.models.init import Init, materialize, on_meta
 
     config = spec.config
     cls = config.module_class()
@@ -140,7 +140,7 @@ def build(spec: ModelSpec, *, device: torch.device | str = "cpu", dtype: torch.d
         raise ValueError("rows: a model with loaded weights has no seeded rows to take")
     init = Init()
     weight_rows: dict[str, tuple[torch.Tensor, int]] = {}
-    with torch.device("meta"):
+    with on_meta():
         model: torch.nn.Module = cls(config, spec.schema, init)
         for name, ids in (rows or {}).items():
             whole = model.get_submodule(name)

@@ -19,11 +19,14 @@ import contextlib
 import hashlib
 import os
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 #: Elements drawn from one generator stream (4 MiB of fp32): the unit of chunk independence.
 BLOCK_ELEMENTS = 1 << 20
@@ -54,6 +57,40 @@ class Init:
 
     def uniform(self, tensor: torch.Tensor, bound: float) -> None:
         self.draws[id(tensor)] = (tensor, Draw("uniform", float(bound)))
+
+
+#: In-place random fills a module constructor may call on its parameters (directly, or through
+#: ``torch.nn.init``): on the meta device they are skipped (see :func:`on_meta`).
+_RANDOM_FILLS = frozenset(
+    getattr(torch.Tensor, name)
+    for name in ("normal_", "uniform_", "bernoulli_", "random_", "exponential_", "geometric_", "log_normal_", "cauchy_")
+)
+
+
+class _SkipMetaFills(TorchFunctionMode):
+    """Leaves meta tensors as they are where a constructor would draw them at random."""
+
+    def __torch_function__(
+        self, func: Callable[..., Any], types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        target = args[0] if args else (kwargs or {}).get("tensor")
+        if isinstance(target, torch.Tensor) and target.is_meta and (
+            func in _RANDOM_FILLS or (getattr(func, "__module__", None) == "torch.nn.init" and func.__name__.endswith("_"))
+        ):
+            return target
+        return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def on_meta() -> Iterator[None]:
+    """Construct modules on torch's ``meta`` device, their constructors' own random
+    initialisation skipped (a meta tensor holds no values; :func:`materialize` draws them all).
+
+    Running it would cost nothing but time: torch's meta kernels for the random fills are Python
+    decompositions, and the first one a process calls imports them all (some 2 s of every run).
+    """
+    with torch.device("meta"), _SkipMetaFills():
+        yield
 
 
 def block_seed(seed: int, name: str, block: int) -> int:
@@ -187,7 +224,14 @@ def materialize(
         for name, param in model.named_parameters():
             if keep and name.startswith(keep):
                 param.data = param.data.float()
-    model = model.to_empty(device=device)
+    # ``model.to_empty(device=device)``, through torch.empty: empty_like on a meta tensor is a
+    # Python reference whose first call imports sympy (most of a second of every model build).
+    made: dict[int, nn.Parameter] = {}
+    for module in model.modules():
+        for attr, meta in list(module.named_parameters(recurse=False)):
+            if id(meta) not in made:
+                made[id(meta)] = nn.Parameter(torch.empty(meta.shape, dtype=meta.dtype, device=device), meta.requires_grad)
+            setattr(module, attr, made[id(meta)])
     for name, param in model.named_parameters():
         if rows and name in rows:
             ids, whole_rows = rows[name]

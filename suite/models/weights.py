@@ -169,13 +169,11 @@ def mismatch(expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[
 def expected_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
     """Every ``state_dict`` key of ``spec``'s model with its shape, built on torch's meta device
     (no memory, no initialisation: a full-scale model costs nothing)."""
-    import torch
-
-    from suite.models.init import Init
+    from suite.models.init import Init, on_meta
 
     config = spec.config
     cls = config.module_class()
-    with torch.device("meta"):
+    with on_meta():
         model = cls(config, spec.schema, Init())
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
