@@ -212,10 +212,20 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _bias_for_rate(z: np.ndarray, temperature: float, rate: float) -> float:
+    # Bisection on the bias of ``_sigmoid(z / temperature + mid).mean()``, its operations done in
+    # place in one buffer: the same values, bit for bit, at about half the time of fresh arrays
+    # (calibration makes some 6,000 of these passes over the rows).
+    x = z / temperature
+    p = np.empty_like(x)
     lo, hi = -30.0, 30.0
     for _ in range(60):
         mid = (lo + hi) / 2
-        if _sigmoid(z / temperature + mid).mean() < rate:
+        np.add(x, mid, out=p)
+        np.negative(p, out=p)
+        np.exp(p, out=p)
+        np.add(1.0, p, out=p)
+        np.divide(1.0, p, out=p)
+        if p.mean() < rate:
             lo = mid
         else:
             hi = mid
