@@ -307,7 +307,9 @@ def test_bf16_holds_the_gate_where_bf16_throughout_did_not(monkeypatch: pytest.M
     from suite.models import build
     from suite.models.dlrm_v3 import DLRMv3
 
-    items, labels, _, _ = synthetic.generate_requests(SPEC, 128)
+    # 64 requests (336 items): kept fp32 parts hold NE within 0.002% and accuracy and AUC at or above
+    # fp32's, where bf16 throughout is 0.19% off in NE and 0.5% in accuracy (bf16 on a CPU: ~1.4 s a pass).
+    items, labels, _, _ = synthetic.generate_requests(SPEC, 64)
     dense = torch.from_numpy(items.dense)
     sparse = [torch.from_numpy(s) for s in items.sparse]
     real = labels >= 0
