@@ -505,7 +505,6 @@ def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, 
         attention = options.get("attention", ATTENTION_MODES[0])
         one_of("attention", attention, ATTENTION_MODES)
         runs = _gluon_runs(model, precision) if attention in ("auto", *GLUON_MODES) else False
-        # tune=1: time the attention's tile shapes on MLPerf-size requests at load (a few seconds).
         picked = attention_mode(attention, runs, tune)
         gluon = runs is True
         attention_out = options.get("attention_out", "bf16")
@@ -517,6 +516,7 @@ def for_backend(model: nn.Module, spec: Any, precision: str, options: dict[str, 
         one_of("projections", projections, PROJECTIONS)
         if projections != "bf16" and precision != "bf16":
             raise ConfigError(f"'projections' {projections} needs 'precision' bf16 (got {precision!r})")
+        # tune=1: time the attention's tile shapes on MLPerf-size requests at load (a few seconds).
         return use_fused_attention(model, tune_tiles=tune == "1", fp8=picked == "fp8", gluon=gluon,  # type: ignore[return-value]  # it returns the nn.Module it was given, patched
                                    projections=projections, qk_fp8=picked in ("qk-fp8", "qkv-fp8"),
                                    attention_out=attention_out, v_fp8=picked == "qkv-fp8")
