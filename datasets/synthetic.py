@@ -212,9 +212,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _bias_for_rate(z: np.ndarray, temperature: float, rate: float) -> float:
-    # Bisection on the bias of ``_sigmoid(z / temperature + mid).mean()``, its operations done in
-    # place in one buffer: the same values, bit for bit, at about half the time of fresh arrays
-    # (calibration makes some 6,000 of these passes over the rows).
+    # Bisection on the bias of ``_sigmoid(z / temperature + mid).mean()``, in place in one buffer:
+    # the same bits at about half the time of fresh arrays (calibration makes some 6,000 passes).
     x = z / temperature
     p = np.empty_like(x)
     lo, hi = -30.0, 30.0
