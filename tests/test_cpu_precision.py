@@ -50,16 +50,21 @@ def test_byte_rowwise_bag_sums_rows_within_their_quantization_step() -> None:
 
 def test_int8_linear_is_close_to_fp32_with_the_activation_bits_the_cpu_sums_exactly() -> None:
     """8-bit activations where fbgemm sums in int32 (AVX-512 VNNI), 7 bits where it adds pairs of
-    products in saturating int16 (AVX2): either way within 2% of the largest output of fp32's."""
-    linear = torch.nn.Linear(64, 32)
-    x = torch.randn(16, 64)
+    products in saturating int16 (AVX2): within 2% of the largest output of fp32's with 8 bits, and
+    within 4% with 7 (twice the step). The draw is seeded: over 1,500 seeds, 7 bits' worst was 2.4%,
+    and 4% of draws passed 2%, so an unseeded draw against 2% failed now and then."""
+    with torch.random.fork_rng():  # seeded here, the global stream left as the tests before left it
+        torch.manual_seed(20)
+        linear = torch.nn.Linear(64, 32)
+        x = torch.randn(16, 64)
     int8 = Int8Linear(linear)
     with torch.inference_mode():
         exact, quantized = linear(x), int8(x)
     assert int8.reduce_range == (not full_range_activations())
     assert full_range_activations() == bool(torch.cpu._is_vnni_supported())
     assert quantized.shape == exact.shape
-    assert float((quantized - exact).abs().max()) < 0.02 * float(exact.abs().max())
+    bound = 0.04 if int8.reduce_range else 0.02
+    assert float((quantized - exact).abs().max()) < bound * float(exact.abs().max())
 
 
 def test_relu_folds_into_the_int8_layer_before_it() -> None:
